@@ -1,0 +1,89 @@
+"""Options shared by every subcommand, and the one way commands print results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+
+from fedchain.config import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(f: F) -> F:
+    """``--json``: print exactly one JSON document on stdout."""
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(f)
+
+
+def state_dir_option(f: F) -> F:
+    return click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Where fedchain keeps pids, URLs, deployments and the local store [env FEDCHAIN_STATE_DIR; default .fedchain].",
+    )(f)
+
+
+def rpc_url_option(f: F) -> F:
+    return click.option(
+        "--rpc-url", default=None, help="Ethereum JSON-RPC URL [env FEDCHAIN_RPC_URL; default: the managed devnet]."
+    )(f)
+
+
+def ipfs_api_option(f: F) -> F:
+    return click.option(
+        "--ipfs-api", default=None, help="IPFS (Kubo-compatible) RPC API URL [env FEDCHAIN_IPFS_API; default: the managed node]."
+    )(f)
+
+
+def store_option(f: F) -> F:
+    return click.option(
+        "--store",
+        type=click.Choice(["ipfs", "local"]),
+        default=None,
+        help="Blob store: the IPFS node, or the daemon-less local content-addressed store [env FEDCHAIN_STORE].",
+    )(f)
+
+
+def keystore_option(f: F) -> F:
+    return click.option(
+        "--keystore",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Encrypted eth-account keystore JSON [env FEDCHAIN_KEYSTORE]; password from FEDCHAIN_PASSWORD or a prompt.",
+    )(f)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    """Settings with CLI flags applied over env, fedchain.toml and defaults."""
+    return load_settings(**overrides)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert dataclasses, enums, bytes, paths and containers into JSON-ready values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: to_jsonable(v) for k, v in asdict(value).items()}
+    if isinstance(value, Enum):
+        return value.name.lower()
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def emit(as_json: bool, payload: Any, human: str | Callable[[], str]) -> None:
+    """Print ``payload`` as one JSON document, or ``human`` text, on stdout."""
+    if as_json:
+        click.echo(json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
+    else:
+        click.echo(human() if callable(human) else human)

@@ -1,0 +1,221 @@
+"""The single error hierarchy of fedchain.
+
+Every error raised on purpose by the library derives from :class:`FedchainError`.
+Each family carries an :class:`ExitCode`; the CLI maps an uncaught error to exactly
+one line on stderr and that exit code. Codes are listed once and never reused.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Process exit codes. Never renumber or reuse a value."""
+
+    OK = 0
+    GENERIC = 1
+    USAGE = 2  # click's own code for bad command-line usage
+    CONFIG = 10
+    CHAIN = 20
+    RPC_UNAVAILABLE = 21
+    CHAIN_ID_MISMATCH = 22
+    DEPLOYMENT_NOT_FOUND = 23
+    CONTRACT_REVERT = 24
+    INSUFFICIENT_FUNDS = 25
+    KEYSTORE = 26
+    TRANSACTION_FAILED = 27
+    STORAGE = 30
+    STORAGE_UNAVAILABLE = 31
+    INTEGRITY = 32
+    BLOB_FORMAT = 33
+    BLOB_NOT_FOUND = 34
+    AGGREGATION = 40
+    UPDATE_REJECTED = 41
+    TOO_FEW_UPDATES = 42
+    DATA_SCHEMA = 43
+    TRAINING = 44
+    AUDIT = 50
+    AUDIT_FINDINGS = 51
+    SERVICE = 60
+    PARTICIPANT = 70
+
+
+class FedchainError(Exception):
+    """Root of all fedchain errors."""
+
+    exit_code: ExitCode = ExitCode.GENERIC
+
+
+# --- configuration -----------------------------------------------------------
+class ConfigError(FedchainError):
+    """Invalid or missing configuration (flags, env, fedchain.toml)."""
+
+    exit_code = ExitCode.CONFIG
+
+
+# --- chain --------------------------------------------------------------------
+class ChainError(FedchainError):
+    """Anything that went wrong talking to the Ethereum node."""
+
+    exit_code = ExitCode.CHAIN
+
+
+class RpcUnavailableError(ChainError):
+    """The RPC endpoint cannot be reached."""
+
+    exit_code = ExitCode.RPC_UNAVAILABLE
+
+
+class ChainIdMismatchError(ChainError):
+    """The node reports another chain id than the deployment or config expects."""
+
+    exit_code = ExitCode.CHAIN_ID_MISMATCH
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"chain id mismatch: expected {expected}, node reports {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class DeploymentNotFoundError(ChainError):
+    """No deployment record, or no contract code at the recorded address."""
+
+    exit_code = ExitCode.DEPLOYMENT_NOT_FOUND
+
+
+class ContractRevertError(ChainError):
+    """A call or transaction reverted with a decoded custom error."""
+
+    exit_code = ExitCode.CONTRACT_REVERT
+
+    def __init__(self, error_name: str, args: dict[str, Any] | None = None, *, function: str = "") -> None:
+        self.error_name = error_name
+        self.error_args: dict[str, Any] = dict(args or {})
+        self.function = function
+        rendered = ", ".join(f"{k}={_render(v)}" for k, v in self.error_args.items())
+        where = f"{function}: " if function else ""
+        super().__init__(f"{where}contract reverted with {error_name}({rendered})")
+
+
+class InsufficientFundsError(ChainError):
+    """The sending account cannot pay for gas."""
+
+    exit_code = ExitCode.INSUFFICIENT_FUNDS
+
+
+class KeystoreError(ChainError):
+    """A keystore is missing, malformed, or its password is wrong."""
+
+    exit_code = ExitCode.KEYSTORE
+
+
+class TransactionFailedError(ChainError):
+    """A transaction was mined but failed without a decodable reason, or timed out."""
+
+    exit_code = ExitCode.TRANSACTION_FAILED
+
+
+# --- storage ------------------------------------------------------------------
+class StorageError(FedchainError):
+    """Blob storage failure."""
+
+    exit_code = ExitCode.STORAGE
+
+
+class StorageUnavailableError(StorageError):
+    """The IPFS node (or other backend) cannot be reached."""
+
+    exit_code = ExitCode.STORAGE_UNAVAILABLE
+
+
+class IntegrityError(StorageError):
+    """Bytes do not match the CID or digest they are filed under."""
+
+    exit_code = ExitCode.INTEGRITY
+
+
+class BlobFormatError(StorageError):
+    """A blob is not a valid canonical fedchain blob."""
+
+    exit_code = ExitCode.BLOB_FORMAT
+
+
+class BlobNotFoundError(StorageError):
+    """No blob with that CID is available."""
+
+    exit_code = ExitCode.BLOB_NOT_FOUND
+
+
+# --- learning -----------------------------------------------------------------
+class AggregationError(FedchainError):
+    """Aggregation could not produce a model."""
+
+    exit_code = ExitCode.AGGREGATION
+
+
+class UpdateRejectedError(AggregationError):
+    """One participant's update is malformed (shape, dtype, NaN/Inf, base model)."""
+
+    exit_code = ExitCode.UPDATE_REJECTED
+
+    def __init__(self, participant: str, reason: str) -> None:
+        super().__init__(f"update from {participant} rejected: {reason}")
+        self.participant = participant
+        self.reason = reason
+
+
+class TooFewUpdatesError(AggregationError):
+    """Fewer valid updates than the round's minimum."""
+
+    exit_code = ExitCode.TOO_FEW_UPDATES
+
+    def __init__(self, valid: int, minimum: int) -> None:
+        super().__init__(f"only {valid} valid update(s), the round needs at least {minimum}")
+        self.valid = valid
+        self.minimum = minimum
+
+
+class DataSchemaError(FedchainError):
+    """A participant's data does not match the task's data schema."""
+
+    exit_code = ExitCode.DATA_SCHEMA
+
+
+class TrainingError(FedchainError):
+    """Local training failed."""
+
+    exit_code = ExitCode.TRAINING
+
+
+# --- audit --------------------------------------------------------------------
+class AuditError(FedchainError):
+    """The audit itself could not run (not: the audit found problems)."""
+
+    exit_code = ExitCode.AUDIT
+
+
+class AuditFindingsError(AuditError):
+    """The audit ran and found problems."""
+
+    exit_code = ExitCode.AUDIT_FINDINGS
+
+
+# --- services and roles -----------------------------------------------------
+class ServiceError(FedchainError):
+    """A managed local service (devnet, IPFS node) failed to start, stop or answer."""
+
+    exit_code = ExitCode.SERVICE
+
+
+class ParticipantError(FedchainError):
+    """A participant may not act (not admitted, removed, ...)."""
+
+    exit_code = ExitCode.PARTICIPANT
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return str(value)
