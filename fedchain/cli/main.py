@@ -13,19 +13,19 @@ import click
 from fedchain import __version__
 from fedchain.errors import FedchainError
 
-# name -> "module:attribute"; each module owns its subgroup.
-SUBCOMMANDS: dict[str, str] = {
-    "contracts": "fedchain.cli.contracts:contracts",
-    "devnet": "fedchain.cli.devnet:devnet",
-    "account": "fedchain.cli.account:account",
-    "ipfs": "fedchain.cli.ipfs:ipfs",
-    "store": "fedchain.cli.store:store",
-    "data": "fedchain.cli.data:data",
-    "participant": "fedchain.cli.participant:participant",
-    "round": "fedchain.cli.round:round_",
-    "aggregator": "fedchain.cli.aggregator:aggregator",
-    "audit": "fedchain.cli.audit:audit",
-    "simulate": "fedchain.cli.simulate:simulate",
+# name -> ("module:attribute", one-line help); each module owns its subgroup.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "contracts": ("fedchain.cli.contracts:contracts", "Compile the Solidity contracts; check committed artifacts."),
+    "devnet": ("fedchain.cli.devnet:devnet", "Start, stop and inspect the local Ethereum devnet."),
+    "account": ("fedchain.cli.account:account", "Encrypted keystores: create, list, fund."),
+    "ipfs": ("fedchain.cli.ipfs:ipfs", "Start, stop and inspect the local IPFS node."),
+    "store": ("fedchain.cli.store:store", "Put, get and compute CIDs of blobs."),
+    "data": ("fedchain.cli.data:data", "Datasets, schemas and per-participant partitions."),
+    "participant": ("fedchain.cli.participant:participant", "Register, train and commit as a participant."),
+    "round": ("fedchain.cli.round:round_", "Open, inspect and finalise rounds (aggregator)."),
+    "aggregator": ("fedchain.cli.aggregator:aggregator", "Run the aggregator agent."),
+    "audit": ("fedchain.cli.audit:audit", "Replay the ledger and IPFS and verify every round."),
+    "simulate": ("fedchain.cli.simulate:simulate", "Run a whole federation end to end, then audit it."),
 }
 
 
@@ -37,11 +37,17 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in SUBCOMMANDS:
-            module_name, attr = SUBCOMMANDS[cmd_name].split(":")
+            module_name, attr = SUBCOMMANDS[cmd_name][0].split(":")
             module = importlib.import_module(module_name)
             command: click.Command = getattr(module, attr)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing must not import every subcommand (torch, web3): use the static help lines.
+        rows = [(name, SUBCOMMANDS[name][1]) for name in sorted(SUBCOMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
