@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+
+/// @title Federation
+/// @notice The ledger of one auditable federated-learning task: participant admission, task
+/// configuration, and rounds in which active participants commit the digest and CID of their model
+/// update and the aggregator finalises the aggregate. The commitments themselves live in the event
+/// log (the audit trail); storage holds only what the state machine needs, packed so that a commit
+/// costs the same in every round.
+/// @dev No function loops over participants or rounds. A commit writes two already non-zero slots.
+contract Federation is AccessControl {
+    /// @notice Role that admits and removes participants and configures the task.
+    bytes32 public constant ADMIN_ROLE = keccak256("ADMIN_ROLE");
+    /// @notice Role that opens, finalises and closes rounds.
+    bytes32 public constant AGGREGATOR_ROLE = keccak256("AGGREGATOR_ROLE");
+
+    /// @notice Lifecycle of a participant: registered (Pending), admitted (Active), or Removed.
+    enum ParticipantStatus {
+        None,
+        Pending,
+        Active,
+        Removed
+    }
+
+    /// @notice Lifecycle of a round: Open for commits, then Finalized (with a model) or Closed (without).
+    enum RoundStatus {
+        None,
+        Open,
+        Finalized,
+        Closed
+    }
+
+    /// @notice Everything stored about one round.
+    /// @dev The first six fields share one storage slot; the digests take one slot each.
+    struct RoundInfo {
+        RoundStatus status;
+        uint64 deadline;
+        uint32 minUpdates;
+        uint32 commitCount;
+        uint32 taskVersion;
+        uint32 includedCount;
+        bytes32 baseModelDigest;
+        bytes32 modelDigest;
+        bytes32 merkleRoot;
+        bytes32 aggregationDigest;
+        bytes32 evidenceDigest;
+    }
+
+    /// @dev One storage slot per participant.
+    struct _Participant {
+        ParticipantStatus status;
+        uint64 lastCommittedRound;
+        uint64 registeredBlock;
+        uint64 statusChangedBlock;
+    }
+
+    /// @dev The task digests; the config CID is only in the TaskConfigured event.
+    struct _Task {
+        uint32 version;
+        bytes32 modelSpecDigest;
+        bytes32 strategyDigest;
+        bytes32 dataSchemaDigest;
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    /// @notice The caller is already registered (in any status).
+    /// @param participant The caller.
+    error FederationAlreadyRegistered(address participant);
+    /// @notice A registration without an organisation name.
+    error FederationInvalidRegistration();
+    /// @notice The participant is not in a status that allows this transition.
+    /// @param participant The participant acted upon.
+    /// @param status Its current status.
+    error FederationInvalidStatus(address participant, ParticipantStatus status);
+    /// @notice A round is open; the action must wait until it is finalised or closed.
+    /// @param roundId The open round.
+    error FederationRoundInProgress(uint256 roundId);
+    /// @notice A task configuration with a zero digest or an empty CID.
+    error FederationInvalidTask();
+    /// @notice No task has been configured yet.
+    error FederationTaskNotConfigured();
+    /// @notice The new round does not start from the latest finalised model.
+    /// @param expected The latest finalised model digest.
+    /// @param given The base model digest given.
+    error FederationBaseModelMismatch(bytes32 expected, bytes32 given);
+    /// @notice A round with a zero digest, empty CID, zero duration or zero minimum.
+    error FederationInvalidRound();
+    /// @notice The caller never registered.
+    /// @param participant The caller.
+    error FederationNotRegistered(address participant);
+    /// @notice The caller is registered but not active.
+    /// @param participant The caller.
+    /// @param status Its current status.
+    error FederationNotActive(address participant, ParticipantStatus status);
+    /// @notice No round with this id was ever opened.
+    /// @param roundId The round id given.
+    error FederationUnknownRound(uint256 roundId);
+    /// @notice The round exists but is not open.
+    /// @param roundId The round.
+    /// @param status Its current status.
+    error FederationRoundNotOpen(uint256 roundId, RoundStatus status);
+    /// @notice The commit deadline of the round has passed.
+    /// @param roundId The round.
+    /// @param deadline Its deadline (unix seconds, inclusive).
+    error FederationCommitTooLate(uint256 roundId, uint64 deadline);
+    /// @notice The participant already committed in this round.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationDuplicateCommit(uint256 roundId, address participant);
+    /// @notice A commitment with a zero digest, empty CID or zero samples.
+    error FederationInvalidCommitment();
+    /// @notice The commit phase is still running: the deadline has not passed and not every active participant committed.
+    /// @param roundId The round.
+    /// @param deadline Its deadline (unix seconds, inclusive).
+    error FederationCommitPhaseActive(uint256 roundId, uint64 deadline);
+    /// @notice More updates claimed to be included than were committed.
+    /// @param includedCount The count given.
+    /// @param commitCount The number of commitments in the round.
+    error FederationInvalidIncludedCount(uint32 includedCount, uint32 commitCount);
+    /// @notice Fewer updates included than the round's minimum.
+    /// @param roundId The round.
+    /// @param includedCount The count given.
+    /// @param minUpdates The round's minimum.
+    error FederationTooFewUpdates(uint256 roundId, uint32 includedCount, uint32 minUpdates);
+    /// @notice A result with a zero model digest, zero Merkle root or empty model CID.
+    error FederationInvalidResult();
+
+    // ---------------------------------------------------------------- events
+
+    /// @notice A participant registered and awaits admission.
+    /// @param participant The participant's address.
+    /// @param organisation Its organisation name.
+    /// @param industry Its industry.
+    /// @param publicKey Its public key (for encrypted exchanges off chain).
+    event ParticipantRegistered(address indexed participant, string organisation, string industry, bytes publicKey);
+    /// @notice A pending participant was admitted and may commit.
+    /// @param participant The participant.
+    /// @param admittedBy The admin who admitted it.
+    event ParticipantAdmitted(address indexed participant, address indexed admittedBy);
+    /// @notice A participant was removed.
+    /// @param participant The participant.
+    /// @param removedBy The admin who removed it.
+    /// @param reason Why.
+    event ParticipantRemoved(address indexed participant, address indexed removedBy, string reason);
+    /// @notice The task was (re)configured.
+    /// @param version The new task version (1, 2, ...).
+    /// @param modelSpecDigest Digest of the model specification.
+    /// @param strategyDigest Digest of the aggregation strategy configuration.
+    /// @param dataSchemaDigest Digest of the data schema.
+    /// @param configCid CID of the full task configuration.
+    event TaskConfigured(
+        uint32 indexed version,
+        bytes32 modelSpecDigest,
+        bytes32 strategyDigest,
+        bytes32 dataSchemaDigest,
+        string configCid
+    );
+    /// @notice A round was opened.
+    /// @param roundId The new round id.
+    /// @param baseModelDigest Digest of the model the participants train from.
+    /// @param baseModelCid CID of that model.
+    /// @param deadline Last second (inclusive) at which commits are accepted.
+    /// @param minUpdates Minimum number of included updates to finalise.
+    /// @param taskVersion The task version the round runs under.
+    event RoundOpened(
+        uint256 indexed roundId,
+        bytes32 baseModelDigest,
+        string baseModelCid,
+        uint64 deadline,
+        uint32 minUpdates,
+        uint32 taskVersion
+    );
+    /// @notice A participant committed its update for a round.
+    /// @param roundId The round.
+    /// @param participant The participant.
+    /// @param updateDigest Digest of the canonical update blob.
+    /// @param cid CID of the update blob.
+    /// @param numSamples Number of training samples behind the update.
+    /// @param metadataDigest Digest of the update's metadata.
+    event UpdateCommitted(
+        uint256 indexed roundId,
+        address indexed participant,
+        bytes32 updateDigest,
+        string cid,
+        uint64 numSamples,
+        bytes32 metadataDigest
+    );
+    /// @notice A round was finalised with a new global model.
+    /// @param roundId The round.
+    /// @param modelDigest Digest of the aggregated model.
+    /// @param modelCid CID of the aggregated model.
+    /// @param merkleRoot Root of the Merkle tree over the included commitment leaves.
+    /// @param aggregationDigest Digest of the aggregation record.
+    /// @param evidenceDigest Digest of the evidence bundle.
+    /// @param evidenceCid CID of the evidence bundle.
+    /// @param includedCount Number of updates included in the aggregate.
+    event RoundFinalized(
+        uint256 indexed roundId,
+        bytes32 modelDigest,
+        string modelCid,
+        bytes32 merkleRoot,
+        bytes32 aggregationDigest,
+        bytes32 evidenceDigest,
+        string evidenceCid,
+        uint32 includedCount
+    );
+    /// @notice A round was closed without a model.
+    /// @param roundId The round.
+    /// @param commitCount Number of commitments it received.
+    /// @param reason Why.
+    event RoundClosed(uint256 indexed roundId, uint32 commitCount, string reason);
+
+    // ---------------------------------------------------------------- state
+
+    mapping(address participant => _Participant) private _participants;
+    mapping(uint256 roundId => RoundInfo) private _rounds;
+    _Task private _task;
+    uint64 private _latestRoundId;
+    uint32 private _activeCount;
+    bytes32 private _currentModelDigest;
+
+    /// @notice Deploys the ledger.
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and ADMIN_ROLE.
+    /// @param aggregator Receives AGGREGATOR_ROLE.
+    constructor(address admin, address aggregator) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _grantRole(ADMIN_ROLE, admin);
+        _grantRole(AGGREGATOR_ROLE, aggregator);
+    }
+
+    // ---------------------------------------------------------------- participants
+
+    /// @notice Registers the caller as a participant awaiting admission.
+    /// @param organisation Organisation name (must not be empty).
+    /// @param industry Industry of the organisation.
+    /// @param publicKey Public key of the participant.
+    function register(string calldata organisation, string calldata industry, bytes calldata publicKey) external {
+        _Participant storage p = _participants[msg.sender];
+        if (p.status != ParticipantStatus.None) revert FederationAlreadyRegistered(msg.sender);
+        if (bytes(organisation).length == 0) revert FederationInvalidRegistration();
+        p.status = ParticipantStatus.Pending;
+        p.registeredBlock = uint64(block.number);
+        p.statusChangedBlock = uint64(block.number);
+        emit ParticipantRegistered(msg.sender, organisation, industry, publicKey);
+    }
+
+    /// @notice Admits a pending participant.
+    /// @param account The participant to admit.
+    function admit(address account) external onlyRole(ADMIN_ROLE) {
+        _Participant storage p = _participants[account];
+        if (p.status != ParticipantStatus.Pending) revert FederationInvalidStatus(account, p.status);
+        p.status = ParticipantStatus.Active;
+        p.statusChangedBlock = uint64(block.number);
+        ++_activeCount;
+        emit ParticipantAdmitted(account, msg.sender);
+    }
+
+    /// @notice Removes a pending or active participant for good.
+    /// @param account The participant to remove.
+    /// @param reason Why (recorded in the event).
+    function remove(address account, string calldata reason) external onlyRole(ADMIN_ROLE) {
+        _Participant storage p = _participants[account];
+        ParticipantStatus status = p.status;
+        if (status != ParticipantStatus.Pending && status != ParticipantStatus.Active) {
+            revert FederationInvalidStatus(account, status);
+        }
+        p.status = ParticipantStatus.Removed;
+        p.statusChangedBlock = uint64(block.number);
+        if (status == ParticipantStatus.Active) --_activeCount;
+        emit ParticipantRemoved(account, msg.sender, reason);
+    }
+
+    // ---------------------------------------------------------------- task
+
+    /// @notice Sets a new task configuration; the task version increases by one.
+    /// @param modelSpecDigest Digest of the model specification (non-zero).
+    /// @param strategyDigest Digest of the strategy configuration (non-zero).
+    /// @param dataSchemaDigest Digest of the data schema (non-zero).
+    /// @param configCid CID of the full configuration (non-empty).
+    function configureTask(
+        bytes32 modelSpecDigest,
+        bytes32 strategyDigest,
+        bytes32 dataSchemaDigest,
+        string calldata configCid
+    ) external onlyRole(ADMIN_ROLE) {
+        uint256 latest = _latestRoundId;
+        if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
+        if (
+            modelSpecDigest == bytes32(0) || strategyDigest == bytes32(0) || dataSchemaDigest == bytes32(0)
+                || bytes(configCid).length == 0
+        ) revert FederationInvalidTask();
+        uint32 version = _task.version + 1;
+        _task = _Task(version, modelSpecDigest, strategyDigest, dataSchemaDigest);
+        emit TaskConfigured(version, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid);
+    }
+
+    // ---------------------------------------------------------------- rounds
+
+    /// @notice Opens the next round.
+    /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
+    /// @param baseModelCid CID of that model.
+    /// @param commitDuration Seconds from now during which commits are accepted (inclusive).
+    /// @param minUpdates Minimum number of included updates to finalise.
+    /// @return roundId The id of the new round.
+    function openRound(bytes32 baseModelDigest, string calldata baseModelCid, uint64 commitDuration, uint32 minUpdates)
+        external
+        onlyRole(AGGREGATOR_ROLE)
+        returns (uint256 roundId)
+    {
+        uint32 taskVersion = _task.version;
+        if (taskVersion == 0) revert FederationTaskNotConfigured();
+        uint256 latest = _latestRoundId;
+        if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
+        uint256 deadline = block.timestamp + commitDuration;
+        if (
+            baseModelDigest == bytes32(0) || bytes(baseModelCid).length == 0 || commitDuration == 0 || minUpdates == 0
+                || deadline > type(uint64).max
+        ) revert FederationInvalidRound();
+        bytes32 current = _currentModelDigest;
+        if (current != bytes32(0) && baseModelDigest != current) {
+            revert FederationBaseModelMismatch(current, baseModelDigest);
+        }
+        roundId = latest + 1;
+        _latestRoundId = uint64(roundId);
+        RoundInfo storage r = _rounds[roundId];
+        r.status = RoundStatus.Open;
+        r.deadline = uint64(deadline);
+        r.minUpdates = minUpdates;
+        r.taskVersion = taskVersion;
+        r.baseModelDigest = baseModelDigest;
+        emit RoundOpened(roundId, baseModelDigest, baseModelCid, uint64(deadline), minUpdates, taskVersion);
+    }
+
+    /// @notice Commits the caller's update for an open round, once per round, up to the deadline.
+    /// @dev Writes two slots that are already non-zero; the commitment itself is only in the event.
+    /// @param roundId The round.
+    /// @param updateDigest Digest of the canonical update blob (non-zero).
+    /// @param cid CID of the update blob (non-empty).
+    /// @param numSamples Number of training samples (non-zero).
+    /// @param metadataDigest Digest of the update's metadata.
+    function commitUpdate(
+        uint256 roundId,
+        bytes32 updateDigest,
+        string calldata cid,
+        uint64 numSamples,
+        bytes32 metadataDigest
+    ) external {
+        _Participant storage p = _participants[msg.sender];
+        ParticipantStatus pStatus = p.status;
+        if (pStatus != ParticipantStatus.Active) {
+            if (pStatus == ParticipantStatus.None) revert FederationNotRegistered(msg.sender);
+            revert FederationNotActive(msg.sender, pStatus);
+        }
+        RoundInfo storage r = _rounds[roundId];
+        RoundStatus rStatus = r.status;
+        if (rStatus != RoundStatus.Open) {
+            if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
+            revert FederationRoundNotOpen(roundId, rStatus);
+        }
+        uint64 deadline = r.deadline;
+        if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
+        if (p.lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
+        if (updateDigest == bytes32(0) || bytes(cid).length == 0 || numSamples == 0) {
+            revert FederationInvalidCommitment();
+        }
+        p.lastCommittedRound = uint64(roundId);
+        ++r.commitCount;
+        emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
+    }
+
+    /// @notice Finalises an open round whose commit phase is over, recording the new global model.
+    /// @param roundId The round.
+    /// @param modelDigest Digest of the aggregated model (non-zero); becomes the current model.
+    /// @param modelCid CID of the aggregated model (non-empty).
+    /// @param merkleRoot Root of the Merkle tree over the included commitment leaves (non-zero).
+    /// @param aggregationDigest Digest of the aggregation record.
+    /// @param evidenceDigest Digest of the evidence bundle.
+    /// @param evidenceCid CID of the evidence bundle.
+    /// @param includedCount Number of included updates: at least minUpdates, at most commitCount.
+    function finalizeRound(
+        uint256 roundId,
+        bytes32 modelDigest,
+        string calldata modelCid,
+        bytes32 merkleRoot,
+        bytes32 aggregationDigest,
+        bytes32 evidenceDigest,
+        string calldata evidenceCid,
+        uint32 includedCount
+    ) external onlyRole(AGGREGATOR_ROLE) {
+        RoundInfo storage r = _endableRound(roundId);
+        uint32 commitCount = r.commitCount;
+        if (includedCount > commitCount) revert FederationInvalidIncludedCount(includedCount, commitCount);
+        if (includedCount < r.minUpdates) revert FederationTooFewUpdates(roundId, includedCount, r.minUpdates);
+        if (modelDigest == bytes32(0) || merkleRoot == bytes32(0) || bytes(modelCid).length == 0) {
+            revert FederationInvalidResult();
+        }
+        r.status = RoundStatus.Finalized;
+        r.includedCount = includedCount;
+        r.modelDigest = modelDigest;
+        r.merkleRoot = merkleRoot;
+        r.aggregationDigest = aggregationDigest;
+        r.evidenceDigest = evidenceDigest;
+        _currentModelDigest = modelDigest;
+        emit RoundFinalized(
+            roundId, modelDigest, modelCid, merkleRoot, aggregationDigest, evidenceDigest, evidenceCid, includedCount
+        );
+    }
+
+    /// @notice Closes an open round whose commit phase is over, without a model (the current model is unchanged).
+    /// @param roundId The round.
+    /// @param reason Why (recorded in the event).
+    function closeRound(uint256 roundId, string calldata reason) external onlyRole(AGGREGATOR_ROLE) {
+        RoundInfo storage r = _endableRound(roundId);
+        r.status = RoundStatus.Closed;
+        emit RoundClosed(roundId, r.commitCount, reason);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @notice The record of a participant.
+    /// @param account The participant's address.
+    /// @return status Its status (None if never registered).
+    /// @return lastCommittedRound The last round it committed in (0 if none).
+    /// @return registeredBlock The block it registered in.
+    /// @return statusChangedBlock The block of its last status change.
+    function participant(address account)
+        external
+        view
+        returns (ParticipantStatus status, uint64 lastCommittedRound, uint64 registeredBlock, uint64 statusChangedBlock)
+    {
+        _Participant storage p = _participants[account];
+        return (p.status, p.lastCommittedRound, p.registeredBlock, p.statusChangedBlock);
+    }
+
+    /// @notice Number of active participants.
+    /// @return The count.
+    function activeCount() external view returns (uint32) {
+        return _activeCount;
+    }
+
+    /// @notice Id of the most recently opened round (0 if none).
+    /// @return The round id.
+    function latestRoundId() external view returns (uint256) {
+        return _latestRoundId;
+    }
+
+    /// @notice Digest of the latest finalised global model (zero before the first finalised round).
+    /// @return The digest.
+    function currentModelDigest() external view returns (bytes32) {
+        return _currentModelDigest;
+    }
+
+    /// @notice The current task configuration (version 0: not configured).
+    /// @return version The task version.
+    /// @return modelSpecDigest Digest of the model specification.
+    /// @return strategyDigest Digest of the strategy configuration.
+    /// @return dataSchemaDigest Digest of the data schema.
+    function task()
+        external
+        view
+        returns (uint32 version, bytes32 modelSpecDigest, bytes32 strategyDigest, bytes32 dataSchemaDigest)
+    {
+        _Task storage t = _task;
+        return (t.version, t.modelSpecDigest, t.strategyDigest, t.dataSchemaDigest);
+    }
+
+    /// @notice Everything stored about a round; all zero (status None) for a round never opened.
+    /// @param roundId The round.
+    /// @return The round record.
+    function getRound(uint256 roundId) external view returns (RoundInfo memory) {
+        return _rounds[roundId];
+    }
+
+    /// @notice The Merkle leaf of a commitment (OpenZeppelin StandardMerkleTree convention: double keccak256).
+    /// @param roundId The round.
+    /// @param account The committing participant.
+    /// @param updateDigest Digest of the update blob.
+    /// @param cid CID of the update blob.
+    /// @param numSamples Number of training samples.
+    /// @param metadataDigest Digest of the update's metadata.
+    /// @return The leaf.
+    function commitmentLeaf(
+        uint256 roundId,
+        address account,
+        bytes32 updateDigest,
+        string calldata cid,
+        uint64 numSamples,
+        bytes32 metadataDigest
+    ) external pure returns (bytes32) {
+        return keccak256(
+            bytes.concat(
+                keccak256(abi.encode(roundId, account, updateDigest, keccak256(bytes(cid)), numSamples, metadataDigest))
+            )
+        );
+    }
+
+    /// @notice Whether a leaf is in the Merkle tree of a finalised round (sorted-pair keccak256 hashing).
+    /// @param roundId The round; false if it has no Merkle root.
+    /// @param leaf The leaf (see commitmentLeaf).
+    /// @param proof The sibling hashes from the leaf up to the root.
+    /// @return True if the proof leads from the leaf to the round's Merkle root.
+    function verifyInclusion(uint256 roundId, bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
+        bytes32 root = _rounds[roundId].merkleRoot;
+        if (root == bytes32(0)) return false;
+        return MerkleProof.verifyCalldata(proof, root, leaf);
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    /// @dev The round, if it is open and its commit phase is over (deadline passed or every active participant committed).
+    function _endableRound(uint256 roundId) private view returns (RoundInfo storage r) {
+        r = _rounds[roundId];
+        RoundStatus status = r.status;
+        if (status != RoundStatus.Open) {
+            if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
+            revert FederationRoundNotOpen(roundId, status);
+        }
+        if (block.timestamp <= r.deadline && r.commitCount != _activeCount) {
+            revert FederationCommitPhaseActive(roundId, r.deadline);
+        }
+    }
+}

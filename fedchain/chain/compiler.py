@@ -1,0 +1,410 @@
+"""Offline compilation of the Solidity contracts into committed, verifiable artifacts.
+
+All project sources under ``contracts/`` (not ``contracts/test/``) and every file they import,
+OpenZeppelin included, are compiled in ONE standard-JSON call to the pinned solc-js behind
+``hardhat-local/solc-lookalike.js`` (no download). Each contract becomes
+``contracts/artifacts/<Name>.json`` holding its ABI and bytecode together with the compiler version,
+the settings and ``sourceHash``: SHA-256 over the sorted (source unit name, content) pairs of every
+compiled source. The source hash doubles as the cache key: artifacts whose hash, compiler and
+settings match the current sources are fresh and nothing is recompiled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import posixpath
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedchain.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The repository root: the parent of the ``fedchain`` package directory."""
+
+SOLC_VERSION = "0.8.37"
+EVM_VERSION = "cancun"
+OPTIMIZER_RUNS = 1000
+ARTIFACT_FORMAT = "fedchain-artifact-1"
+
+CONTRACTS_DIR = "contracts"
+ARTIFACTS_SUBDIR = "artifacts"
+_EXCLUDED_DIRS = frozenset({"test", "artifacts", "out", "cache", "lib"})
+_PACKAGE_PREFIXES = ("@openzeppelin/", "forge-std/")
+
+_IMPORT_RE = re.compile(r"""\bimport\s+(?:[^;"']*?\bfrom\s+)?["']([^"']+)["']""")
+_DECLARATION_RE = re.compile(r"^\s*(?:abstract\s+)?(?:contract|library|interface)\s+([A-Za-z_]\w*)", re.MULTILINE)
+_COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+_ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z_]\w*$")
+
+
+class CompilerError(ConfigError):
+    """The contracts could not be compiled (solc error, missing import, missing toolchain)."""
+
+
+class StaleArtifactError(ConfigError):
+    """Committed contract artifacts do not match the current sources, compiler or settings."""
+
+    def __init__(self, stale: dict[str, str]) -> None:
+        self.stale = dict(stale)
+        listed = "; ".join(f"{path}: {why}" for path, why in sorted(self.stale.items()))
+        super().__init__(f"stale contract artifacts ({listed}); run 'fedchain contracts build'")
+
+
+class ArtifactNotFoundError(ConfigError):
+    """No committed artifact for the requested contract."""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Where the compiler and the Solidity packages live."""
+
+    solc: Path
+    node_modules: Path
+
+    @classmethod
+    def default(cls, root: Path = REPO_ROOT) -> "Toolchain":
+        """The pinned toolchain under ``hardhat-local/``."""
+        return cls(solc=root / "hardhat-local" / "solc-lookalike.js", node_modules=root / "hardhat-local" / "node_modules")
+
+
+@dataclass(frozen=True)
+class ArtifactState:
+    """One artifact and what the build found or did."""
+
+    name: str
+    path: Path
+    state: str  # "fresh", "written", "stale", "missing", "orphan", "removed"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Outcome of :func:`build`."""
+
+    source_hash: str
+    compiler: str  # full (long) version
+    compiled: bool  # whether solc ran
+    checked: bool  # --check mode: nothing written
+    artifacts: tuple[ArtifactState, ...]
+    sources: tuple[str, ...]  # every compiled source unit, sorted
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class SourceSet:
+    """The project sources and the closure of their imports."""
+
+    root: Path
+    project: tuple[str, ...]  # source unit names of the project files (contracts/...)
+    contents: dict[str, str]  # every source unit name -> content
+
+    @property
+    def source_hash(self) -> str:
+        return source_hash(self.contents)
+
+    def declared_contracts(self) -> dict[str, str]:
+        """Contract, library and interface names declared in the project files -> source unit name."""
+        names: dict[str, str] = {}
+        for unit in self.project:
+            for name in _DECLARATION_RE.findall(_COMMENT_RE.sub("", self.contents[unit])):
+                if name in names:
+                    raise CompilerError(f"contract name {name} is declared in both {names[name]} and {unit}")
+                names[name] = unit
+        return names
+
+
+def source_hash(contents: dict[str, str]) -> str:
+    """SHA-256 (hex) over the sorted (source unit name, content) pairs, each length-prefixed."""
+    h = hashlib.sha256()
+    for unit in sorted(contents):
+        name = unit.encode("utf-8")
+        body = contents[unit].encode("utf-8")
+        h.update(b"%d:" % len(name) + name + b"%d:" % len(body) + body)
+    return h.hexdigest()
+
+
+def compiler_settings() -> dict[str, Any]:
+    """The compiler settings recorded in (and required of) every artifact."""
+    return {"evmVersion": EVM_VERSION, "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS}}
+
+
+def collect_sources(root: Path = REPO_ROOT, toolchain: Toolchain | None = None) -> SourceSet:
+    """Read the project sources under ``root/contracts`` and, recursively, everything they import."""
+    toolchain = toolchain or Toolchain.default()
+    base = root / CONTRACTS_DIR
+    if not base.is_dir():
+        raise CompilerError(f"no contracts directory at {base}")
+    project = sorted(
+        path.relative_to(root).as_posix()
+        for path in base.rglob("*.sol")
+        if not _EXCLUDED_DIRS.intersection(path.relative_to(base).parts[:-1])
+    )
+    if not project:
+        raise CompilerError(f"no Solidity sources under {base}")
+    contents: dict[str, str] = {}
+    pending = list(project)
+    importer: dict[str, str] = {}
+    while pending:
+        unit = pending.pop()
+        if unit in contents:
+            continue
+        file = _locate(unit, root, toolchain)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError as err:
+            via = f" (imported by {importer[unit]})" if unit in importer else ""
+            raise CompilerError(f"cannot find Solidity source {unit}{via} at {file}") from err
+        except (OSError, UnicodeDecodeError) as err:
+            raise CompilerError(f"cannot read Solidity source {file}: {err}") from err
+        contents[unit] = text
+        for target in _IMPORT_RE.findall(_COMMENT_RE.sub("", text)):
+            resolved = _resolve_import(unit, target)
+            importer.setdefault(resolved, unit)
+            pending.append(resolved)
+    return SourceSet(root=root, project=tuple(project), contents=contents)
+
+
+def compiler_version(toolchain: Toolchain | None = None) -> str:
+    """The long version of the pinned compiler, e.g. ``0.8.37+commit.f401782d.Emscripten.clang``."""
+    toolchain = toolchain or Toolchain.default()
+    try:
+        proc = subprocess.run(
+            [str(toolchain.solc), "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise CompilerError(f"cannot run the Solidity compiler {toolchain.solc}: {err}") from err
+    match = re.search(r"Version:\s*(\S+)", proc.stdout)
+    if proc.returncode != 0 or match is None:
+        raise CompilerError(f"{toolchain.solc} --version failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    version = match.group(1)
+    if version.split("+")[0] != SOLC_VERSION:
+        raise CompilerError(f"the compiler at {toolchain.solc} is solc {version}, fedchain pins {SOLC_VERSION}")
+    return version
+
+
+def openzeppelin_version(toolchain: Toolchain | None = None) -> str:
+    """Version of the installed ``@openzeppelin/contracts`` package."""
+    toolchain = toolchain or Toolchain.default()
+    package = toolchain.node_modules / "@openzeppelin" / "contracts" / "package.json"
+    try:
+        return str(json.loads(package.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError) as err:
+        raise CompilerError(f"cannot read the OpenZeppelin version from {package}: {err}") from err
+
+
+def build(
+    check: bool = False,
+    *,
+    root: Path | None = None,
+    artifacts_dir: Path | None = None,
+    toolchain: Toolchain | None = None,
+    force: bool = False,
+) -> BuildResult:
+    """Compile the contracts and write their artifacts, or with ``check`` verify the committed ones.
+
+    Fresh artifacts (same source hash, compiler and settings) are left alone and nothing is
+    compiled unless ``force``. With ``check`` nothing is written and :class:`StaleArtifactError`
+    names every artifact that is missing, stale or orphaned. ``root`` is the project root holding
+    ``contracts/`` (default: this repository); ``artifacts_dir`` defaults to ``root/contracts/artifacts``.
+    """
+    started = time.perf_counter()
+    root = (root or REPO_ROOT).resolve()
+    toolchain = toolchain or Toolchain.default()
+    out_dir = artifacts_dir or root / CONTRACTS_DIR / ARTIFACTS_SUBDIR
+    sources = collect_sources(root, toolchain)
+    digest = sources.source_hash
+    declared = sources.declared_contracts()
+    version = compiler_version(toolchain)
+    states = _compare(out_dir, declared, digest, version)
+    fresh = all(s.state == "fresh" for s in states)
+
+    if check:
+        if not fresh:
+            raise StaleArtifactError(
+                {_display(s.path, root): s.reason for s in states if s.state != "fresh"}
+            )
+        log.info("contract artifacts fresh (sourceHash %s)", digest)
+        return _result(digest, version, False, True, states, sources, started)
+    if fresh and not force:
+        log.info("contract artifacts fresh (sourceHash %s); nothing to compile", digest)
+        return _result(digest, version, False, False, states, sources, started)
+
+    output = _compile(sources, toolchain)
+    oz = openzeppelin_version(toolchain)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[ArtifactState] = []
+    for name, unit in sorted(declared.items()):
+        compiled = output.get("contracts", {}).get(unit, {}).get(name)
+        if compiled is None:
+            raise CompilerError(f"solc produced no output for {name} in {unit}")
+        artifact = {
+            "format": ARTIFACT_FORMAT,
+            "contractName": name,
+            "sourceName": unit,
+            "abi": compiled["abi"],
+            "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
+            "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+            "compiler": {"version": SOLC_VERSION, "longVersion": version},
+            "settings": compiler_settings(),
+            "sourceHash": digest,
+            "sources": {u: hashlib.sha256(c.encode("utf-8")).hexdigest() for u, c in sorted(sources.contents.items())},
+            "openzeppelinVersion": oz,
+        }
+        path = out_dir / f"{name}.json"
+        path.write_text(json.dumps(artifact, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        log.info("wrote %s", path)
+        written.append(ArtifactState(name, path, "written"))
+    for state in states:
+        if state.state == "orphan":
+            state.path.unlink()
+            log.info("removed orphaned artifact %s", state.path)
+            written.append(ArtifactState(state.name, state.path, "removed", state.reason))
+    return _result(digest, version, True, False, written, sources, started)
+
+
+def artifact_path(name: str, artifacts_dir: Path | None = None) -> Path:
+    """Path of the committed artifact of contract ``name``."""
+    if not _ARTIFACT_NAME_RE.match(name):
+        raise ArtifactNotFoundError(f"invalid contract name {name!r}")
+    return (artifacts_dir or REPO_ROOT / CONTRACTS_DIR / ARTIFACTS_SUBDIR) / f"{name}.json"
+
+
+def load_artifact(name: str, artifacts_dir: Path | None = None) -> dict[str, Any]:
+    """The committed artifact of contract ``name`` (``abi``, ``bytecode``, ``deployedBytecode``, ...)."""
+    path = artifact_path(name, artifacts_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ArtifactNotFoundError(
+            f"no artifact for contract {name!r} at {path}; run 'fedchain contracts build'"
+        ) from err
+    except (OSError, ValueError) as err:
+        raise ArtifactNotFoundError(f"cannot read the artifact {path}: {err}") from err
+    missing = [k for k in ("contractName", "abi", "bytecode", "deployedBytecode", "sourceHash") if k not in data]
+    if not isinstance(data, dict) or missing or data.get("contractName") != name:
+        raise ArtifactNotFoundError(f"{path} is not a fedchain artifact of {name!r} (missing {missing or 'contractName'})")
+    return data
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _locate(unit: str, root: Path, toolchain: Toolchain) -> Path:
+    if unit.startswith(_PACKAGE_PREFIXES):
+        return toolchain.node_modules / unit
+    return root / unit
+
+
+def _resolve_import(importer: str, target: str) -> str:
+    """Source unit name of ``target`` imported from ``importer`` (solc's resolution rules)."""
+    if target.startswith(("./", "../")):
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(importer), target))
+        if resolved.startswith("../"):
+            raise CompilerError(f"{importer} imports {target}, which leaves the source tree")
+        return resolved
+    return target
+
+
+def _compare(out_dir: Path, declared: dict[str, str], digest: str, version: str) -> list[ArtifactState]:
+    states: list[ArtifactState] = []
+    settings = compiler_settings()
+    for name in sorted(declared):
+        path = out_dir / f"{name}.json"
+        if not path.exists():
+            states.append(ArtifactState(name, path, "missing", "missing"))
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            states.append(ArtifactState(name, path, "stale", f"unreadable ({err})"))
+            continue
+        if not isinstance(data, dict) or data.get("format") != ARTIFACT_FORMAT:
+            reason = "not a fedchain artifact"
+        elif data.get("sourceHash") != digest:
+            reason = f"sourceHash {str(data.get('sourceHash'))[:12]}... != sources {digest[:12]}..."
+        elif data.get("compiler", {}).get("longVersion") != version:
+            reason = f"compiled by {data.get('compiler', {}).get('longVersion')}, the pinned compiler is {version}"
+        elif data.get("settings") != settings:
+            reason = f"settings {data.get('settings')} != {settings}"
+        elif not _looks_compiled(data):
+            reason = "abi or bytecode missing"
+        else:
+            states.append(ArtifactState(name, path, "fresh"))
+            continue
+        states.append(ArtifactState(name, path, "stale", reason))
+    if out_dir.is_dir():
+        for path in sorted(out_dir.glob("*.json")):
+            if path.stem not in declared:
+                states.append(ArtifactState(path.stem, path, "orphan", "no such contract in the sources"))
+    return states
+
+
+def _looks_compiled(data: dict[str, Any]) -> bool:
+    return (
+        isinstance(data.get("abi"), list)
+        and isinstance(data.get("bytecode"), str)
+        and isinstance(data.get("deployedBytecode"), str)
+        and data["bytecode"].startswith("0x")
+    )
+
+
+def _compile(sources: SourceSet, toolchain: Toolchain) -> dict[str, Any]:
+    import solcx
+    from solcx.exceptions import SolcError
+
+    standard_input = {
+        "language": "Solidity",
+        "sources": {unit: {"content": text} for unit, text in sorted(sources.contents.items())},
+        "settings": {
+            **compiler_settings(),
+            "outputSelection": {
+                unit: {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]} for unit in sources.project
+            },
+        },
+    }
+    log.info("compiling %d source units with %s", len(sources.contents), toolchain.solc)
+    try:
+        output: dict[str, Any] = solcx.compile_standard(standard_input, solc_binary=toolchain.solc)
+    except SolcError as err:
+        raise CompilerError(f"solc failed: {err.message if hasattr(err, 'message') else err}") from err
+    except (OSError, ValueError) as err:
+        raise CompilerError(f"cannot run the Solidity compiler {toolchain.solc}: {err}") from err
+    for entry in output.get("errors", []):
+        if entry.get("severity") == "warning":
+            log.warning("solc: %s", entry.get("formattedMessage", entry.get("message", "")).strip())
+    return output
+
+
+def _display(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _result(
+    digest: str,
+    version: str,
+    compiled: bool,
+    checked: bool,
+    states: list[ArtifactState],
+    sources: SourceSet,
+    started: float,
+) -> BuildResult:
+    return BuildResult(
+        source_hash=digest,
+        compiler=version,
+        compiled=compiled,
+        checked=checked,
+        artifacts=tuple(states),
+        sources=tuple(sorted(sources.contents)),
+        elapsed_s=round(time.perf_counter() - started, 3),
+    )
