@@ -1,0 +1,316 @@
+"""The participant agent: one organisation, its keystore and its private data.
+
+It talks to nobody but the ledger and the blob store. For a round it: checks it is an active
+participant, fetches the task document and verifies its digests against the chain, fetches
+the round's base model and verifies its digest, validates its data against the task's schema,
+trains with the task's algorithm, stores the canonical update blob, and commits on chain.
+It is idempotent: if its commitment for the round is already on chain it does nothing, and
+anything failing before the commit leaves no commitment behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from fedchain.errors import (
+    ContractRevertError,
+    IntegrityError,
+    ParticipantError,
+)
+from fedchain.federation.blobs import decode_global, encode_update
+from fedchain.federation.task import TaskDocument, verify_task
+from fedchain.ledger import Ledger, ParticipantStatus, RoundRecord, RoundStatus, TaskConfig, TaskConfigured
+from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
+
+log = logging.getLogger(__name__)
+
+# Reverts that mean "this round is no longer for us", not "something is broken".
+_MISSED_ROUND_ERRORS = frozenset({"FederationCommitTooLate", "FederationRoundNotOpen"})
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What the participant did for one round."""
+
+    round_id: RoundId
+    participant: Address
+    update_digest: Digest
+    cid: Cid
+    num_samples: int
+    already_committed: bool
+    gas_used: int
+    tx_hash: str | None
+    train_loss: float | None
+    bytes_uploaded: int
+    train_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "round": int(self.round_id),
+            "participant": self.participant,
+            "update_digest": digest_hex(self.update_digest),
+            "cid": self.cid,
+            "num_samples": self.num_samples,
+            "already_committed": self.already_committed,
+            "gas_used": self.gas_used,
+            "tx_hash": self.tx_hash,
+            "train_loss": self.train_loss,
+            "bytes_uploaded": self.bytes_uploaded,
+            "train_seconds": round(self.train_seconds, 3),
+        }
+
+
+def load_task_document(ledger: Ledger, store: Any, version: int | None = None) -> tuple[TaskConfig, TaskDocument]:
+    """Fetch the task document of ``version`` (default: current) and verify it against the chain."""
+    task = ledger.task()
+    if task is None:
+        raise ParticipantError("no task is configured on the federation contract yet")
+    if version is not None and int(task.version) != int(version):
+        task = _task_version(ledger, version)
+    data = store.get(task.config_cid)
+    doc = TaskDocument.from_bytes(data)
+    verify_task(doc, task)
+    return task, doc
+
+
+def _task_version(ledger: Ledger, version: int) -> TaskConfig:
+    for event in ledger.history():
+        if isinstance(event, TaskConfigured) and int(event.version) == int(version):
+            return TaskConfig(
+                version=event.version,
+                model_spec_digest=event.model_spec_digest,
+                strategy_digest=event.strategy_digest,
+                data_schema_digest=event.data_schema_digest,
+                config_cid=event.config_cid,
+            )
+    raise ParticipantError(f"task version {version} is not on the ledger")
+
+
+def metadata_digest(update: Any) -> Digest:
+    """Digest of an update's metadata (kind and scalar extras) as committed on chain."""
+    from fedchain.fl.canonical import canonical_json, sha256_digest
+
+    return sha256_digest(
+        canonical_json(
+            {
+                "format": "fedchain.update-meta/1",
+                "round": int(update.round_id),
+                "participant": str(update.participant),
+                "base_model_digest": digest_hex(update.base_model_digest),
+                "kind": update.kind.value,
+                "extras": dict(update.extras),
+            }
+        )
+    )
+
+
+def training_seed(task_seed: int, round_id: int, participant: str) -> int:
+    """Per-round, per-participant training seed derived from the task seed."""
+    h = hashlib.sha256(f"{task_seed}:{round_id}:{participant.lower()}".encode()).digest()
+    return int.from_bytes(h[:4], "big")
+
+
+class ParticipantAgent:
+    """One participant. ``ledger`` signs as the participant; ``store`` is the shared blob store."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: Any,
+        data_path: Path,
+        state_dir: Path,
+        *,
+        attack: str | None = None,
+        poll_interval_s: float = 0.5,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.data_path = Path(data_path)
+        self.state_dir = Path(state_dir)
+        self.attack = attack
+        self.poll_interval_s = poll_interval_s
+        self._data: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def address(self) -> Address:
+        return self.ledger.sender
+
+    # --- checks --------------------------------------------------------------------------
+    def require_active(self) -> None:
+        rec = self.ledger.participant(self.address)
+        if rec.status != ParticipantStatus.ACTIVE:
+            state = ParticipantStatus(rec.status).name.lower()
+            raise ParticipantError(f"participant {self.address} is not admitted (status: {state})")
+
+    def load_data(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._data is None:
+            from fedchain.fl.schema import load_client_data
+
+            self._data = load_client_data(self.data_path)
+        return self._data
+
+    # --- one round -------------------------------------------------------------------------
+    def own_commitment(self, round_id: RoundId) -> Any | None:
+        for c in self.ledger.commitments(round_id):
+            if c.participant.lower() == self.address.lower():
+                return c
+        return None
+
+    def submit(self, round_id: RoundId | None = None) -> SubmitResult:
+        """Take part in ``round_id`` (default: the latest round) once; idempotent."""
+        rid = RoundId(int(round_id if round_id is not None else self.ledger.latest_round_id()))
+        if rid < 1:
+            raise ParticipantError("no round has been opened yet")
+        rnd = self.ledger.round(rid)
+        self.require_active()
+        existing = self.own_commitment(rid) if self.ledger.participant(self.address).last_committed_round == rid else None
+        if existing is not None:
+            self._promote_state(rid)
+            log.info("round %d: already committed %s (tx %s); nothing to do", rid, existing.cid, existing.tx_hash)
+            return SubmitResult(
+                rid, self.address, existing.update_digest, existing.cid, existing.num_samples,
+                True, 0, existing.tx_hash, None, 0, 0.0,
+            )
+        if rnd.status != RoundStatus.OPEN:
+            raise ParticipantError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
+        task, doc = load_task_document(self.ledger, self.store, rnd.task_version)
+        base = self._fetch_base(rnd)
+        x, y = self.load_data()
+        doc.schema().validate(x, y)
+        t0 = time.perf_counter()
+        update, new_state, loss = self._train(doc, rnd, base, x, y)
+        train_s = time.perf_counter() - t0
+        blob = encode_update(update)
+        cid = self.store.put(blob)
+        from fedchain.fl.canonical import sha256_digest
+
+        digest = sha256_digest(blob)
+        self._save_pending_state(rid, new_state)
+        report = self.ledger.commit_update(rid, digest, cid, int(update.num_samples), metadata_digest(update))
+        self._promote_state(rid)
+        log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
+        return SubmitResult(
+            rid, self.address, digest, cid, int(update.num_samples), False,
+            report.gas_used, report.tx_hash, loss, len(blob), train_s,
+        )
+
+    def _fetch_base(self, rnd: RoundRecord) -> Any:
+        data = self.store.get(rnd.base_model_cid)
+        from fedchain.fl.canonical import sha256_digest
+
+        actual = sha256_digest(data)
+        if actual != bytes(rnd.base_model_digest):
+            raise IntegrityError(
+                f"round {rnd.round_id}: global model {rnd.base_model_cid} has digest {digest_hex(actual)}, "
+                f"the chain records {digest_hex(rnd.base_model_digest)}"
+            )
+        return decode_global(data)
+
+    def _train(self, doc: TaskDocument, rnd: RoundRecord, base: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, float | None]:
+        from fedchain.federation.training import train_participant
+
+        seed = training_seed(doc.seed, int(rnd.round_id), self.address)
+        update, new_state, metrics = train_participant(
+            doc,
+            round_id=RoundId(int(rnd.round_id)),
+            participant=self.address,
+            base=base,
+            base_model_digest=rnd.base_model_digest,
+            x=x,
+            y=y,
+            seed=seed,
+            client_state=self._load_state(),
+            attack=self.attack,
+        )
+        loss = metrics.get("loss") if isinstance(metrics, dict) else None
+        return update, new_state, (float(loss) if loss is not None else None)
+
+    # --- client state (SCAFFOLD c_i) ------------------------------------------------------
+    def _state_file(self, suffix: str) -> Path:
+        return self.state_dir / f"client_state{suffix}.npz"
+
+    def _load_state(self) -> Any:
+        from fedchain.federation.training import load_client_state
+
+        return load_client_state(self._state_file(""))
+
+    def _save_pending_state(self, round_id: RoundId, state: Any) -> None:
+        from fedchain.federation.training import save_client_state
+
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        save_client_state(self._state_file(f".pending-{int(round_id)}"), state)
+
+    def _promote_state(self, round_id: RoundId) -> None:
+        pending = self._state_file(f".pending-{int(round_id)}")
+        if pending.exists():
+            pending.replace(self._state_file(""))
+
+    # --- agent loop ------------------------------------------------------------------------
+    def run(
+        self,
+        *,
+        until_round: int | None = None,
+        max_idle_s: float | None = None,
+        on_result: Callable[[SubmitResult], None] | None = None,
+    ) -> list[SubmitResult]:
+        """Watch the ledger and take part in every open round.
+
+        Returns after taking part in (or seeing the end of) ``until_round``, or after
+        ``max_idle_s`` seconds without anything to do.
+        """
+        self.require_active()
+        self.load_data()
+        results: list[SubmitResult] = []
+        done: set[int] = set()
+        idle_since = time.monotonic()
+        while True:
+            latest = int(self.ledger.latest_round_id())
+            if until_round is not None and latest > until_round:
+                return results
+            if latest >= 1 and latest not in done:
+                rnd = self.ledger.round(RoundId(latest))
+                if rnd.status == RoundStatus.OPEN:
+                    try:
+                        res = self.submit(RoundId(latest))
+                    except ContractRevertError as err:
+                        if err.error_name not in _MISSED_ROUND_ERRORS:
+                            raise
+                        log.warning("round %d: missed (%s)", latest, err.error_name)
+                    else:
+                        results.append(res)
+                        if on_result is not None:
+                            on_result(res)
+                    done.add(latest)
+                    idle_since = time.monotonic()
+                elif until_round is not None and latest >= until_round:
+                    return results
+            if until_round is not None and latest == until_round and latest in done:
+                return results
+            if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                return results
+            time.sleep(self.poll_interval_s)
+
+
+def write_result_line(path: Path, result: SubmitResult) -> None:
+    """Append one JSON line describing ``result`` (the orchestrator reads these)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
+
+
+__all__ = [
+    "ParticipantAgent",
+    "SubmitResult",
+    "load_task_document",
+    "metadata_digest",
+    "training_seed",
+    "write_result_line",
+]

@@ -1,0 +1,185 @@
+"""The task configuration document.
+
+The chain's ``TaskConfigured`` event records three digests (model spec, strategy, data schema)
+and the CID of this document. The document carries everything a participant needs to train
+(dataset name, data schema, model spec, strategy config - whose parameters include the local
+training config (epochs, batch size, learning rate, mu, q) and so are covered by the strategy
+digest on chain - seed and round parameters); its three spec digests must equal the chain's, which :func:`verify_task` checks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from fedchain.errors import ConfigError, IntegrityError
+from fedchain.ledger import TaskConfig
+from fedchain.types import Digest, digest_hex
+
+TASK_FORMAT = "fedchain.task/1"
+
+
+@dataclass(frozen=True)
+class TaskDocument:
+    """The task configuration document (canonical JSON, stored in the blob store)."""
+
+    dataset: str
+    data_schema: Mapping[str, Any]
+    model_spec: Mapping[str, Any]
+    strategy: Mapping[str, Any]
+    seed: int
+    min_updates: int
+    commit_duration: int
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.min_updates < 1:
+            raise ConfigError(f"min_updates must be >= 1, got {self.min_updates}")
+        if self.commit_duration < 1:
+            raise ConfigError(f"commit_duration must be >= 1 s, got {self.commit_duration}")
+
+    # --- typed views ------------------------------------------------------------------
+    def schema(self) -> Any:
+        from fedchain.fl.schema import DataSchema
+
+        return _from_json(DataSchema, self.data_schema, "data schema")
+
+    def spec(self) -> Any:
+        from fedchain.fl.models import ModelSpec
+
+        return _from_json(ModelSpec, self.model_spec, "model spec")
+
+    def strategy_config(self) -> Any:
+        return strategy_config_from_json(self.strategy)
+
+    # --- digests ------------------------------------------------------------------------
+    def model_spec_digest(self) -> Digest:
+        return Digest(bytes(self.spec().digest()))
+
+    def data_schema_digest(self) -> Digest:
+        return Digest(bytes(self.schema().digest()))
+
+    def strategy_digest(self) -> Digest:
+        return Digest(bytes(self.strategy_config().digest()))
+
+    # --- serialisation -----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": TASK_FORMAT,
+            "dataset": self.dataset,
+            "data_schema": dict(self.data_schema),
+            "model_spec": dict(self.model_spec),
+            "strategy": dict(self.strategy),
+            "seed": self.seed,
+            "min_updates": self.min_updates,
+            "commit_duration": self.commit_duration,
+            "extras": dict(self.extras),
+        }
+
+    def to_bytes(self) -> bytes:
+        from fedchain.storage import encode_json_doc
+
+        return bytes(encode_json_doc(self.to_json()))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "TaskDocument":
+        if not isinstance(data, Mapping) or data.get("format") != TASK_FORMAT:
+            raise ConfigError(f"not a task document (format {data.get('format') if isinstance(data, Mapping) else None!r})")
+        try:
+            return cls(
+                dataset=str(data["dataset"]),
+                data_schema=dict(data["data_schema"]),
+                model_spec=dict(data["model_spec"]),
+                strategy=dict(data["strategy"]),
+                seed=int(data["seed"]),
+                min_updates=int(data["min_updates"]),
+                commit_duration=int(data["commit_duration"]),
+                extras=dict(data.get("extras", {})),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ConfigError(f"task document is malformed: {err}") from err
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "TaskDocument":
+        from fedchain.storage import decode_json_doc
+
+        return cls.from_json(decode_json_doc(data))
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        dataset: str,
+        schema: Any,
+        spec: Any,
+        strategy: Any,
+        seed: int,
+        min_updates: int,
+        commit_duration: int,
+        extras: Mapping[str, Any] | None = None,
+    ) -> "TaskDocument":
+        """Build a document from the typed FL objects (DataSchema, ModelSpec, StrategyConfig)."""
+        return cls(
+            dataset=dataset,
+            data_schema=_to_json(schema),
+            model_spec=_to_json(spec),
+            strategy=_to_json(strategy),
+            seed=seed,
+            min_updates=min_updates,
+            commit_duration=commit_duration,
+            extras=dict(extras or {}),
+        )
+
+
+def verify_task(doc: TaskDocument, task: TaskConfig) -> None:
+    """Raise IntegrityError unless the document's spec digests equal the chain's TaskConfig."""
+    pairs = (
+        ("model spec", doc.model_spec_digest(), task.model_spec_digest),
+        ("strategy", doc.strategy_digest(), task.strategy_digest),
+        ("data schema", doc.data_schema_digest(), task.data_schema_digest),
+    )
+    for name, mine, chain in pairs:
+        if bytes(mine) != bytes(chain):
+            raise IntegrityError(
+                f"task v{task.version}: {name} digest of document {task.config_cid} is {digest_hex(mine)}, "
+                f"the chain records {digest_hex(chain)}"
+            )
+
+
+def strategy_config_from_json(data: Mapping[str, Any]) -> Any:
+    """Rebuild a :class:`fedchain.fl.records.StrategyConfig` from its canonical JSON object."""
+    from fedchain.fl.records import CODE_VERSION, RobustConfig, StrategyConfig
+
+    if data.get("code_version") != CODE_VERSION:
+        raise ConfigError(
+            f"task document: strategy code version {data.get('code_version')!r} is not this build's {CODE_VERSION!r}"
+        )
+    try:
+        return StrategyConfig(
+            name=str(data["strategy"]),
+            params=dict(data.get("params", {})),
+            robust=tuple(RobustConfig(str(r["name"]), dict(r.get("params", {}))) for r in data.get("robust", [])),
+        )
+    except (KeyError, TypeError, AttributeError) as err:
+        raise ConfigError(f"task document: invalid strategy config: {err}") from err
+
+
+def _to_json(obj: Any) -> dict[str, Any]:
+    raw = obj.to_dict() if hasattr(obj, "to_dict") else obj.to_json()
+    if isinstance(raw, (bytes, str)):
+        raw = json.loads(raw)
+    return dict(raw)
+
+
+def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
+    from fedchain.errors import FedchainError
+
+    try:
+        if hasattr(cls, "from_dict"):
+            return cls.from_dict(dict(data))
+        return cls.from_json(json.dumps(dict(data), sort_keys=True))
+    except FedchainError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"task document: invalid {what}: {err}") from err

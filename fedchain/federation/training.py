@@ -1,0 +1,99 @@
+"""A participant's local training step for one round, from the task document alone.
+
+The strategy named by the task gives the client configuration for the round (algorithm,
+epochs, batch size, learning rate, mu, q, SCAFFOLD's server control variate from the global
+blob's server state); :func:`fedchain.fl.client.train_local` trains; an optional evaluation-only
+attack poisons the update (to demonstrate robust aggregation and the audit trail).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedchain.errors import ConfigError, TrainingError
+from fedchain.federation.task import TaskDocument
+from fedchain.types import Address, Digest, RoundId
+
+
+def train_participant(
+    doc: TaskDocument,
+    *,
+    round_id: RoundId,
+    participant: Address,
+    base: Any,
+    base_model_digest: Digest,
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    client_state: Any,
+    attack: str | None = None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Train locally; return (ClientUpdate, new client state, metrics)."""
+    from fedchain.fl.client import train_local
+    from fedchain.fl.strategies import strategy_from_config
+
+    strategy = strategy_from_config(doc.strategy_config())
+    weights = dict(base.weights)
+    server_state = dict(base.server_state) or strategy.initial_state(weights)
+    client_config = strategy.configure_round(round_id, weights, server_state)
+    try:
+        update, new_state, metrics = train_local(
+            doc.spec(),
+            weights,
+            x,
+            y,
+            client_config,
+            seed=seed,
+            client_state=client_state,
+            participant=participant,
+            round_id=round_id,
+            base_model_digest=base_model_digest,
+        )
+    except (RuntimeError, ValueError) as err:
+        raise TrainingError(f"round {round_id}: local training failed: {err}") from err
+    if attack:
+        update = apply_attack(update, attack, seed)
+    return update, new_state, dict(metrics)
+
+
+def apply_attack(update: Any, attack: str, seed: int) -> Any:
+    """Poison an update (evaluation only): ``sign_flip``, ``scaling[:factor]``, ``noise[:sigma]``."""
+    from fedchain.fl import attacks
+
+    name, _, arg = attack.partition(":")
+    try:
+        if name == "sign_flip":
+            return attacks.sign_flip(update)
+        if name == "scaling":
+            return attacks.scaling(update, float(arg) if arg else 10.0)
+        if name == "noise":
+            return attacks.gaussian_noise(update, float(arg) if arg else 1.0, seed=seed)
+    except ValueError as err:
+        raise ConfigError(f"invalid attack {attack!r}: {err}") from err
+    raise ConfigError(f"unknown attack {attack!r}; expected sign_flip, scaling[:factor] or noise[:sigma]")
+
+
+def load_client_state(path: Path) -> Any:
+    """The participant's persisted client state (SCAFFOLD c_i), or a fresh one."""
+    from fedchain.fl.records import ClientState
+
+    if not path.exists():
+        return ClientState()
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            control = {k: np.array(data[k]) for k in sorted(data.files)}
+    except (OSError, ValueError) as err:
+        raise TrainingError(f"client state {path} is unreadable: {err}") from err
+    return ClientState(control=control or None)
+
+
+def save_client_state(path: Path, state: Any) -> None:
+    """Persist the client state atomically (temp file + rename)."""
+    control = dict(state.control) if state is not None and state.control is not None else {}
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as fh:
+        np.savez(fh, **control)
+    tmp.replace(path)
