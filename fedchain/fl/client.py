@@ -1,0 +1,266 @@
+"""Local training of one participant for one round: torch on CPU, one thread, seeded.
+
+:func:`train_local` builds the task's model, loads the global weights, trains on the
+participant's data with the round's :class:`~fedchain.fl.records.ClientConfig`, and
+returns a :class:`~fedchain.fl.records.ClientUpdate` whose tensors mean what the
+algorithm needs (see :class:`~fedchain.fl.records.UpdateKind`):
+
+==========  ======================================================================
+fedavg      ``local - global``
+fedprox     ``local - global``, trained with ``+ mu/2 ||w - w_global||^2``
+scaffold    ``local - global`` plus ``cv/<name>`` = ``c_i+ - c_i`` (option II);
+            the participant's c_i is :class:`~fedchain.fl.records.ClientState`
+fednova     ``(local - global) / ||a||_1``, ``extras["tau"] = ||a||_1`` (``= steps``
+            for plain SGD; the momentum form of Wang et al. otherwise)
+qfedavg     ``F^q L (local - global)`` with ``L = 1/lr`` and ``F`` the local loss at
+            the global model; ``extras["h"] = q F^(q-1) L^2 ||local - global||^2 + L F^q``
+==========  ======================================================================
+
+The same inputs and seed give bit-identical tensors on the same platform.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedchain.errors import DataSchemaError, TrainingError
+from fedchain.fl.records import (
+    CONTROL_PREFIX,
+    WIRE_DTYPE,
+    ClientConfig,
+    ClientState,
+    ClientUpdate,
+    ExtraValue,
+    UpdateKind,
+    Weights,
+)
+from fedchain.fl.models import ModelSpec, build_model, get_weights, set_weights
+from fedchain.types import Address, Digest, RoundId
+
+_KINDS = {
+    "fedavg": UpdateKind.DELTA,
+    "fedprox": UpdateKind.DELTA,
+    "scaffold": UpdateKind.DELTA,
+    "fednova": UpdateKind.NORMALIZED_DELTA,
+    "qfedavg": UpdateKind.QFFL,
+}
+
+_Q_LOSS_FLOOR = 1e-10
+
+
+def configure_torch() -> None:
+    """One CPU thread and deterministic kernels: the reproducibility the auditor relies on."""
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
+def loss_function(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy for class logits; binary cross-entropy for a single logit."""
+    if outputs.ndim == 2 and outputs.shape[1] == 1:
+        return nn.functional.binary_cross_entropy_with_logits(outputs[:, 0], targets.to(outputs.dtype))
+    return nn.functional.cross_entropy(outputs, targets)
+
+
+def _check_data(x: np.ndarray, y: np.ndarray) -> None:
+    if len(x) == 0:
+        raise DataSchemaError("no training samples")
+    if len(x) != len(y):
+        raise DataSchemaError(f"{len(x)} feature rows but {len(y)} labels")
+    if not np.issubdtype(np.asarray(y).dtype, np.integer):
+        raise DataSchemaError(f"labels must be integers, got {np.asarray(y).dtype}")
+    if not np.isfinite(np.asarray(x, dtype=np.float64)).all():
+        raise DataSchemaError("features contain NaN or Inf")
+
+
+def _mean_loss(module: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> float:
+    was_training = module.training
+    module.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            total += float(loss_function(module(xb), yb)) * len(xb)
+    module.train(was_training)
+    return total / len(x)
+
+
+def fednova_a_norm(steps: int, momentum: float) -> float:
+    """||a||_1 of FedNova for ``steps`` SGD steps with heavy-ball momentum ``rho``."""
+    if momentum == 0.0:
+        return float(steps)
+    rho = momentum
+    return (steps - rho * (1.0 - rho**steps) / (1.0 - rho)) / (1.0 - rho)
+
+
+def train_module(
+    module: nn.Module,
+    global_weights: Mapping[str, np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    config: ClientConfig,
+    *,
+    seed: int,
+    client_state: ClientState | None = None,
+    participant: Address,
+    round_id: RoundId,
+    base_model_digest: Digest,
+) -> tuple[ClientUpdate, ClientState, dict[str, float]]:
+    """Train ``module`` (its weights are replaced by ``global_weights``) and build the update.
+
+    Returns ``(update, new client state, metrics)``; metrics (``loss``, ``loss_at_global``
+    (q-FedAvg only, else NaN), ``steps``, ``num_samples``, ``seconds``) are not part of the
+    update, and ``seconds`` varies from run to run.
+    """
+    configure_torch()
+    _check_data(x, y)
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    set_weights(module, global_weights)
+    global_np = {n: np.asarray(global_weights[n], dtype=np.float32) for n in sorted(global_weights)}
+    params = dict(module.named_parameters())
+    missing = sorted(set(params) - set(global_np))
+    if missing:
+        raise TrainingError(f"global weights lack the model parameters {missing[:5]}")
+
+    algorithm = config.algorithm
+    correction: dict[str, torch.Tensor] = {}
+    c_i: Weights = {}
+    if algorithm == "scaffold":
+        zeros = {n: np.zeros_like(global_np[n]) for n in global_np}
+        c_i = dict(client_state.control) if client_state is not None and client_state.control is not None else zeros
+        c = dict(config.server_control) if config.server_control is not None else zeros
+        for name, values in (("client", c_i), ("server", c)):
+            if sorted(values) != sorted(global_np) or any(values[n].shape != global_np[n].shape for n in global_np):
+                raise TrainingError(f"SCAFFOLD {name} control variate does not match the model's tensors")
+        correction = {n: torch.as_tensor(np.asarray(c[n], np.float32) - np.asarray(c_i[n], np.float32)) for n in params}
+    anchor = {n: torch.as_tensor(global_np[n]) for n in params} if config.mu > 0 else {}
+
+    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
+    yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    n = len(xt)
+    loss_at_global = _mean_loss(module, xt, yt, max(config.batch_size, 256)) if algorithm == "qfedavg" else math.nan
+
+    optimizer = torch.optim.SGD(
+        module.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+    generator = torch.Generator().manual_seed(seed)
+    module.train()
+    steps = 0
+    loss_sum = 0.0
+    seen = 0
+    for _epoch in range(config.local_epochs):
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, config.batch_size):
+            idx = order[start : start + config.batch_size]
+            xb, yb = xt[idx], yt[idx]
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_function(module(xb), yb)
+            if anchor:
+                prox = sum(((params[k] - anchor[k]) ** 2).sum() for k in sorted(anchor))
+                loss = loss + 0.5 * config.mu * prox
+            if not torch.isfinite(loss):
+                raise TrainingError(f"local training diverged at step {steps}: loss {float(loss.detach())}")
+            loss.backward()
+            if correction:
+                for name, p in params.items():
+                    if p.grad is not None:
+                        p.grad.add_(correction[name])
+            optimizer.step()
+            steps += 1
+            loss_sum += float(loss.detach()) * len(idx)
+            seen += len(idx)
+
+    local = get_weights(module)
+    delta64 = {k: local[k].astype(np.float64) - global_np[k].astype(np.float64) for k in global_np}
+    extras: dict[str, ExtraValue] = {"local_steps": steps, "loss": loss_sum / seen}
+    new_state = client_state if client_state is not None else ClientState()
+
+    if algorithm in ("fedavg", "fedprox"):
+        tensors = {k: v.astype(WIRE_DTYPE) for k, v in delta64.items()}
+    elif algorithm == "scaffold":
+        scale = 1.0 / (steps * config.lr)
+        c_new = {
+            k: (
+                np.asarray(c_i[k], np.float64) - np.asarray(c[k], np.float64) - delta64[k] * scale
+                if k in params
+                else np.zeros_like(delta64[k])
+            )
+            for k in global_np
+        }
+        tensors = {k: v.astype(WIRE_DTYPE) for k, v in delta64.items()}
+        tensors.update(
+            {CONTROL_PREFIX + k: (c_new[k] - np.asarray(c_i[k], np.float64)).astype(WIRE_DTYPE) for k in global_np}
+        )
+        new_state = ClientState(control={k: v.astype(WIRE_DTYPE) for k, v in c_new.items()})
+    elif algorithm == "fednova":
+        a_norm = fednova_a_norm(steps, config.momentum)
+        tensors = {k: (v / a_norm).astype(WIRE_DTYPE) for k, v in delta64.items()}
+        extras["tau"] = a_norm
+    elif algorithm == "qfedavg":
+        lipschitz = 1.0 / config.lr
+        f = max(loss_at_global, _Q_LOSS_FLOOR)
+        fq = f**config.q
+        sq_norm = sum(float(np.dot(v.ravel(), v.ravel())) for v in delta64.values())
+        h = config.q * f ** (config.q - 1.0) * lipschitz**2 * sq_norm + lipschitz * fq
+        tensors = {k: (fq * lipschitz * v).astype(WIRE_DTYPE) for k, v in delta64.items()}
+        extras["h"] = h
+        extras["loss_at_global"] = loss_at_global
+    else:  # pragma: no cover - ClientConfig rejects unknown algorithms
+        raise TrainingError(f"unknown algorithm {algorithm!r}")
+
+    for name, arr in tensors.items():
+        if not np.isfinite(arr).all():
+            raise TrainingError(f"local training produced non-finite values in {name!r}")
+    update = ClientUpdate(
+        participant=participant,
+        round_id=round_id,
+        num_samples=int(n),
+        tensors=tensors,
+        base_model_digest=base_model_digest,
+        kind=_KINDS[algorithm],
+        extras=extras,
+    )
+    metrics = {
+        "loss": loss_sum / seen,
+        "loss_at_global": loss_at_global,
+        "steps": float(steps),
+        "num_samples": float(n),
+        "seconds": time.perf_counter() - started,
+    }
+    return update, new_state, metrics
+
+
+def train_local(
+    model_spec: ModelSpec,
+    global_weights: Mapping[str, np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    config: ClientConfig,
+    *,
+    seed: int,
+    client_state: ClientState | None = None,
+    participant: Address,
+    round_id: RoundId,
+    base_model_digest: Digest,
+) -> tuple[ClientUpdate, ClientState, dict[str, float]]:
+    """Build the model of ``model_spec`` (seeded) and train it locally; see :func:`train_module`."""
+    configure_torch()
+    module = build_model(model_spec, seed)
+    return train_module(
+        module,
+        global_weights,
+        x,
+        y,
+        config,
+        seed=seed,
+        client_state=client_state,
+        participant=participant,
+        round_id=round_id,
+        base_model_digest=base_model_digest,
+    )
