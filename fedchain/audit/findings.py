@@ -16,7 +16,6 @@ class FindingKind(str, Enum):
     BLOB_FORMAT = "blob_format"
     INACTIVE_COMMITTER = "inactive_committer"
     DUPLICATE_COMMIT = "duplicate_commit"
-    LATE_COMMIT = "late_commit"
     REJECTION_NOT_REPRODUCED = "rejection_not_reproduced"
     UNRECORDED_REJECTION = "unrecorded_rejection"
     UPDATE_DROPPED = "update_dropped"

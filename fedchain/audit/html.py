@@ -1,0 +1,103 @@
+"""The audit report a person reads: verdict, findings, per-round table, participants, gas, plots."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from fedchain.audit.findings import AuditReport
+
+_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>fedchain audit {{ contract }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+.ok { color: #176317; } .bad { color: #a01515; }
+code { font-size: 0.85em; }
+img { max-width: 48%; margin-right: 1%; border: 1px solid #eee; }
+</style></head><body>
+<h1>Federation audit</h1>
+<p>Contract <code>{{ contract }}</code> on chain {{ chain_id }}; rounds checked: {{ rounds_checked|join(", ") or "none" }};
+replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
+<h2 class="{{ 'ok' if ok else 'bad' }}">{{ "Clean: every round reproduces bit for bit." if ok else findings|length ~ " finding(s)" }}</h2>
+{% if findings %}
+<table><tr><th>Round</th><th>Participant</th><th>Kind</th><th>Detail</th></tr>
+{% for f in findings %}<tr><td>{{ f.round }}</td><td><code>{{ f.participant or "-" }}</code></td><td><b>{{ f.kind }}</b></td><td>{{ f.detail }}</td></tr>
+{% endfor %}</table>
+{% endif %}
+<h2>Rounds</h2>
+<table><tr><th>Round</th><th>Status</th><th>Task</th><th>Committed</th><th>Included</th><th>Rejected</th><th>Samples</th>
+<th>Model digest</th><th>Gas (open / commits / finalise)</th><th>Mean client loss</th><th>Findings</th></tr>
+{% for r in rounds %}<tr><td>{{ r.round }}</td><td>{{ r.status }}{% if r.close_reason %}: {{ r.close_reason }}{% endif %}</td>
+<td>v{{ r.task_version }}</td><td>{{ r.committed|length }}</td><td>{{ r.included|length }}</td>
+<td>{% for x in r.rejected %}<code>{{ x.participant[:10] }}</code> {{ x.rule }}<br>{% endfor %}</td>
+<td>{{ r.num_samples }}</td><td><code>{{ (r.model_digest or "-")[:18] }}</code></td>
+<td>{{ r.gas.get("open", "-") }} / {{ r.gas.get("commit_total", "-") }} / {{ r.gas.get("finalize", r.gas.get("close", "-")) }}</td>
+<td>{{ "%.4f"|format(r.metrics.mean_client_loss) if r.metrics.mean_client_loss is defined else "-" }}</td>
+<td class="{{ 'ok' if r.findings == 0 else 'bad' }}">{{ r.findings }}</td></tr>
+{% endfor %}</table>
+<h2>Participants</h2>
+<table><tr><th>Address</th><th>Organisation</th><th>Industry</th><th>Status</th><th>Registered at block</th><th>Commits</th></tr>
+{% for p in participants %}<tr><td><code>{{ p.address }}</code></td><td>{{ p.organisation }}</td><td>{{ p.industry }}</td>
+<td>{{ p.status }}</td><td>{{ p.registered_block }}</td><td>{{ p.commits }}</td></tr>
+{% endfor %}</table>
+{% if plots %}<h2>Plots</h2>{% for name, data in plots %}<img alt="{{ name }}" src="data:image/png;base64,{{ data }}">{% endfor %}{% endif %}
+</body></html>
+"""
+
+
+def _plots(report: AuditReport) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [r.round for r in report.rounds]
+    if not rounds:
+        return []
+    out: list[tuple[str, str]] = []
+
+    def save(fig: Any, name: str) -> None:
+        buf = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        out.append((name, base64.b64encode(buf.getvalue()).decode("ascii")))
+
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar([r - 0.2 for r in rounds], [len(r.included) for r in report.rounds], width=0.4, label="included")
+    ax.bar([r + 0.2 for r in rounds], [len(r.rejected) for r in report.rounds], width=0.4, label="rejected")
+    ax.set_xlabel("round"), ax.set_ylabel("updates"), ax.legend(), ax.set_title("Updates per round")
+    save(fig, "updates per round")
+    if any(r.gas for r in report.rounds):
+        fig, ax = plt.subplots(figsize=(5, 3))
+        for key in ("open", "commit_total", "finalize"):
+            ax.plot(rounds, [r.gas.get(key, 0) for r in report.rounds], marker="o", label=key)
+        ax.set_xlabel("round"), ax.set_ylabel("gas"), ax.legend(), ax.set_title("Gas per round")
+        save(fig, "gas per round")
+    losses = [(r.round, r.metrics["mean_client_loss"]) for r in report.rounds if "mean_client_loss" in r.metrics]
+    if losses:
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot([a for a, _ in losses], [b for _, b in losses], marker="o")
+        ax.set_xlabel("round"), ax.set_ylabel("loss"), ax.set_title("Mean local training loss")
+        save(fig, "mean client loss")
+    return out
+
+
+def render_html(report: AuditReport) -> str:
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
+    data = report.to_json()
+    return env.from_string(_TEMPLATE).render(**data, plots=_plots(report))
+
+
+def write_html(report: AuditReport, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html(report), encoding="utf-8")
+    return path

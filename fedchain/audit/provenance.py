@@ -1,0 +1,98 @@
+"""Provenance of a model: the rounds, participants and updates behind it.
+
+Walks back from the round that finalised the model (found by digest or CID) through each
+round's base model to the initial model, listing each round's included commitments from its
+evidence document (checked against the digest recorded on chain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from fedchain.audit.replay import History
+from fedchain.errors import AuditError, FedchainError
+from fedchain.federation.evidence import Evidence
+from fedchain.fl.canonical import sha256_digest
+from fedchain.ledger import Ledger
+from fedchain.types import digest_hex, parse_digest
+
+
+@dataclass(frozen=True)
+class ProvenanceStep:
+    round: int
+    model_digest: str
+    model_cid: str
+    base_model_digest: str
+    task_version: int
+    updates: tuple[dict[str, Any], ...]  # participant, organisation, cid, update_digest, num_samples
+    rejected: tuple[dict[str, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "round": self.round,
+            "model_digest": self.model_digest,
+            "model_cid": self.model_cid,
+            "base_model_digest": self.base_model_digest,
+            "task_version": self.task_version,
+            "updates": list(self.updates),
+            "rejected": list(self.rejected),
+        }
+
+
+def provenance(ledger: Ledger, store: Any, model: str) -> list[ProvenanceStep]:
+    """Steps from the round that produced ``model`` (digest or CID) back to round one."""
+    history = History.from_events(ledger.history())
+    by_digest: dict[bytes, int] = {}
+    by_cid: dict[str, int] = {}
+    for rid, rev in history.rounds.items():
+        if rev.finalized is not None:
+            by_digest[bytes(rev.finalized.model_digest)] = rid
+            by_cid[rev.finalized.model_cid] = rid
+    rid: int | None
+    if model in by_cid:
+        rid = by_cid[model]
+    else:
+        try:
+            rid = by_digest.get(bytes(parse_digest(model)))
+        except ValueError:
+            rid = None
+    if rid is None:
+        raise AuditError(f"no finalised round produced model {model!r}")
+    steps: list[ProvenanceStep] = []
+    while rid is not None:
+        rev = history.rounds[rid]
+        fin = rev.finalized
+        assert fin is not None
+        try:
+            data = store.get(fin.evidence_cid)
+            if sha256_digest(data) != bytes(fin.evidence_digest):
+                raise AuditError(f"round {rid}: evidence {fin.evidence_cid} does not match its recorded digest")
+            evidence = Evidence.from_bytes(data)
+        except FedchainError as err:
+            raise AuditError(f"round {rid}: cannot read evidence {fin.evidence_cid}: {err}") from err
+        orgs = {a: r.organisation for a, r in history.registered.items()}
+        steps.append(
+            ProvenanceStep(
+                round=rid,
+                model_digest=digest_hex(fin.model_digest),
+                model_cid=fin.model_cid,
+                base_model_digest=digest_hex(rev.opened.base_model_digest),
+                task_version=int(rev.opened.task_version),
+                updates=tuple(
+                    {
+                        "participant": u.participant,
+                        "organisation": orgs.get(u.participant.lower(), ""),
+                        "cid": u.cid,
+                        "update_digest": digest_hex(u.update_digest),
+                        "num_samples": u.num_samples,
+                    }
+                    for u in evidence.included
+                ),
+                rejected=tuple(r.to_json() for r in evidence.rejected),
+            )
+        )
+        base = bytes(rev.opened.base_model_digest)
+        earlier = [r for d, r in by_digest.items() if d == base and r < rid]
+        rid = max(earlier) if earlier else None
+    return steps
