@@ -1,0 +1,362 @@
+"""The local IPFS node (js-ipfs 0.66, Kubo-compatible RPC API), started by fedchain.
+
+``hardhat-local/ipfs-node.mjs`` runs the node from the pinned ``node_modules``: its repo
+is initialised with the ``test`` profile and kept on this machine (API, gateway and gRPC
+on 127.0.0.1 with ports picked by the OS, no swarm listeners, routing ``none``, no
+bootstrap peers, no delegates, no preload, no MDNS, no NAT mapping, libp2p never started:
+it never dials anywhere). When every server listens it writes the bound URLs to a ready
+file; fedchain then polls ``/api/v0/version`` until the API answers (no fixed sleeps).
+
+A *managed* node belongs to a state directory: :func:`start_node` runs it detached with
+its repo in ``<state_dir>/ipfs/repo`` and records pid and URLs in ``<state_dir>/ipfs.json``;
+:func:`stop_node` sends SIGTERM and waits. An *ephemeral* node (:class:`IpfsNode` as a
+context manager) is what tests and benchmarks use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from fedchain.errors import ServiceError
+
+__all__ = [
+    "IpfsNode",
+    "NodeInfo",
+    "NodeStatus",
+    "start_node",
+    "stop_node",
+    "node_status",
+    "read_node",
+    "record_path",
+    "node_script",
+    "node_binary",
+]
+
+log = logging.getLogger(__name__)
+
+RECORD_NAME = "ipfs.json"
+SCRIPT_NAME = "ipfs-node.mjs"
+_POLL_S = 0.05
+
+
+def toolchain_dir() -> Path:
+    """``hardhat-local/`` at the repository root (``FEDCHAIN_TOOLCHAIN_DIR`` overrides it)."""
+    env = os.environ.get("FEDCHAIN_TOOLCHAIN_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "hardhat-local"
+
+
+def node_script() -> Path:
+    """The node launcher script; its ``node_modules`` must hold ``ipfs`` 0.66.1."""
+    script = toolchain_dir() / SCRIPT_NAME
+    if not script.is_file():
+        raise ServiceError(f"IPFS node script not found: {script}")
+    if not (toolchain_dir() / "node_modules" / "ipfs-core").is_dir():
+        raise ServiceError("js-ipfs is not installed: run scripts/setup (npm ci in hardhat-local/)")
+    return script
+
+
+def node_binary() -> str:
+    """The Node.js executable: ``FEDCHAIN_NODE`` or ``node`` on ``PATH``."""
+    env = os.environ.get("FEDCHAIN_NODE")
+    found = env or shutil.which("node")
+    if not found:
+        raise ServiceError("Node.js not found: install node (>= 18) or set FEDCHAIN_NODE")
+    return found
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What fedchain records about a running node."""
+
+    pid: int
+    api_url: str
+    gateway_url: str
+    rpc_url: str
+    repo: Path
+    log: Path
+    version: str
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["repo"] = str(self.repo)
+        data["log"] = str(self.log)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "NodeInfo":
+        try:
+            return cls(
+                pid=int(data["pid"]),
+                api_url=str(data["api_url"]),
+                gateway_url=str(data["gateway_url"]),
+                rpc_url=str(data["rpc_url"]),
+                repo=Path(data["repo"]),
+                log=Path(data["log"]),
+                version=str(data["version"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ServiceError(f"IPFS node record is malformed: {err}") from err
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """``fedchain ipfs status``: whether the recorded node runs and answers."""
+
+    running: bool
+    state_dir: Path
+    node: NodeInfo | None
+    api_version: str | None
+
+
+def _process_alive(pid: int) -> bool:
+    """True if ``pid`` runs and is our node script (a recycled pid is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        if not text:  # a zombie: exited, not yet reaped
+            return False
+        return SCRIPT_NAME in text
+    return True
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def api_version(api_url: str, *, timeout_s: float = 2.0) -> str | None:
+    """The node's version string, or None if the API does not answer."""
+    try:
+        response = httpx.post(api_url.rstrip("/") + "/api/v0/version", timeout=timeout_s)
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return str(data.get("Version")) if isinstance(data, dict) and "Version" in data else None
+
+
+class IpfsNode:
+    """One js-ipfs node process with its repo in ``home/repo``.
+
+    ``start`` launches it (in its own session, so it outlives the caller if ``detach``)
+    and waits until ``/api/v0/version`` answers; ``stop`` sends SIGTERM and waits.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.repo = self.home / "repo"
+        self.ready_file = self.home / "ready.json"
+        self.log_path = self.home / "node.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.info: NodeInfo | None = None
+
+    @property
+    def api_url(self) -> str:
+        if self.info is None:
+            raise ServiceError("IPFS node is not started")
+        return self.info.api_url
+
+    def start(self, timeout_s: float = 90.0) -> NodeInfo:
+        script = node_script()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.ready_file.unlink(missing_ok=True)
+        cmd = [node_binary(), str(script), "--repo", str(self.repo), "--ready-file", str(self.ready_file)]
+        env = dict(os.environ)
+        env.pop("DEBUG", None)
+        log.info("starting IPFS node: %s", " ".join(cmd))
+        out: IO[bytes]
+        with open(self.log_path, "ab") as out:
+            self._proc = subprocess.Popen(
+                cmd,
+                cwd=script.parent,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+            )
+        try:
+            self.info = self._wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("IPFS node %s ready at %s (pid %d)", self.info.version, self.info.api_url, self.info.pid)
+        return self.info
+
+    def _wait_ready(self, timeout_s: float) -> NodeInfo:
+        assert self._proc is not None
+        deadline = time.monotonic() + timeout_s
+        ready: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            code = self._proc.poll()
+            if code is not None:
+                raise ServiceError(
+                    f"IPFS node exited with code {code} while starting; log {self.log_path}:\n{_log_tail(self.log_path)}"
+                )
+            if ready is None and self.ready_file.is_file():
+                try:
+                    ready = json.loads(self.ready_file.read_text())
+                except (OSError, ValueError):
+                    ready = None
+            if ready is not None:
+                version = api_version(str(ready["api"]))
+                if version is not None:
+                    return NodeInfo(
+                        pid=self._proc.pid,
+                        api_url=str(ready["api"]),
+                        gateway_url=str(ready["gateway"]),
+                        rpc_url=str(ready["rpc"]),
+                        repo=self.repo,
+                        log=self.log_path,
+                        version=version,
+                    )
+            time.sleep(_POLL_S)
+        raise ServiceError(
+            f"IPFS node did not answer /api/v0/version within {timeout_s:.0f}s; log {self.log_path}:\n"
+            f"{_log_tail(self.log_path)}"
+        )
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            terminate_pid(self._proc.pid, timeout_s=timeout_s)
+        try:
+            self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:  # pragma: no cover - terminate_pid already killed it
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+        self.info = None
+
+    def __enter__(self) -> "IpfsNode":
+        if self.info is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def terminate_pid(pid: int, *, timeout_s: float = 20.0) -> None:
+    """SIGTERM the node's process group and wait; SIGKILL if it outlives ``timeout_s``."""
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _process_alive(pid):
+        _reap(pid)
+        if time.monotonic() > deadline:
+            log.warning("IPFS node pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout_s)
+            _signal_group(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 5.0
+            while _process_alive(pid) and time.monotonic() < deadline:
+                _reap(pid)
+                time.sleep(_POLL_S)
+            return
+        time.sleep(_POLL_S)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(os.getpgid(pid), sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+# -- the managed node of a state directory ---------------------------------------
+def record_path(state_dir: Path) -> Path:
+    return Path(state_dir) / RECORD_NAME
+
+
+def read_node(state_dir: Path) -> NodeInfo | None:
+    """The recorded node if its process still runs, else None."""
+    path = record_path(state_dir)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ServiceError(f"cannot read {path}: {err}") from err
+    info = NodeInfo.from_json(data)
+    return info if _process_alive(info.pid) else None
+
+
+def _write_record(state_dir: Path, info: NodeInfo) -> None:
+    path = record_path(state_dir)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(info.to_json(), indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def start_node(state_dir: Path, *, timeout_s: float = 90.0) -> tuple[NodeInfo, bool]:
+    """Start the state directory's node unless it already runs; return it and whether it was started."""
+    state_dir = Path(state_dir)
+    running = read_node(state_dir)
+    if running is not None and api_version(running.api_url) is not None:
+        return running, False
+    if running is not None:
+        raise ServiceError(
+            f"IPFS node pid {running.pid} is recorded in {record_path(state_dir)} but its API "
+            f"{running.api_url} does not answer; run `fedchain ipfs stop` first"
+        )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    node = IpfsNode(state_dir / "ipfs")
+    info = node.start(timeout_s=timeout_s)
+    _write_record(state_dir, info)
+    return info, True
+
+
+def stop_node(state_dir: Path, *, timeout_s: float = 20.0) -> NodeInfo | None:
+    """Stop the state directory's node; return what was stopped (None if nothing ran)."""
+    info = read_node(state_dir)
+    record_path(state_dir).unlink(missing_ok=True)
+    if info is None:
+        return None
+    terminate_pid(info.pid, timeout_s=timeout_s)
+    if _process_alive(info.pid):
+        raise ServiceError(f"IPFS node pid {info.pid} would not stop")
+    return info
+
+
+def node_status(state_dir: Path) -> NodeStatus:
+    info = read_node(state_dir)
+    version = api_version(info.api_url) if info is not None else None
+    return NodeStatus(running=version is not None, state_dir=Path(state_dir), node=info, api_version=version)
