@@ -211,6 +211,18 @@ class RoleChanged:
     log_index: int
 
 
+@dataclass(frozen=True)
+class RoleAdminChanged:
+    """OpenZeppelin AccessControl ``RoleAdminChanged``."""
+
+    role: bytes
+    previous_admin_role: bytes
+    new_admin_role: bytes
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
 LedgerEvent = Union[
     ParticipantRegistered,
     ParticipantAdmitted,
@@ -221,6 +233,7 @@ LedgerEvent = Union[
     RoundFinalized,
     RoundClosed,
     RoleChanged,
+    RoleAdminChanged,
 ]
 
 

@@ -1,0 +1,199 @@
+"""ABI helpers: custom-error (revert) decoding and event-log decoding, from a contract ABI.
+
+Pure functions over the ABI JSON and raw bytes (eth_abi); the Web3 object is not needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+from hexbytes import HexBytes
+
+from fedchain.errors import ContractRevertError
+
+ERROR_STRING_SELECTOR = keccak(b"Error(string)")[:4]
+PANIC_SELECTOR = keccak(b"Panic(uint256)")[:4]
+
+
+def _canonical_type(param: Mapping[str, Any]) -> str:
+    """ABI type with tuples expanded (``tuple[]`` -> ``(a,b)[]``)."""
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        inner = ",".join(_canonical_type(c) for c in param.get("components", []))
+        return f"({inner}){kind[len('tuple'):]}"
+    return kind
+
+
+def signature(item: Mapping[str, Any]) -> str:
+    return f"{item['name']}({','.join(_canonical_type(p) for p in item.get('inputs', []))})"
+
+
+def _normalise(kind: str, value: Any) -> Any:
+    """Addresses checksummed; everything else as eth_abi decodes it (ints, bytes, str, bool)."""
+    if kind == "address":
+        return to_checksum_address(value)
+    if kind.endswith("]") and isinstance(value, (list, tuple)):
+        base = kind[: kind.rindex("[")]
+        return [_normalise(base, v) for v in value]
+    return value
+
+
+def to_bytes(data: Any) -> bytes:
+    if data is None:
+        return b""
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data)
+    if isinstance(data, str):
+        text = data[2:] if data.startswith(("0x", "0X")) else data
+        try:
+            return bytes.fromhex(text)
+        except ValueError:
+            return b""
+    return bytes(HexBytes(data))
+
+
+class RevertDecoder:
+    """Maps 4-byte selectors of a contract's custom errors to :class:`ContractRevertError`."""
+
+    def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
+        self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for item in abi:
+            if item.get("type") == "error":
+                inputs = list(item.get("inputs", []))
+                selector = keccak(signature(item).encode())[:4]
+                names = [str(p.get("name") or f"arg{i}") for i, p in enumerate(inputs)]
+                self._errors[selector] = (str(item["name"]), names, [_canonical_type(p) for p in inputs])
+
+    @property
+    def error_names(self) -> set[str]:
+        return {name for name, _, _ in self._errors.values()}
+
+    def decode(self, data: Any, *, function: str = "") -> ContractRevertError | None:
+        """The error encoded by revert ``data``, or None when there is nothing to decode."""
+        raw = to_bytes(data)
+        if len(raw) < 4:
+            return None
+        selector, payload = raw[:4], raw[4:]
+        try:
+            if selector in self._errors:
+                name, names, types = self._errors[selector]
+                values = abi_decode(types, payload) if types else ()
+                args = {n: _normalise(t, v) for n, t, v in zip(names, types, values)}
+                return ContractRevertError(name, args, function=function)
+            if selector == ERROR_STRING_SELECTOR:
+                (message,) = abi_decode(["string"], payload)
+                return ContractRevertError("Error", {"message": message}, function=function)
+            if selector == PANIC_SELECTOR:
+                (code,) = abi_decode(["uint256"], payload)
+                return ContractRevertError("Panic", {"code": code}, function=function)
+        except (DecodingError, ValueError, OverflowError):
+            return ContractRevertError("UnknownError", {"data": raw}, function=function)
+        return ContractRevertError("UnknownError", {"data": raw}, function=function)
+
+
+@dataclass(frozen=True)
+class DecodedLog:
+    """One event log decoded by :class:`EventDecoder`."""
+
+    event: str
+    args: dict[str, Any]
+    address: str
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+class EventDecoder:
+    """Decodes raw logs of a contract's events (indexed topics and data)."""
+
+    def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
+        self._events: dict[bytes, Mapping[str, Any]] = {}
+        self.topics: dict[str, bytes] = {}
+        for item in abi:
+            if item.get("type") == "event" and not item.get("anonymous", False):
+                topic = keccak(signature(item).encode())
+                self._events[topic] = item
+                self.topics[str(item["name"])] = topic
+
+    def topic(self, event: str) -> bytes:
+        try:
+            return self.topics[event]
+        except KeyError as err:
+            raise KeyError(f"the ABI has no event {event!r}") from err
+
+    def decode(self, log: Mapping[str, Any]) -> DecodedLog | None:
+        """Decode one log (web3 ``LogReceipt`` or raw JSON-RPC dict); None for foreign events."""
+        topics = [to_bytes(t) for t in log["topics"]]
+        if not topics or topics[0] not in self._events:
+            return None
+        item = self._events[topics[0]]
+        inputs = list(item.get("inputs", []))
+        indexed = [p for p in inputs if p.get("indexed")]
+        plain = [p for p in inputs if not p.get("indexed")]
+        args: dict[str, Any] = {}
+        for param, topic in zip(indexed, topics[1:]):
+            kind = _canonical_type(param)
+            if kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("("):
+                args[str(param["name"])] = topic  # dynamic indexed values are stored hashed
+            else:
+                args[str(param["name"])] = _normalise(kind, abi_decode([kind], topic)[0])
+        values = abi_decode([_canonical_type(p) for p in plain], to_bytes(log["data"]))
+        for param, value in zip(plain, values):
+            args[str(param["name"])] = _normalise(_canonical_type(param), value)
+        return DecodedLog(
+            event=str(item["name"]),
+            args=args,
+            address=to_checksum_address(log["address"]),
+            block_number=_as_int(log["blockNumber"]),
+            tx_hash="0x" + to_bytes(log["transactionHash"]).hex(),
+            log_index=_as_int(log["logIndex"]),
+        )
+
+
+def _as_int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+class FunctionCodec:
+    """Encodes calls to, and decodes results of, a contract's functions (no overloads)."""
+
+    def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
+        self._functions: dict[str, tuple[bytes, list[str], list[str]]] = {}
+        self._constructor: list[str] = []
+        for item in abi:
+            if item.get("type") == "function":
+                name = str(item["name"])
+                if name in self._functions:
+                    raise ValueError(f"overloaded function {name!r} is not supported")
+                self._functions[name] = (
+                    keccak(signature(item).encode())[:4],
+                    [_canonical_type(p) for p in item.get("inputs", [])],
+                    [_canonical_type(p) for p in item.get("outputs", [])],
+                )
+            elif item.get("type") == "constructor":
+                self._constructor = [_canonical_type(p) for p in item.get("inputs", [])]
+
+    def has(self, name: str) -> bool:
+        return name in self._functions
+
+    def encode_call(self, name: str, *args: Any) -> bytes:
+        selector, types, _ = self._functions[name]
+        if len(args) != len(types):
+            raise ValueError(f"{name} takes {len(types)} arguments, got {len(args)}")
+        return selector + abi_encode(types, list(args))
+
+    def decode_result(self, name: str, data: bytes) -> tuple[Any, ...]:
+        _, _, outputs = self._functions[name]
+        values = abi_decode(outputs, data)
+        return tuple(_normalise(t, v) for t, v in zip(outputs, values))
+
+    def encode_constructor(self, bytecode: bytes, *args: Any) -> bytes:
+        if len(args) != len(self._constructor):
+            raise ValueError(f"the constructor takes {len(self._constructor)} arguments, got {len(args)}")
+        return bytecode + (abi_encode(self._constructor, list(args)) if args else b"")

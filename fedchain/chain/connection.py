@@ -1,0 +1,259 @@
+"""A connection to one Ethereum JSON-RPC endpoint, and locally signed transactions.
+
+Each :class:`Connection` owns its own ``Web3`` object (there is no global one). Writes
+are signed locally with an eth-account ``LocalAccount`` and sent raw; the receipt is
+awaited with a timeout and summarised as a :class:`fedchain.ledger.TxReport` (gas used,
+effective gas price), logged with the tx hash. Third-party exceptions are translated
+here, at the boundary, into the :mod:`fedchain.errors` chain family.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import requests
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.exceptions import (
+    ContractLogicError,
+    ProviderConnectionError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
+
+from fedchain.chain.abi import RevertDecoder, to_bytes
+from fedchain.errors import (
+    ChainError,
+    ChainIdMismatchError,
+    ContractRevertError,
+    InsufficientFundsError,
+    RpcUnavailableError,
+    TransactionFailedError,
+)
+from fedchain.ledger import TxReport
+from fedchain.types import Address, RoundId, Wei
+
+log = logging.getLogger(__name__)
+
+GAS_MARGIN_NUM, GAS_MARGIN_DEN = 6, 5  # gas limit = estimate * 1.2
+
+
+def _insufficient_funds(message: str) -> bool:
+    text = message.lower()
+    return "insufficient funds" in text or "lack of funds" in text or "sender doesn't have enough funds" in text
+
+
+class Connection:
+    """One JSON-RPC endpoint. Raises :class:`RpcUnavailableError` (naming the URL) when the
+    node does not answer, :class:`ChainIdMismatchError` when ``expected_chain_id`` is given
+    and differs."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        expected_chain_id: int | None = None,
+        timeout_s: float = 30.0,
+        tx_timeout_s: float = 120.0,
+    ) -> None:
+        self.url = rpc_url
+        self.tx_timeout_s = tx_timeout_s
+        provider = Web3.HTTPProvider(
+            rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
+        )
+        self.w3 = Web3(provider)
+        with self.translate():
+            self.chain_id: int = int(self.w3.eth.chain_id)
+        if expected_chain_id is not None and expected_chain_id != self.chain_id:
+            raise ChainIdMismatchError(expected_chain_id, self.chain_id)
+
+    # --- error translation ---------------------------------------------------------
+
+    @contextmanager
+    def translate(self, decoder: RevertDecoder | None = None, function: str = "") -> Iterator[None]:
+        """Map web3/requests exceptions raised inside the block to fedchain errors."""
+        try:
+            yield
+        except ContractLogicError as err:
+            raise self._revert_error(err, decoder, function) from err
+        except (requests.ConnectionError, requests.Timeout, ProviderConnectionError, ConnectionError) as err:
+            raise RpcUnavailableError(f"cannot reach the Ethereum node at {self.url}: {err}") from err
+        except Web3RPCError as err:
+            message = str(getattr(err, "message", "") or err)
+            if _insufficient_funds(message):
+                raise InsufficientFundsError(f"{function or 'transaction'}: {message}") from err
+            revert = self._revert_from_rpc(err, decoder, function)
+            if revert is not None:
+                raise revert from err
+            raise ChainError(f"{function or 'RPC call'} failed on {self.url}: {message}") from err
+
+    @staticmethod
+    def _revert_error(err: ContractLogicError, decoder: RevertDecoder | None, function: str) -> ChainError:
+        data = err.data
+        if isinstance(data, dict):
+            data = data.get("data")
+        if decoder is not None:
+            decoded = decoder.decode(data, function=function)
+            if decoded is not None:
+                return decoded
+        raw = to_bytes(data)
+        if raw:
+            return ContractRevertError("UnknownError", {"data": raw}, function=function)
+        return ContractRevertError("Revert", {"message": str(err.message or err)}, function=function)
+
+    @staticmethod
+    def _revert_from_rpc(err: Web3RPCError, decoder: RevertDecoder | None, function: str) -> ChainError | None:
+        response = err.rpc_response or {}
+        error = response.get("error") if isinstance(response, dict) else None
+        data = error.get("data") if isinstance(error, dict) else None
+        if isinstance(data, dict):
+            data = data.get("data")
+        if data is None or decoder is None:
+            return None
+        return decoder.decode(data, function=function)
+
+    # --- reads -----------------------------------------------------------------------
+
+    def block_number(self) -> int:
+        with self.translate():
+            return int(self.w3.eth.block_number)
+
+    def block_timestamp(self, block: int | str = "latest") -> int:
+        with self.translate():
+            return int(self.w3.eth.get_block(block)["timestamp"])
+
+    def balance(self, address: str) -> Wei:
+        with self.translate():
+            return Wei(int(self.w3.eth.get_balance(to_checksum_address(address))))
+
+    def code_at(self, address: str) -> bytes:
+        with self.translate():
+            return bytes(self.w3.eth.get_code(to_checksum_address(address)))
+
+    def request(self, method: str, params: list[Any] | None = None) -> Any:
+        """A raw JSON-RPC request (``evm_snapshot``, ``evm_mine``...)."""
+        with self.translate(function=method):
+            response = self.w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
+        if "error" in response:
+            raise ChainError(f"{method} failed on {self.url}: {response['error']}")
+        return response.get("result")
+
+    def call(self, tx: dict[str, Any], *, decoder: RevertDecoder | None = None, function: str = "") -> bytes:
+        """``eth_call``; a revert becomes a decoded :class:`ContractRevertError`."""
+        with self.translate(decoder, function):
+            return bytes(self.w3.eth.call(tx))  # type: ignore[arg-type]
+
+    # --- writes ----------------------------------------------------------------------
+
+    def send_transaction(
+        self,
+        account: LocalAccount,
+        *,
+        to: str | None,
+        data: bytes = b"",
+        value: int = 0,
+        gas: int | None = None,
+        function: str = "transfer",
+        decoder: RevertDecoder | None = None,
+        round_id: RoundId | None = None,
+    ) -> tuple[TxReport, dict[str, Any]]:
+        """Sign locally, send raw, wait for the receipt; return the report and the receipt.
+
+        The gas limit is estimated (a revert at that point raises the decoded
+        :class:`ContractRevertError` and nothing is sent) unless ``gas`` is given. A
+        transaction mined with status 0 is replayed with ``eth_call`` to decode why."""
+        sender = to_checksum_address(account.address)
+        tx: dict[str, Any] = {"from": sender, "value": value, "data": data, "chainId": self.chain_id}
+        if to is not None:
+            tx["to"] = to_checksum_address(to)
+        with self.translate(decoder, function):
+            if gas is None:
+                gas = self.w3.eth.estimate_gas(tx) * GAS_MARGIN_NUM // GAS_MARGIN_DEN  # type: ignore[arg-type]
+            base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
+            tip = int(self.w3.eth.max_priority_fee)
+            tx.update(
+                gas=gas,
+                nonce=self.w3.eth.get_transaction_count(sender, "pending"),
+                maxPriorityFeePerGas=tip,
+                maxFeePerGas=2 * base_fee + tip,
+                type=2,
+            )
+            need = gas * tx["maxFeePerGas"] + value
+            have = int(self.w3.eth.get_balance(sender))
+            if have < need:
+                raise InsufficientFundsError(
+                    f"{function}: {sender} has {have} wei, needs up to {need} wei for gas and value"
+                )
+            signed = account.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+        hex_hash = "0x" + bytes(tx_hash).hex()
+        try:
+            with self.translate(decoder, function):
+                receipt = dict(
+                    self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s, poll_latency=0.05)
+                )
+        except (TimeExhausted, TransactionNotFound) as err:
+            raise TransactionFailedError(
+                f"{function}: no receipt for {hex_hash} within {self.tx_timeout_s:.0f}s"
+            ) from err
+        block = int(receipt["blockNumber"])
+        if int(receipt["status"]) != 1:
+            replay = {k: tx[k] for k in ("from", "to", "value", "data") if k in tx}
+            try:
+                self._replay(replay, gas, max(block - 1, 0), decoder, function)
+            except ContractRevertError:
+                log.warning("%s reverted in tx %s (block %d)", function, hex_hash, block)
+                raise
+            raise TransactionFailedError(
+                f"{function}: transaction {hex_hash} failed in block {block} "
+                f"(gas used {int(receipt['gasUsed'])} of {gas}; out of gas?)"
+            )
+        report = TxReport(
+            function=function,
+            tx_hash=hex_hash,
+            gas_used=int(receipt["gasUsed"]),
+            block_number=block,
+            effective_gas_price=int(receipt.get("effectiveGasPrice", 0) or 0),
+            round_id=round_id,
+        )
+        if round_id is not None:
+            log.info("%s round %d: tx %s, gas %d, block %d", function, round_id, hex_hash, report.gas_used, block)
+        else:
+            log.info("%s: tx %s, gas %d, block %d", function, hex_hash, report.gas_used, block)
+        return report, receipt
+
+    def _replay(
+        self, tx: dict[str, Any], gas: int, block: int, decoder: RevertDecoder | None, function: str
+    ) -> None:
+        with self.translate(decoder, function):
+            self.w3.eth.call({**tx, "gas": gas}, block)  # type: ignore[arg-type]
+
+    def transfer(self, account: LocalAccount, to: str, value: Wei) -> TxReport:
+        """Send ``value`` wei from ``account`` to ``to``."""
+        report, _ = self.send_transaction(account, to=to, value=value, function="transfer")
+        return report
+
+    def dev_accounts(self) -> list[Address]:
+        """Accounts the node itself unlocks (anvil/Hardhat dev accounts); empty elsewhere."""
+        with self.translate():
+            return [Address(to_checksum_address(a)) for a in self.w3.eth.accounts]
+
+    def fund_from_dev_account(self, to: str, value: Wei) -> str:
+        """Send ``value`` wei from the node's first unlocked dev account; returns the tx hash."""
+        accounts = self.dev_accounts()
+        if not accounts:
+            raise ChainError(f"the node at {self.url} unlocks no dev account to fund from (not a devnet?)")
+        with self.translate(function="fund"):
+            tx_hash = self.w3.eth.send_transaction(
+                {"from": accounts[0], "to": to_checksum_address(to), "value": value}
+            )
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s, poll_latency=0.05)
+        hex_hash = "0x" + bytes(tx_hash).hex()
+        if int(receipt["status"]) != 1:
+            raise TransactionFailedError(f"fund: transaction {hex_hash} failed")
+        log.info("funded %s with %d wei: tx %s", to, value, hex_hash)
+        return hex_hash

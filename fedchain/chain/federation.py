@@ -1,0 +1,462 @@
+"""The ``Federation`` contract: deployment records and a typed wrapper.
+
+:func:`deploy` sends the creation transaction and, only once its receipt succeeded, writes
+``<state_dir>/deployments/<chain_id>.json`` (address, chain id, block, tx hash and the
+artifact's ``sourceHash``). :func:`load_deployment` reads it back and checks that code is
+at the address. :class:`FederationContract` has one method per contract function; writes
+return a :class:`fedchain.ledger.TxReport`, reverts raise
+:class:`fedchain.errors.ContractRevertError` with the decoded custom error and its
+arguments, both when the gas estimate fails and when a mined transaction failed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from eth_utils import is_address, to_checksum_address
+
+from fedchain.chain.abi import EventDecoder, FunctionCodec, RevertDecoder, to_bytes
+from fedchain.chain.connection import Connection
+from fedchain.errors import ChainError, DeploymentNotFoundError
+from fedchain.ledger import ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
+from fedchain.types import DIGEST_SIZE, Address, Digest, RoundId
+
+log = logging.getLogger(__name__)
+
+CONTRACT_NAME = "Federation"
+ADMIN_ROLE = keccak(b"ADMIN_ROLE")
+AGGREGATOR_ROLE = keccak(b"AGGREGATOR_ROLE")
+DEFAULT_ADMIN_ROLE = b"\x00" * 32
+
+
+def load_federation_artifact() -> dict[str, Any]:
+    """The committed ``Federation`` artifact (abi, bytecode, sourceHash, ...)."""
+    from fedchain.chain.compiler import load_artifact
+
+    return load_artifact(CONTRACT_NAME)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the Federation contract lives on one chain."""
+
+    contract: str
+    address: Address
+    chain_id: int
+    block_number: int
+    tx_hash: str
+    source_hash: str
+    admin: Address
+    aggregator: Address
+    deployed_at: float
+
+
+def deployment_path(state_dir: Path, chain_id: int) -> Path:
+    return Path(state_dir) / "deployments" / f"{chain_id}.json"
+
+
+def write_deployment(state_dir: Path, deployment: Deployment) -> Path:
+    path = deployment_path(state_dir, deployment.chain_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(asdict(deployment), indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_deployment(state_dir: Path, chain_id: int) -> Deployment:
+    """The deployment record for ``chain_id``; DeploymentNotFoundError if missing or unreadable."""
+    path = deployment_path(state_dir, chain_id)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Deployment(
+            contract=str(data["contract"]),
+            address=Address(to_checksum_address(data["address"])),
+            chain_id=int(data["chain_id"]),
+            block_number=int(data["block_number"]),
+            tx_hash=str(data["tx_hash"]),
+            source_hash=str(data["source_hash"]),
+            admin=Address(to_checksum_address(data["admin"])),
+            aggregator=Address(to_checksum_address(data["aggregator"])),
+            deployed_at=float(data["deployed_at"]),
+        )
+    except FileNotFoundError as err:
+        raise DeploymentNotFoundError(
+            f"no Federation deployment recorded for chain {chain_id} ({path}); deploy it first"
+        ) from err
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DeploymentNotFoundError(f"deployment record {path} is unreadable: {err}") from err
+
+
+def load_deployment(state_dir: Path, conn: Connection) -> Deployment:
+    """The recorded deployment on ``conn``'s chain, checked to have code at its address."""
+    deployment = read_deployment(state_dir, conn.chain_id)
+    if not conn.code_at(deployment.address):
+        raise DeploymentNotFoundError(
+            f"no contract code at {deployment.address} on chain {conn.chain_id} ({conn.url}); "
+            "the chain was reset since the deployment - deploy again"
+        )
+    return deployment
+
+
+def deploy(
+    conn: Connection,
+    deployer: LocalAccount,
+    admin: str,
+    aggregator: str,
+    *,
+    state_dir: Path | None = None,
+    artifact: dict[str, Any] | None = None,
+) -> tuple["FederationContract", Deployment, TxReport]:
+    """Deploy ``Federation(admin, aggregator)`` signed by ``deployer``; record it under
+    ``state_dir`` (when given) only after the receipt succeeded."""
+    artifact = artifact or load_federation_artifact()
+    for role, value in (("admin", admin), ("aggregator", aggregator)):
+        if not is_address(value):
+            raise ChainError(f"deploy: {role} is not an address: {value!r}")
+    codec = FunctionCodec(artifact["abi"])
+    data = codec.encode_constructor(
+        to_bytes(artifact["bytecode"]), to_checksum_address(admin), to_checksum_address(aggregator)
+    )
+    report, receipt = conn.send_transaction(
+        deployer, to=None, data=data, function="deploy", decoder=RevertDecoder(artifact["abi"])
+    )
+    address = receipt.get("contractAddress")
+    if not address:
+        raise ChainError(f"deploy: receipt of {report.tx_hash} has no contract address")
+    deployment = Deployment(
+        contract=CONTRACT_NAME,
+        address=Address(to_checksum_address(address)),
+        chain_id=conn.chain_id,
+        block_number=report.block_number,
+        tx_hash=report.tx_hash,
+        source_hash=str(artifact.get("sourceHash", "")),
+        admin=Address(to_checksum_address(admin)),
+        aggregator=Address(to_checksum_address(aggregator)),
+        deployed_at=time.time(),
+    )
+    if state_dir is not None:
+        path = write_deployment(state_dir, deployment)
+        log.info("deployed Federation at %s (tx %s); recorded in %s", deployment.address, report.tx_hash, path)
+    contract = FederationContract(conn, deployment.address, artifact["abi"], deployer, deployment_block=report.block_number)
+    return contract, deployment, report
+
+
+@dataclass(frozen=True)
+class RoundInfo:
+    """``Federation.getRound`` as returned by the contract (no CIDs: those are in events)."""
+
+    status: RoundStatus
+    deadline: int
+    min_updates: int
+    commit_count: int
+    task_version: int
+    included_count: int
+    base_model_digest: Digest
+    model_digest: Digest
+    merkle_root: Digest
+    aggregation_digest: Digest
+    evidence_digest: Digest
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """``Federation.task`` (the config CID is in the ``TaskConfigured`` event)."""
+
+    version: int
+    model_spec_digest: Digest
+    strategy_digest: Digest
+    data_schema_digest: Digest
+
+
+def _digest(value: bytes, name: str, function: str) -> bytes:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != DIGEST_SIZE:
+        got = len(value) if isinstance(value, (bytes, bytearray)) else type(value).__name__
+        raise ChainError(f"{function}: {name} must be {DIGEST_SIZE} bytes, got {got}")
+    return bytes(value)
+
+
+def _uint(value: int, bits: int, name: str, function: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**bits:
+        raise ChainError(f"{function}: {name} must be an integer in [0, 2^{bits}), got {value!r}")
+    return value
+
+
+def _address(value: str, name: str, function: str) -> str:
+    if not isinstance(value, str) or not is_address(value):
+        raise ChainError(f"{function}: {name} is not an address: {value!r}")
+    return to_checksum_address(value)
+
+
+class FederationContract:
+    """Typed access to one deployed ``Federation``; writes are signed by ``account``."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        address: str,
+        abi: Sequence[dict[str, Any]] | None = None,
+        account: LocalAccount | None = None,
+        *,
+        deployment_block: int = 0,
+    ) -> None:
+        self.conn = conn
+        self.address = Address(to_checksum_address(address))
+        self.abi = list(abi if abi is not None else load_federation_artifact()["abi"])
+        self.account = account
+        self.deployment_block = deployment_block
+        self.codec = FunctionCodec(self.abi)
+        self.errors = RevertDecoder(self.abi)
+        self.events = EventDecoder(self.abi)
+
+    @classmethod
+    def from_deployment(
+        cls, conn: Connection, deployment: Deployment, account: LocalAccount | None = None
+    ) -> "FederationContract":
+        return cls(conn, deployment.address, None, account, deployment_block=deployment.block_number)
+
+    def with_account(self, account: LocalAccount) -> "FederationContract":
+        """The same contract, writes signed by ``account``."""
+        return FederationContract(self.conn, self.address, self.abi, account, deployment_block=self.deployment_block)
+
+    # --- plumbing ------------------------------------------------------------------
+
+    def _call(self, function: str, *args: Any) -> tuple[Any, ...]:
+        data = self.codec.encode_call(function, *args)
+        tx: dict[str, Any] = {"to": self.address, "data": data}
+        if self.account is not None:
+            tx["from"] = self.account.address
+        raw = self.conn.call(tx, decoder=self.errors, function=function)
+        return self.codec.decode_result(function, raw)
+
+    def _send(self, function: str, *args: Any, round_id: int | None = None, gas: int | None = None) -> TxReport:
+        return self._transact(function, *args, round_id=round_id, gas=gas)[0]
+
+    def _transact(
+        self, function: str, *args: Any, round_id: int | None = None, gas: int | None = None
+    ) -> tuple[TxReport, dict[str, Any]]:
+        if self.account is None:
+            raise ChainError(f"{function}: no signing account for writes to {self.address}")
+        data = self.codec.encode_call(function, *args)
+        return self.conn.send_transaction(
+            self.account,
+            to=self.address,
+            data=data,
+            gas=gas,
+            function=function,
+            decoder=self.errors,
+            round_id=RoundId(round_id) if round_id is not None else None,
+        )
+
+    # --- participants ----------------------------------------------------------------
+
+    def register(self, organisation: str, industry: str, public_key: bytes, *, gas: int | None = None) -> TxReport:
+        return self._send("register", organisation, industry, bytes(public_key), gas=gas)
+
+    def admit(self, participant: str, *, gas: int | None = None) -> TxReport:
+        return self._send("admit", _address(participant, "participant", "admit"), gas=gas)
+
+    def remove(self, participant: str, reason: str, *, gas: int | None = None) -> TxReport:
+        return self._send("remove", _address(participant, "participant", "remove"), reason, gas=gas)
+
+    # --- task ------------------------------------------------------------------------
+
+    def configure_task(
+        self,
+        model_spec_digest: bytes,
+        strategy_digest: bytes,
+        data_schema_digest: bytes,
+        config_cid: str,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        f = "configureTask"
+        return self._send(
+            f,
+            _digest(model_spec_digest, "model_spec_digest", f),
+            _digest(strategy_digest, "strategy_digest", f),
+            _digest(data_schema_digest, "data_schema_digest", f),
+            config_cid,
+            gas=gas,
+        )
+
+    # --- rounds ----------------------------------------------------------------------
+
+    def open_round(
+        self, base_model_digest: bytes, base_model_cid: str, commit_duration: int, min_updates: int, *, gas: int | None = None
+    ) -> TxReport:
+        f = "openRound"
+        report, receipt = self._transact(
+            f,
+            _digest(base_model_digest, "base_model_digest", f),
+            base_model_cid,
+            _uint(commit_duration, 64, "commit_duration", f),
+            _uint(min_updates, 32, "min_updates", f),
+            gas=gas,
+        )
+        for raw in receipt["logs"]:
+            decoded = self.events.decode(raw)
+            if decoded is not None and decoded.event == "RoundOpened":
+                round_id = RoundId(int(decoded.args["roundId"]))
+                log.info("round %d opened: tx %s", round_id, report.tx_hash)
+                return replace(report, round_id=round_id)
+        raise ChainError(f"openRound: transaction {report.tx_hash} emitted no RoundOpened event")
+
+    def commit_update(
+        self,
+        round_id: int,
+        update_digest: bytes,
+        cid: str,
+        num_samples: int,
+        metadata_digest: bytes,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        f = "commitUpdate"
+        return self._send(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _digest(update_digest, "update_digest", f),
+            cid,
+            _uint(num_samples, 64, "num_samples", f),
+            _digest(metadata_digest, "metadata_digest", f),
+            round_id=round_id,
+            gas=gas,
+        )
+
+    def finalize_round(
+        self,
+        round_id: int,
+        model_digest: bytes,
+        model_cid: str,
+        merkle_root: bytes,
+        aggregation_digest: bytes,
+        evidence_digest: bytes,
+        evidence_cid: str,
+        included_count: int,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        f = "finalizeRound"
+        return self._send(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _digest(model_digest, "model_digest", f),
+            model_cid,
+            _digest(merkle_root, "merkle_root", f),
+            _digest(aggregation_digest, "aggregation_digest", f),
+            _digest(evidence_digest, "evidence_digest", f),
+            evidence_cid,
+            _uint(included_count, 32, "included_count", f),
+            round_id=round_id,
+            gas=gas,
+        )
+
+    def close_round(self, round_id: int, reason: str, *, gas: int | None = None) -> TxReport:
+        f = "closeRound"
+        return self._send(f, _uint(round_id, 256, "round_id", f), reason, round_id=round_id, gas=gas)
+
+    # --- roles -----------------------------------------------------------------------
+
+    def grant_role(self, role: bytes, account: str) -> TxReport:
+        return self._send("grantRole", _digest(role, "role", "grantRole"), _address(account, "account", "grantRole"))
+
+    def revoke_role(self, role: bytes, account: str) -> TxReport:
+        return self._send("revokeRole", _digest(role, "role", "revokeRole"), _address(account, "account", "revokeRole"))
+
+    def has_role(self, role: bytes, account: str) -> bool:
+        return bool(self._call("hasRole", _digest(role, "role", "hasRole"), _address(account, "account", "hasRole"))[0])
+
+    # --- views -----------------------------------------------------------------------
+
+    def participant(self, address: str) -> ParticipantRecord:
+        checksummed = _address(address, "participant", "participant")
+        status, last_round, registered, changed = self._call("participant", checksummed)
+        return ParticipantRecord(
+            address=Address(checksummed),
+            status=ParticipantStatus(status),
+            last_committed_round=RoundId(int(last_round)),
+            registered_block=int(registered),
+            status_changed_block=int(changed),
+        )
+
+    def active_count(self) -> int:
+        return int(self._call("activeCount")[0])
+
+    def latest_round_id(self) -> RoundId:
+        return RoundId(int(self._call("latestRoundId")[0]))
+
+    def current_model_digest(self) -> Digest:
+        return Digest(bytes(self._call("currentModelDigest")[0]))
+
+    def task(self) -> TaskView:
+        version, spec, strategy, schema = self._call("task")
+        return TaskView(int(version), Digest(spec), Digest(strategy), Digest(schema))
+
+    def get_round(self, round_id: int) -> RoundInfo:
+        (values,) = self._call("getRound", _uint(round_id, 256, "round_id", "getRound"))
+        status, deadline, min_updates, commits, version, included, base, model, root, agg, evidence = values
+        return RoundInfo(
+            status=RoundStatus(status),
+            deadline=int(deadline),
+            min_updates=int(min_updates),
+            commit_count=int(commits),
+            task_version=int(version),
+            included_count=int(included),
+            base_model_digest=Digest(base),
+            model_digest=Digest(model),
+            merkle_root=Digest(root),
+            aggregation_digest=Digest(agg),
+            evidence_digest=Digest(evidence),
+        )
+
+    def commitment_leaf(
+        self, round_id: int, participant: str, update_digest: bytes, cid: str, num_samples: int, metadata_digest: bytes
+    ) -> Digest:
+        f = "commitmentLeaf"
+        (leaf,) = self._call(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _address(participant, "participant", f),
+            _digest(update_digest, "update_digest", f),
+            cid,
+            _uint(num_samples, 64, "num_samples", f),
+            _digest(metadata_digest, "metadata_digest", f),
+        )
+        return Digest(bytes(leaf))
+
+    def verify_inclusion(self, round_id: int, leaf: bytes, proof: Sequence[bytes]) -> bool:
+        f = "verifyInclusion"
+        (ok,) = self._call(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _digest(leaf, "leaf", f),
+            [_digest(p, f"proof[{i}]", f) for i, p in enumerate(proof)],
+        )
+        return bool(ok)
+
+    # --- raw logs --------------------------------------------------------------------
+
+    def logs(self, from_block: int, to_block: int, *, topics: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Raw logs of this contract in ``[from_block, to_block]``."""
+        params: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
+        if topics is not None:
+            params["topics"] = [_hex_topic(t) for t in topics]
+        with self.conn.translate(function="eth_getLogs"):
+            return [dict(entry) for entry in self.conn.w3.eth.get_logs(params)]  # type: ignore[arg-type]
+
+
+def _hex_topic(topic: Any) -> Any:
+    if topic is None:
+        return None
+    if isinstance(topic, (list, tuple)):
+        return [_hex_topic(t) for t in topic]
+    return "0x" + to_bytes(topic).hex()

@@ -1,0 +1,342 @@
+"""The :class:`fedchain.ledger.Ledger` protocol on top of the ``Federation`` contract.
+
+Reads combine the contract's views with its event log (CIDs, reasons and registration
+details live only in events). :func:`read_history` returns every event of the contract in
+a block range, fetched in chunks of :data:`LOG_CHUNK_BLOCKS` blocks, decoded into the typed
+records of :mod:`fedchain.ledger` and ordered by (block number, log index).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from eth_abi import encode as abi_encode
+from eth_account.signers.local import LocalAccount
+
+from fedchain.chain.abi import DecodedLog
+from fedchain.chain.connection import Connection
+from fedchain.chain.federation import FederationContract, load_deployment
+from fedchain.errors import ChainError
+from fedchain.ledger import (
+    LedgerEvent,
+    ParticipantAdmitted,
+    ParticipantRecord,
+    ParticipantRegistered,
+    ParticipantRemoved,
+    RoleAdminChanged,
+    RoleChanged,
+    RoundClosed,
+    RoundFinalized,
+    RoundOpened,
+    RoundRecord,
+    RoundStatus,
+    TaskConfig,
+    TaskConfigured,
+    TxReport,
+    UpdateCommitment,
+    event_position,
+)
+from fedchain.types import Address, Cid, Digest, RoundId
+
+log = logging.getLogger(__name__)
+
+LOG_CHUNK_BLOCKS = 2_000
+
+
+def _topic_uint(value: int) -> bytes:
+    return abi_encode(["uint256"], [value])
+
+
+def _topic_address(value: str) -> bytes:
+    return abi_encode(["address"], [value])
+
+
+def to_record(entry: DecodedLog) -> LedgerEvent | None:
+    """A decoded log as its typed ledger record (None for an event this module does not know)."""
+    a = entry.args
+    pos: dict[str, Any] = {"block_number": entry.block_number, "tx_hash": entry.tx_hash, "log_index": entry.log_index}
+    name = entry.event
+    if name == "ParticipantRegistered":
+        return ParticipantRegistered(
+            participant=Address(a["participant"]),
+            organisation=a["organisation"],
+            industry=a["industry"],
+            public_key=bytes(a["publicKey"]),
+            **pos,
+        )
+    if name == "ParticipantAdmitted":
+        return ParticipantAdmitted(participant=Address(a["participant"]), admitted_by=Address(a["admittedBy"]), **pos)
+    if name == "ParticipantRemoved":
+        return ParticipantRemoved(
+            participant=Address(a["participant"]), removed_by=Address(a["removedBy"]), reason=a["reason"], **pos
+        )
+    if name == "TaskConfigured":
+        return TaskConfigured(
+            version=int(a["version"]),
+            model_spec_digest=Digest(a["modelSpecDigest"]),
+            strategy_digest=Digest(a["strategyDigest"]),
+            data_schema_digest=Digest(a["dataSchemaDigest"]),
+            config_cid=Cid(a["configCid"]),
+            **pos,
+        )
+    if name == "RoundOpened":
+        return RoundOpened(
+            round_id=RoundId(int(a["roundId"])),
+            base_model_digest=Digest(a["baseModelDigest"]),
+            base_model_cid=Cid(a["baseModelCid"]),
+            deadline=int(a["deadline"]),
+            min_updates=int(a["minUpdates"]),
+            task_version=int(a["taskVersion"]),
+            **pos,
+        )
+    if name == "UpdateCommitted":
+        return UpdateCommitment(
+            round_id=RoundId(int(a["roundId"])),
+            participant=Address(a["participant"]),
+            update_digest=Digest(a["updateDigest"]),
+            cid=Cid(a["cid"]),
+            num_samples=int(a["numSamples"]),
+            metadata_digest=Digest(a["metadataDigest"]),
+            **pos,
+        )
+    if name == "RoundFinalized":
+        return RoundFinalized(
+            round_id=RoundId(int(a["roundId"])),
+            model_digest=Digest(a["modelDigest"]),
+            model_cid=Cid(a["modelCid"]),
+            merkle_root=Digest(a["merkleRoot"]),
+            aggregation_digest=Digest(a["aggregationDigest"]),
+            evidence_digest=Digest(a["evidenceDigest"]),
+            evidence_cid=Cid(a["evidenceCid"]),
+            included_count=int(a["includedCount"]),
+            **pos,
+        )
+    if name == "RoundClosed":
+        return RoundClosed(
+            round_id=RoundId(int(a["roundId"])), commit_count=int(a["commitCount"]), reason=a["reason"], **pos
+        )
+    if name in ("RoleGranted", "RoleRevoked"):
+        return RoleChanged(
+            role=bytes(a["role"]),
+            account=Address(a["account"]),
+            sender=Address(a["sender"]),
+            granted=name == "RoleGranted",
+            **pos,
+        )
+    if name == "RoleAdminChanged":
+        return RoleAdminChanged(
+            role=bytes(a["role"]),
+            previous_admin_role=bytes(a["previousAdminRole"]),
+            new_admin_role=bytes(a["newAdminRole"]),
+            **pos,
+        )
+    log.debug("ignoring unknown event %s in tx %s", name, entry.tx_hash)
+    return None
+
+
+def read_history(
+    contract: FederationContract,
+    from_block: int | None = None,
+    to_block: int | None = None,
+    *,
+    topics: Sequence[Any] | None = None,
+    chunk_blocks: int = LOG_CHUNK_BLOCKS,
+) -> list[LedgerEvent]:
+    """Every (matching) event of ``contract`` in ``[from_block, to_block]`` as typed records,
+    ordered by (block, log index). Defaults: the deployment block to the latest block."""
+    start = contract.deployment_block if from_block is None else from_block
+    end = contract.conn.block_number() if to_block is None else to_block
+    if start < 0 or end < start - 1:
+        raise ChainError(f"invalid block range [{start}, {end}]")
+    if chunk_blocks <= 0:
+        raise ChainError(f"chunk_blocks must be positive, got {chunk_blocks}")
+    events: list[LedgerEvent] = []
+    block = start
+    while block <= end:
+        last = min(block + chunk_blocks - 1, end)
+        for raw in contract.logs(block, last, topics=list(topics) if topics is not None else None):
+            decoded = contract.events.decode(raw)
+            record = to_record(decoded) if decoded is not None else None
+            if record is not None:
+                events.append(record)
+        block = last + 1
+    events.sort(key=event_position)
+    return events
+
+
+class ChainLedger:
+    """:class:`fedchain.ledger.Ledger` backed by a deployed ``Federation``."""
+
+    def __init__(self, contract: FederationContract) -> None:
+        self.contract = contract
+
+    @classmethod
+    def connect(
+        cls, rpc_url: str, state_dir: Path, account: LocalAccount | None = None, *, expected_chain_id: int | None = None
+    ) -> "ChainLedger":
+        """Connect to ``rpc_url`` and the Federation recorded under ``state_dir`` for its chain."""
+        conn = Connection(rpc_url, expected_chain_id=expected_chain_id)
+        deployment = load_deployment(state_dir, conn)
+        return cls(FederationContract.from_deployment(conn, deployment, account))
+
+    def with_account(self, account: LocalAccount) -> "ChainLedger":
+        return ChainLedger(self.contract.with_account(account))
+
+    @property
+    def sender(self) -> Address:
+        if self.contract.account is None:
+            raise ChainError("this ledger has no signing account")
+        return Address(self.contract.account.address)
+
+    @property
+    def conn(self) -> Connection:
+        return self.contract.conn
+
+    def _events(self, *topics: Any) -> list[LedgerEvent]:
+        return read_history(self.contract, topics=list(topics))
+
+    def _topic(self, *events: str) -> list[bytes] | bytes:
+        found = [self.contract.events.topic(e) for e in events]
+        return found[0] if len(found) == 1 else found
+
+    # --- reads -----------------------------------------------------------------------
+
+    def participant(self, address: Address) -> ParticipantRecord:
+        record = self.contract.participant(address)
+        registrations = [
+            e
+            for e in self._events(self._topic("ParticipantRegistered"), _topic_address(record.address))
+            if isinstance(e, ParticipantRegistered)
+        ]
+        if not registrations:
+            return record
+        reg = registrations[-1]
+        return ParticipantRecord(
+            address=record.address,
+            status=record.status,
+            last_committed_round=record.last_committed_round,
+            registered_block=record.registered_block,
+            status_changed_block=record.status_changed_block,
+            organisation=reg.organisation,
+            industry=reg.industry,
+            public_key=reg.public_key,
+        )
+
+    def active_count(self) -> int:
+        return self.contract.active_count()
+
+    def task(self) -> TaskConfig | None:
+        view = self.contract.task()
+        if view.version == 0:
+            return None
+        configured = [
+            e for e in self._events(self._topic("TaskConfigured"), _topic_uint(view.version)) if isinstance(e, TaskConfigured)
+        ]
+        if not configured:
+            raise ChainError(f"task version {view.version} has no TaskConfigured event (log range pruned?)")
+        return TaskConfig(
+            version=view.version,
+            model_spec_digest=view.model_spec_digest,
+            strategy_digest=view.strategy_digest,
+            data_schema_digest=view.data_schema_digest,
+            config_cid=configured[-1].config_cid,
+        )
+
+    def latest_round_id(self) -> RoundId:
+        return self.contract.latest_round_id()
+
+    def current_model_digest(self) -> Digest:
+        return self.contract.current_model_digest()
+
+    def round(self, round_id: RoundId) -> RoundRecord:
+        info = self.contract.get_round(round_id)
+        if info.status == RoundStatus.NONE:
+            raise ChainError(f"round {round_id} does not exist (latest is {self.latest_round_id()})")
+        events = self._events(self._topic("RoundOpened", "RoundFinalized", "RoundClosed"), _topic_uint(round_id))
+        opened = next((e for e in events if isinstance(e, RoundOpened)), None)
+        if opened is None:
+            raise ChainError(f"round {round_id} has no RoundOpened event (log range pruned?)")
+        finalized = next((e for e in events if isinstance(e, RoundFinalized)), None)
+        closed = next((e for e in events if isinstance(e, RoundClosed)), None)
+        ended = finalized or closed
+        return RoundRecord(
+            round_id=RoundId(round_id),
+            status=info.status,
+            base_model_digest=info.base_model_digest,
+            base_model_cid=opened.base_model_cid,
+            deadline=info.deadline,
+            min_updates=info.min_updates,
+            commit_count=info.commit_count,
+            task_version=info.task_version,
+            included_count=info.included_count,
+            model_digest=info.model_digest,
+            model_cid=finalized.model_cid if finalized else None,
+            merkle_root=info.merkle_root,
+            aggregation_digest=info.aggregation_digest,
+            evidence_digest=info.evidence_digest,
+            evidence_cid=finalized.evidence_cid if finalized else None,
+            close_reason=closed.reason if closed else None,
+            opened_block=opened.block_number,
+            closed_block=ended.block_number if ended else None,
+        )
+
+    def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
+        """The round's ``UpdateCommitted`` events in chain order."""
+        return [
+            e for e in self._events(self._topic("UpdateCommitted"), _topic_uint(round_id)) if isinstance(e, UpdateCommitment)
+        ]
+
+    def history(self, from_block: int = 0, to_block: int | None = None) -> list[LedgerEvent]:
+        return read_history(self.contract, max(from_block, self.contract.deployment_block), to_block)
+
+    def block_number(self) -> int:
+        return self.conn.block_number()
+
+    def block_timestamp(self) -> int:
+        return self.conn.block_timestamp()
+
+    # --- writes ----------------------------------------------------------------------
+
+    def register(self, organisation: str, industry: str, public_key: bytes) -> TxReport:
+        return self.contract.register(organisation, industry, public_key)
+
+    def admit(self, participant: Address) -> TxReport:
+        return self.contract.admit(participant)
+
+    def remove(self, participant: Address, reason: str) -> TxReport:
+        return self.contract.remove(participant, reason)
+
+    def configure_task(
+        self, model_spec_digest: Digest, strategy_digest: Digest, data_schema_digest: Digest, config_cid: Cid
+    ) -> TxReport:
+        return self.contract.configure_task(model_spec_digest, strategy_digest, data_schema_digest, config_cid)
+
+    def open_round(
+        self, base_model_digest: Digest, base_model_cid: Cid, commit_duration: int, min_updates: int
+    ) -> TxReport:
+        return self.contract.open_round(base_model_digest, base_model_cid, commit_duration, min_updates)
+
+    def commit_update(
+        self, round_id: RoundId, update_digest: Digest, cid: Cid, num_samples: int, metadata_digest: Digest
+    ) -> TxReport:
+        return self.contract.commit_update(round_id, update_digest, cid, num_samples, metadata_digest)
+
+    def finalize_round(
+        self,
+        round_id: RoundId,
+        model_digest: Digest,
+        model_cid: Cid,
+        merkle_root: Digest,
+        aggregation_digest: Digest,
+        evidence_digest: Digest,
+        evidence_cid: Cid,
+        included_count: int,
+    ) -> TxReport:
+        return self.contract.finalize_round(
+            round_id, model_digest, model_cid, merkle_root, aggregation_digest, evidence_digest, evidence_cid, included_count
+        )
+
+    def close_round(self, round_id: RoundId, reason: str) -> TxReport:
+        return self.contract.close_round(round_id, reason)
