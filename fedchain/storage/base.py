@@ -63,6 +63,13 @@ class BlobStore(Protocol):
         """Release connections; the store is unusable afterwards."""
         ...
 
+    def __enter__(self) -> "BlobStore":
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Calls :meth:`close`."""
+        ...
+
 
 def check_size(size: int, max_bytes: int, what: str) -> None:
     """Raise :class:`BlobFormatError` if ``size`` exceeds the configured blob limit."""
