@@ -1,0 +1,105 @@
+"""``fedchain devnet``: start, stop and inspect the local devnet; deploy the Federation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fedchain.cli.options import emit, json_option, keystore_option, rpc_url_option, settings_from, state_dir_option
+
+
+@click.group()
+def devnet() -> None:
+    """Start, stop and inspect the local Ethereum devnet."""
+
+
+@devnet.command()
+@click.option("--engine", type=click.Choice(["anvil", "hardhat"]), default="anvil", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port on 127.0.0.1 [default: a free one].")
+@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds to wait for readiness.")
+@state_dir_option
+@json_option
+def start(engine: str, port: int | None, timeout_s: float, state_dir: Path | None, as_json: bool) -> None:
+    """Start the devnet (idempotent: a running one is reused). Anvil keeps its chain in
+    <state-dir>/devnet/state.json across restarts."""
+    from fedchain.chain.devnet import start_devnet
+
+    settings = settings_from(state_dir=state_dir)
+    info, reused = start_devnet(settings.state_dir, engine=engine, port=port, timeout_s=timeout_s)
+    payload = {**info.to_json(), "reused": reused}
+    verb = "already running" if reused else "started"
+    emit(as_json, payload, f"{info.engine} devnet {verb} at {info.url} (chain id {info.chain_id}, pid {info.pid})")
+
+
+@devnet.command()
+@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True, help="Seconds to wait for exit.")
+@state_dir_option
+@json_option
+def stop(timeout_s: float, state_dir: Path | None, as_json: bool) -> None:
+    """Stop the devnet cleanly (SIGTERM; anvil dumps its state first)."""
+    from fedchain.chain.devnet import stop_devnet
+
+    settings = settings_from(state_dir=state_dir)
+    info = stop_devnet(settings.state_dir, timeout_s=timeout_s)
+    payload = {"stopped": info is not None, "pid": info.pid if info else None, "url": info.url if info else None}
+    emit(as_json, payload, f"stopped the {info.engine} devnet (pid {info.pid})" if info else "no devnet was running")
+
+
+@devnet.command()
+@state_dir_option
+@json_option
+def status(state_dir: Path | None, as_json: bool) -> None:
+    """Is the devnet running, where, and at which block?"""
+    from fedchain.chain.devnet import devnet_status
+
+    settings = settings_from(state_dir=state_dir)
+    st = devnet_status(settings.state_dir)
+    human = (
+        f"{st.engine} devnet running at {st.url} (chain id {st.chain_id}, block {st.block_number}, pid {st.pid})"
+        if st.running
+        else "devnet not running"
+    )
+    emit(as_json, st, human)
+
+
+@devnet.command()
+@click.option("--admin", default=None, help="Admin address [default: the deployer].")
+@click.option("--aggregator", default=None, help="Aggregator address [default: the deployer].")
+@rpc_url_option
+@keystore_option
+@state_dir_option
+@json_option
+def deploy(
+    admin: str | None,
+    aggregator: str | None,
+    rpc_url: str | None,
+    keystore: Path | None,
+    state_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Deploy the Federation contract, signed by the keystore (or FEDCHAIN_PRIVATE_KEY), and
+    record it in <state-dir>/deployments/<chain-id>.json."""
+    from fedchain.chain.accounts import load_signer
+    from fedchain.chain.connection import Connection
+    from fedchain.chain.devnet import devnet_url
+    from fedchain.chain.federation import deploy as deploy_federation
+
+    settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, keystore=keystore)
+    url = settings.rpc_url or devnet_url(settings.state_dir)
+    conn = Connection(url, expected_chain_id=settings.chain_id, tx_timeout_s=settings.tx_timeout_s)
+    signer = load_signer(settings.state_dir, settings.keystore, prompt=_prompt)
+    _, deployment, report = deploy_federation(
+        conn, signer, admin or signer.address, aggregator or signer.address, state_dir=settings.state_dir
+    )
+    emit(
+        as_json,
+        {"deployment": deployment, "tx": report},
+        f"Federation deployed at {deployment.address} on chain {deployment.chain_id} "
+        f"(block {deployment.block_number}, gas {report.gas_used})",
+    )
+
+
+def _prompt(what: str) -> str:
+    value: str = click.prompt(what, hide_input=True, err=True)
+    return value
