@@ -138,11 +138,11 @@ def train_module(
         for name, values in (("client", c_i), ("server", c)):
             if sorted(values) != sorted(global_np) or any(values[n].shape != global_np[n].shape for n in global_np):
                 raise TrainingError(f"SCAFFOLD {name} control variate does not match the model's tensors")
-        correction = {n: torch.as_tensor(np.asarray(c[n], np.float32) - np.asarray(c_i[n], np.float32)) for n in params}
-    anchor = {n: torch.as_tensor(global_np[n]) for n in params} if config.mu > 0 else {}
+        correction = {n: torch.tensor(np.asarray(c[n], np.float32) - np.asarray(c_i[n], np.float32)) for n in params}
+    anchor = {n: torch.tensor(global_np[n]) for n in params} if config.mu > 0 else {}
 
-    xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    yt = torch.as_tensor(np.asarray(y, dtype=np.int64))
+    xt = torch.tensor(np.asarray(x, dtype=np.float32))
+    yt = torch.tensor(np.asarray(y, dtype=np.int64))
     n = len(xt)
     loss_at_global = _mean_loss(module, xt, yt, max(config.batch_size, 256)) if algorithm == "qfedavg" else math.nan
 
