@@ -46,7 +46,7 @@ def encode_update(update: Any) -> bytes:
         round=int(update.round_id),
         participant=str(update.participant),
         base_model_digest=bytes(update.base_model_digest),
-        sample_count=int(update.num_samples),
+        num_samples=int(update.num_samples),
         extras=extras,
     )
     return bytes(encode_blob(header, dict(update.tensors)))
@@ -72,7 +72,7 @@ def decode_update(data: bytes) -> Any:
         return ClientUpdate(
             participant=Address(str(header.participant)),
             round_id=RoundId(int(header.round)),
-            num_samples=int(header.sample_count),
+            num_samples=int(header.num_samples),
             tensors=dict(tensors),
             base_model_digest=Digest(bytes(header.base_model_digest)),
             kind=kind,
@@ -101,7 +101,7 @@ def encode_global(
         round=int(round_id),
         participant="",
         base_model_digest=bytes(base_model_digest),
-        sample_count=int(num_samples),
+        num_samples=int(num_samples),
         extras={},
     )
     return bytes(encode_blob(header, tensors))
@@ -120,7 +120,7 @@ def decode_global(data: bytes) -> GlobalModel:
         base_model_digest=Digest(bytes(header.base_model_digest)),
         weights=weights,
         server_state=state,
-        num_samples=int(header.sample_count),
+        num_samples=int(header.num_samples),
     )
 
 

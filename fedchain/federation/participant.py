@@ -150,11 +150,16 @@ class ParticipantAgent:
             state = ParticipantStatus(rec.status).name.lower()
             raise ParticipantError(f"participant {self.address} is not admitted (status: {state})")
 
-    def load_data(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._data is None:
-            from fedchain.fl.schema import load_client_data
+    def load_data(self, schema: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The participant's data, checked against ``schema`` (its digest and value ranges)."""
+        from fedchain.fl.schema import load_client_data
 
-            self._data = load_client_data(self.data_path)
+        if not self.data_path.is_file():
+            from fedchain.errors import DataSchemaError
+
+            raise DataSchemaError(f"participant data file {self.data_path} does not exist")
+        if self._data is None or schema is not None:
+            self._data = load_client_data(self.data_path, schema)
         return self._data
 
     # --- one round -------------------------------------------------------------------------
@@ -183,8 +188,7 @@ class ParticipantAgent:
             raise ParticipantError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         task, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         base = self._fetch_base(rnd)
-        x, y = self.load_data()
-        doc.schema().validate(x, y)
+        x, y = self.load_data(doc.schema())
         t0 = time.perf_counter()
         update, new_state, loss = self._train(doc, rnd, base, x, y)
         train_s = time.perf_counter() - t0

@@ -78,7 +78,7 @@ class TaskDocument:
         }
 
     def to_bytes(self) -> bytes:
-        from fedchain.storage import encode_json_doc
+        from fedchain.storage.blob import encode_json_doc
 
         return bytes(encode_json_doc(self.to_json()))
 
@@ -102,7 +102,7 @@ class TaskDocument:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "TaskDocument":
-        from fedchain.storage import decode_json_doc
+        from fedchain.storage.blob import decode_json_doc
 
         return cls.from_json(decode_json_doc(data))
 

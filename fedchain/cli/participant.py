@@ -1,0 +1,171 @@
+"""``fedchain participant``: register, inspect, submit once, or run the participant agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+
+from fedchain.cli.options import (
+    emit,
+    ipfs_api_option,
+    json_option,
+    keystore_option,
+    rpc_url_option,
+    settings_from,
+    state_dir_option,
+    store_option,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def role_options(f: F) -> F:
+    """Connection options shared by the role commands (participant, round, aggregator, audit)."""
+    f = click.option("--chain-id", type=int, default=None, help="Expected chain id; refuse another chain.")(f)
+    f = click.option("--address", default=None, help="Federation contract address [default: the recorded deployment].")(f)
+    for opt in (store_option, ipfs_api_option, rpc_url_option, state_dir_option):
+        f = opt(f)
+    return f
+
+
+def _settings(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+              chain_id: int | None, keystore: Path | None = None) -> Any:
+    return settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store,
+                         chain_id=chain_id, keystore=keystore)
+
+
+def _signer(settings: Any) -> Any:
+    from fedchain.chain.accounts import load_signer
+
+    return load_signer(settings.state_dir, settings.keystore, prompt=lambda what: click.prompt(what, hide_input=True, err=True))
+
+
+def _ledger(settings: Any, address: str | None, signed: bool = True) -> Any:
+    from fedchain.federation.wiring import connect_ledger
+
+    return connect_ledger(settings, account=_signer(settings) if signed else None, address=address)
+
+
+def _work_dir(settings: Any, work_dir: Path | None, address: str) -> Path:
+    return Path(work_dir) if work_dir is not None else Path(settings.state_dir) / "participants" / address
+
+
+@click.group()
+def participant() -> None:
+    """Register, train and commit as a participant."""
+
+
+@participant.command()
+@click.option("--organisation", "--org", required=True, help="Organisation name recorded on chain.")
+@click.option("--industry", default="", help="Industry (healthcare, finance, ...).")
+@keystore_option
+@role_options
+@json_option
+def register(organisation: str, industry: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
+             ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Register the keystore's account as a participant (pending until an admin admits it)."""
+    from eth_keys import keys
+
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    account = _signer(settings)
+    from fedchain.federation.wiring import connect_ledger
+
+    ledger = connect_ledger(settings, account=account, address=address)
+    public_key = bytes(keys.PrivateKey(bytes(account.key)).public_key.to_bytes())
+    report = ledger.register(organisation, industry, public_key)
+    emit(as_json, {"participant": account.address, "organisation": organisation, "industry": industry, "tx": report},
+         f"registered {account.address} as {organisation!r} (pending admission; tx {report.tx_hash}, gas {report.gas_used})")
+
+
+@participant.command()
+@click.argument("participant_address", required=False)
+@keystore_option
+@role_options
+@json_option
+def status(participant_address: str | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
+           ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Show a participant's status (default: the keystore's account)."""
+    from fedchain.federation.wiring import connect_ledger
+
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    who = participant_address or _signer(settings).address
+    ledger = connect_ledger(settings, address=address)
+    rec = ledger.participant(who)
+    emit(as_json, rec, lambda: f"{rec.address}: {rec.status.name.lower()}, last committed round "
+         f"{rec.last_committed_round}, registered at block {rec.registered_block}"
+         + (f" ({rec.organisation}, {rec.industry})" if rec.organisation else ""))
+
+
+def agent_options(f: F) -> F:
+    f = click.option("--attack", default=None, help="Evaluation only: poison updates (sign_flip, scaling[:x], noise[:sigma]).")(f)
+    f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Where this participant keeps its client state [default: <state-dir>/participants/<address>].")(f)
+    f = click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                     help="This participant's data file (.npz from `fedchain data partition`).")(f)
+    return f
+
+
+def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None) -> Any:
+    from fedchain.federation.participant import ParticipantAgent
+    from fedchain.federation.wiring import connect_ledger, open_blob_store
+
+    if attack is not None:
+        from fedchain.federation.training import apply_attack  # noqa: F401 - validates lazily
+
+    ledger = connect_ledger(settings, account=_signer(settings), address=address)
+    store = open_blob_store(settings)
+    return ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=attack)
+
+
+@participant.command()
+@click.option("--round", "round_id", type=int, default=None, help="Round id [default: the latest round].")
+@agent_options
+@keystore_option
+@role_options
+@json_option
+def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack: str | None, keystore: Path | None,
+           state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
+           chain_id: int | None, as_json: bool) -> None:
+    """Train on the round's global model and commit the update once (idempotent)."""
+    import torch
+
+    torch.set_num_threads(1)
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    agent = _agent(settings, address, data_path, work_dir, attack)
+    res = agent.submit(round_id)
+    emit(as_json, res.to_json(), lambda: (
+        f"round {res.round_id}: already committed {res.cid}" if res.already_committed
+        else f"round {res.round_id}: committed {res.cid} ({res.num_samples} samples, gas {res.gas_used}, tx {res.tx_hash})"))
+
+
+@participant.command()
+@click.option("--until-round", type=int, default=None, help="Exit after taking part in (or seeing the end of) this round.")
+@click.option("--max-idle", type=float, default=None, help="Exit after this many seconds with nothing to do.")
+@agent_options
+@keystore_option
+@role_options
+@json_option
+def run(until_round: int | None, max_idle: float | None, data_path: Path, work_dir: Path | None, attack: str | None,
+        keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+        address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Run the participant agent: watch for open rounds, train, store the update, commit."""
+    import torch
+
+    from fedchain.federation.participant import write_result_line
+
+    torch.set_num_threads(1)
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    agent = _agent(settings, address, data_path, work_dir, attack)
+    journal = agent.state_dir / "results.jsonl"
+
+    def on_result(res: Any) -> None:
+        write_result_line(journal, res)
+        if not as_json:
+            click.echo(f"round {res.round_id}: " + ("already committed" if res.already_committed else
+                       f"committed {res.cid} (gas {res.gas_used})"))
+
+    results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result)
+    if as_json:
+        emit(True, {"participant": agent.address, "results": [r.to_json() for r in results]}, "")
