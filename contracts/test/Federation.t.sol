@@ -1,0 +1,584 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {Federation} from "../Federation.sol";
+import {TestBase} from "./utils/TestBase.sol";
+
+/// @notice Shared set-up: a federation with a configured task and three admitted participants.
+abstract contract FederationFixture is TestBase {
+    Federation internal fed;
+    address internal admin = address(0xA11CE);
+    address internal aggregator = address(0xA66);
+    address internal alice = address(0x1001);
+    address internal bob = address(0x1002);
+    address internal carol = address(0x1003);
+    address internal outsider = address(0xBAD);
+
+    bytes32 internal constant SPEC = keccak256("spec");
+    bytes32 internal constant STRATEGY = keccak256("strategy");
+    bytes32 internal constant SCHEMA = keccak256("schema");
+    bytes32 internal constant BASE = keccak256("base model");
+    bytes32 internal constant META = keccak256("meta");
+    string internal constant CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
+    uint64 internal constant DURATION = 600;
+    uint256 internal constant START = 1_700_000_000;
+
+    function setUp() public virtual {
+        vm.warp(START);
+        fed = new Federation(admin, aggregator);
+        vm.prank(admin);
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig");
+        _join(alice);
+        _join(bob);
+        _join(carol);
+    }
+
+    function _join(address who) internal {
+        vm.prank(who);
+        fed.register("Org", "finance", hex"02");
+        vm.prank(admin);
+        fed.admit(who);
+    }
+
+    function _open() internal returns (uint256 roundId) {
+        bytes32 current = fed.currentModelDigest();
+        vm.prank(aggregator);
+        roundId = fed.openRound(current == bytes32(0) ? BASE : current, "bafybase", DURATION, 1);
+    }
+
+    function _commit(address who, uint256 roundId) internal {
+        vm.prank(who);
+        fed.commitUpdate(roundId, keccak256(abi.encode(who, roundId)), CID, 100, keccak256("meta"));
+    }
+
+    function _finalize(uint256 roundId, bytes32 model, uint32 included) internal {
+        vm.prank(aggregator);
+        fed.finalizeRound(roundId, model, "bafymodel", keccak256("root"), keccak256("agg"), keccak256("ev"), "bafyev", included);
+    }
+
+    function _err(bytes4 selector) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(selector);
+    }
+
+    function _unauthorised(address caller, bytes32 role) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, caller, role);
+    }
+}
+
+/// @notice Unit and fuzz tests of the participant, task and round state machine.
+contract FederationTest is FederationFixture {
+    // ------------------------------------------------------------ roles
+
+    function test_constructorGrantsRoles() public view {
+        _true(fed.hasRole(fed.DEFAULT_ADMIN_ROLE(), admin), "admin has DEFAULT_ADMIN_ROLE");
+        _true(fed.hasRole(fed.ADMIN_ROLE(), admin), "admin has ADMIN_ROLE");
+        _true(fed.hasRole(fed.AGGREGATOR_ROLE(), aggregator), "aggregator has AGGREGATOR_ROLE");
+        _true(!fed.hasRole(fed.AGGREGATOR_ROLE(), admin), "admin is not aggregator");
+        _eq(fed.ADMIN_ROLE(), keccak256("ADMIN_ROLE"), "ADMIN_ROLE");
+        _eq(fed.AGGREGATOR_ROLE(), keccak256("AGGREGATOR_ROLE"), "AGGREGATOR_ROLE");
+    }
+
+    function testFuzz_onlyAdminAdmitsRemovesConfigures(address caller) public {
+        vm.assume(caller != admin);
+        bytes32 role = fed.ADMIN_ROLE();
+        _expectRevert(_unauthorised(caller, role));
+        vm.prank(caller);
+        fed.admit(alice);
+        _expectRevert(_unauthorised(caller, role));
+        vm.prank(caller);
+        fed.remove(alice, "x");
+        _expectRevert(_unauthorised(caller, role));
+        vm.prank(caller);
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2");
+    }
+
+    function testFuzz_onlyAggregatorRunsRounds(address caller) public {
+        vm.assume(caller != aggregator);
+        bytes32 role = fed.AGGREGATOR_ROLE();
+        _expectRevert(_unauthorised(caller, role));
+        vm.prank(caller);
+        fed.openRound(BASE, "bafybase", DURATION, 1);
+        uint256 roundId = _open();
+        vm.warp(START + DURATION + 1);
+        _expectRevert(_unauthorised(caller, role));
+        vm.prank(caller);
+        fed.finalizeRound(roundId, BASE, "m", BASE, BASE, BASE, "e", 0);
+        _expectRevert(_unauthorised(caller, role));
+        vm.prank(caller);
+        fed.closeRound(roundId, "x");
+    }
+
+    // ------------------------------------------------------------ participants
+
+    function test_registerMakesPendingAndEmits() public {
+        address dave = address(0x1004);
+        vm.roll(42);
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.ParticipantRegistered(dave, "Dave Bank", "finance", hex"0203");
+        vm.prank(dave);
+        fed.register("Dave Bank", "finance", hex"0203");
+        (Federation.ParticipantStatus status, uint64 last, uint64 registered, uint64 changed) = fed.participant(dave);
+        _eq(uint256(status), uint256(Federation.ParticipantStatus.Pending), "status");
+        _eq(last, 0, "lastCommittedRound");
+        _eq(registered, 42, "registeredBlock");
+        _eq(changed, 42, "statusChangedBlock");
+    }
+
+    function test_registerTwiceReverts() public {
+        _expectRevert(abi.encodeWithSelector(Federation.FederationAlreadyRegistered.selector, alice));
+        vm.prank(alice);
+        fed.register("Org", "finance", hex"02");
+    }
+
+    function test_registerWithoutOrganisationReverts() public {
+        _expectRevert(_err(Federation.FederationInvalidRegistration.selector));
+        vm.prank(address(0x1004));
+        fed.register("", "finance", hex"02");
+    }
+
+    function test_admitActivatesAndCounts() public {
+        address dave = address(0x1004);
+        vm.prank(dave);
+        fed.register("Dave", "retail", "");
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.ParticipantAdmitted(dave, admin);
+        vm.prank(admin);
+        fed.admit(dave);
+        (Federation.ParticipantStatus status,,,) = fed.participant(dave);
+        _eq(uint256(status), uint256(Federation.ParticipantStatus.Active), "status");
+        _eq(fed.activeCount(), 4, "activeCount");
+    }
+
+    function test_admitUnregisteredReverts() public {
+        _expectRevert(
+            abi.encodeWithSelector(
+                Federation.FederationInvalidStatus.selector, outsider, Federation.ParticipantStatus.None
+            )
+        );
+        vm.prank(admin);
+        fed.admit(outsider);
+    }
+
+    function test_admitActiveReverts() public {
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationInvalidStatus.selector, alice, Federation.ParticipantStatus.Active)
+        );
+        vm.prank(admin);
+        fed.admit(alice);
+    }
+
+    function test_removeActiveDecrementsAndEmits() public {
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.ParticipantRemoved(alice, admin, "left");
+        vm.prank(admin);
+        fed.remove(alice, "left");
+        (Federation.ParticipantStatus status,,,) = fed.participant(alice);
+        _eq(uint256(status), uint256(Federation.ParticipantStatus.Removed), "status");
+        _eq(fed.activeCount(), 2, "activeCount");
+    }
+
+    function test_removePendingKeepsActiveCount() public {
+        address dave = address(0x1004);
+        vm.prank(dave);
+        fed.register("Dave", "retail", "");
+        vm.prank(admin);
+        fed.remove(dave, "spam");
+        _eq(fed.activeCount(), 3, "activeCount");
+    }
+
+    function test_removeTwiceReverts() public {
+        vm.prank(admin);
+        fed.remove(alice, "left");
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationInvalidStatus.selector, alice, Federation.ParticipantStatus.Removed)
+        );
+        vm.prank(admin);
+        fed.remove(alice, "again");
+    }
+
+    // ------------------------------------------------------------ task
+
+    function test_configureTaskIncrementsVersionAndEmits() public {
+        bytes32 spec2 = keccak256("spec2");
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.TaskConfigured(2, spec2, STRATEGY, SCHEMA, "bafyconfig2");
+        vm.prank(admin);
+        fed.configureTask(spec2, STRATEGY, SCHEMA, "bafyconfig2");
+        (uint32 version, bytes32 spec, bytes32 strategy, bytes32 schema) = fed.task();
+        _eq(version, 2, "version");
+        _eq(spec, spec2, "modelSpecDigest");
+        _eq(strategy, STRATEGY, "strategyDigest");
+        _eq(schema, SCHEMA, "dataSchemaDigest");
+    }
+
+    function test_configureTaskRejectsZeroDigestOrEmptyCid() public {
+        vm.startPrank(admin);
+        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        fed.configureTask(bytes32(0), STRATEGY, SCHEMA, "c");
+        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        fed.configureTask(SPEC, bytes32(0), SCHEMA, "c");
+        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        fed.configureTask(SPEC, STRATEGY, bytes32(0), "c");
+        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "");
+        vm.stopPrank();
+    }
+
+    function test_configureTaskRefusedWhileRoundOpen() public {
+        uint256 roundId = _open();
+        _expectRevert(abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, roundId));
+        vm.prank(admin);
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2");
+    }
+
+    // ------------------------------------------------------------ opening rounds
+
+    function test_openRoundRecordsAndEmits() public {
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.RoundOpened(1, BASE, "bafybase", uint64(START + DURATION), 2, 1);
+        vm.prank(aggregator);
+        uint256 roundId = fed.openRound(BASE, "bafybase", DURATION, 2);
+        _eq(roundId, 1, "roundId");
+        _eq(fed.latestRoundId(), 1, "latestRoundId");
+        Federation.RoundInfo memory r = fed.getRound(1);
+        _eq(uint256(r.status), uint256(Federation.RoundStatus.Open), "status");
+        _eq(r.deadline, START + DURATION, "deadline");
+        _eq(r.minUpdates, 2, "minUpdates");
+        _eq(r.taskVersion, 1, "taskVersion");
+        _eq(r.baseModelDigest, BASE, "baseModelDigest");
+        _eq(r.commitCount, 0, "commitCount");
+    }
+
+    function test_openRoundWithoutTaskReverts() public {
+        Federation fresh = new Federation(admin, aggregator);
+        _expectRevert(_err(Federation.FederationTaskNotConfigured.selector));
+        vm.prank(aggregator);
+        fresh.openRound(BASE, "bafybase", DURATION, 1);
+    }
+
+    function test_openRoundWhileOpenReverts() public {
+        _open();
+        _expectRevert(abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, 1));
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", DURATION, 1);
+    }
+
+    function test_openRoundRejectsInvalidParameters() public {
+        vm.startPrank(aggregator);
+        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        fed.openRound(bytes32(0), "bafybase", DURATION, 1);
+        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        fed.openRound(BASE, "", DURATION, 1);
+        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        fed.openRound(BASE, "bafybase", 0, 1);
+        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        fed.openRound(BASE, "bafybase", DURATION, 0);
+        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        fed.openRound(BASE, "bafybase", type(uint64).max, 1);
+        vm.stopPrank();
+    }
+
+    function test_openRoundMustStartFromFinalizedModel() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        _commit(carol, roundId);
+        bytes32 model = keccak256("model 1");
+        _finalize(roundId, model, 3);
+        _expectRevert(abi.encodeWithSelector(Federation.FederationBaseModelMismatch.selector, model, BASE));
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", DURATION, 1);
+    }
+
+    // ------------------------------------------------------------ commits
+
+    function testFuzz_commitEmitsAndRecords(bytes32 digest, string calldata cid, uint64 samples, bytes32 meta) public {
+        vm.assume(digest != bytes32(0) && bytes(cid).length > 0 && samples > 0);
+        uint256 roundId = _open();
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.UpdateCommitted(roundId, alice, digest, cid, samples, meta);
+        vm.prank(alice);
+        fed.commitUpdate(roundId, digest, cid, samples, meta);
+        (, uint64 last,,) = fed.participant(alice);
+        _eq(last, roundId, "lastCommittedRound");
+        _eq(fed.getRound(roundId).commitCount, 1, "commitCount");
+    }
+
+    function testFuzz_commitOnlyUpToDeadline(uint64 duration, uint64 elapsed) public {
+        duration = uint64(_bound(duration, 1, 365 days));
+        elapsed = uint64(_bound(elapsed, 0, 2 * uint256(duration) + 1));
+        vm.prank(aggregator);
+        uint256 roundId = fed.openRound(BASE, "bafybase", duration, 1);
+        vm.warp(START + elapsed);
+        if (elapsed > duration) {
+            _expectRevert(
+                abi.encodeWithSelector(Federation.FederationCommitTooLate.selector, roundId, uint64(START + duration))
+            );
+        }
+        _commit(alice, roundId);
+        _eq(fed.getRound(roundId).commitCount, elapsed > duration ? 0 : 1, "commitCount");
+    }
+
+    function test_commitTwiceReverts() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _expectRevert(abi.encodeWithSelector(Federation.FederationDuplicateCommit.selector, roundId, alice));
+        _commit(alice, roundId);
+    }
+
+    function test_commitByUnregisteredReverts() public {
+        uint256 roundId = _open();
+        _expectRevert(abi.encodeWithSelector(Federation.FederationNotRegistered.selector, outsider));
+        _commit(outsider, roundId);
+    }
+
+    function test_commitByPendingReverts() public {
+        address dave = address(0x1004);
+        vm.prank(dave);
+        fed.register("Dave", "retail", "");
+        uint256 roundId = _open();
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationNotActive.selector, dave, Federation.ParticipantStatus.Pending)
+        );
+        _commit(dave, roundId);
+    }
+
+    function test_commitByRemovedReverts() public {
+        uint256 roundId = _open();
+        vm.prank(admin);
+        fed.remove(alice, "left");
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationNotActive.selector, alice, Federation.ParticipantStatus.Removed)
+        );
+        _commit(alice, roundId);
+    }
+
+    function test_commitToUnknownRoundReverts() public {
+        _open();
+        _expectRevert(abi.encodeWithSelector(Federation.FederationUnknownRound.selector, 2));
+        _commit(alice, 2);
+    }
+
+    function test_commitToFinalizedRoundReverts() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        _commit(carol, roundId);
+        _finalize(roundId, keccak256("m"), 3);
+        _expectRevert(
+            abi.encodeWithSelector(
+                Federation.FederationRoundNotOpen.selector, roundId, Federation.RoundStatus.Finalized
+            )
+        );
+        _commit(alice, roundId);
+    }
+
+    function test_commitRejectsInvalidCommitment() public {
+        uint256 roundId = _open();
+        vm.startPrank(alice);
+        _expectRevert(_err(Federation.FederationInvalidCommitment.selector));
+        fed.commitUpdate(roundId, bytes32(0), CID, 1, bytes32(0));
+        _expectRevert(_err(Federation.FederationInvalidCommitment.selector));
+        fed.commitUpdate(roundId, BASE, "", 1, bytes32(0));
+        _expectRevert(_err(Federation.FederationInvalidCommitment.selector));
+        fed.commitUpdate(roundId, BASE, CID, 0, bytes32(0));
+        vm.stopPrank();
+    }
+
+    /// Execution gas of a commit is the same in round 2 and round 12 (same warm/cold access pattern;
+    /// measured in a fresh call frame so the caller's memory growth does not count).
+    function test_commitGasIsFlatAcrossRounds() public {
+        CommitProbe probe = new CommitProbe();
+        vm.prank(address(probe));
+        fed.register("Probe", "test", "");
+        vm.prank(admin);
+        fed.admit(address(probe));
+        uint256 early;
+        uint256 late;
+        bytes32 model = BASE;
+        for (uint256 i = 1; i <= 12; ++i) {
+            vm.prank(aggregator);
+            uint256 roundId = fed.openRound(model, "bafybase", DURATION, 1);
+            _commit(alice, roundId);
+            _commit(bob, roundId);
+            _commit(carol, roundId);
+            uint256 used = probe.commit(fed, roundId, keccak256(abi.encode(i)), CID);
+            if (i == 2) early = used;
+            if (i == 12) late = used;
+            model = keccak256(abi.encode("model", i));
+            _finalize(roundId, model, 4);
+        }
+        _eq(late, early, "commit gas in round 12 vs round 2");
+        _true(early < 20_000, "commit execution gas below 20k");
+    }
+
+    // ------------------------------------------------------------ ending rounds
+
+    function test_finalizeBeforeDeadlineRevertsUnlessAllCommitted() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+        );
+        _finalize(roundId, keccak256("m"), 2);
+        _commit(carol, roundId);
+        _finalize(roundId, keccak256("m"), 3);
+        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Finalized), "status");
+    }
+
+    function testFuzz_endOnlyAfterDeadline(uint64 elapsed, bool finalize) public {
+        elapsed = uint64(_bound(elapsed, 0, 2 * uint256(DURATION)));
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        vm.warp(START + elapsed);
+        if (elapsed <= DURATION) {
+            _expectRevert(
+                abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+            );
+        }
+        if (finalize) {
+            _finalize(roundId, keccak256("m"), 1);
+        } else {
+            vm.prank(aggregator);
+            fed.closeRound(roundId, "timeout");
+        }
+    }
+
+    function test_finalizeRecordsResultAndEmits() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        vm.warp(START + DURATION + 1);
+        bytes32 model = keccak256("m");
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.RoundFinalized(
+            roundId, model, "bafymodel", keccak256("root"), keccak256("agg"), keccak256("ev"), "bafyev", 2
+        );
+        _finalize(roundId, model, 2);
+        Federation.RoundInfo memory r = fed.getRound(roundId);
+        _eq(uint256(r.status), uint256(Federation.RoundStatus.Finalized), "status");
+        _eq(r.includedCount, 2, "includedCount");
+        _eq(r.commitCount, 2, "commitCount");
+        _eq(r.modelDigest, model, "modelDigest");
+        _eq(r.merkleRoot, keccak256("root"), "merkleRoot");
+        _eq(r.aggregationDigest, keccak256("agg"), "aggregationDigest");
+        _eq(r.evidenceDigest, keccak256("ev"), "evidenceDigest");
+        _eq(fed.currentModelDigest(), model, "currentModelDigest");
+    }
+
+    function test_finalizeRejectsMoreIncludedThanCommitted() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        vm.warp(START + DURATION + 1);
+        _expectRevert(abi.encodeWithSelector(Federation.FederationInvalidIncludedCount.selector, uint32(2), uint32(1)));
+        _finalize(roundId, keccak256("m"), 2);
+    }
+
+    function test_finalizeRejectsTooFewUpdates() public {
+        vm.prank(aggregator);
+        uint256 roundId = fed.openRound(BASE, "bafybase", DURATION, 2);
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        vm.warp(START + DURATION + 1);
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationTooFewUpdates.selector, roundId, uint32(1), uint32(2))
+        );
+        _finalize(roundId, keccak256("m"), 1);
+    }
+
+    function test_finalizeRejectsInvalidResult() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        vm.warp(START + DURATION + 1);
+        vm.startPrank(aggregator);
+        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        fed.finalizeRound(roundId, bytes32(0), "m", BASE, BASE, BASE, "e", 1);
+        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        fed.finalizeRound(roundId, BASE, "", BASE, BASE, BASE, "e", 1);
+        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        fed.finalizeRound(roundId, BASE, "m", bytes32(0), BASE, BASE, "e", 1);
+        vm.stopPrank();
+    }
+
+    function test_finalizeUnknownRoundReverts() public {
+        _expectRevert(abi.encodeWithSelector(Federation.FederationUnknownRound.selector, 7));
+        _finalize(7, keccak256("m"), 1);
+    }
+
+    function test_closeKeepsModelAndEmits() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        vm.warp(START + DURATION + 1);
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.RoundClosed(roundId, 1, "below minimum");
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "below minimum");
+        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Closed), "status");
+        _eq(fed.currentModelDigest(), bytes32(0), "currentModelDigest");
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationRoundNotOpen.selector, roundId, Federation.RoundStatus.Closed)
+        );
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "again");
+        _eq(_open(), 2, "next round id");
+    }
+
+    // ------------------------------------------------------------ Merkle leaves and proofs
+
+    function testFuzz_commitmentLeafIsDoubleHashed(
+        uint256 roundId,
+        address who,
+        bytes32 digest,
+        string calldata cid,
+        uint64 samples,
+        bytes32 meta
+    ) public view {
+        bytes32 inner = keccak256(abi.encode(roundId, who, digest, keccak256(bytes(cid)), samples, meta));
+        _eq(fed.commitmentLeaf(roundId, who, digest, cid, samples, meta), keccak256(bytes.concat(inner)), "leaf");
+    }
+
+    function test_verifyInclusionAgainstFinalizedRoot() public {
+        uint256 roundId = _open();
+        bytes32 a = fed.commitmentLeaf(roundId, alice, keccak256("a"), CID, 1, bytes32(0));
+        bytes32 b = fed.commitmentLeaf(roundId, bob, keccak256("b"), CID, 2, bytes32(0));
+        bytes32 c = fed.commitmentLeaf(roundId, carol, keccak256("c"), CID, 3, bytes32(0));
+        bytes32 ab = _pair(a, b);
+        bytes32 root = _pair(ab, c);
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        _commit(carol, roundId);
+        _true(!fed.verifyInclusion(roundId, c, new bytes32[](0)), "no root before finalisation");
+        vm.prank(aggregator);
+        fed.finalizeRound(roundId, keccak256("m"), "bafymodel", root, bytes32(0), bytes32(0), "", 3);
+        bytes32[] memory proofA = new bytes32[](2);
+        proofA[0] = b;
+        proofA[1] = c;
+        bytes32[] memory proofC = new bytes32[](1);
+        proofC[0] = ab;
+        _true(fed.verifyInclusion(roundId, a, proofA), "a included");
+        _true(fed.verifyInclusion(roundId, c, proofC), "c included");
+        _true(!fed.verifyInclusion(roundId, b, proofA), "wrong proof rejected");
+        _true(!fed.verifyInclusion(roundId, keccak256("x"), proofC), "foreign leaf rejected");
+    }
+
+    function _pair(bytes32 x, bytes32 y) private pure returns (bytes32) {
+        return x < y ? keccak256(abi.encodePacked(x, y)) : keccak256(abi.encodePacked(y, x));
+    }
+}
+
+/// @notice A participant contract that reports the gas its commit call used.
+contract CommitProbe {
+    /// @notice Commits and returns the gas the call consumed.
+    /// @param fed The federation.
+    /// @param roundId The round.
+    /// @param digest The update digest.
+    /// @param cid The update CID.
+    /// @return used Gas used by the commitUpdate call.
+    function commit(Federation fed, uint256 roundId, bytes32 digest, string calldata cid) external returns (uint256 used) {
+        uint256 before = gasleft();
+        fed.commitUpdate(roundId, digest, cid, 100, bytes32(uint256(1)));
+        used = before - gasleft();
+    }
+}
