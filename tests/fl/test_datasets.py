@@ -171,3 +171,17 @@ def test_stratified_split_is_a_seeded_partition(y, seed, frac):
 def test_stratified_split_rejects_bad_fraction():
     with pytest.raises(ConfigError, match="test_fraction"):
         stratified_split(np.zeros(10, dtype=np.int64), 1.0, 0)
+
+
+def test_cli_data_list_json_lists_every_dataset_with_provenance():
+    import json as json_mod
+
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["data", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json_mod.loads(result.stdout)["datasets"]}
+    assert {"breast_cancer", "german_credit", "digits", "mnist"} <= set(rows)
+    assert all(r["available"] and r["licence"] and r["source"] for r in rows.values())

@@ -193,3 +193,43 @@ def test_histograms_and_report():
     assert "alpha-bank" in report and "beta-bank" in report
     assert report.splitlines()[-2].split() == ["total", "6", "2", "2", "2"]
     assert "label skew" in report
+
+
+# --- CLI ------------------------------------------------------------------------------------
+def test_cli_partition_writes_one_valid_file_per_participant(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+    from fedchain.fl.schema import load_client_data
+
+    d = load_dataset("breast_cancer")
+    args = ["data", "partition", "breast_cancer", "--clients", "3", "--scheme", "industry", "--out", str(tmp_path), "--json"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["spec"]["profile"] == "hospitals"
+    assert doc["schema_digest"] == "0x" + d.schema.digest().hex()
+    assert [c["name"] for c in doc["clients"]] == list(partition_names(PartitionSpec("industry", 3, profile="hospitals")))
+    total = 0
+    for c in doc["clients"]:
+        x, y = load_client_data(tmp_path / c["file"], d.schema)
+        assert len(y) == c["samples"] and np.bincount(y, minlength=2).tolist() == c["label_counts"]
+        total += len(y)
+    assert total == len(d.y_train)
+    assert json.loads((tmp_path / "partition.json").read_text()) == doc
+    assert "oncology-referral-centre" in (tmp_path / "report.txt").read_text()
+
+
+def test_cli_partition_rejects_impossible_request(tmp_path):
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+    from fedchain.errors import ExitCode
+
+    args = ["data", "partition", "breast_cancer", "--clients", "100", "--scheme", "iid", "--out", str(tmp_path)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == ExitCode.CONFIG
+    assert "cannot give 100 participants" in result.stderr
+    assert not list(tmp_path.iterdir())

@@ -233,3 +233,29 @@ def test_malformed_client_files_are_refused(tmp_path):
     np.savez(short, x=np.zeros((2, 3), np.float32), y=np.zeros(2, np.int64), schema_digest=np.zeros(5, np.uint8))
     with pytest.raises(DataSchemaError, match="32 bytes"):
         load_client_data(short)
+
+
+# --- CLI ------------------------------------------------------------------------------------
+def test_cli_schema_json_prints_the_digest(bc):
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["data", "schema", "breast_cancer", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["digest"] == "0x" + bc.schema.digest().hex()
+    assert DataSchema.from_dict(doc["schema"]) == bc.schema
+
+
+def test_cli_schema_human_and_unknown_dataset():
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+    from fedchain.errors import ExitCode
+
+    ok = CliRunner().invoke(cli, ["data", "schema", "german_credit"])
+    assert ok.exit_code == 0 and "schema digest  0x" in ok.stdout and "61 float32" in ok.stdout
+    bad = CliRunner().invoke(cli, ["data", "schema", "cifar"])
+    assert bad.exit_code == ExitCode.CONFIG
+    assert "unknown dataset 'cifar'" in bad.stderr
