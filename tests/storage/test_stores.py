@@ -205,6 +205,7 @@ def test_open_store_ipfs_without_a_node_says_how_to_start_one(tmp_path: Path) ->
         open_store(Settings(state_dir=tmp_path, store="ipfs"))
 
 
+@pytest.mark.ipfs
 def test_managed_node_down_is_a_clean_error_and_data_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "state"
     settings = Settings(state_dir=state, store="ipfs")
