@@ -404,6 +404,7 @@ def _reusable_port(path: Path) -> int | None:
     except (OSError, ValueError):
         return None
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # lingering TIME_WAIT is fine
         try:
             sock.bind((HOST, port))
         except OSError:

@@ -1,0 +1,98 @@
+"""Connection and deployment failure modes against the real devnet."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from fedchain.chain.connection import Connection
+from fedchain.chain.devnet import free_port
+from fedchain.chain.federation import deploy, deployment_path, load_deployment, read_deployment, write_deployment
+from fedchain.chain.ledger import ChainLedger
+from fedchain.errors import (
+    ChainIdMismatchError,
+    DeploymentNotFoundError,
+    ExitCode,
+    InsufficientFundsError,
+    RpcUnavailableError,
+)
+from tests.fixtures_devnet import DevnetEnv
+
+pytestmark = pytest.mark.devnet
+
+
+def test_unreachable_rpc_names_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(RpcUnavailableError, match=url.replace(".", r"\.")) as info:
+        Connection(url, timeout_s=2)
+    assert info.value.exit_code == ExitCode.RPC_UNAVAILABLE
+
+
+def test_chain_id_mismatch(chain_env: DevnetEnv) -> None:
+    with pytest.raises(ChainIdMismatchError) as info:
+        Connection(chain_env.url, expected_chain_id=1)
+    assert (info.value.expected, info.value.actual) == (1, 31337)
+
+
+def test_deployment_record_round_trips(chain_env: DevnetEnv) -> None:
+    record = load_deployment(chain_env.state_dir, chain_env.conn)
+    assert record == chain_env.deployment
+    data = json.loads(deployment_path(chain_env.state_dir, 31337).read_text())
+    assert data["address"] == chain_env.deployment.address and len(data["source_hash"]) == 64
+
+
+def test_unknown_deployment(chain_env: DevnetEnv, tmp_path: Path) -> None:
+    with pytest.raises(DeploymentNotFoundError, match="no Federation deployment recorded for chain 31337"):
+        load_deployment(tmp_path, chain_env.conn)
+    with pytest.raises(DeploymentNotFoundError):
+        ChainLedger.connect(chain_env.url, tmp_path)
+
+
+def test_deployment_without_code(chain_env: DevnetEnv, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    write_deployment(tmp_path, replace(chain_env.deployment, address=chain_env.accounts.outsider.address))
+    with pytest.raises(DeploymentNotFoundError, match="no contract code at"):
+        load_deployment(tmp_path, chain_env.conn)
+
+
+def test_unfunded_account_cannot_send(federation_env: DevnetEnv) -> None:
+    poor = Account.create()
+    with pytest.raises(InsufficientFundsError, match=poor.address) as info:
+        federation_env.ledger(poor).register("org", "x", b"")
+    assert info.value.exit_code == ExitCode.INSUFFICIENT_FUNDS
+
+
+def test_failed_deploy_writes_no_record(chain_env: DevnetEnv, tmp_path: Path) -> None:
+    poor = Account.create()
+    with pytest.raises(InsufficientFundsError):
+        deploy(chain_env.conn, poor, poor.address, poor.address, state_dir=tmp_path)
+    assert not deployment_path(tmp_path, chain_env.conn.chain_id).exists()
+    with pytest.raises(DeploymentNotFoundError):
+        read_deployment(tmp_path, chain_env.conn.chain_id)
+
+
+def test_deploy_records_and_logs_gas_never_keys(
+    chain_env: DevnetEnv, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = chain_env.accounts.admin
+    with caplog.at_level(logging.INFO, logger="fedchain"):
+        contract, deployment, report = deploy(chain_env.conn, admin, admin.address, admin.address, state_dir=tmp_path)
+    assert read_deployment(tmp_path, chain_env.conn.chain_id) == deployment
+    assert (deployment.tx_hash, deployment.block_number) == (report.tx_hash, report.block_number)
+    assert contract.latest_round_id() == 0
+    assert report.gas_used > 1_000_000
+    text = caplog.text
+    assert report.tx_hash in text and f"gas {report.gas_used}" in text
+    assert admin.key.hex() not in text and admin.key.hex()[2:] not in text
+
+
+def test_chain_ledger_connects_from_state_dir(chain_env: DevnetEnv) -> None:
+    ledger = ChainLedger.connect(chain_env.url, chain_env.state_dir, chain_env.accounts.admin, expected_chain_id=31337)
+    assert ledger.sender == chain_env.accounts.admin.address
+    assert ledger.latest_round_id() == 0
+    assert ledger.block_number() >= chain_env.deployment.block_number
