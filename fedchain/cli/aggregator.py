@@ -1,0 +1,43 @@
+"""``fedchain aggregator run``: the aggregator agent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fedchain.cli.options import emit, json_option, keystore_option
+from fedchain.cli.participant import _settings, role_options
+from fedchain.cli.round import _aggregator
+
+
+@click.group()
+def aggregator() -> None:
+    """Run the aggregator agent."""
+
+
+@aggregator.command()
+@click.option("--rounds", type=int, required=True, help="How many rounds to run.")
+@click.option("--commit-duration", type=int, default=None, help="Seconds participants have to commit [default: the task's].")
+@click.option("--min-updates", type=int, default=None, help="Minimum included updates [default: the task's].")
+@click.option("--dishonest", type=click.Choice(["drop-update", "shift-model"]), default=None,
+              help="Demonstration only: cheat, so that the audit has something to catch.")
+@keystore_option
+@role_options
+@json_option
+def run(rounds: int, commit_duration: int | None, min_updates: int | None, dishonest: str | None, keystore: Path | None,
+        state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
+        chain_id: int | None, as_json: bool) -> None:
+    """Open a round, wait until every active participant committed or the deadline passed, aggregate,
+    publish the model and evidence, finalise; repeat."""
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    agent = _aggregator(settings, address, dishonest)
+    outcomes = []
+    for _ in range(rounds):
+        out = agent.run_round(commit_duration=commit_duration, min_updates=min_updates)
+        outcomes.append(out.to_json())
+        if not as_json:
+            click.echo(f"round {out.round_id}: " + (f"finalised, {len(out.included)} included, {len(out.rejected)} rejected"
+                                                   if out.finalized else f"closed: {out.close_reason}"))
+    if as_json:
+        emit(True, {"rounds": outcomes}, "")

@@ -1,0 +1,81 @@
+"""``fedchain audit``: replay the ledger and the blob store and verify every round."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fedchain.cli.options import emit, json_option
+from fedchain.cli.participant import _settings, role_options
+from fedchain.errors import ExitCode
+
+
+def _auditor(settings: Any, address: str | None) -> Any:
+    from fedchain.audit.replay import Auditor
+    from fedchain.federation.wiring import connect_ledger, gas_lookup, open_blob_store
+
+    ledger = connect_ledger(settings, address=address)
+    return Auditor(ledger, open_blob_store(settings), gas_of=gas_lookup(ledger),
+                   contract=ledger.contract.address, chain_id=ledger.conn.chain_id)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--round", "round_id", type=int, default=None, help="Audit only this round.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a human-readable HTML report here.")
+@role_options
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, state_dir: Path | None, rpc_url: str | None,
+          ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Replay every round from chain events and the blob store; exit 0 when clean,
+    51 (AUDIT_FINDINGS) when there are findings."""
+    ctx.obj = {"settings": (state_dir, rpc_url, ipfs_api, store, chain_id), "address": address}
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id)
+    report = _auditor(settings, address).audit(round_id)
+    if html_path is not None:
+        from fedchain.audit.html import write_html
+
+        write_html(report, html_path)
+
+    def human() -> str:
+        lines = [f"audited rounds {', '.join(map(str, report.rounds_checked)) or '(none)'} of {report.contract}: "
+                 + ("clean" if report.ok else f"{len(report.findings)} finding(s)")]
+        lines += [f"  round {f.round} {f.participant or '-'} {f.kind.value}: {f.detail}" for f in report.findings]
+        return "\n".join(lines)
+
+    emit(as_json, report.to_json(), human)
+    if not report.ok:
+        ctx.exit(int(ExitCode.AUDIT_FINDINGS))
+
+
+@audit.command()
+@click.argument("model")
+@role_options
+@json_option
+def provenance(model: str, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+               address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """List the rounds, participants and updates behind MODEL (a model digest or CID)."""
+    from fedchain.audit.provenance import provenance as trace
+    from fedchain.federation.wiring import connect_ledger, open_blob_store
+
+    parent = click.get_current_context().parent
+    inherited = parent.obj if parent is not None and parent.obj else {}
+    base = inherited.get("settings", (None,) * 5)
+    settings = _settings(state_dir or base[0], rpc_url or base[1], ipfs_api or base[2], store or base[3], chain_id or base[4])
+    ledger = connect_ledger(settings, address=address or inherited.get("address"))
+    steps = trace(ledger, open_blob_store(settings), model)
+
+    def human() -> str:
+        lines = []
+        for s in steps:
+            lines.append(f"round {s.round}: model {s.model_digest} ({s.model_cid}) from base {s.base_model_digest}")
+            lines += [f"  {u['participant']} {u['organisation']} {u['cid']} ({u['num_samples']} samples)" for u in s.updates]
+            lines += [f"  rejected {r['participant']} by {r['rule']}: {r['reason']}" for r in s.rejected]
+        return "\n".join(lines)
+
+    emit(as_json, {"model": model, "rounds": [s.to_json() for s in steps]}, human)

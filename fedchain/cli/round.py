@@ -1,0 +1,100 @@
+"""``fedchain round``: open, inspect and finalise rounds (signed by the aggregator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fedchain.cli.options import emit, json_option, keystore_option
+from fedchain.cli.participant import _settings, _signer, role_options
+from fedchain.types import RoundId, digest_hex
+
+
+def _aggregator(settings: Any, address: str | None, dishonest: str | None = None) -> Any:
+    from fedchain.federation.aggregator import AggregatorAgent
+    from fedchain.federation.wiring import connect_ledger, open_blob_store
+
+    ledger = connect_ledger(settings, account=_signer(settings), address=address)
+    return AggregatorAgent(ledger, open_blob_store(settings), dishonest=dishonest)
+
+
+@click.group("round")
+def round_() -> None:
+    """Open, inspect and finalise rounds (aggregator)."""
+
+
+@round_.command("open")
+@click.option("--commit-duration", type=int, default=None, help="Seconds participants have to commit [default: the task's].")
+@click.option("--min-updates", type=int, default=None, help="Minimum included updates [default: the task's].")
+@keystore_option
+@role_options
+@json_option
+def open_(commit_duration: int | None, min_updates: int | None, keystore: Path | None, state_dir: Path | None,
+          rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
+          as_json: bool) -> None:
+    """Open the next round on the latest finalised model (or the task's initial model)."""
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    agent = _aggregator(settings, address)
+    rid = agent.open_round(commit_duration=commit_duration, min_updates=min_updates)
+    rnd = agent.ledger.round(rid)
+    emit(as_json, {"round": int(rid), "base_model_digest": rnd.base_model_digest, "base_model_cid": rnd.base_model_cid,
+                   "deadline": rnd.deadline, "min_updates": rnd.min_updates, "tx": agent.reports[-1]},
+         f"round {rid} open on {digest_hex(rnd.base_model_digest)} until {rnd.deadline} (min {rnd.min_updates} updates)")
+
+
+@round_.command()
+@click.argument("round_id", type=int, required=False)
+@role_options
+@json_option
+def status(round_id: int | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+           address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Show a round (default: the latest) and its commitments."""
+    from fedchain.federation.wiring import connect_ledger
+
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id)
+    ledger = connect_ledger(settings, address=address)
+    rid = RoundId(round_id if round_id is not None else int(ledger.latest_round_id()))
+    if rid < 1:
+        emit(as_json, {"round": None}, "no round has been opened yet")
+        return
+    rnd = ledger.round(rid)
+    commits = ledger.commitments(rid)
+    payload = {"round": rnd, "active_participants": ledger.active_count(), "commitments": commits}
+    emit(as_json, payload, lambda: "\n".join(
+        [f"round {rid}: {rnd.status.name.lower()}, {rnd.commit_count} commitment(s) of {ledger.active_count()} active, "
+         f"min {rnd.min_updates}, deadline {rnd.deadline}"]
+        + ([f"  model {digest_hex(rnd.model_digest)} ({rnd.model_cid}), {rnd.included_count} included"] if rnd.model_cid else [])
+        + ([f"  closed: {rnd.close_reason}"] if rnd.close_reason else [])
+        + [f"  {c.participant} {c.cid} ({c.num_samples} samples, block {c.block_number})" for c in commits]))
+
+
+@round_.command()
+@click.argument("round_id", type=int, required=False)
+@click.option("--wait/--no-wait", default=False, help="Wait for the commit phase to end instead of failing.")
+@click.option("--dishonest", type=click.Choice(["drop-update", "shift-model"]), default=None, hidden=True,
+              help="Demonstration only: cheat, so that the audit has something to catch.")
+@keystore_option
+@role_options
+@json_option
+def finalize(round_id: int | None, wait: bool, dishonest: str | None, keystore: Path | None, state_dir: Path | None,
+             rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
+             as_json: bool) -> None:
+    """Aggregate the committed updates and finalise the round (or close it below the minimum)."""
+    from fedchain.errors import AggregationError
+
+    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    agent = _aggregator(settings, address, dishonest)
+    rid = RoundId(round_id if round_id is not None else int(agent.ledger.latest_round_id()))
+    if wait:
+        agent.wait_commit_phase(rid)
+    elif not agent.commit_phase_over(rid):
+        rnd = agent.ledger.round(rid)
+        raise AggregationError(f"round {rid}: commit phase still running ({rnd.commit_count} of "
+                               f"{agent.ledger.active_count()} committed, deadline {rnd.deadline}); use --wait")
+    out = agent.finalize(rid)
+    emit(as_json, out.to_json(), lambda: (
+        f"round {rid} finalised: model {digest_hex(out.model_digest or b'')} ({out.model_cid}), "
+        f"{len(out.included)} included, {len(out.rejected)} rejected, gas {out.tx.gas_used}"
+        if out.finalized else f"round {rid} closed without a model: {out.close_reason}"))

@@ -1,0 +1,94 @@
+"""``fedchain simulate``: a whole federation end to end, then the audit."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from fedchain.cli.options import emit, ipfs_api_option, json_option, rpc_url_option, settings_from, state_dir_option, store_option
+from fedchain.errors import ExitCode
+
+
+@click.command()
+@click.option("--dataset", default="breast_cancer", show_default=True, help="breast_cancer, german_credit, digits or mnist.")
+@click.option("--partition", default="iid", show_default=True, help="iid, dirichlet, quantity or industry.")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="Dirichlet concentration (dirichlet, quantity).")
+@click.option("--strategy", default="fedavg", show_default=True, help="fedavg, fedprox, scaffold, fednova, qfedavg or fedadam.")
+@click.option("--strategy-param", "strategy_params", multiple=True, metavar="KEY=VALUE",
+              help="Extra strategy parameter, e.g. mu=0.01 (fedprox) or q=1 (qfedavg). Repeatable.")
+@click.option("--robust", default=None, help="Robust rule: median, trimmed_mean[:beta], krum:f, multi_krum:f=1,m=2, norm_clip:max_norm=5.")
+@click.option("--model", "arch", type=click.Choice(["logreg", "mlp", "cnn"]), default=None,
+              help="Model architecture [default: the dataset's (logreg for tables, cnn for mnist)].")
+@click.option("--clients", type=int, default=4, show_default=True)
+@click.option("--rounds", type=int, default=3, show_default=True)
+@click.option("--local-epochs", type=int, default=1, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--lr", type=float, default=0.05, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--min-updates", type=int, default=None, help="Minimum updates per round [default: half the clients].")
+@click.option("--commit-duration", type=int, default=300, show_default=True, help="Seconds participants have to commit.")
+@click.option("--max-train-samples", type=int, default=None, help="Use a seeded subset of the training set (e.g. for MNIST).")
+@click.option("--max-test-samples", type=int, default=None, help="Evaluate on a seeded subset of the test set.")
+@click.option("--attack", "attacks", multiple=True, metavar="KIND:COUNT",
+              help="COUNT malicious participants (sign_flip, scaling or noise). Repeatable.")
+@click.option("--dishonest-aggregator", type=click.Choice(["drop-update", "shift-model"]), default=None,
+              help="Make the aggregator cheat; the audit must catch it.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to write report.json, audit.json, audit.html and plots [default: a new temporary directory].")
+@click.option("--keep-services", is_flag=True, help="Leave a devnet / IPFS node started here running afterwards.")
+@state_dir_option
+@rpc_url_option
+@ipfs_api_option
+@store_option
+@json_option
+def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
+             arch: str | None, clients: int, rounds: int, local_epochs: int, batch_size: int, lr: float, seed: int,
+             min_updates: int | None, commit_duration: int, max_train_samples: int | None, max_test_samples: int | None,
+             attacks: tuple[str, ...], dishonest_aggregator: str | None, out_dir: Path | None, keep_services: bool,
+             state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
+    """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
+    processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 51 otherwise."""
+    import torch
+
+    from fedchain.errors import ConfigError
+    from fedchain.federation.simulate import SimulationConfig, parse_attack, run_simulation
+
+    torch.set_num_threads(1)
+    params = []
+    for item in strategy_params:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"--strategy-param {item!r}: expected KEY=VALUE")
+        try:
+            params.append((key, int(value) if value.lstrip("-").isdigit() else float(value)))
+        except ValueError as err:
+            raise ConfigError(f"--strategy-param {item!r}: VALUE must be a number") from err
+    cfg = SimulationConfig(
+        dataset=dataset, partition=partition, alpha=alpha, strategy=strategy, strategy_params=tuple(params),
+        robust=robust, arch=arch, clients=clients, rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
+        lr=lr, seed=seed, min_updates=min_updates, commit_duration=commit_duration, attacks=tuple(parse_attack(a) for a in attacks),
+        dishonest=dishonest_aggregator, max_train_samples=max_train_samples, max_test_samples=max_test_samples,
+    )
+    settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
+    out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))
+    result = run_simulation(cfg, settings, out, progress=True, keep_services=keep_services)
+    s = result.summary
+
+    def human() -> str:
+        lines = [f"{cfg.clients} participants, {cfg.rounds} rounds of {cfg.strategy} on {cfg.dataset} "
+                 f"(contract {s['contract']}, {s['store']})"]
+        for r in s["rounds"]:
+            acc = f"accuracy {r['accuracy']:.4f}, loss {r['loss']:.4f}" if "accuracy" in r else f"closed: {r['close_reason']}"
+            lines.append(f"  round {r['round']}: {r['included']}/{r['commits']} included, {len(r['rejected'])} rejected, {acc}")
+        lines.append("  gas: " + ", ".join(f"{k} {v['mean']}" for k, v in s["gas"].items()))
+        lines.append(f"  wall time {s['wall_time_s']:.1f} s; audit {s['audit']['wall_time_s']:.2f} s: "
+                     + ("clean" if s["audit"]["ok"] else f"{len(s['audit']['findings'])} finding(s)"))
+        lines += [f"    round {f['round']} {f['participant'] or '-'} {f['kind']}: {f['detail']}" for f in s["audit"]["findings"]]
+        lines.append(f"  report: {out / 'report.json'}, {out / 'audit.html'}")
+        return "\n".join(lines)
+
+    emit(as_json, s, human)
+    if not s["audit"]["ok"]:
+        click.get_current_context().exit(int(ExitCode.AUDIT_FINDINGS))
