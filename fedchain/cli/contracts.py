@@ -1,0 +1,62 @@
+"""``fedchain contracts``: compile the Solidity contracts offline; check the committed artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fedchain.chain.compiler import REPO_ROOT, BuildResult, build
+from fedchain.cli.options import emit, json_option
+
+
+@click.group("contracts")
+def contracts() -> None:
+    """Compile the Solidity contracts; check committed artifacts."""
+
+
+@contracts.command("build")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only verify that the committed artifacts match the sources, compiler and settings; exit non-zero if not.",
+)
+@click.option("--force", is_flag=True, help="Recompile even when the artifacts are fresh.")
+@json_option
+def build_command(check: bool, force: bool, as_json: bool) -> None:
+    """Compile contracts/ (with every imported OpenZeppelin file) into contracts/artifacts/."""
+    if check and force:
+        raise click.UsageError("--check and --force exclude each other")
+    result = build(check=check, force=force)
+    emit(as_json, _payload(result), lambda: _human(result))
+
+
+def _payload(result: BuildResult) -> dict[str, object]:
+    return {
+        "sourceHash": result.source_hash,
+        "compiler": result.compiler,
+        "compiled": result.compiled,
+        "checked": result.checked,
+        "artifacts": [
+            {"name": a.name, "path": _relative(a.path), "state": a.state, "reason": a.reason} for a in result.artifacts
+        ],
+        "sources": list(result.sources),
+        "elapsedSeconds": result.elapsed_s,
+    }
+
+
+def _human(result: BuildResult) -> str:
+    lines = [f"{a.state:8} {a.name} ({_relative(a.path)})" + (f": {a.reason}" if a.reason else "") for a in result.artifacts]
+    verb = "compiled" if result.compiled else "fresh, not recompiled"
+    lines.append(
+        f"{len(result.sources)} sources {verb}; sourceHash {result.source_hash}; solc {result.compiler}; "
+        f"{result.elapsed_s:.2f}s"
+    )
+    return "\n".join(lines)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return path.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)

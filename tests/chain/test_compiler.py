@@ -1,0 +1,211 @@
+"""The offline contract build: committed artifacts are fresh, and any change to a compiled source
+(project or OpenZeppelin), the artifact set, or the sources' validity is caught with a clear error."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fedchain.chain import compiler
+from fedchain.chain.compiler import (
+    ArtifactNotFoundError,
+    CompilerError,
+    StaleArtifactError,
+    Toolchain,
+    build,
+    collect_sources,
+    load_artifact,
+    source_hash,
+)
+from fedchain.cli import contracts as contracts_cli
+from fedchain.cli.main import cli
+from fedchain.errors import ConfigError, ExitCode
+
+REAL_CONTRACTS = compiler.REPO_ROOT / "contracts"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the contract sources and committed artifacts under a temporary project root."""
+    (tmp_path / "contracts" / "artifacts").mkdir(parents=True)
+    for source in REAL_CONTRACTS.glob("*.sol"):
+        shutil.copy(source, tmp_path / "contracts" / source.name)
+    for artifact in (REAL_CONTRACTS / "artifacts").glob("*.json"):
+        shutil.copy(artifact, tmp_path / "contracts" / "artifacts" / artifact.name)
+    return tmp_path
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def test_committed_artifacts_are_fresh() -> None:
+    result = build(check=True)
+    assert result.checked and not result.compiled
+    assert [(a.name, a.state) for a in result.artifacts] == [("Federation", "fresh")]
+
+
+def test_source_hash_covers_every_imported_openzeppelin_file() -> None:
+    sources = collect_sources()
+    assert "contracts/Federation.sol" in sources.contents
+    assert "@openzeppelin/contracts/access/AccessControl.sol" in sources.contents
+    assert "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol" in sources.contents
+    # transitively imported through AccessControl
+    assert "@openzeppelin/contracts/utils/introspection/ERC165.sol" in sources.contents
+    assert not any(unit.startswith("contracts/test/") for unit in sources.contents)
+    artifact = load_artifact("Federation")
+    assert artifact["sourceHash"] == source_hash(sources.contents) == sources.source_hash
+    assert sorted(artifact["sources"]) == sorted(sources.contents)
+
+
+def test_source_hash_depends_on_names_and_contents() -> None:
+    base = {"a.sol": "x", "b.sol": "y"}
+    assert source_hash(base) == source_hash(dict(reversed(list(base.items()))))
+    assert source_hash(base) != source_hash({"a.sol": "x", "b.sol": "y "})
+    assert source_hash(base) != source_hash({"a.sol": "x", "c.sol": "y"})
+    assert source_hash({"a.sol": "xb.sol"}) != source_hash({"a.sol": "x", "b.sol": ""})
+
+
+def test_artifact_records_compiler_settings_and_openzeppelin() -> None:
+    artifact = load_artifact("Federation")
+    assert artifact["contractName"] == "Federation"
+    assert artifact["compiler"]["version"] == "0.8.37"
+    assert artifact["compiler"]["longVersion"].startswith("0.8.37+commit.")
+    assert artifact["settings"] == {"evmVersion": "cancun", "optimizer": {"enabled": True, "runs": 1000}}
+    assert artifact["openzeppelinVersion"] == compiler.openzeppelin_version() == "5.7.0"
+    assert artifact["bytecode"].startswith("0x60") and len(artifact["deployedBytecode"]) > 1000
+
+
+def test_artifact_abi_has_the_agreed_interface() -> None:
+    abi = load_artifact("Federation")["abi"]
+    by_kind: dict[str, set[str]] = {}
+    for item in abi:
+        by_kind.setdefault(item["type"], set()).add(item.get("name", ""))
+    assert {
+        "register", "admit", "remove", "configureTask", "openRound", "commitUpdate", "finalizeRound",
+        "closeRound", "participant", "activeCount", "latestRoundId", "currentModelDigest", "task",
+        "getRound", "commitmentLeaf", "verifyInclusion", "ADMIN_ROLE", "AGGREGATOR_ROLE",
+    } <= by_kind["function"]
+    assert {
+        "ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved", "TaskConfigured",
+        "RoundOpened", "UpdateCommitted", "RoundFinalized", "RoundClosed",
+    } <= by_kind["event"]
+    own_errors = {name for name in by_kind["error"] if not name.startswith("AccessControl")}
+    assert own_errors == {
+        "Federation" + name
+        for name in (
+            "AlreadyRegistered", "InvalidRegistration", "InvalidStatus", "RoundInProgress", "InvalidTask",
+            "TaskNotConfigured", "BaseModelMismatch", "InvalidRound", "NotRegistered", "NotActive",
+            "UnknownRound", "RoundNotOpen", "CommitTooLate", "DuplicateCommit", "InvalidCommitment",
+            "CommitPhaseActive", "InvalidIncludedCount", "TooFewUpdates", "InvalidResult",
+        )
+    }
+    commit = next(i for i in abi if i.get("name") == "commitUpdate")
+    assert [p["type"] for p in commit["inputs"]] == ["uint256", "bytes32", "string", "uint64", "bytes32"]
+
+
+def test_copied_sources_are_fresh(project: Path) -> None:
+    result = build(check=True, root=project)
+    assert [a.state for a in result.artifacts] == ["fresh"]
+
+
+def test_modified_source_is_stale(project: Path) -> None:
+    _append(project / "contracts" / "Federation.sol", "\n// a change\n")
+    with pytest.raises(StaleArtifactError, match=r"contracts/artifacts/Federation\.json: sourceHash") as info:
+        build(check=True, root=project)
+    assert isinstance(info.value, ConfigError) and info.value.exit_code == ExitCode.CONFIG
+    assert list(info.value.stale) == ["contracts/artifacts/Federation.json"]
+
+
+def test_modified_openzeppelin_file_is_stale(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    real = Toolchain.default()
+    modules = tmp_path_factory.mktemp("node_modules")
+    for unit in collect_sources().contents:
+        if unit.startswith("@openzeppelin/"):
+            (modules / unit).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(real.node_modules / unit, modules / unit)
+    toolchain = Toolchain(solc=real.solc, node_modules=modules)
+    assert build(check=True, root=project, toolchain=toolchain).artifacts[0].state == "fresh"
+    _append(modules / "@openzeppelin/contracts/utils/Context.sol", "\n// upgraded\n")
+    with pytest.raises(StaleArtifactError, match="sourceHash"):
+        build(check=True, root=project, toolchain=toolchain)
+
+
+def test_tampered_artifact_settings_are_stale(project: Path) -> None:
+    path = project / "contracts" / "artifacts" / "Federation.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["settings"]["optimizer"]["runs"] = 200
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(StaleArtifactError, match="settings"):
+        build(check=True, root=project)
+
+
+def test_missing_and_orphaned_artifacts_are_stale(project: Path) -> None:
+    artifacts = project / "contracts" / "artifacts"
+    (artifacts / "Federation.json").rename(artifacts / "OldFederation.json")
+    with pytest.raises(StaleArtifactError) as info:
+        build(check=True, root=project)
+    assert info.value.stale == {
+        "contracts/artifacts/Federation.json": "missing",
+        "contracts/artifacts/OldFederation.json": "no such contract in the sources",
+    }
+
+
+def test_build_rewrites_a_stale_artifact_then_it_is_fresh(project: Path) -> None:
+    _append(project / "contracts" / "Federation.sol", "\n// a comment changes the metadata, not the ABI\n")
+    result = build(root=project)
+    assert result.compiled
+    assert [(a.name, a.state) for a in result.artifacts] == [("Federation", "written")]
+    rebuilt = load_artifact("Federation", project / "contracts" / "artifacts")
+    assert rebuilt["abi"] == load_artifact("Federation")["abi"]
+    assert rebuilt["sourceHash"] == result.source_hash != load_artifact("Federation")["sourceHash"]
+    again = build(root=project)
+    assert not again.compiled and again.artifacts[0].state == "fresh"
+    assert build(check=True, root=project).artifacts[0].state == "fresh"
+
+
+def test_compile_error_names_the_file(project: Path) -> None:
+    (project / "contracts" / "Broken.sol").write_text(
+        "// SPDX-License-Identifier: Apache-2.0\npragma solidity 0.8.37;\ncontract Broken { function f( }\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CompilerError, match=r"contracts/Broken\.sol"):
+        build(root=project)
+
+
+def test_missing_import_names_the_importer(project: Path) -> None:
+    (project / "contracts" / "Importer.sol").write_text(
+        'pragma solidity 0.8.37;\nimport {Nothing} from "./lib/Nothing.sol";\n', encoding="utf-8"
+    )
+    with pytest.raises(CompilerError, match=r"contracts/lib/Nothing\.sol \(imported by contracts/Importer\.sol\)"):
+        build(check=True, root=project)
+
+
+def test_load_artifact_rejects_unknown_and_odd_names() -> None:
+    with pytest.raises(ArtifactNotFoundError, match="no artifact for contract 'Nope'"):
+        load_artifact("Nope")
+    with pytest.raises(ArtifactNotFoundError, match="invalid contract name"):
+        load_artifact("../Federation")
+
+
+def test_cli_check_prints_one_json_document() -> None:
+    result = CliRunner().invoke(cli, ["contracts", "build", "--check", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["checked"] is True and payload["compiled"] is False
+    assert payload["artifacts"] == [
+        {"name": "Federation", "path": "contracts/artifacts/Federation.json", "reason": "", "state": "fresh"}
+    ]
+
+
+def test_cli_check_fails_on_stale_artifacts(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _append(project / "contracts" / "Federation.sol", "\n// a change\n")
+    monkeypatch.setattr(contracts_cli, "build", functools.partial(build, root=project))
+    result = CliRunner().invoke(cli, ["contracts", "build", "--check"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert result.output.startswith("error: stale contract artifacts (contracts/artifacts/Federation.json: sourceHash")
