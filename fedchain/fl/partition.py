@@ -17,7 +17,9 @@ always give the same partition.
   ``hospitals`` (breast_cancer: referral centres see more malignant tumours, screening
   clinics fewer), ``lenders`` (german_credit: a retail bank with few defaults and larger
   loans through to a sub-prime lender with many defaults and small loans) and
-  ``post-offices`` (digits, mnist: each office sees mostly two digits).
+  ``post-offices`` (digits, mnist: each office sees mostly two digits); the generic
+  ``sites`` profile (used when a spec names none) does the same for any labels, with
+  one dominant label per site when there are at most three.
 """
 
 from __future__ import annotations
@@ -251,10 +253,13 @@ def industry_profile(profile: str, num_clients: int, num_classes: int) -> tuple[
             bad = 4.0 ** (2 * t - 1)  # retail bank 1:4 .. sub-prime 4:1 bad:good attraction
             # the retail bank takes the largest loans, the sub-prime lender the smallest
             slices.append(IndustrySlice(_pick(_LENDERS, t, i, k), 1.0, (1.0, bad), "credit_amount", 1.0 - t))
-        else:  # post-offices and sites: each participant sees mostly two labels
+        else:  # post-offices and sites: each participant sees mostly two labels (one if <= 3 labels)
             weights = np.ones(num_classes)
-            weights[(2 * i) % num_classes] = 8.0
-            weights[(2 * i + 1) % num_classes] = 8.0
+            if num_classes <= 3:
+                weights[i % num_classes] = 8.0
+            else:
+                weights[(2 * i) % num_classes] = 8.0
+                weights[(2 * i + 1) % num_classes] = 8.0
             label = "post-office" if profile == "post-offices" else "site"
             slices.append(IndustrySlice(f"{label}-{i + 1}", 1.0, tuple(float(w) for w in weights)))
     return tuple(slices)

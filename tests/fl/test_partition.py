@@ -233,3 +233,10 @@ def test_cli_partition_rejects_impossible_request(tmp_path):
     assert result.exit_code == ExitCode.CONFIG
     assert "cannot give 100 participants" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_generic_sites_profile_skews_binary_labels():
+    y = np.arange(400, dtype=np.int64) % 2
+    parts = partition(y, PartitionSpec("industry", 2))
+    assert partition_names(PartitionSpec("industry", 2)) == ("site-1", "site-2")
+    assert (y[parts[0]] == 0).mean() > 0.8 and (y[parts[1]] == 1).mean() > 0.8
