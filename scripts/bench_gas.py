@@ -1,0 +1,195 @@
+#!/usr/bin/env python
+"""Gas benchmark of the Federation contract on a fresh anvil devnet.
+
+Measures register/admit/open/commit/finalize/close/remove gas; the commit gas of the same
+participant in round 1 and in round N (default 100) to show it stays flat; and finalize
+gas with 4 and with 64 included updates to show it is O(1). Prints ONE JSON object on
+stdout (``--json``) or a table; ``--output FILE`` also writes the JSON there. Exits 1 if
+a target is missed:
+
+* commit <= 50,000 gas, and flat: round N within 1% of round 1;
+* finalize with n=64 within 5% of n=4.
+
+2CP's published commit gas (141,891 growing to 166,506 over its rounds) is included for
+comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
+from rich.console import Console
+from rich.progress import Progress
+
+from fedchain.chain.connection import Connection
+from fedchain.chain.devnet import DevnetProcess
+from fedchain.chain.federation import FederationContract, deploy
+from fedchain.merkle import commitment_leaf, merkle_root
+
+COMMIT_TARGET = 50_000
+COMMIT_FLAT_TOLERANCE = 0.01
+FINALIZE_TOLERANCE = 0.05
+REFERENCE_2CP = {"commit_gas_first": 141_891, "commit_gas_later": 166_506}
+
+log = logging.getLogger("fedchain.bench_gas")
+
+
+def account(name: str) -> LocalAccount:
+    acct: LocalAccount = Account.from_key(keccak(b"fedchain-bench:" + name.encode()))
+    return acct
+
+
+class Bench:
+    def __init__(self, conn: Connection, fed: FederationContract, admin: LocalAccount, aggregator: LocalAccount) -> None:
+        self.conn = conn
+        self.admin = fed.with_account(admin)
+        self.agg = fed.with_account(aggregator)
+        self.fed = fed
+        self.participants: list[LocalAccount] = []
+        self.register_gas: list[int] = []
+        self.admit_gas: list[int] = []
+
+    def add_participants(self, count: int) -> None:
+        for _ in range(count):
+            p = account(f"participant-{len(self.participants)}")
+            self.conn.fund_from_dev_account(p.address, 10**19)
+            self.register_gas.append(self.fed.with_account(p).register("Org", "industry", b"\x02" * 33).gas_used)
+            self.admit_gas.append(self.admin.admit(p.address).gas_used)
+            self.participants.append(p)
+
+    def round(self, committers: list[LocalAccount], model: bytes) -> dict[str, Any]:
+        """Open a round, let ``committers`` commit, finalize with all of them included."""
+        current = self.fed.current_model_digest()
+        base = current if current != bytes(32) else keccak(b"genesis")
+        opened = self.agg.open_round(base, "bafybase", 3600, 1)
+        rid = opened.round_id
+        assert rid is not None
+        commit_gas: list[int] = []
+        leaves = []
+        for i, p in enumerate(committers):
+            digest, meta = keccak(b"update-%d-%d" % (rid, i)), keccak(b"meta-%d" % i)
+            cid = f"bafkreiupdate{rid:06d}{i:03d}"
+            commit_gas.append(self.fed.with_account(p).commit_update(rid, digest, cid, 100 + i, meta).gas_used)
+            leaves.append(commitment_leaf(rid, p.address, digest, cid, 100 + i, meta))
+        fin = self.agg.finalize_round(
+            rid, model, "bafymodel", merkle_root(leaves), keccak(b"agg"), keccak(b"ev"), "bafyevidence", len(committers)
+        )
+        return {"round_id": rid, "open": opened.gas_used, "commits": commit_gas, "finalize": fin.gas_used}
+
+
+def run(rounds: int, progress: Progress) -> dict[str, Any]:
+    started = time.monotonic()
+    with DevnetProcess("anvil") as devnet:
+        conn = Connection(devnet.url, tx_timeout_s=30)
+        admin, aggregator = account("admin"), account("aggregator")
+        for a in (admin, aggregator):
+            conn.fund_from_dev_account(a.address, 10**20)
+        fed, _, deploy_report = deploy(conn, admin, admin.address, aggregator.address)
+        bench = Bench(conn, fed, admin, aggregator)
+        task = bench.admin.configure_task(keccak(b"spec"), keccak(b"strategy"), keccak(b"schema"), "bafyconfig")
+
+        # Phase A: one participant commits in every round; all active committed -> finalize at once.
+        bench.add_participants(1)
+        solo = bench.participants[0]
+        per_round: list[dict[str, Any]] = []
+        job = progress.add_task("rounds with one participant", total=rounds)
+        for r in range(rounds):
+            per_round.append(bench.round([solo], keccak(b"model-%d" % r)))
+            progress.advance(job)
+        commit_series = [entry["commits"][0] for entry in per_round]
+
+        # Phase B/C: finalize with 4 and with 64 included updates.
+        job = progress.add_task("participants for n=4 / n=64", total=63)
+        bench.add_participants(3)
+        progress.advance(job, 3)
+        n4 = bench.round(bench.participants[:4], keccak(b"model-n4"))
+        for _ in range(60):
+            bench.add_participants(1)
+            progress.advance(job)
+        n64 = bench.round(bench.participants[:64], keccak(b"model-n64"))
+
+        # Close and remove.
+        opened = bench.agg.open_round(fed.current_model_digest(), "bafybase", 60, 1)
+        conn.request("evm_increaseTime", [61])
+        conn.request("evm_mine")
+        closed = bench.agg.close_round(opened.round_id or 0, "benchmark close")
+        removed = bench.admin.remove(bench.participants[-1].address, "benchmark remove")
+
+    c1, cn = commit_series[0], commit_series[-1]
+    f4, f64 = n4["finalize"], n64["finalize"]
+    targets = {
+        "commit_le_50000": max(commit_series + n4["commits"] + n64["commits"]) <= COMMIT_TARGET,
+        "commit_flat": abs(cn - c1) <= COMMIT_FLAT_TOLERANCE * c1,
+        "finalize_o1": abs(f64 - f4) <= FINALIZE_TOLERANCE * f4,
+    }
+    return {
+        "engine": "anvil",
+        "rounds": rounds,
+        "deploy_gas": deploy_report.gas_used,
+        "register_gas": bench.register_gas[0],
+        "admit_gas": bench.admit_gas[0],
+        "configure_task_gas": task.gas_used,
+        "open_gas": per_round[1]["open"] if rounds > 1 else per_round[0]["open"],
+        "open_gas_first_round": per_round[0]["open"],
+        "commit_gas_round_1": c1,
+        f"commit_gas_round_{rounds}": cn,
+        "commit_gas_min": min(commit_series),
+        "commit_gas_max": max(commit_series),
+        "commit_gas_n64_min": min(n64["commits"]),
+        "commit_gas_n64_max": max(n64["commits"]),
+        "finalize_gas_n1_round_1": per_round[0]["finalize"],
+        f"finalize_gas_n1_round_{rounds}": per_round[-1]["finalize"],
+        "finalize_gas_n4": f4,
+        "finalize_gas_n64": f64,
+        "finalize_n64_vs_n4": round(f64 / f4 - 1, 5),
+        "close_gas": closed.gas_used,
+        "remove_gas": removed.gas_used,
+        "reference_2cp": REFERENCE_2CP,
+        "targets": {
+            "commit_max_gas": COMMIT_TARGET,
+            "commit_flat_tolerance": COMMIT_FLAT_TOLERANCE,
+            "finalize_tolerance": FINALIZE_TOLERANCE,
+            **targets,
+        },
+        "ok": all(targets.values()),
+        "wall_s": round(time.monotonic() - started, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--rounds", type=int, default=100, help="rounds for the commit-flatness series (default 100)")
+    parser.add_argument("--output", type=Path, default=None, help="also write the JSON result to this file")
+    args = parser.parse_args(argv)
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    with Progress(console=Console(stderr=True), transient=True) as progress:
+        result = run(args.rounds, progress)
+    text = json.dumps(result, indent=2, sort_keys=True)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n", encoding="utf-8")
+    if args.json:
+        print(text)
+    else:
+        for key, value in result.items():
+            if key not in ("targets", "reference_2cp"):
+                print(f"{key:28s} {value}")
+        print(f"{'2CP reference':28s} {REFERENCE_2CP['commit_gas_first']} -> {REFERENCE_2CP['commit_gas_later']}")
+        print("targets met" if result["ok"] else f"TARGETS MISSED: {result['targets']}")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
