@@ -176,6 +176,7 @@ class IpfsNode:
         self.repo = self.home / "repo"
         self.ready_file = self.home / "ready.json"
         self.log_path = self.home / "node.log"
+        self.pid_file = self.home / "node.pid"
         self._proc: subprocess.Popen[bytes] | None = None
         self.info: NodeInfo | None = None
 
@@ -188,6 +189,7 @@ class IpfsNode:
     def start(self, timeout_s: float = 90.0) -> NodeInfo:
         script = node_script()
         self.home.mkdir(parents=True, exist_ok=True)
+        self._clear_stale_lock()
         self.ready_file.unlink(missing_ok=True)
         cmd = [node_binary(), str(script), "--repo", str(self.repo), "--ready-file", str(self.ready_file)]
         env = dict(os.environ)
@@ -204,6 +206,7 @@ class IpfsNode:
                 start_new_session=True,
                 env=env,
             )
+        self.pid_file.write_text(f"{self._proc.pid}\n")
         try:
             self.info = self._wait_ready(timeout_s)
         except BaseException:
@@ -211,6 +214,24 @@ class IpfsNode:
             raise
         log.info("IPFS node %s ready at %s (pid %d)", self.info.version, self.info.api_url, self.info.pid)
         return self.info
+
+    def _clear_stale_lock(self) -> None:
+        """Remove the repo lock a killed node left behind (js-ipfs would refuse to start for
+        20 s); refuse if the node that took it still runs."""
+        lock = self.repo / "repo.lock"
+        if not lock.exists():
+            return
+        try:
+            previous = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            previous = None
+        if previous is not None and _process_alive(previous):
+            raise ServiceError(f"IPFS repo {self.repo} is in use by node pid {previous}; stop it first")
+        log.warning("removing stale IPFS repo lock %s (its node is gone)", lock)
+        if lock.is_dir():
+            shutil.rmtree(lock, ignore_errors=True)
+        else:
+            lock.unlink(missing_ok=True)
 
     def _wait_ready(self, timeout_s: float) -> NodeInfo:
         assert self._proc is not None

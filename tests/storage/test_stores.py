@@ -231,3 +231,26 @@ def test_managed_node_down_is_a_clean_error_and_data_survives_a_restart(tmp_path
     finally:
         stop_node(state)
     assert not node_status(state).running
+
+
+@pytest.mark.ipfs
+def test_node_killed_without_cleanup_restarts_on_the_same_repo(tmp_path: Path) -> None:
+    import signal
+
+    from fedchain.storage.node import IpfsNode
+
+    node = IpfsNode(tmp_path / "node")
+    try:
+        node.start()
+        with IpfsStore(node.api_url) as store:
+            cid = store.put(b"kept across a crash")
+        assert node.info is not None
+        os.killpg(node.info.pid, signal.SIGKILL)  # leaves the repo lock behind
+        node.stop()
+        assert (node.repo / "repo.lock").exists()
+
+        node.start()
+        with IpfsStore(node.api_url) as store:
+            assert store.get(cid) == b"kept across a crash"
+    finally:
+        node.stop()
