@@ -119,6 +119,8 @@ def test_ipfs_missing_cid_times_out_as_not_found(ipfs_store: IpfsStore) -> None:
     assert not ipfs_store.has(cid)
     with pytest.raises(BlobNotFoundError, match="not available"):
         ipfs_store.get(cid)
+    with pytest.raises(BlobNotFoundError, match="does not have it"):
+        ipfs_store.pin(cid)
 
 
 def test_blob_put_in_one_store_is_found_under_the_same_cid_in_the_other(
