@@ -99,6 +99,9 @@ def parse_robust(text: str | None) -> tuple[Any, ...]:
             key, value = {"trimmed_mean": "beta", "norm_clip": "max_norm", "krum": "f", "multi_krum": "f"}.get(name, ""), part
             if not key:
                 raise ConfigError(f"--robust {text!r}: expected key=value, got {part!r}")
+        if value.lower() in ("true", "false"):
+            params[key] = value.lower() == "true"
+            continue
         try:
             params[key] = int(value) if value.lstrip("-").isdigit() else float(value)
         except ValueError as err:

@@ -1,0 +1,97 @@
+"""A small federation on the session devnet and IPFS node, shared by the federation and
+audit tests: a breast_cancer task, three admitted participants with their data files, and
+in-process participant and aggregator agents (real chain, real IPFS, real training)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from fedchain.chain.ledger import ChainLedger
+from fedchain.federation.aggregator import AggregatorAgent, RoundOutcome
+from fedchain.federation.participant import ParticipantAgent
+from fedchain.federation.simulate import ClientData, SimulationConfig, build_task, load_task_dataset, write_partitions
+from fedchain.federation.task import TaskDocument
+from fedchain.types import RoundId
+
+N_CLIENTS = 3
+torch.set_num_threads(1)
+
+
+@dataclass
+class TaskFiles:
+    cfg: SimulationConfig
+    doc: TaskDocument
+    clients: list[ClientData]
+    dataset: Any
+
+
+@dataclass
+class Fed:
+    env: Any  # tests.fixtures_devnet.DevnetEnv
+    store: Any
+    doc: TaskDocument
+    task_cid: str
+    clients: list[ClientData]
+    participants: list[ParticipantAgent]
+    aggregator: AggregatorAgent
+    admin: ChainLedger
+    reader: ChainLedger
+    work: Path
+    outcomes: list[RoundOutcome] = field(default_factory=list)
+
+    def run_round(self, *, skip: tuple[int, ...] = ()) -> RoundOutcome:
+        rid = self.aggregator.open_round()
+        for i, p in enumerate(self.participants):
+            if i not in skip:
+                p.submit(rid)
+        out = self.aggregator.finalize(rid)
+        self.outcomes.append(out)
+        return out
+
+    def open_round(self) -> RoundId:
+        return self.aggregator.open_round()
+
+    def auditor(self) -> Any:
+        from fedchain.audit.replay import Auditor
+
+        return Auditor(self.reader, self.store, contract=self.env.deployment.address, chain_id=self.env.conn.chain_id)
+
+
+def make_task_files(tmp: Path, **overrides: Any) -> TaskFiles:
+    params: dict[str, Any] = dict(dataset="breast_cancer", clients=N_CLIENTS, rounds=3, min_updates=2, commit_duration=600)
+    params.update(overrides)
+    cfg = SimulationConfig(**params)
+    ds = load_task_dataset(cfg)
+    return TaskFiles(cfg, build_task(cfg, ds), write_partitions(cfg, ds, tmp / "data"), ds)
+
+
+def make_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, dishonest: str | None = None,
+             attacks: dict[int, str] | None = None) -> Fed:
+    admin = env.ledger(env.accounts.admin)
+    cid = store.put(files.doc.to_bytes())
+    admin.configure_task(files.doc.model_spec_digest(), files.doc.strategy_digest(), files.doc.data_schema_digest(), cid)
+    participants = []
+    for i, client in enumerate(files.clients):
+        acct = env.accounts.participants[i]
+        ledger = env.ledger(acct)
+        ledger.register(client.name, "healthcare", b"\x02" + bytes(32))
+        admin.admit(acct.address)
+        participants.append(ParticipantAgent(ledger, store, client.path, work / f"p{i}", attack=(attacks or {}).get(i)))
+    aggregator = AggregatorAgent(env.ledger(env.accounts.aggregator), store, dishonest=dishonest)
+    return Fed(env, store, files.doc, cid, files.clients, participants, aggregator, admin,
+               env.ledger(env.accounts.outsider), work)
+
+
+@pytest.fixture(scope="session")
+def task_files(tmp_path_factory: pytest.TempPathFactory) -> TaskFiles:
+    return make_task_files(tmp_path_factory.mktemp("task"))
+
+
+@pytest.fixture()
+def fed(chain_env: Any, ipfs_store: Any, task_files: TaskFiles, tmp_path: Path) -> Fed:
+    return make_fed(chain_env, ipfs_store, task_files, tmp_path)

@@ -1,0 +1,136 @@
+"""The federation loop on the real devnet and IPFS node, with in-process agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedchain.errors import ContractRevertError, DataSchemaError, IntegrityError, ParticipantError
+from fedchain.federation.participant import ParticipantAgent
+from fedchain.federation.rounds import leaf_of
+from fedchain.fl.canonical import sha256_digest
+from fedchain.ledger import RoundStatus
+from fedchain.merkle import MerkleTree
+from fedchain.types import RoundId
+from tests.federation.harness import Fed, make_fed, make_task_files
+
+
+def test_three_clean_rounds_chain_models_and_audit_clean(fed: Fed) -> None:
+    outcomes = [fed.run_round() for _ in range(3)]
+
+    assert [o.finalized for o in outcomes] == [True, True, True]
+    assert all(len(o.included) == 3 and not o.rejected for o in outcomes)
+    for prev, rid in zip(outcomes, (2, 3)):
+        assert fed.reader.round(RoundId(rid)).base_model_digest == prev.model_digest
+    assert fed.reader.current_model_digest() == outcomes[-1].model_digest
+    report = fed.auditor().audit()
+    assert report.ok, report.findings
+    assert report.rounds_checked == (1, 2, 3)
+
+
+def test_inclusion_proof_of_a_commitment_verifies_on_chain(fed: Fed) -> None:
+    fed.run_round()
+    commitments = fed.reader.commitments(RoundId(1))
+    tree = MerkleTree.build(leaf_of(c) for c in commitments)
+    leaf = leaf_of(commitments[0])
+
+    assert fed.reader.round(RoundId(1)).merkle_root == tree.root
+    assert fed.reader.contract.verify_inclusion(1, leaf, tree.proof(leaf))
+
+
+def test_submitting_twice_commits_once(fed: Fed) -> None:
+    rid = fed.open_round()
+    first = fed.participants[0].submit(rid)
+    second = fed.participants[0].submit(rid)
+
+    assert not first.already_committed and second.already_committed
+    assert second.cid == first.cid
+    assert len(fed.reader.commitments(rid)) == 1
+
+
+def test_replayed_commit_is_refused_by_the_contract(fed: Fed) -> None:
+    rid = fed.open_round()
+    fed.participants[0].submit(rid)
+    c = fed.reader.commitments(rid)[0]
+
+    with pytest.raises(ContractRevertError) as info:
+        fed.participants[0].ledger.commit_update(rid, c.update_digest, c.cid, c.num_samples, c.metadata_digest)
+    assert info.value.error_name == "FederationDuplicateCommit"
+    assert len(fed.reader.commitments(rid)) == 1
+
+
+def test_removed_participant_cannot_commit_and_round_completes_without_it(fed: Fed) -> None:
+    removed = fed.participants[2]
+    fed.admin.remove(removed.address, "left the consortium")
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+
+    with pytest.raises(ParticipantError, match="not admitted"):
+        removed.submit(rid)
+    with pytest.raises(ContractRevertError) as info:
+        removed.ledger.commit_update(rid, b"\x01" * 32, "bafkreiexample", 10, b"\x02" * 32)
+    assert info.value.error_name == "FederationNotActive"
+    out = fed.aggregator.finalize(rid)
+    assert out.finalized and len(out.included) == 2
+    assert fed.auditor().audit().ok
+
+
+def test_participant_not_yet_admitted_is_refused(chain_env, ipfs_store, task_files, tmp_path: Path) -> None:
+    fed = make_fed(chain_env, ipfs_store, task_files, tmp_path)
+    newcomer = chain_env.accounts.participants[5]
+    ledger = chain_env.ledger(newcomer)
+    ledger.register("newcomer", "healthcare", b"\x02" + bytes(32))
+    rid = fed.open_round()
+    agent = ParticipantAgent(ledger, ipfs_store, task_files.clients[0].path, tmp_path / "newcomer")
+
+    with pytest.raises(ParticipantError, match="pending"):
+        agent.submit(rid)
+    assert fed.reader.commitments(rid) == []
+
+
+def test_data_not_matching_the_schema_is_refused_before_anything_is_committed(fed: Fed, tmp_path: Path) -> None:
+    other = make_task_files(tmp_path / "other", dataset="german_credit")
+    rid = fed.open_round()
+    agent = ParticipantAgent(fed.participants[0].ledger, fed.store, other.clients[0].path, tmp_path / "p0")
+
+    with pytest.raises(DataSchemaError):
+        agent.submit(rid)
+    assert fed.reader.commitments(rid) == []
+
+
+def test_corrupt_global_model_is_refused_before_anything_is_committed(fed: Fed) -> None:
+    good = fed.store.put(b"some other bytes than the recorded model")
+    agg = fed.aggregator.ledger
+    rid = agg.open_round(sha256_digest(b"the model the chain records"), good, 600, 2).round_id
+
+    with pytest.raises(IntegrityError, match="global model"):
+        fed.participants[0].submit(RoundId(rid))
+    assert fed.reader.commitments(RoundId(rid)) == []
+
+
+def test_round_below_minimum_is_closed_on_chain_with_a_reason(fed: Fed, advance_time) -> None:
+    rid = fed.open_round()
+    fed.participants[0].submit(rid)
+    advance_time(fed.doc.commit_duration + 1)
+
+    out = fed.aggregator.finalize(rid)
+
+    rnd = fed.reader.round(rid)
+    assert not out.finalized and rnd.status == RoundStatus.CLOSED
+    assert "too few valid updates: 1 < minimum 2" in (rnd.close_reason or "")
+    assert fed.reader.current_model_digest() == bytes(32)
+    assert fed.auditor().audit().ok
+
+
+def test_attacker_is_rejected_by_the_recorded_rule_and_the_audit_reproduces_it(chain_env, ipfs_store, tmp_path: Path) -> None:
+    files = make_task_files(tmp_path, robust="norm_clip:max_norm=1,reject=true")
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path, attacks={2: "scaling"})
+
+    out = fed.run_round()
+
+    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "norm_clip")]
+    assert len(out.included) == 2
+    report = fed.auditor().audit()
+    assert report.ok, report.findings
