@@ -105,3 +105,18 @@ def test_account_cli_fund(chain_env: DevnetEnv, tmp_path: Path) -> None:
     assert payload["amount_wei"] == 1_500_000_000_000_000_000 == chain_env.conn.balance(target)
     bad = CliRunner().invoke(cli, ["account", "fund", target, "--amount", "-1", "--rpc-url", chain_env.url])
     assert bad.exit_code == ExitCode.CONFIG and "positive ETH amount" in bad.output
+
+
+@pytest.mark.devnet
+def test_deploy_with_wrong_keystore_password_exits_with_keystore_code(chain_env: DevnetEnv, tmp_path: Path) -> None:
+    from fedchain.chain.federation import deployment_path
+
+    create_keystore(tmp_path, "right", name="ops", iterations=FAST)
+    result = CliRunner().invoke(
+        cli,
+        ["devnet", "deploy", "--rpc-url", chain_env.url, "--keystore", "ops", "--state-dir", str(tmp_path)],
+        env={"FEDCHAIN_PASSWORD": "wrong", "FEDCHAIN_PRIVATE_KEY": ""},
+    )
+    assert result.exit_code == ExitCode.KEYSTORE
+    assert "wrong password for keystore" in result.output
+    assert not deployment_path(tmp_path, chain_env.conn.chain_id).exists()
