@@ -51,6 +51,7 @@ class SubmitResult:
     train_loss: float | None
     bytes_uploaded: int
     train_seconds: float
+    bytes_downloaded: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,7 @@ class SubmitResult:
             "tx_hash": self.tx_hash,
             "train_loss": self.train_loss,
             "bytes_uploaded": self.bytes_uploaded,
+            "bytes_downloaded": self.bytes_downloaded,
             "train_seconds": round(self.train_seconds, 3),
         }
 
@@ -187,7 +189,7 @@ class ParticipantAgent:
         if rnd.status != RoundStatus.OPEN:
             raise ParticipantError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         task, doc = load_task_document(self.ledger, self.store, rnd.task_version)
-        base = self._fetch_base(rnd)
+        base, base_size = self._fetch_base(rnd)
         x, y = self.load_data(doc.schema())
         t0 = time.perf_counter()
         update, new_state, loss = self._train(doc, rnd, base, x, y)
@@ -203,7 +205,7 @@ class ParticipantAgent:
         log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
         return SubmitResult(
             rid, self.address, digest, cid, int(update.num_samples), False,
-            report.gas_used, report.tx_hash, loss, len(blob), train_s,
+            report.gas_used, report.tx_hash, loss, len(blob), train_s, base_size + len(doc.to_bytes()),
         )
 
     def _fetch_base(self, rnd: RoundRecord) -> Any:
@@ -216,7 +218,7 @@ class ParticipantAgent:
                 f"round {rnd.round_id}: global model {rnd.base_model_cid} has digest {digest_hex(actual)}, "
                 f"the chain records {digest_hex(rnd.base_model_digest)}"
             )
-        return decode_global(data)
+        return decode_global(data), len(data)
 
     def _train(self, doc: TaskDocument, rnd: RoundRecord, base: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, float | None]:
         from fedchain.federation.training import train_participant

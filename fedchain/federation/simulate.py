@@ -328,7 +328,10 @@ def run_simulation(
     doc = build_task(cfg, ds)
     clients = write_partitions(cfg, ds, run_dir / "data")
 
+    t_services = time.perf_counter()
     services = _start_services(settings)
+    timing: dict[str, float] = {"prepare_s": t_services - t_start, "services_s": time.perf_counter() - t_services}
+    t_setup = time.perf_counter()
     settings = settings.with_overrides(rpc_url=services.rpc_url, ipfs_api=services.ipfs_api)
     procs: list[subprocess.Popen[str]] = []
     try:
@@ -385,10 +388,12 @@ def run_simulation(
                 procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env))
             setup()
 
+            timing["setup_s"] = time.perf_counter() - t_setup
+            t_rounds = time.perf_counter()
             aggregator = AggregatorAgent(ChainLedger(contract.with_account(agg_acct)), store, dishonest=cfg.dishonest)
             round_bar = bars.task("rounds", cfg.rounds)
             per_round: list[dict[str, Any]] = []
-            bytes_down = bytes_up = 0
+            bytes_down = bytes_up = bytes_part_down = 0
             for r in range(1, cfg.rounds + 1):
                 t_round = time.perf_counter()
                 rid = aggregator.open_round()
@@ -407,6 +412,9 @@ def run_simulation(
                     "model_cid": outcome.model_cid,
                     "close_reason": outcome.close_reason,
                     "wall_s": round(time.perf_counter() - t_round, 3),
+                    "bytes_downloaded_by_aggregator": outcome.bytes_downloaded,
+                    "bytes_uploaded_by_aggregator": outcome.bytes_uploaded,
+                    "bytes_uploaded_by_participants": 0,
                 }
                 if outcome.finalized and outcome.model_cid:
                     row.update(evaluate_global(doc, store.get(outcome.model_cid), ds.x_test, ds.y_test))
@@ -415,6 +423,7 @@ def run_simulation(
                     on_round(row)
                 acc = row.get("accuracy")
                 round_bar(description=f"rounds (last accuracy {acc:.3f})" if acc is not None else "rounds")
+            timing["rounds_s"] = time.perf_counter() - t_rounds
             for report in aggregator.reports:
                 record(report)
             participant_out = _collect(procs, timeout_s=120.0)
@@ -423,13 +432,22 @@ def run_simulation(
                     if res.get("gas_used"):
                         gas.setdefault("commitUpdate", []).append(int(res["gas_used"]))
                     bytes_up += int(res.get("bytes_uploaded", 0))
+                    bytes_part_down += int(res.get("bytes_downloaded", 0))
+                    for row in per_round:
+                        if row["round"] == res.get("round"):
+                            row["bytes_uploaded_by_participants"] += int(res.get("bytes_uploaded", 0))
             run_wall = time.perf_counter() - t_start
+            t_audit = time.perf_counter()
 
             audit_bar = bars.task("audit", 1)
             reader = ChainLedger(contract.with_account(agg_acct))
             auditor = Auditor(reader, store, gas_of=gas_lookup(reader), contract=deployment.address, chain_id=conn.chain_id)
             report = auditor.audit()
+            timing["audit_s"] = time.perf_counter() - t_audit
             audit_bar()
+        gas_by_round = {r.round: dict(r.gas) for r in report.rounds}
+        for row in per_round:
+            row["gas"] = gas_by_round.get(row["round"], {})
         write_html(report, out_dir / "audit.html")
         (out_dir / "audit.json").write_text(json.dumps(report.to_json(), indent=2, sort_keys=True), encoding="utf-8")
         summary = {
@@ -442,13 +460,15 @@ def run_simulation(
             "rounds": per_round,
             "final_accuracy": next((r.get("accuracy") for r in reversed(per_round) if "accuracy" in r), None),
             "gas": {k: {"count": len(v), "total": sum(v), "mean": round(sum(v) / len(v)), "max": max(v)} for k, v in sorted(gas.items())},
-            "bytes": {"uploaded": bytes_up, "downloaded_by_aggregator": bytes_down, "task_document": len(task_bytes)},
+            "bytes": {"uploaded": bytes_up, "downloaded_by_aggregator": bytes_down, "task_document": len(task_bytes),
+                      "downloaded_by_participants": bytes_part_down, "total": bytes_up + bytes_down + bytes_part_down},
             "participants": [
                 {"name": c.name, "address": accounts[f"participant-{i}"][1].address, "samples": c.num_samples,
                  "attack": attack_of.get(i), "exit_code": procs[i].returncode}
                 for i, c in enumerate(clients)
             ],
             "wall_time_s": round(run_wall, 3),
+            "timing": {k: round(v, 3) for k, v in timing.items()},
             "audit": {"ok": report.ok, "findings": [f.to_json() for f in report.findings],
                       "rounds_checked": list(report.rounds_checked), "wall_time_s": round(report.wall_time_s, 3)},
             "out_dir": str(out_dir),
