@@ -72,7 +72,7 @@ def run(label: str, config: SimulationConfig, data: Any, runs: dict[str, Any]) -
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"), show_default=True)
 @click.option("--max-train", default=10000, show_default=True, help="MNIST training samples (seeded subset; 60000 = all).")
 @click.option("--max-test", default=2000, show_default=True, help="MNIST test samples (seeded subset).")
-@click.option("--rounds", default=15, show_default=True, help="Federated rounds (= centralised epochs).")
+@click.option("--rounds", default=30, show_default=True, help="Federated rounds (= centralised epochs).")
 @click.option("--clients", default=10, show_default=True)
 @click.option("--local-epochs", default=1, show_default=True)
 @click.option("--batch-size", default=32, show_default=True)
