@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -19,6 +20,7 @@ from fedchain.cli.options import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+READY_FILE = "ready"  # written to the work dir once the agent is admitted, loaded and watching
 
 
 def role_options(f: F) -> F:
@@ -166,6 +168,10 @@ def run(until_round: int | None, max_idle: float | None, data_path: Path, work_d
             click.echo(f"round {res.round_id}: " + ("already committed" if res.already_committed else
                        f"committed {res.cid} (gas {res.gas_used})"))
 
-    results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result)
+    def on_ready() -> None:
+        agent.state_dir.mkdir(parents=True, exist_ok=True)
+        (agent.state_dir / READY_FILE).write_text(str(os.getpid()), encoding="utf-8")
+
+    results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result, on_ready=on_ready)
     if as_json:
         emit(True, {"participant": agent.address, "results": [r.to_json() for r in results]}, "")

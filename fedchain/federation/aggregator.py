@@ -66,7 +66,7 @@ class RoundOutcome:
 class AggregatorAgent:
     """The aggregator. ``ledger`` signs with the aggregator account."""
 
-    def __init__(self, ledger: Ledger, store: Any, *, dishonest: str | None = None, poll_interval_s: float = 0.25) -> None:
+    def __init__(self, ledger: Ledger, store: Any, *, dishonest: str | None = None, poll_interval_s: float = 0.2) -> None:
         if dishonest is not None and dishonest not in DISHONEST_MODES:
             raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
         self.ledger = ledger

@@ -131,7 +131,7 @@ class ParticipantAgent:
         state_dir: Path,
         *,
         attack: str | None = None,
-        poll_interval_s: float = 0.5,
+        poll_interval_s: float = 0.2,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -140,6 +140,7 @@ class ParticipantAgent:
         self.attack = attack
         self.poll_interval_s = poll_interval_s
         self._data: tuple[np.ndarray, np.ndarray] | None = None
+        self._tasks: dict[tuple[int, str], TaskDocument] = {}  # verified documents by (version, CID)
 
     @property
     def address(self) -> Address:
@@ -188,7 +189,7 @@ class ParticipantAgent:
             )
         if rnd.status != RoundStatus.OPEN:
             raise ParticipantError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
-        task, doc = load_task_document(self.ledger, self.store, rnd.task_version)
+        doc = self.task_document(int(rnd.task_version))
         base, base_size = self._fetch_base(rnd)
         x, y = self.load_data(doc.schema())
         t0 = time.perf_counter()
@@ -207,6 +208,18 @@ class ParticipantAgent:
             rid, self.address, digest, cid, int(update.num_samples), False,
             report.gas_used, report.tx_hash, loss, len(blob), train_s, base_size + len(doc.to_bytes()),
         )
+
+    def task_document(self, version: int | None = None) -> TaskDocument:
+        """The task document of ``version`` (default: current), verified against the chain once."""
+        task = self.ledger.task()
+        if task is None:
+            raise ParticipantError("no task is configured on the federation contract yet")
+        if version is not None and int(task.version) != int(version):
+            task = _task_version(self.ledger, version)
+        key = (int(task.version), str(task.config_cid))
+        if key not in self._tasks:
+            self._tasks[key] = load_task_document(self.ledger, self.store, int(task.version))[1]
+        return self._tasks[key]
 
     def _fetch_base(self, rnd: RoundRecord) -> Any:
         data = self.store.get(rnd.base_model_cid)
@@ -266,14 +279,22 @@ class ParticipantAgent:
         until_round: int | None = None,
         max_idle_s: float | None = None,
         on_result: Callable[[SubmitResult], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
     ) -> list[SubmitResult]:
         """Watch the ledger and take part in every open round.
 
-        Returns after taking part in (or seeing the end of) ``until_round``, or after
-        ``max_idle_s`` seconds without anything to do.
+        Checks first that it is admitted and, when a task is configured, that its data matches
+        the task's schema (failing fast, before any round); then calls ``on_ready``. Returns
+        after taking part in (or seeing the end of) ``until_round``, or after ``max_idle_s``
+        seconds without anything to do.
         """
         self.require_active()
-        self.load_data()
+        if self.ledger.task() is not None:
+            self.load_data(self.task_document().schema())
+        else:
+            self.load_data()
+        if on_ready is not None:
+            on_ready()
         results: list[SubmitResult] = []
         done: set[int] = set()
         idle_since = time.monotonic()

@@ -389,6 +389,10 @@ def run_simulation(
             setup()
 
             timing["setup_s"] = time.perf_counter() - t_setup
+            t_ready = time.perf_counter()
+            _wait_ready(procs, [run_dir / "participants" / accounts[f"participant-{i}"][1].address for i in range(cfg.clients)],
+                        logs_dir, timeout_s=cfg.round_timeout_s)
+            timing["participants_start_s"] = time.perf_counter() - t_ready
             t_rounds = time.perf_counter()
             aggregator = AggregatorAgent(ChainLedger(contract.with_account(agg_acct)), store, dishonest=cfg.dishonest)
             round_bar = bars.task("rounds", cfg.rounds)
@@ -488,6 +492,25 @@ def run_simulation(
                     p.wait()
         if not keep_services:
             _stop_services(settings, services)
+
+
+def _wait_ready(procs: Sequence[subprocess.Popen[str]], work_dirs: Sequence[Path], logs_dir: Path, timeout_s: float) -> None:
+    """Wait until every participant process reports it is admitted, loaded and watching."""
+    from fedchain.cli.participant import READY_FILE
+
+    deadline = time.monotonic() + timeout_s
+    pending = set(range(len(procs)))
+    while pending:
+        for i in list(pending):
+            if (work_dirs[i] / READY_FILE).exists():
+                pending.discard(i)
+            elif procs[i].poll() is not None:
+                tail = (logs_dir / f"participant-{i}.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
+                raise ServiceError(f"participant process {i} exited with code {procs[i].returncode}: {' '.join(tail)}")
+        if pending and time.monotonic() > deadline:
+            raise ServiceError(f"participant process(es) {sorted(pending)} not ready within {timeout_s:.0f} s")
+        if pending:
+            time.sleep(0.1)
 
 
 def _public_key(account: Any) -> bytes:

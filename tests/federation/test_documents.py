@@ -1,0 +1,86 @@
+"""Task and evidence documents, blobs and option parsing (no chain, no IPFS)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedchain.errors import BlobFormatError, ConfigError, IntegrityError
+from fedchain.federation.blobs import decode_global, decode_update, encode_global, encode_update
+from fedchain.federation.evidence import Evidence, IncludedUpdate, RejectedUpdate
+from fedchain.federation.simulate import parse_attack, parse_robust
+from fedchain.federation.task import TaskDocument, verify_task
+from fedchain.fl.records import ClientUpdate, RobustConfig
+from fedchain.ledger import TaskConfig
+from fedchain.types import Address, Cid, Digest, RoundId
+from tests.federation.harness import TaskFiles
+
+
+def _task_config(doc: TaskDocument, **override: bytes) -> TaskConfig:
+    digests = {"model_spec_digest": doc.model_spec_digest(), "strategy_digest": doc.strategy_digest(),
+               "data_schema_digest": doc.data_schema_digest()}
+    digests.update(override)
+    return TaskConfig(version=1, config_cid=Cid("bafkreiexample"), **digests)  # type: ignore[arg-type]
+
+
+def test_task_document_round_trips_and_matches_the_chain(task_files: TaskFiles) -> None:
+    doc = task_files.doc
+    again = TaskDocument.from_bytes(doc.to_bytes())
+
+    assert again.to_bytes() == doc.to_bytes()
+    verify_task(again, _task_config(doc))
+
+
+@pytest.mark.parametrize("field", ["model_spec_digest", "strategy_digest", "data_schema_digest"])
+def test_task_document_with_another_digest_than_the_chain_is_refused(task_files: TaskFiles, field: str) -> None:
+    with pytest.raises(IntegrityError, match=field.replace("_digest", "").replace("_", " ")):
+        verify_task(task_files.doc, _task_config(task_files.doc, **{field: b"\x01" * 32}))
+
+
+def test_not_a_task_document_is_refused() -> None:
+    with pytest.raises(ConfigError, match="not a task document"):
+        TaskDocument.from_bytes(b'{"format":"something else"}')
+
+
+def test_evidence_round_trips_in_canonical_order() -> None:
+    a, b = Address("0x" + "bb" * 20), Address("0x" + "aa" * 20)
+    ev = Evidence(RoundId(3), Digest(b"\x01" * 32), Digest(b"\x02" * 32), Digest(b"\x03" * 32), Digest(b"\x04" * 32),
+                  (IncludedUpdate(a, Digest(b"\x05" * 32), Cid("bafkreia"), 10, Digest(b"\x06" * 32)),
+                   IncludedUpdate(b, Digest(b"\x07" * 32), Cid("bafkreib"), 20, Digest(b"\x08" * 32))),
+                  (RejectedUpdate(a, "norm_clip", "too big"),))
+    swapped = Evidence(ev.round_id, ev.base_model_digest, ev.model_digest, ev.aggregation_digest, ev.merkle_root,
+                       tuple(reversed(ev.included)), ev.rejected)
+
+    assert Evidence.from_bytes(ev.to_bytes()).to_bytes() == ev.to_bytes() == swapped.to_bytes()
+    with pytest.raises(BlobFormatError):
+        Evidence.from_bytes(b'{"format":"fedchain.evidence/1"}')
+
+
+def test_update_blob_round_trips_kind_extras_and_control_tensors() -> None:
+    update = ClientUpdate(Address("0x" + "12" * 20), RoundId(2), 7, {"w": np.ones((2, 2), np.float32), "cv/w": np.zeros((2, 2), np.float32)},
+                          Digest(b"\x09" * 32), extras={"loss": 0.25, "steps": 3, "tag": "x"})
+    back = decode_update(encode_update(update))
+
+    assert back.participant == update.participant and back.round_id == 2 and back.num_samples == 7
+    assert dict(back.extras) == {"loss": 0.25, "steps": 3, "tag": "x"}
+    assert sorted(back.tensors) == ["cv/w", "w"] and np.array_equal(back.tensors["w"], update.tensors["w"])
+    assert encode_update(back) == encode_update(update)
+
+
+def test_global_blob_keeps_server_state_apart_and_an_update_is_not_a_global_model() -> None:
+    blob = encode_global(round_id=1, base_model_digest=b"\x00" * 32, weights={"w": np.ones(3, np.float32)},
+                         server_state={"c/w": np.full(3, 2, np.float32)}, num_samples=5)
+    model = decode_global(blob)
+
+    assert list(model.weights) == ["w"] and list(model.server_state) == ["c/w"]
+    with pytest.raises(BlobFormatError, match="update blob"):
+        decode_update(blob)
+
+
+def test_option_parsers() -> None:
+    assert parse_attack("sign_flip:2") == ("sign_flip", 2)
+    assert parse_robust("trimmed_mean:0.2") == (RobustConfig("trimmed_mean", {"beta": 0.2}),)
+    assert parse_robust("norm_clip:max_norm=1,reject=true") == (RobustConfig("norm_clip", {"max_norm": 1, "reject": True}),)
+    assert parse_robust(None) == ()
+    with pytest.raises(ConfigError, match="unknown kind"):
+        parse_attack("teleport:1")
