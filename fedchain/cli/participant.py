@@ -174,4 +174,8 @@ def run(until_round: int | None, max_idle: float | None, data_path: Path, work_d
 
     results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result, on_ready=on_ready)
     if as_json:
-        emit(True, {"participant": agent.address, "results": [r.to_json() for r in results]}, "")
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        emit(True, {"participant": agent.address, "results": [r.to_json() for r in results],
+                    "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}, "")

@@ -431,6 +431,9 @@ def run_simulation(
             for report in aggregator.reports:
                 record(report)
             participant_out = _collect(procs, timeout_s=120.0)
+            timing["participants_cpu_s"] = sum(float(o.get("cpu_s", 0.0)) for o in participant_out)
+            timing["participants_train_s"] = sum(float(r.get("train_seconds", 0.0)) for o in participant_out
+                                                 for r in o.get("results", []))
             for out in participant_out:
                 for res in out.get("results", []):
                     if res.get("gas_used"):

@@ -134,3 +134,19 @@ def test_attacker_is_rejected_by_the_recorded_rule_and_the_audit_reproduces_it(c
     assert len(out.included) == 2
     report = fed.auditor().audit()
     assert report.ok, report.findings
+
+
+def test_stateful_strategy_carries_server_and_client_state_and_audits_clean(chain_env, ipfs_store, tmp_path: Path) -> None:
+    files = make_task_files(tmp_path, strategy="scaffold")
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path)
+
+    fed.run_round()
+    fed.run_round()
+
+    from fedchain.federation.blobs import decode_global
+
+    model = decode_global(fed.store.get(fed.outcomes[-1].model_cid or ""))
+    assert model.server_state and all(name.startswith("c/") for name in model.server_state)
+    assert all((tmp_path / f"p{i}" / "client_state.npz").is_file() for i in range(3))
+    report = fed.auditor().audit()
+    assert report.ok, report.findings
