@@ -226,7 +226,11 @@ def _start_services(settings: Settings) -> _Services:
         else:
             from fedchain.storage.node import start_node
 
-            node, started_ipfs = start_node(settings.state_dir)
+            try:
+                node, started_ipfs = start_node(settings.state_dir)
+            except BaseException:
+                _stop_services(settings, _Services(rpc, None, started_devnet, False))
+                raise
             api = node.api_url
     return _Services(rpc, api, started_devnet, started_ipfs)
 
@@ -328,6 +332,8 @@ def run_simulation(
     doc = build_task(cfg, ds)
     clients = write_partitions(cfg, ds, run_dir / "data")
 
+    # absolute paths: participant processes and the service managers may run elsewhere
+    settings = settings.with_overrides(state_dir=Path(settings.state_dir).resolve())
     t_services = time.perf_counter()
     services = _start_services(settings)
     timing: dict[str, float] = {"prepare_s": t_services - t_start, "services_s": time.perf_counter() - t_services}
