@@ -114,7 +114,9 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     from fedchain.federation.wiring import connect_ledger, open_blob_store
 
     if attack is not None:
-        from fedchain.federation.training import apply_attack  # noqa: F401 - validates lazily
+        from fedchain.federation.training import check_attack
+
+        check_attack(attack)
 
     ledger = connect_ledger(settings, account=_signer(settings), address=address)
     store = open_blob_store(settings)

@@ -14,7 +14,7 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -23,11 +23,12 @@ import numpy as np
 from fedchain.config import Settings
 from fedchain.errors import ConfigError, ServiceError
 from fedchain.federation.task import TaskDocument
+from fedchain.federation.training import ATTACKS
 from fedchain.types import digest_hex
 
 log = logging.getLogger(__name__)
 
-ATTACK_KINDS = ("sign_flip", "scaling", "noise")
+ATTACK_KINDS = ATTACKS
 FUND_WEI = 10 * 10**18
 KEYSTORE_ITERATIONS = 2**12  # simulation accounts only: fast to decrypt in every process
 

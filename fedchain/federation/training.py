@@ -59,6 +59,22 @@ def train_participant(
     return update, new_state, dict(metrics)
 
 
+ATTACKS = ("sign_flip", "scaling", "noise")
+
+
+def check_attack(attack: str) -> str:
+    """Validate an attack spec (``sign_flip``, ``scaling[:factor]``, ``noise[:sigma]``) up front."""
+    name, _, arg = attack.partition(":")
+    if name not in ATTACKS:
+        raise ConfigError(f"unknown attack {attack!r}; expected sign_flip, scaling[:factor] or noise[:sigma]")
+    if arg:
+        try:
+            float(arg)
+        except ValueError as err:
+            raise ConfigError(f"invalid attack {attack!r}: {arg!r} is not a number") from err
+    return attack
+
+
 def apply_attack(update: Any, attack: str, seed: int) -> Any:
     """Poison an update (evaluation only): ``sign_flip``, ``scaling[:factor]``, ``noise[:sigma]``."""
     from fedchain.fl import attacks

@@ -150,3 +150,22 @@ def test_stateful_strategy_carries_server_and_client_state_and_audits_clean(chai
     assert all((tmp_path / f"p{i}" / "client_state.npz").is_file() for i in range(3))
     report = fed.auditor().audit()
     assert report.ok, report.findings
+
+
+def test_participant_missing_the_deadline_is_skipped(fed: Fed, advance_time) -> None:
+    from fedchain.errors import ContractRevertError
+
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    advance_time(fed.doc.commit_duration + 1)
+
+    with pytest.raises(ContractRevertError) as info:
+        fed.participants[2].submit(rid)
+    out = fed.aggregator.finalize(rid)
+
+    assert info.value.error_name == "FederationCommitTooLate"
+    assert out.finalized and set(out.included) == {p.address for p in fed.participants[:2]}
+    with pytest.raises(ParticipantError, match="not open"):
+        fed.participants[2].submit(rid)
+    assert fed.auditor().audit().ok
