@@ -64,6 +64,8 @@ def _plots(report: AuditReport) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
 
     def save(fig: Any, name: str) -> None:
+        for ax in fig.axes:
+            ax.set_xticks(rounds)
         buf = io.BytesIO()
         fig.tight_layout()
         fig.savefig(buf, format="png", dpi=90)

@@ -568,6 +568,7 @@ def _plot_rounds(per_round: list[dict[str, Any]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot([r["round"] for r in rows], [r["accuracy"] for r in rows], marker="o", label="accuracy")
     ax.plot([r["round"] for r in rows], [r["loss"] for r in rows], marker="s", label="loss")
+    ax.set_xticks([r["round"] for r in rows])
     ax.set_xlabel("round"), ax.set_title("Global model on the test set"), ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
