@@ -408,9 +408,12 @@ def run_simulation(
             for r in range(1, cfg.rounds + 1):
                 t_round = time.perf_counter()
                 rid = aggregator.open_round()
+                t_open = time.perf_counter()
                 if not aggregator.wait_commit_phase(rid, cfg.round_timeout_s):
                     raise ServiceError(f"round {rid}: commit phase did not end within {cfg.round_timeout_s:.0f} s")
+                t_commits = time.perf_counter()
                 outcome = aggregator.finalize(rid)
+                t_final = time.perf_counter()
                 bytes_down += outcome.bytes_downloaded
                 bytes_up += outcome.bytes_uploaded
                 row: dict[str, Any] = {
@@ -423,6 +426,8 @@ def run_simulation(
                     "model_cid": outcome.model_cid,
                     "close_reason": outcome.close_reason,
                     "wall_s": round(time.perf_counter() - t_round, 3),
+                    "phases_s": {"open": round(t_open - t_round, 3), "commit_phase": round(t_commits - t_open, 3),
+                                 "finalize": round(t_final - t_commits, 3)},
                     "bytes_downloaded_by_aggregator": outcome.bytes_downloaded,
                     "bytes_uploaded_by_aggregator": outcome.bytes_uploaded,
                     "bytes_uploaded_by_participants": 0,
