@@ -17,7 +17,7 @@ def aggregator() -> None:
 
 
 @aggregator.command()
-@click.option("--rounds", type=int, required=True, help="How many rounds to run.")
+@click.option("--rounds", type=int, default=None, help="How many rounds to run [default: until interrupted].")
 @click.option("--commit-duration", type=int, default=None, help="Seconds participants have to commit [default: the task's].")
 @click.option("--min-updates", type=int, default=None, help="Minimum included updates [default: the task's].")
 @click.option("--dishonest", type=click.Choice(["drop-update", "shift-model"]), default=None,
@@ -25,7 +25,7 @@ def aggregator() -> None:
 @keystore_option
 @role_options
 @json_option
-def run(rounds: int, commit_duration: int | None, min_updates: int | None, dishonest: str | None, keystore: Path | None,
+def run(rounds: int | None, commit_duration: int | None, min_updates: int | None, dishonest: str | None, keystore: Path | None,
         state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
         chain_id: int | None, as_json: bool) -> None:
     """Open a round, wait until every active participant committed or the deadline passed, aggregate,
@@ -33,7 +33,9 @@ def run(rounds: int, commit_duration: int | None, min_updates: int | None, disho
     settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     agent = _aggregator(settings, address, dishonest)
     outcomes = []
-    for _ in range(rounds):
+    done = 0
+    while rounds is None or done < rounds:
+        done += 1
         out = agent.run_round(commit_duration=commit_duration, min_updates=min_updates)
         outcomes.append(out.to_json())
         if not as_json:

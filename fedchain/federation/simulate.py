@@ -364,9 +364,11 @@ def run_simulation(
             admin = ChainLedger(contract.with_account(admin_acct))
             store = open_blob_store(settings)
             setup()
+            from fedchain.federation.task import publish_task
+
             task_bytes = doc.to_bytes()
-            task_cid = store.put(task_bytes)
-            record(admin.configure_task(doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), task_cid))
+            task_cid, task_report = publish_task(admin, store, doc)
+            record(task_report)
             setup()
             attack_of: dict[int, str] = {}
             i = 0

@@ -183,3 +183,12 @@ def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
         raise
     except (KeyError, TypeError, ValueError) as err:
         raise ConfigError(f"task document: invalid {what}: {err}") from err
+
+
+def publish_task(ledger: Any, store: Any, doc: TaskDocument) -> tuple[str, Any]:
+    """Store the document and configure it on chain (admin role); returns (CID, TxReport).
+
+    The document is stored first; nothing is written on chain unless that succeeded."""
+    cid = store.put(doc.to_bytes())
+    report = ledger.configure_task(doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), cid)
+    return cid, report

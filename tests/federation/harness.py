@@ -15,7 +15,7 @@ from fedchain.chain.ledger import ChainLedger
 from fedchain.federation.aggregator import AggregatorAgent, RoundOutcome
 from fedchain.federation.participant import ParticipantAgent
 from fedchain.federation.simulate import ClientData, SimulationConfig, build_task, load_task_dataset, write_partitions
-from fedchain.federation.task import TaskDocument
+from fedchain.federation.task import TaskDocument, publish_task
 from fedchain.types import RoundId
 
 N_CLIENTS = 3
@@ -73,8 +73,7 @@ def make_task_files(tmp: Path, **overrides: Any) -> TaskFiles:
 def make_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, dishonest: str | None = None,
              attacks: dict[int, str] | None = None) -> Fed:
     admin = env.ledger(env.accounts.admin)
-    cid = store.put(files.doc.to_bytes())
-    admin.configure_task(files.doc.model_spec_digest(), files.doc.strategy_digest(), files.doc.data_schema_digest(), cid)
+    cid, _ = publish_task(admin, store, files.doc)
     participants = []
     for i, client in enumerate(files.clients):
         acct = env.accounts.participants[i]
