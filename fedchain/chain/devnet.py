@@ -262,8 +262,11 @@ class DevnetProcess:
         cmd, cwd = self._command()
         log.info("starting %s devnet on %s", self.engine, self.url)
         try:
+            # Hardhat asks about telemetry on first use; a node started by fedchain never asks, never reports.
+            env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}
             self.process = subprocess.Popen(
-                cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         except OSError as err:
             raise ServiceError(f"cannot launch {self.engine}: {err}") from err
