@@ -172,7 +172,8 @@ class IpfsNode:
     """
 
     def __init__(self, home: Path) -> None:
-        self.home = Path(home)
+        # Absolute: the node process runs from the toolchain directory, not from ours.
+        self.home = Path(home).resolve()
         self.repo = self.home / "repo"
         self.ready_file = self.home / "ready.json"
         self.log_path = self.home / "node.log"

@@ -91,8 +91,10 @@ def test_put_and_get_through_an_explicit_ipfs_api(
 
 
 @pytest.mark.ipfs
-def test_ipfs_start_status_stop(runner: CliRunner, tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def test_ipfs_start_status_stop(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A relative state dir (like the default .fedchain) must work: the node runs from another cwd.
+    monkeypatch.chdir(tmp_path)
+    state = Path("state")
     try:
         started = runner.invoke(cli, ["ipfs", "start", "--state-dir", str(state), "--json"])
         assert started.exit_code == 0, started.output
