@@ -1,4 +1,4 @@
-"""`fedchain admin` against the real devnet: admission, removal, membership, task."""
+"""`fedchain admin` against the real devnet (and IPFS node): admission, removal, membership, task."""
 
 import json
 
@@ -6,7 +6,8 @@ from click.testing import CliRunner
 
 from fedchain.cli.main import cli
 from fedchain.errors import ExitCode
-from fedchain.ledger import ParticipantStatus
+from fedchain.federation.task import TaskDocument, verify_task
+from fedchain.ledger import ParticipantStatus, TaskConfigured
 
 
 def _invoke(env, *args: str, key: str | None = None):
@@ -49,3 +50,48 @@ def test_members_and_task_read_the_ledger(federation_env) -> None:
     task = _invoke(federation_env, "task")
     assert task.exit_code == 0, task.output
     assert json.loads(task.output)["task"]["version"] == 1
+
+
+def _configure_task(env, ipfs_api_url: str, *args: str):
+    return _invoke(env, "configure-task", "--store", "ipfs", "--ipfs-api", ipfs_api_url, *args,
+                   key=env.accounts.admin.key.hex())
+
+
+def test_configure_task_publishes_the_document_and_its_digests(chain_env, ipfs_api_url, ipfs_store) -> None:
+    result = _configure_task(chain_env, ipfs_api_url, "--strategy", "fedprox", "--strategy-param", "mu=0.01",
+                             "--robust", "median", "--local-epochs", "2", "--min-updates", "2")
+    assert result.exit_code == 0, result.output
+
+    out = json.loads(result.output)
+    task = chain_env.ledger().task()
+    assert task is not None and task.version == 1
+    assert out["task"]["config_cid"] == task.config_cid
+    assert out["task"]["strategy_digest"] == "0x" + bytes(task.strategy_digest).hex()
+    doc = TaskDocument.from_bytes(ipfs_store.get(task.config_cid))
+    verify_task(doc, task)
+    assert (doc.dataset, doc.min_updates, doc.strategy_config().name) == ("breast_cancer", 2, "fedprox")
+    assert doc.strategy_config().params["mu"] == 0.01
+
+
+def test_configure_task_again_bumps_the_version(federation_env, ipfs_api_url) -> None:
+    result = _configure_task(federation_env, ipfs_api_url, "--dataset", "digits", "--model", "mlp")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["task"]["version"] == 2
+    assert federation_env.ledger().task().version == 2
+
+
+def test_configure_task_while_a_round_is_open_is_a_decoded_revert(federation_env, ipfs_api_url) -> None:
+    aggregator = federation_env.ledger(federation_env.accounts.aggregator)
+    round_id = aggregator.open_round(b"\x11" * 32, "bafkreibasemodel", 60, 1).round_id
+
+    result = _configure_task(federation_env, ipfs_api_url)
+    assert result.exit_code == ExitCode.CONTRACT_REVERT, result.output
+    assert f"FederationRoundInProgress(roundId={round_id})" in result.output
+    assert federation_env.ledger().task().version == 1
+
+
+def test_configure_task_with_an_unknown_strategy_is_a_config_error(chain_env, ipfs_api_url) -> None:
+    result = _configure_task(chain_env, ipfs_api_url, "--strategy", "fedmagic")
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "unknown strategy 'fedmagic'" in result.output
+    assert not [e for e in chain_env.ledger().history() if isinstance(e, TaskConfigured)]
