@@ -19,7 +19,6 @@ import logging
 import os
 import platform
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -30,26 +29,16 @@ from typing import IO, Any, Literal
 import httpx
 
 from fedchain.errors import ServiceError
+from fedchain.services import HOST, free_port, log_tail, process_alive, terminate_pid, toolchain_dir, write_record
 
 log = logging.getLogger(__name__)
 
 Engine = Literal["anvil", "hardhat"]
 ENGINES: tuple[str, ...] = ("anvil", "hardhat")
-HOST = "127.0.0.1"
 HARDFORK = "prague"
 STATE_INTERVAL_S = 10
 RECORD_NAME = "devnet.json"
 _PROCESS_MARKERS = {"anvil": "anvil", "hardhat": "hardhat"}
-
-
-def toolchain_dir() -> Path:
-    """The pinned Node toolchain directory (``hardhat-local/`` at the repository root).
-
-    ``FEDCHAIN_TOOLCHAIN_DIR`` overrides it."""
-    env = os.environ.get("FEDCHAIN_TOOLCHAIN_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "hardhat-local"
 
 
 def _platform_suffix() -> str:
@@ -94,13 +83,6 @@ def _hardhat_command() -> list[str]:
     return [node, str(launcher.resolve()), "node"]
 
 
-def free_port() -> int:
-    """A currently free TCP port on the loopback interface."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def rpc_call(url: str, method: str, params: list[Any] | None = None, *, timeout_s: float = 5.0) -> Any:
     """One raw JSON-RPC call (used for readiness and status, without web3)."""
     payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
@@ -110,43 +92,6 @@ def rpc_call(url: str, method: str, params: list[Any] | None = None, *, timeout_
     if "error" in body:
         raise ServiceError(f"{method} on {url} failed: {body['error']}")
     return body["result"]
-
-
-def _process_alive(pid: int, engine: str | None = None) -> bool:
-    """True if ``pid`` is a live (non-zombie) process, and - when ``engine`` is given -
-    its command line names that engine (guards against pid reuse)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: fall through to the signal probe
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path("/proc") / str(pid)
-    if proc.exists():
-        try:
-            stat = (proc / "stat").read_text()
-            if stat.rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            if engine is not None:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                return _PROCESS_MARKERS[engine] in cmdline
-        except (OSError, IndexError):
-            return False
-    return True
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
 
 
 @dataclass(frozen=True)
@@ -280,7 +225,7 @@ class DevnetProcess:
         while True:
             code = self.process.poll()
             if code is not None:
-                tail = _log_tail(self.log_file) if self.log_file else ""
+                tail = log_tail(self.log_file) if self.log_file else ""
                 raise ServiceError(f"{self.engine} exited with code {code} before answering on {self.url}\n{tail}".strip())
             try:
                 return int(rpc_call(self.url, "eth_chainId", timeout_s=2.0), 16)
@@ -294,7 +239,7 @@ class DevnetProcess:
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM the process group, wait (anvil dumps its state), SIGKILL as a last resort."""
         if self.process is not None:
-            terminate_pid(self.process.pid, timeout_s=timeout_s)
+            terminate_pid(self.process.pid, timeout_s=timeout_s, what=f"{self.engine} devnet")
             try:
                 self.process.wait(timeout=1)
             except subprocess.TimeoutExpired:  # pragma: no cover - killed above
@@ -308,32 +253,6 @@ class DevnetProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def terminate_pid(pid: int, *, timeout_s: float = 30.0, engine: str | None = None) -> None:
-    """SIGTERM ``pid``'s process group and wait for it; SIGKILL if it outlives ``timeout_s``."""
-    if not _process_alive(pid, engine):
-        return
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    delay = 0.02
-    while _process_alive(pid, engine):
-        if time.monotonic() > deadline:
-            log.warning("devnet pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout_s)
-            _signal_group(pid, signal.SIGKILL)
-            break
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 # --- the managed devnet of a state directory ----------------------------------------
@@ -352,15 +271,7 @@ def read_devnet(state_dir: Path) -> DevnetInfo | None:
         info = DevnetInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ServiceError(f"devnet record {path} is unreadable: {err}") from err
-    return info if _process_alive(info.pid, info.engine) else None
-
-
-def _write_record(state_dir: Path, info: DevnetInfo) -> None:
-    path = record_path(state_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info.to_json(), indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    return info if process_alive(info.pid, _PROCESS_MARKERS[info.engine]) else None
 
 
 def start_devnet(
@@ -395,7 +306,7 @@ def start_devnet(
         log_file=str(log_file),
         started_at=time.time(),
     )
-    _write_record(state_dir, info)
+    write_record(record_path(state_dir), info.to_json())
     last_port_file.write_text(str(info.port), encoding="utf-8")
     return info, False
 
@@ -421,7 +332,7 @@ def stop_devnet(state_dir: Path, *, timeout_s: float = 30.0) -> DevnetInfo | Non
     info = read_devnet(state_dir)
     if info is not None:
         log.info("stopping %s devnet pid %d", info.engine, info.pid)
-        terminate_pid(info.pid, timeout_s=timeout_s, engine=info.engine)
+        terminate_pid(info.pid, timeout_s=timeout_s, marker=_PROCESS_MARKERS[info.engine], what="devnet")
     path.unlink(missing_ok=True)
     return info
 

@@ -69,7 +69,7 @@ def schema(dataset: str, split_seed: int, as_json: bool) -> None:
                 f"dataset        {ds.name} ({ds.domain})",
                 f"schema digest  {digest_hex(s.digest())}",
                 f"features       {s.num_features} {s.dtype}, shape {tuple(s.feature_shape)}",
-                f"labels         " + ", ".join(f"{c}={n}" for c, n in zip(s.labels, s.label_names)),
+                "labels         " + ", ".join(f"{c}={n}" for c, n in zip(s.labels, s.label_names)),
                 f"normalisation  {s.normalisation}",
                 f"train / test   {len(ds.y_train)} / {len(ds.y_test)}",
                 f"source         {ds.source}",

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ from typing import IO, Any
 import httpx
 
 from fedchain.errors import ServiceError
+from fedchain.services import log_tail, process_alive, terminate_pid, toolchain_dir, write_record
 
 __all__ = [
     "IpfsNode",
@@ -48,14 +48,6 @@ log = logging.getLogger(__name__)
 RECORD_NAME = "ipfs.json"
 SCRIPT_NAME = "ipfs-node.mjs"
 _POLL_S = 0.05
-
-
-def toolchain_dir() -> Path:
-    """``hardhat-local/`` at the repository root (``FEDCHAIN_TOOLCHAIN_DIR`` overrides it)."""
-    env = os.environ.get("FEDCHAIN_TOOLCHAIN_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "hardhat-local"
 
 
 def node_script() -> Path:
@@ -119,34 +111,6 @@ class NodeStatus:
     state_dir: Path
     node: NodeInfo | None
     api_version: str | None
-
-
-def _process_alive(pid: int) -> bool:
-    """True if ``pid`` runs and is our node script (a recycled pid is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            return False
-        if not text:  # a zombie: exited, not yet reaped
-            return False
-        return SCRIPT_NAME in text
-    return True
-
-
-def _log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def api_version(api_url: str, *, timeout_s: float = 2.0) -> str | None:
@@ -226,7 +190,7 @@ class IpfsNode:
             previous = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             previous = None
-        if previous is not None and _process_alive(previous):
+        if previous is not None and process_alive(previous, SCRIPT_NAME):
             raise ServiceError(f"IPFS repo {self.repo} is in use by node pid {previous}; stop it first")
         log.warning("removing stale IPFS repo lock %s (its node is gone)", lock)
         if lock.is_dir():
@@ -242,7 +206,7 @@ class IpfsNode:
             code = self._proc.poll()
             if code is not None:
                 raise ServiceError(
-                    f"IPFS node exited with code {code} while starting; log {self.log_path}:\n{_log_tail(self.log_path)}"
+                    f"IPFS node exited with code {code} while starting; log {self.log_path}:\n{log_tail(self.log_path) or '(no log)'}"
                 )
             if ready is None and self.ready_file.is_file():
                 try:
@@ -264,14 +228,14 @@ class IpfsNode:
             time.sleep(_POLL_S)
         raise ServiceError(
             f"IPFS node did not answer /api/v0/version within {timeout_s:.0f}s; log {self.log_path}:\n"
-            f"{_log_tail(self.log_path)}"
+            f"{log_tail(self.log_path) or '(no log)'}"
         )
 
     def stop(self, timeout_s: float = 20.0) -> None:
         if self._proc is None:
             return
         if self._proc.poll() is None:
-            terminate_pid(self._proc.pid, timeout_s=timeout_s)
+            terminate_pid(self._proc.pid, timeout_s=timeout_s, marker=SCRIPT_NAME, what="IPFS node")
         try:
             self._proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:  # pragma: no cover - terminate_pid already killed it
@@ -289,40 +253,6 @@ class IpfsNode:
         self.stop()
 
 
-def terminate_pid(pid: int, *, timeout_s: float = 20.0) -> None:
-    """SIGTERM the node's process group and wait; SIGKILL if it outlives ``timeout_s``."""
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while _process_alive(pid):
-        _reap(pid)
-        if time.monotonic() > deadline:
-            log.warning("IPFS node pid %d ignored SIGTERM for %.0fs; killing it", pid, timeout_s)
-            _signal_group(pid, signal.SIGKILL)
-            deadline = time.monotonic() + 5.0
-            while _process_alive(pid) and time.monotonic() < deadline:
-                _reap(pid)
-                time.sleep(_POLL_S)
-            return
-        time.sleep(_POLL_S)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(os.getpgid(pid), sig)
-    except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
 # -- the managed node of a state directory ---------------------------------------
 def record_path(state_dir: Path) -> Path:
     return Path(state_dir) / RECORD_NAME
@@ -338,14 +268,7 @@ def read_node(state_dir: Path) -> NodeInfo | None:
     except (OSError, ValueError) as err:
         raise ServiceError(f"cannot read {path}: {err}") from err
     info = NodeInfo.from_json(data)
-    return info if _process_alive(info.pid) else None
-
-
-def _write_record(state_dir: Path, info: NodeInfo) -> None:
-    path = record_path(state_dir)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(info.to_json(), indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    return info if process_alive(info.pid, SCRIPT_NAME) else None
 
 
 def start_node(state_dir: Path, *, timeout_s: float = 90.0) -> tuple[NodeInfo, bool]:
@@ -362,7 +285,7 @@ def start_node(state_dir: Path, *, timeout_s: float = 90.0) -> tuple[NodeInfo, b
     state_dir.mkdir(parents=True, exist_ok=True)
     node = IpfsNode(state_dir / "ipfs")
     info = node.start(timeout_s=timeout_s)
-    _write_record(state_dir, info)
+    write_record(record_path(state_dir), info.to_json())
     return info, True
 
 
@@ -372,8 +295,8 @@ def stop_node(state_dir: Path, *, timeout_s: float = 20.0) -> NodeInfo | None:
     record_path(state_dir).unlink(missing_ok=True)
     if info is None:
         return None
-    terminate_pid(info.pid, timeout_s=timeout_s)
-    if _process_alive(info.pid):
+    terminate_pid(info.pid, timeout_s=timeout_s, marker=SCRIPT_NAME, what="IPFS node")
+    if process_alive(info.pid, SCRIPT_NAME):
         raise ServiceError(f"IPFS node pid {info.pid} would not stop")
     return info
 

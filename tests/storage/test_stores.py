@@ -17,18 +17,12 @@ from fedchain.config import Settings
 from fedchain.errors import BlobFormatError, BlobNotFoundError, IntegrityError, StorageUnavailableError
 from fedchain.storage import BlobStore, IpfsStore, LocalStore, compute_cid, open_store
 from fedchain.storage.cid import CHUNK_SIZE
+from fedchain.services import free_port
 from fedchain.storage.node import node_status, read_node, start_node, stop_node
-from fedchain.types import Cid
 
 
 def _data(size: int, seed: int = 0) -> bytes:
     return np.random.default_rng(seed).bytes(size)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the protocol -------------------------------------------------------------------
@@ -137,7 +131,7 @@ def test_blob_put_in_one_store_is_found_under_the_same_cid_in_the_other(
 
 
 def test_unreachable_api_is_storage_unavailable() -> None:
-    store = IpfsStore(f"http://127.0.0.1:{_free_port()}", retries=2, backoff_s=0.01)
+    store = IpfsStore(f"http://127.0.0.1:{free_port()}", retries=2, backoff_s=0.01)
     with pytest.raises(StorageUnavailableError, match="unreachable"):
         store.put(b"data")
     with pytest.raises(StorageUnavailableError):
