@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from fedchain.cli.options import emit, json_option, keystore_option
+from fedchain.cli.options import emit, json_option, keystore_option, task_options
 from fedchain.cli.participant import _ledger, _settings, role_options
-from fedchain.errors import ChainError, ConfigError
+from fedchain.errors import ChainError
 from fedchain.ledger import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
 from fedchain.types import Address
 
@@ -92,45 +92,20 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
          lambda: "\n".join(f"{k}: {('0x' + v.hex()) if isinstance(v, bytes) else v}" for k, v in vars(config).items()))
 
 
-def _parse_strategy_params(items: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
-    """``--strategy-param KEY=VALUE`` values as (key, number) pairs, in the form ``SimulationConfig`` takes."""
-    params = []
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise ConfigError(f"--strategy-param {item!r}: expected KEY=VALUE")
-        try:
-            params.append((key, int(value) if value.lstrip("-").isdigit() else float(value)))
-        except ValueError as err:
-            raise ConfigError(f"--strategy-param {item!r}: VALUE must be a number") from err
-    return tuple(params)
-
-
 def _task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                    local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int) -> Any:
     """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters."""
-    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset
+    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset, parse_strategy_params
 
-    cfg = SimulationConfig(dataset=dataset, strategy=strategy, strategy_params=_parse_strategy_params(strategy_params),
+    cfg = SimulationConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
                            robust=robust, arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr, seed=seed,
                            min_updates=min_updates, commit_duration=commit_duration)
     return build_task(cfg, load_task_dataset(cfg))
 
 
 @admin.command("configure-task")
-@click.option("--dataset", default="breast_cancer", show_default=True, help="breast_cancer, german_credit, digits or mnist.")
-@click.option("--model", "arch", type=click.Choice(["logreg", "mlp", "cnn"]), default=None,
-              help="Model architecture [default: the dataset's (logreg for tables, cnn for mnist)].")
-@click.option("--strategy", default="fedavg", show_default=True, help="fedavg, fedprox, scaffold, fednova, qfedavg or fedadam.")
-@click.option("--strategy-param", "strategy_params", multiple=True, metavar="KEY=VALUE",
-              help="Extra strategy parameter, e.g. mu=0.01 (fedprox) or q=1 (qfedavg). Repeatable.")
-@click.option("--robust", default=None, help="Robust rule: median, trimmed_mean[:beta], krum:f, multi_krum:f=1,m=2, norm_clip:max_norm=5.")
-@click.option("--local-epochs", type=int, default=1, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=0.05, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@task_options
 @click.option("--min-updates", type=int, default=1, show_default=True, help="Minimum included updates per round.")
-@click.option("--commit-duration", type=int, default=300, show_default=True, help="Seconds participants have to commit.")
 @keystore_option
 @role_options
 @json_option

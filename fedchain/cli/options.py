@@ -87,3 +87,30 @@ def emit(as_json: bool, payload: Any, human: str | Callable[[], str]) -> None:
         click.echo(json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
     else:
         click.echo(human() if callable(human) else human)
+
+
+def task_options(f: F) -> F:
+    """The options that shape a federation's task (dataset, model, strategy, local training, timing).
+
+    ``--min-updates`` is left to each command: its sensible default depends on the command."""
+    options = [
+        click.option("--dataset", default="breast_cancer", show_default=True,
+                     help="breast_cancer, german_credit, digits or mnist."),
+        click.option("--model", "arch", type=click.Choice(["logreg", "mlp", "cnn"]), default=None,
+                     help="Model architecture [default: the dataset's (logreg for tables, cnn for mnist)]."),
+        click.option("--strategy", default="fedavg", show_default=True,
+                     help="fedavg, fedprox, scaffold, fednova, qfedavg or fedadam."),
+        click.option("--strategy-param", "strategy_params", multiple=True, metavar="KEY=VALUE",
+                     help="Extra strategy parameter, e.g. mu=0.01 (fedprox) or q=1 (qfedavg). Repeatable."),
+        click.option("--robust", default=None,
+                     help="Robust rule: median, trimmed_mean[:beta], krum:f, multi_krum:f=1,m=2, norm_clip:max_norm=5."),
+        click.option("--local-epochs", type=int, default=1, show_default=True),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--lr", type=float, default=0.05, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--commit-duration", type=int, default=300, show_default=True,
+                     help="Seconds participants have to commit."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f

@@ -7,28 +7,17 @@ from pathlib import Path
 
 import click
 
-from fedchain.cli.options import emit, ipfs_api_option, json_option, rpc_url_option, settings_from, state_dir_option, store_option
+from fedchain.cli.options import emit, task_options, ipfs_api_option, json_option, rpc_url_option, settings_from, state_dir_option, store_option
 from fedchain.errors import ExitCode
 
 
 @click.command()
-@click.option("--dataset", default="breast_cancer", show_default=True, help="breast_cancer, german_credit, digits or mnist.")
+@task_options
 @click.option("--partition", default="iid", show_default=True, help="iid, dirichlet, quantity or industry.")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Dirichlet concentration (dirichlet, quantity).")
-@click.option("--strategy", default="fedavg", show_default=True, help="fedavg, fedprox, scaffold, fednova, qfedavg or fedadam.")
-@click.option("--strategy-param", "strategy_params", multiple=True, metavar="KEY=VALUE",
-              help="Extra strategy parameter, e.g. mu=0.01 (fedprox) or q=1 (qfedavg). Repeatable.")
-@click.option("--robust", default=None, help="Robust rule: median, trimmed_mean[:beta], krum:f, multi_krum:f=1,m=2, norm_clip:max_norm=5.")
-@click.option("--model", "arch", type=click.Choice(["logreg", "mlp", "cnn"]), default=None,
-              help="Model architecture [default: the dataset's (logreg for tables, cnn for mnist)].")
 @click.option("--clients", type=int, default=4, show_default=True)
 @click.option("--rounds", type=int, default=3, show_default=True)
-@click.option("--local-epochs", type=int, default=1, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", type=float, default=0.05, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--min-updates", type=int, default=None, help="Minimum updates per round [default: half the clients].")
-@click.option("--commit-duration", type=int, default=300, show_default=True, help="Seconds participants have to commit.")
 @click.option("--max-train-samples", type=int, default=None, help="Use a seeded subset of the training set (e.g. for MNIST).")
 @click.option("--max-test-samples", type=int, default=None, help="Evaluate on a seeded subset of the test set.")
 @click.option("--attack", "attacks", multiple=True, metavar="KIND:COUNT",
@@ -52,21 +41,11 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
     processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 51 otherwise."""
     import torch
 
-    from fedchain.errors import ConfigError
-    from fedchain.federation.simulate import SimulationConfig, parse_attack, run_simulation
+    from fedchain.federation.simulate import SimulationConfig, parse_attack, parse_strategy_params, run_simulation
 
     torch.set_num_threads(1)
-    params = []
-    for item in strategy_params:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise ConfigError(f"--strategy-param {item!r}: expected KEY=VALUE")
-        try:
-            params.append((key, int(value) if value.lstrip("-").isdigit() else float(value)))
-        except ValueError as err:
-            raise ConfigError(f"--strategy-param {item!r}: VALUE must be a number") from err
     cfg = SimulationConfig(
-        dataset=dataset, partition=partition, alpha=alpha, strategy=strategy, strategy_params=tuple(params),
+        dataset=dataset, partition=partition, alpha=alpha, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
         robust=robust, arch=arch, clients=clients, rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
         lr=lr, seed=seed, min_updates=min_updates, commit_duration=commit_duration, attacks=tuple(parse_attack(a) for a in attacks),
         dishonest=dishonest_aggregator, max_train_samples=max_train_samples, max_test_samples=max_test_samples,

@@ -85,6 +85,20 @@ def parse_attack(text: str) -> tuple[str, int]:
     return kind, n
 
 
+def parse_strategy_params(items: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """``--strategy-param KEY=VALUE`` values as (key, number) pairs (ints stay ints)."""
+    params: list[tuple[str, float]] = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--strategy-param {item!r}: expected KEY=VALUE")
+        try:
+            params.append((key, int(value) if value.lstrip("-").isdigit() else float(value)))
+        except ValueError as err:
+            raise ConfigError(f"--strategy-param {item!r}: VALUE must be a number") from err
+    return tuple(params)
+
+
 def parse_robust(text: str | None) -> tuple[Any, ...]:
     """``NAME[:k=v,...]`` (a bare number is trimmed_mean's beta), e.g. ``median``,
     ``trimmed_mean:0.2``, ``multi_krum:f=1,m=2``, ``norm_clip:max_norm=5``."""
