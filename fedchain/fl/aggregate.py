@@ -5,6 +5,13 @@ touching numbers, accumulates in float64 in that fixed order, and casts to float
 once at the end, so the same updates in any order give bit-identical results: the
 auditor reproduces the global model hash exactly.
 
+No reduction here goes through BLAS (``np.dot``, ``@``, ``np.linalg.norm``) or numpy's
+pairwise SIMD summation (``np.sum``, ``np.mean``): their result depends on the CPU
+kernel picked at run time. Reductions over coordinates (norms, distances) are exactly
+rounded sums (:func:`math.fsum`) of elementwise float64 products; reductions over
+participants accumulate elementwise in address order. Elementwise float64 arithmetic is
+correctly rounded IEEE 754 on every CPU, so these give the same bits everywhere.
+
 Update validation lives here too: :func:`validate_update` raises
 :class:`~fedchain.errors.UpdateRejectedError`, :func:`screen_updates` turns those
 into :class:`~fedchain.fl.records.Rejection` records.
@@ -83,11 +90,21 @@ def weighted_mean(contributions: Sequence[Contribution]) -> Weights:
     return _to_wire(out)
 
 
+def _median_rows(stacked: np.ndarray) -> np.ndarray:
+    """Median over axis 0: the middle row of the sorted values, or the mean of the two middle rows."""
+    values = np.sort(stacked, axis=0)
+    n = values.shape[0]
+    mid = n // 2
+    if n % 2:
+        return values[mid]
+    return (values[mid - 1] + values[mid]) / 2.0
+
+
 def coordinate_median(contributions: Sequence[Contribution]) -> Weights:
     """Coordinate-wise median (weights ignored)."""
     ordered = sort_contributions(contributions)
     names = _names(ordered)
-    return _to_wire({name: np.median(_stack(ordered, name), axis=0) for name in names})
+    return _to_wire({name: _median_rows(_stack(ordered, name)) for name in names})
 
 
 def trim_count(n: int, beta: float) -> int:
@@ -144,13 +161,15 @@ def flatten(tensors: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(tensors[n], dtype=np.float64).ravel() for n in names])
 
 
+def sum_of_squares(vector: np.ndarray) -> float:
+    """Σ v_i², exactly rounded: float64 squares summed with :func:`math.fsum` (no BLAS)."""
+    v = np.asarray(vector, dtype=np.float64).ravel()
+    return math.fsum((v * v).tolist())
+
+
 def l2_norm(tensors: Mapping[str, np.ndarray]) -> float:
-    """Euclidean norm over all tensors, accumulated in float64 in name order."""
-    total = 0.0
-    for name in sorted(tensors):
-        v = np.asarray(tensors[name], dtype=np.float64).ravel()
-        total += float(np.dot(v, v))
-    return math.sqrt(total)
+    """Euclidean norm over all tensors: the square root of the exactly rounded sum of squares."""
+    return math.sqrt(sum_of_squares(flatten(tensors)))
 
 
 def clip_by_norm(tensors: Mapping[str, np.ndarray], max_norm: float) -> tuple[Weights, float, bool]:
@@ -165,7 +184,7 @@ def clip_by_norm(tensors: Mapping[str, np.ndarray], max_norm: float) -> tuple[We
 
 
 def pairwise_sq_distances(contributions: Sequence[Contribution]) -> tuple[list[Contribution], np.ndarray]:
-    """Squared Euclidean distances between all pairs, in canonical order."""
+    """Squared Euclidean distances between all pairs (exactly rounded sums), in canonical order."""
     ordered = sort_contributions(contributions)
     _names(ordered)
     vectors = [flatten(c.tensors) for c in ordered]
@@ -173,8 +192,7 @@ def pairwise_sq_distances(contributions: Sequence[Contribution]) -> tuple[list[C
     dist = np.zeros((n, n), dtype=np.float64)
     for i in range(n):
         for j in range(i + 1, n):
-            d = vectors[i] - vectors[j]
-            dist[i, j] = dist[j, i] = float(np.dot(d, d))
+            dist[i, j] = dist[j, i] = sum_of_squares(vectors[i] - vectors[j])
     return ordered, dist
 
 
