@@ -19,7 +19,6 @@ numpy and safetensors only; this module never imports torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import struct
@@ -32,6 +31,7 @@ from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
 from fedchain.errors import BlobFormatError, ConfigError
+from fedchain.fl.canonical import canonical_json, sha256_digest
 from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Digest
 
 __all__ = [
@@ -305,15 +305,13 @@ def decode_blob(data: bytes, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> tuple[B
 
 def blob_digest(data: bytes | bytearray | memoryview) -> Digest:
     """SHA-256 of the blob bytes: the digest committed on chain."""
-    return Digest(hashlib.sha256(data).digest())
+    return sha256_digest(data)
 
 
 # -- JSON documents ------------------------------------------------------------------
 def encode_json_doc(obj: Any) -> bytes:
     """Canonical JSON bytes (sorted keys, no whitespace, UTF-8, floats via repr) for a
     document stored in IPFS (task configs, evidence)."""
-    from fedchain.fl.canonical import canonical_json
-
     try:
         return canonical_json(obj)
     except ConfigError as err:
