@@ -15,9 +15,11 @@ control-variate delta of tensor ``w`` is ``"cv/w"``.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -32,8 +34,34 @@ Weights = dict[str, np.ndarray]
 
 ExtraValue = float | int | str
 
-CODE_VERSION = "fedchain-fl/1"
-"""Version of the aggregation code; part of the aggregation config digest."""
+AGGREGATION_SOURCES: tuple[str, ...] = ("aggregate.py", "records.py", "robust.py", "strategies.py")
+"""The modules of ``fedchain.fl`` whose source the aggregation code digest covers."""
+
+
+def normalise_source(data: bytes) -> bytes:
+    """Source bytes with CRLF and CR line endings turned into LF."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def source_digest(sources: Mapping[str, bytes]) -> Digest:
+    """Digest of named source files: the spec digest of ``{name: sha256 hex of normalised bytes}``."""
+    return spec_digest({name: hashlib.sha256(normalise_source(data)).hexdigest() for name, data in sources.items()})
+
+
+def _read_aggregation_sources() -> dict[str, bytes]:
+    package = resources.files("fedchain.fl")
+    try:
+        return {name: package.joinpath(name).read_bytes() for name in AGGREGATION_SOURCES}
+    except OSError as err:
+        raise ConfigError(f"cannot read the aggregation source to compute its code digest: {err}") from err
+
+
+AGGREGATION_CODE_DIGEST: Digest = source_digest(_read_aggregation_sources())
+"""Digest of the source of the aggregation code (:data:`AGGREGATION_SOURCES`)."""
+
+CODE_VERSION = f"fedchain-fl/1+{AGGREGATION_CODE_DIGEST.hex()}"
+"""Version of the aggregation code: format version plus the source digest; part of the
+aggregation config digest, so any change to the aggregation code changes that digest."""
 
 CONTROL_PREFIX = "cv/"
 """Name prefix of SCAFFOLD control-variate deltas inside an update's tensors."""
