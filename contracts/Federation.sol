@@ -34,12 +34,15 @@ contract Federation is AccessControl {
     }
 
     /// @notice Everything stored about one round.
-    /// @dev The first six fields share one storage slot; the digests take one slot each.
+    /// @dev The first seven fields share one storage slot (29 bytes); the digests take one slot each.
+    /// `eligibleCount` is the number of active participants when the round opened: admission waits
+    /// for the next round, so only they can commit, and the commit phase ends early once that many committed.
     struct RoundInfo {
         RoundStatus status;
         uint64 deadline;
         uint32 minUpdates;
         uint32 commitCount;
+        uint32 eligibleCount;
         uint32 taskVersion;
         uint32 includedCount;
         bytes32 baseModelDigest;
@@ -113,7 +116,8 @@ contract Federation is AccessControl {
     error FederationDuplicateCommit(uint256 roundId, address participant);
     /// @notice A commitment with a zero digest, empty CID or zero samples.
     error FederationInvalidCommitment();
-    /// @notice The commit phase is still running: the deadline has not passed and not every active participant committed.
+    /// @notice The commit phase is still running: the deadline has not passed and fewer participants committed
+    /// than were active when the round opened.
     /// @param roundId The round.
     /// @param deadline Its deadline (unix seconds, inclusive).
     error FederationCommitPhaseActive(uint256 roundId, uint64 deadline);
@@ -126,7 +130,7 @@ contract Federation is AccessControl {
     /// @param includedCount The count given.
     /// @param minUpdates The round's minimum.
     error FederationTooFewUpdates(uint256 roundId, uint32 includedCount, uint32 minUpdates);
-    /// @notice A result with a zero model digest, zero Merkle root or empty model CID.
+    /// @notice A result with a zero model digest, Merkle root or evidence digest, or an empty model or evidence CID.
     error FederationInvalidResult();
 
     // ---------------------------------------------------------------- events
@@ -248,9 +252,12 @@ contract Federation is AccessControl {
         emit ParticipantRegistered(msg.sender, organisation, industry, publicKey);
     }
 
-    /// @notice Admits a pending participant.
+    /// @notice Admits a pending participant. Admission happens between rounds: while a round is open it is
+    /// refused, so the participants eligible in a round are exactly those active when it opened.
     /// @param account The participant to admit.
     function admit(address account) external onlyRole(ADMIN_ROLE) {
+        uint256 latest = _latestRoundId;
+        if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
         _Participant storage p = _participants[account];
         if (p.status != ParticipantStatus.Pending) revert FederationInvalidStatus(account, p.status);
         p.status = ParticipantStatus.Active;
@@ -259,7 +266,9 @@ contract Federation is AccessControl {
         emit ParticipantAdmitted(account, msg.sender);
     }
 
-    /// @notice Removes a pending or active participant for good.
+    /// @notice Removes a pending or active participant for good, at any time. Removal during an open round does
+    /// not change that round's eligible count: its commit phase then runs to the deadline unless the removed
+    /// participant had already committed.
     /// @param account The participant to remove.
     /// @param reason Why (recorded in the event).
     function remove(address account, string calldata reason) external onlyRole(ADMIN_ROLE) {
@@ -300,7 +309,7 @@ contract Federation is AccessControl {
 
     // ---------------------------------------------------------------- rounds
 
-    /// @notice Opens the next round.
+    /// @notice Opens the next round, recording the current number of active participants as its eligible count.
     /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
     /// @param baseModelCid CID of that model.
     /// @param commitDuration Seconds from now during which commits are accepted (inclusive).
@@ -330,6 +339,7 @@ contract Federation is AccessControl {
         r.status = RoundStatus.Open;
         r.deadline = uint64(deadline);
         r.minUpdates = minUpdates;
+        r.eligibleCount = _activeCount;
         r.taskVersion = taskVersion;
         r.baseModelDigest = baseModelDigest;
         emit RoundOpened(roundId, baseModelDigest, baseModelCid, uint64(deadline), minUpdates, taskVersion);
@@ -378,8 +388,8 @@ contract Federation is AccessControl {
     /// @param modelCid CID of the aggregated model (non-empty).
     /// @param merkleRoot Root of the Merkle tree over the included commitment leaves (non-zero).
     /// @param aggregationDigest Digest of the aggregation record.
-    /// @param evidenceDigest Digest of the evidence bundle.
-    /// @param evidenceCid CID of the evidence bundle.
+    /// @param evidenceDigest Digest of the evidence bundle (non-zero).
+    /// @param evidenceCid CID of the evidence bundle (non-empty).
     /// @param includedCount Number of included updates: at least minUpdates, at most commitCount.
     function finalizeRound(
         uint256 roundId,
@@ -395,9 +405,10 @@ contract Federation is AccessControl {
         uint32 commitCount = r.commitCount;
         if (includedCount > commitCount) revert FederationInvalidIncludedCount(includedCount, commitCount);
         if (includedCount < r.minUpdates) revert FederationTooFewUpdates(roundId, includedCount, r.minUpdates);
-        if (modelDigest == bytes32(0) || merkleRoot == bytes32(0) || bytes(modelCid).length == 0) {
-            revert FederationInvalidResult();
-        }
+        if (
+            modelDigest == bytes32(0) || merkleRoot == bytes32(0) || evidenceDigest == bytes32(0)
+                || bytes(modelCid).length == 0 || bytes(evidenceCid).length == 0
+        ) revert FederationInvalidResult();
         r.status = RoundStatus.Finalized;
         r.includedCount = includedCount;
         r.modelDigest = modelDigest;
@@ -475,6 +486,18 @@ contract Federation is AccessControl {
         return _rounds[roundId];
     }
 
+    /// @notice Whether the commit phase of a round is over: true for a finalised or closed round; for an open
+    /// round, once its deadline has passed or at least `eligibleCount` participants committed.
+    /// @dev Evaluated at the current block's timestamp.
+    /// @param roundId The round; reverts with FederationUnknownRound if it was never opened.
+    /// @return True if the round may be finalised or closed (or already was).
+    function commitPhaseOver(uint256 roundId) external view returns (bool) {
+        RoundInfo storage r = _rounds[roundId];
+        RoundStatus status = r.status;
+        if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
+        return status != RoundStatus.Open || _commitPhaseOver(r);
+    }
+
     /// @notice The Merkle leaf of a commitment (OpenZeppelin StandardMerkleTree convention: double keccak256).
     /// @param roundId The round.
     /// @param account The committing participant.
@@ -511,7 +534,7 @@ contract Federation is AccessControl {
 
     // ---------------------------------------------------------------- internal
 
-    /// @dev The round, if it is open and its commit phase is over (deadline passed or every active participant committed).
+    /// @dev The round, if it is open and its commit phase is over.
     function _endableRound(uint256 roundId) private view returns (RoundInfo storage r) {
         r = _rounds[roundId];
         RoundStatus status = r.status;
@@ -519,8 +542,11 @@ contract Federation is AccessControl {
             if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
             revert FederationRoundNotOpen(roundId, status);
         }
-        if (block.timestamp <= r.deadline && r.commitCount != _activeCount) {
-            revert FederationCommitPhaseActive(roundId, r.deadline);
-        }
+        if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
+    }
+
+    /// @dev Deadline passed, or as many commits as participants eligible when the round opened. One slot read.
+    function _commitPhaseOver(RoundInfo storage r) private view returns (bool) {
+        return block.timestamp > r.deadline || r.commitCount >= r.eligibleCount;
     }
 }

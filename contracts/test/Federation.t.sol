@@ -187,6 +187,45 @@ contract FederationTest is FederationFixture {
         _eq(fed.activeCount(), 3, "activeCount");
     }
 
+    function test_admitRefusedWhileRoundOpen() public {
+        address dave = address(0x1004);
+        vm.prank(dave);
+        fed.register("Dave", "retail", "");
+        uint256 roundId = _open();
+        _expectRevert(abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, roundId));
+        vm.prank(admin);
+        fed.admit(dave);
+        (Federation.ParticipantStatus status,,,) = fed.participant(dave);
+        _eq(uint256(status), uint256(Federation.ParticipantStatus.Pending), "status while the round is open");
+        _eq(fed.activeCount(), 3, "activeCount");
+    }
+
+    function test_admitAllowedOnceRoundEnded() public {
+        address dave = address(0x1004);
+        vm.prank(dave);
+        fed.register("Dave", "retail", "");
+        uint256 roundId = _open();
+        vm.warp(START + DURATION + 1);
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "timeout");
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.ParticipantAdmitted(dave, admin);
+        vm.prank(admin);
+        fed.admit(dave);
+        _eq(fed.activeCount(), 4, "activeCount");
+        _eq(fed.getRound(_open()).eligibleCount, 4, "eligibleCount of the next round");
+    }
+
+    function test_removeAllowedWhileRoundOpen() public {
+        uint256 roundId = _open();
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit Federation.ParticipantRemoved(carol, admin, "left");
+        vm.prank(admin);
+        fed.remove(carol, "left");
+        _eq(fed.activeCount(), 2, "activeCount");
+        _eq(fed.getRound(roundId).eligibleCount, 3, "eligibleCount unchanged by the removal");
+    }
+
     function test_removeTwiceReverts() public {
         vm.prank(admin);
         fed.remove(alice, "left");
@@ -248,6 +287,7 @@ contract FederationTest is FederationFixture {
         _eq(r.taskVersion, 1, "taskVersion");
         _eq(r.baseModelDigest, BASE, "baseModelDigest");
         _eq(r.commitCount, 0, "commitCount");
+        _eq(r.eligibleCount, 3, "eligibleCount");
     }
 
     function test_openRoundWithoutTaskReverts() public {
@@ -428,6 +468,98 @@ contract FederationTest is FederationFixture {
         _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Finalized), "status");
     }
 
+    /// A removal during the round does not let it end before every participant eligible at opening committed.
+    function test_removalDuringRoundDoesNotEndCommitPhaseEarly() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        vm.prank(admin);
+        fed.remove(carol, "left");
+        _true(!fed.commitPhaseOver(roundId), "commit phase still running");
+        _expectRevert(
+            abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+        );
+        _finalize(roundId, keccak256("m"), 2);
+        vm.warp(START + DURATION + 1);
+        _true(fed.commitPhaseOver(roundId), "commit phase over after the deadline");
+        _finalize(roundId, keccak256("m"), 2);
+    }
+
+    /// A removal after everyone committed does not hold the round open until the deadline.
+    function test_removalAfterAllCommittedKeepsEarlyEnd() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        _commit(carol, roundId);
+        vm.prank(admin);
+        fed.remove(alice, "left");
+        _true(fed.commitPhaseOver(roundId), "commit phase over");
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "done");
+        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Closed), "status");
+    }
+
+    /// A participant removed after committing still counts towards the eligible snapshot.
+    function test_removedCommitterStillCounts() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        vm.prank(admin);
+        fed.remove(alice, "left");
+        _commit(bob, roundId);
+        _true(!fed.commitPhaseOver(roundId), "carol has not committed");
+        _commit(carol, roundId);
+        _true(fed.commitPhaseOver(roundId), "every eligible participant committed");
+        _finalize(roundId, keccak256("m"), 3);
+    }
+
+    function test_roundWithNoEligibleParticipantsMayEndAtOnce() public {
+        vm.startPrank(admin);
+        fed.remove(alice, "x");
+        fed.remove(bob, "x");
+        fed.remove(carol, "x");
+        vm.stopPrank();
+        uint256 roundId = _open();
+        _eq(fed.getRound(roundId).eligibleCount, 0, "eligibleCount");
+        _true(fed.commitPhaseOver(roundId), "nobody can commit");
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "no participants");
+    }
+
+    function testFuzz_commitPhaseOverView(uint64 elapsed, uint8 committers) public {
+        elapsed = uint64(_bound(elapsed, 0, 2 * uint256(DURATION)));
+        committers = uint8(_bound(committers, 0, 3));
+        uint256 roundId = _open();
+        address[3] memory who = [alice, bob, carol];
+        for (uint256 i = 0; i < committers; ++i) {
+            _commit(who[i], roundId);
+        }
+        vm.warp(START + elapsed);
+        bool over = elapsed > DURATION || committers == 3;
+        _true(fed.commitPhaseOver(roundId) == over, "commitPhaseOver");
+        if (!over) {
+            _expectRevert(
+                abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+            );
+        }
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "x");
+        if (over) _true(fed.commitPhaseOver(roundId), "over once closed");
+    }
+
+    function test_commitPhaseOverOfUnknownRoundReverts() public {
+        _expectRevert(abi.encodeWithSelector(Federation.FederationUnknownRound.selector, 1));
+        fed.commitPhaseOver(1);
+    }
+
+    function test_commitPhaseOverOfEndedRound() public {
+        uint256 roundId = _open();
+        _commit(alice, roundId);
+        _commit(bob, roundId);
+        _commit(carol, roundId);
+        _finalize(roundId, keccak256("m"), 3);
+        _true(fed.commitPhaseOver(roundId), "finalised round");
+    }
+
     function testFuzz_endOnlyAfterDeadline(uint64 elapsed, bool finalize) public {
         elapsed = uint64(_bound(elapsed, 0, 2 * uint256(DURATION)));
         uint256 roundId = _open();
@@ -499,7 +631,12 @@ contract FederationTest is FederationFixture {
         fed.finalizeRound(roundId, BASE, "", BASE, BASE, BASE, "e", 1);
         _expectRevert(_err(Federation.FederationInvalidResult.selector));
         fed.finalizeRound(roundId, BASE, "m", bytes32(0), BASE, BASE, "e", 1);
+        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        fed.finalizeRound(roundId, BASE, "m", BASE, BASE, bytes32(0), "e", 1);
+        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        fed.finalizeRound(roundId, BASE, "m", BASE, BASE, BASE, "", 1);
         vm.stopPrank();
+        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Open), "status");
     }
 
     function test_finalizeUnknownRoundReverts() public {
@@ -551,7 +688,7 @@ contract FederationTest is FederationFixture {
         _commit(carol, roundId);
         _true(!fed.verifyInclusion(roundId, c, new bytes32[](0)), "no root before finalisation");
         vm.prank(aggregator);
-        fed.finalizeRound(roundId, keccak256("m"), "bafymodel", root, bytes32(0), bytes32(0), "", 3);
+        fed.finalizeRound(roundId, keccak256("m"), "bafymodel", root, bytes32(0), keccak256("ev"), "bafyev", 3);
         bytes32[] memory proofA = new bytes32[](2);
         proofA[0] = b;
         proofA[1] = c;

@@ -28,12 +28,16 @@ contract FederationHandler {
     mapping(uint256 => uint64) public deadline;
     mapping(uint256 => uint32) public commits;
     mapping(uint256 => uint32) public minUpdates;
+    /// Who was active when each round opened (the only ones who can commit in it), and how many.
+    mapping(uint256 => mapping(address => bool)) public eligibleIn;
+    mapping(uint256 => uint32) public eligible;
     bytes32 public currentModel;
 
     // ---- safety counters (each must stay zero)
     uint256 public doubleCommits;
     uint256 public lateCommits;
     uint256 public earlyEnds;
+    uint256 public cutOffs;
     uint256 public unauthorisedActions;
     uint256 public mismatches;
     string public lastMismatch;
@@ -102,6 +106,8 @@ contract FederationHandler {
         bytes memory expected;
         if (caller != admin) {
             expected = _unauthorised(caller, fed.ADMIN_ROLE());
+        } else if (roundStatus[latest] == Federation.RoundStatus.Open) {
+            expected = abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, latest);
         } else if (status[who] != Federation.ParticipantStatus.Pending) {
             expected = abi.encodeWithSelector(Federation.FederationInvalidStatus.selector, who, status[who]);
         }
@@ -185,6 +191,12 @@ contract FederationHandler {
             roundStatus[roundId] = Federation.RoundStatus.Open;
             deadline[roundId] = uint64(block.timestamp + duration);
             minUpdates[roundId] = minimum;
+            for (uint256 i = 0; i < ACTORS; ++i) {
+                if (status[actor(i)] == Federation.ParticipantStatus.Active) {
+                    eligibleIn[roundId][actor(i)] = true;
+                    ++eligible[roundId];
+                }
+            }
         } catch (bytes memory reason) {
             _check("openRound", reason, expected);
         }
@@ -233,6 +245,7 @@ contract FederationHandler {
         address caller = _caller(callerSeed, aggregator);
         uint256 roundId = latest;
         bool invalidResult = _rare(invalidSeed);
+        uint256 invalidField = (invalidSeed / 8) % 4; // model digest, evidence digest, evidence CID, model CID
         uint32 included = _rare(includedSeed) ? uint32((includedSeed / 8) % (commits[roundId] + 2)) : commits[roundId];
         bytes memory expected = _endExpectation(caller, roundId);
         if (expected.length == 0) {
@@ -249,12 +262,23 @@ contract FederationHandler {
             }
         }
         bytes32 model = keccak256(abi.encode("model", roundId));
-        bool early = block.timestamp <= deadline[roundId] && commits[roundId] != active;
+        bool early = !phaseOver(roundId);
+        uint256 cut = _cutOff(roundId);
         vm.prank(caller);
-        try fed.finalizeRound(roundId, invalidResult ? bytes32(0) : model, "bafymodel", keccak256("root"), bytes32(0), bytes32(0), "", included) {
+        try fed.finalizeRound(
+            roundId,
+            invalidResult && invalidField == 0 ? bytes32(0) : model,
+            invalidResult && invalidField == 3 ? "" : "bafymodel",
+            keccak256("root"),
+            bytes32(0),
+            invalidResult && invalidField == 1 ? bytes32(0) : keccak256("evidence"),
+            invalidResult && invalidField == 2 ? "" : "bafyevidence",
+            included
+        ) {
             _check("finalizeRound", "", expected);
             if (caller != aggregator) ++unauthorisedActions;
             if (early) ++earlyEnds;
+            cutOffs += cut;
             roundStatus[roundId] = Federation.RoundStatus.Finalized;
             currentModel = model;
             ++finalizedRounds;
@@ -268,12 +292,14 @@ contract FederationHandler {
         address caller = _caller(callerSeed, aggregator);
         uint256 roundId = latest;
         bytes memory expected = _endExpectation(caller, roundId);
-        bool early = block.timestamp <= deadline[roundId] && commits[roundId] != active;
+        bool early = !phaseOver(roundId);
+        uint256 cut = _cutOff(roundId);
         vm.prank(caller);
         try fed.closeRound(roundId, "fuzz") {
             _check("closeRound", "", expected);
             if (caller != aggregator) ++unauthorisedActions;
             if (early) ++earlyEnds;
+            cutOffs += cut;
             roundStatus[roundId] = Federation.RoundStatus.Closed;
         } catch (bytes memory reason) {
             _check("closeRound", reason, expected);
@@ -286,6 +312,24 @@ contract FederationHandler {
 
     // ------------------------------------------------------------ helpers
 
+    /// @notice The model's answer to "is the commit phase of this open round over": the deadline has
+    /// passed, or at least as many commits as participants were active when the round opened.
+    function phaseOver(uint256 roundId) public view returns (bool) {
+        return block.timestamp > deadline[roundId] || commits[roundId] >= eligible[roundId];
+    }
+
+    /// @dev Before the deadline: how many participants eligible in the round and still active have not
+    /// committed in it (each would be cut off if the round ended now).
+    function _cutOff(uint256 roundId) internal view returns (uint256 count) {
+        if (block.timestamp > deadline[roundId]) return 0;
+        for (uint256 i = 0; i < ACTORS; ++i) {
+            address who = actor(i);
+            if (eligibleIn[roundId][who] && status[who] == Federation.ParticipantStatus.Active && lastCommit[who] != roundId) {
+                ++count;
+            }
+        }
+    }
+
     function _endExpectation(address caller, uint256 roundId) internal view returns (bytes memory) {
         Federation.RoundStatus r = roundStatus[roundId];
         if (caller != aggregator) return _unauthorised(caller, fed.AGGREGATOR_ROLE());
@@ -295,7 +339,7 @@ contract FederationHandler {
         if (r != Federation.RoundStatus.Open) {
             return abi.encodeWithSelector(Federation.FederationRoundNotOpen.selector, roundId, r);
         }
-        if (block.timestamp <= deadline[roundId] && commits[roundId] != active) {
+        if (!phaseOver(roundId)) {
             return abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, deadline[roundId]);
         }
         return "";
@@ -345,6 +389,11 @@ contract FederationInvariantTest is TestBase {
         _eq(handler.earlyEnds(), 0, "round finalised or closed during its commit phase");
     }
 
+    /// No round ended before its deadline while a participant active at its opening (and still active) had not committed.
+    function invariant_noEligibleParticipantCutOff() public view {
+        _eq(handler.cutOffs(), 0, "round ended early without an eligible participant's commit");
+    }
+
     function invariant_onlyRolesAct() public view {
         _eq(handler.unauthorisedActions(), 0, "role-gated action by a caller without the role");
     }
@@ -367,6 +416,9 @@ contract FederationInvariantTest is TestBase {
             Federation.RoundInfo memory r = fed.getRound(roundId);
             _eq(uint256(r.status), uint256(handler.roundStatus(roundId)), "round status");
             _eq(r.commitCount, handler.commits(roundId), "commitCount");
+            _eq(r.eligibleCount, handler.eligible(roundId), "eligibleCount");
+            bool over = r.status != Federation.RoundStatus.Open || handler.phaseOver(roundId);
+            _true(fed.commitPhaseOver(roundId) == over, "commitPhaseOver");
             _true(roundId == latest || r.status != Federation.RoundStatus.Open, "only the latest round may be open");
             _true(r.includedCount <= r.commitCount, "includedCount <= commitCount");
         }
