@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -97,3 +105,71 @@ def test_a_whole_simulation_replays_bit_for_bit() -> None:
     assert first.final.auc is not None and first.final.auc > 0.9
     other = run_simulation(SimulationConfig(**{**config.__dict__, "seed": 4}), dataset=data)
     assert weights_fingerprint(other.final_weights) != weights_fingerprint(first.final_weights)
+
+
+# One Multi-Krum + NormClip + FedAvg round; prints the digest of everything the auditor
+# compares or that feeds a decision: weights, inclusions, rejections, metrics, and the
+# float64 Krum scores and update norms (repr, every bit).
+_KERNEL_PROBE = """
+import hashlib, json
+import numpy as np
+from fedchain.fl import aggregate as agg
+from fedchain.fl import robust
+from fedchain.fl import strategies as S
+from fedchain.fl.records import ClientUpdate
+from fedchain.types import Address, Digest, RoundId
+
+base = Digest(b"\\x55" * 32)
+rng = np.random.default_rng(20240611)
+shapes = {"conv": (16, 3, 5, 5), "fc": (300, 97), "bias": (97,)}
+glob = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+ups = []
+for i in range(8):
+    scale = 0.01 * (1.0 + i / 3.0) if i != 5 else 0.2
+    tensors = {n: (scale * rng.standard_normal(s)).astype(np.float32) for n, s in shapes.items()}
+    ups.append(ClientUpdate(Address(f"0x{(i + 1) * 0x1111:040x}"), RoundId(3), 10 + 7 * i, tensors, base))
+strategy = S.FedAvg(robust=(robust.MultiKrum(f=2), robust.NormClip(max_norm=2.5)))
+result = strategy.aggregate_round(glob, ups, {}, round_id=RoundId(3), base_model_digest=base)
+contribs = [agg.Contribution(u.participant, float(u.num_samples), u.model_tensors) for u in ups]
+h = hashlib.sha256()
+for name in sorted(result.weights):
+    h.update(name.encode() + np.ascontiguousarray(result.weights[name], np.float32).tobytes())
+h.update(repr((result.included, result.rejected, sorted(result.metrics.items()))).encode())
+h.update(repr(sorted(agg.krum_scores(contribs, 2).items())).encode())
+h.update(repr([agg.l2_norm(c.tensors) for c in contribs]).encode())
+print(json.dumps({"digest": h.hexdigest(), "rejected": len(result.rejected),
+                  "clipped": result.metrics["norm_clip/clipped"]}))
+"""
+
+
+def _openblas_core_types() -> list[str]:
+    """OpenBLAS kernels this CPU can run: Prescott (SSE3) always, Haswell and SkylakeX by CPU flag."""
+    kinds = ["Prescott"]
+    cpuinfo = Path("/proc/cpuinfo")
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.exists() else set()
+    if "avx2" in flags:
+        kinds.append("Haswell")
+    if "avx512f" in flags:
+        kinds.append("SkylakeX")
+    return kinds
+
+
+def _aggregate_with_kernel(core_type: str | None) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if core_type is not None:
+        env["OPENBLAS_CORETYPE"] = core_type
+    done = subprocess.run(
+        [sys.executable, "-c", _KERNEL_PROBE], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.skipif(
+    platform.machine().lower() not in ("x86_64", "amd64"), reason="OPENBLAS_CORETYPE names x86-64 kernels"
+)
+def test_aggregation_is_bit_identical_under_every_openblas_kernel() -> None:
+    default = _aggregate_with_kernel(None)
+    assert default["rejected"] == 2 and default["clipped"] > 0  # both rules decided something
+    for core_type in _openblas_core_types():
+        assert _aggregate_with_kernel(core_type) == default, core_type
