@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
 import pytest
 
 from fedchain.errors import AggregationError, ConfigError, TooFewUpdatesError
 from fedchain.fl import robust
 from fedchain.fl import strategies as S
+from fedchain.fl import records
 from fedchain.fl.records import ClientUpdate, RobustConfig, StrategyConfig, UpdateKind
 from fedchain.types import Address, Digest, RoundId
 
@@ -158,6 +166,63 @@ def test_digest_covers_params_and_robust_rules() -> None:
     assert S.FedAvg(robust=(robust.CoordinateMedian(),)).digest() != base
     assert S.FedProx(mu=0.0).digest() != base
     assert S.FedAvg().digest() == base
+
+
+def test_code_digest_is_the_digest_of_the_aggregation_source() -> None:
+    here = Path(records.__file__).parent
+    sources = {name: (here / name).read_bytes() for name in ("aggregate.py", "records.py", "robust.py", "strategies.py")}
+    assert records.AGGREGATION_CODE_DIGEST == records.source_digest(sources)
+    assert records.CODE_VERSION.endswith(records.AGGREGATION_CODE_DIGEST.hex())
+    assert StrategyConfig("fedavg").to_json()["code_version"] == records.CODE_VERSION
+
+
+def test_source_digest_ignores_line_endings_and_nothing_else() -> None:
+    lf = {"aggregate.py": b"x = 1\ny = 2\n", "robust.py": b"z = 3\n"}
+    crlf = {"aggregate.py": b"x = 1\r\ny = 2\r\n", "robust.py": b"z = 3\r"}
+    assert records.source_digest(crlf) == records.source_digest(lf)
+    assert records.source_digest({**lf, "aggregate.py": b"x = 1\ny = 3\n"}) != records.source_digest(lf)
+    assert records.source_digest({**lf, "strategies.py": b"z = 3\n"}) != records.source_digest(lf)
+
+
+def _append_comment(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\n# a change\n")
+
+
+def _to_crlf(path: Path) -> None:
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+
+
+_DIGEST_PROBE = (
+    "import fedchain\n"
+    "from fedchain.fl.records import StrategyConfig\n"
+    "print(fedchain.__file__)\n"
+    "print(StrategyConfig('fedavg', {'lr': 0.1}).digest().hex())\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("module", "edit", "changes"),
+    [
+        ("aggregate.py", _append_comment, True),
+        ("robust.py", _append_comment, True),
+        ("strategies.py", _to_crlf, False),
+        ("client.py", _append_comment, False),
+    ],
+)
+def test_editing_the_aggregation_code_changes_the_strategy_digest(
+    tmp_path: Path, module: str, edit: Callable[[Path], None], changes: bool
+) -> None:
+    package = Path(records.__file__).parents[1]
+    shutil.copytree(package, tmp_path / "fedchain", ignore=shutil.ignore_patterns("__pycache__"))
+    edit(tmp_path / "fedchain" / "fl" / module)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _DIGEST_PROBE], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    location, digest = done.stdout.split()
+    assert Path(location).is_relative_to(tmp_path)
+    assert (digest != StrategyConfig("fedavg", {"lr": 0.1}).digest().hex()) is changes
 
 
 def test_strategy_from_config_accepts_integer_floats() -> None:
