@@ -5,10 +5,13 @@
   and committed on chain, the aggregator finalising on chain (``fedchain simulate``), and
 * as the plain in-memory FL loop (:mod:`fedchain.fl.simulation`), clients in one process.
 
-Reports wall times, the ledger's wall-time overhead (targets: <= 10 %), the audit replay time
-as a share of the ledger run (target <= 10 %), gas and bytes per round. Starting the devnet and
-the IPFS node is infrastructure that a federation keeps running; it is reported separately and
-left out of the overhead. Prints one JSON document with ``--json``.
+Headline figures: the total wall-time overhead of the ledger run over the plain loop (everything:
+dataset preparation, starting the devnet and the IPFS node, deployment, participant processes,
+rounds; target <= 10 %), the CPU-time overhead, and the rounds-only wall-time overhead (rounds
+alone, services and set-up left out), next to the audit replay time as a share of the ledger run
+(target <= 10 %). The phase breakdown, gas and bytes per round follow. The exit status is 0 only
+when the total wall-time overhead and the audit share meet their targets and the audit is clean.
+Prints one JSON document with ``--json``.
 
     python scripts/bench_overhead.py --json [--clients 10 --rounds 3 --max-train 60000 --store ipfs]
 """
@@ -78,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     ledger_cpu = cpu() - c1  # orchestrator + aggregator + participant processes + services started here
     s = result.summary
     t = s["timing"]
-    # services (devnet, IPFS node) are infrastructure started once; participants are long-running
-    # agents whose process start (imports, keystore, data check, dry run) is reported apart too
-    ledger_wall = s["wall_time_s"] - t["services_s"]
+    ledger_total_wall = s["wall_time_s"]  # the whole ledger run up to the audit, services included
+    ledger_wall = ledger_total_wall - t["services_s"]
     ledger_rounds = t["rounds_s"]
     rounds = s["rounds"]
     gas_rounds = [sum(v for k, v in r["gas"].items() if k in ("open", "commit_total", "finalize", "close")) for r in rounds]
@@ -97,12 +99,20 @@ def main(argv: list[str] | None = None) -> int:
         "subset_note": (f"{len(ds.y_train)} training samples: "
                         + ("the whole training split" if args.max_train >= 60000 else "a seeded subset, so the run fits in minutes")),
         "store": s["store"],
+        "headline": {
+            "wall_overhead_total_fraction": round(ledger_total_wall / plain_wall - 1.0, 4),
+            "cpu_overhead_fraction": round(ledger_cpu / plain_cpu - 1.0, 4),
+            "wall_overhead_rounds_only_fraction": round(ledger_rounds / plain_wall - 1.0, 4),
+            "audit_fraction_of_run": round(s["audit"]["wall_time_s"] / ledger_total_wall, 4),
+        },
         "plain_wall_s": round(plain_wall, 3),
         "plain_final_accuracy": baseline.rounds[-1].accuracy,
-        "ledger_wall_s": round(ledger_wall, 3),
+        "ledger_total_wall_s": round(ledger_total_wall, 3),
+        "ledger_wall_without_services_s": round(ledger_wall, 3),
         "ledger_phases_s": t,
         "ledger_final_accuracy": s["final_accuracy"],
-        "overhead_fraction": round(ledger_wall / plain_wall - 1.0, 4),
+        "overhead_total_fraction": round(ledger_total_wall / plain_wall - 1.0, 4),
+        "overhead_without_services_fraction": round(ledger_wall / plain_wall - 1.0, 4),
         "overhead_rounds_only_fraction": round(ledger_rounds / plain_wall - 1.0, 4),
         "round_wall_s": [r["wall_s"] for r in rounds],
         "plain_round_wall_s": [round(r.seconds, 3) for r in baseline.rounds],
@@ -112,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu_note": "participants train in parallel processes in the ledger run; the plain loop trains clients "
                     "one after another on one thread, so wall time and CPU time tell different stories",
         "audit_s": s["audit"]["wall_time_s"],
-        "audit_fraction_of_run": round(s["audit"]["wall_time_s"] / ledger_wall, 4),
+        "audit_fraction_of_run": round(s["audit"]["wall_time_s"] / ledger_total_wall, 4),
         "audit_ok": s["audit"]["ok"],
         "gas_per_round": gas_rounds,
         "gas_per_round_mean": round(sum(gas_rounds) / len(gas_rounds)),
@@ -120,20 +130,26 @@ def main(argv: list[str] | None = None) -> int:
         "bytes_per_round": bytes_rounds,
         "bytes_per_round_mean": round(sum(bytes_rounds) / len(bytes_rounds)),
         "bytes_total": s["bytes"],
-        "targets": {"overhead_fraction_max": 0.10, "audit_fraction_max": 0.10},
+        "targets": {"overhead_total_fraction_max": 0.10, "audit_fraction_max": 0.10},
         "out_dir": str(out),
     }
     report["targets_met"] = {
-        "overhead_total": report["overhead_fraction"] <= 0.10,
+        "overhead_total": report["overhead_total_fraction"] <= 0.10,
         "overhead_rounds": report["overhead_rounds_only_fraction"] <= 0.10,
         "audit": report["audit_fraction_of_run"] <= 0.10,
     }
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
+        h = report["headline"]
+        print(f"wall-time overhead, total:       {h['wall_overhead_total_fraction']:+.1%} (target <= +10%)")
+        print(f"CPU-time overhead:               {h['cpu_overhead_fraction']:+.1%}")
+        print(f"wall-time overhead, rounds only: {h['wall_overhead_rounds_only_fraction']:+.1%}")
+        print(f"audit share of the run:          {h['audit_fraction_of_run']:.1%} (target <= 10%)")
         for k, v in report.items():
-            print(f"{k}: {v}")
-    ok = report["targets_met"]["overhead_rounds"] and report["targets_met"]["audit"] and report["audit_ok"]
+            if k != "headline":
+                print(f"{k}: {v}")
+    ok = report["targets_met"]["overhead_total"] and report["targets_met"]["audit"] and report["audit_ok"]
     return 0 if ok else 1
 
 
