@@ -21,7 +21,7 @@ from fedchain.errors import ExitCode
 @click.option("--max-train-samples", type=int, default=None, help="Use a seeded subset of the training set (e.g. for MNIST).")
 @click.option("--max-test-samples", type=int, default=None, help="Evaluate on a seeded subset of the test set.")
 @click.option("--attack", "attacks", multiple=True, metavar="KIND:COUNT",
-              help="COUNT malicious participants (sign_flip, scaling or noise). Repeatable.")
+              help="COUNT malicious participants (sign_flip, scaling, noise, label_flip or backdoor). Repeatable.")
 @click.option("--dishonest-aggregator", type=click.Choice(["drop-update", "shift-model"]), default=None,
               help="Make the aggregator cheat; the audit must catch it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,

@@ -14,6 +14,7 @@ import secrets
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -164,6 +165,7 @@ def build_task(cfg: SimulationConfig, ds: Any) -> TaskDocument:
     from fedchain.fl.strategies import strategy_from_config
 
     strategy_from_config(strategy)  # validate names and parameters now, with one clear error
+    _check_krum_fits(strategy, cfg.clients)
     return TaskDocument.build(
         dataset=ds.name,
         schema=ds.schema,
@@ -173,6 +175,23 @@ def build_task(cfg: SimulationConfig, ds: Any) -> TaskDocument:
         min_updates=cfg.effective_min_updates,
         commit_duration=cfg.commit_duration,
     )
+
+
+def _check_krum_fits(strategy: Any, clients: int) -> None:
+    """Krum scores need ``n >= 2f + 3`` updates and Multi-Krum keeps at most ``n``: refuse a
+    rule that could never work with this many clients instead of closing every round."""
+    for rule in strategy.robust:
+        if rule.name not in ("krum", "multi_krum"):
+            continue
+        f = int(rule.params.get("f", 0))
+        if clients < 2 * f + 3:
+            raise ConfigError(
+                f"--robust {rule.name} with f={f} needs at least 2f+3 = {2 * f + 3} clients, got {clients}; "
+                "use more clients or a smaller f"
+            )
+        m = rule.params.get("m")
+        if rule.name == "multi_krum" and m is not None and int(m) > clients:
+            raise ConfigError(f"--robust multi_krum keeps m={m} updates but there are only {clients} clients")
 
 
 @dataclass(frozen=True)
@@ -355,6 +374,7 @@ def run_simulation(
     t_setup = time.perf_counter()
     settings = settings.with_overrides(rpc_url=services.rpc_url, ipfs_api=services.ipfs_api)
     procs: list[subprocess.Popen[str]] = []
+    cleanup = ExitStack()  # participant log handles and the blob store, closed whatever happens
     try:
         with _Progress(progress) as bars:
             setup = bars.task("set-up", 4 + cfg.clients)
@@ -377,6 +397,7 @@ def run_simulation(
 
             admin = ChainLedger(contract.with_account(admin_acct))
             store = open_blob_store(settings)
+            cleanup.callback(store.close)
             setup()
             from fedchain.federation.task import publish_task
 
@@ -407,7 +428,7 @@ def run_simulation(
                     settings=settings, ipfs_api=services.ipfs_api, until_round=cfg.rounds,
                     work_dir=run_dir / "participants" / acct.address, attack=attack_of.get(idx),
                 )
-                stderr = (logs_dir / f"participant-{idx}.log").open("w")
+                stderr = cleanup.enter_context((logs_dir / f"participant-{idx}.log").open("w"))
                 procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env))
             setup()
 
@@ -459,6 +480,7 @@ def run_simulation(
             for report in aggregator.reports:
                 record(report)
             participant_out = _collect(procs, timeout_s=120.0)
+            _require_clean_exits(procs, logs_dir)
             timing["participants_cpu_s"] = sum(float(o.get("cpu_s", 0.0)) for o in participant_out)
             timing["participants_train_s"] = sum(float(r.get("train_seconds", 0.0)) for o in participant_out
                                                  for r in o.get("results", []))
@@ -510,7 +532,6 @@ def run_simulation(
         }
         _plot_rounds(per_round, out_dir / "accuracy.png")
         (out_dir / "report.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
-        store.close()
         return SimulationResult(summary, report, out_dir)
     finally:
         for p in procs:
@@ -521,6 +542,7 @@ def run_simulation(
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
+        cleanup.close()
         if not keep_services:
             _stop_services(settings, services)
 
@@ -536,12 +558,25 @@ def _wait_ready(procs: Sequence[subprocess.Popen[str]], work_dirs: Sequence[Path
             if (work_dirs[i] / READY_FILE).exists():
                 pending.discard(i)
             elif procs[i].poll() is not None:
-                tail = (logs_dir / f"participant-{i}.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-                raise ServiceError(f"participant process {i} exited with code {procs[i].returncode}: {' '.join(tail)}")
+                raise ServiceError(f"participant process {i} exited with code {procs[i].returncode}: {_log_tail(logs_dir, i)}")
         if pending and time.monotonic() > deadline:
             raise ServiceError(f"participant process(es) {sorted(pending)} not ready within {timeout_s:.0f} s")
         if pending:
             time.sleep(0.1)
+
+
+def _log_tail(logs_dir: Path, index: int) -> str:
+    path = logs_dir / f"participant-{index}.log"
+    lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines() if path.is_file() else []
+    return " ".join(lines[-1:])
+
+
+def _require_clean_exits(procs: Sequence[subprocess.Popen[str]], logs_dir: Path) -> None:
+    """A participant process that failed makes the run fail: its rounds are not what was asked for."""
+    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    if failed:
+        raise ServiceError("; ".join(f"participant process {i} exited with code {code}: {_log_tail(logs_dir, i)}"
+                                     for i, code in failed))
 
 
 def _public_key(account: Any) -> bytes:

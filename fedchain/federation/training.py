@@ -3,7 +3,8 @@
 The strategy named by the task gives the client configuration for the round (algorithm,
 epochs, batch size, learning rate, mu, q, SCAFFOLD's server control variate from the global
 blob's server state); :func:`fedchain.fl.client.train_local` trains; an optional evaluation-only
-attack poisons the update (to demonstrate robust aggregation and the audit trail).
+attack poisons the update or the local data (to demonstrate robust aggregation and the audit
+trail).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def train_participant(
     from fedchain.fl.client import train_local
     from fedchain.fl.strategies import strategy_from_config
 
+    if attack and attack.partition(":")[0] in DATA_ATTACKS:
+        x, y = poison_data(x, y, attack, num_classes=int(doc.spec().num_classes), seed=seed)
     strategy = strategy_from_config(doc.strategy_config())
     weights = dict(base.weights)
     server_state = dict(base.server_state) or strategy.initial_state(weights)
@@ -54,25 +57,45 @@ def train_participant(
         )
     except (RuntimeError, ValueError) as err:
         raise TrainingError(f"round {round_id}: local training failed: {err}") from err
-    if attack:
+    if attack and attack.partition(":")[0] in UPDATE_ATTACKS:
         update = apply_attack(update, attack, seed)
     return update, new_state, dict(metrics)
 
 
-ATTACKS = ("sign_flip", "scaling", "noise")
+UPDATE_ATTACKS = ("sign_flip", "scaling", "noise")  # poison the trained update
+DATA_ATTACKS = ("label_flip", "backdoor")  # poison the local data before training
+ATTACKS = UPDATE_ATTACKS + DATA_ATTACKS
+ATTACK_SPECS = "sign_flip, scaling[:factor], noise[:sigma], label_flip or backdoor[:target_class]"
+BACKDOOR_FRACTION = 0.5  # share of a backdoor attacker's samples stamped with the trigger
 
 
 def check_attack(attack: str) -> str:
-    """Validate an attack spec (``sign_flip``, ``scaling[:factor]``, ``noise[:sigma]``) up front."""
+    """Validate an attack spec (one of :data:`ATTACK_SPECS`) up front."""
     name, _, arg = attack.partition(":")
     if name not in ATTACKS:
-        raise ConfigError(f"unknown attack {attack!r}; expected sign_flip, scaling[:factor] or noise[:sigma]")
+        raise ConfigError(f"unknown attack {attack!r}; expected {ATTACK_SPECS}")
+    if arg and name == "label_flip":
+        raise ConfigError(f"invalid attack {attack!r}: label_flip takes no argument")
     if arg:
         try:
-            float(arg)
+            int(arg) if name == "backdoor" else float(arg)
         except ValueError as err:
             raise ConfigError(f"invalid attack {attack!r}: {arg!r} is not a number") from err
     return attack
+
+
+def poison_data(x: np.ndarray, y: np.ndarray, attack: str, *, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Poison the local data (evaluation only): ``label_flip`` relabels every sample,
+    ``backdoor[:target_class]`` stamps a trigger on a seeded half of the images and relabels them."""
+    from fedchain.fl import attacks
+
+    name, _, arg = check_attack(attack).partition(":")
+    if name == "label_flip":
+        return x, attacks.label_flip(y, num_classes)
+    target = int(arg) if arg else 0
+    if not 0 <= target < num_classes:
+        raise ConfigError(f"invalid attack {attack!r}: target class {target} is not in [0, {num_classes})")
+    return attacks.add_backdoor(x, y, target=target, fraction=BACKDOOR_FRACTION, seed=seed)
 
 
 def apply_attack(update: Any, attack: str, seed: int) -> Any:
@@ -89,7 +112,7 @@ def apply_attack(update: Any, attack: str, seed: int) -> Any:
             return attacks.gaussian_noise(update, float(arg) if arg else 1.0, seed=seed)
     except ValueError as err:
         raise ConfigError(f"invalid attack {attack!r}: {err}") from err
-    raise ConfigError(f"unknown attack {attack!r}; expected sign_flip, scaling[:factor] or noise[:sigma]")
+    raise ConfigError(f"unknown update attack {attack!r}; expected sign_flip, scaling[:factor] or noise[:sigma]")
 
 
 def load_client_state(path: Path) -> Any:

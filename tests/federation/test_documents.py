@@ -84,3 +84,43 @@ def test_option_parsers() -> None:
     assert parse_robust(None) == ()
     with pytest.raises(ConfigError, match="unknown kind"):
         parse_attack("teleport:1")
+
+
+@pytest.mark.parametrize(("robust", "clients"), [("multi_krum:f=1", 4), ("krum:f=2", 6), ("multi_krum:f=0,m=4", 3)])
+def test_krum_rule_that_cannot_work_with_the_clients_is_refused(tmp_path, robust: str, clients: int) -> None:
+    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset
+
+    cfg = SimulationConfig(dataset="breast_cancer", clients=clients, robust=robust)
+
+    with pytest.raises(ConfigError, match="multi_krum|krum"):
+        build_task(cfg, load_task_dataset(cfg))
+
+
+def test_krum_rule_with_enough_clients_is_accepted() -> None:
+    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset
+
+    cfg = SimulationConfig(dataset="breast_cancer", clients=5, robust="multi_krum:f=1")
+
+    doc = build_task(cfg, load_task_dataset(cfg))
+
+    assert doc.strategy_config().robust == (RobustConfig("multi_krum", {"f": 1}),)
+
+
+def test_data_attacks_poison_the_local_data() -> None:
+    from fedchain.federation.training import check_attack, poison_data
+
+    x = np.zeros((4, 1, 5, 5), np.float32)
+    x[:, :, 0, 0] = 1.0
+    y = np.array([0, 1, 2, 1])
+
+    _, flipped = poison_data(x, y, "label_flip", num_classes=3, seed=0)
+    stamped, relabelled = poison_data(x, y, "backdoor:2", num_classes=3, seed=0)
+
+    assert flipped.tolist() == [2, 1, 0, 1]
+    poisoned = np.flatnonzero(stamped[:, 0, -1, -1] == 1.0)
+    assert len(poisoned) == 2 and (relabelled[poisoned] == 2).all()
+    assert parse_attack("label_flip:1") == ("label_flip", 1) and parse_attack("backdoor:2") == ("backdoor", 2)
+    with pytest.raises(ConfigError, match="target class"):
+        poison_data(x, y, "backdoor:3", num_classes=3, seed=0)
+    with pytest.raises(ConfigError, match="no argument"):
+        check_attack("label_flip:2")
