@@ -71,6 +71,7 @@ class RoundRecord:
     deadline: int  # unix seconds (block timestamp)
     min_updates: int
     commit_count: int
+    eligible_count: int  # participants active when the round opened; admission waits for the next round
     task_version: int
     included_count: int
     model_digest: Digest
@@ -265,6 +266,11 @@ class Ledger(Protocol):
     def round(self, round_id: RoundId) -> RoundRecord: ...
 
     def current_model_digest(self) -> Digest: ...
+
+    def commit_phase_over(self, round_id: RoundId) -> bool:
+        """Whether the round may be ended: its deadline passed (as of the latest block) or at least
+        ``eligible_count`` participants committed; true for a round already ended."""
+        ...
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]: ...
 

@@ -2,8 +2,9 @@
 
 :func:`deploy` sends the creation transaction and, only once its receipt succeeded, writes
 ``<state_dir>/deployments/<chain_id>.json`` (address, chain id, block, tx hash and the
-artifact's ``sourceHash``). :func:`load_deployment` reads it back and checks that code is
-at the address. :class:`FederationContract` has one method per contract function; writes
+artifact's ``sourceHash``). :func:`load_deployment` reads it back and checks that the code at
+the address is the committed artifact's runtime code (:func:`verify_federation_code`, also for
+an address given directly). :class:`FederationContract` has one method per contract function; writes
 return a :class:`fedchain.ledger.TxReport`, reverts raise
 :class:`fedchain.errors.ContractRevertError` with the decoded custom error and its
 arguments, both when the gas estimate fails and when a mined transaction failed.
@@ -96,14 +97,35 @@ def read_deployment(state_dir: Path, chain_id: int) -> Deployment:
         raise DeploymentNotFoundError(f"deployment record {path} is unreadable: {err}") from err
 
 
-def load_deployment(state_dir: Path, conn: Connection) -> Deployment:
-    """The recorded deployment on ``conn``'s chain, checked to have code at its address."""
-    deployment = read_deployment(state_dir, conn.chain_id)
-    if not conn.code_at(deployment.address):
+def verify_federation_code(conn: Connection, address: str, artifact: dict[str, Any] | None = None) -> None:
+    """Check that the runtime code at ``address`` is the artifact's ``deployedBytecode``.
+
+    Federation has no immutables, so the runtime code of a deployment equals the artifact's
+    ``deployedBytecode`` byte for byte (solc's metadata hash at its end included); their keccak256
+    hashes are compared. Raises DeploymentNotFoundError when there is no code at ``address`` or
+    when it is other code (another contract, or Federation built from other sources)."""
+    artifact = artifact or load_federation_artifact()
+    code = conn.code_at(address)
+    if not code:
         raise DeploymentNotFoundError(
-            f"no contract code at {deployment.address} on chain {conn.chain_id} ({conn.url}); "
+            f"no contract code at {address} on chain {conn.chain_id} ({conn.url}); "
             "the chain was reset since the deployment - deploy again"
         )
+    found = keccak(code)
+    expected = keccak(to_bytes(artifact["deployedBytecode"]))
+    if found != expected:
+        raise DeploymentNotFoundError(
+            f"the code at {address} on chain {conn.chain_id} ({conn.url}) is not the Federation contract of "
+            f"this build: runtime code keccak256 0x{found.hex()} ({len(code)} bytes) != artifact deployedBytecode "
+            f"keccak256 0x{expected.hex()} (sourceHash {artifact.get('sourceHash', '?')}); "
+            "deploy again or point at the right address"
+        )
+
+
+def load_deployment(state_dir: Path, conn: Connection) -> Deployment:
+    """The recorded deployment on ``conn``'s chain, checked to hold the committed artifact's runtime code."""
+    deployment = read_deployment(state_dir, conn.chain_id)
+    verify_federation_code(conn, deployment.address)
     return deployment
 
 
@@ -158,6 +180,7 @@ class RoundInfo:
     deadline: int
     min_updates: int
     commit_count: int
+    eligible_count: int  # participants active when the round opened
     task_version: int
     included_count: int
     base_model_digest: Digest
@@ -403,12 +426,13 @@ class FederationContract:
 
     def get_round(self, round_id: int) -> RoundInfo:
         (values,) = self._call("getRound", _uint(round_id, 256, "round_id", "getRound"))
-        status, deadline, min_updates, commits, version, included, base, model, root, agg, evidence = values
+        status, deadline, min_updates, commits, eligible, version, included, base, model, root, agg, evidence = values
         return RoundInfo(
             status=RoundStatus(status),
             deadline=int(deadline),
             min_updates=int(min_updates),
             commit_count=int(commits),
+            eligible_count=int(eligible),
             task_version=int(version),
             included_count=int(included),
             base_model_digest=Digest(base),
@@ -417,6 +441,12 @@ class FederationContract:
             aggregation_digest=Digest(agg),
             evidence_digest=Digest(evidence),
         )
+
+    def commit_phase_over(self, round_id: int) -> bool:
+        """``Federation.commitPhaseOver``: the round may be ended (deadline passed as of the latest
+        block, or as many commits as participants eligible at opening) or already was."""
+        f = "commitPhaseOver"
+        return bool(self._call(f, _uint(round_id, 256, "round_id", f))[0])
 
     def commitment_leaf(
         self, round_id: int, participant: str, update_digest: bytes, cid: str, num_samples: int, metadata_digest: bytes

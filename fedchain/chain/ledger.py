@@ -269,6 +269,7 @@ class ChainLedger:
             deadline=info.deadline,
             min_updates=info.min_updates,
             commit_count=info.commit_count,
+            eligible_count=info.eligible_count,
             task_version=info.task_version,
             included_count=info.included_count,
             model_digest=info.model_digest,
@@ -281,6 +282,9 @@ class ChainLedger:
             opened_block=opened.block_number,
             closed_block=ended.block_number if ended else None,
         )
+
+    def commit_phase_over(self, round_id: RoundId) -> bool:
+        return self.contract.commit_phase_over(round_id)
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
         """The round's ``UpdateCommitted`` events in chain order."""

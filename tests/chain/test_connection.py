@@ -8,10 +8,19 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from eth_hash.auto import keccak
 
 from fedchain.chain.connection import Connection
 from fedchain.chain.devnet import free_port
-from fedchain.chain.federation import deploy, deployment_path, load_deployment, read_deployment, write_deployment
+from fedchain.chain.federation import (
+    deploy,
+    deployment_path,
+    load_deployment,
+    load_federation_artifact,
+    read_deployment,
+    verify_federation_code,
+    write_deployment,
+)
 from fedchain.chain.ledger import ChainLedger
 from fedchain.errors import (
     ChainIdMismatchError,
@@ -58,6 +67,34 @@ def test_deployment_without_code(chain_env: DevnetEnv, tmp_path: Path) -> None:
     write_deployment(tmp_path, replace(chain_env.deployment, address=chain_env.accounts.outsider.address))
     with pytest.raises(DeploymentNotFoundError, match="no contract code at"):
         load_deployment(tmp_path, chain_env.conn)
+
+
+# init code that deploys the 10-byte runtime "return uint256(42)"
+OTHER_CONTRACT_INIT = bytes.fromhex("600a600c600039600a6000f3" + "602a60005260206000f3")
+
+
+def test_deployment_with_other_code(chain_env: DevnetEnv, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    _, receipt = chain_env.conn.send_transaction(chain_env.accounts.outsider, to=None, data=OTHER_CONTRACT_INIT)
+    other = receipt["contractAddress"]
+    assert chain_env.conn.code_at(other) == bytes.fromhex("602a60005260206000f3")
+    write_deployment(tmp_path, replace(chain_env.deployment, address=other))
+    with pytest.raises(DeploymentNotFoundError, match=f"the code at {other} .* is not the Federation contract"):
+        load_deployment(tmp_path, chain_env.conn)
+    with pytest.raises(DeploymentNotFoundError, match="is not the Federation contract"):
+        ChainLedger.connect(chain_env.url, tmp_path)
+
+
+def test_federation_built_from_other_sources_is_refused(chain_env: DevnetEnv) -> None:
+    artifact = load_federation_artifact()
+    code = bytearray(bytes.fromhex(artifact["deployedBytecode"][2:]))
+    code[-40] ^= 0xFF  # inside solc's metadata hash: the same contract compiled from different sources
+    stand_in = chain_env.accounts.participants[7].address
+    chain_env.conn.request("anvil_setCode", [stand_in, "0x" + code.hex()])
+    with pytest.raises(DeploymentNotFoundError, match=f"runtime code keccak256 0x{keccak(bytes(code)).hex()}"):
+        verify_federation_code(chain_env.conn, stand_in)
+    verify_federation_code(chain_env.conn, chain_env.deployment.address)
 
 
 def test_unfunded_account_cannot_send(federation_env: DevnetEnv) -> None:

@@ -68,6 +68,15 @@ def test_admit_twice(federation_env: DevnetEnv) -> None:
         federation_env.federation().admit(who)
 
 
+def test_admit_during_open_round(federation_env: DevnetEnv) -> None:
+    newcomer = federation_env.accounts.participants[5]
+    federation_env.federation(newcomer).register("late", "x", b"")
+    rid = open_round(federation_env)
+    with reverts("FederationRoundInProgress", roundId=rid):
+        federation_env.federation().admit(newcomer.address)
+    assert federation_env.federation().participant(newcomer.address).status == ParticipantStatus.PENDING
+
+
 def test_remove_removed(federation_env: DevnetEnv) -> None:
     who = federation_env.admitted[0].address
     federation_env.federation().remove(who, "left")
@@ -226,7 +235,7 @@ def test_finalize_too_few(federation_env: DevnetEnv, advance_time: Callable[[int
         finalize(federation_env, rid, included=1)
 
 
-@pytest.mark.parametrize("bad", ["model", "root", "cid"])
+@pytest.mark.parametrize("bad", ["model", "root", "cid", "evidence-digest", "evidence-cid"])
 def test_invalid_result(federation_env: DevnetEnv, advance_time: Callable[[int], int], bad: str) -> None:
     rid = open_round(federation_env, duration=60)
     federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META)
@@ -238,10 +247,16 @@ def test_invalid_result(federation_env: DevnetEnv, advance_time: Callable[[int],
             "" if bad == "cid" else "bafym",
             ZERO if bad == "root" else keccak(b"r"),
             ZERO,
-            ZERO,
-            "",
+            ZERO if bad == "evidence-digest" else keccak(b"ev"),
+            "" if bad == "evidence-cid" else "bafyev",
             1,
         )
+    assert federation_env.federation().get_round(rid).status == RoundStatus.OPEN
+
+
+def test_commit_phase_over_of_unknown_round(federation_env: DevnetEnv) -> None:
+    with reverts("FederationUnknownRound", roundId=3):
+        federation_env.federation().commit_phase_over(3)
 
 
 def test_finalize_unknown_and_closed_round(federation_env: DevnetEnv, advance_time: Callable[[int], int]) -> None:

@@ -128,6 +128,7 @@ def test_round_finalized_end_to_end(federation_env: DevnetEnv) -> None:
     assert (record.base_model_digest, record.base_model_cid) == (BASE, "bafybase")
     assert (record.model_digest, record.model_cid, record.merkle_root) == (model, "bafymodel", tree.root)
     assert (record.evidence_cid, record.included_count, record.commit_count, record.min_updates) == ("bafyev", 3, 3, 2)
+    assert record.eligible_count == 3
     assert (record.opened_block, record.closed_block, record.close_reason) == (opened.block_number, fin.block_number, None)
     assert record.task_version == 1
     assert agg.current_model_digest() == model
@@ -175,6 +176,38 @@ def test_round_closed_record(federation_env: DevnetEnv, advance_time: Callable[[
     assert agg.current_model_digest() == b"\x00" * 32
     events = [e for e in agg.history(closed.block_number) if isinstance(e, RoundClosed)]
     assert events == [RoundClosed(rid, 1, "below the minimum", closed.block_number, closed.tx_hash, 0)]
+
+
+def test_removal_during_round_keeps_commit_phase_open(
+    federation_env: DevnetEnv, advance_time: Callable[[int], int]
+) -> None:
+    admin = federation_env.ledger()
+    agg = federation_env.ledger(federation_env.accounts.aggregator)
+    rid = agg.open_round(BASE, Cid("bafybase"), 600, 1).round_id
+    first, second, third = federation_env.admitted
+    for p in (first, second):
+        federation_env.ledger(p).commit_update(rid, Digest(keccak(p.key)), Cid("bafyu"), 1, Digest(keccak(b"m")))
+    admin.remove(third.address, "left")
+    record = agg.round(rid)
+    assert (record.commit_count, record.eligible_count, admin.active_count()) == (2, 3, 2)
+    assert not agg.commit_phase_over(rid)
+    with pytest.raises(ContractRevertError) as info:
+        agg.close_round(rid, "too early")
+    assert info.value.error_name == "FederationCommitPhaseActive"
+    advance_time(601)
+    assert agg.commit_phase_over(rid)
+    agg.close_round(rid, "deadline passed")
+    assert agg.commit_phase_over(rid)
+
+
+def test_removal_after_every_commit_lets_the_round_end(federation_env: DevnetEnv) -> None:
+    agg = federation_env.ledger(federation_env.accounts.aggregator)
+    rid = agg.open_round(BASE, Cid("bafybase"), 600, 1).round_id
+    commit_all(federation_env, rid)
+    federation_env.ledger().remove(federation_env.admitted[0].address, "left")
+    assert agg.commit_phase_over(rid)
+    closed = agg.close_round(rid, "every eligible participant committed")
+    assert agg.round(rid).closed_block == closed.block_number
 
 
 def test_unknown_round_is_a_clear_error(chain_env: DevnetEnv) -> None:
