@@ -32,6 +32,28 @@ class FindingKind(str, Enum):
     TASK_CONFIG_MISSING = "task_config_missing"
     TASK_CONFIG_MISMATCH = "task_config_mismatch"
     CLOSE_NOT_JUSTIFIED = "close_not_justified"
+    MODEL_MALFORMED = "model_malformed"
+    REPLAY_FAILED = "replay_failed"
+    LEDGER_INCONSISTENT = "ledger_inconsistent"
+    ROUND_MISSING = "round_missing"
+    UNKNOWN_REJECTION = "unknown_rejection"
+    REJECTED_UNAVAILABLE_NOW_AVAILABLE = "rejected_unavailable_now_available"
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.WARNING if self in _WARNINGS else Severity.ERROR
+
+
+class Severity(str, Enum):
+    """``error``: the history is wrong or unverifiable; ``warning``: worth a look, but
+    consistent with an honest federation (the report stays ``ok``)."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+# A blob the aggregator could not fetch before its retry window closed may well be there now.
+_WARNINGS = frozenset({FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE})
 
 
 @dataclass(frozen=True)
@@ -43,8 +65,35 @@ class AuditFinding:
     kind: FindingKind
     detail: str
 
+    @property
+    def severity(self) -> Severity:
+        return self.kind.severity
+
     def to_json(self) -> dict[str, Any]:
-        return {"round": self.round, "participant": self.participant, "kind": self.kind.value, "detail": self.detail}
+        return {"round": self.round, "participant": self.participant, "kind": self.kind.value,
+                "severity": self.severity.value, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class ParticipantSummary:
+    """A registered participant as the audit saw it in the event log."""
+
+    address: str
+    organisation: str
+    industry: str
+    status: str  # lower-case ParticipantStatus name at the end of the history
+    registered_block: int
+    commits: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "organisation": self.organisation,
+            "industry": self.industry,
+            "status": self.status,
+            "registered_block": self.registered_block,
+            "commits": self.commits,
+        }
 
 
 @dataclass(frozen=True)
@@ -94,12 +143,13 @@ class AuditReport:
     rounds_checked: tuple[int, ...]
     findings: tuple[AuditFinding, ...]
     rounds: tuple[RoundSummary, ...] = ()
-    participants: tuple[dict[str, Any], ...] = ()
+    participants: tuple[ParticipantSummary, ...] = ()
     wall_time_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        """No error-level finding (warnings alone leave the report ok)."""
+        return not any(f.severity is Severity.ERROR for f in self.findings)
 
     def kinds(self) -> set[str]:
         return {f.kind.value for f in self.findings}
@@ -112,6 +162,6 @@ class AuditReport:
             "rounds_checked": list(self.rounds_checked),
             "findings": [f.to_json() for f in self.findings],
             "rounds": [r.to_json() for r in self.rounds],
-            "participants": list(self.participants),
+            "participants": [p.to_json() for p in self.participants],
             "wall_time_s": round(self.wall_time_s, 3),
         }

@@ -15,6 +15,7 @@ from fedchain.errors import AuditError, FedchainError
 from fedchain.federation.evidence import Evidence
 from fedchain.fl.canonical import sha256_digest
 from fedchain.ledger import Ledger
+from fedchain.storage.base import BlobStore
 from fedchain.types import digest_hex, parse_digest
 
 
@@ -40,7 +41,7 @@ class ProvenanceStep:
         }
 
 
-def provenance(ledger: Ledger, store: Any, model: str) -> list[ProvenanceStep]:
+def provenance(ledger: Ledger, store: BlobStore, model: str) -> list[ProvenanceStep]:
     """Steps from the round that produced ``model`` (digest or CID) back to round one."""
     history = History.from_events(ledger.history())
     by_digest: dict[bytes, int] = {}

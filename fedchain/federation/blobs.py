@@ -10,13 +10,18 @@ next round - and the auditor - can continue from the blob alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fedchain.errors import BlobFormatError
-from fedchain.types import ZERO_DIGEST, Address, Digest, RoundId
+from fedchain.types import ZERO_DIGEST, Address, Digest, RoundId, digest_hex
+
+if TYPE_CHECKING:
+    from fedchain.fl.models import ModelSpec
+    from fedchain.fl.records import ClientUpdate
 
 SERVER_PREFIX = "server/"
 KIND_UPDATE = "update"
@@ -34,7 +39,29 @@ class GlobalModel:
     num_samples: int
 
 
-def encode_update(update: Any) -> bytes:
+METADATA_FORMAT = "fedchain.update-meta/1"
+
+
+def metadata_digest(update: ClientUpdate) -> Digest:
+    """Digest of an update's metadata (round, participant, base model, kind and scalar extras),
+    the ``metadataDigest`` a participant commits on chain next to the blob's digest."""
+    from fedchain.fl.canonical import canonical_json, sha256_digest
+
+    return sha256_digest(
+        canonical_json(
+            {
+                "format": METADATA_FORMAT,
+                "round": int(update.round_id),
+                "participant": str(update.participant),
+                "base_model_digest": digest_hex(update.base_model_digest),
+                "kind": update.kind.value,
+                "extras": dict(update.extras),
+            }
+        )
+    )
+
+
+def encode_update(update: ClientUpdate) -> bytes:
     """Canonical blob bytes of a ClientUpdate."""
     from fedchain.storage.blob import BlobHeader, encode_blob
 
@@ -52,7 +79,7 @@ def encode_update(update: Any) -> bytes:
     return bytes(encode_blob(header, dict(update.tensors)))
 
 
-def decode_update(data: bytes) -> Any:
+def decode_update(data: bytes) -> ClientUpdate:
     """ClientUpdate from blob bytes; BlobFormatError if it is not a well-formed update blob."""
     from fedchain.fl.records import ClientUpdate, UpdateKind
     from fedchain.storage.blob import decode_blob
@@ -124,7 +151,7 @@ def decode_global(data: bytes) -> GlobalModel:
     )
 
 
-def initial_global(spec: Any, seed: int) -> bytes:
+def initial_global(spec: ModelSpec, seed: int) -> bytes:
     """The round-0 global blob: the model built from ``spec`` with the task seed."""
     from fedchain.fl.models import build_model, get_weights
 

@@ -8,8 +8,9 @@ and the same model bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from fedchain.errors import BlobFormatError
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex, parse_digest
@@ -75,7 +76,7 @@ class Evidence:
         return bytes(encode_json_doc(self.to_json()))
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Evidence":
+    def from_json(cls, data: Mapping[str, Any]) -> Evidence:
         if not isinstance(data, Mapping) or data.get("format") != EVIDENCE_FORMAT:
             raise BlobFormatError("not an evidence document")
         try:
@@ -104,7 +105,7 @@ class Evidence:
             raise BlobFormatError(f"evidence document is malformed: {err}") from err
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Evidence":
+    def from_bytes(cls, data: bytes) -> Evidence:
         from fedchain.storage.blob import decode_json_doc
 
         return cls.from_json(decode_json_doc(data))

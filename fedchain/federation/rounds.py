@@ -8,68 +8,118 @@ bit for bit.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fedchain.errors import BlobFormatError, BlobNotFoundError, IntegrityError, StorageError, TooFewUpdatesError
+from fedchain.errors import (
+    BlobFormatError,
+    BlobNotFoundError,
+    IntegrityError,
+    TooFewUpdatesError,
+)
+from fedchain.federation.blobs import (
+    GlobalModel,
+    decode_global,
+    decode_update,
+    encode_global,
+    metadata_digest,
+)
 from fedchain.fl.canonical import sha256_digest as sha256
-from fedchain.federation.blobs import GlobalModel, decode_global, decode_update, encode_global
+from fedchain.fl.records import ClientUpdate, ExtraValue, Rejection, StrategyConfig
 from fedchain.ledger import UpdateCommitment
 from fedchain.merkle import commitment_leaf, merkle_root
+from fedchain.storage.base import BlobStore
 from fedchain.types import Digest, RoundId, digest_hex
+
+log = logging.getLogger(__name__)
 
 # Screening rules (stable strings recorded in evidence documents).
 RULE_BLOB_UNAVAILABLE = "blob_unavailable"
 RULE_BLOB_INTEGRITY = "blob_integrity"
 RULE_BLOB_FORMAT = "blob_format"
 RULE_HEADER_MISMATCH = "header_mismatch"
-SCREEN_RULES = frozenset({RULE_BLOB_UNAVAILABLE, RULE_BLOB_INTEGRITY, RULE_BLOB_FORMAT, RULE_HEADER_MISMATCH})
+RULE_METADATA_MISMATCH = "metadata_mismatch"
+SCREEN_RULES = frozenset(
+    {RULE_BLOB_UNAVAILABLE, RULE_BLOB_INTEGRITY, RULE_BLOB_FORMAT, RULE_HEADER_MISMATCH, RULE_METADATA_MISMATCH}
+)
+
+# How long fetch_committed keeps asking for a committed blob the store cannot find before it
+# rejects the update as ``blob_unavailable`` (read at call time), and the first pause between tries.
+FETCH_RETRY_WINDOW_S = 15.0
+FETCH_BACKOFF_S = 0.25
 
 
 @dataclass(frozen=True)
 class FetchOutcome:
-    """A committed blob as fetched from the store: bytes, or the error kind that prevented it."""
+    """A committed blob as fetched from the store: bytes, or the rule that rejects it."""
 
     commitment: UpdateCommitment
     data: bytes | None
-    error_rule: str | None  # RULE_BLOB_UNAVAILABLE / RULE_BLOB_INTEGRITY when data is None
+    error_rule: str | None  # RULE_BLOB_UNAVAILABLE / RULE_BLOB_INTEGRITY / RULE_BLOB_FORMAT when data is None
     error: str | None
 
 
-def fetch_committed(store: Any, commitment: UpdateCommitment) -> FetchOutcome:
-    """Fetch one committed blob; never raises for a participant's fault."""
-    try:
-        data = store.get(commitment.cid)
-    except IntegrityError as err:
-        return FetchOutcome(commitment, None, RULE_BLOB_INTEGRITY, f"bytes do not match CID {commitment.cid}: {err}")
-    except BlobNotFoundError as err:
-        return FetchOutcome(commitment, None, RULE_BLOB_UNAVAILABLE, f"blob {commitment.cid} not found: {err}")
-    except StorageError as err:
-        # An unreachable store is the aggregator's problem, not the participant's: re-raise.
-        from fedchain.errors import StorageUnavailableError
+def fetch_committed(
+    store: BlobStore,
+    commitment: UpdateCommitment,
+    *,
+    retry_window_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> FetchOutcome:
+    """Fetch one committed blob.
 
-        if isinstance(err, StorageUnavailableError):
-            raise
-        return FetchOutcome(commitment, None, RULE_BLOB_UNAVAILABLE, f"blob {commitment.cid} unavailable: {err}")
-    return FetchOutcome(commitment, bytes(data), None, None)
+    Only a definitive answer about the participant's blob becomes a rejection: bytes that do not
+    match the CID (``blob_integrity``), a blob the store refuses as malformed (``blob_format``),
+    or a blob still not found after asking again for ``retry_window_s`` seconds (default
+    :data:`FETCH_RETRY_WINDOW_S`; 0 asks once) - ``blob_unavailable``. Anything else about the
+    store (unreachable: :class:`~fedchain.errors.StorageUnavailableError`; a timeout or a failed
+    call: :class:`~fedchain.errors.StorageError`) is raised, so the caller aborts and tries later
+    instead of blaming the participant.
+    """
+    window = FETCH_RETRY_WINDOW_S if retry_window_s is None else retry_window_s
+    start = clock()
+    delay = FETCH_BACKOFF_S
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            data = store.get(commitment.cid)
+        except IntegrityError as err:
+            return FetchOutcome(commitment, None, RULE_BLOB_INTEGRITY, f"bytes do not match CID {commitment.cid}: {err}")
+        except BlobFormatError as err:
+            return FetchOutcome(commitment, None, RULE_BLOB_FORMAT, f"blob {commitment.cid} refused: {err}")
+        except BlobNotFoundError as err:
+            remaining = window - (clock() - start)
+            if remaining <= 0:
+                return FetchOutcome(
+                    commitment, None, RULE_BLOB_UNAVAILABLE,
+                    f"blob {commitment.cid} not found after {attempts} attempt(s) over {window:g}s: {err}",
+                )
+            log.info("round %d: blob %s of %s not found yet, asking again in %.2fs",
+                     int(commitment.round_id), commitment.cid, commitment.participant, min(delay, remaining))
+            sleep(min(delay, remaining))
+            delay *= 2
+            continue
+        return FetchOutcome(commitment, bytes(data), None, None)
 
 
 @dataclass(frozen=True)
 class Screened:
     """Committed updates split into those handed to the strategy and those screened out."""
 
-    updates: tuple[Any, ...]  # ClientUpdate, sorted by participant address
-    rejections: tuple[Any, ...]  # fedchain.fl.records.Rejection
+    updates: tuple[ClientUpdate, ...]  # sorted by participant address
+    rejections: tuple[Rejection, ...]
 
 
 def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_digest: Digest) -> Screened:
     """Apply the screening rules to fetched blobs (pure)."""
-    from fedchain.fl.records import Rejection
-
-    updates = []
-    rejections = []
+    updates: list[ClientUpdate] = []
+    rejections: list[Rejection] = []
     for out in sorted(outcomes, key=lambda o: o.commitment.participant.lower()):
         c = out.commitment
         if out.data is None:
@@ -102,6 +152,16 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
         if problems:
             rejections.append(Rejection(c.participant, RULE_HEADER_MISMATCH, "; ".join(problems)))
             continue
+        meta = metadata_digest(update)
+        if meta != bytes(c.metadata_digest):
+            rejections.append(
+                Rejection(
+                    c.participant,
+                    RULE_METADATA_MISMATCH,
+                    f"blob metadata digest {digest_hex(meta)} != committed {digest_hex(c.metadata_digest)}",
+                )
+            )
+            continue
         updates.append(update)
     return Screened(tuple(updates), tuple(rejections))
 
@@ -113,14 +173,14 @@ class RoundAggregate:
     model_blob: bytes | None  # None when too few valid updates
     model_digest: Digest | None
     included: tuple[str, ...]  # participant addresses, sorted
-    rejections: tuple[Any, ...]  # all Rejection records (screening + strategy)
+    rejections: tuple[Rejection, ...]  # screening + strategy
     num_samples: int
     too_few_reason: str | None
-    metrics: Mapping[str, Any]
+    metrics: Mapping[str, ExtraValue]
 
 
 def aggregate(
-    strategy_config: Any,
+    strategy_config: StrategyConfig,
     base: GlobalModel,
     round_id: RoundId,
     base_model_digest: Digest,
@@ -168,7 +228,7 @@ def aggregate(
     )
 
 
-def _too_few(rejections: Sequence[Any], valid: int, minimum: int) -> RoundAggregate:
+def _too_few(rejections: Sequence[Rejection], valid: int, minimum: int) -> RoundAggregate:
     return RoundAggregate(
         model_blob=None,
         model_digest=None,
@@ -178,6 +238,32 @@ def _too_few(rejections: Sequence[Any], valid: int, minimum: int) -> RoundAggreg
         too_few_reason=f"too few valid updates: {valid} < minimum {minimum}",
         metrics={},
     )
+
+
+def structure_problems(
+    model: GlobalModel, expected: Mapping[str, tuple[int, ...]], state_prefixes: Sequence[str]
+) -> list[str]:
+    """What is wrong with a global model's structure (empty when nothing): its weights must be
+    exactly the task model's tensors (``expected``: name -> shape, float32), and its server state
+    either empty or one float32 tensor per strategy state prefix and weight, shaped like the weight."""
+    problems: list[str] = []
+
+    def check(kind: str, tensors: Mapping[str, np.ndarray], wanted: Mapping[str, tuple[int, ...]]) -> None:
+        missing = sorted(set(wanted) - set(tensors))
+        extra = sorted(set(tensors) - set(wanted))
+        if missing:
+            problems.append(f"{kind} lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if extra:
+            problems.append(f"{kind} has unexpected {', '.join(extra[:4])}{' ...' if len(extra) > 4 else ''}")
+        for name in sorted(set(wanted) & set(tensors)):
+            value = tensors[name]
+            if tuple(value.shape) != tuple(wanted[name]) or value.dtype != np.float32:
+                problems.append(f"{kind} {name} is {value.dtype}{list(value.shape)}, expected float32{list(wanted[name])}")
+
+    check("weights", model.weights, expected)
+    if model.server_state:
+        check("server state", model.server_state, {p + n: shape for p in state_prefixes for n, shape in expected.items()})
+    return problems
 
 
 def leaf_of(c: UpdateCommitment) -> Digest:
@@ -196,6 +282,7 @@ def shift_weights(weights: Mapping[str, np.ndarray], amount: float) -> dict[str,
 
 
 __all__ = [
+    "FETCH_RETRY_WINDOW_S",
     "FetchOutcome",
     "GlobalModel",
     "RoundAggregate",
@@ -206,4 +293,5 @@ __all__ = [
     "inclusion_root",
     "leaf_of",
     "screen",
+    "structure_problems",
 ]
