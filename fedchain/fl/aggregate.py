@@ -91,13 +91,16 @@ def weighted_mean(contributions: Sequence[Contribution]) -> Weights:
 
 
 def _median_rows(stacked: np.ndarray) -> np.ndarray:
-    """Median over axis 0: the middle row of the sorted values, or the mean of the two middle rows."""
-    values = np.sort(stacked, axis=0)
+    """Median over axis 0: the middle row of the sorted values, or the mean of the two middle rows.
+
+    -0.0 and 0.0 compare equal, so which one a sort puts in the middle depends on the sort
+    kernel; adding 0.0 turns -0.0 into 0.0, so the bits do not.
+    """
+    values = np.sort(stacked, axis=0, kind="stable")
     n = values.shape[0]
     mid = n // 2
-    if n % 2:
-        return values[mid]
-    return (values[mid - 1] + values[mid]) / 2.0
+    middle = values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2.0
+    return middle + 0.0
 
 
 def coordinate_median(contributions: Sequence[Contribution]) -> Weights:
@@ -124,7 +127,7 @@ def trimmed_mean(contributions: Sequence[Contribution], beta: float) -> Weights:
     k = trim_count(len(ordered), beta)
     out: dict[str, np.ndarray] = {}
     for name in names:
-        values = np.sort(_stack(ordered, name), axis=0)
+        values = np.sort(_stack(ordered, name), axis=0, kind="stable")
         kept = values[k : len(ordered) - k]
         acc = np.zeros(kept.shape[1:], dtype=np.float64)
         for row in kept:

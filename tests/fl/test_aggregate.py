@@ -109,6 +109,31 @@ def test_median_and_trimmed_mean_values() -> None:
     assert agg.trimmed_mean(cs, 0.0)["w"][0] == np.float32(22.0)
 
 
+@settings(max_examples=50, deadline=None)
+@given(contribution_sets(min_size=1, max_size=8))
+def test_coordinate_median_equals_numpys_median_with_zero_unsigned(cs: list[Contribution]) -> None:
+    out = agg.coordinate_median(cs)
+    for name in ("w", "b"):
+        expected = np.median(np.stack([np.asarray(c.tensors[name], np.float64) for c in cs]), axis=0) + 0.0
+        assert out[name].tobytes() == expected.astype(np.float32).tobytes()
+
+
+def test_coordinate_median_of_signed_zeros_is_positive_zero() -> None:
+    cs = [contrib(i, 1.0, w=[v, v]) for i, v in enumerate([-0.0, 0.0, -0.0, 1.0, -0.0])]
+    assert agg.coordinate_median(cs)["w"].tobytes() == np.zeros(2, np.float32).tobytes()
+    even = [contrib(i, 1.0, w=[-0.0]) for i in range(4)]
+    assert agg.coordinate_median(even)["w"].tobytes() == np.zeros(1, np.float32).tobytes()
+
+
+def test_sums_of_squares_are_exactly_rounded() -> None:
+    # 1e16 + 1 + 1 + 1 + 1 summed left to right stays 1e16; the exact sum 1e16 + 4 is a float64
+    v = np.array([1e8, 1.0, 1.0, 1.0, 1.0], np.float32)
+    assert agg.sum_of_squares(v) == 1e16 + 4.0
+    _, dist = agg.pairwise_sq_distances([contrib(1, 1.0, w=v), contrib(2, 1.0, w=np.zeros(5))])
+    assert dist[0, 1] == dist[1, 0] == 1e16 + 4.0
+    assert agg.l2_norm({"a": v[:1], "b": v[1:]}) == np.sqrt(1e16 + 4.0)
+
+
 def test_trimmed_fraction_names_the_outlier() -> None:
     cs = [contrib(i, 1.0, w=[v, v]) for i, v in enumerate([1.0, 2.0, 3.0, 4.0, 100.0])]
     fractions = agg.trimmed_fraction(cs, 0.2)
