@@ -92,7 +92,7 @@ def finalize(round_id: int | None, wait: bool, dishonest: str | None, keystore: 
     elif not agent.commit_phase_over(rid):
         rnd = agent.ledger.round(rid)
         raise AggregationError(f"round {rid}: commit phase still running ({rnd.commit_count} of "
-                               f"{agent.ledger.active_count()} committed, deadline {rnd.deadline}); use --wait")
+                               f"{agent.eligible_count(rnd)} eligible committed, deadline {rnd.deadline}); use --wait")
     out = agent.finalize(rid)
     emit(as_json, out.to_json(), lambda: (
         f"round {rid} finalised: model {digest_hex(out.model_digest or b'')} ({out.model_cid}), "

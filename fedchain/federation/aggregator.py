@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedchain.errors import AggregationError, ConfigError, IntegrityError
+from fedchain.errors import AggregationError, ConfigError, ContractRevertError, IntegrityError
 from fedchain.federation.blobs import decode_global, encode_global, initial_global
 from fedchain.federation.evidence import Evidence, IncludedUpdate, RejectedUpdate
 from fedchain.federation.participant import load_task_document
@@ -104,25 +104,63 @@ class AggregatorAgent:
         return rid
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
+        """The contract's rule, read from the chain: every participant eligible for the round
+        (active when it opened) committed, or the latest block is stamped after the deadline."""
         rnd = self.ledger.round(round_id)
         if rnd.status != RoundStatus.OPEN:
             return True
-        if rnd.commit_count >= self.ledger.active_count():
+        if rnd.commit_count >= self.eligible_count(rnd):
             return True
-        # anvil stamps new blocks with the wall clock (or later, after evm_increaseTime)
-        return max(self.ledger.block_timestamp(), int(time.time())) > rnd.deadline
+        return self.ledger.block_timestamp() > rnd.deadline
+
+    def eligible_count(self, rnd: Any) -> int:
+        """Participants the round waits for: the snapshot taken when it opened."""
+        eligible = getattr(rnd, "eligible_count", None)
+        # a deployment whose rounds carry no snapshot counts the participants active now
+        return int(eligible) if eligible is not None else int(self.ledger.active_count())
+
+    def _worth_trying(self, round_id: RoundId) -> bool:
+        """Whether to try ending the round now: the chain says its commit phase is over, or the
+        wall clock passed the deadline and the chain has simply mined no block since (a quiet
+        devnet). In the second case the contract decides when the transaction is mined."""
+        if self.commit_phase_over(round_id):
+            return True
+        return time.time() > self.ledger.round(round_id).deadline
 
     def wait_commit_phase(self, round_id: RoundId, timeout_s: float | None = None) -> bool:
-        """Poll until every active participant committed or the deadline passed."""
+        """Poll until every eligible participant committed or the deadline passed."""
         start = time.monotonic()
-        while not self.commit_phase_over(round_id):
+        while not self._worth_trying(round_id):
             if timeout_s is not None and time.monotonic() - start > timeout_s:
                 return False
             time.sleep(self.poll_interval_s)
         return True
 
-    def finalize(self, round_id: RoundId) -> RoundOutcome:
-        """Aggregate and finalise (or close) an open round whose commit phase is over."""
+    def finalize(self, round_id: RoundId, *, retry_timeout_s: float | None = 600.0) -> RoundOutcome:
+        """Aggregate and finalise (or close) an open round whose commit phase is over.
+
+        When the contract still holds the commit phase open (``FederationCommitPhaseActive``:
+        its block timestamp is not past the deadline yet and an eligible participant has not
+        committed), waits for the phase to end and starts again from the commitments - more may
+        have arrived - for up to ``retry_timeout_s`` seconds (None: no limit)."""
+        start = time.monotonic()
+        while True:
+            try:
+                return self._finalize_once(round_id)
+            except ContractRevertError as err:
+                if err.error_name != "FederationCommitPhaseActive":
+                    raise
+                waited = time.monotonic() - start
+                if retry_timeout_s is not None and waited > retry_timeout_s:
+                    raise AggregationError(
+                        f"round {round_id}: the contract still holds the commit phase open after {waited:.0f} s"
+                    ) from err
+                log.info("round %d: commit phase still active on chain; waiting", round_id)
+                time.sleep(self.poll_interval_s)
+                remaining = None if retry_timeout_s is None else max(0.0, retry_timeout_s - (time.monotonic() - start))
+                self.wait_commit_phase(round_id, remaining)
+
+    def _finalize_once(self, round_id: RoundId) -> RoundOutcome:
         rnd = self.ledger.round(round_id)
         if rnd.status != RoundStatus.OPEN:
             raise AggregationError(f"round {round_id} is not open (status: {RoundStatus(rnd.status).name.lower()})")
@@ -199,5 +237,6 @@ class AggregatorAgent:
                   min_updates: int | None = None) -> RoundOutcome:
         """Open a round, wait for the commit phase to end, and finalise it."""
         rid = self.open_round(commit_duration=commit_duration, min_updates=min_updates)
-        self.wait_commit_phase(rid, commit_timeout_s)
+        if not self.wait_commit_phase(rid, commit_timeout_s):
+            raise AggregationError(f"round {rid}: commit phase did not end within {commit_timeout_s:.0f} s")
         return self.finalize(rid)
