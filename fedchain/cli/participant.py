@@ -101,7 +101,7 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
 
 
 def agent_options(f: F) -> F:
-    f = click.option("--attack", default=None, help="Evaluation only: poison updates (sign_flip, scaling[:x], noise[:sigma]).")(f)
+    f = click.option("--attack", default=None, help="Evaluation only: poison updates (sign_flip, scaling[:x], noise[:sigma]) or the local data (label_flip, backdoor[:target_class]).")(f)
     f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Where this participant keeps its client state [default: <state-dir>/participants/<address>].")(f)
     f = click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
@@ -170,9 +170,14 @@ def run(until_round: int | None, max_idle: float | None, data_path: Path, work_d
             click.echo(f"round {res.round_id}: " + ("already committed" if res.already_committed else
                        f"committed {res.cid} (gas {res.gas_used})"))
 
+    ready = agent.state_dir / READY_FILE
+    ready.unlink(missing_ok=True)  # left by an earlier run: not a signal from this one
+
     def on_ready() -> None:
         agent.state_dir.mkdir(parents=True, exist_ok=True)
-        (agent.state_dir / READY_FILE).write_text(str(os.getpid()), encoding="utf-8")
+        tmp = ready.with_name(f"{READY_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(str(os.getpid()), encoding="utf-8")
+        tmp.replace(ready)
 
     results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result, on_ready=on_ready)
     if as_json:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import re
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,8 @@ from fedchain.errors import (
     ContractRevertError,
     IntegrityError,
     ParticipantError,
+    RpcUnavailableError,
+    StorageUnavailableError,
 )
 from fedchain.federation.blobs import decode_global, encode_update
 from fedchain.federation.task import TaskDocument, verify_task
@@ -34,6 +39,21 @@ log = logging.getLogger(__name__)
 
 # Reverts that mean "this round is no longer for us", not "something is broken".
 _MISSED_ROUND_ERRORS = frozenset({"FederationCommitTooLate", "FederationRoundNotOpen"})
+# Outages the agent rides out (with bounded backoff) instead of exiting.
+_TRANSIENT_ERRORS = (RpcUnavailableError, StorageUnavailableError)
+
+# Test-only: the name of a point in ``submit`` at which the process kills itself with SIGKILL
+# ("after_put": the update blob is stored, nothing is on chain; "after_send": the commit
+# transaction is mined, the client state is not promoted yet). Lets the tests crash the agent
+# exactly there and check that a restart commits once. Never set it in production.
+TEST_CRASH_ENV = "FEDCHAIN_TEST_CRASH_AT"
+_PENDING_STATE = re.compile(r"^client_state\.pending-(\d+)\.npz$")
+
+
+def _test_crash_point(name: str) -> None:
+    if os.environ.get(TEST_CRASH_ENV) == name:
+        log.warning("%s=%s: killing this process (test only)", TEST_CRASH_ENV, name)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,7 @@ class ParticipantAgent:
         *,
         attack: str | None = None,
         poll_interval_s: float = 0.2,
+        max_outage_s: float = 300.0,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -139,6 +160,8 @@ class ParticipantAgent:
         self.state_dir = Path(state_dir)
         self.attack = attack
         self.poll_interval_s = poll_interval_s
+        self.max_outage_s = max_outage_s  # how long an unreachable chain or store is ridden out
+        self._last_progress = time.monotonic()
         self._data: tuple[np.ndarray, np.ndarray] | None = None
         self._tasks: dict[tuple[int, str], TaskDocument] = {}  # verified documents by (version, CID)
 
@@ -197,11 +220,28 @@ class ParticipantAgent:
         train_s = time.perf_counter() - t0
         blob = encode_update(update)
         cid = self.store.put(blob)
+        log.info("round %d: stored update %s", rid, cid)
+        _test_crash_point("after_put")
         from fedchain.fl.canonical import sha256_digest
 
         digest = sha256_digest(blob)
         self._save_pending_state(rid, new_state)
-        report = self.ledger.commit_update(rid, digest, cid, int(update.num_samples), metadata_digest(update))
+        try:
+            report = self.ledger.commit_update(rid, digest, cid, int(update.num_samples), metadata_digest(update))
+        except ContractRevertError as err:
+            if err.error_name != "FederationDuplicateCommit":
+                raise
+            # an earlier attempt (a lost receipt, a restart) already committed: that commitment stands
+            existing = self.own_commitment(rid)
+            if existing is None:
+                raise
+            self._promote_state(rid)
+            log.info("round %d: already committed %s (tx %s)", rid, existing.cid, existing.tx_hash)
+            return SubmitResult(
+                rid, self.address, existing.update_digest, existing.cid, existing.num_samples,
+                True, 0, existing.tx_hash, loss, 0, train_s,
+            )
+        _test_crash_point("after_send")
         self._promote_state(rid)
         log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
         return SubmitResult(
@@ -272,6 +312,25 @@ class ParticipantAgent:
         if pending.exists():
             pending.replace(self._state_file(""))
 
+    def reconcile_state(self) -> None:
+        """Settle client state left by an interrupted run: a ``.pending-N`` file becomes the
+        current state when this participant has a commitment in round N (in round order, so the
+        latest committed round wins); every other pending file is deleted."""
+        if not self.state_dir.is_dir():
+            return
+        pending = sorted(
+            (int(m.group(1)), path)
+            for path in self.state_dir.iterdir()
+            if (m := _PENDING_STATE.match(path.name)) is not None
+        )
+        for round_id, path in pending:
+            if self.own_commitment(RoundId(round_id)) is not None:
+                log.info("round %d: promoting the client state of a committed update", round_id)
+                path.replace(self._state_file(""))
+            else:
+                log.info("round %d: discarding the client state of an uncommitted update", round_id)
+                path.unlink()
+
     # --- agent loop ------------------------------------------------------------------------
     def run(
         self,
@@ -289,6 +348,7 @@ class ParticipantAgent:
         seconds without anything to do.
         """
         self.require_active()
+        self.reconcile_state()
         if self.ledger.task() is not None:
             doc = self.task_document()
             x, y = self.load_data(doc.schema())
@@ -300,32 +360,54 @@ class ParticipantAgent:
         results: list[SubmitResult] = []
         done: set[int] = set()
         idle_since = time.monotonic()
+        outage_since: float | None = None
+        failures = 0
         while True:
-            latest = int(self.ledger.latest_round_id())
-            if until_round is not None and latest > until_round:
+            try:
+                finished = self._step(until_round, done, results, on_result)
+            except _TRANSIENT_ERRORS as err:
+                now = time.monotonic()
+                outage_since = now if outage_since is None else outage_since
+                if now - outage_since > self.max_outage_s:
+                    raise
+                delay = min(self.poll_interval_s * 2 ** failures, 10.0)
+                failures += 1
+                log.warning("%s; retrying in %.1f s", err, delay)
+                time.sleep(delay)
+                continue
+            outage_since, failures = None, 0
+            if finished:
                 return results
-            if latest >= 1 and latest not in done:
-                rnd = self.ledger.round(RoundId(latest))
-                if rnd.status == RoundStatus.OPEN:
-                    try:
-                        res = self.submit(RoundId(latest))
-                    except ContractRevertError as err:
-                        if err.error_name not in _MISSED_ROUND_ERRORS:
-                            raise
-                        log.warning("round %d: missed (%s)", latest, err.error_name)
-                    else:
-                        results.append(res)
-                        if on_result is not None:
-                            on_result(res)
-                    done.add(latest)
-                    idle_since = time.monotonic()
-                elif until_round is not None and latest >= until_round:
-                    return results
-            if until_round is not None and latest == until_round and latest in done:
-                return results
+            idle_since = max(idle_since, self._last_progress)
             if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                 return results
             time.sleep(self.poll_interval_s)
+
+    def _step(self, until_round: int | None, done: set[int], results: list[SubmitResult],
+              on_result: Callable[[SubmitResult], None] | None) -> bool:
+        """One look at the ledger: take part in the latest round if it is open and new to us.
+        Returns True when the agent is done (``until_round`` taken part in or over)."""
+        latest = int(self.ledger.latest_round_id())
+        if until_round is not None and latest > until_round:
+            return True
+        if latest >= 1 and latest not in done:
+            rnd = self.ledger.round(RoundId(latest))
+            if rnd.status == RoundStatus.OPEN:
+                try:
+                    res = self.submit(RoundId(latest))
+                except ContractRevertError as err:
+                    if err.error_name not in _MISSED_ROUND_ERRORS:
+                        raise
+                    log.warning("round %d: missed (%s)", latest, err.error_name)
+                else:
+                    results.append(res)
+                    if on_result is not None:
+                        on_result(res)
+                done.add(latest)
+                self._last_progress = time.monotonic()
+            elif until_round is not None and latest >= until_round:
+                return True
+        return until_round is not None and latest == until_round and latest in done
 
 
 def _dry_run(doc: TaskDocument, x: np.ndarray, y: np.ndarray, participant: Address) -> None:

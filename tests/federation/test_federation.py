@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedchain.errors import ContractRevertError, DataSchemaError, IntegrityError, ParticipantError
+from fedchain.errors import AggregationError, ContractRevertError, DataSchemaError, IntegrityError, ParticipantError
 from fedchain.federation.participant import ParticipantAgent
 from fedchain.federation.rounds import leaf_of
 from fedchain.fl.canonical import sha256_digest
@@ -169,3 +169,115 @@ def test_participant_missing_the_deadline_is_skipped(fed: Fed, advance_time) -> 
     with pytest.raises(ParticipantError, match="not open"):
         fed.participants[2].submit(rid)
     assert fed.auditor().audit().ok
+
+
+class _RacedLedger:
+    """The participant's real ledger, except that its first commit is beaten on chain by an
+    identical commit of the same account (another instance of the agent winning the race)."""
+
+    def __init__(self, ledger) -> None:
+        self._ledger = ledger
+        self._raced = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._ledger, name)
+
+    def commit_update(self, *args, **kwargs):
+        if not self._raced:
+            self._raced = True
+            self._ledger.commit_update(*args, **kwargs)
+        return self._ledger.commit_update(*args, **kwargs)
+
+
+def test_duplicate_commit_revert_is_taken_as_already_committed(fed: Fed, tmp_path: Path) -> None:
+    rid = fed.open_round()
+    p = fed.participants[0]
+    agent = ParticipantAgent(_RacedLedger(p.ledger), fed.store, p.data_path, tmp_path / "raced")
+
+    res = agent.submit(rid)
+
+    mine = fed.reader.commitments(rid)
+    assert res.already_committed and len(mine) == 1 and res.cid == mine[0].cid
+    assert (tmp_path / "raced" / "client_state.npz").is_file()
+    assert not list((tmp_path / "raced").glob("client_state.pending-*"))
+
+
+def test_pending_client_state_is_promoted_only_for_a_committed_round(fed: Fed, tmp_path: Path) -> None:
+    import numpy as np
+
+    from fedchain.federation.training import load_client_state, save_client_state
+    from fedchain.fl.records import ClientState
+
+    p = fed.participants[0]
+    fed.run_round()
+    fed.open_round()
+    work = tmp_path / "restart"
+    work.mkdir()
+    save_client_state(work / "client_state.pending-1.npz", ClientState(control={"w": np.ones(2, np.float32)}))
+    save_client_state(work / "client_state.pending-2.npz", ClientState(control={"w": np.zeros(2, np.float32)}))
+    agent = ParticipantAgent(p.ledger, fed.store, p.data_path, work)
+
+    agent.reconcile_state()
+
+    assert sorted(f.name for f in work.iterdir()) == ["client_state.npz"]
+    assert np.array_equal(load_client_state(work / "client_state.npz").control["w"], np.ones(2, np.float32))
+
+
+class _StoreDownFor:
+    """The real blob store, unreachable for the first ``n`` uploads."""
+
+    def __init__(self, store, n: int) -> None:
+        self._store = store
+        self.failures_left = n
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def put(self, data: bytes):
+        from fedchain.errors import StorageUnavailableError
+
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StorageUnavailableError("blob store unreachable")
+        return self._store.put(data)
+
+
+def test_participant_agent_rides_out_a_store_outage(fed: Fed, tmp_path: Path) -> None:
+    rid = fed.open_round()
+    p = fed.participants[0]
+    store = _StoreDownFor(fed.store, 2)
+    agent = ParticipantAgent(p.ledger, store, p.data_path, tmp_path / "outage", poll_interval_s=0.01)
+
+    results = agent.run(until_round=int(rid))
+
+    assert store.failures_left == 0
+    assert [r.already_committed for r in results] == [False]
+    assert [c.cid for c in fed.reader.commitments(rid)] == [results[0].cid]
+
+
+def test_participant_agent_gives_up_after_a_long_outage(fed: Fed, tmp_path: Path) -> None:
+    from fedchain.errors import StorageUnavailableError
+
+    fed.open_round()
+    p = fed.participants[0]
+    agent = ParticipantAgent(p.ledger, _StoreDownFor(fed.store, 10**6), p.data_path, tmp_path / "outage",
+                             poll_interval_s=0.01, max_outage_s=0.05)
+
+    with pytest.raises(StorageUnavailableError):
+        agent.run(until_round=1)
+
+
+def test_aggregator_waits_for_every_eligible_participant_not_the_active_count(fed: Fed, advance_time) -> None:
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    fed.admin.remove(fed.participants[2].address, "left mid-round")
+
+    assert not fed.aggregator.commit_phase_over(rid)
+    with pytest.raises(AggregationError, match="commit phase open"):
+        fed.aggregator.finalize(rid, retry_timeout_s=0.3)
+    advance_time(fed.doc.commit_duration + 1)
+
+    assert fed.aggregator.commit_phase_over(rid)
+    out = fed.aggregator.finalize(rid)
+    assert out.finalized and len(out.included) == 2

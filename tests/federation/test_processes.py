@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, Callable
 
+import pytest
 from click.testing import CliRunner
 
 from fedchain.chain.accounts import create_keystore
 from fedchain.cli.main import cli
 from fedchain.config import Settings
+from fedchain.federation.participant import TEST_CRASH_ENV
 from fedchain.federation.simulate import participant_command
 from fedchain.types import RoundId
 from tests.federation.harness import Fed
@@ -21,26 +25,35 @@ from tests.federation.harness import Fed
 PASSWORD = "test-password"
 
 
-def _wait_for(predicate, timeout_s: float, what: str) -> None:
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll ``predicate`` until it holds; fail after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
-def test_participant_killed_mid_round_and_restarted_commits_once(fed: Fed, ipfs_api_url: str, tmp_path: Path) -> None:
+def _participant(fed: Fed, ipfs_api_url: str, tmp_path: Path) -> tuple[Any, Callable[[int], list[str]], dict[str, str]]:
+    """Participant 0 as a process: its account, its command line (logging at INFO) and environment."""
     account = fed.env.accounts.participants[0]
     keystore = create_keystore(tmp_path, PASSWORD, private_key=bytes(account.key), iterations=2**10).path
     settings = Settings(state_dir=tmp_path / "state", store="ipfs")
 
     def command(until_round: int) -> list[str]:
-        return participant_command(keystore=keystore, data=fed.clients[0].path, rpc_url=fed.env.url,
-                                   address=fed.env.deployment.address, settings=settings, ipfs_api=ipfs_api_url,
-                                   until_round=until_round, work_dir=tmp_path / "work")
+        cmd = participant_command(keystore=keystore, data=fed.clients[0].path, rpc_url=fed.env.url,
+                                  address=fed.env.deployment.address, settings=settings, ipfs_api=ipfs_api_url,
+                                  until_round=until_round, work_dir=tmp_path / "work")
+        return cmd[:3] + ["-v"] + cmd[3:]
 
     env = dict(os.environ, FEDCHAIN_PASSWORD=PASSWORD)
     env.pop("FEDCHAIN_PRIVATE_KEY", None)
+    env.pop(TEST_CRASH_ENV, None)
+    return account, command, env
+
+
+def test_participant_killed_mid_round_and_restarted_commits_once(fed: Fed, ipfs_api_url: str, tmp_path: Path) -> None:
+    account, command, env = _participant(fed, ipfs_api_url, tmp_path)
     rid = fed.open_round()
 
     # the first process would stay for round 2: it is certainly alive when killed
@@ -61,6 +74,31 @@ def test_participant_killed_mid_round_and_restarted_commits_once(fed: Fed, ipfs_
     mine = [c for c in fed.reader.commitments(RoundId(rid)) if c.participant == account.address]
     assert len(mine) == 1
     assert results[0]["cid"] == mine[0].cid
+
+
+@pytest.mark.parametrize(("crash_at", "on_chain_after_crash"), [("after_put", 0), ("after_send", 1)])
+def test_participant_crashing_between_upload_and_commit_commits_once_after_restart(
+    fed: Fed, ipfs_api_url: str, tmp_path: Path, crash_at: str, on_chain_after_crash: int
+) -> None:
+    account, command, env = _participant(fed, ipfs_api_url, tmp_path)
+    rid = fed.open_round()
+
+    crashed = subprocess.run(command(1), capture_output=True, text=True, env=dict(env, **{TEST_CRASH_ENV: crash_at}),
+                             timeout=120)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    stored = re.findall(r"round 1: stored update (\S+)", crashed.stderr)
+    assert len(stored) == 1, crashed.stderr
+    assert len(fed.reader.commitments(rid)) == on_chain_after_crash
+
+    restarted = subprocess.run(command(1), capture_output=True, text=True, env=env, timeout=120)
+
+    assert restarted.returncode == 0, restarted.stderr
+    results = json.loads(restarted.stdout)["results"]
+    assert [r["already_committed"] for r in results] == [bool(on_chain_after_crash)]
+    mine = [c for c in fed.reader.commitments(rid) if c.participant == account.address]
+    assert len(mine) == 1 and len(fed.reader.commitments(rid)) == 1
+    assert mine[0].cid == stored[0] == results[0]["cid"]
+    assert not list((tmp_path / "work").glob("client_state.pending-*"))
 
 
 def test_simulate_runs_participant_processes_and_audits_clean(chain_env, tmp_path: Path) -> None:
