@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedchain.federation.blobs import encode_update
-from fedchain.federation.evidence import Evidence, RejectedUpdate
-from fedchain.federation.participant import metadata_digest
-from fedchain.federation.rounds import inclusion_root
+import numpy as np
+import pytest
+
+from fedchain.federation.blobs import decode_global, decode_update, encode_global, encode_update, metadata_digest
+from fedchain.federation.evidence import Evidence, IncludedUpdate, RejectedUpdate
+from fedchain.federation.rounds import aggregate, fetch_committed, inclusion_root, leaf_of
 from fedchain.fl.canonical import sha256_digest
 from fedchain.storage.cid import compute_cid
 from fedchain.types import RoundId
@@ -85,7 +87,8 @@ def test_committed_digest_that_does_not_match_the_blob_is_caught(fed: Fed) -> No
     assert report.findings[0].participant == fed.participants[2].address
 
 
-def test_missing_blob_is_caught(chain_env, local_store, task_files, tmp_path: Path) -> None:
+def test_missing_blob_is_caught(chain_env, local_store, task_files, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("fedchain.federation.rounds.FETCH_RETRY_WINDOW_S", 0.3)
     fed = make_fed(chain_env, local_store, task_files, tmp_path)
     rid = fed.open_round()
     for p in fed.participants[:2]:
@@ -154,6 +157,160 @@ def test_update_metadata_digest_is_stable(fed: Fed) -> None:
     rid = fed.open_round()
     res = fed.participants[0].submit(rid)
     c = fed.reader.commitments(rid)[0]
-    from fedchain.federation.blobs import decode_update
-
     assert metadata_digest(decode_update(fed.store.get(res.cid))) == c.metadata_digest
+
+
+def _finalize_crafted(fed: Fed, rid: RoundId, *, model_blob: bytes | None = None, aggregation_digest: bytes | None = None,
+                      extra_rejections: tuple[RejectedUpdate, ...] = ()) -> None:
+    """Finalise ``rid`` as an aggregator would, except for the given model blob, evidence
+    aggregation digest or extra evidence rejections."""
+    rnd = fed.reader.round(rid)
+    commitments = fed.reader.commitments(rid)
+    base = decode_global(fed.store.get(rnd.base_model_cid))
+    agg = aggregate(fed.doc.strategy_config(), base, rid, rnd.base_model_digest,
+                    [fetch_committed(fed.store, c) for c in commitments], 2)
+    assert agg.model_blob is not None
+    blob = model_blob if model_blob is not None else agg.model_blob
+    root = inclusion_root(commitments, agg.included)
+    by_addr = {c.participant: c for c in commitments}
+    evidence = Evidence(rid, rnd.base_model_digest, sha256_digest(blob), aggregation_digest or fed.doc.strategy_digest(),
+                        root, tuple(IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c))
+                                    for c in (by_addr[a] for a in agg.included)),
+                        tuple(RejectedUpdate(r.participant, r.rule, r.reason) for r in agg.rejections) + extra_rejections)
+    ev = evidence.to_bytes()
+    fed.aggregator.ledger.finalize_round(rid, sha256_digest(blob), fed.store.put(blob), root, fed.doc.strategy_digest(),
+                                         sha256_digest(ev), fed.store.put(ev), len(agg.included))
+
+
+def _submit_all(fed: Fed) -> RoundId:
+    rid = fed.open_round()
+    for p in fed.participants:
+        p.submit(rid)
+    return rid
+
+
+def test_malformed_global_model_is_reported_and_the_next_round_replay_fails_without_stopping_the_audit(fed: Fed) -> None:
+    rid = _submit_all(fed)
+    honest = decode_global(fed.store.get(fed.reader.round(rid).base_model_cid))
+    bad = encode_global(round_id=rid, base_model_digest=fed.reader.round(rid).base_model_digest,
+                        weights=dict(honest.weights), server_state={"bogus": np.zeros(3, dtype=np.float32)}, num_samples=1)
+    _finalize_crafted(fed, rid, model_blob=bad)
+    second = _submit_all(fed)  # participants train on the malformed model; FedAvg ignores the state
+    fed.aggregator.ledger.close_round(second, "the base model is malformed")
+
+    report = fed.auditor().audit()
+
+    assert report.rounds_checked == (1, 2)
+    by_round = {(f.round, f.kind.value) for f in report.findings}
+    assert (1, "model_malformed") in by_round
+    assert (2, "replay_failed") in by_round
+    malformed = next(f for f in report.findings if f.kind.value == "model_malformed")
+    assert "server state has unexpected bogus" in malformed.detail
+
+
+def test_round_missing_from_the_event_log_is_reported(fed: Fed) -> None:
+    fed.run_round()
+    second = fed.open_round()
+    from fedchain.audit.replay import Auditor
+
+    opened_at = fed.reader.round(second).opened_block
+    auditor = Auditor(fed.reader, fed.store, from_block=opened_at)
+
+    report = auditor.audit()
+
+    assert report.rounds_checked == (2,)
+    assert [(f.round, f.kind.value) for f in report.findings if f.kind.value == "round_missing"] == [(1, "round_missing")]
+
+
+class _HidingLedger:
+    """A ledger whose event log leaves out one participant's commitments (a node that hides logs)."""
+
+    def __init__(self, inner, hidden: str) -> None:
+        self._inner = inner
+        self._hidden = hidden.lower()
+
+    def history(self, from_block: int = 0, to_block: int | None = None):
+        from fedchain.ledger import UpdateCommitment
+
+        return [e for e in self._inner.history(from_block, to_block)
+                if not (isinstance(e, UpdateCommitment) and e.participant.lower() == self._hidden)]
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+
+def test_commitment_hidden_from_the_event_log_disagrees_with_the_contract_storage(fed: Fed) -> None:
+    fed.run_round()
+    from fedchain.audit.replay import Auditor
+
+    hidden = fed.participants[1].address
+    report = Auditor(_HidingLedger(fed.reader, hidden), fed.store).audit()
+
+    inconsistent = [f.detail for f in report.findings if f.kind.value == "ledger_inconsistent"]
+    assert any("commitCount is 3, the events say 2" in d for d in inconsistent), inconsistent
+
+
+def test_clean_history_agrees_with_the_contract_storage(fed: Fed) -> None:
+    fed.run_round()
+    fed.run_round()
+
+    report = fed.auditor().audit()
+
+    assert report.ok and report.findings == ()
+
+
+def test_committed_metadata_digest_that_does_not_match_the_blob_is_rejected_and_reproduced(fed: Fed) -> None:
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    blob = _honest_blob(fed, 2, rid)
+    _commit_raw(fed, 2, rid, digest=sha256_digest(blob), cid=fed.store.put(blob))  # metadata digest 0x07..07
+
+    out = fed.aggregator.finalize(rid)
+
+    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "metadata_mismatch")]
+    assert fed.auditor().audit().findings == ()
+
+
+def test_rejection_as_unavailable_of_a_blob_available_now_is_a_warning(chain_env, local_store, task_files,
+                                                                        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("fedchain.federation.rounds.FETCH_RETRY_WINDOW_S", 0.3)
+    fed = make_fed(chain_env, local_store, task_files, tmp_path)
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    blob = _honest_blob(fed, 2, rid)
+    update = decode_update(blob)
+    fed.participants[2].ledger.commit_update(rid, sha256_digest(blob), compute_cid(blob), update.num_samples,
+                                             metadata_digest(update))
+    out = fed.aggregator.finalize(rid)
+    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "blob_unavailable")]
+    local_store.put(blob)  # the blob turns up after the round
+
+    report = fed.auditor().audit()
+
+    assert report.kinds() == {"rejected_unavailable_now_available"}
+    assert report.ok
+    assert report.findings[0].participant == fed.participants[2].address
+
+
+def test_evidence_rejecting_a_participant_that_never_committed_is_caught(fed: Fed) -> None:
+    rid = _submit_all(fed)
+    outsider = fed.env.accounts.outsider.address
+    _finalize_crafted(fed, rid, extra_rejections=(RejectedUpdate(outsider, "norm_clip", "made up"),))
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind.value, f.participant) for f in report.findings if f.kind.value == "unknown_rejection"] == [
+        ("unknown_rejection", outsider)
+    ]
+
+
+def test_evidence_aggregation_digest_other_than_the_finalised_one_is_caught(fed: Fed) -> None:
+    rid = _submit_all(fed)
+    _finalize_crafted(fed, rid, aggregation_digest=sha256_digest(b"another strategy"))
+
+    report = fed.auditor().audit()
+
+    assert report.kinds() == {"evidence_mismatch"}
+    assert "aggregation digest" in report.findings[0].detail
