@@ -63,7 +63,7 @@ def status(round_id: int | None, state_dir: Path | None, rpc_url: str | None, ip
     commits = ledger.commitments(rid)
     payload = {"round": rnd, "active_participants": ledger.active_count(), "commitments": commits}
     emit(as_json, payload, lambda: "\n".join(
-        [f"round {rid}: {rnd.status.name.lower()}, {rnd.commit_count} commitment(s) of {ledger.active_count()} active, "
+        [f"round {rid}: {rnd.status.name.lower()}, {rnd.commit_count} commitment(s) of {rnd.eligible_count} eligible, "
          f"min {rnd.min_updates}, deadline {rnd.deadline}"]
         + ([f"  model {digest_hex(rnd.model_digest)} ({rnd.model_cid}), {rnd.included_count} included"] if rnd.model_cid else [])
         + ([f"  closed: {rnd.close_reason}"] if rnd.close_reason else [])
@@ -92,7 +92,7 @@ def finalize(round_id: int | None, wait: bool, dishonest: str | None, keystore: 
     elif not agent.commit_phase_over(rid):
         rnd = agent.ledger.round(rid)
         raise AggregationError(f"round {rid}: commit phase still running ({rnd.commit_count} of "
-                               f"{agent.eligible_count(rnd)} eligible committed, deadline {rnd.deadline}); use --wait")
+                               f"{rnd.eligible_count} eligible committed, deadline {rnd.deadline}); use --wait")
     out = agent.finalize(rid)
     emit(as_json, out.to_json(), lambda: (
         f"round {rid} finalised: model {digest_hex(out.model_digest or b'')} ({out.model_cid}), "

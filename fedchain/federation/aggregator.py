@@ -104,20 +104,9 @@ class AggregatorAgent:
         return rid
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
-        """The contract's rule, read from the chain: every participant eligible for the round
-        (active when it opened) committed, or the latest block is stamped after the deadline."""
-        rnd = self.ledger.round(round_id)
-        if rnd.status != RoundStatus.OPEN:
-            return True
-        if rnd.commit_count >= self.eligible_count(rnd):
-            return True
-        return self.ledger.block_timestamp() > rnd.deadline
-
-    def eligible_count(self, rnd: Any) -> int:
-        """Participants the round waits for: the snapshot taken when it opened."""
-        eligible = getattr(rnd, "eligible_count", None)
-        # a deployment whose rounds carry no snapshot counts the participants active now
-        return int(eligible) if eligible is not None else int(self.ledger.active_count())
+        """The contract's own answer (as of the latest block): every participant eligible for
+        the round (active when it opened) committed, or the deadline passed; true once ended."""
+        return bool(self.ledger.commit_phase_over(round_id))
 
     def _worth_trying(self, round_id: RoundId) -> bool:
         """Whether to try ending the round now: the chain says its commit phase is over, or the
