@@ -30,7 +30,7 @@ from fedchain.errors import (
     RpcUnavailableError,
     StorageUnavailableError,
 )
-from fedchain.federation.blobs import decode_global, encode_update
+from fedchain.federation.blobs import decode_global, encode_update, metadata_digest
 from fedchain.federation.task import TaskDocument, verify_task
 from fedchain.ledger import Ledger, ParticipantStatus, RoundRecord, RoundStatus, TaskConfig, TaskConfigured
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
@@ -114,24 +114,6 @@ def _task_version(ledger: Ledger, version: int) -> TaskConfig:
                 config_cid=event.config_cid,
             )
     raise ParticipantError(f"task version {version} is not on the ledger")
-
-
-def metadata_digest(update: Any) -> Digest:
-    """Digest of an update's metadata (kind and scalar extras) as committed on chain."""
-    from fedchain.fl.canonical import canonical_json, sha256_digest
-
-    return sha256_digest(
-        canonical_json(
-            {
-                "format": "fedchain.update-meta/1",
-                "round": int(update.round_id),
-                "participant": str(update.participant),
-                "base_model_digest": digest_hex(update.base_model_digest),
-                "kind": update.kind.value,
-                "extras": dict(update.extras),
-            }
-        )
-    )
 
 
 def training_seed(task_seed: int, round_id: int, participant: str) -> int:

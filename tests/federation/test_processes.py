@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -16,9 +17,11 @@ from click.testing import CliRunner
 
 from fedchain.chain.accounts import create_keystore
 from fedchain.cli.main import cli
+from fedchain.cli.participant import READY_FILE
 from fedchain.config import Settings
+from fedchain.errors import ServiceError
 from fedchain.federation.participant import TEST_CRASH_ENV
-from fedchain.federation.simulate import participant_command
+from fedchain.federation.simulate import _require_clean_exits, participant_command
 from fedchain.types import RoundId
 from tests.federation.harness import Fed
 
@@ -119,3 +122,33 @@ def test_simulate_runs_participant_processes_and_audits_clean(chain_env, tmp_pat
     assert summary["bytes"]["uploaded"] > 0
     for name in ("report.json", "audit.html", "audit.json", "accuracy.png"):
         assert (out / name).is_file()
+
+
+def test_participant_run_removes_a_stale_ready_file_before_failing(fed: Fed, tmp_path: Path) -> None:
+    account = fed.env.accounts.participants[0]
+    keystore = create_keystore(tmp_path, PASSWORD, private_key=bytes(account.key), iterations=2**10).path
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / READY_FILE).write_text("4242", encoding="utf-8")
+
+    result = CliRunner().invoke(cli, [
+        "participant", "run", "--keystore", str(keystore), "--data", str(tmp_path / "missing.npz"),
+        "--rpc-url", fed.env.url, "--address", fed.env.deployment.address, "--store", "local",
+        "--state-dir", str(tmp_path / "state"), "--work-dir", str(work), "--until-round", "1",
+    ], env={"FEDCHAIN_PASSWORD": PASSWORD, "FEDCHAIN_PRIVATE_KEY": None})
+
+    assert result.exit_code != 0
+    assert not (work / READY_FILE).exists()
+
+
+def test_a_participant_process_exiting_non_zero_fails_the_simulation(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "participant-1.log").write_text("starting\nDataSchemaError: bad data\n", encoding="utf-8")
+    procs = [subprocess.Popen([sys.executable, "-c", f"import sys; sys.exit({code})"], text=True) for code in (0, 3)]
+    for p in procs:
+        p.wait(timeout=30)
+
+    with pytest.raises(ServiceError, match="participant process 1 exited with code 3: DataSchemaError: bad data"):
+        _require_clean_exits(procs, logs)
+    _require_clean_exits(procs[:1], logs)
