@@ -28,7 +28,7 @@ def aggregator() -> None:
 def run(rounds: int | None, commit_duration: int | None, min_updates: int | None, dishonest: str | None, keystore: Path | None,
         state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
         chain_id: int | None, as_json: bool) -> None:
-    """Open a round, wait until every active participant committed or the deadline passed, aggregate,
+    """Open a round, wait until every eligible participant committed or the deadline passed, aggregate,
     publish the model and evidence, finalise; repeat."""
     settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     agent = _aggregator(settings, address, dishonest)
