@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Callable
 
 from fedchain.config import Settings
+
+if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is used
+    from eth_account.signers.local import LocalAccount
+
+    from fedchain.chain.ledger import ChainLedger
+    from fedchain.storage.base import BlobStore
 
 
 def rpc_url_of(settings: Settings) -> str:
@@ -15,16 +21,15 @@ def rpc_url_of(settings: Settings) -> str:
     return devnet_url(settings.state_dir)
 
 
-def connect_ledger(settings: Settings, *, account: Any = None, address: str | None = None) -> Any:
+def connect_ledger(settings: Settings, *, account: "LocalAccount | None" = None, address: str | None = None) -> "ChainLedger":
     """A :class:`fedchain.chain.ledger.ChainLedger` on the recorded deployment (or ``address``).
 
     Raises RpcUnavailableError for an unreachable RPC URL, ChainIdMismatchError when
     ``settings.chain_id`` differs from the node's, DeploymentNotFoundError when there is no
-    deployment for the node's chain (or no code at ``address``)."""
+    deployment for the node's chain, or when the code at ``address`` is not this Federation."""
     from fedchain.chain.connection import Connection
-    from fedchain.chain.federation import FederationContract, load_deployment
+    from fedchain.chain.federation import FederationContract, load_deployment, verify_federation_code
     from fedchain.chain.ledger import ChainLedger
-    from fedchain.errors import DeploymentNotFoundError
 
     conn = Connection(
         rpc_url_of(settings),
@@ -33,20 +38,19 @@ def connect_ledger(settings: Settings, *, account: Any = None, address: str | No
         tx_timeout_s=settings.tx_timeout_s,
     )
     if address:
-        if not conn.code_at(address):
-            raise DeploymentNotFoundError(f"no contract code at {address} on chain {conn.chain_id} ({conn.url})")
+        verify_federation_code(conn, address)
         return ChainLedger(FederationContract(conn, address, None, account))
     deployment = load_deployment(settings.state_dir, conn)
     return ChainLedger(FederationContract.from_deployment(conn, deployment, account))
 
 
-def open_blob_store(settings: Settings) -> Any:
+def open_blob_store(settings: Settings) -> "BlobStore":
     from fedchain.storage.factory import open_store
 
     return open_store(settings)
 
 
-def gas_lookup(ledger: Any) -> Any:
+def gas_lookup(ledger: "ChainLedger") -> Callable[[str], int]:
     """A function tx hash -> gas used, reading receipts through the ledger's connection."""
     conn = ledger.conn
     cache: dict[str, int] = {}
