@@ -43,7 +43,6 @@ def test_aggregator_publishing_a_shifted_model_is_caught(chain_env, ipfs_store, 
 
 
 def test_next_round_on_a_model_other_than_the_finalised_one_is_refused_by_the_contract(fed: Fed) -> None:
-    import pytest
 
     from fedchain.errors import ContractRevertError
 

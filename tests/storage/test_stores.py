@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import json
 import os
-import socket
 import threading
 from pathlib import Path
 from typing import Iterator
