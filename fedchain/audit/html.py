@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import jinja2
 
 from fedchain.audit.findings import AuditReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>fedchain audit {{ contract }}</title>
@@ -63,7 +66,7 @@ def _plots(report: AuditReport) -> list[tuple[str, str]]:
         return []
     out: list[tuple[str, str]] = []
 
-    def save(fig: Any, name: str) -> None:
+    def save(fig: Figure, name: str) -> None:
         for ax in fig.axes:
             ax.set_xticks(rounds)
         buf = io.BytesIO()

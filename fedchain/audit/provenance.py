@@ -8,7 +8,7 @@ evidence document (checked against the digest recorded on chain).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from fedchain.audit.replay import History
 from fedchain.errors import AuditError, FedchainError
@@ -19,6 +19,16 @@ from fedchain.storage.base import BlobStore
 from fedchain.types import digest_hex, parse_digest
 
 
+class ProvenanceUpdate(TypedDict):
+    """One update included in a provenance step (a JSON object)."""
+
+    participant: str
+    organisation: str
+    cid: str
+    update_digest: str
+    num_samples: int
+
+
 @dataclass(frozen=True)
 class ProvenanceStep:
     round: int
@@ -26,7 +36,7 @@ class ProvenanceStep:
     model_cid: str
     base_model_digest: str
     task_version: int
-    updates: tuple[dict[str, Any], ...]  # participant, organisation, cid, update_digest, num_samples
+    updates: tuple[ProvenanceUpdate, ...]
     rejected: tuple[dict[str, str], ...]
 
     def to_json(self) -> dict[str, Any]:
@@ -46,10 +56,10 @@ def provenance(ledger: Ledger, store: BlobStore, model: str) -> list[ProvenanceS
     history = History.from_events(ledger.history())
     by_digest: dict[bytes, int] = {}
     by_cid: dict[str, int] = {}
-    for rid, rev in history.rounds.items():
+    for finalized_rid, rev in history.rounds.items():
         if rev.finalized is not None:
-            by_digest[bytes(rev.finalized.model_digest)] = rid
-            by_cid[rev.finalized.model_cid] = rid
+            by_digest[bytes(rev.finalized.model_digest)] = finalized_rid
+            by_cid[rev.finalized.model_cid] = finalized_rid
     rid: int | None
     if model in by_cid:
         rid = by_cid[model]
@@ -81,13 +91,13 @@ def provenance(ledger: Ledger, store: BlobStore, model: str) -> list[ProvenanceS
                 base_model_digest=digest_hex(rev.opened.base_model_digest),
                 task_version=int(rev.opened.task_version),
                 updates=tuple(
-                    {
-                        "participant": u.participant,
-                        "organisation": orgs.get(u.participant.lower(), ""),
-                        "cid": u.cid,
-                        "update_digest": digest_hex(u.update_digest),
-                        "num_samples": u.num_samples,
-                    }
+                    ProvenanceUpdate(
+                        participant=u.participant,
+                        organisation=orgs.get(u.participant.lower(), ""),
+                        cid=u.cid,
+                        update_digest=digest_hex(u.update_digest),
+                        num_samples=u.num_samples,
+                    )
                     for u in evidence.included
                 ),
                 rejected=tuple(r.to_json() for r in evidence.rejected),

@@ -12,17 +12,30 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedchain.errors import AggregationError, ConfigError, ContractRevertError, IntegrityError
 from fedchain.federation.blobs import decode_global, encode_global, initial_global
 from fedchain.federation.evidence import Evidence, IncludedUpdate, RejectedUpdate
 from fedchain.federation.participant import load_task_document
-from fedchain.federation.rounds import RoundAggregate, aggregate, fetch_committed, inclusion_root, leaf_of, shift_weights
+from fedchain.federation.rounds import (
+    FetchOutcome,
+    RoundAggregate,
+    aggregate,
+    fetch_committed,
+    inclusion_root,
+    leaf_of,
+    shift_weights,
+)
 from fedchain.federation.task import TaskDocument
 from fedchain.fl.canonical import sha256_digest
 from fedchain.ledger import Ledger, RoundStatus, TxReport
 from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
+
+if TYPE_CHECKING:
+    from fedchain.federation.blobs import GlobalModel
+    from fedchain.fl.records import ExtraValue
+    from fedchain.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +57,7 @@ class RoundOutcome:
     tx: TxReport
     bytes_downloaded: int
     bytes_uploaded: int
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, ExtraValue] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,7 +79,7 @@ class RoundOutcome:
 class AggregatorAgent:
     """The aggregator. ``ledger`` signs with the aggregator account."""
 
-    def __init__(self, ledger: Ledger, store: Any, *, dishonest: str | None = None, poll_interval_s: float = 0.2) -> None:
+    def __init__(self, ledger: Ledger, store: BlobStore, *, dishonest: str | None = None, poll_interval_s: float = 0.2) -> None:
         if dishonest is not None and dishonest not in DISHONEST_MODES:
             raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
         self.ledger = ledger
@@ -202,8 +215,8 @@ class AggregatorAgent:
             downloaded, len(agg.model_blob) + len(ev_bytes), dict(agg.metrics),
         )
 
-    def _cheat(self, agg: RoundAggregate, doc: TaskDocument, base: Any, round_id: RoundId,
-               base_digest: Digest, outcomes: list[Any], min_updates: int) -> RoundAggregate:
+    def _cheat(self, agg: RoundAggregate, doc: TaskDocument, base: GlobalModel, round_id: RoundId,
+               base_digest: Digest, outcomes: list[FetchOutcome], min_updates: int) -> RoundAggregate:
         if self.dishonest == "shift-model":
             assert agg.model_blob is not None
             model = decode_global(agg.model_blob)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from fedchain.types import ZERO_DIGEST, Address, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
     from fedchain.fl.models import ModelSpec
-    from fedchain.fl.records import ClientUpdate
+    from fedchain.fl.records import ClientUpdate, ExtraValue
 
 SERVER_PREFIX = "server/"
 KIND_UPDATE = "update"
@@ -63,16 +63,16 @@ def metadata_digest(update: ClientUpdate) -> Digest:
 
 def encode_update(update: ClientUpdate) -> bytes:
     """Canonical blob bytes of a ClientUpdate."""
-    from fedchain.storage.blob import BlobHeader, encode_blob
+    from fedchain.storage.blob import BlobHeader, BlobKind, encode_blob
 
     extras = {_UPDATE_KIND_KEY: str(update.kind.value)}
     for key, value in update.extras.items():
         extras[_EXTRA_PREFIX + key] = json.dumps(value, sort_keys=True)
     header = BlobHeader(
-        kind=KIND_UPDATE,
+        kind=BlobKind(KIND_UPDATE),
         round=int(update.round_id),
         participant=str(update.participant),
-        base_model_digest=bytes(update.base_model_digest),
+        base_model_digest=Digest(bytes(update.base_model_digest)),
         num_samples=int(update.num_samples),
         extras=extras,
     )
@@ -87,7 +87,7 @@ def decode_update(data: bytes) -> ClientUpdate:
     header, tensors = decode_blob(data)
     if header.kind != KIND_UPDATE:
         raise BlobFormatError(f"expected an update blob, got kind {header.kind!r}")
-    extras: dict[str, Any] = {}
+    extras: dict[str, ExtraValue] = {}
     try:
         kind = UpdateKind(header.extras.get(_UPDATE_KIND_KEY, "delta"))
         for key, raw in header.extras.items():
@@ -118,16 +118,16 @@ def encode_global(
     num_samples: int,
 ) -> bytes:
     """Canonical blob bytes of a global model (weights + server state)."""
-    from fedchain.storage.blob import BlobHeader, encode_blob
+    from fedchain.storage.blob import BlobHeader, BlobKind, encode_blob
 
     tensors: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
     for name, value in server_state.items():
         tensors[SERVER_PREFIX + name] = np.asarray(value, dtype=np.float32)
     header = BlobHeader(
-        kind=KIND_GLOBAL,
+        kind=BlobKind(KIND_GLOBAL),
         round=int(round_id),
         participant="",
-        base_model_digest=bytes(base_model_digest),
+        base_model_digest=Digest(bytes(base_model_digest)),
         num_samples=int(num_samples),
         extras={},
     )

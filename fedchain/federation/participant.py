@@ -19,7 +19,7 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -32,8 +32,22 @@ from fedchain.errors import (
 )
 from fedchain.federation.blobs import decode_global, encode_update, metadata_digest
 from fedchain.federation.task import TaskDocument, verify_task
-from fedchain.ledger import Ledger, ParticipantStatus, RoundRecord, RoundStatus, TaskConfig, TaskConfigured
+from fedchain.ledger import (
+    Ledger,
+    ParticipantStatus,
+    RoundRecord,
+    RoundStatus,
+    TaskConfig,
+    TaskConfigured,
+    UpdateCommitment,
+)
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
+
+if TYPE_CHECKING:
+    from fedchain.federation.blobs import GlobalModel
+    from fedchain.fl.records import ClientState, ClientUpdate
+    from fedchain.fl.schema import DataSchema
+    from fedchain.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +104,7 @@ class SubmitResult:
         }
 
 
-def load_task_document(ledger: Ledger, store: Any, version: int | None = None) -> tuple[TaskConfig, TaskDocument]:
+def load_task_document(ledger: Ledger, store: BlobStore, version: int | None = None) -> tuple[TaskConfig, TaskDocument]:
     """Fetch the task document of ``version`` (default: current) and verify it against the chain."""
     task = ledger.task()
     if task is None:
@@ -128,7 +142,7 @@ class ParticipantAgent:
     def __init__(
         self,
         ledger: Ledger,
-        store: Any,
+        store: BlobStore,
         data_path: Path,
         state_dir: Path,
         *,
@@ -158,7 +172,7 @@ class ParticipantAgent:
             state = ParticipantStatus(rec.status).name.lower()
             raise ParticipantError(f"participant {self.address} is not admitted (status: {state})")
 
-    def load_data(self, schema: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def load_data(self, schema: DataSchema | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The participant's data, checked against ``schema`` (its digest and value ranges)."""
         from fedchain.fl.schema import load_client_data
 
@@ -171,7 +185,7 @@ class ParticipantAgent:
         return self._data
 
     # --- one round -------------------------------------------------------------------------
-    def own_commitment(self, round_id: RoundId) -> Any | None:
+    def own_commitment(self, round_id: RoundId) -> UpdateCommitment | None:
         for c in self.ledger.commitments(round_id):
             if c.participant.lower() == self.address.lower():
                 return c
@@ -243,7 +257,7 @@ class ParticipantAgent:
             self._tasks[key] = load_task_document(self.ledger, self.store, int(task.version))[1]
         return self._tasks[key]
 
-    def _fetch_base(self, rnd: RoundRecord) -> Any:
+    def _fetch_base(self, rnd: RoundRecord) -> tuple[GlobalModel, int]:
         data = self.store.get(rnd.base_model_cid)
         from fedchain.fl.canonical import sha256_digest
 
@@ -255,7 +269,8 @@ class ParticipantAgent:
             )
         return decode_global(data), len(data)
 
-    def _train(self, doc: TaskDocument, rnd: RoundRecord, base: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, float | None]:
+    def _train(self, doc: TaskDocument, rnd: RoundRecord, base: GlobalModel, x: np.ndarray,
+               y: np.ndarray) -> tuple[ClientUpdate, ClientState, float | None]:
         from fedchain.federation.training import train_participant
 
         seed = training_seed(doc.seed, int(rnd.round_id), self.address)
@@ -278,12 +293,12 @@ class ParticipantAgent:
     def _state_file(self, suffix: str) -> Path:
         return self.state_dir / f"client_state{suffix}.npz"
 
-    def _load_state(self) -> Any:
+    def _load_state(self) -> ClientState:
         from fedchain.federation.training import load_client_state
 
         return load_client_state(self._state_file(""))
 
-    def _save_pending_state(self, round_id: RoundId, state: Any) -> None:
+    def _save_pending_state(self, round_id: RoundId, state: ClientState) -> None:
         from fedchain.federation.training import save_client_state
 
         self.state_dir.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,8 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -25,12 +26,20 @@ from fedchain.config import Settings
 from fedchain.errors import ConfigError, ServiceError
 from fedchain.federation.task import TaskDocument
 from fedchain.federation.training import ATTACKS
-from fedchain.types import digest_hex
+from fedchain.ledger import TxReport
+from fedchain.types import Address, Wei, digest_hex
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+    from fedchain.audit.findings import AuditReport
+    from fedchain.fl.datasets import Dataset
+    from fedchain.fl.records import RobustConfig, StrategyConfig
 
 log = logging.getLogger(__name__)
 
 ATTACK_KINDS = ATTACKS
-FUND_WEI = 10 * 10**18
+FUND_WEI = Wei(10 * 10**18)
 KEYSTORE_ITERATIONS = 2**12  # simulation accounts only: fast to decrypt in every process
 
 
@@ -100,7 +109,7 @@ def parse_strategy_params(items: tuple[str, ...]) -> tuple[tuple[str, float], ..
     return tuple(params)
 
 
-def parse_robust(text: str | None) -> tuple[Any, ...]:
+def parse_robust(text: str | None) -> tuple[RobustConfig, ...]:
     """``NAME[:k=v,...]`` (a bare number is trimmed_mean's beta), e.g. ``median``,
     ``trimmed_mean:0.2``, ``multi_krum:f=1,m=2``, ``norm_clip:max_norm=5``."""
     from fedchain.fl.records import RobustConfig
@@ -108,7 +117,7 @@ def parse_robust(text: str | None) -> tuple[Any, ...]:
     if not text or text == "none":
         return ()
     name, _, rest = text.partition(":")
-    params: dict[str, Any] = {}
+    params: dict[str, bool | int | float] = {}
     for part in filter(None, rest.split(",")):
         key, eq, value = part.partition("=")
         if not eq:
@@ -128,23 +137,23 @@ def parse_robust(text: str | None) -> tuple[Any, ...]:
 # --- task and data ---------------------------------------------------------------------------
 
 
-def load_task_dataset(cfg: SimulationConfig) -> Any:
+def load_task_dataset(cfg: SimulationConfig) -> Dataset:
     """The dataset, optionally cut to a seeded subset (MNIST on small machines)."""
     from fedchain.fl.datasets import load_dataset
 
     ds = load_dataset(cfg.dataset, seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    changes: dict[str, Any] = {}
+    changes: dict[str, np.ndarray] = {}
     if cfg.max_train_samples is not None and cfg.max_train_samples < len(ds.y_train):
         idx = np.sort(rng.permutation(len(ds.y_train))[: cfg.max_train_samples])
         changes.update(x_train=ds.x_train[idx], y_train=ds.y_train[idx])
     if cfg.max_test_samples is not None and cfg.max_test_samples < len(ds.y_test):
         idx = np.sort(rng.permutation(len(ds.y_test))[: cfg.max_test_samples])
         changes.update(x_test=ds.x_test[idx], y_test=ds.y_test[idx])
-    return replace(ds, **changes) if changes else ds
+    return replace(ds, **changes) if changes else ds  # type: ignore[arg-type]  # only array fields change
 
 
-def build_task(cfg: SimulationConfig, ds: Any) -> TaskDocument:
+def build_task(cfg: SimulationConfig, ds: Dataset) -> TaskDocument:
     from fedchain.fl.models import ModelSpec, default_model_spec
     from fedchain.fl.records import StrategyConfig
 
@@ -154,7 +163,7 @@ def build_task(cfg: SimulationConfig, ds: Any) -> TaskDocument:
         channels = (8, 16) if cfg.arch == "cnn" else ()
         spec = ModelSpec(arch=cfg.arch, input_shape=spec.input_shape, num_classes=spec.num_classes,
                          hidden=hidden, channels=channels)
-    params: dict[str, Any] = {
+    params: dict[str, float] = {
         "local_epochs": cfg.local_epochs,
         "batch_size": cfg.batch_size,
         "lr": float(cfg.lr),
@@ -177,7 +186,7 @@ def build_task(cfg: SimulationConfig, ds: Any) -> TaskDocument:
     )
 
 
-def _check_krum_fits(strategy: Any, clients: int) -> None:
+def _check_krum_fits(strategy: StrategyConfig, clients: int) -> None:
     """Krum scores need ``n >= 2f + 3`` updates and Multi-Krum keeps at most ``n``: refuse a
     rule that could never work with this many clients instead of closing every round."""
     for rule in strategy.robust:
@@ -201,7 +210,7 @@ class ClientData:
     num_samples: int
 
 
-def write_partitions(cfg: SimulationConfig, ds: Any, out_dir: Path) -> list[ClientData]:
+def write_partitions(cfg: SimulationConfig, ds: Dataset, out_dir: Path) -> list[ClientData]:
     """Partition the training set and write one data file per participant."""
     from fedchain.fl.partition import PartitionSpec, partition, partition_names
     from fedchain.fl.schema import save_client_data
@@ -232,7 +241,7 @@ def evaluate_global(doc: TaskDocument, model_blob: bytes, x: np.ndarray, y: np.n
 @dataclass
 class SimulationResult:
     summary: dict[str, Any]
-    audit: Any  # AuditReport
+    audit: AuditReport
     out_dir: Path
 
 
@@ -297,9 +306,10 @@ class _Progress:
             self._progress.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._progress is not None:
-            self._progress.__exit__(*exc)
+            self._progress.__exit__(exc_type, exc, tb)
 
     def task(self, description: str, total: int) -> Callable[..., None]:
         if self._progress is None:
@@ -392,7 +402,7 @@ def run_simulation(
             )
             gas: dict[str, list[int]] = {"deploy": [deploy_report.gas_used]}
 
-            def record(report: Any) -> None:
+            def record(report: TxReport) -> None:
                 gas.setdefault(report.function, []).append(int(report.gas_used))
 
             admin = ChainLedger(contract.with_account(admin_acct))
@@ -415,7 +425,7 @@ def run_simulation(
                 acct = accounts[f"participant-{idx}"][1]
                 ledger = ChainLedger(contract.with_account(acct))
                 record(ledger.register(client.name, ds.domain or "research", _public_key(acct)))
-                record(admin.admit(acct.address))
+                record(admin.admit(Address(acct.address)))
                 setup()
             env = dict(os.environ, FEDCHAIN_PASSWORD=password)
             env.pop("FEDCHAIN_PRIVATE_KEY", None)
@@ -477,8 +487,8 @@ def run_simulation(
                 acc = row.get("accuracy")
                 round_bar(description=f"rounds (last accuracy {acc:.3f})" if acc is not None else "rounds")
             timing["rounds_s"] = time.perf_counter() - t_rounds
-            for report in aggregator.reports:
-                record(report)
+            for tx in aggregator.reports:
+                record(tx)
             participant_out = _collect(procs, timeout_s=120.0)
             _require_clean_exits(procs, logs_dir)
             timing["participants_cpu_s"] = sum(float(o.get("cpu_s", 0.0)) for o in participant_out)
@@ -579,7 +589,7 @@ def _require_clean_exits(procs: Sequence[subprocess.Popen[str]], logs_dir: Path)
                                      for i, code in failed))
 
 
-def _public_key(account: Any) -> bytes:
+def _public_key(account: LocalAccount) -> bytes:
     from eth_keys import keys
 
     return bytes(keys.PrivateKey(bytes(account.key)).public_key.to_bytes())

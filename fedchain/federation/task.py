@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 from fedchain.errors import ConfigError, IntegrityError
-from fedchain.ledger import TaskConfig
-from fedchain.types import Digest, digest_hex
+from fedchain.ledger import Ledger, TaskConfig, TxReport
+from fedchain.types import Cid, Digest, digest_hex
+
+if TYPE_CHECKING:
+    from fedchain.fl.models import ModelSpec
+    from fedchain.fl.records import StrategyConfig
+    from fedchain.fl.schema import DataSchema
+    from fedchain.storage.base import BlobStore
+
+_Spec = TypeVar("_Spec", "DataSchema", "ModelSpec")
 
 TASK_FORMAT = "fedchain.task/1"
 
@@ -40,17 +48,17 @@ class TaskDocument:
             raise ConfigError(f"commit_duration must be >= 1 s, got {self.commit_duration}")
 
     # --- typed views ------------------------------------------------------------------
-    def schema(self) -> Any:
+    def schema(self) -> DataSchema:
         from fedchain.fl.schema import DataSchema
 
         return _from_json(DataSchema, self.data_schema, "data schema")
 
-    def spec(self) -> Any:
+    def spec(self) -> ModelSpec:
         from fedchain.fl.models import ModelSpec
 
         return _from_json(ModelSpec, self.model_spec, "model spec")
 
-    def strategy_config(self) -> Any:
+    def strategy_config(self) -> StrategyConfig:
         return strategy_config_from_json(self.strategy)
 
     # --- digests ------------------------------------------------------------------------
@@ -111,9 +119,9 @@ class TaskDocument:
         cls,
         *,
         dataset: str,
-        schema: Any,
-        spec: Any,
-        strategy: Any,
+        schema: DataSchema,
+        spec: ModelSpec,
+        strategy: StrategyConfig,
         seed: int,
         min_updates: int,
         commit_duration: int,
@@ -147,7 +155,7 @@ def verify_task(doc: TaskDocument, task: TaskConfig) -> None:
             )
 
 
-def strategy_config_from_json(data: Mapping[str, Any]) -> Any:
+def strategy_config_from_json(data: Mapping[str, Any]) -> StrategyConfig:
     """Rebuild a :class:`fedchain.fl.records.StrategyConfig` from its canonical JSON object."""
     from fedchain.fl.records import CODE_VERSION, RobustConfig, StrategyConfig
 
@@ -165,14 +173,14 @@ def strategy_config_from_json(data: Mapping[str, Any]) -> Any:
         raise ConfigError(f"task document: invalid strategy config: {err}") from err
 
 
-def _to_json(obj: Any) -> dict[str, Any]:
+def _to_json(obj: DataSchema | ModelSpec | StrategyConfig) -> dict[str, Any]:
     raw = obj.to_dict() if hasattr(obj, "to_dict") else obj.to_json()
     if isinstance(raw, (bytes, str)):
         raw = json.loads(raw)
     return dict(raw)
 
 
-def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
+def _from_json(cls: type[_Spec], data: Mapping[str, Any], what: str) -> _Spec:
     from fedchain.errors import FedchainError
 
     try:
@@ -185,7 +193,7 @@ def _from_json(cls: Any, data: Mapping[str, Any], what: str) -> Any:
         raise ConfigError(f"task document: invalid {what}: {err}") from err
 
 
-def publish_task(ledger: Any, store: Any, doc: TaskDocument) -> tuple[str, Any]:
+def publish_task(ledger: Ledger, store: BlobStore, doc: TaskDocument) -> tuple[Cid, TxReport]:
     """Store the document and configure it on chain (admin role); returns (CID, TxReport).
 
     The document is stored first; nothing is written on chain unless that succeeded."""

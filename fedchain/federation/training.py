@@ -10,7 +10,7 @@ trail).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,20 +18,24 @@ from fedchain.errors import ConfigError, TrainingError
 from fedchain.federation.task import TaskDocument
 from fedchain.types import Address, Digest, RoundId
 
+if TYPE_CHECKING:
+    from fedchain.federation.blobs import GlobalModel
+    from fedchain.fl.records import ClientState, ClientUpdate
+
 
 def train_participant(
     doc: TaskDocument,
     *,
     round_id: RoundId,
     participant: Address,
-    base: Any,
+    base: GlobalModel,
     base_model_digest: Digest,
     x: np.ndarray,
     y: np.ndarray,
     seed: int,
-    client_state: Any,
+    client_state: ClientState | None,
     attack: str | None = None,
-) -> tuple[Any, Any, dict[str, Any]]:
+) -> tuple[ClientUpdate, ClientState, dict[str, float]]:
     """Train locally; return (ClientUpdate, new client state, metrics)."""
     from fedchain.fl.client import train_local
     from fedchain.fl.strategies import strategy_from_config
@@ -98,7 +102,7 @@ def poison_data(x: np.ndarray, y: np.ndarray, attack: str, *, num_classes: int, 
     return attacks.add_backdoor(x, y, target=target, fraction=BACKDOOR_FRACTION, seed=seed)
 
 
-def apply_attack(update: Any, attack: str, seed: int) -> Any:
+def apply_attack(update: ClientUpdate, attack: str, seed: int) -> ClientUpdate:
     """Poison an update (evaluation only): ``sign_flip``, ``scaling[:factor]``, ``noise[:sigma]``."""
     from fedchain.fl import attacks
 
@@ -115,7 +119,7 @@ def apply_attack(update: Any, attack: str, seed: int) -> Any:
     raise ConfigError(f"unknown update attack {attack!r}; expected sign_flip, scaling[:factor] or noise[:sigma]")
 
 
-def load_client_state(path: Path) -> Any:
+def load_client_state(path: Path) -> ClientState:
     """The participant's persisted client state (SCAFFOLD c_i), or a fresh one."""
     from fedchain.fl.records import ClientState
 
@@ -129,10 +133,10 @@ def load_client_state(path: Path) -> Any:
     return ClientState(control=control or None)
 
 
-def save_client_state(path: Path, state: Any) -> None:
+def save_client_state(path: Path, state: ClientState | None) -> None:
     """Persist the client state atomically (temp file + rename)."""
     control = dict(state.control) if state is not None and state.control is not None else {}
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as fh:
-        np.savez(fh, **control)
+        np.savez(fh, **control)  # type: ignore[arg-type]  # the stub types allow_pickle among **kwds
     tmp.replace(path)
