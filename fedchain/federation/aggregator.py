@@ -173,6 +173,11 @@ class AggregatorAgent:
         base = decode_global(base_bytes)
         commitments = self.ledger.commitments(round_id)
         outcomes = [fetch_committed(self.store, c) for c in commitments]
+        # The round rests on these blobs: keep them on this node for auditors, whatever the
+        # uploading participant's node does later.
+        for outcome in outcomes:
+            if outcome.data is not None:
+                self.store.pin(outcome.commitment.cid)
         downloaded = len(base_bytes) + sum(len(o.data) for o in outcomes if o.data is not None)
         agg = aggregate(doc.strategy_config(), base, round_id, rnd.base_model_digest, outcomes, rnd.min_updates)
         if self.dishonest is not None and agg.model_blob is not None:

@@ -281,3 +281,19 @@ def test_aggregator_waits_for_every_eligible_participant_not_the_active_count(fe
     assert fed.aggregator.commit_phase_over(rid)
     out = fed.aggregator.finalize(rid)
     assert out.finalized and len(out.included) == 2
+
+
+def test_aggregator_pins_every_committed_blob_it_relies_on(fed: Fed) -> None:
+    import httpx
+
+    rid = fed.open_round()
+    for p in fed.participants:
+        p.submit(rid)
+    cids = [c.cid for c in fed.reader.commitments(rid)]
+    for cid in cids:  # as if each participant's node had dropped its pin
+        httpx.post(f"{fed.store.api_url}/api/v0/pin/rm", params={"arg": cid}, timeout=10).raise_for_status()
+    assert not any(fed.store.has(cid) for cid in cids)
+
+    fed.aggregator.finalize(rid)
+
+    assert all(fed.store.has(cid) for cid in cids)
