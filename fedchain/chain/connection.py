@@ -81,7 +81,7 @@ class Connection:
         except ContractLogicError as err:
             raise self._revert_error(err, decoder, function) from err
         except (requests.ConnectionError, requests.Timeout, ProviderConnectionError, ConnectionError) as err:
-            raise RpcUnavailableError(f"cannot reach the Ethereum node at {self.url}: {err}") from err
+            raise RpcUnavailableError(f"cannot reach the Ethereum node at {self.url}: {_reason(err)}") from err
         except Web3RPCError as err:
             message = str(getattr(err, "message", "") or err)
             if _insufficient_funds(message):
@@ -257,3 +257,16 @@ class Connection:
             raise TransactionFailedError(f"fund: transaction {hex_hash} failed")
         log.info("funded %s with %d wei: tx %s", to, value, hex_hash)
         return hex_hash
+
+
+def _reason(err: BaseException) -> str:
+    """The innermost cause of a connection failure, e.g. ``[Errno 111] Connection refused``."""
+    inner: BaseException = err
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    text = str(inner)
+    if "Errno" in text:
+        return text[text.index("[Errno"):].rstrip(")\"'")
+    if isinstance(err, requests.Timeout):
+        return "timed out"
+    return text.splitlines()[0] if text else type(inner).__name__

@@ -39,6 +39,9 @@ def test_unreachable_rpc_names_the_url() -> None:
     with pytest.raises(RpcUnavailableError, match=url.replace(".", r"\.")) as info:
         Connection(url, timeout_s=2)
     assert info.value.exit_code == ExitCode.RPC_UNAVAILABLE
+    message = str(info.value)
+    assert message.startswith(f"cannot reach the Ethereum node at {url}: [Errno ")
+    assert message.endswith("Connection refused") and "\n" not in message
 
 
 def test_chain_id_mismatch(chain_env: DevnetEnv) -> None:
