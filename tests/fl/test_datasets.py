@@ -11,12 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedchain.errors import ConfigError
+from fedchain.errors import ConfigError, DataSchemaError
 from fedchain.fl import datasets as ds_mod
 from fedchain.fl.datasets import available_datasets, dataset_info, load_dataset, stratified_split
 
-TABULAR = ("breast_cancer", "german_credit", "digits")
-TOTALS = {"breast_cancer": 569, "german_credit": 1000, "digits": 1797}
+TABULAR = ("breast_cancer", "german_credit", "diabetes", "digits")
+TOTALS = {"breast_cancer": 569, "german_credit": 1000, "diabetes": 768, "digits": 1797}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def mnist():
 
 
 def test_available_datasets_lists_the_installed_ones():
-    assert {"breast_cancer", "german_credit", "digits", "mnist"} <= set(available_datasets())
+    assert {"breast_cancer", "german_credit", "diabetes", "digits", "mnist"} <= set(available_datasets())
 
 
 def test_unknown_dataset_is_a_config_error():
@@ -115,6 +115,41 @@ def test_german_credit_one_hot_and_numeric_columns():
         assert [names[c] for c in cols] == sorted(names[c] for c in cols)
 
 
+def test_diabetes_shapes_labels_and_standardisation():
+    d = load_dataset("diabetes")
+    assert d.x_train.shape == (614, 13) and d.x_test.shape == (154, 13)
+    assert d.label_names == ("negative", "positive")
+    assert np.bincount(np.concatenate([d.y_train, d.y_test])).tolist() == [500, 268]
+    measured = [n for _, n in ds_mod._DIABETES_COLUMNS]
+    assert d.feature_names == tuple(measured) + tuple(f"{n}_missing" for n in ds_mod._DIABETES_ZERO_MISSING)
+    assert np.allclose(d.x_train[:, :8].mean(axis=0), 0.0, atol=1e-4)
+    assert np.allclose(d.x_train[:, :8].std(axis=0), 1.0, atol=1e-3)
+
+
+def test_diabetes_zeros_are_flagged_missing_and_imputed():
+    d = load_dataset("diabetes")
+    x = np.concatenate([d.x_train, d.x_test])
+    flags = x[:, 8:]
+    assert set(np.unique(flags)) <= {0.0, 1.0}
+    assert flags.sum(axis=0).tolist() == [5, 35, 227, 374, 11]  # zeros per column in the original data
+    for j, name in enumerate(ds_mod._DIABETES_ZERO_MISSING):
+        col = d.feature_names.index(name)
+        shift, scale = d.schema.normalisation_stats[col]
+        imputed = x[flags[:, j] == 1, col]
+        assert np.unique(imputed).size == 1  # one training-split median per column
+        assert float(imputed[0]) * scale + shift > 0  # no raw zero survives
+    assert d.schema.normalisation_stats[8:] == ((0.0, 1.0),) * 5
+
+
+def test_diabetes_satisfies_its_schema_and_other_data_does_not():
+    d = load_dataset("diabetes")
+    d.schema.validate(d.x_test, d.y_test)
+    with pytest.raises(DataSchemaError):
+        d.schema.validate(d.x_test[:, :8], d.y_test)
+    with pytest.raises(DataSchemaError):
+        d.schema.validate(d.x_test, np.full_like(d.y_test, 2))
+
+
 def test_digits_are_8x8_images():
     d = load_dataset("digits")
     assert d.x_train.shape[1:] == (1, 8, 8)
@@ -183,5 +218,5 @@ def test_cli_data_list_json_lists_every_dataset_with_provenance():
     result = CliRunner().invoke(cli, ["data", "list", "--json"])
     assert result.exit_code == 0, result.output
     rows = {r["name"]: r for r in json_mod.loads(result.stdout)["datasets"]}
-    assert {"breast_cancer", "german_credit", "digits", "mnist"} <= set(rows)
+    assert {"breast_cancer", "german_credit", "diabetes", "digits", "mnist"} <= set(rows)
     assert all(r["available"] and r["licence"] and r["source"] for r in rows.values())
