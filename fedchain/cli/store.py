@@ -8,7 +8,7 @@ import click
 
 from fedchain.cli.options import emit, ipfs_api_option, json_option, settings_from, state_dir_option, store_option
 from fedchain.errors import StorageError
-from fedchain.storage.cid import CidBuilder, parse_cid
+from fedchain.storage.cid import compute_file_cid, parse_cid
 from fedchain.storage.factory import open_store
 from fedchain.types import Cid
 
@@ -69,12 +69,5 @@ def get(cid: str, output: Path, store: str | None, ipfs_api: str | None, state_d
 @json_option
 def cid(file: Path, as_json: bool) -> None:
     """Compute FILE's CID offline, storing nothing."""
-    builder = CidBuilder()
-    try:
-        with open(file, "rb") as fh:
-            while chunk := fh.read(1024 * 1024):
-                builder.update(chunk)
-    except OSError as err:
-        raise StorageError(f"cannot read {file}: {err}") from err
-    result = builder.cid()
-    emit(as_json, {"cid": result, "size": builder.size}, result)
+    result, size = compute_file_cid(file)
+    emit(as_json, {"cid": result, "size": size}, result)

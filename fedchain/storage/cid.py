@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 from fedchain.errors import StorageError
@@ -224,3 +225,15 @@ def compute_cid_of_chunks(chunks: Iterable[bytes | bytearray | memoryview]) -> C
     for chunk in chunks:
         builder.update(chunk)
     return builder.cid()
+
+
+def compute_file_cid(path: Path, *, read_size: int = 1024 * 1024) -> tuple[Cid, int]:
+    """The CID and size of a file's bytes, streamed (never held in memory whole)."""
+    builder = CidBuilder()
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(read_size):
+                builder.update(chunk)
+    except OSError as err:
+        raise StorageError(f"cannot read {path}: {err}") from err
+    return builder.cid(), builder.size

@@ -28,7 +28,7 @@ import httpx
 
 from fedchain.errors import BlobNotFoundError, IntegrityError, StorageError, StorageUnavailableError
 from fedchain.storage.base import check_size, verify_builder
-from fedchain.storage.cid import CHUNK_SIZE, CidBuilder, compute_cid, parse_cid
+from fedchain.storage.cid import CHUNK_SIZE, CidBuilder, compute_cid, compute_file_cid, parse_cid
 from fedchain.types import Cid
 
 __all__ = ["IpfsStore", "DEFAULT_TIMEOUT_S", "DEFAULT_CAT_TIMEOUT_S"]
@@ -186,13 +186,9 @@ class IpfsStore:
         path = Path(path)
         try:
             check_size(path.stat().st_size, self.max_bytes, f"file {path}")
-            builder = CidBuilder()
-            with open(path, "rb") as fh:
-                while chunk := fh.read(1024 * 1024):
-                    builder.update(chunk)
         except OSError as err:
             raise StorageError(f"cannot read {path}: {err}") from err
-        expected = builder.cid()
+        expected, _ = compute_file_cid(path)
 
         def content() -> BinaryIO:
             try:
