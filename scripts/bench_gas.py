@@ -33,7 +33,7 @@ from rich.progress import Progress
 from fedchain.chain.connection import Connection
 from fedchain.chain.devnet import DevnetProcess
 from fedchain.chain.federation import FederationContract, deploy
-from fedchain.merkle import commitment_leaf, merkle_root
+from fedchain.codec.merkle import commitment_leaf, merkle_root
 
 COMMIT_TARGET = 50_000
 COMMIT_FLAT_TOLERANCE = 0.01

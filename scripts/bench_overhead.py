@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from fedchain.config import Settings
-    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset
-    from fedchain.federation.simulate import run_simulation as run_ledger
+    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset
+    from fedchain.sim.federation import run_simulation as run_ledger
     from fedchain.fl import simulation as plain
 
     out = args.out or Path(tempfile.mkdtemp(prefix="fedchain-bench-overhead-"))

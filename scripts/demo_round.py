@@ -31,8 +31,8 @@ from fedchain.chain.devnet import DevnetProcess
 from fedchain.chain.federation import deploy
 from fedchain.chain.ledger import ChainLedger
 from fedchain.errors import FedchainError
-from fedchain.ledger import TxReport
-from fedchain.merkle import MerkleTree, commitment_leaf
+from fedchain.ports import TxReport
+from fedchain.codec.merkle import MerkleTree, commitment_leaf
 from fedchain.types import Cid, Digest, RoundId, Wei
 
 ORGS = [("Northside Hospital", "health"), ("Harbor Bank", "finance"), ("Valley Insurer", "insurance")]

@@ -12,10 +12,10 @@ from typing import Any, TypedDict
 
 from fedchain.audit.replay import History
 from fedchain.errors import AuditError, FedchainError
-from fedchain.federation.evidence import Evidence
-from fedchain.fl.canonical import sha256_digest
-from fedchain.ledger import Ledger
-from fedchain.storage.base import BlobStore
+from fedchain.protocol.evidence import Evidence
+from fedchain.codec.canonical import sha256_digest
+from fedchain.ports import Ledger
+from fedchain.ports import BlobStore
 from fedchain.types import digest_hex, parse_digest
 
 

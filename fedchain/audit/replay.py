@@ -29,14 +29,14 @@ from fedchain.errors import (
     RpcUnavailableError,
     StorageUnavailableError,
 )
-from fedchain.federation.blobs import (
+from fedchain.protocol.blobs import (
     GlobalModel,
     decode_global,
     decode_update,
     initial_global,
 )
-from fedchain.federation.evidence import Evidence
-from fedchain.federation.rounds import (
+from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.rounds import (
     RULE_BLOB_INTEGRITY,
     RULE_BLOB_UNAVAILABLE,
     FetchOutcome,
@@ -47,10 +47,10 @@ from fedchain.federation.rounds import (
     leaf_of,
     structure_problems,
 )
-from fedchain.federation.task import TaskDocument, verify_task
-from fedchain.fl.canonical import sha256_digest
+from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.codec.canonical import sha256_digest
 from fedchain.fl.records import ClientUpdate
-from fedchain.ledger import (
+from fedchain.ports import (
     Ledger,
     LedgerEvent,
     ParticipantAdmitted,
@@ -66,7 +66,7 @@ from fedchain.ledger import (
     UpdateCommitment,
     event_position,
 )
-from fedchain.storage.base import BlobStore
+from fedchain.ports import BlobStore
 from fedchain.types import ZERO_DIGEST, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Each :class:`Connection` owns its own ``Web3`` object (there is no global one). Writes
 are signed locally with an eth-account ``LocalAccount`` and sent raw; the receipt is
-awaited with a timeout and summarised as a :class:`fedchain.ledger.TxReport` (gas used,
+awaited with a timeout and summarised as a :class:`fedchain.ports.TxReport` (gas used,
 effective gas price), logged with the tx hash. Third-party exceptions are translated
 here, at the boundary, into the :mod:`fedchain.errors` chain family.
 """
@@ -34,7 +34,7 @@ from fedchain.errors import (
     RpcUnavailableError,
     TransactionFailedError,
 )
-from fedchain.ledger import TxReport
+from fedchain.ports import TxReport
 from fedchain.types import Address, RoundId, Wei
 
 log = logging.getLogger(__name__)

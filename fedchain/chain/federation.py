@@ -5,7 +5,7 @@
 artifact's ``sourceHash``). :func:`load_deployment` reads it back and checks that the code at
 the address is the committed artifact's runtime code (:func:`verify_federation_code`, also for
 an address given directly). :class:`FederationContract` has one method per contract function; writes
-return a :class:`fedchain.ledger.TxReport`, reverts raise
+return a :class:`fedchain.ports.TxReport`, reverts raise
 :class:`fedchain.errors.ContractRevertError` with the decoded custom error and its
 arguments, both when the gas estimate fails and when a mined transaction failed.
 """
@@ -27,7 +27,7 @@ from eth_utils import is_address, to_checksum_address
 from fedchain.chain.abi import EventDecoder, FunctionCodec, RevertDecoder, to_bytes
 from fedchain.chain.connection import Connection
 from fedchain.errors import ChainError, DeploymentNotFoundError
-from fedchain.ledger import ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
+from fedchain.ports import ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
 from fedchain.types import DIGEST_SIZE, Address, Digest, RoundId
 
 log = logging.getLogger(__name__)

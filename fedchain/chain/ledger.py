@@ -1,9 +1,9 @@
-"""The :class:`fedchain.ledger.Ledger` protocol on top of the ``Federation`` contract.
+"""The :class:`fedchain.ports.Ledger` protocol on top of the ``Federation`` contract.
 
 Reads combine the contract's views with its event log (CIDs, reasons and registration
 details live only in events). :func:`read_history` returns every event of the contract in
 a block range, fetched in chunks of :data:`LOG_CHUNK_BLOCKS` blocks, decoded into the typed
-records of :mod:`fedchain.ledger` and ordered by (block number, log index).
+records of :mod:`fedchain.ports` and ordered by (block number, log index).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fedchain.chain.abi import DecodedLog
 from fedchain.chain.connection import Connection
 from fedchain.chain.federation import FederationContract, load_deployment
 from fedchain.errors import ChainError
-from fedchain.ledger import (
+from fedchain.ports import (
     LedgerEvent,
     ParticipantAdmitted,
     ParticipantRecord,
@@ -167,7 +167,7 @@ def read_history(
 
 
 class ChainLedger:
-    """:class:`fedchain.ledger.Ledger` backed by a deployed ``Federation``."""
+    """:class:`fedchain.ports.Ledger` backed by a deployed ``Federation``."""
 
     def __init__(self, contract: FederationContract) -> None:
         self.contract = contract

@@ -13,7 +13,7 @@ import click
 from fedchain.cli.options import emit, json_option, keystore_option, task_options
 from fedchain.cli.participant import _ledger, _settings, role_options
 from fedchain.errors import ChainError
-from fedchain.ledger import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
+from fedchain.ports import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
 from fedchain.types import Address
 
 
@@ -95,7 +95,7 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
 def _task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                    local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int) -> Any:
     """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters."""
-    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset, parse_strategy_params
+    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset, parse_strategy_params
 
     cfg = SimulationConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
                            robust=robust, arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr, seed=seed,
@@ -117,8 +117,8 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
 
     Refused by the contract while a round is open (FederationRoundInProgress); each call
     configures the next task version."""
-    from fedchain.federation.task import publish_task
-    from fedchain.federation.wiring import open_blob_store
+    from fedchain.protocol.task import publish_task
+    from fedchain.sim.wiring import open_blob_store
 
     # Everything that can be wrong with the task is found before anything is stored or sent.
     doc = _task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,

@@ -14,7 +14,7 @@ from fedchain.errors import ExitCode
 
 def _auditor(settings: Any, address: str | None) -> Any:
     from fedchain.audit.replay import Auditor
-    from fedchain.federation.wiring import connect_ledger, gas_lookup, open_blob_store
+    from fedchain.sim.wiring import connect_ledger, gas_lookup, open_blob_store
 
     ledger = connect_ledger(settings, address=address)
     return Auditor(ledger, open_blob_store(settings), gas_of=gas_lookup(ledger),
@@ -61,7 +61,7 @@ def provenance(model: str, state_dir: Path | None, rpc_url: str | None, ipfs_api
                address: str | None, chain_id: int | None, as_json: bool) -> None:
     """List the rounds, participants and updates behind MODEL (a model digest or CID)."""
     from fedchain.audit.provenance import provenance as trace
-    from fedchain.federation.wiring import connect_ledger, open_blob_store
+    from fedchain.sim.wiring import connect_ledger, open_blob_store
 
     parent = click.get_current_context().parent
     inherited = parent.obj if parent is not None and parent.obj else {}

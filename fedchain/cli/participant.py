@@ -45,7 +45,7 @@ def _signer(settings: Any) -> Any:
 
 
 def _ledger(settings: Any, address: str | None, signed: bool = True) -> Any:
-    from fedchain.federation.wiring import connect_ledger
+    from fedchain.sim.wiring import connect_ledger
 
     return connect_ledger(settings, account=_signer(settings) if signed else None, address=address)
 
@@ -72,7 +72,7 @@ def register(organisation: str, industry: str, keystore: Path | None, state_dir:
 
     settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     account = _signer(settings)
-    from fedchain.federation.wiring import connect_ledger
+    from fedchain.sim.wiring import connect_ledger
 
     ledger = connect_ledger(settings, account=account, address=address)
     public_key = bytes(keys.PrivateKey(bytes(account.key)).public_key.to_bytes())
@@ -89,7 +89,7 @@ def register(organisation: str, industry: str, keystore: Path | None, state_dir:
 def status(participant_address: str | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
            ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Show a participant's status (default: the keystore's account)."""
-    from fedchain.federation.wiring import connect_ledger
+    from fedchain.sim.wiring import connect_ledger
 
     settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     who = participant_address or _signer(settings).address
@@ -110,11 +110,11 @@ def agent_options(f: F) -> F:
 
 
 def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None) -> Any:
-    from fedchain.federation.participant import ParticipantAgent
-    from fedchain.federation.wiring import connect_ledger, open_blob_store
+    from fedchain.protocol.participant import ParticipantAgent
+    from fedchain.sim.wiring import connect_ledger, open_blob_store
 
     if attack is not None:
-        from fedchain.federation.training import check_attack
+        from fedchain.protocol.training import check_attack
 
         check_attack(attack)
 
@@ -157,7 +157,7 @@ def run(until_round: int | None, max_idle: float | None, data_path: Path, work_d
     """Run the participant agent: watch for open rounds, train, store the update, commit."""
     import torch
 
-    from fedchain.federation.participant import write_result_line
+    from fedchain.protocol.participant import write_result_line
 
     torch.set_num_threads(1)
     settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)

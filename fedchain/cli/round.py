@@ -13,8 +13,8 @@ from fedchain.types import RoundId, digest_hex
 
 
 def _aggregator(settings: Any, address: str | None, dishonest: str | None = None) -> Any:
-    from fedchain.federation.aggregator import AggregatorAgent
-    from fedchain.federation.wiring import connect_ledger, open_blob_store
+    from fedchain.protocol.aggregator import AggregatorAgent
+    from fedchain.sim.wiring import connect_ledger, open_blob_store
 
     ledger = connect_ledger(settings, account=_signer(settings), address=address)
     return AggregatorAgent(ledger, open_blob_store(settings), dishonest=dishonest)
@@ -51,7 +51,7 @@ def open_(commit_duration: int | None, min_updates: int | None, keystore: Path |
 def status(round_id: int | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
            address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Show a round (default: the latest) and its commitments."""
-    from fedchain.federation.wiring import connect_ledger
+    from fedchain.sim.wiring import connect_ledger
 
     settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id)
     ledger = connect_ledger(settings, address=address)

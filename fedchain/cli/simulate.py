@@ -41,7 +41,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
     processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 51 otherwise."""
     import torch
 
-    from fedchain.federation.simulate import SimulationConfig, parse_attack, parse_strategy_params, run_simulation
+    from fedchain.sim.federation import SimulationConfig, parse_attack, parse_strategy_params, run_simulation
 
     torch.set_num_threads(1)
     cfg = SimulationConfig(

@@ -2,6 +2,6 @@
 pure training/aggregation math.
 
 Nothing in ``fedchain.fl`` talks to the chain or to blob storage. The package
-initialiser imports nothing, so that ``fedchain.fl.canonical`` (used by chain code for
+initialiser imports nothing, so that ``fedchain.codec.canonical`` (used by chain code for
 spec digests) never pulls in torch; import the submodules you need.
 """

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from fedchain.errors import ConfigError, DataSchemaError, TrainingError
-from fedchain.fl.canonical import canonical_json, sha256_digest
+from fedchain.codec.canonical import canonical_json, sha256_digest
 from fedchain.types import Digest
 
 if TYPE_CHECKING:

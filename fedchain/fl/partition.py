@@ -32,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fedchain.errors import ConfigError
-from fedchain.fl.canonical import canonical_json, sha256_digest
+from fedchain.codec.canonical import canonical_json, sha256_digest
 from fedchain.types import Digest
 
 __all__ = [

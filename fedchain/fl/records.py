@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from fedchain.errors import ConfigError
-from fedchain.fl.canonical import canonical_json, spec_digest
+from fedchain.codec.canonical import canonical_json, spec_digest
 from fedchain.types import Address, Digest, RoundId
 
 Weights = dict[str, np.ndarray]

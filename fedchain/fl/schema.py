@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fedchain.errors import DataSchemaError
-from fedchain.fl.canonical import canonical_json, sha256_digest
+from fedchain.codec.canonical import canonical_json, sha256_digest
 from fedchain.types import Digest, digest_hex
 
 __all__ = [

@@ -30,26 +30,26 @@ __all__ = [
 ]
 
 _HOMES = {
-    "BlobStore": "fedchain.storage.base",
+    "BlobStore": "fedchain.ports",
     "LocalStore": "fedchain.storage.local",
     "IpfsStore": "fedchain.storage.ipfs",
     "open_store": "fedchain.storage.factory",
     "compute_cid": "fedchain.storage.cid",
     "CidBuilder": "fedchain.storage.cid",
     "parse_cid": "fedchain.storage.cid",
-    "BlobKind": "fedchain.storage.blob",
-    "BlobHeader": "fedchain.storage.blob",
-    "encode_blob": "fedchain.storage.blob",
-    "decode_blob": "fedchain.storage.blob",
-    "decode_header": "fedchain.storage.blob",
-    "blob_digest": "fedchain.storage.blob",
-    "encode_json_doc": "fedchain.storage.blob",
-    "decode_json_doc": "fedchain.storage.blob",
+    "BlobKind": "fedchain.codec.blob",
+    "BlobHeader": "fedchain.codec.blob",
+    "encode_blob": "fedchain.codec.blob",
+    "decode_blob": "fedchain.codec.blob",
+    "decode_header": "fedchain.codec.blob",
+    "blob_digest": "fedchain.codec.blob",
+    "encode_json_doc": "fedchain.codec.blob",
+    "decode_json_doc": "fedchain.codec.blob",
 }
 
 if TYPE_CHECKING:
-    from fedchain.storage.base import BlobStore
-    from fedchain.storage.blob import (
+    from fedchain.ports import BlobStore
+    from fedchain.codec.blob import (
         BlobHeader,
         BlobKind,
         blob_digest,

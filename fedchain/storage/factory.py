@@ -6,7 +6,7 @@ import logging
 
 from fedchain.config import Settings
 from fedchain.errors import StorageUnavailableError
-from fedchain.storage.base import BlobStore
+from fedchain.ports import BlobStore
 from fedchain.storage.ipfs import IpfsStore
 from fedchain.storage.local import LocalStore
 from fedchain.storage.node import read_node, record_path

@@ -52,7 +52,7 @@ T = TypeVar("T")
 
 
 class IpfsStore:
-    """A :class:`~fedchain.storage.base.BlobStore` on a Kubo-compatible RPC API.
+    """A :class:`~fedchain.ports.BlobStore` on a Kubo-compatible RPC API.
 
     ``timeout_s`` bounds every call (connect, each read, each write); ``cat_timeout_s``
     bounds how long a read waits for the node to start answering a ``cat`` (what a missing

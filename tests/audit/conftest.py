@@ -1,1 +1,1 @@
-from tests.federation.harness import fed, task_files  # noqa: F401 - fixtures
+from tests.protocol.harness import fed, task_files  # noqa: F401 - fixtures

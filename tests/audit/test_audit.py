@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedchain.federation.blobs import decode_global, decode_update, encode_global, encode_update, metadata_digest
-from fedchain.federation.evidence import Evidence, IncludedUpdate, RejectedUpdate
-from fedchain.federation.rounds import aggregate, fetch_committed, inclusion_root, leaf_of
-from fedchain.fl.canonical import sha256_digest
+from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update, metadata_digest
+from fedchain.protocol.evidence import Evidence, IncludedUpdate, RejectedUpdate
+from fedchain.protocol.rounds import aggregate, fetch_committed, inclusion_root, leaf_of
+from fedchain.codec.canonical import sha256_digest
 from fedchain.storage.cid import compute_cid
 from fedchain.types import RoundId
-from tests.federation.harness import Fed, make_fed
+from tests.protocol.harness import Fed, make_fed
 
 
 def _kinds(fed: Fed) -> set[str]:
@@ -59,8 +59,8 @@ def _commit_raw(fed: Fed, index: int, rid: RoundId, *, digest: bytes, cid: str) 
 
 def _honest_blob(fed: Fed, index: int, rid: RoundId) -> bytes:
     """Train as participant ``index`` would, but return the blob instead of committing it."""
-    from fedchain.federation.blobs import decode_global
-    from fedchain.federation.training import train_participant
+    from fedchain.protocol.blobs import decode_global
+    from fedchain.protocol.training import train_participant
     from fedchain.fl.schema import load_client_data
 
     rnd = fed.reader.round(rid)
@@ -87,7 +87,7 @@ def test_committed_digest_that_does_not_match_the_blob_is_caught(fed: Fed) -> No
 
 
 def test_missing_blob_is_caught(chain_env, local_store, task_files, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("fedchain.federation.rounds.FETCH_RETRY_WINDOW_S", 0.3)
+    monkeypatch.setattr("fedchain.protocol.rounds.FETCH_RETRY_WINDOW_S", 0.3)
     fed = make_fed(chain_env, local_store, task_files, tmp_path)
     rid = fed.open_round()
     for p in fed.participants[:2]:
@@ -127,8 +127,8 @@ def test_rejection_the_recorded_rule_does_not_reproduce_is_caught(fed: Fed) -> N
     commitments = fed.reader.commitments(rid)
     victim = fed.participants[0].address
     outcomes = [o for o in commitments if o.participant != victim]
-    from fedchain.federation.blobs import decode_global
-    from fedchain.federation.rounds import aggregate, fetch_committed
+    from fedchain.protocol.blobs import decode_global
+    from fedchain.protocol.rounds import aggregate, fetch_committed
 
     rnd = fed.reader.round(rid)
     base = decode_global(fed.store.get(rnd.base_model_cid))
@@ -136,8 +136,8 @@ def test_rejection_the_recorded_rule_does_not_reproduce_is_caught(fed: Fed) -> N
                     [fetch_committed(fed.store, c) for c in outcomes], 2)
     assert agg.model_blob is not None and agg.model_digest is not None
     root = inclusion_root(commitments, agg.included)
-    from fedchain.federation.evidence import IncludedUpdate
-    from fedchain.federation.rounds import leaf_of
+    from fedchain.protocol.evidence import IncludedUpdate
+    from fedchain.protocol.rounds import leaf_of
 
     evidence = Evidence(rid, rnd.base_model_digest, agg.model_digest, fed.doc.strategy_digest(), root,
                         tuple(IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c)) for c in outcomes),
@@ -229,7 +229,7 @@ class _HidingLedger:
         self._hidden = hidden.lower()
 
     def history(self, from_block: int = 0, to_block: int | None = None):
-        from fedchain.ledger import UpdateCommitment
+        from fedchain.ports import UpdateCommitment
 
         return [e for e in self._inner.history(from_block, to_block)
                 if not (isinstance(e, UpdateCommitment) and e.participant.lower() == self._hidden)]
@@ -273,7 +273,7 @@ def test_committed_metadata_digest_that_does_not_match_the_blob_is_rejected_and_
 
 def test_rejection_as_unavailable_of_a_blob_available_now_is_a_warning(chain_env, local_store, task_files,
                                                                         tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("fedchain.federation.rounds.FETCH_RETRY_WINDOW_S", 0.3)
+    monkeypatch.setattr("fedchain.protocol.rounds.FETCH_RETRY_WINDOW_S", 0.3)
     fed = make_fed(chain_env, local_store, task_files, tmp_path)
     rid = fed.open_round()
     for p in fed.participants[:2]:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from fedchain.cli.main import cli
 from fedchain.errors import ExitCode
 from fedchain.types import RoundId, digest_hex
-from tests.federation.harness import Fed, make_fed
+from tests.protocol.harness import Fed, make_fed
 
 
 def _conn_args(fed: Fed, ipfs_api: str) -> list[str]:

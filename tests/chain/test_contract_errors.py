@@ -10,7 +10,7 @@ from eth_hash.auto import keccak
 
 from fedchain.chain.federation import ADMIN_ROLE, AGGREGATOR_ROLE
 from fedchain.errors import ContractRevertError
-from fedchain.ledger import ParticipantStatus, RoundStatus
+from fedchain.ports import ParticipantStatus, RoundStatus
 from tests.fixtures_devnet import DevnetEnv
 
 pytestmark = pytest.mark.devnet

@@ -9,7 +9,7 @@ from eth_hash.auto import keccak
 
 from fedchain.chain.ledger import read_history
 from fedchain.errors import ChainError, ContractRevertError
-from fedchain.ledger import (
+from fedchain.ports import (
     Ledger,
     ParticipantAdmitted,
     ParticipantRegistered,
@@ -24,7 +24,7 @@ from fedchain.ledger import (
     UpdateCommitment,
     event_position,
 )
-from fedchain.merkle import MerkleTree, commitment_leaf
+from fedchain.codec.merkle import MerkleTree, commitment_leaf
 from fedchain.types import Cid, Digest, RoundId
 from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, DevnetEnv
 

@@ -6,8 +6,8 @@ from click.testing import CliRunner
 
 from fedchain.cli.main import cli
 from fedchain.errors import ExitCode
-from fedchain.federation.task import TaskDocument, verify_task
-from fedchain.ledger import ParticipantStatus, TaskConfigured
+from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.ports import ParticipantStatus, TaskConfigured
 
 
 def _invoke(env, *args: str, key: str | None = None):

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from fedchain.errors import AggregationError, ContractRevertError, DataSchemaError, IntegrityError, ParticipantError
-from fedchain.federation.participant import ParticipantAgent
-from fedchain.federation.rounds import leaf_of
-from fedchain.fl.canonical import sha256_digest
-from fedchain.ledger import RoundStatus
-from fedchain.merkle import MerkleTree
+from fedchain.protocol.participant import ParticipantAgent
+from fedchain.protocol.rounds import leaf_of
+from fedchain.codec.canonical import sha256_digest
+from fedchain.ports import RoundStatus
+from fedchain.codec.merkle import MerkleTree
 from fedchain.types import RoundId
-from tests.federation.harness import Fed, make_fed, make_task_files
+from tests.protocol.harness import Fed, make_fed, make_task_files
 
 
 def test_three_clean_rounds_chain_models_and_audit_clean(fed: Fed) -> None:
@@ -143,7 +143,7 @@ def test_stateful_strategy_carries_server_and_client_state_and_audits_clean(chai
     fed.run_round()
     fed.run_round()
 
-    from fedchain.federation.blobs import decode_global
+    from fedchain.protocol.blobs import decode_global
 
     model = decode_global(fed.store.get(fed.outcomes[-1].model_cid or ""))
     assert model.server_state and all(name.startswith("c/") for name in model.server_state)
@@ -205,7 +205,7 @@ def test_duplicate_commit_revert_is_taken_as_already_committed(fed: Fed, tmp_pat
 def test_pending_client_state_is_promoted_only_for_a_committed_round(fed: Fed, tmp_path: Path) -> None:
     import numpy as np
 
-    from fedchain.federation.training import load_client_state, save_client_state
+    from fedchain.protocol.training import load_client_state, save_client_state
     from fedchain.fl.records import ClientState
 
     p = fed.participants[0]

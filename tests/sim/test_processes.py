@@ -20,10 +20,10 @@ from fedchain.cli.main import cli
 from fedchain.cli.participant import READY_FILE
 from fedchain.config import Settings
 from fedchain.errors import ServiceError
-from fedchain.federation.participant import TEST_CRASH_ENV
-from fedchain.federation.simulate import _require_clean_exits, participant_command
+from fedchain.protocol.participant import TEST_CRASH_ENV
+from fedchain.sim.federation import _require_clean_exits, participant_command
 from fedchain.types import RoundId
-from tests.federation.harness import Fed
+from tests.protocol.harness import Fed
 
 PASSWORD = "test-password"
 

@@ -31,7 +31,7 @@ from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
 from fedchain.errors import BlobFormatError, ConfigError
-from fedchain.fl.canonical import canonical_json, sha256_digest
+from fedchain.codec.canonical import canonical_json, sha256_digest
 from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Digest
 
 __all__ = [

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from fedchain.errors import BlobFormatError, ConfigError, IntegrityError
-from fedchain.federation.blobs import decode_global, decode_update, encode_global, encode_update
-from fedchain.federation.evidence import Evidence, IncludedUpdate, RejectedUpdate
-from fedchain.federation.simulate import parse_attack, parse_robust
-from fedchain.federation.task import TaskDocument, verify_task
+from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update
+from fedchain.protocol.evidence import Evidence, IncludedUpdate, RejectedUpdate
+from fedchain.sim.federation import parse_attack, parse_robust
+from fedchain.protocol.task import TaskDocument, verify_task
 from fedchain.fl.records import ClientUpdate, RobustConfig
-from fedchain.ledger import TaskConfig
+from fedchain.ports import TaskConfig
 from fedchain.types import Address, Cid, Digest, RoundId
-from tests.federation.harness import TaskFiles
+from tests.protocol.harness import TaskFiles
 
 
 def _task_config(doc: TaskDocument, **override: bytes) -> TaskConfig:
@@ -88,7 +88,7 @@ def test_option_parsers() -> None:
 
 @pytest.mark.parametrize(("robust", "clients"), [("multi_krum:f=1", 4), ("krum:f=2", 6), ("multi_krum:f=0,m=4", 3)])
 def test_krum_rule_that_cannot_work_with_the_clients_is_refused(tmp_path, robust: str, clients: int) -> None:
-    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset
+    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset
 
     cfg = SimulationConfig(dataset="breast_cancer", clients=clients, robust=robust)
 
@@ -97,7 +97,7 @@ def test_krum_rule_that_cannot_work_with_the_clients_is_refused(tmp_path, robust
 
 
 def test_krum_rule_with_enough_clients_is_accepted() -> None:
-    from fedchain.federation.simulate import SimulationConfig, build_task, load_task_dataset
+    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset
 
     cfg = SimulationConfig(dataset="breast_cancer", clients=5, robust="multi_krum:f=1")
 
@@ -107,7 +107,7 @@ def test_krum_rule_with_enough_clients_is_accepted() -> None:
 
 
 def test_data_attacks_poison_the_local_data() -> None:
-    from fedchain.federation.training import check_attack, poison_data
+    from fedchain.protocol.training import check_attack, poison_data
 
     x = np.zeros((4, 1, 5, 5), np.float32)
     x[:, :, 0, 0] = 1.0

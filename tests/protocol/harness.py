@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from fedchain.chain.ledger import ChainLedger
-from fedchain.federation.aggregator import AggregatorAgent, RoundOutcome
-from fedchain.federation.participant import ParticipantAgent
-from fedchain.federation.simulate import ClientData, SimulationConfig, build_task, load_task_dataset, write_partitions
-from fedchain.federation.task import TaskDocument, publish_task
+from fedchain.protocol.aggregator import AggregatorAgent, RoundOutcome
+from fedchain.protocol.participant import ParticipantAgent
+from fedchain.sim.federation import ClientData, SimulationConfig, build_task, load_task_dataset, write_partitions
+from fedchain.protocol.task import TaskDocument, publish_task
 from fedchain.types import RoundId
 
 N_CLIENTS = 3

@@ -1,4 +1,4 @@
-"""Typed records of the federation ledger, and the :class:`Ledger` protocol.
+"""The ports: the :class:`Ledger` and :class:`BlobStore` protocols and the typed ledger records.
 
 The federation loop, the aggregator and the auditor speak to the ledger only through
 these records and the :class:`Ledger` protocol; :mod:`fedchain.chain.ledger` implements
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from pathlib import Path
 from typing import Protocol, Union, runtime_checkable
 
 from fedchain.types import Address, Cid, Digest, RoundId
@@ -317,3 +318,53 @@ class Ledger(Protocol):
     ) -> TxReport: ...
 
     def close_round(self, round_id: RoundId, reason: str) -> TxReport: ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Content-addressed blob storage.
+
+    ``get`` and ``get_file`` return bytes only after checking them against the CID; a
+    mismatch raises :class:`~fedchain.errors.IntegrityError`, a missing blob
+    :class:`~fedchain.errors.BlobNotFoundError`, an unreachable backend
+    :class:`~fedchain.errors.StorageUnavailableError`.
+    """
+
+    def put(self, data: bytes) -> Cid:
+        """Store ``data`` (pinned) and return its CID."""
+        ...
+
+    def get(self, cid: Cid) -> bytes:
+        """The bytes filed under ``cid``, verified against it."""
+        ...
+
+    def pin(self, cid: Cid) -> None:
+        """Keep ``cid`` from garbage collection; it must be available."""
+        ...
+
+    def has(self, cid: Cid) -> bool:
+        """Whether the store holds ``cid`` (pinned)."""
+        ...
+
+    def put_file(self, path: Path) -> Cid:
+        """Stream a file into the store (pinned) and return its CID, without reading it whole."""
+        ...
+
+    def get_file(self, cid: Cid, dest: Path) -> int:
+        """Stream ``cid`` into ``dest`` (atomically, only once verified); return its size."""
+        ...
+
+    def describe(self) -> str:
+        """A one-line description for logs and CLI output (``ipfs http://...``, ``local DIR``)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+        ...
+
+    def __enter__(self) -> "BlobStore":
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Calls :meth:`close`."""
+        ...

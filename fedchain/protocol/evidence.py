@@ -71,7 +71,7 @@ class Evidence:
         }
 
     def to_bytes(self) -> bytes:
-        from fedchain.storage.blob import encode_json_doc
+        from fedchain.codec.blob import encode_json_doc
 
         return bytes(encode_json_doc(self.to_json()))
 
@@ -106,6 +106,6 @@ class Evidence:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Evidence:
-        from fedchain.storage.blob import decode_json_doc
+        from fedchain.codec.blob import decode_json_doc
 
         return cls.from_json(decode_json_doc(data))

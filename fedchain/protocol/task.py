@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
 from fedchain.errors import ConfigError, IntegrityError
-from fedchain.ledger import Ledger, TaskConfig, TxReport
+from fedchain.ports import Ledger, TaskConfig, TxReport
 from fedchain.types import Cid, Digest, digest_hex
 
 if TYPE_CHECKING:
     from fedchain.fl.models import ModelSpec
     from fedchain.fl.records import StrategyConfig
     from fedchain.fl.schema import DataSchema
-    from fedchain.storage.base import BlobStore
+    from fedchain.ports import BlobStore
 
 _Spec = TypeVar("_Spec", "DataSchema", "ModelSpec")
 
@@ -86,7 +86,7 @@ class TaskDocument:
         }
 
     def to_bytes(self) -> bytes:
-        from fedchain.storage.blob import encode_json_doc
+        from fedchain.codec.blob import encode_json_doc
 
         return bytes(encode_json_doc(self.to_json()))
 
@@ -110,7 +110,7 @@ class TaskDocument:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "TaskDocument":
-        from fedchain.storage.blob import decode_json_doc
+        from fedchain.codec.blob import decode_json_doc
 
         return cls.from_json(decode_json_doc(data))
 

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 from safetensors.numpy import save as st_save
 
 from fedchain.errors import BlobFormatError
-from fedchain.storage.blob import (
+from fedchain.codec.blob import (
     BLOB_MAGIC,
     BlobHeader,
     BlobKind,

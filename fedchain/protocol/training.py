@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fedchain.errors import ConfigError, TrainingError
-from fedchain.federation.task import TaskDocument
+from fedchain.protocol.task import TaskDocument
 from fedchain.types import Address, Digest, RoundId
 
 if TYPE_CHECKING:
-    from fedchain.federation.blobs import GlobalModel
+    from fedchain.protocol.blobs import GlobalModel
     from fedchain.fl.records import ClientState, ClientUpdate
 
 

@@ -21,18 +21,18 @@ from fedchain.errors import (
     IntegrityError,
     TooFewUpdatesError,
 )
-from fedchain.federation.blobs import (
+from fedchain.protocol.blobs import (
     GlobalModel,
     decode_global,
     decode_update,
     encode_global,
     metadata_digest,
 )
-from fedchain.fl.canonical import sha256_digest as sha256
+from fedchain.codec.canonical import sha256_digest as sha256
 from fedchain.fl.records import ClientUpdate, ExtraValue, Rejection, StrategyConfig
-from fedchain.ledger import UpdateCommitment
-from fedchain.merkle import commitment_leaf, merkle_root
-from fedchain.storage.base import BlobStore
+from fedchain.ports import UpdateCommitment
+from fedchain.codec.merkle import commitment_leaf, merkle_root
+from fedchain.ports import BlobStore
 from fedchain.types import Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,9 @@ from fedchain.errors import (
     RpcUnavailableError,
     StorageUnavailableError,
 )
-from fedchain.federation.blobs import decode_global, encode_update, metadata_digest
-from fedchain.federation.task import TaskDocument, verify_task
-from fedchain.ledger import (
+from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
+from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.ports import (
     Ledger,
     ParticipantStatus,
     RoundRecord,
@@ -44,10 +44,10 @@ from fedchain.ledger import (
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
-    from fedchain.federation.blobs import GlobalModel
+    from fedchain.protocol.blobs import GlobalModel
     from fedchain.fl.records import ClientState, ClientUpdate
     from fedchain.fl.schema import DataSchema
-    from fedchain.storage.base import BlobStore
+    from fedchain.ports import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class ParticipantAgent:
         cid = self.store.put(blob)
         log.info("round %d: stored update %s", rid, cid)
         _test_crash_point("after_put")
-        from fedchain.fl.canonical import sha256_digest
+        from fedchain.codec.canonical import sha256_digest
 
         digest = sha256_digest(blob)
         self._save_pending_state(rid, new_state)
@@ -259,7 +259,7 @@ class ParticipantAgent:
 
     def _fetch_base(self, rnd: RoundRecord) -> tuple[GlobalModel, int]:
         data = self.store.get(rnd.base_model_cid)
-        from fedchain.fl.canonical import sha256_digest
+        from fedchain.codec.canonical import sha256_digest
 
         actual = sha256_digest(data)
         if actual != bytes(rnd.base_model_digest):
@@ -271,7 +271,7 @@ class ParticipantAgent:
 
     def _train(self, doc: TaskDocument, rnd: RoundRecord, base: GlobalModel, x: np.ndarray,
                y: np.ndarray) -> tuple[ClientUpdate, ClientState, float | None]:
-        from fedchain.federation.training import train_participant
+        from fedchain.protocol.training import train_participant
 
         seed = training_seed(doc.seed, int(rnd.round_id), self.address)
         update, new_state, metrics = train_participant(
@@ -294,12 +294,12 @@ class ParticipantAgent:
         return self.state_dir / f"client_state{suffix}.npz"
 
     def _load_state(self) -> ClientState:
-        from fedchain.federation.training import load_client_state
+        from fedchain.protocol.training import load_client_state
 
         return load_client_state(self._state_file(""))
 
     def _save_pending_state(self, round_id: RoundId, state: ClientState) -> None:
-        from fedchain.federation.training import save_client_state
+        from fedchain.protocol.training import save_client_state
 
         self.state_dir.mkdir(parents=True, exist_ok=True)
         save_client_state(self._state_file(f".pending-{int(round_id)}"), state)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fedchain.errors import AggregationError, ConfigError, ContractRevertError, IntegrityError
-from fedchain.federation.blobs import decode_global, encode_global, initial_global
-from fedchain.federation.evidence import Evidence, IncludedUpdate, RejectedUpdate
-from fedchain.federation.participant import load_task_document
-from fedchain.federation.rounds import (
+from fedchain.protocol.blobs import decode_global, encode_global, initial_global
+from fedchain.protocol.evidence import Evidence, IncludedUpdate, RejectedUpdate
+from fedchain.protocol.participant import load_task_document
+from fedchain.protocol.rounds import (
     FetchOutcome,
     RoundAggregate,
     aggregate,
@@ -27,15 +27,15 @@ from fedchain.federation.rounds import (
     leaf_of,
     shift_weights,
 )
-from fedchain.federation.task import TaskDocument
-from fedchain.fl.canonical import sha256_digest
-from fedchain.ledger import Ledger, RoundStatus, TxReport
+from fedchain.protocol.task import TaskDocument
+from fedchain.codec.canonical import sha256_digest
+from fedchain.ports import Ledger, RoundStatus, TxReport
 from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
-    from fedchain.federation.blobs import GlobalModel
+    from fedchain.protocol.blobs import GlobalModel
     from fedchain.fl.records import ExtraValue
-    from fedchain.storage.base import BlobStore
+    from fedchain.ports import BlobStore
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import numpy as np
 
 from fedchain.config import Settings
 from fedchain.errors import ConfigError, ServiceError
-from fedchain.federation.task import TaskDocument
-from fedchain.federation.training import ATTACKS
-from fedchain.ledger import TxReport
+from fedchain.protocol.task import TaskDocument
+from fedchain.protocol.training import ATTACKS
+from fedchain.ports import TxReport
 from fedchain.types import Address, Wei, digest_hex
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def write_partitions(cfg: SimulationConfig, ds: Dataset, out_dir: Path) -> list[
 
 
 def evaluate_global(doc: TaskDocument, model_blob: bytes, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    from fedchain.federation.blobs import decode_global
+    from fedchain.protocol.blobs import decode_global
     from fedchain.fl.models import build_model, evaluate, set_weights
 
     model = build_model(doc.spec(), doc.seed)
@@ -332,7 +332,7 @@ def participant_command(
 ) -> list[str]:
     """The command line of one participant process."""
     cmd = [
-        sys.executable, "-m", "fedchain.federation", "participant", "run",
+        sys.executable, "-m", "fedchain", "participant", "run",
         "--keystore", str(keystore), "--data", str(data), "--rpc-url", rpc_url, "--address", address,
         "--store", settings.store, "--state-dir", str(settings.state_dir), "--work-dir", str(work_dir),
         "--until-round", str(until_round), "--json",
@@ -360,8 +360,8 @@ def run_simulation(
     from fedchain.chain.connection import Connection
     from fedchain.chain.federation import deploy
     from fedchain.chain.ledger import ChainLedger
-    from fedchain.federation.aggregator import AggregatorAgent
-    from fedchain.federation.wiring import gas_lookup, open_blob_store
+    from fedchain.protocol.aggregator import AggregatorAgent
+    from fedchain.sim.wiring import gas_lookup, open_blob_store
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -409,7 +409,7 @@ def run_simulation(
             store = open_blob_store(settings)
             cleanup.callback(store.close)
             setup()
-            from fedchain.federation.task import publish_task
+            from fedchain.protocol.task import publish_task
 
             task_bytes = doc.to_bytes()
             task_cid, task_report = publish_task(admin, store, doc)

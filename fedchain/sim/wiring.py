@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is u
     from eth_account.signers.local import LocalAccount
 
     from fedchain.chain.ledger import ChainLedger
-    from fedchain.storage.base import BlobStore
+    from fedchain.ports import BlobStore
 
 
 def rpc_url_of(settings: Settings) -> str:

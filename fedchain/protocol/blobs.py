@@ -45,7 +45,7 @@ METADATA_FORMAT = "fedchain.update-meta/1"
 def metadata_digest(update: ClientUpdate) -> Digest:
     """Digest of an update's metadata (round, participant, base model, kind and scalar extras),
     the ``metadataDigest`` a participant commits on chain next to the blob's digest."""
-    from fedchain.fl.canonical import canonical_json, sha256_digest
+    from fedchain.codec.canonical import canonical_json, sha256_digest
 
     return sha256_digest(
         canonical_json(
@@ -63,7 +63,7 @@ def metadata_digest(update: ClientUpdate) -> Digest:
 
 def encode_update(update: ClientUpdate) -> bytes:
     """Canonical blob bytes of a ClientUpdate."""
-    from fedchain.storage.blob import BlobHeader, BlobKind, encode_blob
+    from fedchain.codec.blob import BlobHeader, BlobKind, encode_blob
 
     extras = {_UPDATE_KIND_KEY: str(update.kind.value)}
     for key, value in update.extras.items():
@@ -82,7 +82,7 @@ def encode_update(update: ClientUpdate) -> bytes:
 def decode_update(data: bytes) -> ClientUpdate:
     """ClientUpdate from blob bytes; BlobFormatError if it is not a well-formed update blob."""
     from fedchain.fl.records import ClientUpdate, UpdateKind
-    from fedchain.storage.blob import decode_blob
+    from fedchain.codec.blob import decode_blob
 
     header, tensors = decode_blob(data)
     if header.kind != KIND_UPDATE:
@@ -118,7 +118,7 @@ def encode_global(
     num_samples: int,
 ) -> bytes:
     """Canonical blob bytes of a global model (weights + server state)."""
-    from fedchain.storage.blob import BlobHeader, BlobKind, encode_blob
+    from fedchain.codec.blob import BlobHeader, BlobKind, encode_blob
 
     tensors: dict[str, np.ndarray] = {k: np.asarray(v, dtype=np.float32) for k, v in weights.items()}
     for name, value in server_state.items():
@@ -135,7 +135,7 @@ def encode_global(
 
 
 def decode_global(data: bytes) -> GlobalModel:
-    from fedchain.storage.blob import decode_blob
+    from fedchain.codec.blob import decode_blob
 
     header, tensors = decode_blob(data)
     if header.kind != KIND_GLOBAL:

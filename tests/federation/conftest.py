@@ -1,1 +1,0 @@
-from tests.federation.harness import fed, task_files  # noqa: F401 - fixtures
