@@ -3,10 +3,14 @@
 All project sources under ``contracts/`` (not ``contracts/test/``) and every file they import,
 OpenZeppelin included, are compiled in ONE standard-JSON call to the pinned solc-js behind
 ``hardhat-local/solc-lookalike.js`` (no download). Each contract becomes
-``contracts/artifacts/<Name>.json`` holding its ABI and bytecode together with the compiler version,
-the settings and ``sourceHash``: SHA-256 over the sorted (source unit name, content) pairs of every
-compiled source. The source hash doubles as the cache key: artifacts whose hash, compiler and
-settings match the current sources are fresh and nothing is recompiled.
+``fedchain/chain/artifacts/<Name>.json`` - package data, so an installed fedchain carries them and
+reads them with :mod:`importlib.resources` - holding its ABI and bytecode together with the compiler
+version, the settings and ``sourceHash``: SHA-256 over the sorted (source unit name, content) pairs
+of every compiled source. The source hash doubles as the cache key: artifacts whose hash, compiler
+and settings match the current sources are fresh and nothing is recompiled.
+
+The sources are only there in a checkout (:func:`checkout_root`); an installed wheel has the
+artifacts but nothing to compile or check them against.
 """
 
 from __future__ import annotations
@@ -19,15 +23,19 @@ import re
 import subprocess
 import time
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from fedchain.errors import ConfigError
+from fedchain.services import toolchain_dir
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The repository root: the parent of the ``fedchain`` package directory."""
+ARTIFACTS_DIR = Path(__file__).resolve().parent / "artifacts"
+"""Where :func:`build` writes the artifacts: the package data directory ``fedchain/chain/artifacts``."""
+_ARTIFACTS_PACKAGE = "fedchain.chain"
 
 SOLC_VERSION = "0.8.37"
 EVM_VERSION = "cancun"
@@ -35,7 +43,6 @@ OPTIMIZER_RUNS = 1000
 ARTIFACT_FORMAT = "fedchain-artifact-1"
 
 CONTRACTS_DIR = "contracts"
-ARTIFACTS_SUBDIR = "artifacts"
 _EXCLUDED_DIRS = frozenset({"test", "artifacts", "out", "cache", "lib"})
 _PACKAGE_PREFIXES = ("@openzeppelin/", "forge-std/")
 
@@ -62,6 +69,30 @@ class ArtifactNotFoundError(ConfigError):
     """No committed artifact for the requested contract."""
 
 
+class NoSourcesError(CompilerError):
+    """There are no contract sources to compile or check (an installed fedchain, not a checkout)."""
+
+
+def checkout_root() -> Path | None:
+    """The repository root when fedchain runs from a checkout (``contracts/`` next to the
+    ``fedchain`` package, as in an editable install); None for an installed wheel."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / CONTRACTS_DIR).is_dir() and (root / "pyproject.toml").is_file() else None
+
+
+def _source_root(root: Path | None) -> Path:
+    if root is not None:
+        return root.resolve()
+    found = checkout_root()
+    if found is None:
+        raise NoSourcesError(
+            f"no contract sources to check or compile: this fedchain is installed without its contracts/ "
+            f"directory; the packaged artifacts in {ARTIFACTS_DIR} are used as shipped "
+            f"(run 'fedchain contracts build' from a checkout)"
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class Toolchain:
     """Where the compiler and the Solidity packages live."""
@@ -70,9 +101,11 @@ class Toolchain:
     node_modules: Path
 
     @classmethod
-    def default(cls, root: Path = REPO_ROOT) -> "Toolchain":
-        """The pinned toolchain under ``hardhat-local/``."""
-        return cls(solc=root / "hardhat-local" / "solc-lookalike.js", node_modules=root / "hardhat-local" / "node_modules")
+    def default(cls, directory: Path | None = None) -> Toolchain:
+        """The pinned toolchain in ``directory`` (default: the configured one, see
+        :func:`fedchain.services.toolchain_dir`)."""
+        root = directory or toolchain_dir()
+        return cls(solc=root / "solc-lookalike.js", node_modules=root / "node_modules")
 
 
 @dataclass(frozen=True)
@@ -136,8 +169,10 @@ def compiler_settings() -> dict[str, Any]:
     return {"evmVersion": EVM_VERSION, "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS}}
 
 
-def collect_sources(root: Path = REPO_ROOT, toolchain: Toolchain | None = None) -> SourceSet:
-    """Read the project sources under ``root/contracts`` and, recursively, everything they import."""
+def collect_sources(root: Path | None = None, toolchain: Toolchain | None = None) -> SourceSet:
+    """Read the project sources under ``root/contracts`` (default: the checkout's) and, recursively,
+    everything they import."""
+    root = _source_root(root)
     toolchain = toolchain or Toolchain.default()
     base = root / CONTRACTS_DIR
     if not base.is_dir():
@@ -213,12 +248,13 @@ def build(
     Fresh artifacts (same source hash, compiler and settings) are left alone and nothing is
     compiled unless ``force``. With ``check`` nothing is written and :class:`StaleArtifactError`
     names every artifact that is missing, stale or orphaned. ``root`` is the project root holding
-    ``contracts/`` (default: this repository); ``artifacts_dir`` defaults to ``root/contracts/artifacts``.
+    ``contracts/`` (default: the checkout; :class:`NoSourcesError` in an installed fedchain);
+    ``artifacts_dir`` defaults to the package's :data:`ARTIFACTS_DIR`.
     """
     started = time.perf_counter()
-    root = (root or REPO_ROOT).resolve()
+    root = _source_root(root)
     toolchain = toolchain or Toolchain.default()
-    out_dir = artifacts_dir or root / CONTRACTS_DIR / ARTIFACTS_SUBDIR
+    out_dir = artifacts_dir or ARTIFACTS_DIR
     sources = collect_sources(root, toolchain)
     digest = sources.source_hash
     declared = sources.declared_contracts()
@@ -270,11 +306,14 @@ def build(
     return _result(digest, version, True, False, written, sources, started)
 
 
-def artifact_path(name: str, artifacts_dir: Path | None = None) -> Path:
-    """Path of the committed artifact of contract ``name``."""
+def artifact_path(name: str, artifacts_dir: Path | None = None) -> Traversable:
+    """The committed artifact of contract ``name``: in ``artifacts_dir``, or by default the
+    package resource ``fedchain/chain/artifacts/<name>.json``."""
     if not _ARTIFACT_NAME_RE.match(name):
         raise ArtifactNotFoundError(f"invalid contract name {name!r}")
-    return (artifacts_dir or REPO_ROOT / CONTRACTS_DIR / ARTIFACTS_SUBDIR) / f"{name}.json"
+    if artifacts_dir is not None:
+        return artifacts_dir / f"{name}.json"
+    return resources.files(_ARTIFACTS_PACKAGE).joinpath("artifacts", f"{name}.json")
 
 
 def load_artifact(name: str, artifacts_dir: Path | None = None) -> dict[str, Any]:
@@ -282,7 +321,7 @@ def load_artifact(name: str, artifacts_dir: Path | None = None) -> dict[str, Any
     path = artifact_path(name, artifacts_dir)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
+    except (FileNotFoundError, NotADirectoryError) as err:
         raise ArtifactNotFoundError(
             f"no artifact for contract {name!r} at {path}; run 'fedchain contracts build'"
         ) from err

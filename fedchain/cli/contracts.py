@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from fedchain.chain.compiler import REPO_ROOT, BuildResult, build
+from fedchain.chain.compiler import BuildResult, build, checkout_root
 from fedchain.cli.options import emit, json_option
 
 
@@ -19,12 +19,13 @@ def contracts() -> None:
 @click.option(
     "--check",
     is_flag=True,
-    help="Only verify that the committed artifacts match the sources, compiler and settings; exit non-zero if not.",
+    help="Only verify that the committed artifacts match the sources in contracts/, the compiler and the settings; "
+    "exit non-zero if not (or if there are no sources: an installed fedchain has only the artifacts).",
 )
 @click.option("--force", is_flag=True, help="Recompile even when the artifacts are fresh.")
 @json_option
 def build_command(check: bool, force: bool, as_json: bool) -> None:
-    """Compile contracts/ (with every imported OpenZeppelin file) into contracts/artifacts/."""
+    """Compile contracts/ (with every imported OpenZeppelin file) into fedchain/chain/artifacts/."""
     if check and force:
         raise click.UsageError("--check and --force exclude each other")
     result = build(check=check, force=force)
@@ -56,7 +57,8 @@ def _human(result: BuildResult) -> str:
 
 
 def _relative(path: Path) -> str:
+    root = checkout_root()
     try:
-        return path.relative_to(REPO_ROOT).as_posix()
+        return path.relative_to(root).as_posix() if root is not None else str(path)
     except ValueError:
         return str(path)

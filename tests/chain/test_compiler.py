@@ -7,6 +7,7 @@ import functools
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from fedchain.chain import compiler
 from fedchain.chain.compiler import (
     ArtifactNotFoundError,
+    BuildResult,
     CompilerError,
     StaleArtifactError,
     Toolchain,
@@ -26,18 +28,27 @@ from fedchain.cli import contracts as contracts_cli
 from fedchain.cli.main import cli
 from fedchain.errors import ConfigError, ExitCode
 
-REAL_CONTRACTS = compiler.REPO_ROOT / "contracts"
+REPO = Path(__file__).resolve().parents[2]
+REAL_CONTRACTS = REPO / "contracts"
+ARTIFACTS = Path("fedchain", "chain", "artifacts")
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the contract sources and committed artifacts under a temporary project root."""
-    (tmp_path / "contracts" / "artifacts").mkdir(parents=True)
+    """A copy of the contract sources and committed artifacts under a temporary project root,
+    laid out like the repository (sources in contracts/, artifacts in fedchain/chain/artifacts/)."""
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / ARTIFACTS).mkdir(parents=True)
     for source in REAL_CONTRACTS.glob("*.sol"):
         shutil.copy(source, tmp_path / "contracts" / source.name)
-    for artifact in (REAL_CONTRACTS / "artifacts").glob("*.json"):
-        shutil.copy(artifact, tmp_path / "contracts" / "artifacts" / artifact.name)
+    for artifact in compiler.ARTIFACTS_DIR.glob("*.json"):
+        shutil.copy(artifact, tmp_path / ARTIFACTS / artifact.name)
     return tmp_path
+
+
+def build_in(project: Path, **kwargs: Any) -> BuildResult:
+    """:func:`build` over a copied project, reading and writing its own artifacts."""
+    return build(root=project, artifacts_dir=project / ARTIFACTS, **kwargs)
 
 
 def _append(path: Path, text: str) -> None:
@@ -110,16 +121,16 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
 
 
 def test_copied_sources_are_fresh(project: Path) -> None:
-    result = build(check=True, root=project)
+    result = build_in(project, check=True)
     assert [a.state for a in result.artifacts] == ["fresh"]
 
 
 def test_modified_source_is_stale(project: Path) -> None:
     _append(project / "contracts" / "Federation.sol", "\n// a change\n")
-    with pytest.raises(StaleArtifactError, match=r"contracts/artifacts/Federation\.json: sourceHash") as info:
-        build(check=True, root=project)
+    with pytest.raises(StaleArtifactError, match=r"fedchain/chain/artifacts/Federation\.json: sourceHash") as info:
+        build_in(project, check=True)
     assert isinstance(info.value, ConfigError) and info.value.exit_code == ExitCode.CONFIG
-    assert list(info.value.stale) == ["contracts/artifacts/Federation.json"]
+    assert list(info.value.stale) == ["fedchain/chain/artifacts/Federation.json"]
 
 
 def test_modified_openzeppelin_file_is_stale(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -130,43 +141,43 @@ def test_modified_openzeppelin_file_is_stale(project: Path, tmp_path_factory: py
             (modules / unit).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(real.node_modules / unit, modules / unit)
     toolchain = Toolchain(solc=real.solc, node_modules=modules)
-    assert build(check=True, root=project, toolchain=toolchain).artifacts[0].state == "fresh"
+    assert build_in(project, check=True, toolchain=toolchain).artifacts[0].state == "fresh"
     _append(modules / "@openzeppelin/contracts/utils/Context.sol", "\n// upgraded\n")
     with pytest.raises(StaleArtifactError, match="sourceHash"):
-        build(check=True, root=project, toolchain=toolchain)
+        build_in(project, check=True, toolchain=toolchain)
 
 
 def test_tampered_artifact_settings_are_stale(project: Path) -> None:
-    path = project / "contracts" / "artifacts" / "Federation.json"
+    path = project / ARTIFACTS / "Federation.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     data["settings"]["optimizer"]["runs"] = 200
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(StaleArtifactError, match="settings"):
-        build(check=True, root=project)
+        build_in(project, check=True)
 
 
 def test_missing_and_orphaned_artifacts_are_stale(project: Path) -> None:
-    artifacts = project / "contracts" / "artifacts"
+    artifacts = project / ARTIFACTS
     (artifacts / "Federation.json").rename(artifacts / "OldFederation.json")
     with pytest.raises(StaleArtifactError) as info:
-        build(check=True, root=project)
+        build_in(project, check=True)
     assert info.value.stale == {
-        "contracts/artifacts/Federation.json": "missing",
-        "contracts/artifacts/OldFederation.json": "no such contract in the sources",
+        "fedchain/chain/artifacts/Federation.json": "missing",
+        "fedchain/chain/artifacts/OldFederation.json": "no such contract in the sources",
     }
 
 
 def test_build_rewrites_a_stale_artifact_then_it_is_fresh(project: Path) -> None:
     _append(project / "contracts" / "Federation.sol", "\n// a comment changes the metadata, not the ABI\n")
-    result = build(root=project)
+    result = build_in(project)
     assert result.compiled
     assert [(a.name, a.state) for a in result.artifacts] == [("Federation", "written")]
-    rebuilt = load_artifact("Federation", project / "contracts" / "artifacts")
+    rebuilt = load_artifact("Federation", project / ARTIFACTS)
     assert rebuilt["abi"] == load_artifact("Federation")["abi"]
     assert rebuilt["sourceHash"] == result.source_hash != load_artifact("Federation")["sourceHash"]
-    again = build(root=project)
+    again = build_in(project)
     assert not again.compiled and again.artifacts[0].state == "fresh"
-    assert build(check=True, root=project).artifacts[0].state == "fresh"
+    assert build_in(project, check=True).artifacts[0].state == "fresh"
 
 
 def test_compile_error_names_the_file(project: Path) -> None:
@@ -175,7 +186,7 @@ def test_compile_error_names_the_file(project: Path) -> None:
         encoding="utf-8",
     )
     with pytest.raises(CompilerError, match=r"contracts/Broken\.sol"):
-        build(root=project)
+        build_in(project)
 
 
 def test_missing_import_names_the_importer(project: Path) -> None:
@@ -183,7 +194,7 @@ def test_missing_import_names_the_importer(project: Path) -> None:
         'pragma solidity 0.8.37;\nimport {Nothing} from "./lib/Nothing.sol";\n', encoding="utf-8"
     )
     with pytest.raises(CompilerError, match=r"contracts/lib/Nothing\.sol \(imported by contracts/Importer\.sol\)"):
-        build(check=True, root=project)
+        build_in(project, check=True)
 
 
 def test_load_artifact_rejects_unknown_and_odd_names() -> None:
@@ -199,13 +210,20 @@ def test_cli_check_prints_one_json_document() -> None:
     payload = json.loads(result.stdout)
     assert payload["checked"] is True and payload["compiled"] is False
     assert payload["artifacts"] == [
-        {"name": "Federation", "path": "contracts/artifacts/Federation.json", "reason": "", "state": "fresh"}
+        {"name": "Federation", "path": "fedchain/chain/artifacts/Federation.json", "reason": "", "state": "fresh"}
     ]
 
 
 def test_cli_check_fails_on_stale_artifacts(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _append(project / "contracts" / "Federation.sol", "\n// a change\n")
-    monkeypatch.setattr(contracts_cli, "build", functools.partial(build, root=project))
+    monkeypatch.setattr(contracts_cli, "build", functools.partial(build_in, project))
     result = CliRunner().invoke(cli, ["contracts", "build", "--check"])
     assert result.exit_code == ExitCode.CONFIG
-    assert result.output.startswith("error: stale contract artifacts (contracts/artifacts/Federation.json: sourceHash")
+    assert result.output.startswith("error: stale contract artifacts (fedchain/chain/artifacts/Federation.json: sourceHash")
+
+
+def test_check_without_sources_says_there_are_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compiler, "checkout_root", lambda: None)
+    result = CliRunner().invoke(cli, ["contracts", "build", "--check"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert result.output.startswith("error: no contract sources to check or compile")

@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
-from fedchain.chain.compiler import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FORGE = REPO_ROOT / "hardhat-local" / "node_modules" / "@foundry-rs" / "forge-linux-amd64" / "bin" / "forge"
 FUZZ_RUNS = 128
