@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fedchain.errors import ConfigError
 
@@ -30,11 +31,12 @@ class Settings:
     ipfs_api: str | None = None  # None: the IPFS node recorded under state_dir
     store: str = "ipfs"  # "ipfs" or "local"
     keystore: Path | None = None
+    toolchain: Path | None = None  # the Node toolchain dir; None: the checkout's hardhat-local/
     max_blob_bytes: int = 256 * 1024 * 1024
     http_timeout_s: float = 30.0
     tx_timeout_s: float = 120.0
 
-    def with_overrides(self, **overrides: Any) -> "Settings":
+    def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags)."""
         given = {k: v for k, v in overrides.items() if v is not None}
         return _coerce(replace(self, **given)) if given else self
@@ -49,6 +51,7 @@ def _coerce(s: Settings) -> Settings:
         s,
         state_dir=Path(s.state_dir),
         keystore=Path(s.keystore) if s.keystore is not None else None,
+        toolchain=Path(s.toolchain) if s.toolchain is not None else None,
     )
 
 

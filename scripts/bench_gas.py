@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from fedchain.chain.connection import Connection
-from fedchain.chain.devnet import DevnetProcess
+from fedchain.services.devnet import DevnetProcess
 from fedchain.chain.federation import FederationContract, deploy
 from fedchain.codec.merkle import commitment_leaf, merkle_root
 

@@ -25,7 +25,7 @@ import numpy as np
 from fedchain.storage.cid import CidBuilder, compute_cid
 from fedchain.storage.ipfs import IpfsStore
 from fedchain.storage.local import LocalStore
-from fedchain.storage.node import IpfsNode
+from fedchain.services.ipfs import IpfsNode
 
 MIB = 1024 * 1024
 

@@ -27,7 +27,7 @@ from eth_hash.auto import keccak
 
 from fedchain.chain.accounts import account_from_env
 from fedchain.chain.connection import Connection
-from fedchain.chain.devnet import DevnetProcess
+from fedchain.services.devnet import DevnetProcess
 from fedchain.chain.federation import deploy
 from fedchain.chain.ledger import ChainLedger
 from fedchain.errors import FedchainError

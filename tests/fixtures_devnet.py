@@ -4,7 +4,7 @@ Loaded by ``tests/conftest.py``. Nothing starts unless a test asks for one of th
 fixtures, so unit tests pay nothing.
 
 Session scope
-    ``devnet``      the :class:`fedchain.chain.devnet.DevnetProcess` (anvil on a free
+    ``devnet``      the :class:`fedchain.services.devnet.DevnetProcess` (anvil on a free
                     loopback port, ``--hardfork prague``; stopped in ``finally``).
     ``devnet_env``  a :class:`DevnetEnv`: ``url``, ``conn`` (a
                     :class:`fedchain.chain.connection.Connection`), ``accounts`` (a
@@ -45,7 +45,7 @@ from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 
 from fedchain.chain.connection import Connection
-from fedchain.chain.devnet import DevnetProcess
+from fedchain.services.devnet import DevnetProcess
 from fedchain.chain.federation import Deployment, FederationContract, deploy
 from fedchain.chain.ledger import ChainLedger
 from fedchain.types import Wei

@@ -3,9 +3,9 @@
 Fixtures
 --------
 ``ipfs_node`` (session)
-    A :class:`fedchain.storage.node.IpfsNode` started in a temporary repo, with its API,
+    A :class:`fedchain.services.ipfs.IpfsNode` started in a temporary repo, with its API,
     gateway and gRPC on free loopback ports picked by the OS; stopped in ``finally`` at the
-    end of the session. ``ipfs_node.info`` is its :class:`~fedchain.storage.node.NodeInfo`.
+    end of the session. ``ipfs_node.info`` is its :class:`~fedchain.services.ipfs.NodeInfo`.
 ``ipfs_api_url`` (session)
     ``ipfs_node``'s RPC API URL, e.g. ``http://127.0.0.1:41217``.
 ``ipfs_store`` (function)
@@ -25,7 +25,7 @@ import pytest
 
 from fedchain.storage.ipfs import IpfsStore
 from fedchain.storage.local import LocalStore
-from fedchain.storage.node import IpfsNode
+from fedchain.services.ipfs import IpfsNode
 
 _NODE_FIXTURES = {"ipfs_node", "ipfs_api_url", "ipfs_store"}
 

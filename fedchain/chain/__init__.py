@@ -1,6 +1,8 @@
-"""The Ethereum side of fedchain: devnet management, accounts, the ``Federation`` contract
-and the :class:`fedchain.ports.Ledger` implementation on top of it. Imports no torch.
+"""The Ethereum side of fedchain: accounts, the compiled ``Federation`` contract (its artifacts
+ship as package data in ``artifacts/``) and the :class:`fedchain.ports.Ledger` implementation on
+top of it. Imports no torch.
 
 Import from the submodules (``fedchain.chain.connection``, ``.federation``, ``.ledger``,
-``.devnet``, ``.accounts``) so that importing this package stays cheap.
+``.accounts``) so that importing this package stays cheap. The devnet process itself is managed
+by :mod:`fedchain.services.devnet`.
 """

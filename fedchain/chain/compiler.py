@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from fedchain.errors import ConfigError
-from fedchain.services import toolchain_dir
+from fedchain.services.base import toolchain_dir
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,8 @@ class Toolchain:
     @classmethod
     def default(cls, directory: Path | None = None) -> Toolchain:
         """The pinned toolchain in ``directory`` (default: the configured one, see
-        :func:`fedchain.services.toolchain_dir`)."""
-        root = directory or toolchain_dir()
+        :func:`fedchain.services.base.toolchain_dir`)."""
+        root = toolchain_dir(override=directory)
         return cls(solc=root / "solc-lookalike.js", node_modules=root / "node_modules")
 
 

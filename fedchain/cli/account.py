@@ -75,7 +75,7 @@ def show(name_or_address: str, rpc_url: str | None, state_dir: Path | None, as_j
     """Show a keystore's address, file and (when a chain answers) balance."""
     from fedchain.chain.accounts import find_keystore
     from fedchain.chain.connection import Connection
-    from fedchain.chain.devnet import read_devnet
+    from fedchain.services.devnet import read_devnet
 
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url)
     entry = find_keystore(settings.state_dir, name_or_address)
@@ -103,7 +103,7 @@ def fund(name_or_address: str, amount: str, rpc_url: str | None, state_dir: Path
 
     from fedchain.chain.accounts import find_keystore
     from fedchain.chain.connection import Connection
-    from fedchain.chain.devnet import devnet_url
+    from fedchain.services.devnet import devnet_url
 
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url)
     wei = parse_eth(amount)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from fedchain.chain.compiler import BuildResult, build, checkout_root
-from fedchain.cli.options import emit, json_option
+from fedchain.chain.compiler import BuildResult, Toolchain, build, checkout_root
+from fedchain.cli.options import emit, json_option, settings_from, toolchain_option
+from fedchain.services.base import toolchain_dir
 
 
 @click.group("contracts")
@@ -23,12 +24,15 @@ def contracts() -> None:
     "exit non-zero if not (or if there are no sources: an installed fedchain has only the artifacts).",
 )
 @click.option("--force", is_flag=True, help="Recompile even when the artifacts are fresh.")
+@toolchain_option
 @json_option
-def build_command(check: bool, force: bool, as_json: bool) -> None:
+def build_command(check: bool, force: bool, toolchain: Path | None, as_json: bool) -> None:
     """Compile contracts/ (with every imported OpenZeppelin file) into fedchain/chain/artifacts/."""
     if check and force:
         raise click.UsageError("--check and --force exclude each other")
-    result = build(check=check, force=force)
+    # Without sources (an installed fedchain) there is no toolchain to look for: build says so.
+    tools = Toolchain.default(toolchain_dir(settings_from(toolchain=toolchain))) if checkout_root() else None
+    result = build(check=check, force=force, toolchain=tools)
     emit(as_json, _payload(result), lambda: _human(result))
 
 

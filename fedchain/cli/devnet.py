@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from fedchain.cli.options import emit, json_option, keystore_option, rpc_url_option, settings_from, state_dir_option
+from fedchain.cli.options import (
+    emit,
+    json_option,
+    keystore_option,
+    rpc_url_option,
+    settings_from,
+    state_dir_option,
+    toolchain_option,
+)
 
 
 @click.group()
@@ -19,14 +27,19 @@ def devnet() -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port on 127.0.0.1 [default: a free one].")
 @click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds to wait for readiness.")
 @state_dir_option
+@toolchain_option
 @json_option
-def start(engine: str, port: int | None, timeout_s: float, state_dir: Path | None, as_json: bool) -> None:
+def start(
+    engine: str, port: int | None, timeout_s: float, state_dir: Path | None, toolchain: Path | None, as_json: bool
+) -> None:
     """Start the devnet (idempotent: a running one is reused). Anvil keeps its chain in
     <state-dir>/devnet/state.json across restarts."""
-    from fedchain.chain.devnet import start_devnet
+    from fedchain.services.devnet import start_devnet
 
-    settings = settings_from(state_dir=state_dir)
-    info, reused = start_devnet(settings.state_dir, engine=engine, port=port, timeout_s=timeout_s)
+    settings = settings_from(state_dir=state_dir, toolchain=toolchain)
+    info, reused = start_devnet(
+        settings.state_dir, engine=engine, port=port, timeout_s=timeout_s, toolchain=settings.toolchain
+    )
     payload = {**info.to_json(), "reused": reused}
     verb = "already running" if reused else "started"
     emit(as_json, payload, f"{info.engine} devnet {verb} at {info.url} (chain id {info.chain_id}, pid {info.pid})")
@@ -38,7 +51,7 @@ def start(engine: str, port: int | None, timeout_s: float, state_dir: Path | Non
 @json_option
 def stop(timeout_s: float, state_dir: Path | None, as_json: bool) -> None:
     """Stop the devnet cleanly (SIGTERM; anvil dumps its state first)."""
-    from fedchain.chain.devnet import stop_devnet
+    from fedchain.services.devnet import stop_devnet
 
     settings = settings_from(state_dir=state_dir)
     info = stop_devnet(settings.state_dir, timeout_s=timeout_s)
@@ -51,7 +64,7 @@ def stop(timeout_s: float, state_dir: Path | None, as_json: bool) -> None:
 @json_option
 def status(state_dir: Path | None, as_json: bool) -> None:
     """Is the devnet running, where, and at which block?"""
-    from fedchain.chain.devnet import devnet_status
+    from fedchain.services.devnet import devnet_status
 
     settings = settings_from(state_dir=state_dir)
     st = devnet_status(settings.state_dir)
@@ -82,7 +95,7 @@ def deploy(
     record it in <state-dir>/deployments/<chain-id>.json."""
     from fedchain.chain.accounts import load_signer
     from fedchain.chain.connection import Connection
-    from fedchain.chain.devnet import devnet_url
+    from fedchain.services.devnet import devnet_url
     from fedchain.chain.federation import deploy as deploy_federation
 
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, keystore=keystore)

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import click
 
-from fedchain.cli.options import emit, json_option, settings_from, state_dir_option
-from fedchain.storage.node import node_status, start_node, stop_node
+from fedchain.cli.options import (
+    emit,
+    json_option,
+    settings_from,
+    state_dir_option,
+    toolchain_option,
+)
+from fedchain.services.ipfs import node_status, start_node, stop_node
 
 
 @click.group()
@@ -17,11 +23,12 @@ def ipfs() -> None:
 @state_dir_option
 @click.option("--timeout", "timeout_s", type=click.FloatRange(min=1), default=90.0, show_default=True,
               help="Seconds to wait for the API to answer.")
+@toolchain_option
 @json_option
-def start(state_dir: object, timeout_s: float, as_json: bool) -> None:
+def start(state_dir: object, timeout_s: float, toolchain: object, as_json: bool) -> None:
     """Start the node (repo under STATE_DIR/ipfs) unless it already runs."""
-    settings = settings_from(state_dir=state_dir)
-    info, started = start_node(settings.state_dir, timeout_s=timeout_s)
+    settings = settings_from(state_dir=state_dir, toolchain=toolchain)
+    info, started = start_node(settings.state_dir, timeout_s=timeout_s, toolchain=settings.toolchain)
     verb = "started" if started else "already running"
     emit(
         as_json,

@@ -59,6 +59,17 @@ def keystore_option(f: F) -> F:
     )(f)
 
 
+def toolchain_option(f: F) -> F:
+    """``--toolchain``: the Node toolchain directory (solc-js, anvil, Hardhat, js-ipfs)."""
+    return click.option(
+        "--toolchain",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="The Node toolchain directory, set up like hardhat-local/ [env FEDCHAIN_TOOLCHAIN; "
+        "default: hardhat-local/ of the checkout].",
+    )(f)
+
+
 def settings_from(**overrides: Any) -> Settings:
     """Settings with CLI flags applied over env, fedchain.toml and defaults."""
     return load_settings(**overrides)

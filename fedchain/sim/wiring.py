@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from fedchain.config import Settings
+from fedchain.services.devnet import devnet_url
 
 if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is used
     from eth_account.signers.local import LocalAccount
@@ -16,8 +17,6 @@ if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is u
 def rpc_url_of(settings: Settings) -> str:
     if settings.rpc_url:
         return settings.rpc_url
-    from fedchain.chain.devnet import devnet_url
-
     return devnet_url(settings.state_dir)
 
 

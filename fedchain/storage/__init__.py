@@ -1,6 +1,6 @@
 """Blob storage: the :class:`BlobStore` protocol, an IPFS store (Kubo RPC API), a local
-content-addressed store with identical CIDs, the managed js-ipfs node, and the canonical
-blob and JSON document formats.
+content-addressed store with identical CIDs, and the canonical blob and JSON document formats.
+The js-ipfs node process itself is managed by :mod:`fedchain.services.ipfs`.
 
 Submodules are imported on first use: ``from fedchain.storage import encode_json_doc``
 does not pull in httpx, and ``LocalStore`` does not pull in numpy.

@@ -7,9 +7,9 @@ import logging
 from fedchain.config import Settings
 from fedchain.errors import StorageUnavailableError
 from fedchain.ports import BlobStore
+from fedchain.services.ipfs import read_node, record_path
 from fedchain.storage.ipfs import IpfsStore
 from fedchain.storage.local import LocalStore
-from fedchain.storage.node import read_node, record_path
 
 __all__ = ["open_store", "resolve_ipfs_api"]
 

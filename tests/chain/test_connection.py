@@ -11,7 +11,7 @@ from eth_account import Account
 from eth_hash.auto import keccak
 
 from fedchain.chain.connection import Connection
-from fedchain.chain.devnet import free_port
+from fedchain.services.base import free_port
 from fedchain.chain.federation import (
     deploy,
     deployment_path,

@@ -16,8 +16,8 @@ from fedchain.config import Settings
 from fedchain.errors import BlobFormatError, BlobNotFoundError, IntegrityError, StorageUnavailableError
 from fedchain.storage import BlobStore, IpfsStore, LocalStore, compute_cid, open_store
 from fedchain.storage.cid import CHUNK_SIZE
-from fedchain.services import free_port
-from fedchain.storage.node import node_status, read_node, start_node, stop_node
+from fedchain.services.base import free_port
+from fedchain.services.ipfs import node_status, read_node, start_node, stop_node
 
 
 def _data(size: int, seed: int = 0) -> bytes:
@@ -232,7 +232,7 @@ def test_managed_node_down_is_a_clean_error_and_data_survives_a_restart(tmp_path
 def test_node_killed_without_cleanup_restarts_on_the_same_repo(tmp_path: Path) -> None:
     import signal
 
-    from fedchain.storage.node import IpfsNode
+    from fedchain.services.ipfs import IpfsNode
 
     node = IpfsNode(tmp_path / "node")
     try:

@@ -1,6 +1,7 @@
 """The local Ethereum devnet: anvil (default) or a Hardhat node, on loopback.
 
-A *managed* devnet belongs to a state directory: :func:`start_devnet` launches it
+A *managed* devnet belongs to a state directory (:class:`DevnetService`, the
+:class:`~fedchain.services.base.ManagedService` of the devnet): :func:`start_devnet` launches it
 detached, records engine, pid, URL and chain id in ``<state_dir>/devnet.json`` and (for
 anvil) keeps the chain in ``<state_dir>/devnet/state.json`` - loaded on start, dumped on
 a clean stop and every few seconds meanwhile - so a restart loses nothing.
@@ -14,7 +15,6 @@ Readiness is detected by polling ``eth_chainId``; there are no fixed sleeps.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -24,12 +24,37 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 import httpx
 
-from fedchain.errors import ServiceError
-from fedchain.services import HOST, free_port, log_tail, process_alive, terminate_pid, toolchain_dir, write_record
+from fedchain.errors import ConfigError, ServiceError
+from fedchain.services.base import (
+    HOST,
+    ServiceRecord,
+    ToolchainNotFoundError,
+    free_port,
+    log_tail,
+    terminate_pid,
+    toolchain_dir,
+)
+
+__all__ = [
+    "DEVNET",
+    "ENGINES",
+    "DevnetInfo",
+    "DevnetProcess",
+    "DevnetService",
+    "DevnetStatus",
+    "anvil_binary",
+    "devnet_status",
+    "devnet_url",
+    "read_devnet",
+    "record_path",
+    "rpc_call",
+    "start_devnet",
+    "stop_devnet",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,30 +73,41 @@ def _platform_suffix() -> str:
     return f"{system}-{arch}"
 
 
-def anvil_binary() -> Path:
+def anvil_binary(toolchain: Path | None = None) -> Path:
     """Locate anvil: ``FEDCHAIN_ANVIL``, the platform package under the toolchain's
-    ``node_modules``, its ``.bin`` launcher, then ``PATH``."""
+    ``node_modules`` (``toolchain``, default: the configured one, see
+    :func:`~fedchain.services.base.toolchain_dir`), its
+    ``.bin`` launcher, then ``PATH`` (also when no toolchain is configured outside a checkout;
+    a configured toolchain that is not a directory is a ConfigError). When none has it and no
+    toolchain can be found either, the ConfigError names the toolchain setting."""
     candidates: list[Path] = []
     env = os.environ.get("FEDCHAIN_ANVIL")
     if env:
         candidates.append(Path(env))
-    modules = toolchain_dir() / "node_modules"
-    candidates.append(modules / "@foundry-rs" / f"anvil-{_platform_suffix()}" / "bin" / "anvil")
-    candidates.extend(sorted((modules / "@foundry-rs").glob("anvil-*/bin/anvil")))
-    candidates.append(modules / ".bin" / "anvil")
+    missing_toolchain: ToolchainNotFoundError | None = None
+    try:
+        modules = toolchain_dir(override=toolchain) / "node_modules"
+    except ToolchainNotFoundError as err:  # nothing configured: anvil on PATH will do
+        missing_toolchain = err
+    else:
+        candidates.append(modules / "@foundry-rs" / f"anvil-{_platform_suffix()}" / "bin" / "anvil")
+        candidates.extend(sorted((modules / "@foundry-rs").glob("anvil-*/bin/anvil")))
+        candidates.append(modules / ".bin" / "anvil")
     found = shutil.which("anvil")
     if found:
         candidates.append(Path(found))
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return path
+    if missing_toolchain is not None:
+        raise ConfigError(f"anvil is not on PATH, and {missing_toolchain}") from missing_toolchain
     raise ServiceError(
-        "anvil not found: run scripts/setup (installs hardhat-local/node_modules) or set FEDCHAIN_ANVIL"
+        "anvil not found: run scripts/setup (installs hardhat-local/node_modules), put anvil on PATH "
+        "or set FEDCHAIN_ANVIL"
     )
 
 
-def _hardhat_command() -> list[str]:
-    root = toolchain_dir()
+def _hardhat_command(root: Path) -> list[str]:
     launcher = root / "node_modules" / ".bin" / "hardhat"
     if not launcher.exists():
         raise ServiceError(f"hardhat not installed under {root / 'node_modules'}: run scripts/setup")
@@ -108,10 +144,14 @@ class DevnetInfo:
     started_at: float
 
     def to_json(self) -> dict[str, Any]:
+        """The record as stored in ``devnet.json``."""
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "DevnetInfo":
+    def from_json(cls, data: dict[str, Any]) -> DevnetInfo:
+        """Parse a stored record (KeyError, TypeError or ValueError when malformed)."""
+        if data["engine"] not in ENGINES:
+            raise ValueError(f"unknown devnet engine {data['engine']!r}")
         return cls(
             engine=str(data["engine"]),
             pid=int(data["pid"]),
@@ -126,6 +166,8 @@ class DevnetInfo:
 
 @dataclass(frozen=True)
 class DevnetStatus:
+    """``fedchain devnet status``: whether the recorded devnet runs, and at which block."""
+
     running: bool
     engine: str | None = None
     url: str | None = None
@@ -146,6 +188,7 @@ class DevnetProcess:
         state_file: Path | None = None,
         log_file: Path | None = None,
         extra_args: list[str] | None = None,
+        toolchain: Path | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ServiceError(f"unknown devnet engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -155,6 +198,7 @@ class DevnetProcess:
         self.state_file = state_file
         self.log_file = log_file
         self.extra_args = list(extra_args or [])
+        self.toolchain = toolchain  # None: the configured one, looked up when needed
         self.process: subprocess.Popen[bytes] | None = None
         self.chain_id = 0
         self._log_handle: IO[bytes] | None = None
@@ -171,14 +215,15 @@ class DevnetProcess:
 
     def _command(self) -> tuple[list[str], Path]:
         if self.engine == "anvil":
-            cmd = [str(anvil_binary()), "--host", HOST, "--port", str(self.port), "--hardfork", HARDFORK]
+            cmd = [str(anvil_binary(self.toolchain)), "--host", HOST, "--port", str(self.port), "--hardfork", HARDFORK]
             if self.state_file is not None:
                 cmd += ["--state", str(self.state_file), "--state-interval", str(STATE_INTERVAL_S)]
             return cmd + self.extra_args, Path.cwd()
-        cmd = _hardhat_command() + ["--hostname", HOST, "--port", str(self.port)]
-        return cmd + self.extra_args, toolchain_dir()
+        root = toolchain_dir(override=self.toolchain)
+        cmd = _hardhat_command(root) + ["--hostname", HOST, "--port", str(self.port)]
+        return cmd + self.extra_args, root
 
-    def start(self, timeout_s: float = 60.0) -> "DevnetProcess":
+    def start(self, timeout_s: float = 60.0) -> Self:
         """Launch and wait until ``eth_chainId`` answers; ServiceError otherwise."""
         attempts = 1 if self._requested_port else 3
         last_error: ServiceError | None = None
@@ -200,7 +245,7 @@ class DevnetProcess:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log_handle = open(self.log_file, "ab")
+            self._log_handle = open(self.log_file, "ab")  # noqa: SIM115 - the process writes to it until stop()
             out: Any = self._log_handle
         else:
             out = subprocess.DEVNULL
@@ -248,7 +293,7 @@ class DevnetProcess:
             self._log_handle.close()
             self._log_handle = None
 
-    def __enter__(self) -> "DevnetProcess":
+    def __enter__(self) -> Self:
         return self.start() if self.process is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -258,57 +303,102 @@ class DevnetProcess:
 # --- the managed devnet of a state directory ----------------------------------------
 
 
-def record_path(state_dir: Path) -> Path:
-    return Path(state_dir) / RECORD_NAME
+class DevnetService:
+    """The managed devnet of a state directory, as a :class:`~fedchain.services.base.ManagedService`."""
+
+    name = "devnet"
+
+    def __init__(self) -> None:
+        self.record: ServiceRecord[DevnetInfo] = ServiceRecord(
+            "devnet", RECORD_NAME, DevnetInfo.from_json, lambda info: _PROCESS_MARKERS[info.engine]
+        )
+
+    def read(self, state_dir: Path) -> DevnetInfo | None:
+        """The recorded devnet of ``state_dir`` if its process is still alive, else None."""
+        return self.record.read(state_dir)
+
+    def start(
+        self,
+        state_dir: Path,
+        *,
+        timeout_s: float = 60.0,
+        engine: str = "anvil",
+        port: int | None = None,
+        toolchain: Path | None = None,
+    ) -> tuple[DevnetInfo, bool]:
+        """Start the devnet of ``state_dir``, or reuse the running one; ``(info, started)``.
+
+        A running devnet of another engine, or on another ``port``, is an error."""
+        state_dir = Path(state_dir)
+        running = self.read(state_dir)
+        if running is not None:
+            if running.engine != engine:
+                raise ServiceError(
+                    f"a {running.engine} devnet is already running at {running.url} (pid {running.pid}); stop it first"
+                )
+            if port is not None and running.port != port:
+                raise ServiceError(f"the devnet is already running on port {running.port}, not {port}; stop it first")
+            return running, False
+        last_port_file = state_dir / "devnet" / "last_port"
+        if port is None and last_port_file.exists():
+            port = _reusable_port(last_port_file)
+        state_file = (state_dir / "devnet" / "state.json").resolve() if engine == "anvil" else None
+        log_file = (state_dir / "devnet" / f"{engine}.log").resolve()
+        process = DevnetProcess(
+            engine, port, state_file=state_file, log_file=log_file, toolchain=toolchain
+        ).start(timeout_s)
+        info = DevnetInfo(
+            engine=engine,
+            pid=process.pid,
+            url=process.url,
+            port=process.port,
+            chain_id=process.chain_id,
+            state_file=str(state_file) if state_file else None,
+            log_file=str(log_file),
+            started_at=time.time(),
+        )
+        self.record.write(state_dir, info)
+        last_port_file.write_text(str(info.port), encoding="utf-8")
+        return info, True
+
+    def stop(self, state_dir: Path, *, timeout_s: float = 30.0) -> DevnetInfo | None:
+        """Stop the devnet of ``state_dir`` (anvil dumps its state); what was stopped, or None."""
+        return self.record.stop(state_dir, timeout_s=timeout_s)
+
+    def status(self, state_dir: Path) -> DevnetStatus:
+        """Is the devnet of ``state_dir`` running, and at which block?"""
+        info = self.read(state_dir)
+        if info is None:
+            return DevnetStatus(running=False)
+        try:
+            block = int(rpc_call(info.url, "eth_blockNumber", timeout_s=3.0), 16)
+        except (httpx.HTTPError, ServiceError, ValueError) as err:
+            raise ServiceError(f"devnet pid {info.pid} is alive but {info.url} does not answer: {err}") from err
+        return DevnetStatus(
+            running=True,
+            engine=info.engine,
+            url=info.url,
+            pid=info.pid,
+            chain_id=info.chain_id,
+            block_number=block,
+            state_file=info.state_file,
+        )
+
+    def url(self, state_dir: Path) -> str:
+        """The URL of the running managed devnet; ServiceError if there is none."""
+        info = self.read(state_dir)
+        if info is None:
+            raise ServiceError(f"no devnet is running for {state_dir}: run `fedchain devnet start` or pass --rpc-url")
+        return info.url
 
 
-def read_devnet(state_dir: Path) -> DevnetInfo | None:
-    """The recorded devnet of ``state_dir`` if its process is still alive, else None."""
-    path = record_path(state_dir)
-    if not path.exists():
-        return None
-    try:
-        info = DevnetInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ServiceError(f"devnet record {path} is unreadable: {err}") from err
-    return info if process_alive(info.pid, _PROCESS_MARKERS[info.engine]) else None
+DEVNET = DevnetService()
+"""The managed devnet; the functions below are its short forms."""
 
+if TYPE_CHECKING:  # mypy holds the service to the one shape
+    from fedchain.services.base import ManagedService
 
-def start_devnet(
-    state_dir: Path, *, engine: str = "anvil", port: int | None = None, timeout_s: float = 60.0
-) -> tuple[DevnetInfo, bool]:
-    """Start the devnet of ``state_dir``, or reuse the running one.
-
-    Returns ``(info, reused)``. A running devnet of another engine is an error."""
-    state_dir = Path(state_dir)
-    running = read_devnet(state_dir)
-    if running is not None:
-        if running.engine != engine:
-            raise ServiceError(
-                f"a {running.engine} devnet is already running at {running.url} (pid {running.pid}); stop it first"
-            )
-        if port is not None and running.port != port:
-            raise ServiceError(f"the devnet is already running on port {running.port}, not {port}; stop it first")
-        return running, True
-    last_port_file = state_dir / "devnet" / "last_port"
-    if port is None and last_port_file.exists():
-        port = _reusable_port(last_port_file)
-    state_file = (state_dir / "devnet" / "state.json").resolve() if engine == "anvil" else None
-    log_file = (state_dir / "devnet" / f"{engine}.log").resolve()
-    process = DevnetProcess(engine, port, state_file=state_file, log_file=log_file).start(timeout_s)
-    info = DevnetInfo(
-        engine=engine,
-        pid=process.pid,
-        url=process.url,
-        port=process.port,
-        chain_id=process.chain_id,
-        state_file=str(state_file) if state_file else None,
-        log_file=str(log_file),
-        started_at=time.time(),
-    )
-    write_record(record_path(state_dir), info.to_json())
-    last_port_file.write_text(str(info.port), encoding="utf-8")
-    return info, False
+    _SHAPE: ManagedService[DevnetInfo, DevnetStatus] = DEVNET
 
 
 def _reusable_port(path: Path) -> int | None:
@@ -326,40 +416,41 @@ def _reusable_port(path: Path) -> int | None:
     return port
 
 
+def record_path(state_dir: Path) -> Path:
+    """``<state_dir>/devnet.json``."""
+    return DEVNET.record.path(state_dir)
+
+
+def read_devnet(state_dir: Path) -> DevnetInfo | None:
+    """The recorded devnet of ``state_dir`` if its process is still alive, else None."""
+    return DEVNET.read(state_dir)
+
+
+def start_devnet(
+    state_dir: Path,
+    *,
+    engine: str = "anvil",
+    port: int | None = None,
+    timeout_s: float = 60.0,
+    toolchain: Path | None = None,
+) -> tuple[DevnetInfo, bool]:
+    """Start the devnet of ``state_dir``, or reuse the running one.
+
+    Returns ``(info, reused)``. A running devnet of another engine is an error."""
+    info, started = DEVNET.start(state_dir, timeout_s=timeout_s, engine=engine, port=port, toolchain=toolchain)
+    return info, not started
+
+
 def stop_devnet(state_dir: Path, *, timeout_s: float = 30.0) -> DevnetInfo | None:
     """Stop the devnet of ``state_dir`` (state dumped); returns what was stopped, or None."""
-    path = record_path(state_dir)
-    info = read_devnet(state_dir)
-    if info is not None:
-        log.info("stopping %s devnet pid %d", info.engine, info.pid)
-        terminate_pid(info.pid, timeout_s=timeout_s, marker=_PROCESS_MARKERS[info.engine], what="devnet")
-    path.unlink(missing_ok=True)
-    return info
+    return DEVNET.stop(state_dir, timeout_s=timeout_s)
 
 
 def devnet_status(state_dir: Path) -> DevnetStatus:
     """Is the devnet of ``state_dir`` running, and at which block?"""
-    info = read_devnet(state_dir)
-    if info is None:
-        return DevnetStatus(running=False)
-    try:
-        block = int(rpc_call(info.url, "eth_blockNumber", timeout_s=3.0), 16)
-    except (httpx.HTTPError, ServiceError, ValueError) as err:
-        raise ServiceError(f"devnet pid {info.pid} is alive but {info.url} does not answer: {err}") from err
-    return DevnetStatus(
-        running=True,
-        engine=info.engine,
-        url=info.url,
-        pid=info.pid,
-        chain_id=info.chain_id,
-        block_number=block,
-        state_file=info.state_file,
-    )
+    return DEVNET.status(state_dir)
 
 
 def devnet_url(state_dir: Path) -> str:
     """The URL of the running managed devnet; ServiceError if there is none."""
-    info = read_devnet(state_dir)
-    if info is None:
-        raise ServiceError(f"no devnet is running for {state_dir}: run `fedchain devnet start` or pass --rpc-url")
-    return info.url
+    return DEVNET.url(state_dir)

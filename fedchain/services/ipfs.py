@@ -7,8 +7,9 @@ bootstrap peers, no delegates, no preload, no MDNS, no NAT mapping, libp2p never
 it never dials anywhere). When every server listens it writes the bound URLs to a ready
 file; fedchain then polls ``/api/v0/version`` until the API answers (no fixed sleeps).
 
-A *managed* node belongs to a state directory: :func:`start_node` runs it detached with
-its repo in ``<state_dir>/ipfs/repo`` and records pid and URLs in ``<state_dir>/ipfs.json``;
+A *managed* node belongs to a state directory (:class:`IpfsService`, the
+:class:`~fedchain.services.base.ManagedService` of the node): :func:`start_node` runs it detached
+with its repo in ``<state_dir>/ipfs/repo`` and records pid and URLs in ``<state_dir>/ipfs.json``;
 :func:`stop_node` sends SIGTERM and waits. An *ephemeral* node (:class:`IpfsNode` as a
 context manager) is what tests and benchmarks use.
 """
@@ -23,24 +24,34 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Self
 
 import httpx
 
 from fedchain.errors import ServiceError
-from fedchain.services import log_tail, process_alive, terminate_pid, toolchain_dir, write_record
+from fedchain.services.base import (
+    ServiceRecord,
+    log_tail,
+    process_alive,
+    terminate_pid,
+    toolchain_dir,
+)
 
 __all__ = [
+    "IPFS",
     "IpfsNode",
+    "IpfsService",
     "NodeInfo",
     "NodeStatus",
-    "start_node",
-    "stop_node",
+    "api_version",
+    "node_binary",
+    "node_script",
     "node_status",
+    "node_url",
     "read_node",
     "record_path",
-    "node_script",
-    "node_binary",
+    "start_node",
+    "stop_node",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,13 +61,15 @@ SCRIPT_NAME = "ipfs-node.mjs"
 _POLL_S = 0.05
 
 
-def node_script() -> Path:
-    """The node launcher script; its ``node_modules`` must hold ``ipfs`` 0.66.1."""
-    script = toolchain_dir() / SCRIPT_NAME
+def node_script(toolchain: Path | None = None) -> Path:
+    """The node launcher script in ``toolchain`` (default: the configured toolchain, see
+    :func:`~fedchain.services.base.toolchain_dir`); its ``node_modules`` must hold ``ipfs`` 0.66.1."""
+    root = toolchain_dir(override=toolchain)
+    script = root / SCRIPT_NAME
     if not script.is_file():
         raise ServiceError(f"IPFS node script not found: {script}")
-    if not (toolchain_dir() / "node_modules" / "ipfs-core").is_dir():
-        raise ServiceError("js-ipfs is not installed: run scripts/setup (npm ci in hardhat-local/)")
+    if not (root / "node_modules" / "ipfs-core").is_dir():
+        raise ServiceError(f"js-ipfs is not installed in {root}: run scripts/setup (npm ci in hardhat-local/)")
     return script
 
 
@@ -81,14 +94,21 @@ class NodeInfo:
     log: Path
     version: str
 
+    @property
+    def url(self) -> str:
+        """The RPC API URL (what :class:`~fedchain.storage.ipfs.IpfsStore` talks to)."""
+        return self.api_url
+
     def to_json(self) -> dict[str, Any]:
+        """The record as stored in ``ipfs.json``."""
         data = asdict(self)
         data["repo"] = str(self.repo)
         data["log"] = str(self.log)
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "NodeInfo":
+    def from_json(cls, data: dict[str, Any]) -> NodeInfo:
+        """Parse a stored record; ServiceError when malformed."""
         try:
             return cls(
                 pid=int(data["pid"]),
@@ -135,9 +155,10 @@ class IpfsNode:
     and waits until ``/api/v0/version`` answers; ``stop`` sends SIGTERM and waits.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, toolchain: Path | None = None) -> None:
         # Absolute: the node process runs from the toolchain directory, not from ours.
         self.home = Path(home).resolve()
+        self.toolchain = toolchain  # None: the configured one, looked up on start
         self.repo = self.home / "repo"
         self.ready_file = self.home / "ready.json"
         self.log_path = self.home / "node.log"
@@ -147,12 +168,14 @@ class IpfsNode:
 
     @property
     def api_url(self) -> str:
+        """The RPC API URL of the started node."""
         if self.info is None:
             raise ServiceError("IPFS node is not started")
         return self.info.api_url
 
     def start(self, timeout_s: float = 90.0) -> NodeInfo:
-        script = node_script()
+        """Launch the node and wait until its API answers; ServiceError otherwise."""
+        script = node_script(self.toolchain)
         self.home.mkdir(parents=True, exist_ok=True)
         self._clear_stale_lock()
         self.ready_file.unlink(missing_ok=True)
@@ -232,6 +255,7 @@ class IpfsNode:
         )
 
     def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM the node and wait for it to exit."""
         if self._proc is None:
             return
         if self._proc.poll() is None:
@@ -244,7 +268,7 @@ class IpfsNode:
         self._proc = None
         self.info = None
 
-    def __enter__(self) -> "IpfsNode":
+    def __enter__(self) -> Self:
         if self.info is None:
             self.start()
         return self
@@ -254,54 +278,92 @@ class IpfsNode:
 
 
 # -- the managed node of a state directory ---------------------------------------
+
+
+class IpfsService:
+    """The managed IPFS node of a state directory, as a :class:`~fedchain.services.base.ManagedService`."""
+
+    name = "ipfs"
+
+    def __init__(self) -> None:
+        self.record: ServiceRecord[NodeInfo] = ServiceRecord(
+            "IPFS node", RECORD_NAME, NodeInfo.from_json, lambda _info: SCRIPT_NAME
+        )
+
+    def read(self, state_dir: Path) -> NodeInfo | None:
+        """The recorded node if its process still runs, else None."""
+        return self.record.read(state_dir)
+
+    def start(
+        self, state_dir: Path, *, timeout_s: float = 90.0, toolchain: Path | None = None
+    ) -> tuple[NodeInfo, bool]:
+        """Start the state directory's node unless it already runs; ``(info, started)``."""
+        state_dir = Path(state_dir)
+        running = self.read(state_dir)
+        if running is not None and api_version(running.api_url) is not None:
+            return running, False
+        if running is not None:
+            raise ServiceError(
+                f"IPFS node pid {running.pid} is recorded in {self.record.path(state_dir)} but its API "
+                f"{running.api_url} does not answer; run `fedchain ipfs stop` first"
+            )
+        state_dir.mkdir(parents=True, exist_ok=True)
+        info = IpfsNode(state_dir / "ipfs", toolchain=toolchain).start(timeout_s=timeout_s)
+        self.record.write(state_dir, info)
+        return info, True
+
+    def stop(self, state_dir: Path, *, timeout_s: float = 20.0) -> NodeInfo | None:
+        """Stop the state directory's node; what was stopped (None if nothing ran)."""
+        return self.record.stop(state_dir, timeout_s=timeout_s)
+
+    def status(self, state_dir: Path) -> NodeStatus:
+        """Whether the recorded node runs and its API answers."""
+        info = self.read(state_dir)
+        version = api_version(info.api_url) if info is not None else None
+        return NodeStatus(running=version is not None, state_dir=Path(state_dir), node=info, api_version=version)
+
+    def url(self, state_dir: Path) -> str:
+        """The API URL of the running managed node; ServiceError if there is none."""
+        info = self.read(state_dir)
+        if info is None:
+            raise ServiceError(f"no IPFS node is running for {state_dir}: run `fedchain ipfs start` or pass --ipfs-api")
+        return info.api_url
+
+
+IPFS = IpfsService()
+"""The managed IPFS node; the functions below are its short forms."""
+
+if TYPE_CHECKING:  # mypy holds the service to the one shape
+    from fedchain.services.base import ManagedService
+
+    _SHAPE: ManagedService[NodeInfo, NodeStatus] = IPFS
+
+
 def record_path(state_dir: Path) -> Path:
-    return Path(state_dir) / RECORD_NAME
+    """``<state_dir>/ipfs.json``."""
+    return IPFS.record.path(state_dir)
 
 
 def read_node(state_dir: Path) -> NodeInfo | None:
     """The recorded node if its process still runs, else None."""
-    path = record_path(state_dir)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ServiceError(f"cannot read {path}: {err}") from err
-    info = NodeInfo.from_json(data)
-    return info if process_alive(info.pid, SCRIPT_NAME) else None
+    return IPFS.read(state_dir)
 
 
-def start_node(state_dir: Path, *, timeout_s: float = 90.0) -> tuple[NodeInfo, bool]:
+def start_node(state_dir: Path, *, timeout_s: float = 90.0, toolchain: Path | None = None) -> tuple[NodeInfo, bool]:
     """Start the state directory's node unless it already runs; return it and whether it was started."""
-    state_dir = Path(state_dir)
-    running = read_node(state_dir)
-    if running is not None and api_version(running.api_url) is not None:
-        return running, False
-    if running is not None:
-        raise ServiceError(
-            f"IPFS node pid {running.pid} is recorded in {record_path(state_dir)} but its API "
-            f"{running.api_url} does not answer; run `fedchain ipfs stop` first"
-        )
-    state_dir.mkdir(parents=True, exist_ok=True)
-    node = IpfsNode(state_dir / "ipfs")
-    info = node.start(timeout_s=timeout_s)
-    write_record(record_path(state_dir), info.to_json())
-    return info, True
+    return IPFS.start(state_dir, timeout_s=timeout_s, toolchain=toolchain)
 
 
 def stop_node(state_dir: Path, *, timeout_s: float = 20.0) -> NodeInfo | None:
     """Stop the state directory's node; return what was stopped (None if nothing ran)."""
-    info = read_node(state_dir)
-    record_path(state_dir).unlink(missing_ok=True)
-    if info is None:
-        return None
-    terminate_pid(info.pid, timeout_s=timeout_s, marker=SCRIPT_NAME, what="IPFS node")
-    if process_alive(info.pid, SCRIPT_NAME):
-        raise ServiceError(f"IPFS node pid {info.pid} would not stop")
-    return info
+    return IPFS.stop(state_dir, timeout_s=timeout_s)
 
 
 def node_status(state_dir: Path) -> NodeStatus:
-    info = read_node(state_dir)
-    version = api_version(info.api_url) if info is not None else None
-    return NodeStatus(running=version is not None, state_dir=Path(state_dir), node=info, api_version=version)
+    """Whether the recorded node runs and its API answers."""
+    return IPFS.status(state_dir)
+
+
+def node_url(state_dir: Path) -> str:
+    """The API URL of the running managed node; ServiceError if there is none."""
+    return IPFS.url(state_dir)
