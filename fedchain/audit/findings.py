@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from fedchain.fl.records import Rejection
+
 
 class FindingKind(str, Enum):
     """Stable finding kinds. Never rename a value: tooling matches on these strings."""
@@ -108,7 +110,7 @@ class RoundSummary:
     model_cid: str | None
     committed: tuple[str, ...]
     included: tuple[str, ...]
-    rejected: tuple[tuple[str, str, str], ...]  # (participant, rule, reason)
+    rejected: tuple[Rejection, ...]
     num_samples: int
     close_reason: str | None
     gas: dict[str, int] = field(default_factory=dict)
@@ -125,7 +127,7 @@ class RoundSummary:
             "model_cid": self.model_cid,
             "committed": list(self.committed),
             "included": list(self.included),
-            "rejected": [{"participant": p, "rule": r, "reason": why} for p, r, why in self.rejected],
+            "rejected": [r.to_json() for r in self.rejected],
             "num_samples": self.num_samples,
             "close_reason": self.close_reason,
             "gas": dict(self.gas),

@@ -10,8 +10,7 @@ from typing import Any
 
 import click
 
-from fedchain.cli.options import emit, json_option, keystore_option, task_options
-from fedchain.cli.participant import _ledger, _settings, role_options
+from fedchain.cli.options import emit, json_option, keystore_option, role_ledger, role_options, role_settings, task_options
 from fedchain.errors import ChainError
 from fedchain.ports import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
 from fedchain.types import Address
@@ -30,8 +29,8 @@ def admin() -> None:
 def admit(participant: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None,
           store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Admit a registered (pending) PARTICIPANT address."""
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    ledger = _ledger(settings, address)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    ledger = role_ledger(settings, address)
     report = ledger.admit(Address(participant))
     emit(as_json, {"participant": participant, "status": "active", "tx": report},
          f"admitted {participant} (tx {report.tx_hash}, gas {report.gas_used})")
@@ -46,8 +45,8 @@ def admit(participant: str, keystore: Path | None, state_dir: Path | None, rpc_u
 def remove(participant: str, reason: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
            ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Remove PARTICIPANT; its later commits are refused by the contract."""
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    ledger = _ledger(settings, address)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    ledger = role_ledger(settings, address)
     report = ledger.remove(Address(participant), reason)
     emit(as_json, {"participant": participant, "status": "removed", "reason": reason, "tx": report},
          f"removed {participant}: {reason} (tx {report.tx_hash}, gas {report.gas_used})")
@@ -59,8 +58,8 @@ def remove(participant: str, reason: str, keystore: Path | None, state_dir: Path
 def members(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
             address: str | None, chain_id: int | None, as_json: bool) -> None:
     """List every registered participant with its current status, from the event log."""
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id)
-    ledger = _ledger(settings, address, signed=False)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id)
+    ledger = role_ledger(settings, address, signed=False)
     seen: dict[str, None] = {}
     for event in ledger.history():
         if isinstance(event, (ParticipantRegistered, ParticipantAdmitted, ParticipantRemoved)):
@@ -82,8 +81,8 @@ def members(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, s
 def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
          address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Show the task configuration recorded on chain (digests and the task document's CID)."""
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id)
-    ledger = _ledger(settings, address, signed=False)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id)
+    ledger = role_ledger(settings, address, signed=False)
     config = ledger.task()
     if config is None:
         emit(as_json, {"task": None}, "no task configured yet")
@@ -95,10 +94,10 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
 def _task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                    local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int) -> Any:
     """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters."""
-    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset, parse_strategy_params
+    from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust, parse_strategy_params
 
-    cfg = SimulationConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
-                           robust=robust, arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr, seed=seed,
+    cfg = ExperimentConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
+                           robust=parse_robust(robust), arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr, seed=seed,
                            min_updates=min_updates, commit_duration=commit_duration)
     return build_task(cfg, load_task_dataset(cfg))
 
@@ -123,8 +122,8 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
     # Everything that can be wrong with the task is found before anything is stored or sent.
     doc = _task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
                          min_updates, commit_duration)
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    ledger = _ledger(settings, address)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    ledger = role_ledger(settings, address)
     blobs = open_blob_store(settings)
     try:
         cid, report = publish_task(ledger, blobs, doc)

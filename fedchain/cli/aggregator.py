@@ -1,4 +1,4 @@
-"""``fedchain aggregator run``: the aggregator agent."""
+"""``fedchain aggregator run``: the aggregator agent, the round engine over the ledger."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from fedchain.cli.options import emit, json_option, keystore_option
-from fedchain.cli.participant import _settings, role_options
-from fedchain.cli.round import _aggregator
+from fedchain.cli.options import emit, json_option, keystore_option, role_options, role_settings
+from fedchain.cli.round import aggregator_transport, describe_round
 
 
 @click.group()
@@ -30,16 +29,17 @@ def run(rounds: int | None, commit_duration: int | None, min_updates: int | None
         chain_id: int | None, as_json: bool) -> None:
     """Open a round, wait until every eligible participant committed or the deadline passed, aggregate,
     publish the model and evidence, finalise; repeat."""
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    agent = _aggregator(settings, address, dishonest)
-    outcomes = []
-    done = 0
-    while rounds is None or done < rounds:
-        done += 1
-        out = agent.run_round(commit_duration=commit_duration, min_updates=min_updates)
-        outcomes.append(out.to_json())
+    from fedchain.engine.loop import run_rounds
+    from fedchain.engine.reports import RoundReport
+
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    transport = aggregator_transport(settings, address, dishonest=dishonest, commit_duration=commit_duration,
+                                     min_updates=min_updates)
+
+    def show(report: RoundReport) -> None:
         if not as_json:
-            click.echo(f"round {out.round_id}: " + (f"finalised, {len(out.included)} included, {len(out.rejected)} rejected"
-                                                   if out.finalized else f"closed: {out.close_reason}"))
+            click.echo(describe_round(report))
+
+    result = run_rounds(transport, rounds, on_round=show)
     if as_json:
-        emit(True, {"rounds": outcomes}, "")
+        emit(True, {"rounds": [r.to_json() for r in result.rounds]}, "")

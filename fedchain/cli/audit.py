@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from fedchain.cli.options import emit, json_option
-from fedchain.cli.participant import _settings, role_options
+from fedchain.cli.options import emit, json_option, role_options, role_settings
 from fedchain.errors import ExitCode
 
 
@@ -35,7 +34,7 @@ def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, stat
     ctx.obj = {"settings": (state_dir, rpc_url, ipfs_api, store, chain_id), "address": address}
     if ctx.invoked_subcommand is not None:
         return
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id)
     report = _auditor(settings, address).audit(round_id)
     if html_path is not None:
         from fedchain.audit.html import write_html
@@ -66,7 +65,7 @@ def provenance(model: str, state_dir: Path | None, rpc_url: str | None, ipfs_api
     parent = click.get_current_context().parent
     inherited = parent.obj if parent is not None and parent.obj else {}
     base = inherited.get("settings", (None,) * 5)
-    settings = _settings(state_dir or base[0], rpc_url or base[1], ipfs_api or base[2], store or base[3], chain_id or base[4])
+    settings = role_settings(state_dir or base[0], rpc_url or base[1], ipfs_api or base[2], store or base[3], chain_id or base[4])
     ledger = connect_ledger(settings, address=address or inherited.get("address"))
     steps = trace(ledger, open_blob_store(settings), model)
 

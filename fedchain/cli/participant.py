@@ -10,44 +10,15 @@ import click
 
 from fedchain.cli.options import (
     emit,
-    ipfs_api_option,
     json_option,
     keystore_option,
-    rpc_url_option,
-    settings_from,
-    state_dir_option,
-    store_option,
+    role_ledger,
+    role_options,
+    role_settings,
+    role_signer,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-READY_FILE = "ready"  # written to the work dir once the agent is admitted, loaded and watching
-
-
-def role_options(f: F) -> F:
-    """Connection options shared by the role commands (participant, round, aggregator, audit)."""
-    f = click.option("--chain-id", type=int, default=None, help="Expected chain id; refuse another chain.")(f)
-    f = click.option("--address", default=None, help="Federation contract address [default: the recorded deployment].")(f)
-    for opt in (store_option, ipfs_api_option, rpc_url_option, state_dir_option):
-        f = opt(f)
-    return f
-
-
-def _settings(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
-              chain_id: int | None, keystore: Path | None = None) -> Any:
-    return settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store,
-                         chain_id=chain_id, keystore=keystore)
-
-
-def _signer(settings: Any) -> Any:
-    from fedchain.chain.accounts import load_signer
-
-    return load_signer(settings.state_dir, settings.keystore, prompt=lambda what: click.prompt(what, hide_input=True, err=True))
-
-
-def _ledger(settings: Any, address: str | None, signed: bool = True) -> Any:
-    from fedchain.sim.wiring import connect_ledger
-
-    return connect_ledger(settings, account=_signer(settings) if signed else None, address=address)
 
 
 def _work_dir(settings: Any, work_dir: Path | None, address: str) -> Path:
@@ -70,8 +41,8 @@ def register(organisation: str, industry: str, keystore: Path | None, state_dir:
     """Register the keystore's account as a participant (pending until an admin admits it)."""
     from eth_keys import keys
 
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    account = _signer(settings)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    account = role_signer(settings)
     from fedchain.sim.wiring import connect_ledger
 
     ledger = connect_ledger(settings, account=account, address=address)
@@ -91,8 +62,8 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
     """Show a participant's status (default: the keystore's account)."""
     from fedchain.sim.wiring import connect_ledger
 
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    who = participant_address or _signer(settings).address
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    who = participant_address or role_signer(settings).address
     ledger = connect_ledger(settings, address=address)
     rec = ledger.participant(who)
     emit(as_json, rec, lambda: f"{rec.address}: {rec.status.name.lower()}, last committed round "
@@ -113,14 +84,12 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     from fedchain.protocol.participant import ParticipantAgent
     from fedchain.sim.wiring import connect_ledger, open_blob_store
 
-    if attack is not None:
-        from fedchain.protocol.training import check_attack
+    from fedchain.fl.attacks import AttackSpec
 
-        check_attack(attack)
-
-    ledger = connect_ledger(settings, account=_signer(settings), address=address)
+    spec = AttackSpec.parse(attack) if attack is not None else None
+    ledger = connect_ledger(settings, account=role_signer(settings), address=address)
     store = open_blob_store(settings)
-    return ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=attack)
+    return ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec)
 
 
 @participant.command()
@@ -136,7 +105,7 @@ def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack:
     import torch
 
     torch.set_num_threads(1)
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     agent = _agent(settings, address, data_path, work_dir, attack)
     res = agent.submit(round_id)
     emit(as_json, res.to_json(), lambda: (
@@ -157,10 +126,10 @@ def run(until_round: int | None, max_idle: float | None, data_path: Path, work_d
     """Run the participant agent: watch for open rounds, train, store the update, commit."""
     import torch
 
-    from fedchain.protocol.participant import write_result_line
+    from fedchain.protocol.participant import READY_FILE, write_result_line
 
     torch.set_num_threads(1)
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     agent = _agent(settings, address, data_path, work_dir, attack)
     journal = agent.state_dir / "results.jsonl"
 

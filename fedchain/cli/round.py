@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from fedchain.cli.options import emit, json_option, keystore_option
-from fedchain.cli.participant import _settings, _signer, role_options
+from fedchain.cli.options import emit, json_option, keystore_option, role_options, role_settings, role_signer
+from fedchain.config import Settings
 from fedchain.types import RoundId, digest_hex
 
+if TYPE_CHECKING:
+    from fedchain.engine.ledger import LedgerTransport
+    from fedchain.engine.reports import RoundReport
 
-def _aggregator(settings: Any, address: str | None, dishonest: str | None = None) -> Any:
-    from fedchain.protocol.aggregator import AggregatorAgent
+
+def aggregator_transport(settings: Settings, address: str | None, *, dishonest: str | None = None,
+                         commit_duration: int | None = None, min_updates: int | None = None) -> LedgerTransport:
+    """The ledger transport of the aggregator role, signing with the role's keystore."""
+    from fedchain.engine.ledger import LedgerTransport
     from fedchain.sim.wiring import connect_ledger, open_blob_store
 
-    ledger = connect_ledger(settings, account=_signer(settings), address=address)
-    return AggregatorAgent(ledger, open_blob_store(settings), dishonest=dishonest)
+    ledger = connect_ledger(settings, account=role_signer(settings), address=address)
+    return LedgerTransport(ledger, open_blob_store(settings), dishonest=dishonest, commit_duration=commit_duration,
+                           min_updates=min_updates)
+
+
+def describe_round(out: RoundReport) -> str:
+    """One line about a finished round."""
+    if out.finalized:
+        return (f"round {out.round_id} finalised: model {digest_hex(out.model_digest or b'')} ({out.model_cid}), "
+                f"{len(out.included)} included, {len(out.rejected)} rejected, gas {out.gas_used}")
+    return f"round {out.round_id} closed without a model: {out.close_reason}"
 
 
 @click.group("round")
@@ -35,12 +50,12 @@ def open_(commit_duration: int | None, min_updates: int | None, keystore: Path |
           rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
           as_json: bool) -> None:
     """Open the next round on the latest finalised model (or the task's initial model)."""
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    agent = _aggregator(settings, address)
-    rid = agent.open_round(commit_duration=commit_duration, min_updates=min_updates)
-    rnd = agent.ledger.round(rid)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    transport = aggregator_transport(settings, address, commit_duration=commit_duration, min_updates=min_updates)
+    rid = transport.open_round().round_id
+    rnd = transport.ledger.round(rid)
     emit(as_json, {"round": int(rid), "base_model_digest": rnd.base_model_digest, "base_model_cid": rnd.base_model_cid,
-                   "deadline": rnd.deadline, "min_updates": rnd.min_updates, "tx": agent.reports[-1]},
+                   "deadline": rnd.deadline, "min_updates": rnd.min_updates, "tx": transport.reports[-1]},
          f"round {rid} open on {digest_hex(rnd.base_model_digest)} until {rnd.deadline} (min {rnd.min_updates} updates)")
 
 
@@ -53,7 +68,7 @@ def status(round_id: int | None, state_dir: Path | None, rpc_url: str | None, ip
     """Show a round (default: the latest) and its commitments."""
     from fedchain.sim.wiring import connect_ledger
 
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id)
     ledger = connect_ledger(settings, address=address)
     rid = RoundId(round_id if round_id is not None else int(ledger.latest_round_id()))
     if rid < 1:
@@ -82,19 +97,18 @@ def finalize(round_id: int | None, wait: bool, dishonest: str | None, keystore: 
              rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
              as_json: bool) -> None:
     """Aggregate the committed updates and finalise the round (or close it below the minimum)."""
+    from fedchain.engine.loop import finish_round
     from fedchain.errors import AggregationError
 
-    settings = _settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    agent = _aggregator(settings, address, dishonest)
-    rid = RoundId(round_id if round_id is not None else int(agent.ledger.latest_round_id()))
-    if wait:
-        agent.wait_commit_phase(rid)
-    elif not agent.commit_phase_over(rid):
-        rnd = agent.ledger.round(rid)
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    transport = aggregator_transport(settings, address, dishonest=dishonest)
+    rid = RoundId(round_id if round_id is not None else int(transport.ledger.latest_round_id()))
+    if rid < 1:
+        raise AggregationError("no round has been opened yet")
+    opened = transport.attach(rid)
+    if not wait and not transport.commit_phase_over(rid):
+        rnd = transport.ledger.round(rid)
         raise AggregationError(f"round {rid}: commit phase still running ({rnd.commit_count} of "
                                f"{rnd.eligible_count} eligible committed, deadline {rnd.deadline}); use --wait")
-    out = agent.finalize(rid)
-    emit(as_json, out.to_json(), lambda: (
-        f"round {rid} finalised: model {digest_hex(out.model_digest or b'')} ({out.model_cid}), "
-        f"{len(out.included)} included, {len(out.rejected)} rejected, gas {out.tx.gas_used}"
-        if out.finalized else f"round {rid} closed without a model: {out.close_reason}"))
+    out = finish_round(transport, opened)
+    emit(as_json, out.to_json(), lambda: describe_round(out))

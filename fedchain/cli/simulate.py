@@ -20,8 +20,8 @@ from fedchain.errors import ExitCode
 @click.option("--min-updates", type=int, default=None, help="Minimum updates per round [default: half the clients].")
 @click.option("--max-train-samples", type=int, default=None, help="Use a seeded subset of the training set (e.g. for MNIST).")
 @click.option("--max-test-samples", type=int, default=None, help="Evaluate on a seeded subset of the test set.")
-@click.option("--attack", "attacks", multiple=True, metavar="KIND:COUNT",
-              help="COUNT malicious participants (sign_flip, scaling, noise, label_flip or backdoor). Repeatable.")
+@click.option("--attack", "attacks", multiple=True, metavar="KIND:COUNT[:STRENGTH]",
+              help="COUNT malicious participants (sign_flip, scaling, noise, label_flip or backdoor), optionally with a strength: KIND:COUNT:STRENGTH (a factor, a sigma or a target class). Repeatable.")
 @click.option("--dishonest-aggregator", type=click.Choice(["drop-update", "shift-model"]), default=None,
               help="Make the aggregator cheat; the audit must catch it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -41,33 +41,35 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
     processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 51 otherwise."""
     import torch
 
-    from fedchain.sim.federation import SimulationConfig, parse_attack, parse_strategy_params, run_simulation
+    from fedchain.sim.config import ExperimentConfig, parse_attack, parse_robust, parse_strategy_params
+    from fedchain.sim.federation import run_federation
 
     torch.set_num_threads(1)
-    cfg = SimulationConfig(
+    cfg = ExperimentConfig(
         dataset=dataset, partition=partition, alpha=alpha, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
-        robust=robust, arch=arch, clients=clients, rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
+        robust=parse_robust(robust), arch=arch, clients=clients, rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
         lr=lr, seed=seed, min_updates=min_updates, commit_duration=commit_duration, attacks=tuple(parse_attack(a) for a in attacks),
         dishonest=dishonest_aggregator, max_train_samples=max_train_samples, max_test_samples=max_test_samples,
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))
-    result = run_simulation(cfg, settings, out, progress=True, keep_services=keep_services)
-    s = result.summary
+    result = run_federation(cfg, settings, out, progress=True, keep_services=keep_services)
 
     def human() -> str:
         lines = [f"{cfg.clients} participants, {cfg.rounds} rounds of {cfg.strategy} on {cfg.dataset} "
-                 f"(contract {s['contract']}, {s['store']})"]
-        for r in s["rounds"]:
-            acc = f"accuracy {r['accuracy']:.4f}, loss {r['loss']:.4f}" if "accuracy" in r else f"closed: {r['close_reason']}"
-            lines.append(f"  round {r['round']}: {r['included']}/{r['commits']} included, {len(r['rejected'])} rejected, {acc}")
-        lines.append("  gas: " + ", ".join(f"{k} {v['mean']}" for k, v in s["gas"].items()))
-        lines.append(f"  wall time {s['wall_time_s']:.1f} s; audit {s['audit']['wall_time_s']:.2f} s: "
-                     + ("clean" if s["audit"]["ok"] else f"{len(s['audit']['findings'])} finding(s)"))
-        lines += [f"    round {f['round']} {f['participant'] or '-'} {f['kind']}: {f['detail']}" for f in s["audit"]["findings"]]
+                 f"(contract {result.contract}, {result.store})"]
+        for r in result.rounds:
+            acc = (f"accuracy {r.accuracy:.4f}, loss {r.loss:.4f}" if r.accuracy is not None and r.loss is not None
+                   else f"closed: {r.close_reason}")
+            lines.append(f"  round {r.round_id}: {len(r.included)}/{r.commit_count} included, {len(r.rejected)} rejected, {acc}")
+        lines.append("  gas: " + ", ".join(f"{k} {v['mean']}" for k, v in result.gas.to_json().items()))
+        audit = result.audit
+        lines.append(f"  wall time {result.wall_time_s:.1f} s; audit {audit.wall_time_s:.2f} s: "
+                     + ("clean" if audit.ok else f"{len(audit.findings)} finding(s)"))
+        lines += [f"    round {f.round} {f.participant or '-'} {f.kind.value}: {f.detail}" for f in audit.findings]
         lines.append(f"  report: {out / 'report.json'}, {out / 'audit.html'}")
         return "\n".join(lines)
 
-    emit(as_json, s, human)
-    if not s["audit"]["ok"]:
+    emit(as_json, result.to_json(), human)
+    if not result.audit.ok:
         click.get_current_context().exit(int(ExitCode.AUDIT_FINDINGS))

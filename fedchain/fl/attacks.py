@@ -1,4 +1,6 @@
-"""Attacks, for evaluating robust aggregation only. Nothing in the federation flow imports this.
+"""Attacks, for evaluating robust aggregation only: a participant attacks only when told to
+(``--attack``), to demonstrate the screening rules and the audit trail. :class:`AttackSpec` is the
+one attack vocabulary, in memory and on the ledger alike.
 
 Update attacks rewrite an honest :class:`~fedchain.fl.records.ClientUpdate` (its model
 tensors; SCAFFOLD control deltas and extras are left as they are):
@@ -28,7 +30,7 @@ from torch import nn
 from fedchain.errors import ConfigError
 from fedchain.fl.records import CONTROL_PREFIX, WIRE_DTYPE, ClientUpdate, Weights
 
-UPDATE_ATTACKS = ("sign_flip", "scaling", "gaussian")
+UPDATE_ATTACKS = ("sign_flip", "scaling", "noise")
 DATA_ATTACKS = ("label_flip", "backdoor")
 
 
@@ -62,24 +64,82 @@ def gaussian_noise(update: ClientUpdate, sigma: float, seed: int) -> ClientUpdat
     return _map_model_tensors(update, lambda _n, a: a.astype(np.float64) + rng.normal(0.0, sigma, size=a.shape))
 
 
+ATTACK_KINDS = UPDATE_ATTACKS + DATA_ATTACKS
+ATTACK_SYNTAX = "sign_flip[:factor], scaling[:factor], noise[:sigma], label_flip or backdoor[:target_class]"
+BACKDOOR_FRACTION = 0.5  # share of a backdoor attacker's samples stamped with the trigger
+_DEFAULT_STRENGTH = {"sign_flip": 1.0, "scaling": 10.0, "noise": 1.0, "backdoor": 0.0}
+
+
 @dataclass(frozen=True)
-class UpdateAttack:
-    """A configured update attack: ``kind`` in :data:`UPDATE_ATTACKS` and its strength."""
+class AttackSpec:
+    """One evaluation-only attack: ``kind`` in :data:`ATTACK_KINDS` and its strength.
+
+    The one attack vocabulary of fedchain, written ``KIND[:STRENGTH]`` (:data:`ATTACK_SYNTAX`):
+    the factor of ``sign_flip`` and ``scaling``, the sigma of ``noise``, the target class of
+    ``backdoor``; ``label_flip`` takes none. Update attacks rewrite the trained update, data
+    attacks poison the local data before training.
+    """
 
     kind: str
-    factor: float = 1.0
-    sigma: float = 0.0
+    strength: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in UPDATE_ATTACKS:
-            raise ConfigError(f"unknown update attack {self.kind!r}; expected one of {', '.join(UPDATE_ATTACKS)}")
+        if self.kind not in ATTACK_KINDS:
+            raise ConfigError(f"unknown attack {self.kind!r}; expected {ATTACK_SYNTAX}")
+        if self.kind == "label_flip" and self.strength is not None:
+            raise ConfigError("invalid attack: label_flip takes no argument")
+        if self.strength is not None and not math.isfinite(self.strength):
+            raise ConfigError(f"invalid attack {self.kind}: strength must be finite, got {self.strength}")
+        if self.kind == "backdoor" and self.strength is not None and (self.strength < 0 or self.strength != int(self.strength)):
+            raise ConfigError(f"invalid attack backdoor: target class must be a non-negative integer, got {self.strength}")
 
-    def apply(self, update: ClientUpdate, seed: int) -> ClientUpdate:
+    @classmethod
+    def parse(cls, text: str) -> AttackSpec:
+        """``KIND[:STRENGTH]``, e.g. ``scaling:10``, ``noise:0.5``, ``backdoor:2``, ``label_flip``."""
+        kind, sep, arg = text.strip().partition(":")
+        if not sep:
+            return cls(kind)
+        try:
+            value = float(arg)
+        except ValueError as err:
+            raise ConfigError(f"invalid attack {text!r}: {arg!r} is not a number") from err
+        return cls(kind, value)
+
+    def to_text(self) -> str:
+        """The ``KIND[:STRENGTH]`` form :meth:`parse` reads back."""
+        if self.strength is None:
+            return self.kind
+        value = int(self.strength) if self.strength == int(self.strength) else self.strength
+        return f"{self.kind}:{value}"
+
+    @property
+    def on_data(self) -> bool:
+        """Whether the attack poisons the training data (else the trained update)."""
+        return self.kind in DATA_ATTACKS
+
+    def _value(self) -> float:
+        return self.strength if self.strength is not None else _DEFAULT_STRENGTH.get(self.kind, 0.0)
+
+    def poison_update(self, update: ClientUpdate, seed: int) -> ClientUpdate:
+        """The update this attacker sends instead of ``update`` (data attacks send it unchanged)."""
         if self.kind == "sign_flip":
-            return sign_flip(update, self.factor)
+            return sign_flip(update, self._value())
         if self.kind == "scaling":
-            return scaling(update, self.factor)
-        return gaussian_noise(update, self.sigma, seed)
+            return scaling(update, self._value())
+        if self.kind == "noise":
+            return gaussian_noise(update, self._value(), seed=seed)
+        return update
+
+    def poison_data(self, x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The data this attacker trains on instead of ``(x, y)`` (update attacks train on it unchanged)."""
+        if self.kind == "label_flip":
+            return x, label_flip(y, num_classes)
+        if self.kind == "backdoor":
+            target = int(self._value())
+            if not 0 <= target < num_classes:
+                raise ConfigError(f"invalid attack {self.to_text()!r}: target class {target} is not in [0, {num_classes})")
+            return add_backdoor(x, y, target=target, fraction=BACKDOOR_FRACTION, seed=seed)
+        return x, y
 
 
 def label_flip(y: np.ndarray, num_classes: int) -> np.ndarray:

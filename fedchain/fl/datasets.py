@@ -570,3 +570,22 @@ def load_dataset(name: str, *, seed: int = 0) -> Dataset:
     except DataSchemaError as err:  # pragma: no cover - guards the loaders above
         raise ConfigError(f"dataset {name!r} does not satisfy its own schema: {err}") from err
     return ds
+
+
+def subset(dataset: Dataset, max_train: int | None, max_test: int | None, seed: int) -> Dataset:
+    """A seeded random subset of the train and test splits (a whole split when its limit is None
+    or not smaller than the split); samples keep their order."""
+    from dataclasses import replace
+
+    for name, value in (("max_train", max_train), ("max_test", max_test)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}")
+    rng = np.random.default_rng(seed)
+    out = dataset
+    if max_train is not None and max_train < len(dataset.y_train):
+        idx = np.sort(rng.permutation(len(dataset.y_train))[:max_train])
+        out = replace(out, x_train=dataset.x_train[idx], y_train=dataset.y_train[idx])
+    if max_test is not None and max_test < len(dataset.y_test):
+        idx = np.sort(rng.permutation(len(dataset.y_test))[:max_test])
+        out = replace(out, x_test=dataset.x_test[idx], y_test=dataset.y_test[idx])
+    return out

@@ -135,6 +135,10 @@ class Rejection:
     rule: str
     reason: str
 
+    def to_json(self) -> dict[str, str]:
+        """``{"participant", "rule", "reason"}``, as evidence documents and reports write it."""
+        return {"participant": self.participant, "rule": self.rule, "reason": self.reason}
+
 
 @dataclass(frozen=True, eq=False)
 class AggregationResult:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedchain.errors import BlobFormatError
+from fedchain.fl.records import Rejection
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex, parse_digest
 
 EVIDENCE_FORMAT = "fedchain.evidence/1"
@@ -37,16 +38,6 @@ class IncludedUpdate:
 
 
 @dataclass(frozen=True)
-class RejectedUpdate:
-    participant: Address
-    rule: str
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"participant": self.participant, "rule": self.rule, "reason": self.reason}
-
-
-@dataclass(frozen=True)
 class Evidence:
     """Evidence of one round's aggregation."""
 
@@ -56,7 +47,7 @@ class Evidence:
     aggregation_digest: Digest
     merkle_root: Digest
     included: tuple[IncludedUpdate, ...]
-    rejected: tuple[RejectedUpdate, ...]
+    rejected: tuple[Rejection, ...]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,7 +88,7 @@ class Evidence:
                     for u in data["included"]
                 ),
                 rejected=tuple(
-                    RejectedUpdate(Address(str(r["participant"])), str(r["rule"]), str(r["reason"]))
+                    Rejection(Address(str(r["participant"])), str(r["rule"]), str(r["reason"]))
                     for r in data["rejected"]
                 ),
             )

@@ -23,15 +23,18 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import (
-    ContractRevertError,
+    BlobFormatError,
     IntegrityError,
     ParticipantError,
     RpcUnavailableError,
     StorageUnavailableError,
 )
 from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
-from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.task import TaskDocument, load_task_document, task_version
+from fedchain.protocol.training import training_seed
 from fedchain.ports import (
     Ledger,
     ParticipantStatus,
@@ -41,9 +44,11 @@ from fedchain.ports import (
     TaskConfigured,
     UpdateCommitment,
 )
+from fedchain.reverts import FederationCommitTooLate, FederationDuplicateCommit, FederationRoundNotOpen
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
+    from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.blobs import GlobalModel
     from fedchain.fl.records import ClientState, ClientUpdate
     from fedchain.fl.schema import DataSchema
@@ -51,8 +56,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+READY_FILE = "ready"  # written to the work dir once the agent is admitted, loaded and watching
 # Reverts that mean "this round is no longer for us", not "something is broken".
-_MISSED_ROUND_ERRORS = frozenset({"FederationCommitTooLate", "FederationRoundNotOpen"})
+_MISSED_ROUND_ERRORS = (FederationCommitTooLate, FederationRoundNotOpen)
 # Outages the agent rides out (with bounded backoff) instead of exiting.
 _TRANSIENT_ERRORS = (RpcUnavailableError, StorageUnavailableError)
 
@@ -104,38 +110,6 @@ class SubmitResult:
         }
 
 
-def load_task_document(ledger: Ledger, store: BlobStore, version: int | None = None) -> tuple[TaskConfig, TaskDocument]:
-    """Fetch the task document of ``version`` (default: current) and verify it against the chain."""
-    task = ledger.task()
-    if task is None:
-        raise ParticipantError("no task is configured on the federation contract yet")
-    if version is not None and int(task.version) != int(version):
-        task = _task_version(ledger, version)
-    data = store.get(task.config_cid)
-    doc = TaskDocument.from_bytes(data)
-    verify_task(doc, task)
-    return task, doc
-
-
-def _task_version(ledger: Ledger, version: int) -> TaskConfig:
-    for event in ledger.history():
-        if isinstance(event, TaskConfigured) and int(event.version) == int(version):
-            return TaskConfig(
-                version=event.version,
-                model_spec_digest=event.model_spec_digest,
-                strategy_digest=event.strategy_digest,
-                data_schema_digest=event.data_schema_digest,
-                config_cid=event.config_cid,
-            )
-    raise ParticipantError(f"task version {version} is not on the ledger")
-
-
-def training_seed(task_seed: int, round_id: int, participant: str) -> int:
-    """Per-round, per-participant training seed derived from the task seed."""
-    h = hashlib.sha256(f"{task_seed}:{round_id}:{participant.lower()}".encode()).digest()
-    return int.from_bytes(h[:4], "big")
-
-
 class ParticipantAgent:
     """One participant. ``ledger`` signs as the participant; ``store`` is the shared blob store."""
 
@@ -146,16 +120,18 @@ class ParticipantAgent:
         data_path: Path,
         state_dir: Path,
         *,
-        attack: str | None = None,
+        attack: AttackSpec | None = None,
         poll_interval_s: float = 0.2,
         max_outage_s: float = 300.0,
+        block_wait_s: float = 2.0,
     ) -> None:
         self.ledger = ledger
         self.store = store
         self.data_path = Path(data_path)
         self.state_dir = Path(state_dir)
         self.attack = attack
-        self.poll_interval_s = poll_interval_s
+        self.poll_interval_s = poll_interval_s  # the first pause of the backoff during an outage
+        self.block_wait_s = block_wait_s  # the longest wait for a new block between two looks
         self.max_outage_s = max_outage_s  # how long an unreachable chain or store is ridden out
         self._last_progress = time.monotonic()
         self._data: tuple[np.ndarray, np.ndarray] | None = None
@@ -198,9 +174,9 @@ class ParticipantAgent:
             raise ParticipantError("no round has been opened yet")
         rnd = self.ledger.round(rid)
         self.require_active()
+        self.settle_state()
         existing = self.own_commitment(rid) if self.ledger.participant(self.address).last_committed_round == rid else None
         if existing is not None:
-            self._promote_state(rid)
             log.info("round %d: already committed %s (tx %s); nothing to do", rid, existing.cid, existing.tx_hash)
             return SubmitResult(
                 rid, self.address, existing.update_digest, existing.cid, existing.num_samples,
@@ -218,27 +194,21 @@ class ParticipantAgent:
         cid = self.store.put(blob)
         log.info("round %d: stored update %s", rid, cid)
         _test_crash_point("after_put")
-        from fedchain.codec.canonical import sha256_digest
-
         digest = sha256_digest(blob)
         self._save_pending_state(rid, new_state)
         try:
             report = self.ledger.commit_update(rid, digest, cid, int(update.num_samples), metadata_digest(update))
-        except ContractRevertError as err:
-            if err.error_name != "FederationDuplicateCommit":
-                raise
+        except FederationDuplicateCommit:
             # an earlier attempt (a lost receipt, a restart) already committed: that commitment stands
             existing = self.own_commitment(rid)
             if existing is None:
                 raise
-            self._promote_state(rid)
             log.info("round %d: already committed %s (tx %s)", rid, existing.cid, existing.tx_hash)
             return SubmitResult(
                 rid, self.address, existing.update_digest, existing.cid, existing.num_samples,
                 True, 0, existing.tx_hash, loss, 0, train_s,
             )
         _test_crash_point("after_send")
-        self._promote_state(rid)
         log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
         return SubmitResult(
             rid, self.address, digest, cid, int(update.num_samples), False,
@@ -251,7 +221,7 @@ class ParticipantAgent:
         if task is None:
             raise ParticipantError("no task is configured on the federation contract yet")
         if version is not None and int(task.version) != int(version):
-            task = _task_version(self.ledger, version)
+            task = task_version(self.ledger, version)
         key = (int(task.version), str(task.config_cid))
         if key not in self._tasks:
             self._tasks[key] = load_task_document(self.ledger, self.store, int(task.version))[1]
@@ -304,15 +274,16 @@ class ParticipantAgent:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         save_client_state(self._state_file(f".pending-{int(round_id)}"), state)
 
-    def _promote_state(self, round_id: RoundId) -> None:
-        pending = self._state_file(f".pending-{int(round_id)}")
-        if pending.exists():
-            pending.replace(self._state_file(""))
+    def settle_state(self) -> None:
+        """Settle the client state of rounds that are over.
 
-    def reconcile_state(self) -> None:
-        """Settle client state left by an interrupted run: a ``.pending-N`` file becomes the
-        current state when this participant has a commitment in round N (in round order, so the
-        latest committed round wins); every other pending file is deleted."""
+        The client state a round's training produced (SCAFFOLD's c_i) is kept aside as
+        ``.pending-N`` until round N ends: it becomes the current state only when the round was
+        finalised with this participant's update included (so the server's c stays the mean of
+        the included clients' c_i); it is discarded when the update was left out, when the round
+        closed without a model, or when this participant never committed in round N (an
+        interrupted attempt). A pending state of a round still open with our commitment is kept.
+        Rounds are settled in order, so the latest included round wins."""
         if not self.state_dir.is_dir():
             return
         pending = sorted(
@@ -321,12 +292,36 @@ class ParticipantAgent:
             if (m := _PENDING_STATE.match(path.name)) is not None
         )
         for round_id, path in pending:
-            if self.own_commitment(RoundId(round_id)) is not None:
-                log.info("round %d: promoting the client state of a committed update", round_id)
-                path.replace(self._state_file(""))
-            else:
+            rid = RoundId(round_id)
+            if self.own_commitment(rid) is None:
                 log.info("round %d: discarding the client state of an uncommitted update", round_id)
                 path.unlink()
+                continue
+            rnd = self.ledger.round(rid)
+            if rnd.status == RoundStatus.OPEN:
+                continue
+            if rnd.status == RoundStatus.FINALIZED and self._included(rnd):
+                log.info("round %d: our update was included; adopting its client state", round_id)
+                path.replace(self._state_file(""))
+            else:
+                log.info("round %d: our update was not included; keeping the previous client state", round_id)
+                path.unlink()
+
+    def _included(self, rnd: RoundRecord) -> bool:
+        """Whether the round's evidence document lists this participant as included. Evidence
+        that does not match the digest on chain counts as not included (the audit reports it)."""
+        if rnd.evidence_cid is None:
+            return False
+        data = self.store.get(rnd.evidence_cid)
+        if sha256_digest(data) != bytes(rnd.evidence_digest):
+            log.warning("round %d: evidence %s does not match its digest on chain", rnd.round_id, rnd.evidence_cid)
+            return False
+        try:
+            evidence = Evidence.from_bytes(data)
+        except BlobFormatError as err:
+            log.warning("round %d: evidence %s is malformed: %s", rnd.round_id, rnd.evidence_cid, err)
+            return False
+        return any(u.participant.lower() == self.address.lower() for u in evidence.included)
 
     # --- agent loop ------------------------------------------------------------------------
     def run(
@@ -345,7 +340,7 @@ class ParticipantAgent:
         seconds without anything to do.
         """
         self.require_active()
-        self.reconcile_state()
+        self.settle_state()
         if self.ledger.task() is not None:
             doc = self.task_document()
             x, y = self.load_data(doc.schema())
@@ -359,9 +354,19 @@ class ParticipantAgent:
         idle_since = time.monotonic()
         outage_since: float | None = None
         failures = 0
+        seen = -1
         while True:
             try:
+                if seen < 0:
+                    seen = self.ledger.block_number()
                 finished = self._step(until_round, done, results, on_result)
+                if not finished:
+                    idle_since = max(idle_since, self._last_progress)
+                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                        return results
+                    # nothing on the ledger changes without a new block: wait for one, not a timer
+                    wait = self.block_wait_s if max_idle_s is None else max(0.0, min(self.block_wait_s, max_idle_s))
+                    seen = self.ledger.wait_for_block(seen, wait)
             except _TRANSIENT_ERRORS as err:
                 now = time.monotonic()
                 outage_since = now if outage_since is None else outage_since
@@ -375,10 +380,6 @@ class ParticipantAgent:
             outage_since, failures = None, 0
             if finished:
                 return results
-            idle_since = max(idle_since, self._last_progress)
-            if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
-                return results
-            time.sleep(self.poll_interval_s)
 
     def _step(self, until_round: int | None, done: set[int], results: list[SubmitResult],
               on_result: Callable[[SubmitResult], None] | None) -> bool:
@@ -392,9 +393,7 @@ class ParticipantAgent:
             if rnd.status == RoundStatus.OPEN:
                 try:
                     res = self.submit(RoundId(latest))
-                except ContractRevertError as err:
-                    if err.error_name not in _MISSED_ROUND_ERRORS:
-                        raise
+                except _MISSED_ROUND_ERRORS as err:
                     log.warning("round %d: missed (%s)", latest, err.error_name)
                 else:
                     results.append(res)
@@ -434,8 +433,6 @@ def write_result_line(path: Path, result: SubmitResult) -> None:
 __all__ = [
     "ParticipantAgent",
     "SubmitResult",
-    "load_task_document",
     "metadata_digest",
-    "training_seed",
     "write_result_line",
 ]

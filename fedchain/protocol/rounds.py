@@ -30,10 +30,11 @@ from fedchain.protocol.blobs import (
 )
 from fedchain.codec.canonical import sha256_digest as sha256
 from fedchain.fl.records import ClientUpdate, ExtraValue, Rejection, StrategyConfig
+from fedchain.fl.strategies import strategy_from_config
 from fedchain.ports import UpdateCommitment
 from fedchain.codec.merkle import commitment_leaf, merkle_root
 from fedchain.ports import BlobStore
-from fedchain.types import Digest, RoundId, digest_hex
+from fedchain.types import Address, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
 
@@ -166,17 +167,18 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
     return Screened(tuple(updates), tuple(rejections))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RoundAggregate:
     """The deterministic result of aggregating one round."""
 
     model_blob: bytes | None  # None when too few valid updates
     model_digest: Digest | None
-    included: tuple[str, ...]  # participant addresses, sorted
+    included: tuple[Address, ...]  # participant addresses, sorted
     rejections: tuple[Rejection, ...]  # screening + strategy
     num_samples: int
     too_few_reason: str | None
     metrics: Mapping[str, ExtraValue]
+    model: GlobalModel | None = None  # the decoded ``model_blob``
 
 
 def aggregate(
@@ -188,35 +190,53 @@ def aggregate(
     min_updates: int,
 ) -> RoundAggregate:
     """Screen and aggregate a round's committed updates; pure given the fetched bytes."""
-    from fedchain.fl.strategies import strategy_from_config
-
     screened = screen(outcomes, round_id, base_model_digest)
+    return aggregate_screened(
+        strategy_config, base, round_id, base_model_digest, screened.updates, screened.rejections, min_updates
+    )
+
+
+def aggregate_screened(
+    strategy_config: StrategyConfig,
+    base: GlobalModel,
+    round_id: RoundId,
+    base_model_digest: Digest,
+    updates: Sequence[ClientUpdate],
+    screening_rejections: Sequence[Rejection],
+    min_updates: int,
+) -> RoundAggregate:
+    """Aggregate updates that passed screening with the task's strategy, and encode the new
+    global model canonically; pure. The round engine and the auditor both come through here."""
     strategy = strategy_from_config(strategy_config)
-    if len(screened.updates) < min_updates:
-        return _too_few(screened.rejections, len(screened.updates), min_updates)
+    updates = sorted(updates, key=lambda u: u.participant.lower())
+    if len(updates) < min_updates:
+        return _too_few(screening_rejections, len(updates), min_updates)
     try:
         result = strategy.aggregate_round(
             dict(base.weights),
-            list(screened.updates),
+            list(updates),
             dict(base.server_state),
             round_id=round_id,
             base_model_digest=base_model_digest,
         )
     except TooFewUpdatesError as err:
-        return _too_few(screened.rejections, err.valid, err.minimum)
-    rejections = tuple(screened.rejections) + tuple(result.rejected)
-    included = tuple(sorted(result.included, key=str.lower))
+        return _too_few(screening_rejections, err.valid, err.minimum)
+    rejections = tuple(screening_rejections) + tuple(result.rejected)
+    included = tuple(Address(a) for a in sorted(result.included, key=str.lower))
     if len(included) < min_updates:
         return _too_few(rejections, len(included), min_updates)
-    by_addr = {u.participant.lower(): u for u in screened.updates}
+    by_addr = {u.participant.lower(): u for u in updates}
     samples = sum(int(by_addr[a.lower()].num_samples) for a in included)
+    weights = {k: np.asarray(v, dtype=np.float32) for k, v in result.weights.items()}
+    server_state = {k: np.asarray(v, dtype=np.float32) for k, v in result.server_state.items()}
     blob = encode_global(
         round_id=round_id,
         base_model_digest=base_model_digest,
-        weights=dict(result.weights),
-        server_state=dict(result.server_state),
+        weights=weights,
+        server_state=server_state,
         num_samples=samples,
     )
+    model = GlobalModel(round_id, base_model_digest, weights, server_state, samples)
     return RoundAggregate(
         model_blob=blob,
         model_digest=sha256(blob),
@@ -225,6 +245,7 @@ def aggregate(
         num_samples=samples,
         too_few_reason=None,
         metrics=dict(result.metrics),
+        model=model,
     )
 
 
@@ -288,6 +309,7 @@ __all__ = [
     "RoundAggregate",
     "Screened",
     "aggregate",
+    "aggregate_screened",
     "decode_global",
     "fetch_committed",
     "inclusion_root",

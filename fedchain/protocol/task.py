@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar
 
-from fedchain.errors import ConfigError, IntegrityError
-from fedchain.ports import Ledger, TaskConfig, TxReport
+from fedchain.errors import ConfigError, IntegrityError, ParticipantError
+from fedchain.ports import Ledger, TaskConfig, TaskConfigured, TxReport
 from fedchain.types import Cid, Digest, digest_hex
 
 if TYPE_CHECKING:
@@ -200,3 +200,30 @@ def publish_task(ledger: Ledger, store: BlobStore, doc: TaskDocument) -> tuple[C
     cid = store.put(doc.to_bytes())
     report = ledger.configure_task(doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), cid)
     return cid, report
+
+
+def load_task_document(ledger: Ledger, store: BlobStore, version: int | None = None) -> tuple[TaskConfig, TaskDocument]:
+    """Fetch the task document of ``version`` (default: current) and verify it against the chain."""
+    task = ledger.task()
+    if task is None:
+        raise ParticipantError("no task is configured on the federation contract yet")
+    if version is not None and int(task.version) != int(version):
+        task = task_version(ledger, version)
+    data = store.get(task.config_cid)
+    doc = TaskDocument.from_bytes(data)
+    verify_task(doc, task)
+    return task, doc
+
+
+def task_version(ledger: Ledger, version: int) -> TaskConfig:
+    """The task configuration of ``version`` from the ``TaskConfigured`` events."""
+    for event in ledger.history():
+        if isinstance(event, TaskConfigured) and int(event.version) == int(version):
+            return TaskConfig(
+                version=event.version,
+                model_spec_digest=event.model_spec_digest,
+                strategy_digest=event.strategy_digest,
+                data_schema_digest=event.data_schema_digest,
+                config_cid=event.config_cid,
+            )
+    raise ParticipantError(f"task version {version} is not on the ledger")

@@ -78,7 +78,7 @@ def test_committed_digest_that_does_not_match_the_blob_is_caught(fed: Fed) -> No
     blob = _honest_blob(fed, 2, rid)
     _commit_raw(fed, 2, rid, digest=sha256_digest(blob + b"changed"), cid=fed.store.put(blob))
     out = fed.aggregator.finalize(rid)
-    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "blob_integrity")]
+    assert [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "blob_integrity")]
 
     report = fed.auditor().audit()
 
@@ -95,7 +95,7 @@ def test_missing_blob_is_caught(chain_env, local_store, task_files, tmp_path: Pa
     blob = _honest_blob(fed, 2, rid)  # never stored
     _commit_raw(fed, 2, rid, digest=sha256_digest(blob), cid=compute_cid(blob))
     out = fed.aggregator.finalize(rid)
-    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "blob_unavailable")]
+    assert [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "blob_unavailable")]
 
     report = fed.auditor().audit()
 
@@ -267,7 +267,7 @@ def test_committed_metadata_digest_that_does_not_match_the_blob_is_rejected_and_
 
     out = fed.aggregator.finalize(rid)
 
-    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "metadata_mismatch")]
+    assert [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "metadata_mismatch")]
     assert fed.auditor().audit().findings == ()
 
 
@@ -283,7 +283,7 @@ def test_rejection_as_unavailable_of_a_blob_available_now_is_a_warning(chain_env
     fed.participants[2].ledger.commit_update(rid, sha256_digest(blob), compute_cid(blob), update.num_samples,
                                              metadata_digest(update))
     out = fed.aggregator.finalize(rid)
-    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "blob_unavailable")]
+    assert [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "blob_unavailable")]
     local_store.put(blob)  # the blob turns up after the round
 
     report = fed.auditor().audit()

@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 import torch
 
+from fedchain.fl.attacks import AttackSpec
 from fedchain.chain.ledger import ChainLedger
-from fedchain.protocol.aggregator import AggregatorAgent, RoundOutcome
+from fedchain.engine.ledger import LedgerTransport
+from fedchain.engine.loop import finish_round, run_round
+from fedchain.engine.reports import RoundReport
 from fedchain.protocol.participant import ParticipantAgent
-from fedchain.sim.federation import ClientData, SimulationConfig, build_task, load_task_dataset, write_partitions
+from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, parse_robust, write_partitions
 from fedchain.protocol.task import TaskDocument, publish_task
 from fedchain.types import RoundId
 
@@ -22,9 +25,27 @@ N_CLIENTS = 3
 torch.set_num_threads(1)
 
 
+class Aggregator:
+    """The aggregator role in tests: the ledger transport driven by the round engine, one step
+    at a time (open, then finish) or a whole round with in-process participants submitting."""
+
+    def __init__(self, transport: LedgerTransport) -> None:
+        self.transport = transport
+        self.ledger = transport.ledger
+
+    def open_round(self) -> RoundId:
+        return self.transport.open_round().round_id
+
+    def commit_phase_over(self, round_id: RoundId) -> bool:
+        return self.transport.commit_phase_over(round_id)
+
+    def finalize(self, round_id: RoundId, *, retry_timeout_s: float | None = 600.0) -> RoundReport:
+        return finish_round(self.transport, self.transport.attach(round_id), retry_timeout_s=retry_timeout_s)
+
+
 @dataclass
 class TaskFiles:
-    cfg: SimulationConfig
+    cfg: ExperimentConfig
     doc: TaskDocument
     clients: list[ClientData]
     dataset: Any
@@ -38,18 +59,26 @@ class Fed:
     task_cid: str
     clients: list[ClientData]
     participants: list[ParticipantAgent]
-    aggregator: AggregatorAgent
+    aggregator: Aggregator
     admin: ChainLedger
     reader: ChainLedger
     work: Path
-    outcomes: list[RoundOutcome] = field(default_factory=list)
+    outcomes: list[RoundReport] = field(default_factory=list)
 
-    def run_round(self, *, skip: tuple[int, ...] = ()) -> RoundOutcome:
-        rid = self.aggregator.open_round()
-        for i, p in enumerate(self.participants):
-            if i not in skip:
-                p.submit(rid)
-        out = self.aggregator.finalize(rid)
+    def run_round(self, *, skip: tuple[int, ...] = ()) -> RoundReport:
+        """One round through the engine; the participants not in ``skip`` submit once it is open."""
+        transport = self.aggregator.transport
+
+        def submit_all(rid: RoundId) -> None:
+            for i, p in enumerate(self.participants):
+                if i not in skip:
+                    p.submit(rid)
+
+        transport.on_open = submit_all
+        try:
+            out = run_round(transport)
+        finally:
+            transport.on_open = None
         self.outcomes.append(out)
         return out
 
@@ -65,13 +94,15 @@ class Fed:
 def make_task_files(tmp: Path, **overrides: Any) -> TaskFiles:
     params: dict[str, Any] = dict(dataset="breast_cancer", clients=N_CLIENTS, rounds=3, min_updates=2, commit_duration=600)
     params.update(overrides)
-    cfg = SimulationConfig(**params)
+    if isinstance(params.get("robust"), str):
+        params["robust"] = parse_robust(params["robust"])
+    cfg = ExperimentConfig(**params)
     ds = load_task_dataset(cfg)
     return TaskFiles(cfg, build_task(cfg, ds), write_partitions(cfg, ds, tmp / "data"), ds)
 
 
 def make_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, dishonest: str | None = None,
-             attacks: dict[int, str] | None = None) -> Fed:
+             attacks: dict[int, AttackSpec] | None = None) -> Fed:
     admin = env.ledger(env.accounts.admin)
     cid, _ = publish_task(admin, store, files.doc)
     participants = []
@@ -81,7 +112,7 @@ def make_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, dishonest: s
         ledger.register(client.name, "healthcare", b"\x02" + bytes(32))
         admin.admit(acct.address)
         participants.append(ParticipantAgent(ledger, store, client.path, work / f"p{i}", attack=(attacks or {}).get(i)))
-    aggregator = AggregatorAgent(env.ledger(env.accounts.aggregator), store, dishonest=dishonest)
+    aggregator = Aggregator(LedgerTransport(env.ledger(env.accounts.aggregator), store, dishonest=dishonest))
     return Fed(env, store, files.doc, cid, files.clients, participants, aggregator, admin,
                env.ledger(env.accounts.outsider), work)
 

@@ -7,8 +7,10 @@ import pytest
 
 from fedchain.errors import BlobFormatError, ConfigError, IntegrityError
 from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update
-from fedchain.protocol.evidence import Evidence, IncludedUpdate, RejectedUpdate
-from fedchain.sim.federation import parse_attack, parse_robust
+from fedchain.fl.records import Rejection
+from fedchain.protocol.evidence import Evidence, IncludedUpdate
+from fedchain.fl.attacks import AttackSpec
+from fedchain.sim.config import AttackerGroup, parse_attack, parse_robust
 from fedchain.protocol.task import TaskDocument, verify_task
 from fedchain.fl.records import ClientUpdate, RobustConfig
 from fedchain.ports import TaskConfig
@@ -47,7 +49,7 @@ def test_evidence_round_trips_in_canonical_order() -> None:
     ev = Evidence(RoundId(3), Digest(b"\x01" * 32), Digest(b"\x02" * 32), Digest(b"\x03" * 32), Digest(b"\x04" * 32),
                   (IncludedUpdate(a, Digest(b"\x05" * 32), Cid("bafkreia"), 10, Digest(b"\x06" * 32)),
                    IncludedUpdate(b, Digest(b"\x07" * 32), Cid("bafkreib"), 20, Digest(b"\x08" * 32))),
-                  (RejectedUpdate(a, "norm_clip", "too big"),))
+                  (Rejection(a, "norm_clip", "too big"),))
     swapped = Evidence(ev.round_id, ev.base_model_digest, ev.model_digest, ev.aggregation_digest, ev.merkle_root,
                        tuple(reversed(ev.included)), ev.rejected)
 
@@ -78,7 +80,9 @@ def test_global_blob_keeps_server_state_apart_and_an_update_is_not_a_global_mode
 
 
 def test_option_parsers() -> None:
-    assert parse_attack("sign_flip:2") == ("sign_flip", 2)
+    assert parse_attack("sign_flip:2") == AttackerGroup(AttackSpec("sign_flip"), 2)
+    assert parse_attack("scaling:1:10") == AttackerGroup(AttackSpec("scaling", 10.0), 1)
+    assert parse_attack("scaling:1:10").to_text() == "scaling:1:10"
     assert parse_robust("trimmed_mean:0.2") == (RobustConfig("trimmed_mean", {"beta": 0.2}),)
     assert parse_robust("norm_clip:max_norm=1,reject=true") == (RobustConfig("norm_clip", {"max_norm": 1, "reject": True}),)
     assert parse_robust(None) == ()
@@ -88,18 +92,18 @@ def test_option_parsers() -> None:
 
 @pytest.mark.parametrize(("robust", "clients"), [("multi_krum:f=1", 4), ("krum:f=2", 6), ("multi_krum:f=0,m=4", 3)])
 def test_krum_rule_that_cannot_work_with_the_clients_is_refused(tmp_path, robust: str, clients: int) -> None:
-    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset
+    from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust
 
-    cfg = SimulationConfig(dataset="breast_cancer", clients=clients, robust=robust)
+    cfg = ExperimentConfig(dataset="breast_cancer", clients=clients, robust=parse_robust(robust))
 
     with pytest.raises(ConfigError, match="multi_krum|krum"):
         build_task(cfg, load_task_dataset(cfg))
 
 
 def test_krum_rule_with_enough_clients_is_accepted() -> None:
-    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset
+    from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust
 
-    cfg = SimulationConfig(dataset="breast_cancer", clients=5, robust="multi_krum:f=1")
+    cfg = ExperimentConfig(dataset="breast_cancer", clients=5, robust=parse_robust("multi_krum:f=1"))
 
     doc = build_task(cfg, load_task_dataset(cfg))
 
@@ -107,20 +111,19 @@ def test_krum_rule_with_enough_clients_is_accepted() -> None:
 
 
 def test_data_attacks_poison_the_local_data() -> None:
-    from fedchain.protocol.training import check_attack, poison_data
-
     x = np.zeros((4, 1, 5, 5), np.float32)
     x[:, :, 0, 0] = 1.0
     y = np.array([0, 1, 2, 1])
 
-    _, flipped = poison_data(x, y, "label_flip", num_classes=3, seed=0)
-    stamped, relabelled = poison_data(x, y, "backdoor:2", num_classes=3, seed=0)
+    _, flipped = AttackSpec.parse("label_flip").poison_data(x, y, num_classes=3, seed=0)
+    stamped, relabelled = AttackSpec.parse("backdoor:2").poison_data(x, y, num_classes=3, seed=0)
 
     assert flipped.tolist() == [2, 1, 0, 1]
     poisoned = np.flatnonzero(stamped[:, 0, -1, -1] == 1.0)
     assert len(poisoned) == 2 and (relabelled[poisoned] == 2).all()
-    assert parse_attack("label_flip:1") == ("label_flip", 1) and parse_attack("backdoor:2") == ("backdoor", 2)
+    assert parse_attack("label_flip:1") == AttackerGroup(AttackSpec("label_flip"), 1)
+    assert parse_attack("backdoor:2") == AttackerGroup(AttackSpec("backdoor"), 2)
     with pytest.raises(ConfigError, match="target class"):
-        poison_data(x, y, "backdoor:3", num_classes=3, seed=0)
+        AttackSpec.parse("backdoor:3").poison_data(x, y, num_classes=3, seed=0)
     with pytest.raises(ConfigError, match="no argument"):
-        check_attack("label_flip:2")
+        AttackSpec.parse("label_flip:2")

@@ -13,6 +13,7 @@ from fedchain.codec.canonical import sha256_digest
 from fedchain.ports import RoundStatus
 from fedchain.codec.merkle import MerkleTree
 from fedchain.types import RoundId
+from fedchain.fl.attacks import AttackSpec
 from tests.protocol.harness import Fed, make_fed, make_task_files
 
 
@@ -126,11 +127,11 @@ def test_round_below_minimum_is_closed_on_chain_with_a_reason(fed: Fed, advance_
 
 def test_attacker_is_rejected_by_the_recorded_rule_and_the_audit_reproduces_it(chain_env, ipfs_store, tmp_path: Path) -> None:
     files = make_task_files(tmp_path, robust="norm_clip:max_norm=1,reject=true")
-    fed = make_fed(chain_env, ipfs_store, files, tmp_path, attacks={2: "scaling"})
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path, attacks={2: AttackSpec("scaling")})
 
     out = fed.run_round()
 
-    assert [(r[0], r[1]) for r in out.rejected] == [(fed.participants[2].address, "norm_clip")]
+    assert [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "norm_clip")]
     assert len(out.included) == 2
     report = fed.auditor().audit()
     assert report.ok, report.findings
@@ -198,11 +199,11 @@ def test_duplicate_commit_revert_is_taken_as_already_committed(fed: Fed, tmp_pat
 
     mine = fed.reader.commitments(rid)
     assert res.already_committed and len(mine) == 1 and res.cid == mine[0].cid
-    assert (tmp_path / "raced" / "client_state.npz").is_file()
-    assert not list((tmp_path / "raced").glob("client_state.pending-*"))
+    # the round is still open: its client state waits aside until the round ends
+    assert [f.name for f in (tmp_path / "raced").glob("client_state*")] == [f"client_state.pending-{rid}.npz"]
 
 
-def test_pending_client_state_is_promoted_only_for_a_committed_round(fed: Fed, tmp_path: Path) -> None:
+def test_pending_client_state_is_promoted_only_for_an_included_update(fed: Fed, tmp_path: Path) -> None:
     import numpy as np
 
     from fedchain.protocol.training import load_client_state, save_client_state
@@ -217,8 +218,9 @@ def test_pending_client_state_is_promoted_only_for_a_committed_round(fed: Fed, t
     save_client_state(work / "client_state.pending-2.npz", ClientState(control={"w": np.zeros(2, np.float32)}))
     agent = ParticipantAgent(p.ledger, fed.store, p.data_path, work)
 
-    agent.reconcile_state()
+    agent.settle_state()
 
+    # round 1 was finalised with its update included; it has no commitment in round 2
     assert sorted(f.name for f in work.iterdir()) == ["client_state.npz"]
     assert np.array_equal(load_client_state(work / "client_state.npz").control["w"], np.ones(2, np.float32))
 

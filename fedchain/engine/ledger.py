@@ -1,0 +1,253 @@
+"""The ledger transport: rounds carried by the ``Federation`` contract and the blob store.
+
+The aggregator opens a round on chain on the current global model, waits until the contract
+says the commit phase is over (every eligible participant committed, or the deadline passed),
+fetches every committed blob, pins it and screens it with the rules the auditor replays, and
+then publishes the aggregate: the model blob and the evidence document go to the blob store and
+their digests, the Merkle root of the included commitments and the aggregation digest go on
+chain (or the round is closed with a reason when too few valid updates arrived).
+
+``dishonest`` exists only to demonstrate that the audit catches a cheating aggregator:
+``drop-update`` silently leaves one valid update out; ``shift-model`` publishes a model that is
+not the aggregate.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fedchain.codec.canonical import sha256_digest
+from fedchain.engine.loop import Collected, CommitPhaseStillOpen, OpenedRound, Published
+from fedchain.engine.reports import Traffic
+from fedchain.errors import AggregationError, ConfigError, IntegrityError
+from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport, UpdateCommitment
+from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
+from fedchain.protocol.evidence import Evidence, IncludedUpdate
+from fedchain.protocol.rounds import (
+    FetchOutcome,
+    RoundAggregate,
+    aggregate,
+    fetch_committed,
+    inclusion_root,
+    leaf_of,
+    screen,
+    shift_weights,
+)
+from fedchain.protocol.task import TaskDocument, load_task_document
+from fedchain.reverts import FederationCommitPhaseActive
+from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
+
+log = logging.getLogger(__name__)
+
+DISHONEST_MODES = ("drop-update", "shift-model")
+
+
+@dataclass(frozen=True, eq=False)
+class _RoundContext:
+    """What :meth:`LedgerTransport.collect` learnt about a round, for :meth:`LedgerTransport.publish`."""
+
+    doc: TaskDocument
+    commitments: tuple[UpdateCommitment, ...]
+    outcomes: tuple[FetchOutcome, ...]
+
+
+class LedgerTransport:
+    """Carries rounds over a :class:`~fedchain.ports.Ledger` (signing as the aggregator) and a
+    :class:`~fedchain.ports.BlobStore`.
+
+    ``on_open`` is called with the round id right after a round is opened (tests use it to let
+    in-process participants submit); ``commit_timeout_s`` bounds the wait for the commit phase
+    (None: as long as the contract keeps it open)."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: BlobStore,
+        *,
+        dishonest: str | None = None,
+        commit_duration: int | None = None,
+        min_updates: int | None = None,
+        commit_timeout_s: float | None = None,
+        poll_interval_s: float = 0.2,
+        on_open: Callable[[RoundId], None] | None = None,
+    ) -> None:
+        if dishonest is not None and dishonest not in DISHONEST_MODES:
+            raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
+        self.ledger = ledger
+        self.store = store
+        self.dishonest = dishonest
+        self.commit_duration = commit_duration
+        self.min_updates = min_updates
+        self.commit_timeout_s = commit_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self.on_open = on_open
+        self.reports: list[TxReport] = []  # every transaction this transport sent
+        self._context: dict[int, _RoundContext] = {}
+
+    # --- opening -------------------------------------------------------------------------------
+    def base_model(self, doc: TaskDocument) -> tuple[Digest, Cid]:
+        """The model the next round starts from: the latest finalised one, else the initial model."""
+        current = bytes(self.ledger.current_model_digest())
+        if current != bytes(ZERO_DIGEST):
+            rid = int(self.ledger.latest_round_id())
+            while rid >= 1:
+                rnd = self.ledger.round(RoundId(rid))
+                if rnd.status == RoundStatus.FINALIZED and bytes(rnd.model_digest) == current and rnd.model_cid:
+                    return Digest(current), rnd.model_cid
+                rid -= 1
+            raise IntegrityError(f"current model {digest_hex(current)} has no finalised round on the ledger")
+        blob = initial_global(doc.spec(), doc.seed)
+        return sha256_digest(blob), self.store.put(blob)
+
+    def open_round(self) -> OpenedRound:
+        """Open the next round on chain on the current global model."""
+        _, doc = load_task_document(self.ledger, self.store)
+        digest, cid = self.base_model(doc)
+        report = self.ledger.open_round(
+            digest, cid, int(self.commit_duration or doc.commit_duration), int(self.min_updates or doc.min_updates)
+        )
+        self.reports.append(report)
+        rid = RoundId(int(report.round_id) if report.round_id is not None else int(self.ledger.latest_round_id()))
+        log.info("round %d opened on %s (tx %s, gas %d)", rid, digest_hex(digest), report.tx_hash, report.gas_used)
+        if self.on_open is not None:
+            self.on_open(rid)
+        return self.attach(rid)
+
+    def attach(self, round_id: RoundId) -> OpenedRound:
+        """An already open round, as :meth:`open_round` would have returned it (its base model
+        fetched from the store and checked against the digest the chain records)."""
+        rnd = self.ledger.round(round_id)
+        if rnd.status != RoundStatus.OPEN:
+            raise AggregationError(f"round {round_id} is not open (status: {RoundStatus(rnd.status).name.lower()})")
+        _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
+        base = self._fetch_base(round_id, rnd.base_model_cid, rnd.base_model_digest)
+        return OpenedRound(RoundId(int(round_id)), base, rnd.base_model_digest, doc.strategy_config(), int(rnd.min_updates))
+
+    def _fetch_base(self, round_id: RoundId, cid: Cid, digest: Digest) -> GlobalModel:
+        data = self.store.get(cid)
+        if sha256_digest(data) != bytes(digest):
+            raise IntegrityError(f"round {round_id}: base model {cid} does not match its recorded digest")
+        return decode_global(data)
+
+    # --- the commit phase ----------------------------------------------------------------------
+    def commit_phase_over(self, round_id: RoundId) -> bool:
+        """The contract's own answer (as of the latest block): every participant eligible for
+        the round (active when it opened) committed, or the deadline passed; true once ended."""
+        return bool(self.ledger.commit_phase_over(round_id))
+
+    def _worth_trying(self, round_id: RoundId) -> bool:
+        """Whether to try ending the round now: the chain says its commit phase is over, or the
+        wall clock passed the deadline and the chain has simply mined no block since (a quiet
+        devnet). In the second case the contract decides when the transaction is mined."""
+        if self.commit_phase_over(round_id):
+            return True
+        return time.time() > self.ledger.round(round_id).deadline
+
+    def wait_commit_phase(self, round_id: RoundId, timeout_s: float | None = None) -> bool:
+        """Wait (on new blocks) until every eligible participant committed or the deadline
+        passed; False when ``timeout_s`` ran out first."""
+        start = time.monotonic()
+        block = self.ledger.block_number()
+        while not self._worth_trying(round_id):
+            remaining = None if timeout_s is None else timeout_s - (time.monotonic() - start)
+            if remaining is not None and remaining <= 0:
+                return False
+            # a new block (a commit) or, on a quiet chain, the deadline passing in wall-clock time
+            deadline_in = self.ledger.round(round_id).deadline - time.time()
+            wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
+            block = self.ledger.wait_for_block(block, wait if remaining is None else min(wait, remaining))
+        return True
+
+    def collect(self, opened: OpenedRound) -> Collected:
+        """Wait for the commit phase, then fetch, pin and screen every committed blob."""
+        rid = opened.round_id
+        if not self.wait_commit_phase(rid, self.commit_timeout_s):
+            raise AggregationError(f"round {rid}: commit phase did not end within {self.commit_timeout_s:.0f} s")
+        rnd = self.ledger.round(rid)
+        if rnd.status != RoundStatus.OPEN:
+            raise AggregationError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
+        _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
+        commitments = tuple(self.ledger.commitments(rid))
+        outcomes = tuple(fetch_committed(self.store, c) for c in commitments)
+        # The round rests on these blobs: keep them on this node for auditors, whatever the
+        # uploading participant's node does later.
+        for outcome in outcomes:
+            if outcome.data is not None:
+                self.store.pin(outcome.commitment.cid)
+        screened = screen(outcomes, rid, opened.base_digest)
+        self._context[int(rid)] = _RoundContext(doc, commitments, outcomes)
+        downloaded = sum(len(o.data) for o in outcomes if o.data is not None)
+        return Collected(screened.updates, screened.rejections, len(commitments),
+                         traffic=Traffic(downloaded_by_aggregator=downloaded))
+
+    # --- publishing ----------------------------------------------------------------------------
+    def publish(self, opened: OpenedRound, collected: Collected, aggregate: RoundAggregate) -> Published:
+        """Finalise the round with the aggregate (model + evidence), or close it with a reason."""
+        rid = opened.round_id
+        ctx = self._context.pop(int(rid))
+        agg = aggregate
+        if self.dishonest is not None and agg.model_blob is not None:
+            agg = self._cheat(agg, ctx, opened)
+        try:
+            if agg.model_blob is None or agg.model_digest is None:
+                reason = agg.too_few_reason or "no model"
+                report = self.ledger.close_round(rid, reason)
+                self.reports.append(report)
+                log.warning("round %d closed without a model: %s (tx %s)", rid, reason, report.tx_hash)
+                return Published(agg, None, report.gas_used, report.tx_hash)
+            model_cid = self.store.put(agg.model_blob)
+            root = inclusion_root(ctx.commitments, agg.included)
+            by_addr = {c.participant.lower(): c for c in ctx.commitments}
+            strategy_digest = ctx.doc.strategy_digest()
+            evidence = Evidence(
+                round_id=rid,
+                base_model_digest=opened.base_digest,
+                model_digest=agg.model_digest,
+                aggregation_digest=strategy_digest,
+                merkle_root=root,
+                included=tuple(
+                    IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c))
+                    for c in (by_addr[a.lower()] for a in agg.included)
+                ),
+                rejected=tuple(agg.rejections),
+            )
+            ev_bytes = evidence.to_bytes()
+            ev_cid = self.store.put(ev_bytes)
+            report = self.ledger.finalize_round(
+                rid, agg.model_digest, model_cid, root, strategy_digest, sha256_digest(ev_bytes), ev_cid, len(agg.included)
+            )
+        except FederationCommitPhaseActive as err:
+            log.info("round %d: the contract still holds the commit phase open", rid)
+            time.sleep(self.poll_interval_s)
+            raise CommitPhaseStillOpen(f"round {rid}: {err}") from err
+        self.reports.append(report)
+        log.info(
+            "round %d finalised: model %s, %d included, %d rejected (tx %s, gas %d)",
+            rid, digest_hex(agg.model_digest), len(agg.included), len(agg.rejections), report.tx_hash, report.gas_used,
+        )
+        return Published(agg, model_cid, report.gas_used, report.tx_hash,
+                         Traffic(uploaded_by_aggregator=len(agg.model_blob) + len(ev_bytes)))
+
+    def _cheat(self, agg: RoundAggregate, ctx: _RoundContext, opened: OpenedRound) -> RoundAggregate:
+        rid, base_digest = opened.round_id, opened.base_digest
+        if self.dishonest == "shift-model":
+            assert agg.model is not None
+            model = agg.model
+            weights = shift_weights(model.weights, 0.01)
+            blob = encode_global(round_id=rid, base_model_digest=base_digest, weights=weights,
+                                 server_state=dict(model.server_state), num_samples=model.num_samples)
+            log.warning("round %d: publishing a shifted model (dishonest aggregator demonstration)", rid)
+            shifted = GlobalModel(rid, base_digest, weights, dict(model.server_state), model.num_samples)
+            return RoundAggregate(blob, sha256_digest(blob), agg.included, agg.rejections, agg.num_samples, None,
+                                  agg.metrics, shifted)
+        # drop-update: leave out the last included update without recording why
+        if len(agg.included) <= max(1, opened.min_updates):
+            return agg
+        dropped = agg.included[-1]
+        kept = [o for o in ctx.outcomes if o.commitment.participant.lower() != dropped.lower()]
+        log.warning("round %d: silently dropping %s (dishonest aggregator demonstration)", rid, dropped)
+        cheat = aggregate(opened.strategy, opened.base, rid, base_digest, kept, opened.min_updates)
+        return cheat if cheat.model_blob is not None else agg

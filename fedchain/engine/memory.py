@@ -1,0 +1,117 @@
+"""The in-memory transport: every participant trained in this process, one after another, with
+no chain and no blob store - the "plain FL" baseline and the engine of the learning benchmarks.
+
+Participants train exactly as the ledger's participant agents do (the same task document, the
+same :func:`~fedchain.protocol.training.train_participant`, the same per-participant seeds), and
+the engine aggregates with the same code, so the figures measured here are those of the learning
+itself and a ledger run only adds the ledger's costs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedchain.codec.canonical import sha256_digest
+from fedchain.engine.loop import Collected, OpenedRound, Published
+from fedchain.errors import ConfigError, TrainingError
+from fedchain.fl.attacks import AttackSpec
+from fedchain.fl.records import ClientState, ClientUpdate
+from fedchain.protocol.blobs import GlobalModel, decode_global, initial_global
+from fedchain.protocol.rounds import RoundAggregate
+from fedchain.protocol.task import TaskDocument
+from fedchain.protocol.training import train_participant, training_seed
+from fedchain.types import Address, RoundId
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class MemoryParticipant:
+    """One simulated participant: its address, its local data, and an attack it plays (if any)."""
+
+    address: Address
+    x: np.ndarray
+    y: np.ndarray
+    attack: AttackSpec | None = None
+
+
+class InMemoryTransport:
+    """Carries rounds between participants held in this process.
+
+    A participant whose local training fails (a poisoned global model can make it diverge) sits
+    the round out. Client state (SCAFFOLD's control variate c_i) is kept only when the
+    participant's update was included in the aggregate, so that the server's c stays the mean of
+    the clients' c_i."""
+
+    def __init__(self, doc: TaskDocument, participants: Sequence[MemoryParticipant]) -> None:
+        if not participants:
+            raise ConfigError("an in-memory federation needs at least one participant")
+        addresses = [p.address.lower() for p in participants]
+        if len(set(addresses)) != len(addresses):
+            raise ConfigError("participant addresses must be distinct")
+        self.doc = doc
+        self.participants = tuple(sorted(participants, key=lambda p: p.address.lower()))
+        blob = initial_global(doc.spec(), doc.seed)
+        self._model: GlobalModel = decode_global(blob)
+        self._digest = sha256_digest(blob)
+        self._round = 0
+        self._states: dict[str, ClientState] = {}
+        self._pending: dict[str, ClientState] = {}
+
+    @property
+    def model(self) -> GlobalModel:
+        """The current global model."""
+        return self._model
+
+    def client_state(self, address: str) -> ClientState | None:
+        """The client state participant ``address`` holds now (None before its first inclusion)."""
+        return self._states.get(address.lower())
+
+    def open_round(self) -> OpenedRound:
+        """The next round, on the current global model."""
+        self._round += 1
+        return OpenedRound(RoundId(self._round), self._model, self._digest, self.doc.strategy_config(),
+                           int(self.doc.min_updates))
+
+    def collect(self, opened: OpenedRound) -> Collected:
+        """Train every participant on the round's base model."""
+        updates: list[ClientUpdate] = []
+        sat_out = 0
+        self._pending.clear()
+        for p in self.participants:
+            key = p.address.lower()
+            try:
+                update, new_state, _ = train_participant(
+                    self.doc,
+                    round_id=opened.round_id,
+                    participant=p.address,
+                    base=opened.base,
+                    base_model_digest=opened.base_digest,
+                    x=p.x,
+                    y=p.y,
+                    seed=training_seed(self.doc.seed, int(opened.round_id), p.address),
+                    client_state=self._states.get(key),
+                    attack=p.attack,
+                )
+            except TrainingError as err:
+                log.info("round %d: participant %s sits out: %s", opened.round_id, p.address, err)
+                sat_out += 1
+                continue
+            self._pending[key] = new_state
+            updates.append(update)
+        return Collected(tuple(updates), (), len(updates), sat_out)
+
+    def publish(self, opened: OpenedRound, collected: Collected, aggregate: RoundAggregate) -> Published:
+        """Adopt the new global model; only included participants keep their new client state."""
+        if aggregate.model is not None and aggregate.model_digest is not None:
+            self._model, self._digest = aggregate.model, aggregate.model_digest
+            for address in aggregate.included:
+                state = self._pending.get(address.lower())
+                if state is not None:
+                    self._states[address.lower()] = state
+        self._pending.clear()
+        return Published(aggregate, None)

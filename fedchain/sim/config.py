@@ -1,0 +1,266 @@
+"""The one experiment configuration, and what both transports derive from it: the task
+document, the dataset (optionally a seeded subset), the participants' partitions and who attacks.
+
+:class:`ExperimentConfig` drives an in-memory run (:func:`fedchain.sim.memory.run_in_memory`)
+and a whole federation on the ledger (:func:`fedchain.sim.federation.run_federation`) alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedchain.errors import ConfigError
+from fedchain.fl.attacks import ATTACK_KINDS, ATTACK_SYNTAX, AttackSpec
+from fedchain.fl.datasets import Dataset, load_dataset, subset
+from fedchain.fl.models import ModelSpec, default_model_spec
+from fedchain.fl.partition import PartitionSpec, partition, partition_names
+from fedchain.fl.records import RobustConfig, StrategyConfig
+from fedchain.fl.schema import save_client_data
+from fedchain.fl.strategies import strategy_from_config
+from fedchain.protocol.task import TaskDocument
+
+
+@dataclass(frozen=True)
+class AttackerGroup:
+    """``count`` participants that play ``attack`` (the last participants by index)."""
+
+    attack: AttackSpec
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ConfigError(f"invalid attack {self.attack.to_text()}: the count must be >= 1, got {self.count}")
+
+    def to_text(self) -> str:
+        """``KIND:COUNT`` or ``KIND:COUNT:STRENGTH``, as :func:`parse_attack` reads it."""
+        tail = "" if self.attack.strength is None else ":" + self.attack.to_text().partition(":")[2]
+        return f"{self.attack.kind}:{self.count}{tail}"
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One federation to run: data, partition, strategy, participants, rounds and attacks."""
+
+    dataset: str = "breast_cancer"
+    partition: str = "iid"
+    alpha: float = 0.5
+    strategy: str = "fedavg"
+    strategy_params: tuple[tuple[str, float], ...] = ()
+    robust: tuple[RobustConfig, ...] = ()
+    arch: str | None = None
+    model: ModelSpec | None = None  # an explicit model (overrides ``arch``)
+    clients: int = 4
+    rounds: int = 3
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    seed: int = 0
+    min_updates: int | None = None
+    commit_duration: int = 300
+    attacks: tuple[AttackerGroup, ...] = ()
+    dishonest: str | None = None
+    max_train_samples: int | None = None
+    max_test_samples: int | None = None
+    round_timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.clients < 1 or self.rounds < 1:
+            raise ConfigError(f"need at least one client and one round (got {self.clients} clients, {self.rounds} rounds)")
+        attackers = sum(g.count for g in self.attacks)
+        if attackers > self.clients:
+            raise ConfigError(f"{attackers} attackers but only {self.clients} clients")
+        if self.min_updates is not None and self.min_updates < 1:
+            raise ConfigError(f"min_updates must be >= 1, got {self.min_updates}")
+        for name in ("max_train_samples", "max_test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be >= 1, got {value}")
+
+    @property
+    def effective_min_updates(self) -> int:
+        """The minimum number of included updates (default: half the participants)."""
+        return self.min_updates if self.min_updates is not None else max(1, self.clients // 2)
+
+    def attack_of(self) -> dict[int, AttackSpec]:
+        """Which participant index plays which attack: the last ones, group by group."""
+        out: dict[int, AttackSpec] = {}
+        i = 0
+        for group in self.attacks:
+            for _ in range(group.count):
+                out[self.clients - 1 - i] = group.attack
+                i += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The configuration as one JSON object."""
+        data = asdict(self)
+        data["attacks"] = [g.to_text() for g in self.attacks]
+        data["strategy_params"] = dict(self.strategy_params)
+        data["robust"] = [r.to_json() for r in self.robust]
+        data["model"] = None if self.model is None else self.model.to_dict()
+        return data
+
+
+def parse_attack(text: str) -> AttackerGroup:
+    """``KIND[:COUNT[:STRENGTH]]`` (e.g. ``sign_flip:1``, ``scaling:2:10``)."""
+    kind, _, rest = text.partition(":")
+    count_text, _, strength = rest.partition(":")
+    try:
+        count = int(count_text) if count_text else 1
+    except ValueError as err:
+        raise ConfigError(f"--attack {text!r}: COUNT must be an integer") from err
+    if kind not in ATTACK_KINDS:
+        raise ConfigError(f"--attack {text!r}: unknown kind {kind!r}; expected one of {', '.join(ATTACK_KINDS)}")
+    try:
+        spec = AttackSpec.parse(f"{kind}:{strength}" if strength else kind)
+    except ConfigError as err:
+        raise ConfigError(f"--attack {text!r}: {err}; attacks are {ATTACK_SYNTAX}") from err
+    return AttackerGroup(spec, count)
+
+
+def parse_strategy_params(items: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    """``--strategy-param KEY=VALUE`` values as (key, number) pairs (ints stay ints)."""
+    params: list[tuple[str, float]] = []
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"--strategy-param {item!r}: expected KEY=VALUE")
+        try:
+            params.append((key, int(value) if value.lstrip("-").isdigit() else float(value)))
+        except ValueError as err:
+            raise ConfigError(f"--strategy-param {item!r}: VALUE must be a number") from err
+    return tuple(params)
+
+
+def parse_robust(text: str | None) -> tuple[RobustConfig, ...]:
+    """``NAME[:k=v,...]`` (a bare number is trimmed_mean's beta), e.g. ``median``,
+    ``trimmed_mean:0.2``, ``multi_krum:f=1,m=2``, ``norm_clip:max_norm=5``."""
+    if not text or text == "none":
+        return ()
+    name, _, rest = text.partition(":")
+    params: dict[str, bool | int | float] = {}
+    for part in filter(None, rest.split(",")):
+        key, eq, value = part.partition("=")
+        if not eq:
+            key, value = {"trimmed_mean": "beta", "norm_clip": "max_norm", "krum": "f", "multi_krum": "f"}.get(name, ""), part
+            if not key:
+                raise ConfigError(f"--robust {text!r}: expected key=value, got {part!r}")
+        if value.lower() in ("true", "false"):
+            params[key] = value.lower() == "true"
+            continue
+        try:
+            params[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+        except ValueError as err:
+            raise ConfigError(f"--robust {text!r}: {key} must be a number") from err
+    return (RobustConfig(name, params),)
+
+
+# --- task and data ---------------------------------------------------------------------------
+
+
+def load_task_dataset(cfg: ExperimentConfig) -> Dataset:
+    """The dataset, optionally cut to a seeded subset (MNIST on small machines)."""
+    return subset(load_dataset(cfg.dataset, seed=cfg.seed), cfg.max_train_samples, cfg.max_test_samples, cfg.seed)
+
+
+def model_spec(cfg: ExperimentConfig, ds: Dataset) -> ModelSpec:
+    """The model: the configured one, else the dataset's default (in the configured architecture)."""
+    if cfg.model is not None:
+        return cfg.model
+    spec = default_model_spec(ds)
+    if cfg.arch is not None and cfg.arch != spec.arch:
+        hidden = (64,) if cfg.arch in ("mlp", "cnn") else ()
+        channels = (8, 16) if cfg.arch == "cnn" else ()
+        spec = ModelSpec(arch=cfg.arch, input_shape=spec.input_shape, num_classes=spec.num_classes,
+                         hidden=hidden, channels=channels)
+    return spec
+
+
+def strategy_config(cfg: ExperimentConfig) -> StrategyConfig:
+    """The strategy with its local-training parameters, validated (one clear error now)."""
+    params: dict[str, float] = {
+        "local_epochs": cfg.local_epochs,
+        "batch_size": cfg.batch_size,
+        "lr": float(cfg.lr),
+        "min_updates": cfg.effective_min_updates,
+    }
+    params.update(dict(cfg.strategy_params))
+    strategy = StrategyConfig(cfg.strategy, params, cfg.robust)
+    strategy_from_config(strategy)
+    _check_krum_fits(strategy, cfg.clients)
+    return strategy
+
+
+def build_task(cfg: ExperimentConfig, ds: Dataset) -> TaskDocument:
+    """The task document of the experiment."""
+    return TaskDocument.build(
+        dataset=ds.name,
+        schema=ds.schema,
+        spec=model_spec(cfg, ds),
+        strategy=strategy_config(cfg),
+        seed=cfg.seed,
+        min_updates=cfg.effective_min_updates,
+        commit_duration=cfg.commit_duration,
+    )
+
+
+def _check_krum_fits(strategy: StrategyConfig, clients: int) -> None:
+    """Krum scores need ``n >= 2f + 3`` updates and Multi-Krum keeps at most ``n``: refuse a
+    rule that could never work with this many clients instead of closing every round."""
+    for rule in strategy.robust:
+        if rule.name not in ("krum", "multi_krum"):
+            continue
+        f = int(rule.params.get("f", 0))
+        if clients < 2 * f + 3:
+            raise ConfigError(
+                f"--robust {rule.name} with f={f} needs at least 2f+3 = {2 * f + 3} clients, got {clients}; "
+                "use more clients or a smaller f"
+            )
+        m = rule.params.get("m")
+        if rule.name == "multi_krum" and m is not None and int(m) > clients:
+            raise ConfigError(f"--robust multi_krum keeps m={m} updates but there are only {clients} clients")
+
+
+@dataclass(frozen=True, eq=False)
+class ClientPartition:
+    """One participant's share of the training set."""
+
+    name: str
+    x: np.ndarray
+    y: np.ndarray
+
+    @property
+    def num_samples(self) -> int:
+        """How many samples it holds."""
+        return int(len(self.y))
+
+
+def partition_clients(cfg: ExperimentConfig, ds: Dataset) -> list[ClientPartition]:
+    """Partition the training set over the participants (seeded)."""
+    spec = PartitionSpec(scheme=cfg.partition, num_clients=cfg.clients, alpha=cfg.alpha, seed=cfg.seed,
+                         min_samples=min(10, max(1, len(ds.y_train) // (2 * cfg.clients))))
+    parts = partition(ds.y_train, spec, x=ds.x_train, feature_names=ds.feature_names)
+    names = partition_names(spec, ds.num_classes)
+    return [ClientPartition(names[i], ds.x_train[idx], ds.y_train[idx]) for i, idx in enumerate(parts)]
+
+
+@dataclass(frozen=True)
+class ClientData:
+    """A participant's data file."""
+
+    name: str
+    path: Path
+    num_samples: int
+
+
+def write_partitions(cfg: ExperimentConfig, ds: Dataset, out_dir: Path) -> list[ClientData]:
+    """Partition the training set and write one data file per participant."""
+    out: list[ClientData] = []
+    for i, part in enumerate(partition_clients(cfg, ds)):
+        path = save_client_data(Path(out_dir) / f"client_{i}.npz", part.x, part.y, ds.schema)
+        out.append(ClientData(part.name, Path(path), part.num_samples))
+    return out
