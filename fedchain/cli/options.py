@@ -6,11 +6,16 @@ import json
 from dataclasses import asdict, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import click
 
 from fedchain.config import Settings, load_settings
+
+if TYPE_CHECKING:  # web3 is imported only by the commands that use it
+    from eth_account.signers.local import LocalAccount
+
+    from fedchain.chain.ledger import ChainLedger
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -125,3 +130,33 @@ def task_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def role_options(f: F) -> F:
+    """Connection options shared by the role commands (participant, round, aggregator, audit, admin)."""
+    f = click.option("--chain-id", type=int, default=None, help="Expected chain id; refuse another chain.")(f)
+    f = click.option("--address", default=None, help="Federation contract address [default: the recorded deployment].")(f)
+    for opt in (store_option, ipfs_api_option, rpc_url_option, state_dir_option):
+        f = opt(f)
+    return f
+
+
+def role_settings(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+                  chain_id: int | None, keystore: Path | None = None) -> Settings:
+    """The settings of a role command, from its :func:`role_options` (and ``--keystore``)."""
+    return settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store,
+                         chain_id=chain_id, keystore=keystore)
+
+
+def role_signer(settings: Settings) -> LocalAccount:
+    """The account a role command signs with (keystore + password, or FEDCHAIN_PRIVATE_KEY)."""
+    from fedchain.chain.accounts import load_signer
+
+    return load_signer(settings.state_dir, settings.keystore, prompt=lambda what: click.prompt(what, hide_input=True, err=True))
+
+
+def role_ledger(settings: Settings, address: str | None, signed: bool = True) -> ChainLedger:
+    """The ledger a role command talks to, signing as :func:`role_signer` when ``signed``."""
+    from fedchain.sim.wiring import connect_ledger
+
+    return connect_ledger(settings, account=role_signer(settings) if signed else None, address=address)
