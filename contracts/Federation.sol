@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {IFederation} from "./IFederation.sol";
 
 /// @title Federation
 /// @notice The ledger of one auditable federated-learning task: participant admission, task
@@ -11,27 +12,12 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 /// log (the audit trail); storage holds only what the state machine needs, packed so that a commit
 /// costs the same in every round.
 /// @dev No function loops over participants or rounds. A commit writes two already non-zero slots.
-contract Federation is AccessControl {
+/// The custom errors, events and status enums are declared in IFederation.
+contract Federation is IFederation, AccessControl {
     /// @notice Role that admits and removes participants and configures the task.
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN_ROLE");
     /// @notice Role that opens, finalises and closes rounds.
     bytes32 public constant AGGREGATOR_ROLE = keccak256("AGGREGATOR_ROLE");
-
-    /// @notice Lifecycle of a participant: registered (Pending), admitted (Active), or Removed.
-    enum ParticipantStatus {
-        None,
-        Pending,
-        Active,
-        Removed
-    }
-
-    /// @notice Lifecycle of a round: Open for commits, then Finalized (with a model) or Closed (without).
-    enum RoundStatus {
-        None,
-        Open,
-        Finalized,
-        Closed
-    }
 
     /// @notice Everything stored about one round.
     /// @dev The first seven fields share one storage slot (29 bytes); the digests take one slot each.
@@ -68,156 +54,6 @@ contract Federation is AccessControl {
         bytes32 dataSchemaDigest;
     }
 
-    // ---------------------------------------------------------------- errors
-
-    /// @notice The caller is already registered (in any status).
-    /// @param participant The caller.
-    error FederationAlreadyRegistered(address participant);
-    /// @notice A registration without an organisation name.
-    error FederationInvalidRegistration();
-    /// @notice The participant is not in a status that allows this transition.
-    /// @param participant The participant acted upon.
-    /// @param status Its current status.
-    error FederationInvalidStatus(address participant, ParticipantStatus status);
-    /// @notice A round is open; the action must wait until it is finalised or closed.
-    /// @param roundId The open round.
-    error FederationRoundInProgress(uint256 roundId);
-    /// @notice A task configuration with a zero digest or an empty CID.
-    error FederationInvalidTask();
-    /// @notice No task has been configured yet.
-    error FederationTaskNotConfigured();
-    /// @notice The new round does not start from the latest finalised model.
-    /// @param expected The latest finalised model digest.
-    /// @param given The base model digest given.
-    error FederationBaseModelMismatch(bytes32 expected, bytes32 given);
-    /// @notice A round with a zero digest, empty CID, zero duration or zero minimum.
-    error FederationInvalidRound();
-    /// @notice The caller never registered.
-    /// @param participant The caller.
-    error FederationNotRegistered(address participant);
-    /// @notice The caller is registered but not active.
-    /// @param participant The caller.
-    /// @param status Its current status.
-    error FederationNotActive(address participant, ParticipantStatus status);
-    /// @notice No round with this id was ever opened.
-    /// @param roundId The round id given.
-    error FederationUnknownRound(uint256 roundId);
-    /// @notice The round exists but is not open.
-    /// @param roundId The round.
-    /// @param status Its current status.
-    error FederationRoundNotOpen(uint256 roundId, RoundStatus status);
-    /// @notice The commit deadline of the round has passed.
-    /// @param roundId The round.
-    /// @param deadline Its deadline (unix seconds, inclusive).
-    error FederationCommitTooLate(uint256 roundId, uint64 deadline);
-    /// @notice The participant already committed in this round.
-    /// @param roundId The round.
-    /// @param participant The caller.
-    error FederationDuplicateCommit(uint256 roundId, address participant);
-    /// @notice A commitment with a zero digest, empty CID or zero samples.
-    error FederationInvalidCommitment();
-    /// @notice The commit phase is still running: the deadline has not passed and fewer participants committed
-    /// than were active when the round opened.
-    /// @param roundId The round.
-    /// @param deadline Its deadline (unix seconds, inclusive).
-    error FederationCommitPhaseActive(uint256 roundId, uint64 deadline);
-    /// @notice More updates claimed to be included than were committed.
-    /// @param includedCount The count given.
-    /// @param commitCount The number of commitments in the round.
-    error FederationInvalidIncludedCount(uint32 includedCount, uint32 commitCount);
-    /// @notice Fewer updates included than the round's minimum.
-    /// @param roundId The round.
-    /// @param includedCount The count given.
-    /// @param minUpdates The round's minimum.
-    error FederationTooFewUpdates(uint256 roundId, uint32 includedCount, uint32 minUpdates);
-    /// @notice A result with a zero model digest, Merkle root or evidence digest, or an empty model or evidence CID.
-    error FederationInvalidResult();
-
-    // ---------------------------------------------------------------- events
-
-    /// @notice A participant registered and awaits admission.
-    /// @param participant The participant's address.
-    /// @param organisation Its organisation name.
-    /// @param industry Its industry.
-    /// @param publicKey Its public key (for encrypted exchanges off chain).
-    event ParticipantRegistered(address indexed participant, string organisation, string industry, bytes publicKey);
-    /// @notice A pending participant was admitted and may commit.
-    /// @param participant The participant.
-    /// @param admittedBy The admin who admitted it.
-    event ParticipantAdmitted(address indexed participant, address indexed admittedBy);
-    /// @notice A participant was removed.
-    /// @param participant The participant.
-    /// @param removedBy The admin who removed it.
-    /// @param reason Why.
-    event ParticipantRemoved(address indexed participant, address indexed removedBy, string reason);
-    /// @notice The task was (re)configured.
-    /// @param version The new task version (1, 2, ...).
-    /// @param modelSpecDigest Digest of the model specification.
-    /// @param strategyDigest Digest of the aggregation strategy configuration.
-    /// @param dataSchemaDigest Digest of the data schema.
-    /// @param configCid CID of the full task configuration.
-    event TaskConfigured(
-        uint32 indexed version,
-        bytes32 modelSpecDigest,
-        bytes32 strategyDigest,
-        bytes32 dataSchemaDigest,
-        string configCid
-    );
-    /// @notice A round was opened.
-    /// @param roundId The new round id.
-    /// @param baseModelDigest Digest of the model the participants train from.
-    /// @param baseModelCid CID of that model.
-    /// @param deadline Last second (inclusive) at which commits are accepted.
-    /// @param minUpdates Minimum number of included updates to finalise.
-    /// @param taskVersion The task version the round runs under.
-    event RoundOpened(
-        uint256 indexed roundId,
-        bytes32 baseModelDigest,
-        string baseModelCid,
-        uint64 deadline,
-        uint32 minUpdates,
-        uint32 taskVersion
-    );
-    /// @notice A participant committed its update for a round.
-    /// @param roundId The round.
-    /// @param participant The participant.
-    /// @param updateDigest Digest of the canonical update blob.
-    /// @param cid CID of the update blob.
-    /// @param numSamples Number of training samples behind the update.
-    /// @param metadataDigest Digest of the update's metadata.
-    event UpdateCommitted(
-        uint256 indexed roundId,
-        address indexed participant,
-        bytes32 updateDigest,
-        string cid,
-        uint64 numSamples,
-        bytes32 metadataDigest
-    );
-    /// @notice A round was finalised with a new global model.
-    /// @param roundId The round.
-    /// @param modelDigest Digest of the aggregated model.
-    /// @param modelCid CID of the aggregated model.
-    /// @param merkleRoot Root of the Merkle tree over the included commitment leaves.
-    /// @param aggregationDigest Digest of the aggregation record.
-    /// @param evidenceDigest Digest of the evidence bundle.
-    /// @param evidenceCid CID of the evidence bundle.
-    /// @param includedCount Number of updates included in the aggregate.
-    event RoundFinalized(
-        uint256 indexed roundId,
-        bytes32 modelDigest,
-        string modelCid,
-        bytes32 merkleRoot,
-        bytes32 aggregationDigest,
-        bytes32 evidenceDigest,
-        string evidenceCid,
-        uint32 includedCount
-    );
-    /// @notice A round was closed without a model.
-    /// @param roundId The round.
-    /// @param commitCount Number of commitments it received.
-    /// @param reason Why.
-    event RoundClosed(uint256 indexed roundId, uint32 commitCount, string reason);
-
     // ---------------------------------------------------------------- state
 
     mapping(address participant => _Participant) private _participants;
@@ -245,7 +81,7 @@ contract Federation is AccessControl {
     function register(string calldata organisation, string calldata industry, bytes calldata publicKey) external {
         _Participant storage p = _participants[msg.sender];
         if (p.status != ParticipantStatus.None) revert FederationAlreadyRegistered(msg.sender);
-        if (bytes(organisation).length == 0) revert FederationInvalidRegistration();
+        if (bytes(organisation).length == 0) revert FederationInvalidRegistration("organisation");
         p.status = ParticipantStatus.Pending;
         p.registeredBlock = uint64(block.number);
         p.statusChangedBlock = uint64(block.number);
@@ -298,13 +134,13 @@ contract Federation is AccessControl {
     ) external onlyRole(ADMIN_ROLE) {
         uint256 latest = _latestRoundId;
         if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
-        if (
-            modelSpecDigest == bytes32(0) || strategyDigest == bytes32(0) || dataSchemaDigest == bytes32(0)
-                || bytes(configCid).length == 0
-        ) revert FederationInvalidTask();
+        if (modelSpecDigest == bytes32(0)) revert FederationInvalidTask("modelSpecDigest");
+        if (strategyDigest == bytes32(0)) revert FederationInvalidTask("strategyDigest");
+        if (dataSchemaDigest == bytes32(0)) revert FederationInvalidTask("dataSchemaDigest");
+        if (bytes(configCid).length == 0) revert FederationInvalidTask("configCid");
         uint32 version = _task.version + 1;
         _task = _Task(version, modelSpecDigest, strategyDigest, dataSchemaDigest);
-        emit TaskConfigured(version, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid);
+        emit TaskConfigured(version, msg.sender, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid);
     }
 
     // ---------------------------------------------------------------- rounds
@@ -324,11 +160,13 @@ contract Federation is AccessControl {
         if (taskVersion == 0) revert FederationTaskNotConfigured();
         uint256 latest = _latestRoundId;
         if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
+        if (baseModelDigest == bytes32(0)) revert FederationInvalidRound("baseModelDigest", 0);
+        if (bytes(baseModelCid).length == 0) revert FederationInvalidRound("baseModelCid", 0);
         uint256 deadline = block.timestamp + commitDuration;
-        if (
-            baseModelDigest == bytes32(0) || bytes(baseModelCid).length == 0 || commitDuration == 0 || minUpdates == 0
-                || deadline > type(uint64).max
-        ) revert FederationInvalidRound();
+        if (commitDuration == 0 || deadline > type(uint64).max) {
+            revert FederationInvalidRound("commitDuration", commitDuration);
+        }
+        if (minUpdates == 0) revert FederationInvalidRound("minUpdates", 0);
         bytes32 current = _currentModelDigest;
         if (current != bytes32(0) && baseModelDigest != current) {
             revert FederationBaseModelMismatch(current, baseModelDigest);
@@ -342,7 +180,7 @@ contract Federation is AccessControl {
         r.eligibleCount = _activeCount;
         r.taskVersion = taskVersion;
         r.baseModelDigest = baseModelDigest;
-        emit RoundOpened(roundId, baseModelDigest, baseModelCid, uint64(deadline), minUpdates, taskVersion);
+        emit RoundOpened(roundId, msg.sender, baseModelDigest, baseModelCid, uint64(deadline), minUpdates, taskVersion);
     }
 
     /// @notice Commits the caller's update for an open round, once per round, up to the deadline.
@@ -374,9 +212,9 @@ contract Federation is AccessControl {
         uint64 deadline = r.deadline;
         if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
         if (p.lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
-        if (updateDigest == bytes32(0) || bytes(cid).length == 0 || numSamples == 0) {
-            revert FederationInvalidCommitment();
-        }
+        if (updateDigest == bytes32(0)) revert FederationInvalidCommitment("updateDigest");
+        if (bytes(cid).length == 0) revert FederationInvalidCommitment("cid");
+        if (numSamples == 0) revert FederationInvalidCommitment("numSamples");
         p.lastCommittedRound = uint64(roundId);
         ++r.commitCount;
         emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
@@ -387,7 +225,7 @@ contract Federation is AccessControl {
     /// @param modelDigest Digest of the aggregated model (non-zero); becomes the current model.
     /// @param modelCid CID of the aggregated model (non-empty).
     /// @param merkleRoot Root of the Merkle tree over the included commitment leaves (non-zero).
-    /// @param aggregationDigest Digest of the aggregation record.
+    /// @param aggregationDigest Digest of the aggregation record (non-zero).
     /// @param evidenceDigest Digest of the evidence bundle (non-zero).
     /// @param evidenceCid CID of the evidence bundle (non-empty).
     /// @param includedCount Number of included updates: at least minUpdates, at most commitCount.
@@ -405,10 +243,12 @@ contract Federation is AccessControl {
         uint32 commitCount = r.commitCount;
         if (includedCount > commitCount) revert FederationInvalidIncludedCount(includedCount, commitCount);
         if (includedCount < r.minUpdates) revert FederationTooFewUpdates(roundId, includedCount, r.minUpdates);
-        if (
-            modelDigest == bytes32(0) || merkleRoot == bytes32(0) || evidenceDigest == bytes32(0)
-                || bytes(modelCid).length == 0 || bytes(evidenceCid).length == 0
-        ) revert FederationInvalidResult();
+        if (modelDigest == bytes32(0)) revert FederationInvalidResult("modelDigest");
+        if (bytes(modelCid).length == 0) revert FederationInvalidResult("modelCid");
+        if (merkleRoot == bytes32(0)) revert FederationInvalidResult("merkleRoot");
+        if (aggregationDigest == bytes32(0)) revert FederationInvalidResult("aggregationDigest");
+        if (evidenceDigest == bytes32(0)) revert FederationInvalidResult("evidenceDigest");
+        if (bytes(evidenceCid).length == 0) revert FederationInvalidResult("evidenceCid");
         r.status = RoundStatus.Finalized;
         r.includedCount = includedCount;
         r.modelDigest = modelDigest;
@@ -417,7 +257,15 @@ contract Federation is AccessControl {
         r.evidenceDigest = evidenceDigest;
         _currentModelDigest = modelDigest;
         emit RoundFinalized(
-            roundId, modelDigest, modelCid, merkleRoot, aggregationDigest, evidenceDigest, evidenceCid, includedCount
+            roundId,
+            msg.sender,
+            modelDigest,
+            modelCid,
+            merkleRoot,
+            aggregationDigest,
+            evidenceDigest,
+            evidenceCid,
+            includedCount
         );
     }
 
@@ -427,7 +275,7 @@ contract Federation is AccessControl {
     function closeRound(uint256 roundId, string calldata reason) external onlyRole(AGGREGATOR_ROLE) {
         RoundInfo storage r = _endableRound(roundId);
         r.status = RoundStatus.Closed;
-        emit RoundClosed(roundId, r.commitCount, reason);
+        emit RoundClosed(roundId, msg.sender, r.commitCount, reason);
     }
 
     // ---------------------------------------------------------------- views

@@ -153,6 +153,7 @@ class ParticipantRemoved:
 @dataclass(frozen=True)
 class TaskConfigured:
     version: int
+    configured_by: Address  # the admin who configured the task
     model_spec_digest: Digest
     strategy_digest: Digest
     data_schema_digest: Digest
@@ -165,6 +166,7 @@ class TaskConfigured:
 @dataclass(frozen=True)
 class RoundOpened:
     round_id: RoundId
+    opened_by: Address  # the aggregator who opened the round
     base_model_digest: Digest
     base_model_cid: Cid
     deadline: int
@@ -178,6 +180,7 @@ class RoundOpened:
 @dataclass(frozen=True)
 class RoundFinalized:
     round_id: RoundId
+    finalized_by: Address  # the aggregator who finalised the round
     model_digest: Digest
     model_cid: Cid
     merkle_root: Digest
@@ -193,6 +196,7 @@ class RoundFinalized:
 @dataclass(frozen=True)
 class RoundClosed:
     round_id: RoundId
+    closed_by: Address  # the aggregator who closed the round
     commit_count: int
     reason: str
     block_number: int
@@ -280,6 +284,13 @@ class Ledger(Protocol):
     def block_number(self) -> int: ...
 
     def block_timestamp(self) -> int: ...
+
+    def wait_for_block(self, after: int, timeout_s: float) -> int:
+        """Wait until the latest block number is greater than ``after`` and return it; once
+        ``timeout_s`` seconds have passed, return the current one (possibly still ``after``).
+        What an agent calls between two looks at the ledger instead of sleeping: nothing on the
+        ledger changes without a new block."""
+        ...
 
     # writes
     def register(self, organisation: str, industry: str, public_key: bytes) -> TxReport: ...

@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {Federation} from "../Federation.sol";
+import {IFederation} from "../IFederation.sol";
 import {TestBase} from "./utils/TestBase.sol";
 
 /// @notice Shared set-up: a federation with a configured task and three admitted participants.
@@ -61,6 +62,16 @@ abstract contract FederationFixture is TestBase {
         return abi.encodeWithSelector(selector);
     }
 
+    /// @dev Revert data of an invalid-argument error that names only the offending field.
+    function _invalid(bytes4 selector, string memory field) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(selector, field);
+    }
+
+    /// @dev Revert data of FederationInvalidRound: the offending field and value.
+    function _invalidRound(string memory field, uint256 value) internal pure returns (bytes memory) {
+        return abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, field, value);
+    }
+
     function _unauthorised(address caller, bytes32 role) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(IAccessControl.AccessControlUnauthorizedAccount.selector, caller, role);
     }
@@ -115,24 +126,24 @@ contract FederationTest is FederationFixture {
         address dave = address(0x1004);
         vm.roll(42);
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.ParticipantRegistered(dave, "Dave Bank", "finance", hex"0203");
+        emit IFederation.ParticipantRegistered(dave, "Dave Bank", "finance", hex"0203");
         vm.prank(dave);
         fed.register("Dave Bank", "finance", hex"0203");
-        (Federation.ParticipantStatus status, uint64 last, uint64 registered, uint64 changed) = fed.participant(dave);
-        _eq(uint256(status), uint256(Federation.ParticipantStatus.Pending), "status");
+        (IFederation.ParticipantStatus status, uint64 last, uint64 registered, uint64 changed) = fed.participant(dave);
+        _eq(uint256(status), uint256(IFederation.ParticipantStatus.Pending), "status");
         _eq(last, 0, "lastCommittedRound");
         _eq(registered, 42, "registeredBlock");
         _eq(changed, 42, "statusChangedBlock");
     }
 
     function test_registerTwiceReverts() public {
-        _expectRevert(abi.encodeWithSelector(Federation.FederationAlreadyRegistered.selector, alice));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationAlreadyRegistered.selector, alice));
         vm.prank(alice);
         fed.register("Org", "finance", hex"02");
     }
 
     function test_registerWithoutOrganisationReverts() public {
-        _expectRevert(_err(Federation.FederationInvalidRegistration.selector));
+        _expectRevert(_invalid(IFederation.FederationInvalidRegistration.selector, "organisation"));
         vm.prank(address(0x1004));
         fed.register("", "finance", hex"02");
     }
@@ -142,18 +153,18 @@ contract FederationTest is FederationFixture {
         vm.prank(dave);
         fed.register("Dave", "retail", "");
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.ParticipantAdmitted(dave, admin);
+        emit IFederation.ParticipantAdmitted(dave, admin);
         vm.prank(admin);
         fed.admit(dave);
-        (Federation.ParticipantStatus status,,,) = fed.participant(dave);
-        _eq(uint256(status), uint256(Federation.ParticipantStatus.Active), "status");
+        (IFederation.ParticipantStatus status,,,) = fed.participant(dave);
+        _eq(uint256(status), uint256(IFederation.ParticipantStatus.Active), "status");
         _eq(fed.activeCount(), 4, "activeCount");
     }
 
     function test_admitUnregisteredReverts() public {
         _expectRevert(
             abi.encodeWithSelector(
-                Federation.FederationInvalidStatus.selector, outsider, Federation.ParticipantStatus.None
+                IFederation.FederationInvalidStatus.selector, outsider, IFederation.ParticipantStatus.None
             )
         );
         vm.prank(admin);
@@ -162,7 +173,7 @@ contract FederationTest is FederationFixture {
 
     function test_admitActiveReverts() public {
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationInvalidStatus.selector, alice, Federation.ParticipantStatus.Active)
+            abi.encodeWithSelector(IFederation.FederationInvalidStatus.selector, alice, IFederation.ParticipantStatus.Active)
         );
         vm.prank(admin);
         fed.admit(alice);
@@ -170,11 +181,11 @@ contract FederationTest is FederationFixture {
 
     function test_removeActiveDecrementsAndEmits() public {
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.ParticipantRemoved(alice, admin, "left");
+        emit IFederation.ParticipantRemoved(alice, admin, "left");
         vm.prank(admin);
         fed.remove(alice, "left");
-        (Federation.ParticipantStatus status,,,) = fed.participant(alice);
-        _eq(uint256(status), uint256(Federation.ParticipantStatus.Removed), "status");
+        (IFederation.ParticipantStatus status,,,) = fed.participant(alice);
+        _eq(uint256(status), uint256(IFederation.ParticipantStatus.Removed), "status");
         _eq(fed.activeCount(), 2, "activeCount");
     }
 
@@ -192,11 +203,11 @@ contract FederationTest is FederationFixture {
         vm.prank(dave);
         fed.register("Dave", "retail", "");
         uint256 roundId = _open();
-        _expectRevert(abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, roundId));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, roundId));
         vm.prank(admin);
         fed.admit(dave);
-        (Federation.ParticipantStatus status,,,) = fed.participant(dave);
-        _eq(uint256(status), uint256(Federation.ParticipantStatus.Pending), "status while the round is open");
+        (IFederation.ParticipantStatus status,,,) = fed.participant(dave);
+        _eq(uint256(status), uint256(IFederation.ParticipantStatus.Pending), "status while the round is open");
         _eq(fed.activeCount(), 3, "activeCount");
     }
 
@@ -209,7 +220,7 @@ contract FederationTest is FederationFixture {
         vm.prank(aggregator);
         fed.closeRound(roundId, "timeout");
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.ParticipantAdmitted(dave, admin);
+        emit IFederation.ParticipantAdmitted(dave, admin);
         vm.prank(admin);
         fed.admit(dave);
         _eq(fed.activeCount(), 4, "activeCount");
@@ -219,7 +230,7 @@ contract FederationTest is FederationFixture {
     function test_removeAllowedWhileRoundOpen() public {
         uint256 roundId = _open();
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.ParticipantRemoved(carol, admin, "left");
+        emit IFederation.ParticipantRemoved(carol, admin, "left");
         vm.prank(admin);
         fed.remove(carol, "left");
         _eq(fed.activeCount(), 2, "activeCount");
@@ -230,7 +241,7 @@ contract FederationTest is FederationFixture {
         vm.prank(admin);
         fed.remove(alice, "left");
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationInvalidStatus.selector, alice, Federation.ParticipantStatus.Removed)
+            abi.encodeWithSelector(IFederation.FederationInvalidStatus.selector, alice, IFederation.ParticipantStatus.Removed)
         );
         vm.prank(admin);
         fed.remove(alice, "again");
@@ -241,7 +252,7 @@ contract FederationTest is FederationFixture {
     function test_configureTaskIncrementsVersionAndEmits() public {
         bytes32 spec2 = keccak256("spec2");
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.TaskConfigured(2, spec2, STRATEGY, SCHEMA, "bafyconfig2");
+        emit IFederation.TaskConfigured(2, admin, spec2, STRATEGY, SCHEMA, "bafyconfig2");
         vm.prank(admin);
         fed.configureTask(spec2, STRATEGY, SCHEMA, "bafyconfig2");
         (uint32 version, bytes32 spec, bytes32 strategy, bytes32 schema) = fed.task();
@@ -252,21 +263,24 @@ contract FederationTest is FederationFixture {
     }
 
     function test_configureTaskRejectsZeroDigestOrEmptyCid() public {
+        bytes4 invalid = IFederation.FederationInvalidTask.selector;
         vm.startPrank(admin);
-        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        _expectRevert(_invalid(invalid, "modelSpecDigest"));
         fed.configureTask(bytes32(0), STRATEGY, SCHEMA, "c");
-        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        _expectRevert(_invalid(invalid, "strategyDigest"));
         fed.configureTask(SPEC, bytes32(0), SCHEMA, "c");
-        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        _expectRevert(_invalid(invalid, "dataSchemaDigest"));
         fed.configureTask(SPEC, STRATEGY, bytes32(0), "c");
-        _expectRevert(_err(Federation.FederationInvalidTask.selector));
+        _expectRevert(_invalid(invalid, "configCid"));
         fed.configureTask(SPEC, STRATEGY, SCHEMA, "");
+        _expectRevert(_invalid(invalid, "modelSpecDigest"));
+        fed.configureTask(bytes32(0), bytes32(0), bytes32(0), "");
         vm.stopPrank();
     }
 
     function test_configureTaskRefusedWhileRoundOpen() public {
         uint256 roundId = _open();
-        _expectRevert(abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, roundId));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, roundId));
         vm.prank(admin);
         fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2");
     }
@@ -275,13 +289,13 @@ contract FederationTest is FederationFixture {
 
     function test_openRoundRecordsAndEmits() public {
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.RoundOpened(1, BASE, "bafybase", uint64(START + DURATION), 2, 1);
+        emit IFederation.RoundOpened(1, aggregator, BASE, "bafybase", uint64(START + DURATION), 2, 1);
         vm.prank(aggregator);
         uint256 roundId = fed.openRound(BASE, "bafybase", DURATION, 2);
         _eq(roundId, 1, "roundId");
         _eq(fed.latestRoundId(), 1, "latestRoundId");
         Federation.RoundInfo memory r = fed.getRound(1);
-        _eq(uint256(r.status), uint256(Federation.RoundStatus.Open), "status");
+        _eq(uint256(r.status), uint256(IFederation.RoundStatus.Open), "status");
         _eq(r.deadline, START + DURATION, "deadline");
         _eq(r.minUpdates, 2, "minUpdates");
         _eq(r.taskVersion, 1, "taskVersion");
@@ -292,30 +306,32 @@ contract FederationTest is FederationFixture {
 
     function test_openRoundWithoutTaskReverts() public {
         Federation fresh = new Federation(admin, aggregator);
-        _expectRevert(_err(Federation.FederationTaskNotConfigured.selector));
+        _expectRevert(_err(IFederation.FederationTaskNotConfigured.selector));
         vm.prank(aggregator);
         fresh.openRound(BASE, "bafybase", DURATION, 1);
     }
 
     function test_openRoundWhileOpenReverts() public {
         _open();
-        _expectRevert(abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, 1));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, 1));
         vm.prank(aggregator);
         fed.openRound(BASE, "bafybase", DURATION, 1);
     }
 
     function test_openRoundRejectsInvalidParameters() public {
         vm.startPrank(aggregator);
-        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        _expectRevert(_invalidRound("baseModelDigest", 0));
         fed.openRound(bytes32(0), "bafybase", DURATION, 1);
-        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        _expectRevert(_invalidRound("baseModelCid", 0));
         fed.openRound(BASE, "", DURATION, 1);
-        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        _expectRevert(_invalidRound("commitDuration", 0));
         fed.openRound(BASE, "bafybase", 0, 1);
-        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        _expectRevert(_invalidRound("minUpdates", 0));
         fed.openRound(BASE, "bafybase", DURATION, 0);
-        _expectRevert(_err(Federation.FederationInvalidRound.selector));
+        _expectRevert(_invalidRound("commitDuration", type(uint64).max));
         fed.openRound(BASE, "bafybase", type(uint64).max, 1);
+        _expectRevert(_invalidRound("baseModelDigest", 0));
+        fed.openRound(bytes32(0), "", 0, 0);
         vm.stopPrank();
     }
 
@@ -326,7 +342,7 @@ contract FederationTest is FederationFixture {
         _commit(carol, roundId);
         bytes32 model = keccak256("model 1");
         _finalize(roundId, model, 3);
-        _expectRevert(abi.encodeWithSelector(Federation.FederationBaseModelMismatch.selector, model, BASE));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationBaseModelMismatch.selector, model, BASE));
         vm.prank(aggregator);
         fed.openRound(BASE, "bafybase", DURATION, 1);
     }
@@ -337,7 +353,7 @@ contract FederationTest is FederationFixture {
         vm.assume(digest != bytes32(0) && bytes(cid).length > 0 && samples > 0);
         uint256 roundId = _open();
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.UpdateCommitted(roundId, alice, digest, cid, samples, meta);
+        emit IFederation.UpdateCommitted(roundId, alice, digest, cid, samples, meta);
         vm.prank(alice);
         fed.commitUpdate(roundId, digest, cid, samples, meta);
         (, uint64 last,,) = fed.participant(alice);
@@ -353,7 +369,7 @@ contract FederationTest is FederationFixture {
         vm.warp(START + elapsed);
         if (elapsed > duration) {
             _expectRevert(
-                abi.encodeWithSelector(Federation.FederationCommitTooLate.selector, roundId, uint64(START + duration))
+                abi.encodeWithSelector(IFederation.FederationCommitTooLate.selector, roundId, uint64(START + duration))
             );
         }
         _commit(alice, roundId);
@@ -363,13 +379,13 @@ contract FederationTest is FederationFixture {
     function test_commitTwiceReverts() public {
         uint256 roundId = _open();
         _commit(alice, roundId);
-        _expectRevert(abi.encodeWithSelector(Federation.FederationDuplicateCommit.selector, roundId, alice));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, alice));
         _commit(alice, roundId);
     }
 
     function test_commitByUnregisteredReverts() public {
         uint256 roundId = _open();
-        _expectRevert(abi.encodeWithSelector(Federation.FederationNotRegistered.selector, outsider));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationNotRegistered.selector, outsider));
         _commit(outsider, roundId);
     }
 
@@ -379,7 +395,7 @@ contract FederationTest is FederationFixture {
         fed.register("Dave", "retail", "");
         uint256 roundId = _open();
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationNotActive.selector, dave, Federation.ParticipantStatus.Pending)
+            abi.encodeWithSelector(IFederation.FederationNotActive.selector, dave, IFederation.ParticipantStatus.Pending)
         );
         _commit(dave, roundId);
     }
@@ -389,14 +405,14 @@ contract FederationTest is FederationFixture {
         vm.prank(admin);
         fed.remove(alice, "left");
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationNotActive.selector, alice, Federation.ParticipantStatus.Removed)
+            abi.encodeWithSelector(IFederation.FederationNotActive.selector, alice, IFederation.ParticipantStatus.Removed)
         );
         _commit(alice, roundId);
     }
 
     function test_commitToUnknownRoundReverts() public {
         _open();
-        _expectRevert(abi.encodeWithSelector(Federation.FederationUnknownRound.selector, 2));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, 2));
         _commit(alice, 2);
     }
 
@@ -408,7 +424,7 @@ contract FederationTest is FederationFixture {
         _finalize(roundId, keccak256("m"), 3);
         _expectRevert(
             abi.encodeWithSelector(
-                Federation.FederationRoundNotOpen.selector, roundId, Federation.RoundStatus.Finalized
+                IFederation.FederationRoundNotOpen.selector, roundId, IFederation.RoundStatus.Finalized
             )
         );
         _commit(alice, roundId);
@@ -416,13 +432,16 @@ contract FederationTest is FederationFixture {
 
     function test_commitRejectsInvalidCommitment() public {
         uint256 roundId = _open();
+        bytes4 invalid = IFederation.FederationInvalidCommitment.selector;
         vm.startPrank(alice);
-        _expectRevert(_err(Federation.FederationInvalidCommitment.selector));
+        _expectRevert(_invalid(invalid, "updateDigest"));
         fed.commitUpdate(roundId, bytes32(0), CID, 1, bytes32(0));
-        _expectRevert(_err(Federation.FederationInvalidCommitment.selector));
+        _expectRevert(_invalid(invalid, "cid"));
         fed.commitUpdate(roundId, BASE, "", 1, bytes32(0));
-        _expectRevert(_err(Federation.FederationInvalidCommitment.selector));
+        _expectRevert(_invalid(invalid, "numSamples"));
         fed.commitUpdate(roundId, BASE, CID, 0, bytes32(0));
+        _expectRevert(_invalid(invalid, "updateDigest"));
+        fed.commitUpdate(roundId, bytes32(0), "", 0, bytes32(0));
         vm.stopPrank();
     }
 
@@ -460,12 +479,12 @@ contract FederationTest is FederationFixture {
         _commit(alice, roundId);
         _commit(bob, roundId);
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+            abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
         );
         _finalize(roundId, keccak256("m"), 2);
         _commit(carol, roundId);
         _finalize(roundId, keccak256("m"), 3);
-        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Finalized), "status");
+        _eq(uint256(fed.getRound(roundId).status), uint256(IFederation.RoundStatus.Finalized), "status");
     }
 
     /// A removal during the round does not let it end before every participant eligible at opening committed.
@@ -477,7 +496,7 @@ contract FederationTest is FederationFixture {
         fed.remove(carol, "left");
         _true(!fed.commitPhaseOver(roundId), "commit phase still running");
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+            abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
         );
         _finalize(roundId, keccak256("m"), 2);
         vm.warp(START + DURATION + 1);
@@ -496,7 +515,7 @@ contract FederationTest is FederationFixture {
         _true(fed.commitPhaseOver(roundId), "commit phase over");
         vm.prank(aggregator);
         fed.closeRound(roundId, "done");
-        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Closed), "status");
+        _eq(uint256(fed.getRound(roundId).status), uint256(IFederation.RoundStatus.Closed), "status");
     }
 
     /// A participant removed after committing still counts towards the eligible snapshot.
@@ -538,7 +557,7 @@ contract FederationTest is FederationFixture {
         _true(fed.commitPhaseOver(roundId) == over, "commitPhaseOver");
         if (!over) {
             _expectRevert(
-                abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+                abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
             );
         }
         vm.prank(aggregator);
@@ -547,7 +566,7 @@ contract FederationTest is FederationFixture {
     }
 
     function test_commitPhaseOverOfUnknownRoundReverts() public {
-        _expectRevert(abi.encodeWithSelector(Federation.FederationUnknownRound.selector, 1));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, 1));
         fed.commitPhaseOver(1);
     }
 
@@ -567,7 +586,7 @@ contract FederationTest is FederationFixture {
         vm.warp(START + elapsed);
         if (elapsed <= DURATION) {
             _expectRevert(
-                abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+                abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
             );
         }
         if (finalize) {
@@ -585,12 +604,12 @@ contract FederationTest is FederationFixture {
         vm.warp(START + DURATION + 1);
         bytes32 model = keccak256("m");
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.RoundFinalized(
-            roundId, model, "bafymodel", keccak256("root"), keccak256("agg"), keccak256("ev"), "bafyev", 2
+        emit IFederation.RoundFinalized(
+            roundId, aggregator, model, "bafymodel", keccak256("root"), keccak256("agg"), keccak256("ev"), "bafyev", 2
         );
         _finalize(roundId, model, 2);
         Federation.RoundInfo memory r = fed.getRound(roundId);
-        _eq(uint256(r.status), uint256(Federation.RoundStatus.Finalized), "status");
+        _eq(uint256(r.status), uint256(IFederation.RoundStatus.Finalized), "status");
         _eq(r.includedCount, 2, "includedCount");
         _eq(r.commitCount, 2, "commitCount");
         _eq(r.modelDigest, model, "modelDigest");
@@ -604,7 +623,7 @@ contract FederationTest is FederationFixture {
         uint256 roundId = _open();
         _commit(alice, roundId);
         vm.warp(START + DURATION + 1);
-        _expectRevert(abi.encodeWithSelector(Federation.FederationInvalidIncludedCount.selector, uint32(2), uint32(1)));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationInvalidIncludedCount.selector, uint32(2), uint32(1)));
         _finalize(roundId, keccak256("m"), 2);
     }
 
@@ -615,7 +634,7 @@ contract FederationTest is FederationFixture {
         _commit(bob, roundId);
         vm.warp(START + DURATION + 1);
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationTooFewUpdates.selector, roundId, uint32(1), uint32(2))
+            abi.encodeWithSelector(IFederation.FederationTooFewUpdates.selector, roundId, uint32(1), uint32(2))
         );
         _finalize(roundId, keccak256("m"), 1);
     }
@@ -624,23 +643,28 @@ contract FederationTest is FederationFixture {
         uint256 roundId = _open();
         _commit(alice, roundId);
         vm.warp(START + DURATION + 1);
+        bytes4 invalid = IFederation.FederationInvalidResult.selector;
         vm.startPrank(aggregator);
-        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        _expectRevert(_invalid(invalid, "modelDigest"));
         fed.finalizeRound(roundId, bytes32(0), "m", BASE, BASE, BASE, "e", 1);
-        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        _expectRevert(_invalid(invalid, "modelCid"));
         fed.finalizeRound(roundId, BASE, "", BASE, BASE, BASE, "e", 1);
-        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        _expectRevert(_invalid(invalid, "merkleRoot"));
         fed.finalizeRound(roundId, BASE, "m", bytes32(0), BASE, BASE, "e", 1);
-        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        _expectRevert(_invalid(invalid, "aggregationDigest"));
+        fed.finalizeRound(roundId, BASE, "m", BASE, bytes32(0), BASE, "e", 1);
+        _expectRevert(_invalid(invalid, "evidenceDigest"));
         fed.finalizeRound(roundId, BASE, "m", BASE, BASE, bytes32(0), "e", 1);
-        _expectRevert(_err(Federation.FederationInvalidResult.selector));
+        _expectRevert(_invalid(invalid, "evidenceCid"));
         fed.finalizeRound(roundId, BASE, "m", BASE, BASE, BASE, "", 1);
+        _expectRevert(_invalid(invalid, "modelDigest"));
+        fed.finalizeRound(roundId, bytes32(0), "", bytes32(0), bytes32(0), bytes32(0), "", 1);
         vm.stopPrank();
-        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Open), "status");
+        _eq(uint256(fed.getRound(roundId).status), uint256(IFederation.RoundStatus.Open), "status");
     }
 
     function test_finalizeUnknownRoundReverts() public {
-        _expectRevert(abi.encodeWithSelector(Federation.FederationUnknownRound.selector, 7));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, 7));
         _finalize(7, keccak256("m"), 1);
     }
 
@@ -649,13 +673,13 @@ contract FederationTest is FederationFixture {
         _commit(alice, roundId);
         vm.warp(START + DURATION + 1);
         vm.expectEmit(true, true, true, true, address(fed));
-        emit Federation.RoundClosed(roundId, 1, "below minimum");
+        emit IFederation.RoundClosed(roundId, aggregator, 1, "below minimum");
         vm.prank(aggregator);
         fed.closeRound(roundId, "below minimum");
-        _eq(uint256(fed.getRound(roundId).status), uint256(Federation.RoundStatus.Closed), "status");
+        _eq(uint256(fed.getRound(roundId).status), uint256(IFederation.RoundStatus.Closed), "status");
         _eq(fed.currentModelDigest(), bytes32(0), "currentModelDigest");
         _expectRevert(
-            abi.encodeWithSelector(Federation.FederationRoundNotOpen.selector, roundId, Federation.RoundStatus.Closed)
+            abi.encodeWithSelector(IFederation.FederationRoundNotOpen.selector, roundId, IFederation.RoundStatus.Closed)
         );
         vm.prank(aggregator);
         fed.closeRound(roundId, "again");
@@ -688,7 +712,7 @@ contract FederationTest is FederationFixture {
         _commit(carol, roundId);
         _true(!fed.verifyInclusion(roundId, c, new bytes32[](0)), "no root before finalisation");
         vm.prank(aggregator);
-        fed.finalizeRound(roundId, keccak256("m"), "bafymodel", root, bytes32(0), keccak256("ev"), "bafyev", 3);
+        fed.finalizeRound(roundId, keccak256("m"), "bafymodel", root, keccak256("agg"), keccak256("ev"), "bafyev", 3);
         bytes32[] memory proofA = new bytes32[](2);
         proofA[0] = b;
         proofA[1] = c;

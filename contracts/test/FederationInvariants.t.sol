@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
 import {Vm} from "forge-std/Vm.sol";
 import {Federation} from "../Federation.sol";
+import {IFederation} from "../IFederation.sol";
 import {TestBase} from "./utils/TestBase.sol";
 
 /// @notice Drives the federation with random actions from random callers and checks every outcome
@@ -19,12 +20,12 @@ contract FederationHandler {
     address public constant OUTSIDER = address(0xBAD);
 
     // ---- the model
-    mapping(address => Federation.ParticipantStatus) public status;
+    mapping(address => IFederation.ParticipantStatus) public status;
     mapping(address => uint256) public lastCommit;
     uint32 public active;
     uint32 public taskVersion;
     uint256 public latest;
-    mapping(uint256 => Federation.RoundStatus) public roundStatus;
+    mapping(uint256 => IFederation.RoundStatus) public roundStatus;
     mapping(uint256 => uint64) public deadline;
     mapping(uint256 => uint32) public commits;
     mapping(uint256 => uint32) public minUpdates;
@@ -86,15 +87,15 @@ contract FederationHandler {
         address who = actor(actorSeed);
         bool emptyOrg = _rare(invalidSeed);
         bytes memory expected;
-        if (status[who] != Federation.ParticipantStatus.None) {
-            expected = abi.encodeWithSelector(Federation.FederationAlreadyRegistered.selector, who);
+        if (status[who] != IFederation.ParticipantStatus.None) {
+            expected = abi.encodeWithSelector(IFederation.FederationAlreadyRegistered.selector, who);
         } else if (emptyOrg) {
-            expected = abi.encodeWithSelector(Federation.FederationInvalidRegistration.selector);
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidRegistration.selector, "organisation");
         }
         vm.prank(who);
         try fed.register(emptyOrg ? "" : "Org", "finance", hex"02") {
             _check("register", "", expected);
-            status[who] = Federation.ParticipantStatus.Pending;
+            status[who] = IFederation.ParticipantStatus.Pending;
         } catch (bytes memory reason) {
             _check("register", reason, expected);
         }
@@ -106,16 +107,16 @@ contract FederationHandler {
         bytes memory expected;
         if (caller != admin) {
             expected = _unauthorised(caller, fed.ADMIN_ROLE());
-        } else if (roundStatus[latest] == Federation.RoundStatus.Open) {
-            expected = abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, latest);
-        } else if (status[who] != Federation.ParticipantStatus.Pending) {
-            expected = abi.encodeWithSelector(Federation.FederationInvalidStatus.selector, who, status[who]);
+        } else if (roundStatus[latest] == IFederation.RoundStatus.Open) {
+            expected = abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, latest);
+        } else if (status[who] != IFederation.ParticipantStatus.Pending) {
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidStatus.selector, who, status[who]);
         }
         vm.prank(caller);
         try fed.admit(who) {
             _check("admit", "", expected);
             if (caller != admin) ++unauthorisedActions;
-            status[who] = Federation.ParticipantStatus.Active;
+            status[who] = IFederation.ParticipantStatus.Active;
             ++active;
         } catch (bytes memory reason) {
             _check("admit", reason, expected);
@@ -126,19 +127,19 @@ contract FederationHandler {
         if (actorSeed % 4 != 0) return; // removals are rarer, or the federation empties quickly
         address who = actor(actorSeed / 4);
         address caller = _caller(callerSeed, admin);
-        Federation.ParticipantStatus s = status[who];
+        IFederation.ParticipantStatus s = status[who];
         bytes memory expected;
         if (caller != admin) {
             expected = _unauthorised(caller, fed.ADMIN_ROLE());
-        } else if (s != Federation.ParticipantStatus.Pending && s != Federation.ParticipantStatus.Active) {
-            expected = abi.encodeWithSelector(Federation.FederationInvalidStatus.selector, who, s);
+        } else if (s != IFederation.ParticipantStatus.Pending && s != IFederation.ParticipantStatus.Active) {
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidStatus.selector, who, s);
         }
         vm.prank(caller);
         try fed.remove(who, "fuzz") {
             _check("remove", "", expected);
             if (caller != admin) ++unauthorisedActions;
-            if (s == Federation.ParticipantStatus.Active) --active;
-            status[who] = Federation.ParticipantStatus.Removed;
+            if (s == IFederation.ParticipantStatus.Active) --active;
+            status[who] = IFederation.ParticipantStatus.Removed;
         } catch (bytes memory reason) {
             _check("remove", reason, expected);
         }
@@ -150,10 +151,10 @@ contract FederationHandler {
         bytes memory expected;
         if (caller != admin) {
             expected = _unauthorised(caller, fed.ADMIN_ROLE());
-        } else if (roundStatus[latest] == Federation.RoundStatus.Open) {
-            expected = abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, latest);
+        } else if (roundStatus[latest] == IFederation.RoundStatus.Open) {
+            expected = abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, latest);
         } else if (zeroDigest) {
-            expected = abi.encodeWithSelector(Federation.FederationInvalidTask.selector);
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidTask.selector, "modelSpecDigest");
         }
         vm.prank(caller);
         try fed.configureTask(zeroDigest ? bytes32(0) : keccak256("spec"), keccak256("strategy"), keccak256("schema"), "bafyconfig") {
@@ -175,24 +176,26 @@ contract FederationHandler {
         if (caller != aggregator) {
             expected = _unauthorised(caller, fed.AGGREGATOR_ROLE());
         } else if (taskVersion == 0) {
-            expected = abi.encodeWithSelector(Federation.FederationTaskNotConfigured.selector);
-        } else if (roundStatus[latest] == Federation.RoundStatus.Open) {
-            expected = abi.encodeWithSelector(Federation.FederationRoundInProgress.selector, latest);
-        } else if (duration == 0 || minimum == 0) {
-            expected = abi.encodeWithSelector(Federation.FederationInvalidRound.selector);
+            expected = abi.encodeWithSelector(IFederation.FederationTaskNotConfigured.selector);
+        } else if (roundStatus[latest] == IFederation.RoundStatus.Open) {
+            expected = abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, latest);
+        } else if (duration == 0) {
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "commitDuration", 0);
+        } else if (minimum == 0) {
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "minUpdates", 0);
         } else if (currentModel != bytes32(0) && base != currentModel) {
-            expected = abi.encodeWithSelector(Federation.FederationBaseModelMismatch.selector, currentModel, base);
+            expected = abi.encodeWithSelector(IFederation.FederationBaseModelMismatch.selector, currentModel, base);
         }
         vm.prank(caller);
         try fed.openRound(base, "bafybase", duration, minimum) returns (uint256 roundId) {
             _check("openRound", "", expected);
             if (caller != aggregator) ++unauthorisedActions;
             latest = roundId;
-            roundStatus[roundId] = Federation.RoundStatus.Open;
+            roundStatus[roundId] = IFederation.RoundStatus.Open;
             deadline[roundId] = uint64(block.timestamp + duration);
             minUpdates[roundId] = minimum;
             for (uint256 i = 0; i < ACTORS; ++i) {
-                if (status[actor(i)] == Federation.ParticipantStatus.Active) {
+                if (status[actor(i)] == IFederation.ParticipantStatus.Active) {
                     eligibleIn[roundId][actor(i)] = true;
                     ++eligible[roundId];
                 }
@@ -208,31 +211,31 @@ contract FederationHandler {
         uint256 roundOffset = _rare(roundSeed) ? 1 + roundSeed / 8 : 1; // mostly the latest round
         uint256 back = roundOffset % 3; // the next (unknown) round, the latest, or the one before
         uint256 roundId = latest + 1 >= back ? latest + 1 - back : 0;
-        Federation.ParticipantStatus s = status[who];
-        Federation.RoundStatus r = roundStatus[roundId];
+        IFederation.ParticipantStatus s = status[who];
+        IFederation.RoundStatus r = roundStatus[roundId];
         bool late = block.timestamp > deadline[roundId];
         bool duplicate = lastCommit[who] == roundId;
         bytes memory expected;
-        if (s == Federation.ParticipantStatus.None) {
-            expected = abi.encodeWithSelector(Federation.FederationNotRegistered.selector, who);
-        } else if (s != Federation.ParticipantStatus.Active) {
-            expected = abi.encodeWithSelector(Federation.FederationNotActive.selector, who, s);
-        } else if (r == Federation.RoundStatus.None) {
-            expected = abi.encodeWithSelector(Federation.FederationUnknownRound.selector, roundId);
-        } else if (r != Federation.RoundStatus.Open) {
-            expected = abi.encodeWithSelector(Federation.FederationRoundNotOpen.selector, roundId, r);
+        if (s == IFederation.ParticipantStatus.None) {
+            expected = abi.encodeWithSelector(IFederation.FederationNotRegistered.selector, who);
+        } else if (s != IFederation.ParticipantStatus.Active) {
+            expected = abi.encodeWithSelector(IFederation.FederationNotActive.selector, who, s);
+        } else if (r == IFederation.RoundStatus.None) {
+            expected = abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, roundId);
+        } else if (r != IFederation.RoundStatus.Open) {
+            expected = abi.encodeWithSelector(IFederation.FederationRoundNotOpen.selector, roundId, r);
         } else if (late) {
-            expected = abi.encodeWithSelector(Federation.FederationCommitTooLate.selector, roundId, deadline[roundId]);
+            expected = abi.encodeWithSelector(IFederation.FederationCommitTooLate.selector, roundId, deadline[roundId]);
         } else if (duplicate) {
-            expected = abi.encodeWithSelector(Federation.FederationDuplicateCommit.selector, roundId, who);
+            expected = abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, who);
         } else if (invalid) {
-            expected = abi.encodeWithSelector(Federation.FederationInvalidCommitment.selector);
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidCommitment.selector, "updateDigest");
         }
         vm.prank(who);
         try fed.commitUpdate(roundId, invalid ? bytes32(0) : keccak256(abi.encode(who, roundId)), "bafyupdate", 10, bytes32(0)) {
             _check("commitUpdate", "", expected);
             if (duplicate) ++doubleCommits;
-            if (late || r != Federation.RoundStatus.Open) ++lateCommits;
+            if (late || r != IFederation.RoundStatus.Open) ++lateCommits;
             lastCommit[who] = roundId;
             ++commits[roundId];
             ++successfulCommits;
@@ -245,20 +248,22 @@ contract FederationHandler {
         address caller = _caller(callerSeed, aggregator);
         uint256 roundId = latest;
         bool invalidResult = _rare(invalidSeed);
-        uint256 invalidField = (invalidSeed / 8) % 4; // model digest, evidence digest, evidence CID, model CID
+        uint256 invalidField = (invalidSeed / 8) % 6; // which result argument is zero or empty, in argument order
+        string[6] memory fields =
+            ["modelDigest", "modelCid", "merkleRoot", "aggregationDigest", "evidenceDigest", "evidenceCid"];
         uint32 included = _rare(includedSeed) ? uint32((includedSeed / 8) % (commits[roundId] + 2)) : commits[roundId];
         bytes memory expected = _endExpectation(caller, roundId);
         if (expected.length == 0) {
             if (included > commits[roundId]) {
                 expected = abi.encodeWithSelector(
-                    Federation.FederationInvalidIncludedCount.selector, included, commits[roundId]
+                    IFederation.FederationInvalidIncludedCount.selector, included, commits[roundId]
                 );
             } else if (included < minUpdates[roundId]) {
                 expected = abi.encodeWithSelector(
-                    Federation.FederationTooFewUpdates.selector, roundId, included, minUpdates[roundId]
+                    IFederation.FederationTooFewUpdates.selector, roundId, included, minUpdates[roundId]
                 );
             } else if (invalidResult) {
-                expected = abi.encodeWithSelector(Federation.FederationInvalidResult.selector);
+                expected = abi.encodeWithSelector(IFederation.FederationInvalidResult.selector, fields[invalidField]);
             }
         }
         bytes32 model = keccak256(abi.encode("model", roundId));
@@ -268,18 +273,18 @@ contract FederationHandler {
         try fed.finalizeRound(
             roundId,
             invalidResult && invalidField == 0 ? bytes32(0) : model,
-            invalidResult && invalidField == 3 ? "" : "bafymodel",
-            keccak256("root"),
-            bytes32(0),
-            invalidResult && invalidField == 1 ? bytes32(0) : keccak256("evidence"),
-            invalidResult && invalidField == 2 ? "" : "bafyevidence",
+            invalidResult && invalidField == 1 ? "" : "bafymodel",
+            invalidResult && invalidField == 2 ? bytes32(0) : keccak256("root"),
+            invalidResult && invalidField == 3 ? bytes32(0) : keccak256("aggregation"),
+            invalidResult && invalidField == 4 ? bytes32(0) : keccak256("evidence"),
+            invalidResult && invalidField == 5 ? "" : "bafyevidence",
             included
         ) {
             _check("finalizeRound", "", expected);
             if (caller != aggregator) ++unauthorisedActions;
             if (early) ++earlyEnds;
             cutOffs += cut;
-            roundStatus[roundId] = Federation.RoundStatus.Finalized;
+            roundStatus[roundId] = IFederation.RoundStatus.Finalized;
             currentModel = model;
             ++finalizedRounds;
         } catch (bytes memory reason) {
@@ -300,7 +305,7 @@ contract FederationHandler {
             if (caller != aggregator) ++unauthorisedActions;
             if (early) ++earlyEnds;
             cutOffs += cut;
-            roundStatus[roundId] = Federation.RoundStatus.Closed;
+            roundStatus[roundId] = IFederation.RoundStatus.Closed;
         } catch (bytes memory reason) {
             _check("closeRound", reason, expected);
         }
@@ -324,23 +329,23 @@ contract FederationHandler {
         if (block.timestamp > deadline[roundId]) return 0;
         for (uint256 i = 0; i < ACTORS; ++i) {
             address who = actor(i);
-            if (eligibleIn[roundId][who] && status[who] == Federation.ParticipantStatus.Active && lastCommit[who] != roundId) {
+            if (eligibleIn[roundId][who] && status[who] == IFederation.ParticipantStatus.Active && lastCommit[who] != roundId) {
                 ++count;
             }
         }
     }
 
     function _endExpectation(address caller, uint256 roundId) internal view returns (bytes memory) {
-        Federation.RoundStatus r = roundStatus[roundId];
+        IFederation.RoundStatus r = roundStatus[roundId];
         if (caller != aggregator) return _unauthorised(caller, fed.AGGREGATOR_ROLE());
-        if (r == Federation.RoundStatus.None) {
-            return abi.encodeWithSelector(Federation.FederationUnknownRound.selector, roundId);
+        if (r == IFederation.RoundStatus.None) {
+            return abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, roundId);
         }
-        if (r != Federation.RoundStatus.Open) {
-            return abi.encodeWithSelector(Federation.FederationRoundNotOpen.selector, roundId, r);
+        if (r != IFederation.RoundStatus.Open) {
+            return abi.encodeWithSelector(IFederation.FederationRoundNotOpen.selector, roundId, r);
         }
         if (!phaseOver(roundId)) {
-            return abi.encodeWithSelector(Federation.FederationCommitPhaseActive.selector, roundId, deadline[roundId]);
+            return abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, deadline[roundId]);
         }
         return "";
     }
@@ -407,7 +412,7 @@ contract FederationInvariantTest is TestBase {
         _eq(version, handler.taskVersion(), "task version");
         for (uint256 i = 0; i < 5; ++i) {
             address who = handler.actor(i);
-            (Federation.ParticipantStatus s, uint64 last,,) = fed.participant(who);
+            (IFederation.ParticipantStatus s, uint64 last,,) = fed.participant(who);
             _eq(uint256(s), uint256(handler.status(who)), "participant status");
             _eq(last, handler.lastCommit(who), "lastCommittedRound");
         }
@@ -417,9 +422,9 @@ contract FederationInvariantTest is TestBase {
             _eq(uint256(r.status), uint256(handler.roundStatus(roundId)), "round status");
             _eq(r.commitCount, handler.commits(roundId), "commitCount");
             _eq(r.eligibleCount, handler.eligible(roundId), "eligibleCount");
-            bool over = r.status != Federation.RoundStatus.Open || handler.phaseOver(roundId);
+            bool over = r.status != IFederation.RoundStatus.Open || handler.phaseOver(roundId);
             _true(fed.commitPhaseOver(roundId) == over, "commitPhaseOver");
-            _true(roundId == latest || r.status != Federation.RoundStatus.Open, "only the latest round may be open");
+            _true(roundId == latest || r.status != IFederation.RoundStatus.Open, "only the latest round may be open");
             _true(r.includedCount <= r.commitCount, "includedCount <= commitCount");
         }
     }

@@ -6,7 +6,7 @@ Pure functions over the ABI JSON and raw bytes (eth_abi); the Web3 object is not
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeGuard
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -16,6 +16,7 @@ from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
 from fedchain.errors import ContractRevertError
+from fedchain.reverts import REVERTS, TypedRevertError
 
 ERROR_STRING_SELECTOR = keccak(b"Error(string)")[:4]
 PANIC_SELECTOR = keccak(b"Panic(uint256)")[:4]
@@ -59,16 +60,25 @@ def to_bytes(data: Any) -> bytes:
 
 
 class RevertDecoder:
-    """Maps 4-byte selectors of a contract's custom errors to :class:`ContractRevertError`."""
+    """Maps 4-byte selectors of a contract's custom errors to :class:`ContractRevertError`.
+
+    An error of the Federation contract (same name and signature as in :data:`fedchain.reverts.REVERTS`)
+    comes back as its generated subclass, with typed attributes besides ``error_name`` and ``error_args``.
+    """
 
     def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
         self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        self._typed: dict[bytes, type[TypedRevertError]] = {}
         for item in abi:
             if item.get("type") == "error":
                 inputs = list(item.get("inputs", []))
-                selector = keccak(signature(item).encode())[:4]
+                sig = signature(item)
+                selector = keccak(sig.encode())[:4]
                 names = [str(p.get("name") or f"arg{i}") for i, p in enumerate(inputs)]
                 self._errors[selector] = (str(item["name"]), names, [_canonical_type(p) for p in inputs])
+                typed = REVERTS.get(str(item["name"]))
+                if _matches(typed, sig, names):
+                    self._typed[selector] = typed
 
     @property
     def error_names(self) -> set[str]:
@@ -85,6 +95,9 @@ class RevertDecoder:
                 name, names, types = self._errors[selector]
                 values = abi_decode(types, payload) if types else ()
                 args = {n: _normalise(t, v) for n, t, v in zip(names, types, values)}
+                typed = self._typed.get(selector)
+                if typed is not None:
+                    return typed.from_args(args, function=function)
                 return ContractRevertError(name, args, function=function)
             if selector == ERROR_STRING_SELECTOR:
                 (message,) = abi_decode(["string"], payload)
@@ -95,6 +108,16 @@ class RevertDecoder:
         except (DecodingError, ValueError, OverflowError):
             return ContractRevertError("UnknownError", {"data": raw}, function=function)
         return ContractRevertError("UnknownError", {"data": raw}, function=function)
+
+
+def _matches(typed: type[ContractRevertError] | None, sig: str, names: list[str]) -> TypeGuard[type[TypedRevertError]]:
+    """Whether ``typed`` is a generated revert class for exactly this signature and argument names."""
+    return (
+        typed is not None
+        and issubclass(typed, TypedRevertError)
+        and typed.SIGNATURE == sig
+        and [name for name, _ in typed.PARAMS] == names
+    )
 
 
 @dataclass(frozen=True)

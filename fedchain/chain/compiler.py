@@ -28,6 +28,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from fedchain.chain import revertgen
 from fedchain.errors import ConfigError
 from fedchain.services.base import toolchain_dir
 
@@ -263,7 +264,8 @@ def build(
     fresh = all(s.state == "fresh" for s in states)
 
     if check:
-        if not fresh:
+        states += _reverts(root, out_dir, declared, write=False)
+        if not all(s.state == "fresh" for s in states):
             raise StaleArtifactError(
                 {_display(s.path, root): s.reason for s in states if s.state != "fresh"}
             )
@@ -271,6 +273,7 @@ def build(
         return _result(digest, version, False, True, states, sources, started)
     if fresh and not force:
         log.info("contract artifacts fresh (sourceHash %s); nothing to compile", digest)
+        states += _reverts(root, out_dir, declared, write=True)
         return _result(digest, version, False, False, states, sources, started)
 
     output = _compile(sources, toolchain)
@@ -293,6 +296,8 @@ def build(
             "sourceHash": digest,
             "sources": {u: hashlib.sha256(c.encode("utf-8")).hexdigest() for u, c in sorted(sources.contents.items())},
             "openzeppelinVersion": oz,
+            "userdoc": compiled.get("userdoc", {}),
+            "devdoc": compiled.get("devdoc", {}),
         }
         path = out_dir / f"{name}.json"
         path.write_text(json.dumps(artifact, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -303,6 +308,7 @@ def build(
             state.path.unlink()
             log.info("removed orphaned artifact %s", state.path)
             written.append(ArtifactState(state.name, state.path, "removed", state.reason))
+    written += _reverts(root, out_dir, declared, write=True)
     return _result(digest, version, True, False, written, sources, started)
 
 
@@ -386,6 +392,32 @@ def _compare(out_dir: Path, declared: dict[str, str], digest: str, version: str)
     return states
 
 
+def _reverts(root: Path, out_dir: Path, declared: dict[str, str], *, write: bool) -> list[ArtifactState]:
+    """The generated :mod:`fedchain.reverts` (``root/fedchain/reverts.py``) against the artifact it is
+    generated from: compared, or with ``write`` rewritten when it differs. Nothing when that artifact
+    is absent (the artifact itself is then reported)."""
+    if revertgen.REVERTS_CONTRACT not in declared:
+        return []
+    path = root / revertgen.REVERTS_MODULE
+    try:
+        artifact = load_artifact(revertgen.REVERTS_CONTRACT, out_dir)
+    except ArtifactNotFoundError:
+        return []
+    name = "fedchain.reverts"
+    try:
+        if write:
+            written = revertgen.write(path, artifact)
+            if written:
+                log.info("wrote %s", path)
+            return [ArtifactState(name, path, "written" if written else "fresh")]
+        reason = revertgen.compare(path, artifact)
+    except revertgen.RevertGenerationError as err:
+        raise CompilerError(f"cannot generate {revertgen.REVERTS_MODULE}: {err}") from err
+    if reason is None:
+        return [ArtifactState(name, path, "fresh")]
+    return [ArtifactState(name, path, "missing" if reason == "missing" else "stale", reason)]
+
+
 def _looks_compiled(data: dict[str, Any]) -> bool:
     return (
         isinstance(data.get("abi"), list)
@@ -405,7 +437,8 @@ def _compile(sources: SourceSet, toolchain: Toolchain) -> dict[str, Any]:
         "settings": {
             **compiler_settings(),
             "outputSelection": {
-                unit: {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]} for unit in sources.project
+                unit: {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "userdoc", "devdoc"]}
+                for unit in sources.project
             },
         },
     }

@@ -75,6 +75,7 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
     if name == "TaskConfigured":
         return TaskConfigured(
             version=int(a["version"]),
+            configured_by=Address(a["configuredBy"]),
             model_spec_digest=Digest(a["modelSpecDigest"]),
             strategy_digest=Digest(a["strategyDigest"]),
             data_schema_digest=Digest(a["dataSchemaDigest"]),
@@ -84,6 +85,7 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
     if name == "RoundOpened":
         return RoundOpened(
             round_id=RoundId(int(a["roundId"])),
+            opened_by=Address(a["openedBy"]),
             base_model_digest=Digest(a["baseModelDigest"]),
             base_model_cid=Cid(a["baseModelCid"]),
             deadline=int(a["deadline"]),
@@ -104,6 +106,7 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
     if name == "RoundFinalized":
         return RoundFinalized(
             round_id=RoundId(int(a["roundId"])),
+            finalized_by=Address(a["finalizedBy"]),
             model_digest=Digest(a["modelDigest"]),
             model_cid=Cid(a["modelCid"]),
             merkle_root=Digest(a["merkleRoot"]),
@@ -115,7 +118,11 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
         )
     if name == "RoundClosed":
         return RoundClosed(
-            round_id=RoundId(int(a["roundId"])), commit_count=int(a["commitCount"]), reason=a["reason"], **pos
+            round_id=RoundId(int(a["roundId"])),
+            closed_by=Address(a["closedBy"]),
+            commit_count=int(a["commitCount"]),
+            reason=a["reason"],
+            **pos,
         )
     if name in ("RoleGranted", "RoleRevoked"):
         return RoleChanged(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from fedchain.chain import compiler
+from fedchain.chain import compiler, revertgen
 from fedchain.chain.compiler import (
     ArtifactNotFoundError,
     BuildResult,
@@ -31,18 +31,22 @@ from fedchain.errors import ConfigError, ExitCode
 REPO = Path(__file__).resolve().parents[2]
 REAL_CONTRACTS = REPO / "contracts"
 ARTIFACTS = Path("fedchain", "chain", "artifacts")
+REVERTS = Path("fedchain", "reverts.py")
+ALL_FRESH = [("Federation", "fresh"), ("IFederation", "fresh"), ("fedchain.reverts", "fresh")]
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the contract sources and committed artifacts under a temporary project root,
-    laid out like the repository (sources in contracts/, artifacts in fedchain/chain/artifacts/)."""
+    """A copy of the contract sources, committed artifacts and generated reverts module under a temporary
+    project root, laid out like the repository (sources in contracts/, artifacts in fedchain/chain/artifacts/,
+    the module generated from the Federation artifact in fedchain/reverts.py)."""
     (tmp_path / "contracts").mkdir()
     (tmp_path / ARTIFACTS).mkdir(parents=True)
     for source in REAL_CONTRACTS.glob("*.sol"):
         shutil.copy(source, tmp_path / "contracts" / source.name)
     for artifact in compiler.ARTIFACTS_DIR.glob("*.json"):
         shutil.copy(artifact, tmp_path / ARTIFACTS / artifact.name)
+    shutil.copy(REPO / REVERTS, tmp_path / REVERTS)
     return tmp_path
 
 
@@ -58,7 +62,7 @@ def _append(path: Path, text: str) -> None:
 def test_committed_artifacts_are_fresh() -> None:
     result = build(check=True)
     assert result.checked and not result.compiled
-    assert [(a.name, a.state) for a in result.artifacts] == [("Federation", "fresh")]
+    assert [(a.name, a.state) for a in result.artifacts] == ALL_FRESH
 
 
 def test_source_hash_covers_every_imported_openzeppelin_file() -> None:
@@ -122,7 +126,7 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
 
 def test_copied_sources_are_fresh(project: Path) -> None:
     result = build_in(project, check=True)
-    assert [a.state for a in result.artifacts] == ["fresh"]
+    assert [(a.name, a.state) for a in result.artifacts] == ALL_FRESH
 
 
 def test_modified_source_is_stale(project: Path) -> None:
@@ -130,7 +134,9 @@ def test_modified_source_is_stale(project: Path) -> None:
     with pytest.raises(StaleArtifactError, match=r"fedchain/chain/artifacts/Federation\.json: sourceHash") as info:
         build_in(project, check=True)
     assert isinstance(info.value, ConfigError) and info.value.exit_code == ExitCode.CONFIG
-    assert list(info.value.stale) == ["fedchain/chain/artifacts/Federation.json"]
+    assert list(info.value.stale) == [
+        "fedchain/chain/artifacts/Federation.json", "fedchain/chain/artifacts/IFederation.json"
+    ]
 
 
 def test_modified_openzeppelin_file_is_stale(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -171,13 +177,69 @@ def test_build_rewrites_a_stale_artifact_then_it_is_fresh(project: Path) -> None
     _append(project / "contracts" / "Federation.sol", "\n// a comment changes the metadata, not the ABI\n")
     result = build_in(project)
     assert result.compiled
-    assert [(a.name, a.state) for a in result.artifacts] == [("Federation", "written")]
+    assert [(a.name, a.state) for a in result.artifacts] == [
+        ("Federation", "written"), ("IFederation", "written"), ("fedchain.reverts", "written")
+    ]
     rebuilt = load_artifact("Federation", project / ARTIFACTS)
     assert rebuilt["abi"] == load_artifact("Federation")["abi"]
     assert rebuilt["sourceHash"] == result.source_hash != load_artifact("Federation")["sourceHash"]
     again = build_in(project)
     assert not again.compiled and again.artifacts[0].state == "fresh"
     assert build_in(project, check=True).artifacts[0].state == "fresh"
+
+
+def test_edited_reverts_module_is_stale(project: Path) -> None:
+    _append(project / REVERTS, "\n# a hand edit\n")
+    with pytest.raises(StaleArtifactError, match=r"fedchain/reverts\.py: differs from what Federation\.json generates"):
+        build_in(project, check=True)
+
+
+def test_missing_reverts_module_is_stale(project: Path) -> None:
+    (project / REVERTS).unlink()
+    with pytest.raises(StaleArtifactError) as info:
+        build_in(project, check=True)
+    assert info.value.stale == {"fedchain/reverts.py": "missing"}
+
+
+def test_reverts_module_of_another_artifact_is_stale(project: Path) -> None:
+    """The artifacts are fresh but the module was generated from an older ABI: --check names only the module."""
+    path = project / ARTIFACTS / "Federation.json"
+    artifact = json.loads(path.read_text(encoding="utf-8"))
+    older = dict(artifact, abi=[i for i in artifact["abi"] if i.get("name") != "FederationInvalidRound"])
+    (project / REVERTS).write_text(revertgen.render(older), encoding="utf-8")
+    with pytest.raises(StaleArtifactError) as info:
+        build_in(project, check=True)
+    assert list(info.value.stale) == ["fedchain/reverts.py"]
+
+
+def test_build_rewrites_a_stale_reverts_module_without_compiling(project: Path) -> None:
+    (project / REVERTS).write_text("stale\n", encoding="utf-8")
+    result = build_in(project)
+    assert not result.compiled
+    assert [(a.name, a.state) for a in result.artifacts][-1] == ("fedchain.reverts", "written")
+    assert (project / REVERTS).read_text(encoding="utf-8") == (REPO / REVERTS).read_text(encoding="utf-8")
+    assert [(a.name, a.state) for a in build_in(project, check=True).artifacts] == ALL_FRESH
+
+
+def test_changed_error_docs_regenerate_the_reverts_module(project: Path) -> None:
+    source = project / "contracts" / "IFederation.sol"
+    text = source.read_text(encoding="utf-8")
+    old = "/// @notice No task has been configured yet."
+    assert old in text
+    source.write_text(text.replace(old, "/// @notice The admin has not configured a task yet."), encoding="utf-8")
+    result = build_in(project)
+    assert result.compiled and ("fedchain.reverts", "written") in [(a.name, a.state) for a in result.artifacts]
+    generated = (project / REVERTS).read_text(encoding="utf-8")
+    assert '"""The admin has not configured a task yet.' in generated
+    assert f'SOURCE_HASH = "{result.source_hash}"' in generated
+
+
+def test_cli_check_fails_on_a_stale_reverts_module(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _append(project / REVERTS, "\n# a hand edit\n")
+    monkeypatch.setattr(contracts_cli, "build", functools.partial(build_in, project))
+    result = CliRunner().invoke(cli, ["contracts", "build", "--check"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert result.output.startswith("error: stale contract artifacts (fedchain/reverts.py: differs")
 
 
 def test_compile_error_names_the_file(project: Path) -> None:
@@ -210,7 +272,9 @@ def test_cli_check_prints_one_json_document() -> None:
     payload = json.loads(result.stdout)
     assert payload["checked"] is True and payload["compiled"] is False
     assert payload["artifacts"] == [
-        {"name": "Federation", "path": "fedchain/chain/artifacts/Federation.json", "reason": "", "state": "fresh"}
+        {"name": "Federation", "path": "fedchain/chain/artifacts/Federation.json", "reason": "", "state": "fresh"},
+        {"name": "IFederation", "path": "fedchain/chain/artifacts/IFederation.json", "reason": "", "state": "fresh"},
+        {"name": "fedchain.reverts", "path": "fedchain/reverts.py", "reason": "", "state": "fresh"},
     ]
 
 

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.37;
+
+/// @title IFederation
+/// @notice The custom errors, events and status enums of the Federation ledger (OpenZeppelin `IAccessControl`
+/// style: the contract declares behaviour, the interface declares what it can say).
+/// @dev Errors carry the offending values (ERC-6093 spirit). The five invalid-argument errors
+/// (`FederationInvalidRegistration`, `FederationInvalidTask`, `FederationInvalidRound`,
+/// `FederationInvalidCommitment`, `FederationInvalidResult`) name the first offending parameter, in argument
+/// order, in `field`: the parameter's name exactly as it appears in the function's ABI (e.g. "configCid").
+/// Each of those checks refuses a zero digest, an empty string or a zero number, so the offending value is
+/// implied by the field, except for `openRound`'s `commitDuration`, which is also refused when the deadline
+/// would not fit in a uint64; `FederationInvalidRound` therefore carries the offending value as well.
+/// Every event names its actor: the participant itself, or the admin or aggregator that acted.
+interface IFederation {
+    /// @notice Lifecycle of a participant: registered (Pending), admitted (Active), or Removed.
+    enum ParticipantStatus {
+        None,
+        Pending,
+        Active,
+        Removed
+    }
+
+    /// @notice Lifecycle of a round: Open for commits, then Finalized (with a model) or Closed (without).
+    enum RoundStatus {
+        None,
+        Open,
+        Finalized,
+        Closed
+    }
+
+    // ---------------------------------------------------------------- errors
+
+    /// @notice The caller is already registered (in any status).
+    /// @param participant The caller.
+    error FederationAlreadyRegistered(address participant);
+    /// @notice A registration with an invalid argument: an empty organisation name.
+    /// @param field The offending parameter of `register`: "organisation".
+    error FederationInvalidRegistration(string field);
+    /// @notice The participant is not in a status that allows this transition.
+    /// @param participant The participant acted upon.
+    /// @param status Its current status.
+    error FederationInvalidStatus(address participant, ParticipantStatus status);
+    /// @notice A round is open; the action must wait until it is finalised or closed.
+    /// @param roundId The open round.
+    error FederationRoundInProgress(uint256 roundId);
+    /// @notice A task configuration with an invalid argument: a zero digest or an empty CID.
+    /// @param field The offending parameter of `configureTask`: "modelSpecDigest", "strategyDigest",
+    /// "dataSchemaDigest" or "configCid".
+    error FederationInvalidTask(string field);
+    /// @notice No task has been configured yet.
+    error FederationTaskNotConfigured();
+    /// @notice The new round does not start from the latest finalised model.
+    /// @param expected The latest finalised model digest.
+    /// @param given The base model digest given.
+    error FederationBaseModelMismatch(bytes32 expected, bytes32 given);
+    /// @notice A round with an invalid argument: a zero digest, an empty CID, a zero or too long duration, or a
+    /// zero minimum.
+    /// @param field The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration"
+    /// or "minUpdates".
+    /// @param value The offending value as a number: 0 for the digest, the length 0 for the CID, the duration
+    /// (0, or so long that the deadline would not fit in a uint64), 0 for the minimum.
+    error FederationInvalidRound(string field, uint256 value);
+    /// @notice The caller never registered.
+    /// @param participant The caller.
+    error FederationNotRegistered(address participant);
+    /// @notice The caller is registered but not active.
+    /// @param participant The caller.
+    /// @param status Its current status.
+    error FederationNotActive(address participant, ParticipantStatus status);
+    /// @notice No round with this id was ever opened.
+    /// @param roundId The round id given.
+    error FederationUnknownRound(uint256 roundId);
+    /// @notice The round exists but is not open.
+    /// @param roundId The round.
+    /// @param status Its current status.
+    error FederationRoundNotOpen(uint256 roundId, RoundStatus status);
+    /// @notice The commit deadline of the round has passed.
+    /// @param roundId The round.
+    /// @param deadline Its deadline (unix seconds, inclusive).
+    error FederationCommitTooLate(uint256 roundId, uint64 deadline);
+    /// @notice The participant already committed in this round.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationDuplicateCommit(uint256 roundId, address participant);
+    /// @notice A commitment with an invalid argument: a zero digest, an empty CID or zero samples.
+    /// @param field The offending parameter of `commitUpdate`: "updateDigest", "cid" or "numSamples".
+    error FederationInvalidCommitment(string field);
+    /// @notice The commit phase is still running: the deadline has not passed and fewer participants committed
+    /// than were active when the round opened.
+    /// @param roundId The round.
+    /// @param deadline Its deadline (unix seconds, inclusive).
+    error FederationCommitPhaseActive(uint256 roundId, uint64 deadline);
+    /// @notice More updates claimed to be included than were committed.
+    /// @param includedCount The count given.
+    /// @param commitCount The number of commitments in the round.
+    error FederationInvalidIncludedCount(uint32 includedCount, uint32 commitCount);
+    /// @notice Fewer updates included than the round's minimum.
+    /// @param roundId The round.
+    /// @param includedCount The count given.
+    /// @param minUpdates The round's minimum.
+    error FederationTooFewUpdates(uint256 roundId, uint32 includedCount, uint32 minUpdates);
+    /// @notice A result with an invalid argument: a zero digest or Merkle root, or an empty CID.
+    /// @param field The offending parameter of `finalizeRound`: "modelDigest", "modelCid", "merkleRoot",
+    /// "aggregationDigest", "evidenceDigest" or "evidenceCid".
+    error FederationInvalidResult(string field);
+
+    // ---------------------------------------------------------------- events
+
+    /// @notice A participant registered and awaits admission.
+    /// @param participant The participant's address (the actor).
+    /// @param organisation Its organisation name.
+    /// @param industry Its industry.
+    /// @param publicKey Its public key (for encrypted exchanges off chain).
+    event ParticipantRegistered(address indexed participant, string organisation, string industry, bytes publicKey);
+    /// @notice A pending participant was admitted and may commit.
+    /// @param participant The participant.
+    /// @param admittedBy The admin who admitted it.
+    event ParticipantAdmitted(address indexed participant, address indexed admittedBy);
+    /// @notice A participant was removed.
+    /// @param participant The participant.
+    /// @param removedBy The admin who removed it.
+    /// @param reason Why.
+    event ParticipantRemoved(address indexed participant, address indexed removedBy, string reason);
+    /// @notice The task was (re)configured.
+    /// @param version The new task version (1, 2, ...).
+    /// @param configuredBy The admin who configured it.
+    /// @param modelSpecDigest Digest of the model specification.
+    /// @param strategyDigest Digest of the aggregation strategy configuration.
+    /// @param dataSchemaDigest Digest of the data schema.
+    /// @param configCid CID of the full task configuration.
+    event TaskConfigured(
+        uint32 indexed version,
+        address indexed configuredBy,
+        bytes32 modelSpecDigest,
+        bytes32 strategyDigest,
+        bytes32 dataSchemaDigest,
+        string configCid
+    );
+    /// @notice A round was opened.
+    /// @param roundId The new round id.
+    /// @param openedBy The aggregator who opened it.
+    /// @param baseModelDigest Digest of the model the participants train from.
+    /// @param baseModelCid CID of that model.
+    /// @param deadline Last second (inclusive) at which commits are accepted.
+    /// @param minUpdates Minimum number of included updates to finalise.
+    /// @param taskVersion The task version the round runs under.
+    event RoundOpened(
+        uint256 indexed roundId,
+        address indexed openedBy,
+        bytes32 baseModelDigest,
+        string baseModelCid,
+        uint64 deadline,
+        uint32 minUpdates,
+        uint32 taskVersion
+    );
+    /// @notice A participant committed its update for a round.
+    /// @param roundId The round.
+    /// @param participant The participant (the actor).
+    /// @param updateDigest Digest of the canonical update blob.
+    /// @param cid CID of the update blob.
+    /// @param numSamples Number of training samples behind the update.
+    /// @param metadataDigest Digest of the update's metadata.
+    event UpdateCommitted(
+        uint256 indexed roundId,
+        address indexed participant,
+        bytes32 updateDigest,
+        string cid,
+        uint64 numSamples,
+        bytes32 metadataDigest
+    );
+    /// @notice A round was finalised with a new global model.
+    /// @param roundId The round.
+    /// @param finalizedBy The aggregator who finalised it.
+    /// @param modelDigest Digest of the aggregated model.
+    /// @param modelCid CID of the aggregated model.
+    /// @param merkleRoot Root of the Merkle tree over the included commitment leaves.
+    /// @param aggregationDigest Digest of the aggregation record.
+    /// @param evidenceDigest Digest of the evidence bundle.
+    /// @param evidenceCid CID of the evidence bundle.
+    /// @param includedCount Number of updates included in the aggregate.
+    event RoundFinalized(
+        uint256 indexed roundId,
+        address indexed finalizedBy,
+        bytes32 modelDigest,
+        string modelCid,
+        bytes32 merkleRoot,
+        bytes32 aggregationDigest,
+        bytes32 evidenceDigest,
+        string evidenceCid,
+        uint32 includedCount
+    );
+    /// @notice A round was closed without a model.
+    /// @param roundId The round.
+    /// @param closedBy The aggregator who closed it.
+    /// @param commitCount Number of commitments it received.
+    /// @param reason Why.
+    event RoundClosed(uint256 indexed roundId, address indexed closedBy, uint32 commitCount, string reason);
+}
