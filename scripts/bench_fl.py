@@ -23,24 +23,20 @@ import click
 import torch
 from rich.console import Console
 
-from fedchain.fl.attacks import UpdateAttack
-from fedchain.fl.datasets import load_dataset
+from fedchain.engine.reports import RoundReport, RunReport
+from fedchain.fl.attacks import AttackSpec
+from fedchain.fl.centralised import train_centralised
+from fedchain.fl.datasets import load_dataset, subset
 from fedchain.fl.models import ModelSpec, default_model_spec
-from fedchain.fl.records import RobustConfig, StrategyConfig
-from fedchain.fl.simulation import (
-    AttackSpec,
-    SimulationConfig,
-    SimulationResult,
-    run_simulation,
-    subset,
-    train_centralised,
-)
+from fedchain.fl.records import RobustConfig
+from fedchain.sim.config import AttackerGroup, ExperimentConfig
+from fedchain.sim.memory import run_in_memory
 
 ALGORITHMS = ("fedavg", "fedprox", "scaffold", "fednova", "qfedavg")
 ATTACKS = {
-    "sign_flip": UpdateAttack("sign_flip", factor=1.0),
-    "scaling_x10": UpdateAttack("scaling", factor=10.0),
-    "sign_flip_x10": UpdateAttack("sign_flip", factor=10.0),
+    "sign_flip": AttackSpec("sign_flip", 1.0),
+    "scaling_x10": AttackSpec("scaling", 10.0),
+    "sign_flip_x10": AttackSpec("sign_flip", 10.0),
 }
 
 console = Console(stderr=True)
@@ -50,16 +46,18 @@ def pct(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else round(100.0 * x, 2)
 
 
-def run(label: str, config: SimulationConfig, data: Any, runs: dict[str, Any]) -> SimulationResult:
+def run(label: str, config: ExperimentConfig, data: Any, runs: dict[str, Any]) -> RunReport:
+    """One in-memory run of the round engine, recorded under ``label``."""
     t0 = time.perf_counter()
 
-    def show(row: Any) -> None:
-        console.print(f"  [{label}] round {row.round:>3}: acc {row.accuracy:.4f}  rejected {row.rejected}", highlight=False)
+    def show(row: RoundReport) -> None:
+        console.print(f"  [{label}] round {int(row.round_id):>3}: acc {row.accuracy or math.nan:.4f}  "
+                      f"rejected {len(row.rejected)}", highlight=False)
 
-    result = run_simulation(config, dataset=data, on_round=show if config.rounds <= 5 else None)
+    result = run_in_memory(config, dataset=data, on_round=show if config.rounds <= 5 else None)
     final = result.final
     console.print(
-        f"{label:<40} acc {final.accuracy:.4f}  auc {final.auc if final.auc is not None else '-'}  "
+        f"{label:<40} acc {final.accuracy or math.nan:.4f}  auc {final.auc if final.auc is not None else '-'}  "
         f"({time.perf_counter() - t0:.1f}s)",
         highlight=False,
     )
@@ -120,10 +118,13 @@ def main(
     )
     local = {"lr": lr, "batch_size": batch_size, "local_epochs": local_epochs}
 
-    def cfg(strategy: StrategyConfig, partition: str = "iid", alpha: float = 0.5, attack: AttackSpec | None = None) -> SimulationConfig:
-        return SimulationConfig(
-            dataset="mnist", strategy=strategy, num_clients=clients, partition=partition, alpha=alpha,
-            rounds=rounds, seed=seed, model=spec, attack=attack,
+    def cfg(strategy: str, params: dict[str, float] | None = None, robust: tuple[RobustConfig, ...] = (),
+            partition: str = "iid", alpha: float = 0.5, attack: AttackSpec | None = None) -> ExperimentConfig:
+        return ExperimentConfig(
+            dataset="mnist", strategy=strategy, strategy_params=tuple((params or {}).items()), robust=robust,
+            lr=lr, batch_size=batch_size, local_epochs=local_epochs, clients=clients, partition=partition,
+            alpha=alpha, rounds=rounds, seed=seed, model=spec, min_updates=1,
+            attacks=(AttackerGroup(attack, int(round(attack_fraction * clients))),) if attack is not None else (),
         )
 
     console.print(f"MNIST subset: {len(mnist.y_train)} train / {len(mnist.y_test)} test; CNN {spec.to_dict()}", highlight=False)
@@ -135,15 +136,14 @@ def main(
     runs["mnist/centralised"] = {"epochs": list(central.epochs), "seconds": round(central.seconds, 3)}
     summary["mnist_centralised_accuracy"] = pct(central_acc)
 
-    fedavg = StrategyConfig("fedavg", local)
     iid_acc = None
     if "iid" not in skipped:
-        iid_acc = run("mnist/iid/fedavg", cfg(fedavg), mnist, runs).final.accuracy
+        iid_acc = run("mnist/iid/fedavg", cfg("fedavg"), mnist, runs).final.accuracy
         summary["mnist_iid_fedavg_accuracy"] = pct(iid_acc)
         summary["mnist_iid_gap_points"] = round(100 * (central_acc - iid_acc), 2)
         summary["mnist_iid_within_1_point"] = bool(100 * (central_acc - iid_acc) <= 1.0)
     if "skew" not in skipped:
-        acc = run("mnist/dirichlet0.5/fedavg", cfg(fedavg, "dirichlet", 0.5), mnist, runs).final.accuracy
+        acc = run("mnist/dirichlet0.5/fedavg", cfg("fedavg", partition="dirichlet", alpha=0.5), mnist, runs).final.accuracy
         summary["mnist_dir05_fedavg_accuracy"] = pct(acc)
         summary["mnist_dir05_gap_points"] = round(100 * (central_acc - acc), 2)
         summary["mnist_dir05_within_2_points"] = bool(100 * (central_acc - acc) <= 2.0)
@@ -157,11 +157,11 @@ def main(
         }
         table = {}
         for name in ALGORITHMS:
-            result = run(f"mnist/dirichlet0.1/{name}", cfg(StrategyConfig(name, {**local, **params[name]}), "dirichlet", 0.1), mnist, runs)
+            result = run(f"mnist/dirichlet0.1/{name}", cfg(name, params[name], partition="dirichlet", alpha=0.1), mnist, runs)
             table[name] = {"accuracy": pct(result.final.accuracy), "params": params[name]}
         summary["mnist_dir01_algorithms"] = table
     if "attacks" not in skipped:
-        clean = iid_acc if iid_acc is not None else run("mnist/iid/fedavg", cfg(fedavg), mnist, runs).final.accuracy
+        clean = iid_acc if iid_acc is not None else run("mnist/iid/fedavg", cfg("fedavg"), mnist, runs).final.accuracy
         f = int(round(attack_fraction * clients))
         beta = min((f + 0.5) / clients, 0.49)
         defences = {
@@ -172,15 +172,15 @@ def main(
         }
         table = {}
         for attack_name in [a for a in attack_names.split(",") if a]:
-            attack = AttackSpec(attack_fraction, update=ATTACKS[attack_name])
+            attack = ATTACKS[attack_name]
             row = {}
             for defence, rules in defences.items():
-                result = run(f"mnist/attack/{attack_name}/{defence}", cfg(StrategyConfig("fedavg", local, rules), attack=attack), mnist, runs)
-                acc = result.final.accuracy
+                result = run(f"mnist/attack/{attack_name}/{defence}", cfg("fedavg", robust=rules, attack=attack), mnist, runs)
+                acc = result.final.accuracy if result.final.accuracy is not None else math.nan
                 row[defence] = {
                     "accuracy": pct(acc),
                     "drop_points_vs_clean": None if not math.isfinite(acc) else round(100 * (clean - acc), 2),
-                    "attackers_rejected_last_round": result.final.rejected_attackers,
+                    "attackers_rejected_last_round": result.final.rejected_among(set(result.attackers)),
                 }
             table[attack_name] = row
         summary["mnist_attacks"] = {"clean_fedavg_accuracy": pct(clean), "attackers": f, "trimmed_mean_beta": beta, "results": table}
@@ -189,14 +189,13 @@ def main(
         for name in ("breast_cancer", "german_credit"):
             data = load_dataset(name, seed=seed)
             tspec = default_model_spec(data)
-            tlocal = {"lr": 0.05, "batch_size": 16, "local_epochs": 1}
             c = train_centralised(data, tspec, passes=table_rounds, chunk=1, batch_size=16, lr=0.05, seed=seed)
             runs[f"{name}/centralised"] = {"epochs": list(c.epochs), "seconds": round(c.seconds, 3)}
             entry: dict[str, Any] = {"centralised_auc": round(c.final["auc"], 4), "model": tspec.to_dict()}
             for partition, alpha in (("iid", 0.5), ("dirichlet", 0.5)):
-                sim = SimulationConfig(
-                    dataset=name, strategy=StrategyConfig("fedavg", tlocal), num_clients=5, partition=partition,
-                    alpha=alpha, rounds=table_rounds, seed=seed, model=tspec,
+                sim = ExperimentConfig(
+                    dataset=name, strategy="fedavg", lr=0.05, batch_size=16, local_epochs=1, clients=5,
+                    partition=partition, alpha=alpha, rounds=table_rounds, seed=seed, model=tspec, min_updates=1,
                 )
                 result = run(f"{name}/{partition}/fedavg", sim, data, runs)
                 entry[f"federated_auc_{partition}"] = round(result.final.auc or float("nan"), 4)
@@ -252,7 +251,7 @@ def plot(runs: dict[str, Any], path: Path) -> None:
                 ys = [e["accuracy"] for e in run["epochs"]]
             else:
                 xs = [r["round"] for r in run["rounds"]]
-                ys = [r["accuracy"] if r["accuracy"] is not None else float("nan") for r in run["rounds"]]
+                ys = [r["evaluation"].get("accuracy") or float("nan") for r in run["rounds"]]
             ax.plot(xs, ys, label=key.removeprefix("mnist/"), linewidth=1.2)
         ax.set_title(title)
         ax.set_xlabel("round (centralised: epoch)")

@@ -1,9 +1,13 @@
 #!/usr/bin/env python
 """Overhead of the ledger: the same MNIST federation (CNN, 10 clients by default) run
 
-* with the ledger - anvil + IPFS, participants as separate OS processes, every update in IPFS
-  and committed on chain, the aggregator finalising on chain (``fedchain simulate``), and
-* as the plain in-memory FL loop (:mod:`fedchain.fl.simulation`), clients in one process.
+* over the ledger transport - anvil + IPFS, participants as separate OS processes, every update
+  in IPFS and committed on chain, the aggregator finalising on chain (``fedchain simulate``), and
+* over the in-memory transport - the same round engine (:func:`fedchain.engine.loop.run_rounds`),
+  clients trained one after another in this process.
+
+Both runs come from one :class:`fedchain.sim.config.ExperimentConfig`, so they train the same
+task with the same seeds through the same loop; only the transport differs.
 
 Headline figures: the total wall-time overhead of the ledger run over the plain loop (everything:
 dataset preparation, starting the devnet and the IPFS node, deployment, participant processes,
@@ -45,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     from fedchain.config import Settings
-    from fedchain.sim.federation import SimulationConfig, build_task, load_task_dataset
-    from fedchain.sim.federation import run_simulation as run_ledger
-    from fedchain.fl import simulation as plain
+    from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset
+    from fedchain.sim.federation import run_federation
+    from fedchain.sim.memory import run_in_memory
 
     out = args.out or Path(tempfile.mkdtemp(prefix="fedchain-bench-overhead-"))
-    cfg = SimulationConfig(
+    cfg = ExperimentConfig(
         dataset=args.dataset, clients=args.clients, rounds=args.rounds, local_epochs=args.local_epochs,
         batch_size=args.batch_size, lr=args.lr, max_train_samples=args.max_train, max_test_samples=args.max_test,
         min_updates=max(1, args.clients // 2), commit_duration=1800,
@@ -67,29 +71,26 @@ def main(argv: list[str] | None = None) -> int:
 
     c0 = cpu()
     t0 = time.perf_counter()
-    baseline = plain.run_simulation(
-        plain.SimulationConfig(dataset=args.dataset, strategy=doc.strategy_config(), num_clients=args.clients,
-                               rounds=args.rounds, seed=cfg.seed, model=doc.spec(), max_train=args.max_train,
-                               max_test=args.max_test)
-    )
+    baseline = run_in_memory(cfg, dataset=ds)
     plain_wall = time.perf_counter() - t0
     plain_cpu = cpu() - c0
     c1 = cpu()
 
     settings = Settings(state_dir=out / "state", store=args.store)
-    result = run_ledger(cfg, settings, out / "ledger", progress=not args.json)
+    result = run_federation(cfg, settings, out / "ledger", progress=not args.json)
     ledger_cpu = cpu() - c1  # orchestrator + aggregator + participant processes + services started here
-    s = result.summary
-    t = s["timing"]
-    ledger_total_wall = s["wall_time_s"]  # the whole ledger run up to the audit, services included
+    t = result.timing
+    ledger_total_wall = result.wall_time_s  # the whole ledger run up to the audit, services included
     ledger_wall = ledger_total_wall - t["services_s"]
     ledger_rounds = t["rounds_s"]
-    rounds = s["rounds"]
-    gas_rounds = [sum(v for k, v in r["gas"].items() if k in ("open", "commit_total", "finalize", "close")) for r in rounds]
-    bytes_rounds = [r["bytes_downloaded_by_aggregator"] + r["bytes_uploaded_by_aggregator"]
-                    + r["bytes_uploaded_by_participants"] for r in rounds]
+    gas_by_round = {r.round: r.gas for r in result.audit.rounds}
+    gas_rounds = [sum(v for k, v in gas_by_round.get(int(r.round_id), {}).items()
+                      if k in ("open", "commit_total", "finalize", "close")) for r in result.rounds]
+    bytes_rounds = [r.traffic.downloaded_by_aggregator + r.traffic.uploaded_by_aggregator
+                    + r.traffic.uploaded_by_participants for r in result.rounds]
+    audit_s = result.audit.wall_time_s
     report = {
-        "benchmark": "ledger overhead",
+        "benchmark": "ledger overhead: one round loop on two transports",
         "dataset": args.dataset,
         "model": doc.spec().to_dict(),
         "clients": args.clients,
@@ -98,38 +99,38 @@ def main(argv: list[str] | None = None) -> int:
         "test_samples": int(len(ds.y_test)),
         "subset_note": (f"{len(ds.y_train)} training samples: "
                         + ("the whole training split" if args.max_train >= 60000 else "a seeded subset, so the run fits in minutes")),
-        "store": s["store"],
+        "store": result.store,
         "headline": {
             "wall_overhead_total_fraction": round(ledger_total_wall / plain_wall - 1.0, 4),
             "cpu_overhead_fraction": round(ledger_cpu / plain_cpu - 1.0, 4),
             "wall_overhead_rounds_only_fraction": round(ledger_rounds / plain_wall - 1.0, 4),
-            "audit_fraction_of_run": round(s["audit"]["wall_time_s"] / ledger_total_wall, 4),
+            "audit_fraction_of_run": round(audit_s / ledger_total_wall, 4),
         },
         "plain_wall_s": round(plain_wall, 3),
-        "plain_final_accuracy": baseline.rounds[-1].accuracy,
+        "plain_final_accuracy": baseline.final_accuracy,
         "ledger_total_wall_s": round(ledger_total_wall, 3),
         "ledger_wall_without_services_s": round(ledger_wall, 3),
-        "ledger_phases_s": t,
-        "ledger_final_accuracy": s["final_accuracy"],
+        "ledger_phases_s": {k: round(v, 3) for k, v in t.items()},
+        "ledger_final_accuracy": result.final_accuracy,
         "overhead_total_fraction": round(ledger_total_wall / plain_wall - 1.0, 4),
         "overhead_without_services_fraction": round(ledger_wall / plain_wall - 1.0, 4),
         "overhead_rounds_only_fraction": round(ledger_rounds / plain_wall - 1.0, 4),
-        "round_wall_s": [r["wall_s"] for r in rounds],
-        "plain_round_wall_s": [round(r.seconds, 3) for r in baseline.rounds],
+        "round_wall_s": [round(r.wall_s, 3) for r in result.rounds],
+        "plain_round_wall_s": [round(r.wall_s, 3) for r in baseline.rounds],
         "plain_cpu_s": round(plain_cpu, 3),
         "ledger_cpu_s": round(ledger_cpu, 3),
         "cpu_overhead_fraction": round(ledger_cpu / plain_cpu - 1.0, 4),
-        "cpu_note": "participants train in parallel processes in the ledger run; the plain loop trains clients "
-                    "one after another on one thread, so wall time and CPU time tell different stories",
-        "audit_s": s["audit"]["wall_time_s"],
-        "audit_fraction_of_run": round(s["audit"]["wall_time_s"] / ledger_total_wall, 4),
-        "audit_ok": s["audit"]["ok"],
+        "cpu_note": "participants train in parallel processes in the ledger run; the in-memory transport trains "
+                    "clients one after another on one thread, so wall time and CPU time tell different stories",
+        "audit_s": round(audit_s, 3),
+        "audit_fraction_of_run": round(audit_s / ledger_total_wall, 4),
+        "audit_ok": result.audit.ok,
         "gas_per_round": gas_rounds,
         "gas_per_round_mean": round(sum(gas_rounds) / len(gas_rounds)),
-        "gas_by_function": s["gas"],
+        "gas_by_function": result.gas.to_json(),
         "bytes_per_round": bytes_rounds,
         "bytes_per_round_mean": round(sum(bytes_rounds) / len(bytes_rounds)),
-        "bytes_total": s["bytes"],
+        "bytes_total": result.run.traffic.to_json(),
         "targets": {"overhead_total_fraction_max": 0.10, "audit_fraction_max": 0.10},
         "out_dir": str(out),
     }

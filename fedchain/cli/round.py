@@ -110,5 +110,5 @@ def finalize(round_id: int | None, wait: bool, dishonest: str | None, keystore: 
         rnd = transport.ledger.round(rid)
         raise AggregationError(f"round {rid}: commit phase still running ({rnd.commit_count} of "
                                f"{rnd.eligible_count} eligible committed, deadline {rnd.deadline}); use --wait")
-    out = finish_round(transport, opened)
+    out = finish_round(transport, opened, commit_timeout_s=None if wait else 60.0)
     emit(as_json, out.to_json(), lambda: describe_round(out))

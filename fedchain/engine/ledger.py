@@ -59,8 +59,7 @@ class LedgerTransport:
     :class:`~fedchain.ports.BlobStore`.
 
     ``on_open`` is called with the round id right after a round is opened (tests use it to let
-    in-process participants submit); ``commit_timeout_s`` bounds the wait for the commit phase
-    (None: as long as the contract keeps it open)."""
+    in-process participants submit)."""
 
     def __init__(
         self,
@@ -70,7 +69,6 @@ class LedgerTransport:
         dishonest: str | None = None,
         commit_duration: int | None = None,
         min_updates: int | None = None,
-        commit_timeout_s: float | None = None,
         poll_interval_s: float = 0.2,
         on_open: Callable[[RoundId], None] | None = None,
     ) -> None:
@@ -81,7 +79,6 @@ class LedgerTransport:
         self.dishonest = dishonest
         self.commit_duration = commit_duration
         self.min_updates = min_updates
-        self.commit_timeout_s = commit_timeout_s
         self.poll_interval_s = poll_interval_s
         self.on_open = on_open
         self.reports: list[TxReport] = []  # every transaction this transport sent
@@ -161,11 +158,11 @@ class LedgerTransport:
             block = self.ledger.wait_for_block(block, wait if remaining is None else min(wait, remaining))
         return True
 
-    def collect(self, opened: OpenedRound) -> Collected:
+    def collect(self, opened: OpenedRound, timeout_s: float | None) -> Collected:
         """Wait for the commit phase, then fetch, pin and screen every committed blob."""
         rid = opened.round_id
-        if not self.wait_commit_phase(rid, self.commit_timeout_s):
-            raise AggregationError(f"round {rid}: commit phase did not end within {self.commit_timeout_s:.0f} s")
+        if not self.wait_commit_phase(rid, timeout_s):
+            raise CommitPhaseStillOpen(f"round {rid}: the commit phase did not end within {timeout_s:.1f} s")
         rnd = self.ledger.round(rid)
         if rnd.status != RoundStatus.OPEN:
             raise AggregationError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")

@@ -73,8 +73,10 @@ class Transport(Protocol):
         """Open the next round on the current global model."""
         ...
 
-    def collect(self, opened: OpenedRound) -> Collected:
-        """Wait for the round's commit phase to end; fetch and screen its updates."""
+    def collect(self, opened: OpenedRound, timeout_s: float | None) -> Collected:
+        """Wait (up to ``timeout_s`` seconds; None: no limit) for the round's commit phase to
+        end, then fetch and screen its updates. Raises :class:`CommitPhaseStillOpen` when the
+        phase is still open at the timeout."""
         ...
 
     def publish(self, opened: OpenedRound, collected: Collected, aggregate: RoundAggregate) -> Published:
@@ -89,35 +91,40 @@ def finish_round(
     opened: OpenedRound,
     *,
     evaluate: Evaluator | None = None,
-    retry_timeout_s: float | None = 600.0,
+    commit_timeout_s: float | None = None,
 ) -> RoundReport:
     """Collect, aggregate, publish and evaluate an open round.
 
-    While the transport reports that the commit phase is still open, collects again (more
-    updates may have arrived) for up to ``retry_timeout_s`` seconds (None: no limit)."""
-    return _finish(transport, opened, evaluate, retry_timeout_s, time.perf_counter(), 0.0)[0]
+    Waits for the commit phase to end for up to ``commit_timeout_s`` seconds (None: as long as
+    it takes); when the ledger refuses to end the round because its commit phase is still open,
+    collects again (more updates may have arrived) within the same limit."""
+    return _finish(transport, opened, evaluate, commit_timeout_s, time.perf_counter(), 0.0)[0]
 
 
 def _finish(
-    transport: Transport, opened: OpenedRound, evaluate: Evaluator | None, retry_timeout_s: float | None,
+    transport: Transport, opened: OpenedRound, evaluate: Evaluator | None, commit_timeout_s: float | None,
     started: float, open_s: float,
 ) -> tuple[RoundReport, GlobalModel | None]:
     t0 = started
     first_try = time.monotonic()
+    deadline = None if commit_timeout_s is None else first_try + commit_timeout_s
     while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         t_collect = time.perf_counter()
-        collected = transport.collect(opened)
-        t_aggregate = time.perf_counter()
-        agg = aggregate_screened(
-            opened.strategy, opened.base, opened.round_id, opened.base_digest,
-            collected.updates, collected.rejections, opened.min_updates,
-        )
         try:
+            collected = transport.collect(opened, remaining)
+            t_aggregate = time.perf_counter()
+            agg = aggregate_screened(
+                opened.strategy, opened.base, opened.round_id, opened.base_digest,
+                collected.updates, collected.rejections, opened.min_updates,
+            )
             published = transport.publish(opened, collected, agg)
         except CommitPhaseStillOpen as err:
             waited = time.monotonic() - first_try
-            if retry_timeout_s is not None and waited > retry_timeout_s:
-                raise AggregationError(f"round {opened.round_id}: the commit phase is still open after {waited:.0f} s") from err
+            if deadline is not None and time.monotonic() >= deadline:
+                raise AggregationError(
+                    f"round {opened.round_id}: the contract still holds the commit phase open after {waited:.1f} s"
+                ) from err
             log.info("round %d: commit phase still open; collecting again", opened.round_id)
             continue
         break
@@ -148,11 +155,11 @@ def _finish(
     return report, out.model
 
 
-def run_round(transport: Transport, *, evaluate: Evaluator | None = None, retry_timeout_s: float | None = 600.0) -> RoundReport:
+def run_round(transport: Transport, *, evaluate: Evaluator | None = None, commit_timeout_s: float | None = None) -> RoundReport:
     """Open one round and finish it (:func:`finish_round`)."""
     t0 = time.perf_counter()
     opened = transport.open_round()
-    return _finish(transport, opened, evaluate, retry_timeout_s, t0, time.perf_counter() - t0)[0]
+    return _finish(transport, opened, evaluate, commit_timeout_s, t0, time.perf_counter() - t0)[0]
 
 
 def run_rounds(
@@ -161,7 +168,7 @@ def run_rounds(
     *,
     evaluate: Evaluator | None = None,
     on_round: Callable[[RoundReport], None] | None = None,
-    retry_timeout_s: float | None = 600.0,
+    commit_timeout_s: float | None = None,
 ) -> RunReport:
     """Run ``rounds`` rounds (None: until interrupted) over ``transport``; the one round loop."""
     if rounds is not None and rounds < 0:
@@ -172,7 +179,7 @@ def run_rounds(
     while rounds is None or len(reports) < rounds:
         t0 = time.perf_counter()
         opened = transport.open_round()
-        report, model = _finish(transport, opened, evaluate, retry_timeout_s, t0, time.perf_counter() - t0)
+        report, model = _finish(transport, opened, evaluate, commit_timeout_s, t0, time.perf_counter() - t0)
         final = model if model is not None else (final if final is not None else opened.base)
         reports.append(report)
         if on_round is not None:

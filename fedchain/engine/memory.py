@@ -77,8 +77,8 @@ class InMemoryTransport:
         return OpenedRound(RoundId(self._round), self._model, self._digest, self.doc.strategy_config(),
                            int(self.doc.min_updates))
 
-    def collect(self, opened: OpenedRound) -> Collected:
-        """Train every participant on the round's base model."""
+    def collect(self, opened: OpenedRound, timeout_s: float | None = None) -> Collected:
+        """Train every participant on the round's base model (there is nothing to wait for)."""
         updates: list[ClientUpdate] = []
         sat_out = 0
         self._pending.clear()

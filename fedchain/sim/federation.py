@@ -464,8 +464,7 @@ def run_federation(
             timing["participants_start_s"] = time.perf_counter() - t_ready
 
             t_rounds = time.perf_counter()
-            transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest,
-                                        commit_timeout_s=cfg.round_timeout_s)
+            transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest)
             round_bar = bars.task("rounds", cfg.rounds)
 
             def advance(report: RoundReport) -> None:
@@ -474,7 +473,7 @@ def run_federation(
                 if on_round is not None:
                     on_round(report)
 
-            run = run_rounds(transport, cfg.rounds, on_round=advance,
+            run = run_rounds(transport, cfg.rounds, on_round=advance, commit_timeout_s=cfg.round_timeout_s,
                              evaluate=test_set_evaluator(doc, ds, backdoor_target=backdoor_target(cfg)))
             timing["rounds_s"] = time.perf_counter() - t_rounds
             for tx in transport.reports:

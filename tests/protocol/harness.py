@@ -39,8 +39,8 @@ class Aggregator:
     def commit_phase_over(self, round_id: RoundId) -> bool:
         return self.transport.commit_phase_over(round_id)
 
-    def finalize(self, round_id: RoundId, *, retry_timeout_s: float | None = 600.0) -> RoundReport:
-        return finish_round(self.transport, self.transport.attach(round_id), retry_timeout_s=retry_timeout_s)
+    def finalize(self, round_id: RoundId, *, commit_timeout_s: float | None = 600.0) -> RoundReport:
+        return finish_round(self.transport, self.transport.attach(round_id), commit_timeout_s=commit_timeout_s)
 
 
 @dataclass
@@ -76,7 +76,7 @@ class Fed:
 
         transport.on_open = submit_all
         try:
-            out = run_round(transport)
+            out = run_round(transport, commit_timeout_s=600.0)
         finally:
             transport.on_open = None
         self.outcomes.append(out)

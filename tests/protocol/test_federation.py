@@ -153,6 +153,31 @@ def test_stateful_strategy_carries_server_and_client_state_and_audits_clean(chai
     assert report.ok, report.findings
 
 
+def test_scaffold_participant_rejected_by_a_robust_rule_keeps_its_client_state(chain_env, ipfs_store,
+                                                                            tmp_path: Path) -> None:
+    """c = mean(c_i) over the included participants holds on the ledger too: a participant whose
+    update was rejected discards the control variate that update carried."""
+    import numpy as np
+
+    from fedchain.protocol.blobs import decode_global
+    from fedchain.protocol.training import load_client_state
+
+    files = make_task_files(tmp_path, strategy="scaffold", robust="norm_clip:max_norm=1,reject=true")
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path, attacks={2: AttackSpec("scaling", 50.0)})
+
+    first = fed.run_round()
+    fed.run_round()  # each participant settles round 1's client state before training round 2
+
+    assert [r.participant for r in first.rejected] == [fed.participants[2].address]
+    states = [load_client_state(tmp_path / f"p{i}" / "client_state.npz") for i in range(3)]
+    assert states[0].control and states[1].control and states[2].control is None
+    model = decode_global(fed.store.get(first.model_cid or ""))
+    for name, value in model.server_state.items():
+        mean = np.mean([np.asarray(s.control[name.removeprefix("c/")], np.float64) for s in states[:2]], axis=0)  # type: ignore[index]
+        np.testing.assert_allclose(value, mean, rtol=1e-4, atol=1e-6)
+    assert fed.auditor().audit().ok
+
+
 def test_participant_missing_the_deadline_is_skipped(fed: Fed, advance_time) -> None:
     from fedchain.errors import ContractRevertError
 
@@ -277,7 +302,7 @@ def test_aggregator_waits_for_every_eligible_participant_not_the_active_count(fe
 
     assert not fed.aggregator.commit_phase_over(rid)
     with pytest.raises(AggregationError, match="commit phase open"):
-        fed.aggregator.finalize(rid, retry_timeout_s=0.3)
+        fed.aggregator.finalize(rid, commit_timeout_s=0.3)
     advance_time(fed.doc.commit_duration + 1)
 
     assert fed.aggregator.commit_phase_over(rid)
