@@ -1,3 +1,4 @@
-"""The federation loop: task documents, participant and aggregator agents, evidence,
-and the orchestration of a whole run. Roles talk only through a :class:`fedchain.ports.Ledger`
-and a blob store; never to each other."""
+"""The protocol of a federation: the task document, the update and global-model blobs, the
+screening rules, the evidence document, local training from the task, and the participant agent.
+Roles talk only through a :class:`fedchain.ports.Ledger` and a :class:`fedchain.ports.BlobStore`;
+never to each other, and never to an adapter directly."""

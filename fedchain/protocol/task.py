@@ -33,9 +33,9 @@ class TaskDocument:
     """The task configuration document (canonical JSON, stored in the blob store)."""
 
     dataset: str
-    data_schema: Mapping[str, Any]
-    model_spec: Mapping[str, Any]
-    strategy: Mapping[str, Any]
+    data_schema: DataSchema
+    model_spec: ModelSpec
+    strategy: StrategyConfig
     seed: int
     min_updates: int
     commit_duration: int
@@ -49,17 +49,16 @@ class TaskDocument:
 
     # --- typed views ------------------------------------------------------------------
     def schema(self) -> DataSchema:
-        from fedchain.fl.schema import DataSchema
-
-        return _from_json(DataSchema, self.data_schema, "data schema")
+        """The data schema participants' data must match."""
+        return self.data_schema
 
     def spec(self) -> ModelSpec:
-        from fedchain.fl.models import ModelSpec
-
-        return _from_json(ModelSpec, self.model_spec, "model spec")
+        """The model every participant trains."""
+        return self.model_spec
 
     def strategy_config(self) -> StrategyConfig:
-        return strategy_config_from_json(self.strategy)
+        """The strategy, its local-training parameters and its robust rules."""
+        return self.strategy
 
     # --- digests ------------------------------------------------------------------------
     def model_spec_digest(self) -> Digest:
@@ -76,9 +75,9 @@ class TaskDocument:
         return {
             "format": TASK_FORMAT,
             "dataset": self.dataset,
-            "data_schema": dict(self.data_schema),
-            "model_spec": dict(self.model_spec),
-            "strategy": dict(self.strategy),
+            "data_schema": _to_json(self.data_schema),
+            "model_spec": _to_json(self.model_spec),
+            "strategy": _to_json(self.strategy),
             "seed": self.seed,
             "min_updates": self.min_updates,
             "commit_duration": self.commit_duration,
@@ -94,12 +93,15 @@ class TaskDocument:
     def from_json(cls, data: Mapping[str, Any]) -> "TaskDocument":
         if not isinstance(data, Mapping) or data.get("format") != TASK_FORMAT:
             raise ConfigError(f"not a task document (format {data.get('format') if isinstance(data, Mapping) else None!r})")
+        from fedchain.fl.models import ModelSpec
+        from fedchain.fl.schema import DataSchema
+
         try:
             return cls(
                 dataset=str(data["dataset"]),
-                data_schema=dict(data["data_schema"]),
-                model_spec=dict(data["model_spec"]),
-                strategy=dict(data["strategy"]),
+                data_schema=_from_json(DataSchema, dict(data["data_schema"]), "data schema"),
+                model_spec=_from_json(ModelSpec, dict(data["model_spec"]), "model spec"),
+                strategy=strategy_config_from_json(dict(data["strategy"])),
                 seed=int(data["seed"]),
                 min_updates=int(data["min_updates"]),
                 commit_duration=int(data["commit_duration"]),
@@ -130,9 +132,9 @@ class TaskDocument:
         """Build a document from the typed FL objects (DataSchema, ModelSpec, StrategyConfig)."""
         return cls(
             dataset=dataset,
-            data_schema=_to_json(schema),
-            model_spec=_to_json(spec),
-            strategy=_to_json(strategy),
+            data_schema=schema,
+            model_spec=spec,
+            strategy=strategy,
             seed=seed,
             min_updates=min_updates,
             commit_duration=commit_duration,

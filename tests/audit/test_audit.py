@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedchain import reverts
 from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update, metadata_digest
-from fedchain.protocol.evidence import Evidence, IncludedUpdate, RejectedUpdate
+from fedchain.fl.records import Rejection
+from fedchain.protocol.evidence import Evidence, IncludedUpdate
 from fedchain.protocol.rounds import aggregate, fetch_committed, inclusion_root, leaf_of
 from fedchain.codec.canonical import sha256_digest
 from fedchain.storage.cid import compute_cid
@@ -49,7 +51,7 @@ def test_next_round_on_a_model_other_than_the_finalised_one_is_refused_by_the_co
     fed.run_round()
     with pytest.raises(ContractRevertError) as info:
         fed.aggregator.ledger.open_round(sha256_digest(b"another model"), fed.outcomes[0].model_cid, 600, 2)
-    assert info.value.error_name == "FederationBaseModelMismatch"
+    assert isinstance(info.value, reverts.FederationBaseModelMismatch)
 
 
 def _commit_raw(fed: Fed, index: int, rid: RoundId, *, digest: bytes, cid: str) -> None:
@@ -141,7 +143,7 @@ def test_rejection_the_recorded_rule_does_not_reproduce_is_caught(fed: Fed) -> N
 
     evidence = Evidence(rid, rnd.base_model_digest, agg.model_digest, fed.doc.strategy_digest(), root,
                         tuple(IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c)) for c in outcomes),
-                        (RejectedUpdate(victim, "norm_clip", "update norm 9.1 exceeds 1"),))
+                        (Rejection(victim, "norm_clip", "update norm 9.1 exceeds 1"),))
     ev = evidence.to_bytes()
     fed.aggregator.ledger.finalize_round(rid, agg.model_digest, fed.store.put(agg.model_blob), root,
                                          fed.doc.strategy_digest(), sha256_digest(ev), fed.store.put(ev), 2)
@@ -160,7 +162,7 @@ def test_update_metadata_digest_is_stable(fed: Fed) -> None:
 
 
 def _finalize_crafted(fed: Fed, rid: RoundId, *, model_blob: bytes | None = None, aggregation_digest: bytes | None = None,
-                      extra_rejections: tuple[RejectedUpdate, ...] = ()) -> None:
+                      extra_rejections: tuple[Rejection, ...] = ()) -> None:
     """Finalise ``rid`` as an aggregator would, except for the given model blob, evidence
     aggregation digest or extra evidence rejections."""
     rnd = fed.reader.round(rid)
@@ -175,7 +177,7 @@ def _finalize_crafted(fed: Fed, rid: RoundId, *, model_blob: bytes | None = None
     evidence = Evidence(rid, rnd.base_model_digest, sha256_digest(blob), aggregation_digest or fed.doc.strategy_digest(),
                         root, tuple(IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c))
                                     for c in (by_addr[a] for a in agg.included)),
-                        tuple(RejectedUpdate(r.participant, r.rule, r.reason) for r in agg.rejections) + extra_rejections)
+                        tuple(agg.rejections) + extra_rejections)
     ev = evidence.to_bytes()
     fed.aggregator.ledger.finalize_round(rid, sha256_digest(blob), fed.store.put(blob), root, fed.doc.strategy_digest(),
                                          sha256_digest(ev), fed.store.put(ev), len(agg.included))
@@ -296,7 +298,7 @@ def test_rejection_as_unavailable_of_a_blob_available_now_is_a_warning(chain_env
 def test_evidence_rejecting_a_participant_that_never_committed_is_caught(fed: Fed) -> None:
     rid = _submit_all(fed)
     outsider = fed.env.accounts.outsider.address
-    _finalize_crafted(fed, rid, extra_rejections=(RejectedUpdate(outsider, "norm_clip", "made up"),))
+    _finalize_crafted(fed, rid, extra_rejections=(Rejection(outsider, "norm_clip", "made up"),))
 
     report = fed.auditor().audit()
 

@@ -33,6 +33,14 @@ class Aggregator:
         self.transport = transport
         self.ledger = transport.ledger
 
+    @property
+    def dishonest(self) -> str | None:
+        return self.transport.dishonest
+
+    @dishonest.setter
+    def dishonest(self, mode: str | None) -> None:
+        self.transport.dishonest = mode
+
     def open_round(self) -> RoundId:
         return self.transport.open_round().round_id
 

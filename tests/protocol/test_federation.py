@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from fedchain import reverts
 from fedchain.errors import AggregationError, ContractRevertError, DataSchemaError, IntegrityError, ParticipantError
 from fedchain.protocol.participant import ParticipantAgent
 from fedchain.protocol.rounds import leaf_of
@@ -57,7 +58,7 @@ def test_replayed_commit_is_refused_by_the_contract(fed: Fed) -> None:
 
     with pytest.raises(ContractRevertError) as info:
         fed.participants[0].ledger.commit_update(rid, c.update_digest, c.cid, c.num_samples, c.metadata_digest)
-    assert info.value.error_name == "FederationDuplicateCommit"
+    assert isinstance(info.value, reverts.FederationDuplicateCommit)
     assert len(fed.reader.commitments(rid)) == 1
 
 
@@ -72,7 +73,7 @@ def test_removed_participant_cannot_commit_and_round_completes_without_it(fed: F
         removed.submit(rid)
     with pytest.raises(ContractRevertError) as info:
         removed.ledger.commit_update(rid, b"\x01" * 32, "bafkreiexample", 10, b"\x02" * 32)
-    assert info.value.error_name == "FederationNotActive"
+    assert isinstance(info.value, reverts.FederationNotActive)
     out = fed.aggregator.finalize(rid)
     assert out.finalized and len(out.included) == 2
     assert fed.auditor().audit().ok
@@ -190,7 +191,7 @@ def test_participant_missing_the_deadline_is_skipped(fed: Fed, advance_time) -> 
         fed.participants[2].submit(rid)
     out = fed.aggregator.finalize(rid)
 
-    assert info.value.error_name == "FederationCommitTooLate"
+    assert isinstance(info.value, reverts.FederationCommitTooLate)
     assert out.finalized and set(out.included) == {p.address for p in fed.participants[:2]}
     with pytest.raises(ParticipantError, match="not open"):
         fed.participants[2].submit(rid)
