@@ -140,3 +140,25 @@ def test_devnet_deploy_audit_from_the_wheel(venv: Path, workdir: Path) -> None:
         assert stopped["stopped"] is True and stopped["pid"] == started["pid"]
     finally:
         stop_devnet(state)
+
+
+def test_a_whole_federation_runs_and_audits_from_the_wheel(venv: Path, workdir: Path) -> None:
+    """Rounds with real updates: participant processes (``python -m fedchain``) from the wheel,
+    the round engine over the ledger, the blobs in the local store, then a clean audit - twice:
+    by the simulation, and again by a separate ``fedchain audit`` of the recorded deployment."""
+    env = _env(FEDCHAIN_TOOLCHAIN=str(TOOLCHAIN))
+    state = workdir / "sd"
+    sd = ["--state-dir", str(state)]
+    try:
+        started = _json(venv, "devnet", "start", *sd, cwd=workdir, env=env)
+        report = _json(venv, "simulate", "--clients", "2", "--rounds", "2", "--store", "local", *sd,
+                       "--rpc-url", started["url"], "--out", str(workdir / "out"), cwd=workdir, env=env)
+        assert report["audit"]["ok"] is True and report["audit"]["rounds_checked"] == [1, 2]
+        assert [len(r["included"]) for r in report["rounds"]] == [2, 2]
+        assert [p["exit_code"] for p in report["participants"]] == [0, 0]
+
+        audit = _json(venv, "audit", *sd, "--store", "local", "--rpc-url", started["url"],
+                      "--address", report["contract"], cwd=workdir, env=env)
+        assert audit["ok"] is True and audit["rounds_checked"] == [1, 2]
+    finally:
+        stop_devnet(state)

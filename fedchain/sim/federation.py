@@ -455,7 +455,7 @@ def run_federation(
             cleanup.callback(store.close)
             gas = GasLog()
             fed = provision(settings, services, doc, clients, ds.domain or "research", run_dir, gas, store,
-                            bars.task("set-up", 4 + cfg.clients))
+                            bars.task("set-up", 3 + cfg.clients))
             parts = launch_participants(cfg, fed, clients, settings, services, run_dir, cleanup)
             cleanup.callback(parts.terminate)
             timing["setup_s"] = time.perf_counter() - t_setup
