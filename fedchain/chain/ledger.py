@@ -1,9 +1,13 @@
 """The :class:`fedchain.ports.Ledger` protocol on top of the ``Federation`` contract.
 
 Reads combine the contract's views with its event log (CIDs, reasons and registration
-details live only in events). :func:`read_history` returns every event of the contract in
-a block range, fetched in chunks of :data:`LOG_CHUNK_BLOCKS` blocks, decoded into the typed
-records of :mod:`fedchain.ports` and ordered by (block number, log index).
+details live only in events). A :class:`ChainLedger` finds events in an
+:class:`fedchain.chain.events.EventIndex`, which reads only the blocks mined since its previous
+read and follows reorganisations; ledgers made with :meth:`ChainLedger.with_account` share it.
+:func:`read_history` returns every event of the contract in a block range, fetched in chunks of
+:data:`LOG_CHUNK_BLOCKS` blocks, decoded into the typed records of :mod:`fedchain.ports` and
+ordered by (block number, log index); :class:`RescanEvents` answers every lookup with such a
+filtered rescan (no state, O(history) per read).
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.abi import DecodedLog
 from fedchain.chain.connection import Connection
+from fedchain.chain.events import (
+    LOG_CHUNK_BLOCKS,
+    BlockWatcher,
+    EventIndex,
+    EventSource,
+    RoundEvent,
+    fetch_events,
+)
 from fedchain.chain.federation import FederationContract, load_deployment
 from fedchain.errors import ChainError
 from fedchain.ports import (
@@ -41,8 +53,6 @@ from fedchain.ports import (
 from fedchain.types import Address, Cid, Digest, RoundId
 
 log = logging.getLogger(__name__)
-
-LOG_CHUNK_BLOCKS = 2_000
 
 
 def _topic_uint(value: int) -> bytes:
@@ -155,29 +165,65 @@ def read_history(
     ordered by (block, log index). Defaults: the deployment block to the latest block."""
     start = contract.deployment_block if from_block is None else from_block
     end = contract.conn.block_number() if to_block is None else to_block
-    if start < 0 or end < start - 1:
-        raise ChainError(f"invalid block range [{start}, {end}]")
-    if chunk_blocks <= 0:
-        raise ChainError(f"chunk_blocks must be positive, got {chunk_blocks}")
-    events: list[LedgerEvent] = []
-    block = start
-    while block <= end:
-        last = min(block + chunk_blocks - 1, end)
-        for raw in contract.logs(block, last, topics=list(topics) if topics is not None else None):
-            decoded = contract.events.decode(raw)
-            record = to_record(decoded) if decoded is not None else None
-            if record is not None:
-                events.append(record)
-        block = last + 1
-    events.sort(key=event_position)
-    return events
+    return fetch_events(contract, to_record, start, end, topics=topics, chunk_blocks=chunk_blocks)
+
+
+class RescanEvents:
+    """An :class:`fedchain.chain.events.EventSource` without state: every lookup rescans the log
+    from the deployment block with :func:`read_history`, filtered by topics on the node. Costs
+    O(history) per read; the reference the index is checked against, and enough for one read."""
+
+    def __init__(self, contract: FederationContract, *, chunk_blocks: int = LOG_CHUNK_BLOCKS) -> None:
+        self.contract = contract
+        self.chunk_blocks = chunk_blocks
+
+    def _find(self, *topics: Any) -> list[LedgerEvent]:
+        return read_history(self.contract, topics=list(topics), chunk_blocks=self.chunk_blocks)
+
+    def _topic(self, *events: str) -> list[bytes] | bytes:
+        found = [self.contract.events.topic(e) for e in events]
+        return found[0] if len(found) == 1 else found
+
+    def events(self, from_block: int | None = None, to_block: int | None = None) -> list[LedgerEvent]:
+        return read_history(self.contract, from_block, to_block, chunk_blocks=self.chunk_blocks)
+
+    def round_events(self, round_id: int) -> list[RoundEvent]:
+        found = self._find(self._topic("RoundOpened", "RoundFinalized", "RoundClosed"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, (RoundOpened, RoundFinalized, RoundClosed))]
+
+    def commitments(self, round_id: int) -> list[UpdateCommitment]:
+        found = self._find(self._topic("UpdateCommitted"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, UpdateCommitment)]
+
+    def registrations(self, address: str) -> list[ParticipantRegistered]:
+        found = self._find(self._topic("ParticipantRegistered"), _topic_address(address))
+        return [e for e in found if isinstance(e, ParticipantRegistered)]
+
+    def participant_events(self, address: str) -> list[LedgerEvent]:
+        membership = self._find(
+            self._topic("ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved"), _topic_address(address)
+        )
+        commits = self._find(self._topic("UpdateCommitted"), None, _topic_address(address))
+        return sorted(membership + commits, key=event_position)
+
+    def task_configs(self, version: int) -> list[TaskConfigured]:
+        found = self._find(self._topic("TaskConfigured"), _topic_uint(version))
+        return [e for e in found if isinstance(e, TaskConfigured)]
 
 
 class ChainLedger:
-    """:class:`fedchain.ports.Ledger` backed by a deployed ``Federation``."""
+    """:class:`fedchain.ports.Ledger` backed by a deployed ``Federation``.
 
-    def __init__(self, contract: FederationContract) -> None:
+    ``events`` is where event lookups go (default: a new :class:`EventIndex` of the contract);
+    ``watcher`` waits for blocks (default: a new :class:`BlockWatcher` on its connection).
+    :meth:`with_account` shares both."""
+
+    def __init__(
+        self, contract: FederationContract, events: EventSource | None = None, watcher: BlockWatcher | None = None
+    ) -> None:
         self.contract = contract
+        self.events: EventSource = events if events is not None else EventIndex(contract, to_record)
+        self.watcher = watcher if watcher is not None else BlockWatcher(contract.conn)
 
     @classmethod
     def connect(
@@ -189,7 +235,8 @@ class ChainLedger:
         return cls(FederationContract.from_deployment(conn, deployment, account))
 
     def with_account(self, account: LocalAccount) -> "ChainLedger":
-        return ChainLedger(self.contract.with_account(account))
+        """The same ledger (the same event index and block watcher), writes signed by ``account``."""
+        return ChainLedger(self.contract.with_account(account), self.events, self.watcher)
 
     @property
     def sender(self) -> Address:
@@ -201,22 +248,11 @@ class ChainLedger:
     def conn(self) -> Connection:
         return self.contract.conn
 
-    def _events(self, *topics: Any) -> list[LedgerEvent]:
-        return read_history(self.contract, topics=list(topics))
-
-    def _topic(self, *events: str) -> list[bytes] | bytes:
-        found = [self.contract.events.topic(e) for e in events]
-        return found[0] if len(found) == 1 else found
-
     # --- reads -----------------------------------------------------------------------
 
     def participant(self, address: Address) -> ParticipantRecord:
         record = self.contract.participant(address)
-        registrations = [
-            e
-            for e in self._events(self._topic("ParticipantRegistered"), _topic_address(record.address))
-            if isinstance(e, ParticipantRegistered)
-        ]
+        registrations = self.events.registrations(record.address)
         if not registrations:
             return record
         reg = registrations[-1]
@@ -238,9 +274,7 @@ class ChainLedger:
         view = self.contract.task()
         if view.version == 0:
             return None
-        configured = [
-            e for e in self._events(self._topic("TaskConfigured"), _topic_uint(view.version)) if isinstance(e, TaskConfigured)
-        ]
+        configured = self.events.task_configs(view.version)
         if not configured:
             raise ChainError(f"task version {view.version} has no TaskConfigured event (log range pruned?)")
         return TaskConfig(
@@ -261,7 +295,7 @@ class ChainLedger:
         info = self.contract.get_round(round_id)
         if info.status == RoundStatus.NONE:
             raise ChainError(f"round {round_id} does not exist (latest is {self.latest_round_id()})")
-        events = self._events(self._topic("RoundOpened", "RoundFinalized", "RoundClosed"), _topic_uint(round_id))
+        events = self.events.round_events(round_id)
         opened = next((e for e in events if isinstance(e, RoundOpened)), None)
         if opened is None:
             raise ChainError(f"round {round_id} has no RoundOpened event (log range pruned?)")
@@ -295,15 +329,27 @@ class ChainLedger:
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
         """The round's ``UpdateCommitted`` events in chain order."""
-        return [
-            e for e in self._events(self._topic("UpdateCommitted"), _topic_uint(round_id)) if isinstance(e, UpdateCommitment)
-        ]
+        return self.events.commitments(round_id)
 
     def history(self, from_block: int = 0, to_block: int | None = None) -> list[LedgerEvent]:
-        return read_history(self.contract, max(from_block, self.contract.deployment_block), to_block)
+        return self.events.events(max(from_block, self.contract.deployment_block), to_block)
 
     def block_number(self) -> int:
         return self.conn.block_number()
+
+    def wait_for_block(self, after: int, timeout_s: float) -> int:
+        """Wait until the latest block number is greater than ``after`` and return it; after
+        ``timeout_s`` seconds return the current one. Uses a block filter (``eth_newBlockFilter``
+        + ``eth_getFilterChanges``), or polls ``eth_blockNumber`` where the node refuses filters.
+
+        An agent waits on the chain instead of sleeping between two looks at it::
+
+            seen = ledger.block_number()
+            while not done():
+                look_at_the_ledger()
+                seen = ledger.wait_for_block(seen, timeout_s=5.0)
+        """
+        return self.watcher.wait_for_block(after, timeout_s)
 
     def block_timestamp(self) -> int:
         return self.conn.block_timestamp()

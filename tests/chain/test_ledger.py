@@ -1,13 +1,19 @@
-"""ChainLedger: events emitted (or not), typed history, merged round records, Merkle cross-check."""
+"""ChainLedger: events emitted (or not), typed history, merged round records, Merkle cross-check;
+the incremental event index (same answers as a rescan, only new blocks read, reorganisations
+undone) and waiting for blocks."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from eth_hash.auto import keccak
 
-from fedchain.chain.ledger import read_history
+from fedchain.chain.connection import Connection
+from fedchain.chain.events import BlockWatcher, EventIndex
+from fedchain.chain.ledger import ChainLedger, RescanEvents, read_history, to_record
+from fedchain.codec.merkle import MerkleTree, commitment_leaf
 from fedchain.errors import ChainError, ContractRevertError
 from fedchain.ports import (
     Ledger,
@@ -24,7 +30,6 @@ from fedchain.ports import (
     UpdateCommitment,
     event_position,
 )
-from fedchain.codec.merkle import MerkleTree, commitment_leaf
 from fedchain.types import Cid, Digest, RoundId
 from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, DevnetEnv
 
@@ -175,7 +180,9 @@ def test_round_closed_record(federation_env: DevnetEnv, advance_time: Callable[[
     assert (record.model_cid, record.evidence_cid, record.commit_count) == (None, None, 1)
     assert agg.current_model_digest() == b"\x00" * 32
     events = [e for e in agg.history(closed.block_number) if isinstance(e, RoundClosed)]
-    assert events == [RoundClosed(rid, 1, "below the minimum", closed.block_number, closed.tx_hash, 0)]
+    assert [(e.round_id, e.commit_count, e.reason, e.block_number, e.tx_hash, e.log_index) for e in events] == [
+        (rid, 1, "below the minimum", closed.block_number, closed.tx_hash, 0)
+    ]
 
 
 def test_removal_during_round_keeps_commit_phase_open(
@@ -228,3 +235,281 @@ def test_bad_digest_is_refused_before_sending(federation_env: DevnetEnv) -> None
     agg = federation_env.ledger(federation_env.accounts.aggregator)
     with pytest.raises(ChainError, match="base_model_digest must be 32 bytes, got 31"):
         agg.open_round(Digest(b"\x01" * 31), Cid("bafy"), 60, 1)
+
+
+# --- the event index ---------------------------------------------------------------------
+
+
+def rescan_ledger(env: DevnetEnv) -> ChainLedger:
+    """A ledger on the old path: every lookup rescans the log from the deployment block."""
+    contract = env.federation()
+    return ChainLedger(contract, RescanEvents(contract))
+
+
+def record_log_ranges(index: EventIndex, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The block ranges of the ``eth_getLogs`` requests ``index`` makes from now on."""
+    ranges: list[tuple[int, int]] = []
+    real = index.contract.logs
+
+    def logs(from_block: int, to_block: int, *, topics: list[Any] | None = None) -> list[dict[str, Any]]:
+        ranges.append((from_block, to_block))
+        return real(from_block, to_block, topics=topics)
+
+    monkeypatch.setattr(index.contract, "logs", logs)
+    return ranges
+
+
+def assert_same_answers(indexed: ChainLedger, rescan: ChainLedger, env: DevnetEnv) -> None:
+    for rid in range(1, int(rescan.latest_round_id()) + 1):
+        assert indexed.round(RoundId(rid)) == rescan.round(RoundId(rid))
+        assert indexed.commitments(RoundId(rid)) == rescan.commitments(RoundId(rid))
+    for account in env.accounts.participants:
+        assert indexed.participant(account.address) == rescan.participant(account.address)
+        assert indexed.events.participant_events(account.address) == rescan.events.participant_events(account.address)
+    assert indexed.task() == rescan.task()
+    for version in (1, 2, 3):
+        assert indexed.events.task_configs(version) == rescan.events.task_configs(version)
+    head = env.conn.block_number()
+    start = env.deployment.block_number
+    middle = (start + head) // 2
+    for lo, hi in ((0, None), (start, middle), (middle + 1, head), (head, head), (head + 1, head)):
+        assert indexed.history(lo, hi) == rescan.history(lo, hi)
+
+
+def open_commit_finalize(agg: ChainLedger, participants: list[Any], *, check: Callable[[], None]) -> RoundId:
+    current = agg.current_model_digest()
+    rid = agg.open_round(current if any(current) else BASE, Cid("bafybase"), 600, 1).round_id
+    assert rid is not None
+    check()
+    for i, p in enumerate(participants):
+        agg.with_account(p).commit_update(rid, Digest(keccak(b"u%d" % i)), Cid(f"bafyu{i}"), 10 + i, Digest(keccak(b"m")))
+        check()
+    leaves = [
+        commitment_leaf(c.round_id, c.participant, c.update_digest, c.cid, c.num_samples, c.metadata_digest)
+        for c in agg.commitments(rid)
+    ]
+    agg.finalize_round(rid, Digest(keccak(b"g%d" % rid)), Cid("bafyg"), MerkleTree.build(leaves).root, BASE, BASE,
+                       Cid("bafye"), len(leaves))
+    check()
+    return rid
+
+
+def test_the_index_answers_as_a_rescan_after_interleaved_writes_and_reads(
+    federation_env: DevnetEnv, advance_time: Callable[[int], int]
+) -> None:
+    env = federation_env
+    indexed = env.ledger(env.accounts.aggregator)
+    rescan = rescan_ledger(env)
+    admin = indexed.with_account(env.accounts.admin)
+
+    def check() -> None:
+        assert_same_answers(indexed, rescan, env)
+
+    check()
+    open_commit_finalize(indexed, env.admitted, check=check)
+    newcomer = env.accounts.participants[3]
+    indexed.with_account(newcomer).register("Newcomer", "retail", b"\x03" * 33)
+    check()
+    admin.admit(newcomer.address)
+    check()
+    rid = indexed.open_round(indexed.current_model_digest(), Cid("bafybase2"), 60, 3).round_id
+    assert rid is not None
+    indexed.with_account(newcomer).commit_update(rid, Digest(keccak(b"n")), Cid("bafyn"), 5, Digest(keccak(b"m")))
+    check()
+    advance_time(61)
+    indexed.close_round(rid, "too few updates")
+    check()
+    admin.remove(env.admitted[1].address, "left")
+    admin.configure_task(Digest(keccak(b"s2")), Digest(keccak(b"t2")), Digest(keccak(b"d2")), Cid("bafycfg2"))
+    check()
+    open_commit_finalize(indexed, [env.admitted[0], env.admitted[2], newcomer], check=check)
+    assert indexed.with_account(newcomer).events is indexed.events  # one index for all the accounts
+
+
+def test_a_second_read_fetches_only_the_new_blocks(federation_env: DevnetEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    contract = federation_env.federation(federation_env.accounts.aggregator)
+    index = EventIndex(contract, to_record)
+    ledger = ChainLedger(contract, index)
+    ranges = record_log_ranges(index, monkeypatch)
+    ledger.history()
+    head = federation_env.conn.block_number()
+    assert ranges == [(federation_env.deployment.block_number, head)]
+    ranges.clear()
+
+    assert ledger.task() is not None and ledger.commitments(RoundId(1)) == []
+    assert ranges == []  # no new block: nothing to fetch
+    opened = ledger.open_round(BASE, Cid("bafybase"), 600, 1)
+    assert ledger.round(RoundId(1)).opened_block == opened.block_number
+    assert ledger.commitments(RoundId(1)) == []
+    assert ranges == [(head + 1, opened.block_number)]
+
+
+def test_a_long_catch_up_is_read_in_chunks(federation_env: DevnetEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    contract = federation_env.federation()
+    index = EventIndex(contract, to_record, chunk_blocks=2)
+    ranges = record_log_ranges(index, monkeypatch)
+    events = index.events()
+    head = federation_env.conn.block_number()
+    assert events == read_history(federation_env.federation())
+    assert all(hi - lo < 2 for lo, hi in ranges)
+    assert [lo for lo, _ in ranges] == list(range(federation_env.deployment.block_number, head + 1, 2))
+    assert ranges[-1][1] == head
+
+
+def test_a_range_before_the_indexed_blocks_is_read_directly(federation_env: DevnetEnv) -> None:
+    contract = federation_env.federation()
+    start = federation_env.deployment.block_number
+    index = EventIndex(contract, to_record, start_block=start + 3)
+    assert index.events(start) == read_history(contract, start)
+    assert index.events(start, start + 1) == read_history(contract, start, start + 1)
+
+
+def test_events_of_reverted_blocks_leave_the_index(federation_env: DevnetEnv) -> None:
+    env = federation_env
+    agg = env.ledger(env.accounts.aggregator)
+    rid = RoundId(agg.open_round(BASE, Cid("bafybase"), 600, 1).round_id or 0)
+    snapshot = env.conn.request("evm_snapshot")
+    agg.with_account(env.admitted[0]).commit_update(rid, Digest(keccak(b"u")), Cid("bafyu"), 1, Digest(keccak(b"m")))
+    assert [c.participant for c in agg.commitments(rid)] == [env.admitted[0].address]
+
+    env.conn.request("evm_revert", [snapshot])  # the commit's block is gone; the chain is shorter
+
+    assert agg.commitments(rid) == []
+    assert agg.history() == rescan_ledger(env).history()
+
+
+def test_a_block_replaced_at_the_same_height_is_read_again(federation_env: DevnetEnv) -> None:
+    env = federation_env
+    agg = env.ledger(env.accounts.aggregator)
+    rid = RoundId(agg.open_round(BASE, Cid("bafybase"), 600, 1).round_id or 0)
+    snapshot = env.conn.request("evm_snapshot")
+    first = agg.with_account(env.admitted[0]).commit_update(rid, Digest(keccak(b"u0")), Cid("bafyu0"), 1, Digest(keccak(b"m")))
+    assert len(agg.commitments(rid)) == 1
+    env.conn.request("evm_revert", [snapshot])
+
+    second = agg.with_account(env.admitted[1]).commit_update(rid, Digest(keccak(b"u1")), Cid("bafyu1"), 2, Digest(keccak(b"m")))
+
+    assert second.block_number == first.block_number and second.tx_hash != first.tx_hash
+    assert [(c.participant, c.tx_hash) for c in agg.commitments(rid)] == [(env.admitted[1].address, second.tx_hash)]
+    assert_same_answers(agg, rescan_ledger(env), env)
+
+
+def test_anvil_reorg_drops_the_events_of_the_replaced_blocks(federation_env: DevnetEnv) -> None:
+    env = federation_env
+    agg = env.ledger(env.accounts.aggregator)
+    rid = RoundId(agg.open_round(BASE, Cid("bafybase"), 600, 1).round_id or 0)
+    for i, p in enumerate(env.admitted[:2]):
+        agg.with_account(p).commit_update(rid, Digest(keccak(b"u%d" % i)), Cid(f"bafyu{i}"), 1, Digest(keccak(b"m")))
+    assert len(agg.commitments(rid)) == 2
+    head = env.conn.block_number()
+
+    env.conn.request("anvil_reorg", [2, []])  # the two commit blocks become two empty ones
+
+    assert env.conn.block_number() == head
+    assert agg.commitments(rid) == []
+    assert_same_answers(agg, rescan_ledger(env), env)
+
+
+def test_a_reorg_deeper_than_the_remembered_blocks_reads_the_log_again(
+    federation_env: DevnetEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = federation_env
+    contract = env.federation(env.accounts.aggregator)
+    index = EventIndex(contract, to_record, reorg_depth=2)
+    agg = ChainLedger(contract, index)
+    rid = RoundId(agg.open_round(BASE, Cid("bafybase"), 600, 1).round_id or 0)
+    snapshot = env.conn.request("evm_snapshot")
+    for i, p in enumerate(env.admitted):
+        agg.with_account(p).commit_update(rid, Digest(keccak(b"u%d" % i)), Cid(f"bafyu{i}"), 1, Digest(keccak(b"m")))
+        assert len(agg.commitments(rid)) == i + 1
+    env.conn.request("evm_revert", [snapshot])
+    agg.with_account(env.admitted[2]).commit_update(rid, Digest(keccak(b"x")), Cid("bafyx"), 1, Digest(keccak(b"m")))
+    ranges = record_log_ranges(index, monkeypatch)
+
+    assert [c.cid for c in agg.commitments(rid)] == ["bafyx"]
+    assert ranges == [(env.deployment.block_number, env.conn.block_number())]
+    assert_same_answers(agg, rescan_ledger(env), env)
+
+
+# --- waiting for blocks ------------------------------------------------------------------
+
+
+def recording(conn: Connection, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The JSON-RPC methods ``conn.request`` is asked for from now on."""
+    methods: list[str] = []
+    real = conn.request
+
+    def request(method: str, params: list[Any] | None = None) -> Any:
+        methods.append(method)
+        return real(method, params)
+
+    monkeypatch.setattr(conn, "request", request)
+    return methods
+
+
+def mining_sleep(conn: Connection) -> Callable[[float], None]:
+    """A ``sleep`` for the watcher that mines one block instead of waiting."""
+    return lambda _seconds: conn.request("evm_mine")
+
+
+def test_wait_for_block_returns_the_new_block(chain_env: DevnetEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    conn = Connection(chain_env.url)
+    methods = recording(conn, monkeypatch)
+    watcher = BlockWatcher(conn, sleep=mining_sleep(chain_env.conn))
+    ledger = ChainLedger(chain_env.federation(), watcher=watcher)
+    head = ledger.block_number()
+
+    assert ledger.wait_for_block(head, timeout_s=30) == head + 1
+    assert methods == ["eth_newBlockFilter", "eth_getFilterChanges"]
+    assert watcher.filter_id is not None and not watcher.polling
+
+
+def test_wait_for_block_returns_at_once_when_a_later_block_exists(chain_env: DevnetEnv) -> None:
+    def no_sleep(_seconds: float) -> None:
+        raise AssertionError("waited although a later block exists")
+
+    ledger = ChainLedger(chain_env.federation(), watcher=BlockWatcher(chain_env.conn, sleep=no_sleep))
+    head = ledger.block_number()
+    assert ledger.wait_for_block(head - 1, timeout_s=30) == head
+
+
+def test_wait_for_block_times_out_on_a_quiet_devnet(chain_env: DevnetEnv) -> None:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    watcher = BlockWatcher(chain_env.conn, sleep=sleep, clock=lambda: now[0])
+    ledger = ChainLedger(chain_env.federation(), watcher=watcher)
+    head = ledger.block_number()
+
+    assert ledger.wait_for_block(head, timeout_s=2.0) == head
+    assert now[0] == pytest.approx(2.0)
+
+
+def test_a_filter_the_node_forgot_is_created_again(chain_env: DevnetEnv) -> None:
+    watcher = BlockWatcher(chain_env.conn, sleep=mining_sleep(chain_env.conn))
+    head = chain_env.conn.block_number()
+    assert watcher.wait_for_block(head, timeout_s=0) == head
+    forgotten = watcher.filter_id
+    assert chain_env.conn.request("eth_uninstallFilter", [forgotten]) is True
+
+    assert watcher.wait_for_block(head, timeout_s=30) == head + 1
+    assert watcher.filter_id not in (None, forgotten)
+
+
+class _NoFilters(Connection):
+    """A node that refuses filters (as some hosted RPC endpoints do)."""
+
+    def request(self, method: str, params: list[Any] | None = None) -> Any:
+        if method == "eth_newBlockFilter":
+            raise ChainError(f"{method} failed on {self.url}: {{'code': -32601, 'message': 'method not found'}}")
+        return super().request(method, params)
+
+
+def test_wait_for_block_polls_the_block_number_when_the_node_refuses_filters(chain_env: DevnetEnv) -> None:
+    watcher = BlockWatcher(_NoFilters(chain_env.url), sleep=mining_sleep(chain_env.conn))
+    head = chain_env.conn.block_number()
+
+    assert watcher.wait_for_block(head, timeout_s=30) == head + 1
+    assert watcher.polling and watcher.filter_id is None
