@@ -65,8 +65,7 @@ from fedchain.protocol.blobs import (
     initial_global,
     metadata_digest,
 )
-from fedchain.protocol.evidence import Evidence, IncludedUpdate
-from fedchain.protocol.rounds import aggregate, fetch_committed, inclusion_root, leaf_of
+from fedchain.protocol.rounds import aggregate, fetch_committed, round_evidence
 from fedchain.protocol.task import TaskDocument
 from fedchain.services.devnet import DevnetProcess
 from fedchain.storage.local import LocalStore
@@ -190,21 +189,9 @@ class Federation:
         if result.model_blob is None or result.model_digest is None or result.rejections:
             raise SystemExit(f"round {rid}: the benchmark's updates did not aggregate cleanly: {result.rejections}")
         model_cid = self.store.put(result.model_blob)
-        root = inclusion_root(commitments, result.included)
-        by_addr = {c.participant.lower(): c for c in commitments}
         strategy_digest = self.doc.strategy_digest()
-        evidence = Evidence(
-            round_id=rid,
-            base_model_digest=base_digest,
-            model_digest=result.model_digest,
-            aggregation_digest=strategy_digest,
-            merkle_root=root,
-            included=tuple(
-                IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c))
-                for c in (by_addr[a.lower()] for a in result.included)
-            ),
-            rejected=(),
-        )
+        evidence = round_evidence(rid, base_digest, result, commitments, strategy_digest)
+        root = evidence.merkle_root
         ev_bytes = evidence.to_bytes()
         ev_cid = self.store.put(ev_bytes)
         self.send(self.aggregator, "finalizeRound", rid, result.model_digest, model_cid, root, strategy_digest,

@@ -20,19 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fedchain.codec.canonical import sha256_digest
-from fedchain.engine.loop import Collected, CommitPhaseStillOpen, OpenedRound, Published
+from fedchain.engine.loop import Collected, OpenedRound, Published
 from fedchain.engine.reports import Traffic
-from fedchain.errors import AggregationError, ConfigError, IntegrityError
+from fedchain.errors import AggregationError, CommitPhaseStillOpen, ConfigError, IntegrityError
 from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport, UpdateCommitment
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
-from fedchain.protocol.evidence import Evidence, IncludedUpdate
 from fedchain.protocol.rounds import (
     FetchOutcome,
     RoundAggregate,
     aggregate,
     fetch_committed,
-    inclusion_root,
-    leaf_of,
+    round_evidence,
     screen,
     shift_weights,
 )
@@ -196,21 +194,9 @@ class LedgerTransport:
                 log.warning("round %d closed without a model: %s (tx %s)", rid, reason, report.tx_hash)
                 return Published(agg, None, report.gas_used, report.tx_hash)
             model_cid = self.store.put(agg.model_blob)
-            root = inclusion_root(ctx.commitments, agg.included)
-            by_addr = {c.participant.lower(): c for c in ctx.commitments}
             strategy_digest = ctx.doc.strategy_digest()
-            evidence = Evidence(
-                round_id=rid,
-                base_model_digest=opened.base_digest,
-                model_digest=agg.model_digest,
-                aggregation_digest=strategy_digest,
-                merkle_root=root,
-                included=tuple(
-                    IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c))
-                    for c in (by_addr[a.lower()] for a in agg.included)
-                ),
-                rejected=tuple(agg.rejections),
-            )
+            evidence = round_evidence(rid, opened.base_digest, agg, ctx.commitments, strategy_digest)
+            root = evidence.merkle_root
             ev_bytes = evidence.to_bytes()
             ev_cid = self.store.put(ev_bytes)
             report = self.ledger.finalize_round(

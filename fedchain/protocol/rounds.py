@@ -16,11 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedchain.errors import (
+    AggregationError,
     BlobFormatError,
     BlobNotFoundError,
     IntegrityError,
     TooFewUpdatesError,
 )
+from fedchain.protocol.evidence import Evidence, IncludedUpdate
 from fedchain.protocol.blobs import (
     GlobalModel,
     decode_global,
@@ -297,6 +299,32 @@ def inclusion_root(commitments: Sequence[UpdateCommitment], included: Sequence[s
     return merkle_root(leaf_of(c) for c in commitments if c.participant.lower() in wanted)
 
 
+def round_evidence(
+    round_id: RoundId,
+    base_model_digest: Digest,
+    result: RoundAggregate,
+    commitments: Sequence[UpdateCommitment],
+    aggregation_digest: Digest,
+) -> Evidence:
+    """The evidence document of a finalised round: the included commitments with their Merkle
+    leaves, every rejection with its rule and reason, and the digests the chain records."""
+    if result.model_digest is None:
+        raise AggregationError(f"round {round_id}: a round without a model has no evidence document")
+    by_addr = {c.participant.lower(): c for c in commitments}
+    return Evidence(
+        round_id=round_id,
+        base_model_digest=base_model_digest,
+        model_digest=result.model_digest,
+        aggregation_digest=aggregation_digest,
+        merkle_root=inclusion_root(commitments, result.included),
+        included=tuple(
+            IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c))
+            for c in (by_addr[a.lower()] for a in result.included)
+        ),
+        rejected=tuple(result.rejections),
+    )
+
+
 def shift_weights(weights: Mapping[str, np.ndarray], amount: float) -> dict[str, np.ndarray]:
     """Add ``amount`` to every float tensor (used only to demonstrate a dishonest aggregator)."""
     return {k: (v + np.asarray(amount, dtype=v.dtype)) if v.dtype.kind == "f" else v for k, v in weights.items()}
@@ -314,6 +342,7 @@ __all__ = [
     "fetch_committed",
     "inclusion_root",
     "leaf_of",
+    "round_evidence",
     "screen",
     "structure_problems",
 ]
