@@ -515,7 +515,7 @@ class Auditor:
             model_cid=fin.model_cid if fin is not None else None,
             committed=tuple(c.participant for c in rev.commitments),
             included=tuple(u.participant for u in evidence.included) if evidence is not None else (),
-            rejected=tuple((r.participant, r.rule, r.reason) for r in evidence.rejected) if evidence is not None else (),
+            rejected=tuple(evidence.rejected) if evidence is not None else (),
             num_samples=sum(u.num_samples for u in evidence.included) if evidence is not None else 0,
             close_reason=rev.closed.reason if rev.closed is not None else None,
             gas=self._gas(rev),
