@@ -1,8 +1,11 @@
 """The single error hierarchy of fedchain.
 
-Every error raised on purpose by the library derives from :class:`FedchainError`.
-Each family carries an :class:`ExitCode`; the CLI maps an uncaught error to exactly
-one line on stderr and that exit code. Codes are listed once and never reused.
+Every error raised on purpose by the library derives from :class:`FedchainError`, and every
+error class is defined here (the one exception: :mod:`fedchain.reverts`, generated from the
+contract's ABI, refines :class:`ContractRevertError`). Each family carries an :class:`ExitCode`;
+the CLI maps an uncaught error to exactly one line on stderr and that exit code. Codes are
+listed once and never reused; a refinement that declares no code of its own exits with its
+family's.
 """
 
 from __future__ import annotations
@@ -53,6 +56,36 @@ class ConfigError(FedchainError):
     """Invalid or missing configuration (flags, env, fedchain.toml)."""
 
     exit_code = ExitCode.CONFIG
+
+
+class ToolchainNotFoundError(ConfigError):
+    """No toolchain is configured and fedchain does not run from a checkout with ``hardhat-local/``."""
+
+
+# --- contract sources and artifacts (a ConfigError: the checkout or installation is not set up) --
+class CompilerError(ConfigError):
+    """The contracts could not be compiled (solc error, missing import, missing toolchain)."""
+
+
+class NoSourcesError(CompilerError):
+    """There are no contract sources to compile or check (an installed fedchain, not a checkout)."""
+
+
+class RevertGenerationError(CompilerError):
+    """The artifact's ABI cannot be turned into typed reverts (duplicate names, unsupported types)."""
+
+
+class StaleArtifactError(ConfigError):
+    """Committed contract artifacts do not match the current sources, compiler or settings."""
+
+    def __init__(self, stale: dict[str, str]) -> None:
+        self.stale = dict(stale)
+        listed = "; ".join(f"{path}: {why}" for path, why in sorted(self.stale.items()))
+        super().__init__(f"stale contract artifacts ({listed}); run 'fedchain contracts build'")
+
+
+class ArtifactNotFoundError(ConfigError):
+    """No committed artifact for the requested contract."""
 
 
 # --- chain --------------------------------------------------------------------
@@ -175,6 +208,14 @@ class TooFewUpdatesError(AggregationError):
         super().__init__(f"only {valid} valid update(s), the round needs at least {minimum}")
         self.valid = valid
         self.minimum = minimum
+
+
+class MerkleError(AggregationError):
+    """A Merkle tree or proof cannot be built from the given input."""
+
+
+class CommitPhaseStillOpen(AggregationError):
+    """The ledger still holds the commit phase open: collect again and retry."""
 
 
 class DataSchemaError(FedchainError):

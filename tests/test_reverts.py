@@ -14,7 +14,7 @@ from fedchain import reverts
 from fedchain.chain import revertgen
 from fedchain.chain.abi import RevertDecoder, signature
 from fedchain.chain.federation import load_federation_artifact
-from fedchain.errors import ContractRevertError, ExitCode
+from fedchain.errors import ContractRevertError, ExitCode, RevertGenerationError
 from fedchain.reverts import (
     REVERTS,
     FederationCommitTooLate,
@@ -107,7 +107,7 @@ def test_decoder_keeps_a_foreign_error_of_the_same_name_generic() -> None:
 def test_generator_refuses_overloaded_errors() -> None:
     item = {"type": "error", "name": "E", "inputs": []}
     overloaded = dict(ARTIFACT, abi=[item, dict(item, inputs=[{"name": "x", "type": "uint256"}])])
-    with pytest.raises(revertgen.RevertGenerationError, match="overloaded"):
+    with pytest.raises(RevertGenerationError, match="overloaded"):
         revertgen.render(overloaded)
 
 

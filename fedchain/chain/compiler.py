@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from fedchain.chain import revertgen
-from fedchain.errors import ConfigError
+from fedchain.errors import (
+    ArtifactNotFoundError,
+    CompilerError,
+    NoSourcesError,
+    RevertGenerationError,
+    StaleArtifactError,
+)
 from fedchain.services.base import toolchain_dir
 
 log = logging.getLogger(__name__)
@@ -51,27 +57,6 @@ _IMPORT_RE = re.compile(r"""\bimport\s+(?:[^;"']*?\bfrom\s+)?["']([^"']+)["']"""
 _DECLARATION_RE = re.compile(r"^\s*(?:abstract\s+)?(?:contract|library|interface)\s+([A-Za-z_]\w*)", re.MULTILINE)
 _COMMENT_RE = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
 _ARTIFACT_NAME_RE = re.compile(r"^[A-Za-z_]\w*$")
-
-
-class CompilerError(ConfigError):
-    """The contracts could not be compiled (solc error, missing import, missing toolchain)."""
-
-
-class StaleArtifactError(ConfigError):
-    """Committed contract artifacts do not match the current sources, compiler or settings."""
-
-    def __init__(self, stale: dict[str, str]) -> None:
-        self.stale = dict(stale)
-        listed = "; ".join(f"{path}: {why}" for path, why in sorted(self.stale.items()))
-        super().__init__(f"stale contract artifacts ({listed}); run 'fedchain contracts build'")
-
-
-class ArtifactNotFoundError(ConfigError):
-    """No committed artifact for the requested contract."""
-
-
-class NoSourcesError(CompilerError):
-    """There are no contract sources to compile or check (an installed fedchain, not a checkout)."""
 
 
 def checkout_root() -> Path | None:
@@ -411,7 +396,7 @@ def _reverts(root: Path, out_dir: Path, declared: dict[str, str], *, write: bool
                 log.info("wrote %s", path)
             return [ArtifactState(name, path, "written" if written else "fresh")]
         reason = revertgen.compare(path, artifact)
-    except revertgen.RevertGenerationError as err:
+    except RevertGenerationError as err:
         raise CompilerError(f"cannot generate {revertgen.REVERTS_MODULE}: {err}") from err
     if reason is None:
         return [ArtifactState(name, path, "fresh")]

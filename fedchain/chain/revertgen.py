@@ -22,6 +22,8 @@ from typing import Any
 
 from eth_hash.auto import keccak
 
+from fedchain.errors import RevertGenerationError
+
 REVERTS_CONTRACT = "Federation"
 """The contract whose custom errors :mod:`fedchain.reverts` mirrors."""
 REVERTS_MODULE = Path("fedchain", "reverts.py")
@@ -34,10 +36,6 @@ _RESERVED = frozenset(
 )
 _INT_RE = re.compile(r"^u?int\d*$")
 _BYTES_RE = re.compile(r"^bytes\d*$")
-
-
-class RevertGenerationError(ValueError):
-    """The artifact's ABI cannot be turned into typed reverts (duplicate names, unsupported types)."""
 
 
 def render(artifact: Mapping[str, Any]) -> str:

@@ -23,14 +23,10 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from eth_utils import to_canonical_address
 
-from fedchain.errors import AggregationError
+from fedchain.errors import MerkleError
 from fedchain.types import Digest
 
 HASH_SIZE = 32
-
-
-class MerkleError(AggregationError):
-    """A Merkle tree or proof cannot be built from the given input."""
 
 
 def _check_hash(value: bytes, what: str) -> bytes:

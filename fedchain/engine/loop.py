@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fedchain.engine.reports import PhaseTimes, RoundReport, RunReport, Traffic
-from fedchain.errors import AggregationError
+from fedchain.errors import AggregationError, CommitPhaseStillOpen
 from fedchain.fl.records import ClientUpdate, Rejection, StrategyConfig
 from fedchain.protocol.blobs import GlobalModel
 from fedchain.protocol.rounds import RoundAggregate, aggregate_screened
@@ -60,10 +60,6 @@ class Published:
     gas_used: int = 0
     tx_hash: str | None = None
     traffic: Traffic = Traffic()
-
-
-class CommitPhaseStillOpen(AggregationError):
-    """The ledger still holds the commit phase open: collect again and retry."""
 
 
 class Transport(Protocol):

@@ -19,7 +19,6 @@ from fedchain.services.base import (
     ServiceInfo,
     ServiceRecord,
     ServiceStatus,
-    ToolchainNotFoundError,
     checkout_toolchain,
     free_port,
     log_tail,
@@ -27,6 +26,7 @@ from fedchain.services.base import (
     terminate_pid,
     toolchain_dir,
 )
+from fedchain.errors import ToolchainNotFoundError
 
 __all__ = [
     "HOST",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from fedchain.config import Settings, load_settings
-from fedchain.errors import ConfigError, ServiceError
+from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
 
 __all__ = [
     "HOST",
@@ -169,10 +169,6 @@ class ServiceRecord(Generic[InfoT]):
 
 
 # --- the Node toolchain --------------------------------------------------------------
-
-
-class ToolchainNotFoundError(ConfigError):
-    """No toolchain is configured and fedchain does not run from a checkout with ``hardhat-local/``."""
 
 
 def checkout_toolchain() -> Path | None:

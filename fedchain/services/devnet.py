@@ -28,11 +28,10 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 import httpx
 
-from fedchain.errors import ConfigError, ServiceError
+from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
 from fedchain.services.base import (
     HOST,
     ServiceRecord,
-    ToolchainNotFoundError,
     free_port,
     log_tail,
     terminate_pid,

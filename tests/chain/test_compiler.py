@@ -14,10 +14,7 @@ from click.testing import CliRunner
 
 from fedchain.chain import compiler, revertgen
 from fedchain.chain.compiler import (
-    ArtifactNotFoundError,
     BuildResult,
-    CompilerError,
-    StaleArtifactError,
     Toolchain,
     build,
     collect_sources,
@@ -26,7 +23,7 @@ from fedchain.chain.compiler import (
 )
 from fedchain.cli import contracts as contracts_cli
 from fedchain.cli.main import cli
-from fedchain.errors import ConfigError, ExitCode
+from fedchain.errors import ArtifactNotFoundError, CompilerError, ConfigError, ExitCode, StaleArtifactError
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_CONTRACTS = REPO / "contracts"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from fedchain.config import load_settings
-from fedchain.errors import ConfigError, ServiceError
+from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
 from fedchain.services import base
-from fedchain.services.base import ServiceRecord, ToolchainNotFoundError, toolchain_dir
+from fedchain.services.base import ServiceRecord, toolchain_dir
 from fedchain.services.devnet import DevnetInfo, anvil_binary
 
 REPO = Path(__file__).resolve().parents[2]
