@@ -2,7 +2,8 @@
 
 The aggregator opens a round on chain on the current global model, waits until the contract
 says the commit phase is over (every eligible participant committed, or the deadline passed),
-fetches every committed blob, pins it and screens it with the rules the auditor replays, and
+fetches every committed blob (concurrently, under one overall deadline: :func:`fetch_all`),
+pins it and screens it with the rules the auditor replays, and
 then publishes the aggregate: the model blob and the evidence document go to the blob store and
 their digests, the Merkle root of the included commitments and the aggregation digest go on
 chain (or the round is closed with a reason when too few valid updates arrived).
@@ -15,8 +16,10 @@ not the aggregate.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from fedchain.codec.canonical import sha256_digest
@@ -24,6 +27,7 @@ from fedchain.engine.loop import Collected, OpenedRound, Published
 from fedchain.engine.reports import Traffic
 from fedchain.errors import AggregationError, CommitPhaseStillOpen, ConfigError, IntegrityError
 from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport, UpdateCommitment
+from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
 from fedchain.protocol.rounds import (
     FetchOutcome,
@@ -41,6 +45,55 @@ from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 log = logging.getLogger(__name__)
 
 DISHONEST_MODES = ("drop-update", "shift-model")
+FETCH_WORKERS = 8  # blobs fetched at once by :func:`fetch_all`
+
+
+class _FetchCancelled(Exception):
+    """Raised inside a fetch worker's pause once another worker failed: stop asking."""
+
+
+def fetch_all(
+    store: BlobStore,
+    commitments: Sequence[UpdateCommitment],
+    *,
+    window_s: float | None = None,
+    workers: int = FETCH_WORKERS,
+) -> tuple[FetchOutcome, ...]:
+    """Fetch every committed blob concurrently, under one overall deadline.
+
+    Each blob is fetched with :func:`~fedchain.protocol.rounds.fetch_committed`, whose retry
+    window is what is left of ``window_s`` (default
+    :data:`~fedchain.protocol.rounds.FETCH_RETRY_WINDOW_S`) since the first fetch started: N
+    unavailable blobs cost about one window, not N. Outcomes come back in the order of
+    ``commitments``. A store error that is not about one blob (unreachable, a failed call) is
+    raised once every worker has stopped (the others stop asking at their next pause)."""
+    if not commitments:
+        return ()
+    window = _rounds.FETCH_RETRY_WINDOW_S if window_s is None else float(window_s)
+    deadline = time.monotonic() + window
+    stop = threading.Event()
+
+    def pause(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise _FetchCancelled
+
+    def one(c: UpdateCommitment) -> FetchOutcome:
+        return fetch_committed(store, c, retry_window_s=max(0.0, deadline - time.monotonic()), sleep=pause)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(commitments))),
+                            thread_name_prefix="fedchain-fetch") as pool:
+        futures = [pool.submit(one, c) for c in commitments]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = next((f for f in futures if f in done and f.exception() is not None), None)
+        if failed is not None:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            err = failed.exception()
+            assert err is not None
+            raise err
+    return tuple(f.result() for f in futures)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +122,8 @@ class LedgerTransport:
         min_updates: int | None = None,
         poll_interval_s: float = 0.2,
         on_open: Callable[[RoundId], None] | None = None,
+        fetch_window_s: float | None = None,
+        fetch_workers: int = FETCH_WORKERS,
     ) -> None:
         if dishonest is not None and dishonest not in DISHONEST_MODES:
             raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
@@ -79,6 +134,8 @@ class LedgerTransport:
         self.min_updates = min_updates
         self.poll_interval_s = poll_interval_s
         self.on_open = on_open
+        self.fetch_window_s = fetch_window_s  # one deadline for all of a round's blobs (None: the default window)
+        self.fetch_workers = fetch_workers
         self.reports: list[TxReport] = []  # every transaction this transport sent
         self._context: dict[int, _RoundContext] = {}
 
@@ -166,7 +223,7 @@ class LedgerTransport:
             raise AggregationError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         commitments = tuple(self.ledger.commitments(rid))
-        outcomes = tuple(fetch_committed(self.store, c) for c in commitments)
+        outcomes = fetch_all(self.store, commitments, window_s=self.fetch_window_s, workers=self.fetch_workers)
         # The round rests on these blobs: keep them on this node for auditors, whatever the
         # uploading participant's node does later.
         for outcome in outcomes:
