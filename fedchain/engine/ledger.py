@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from fedchain.codec.canonical import sha256_digest
 from fedchain.engine.loop import Collected, OpenedRound, Published
 from fedchain.engine.reports import Traffic
-from fedchain.errors import AggregationError, CommitPhaseStillOpen, ConfigError, IntegrityError
+from fedchain.errors import AggregationError, CommitPhaseStillOpen, ConfigError, IntegrityError, StorageError
 from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport, UpdateCommitment
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 
 DISHONEST_MODES = ("drop-update", "shift-model")
 FETCH_WORKERS = 8  # blobs fetched at once by :func:`fetch_all`
-
-
-class _FetchCancelled(Exception):
-    """Raised inside a fetch worker's pause once another worker failed: stop asking."""
 
 
 def fetch_all(
@@ -74,8 +70,8 @@ def fetch_all(
     stop = threading.Event()
 
     def pause(seconds: float) -> None:
-        if stop.wait(seconds):
-            raise _FetchCancelled
+        if stop.wait(seconds):  # another worker failed: stop asking (only the first failure is raised)
+            raise StorageError("fetch cancelled: another fetch of the round failed")
 
     def one(c: UpdateCommitment) -> FetchOutcome:
         return fetch_committed(store, c, retry_window_s=max(0.0, deadline - time.monotonic()), sleep=pause)
