@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     INSUFFICIENT_FUNDS = 25
     KEYSTORE = 26
     TRANSACTION_FAILED = 27
+    CHAIN_STALLED = 28  # no block past a deadline arrives: the chain mines nothing
     STORAGE = 30
     STORAGE_UNAVAILABLE = 31
     INTEGRITY = 32
@@ -150,6 +151,13 @@ class TransactionFailedError(ChainError):
     exit_code = ExitCode.TRANSACTION_FAILED
 
 
+class ChainStalledError(ChainError):
+    """The chain mined no block past a deadline within the bounded wait (a quiet chain that
+    mines only on transactions, and nobody sends one)."""
+
+    exit_code = ExitCode.CHAIN_STALLED
+
+
 # --- storage ------------------------------------------------------------------
 class StorageError(FedchainError):
     """Blob storage failure."""
@@ -254,6 +262,10 @@ class ParticipantError(FedchainError):
     """A participant may not act (not admitted, removed, ...)."""
 
     exit_code = ExitCode.PARTICIPANT
+
+
+class RoundNotOpenError(ParticipantError):
+    """The round a participant was asked to take part in has already ended (finalised or closed)."""
 
 
 def _render(value: Any) -> str:

@@ -112,3 +112,28 @@ def finalize(round_id: int | None, wait: bool, dishonest: str | None, keystore: 
                                f"{rnd.eligible_count} eligible committed, deadline {rnd.deadline}); use --wait")
     out = finish_round(transport, opened, commit_timeout_s=None if wait else 60.0)
     emit(as_json, out.to_json(), lambda: describe_round(out))
+
+
+@round_.command()
+@click.argument("round_id", type=int, required=False)
+@click.option("--reason", required=True, help="Why the round ends without a model (recorded on chain).")
+@click.option("--wait/--no-wait", default=False, help="Wait for the deadline to pass instead of failing.")
+@keystore_option
+@role_options
+@json_option
+def close(round_id: int | None, reason: str, wait: bool, keystore: Path | None, state_dir: Path | None,
+          rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
+          as_json: bool) -> None:
+    """Close an open round (default: the latest) without a model, once its commit phase is over."""
+    from fedchain.errors import AggregationError
+
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    transport = aggregator_transport(settings, address)
+    rid = RoundId(round_id if round_id is not None else int(transport.ledger.latest_round_id()))
+    if rid < 1:
+        raise AggregationError("no round has been opened yet")
+    report = transport.close(rid, reason, timeout_s=None if wait else 0.0)
+    rnd = transport.ledger.round(rid)
+    emit(as_json, {"round": int(rid), "status": rnd.status, "reason": rnd.close_reason,
+                   "commit_count": rnd.commit_count, "tx": report},
+         f"round {rid} closed without a model: {reason} ({rnd.commit_count} commitment(s); tx {report.tx_hash})")

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 from fedchain.codec.canonical import sha256_digest
 from fedchain.engine.loop import Collected, OpenedRound, Published
 from fedchain.engine.reports import Traffic
-from fedchain.errors import AggregationError, CommitPhaseStillOpen, ConfigError, IntegrityError, StorageError
+from fedchain.errors import (
+    AggregationError,
+    ChainStalledError,
+    CommitPhaseStillOpen,
+    ConfigError,
+    IntegrityError,
+    StorageError,
+)
 from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport, UpdateCommitment
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
@@ -46,6 +53,9 @@ log = logging.getLogger(__name__)
 
 DISHONEST_MODES = ("drop-update", "shift-model")
 FETCH_WORKERS = 8  # blobs fetched at once by :func:`fetch_all`
+# How long the aggregator waits, once a deadline has passed by the clock, for the chain to mine a
+# block past it before giving up with ChainStalledError (a managed devnet mines every few seconds).
+DEADLINE_BLOCK_WAIT_S = 60.0
 
 
 def fetch_all(
@@ -120,6 +130,7 @@ class LedgerTransport:
         on_open: Callable[[RoundId], None] | None = None,
         fetch_window_s: float | None = None,
         fetch_workers: int = FETCH_WORKERS,
+        deadline_block_wait_s: float = DEADLINE_BLOCK_WAIT_S,
     ) -> None:
         if dishonest is not None and dishonest not in DISHONEST_MODES:
             raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
@@ -132,6 +143,7 @@ class LedgerTransport:
         self.on_open = on_open
         self.fetch_window_s = fetch_window_s  # one deadline for all of a round's blobs (None: the default window)
         self.fetch_workers = fetch_workers
+        self.deadline_block_wait_s = deadline_block_wait_s  # how long a chain may mine nothing after a deadline
         self.reports: list[TxReport] = []  # every transaction this transport sent
         self._context: dict[int, _RoundContext] = {}
 
@@ -186,28 +198,65 @@ class LedgerTransport:
         the round (active when it opened) committed, or the deadline passed; true once ended."""
         return bool(self.ledger.commit_phase_over(round_id))
 
-    def _worth_trying(self, round_id: RoundId) -> bool:
-        """Whether to try ending the round now: the chain says its commit phase is over, or the
-        wall clock passed the deadline and the chain has simply mined no block since (a quiet
-        devnet). In the second case the contract decides when the transaction is mined."""
-        if self.commit_phase_over(round_id):
-            return True
-        return time.time() > self.ledger.round(round_id).deadline
-
     def wait_commit_phase(self, round_id: RoundId, timeout_s: float | None = None) -> bool:
-        """Wait (on new blocks) until every eligible participant committed or the deadline
-        passed; False when ``timeout_s`` ran out first."""
+        """Wait (on new blocks) until the contract says the commit phase is over: every eligible
+        participant committed, or a block past the deadline was mined. False when ``timeout_s``
+        ran out first.
+
+        The contract judges the deadline by block time, so once the deadline has passed by the
+        clock this waits for a block whose timestamp is past it rather than sending a
+        transaction estimated against an older block. A managed devnet mines on an interval; a
+        chain that mines nothing for :attr:`deadline_block_wait_s` seconds after the deadline
+        raises :class:`~fedchain.errors.ChainStalledError`."""
         start = time.monotonic()
         block = self.ledger.block_number()
-        while not self._worth_trying(round_id):
+        stalled_since: float | None = None
+        while not self.commit_phase_over(round_id):
             remaining = None if timeout_s is None else timeout_s - (time.monotonic() - start)
             if remaining is not None and remaining <= 0:
                 return False
-            # a new block (a commit) or, on a quiet chain, the deadline passing in wall-clock time
-            deadline_in = self.ledger.round(round_id).deadline - time.time()
-            wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
-            block = self.ledger.wait_for_block(block, wait if remaining is None else min(wait, remaining))
+            deadline = self.ledger.round(round_id).deadline
+            deadline_in = deadline - time.time()
+            if deadline_in > 0:  # a new block (a commit), or the deadline
+                wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
+            else:  # past the deadline by the clock; the chain has mined no block since
+                now = time.monotonic()
+                if stalled_since is None:
+                    stalled_since = now
+                    log.info("round %d: deadline %d passed; waiting for a block past it (latest block %d)",
+                             round_id, deadline, block)
+                elif now - stalled_since > self.deadline_block_wait_s:
+                    raise ChainStalledError(
+                        f"round {round_id}: no block past its deadline {deadline} was mined within "
+                        f"{self.deadline_block_wait_s:g} s (latest block {block} at {self.ledger.block_timestamp()}); "
+                        "the chain mines only on transactions? Run the devnet with interval mining "
+                        "(the managed devnet does), or send any transaction"
+                    )
+                wait = min(1.0, self.deadline_block_wait_s - (now - stalled_since))
+            block = self.ledger.wait_for_block(block, max(0.0, wait if remaining is None else min(wait, remaining)))
         return True
+
+    def close(self, round_id: RoundId, reason: str, *, timeout_s: float | None = 0.0) -> TxReport:
+        """Close an open round without a model, recording ``reason`` on chain: the way out of a
+        round that cannot be finalised (its updates unusable, a stuck participant). The contract
+        allows it once the commit phase is over; this waits for that up to ``timeout_s`` seconds
+        (None: as long as it takes; 0: not at all) and raises AggregationError otherwise."""
+        if not reason.strip():
+            raise ConfigError("a round is closed with a reason: pass a non-empty --reason")
+        rnd = self.ledger.round(round_id)
+        if rnd.status != RoundStatus.OPEN:
+            raise AggregationError(f"round {round_id} is not open (status: {RoundStatus(rnd.status).name.lower()})")
+        if not self.wait_commit_phase(round_id, timeout_s):
+            rnd = self.ledger.round(round_id)
+            raise AggregationError(
+                f"round {round_id}: commit phase still running ({rnd.commit_count} of {rnd.eligible_count} eligible "
+                f"committed, deadline {rnd.deadline}, latest block at {self.ledger.block_timestamp()}); "
+                "a round can be closed once its deadline has passed (use --wait)"
+            )
+        report = self.ledger.close_round(round_id, reason)
+        self.reports.append(report)
+        log.warning("round %d closed without a model by the aggregator: %s (tx %s)", round_id, reason, report.tx_hash)
+        return report
 
     def collect(self, opened: OpenedRound, timeout_s: float | None) -> Collected:
         """Wait for the commit phase, then fetch, pin and screen every committed blob."""

@@ -10,16 +10,16 @@ anything failing before the commit leaves no commitment behind.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,31 +28,30 @@ from fedchain.errors import (
     BlobFormatError,
     IntegrityError,
     ParticipantError,
+    RoundNotOpenError,
     RpcUnavailableError,
     StorageUnavailableError,
 )
-from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
-from fedchain.protocol.evidence import Evidence
-from fedchain.protocol.task import TaskDocument, load_task_document, task_version
-from fedchain.protocol.training import training_seed
 from fedchain.ports import (
     Ledger,
     ParticipantStatus,
     RoundRecord,
     RoundStatus,
-    TaskConfig,
-    TaskConfigured,
     UpdateCommitment,
 )
+from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
+from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.task import TaskDocument, load_task_document, task_version
+from fedchain.protocol.training import training_seed
 from fedchain.reverts import FederationCommitTooLate, FederationDuplicateCommit, FederationRoundNotOpen
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
     from fedchain.fl.attacks import AttackSpec
-    from fedchain.protocol.blobs import GlobalModel
     from fedchain.fl.records import ClientState, ClientUpdate
     from fedchain.fl.schema import DataSchema
     from fedchain.ports import BlobStore
+    from fedchain.protocol.blobs import GlobalModel
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +93,7 @@ class SubmitResult:
     bytes_downloaded: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        """The result as a JSON object, as ``fedchain participant`` prints it."""
         return {
             "round": int(self.round_id),
             "participant": self.participant,
@@ -139,10 +139,12 @@ class ParticipantAgent:
 
     @property
     def address(self) -> Address:
+        """The participant's address: the ledger's signing account."""
         return self.ledger.sender
 
     # --- checks --------------------------------------------------------------------------
     def require_active(self) -> None:
+        """Raise ParticipantError unless the ledger records this participant as active."""
         rec = self.ledger.participant(self.address)
         if rec.status != ParticipantStatus.ACTIVE:
             state = ParticipantStatus(rec.status).name.lower()
@@ -162,6 +164,7 @@ class ParticipantAgent:
 
     # --- one round -------------------------------------------------------------------------
     def own_commitment(self, round_id: RoundId) -> UpdateCommitment | None:
+        """This participant's commitment to ``round_id``, or None when it has not committed."""
         for c in self.ledger.commitments(round_id):
             if c.participant.lower() == self.address.lower():
                 return c
@@ -183,7 +186,7 @@ class ParticipantAgent:
                 True, 0, existing.tx_hash, None, 0, 0.0,
             )
         if rnd.status != RoundStatus.OPEN:
-            raise ParticipantError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
+            raise RoundNotOpenError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         doc = self.task_document(int(rnd.task_version))
         base, base_size = self._fetch_base(rnd)
         x, y = self.load_data(doc.schema())
@@ -394,7 +397,10 @@ class ParticipantAgent:
                 try:
                     res = self.submit(RoundId(latest))
                 except _MISSED_ROUND_ERRORS as err:
-                    log.warning("round %d: missed (%s)", latest, err.error_name)
+                    # the contract's verdict: the commit phase ended before our commit; not a failure
+                    log.warning("round %d: skipped, the round no longer takes commits: %s", latest, err)
+                except RoundNotOpenError as err:
+                    log.warning("round %d: skipped: %s", latest, err)
                 else:
                     results.append(res)
                     if on_result is not None:
