@@ -41,7 +41,8 @@ class ExitCode(IntEnum):
     DATA_SCHEMA = 43
     TRAINING = 44
     AUDIT = 50
-    AUDIT_FINDINGS = 51
+    AUDIT_FINDINGS = 51  # the audit found an error (aggregator, ledger, infrastructure, governance)
+    AUDIT_PARTICIPANT_MISCONDUCT = 52  # the only findings: participant misconduct the aggregator handled
     SERVICE = 60
     PARTICIPANT = 70
 

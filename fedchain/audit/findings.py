@@ -1,4 +1,5 @@
-"""What the auditor reports: typed findings with stable kind strings."""
+"""What the auditor reports: typed findings with stable kind strings, each naming the party
+responsible for it and a severity, and the verdict (exit code) they add up to."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from fedchain.errors import ExitCode
 from fedchain.fl.records import Rejection
 
 
@@ -16,9 +18,13 @@ class FindingKind(str, Enum):
     BLOB_DIGEST_MISMATCH = "blob_digest_mismatch"
     BLOB_CID_MISMATCH = "blob_cid_mismatch"
     BLOB_FORMAT = "blob_format"
+    INVALID_CID = "invalid_cid"
+    UPDATE_REJECTED = "update_rejected"
     INACTIVE_COMMITTER = "inactive_committer"
     DUPLICATE_COMMIT = "duplicate_commit"
     REJECTION_NOT_REPRODUCED = "rejection_not_reproduced"
+    REJECTION_REASON_MISMATCH = "rejection_reason_mismatch"
+    REJECTION_UNVERIFIABLE = "rejection_unverifiable"
     UNRECORDED_REJECTION = "unrecorded_rejection"
     UPDATE_DROPPED = "update_dropped"
     UNKNOWN_INCLUSION = "unknown_inclusion"
@@ -30,9 +36,11 @@ class FindingKind(str, Enum):
     BASE_MODEL_MISMATCH = "base_model_mismatch"
     EVIDENCE_MISSING = "evidence_missing"
     EVIDENCE_MISMATCH = "evidence_mismatch"
+    EVIDENCE_MALFORMED = "evidence_malformed"
     AGGREGATION_CONFIG_MISMATCH = "aggregation_config_mismatch"
     TASK_CONFIG_MISSING = "task_config_missing"
     TASK_CONFIG_MISMATCH = "task_config_mismatch"
+    TASK_CONFIG_MALFORMED = "task_config_malformed"
     CLOSE_NOT_JUSTIFIED = "close_not_justified"
     MODEL_MALFORMED = "model_malformed"
     REPLAY_FAILED = "replay_failed"
@@ -43,37 +51,114 @@ class FindingKind(str, Enum):
 
     @property
     def severity(self) -> Severity:
+        """The kind's usual severity (a finding may say otherwise: see :class:`AuditFinding`)."""
         return Severity.WARNING if self in _WARNINGS else Severity.ERROR
+
+    @property
+    def responsible(self) -> Party:
+        """The party the kind usually blames (a finding may say otherwise)."""
+        return _PARTIES.get(self, Party.AGGREGATOR)
 
 
 class Severity(str, Enum):
-    """``error``: the history is wrong or unverifiable; ``warning``: worth a look, but
-    consistent with an honest federation (the report stays ``ok``)."""
+    """``error``: the history is wrong or unverifiable, and someone other than a participant
+    whose update was left out is to blame; ``handled``: a participant misbehaved and the
+    aggregator left its update out as the reproduced rule says (the round stands);
+    ``warning``: worth a look, but consistent with an honest federation."""
 
     ERROR = "error"
+    HANDLED = "handled"
     WARNING = "warning"
+
+
+class Party(str, Enum):
+    """Who a finding holds responsible.
+
+    ``aggregator``: the account that opened, finalised or closed the round (its evidence, model
+    and base model); ``participant``: the committer of an update (its blob, CID, digests and
+    sample count); ``infrastructure``: the chain node or the blob store (an event log that
+    contradicts the contract's storage, a blob lost after it was used); ``governance``: the
+    admin that configured the task (a task document missing or not matching its digests).
+    """
+
+    AGGREGATOR = "aggregator"
+    PARTICIPANT = "participant"
+    INFRASTRUCTURE = "infrastructure"
+    GOVERNANCE = "governance"
 
 
 # A blob the aggregator could not fetch before its retry window closed may well be there now.
 _WARNINGS = frozenset({FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE})
 
+_PARTIES: dict[FindingKind, Party] = {
+    **{k: Party.PARTICIPANT for k in (
+        FindingKind.BLOB_MISSING, FindingKind.BLOB_DIGEST_MISMATCH, FindingKind.BLOB_CID_MISMATCH,
+        FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID, FindingKind.UPDATE_REJECTED,
+        FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE)},
+    **{k: Party.INFRASTRUCTURE for k in (
+        FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.LEDGER_INCONSISTENT,
+        FindingKind.ROUND_MISSING, FindingKind.MODEL_UNVERIFIABLE, FindingKind.REJECTION_UNVERIFIABLE,
+        FindingKind.REPLAY_FAILED)},
+    **{k: Party.GOVERNANCE for k in (
+        FindingKind.TASK_CONFIG_MISSING, FindingKind.TASK_CONFIG_MISMATCH, FindingKind.TASK_CONFIG_MALFORMED)},
+}
+
+
+class Verdict(str, Enum):
+    """What the findings add up to, and the exit code of ``fedchain audit``."""
+
+    CLEAN = "clean"  # no finding, or warnings only: exit 0
+    PARTICIPANT_MISCONDUCT = "participant_misconduct"  # only handled participant misconduct: exit 52
+    FINDINGS = "findings"  # at least one error: exit 51
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The process exit code of this verdict."""
+        return _VERDICT_CODES[self]
+
+
+_VERDICT_CODES = {
+    Verdict.CLEAN: ExitCode.OK,
+    Verdict.PARTICIPANT_MISCONDUCT: ExitCode.AUDIT_PARTICIPANT_MISCONDUCT,
+    Verdict.FINDINGS: ExitCode.AUDIT_FINDINGS,
+}
+
 
 @dataclass(frozen=True)
 class AuditFinding:
-    """One problem found by the audit. ``participant`` is None for round-level findings."""
+    """One problem found by the audit.
+
+    ``participant`` is the update the finding is about (None for round-level findings);
+    ``responsible`` the party to blame and ``responsible_address`` its account, when it has one
+    (a participant's, the aggregator that acted in the round, the admin that configured the task);
+    ``round`` is 0 for a finding about a task version no round ran under.
+    """
 
     round: int
     participant: str | None
     kind: FindingKind
     detail: str
+    responsible: Party
+    severity: Severity
+    responsible_address: str | None = None
 
-    @property
-    def severity(self) -> Severity:
-        return self.kind.severity
+    @classmethod
+    def of(cls, round_id: int, participant: str | None, kind: FindingKind, detail: str, *,
+           responsible: Party | None = None, severity: Severity | None = None,
+           address: str | None = None) -> AuditFinding:
+        """A finding with the kind's usual party and severity unless told otherwise; a finding
+        that blames a participant names that participant's address."""
+        party = responsible if responsible is not None else kind.responsible
+        if address is None and party is Party.PARTICIPANT:
+            address = participant
+        return cls(round_id, participant, kind, detail, party,
+                   severity if severity is not None else kind.severity, address)
 
     def to_json(self) -> dict[str, Any]:
+        """The finding as a JSON object (``fedchain audit --json``)."""
         return {"round": self.round, "participant": self.participant, "kind": self.kind.value,
-                "severity": self.severity.value, "detail": self.detail}
+                "severity": self.severity.value, "responsible": self.responsible.value,
+                "responsible_address": self.responsible_address, "detail": self.detail}
 
 
 @dataclass(frozen=True)
@@ -88,6 +173,7 @@ class ParticipantSummary:
     commits: int
 
     def to_json(self) -> dict[str, Any]:
+        """The summary as a JSON object."""
         return {
             "address": self.address,
             "organisation": self.organisation,
@@ -118,6 +204,7 @@ class RoundSummary:
     findings: int = 0
 
     def to_json(self) -> dict[str, Any]:
+        """The summary as a JSON object (rejections as their JSON records)."""
         return {
             "round": self.round,
             "status": self.status,
@@ -150,15 +237,46 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        """No error-level finding (warnings alone leave the report ok)."""
+        """No error-level finding: warnings and handled participant misconduct leave the report ok."""
         return not any(f.severity is Severity.ERROR for f in self.findings)
 
+    @property
+    def verdict(self) -> Verdict:
+        """``findings`` with any error, ``participant_misconduct`` with handled findings only,
+        else ``clean``."""
+        if not self.ok:
+            return Verdict.FINDINGS
+        if any(f.severity is Severity.HANDLED for f in self.findings):
+            return Verdict.PARTICIPANT_MISCONDUCT
+        return Verdict.CLEAN
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """0 clean, 51 (AUDIT_FINDINGS) with an error, 52 (AUDIT_PARTICIPANT_MISCONDUCT) when the
+        only findings are handled participant misconduct (and warnings)."""
+        return self.verdict.exit_code
+
+    def responsible(self) -> dict[str, int]:
+        """How many error and handled findings blame each party (``"participant 0x..."`` per address)."""
+        counts: dict[str, int] = {}
+        for f in self.findings:
+            if f.severity is Severity.WARNING:
+                continue
+            key = f.responsible.value + (f" {f.responsible_address}" if f.responsible_address else "")
+            counts[key] = counts.get(key, 0) + 1
+        return dict(sorted(counts.items()))
+
     def kinds(self) -> set[str]:
+        """The kind strings of all findings."""
         return {f.kind.value for f in self.findings}
 
     def to_json(self) -> dict[str, Any]:
+        """The whole report as one JSON object, as ``fedchain audit --json`` prints it."""
         return {
             "ok": self.ok,
+            "verdict": self.verdict.value,
+            "exit_code": int(self.exit_code),
+            "responsible": self.responsible(),
             "contract": self.contract,
             "chain_id": self.chain_id,
             "rounds_checked": list(self.rounds_checked),

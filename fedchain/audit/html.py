@@ -28,10 +28,14 @@ img { max-width: 48%; margin-right: 1%; border: 1px solid #eee; }
 <h1>Federation audit</h1>
 <p>Contract <code>{{ contract }}</code> on chain {{ chain_id }}; rounds checked: {{ rounds_checked|join(", ") or "none" }};
 replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
-<h2 class="{{ 'ok' if ok else 'bad' }}">{{ "Clean: every round reproduces bit for bit." if ok else findings|length ~ " finding(s)" }}</h2>
+<h2 class="{{ 'ok' if ok else 'bad' }}">{% if verdict == "clean" %}Clean: every round reproduces bit for bit.{% elif verdict == "participant_misconduct" %}Every round stands: {{ findings|length }} finding(s) of participant misconduct, each handled by the aggregator.{% else %}{{ findings|length }} finding(s){% endif %}
+(exit code {{ exit_code }})</h2>
+{% if responsible %}<p>Responsible: {% for who, n in responsible.items() %}<code>{{ who }}</code> {{ n }}{% if not loop.last %}; {% endif %}{% endfor %}</p>{% endif %}
 {% if findings %}
-<table><tr><th>Round</th><th>Participant</th><th>Kind</th><th>Detail</th></tr>
-{% for f in findings %}<tr><td>{{ f.round }}</td><td><code>{{ f.participant or "-" }}</code></td><td><b>{{ f.kind }}</b></td><td>{{ f.detail }}</td></tr>
+<table><tr><th>Round</th><th>Severity</th><th>Responsible</th><th>Participant</th><th>Kind</th><th>Detail</th></tr>
+{% for f in findings %}<tr><td>{{ f.round or "-" }}</td><td class="{{ 'bad' if f.severity == 'error' else 'ok' }}">{{ f.severity }}</td>
+<td>{{ f.responsible }}{% if f.responsible_address %} <code>{{ f.responsible_address }}</code>{% endif %}</td>
+<td><code>{{ f.participant or "-" }}</code></td><td><b>{{ f.kind }}</b></td><td>{{ f.detail }}</td></tr>
 {% endfor %}</table>
 {% endif %}
 <h2>Rounds</h2>
@@ -52,7 +56,7 @@ replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
 {% endfor %}</table>
 {% if plots %}<h2>Plots</h2>{% for name, data in plots %}<img alt="{{ name }}" src="data:image/png;base64,{{ data }}">{% endfor %}{% endif %}
 </body></html>
-"""
+"""  # noqa: E501 - the template's lines are the page's lines
 
 
 def _plots(report: AuditReport) -> list[tuple[str, str]]:
@@ -96,12 +100,14 @@ def _plots(report: AuditReport) -> list[tuple[str, str]]:
 
 
 def render_html(report: AuditReport) -> str:
+    """The report as a self-contained HTML page (plots embedded)."""
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     data = report.to_json()
     return env.from_string(_TEMPLATE).render(**data, plots=_plots(report))
 
 
 def write_html(report: AuditReport, path: Path) -> Path:
+    """Write :func:`render_html` of ``report`` to ``path`` (creating its directory); return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(report), encoding="utf-8")

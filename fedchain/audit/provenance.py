@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from fedchain.audit.replay import History
-from fedchain.errors import AuditError, FedchainError
-from fedchain.protocol.evidence import Evidence
 from fedchain.codec.canonical import sha256_digest
-from fedchain.ports import Ledger
-from fedchain.ports import BlobStore
+from fedchain.errors import AuditError, FedchainError
+from fedchain.ports import BlobStore, Ledger
+from fedchain.protocol.evidence import Evidence
 from fedchain.types import digest_hex, parse_digest
 
 
@@ -31,6 +30,8 @@ class ProvenanceUpdate(TypedDict):
 
 @dataclass(frozen=True)
 class ProvenanceStep:
+    """One round behind a model: its result, its base model and the updates it included or rejected."""
+
     round: int
     model_digest: str
     model_cid: str
@@ -40,6 +41,7 @@ class ProvenanceStep:
     rejected: tuple[dict[str, str], ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The step as a JSON object."""
         return {
             "round": self.round,
             "model_digest": self.model_digest,

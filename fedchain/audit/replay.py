@@ -1,9 +1,16 @@
 """Replay the federation's whole history from chain events and the blob store.
 
 Nothing local is trusted: every blob is fetched by its CID and checked against the digest
-committed on chain; the task document is checked against the chain's spec digests; each round
-is re-aggregated with the recorded strategy from the committed updates alone, and the result must
-match what the aggregator finalised bit for bit (model digest, Merkle root, rejections).
+committed on chain; every task version's document is checked against the chain's spec digests;
+each round is re-aggregated with the recorded strategy from the committed updates alone, and the
+result must match what the aggregator finalised bit for bit (model digest, Merkle root,
+rejections with their reasons, the evidence's CIDs and sample counts).
+
+Every finding names the party responsible for it (see :class:`~fedchain.audit.findings.Party`).
+A participant's update that the aggregator left out by a rule the replay reproduces is
+*handled* participant misconduct: reported, but the round stands. Nothing the store returns
+can crash the audit: a blob, evidence or task document that does not decode is a finding that
+names whoever published it.
 """
 
 from __future__ import annotations
@@ -12,45 +19,31 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 from fedchain.audit.findings import (
     AuditFinding,
     AuditReport,
     FindingKind,
     ParticipantSummary,
+    Party,
     RoundSummary,
+    Severity,
 )
+from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import (
-    BlobFormatError,
     ChainError,
     FedchainError,
     RpcUnavailableError,
+    StorageError,
     StorageUnavailableError,
 )
-from fedchain.protocol.blobs import (
-    GlobalModel,
-    decode_global,
-    decode_update,
-    initial_global,
-)
-from fedchain.protocol.evidence import Evidence
-from fedchain.protocol.rounds import (
-    RULE_BLOB_INTEGRITY,
-    RULE_BLOB_UNAVAILABLE,
-    FetchOutcome,
-    RoundAggregate,
-    aggregate,
-    fetch_committed,
-    inclusion_root,
-    leaf_of,
-    structure_problems,
-)
-from fedchain.protocol.task import TaskDocument, verify_task
-from fedchain.codec.canonical import sha256_digest
 from fedchain.fl.records import ClientUpdate
 from fedchain.ports import (
+    BlobStore,
     Ledger,
     LedgerEvent,
     ParticipantAdmitted,
@@ -66,12 +59,78 @@ from fedchain.ports import (
     UpdateCommitment,
     event_position,
 )
-from fedchain.ports import BlobStore
-from fedchain.types import ZERO_DIGEST, Digest, RoundId, digest_hex
+from fedchain.protocol.blobs import (
+    GlobalModel,
+    decode_global,
+    decode_update,
+    initial_global,
+)
+from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.rounds import (
+    RULE_BLOB_FORMAT,
+    RULE_BLOB_INTEGRITY,
+    RULE_BLOB_UNAVAILABLE,
+    FetchOutcome,
+    RoundAggregate,
+    aggregate,
+    fetch_committed,
+    inclusion_root,
+    leaf_of,
+    structure_problems,
+)
+from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
 
-AddFinding = Callable[..., None]
+RULE_INVALID_CID = "invalid_cid"
+"""The screening rule for a committed CID that does not parse (a rejection, never an abort)."""
+
+SELECTION_RULES = frozenset({"krum", "multi_krum"})
+"""Robust rules that leave out updates by comparing them with the others, not because an update
+breaks a rule of the task: a rejection by one of them is no misconduct and no finding."""
+
+# Rules decided without the blob's bytes: the aggregator could not fetch it, or the bytes it got
+# did not match the CID, or the CID does not parse.
+_FETCH_RULES = frozenset({RULE_BLOB_UNAVAILABLE, RULE_BLOB_INTEGRITY, RULE_BLOB_FORMAT, RULE_INVALID_CID})
+
+# Findings about a participant's own publication: what it committed and what it put in the store.
+_INTRINSIC = frozenset({FindingKind.BLOB_DIGEST_MISMATCH, FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID})
+# Findings about the store's copy of a participant's blob now (it may have been fine when used).
+_STORE_STATE = frozenset({FindingKind.BLOB_MISSING, FindingKind.BLOB_CID_MISMATCH})
+
+# What a decoder of hostile bytes may raise besides a FedchainError. Caught only around decoding
+# what the store returned (the boundary where untrusted input enters), never around the audit's
+# own logic; the store being unreachable is re-raised before this is consulted.
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    FedchainError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError,
+)
+
+FETCH_WORKERS = 16
+"""Blobs the audit fetches at once."""
+
+FETCH_DEADLINE_S = 120.0
+"""How long the audit waits for one round's blobs, all together; a blob not fetched by then is
+reported as unavailable, as the store could not deliver it."""
+
+
+class AddFinding:
+    """Collects one round's findings, filling in the round and the aggregator that acted in it."""
+
+    def __init__(self, round_id: int, aggregator: str) -> None:
+        self.round_id = round_id
+        self.aggregator = aggregator
+        self.findings: list[AuditFinding] = []
+
+    def __call__(self, kind: FindingKind, detail: str, participant: str | None = None, *,
+                 responsible: Party | None = None, severity: Severity | None = None,
+                 address: str | None = None) -> None:
+        """Record a finding; one that blames the aggregator names the account that acted in the round."""
+        party = responsible if responsible is not None else kind.responsible
+        if address is None and party is Party.AGGREGATOR:
+            address = self.aggregator
+        self.findings.append(AuditFinding.of(self.round_id, participant, kind, detail, responsible=party,
+                                             severity=severity, address=address))
 
 
 @dataclass
@@ -80,6 +139,15 @@ class _RoundEvents:
     commitments: list[UpdateCommitment] = field(default_factory=list)
     finalized: RoundFinalized | None = None
     closed: RoundClosed | None = None
+
+    @property
+    def aggregator(self) -> str:
+        """The account that ended the round (finalised or closed it), or opened it while it is open."""
+        if self.finalized is not None:
+            return self.finalized.finalized_by
+        if self.closed is not None:
+            return self.closed.closed_by
+        return self.opened.opened_by
 
 
 @dataclass
@@ -94,6 +162,7 @@ class History:
 
     @classmethod
     def from_events(cls, events: Iterable[LedgerEvent]) -> History:
+        """Organise ``events`` (in chain order) by participant, task version and round."""
         registered: dict[str, ParticipantRegistered] = {}
         changes: dict[str, list[tuple[tuple[int, int], ParticipantStatus]]] = defaultdict(list)
         tasks: dict[int, TaskConfigured] = {}
@@ -122,6 +191,7 @@ class History:
         return cls(registered, dict(changes), tasks, rounds)
 
     def status_at(self, address: str, position: tuple[int, int]) -> ParticipantStatus:
+        """The participant's status just before the event at ``position`` (block number, log index)."""
         status = ParticipantStatus.NONE
         for pos, st in self.status_changes.get(address.lower(), []):
             if pos < position:
@@ -139,49 +209,141 @@ class _Task:
     state_prefixes: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class _Fetched:
+    """One blob the aggregator or governance published, as the audit fetched it: its bytes, or
+    what the store said instead."""
+
+    data: bytes | None
+    detail: str = ""
+
+
+def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[UpdateCommitment], *,
+                 workers: int, deadline_s: float) -> tuple[list[_Fetched], list[FetchOutcome]]:
+    """Fetch published blobs (``cids``) and committed ones concurrently, at most ``workers`` at a
+    time, under one overall deadline.
+
+    A committed blob is fetched once with :func:`~fedchain.protocol.rounds.fetch_committed`, so its
+    outcome is classified exactly as the aggregator's is (a CID that does not parse, bytes that do
+    not match the CID, a malformed or missing blob). Any other store error about one blob, or a
+    blob not fetched by the deadline (its fetch is abandoned, bounded by the store's own timeout),
+    makes that blob unavailable. Only an unreachable store is raised: then the audit has no verdict."""
+    published: list[_Fetched] = [_Fetched(None, "not fetched")] * len(cids)
+    outcomes: list[FetchOutcome] = [FetchOutcome(c, None, RULE_BLOB_UNAVAILABLE, f"blob {c.cid} not fetched")
+                                    for c in commitments]
+    jobs = len(cids) + len(commitments)
+    if not jobs:
+        return published, outcomes
+    late = f"not fetched within the audit's deadline of {deadline_s:g}s for a round's blobs"
+    pool = ThreadPoolExecutor(max_workers=max(1, min(workers, jobs)), thread_name_prefix="fedchain-audit")
+    try:
+        gets: dict[Future[bytes], int] = {pool.submit(store.get, Cid(cid)): i for i, cid in enumerate(cids)}
+        fetches: dict[Future[FetchOutcome], int] = {
+            pool.submit(fetch_committed, store, c, retry_window_s=0): i for i, c in enumerate(commitments)}
+        every: list[Future[Any]] = [*gets, *fetches]
+        done, _ = wait(every, timeout=deadline_s)
+        for fut in done:
+            down = fut.exception()
+            if isinstance(down, StorageUnavailableError):
+                raise down
+        for get, i in gets.items():
+            if get not in done:
+                published[i] = _Fetched(None, f"blob {cids[i]!r} {late}")
+            elif get.exception() is None:
+                published[i] = _Fetched(bytes(get.result()))
+            else:
+                published[i] = _Fetched(None, _describe(_store_error(get.exception())))
+        for fetch, i in fetches.items():
+            c = commitments[i]
+            if fetch not in done:
+                outcomes[i] = FetchOutcome(c, None, RULE_BLOB_UNAVAILABLE, f"blob {c.cid!r} {late}")
+            elif fetch.exception() is None:
+                outcomes[i] = fetch.result()
+            else:
+                err = _store_error(fetch.exception())
+                outcomes[i] = FetchOutcome(c, None, RULE_BLOB_UNAVAILABLE, f"blob {c.cid!r}: {_describe(err)}")
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return published, outcomes
+
+
+def _store_error(err: BaseException | None) -> BaseException:
+    """A store's error about one blob, which must be a StorageError (anything else is raised)."""
+    if not isinstance(err, StorageError):
+        raise err if err is not None else AssertionError("no error")
+    return err
+
+
+@dataclass
+class _Blame:
+    """A finding about one participant's committed blob, whose party and severity depend on
+    what the aggregator did with the update (decided once the round is replayed)."""
+
+    participant: str
+    kind: FindingKind
+    detail: str
+
+
 class Auditor:
     """Audit a federation from a read-only view of its ledger and a blob store.
 
     ``gas_of`` (optional) maps a transaction hash to the gas it used, for reports.
     ``from_block`` is where the event log is read from (the deployment block by default);
     rounds that start before it are reported as missing, as the contract's storage knows them.
+    ``fetch_workers`` blobs are fetched at once, and a round's blobs get ``fetch_deadline_s``
+    seconds all together.
     """
 
     def __init__(self, ledger: Ledger, store: BlobStore, *, gas_of: Callable[[str], int] | None = None,
-                 contract: str = "", chain_id: int = 0, from_block: int = 0) -> None:
+                 contract: str = "", chain_id: int = 0, from_block: int = 0,
+                 fetch_workers: int = FETCH_WORKERS, fetch_deadline_s: float = FETCH_DEADLINE_S) -> None:
         self.ledger = ledger
         self.store = store
         self.gas_of = gas_of
         self.contract = contract
         self.chain_id = chain_id
         self.from_block = from_block
+        self.fetch_workers = fetch_workers
+        self.fetch_deadline_s = fetch_deadline_s
         self._tasks: dict[int, _Task | None] = {}
         self._task_findings: dict[int, AuditFinding] = {}
 
     # --- task documents ---------------------------------------------------------------------
     def _task(self, history: History, version: int, round_id: int) -> _Task | None:
+        """The task version's verified document and model structure, or None (with a finding
+        blaming governance) when it is missing, malformed or does not match the chain's digests."""
         if version in self._tasks:
             return self._tasks[version]
         ev = history.tasks.get(version)
         task: _Task | None = None
+        finding: tuple[FindingKind, str] | None = None
         if ev is None:
-            self._task_findings[version] = AuditFinding(
-                round_id, None, FindingKind.TASK_CONFIG_MISSING, f"task version {version} was never configured"
-            )
+            finding = (FindingKind.TASK_CONFIG_MISSING, f"task version {version} was never configured")
         else:
-            doc: TaskDocument | None = None
-            try:
-                doc = TaskDocument.from_bytes(self.store.get(ev.config_cid))
-                verify_task(doc, TaskConfig(ev.version, ev.model_spec_digest, ev.strategy_digest,
-                                            ev.data_schema_digest, ev.config_cid))
-                task = self._task_structure(doc)
-            except StorageUnavailableError:
-                raise
-            except FedchainError as err:
-                kind = FindingKind.TASK_CONFIG_MISMATCH if doc is not None else FindingKind.TASK_CONFIG_MISSING
-                self._task_findings[version] = AuditFinding(
-                    round_id, None, kind, f"task v{version} document {ev.config_cid}: {err}"
-                )
+            where = f"task v{version} document {ev.config_cid!r}"
+            fetched = _fetch_round(self.store, [ev.config_cid], (), workers=1, deadline_s=self.fetch_deadline_s)[0][0]
+            if fetched.data is None:
+                finding = (FindingKind.TASK_CONFIG_MISSING, f"{where}: {fetched.detail}")
+            else:
+                try:
+                    doc = TaskDocument.from_bytes(fetched.data)
+                except _DECODE_ERRORS as err:
+                    finding = (FindingKind.TASK_CONFIG_MALFORMED, f"{where} does not decode: {_describe(err)}")
+                else:
+                    try:
+                        verify_task(doc, TaskConfig(ev.version, ev.model_spec_digest, ev.strategy_digest,
+                                                    ev.data_schema_digest, ev.config_cid, ev.max_commit_duration))
+                    except FedchainError as err:
+                        finding = (FindingKind.TASK_CONFIG_MISMATCH, f"{where}: {err}")
+                    else:
+                        try:
+                            task = self._task_structure(doc)
+                        except _DECODE_ERRORS as err:
+                            finding = (FindingKind.TASK_CONFIG_MALFORMED,
+                                       f"{where}: its model cannot be built: {_describe(err)}")
+        if finding is not None:
+            self._task_findings[version] = AuditFinding.of(
+                round_id, None, finding[0], finding[1], address=ev.configured_by if ev is not None else None)
         self._tasks[version] = task
         return task
 
@@ -196,22 +358,28 @@ class Auditor:
 
     # --- the audit ------------------------------------------------------------------------
     def audit(self, round_filter: int | None = None) -> AuditReport:
+        """Replay every round (or only ``round_filter``), check every task version's document
+        (the version of that round only, with ``round_filter``) and the ledger's own bookkeeping."""
         start = time.perf_counter()
         history = History.from_events(self.ledger.history(self.from_block))
         findings: list[AuditFinding] = []
         summaries: list[RoundSummary] = []
         checked: list[int] = []
+        versions: set[int] = set()
         previous_model: Digest | None = None  # latest finalised model digest before the round
         for rid in sorted(history.rounds):
             rev = history.rounds[rid]
             if round_filter is None or rid == round_filter:
+                versions.add(int(rev.opened.task_version))
                 try:
                     round_findings, summary = self._audit_round(history, rev, previous_model)
                 except (StorageUnavailableError, RpcUnavailableError):
                     raise  # the auditor's own store or node is down: no verdict, not a finding
-                except FedchainError as err:
-                    log.warning("round %d: replay failed: %s", rid, err)
-                    round_findings = [AuditFinding(rid, None, FindingKind.REPLAY_FAILED, f"{type(err).__name__}: {err}")]
+                except _DECODE_ERRORS as err:
+                    # not expected: every decode of what the store returned is caught where it happens
+                    log.exception("round %d: replay failed", rid)
+                    round_findings = [AuditFinding.of(rid, None, FindingKind.REPLAY_FAILED,
+                                                      f"the replay failed: {_describe(err)}")]
                     summary = self._bare_summary(rev)
                 round_findings += self._check_ledger_round(rev)
                 findings.extend(round_findings)
@@ -219,8 +387,12 @@ class Auditor:
                 checked.append(rid)
             if rev.finalized is not None:
                 previous_model = Digest(bytes(rev.finalized.model_digest))
+        if round_filter is None:  # every task version, including those no round ran under
+            for version in sorted(history.tasks):
+                self._task(history, version, 0)
+                versions.add(version)
         findings.extend(self._check_ledger_rounds(history, round_filter))
-        findings.extend(self._task_findings.values())
+        findings.extend(f for v, f in sorted(self._task_findings.items()) if v in versions)
         findings.sort(key=lambda f: (f.round, f.participant or "", f.kind.value))
         return AuditReport(
             contract=self.contract,
@@ -252,20 +424,20 @@ class Auditor:
         latest = int(self.ledger.latest_round_id())
         for rid in range(1, latest + 1):
             if rid not in history.rounds and round_filter in (None, rid):
-                findings.append(AuditFinding(rid, None, FindingKind.ROUND_MISSING,
-                                             f"the contract records round {rid} but the event log has no RoundOpened for it"))
+                findings.append(AuditFinding.of(rid, None, FindingKind.ROUND_MISSING,
+                                                f"the contract records round {rid} but the event log has no RoundOpened for it"))
         for rid in sorted(history.rounds):
             if not 1 <= rid <= latest and round_filter in (None, rid):
-                findings.append(AuditFinding(rid, None, FindingKind.LEDGER_INCONSISTENT,
-                                             f"the event log opens round {rid}, the contract's latest round is {latest}"))
+                findings.append(AuditFinding.of(rid, None, FindingKind.LEDGER_INCONSISTENT,
+                                                f"the event log opens round {rid}, the contract's latest round is {latest}"))
         if round_filter is None:
             finalized = [r.finalized for _, r in sorted(history.rounds.items()) if r.finalized is not None]
             expected = bytes(finalized[-1].model_digest) if finalized else bytes(ZERO_DIGEST)
             current = bytes(self.ledger.current_model_digest())
             if current != expected:
-                findings.append(AuditFinding(latest, None, FindingKind.LEDGER_INCONSISTENT,
-                                             f"the contract's current model is {digest_hex(current)}, the last finalised "
-                                             f"model in the event log is {digest_hex(expected)}"))
+                findings.append(AuditFinding.of(latest, None, FindingKind.LEDGER_INCONSISTENT,
+                                                f"the contract's current model is {digest_hex(current)}, the last "
+                                                f"finalised model in the event log is {digest_hex(expected)}"))
         return findings
 
     def _check_ledger_round(self, rev: _RoundEvents) -> list[AuditFinding]:
@@ -276,7 +448,7 @@ class Auditor:
         except RpcUnavailableError:
             raise
         except ChainError as err:
-            return [AuditFinding(rid, None, FindingKind.LEDGER_INCONSISTENT, f"the contract cannot show the round: {err}")]
+            return [AuditFinding.of(rid, None, FindingKind.LEDGER_INCONSISTENT, f"the contract cannot show the round: {err}")]
         fin, closed = rev.finalized, rev.closed
         status = RoundStatus.FINALIZED if fin is not None else RoundStatus.CLOSED if closed is not None else RoundStatus.OPEN
         zero = bytes(ZERO_DIGEST)
@@ -297,21 +469,18 @@ class Auditor:
         if closed is not None:
             expected.append(("commitCount (RoundClosed)", int(rec.commit_count), int(closed.commit_count)))
         return [
-            AuditFinding(rid, None, FindingKind.LEDGER_INCONSISTENT,
-                         f"getRound().{name} is {stored}, the events say {seen}")
+            AuditFinding.of(rid, None, FindingKind.LEDGER_INCONSISTENT, f"getRound().{name} is {stored}, the events say {seen}")
             for name, stored, seen in expected
             if stored != seen
         ]
 
     # --- one round --------------------------------------------------------------------------
-    def _audit_round(self, history: History, rev: _RoundEvents, previous_model: Digest | None) -> tuple[list[AuditFinding], RoundSummary]:
-        opened = rev.opened
+    def _audit_round(self, history: History, rev: _RoundEvents,
+                     previous_model: Digest | None) -> tuple[list[AuditFinding], RoundSummary]:
+        opened, fin = rev.opened, rev.finalized
         rid = RoundId(int(opened.round_id))
-        findings: list[AuditFinding] = []
-
-        def add(kind: FindingKind, detail: str, participant: str | None = None) -> None:
-            findings.append(AuditFinding(int(rid), participant, kind, detail))
-
+        add = AddFinding(int(rid), rev.aggregator)
+        blames: list[_Blame] = []
         task = self._task(history, int(opened.task_version), int(rid))
 
         # each round starts from the previous round's model (or the task's initial model)
@@ -323,26 +492,36 @@ class Auditor:
             expected_base = None
         if expected_base is not None and bytes(expected_base) != bytes(opened.base_model_digest):
             add(FindingKind.BASE_MODEL_MISMATCH,
-                f"round opened on {digest_hex(opened.base_model_digest)}, expected {digest_hex(expected_base)}")
+                f"round opened on {digest_hex(opened.base_model_digest)}, expected {digest_hex(expected_base)}",
+                address=opened.opened_by)
+
+        # every blob of the round at once: base model, evidence, model, committed updates
+        own = [opened.base_model_cid] + ([fin.evidence_cid, fin.model_cid] if fin is not None else [])
+        fetched, committed = _fetch_round(self.store, own, rev.commitments, workers=self.fetch_workers,
+                                          deadline_s=self.fetch_deadline_s)
+        base_fetch = fetched[0]
+
         base: GlobalModel | None = None
-        try:
-            base_bytes = self.store.get(opened.base_model_cid)
-            if sha256_digest(base_bytes) != bytes(opened.base_model_digest):
-                add(FindingKind.BASE_MODEL_MISMATCH,
-                    f"base model blob {opened.base_model_cid} does not hash to {digest_hex(opened.base_model_digest)}")
-            else:
-                base = decode_global(base_bytes)
-        except StorageUnavailableError:
-            raise
-        except FedchainError as err:
-            add(FindingKind.MODEL_MISSING, f"base model blob {opened.base_model_cid}: {err}")
+        if base_fetch.data is None:
+            add(FindingKind.MODEL_MISSING, f"base model blob {opened.base_model_cid!r}: {base_fetch.detail}",
+                address=opened.opened_by)
+        elif sha256_digest(base_fetch.data) != bytes(opened.base_model_digest):
+            add(FindingKind.BASE_MODEL_MISMATCH,
+                f"base model blob {opened.base_model_cid} does not hash to {digest_hex(opened.base_model_digest)}",
+                address=opened.opened_by)
+        else:
+            try:
+                base = decode_global(base_fetch.data)
+            except _DECODE_ERRORS as err:
+                add(FindingKind.MODEL_MALFORMED, f"base model blob {opened.base_model_cid} does not decode: "
+                    f"{_describe(err)}", address=opened.opened_by)
         base_problems = structure_problems(base, task.shapes, task.state_prefixes) if base and task else []
 
         # committers and committed blobs
         seen: set[str] = set()
         outcomes: list[FetchOutcome] = []
         decoded: list[ClientUpdate] = []
-        for c in rev.commitments:
+        for c, out in zip(rev.commitments, committed, strict=True):
             who = c.participant
             status = history.status_at(who, event_position(c))
             if status != ParticipantStatus.ACTIVE:
@@ -350,54 +529,51 @@ class Auditor:
             if who.lower() in seen:
                 add(FindingKind.DUPLICATE_COMMIT, f"second commitment in tx {c.tx_hash}", who)
             seen.add(who.lower())
-            out = fetch_committed(self.store, c, retry_window_s=0)
             outcomes.append(out)
             if out.data is None:
-                kind = FindingKind.BLOB_CID_MISMATCH if out.error_rule == RULE_BLOB_INTEGRITY else FindingKind.BLOB_MISSING
-                add(kind, out.error or "", who)
+                kind = {RULE_INVALID_CID: FindingKind.INVALID_CID, RULE_BLOB_INTEGRITY: FindingKind.BLOB_CID_MISMATCH,
+                        RULE_BLOB_FORMAT: FindingKind.BLOB_FORMAT}.get(out.error_rule or "", FindingKind.BLOB_MISSING)
+                blames.append(_Blame(who, kind, out.error or ""))
             elif sha256_digest(out.data) != bytes(c.update_digest):
-                add(FindingKind.BLOB_DIGEST_MISMATCH,
-                    f"blob {c.cid} hashes to {digest_hex(sha256_digest(out.data))}, committed {digest_hex(c.update_digest)}", who)
+                blames.append(_Blame(who, FindingKind.BLOB_DIGEST_MISMATCH,
+                                     f"blob {c.cid} hashes to {digest_hex(sha256_digest(out.data))}, "
+                                     f"committed {digest_hex(c.update_digest)}"))
             else:
                 try:
                     decoded.append(decode_update(out.data))
-                except BlobFormatError as err:
-                    add(FindingKind.BLOB_FORMAT, str(err), who)
-        unavailable = {o.commitment.participant.lower() for o in outcomes if o.data is None}
+                except _DECODE_ERRORS as err:
+                    blames.append(_Blame(who, FindingKind.BLOB_FORMAT, f"blob {c.cid} does not decode: {_describe(err)}"))
+        unavailable = {o.commitment.participant.lower() for o in outcomes if o.data is None
+                       and o.error_rule != RULE_INVALID_CID}
 
         # the aggregator's evidence and model
         evidence: Evidence | None = None
-        fin = rev.finalized
         if fin is not None:
-            try:
-                ev_bytes = self.store.get(fin.evidence_cid)
-                if sha256_digest(ev_bytes) != bytes(fin.evidence_digest):
-                    add(FindingKind.EVIDENCE_MISMATCH, f"evidence {fin.evidence_cid} does not hash to the recorded digest")
-                else:
-                    evidence = Evidence.from_bytes(ev_bytes)
-            except StorageUnavailableError:
-                raise
-            except FedchainError as err:
-                add(FindingKind.EVIDENCE_MISSING, f"evidence {fin.evidence_cid}: {err}")
+            ev_fetch, model_fetch = fetched[1], fetched[2]
+            if ev_fetch.data is None:
+                add(FindingKind.EVIDENCE_MISSING, f"evidence {fin.evidence_cid!r}: {ev_fetch.detail}")
+            elif sha256_digest(ev_fetch.data) != bytes(fin.evidence_digest):
+                add(FindingKind.EVIDENCE_MISMATCH, f"evidence {fin.evidence_cid} does not hash to the recorded digest")
+            else:
+                try:
+                    evidence = Evidence.from_bytes(ev_fetch.data)
+                except _DECODE_ERRORS as err:
+                    add(FindingKind.EVIDENCE_MALFORMED, f"evidence {fin.evidence_cid} does not decode: {_describe(err)}")
             if task is not None and bytes(fin.aggregation_digest) != bytes(task.doc.strategy_digest()):
                 add(FindingKind.AGGREGATION_CONFIG_MISMATCH,
                     f"round finalised with aggregation digest {digest_hex(fin.aggregation_digest)}, "
                     f"the task's strategy digest is {digest_hex(task.doc.strategy_digest())}")
-            try:
-                model_bytes = self.store.get(fin.model_cid)
-                if sha256_digest(model_bytes) != bytes(fin.model_digest):
-                    add(FindingKind.MODEL_MISMATCH, f"model blob {fin.model_cid} does not hash to the finalised digest")
-                elif task is not None:
-                    try:
-                        problems = structure_problems(decode_global(model_bytes), task.shapes, task.state_prefixes)
-                    except BlobFormatError as err:
-                        problems = [str(err)]
-                    if problems:
-                        add(FindingKind.MODEL_MALFORMED, f"model blob {fin.model_cid}: {'; '.join(problems)}")
-            except StorageUnavailableError:
-                raise
-            except FedchainError as err:
-                add(FindingKind.MODEL_MISSING, f"model blob {fin.model_cid}: {err}")
+            if model_fetch.data is None:
+                add(FindingKind.MODEL_MISSING, f"model blob {fin.model_cid!r}: {model_fetch.detail}")
+            elif sha256_digest(model_fetch.data) != bytes(fin.model_digest):
+                add(FindingKind.MODEL_MISMATCH, f"model blob {fin.model_cid} does not hash to the finalised digest")
+            elif task is not None:
+                try:
+                    problems = structure_problems(decode_global(model_fetch.data), task.shapes, task.state_prefixes)
+                except _DECODE_ERRORS as err:
+                    problems = [f"does not decode: {_describe(err)}"]
+                if problems:
+                    add(FindingKind.MODEL_MALFORMED, f"model blob {fin.model_cid}: {'; '.join(problems)}")
 
         by_addr = {c.participant.lower(): c for c in rev.commitments}
         if evidence is not None and fin is not None:
@@ -408,19 +584,22 @@ class Auditor:
         recomputed: RoundAggregate | None = None
         if task is not None and base is not None:
             if base_problems:
-                add(FindingKind.REPLAY_FAILED, f"base model {opened.base_model_cid} is malformed: {'; '.join(base_problems)}")
+                add(FindingKind.REPLAY_FAILED, f"base model {opened.base_model_cid} is malformed: "
+                    f"{'; '.join(base_problems)}", responsible=Party.AGGREGATOR, address=opened.opened_by)
             else:
                 try:
                     recomputed = aggregate(task.doc.strategy_config(), base, rid, opened.base_model_digest, outcomes,
                                            int(opened.min_updates))
                 except StorageUnavailableError:
                     raise
-                except FedchainError as err:
-                    add(FindingKind.REPLAY_FAILED, f"{type(err).__name__}: {err}")
+                except _DECODE_ERRORS as err:
+                    log.exception("round %d: the replay's aggregation failed", int(rid))
+                    add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {_describe(err)}")
         if recomputed is not None:
-            self._compare(add, recomputed, evidence, rev, by_addr, unavailable)
+            self._compare(add, recomputed, evidence, rev, by_addr, unavailable, outcomes)
 
-        return findings, self._summary(rev, evidence, decoded, len(findings))
+        self._attribute(add, rev, evidence, recomputed, blames, outcomes)
+        return add.findings, self._summary(rev, evidence, decoded, len(add.findings))
 
     def _as_the_aggregator_saw(self, add: AddFinding, evidence: Evidence,
                                outcomes: list[FetchOutcome]) -> list[FetchOutcome]:
@@ -440,33 +619,51 @@ class Auditor:
 
     @staticmethod
     def _compare(add: AddFinding, recomputed: RoundAggregate, evidence: Evidence | None, rev: _RoundEvents,
-                 by_addr: dict[str, UpdateCommitment], unavailable: set[str]) -> None:
+                 by_addr: dict[str, UpdateCommitment], unavailable: set[str], outcomes: Sequence[FetchOutcome]) -> None:
+        """The replay against what the aggregator recorded: rejections (rule and reason), the
+        updates it dropped, the model, the Merkle root and the included count."""
         fin = rev.finalized
-        mine_rej = {(r.participant.lower(), r.rule) for r in recomputed.rejections}
+        mine = {(r.participant.lower(), r.rule): r for r in recomputed.rejections}
+        # a blob the store cannot deliver now, that the aggregator did not reject as unavailable:
+        # what the aggregator did with it cannot be checked
+        ev_rej = {(r.participant.lower(), r.rule): r for r in evidence.rejected} if evidence is not None else {}
+        lost = {p for p in unavailable if (p, RULE_BLOB_UNAVAILABLE) not in ev_rej}
         if evidence is not None:
-            ev_rej = {(r.participant.lower(), r.rule): r for r in evidence.rejected}
             ev_inc = {u.participant.lower() for u in evidence.included}
+            with_bytes = {o.commitment.participant.lower() for o in outcomes if o.data is not None}
             for key, r in ev_rej.items():
-                if key not in mine_rej:
+                if key in mine:
+                    replayed = mine[key].reason
+                    if key[0] in with_bytes and r.reason != replayed:
+                        add(FindingKind.REJECTION_REASON_MISMATCH,
+                            f"evidence gives rule {r.rule}'s reason as {r.reason!r}; on replay it is {replayed!r}",
+                            r.participant)
+                    elif key[0] not in with_bytes and r.rule in (RULE_BLOB_UNAVAILABLE, RULE_BLOB_INTEGRITY) \
+                            and key[0] in by_addr and by_addr[key[0]].cid not in r.reason:
+                        add(FindingKind.REJECTION_REASON_MISMATCH,
+                            f"evidence gives rule {r.rule}'s reason as {r.reason!r}, which does not name the committed "
+                            f"CID {by_addr[key[0]].cid}", r.participant)
+                elif lost:
+                    add(FindingKind.REJECTION_UNVERIFIABLE,
+                        f"rule {r.rule} ({r.reason}) cannot be checked: {len(lost)} committed blob(s) the aggregator "
+                        "used are unavailable now", r.participant)
+                else:
                     add(FindingKind.REJECTION_NOT_REPRODUCED,
                         f"rule {r.rule} ({r.reason}) does not reject this update on replay", r.participant)
-            for p, rule in sorted(mine_rej):
-                if (p, rule) not in ev_rej and p in ev_inc:
+            for (p, rule), r in sorted(mine.items()):
+                if (p, rule) not in ev_rej and p in ev_inc and p not in unavailable:
                     add(FindingKind.UNRECORDED_REJECTION,
-                        f"rule {rule} rejects this update on replay, but the aggregator included it",
+                        f"rule {rule} rejects this update on replay ({r.reason}), but the aggregator included it",
                         by_addr[p].participant if p in by_addr else p)
             for p, c in sorted(by_addr.items()):
                 if p not in ev_inc and not any(k[0] == p for k in ev_rej):
                     add(FindingKind.UPDATE_DROPPED, "committed update is neither included nor rejected in the evidence",
                         c.participant)
-        # if a blob needed for the replay is unavailable now, the replay cannot be compared
-        replay_blocked = bool(unavailable) and (
-            evidence is None or any(u.participant.lower() in unavailable for u in evidence.included)
-        )
+        replay_blocked = bool(lost) if evidence is not None else bool(unavailable)
         if fin is not None:
             if replay_blocked:
                 add(FindingKind.MODEL_UNVERIFIABLE,
-                    f"{len(unavailable)} committed blob(s) unavailable; the model cannot be recomputed")
+                    f"{len(lost or unavailable)} committed blob(s) unavailable now; the model cannot be recomputed")
             elif recomputed.model_digest is None:
                 add(FindingKind.MODEL_MISMATCH, f"replay produces no model ({recomputed.too_few_reason}) "
                     "but the round was finalised")
@@ -484,6 +681,53 @@ class Auditor:
         elif rev.closed is not None and recomputed.model_digest is not None and not unavailable:
             add(FindingKind.CLOSE_NOT_JUSTIFIED,
                 f"closed ({rev.closed.reason!r}) although {len(recomputed.included)} valid update(s) aggregate to a model")
+
+    @staticmethod
+    def _attribute(add: AddFinding, rev: _RoundEvents, evidence: Evidence | None, recomputed: RoundAggregate | None,
+                   blames: list[_Blame], outcomes: Sequence[FetchOutcome]) -> None:
+        """Findings about participants' updates, with the party to blame and the severity.
+
+        A participant's faulty update that the aggregator left out (the round was closed, or its
+        evidence does not include it) is handled misconduct; one it included is an error of the
+        participant's as well as the aggregator's. A blob the store lost or corrupted after the
+        aggregator used it (included it, or rejected it by a rule that needs its bytes) is the
+        store's fault. A rejection the replay reproduces, by a rule the update breaks, is handled
+        misconduct. In a round still open nothing is decided yet: those are warnings."""
+        decided = rev.finalized is not None or rev.closed is not None
+        used = {u.participant.lower() for u in evidence.included} if evidence is not None else set()
+        ev_rules: dict[str, set[str]] = defaultdict(set)
+        for r in evidence.rejected if evidence is not None else ():
+            ev_rules[r.participant.lower()].add(r.rule)
+        blamed: set[str] = set()
+        for b in blames:
+            p = b.participant.lower()
+            blamed.add(p)
+            had_bytes = p in used or bool(ev_rules.get(p, set()) - _FETCH_RULES)
+            if b.kind in _STORE_STATE and had_bytes:
+                add(b.kind, f"{b.detail} (the aggregator used this blob, so the store lost or changed it since)",
+                    b.participant, responsible=Party.INFRASTRUCTURE, severity=Severity.ERROR)
+            elif not decided:
+                add(b.kind, b.detail, b.participant, severity=Severity.WARNING)
+            elif p in used:
+                add(b.kind, f"{b.detail} (the aggregator included this update)", b.participant, severity=Severity.ERROR)
+            else:
+                add(b.kind, b.detail, b.participant, severity=Severity.HANDLED)
+        if recomputed is None:
+            return
+        ev_keys = {(p, rule) for p, rules in ev_rules.items() for rule in rules}
+        for r in recomputed.rejections:
+            p = r.participant.lower()
+            # rules decided on fetching are reported from the audit's own fetch (or as the warning
+            # that a blob rejected as unavailable can be fetched now)
+            if p in blamed or r.rule in SELECTION_RULES or r.rule in _FETCH_RULES:
+                continue
+            if not decided:
+                add(FindingKind.UPDATE_REJECTED, f"rule {r.rule} rejects this update: {r.reason}", r.participant,
+                    severity=Severity.WARNING)
+            elif (p, r.rule) in ev_keys or (evidence is None and rev.closed is not None):
+                add(FindingKind.UPDATE_REJECTED, f"rejected by rule {r.rule}: {r.reason}", r.participant,
+                    severity=Severity.HANDLED)
+            blamed.add(p)
 
     # --- summaries --------------------------------------------------------------------------
     def _gas(self, rev: _RoundEvents) -> dict[str, int]:
@@ -506,6 +750,8 @@ class Auditor:
         losses = [float(u.extras["loss"]) for u in updates
                   if isinstance(u.extras.get("loss"), (int, float)) and not isinstance(u.extras.get("loss"), bool)]
         status = "finalized" if fin is not None else ("closed" if rev.closed is not None else "open")
+        committed = {c.participant.lower(): c for c in rev.commitments}
+        included = tuple(u.participant for u in evidence.included) if evidence is not None else ()
         return RoundSummary(
             round=int(opened.round_id),
             status=status,
@@ -514,9 +760,10 @@ class Auditor:
             model_digest=digest_hex(fin.model_digest) if fin is not None else None,
             model_cid=fin.model_cid if fin is not None else None,
             committed=tuple(c.participant for c in rev.commitments),
-            included=tuple(u.participant for u in evidence.included) if evidence is not None else (),
+            included=included,
             rejected=tuple(evidence.rejected) if evidence is not None else (),
-            num_samples=sum(u.num_samples for u in evidence.included) if evidence is not None else 0,
+            # the committed sample counts, not what the evidence claims
+            num_samples=sum(int(committed[a.lower()].num_samples) for a in included if a.lower() in committed),
             close_reason=rev.closed.reason if rev.closed is not None else None,
             gas=self._gas(rev),
             metrics={"mean_client_loss": sum(losses) / len(losses)} if losses else {},
@@ -530,27 +777,56 @@ class Auditor:
     @staticmethod
     def _check_evidence(add: AddFinding, evidence: Evidence, fin: RoundFinalized,
                         by_addr: dict[str, UpdateCommitment], opened: RoundOpened) -> None:
-        if int(evidence.round_id) != int(opened.round_id) or bytes(evidence.model_digest) != bytes(fin.model_digest) \
-                or bytes(evidence.merkle_root) != bytes(fin.merkle_root) \
-                or bytes(evidence.base_model_digest) != bytes(opened.base_model_digest):
-            add(FindingKind.EVIDENCE_MISMATCH, "evidence round, base model, model or Merkle root differ from the chain")
-        if bytes(evidence.aggregation_digest) != bytes(fin.aggregation_digest):
-            add(FindingKind.EVIDENCE_MISMATCH,
-                f"evidence aggregation digest {digest_hex(evidence.aggregation_digest)} != finalised "
-                f"{digest_hex(fin.aggregation_digest)}")
+        """The evidence document against the chain: its digests, and each included update's
+        digest, CID, sample count and leaf against the commitment; each participant listed once."""
+        for name, ev_value, chain_value in (
+            ("round", int(evidence.round_id), int(opened.round_id)),
+            ("base model digest", digest_hex(evidence.base_model_digest), digest_hex(opened.base_model_digest)),
+            ("model digest", digest_hex(evidence.model_digest), digest_hex(fin.model_digest)),
+            ("Merkle root", digest_hex(evidence.merkle_root), digest_hex(fin.merkle_root)),
+            ("aggregation digest", digest_hex(evidence.aggregation_digest), digest_hex(fin.aggregation_digest)),
+        ):
+            if ev_value != chain_value:
+                add(FindingKind.EVIDENCE_MISMATCH, f"evidence {name} {ev_value} != the chain's {chain_value}")
         if len(evidence.included) != int(fin.included_count):
             add(FindingKind.INCLUDED_COUNT_MISMATCH,
                 f"evidence lists {len(evidence.included)} included updates, the chain records {fin.included_count}")
+        listed: dict[str, int] = defaultdict(int)
         for u in evidence.included:
+            listed[u.participant.lower()] += 1
             c = by_addr.get(u.participant.lower())
             if c is None:
                 add(FindingKind.UNKNOWN_INCLUSION, "evidence includes an update that was never committed", u.participant)
-            elif bytes(leaf_of(c)) != bytes(u.leaf) or bytes(c.update_digest) != bytes(u.update_digest):
-                add(FindingKind.EVIDENCE_MISMATCH, "evidence leaf or digest differs from the committed one", u.participant)
+                continue
+            for name, ev_value, chain_value in (
+                ("update digest", digest_hex(u.update_digest), digest_hex(c.update_digest)),
+                ("CID", str(u.cid), str(c.cid)),
+                ("num_samples", str(int(u.num_samples)), str(int(c.num_samples))),
+                ("leaf", digest_hex(u.leaf), digest_hex(leaf_of(c))),
+            ):
+                if ev_value != chain_value:
+                    add(FindingKind.EVIDENCE_MISMATCH,
+                        f"evidence gives the included update's {name} as {ev_value}, the commitment's is {chain_value}",
+                        u.participant)
+        for p in {r.participant.lower() for r in evidence.rejected}:
+            listed[p] += 1
         for r in evidence.rejected:
             if r.participant.lower() not in by_addr:
                 add(FindingKind.UNKNOWN_REJECTION,
                     f"evidence rejects an update (rule {r.rule}) that was never committed in this round", r.participant)
+        for p, n in sorted(listed.items()):
+            if n > 1:
+                add(FindingKind.EVIDENCE_MISMATCH, f"evidence lists this participant's update {n} times "
+                    "(included more than once, or both included and rejected)",
+                    by_addr[p].participant if p in by_addr else p)
 
 
-__all__ = ["RULE_BLOB_UNAVAILABLE", "Auditor", "History"]
+def _describe(err: BaseException) -> str:
+    """An exception in one line: its message, or its type when the message is empty."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text if len(text) <= 300 else text[:300] + "..."
+    return text if isinstance(err, FedchainError) and text else f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+__all__ = ["FETCH_DEADLINE_S", "FETCH_WORKERS", "RULE_BLOB_UNAVAILABLE", "RULE_INVALID_CID", "SELECTION_RULES",
+           "AddFinding", "Auditor", "History"]

@@ -29,8 +29,14 @@ def _auditor(settings: Any, address: str | None) -> Any:
 @click.pass_context
 def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, state_dir: Path | None, rpc_url: str | None,
           ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
-    """Replay every round from chain events and the blob store; exit 0 when clean,
-    51 (AUDIT_FINDINGS) when there are findings."""
+    """Replay every round from chain events and the blob store.
+
+    Each finding names the party responsible (aggregator, participant ADDRESS, infrastructure,
+    governance) and a severity (error, handled, warning). Exit 0 when clean (warnings only),
+    51 (AUDIT_FINDINGS) when any finding is an error, 52 (AUDIT_PARTICIPANT_MISCONDUCT) when the
+    only findings are participant misconduct the aggregator handled (an update it correctly left
+    out).
+    """
     ctx.obj = {"settings": (state_dir, rpc_url, ipfs_api, store, chain_id), "address": address}
     if ctx.invoked_subcommand is not None:
         return
@@ -42,14 +48,20 @@ def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, stat
         write_html(report, html_path)
 
     def human() -> str:
+        verdict = {"clean": "clean", "participant_misconduct": "participant misconduct, handled by the aggregator",
+                   "findings": "findings"}[report.verdict.value]
         lines = [f"audited rounds {', '.join(map(str, report.rounds_checked)) or '(none)'} of {report.contract}: "
-                 + ("clean" if report.ok else f"{len(report.findings)} finding(s)")]
-        lines += [f"  round {f.round} {f.participant or '-'} {f.kind.value}: {f.detail}" for f in report.findings]
+                 + (verdict if not report.findings else f"{verdict}, {len(report.findings)} finding(s)")]
+        for f in report.findings:
+            who = f.responsible.value + (f" {f.responsible_address}" if f.responsible_address else "")
+            lines.append(f"  round {f.round or '-'} [{f.severity.value}; {who}] {f.kind.value}"
+                         f"{' (' + f.participant + ')' if f.participant and f.participant != f.responsible_address else ''}"
+                         f": {f.detail}")
         return "\n".join(lines)
 
     emit(as_json, report.to_json(), human)
-    if not report.ok:
-        ctx.exit(int(ExitCode.AUDIT_FINDINGS))
+    if report.exit_code != ExitCode.OK:
+        ctx.exit(int(report.exit_code))
 
 
 @audit.command()

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from fedchain import reverts
-from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update, metadata_digest
+from fedchain.codec.canonical import sha256_digest
+from fedchain.errors import ExitCode
 from fedchain.fl.records import Rejection
+from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update, metadata_digest
 from fedchain.protocol.evidence import Evidence, IncludedUpdate
 from fedchain.protocol.rounds import aggregate, fetch_committed, inclusion_root, leaf_of
-from fedchain.codec.canonical import sha256_digest
 from fedchain.storage.cid import compute_cid
 from fedchain.types import RoundId
 from tests.protocol.harness import Fed, make_fed
@@ -32,16 +33,24 @@ def test_aggregator_dropping_an_update_is_caught(chain_env, ipfs_store, task_fil
     assert {"update_dropped", "merkle_root_mismatch", "model_mismatch"} <= report.kinds()
     dropped = [f for f in report.findings if f.kind.value == "update_dropped"]
     assert [f.participant for f in dropped] == [c for c in (p.address for p in fed.participants) if c not in out.included]
+    aggregator = fed.env.accounts.aggregator.address
+    assert {(f.responsible.value, f.responsible_address, f.severity.value) for f in report.findings} == {
+        ("aggregator", aggregator, "error")
+    }
+    assert report.exit_code == ExitCode.AUDIT_FINDINGS
 
 
 def test_aggregator_publishing_a_shifted_model_is_caught(chain_env, ipfs_store, task_files, tmp_path: Path) -> None:
     fed = make_fed(chain_env, ipfs_store, task_files, tmp_path, dishonest="shift-model")
     fed.run_round()
 
-    kinds = _kinds(fed)
+    report = fed.auditor().audit()
 
-    assert "model_mismatch" in kinds
-    assert "merkle_root_mismatch" not in kinds and "update_dropped" not in kinds
+    assert "model_mismatch" in report.kinds()
+    assert "merkle_root_mismatch" not in report.kinds() and "update_dropped" not in report.kinds()
+    shifted = next(f for f in report.findings if f.kind.value == "model_mismatch")
+    assert (shifted.responsible.value, shifted.responsible_address) == ("aggregator", fed.env.accounts.aggregator.address)
+    assert report.verdict.value == "findings" and report.exit_code == ExitCode.AUDIT_FINDINGS
 
 
 def test_next_round_on_a_model_other_than_the_finalised_one_is_refused_by_the_contract(fed: Fed) -> None:
@@ -61,9 +70,9 @@ def _commit_raw(fed: Fed, index: int, rid: RoundId, *, digest: bytes, cid: str) 
 
 def _honest_blob(fed: Fed, index: int, rid: RoundId) -> bytes:
     """Train as participant ``index`` would, but return the blob instead of committing it."""
+    from fedchain.fl.schema import load_client_data
     from fedchain.protocol.blobs import decode_global
     from fedchain.protocol.training import train_participant
-    from fedchain.fl.schema import load_client_data
 
     rnd = fed.reader.round(rid)
     base = decode_global(fed.store.get(rnd.base_model_cid))
@@ -85,7 +94,11 @@ def test_committed_digest_that_does_not_match_the_blob_is_caught(fed: Fed) -> No
     report = fed.auditor().audit()
 
     assert report.kinds() == {"blob_digest_mismatch"}
-    assert report.findings[0].participant == fed.participants[2].address
+    junk = report.findings[0]
+    assert junk.participant == junk.responsible_address == fed.participants[2].address
+    assert (junk.responsible.value, junk.severity.value) == ("participant", "handled")
+    assert report.ok and report.verdict.value == "participant_misconduct"
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT == 52
 
 
 def test_missing_blob_is_caught(chain_env, local_store, task_files, tmp_path: Path, monkeypatch) -> None:
@@ -101,7 +114,11 @@ def test_missing_blob_is_caught(chain_env, local_store, task_files, tmp_path: Pa
 
     report = fed.auditor().audit()
 
-    assert report.kinds() == {"blob_missing"}
+    assert report.kinds() == {"blob_missing"}  # the participant never uploaded it: handled
+    assert [(f.responsible.value, f.responsible_address, f.severity.value) for f in report.findings] == [
+        ("participant", fed.participants[2].address, "handled")
+    ]
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
 
 
 def test_blob_whose_bytes_were_changed_in_the_store_is_caught(chain_env, local_store, task_files, tmp_path: Path) -> None:
@@ -116,9 +133,10 @@ def test_blob_whose_bytes_were_changed_in_the_store_is_caught(chain_env, local_s
 
     report = fed.auditor().audit()
 
-    assert "blob_cid_mismatch" in report.kinds()
+    assert report.kinds() == {"blob_cid_mismatch", "model_unverifiable"}  # nothing blames the aggregator
     assert {f.participant for f in report.findings if f.kind.value == "blob_cid_mismatch"} == {victim.participant}
-    assert "model_unverifiable" in report.kinds()
+    assert {(f.responsible.value, f.severity.value) for f in report.findings} == {("infrastructure", "error")}
+    assert report.exit_code == ExitCode.AUDIT_FINDINGS
 
 
 def test_rejection_the_recorded_rule_does_not_reproduce_is_caught(fed: Fed) -> None:
@@ -207,6 +225,9 @@ def test_malformed_global_model_is_reported_and_the_next_round_replay_fails_with
     assert (2, "replay_failed") in by_round
     malformed = next(f for f in report.findings if f.kind.value == "model_malformed")
     assert "server state has unexpected bogus" in malformed.detail
+    aggregator = fed.env.accounts.aggregator.address
+    assert {(f.responsible.value, f.responsible_address) for f in report.findings
+            if f.kind.value in ("model_malformed", "replay_failed")} == {("aggregator", aggregator)}
 
 
 def test_round_missing_from_the_event_log_is_reported(fed: Fed) -> None:
@@ -220,7 +241,9 @@ def test_round_missing_from_the_event_log_is_reported(fed: Fed) -> None:
     report = auditor.audit()
 
     assert report.rounds_checked == (2,)
-    assert [(f.round, f.kind.value) for f in report.findings if f.kind.value == "round_missing"] == [(1, "round_missing")]
+    assert [(f.round, f.kind.value, f.responsible.value) for f in report.findings if f.kind.value == "round_missing"] == [
+        (1, "round_missing", "infrastructure")
+    ]
 
 
 class _HidingLedger:
@@ -270,7 +293,12 @@ def test_committed_metadata_digest_that_does_not_match_the_blob_is_rejected_and_
     out = fed.aggregator.finalize(rid)
 
     assert [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "metadata_mismatch")]
-    assert fed.auditor().audit().findings == ()
+    report = fed.auditor().audit()
+    assert [(f.kind.value, f.responsible.value, f.responsible_address, f.severity.value) for f in report.findings] == [
+        ("update_rejected", "participant", fed.participants[2].address, "handled")
+    ]
+    assert "metadata_mismatch" in report.findings[0].detail
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
 
 
 def test_rejection_as_unavailable_of_a_blob_available_now_is_a_warning(chain_env, local_store, task_files,
@@ -291,8 +319,9 @@ def test_rejection_as_unavailable_of_a_blob_available_now_is_a_warning(chain_env
     report = fed.auditor().audit()
 
     assert report.kinds() == {"rejected_unavailable_now_available"}
-    assert report.ok
-    assert report.findings[0].participant == fed.participants[2].address
+    assert report.ok and report.exit_code == ExitCode.OK
+    assert report.findings[0].participant == report.findings[0].responsible_address == fed.participants[2].address
+    assert report.findings[0].severity.value == "warning"
 
 
 def test_evidence_rejecting_a_participant_that_never_committed_is_caught(fed: Fed) -> None:
@@ -315,3 +344,38 @@ def test_evidence_aggregation_digest_other_than_the_finalised_one_is_caught(fed:
 
     assert report.kinds() == {"evidence_mismatch"}
     assert "aggregation digest" in report.findings[0].detail
+
+
+def test_malformed_blob_the_aggregator_rejected_is_handled_participant_misconduct(fed: Fed) -> None:
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    junk = b"not a fedchain blob at all"
+    _commit_raw(fed, 2, rid, digest=sha256_digest(junk), cid=fed.store.put(junk))
+    out = fed.aggregator.finalize(rid)
+    assert out.finalized and [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "blob_format")]
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind.value, f.responsible.value, f.responsible_address, f.severity.value) for f in report.findings] == [
+        ("blob_format", "participant", fed.participants[2].address, "handled")
+    ]
+    assert report.ok and report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
+    assert report.to_json()["verdict"] == "participant_misconduct"
+    assert report.to_json()["responsible"] == {f"participant {fed.participants[2].address}": 1}
+
+
+def test_included_blob_the_store_lost_is_blamed_on_the_infrastructure(chain_env, local_store, task_files,
+                                                                      tmp_path: Path) -> None:
+    fed = make_fed(chain_env, local_store, task_files, tmp_path)
+    fed.run_round()
+    victim = fed.reader.commitments(RoundId(1))[1]
+    local_store.path_of(victim.cid).unlink()
+
+    report = fed.auditor().audit()
+
+    assert report.kinds() == {"blob_missing", "model_unverifiable"}
+    missing = next(f for f in report.findings if f.kind.value == "blob_missing")
+    assert missing.participant == victim.participant and missing.responsible_address is None
+    assert {(f.responsible.value, f.severity.value) for f in report.findings} == {("infrastructure", "error")}
+    assert report.exit_code == ExitCode.AUDIT_FINDINGS

@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fedchain.cli.main import cli
+from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import ExitCode
 from fedchain.types import RoundId, digest_hex
 from tests.protocol.harness import Fed, make_fed
@@ -51,6 +52,10 @@ def test_audit_with_findings_exits_with_the_audit_findings_code(chain_env, ipfs_
     doc = json.loads(result.stdout)
     assert doc["ok"] is False and doc["rounds_checked"] == [1]
     assert {f["kind"] for f in doc["findings"]} == {"model_mismatch"}
+    assert {(f["responsible"], f["responsible_address"]) for f in doc["findings"]} == {
+        ("aggregator", fed.env.accounts.aggregator.address)
+    }
+    assert doc["verdict"] == "findings" and doc["responsible"] == {f"aggregator {fed.env.accounts.aggregator.address}": 1}
     # round 2 started from the model the chain recorded and aggregated honestly
     second = CliRunner().invoke(cli, ["audit", *_conn_args(fed, ipfs_api_url), "--json", "--round", "2"])
     assert second.exit_code == 0 and json.loads(second.stdout)["rounds_checked"] == [2]
@@ -66,7 +71,7 @@ def test_round_commands_and_participant_submit(fed: Fed, ipfs_api_url: str, tmp_
     assert opened.exit_code == 0, opened.output
     rid = json.loads(opened.stdout)["round"]
 
-    for i, p in enumerate(fed.participants):
+    for i in range(len(fed.participants)):
         monkeypatch.setenv("FEDCHAIN_PRIVATE_KEY", "0x" + bytes(fed.env.accounts.participants[i].key).hex())
         sub = runner.invoke(cli, ["participant", "submit", *args, "--data", str(fed.clients[i].path),
                                   "--work-dir", str(tmp_path / f"w{i}"), "--json"])
@@ -115,3 +120,37 @@ def test_bad_connection_inputs_give_one_line_and_distinct_exit_codes(fed: Fed, i
     r = runner.invoke(cli, ["participant", "submit", "--data", str(other), *good])
     assert r.exit_code == ExitCode.DATA_SCHEMA
     assert fed.reader.commitments(rid) == []
+
+
+def test_handled_participant_misconduct_exits_52_and_the_reports_name_the_participant(fed: Fed, ipfs_api_url: str,
+                                                                                     tmp_path: Path) -> None:
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    junk = b"junk instead of an update"
+    culprit = fed.participants[2]
+    culprit.ledger.commit_update(rid, sha256_digest(junk + b"!"), fed.store.put(junk), fed.clients[2].num_samples,
+                                 b"\x07" * 32)
+    assert fed.aggregator.finalize(rid).finalized
+    html = tmp_path / "audit.html"
+
+    result = CliRunner().invoke(cli, ["audit", *_conn_args(fed, ipfs_api_url), "--json", "--html", str(html)])
+
+    assert result.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT == 52, result.output
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is True and doc["verdict"] == "participant_misconduct" and doc["exit_code"] == 52
+    assert [(f["kind"], f["severity"], f["responsible"], f["responsible_address"]) for f in doc["findings"]] == [
+        ("blob_digest_mismatch", "handled", "participant", culprit.address)
+    ]
+    page = html.read_text()
+    assert "handled by the aggregator" in page and culprit.address in page and "<th>Responsible</th>" in page
+    human = CliRunner().invoke(cli, ["audit", *_conn_args(fed, ipfs_api_url)])
+    assert human.exit_code == 52 and f"[handled; participant {culprit.address}] blob_digest_mismatch" in human.stdout
+
+
+def test_audit_help_documents_the_exit_codes() -> None:
+    result = CliRunner().invoke(cli, ["audit", "--help"])
+
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    assert "Exit 0 when clean" in text and "51 (AUDIT_FINDINGS)" in text and "52 (AUDIT_PARTICIPANT_MISCONDUCT)" in text

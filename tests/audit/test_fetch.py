@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from fedchain.errors import StorageUnavailableError
-from fedchain.protocol.rounds import RULE_BLOB_INTEGRITY, RULE_BLOB_UNAVAILABLE, fetch_committed
 from fedchain.codec.canonical import sha256_digest
+from fedchain.errors import StorageUnavailableError
 from fedchain.ports import UpdateCommitment
+from fedchain.protocol.rounds import RULE_BLOB_INTEGRITY, RULE_BLOB_UNAVAILABLE, fetch_committed
 from fedchain.storage.cid import compute_cid
 from fedchain.storage.ipfs import IpfsStore
 from fedchain.storage.local import LocalStore
