@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from fractions import Fraction
+from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 
@@ -48,7 +51,7 @@ def address_key(address: str) -> str:
 def sort_contributions(contributions: Sequence[Contribution]) -> list[Contribution]:
     """Contributions in canonical order; duplicate participants are an error."""
     ordered = sorted(contributions, key=lambda c: address_key(c.participant))
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in pairwise(ordered):
         if address_key(a.participant) == address_key(b.participant):
             raise AggregationError(f"participant {a.participant} contributes more than once")
     return ordered
@@ -90,6 +93,52 @@ def weighted_mean(contributions: Sequence[Contribution]) -> Weights:
     return _to_wire(out)
 
 
+def cap_weight_shares(contributions: Sequence[Contribution], max_share: float) -> tuple[list[Contribution], int]:
+    """Contributions (address order) whose weights are their shares, capped at ``max_share``, and
+    how many of them the cap held down (their share is below what their weight alone gave them).
+
+    ``max_share`` = c in (0, 1]; with c = 1 the weights are returned unchanged. Otherwise,
+    with n contributions of weights w_i (positive, finite), the weights become shares p_i
+    (Σ p_i = 1) such that no p_i exceeds c, what a capped participant loses going to the others
+    in proportion to their weights ("water-filling"):
+
+    * if c·n <= 1 the cap cannot be met by anyone without being met by everyone: every p_i = 1/n;
+    * else start with no participant capped and repeat: R = 1 - c·|capped|,
+      S = Σ w_j over the uncapped j, p_j = R·w_j/S for each uncapped j; if some p_j > c, cap
+      every such j (p_j = c) and repeat, else stop.
+
+    Every step is exact rational arithmetic on the exact values of the float64s c and w_i
+    (:class:`fractions.Fraction`), and each final share is rounded once to the nearest float64,
+    so anyone reproduces the weights bit for bit. The loop runs at most n times."""
+    ordered = sort_contributions(contributions)
+    if not (0.0 < max_share <= 1.0):
+        raise AggregationError(f"max_weight_share must be in (0, 1], got {max_share}")
+    for c in ordered:
+        if not (c.weight > 0 and math.isfinite(c.weight)):
+            raise AggregationError(f"weight of {c.participant} must be positive and finite, got {c.weight}")
+    if max_share >= 1.0 or not ordered:
+        return ordered, 0
+    cap = Fraction(max_share)
+    n = len(ordered)
+    weights = [Fraction(float(c.weight)) for c in ordered]
+    if cap * n <= 1:
+        shares = [Fraction(1, n)] * n
+    else:
+        capped = [False] * n
+        while True:
+            remaining = 1 - cap * sum(capped)
+            free_total = sum((w for w, done in zip(weights, capped, strict=True) if not done), Fraction(0))
+            shares = [cap if done else remaining * w / free_total for w, done in zip(weights, capped, strict=True)]
+            over = [i for i in range(n) if not capped[i] and shares[i] > cap]
+            if not over:
+                break
+            for i in over:
+                capped[i] = True
+    total = sum(weights, Fraction(0))
+    held_down = sum(1 for w, share in zip(weights, shares, strict=True) if share < w / total)
+    return [Contribution(c.participant, float(share), c.tensors) for c, share in zip(ordered, shares, strict=True)], held_down
+
+
 def _median_rows(stacked: np.ndarray) -> np.ndarray:
     """Median over axis 0: the middle row of the sorted values, or the mean of the two middle rows.
 
@@ -99,7 +148,7 @@ def _median_rows(stacked: np.ndarray) -> np.ndarray:
     values = np.sort(stacked, axis=0, kind="stable")
     n = values.shape[0]
     mid = n // 2
-    middle = values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2.0
+    middle: np.ndarray = values[mid] if n % 2 else (values[mid - 1] + values[mid]) / 2.0
     return middle + 0.0
 
 

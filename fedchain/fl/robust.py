@@ -16,8 +16,9 @@ report per participant the share of its coordinates they discarded, in the metri
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from fedchain.errors import ConfigError
 from fedchain.fl import aggregate as agg
@@ -39,14 +40,23 @@ class RobustOutcome:
 class RobustRule(Protocol):
     """A robust aggregation rule; see the module docstring."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The rule's name in a task's strategy (``median``, ``multi_krum``, ...)."""
+        ...
 
-    def config(self) -> RobustConfig: ...
+    def config(self) -> RobustConfig:
+        """The rule by name and parameters, as the strategy's configuration records it."""
+        ...
 
-    def screen(self, contributions: Sequence[Contribution]) -> RobustOutcome: ...
+    def screen(self, contributions: Sequence[Contribution]) -> RobustOutcome:
+        """Split ``contributions`` into the kept and the rejected (with a reason each)."""
+        ...
 
     @property
-    def combiner(self) -> Combiner | None: ...
+    def combiner(self) -> Combiner | None:
+        """The robust estimator that replaces the weighted mean, or None to keep the mean."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,13 +66,16 @@ class CoordinateMedian:
     name: str = field(default="median", init=False)
 
     def config(self) -> RobustConfig:
+        """The rule as recorded in the strategy's configuration (no parameters)."""
         return RobustConfig(self.name, {})
 
     def screen(self, contributions: Sequence[Contribution]) -> RobustOutcome:
+        """Keep every contribution (in canonical order): the median rejects nobody."""
         return RobustOutcome(tuple(agg.sort_contributions(contributions)))
 
     @property
     def combiner(self) -> Combiner | None:
+        """The coordinate-wise median."""
         return agg.coordinate_median
 
 
@@ -78,9 +91,11 @@ class TrimmedMean:
             raise ConfigError(f"trimmed_mean beta must be in [0, 0.5), got {self.beta}")
 
     def config(self) -> RobustConfig:
+        """The rule and its ``beta``, as recorded in the strategy's configuration."""
         return RobustConfig(self.name, {"beta": self.beta})
 
     def screen(self, contributions: Sequence[Contribution]) -> RobustOutcome:
+        """Keep every contribution; the metrics give each participant's share of trimmed coordinates."""
         ordered = agg.sort_contributions(contributions)
         fractions = agg.trimmed_fraction(ordered, self.beta) if ordered else {}
         metrics = {f"trimmed_fraction/{a}": round(v, 6) for a, v in fractions.items()}
@@ -88,6 +103,7 @@ class TrimmedMean:
 
     @property
     def combiner(self) -> Combiner | None:
+        """The coordinate-wise trimmed mean with this rule's ``beta``."""
         beta = self.beta
         return lambda cs: agg.trimmed_mean(cs, beta)
 
@@ -97,11 +113,14 @@ class MultiKrum:
     """Keep the ``m`` updates with the lowest Krum scores (Blanchard et al., 2017).
 
     ``m=1`` is Krum; ``m=None`` keeps ``n - f``. Rejected updates are named with their
-    score and rank.
+    score and rank. The survivors are averaged unweighted (each weighs 1), since a sample
+    count is only a claim and Krum's selection did not look at it; ``weighted=True`` keeps
+    their weights (sample counts).
     """
 
     f: int
     m: int | None = None
+    weighted: bool = False
     name: str = field(default="multi_krum", init=False)
 
     def __post_init__(self) -> None:
@@ -109,11 +128,15 @@ class MultiKrum:
             raise ConfigError(f"multi_krum f must be >= 0, got {self.f}")
         if self.m is not None and self.m < 1:
             raise ConfigError(f"multi_krum m must be >= 1, got {self.m}")
+        if not isinstance(self.weighted, bool):
+            raise ConfigError(f"multi_krum weighted must be true or false, got {self.weighted!r}")
 
     def config(self) -> RobustConfig:
-        return RobustConfig(self.name, {"f": self.f, "m": self.m})
+        """The rule, ``f``, ``m`` and ``weighted``, as recorded in the strategy's configuration."""
+        return RobustConfig(self.name, {"f": self.f, "m": self.m, "weighted": self.weighted})
 
     def screen(self, contributions: Sequence[Contribution]) -> RobustOutcome:
+        """Keep the ``m`` contributions with the lowest Krum scores; reject the others with score and rank."""
         ordered = agg.sort_contributions(contributions)
         n = len(ordered)
         m = self.m if self.m is not None else max(n - self.f, 1)
@@ -122,7 +145,9 @@ class MultiKrum:
         chosen = set(agg.multi_krum_select(ordered, self.f, m))
         ranked = sorted(scores, key=lambda a: (scores[a], agg.address_key(a)))
         rank = {a: i + 1 for i, a in enumerate(ranked)}
-        kept = tuple(c for c in ordered if c.participant in chosen)
+        kept = tuple(
+            c if self.weighted else Contribution(c.participant, 1.0, c.tensors) for c in ordered if c.participant in chosen
+        )
         rejected = tuple(
             Rejection(
                 c.participant,
@@ -136,6 +161,7 @@ class MultiKrum:
 
     @property
     def combiner(self) -> Combiner | None:
+        """None: the kept updates are averaged with the strategy's weighted mean."""
         return None
 
 
@@ -157,9 +183,11 @@ class NormClip:
             raise ConfigError(f"norm_clip max_norm must be positive and finite, got {self.max_norm}")
 
     def config(self) -> RobustConfig:
+        """The rule, ``max_norm`` and ``reject``, as recorded in the strategy's configuration."""
         return RobustConfig(self.name, {"max_norm": self.max_norm, "reject": self.reject})
 
     def screen(self, contributions: Sequence[Contribution]) -> RobustOutcome:
+        """Scale every update whose L2 norm exceeds ``max_norm`` down to it, or reject it (``reject=True``)."""
         kept: list[Contribution] = []
         rejected: list[Rejection] = []
         clipped = 0
@@ -176,6 +204,7 @@ class NormClip:
 
     @property
     def combiner(self) -> Combiner | None:
+        """None: the clipped updates are averaged with the strategy's weighted mean."""
         return None
 
 

@@ -9,6 +9,12 @@ Every strategy composes with robust rules (:mod:`fedchain.fl.robust`), applied i
 order to the updates' model tensors. The round loop itself lives once, in
 :mod:`fedchain.fl.simulation` (and in the federation layer for the on-chain flow).
 
+Aggregation weights: each update that the robust rules kept weighs :meth:`weight_of` (its
+sample count; 1 for q-FedAvg, and 1 for every Multi-Krum survivor unless the rule says
+``weighted``); then no participant's share of the total may exceed ``max_weight_share``
+(default 1: no cap), see :func:`fedchain.fl.aggregate.cap_weight_shares`. A participant that
+lies about its sample count gains at most that share.
+
 Server state is a flat ``Weights`` mapping with prefixed names: SCAFFOLD keeps its
 control variate under ``c/``, FedAdam its moments under ``m/`` and ``v/``.
 """
@@ -17,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,6 +80,7 @@ class _Strategy:
     weight_decay: float = 0.0
     server_lr: float = 1.0
     min_updates: int = 1
+    max_weight_share: float = 1.0
     robust: tuple[RobustRule, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -81,6 +89,8 @@ class _Strategy:
             raise ConfigError(f"min_updates must be >= 1, got {self.min_updates}")
         if not (self.server_lr > 0 and math.isfinite(self.server_lr)):
             raise ConfigError(f"server_lr must be positive and finite, got {self.server_lr}")
+        if not 0.0 < self.max_weight_share <= 1.0:
+            raise ConfigError(f"max_weight_share must be in (0, 1], got {self.max_weight_share}")
         self._client_config({})  # validates the client-side parameters once
 
     # --- description ----------------------------------------------------------
@@ -150,12 +160,15 @@ class _Strategy:
         outcome = apply_rules(self.robust, contributions)
         rejections: list[Rejection] = rejected + list(outcome.rejected)
         agg.require_min(len(outcome.kept), self.min_updates)
-        kept_ids = {c.participant for c in outcome.kept}
+        kept, held_down = agg.cap_weight_shares(outcome.kept, self.max_weight_share)
+        kept_ids = {c.participant for c in kept}
         kept_updates = {u.participant: u for u in valid if u.participant in kept_ids}
-        new_weights, new_state, metrics = self._combine(global_weights, list(outcome.kept), kept_updates, state)
+        new_weights, new_state, metrics = self._combine(global_weights, kept, kept_updates, state)
+        capped = {"num_weight_capped": held_down} if self.max_weight_share < 1.0 else {}
         metrics = {
             **outcome.metrics,
             **metrics,
+            **capped,
             "num_updates": len(updates),
             "num_valid": len(valid),
             "num_included": len(outcome.kept),
@@ -250,6 +263,7 @@ class Scaffold(_Strategy):
             raise ConfigError(f"scaffold num_clients must be >= 0, got {self.num_clients}")
 
     def initial_state(self, global_weights: Mapping[str, np.ndarray]) -> Weights:
+        """The zero server control variate ``c``."""
         return _prefixed(SCAFFOLD_STATE_PREFIX, _zeros_like(global_weights))
 
     def _client_config(self, server_state: Mapping[str, np.ndarray]) -> ClientConfig:
@@ -259,6 +273,7 @@ class Scaffold(_Strategy):
     def configure_round(
         self, round_id: RoundId, global_weights: Mapping[str, np.ndarray], server_state: Mapping[str, np.ndarray]
     ) -> ClientConfig:
+        """The client configuration with the server control variate (zero before round one)."""
         state = dict(server_state) if server_state else self.initial_state(global_weights)
         return self._client_config(state)
 
@@ -296,6 +311,7 @@ class QFedAvg(_Strategy):
         return dataclasses.replace(super()._client_config(server_state), q=self.q)
 
     def weight_of(self, update: ClientUpdate) -> float:
+        """1.0: q-FedAvg weights every participant equally."""
         return 1.0
 
     def _combine(
@@ -332,6 +348,7 @@ class FedAdam(_Strategy):
             raise ConfigError(f"fedadam tau must be > 0, got {self.tau}")
 
     def initial_state(self, global_weights: Mapping[str, np.ndarray]) -> Weights:
+        """Adam's first and second moments, zero."""
         zeros = _zeros_like(global_weights)
         return {**_prefixed(ADAM_M_PREFIX, zeros), **_prefixed(ADAM_V_PREFIX, zeros)}
 

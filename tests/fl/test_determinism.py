@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from fedchain.fl import robust
 from fedchain.fl import strategies as S
-from fedchain.fl.records import ClientUpdate, StrategyConfig, UpdateKind
+from fedchain.fl.records import ClientUpdate, UpdateKind
 from fedchain.types import Address, Digest, RoundId
 
 BASE = Digest(b"\x55" * 32)
@@ -61,6 +61,8 @@ def build(strategy: S._Strategy, raw) -> list[ClientUpdate]:  # type: ignore[no-
 STRATEGY_CASES = [
     S.FedAvg(),
     S.FedAvg(robust=(robust.MultiKrum(f=1),)),
+    S.FedAvg(max_weight_share=0.3, robust=(robust.MultiKrum(f=1, weighted=True), robust.NormClip(200.0, reject=True))),
+    S.FedNova(max_weight_share=0.15),
     S.FedProx(robust=(robust.TrimmedMean(0.2),)),
     S.FedNova(robust=(robust.NormClip(50.0),)),
     S.Scaffold(num_clients=10, robust=(robust.CoordinateMedian(),)),
@@ -115,7 +117,8 @@ for i in range(8):
     scale = 0.01 * (1.0 + i / 3.0) if i != 5 else 0.2
     tensors = {n: (scale * rng.standard_normal(s)).astype(np.float32) for n, s in shapes.items()}
     ups.append(ClientUpdate(Address(f"0x{(i + 1) * 0x1111:040x}"), RoundId(3), 10 + 7 * i, tensors, base))
-strategy = S.FedAvg(robust=(robust.MultiKrum(f=2), robust.NormClip(max_norm=2.5)))
+strategy = S.FedAvg(max_weight_share=0.2,
+                    robust=(robust.MultiKrum(f=2, weighted=True), robust.NormClip(max_norm=2.5)))
 result = strategy.aggregate_round(glob, ups, {}, round_id=RoundId(3), base_model_digest=base)
 contribs = [agg.Contribution(u.participant, float(u.num_samples), u.model_tensors) for u in ups]
 h = hashlib.sha256()
@@ -125,7 +128,7 @@ h.update(repr((result.included, result.rejected, sorted(result.metrics.items()))
 h.update(repr(sorted(agg.krum_scores(contribs, 2).items())).encode())
 h.update(repr([agg.l2_norm(c.tensors) for c in contribs]).encode())
 print(json.dumps({"digest": h.hexdigest(), "rejected": len(result.rejected),
-                  "clipped": result.metrics["norm_clip/clipped"]}))
+                  "clipped": result.metrics["norm_clip/clipped"], "capped": result.metrics["num_weight_capped"]}))
 """
 
 
@@ -157,6 +160,6 @@ def _aggregate_with_kernel(core_type: str | None) -> dict[str, object]:
 )
 def test_aggregation_is_bit_identical_under_every_openblas_kernel() -> None:
     default = _aggregate_with_kernel(None)
-    assert default["rejected"] == 2 and default["clipped"] > 0  # both rules decided something
+    assert default["rejected"] == 2 and default["clipped"] > 0 and default["capped"] > 0  # every rule decided something
     for core_type in _openblas_core_types():
         assert _aggregate_with_kernel(core_type) == default, core_type

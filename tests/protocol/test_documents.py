@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 
 from fedchain.errors import BlobFormatError, ConfigError, IntegrityError
-from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update
-from fedchain.fl.records import Rejection
-from fedchain.protocol.evidence import Evidence, IncludedUpdate
 from fedchain.fl.attacks import AttackSpec
-from fedchain.sim.config import AttackerGroup, parse_attack, parse_robust
-from fedchain.protocol.task import TaskDocument, verify_task
-from fedchain.fl.records import ClientUpdate, RobustConfig
+from fedchain.fl.records import ClientUpdate, Rejection, RobustConfig
 from fedchain.ports import TaskConfig
+from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update
+from fedchain.protocol.evidence import Evidence, IncludedUpdate
+from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.sim.config import DEFAULT_ROBUST, AttackerGroup, parse_attack, parse_robust
 from fedchain.types import Address, Cid, Digest, RoundId
 from tests.protocol.harness import TaskFiles
 
@@ -22,7 +21,8 @@ def _task_config(doc: TaskDocument, **override: bytes) -> TaskConfig:
     digests = {"model_spec_digest": doc.model_spec_digest(), "strategy_digest": doc.strategy_digest(),
                "data_schema_digest": doc.data_schema_digest()}
     digests.update(override)
-    return TaskConfig(version=1, config_cid=Cid("bafkreiexample"), **digests)  # type: ignore[arg-type]
+    window = 86_400
+    return TaskConfig(version=1, config_cid=Cid("bafkreiexample"), max_commit_duration=window, **digests)  # type: ignore[arg-type]
 
 
 def test_task_document_round_trips_and_matches_the_chain(task_files: TaskFiles) -> None:
@@ -59,8 +59,9 @@ def test_evidence_round_trips_in_canonical_order() -> None:
 
 
 def test_update_blob_round_trips_kind_extras_and_control_tensors() -> None:
-    update = ClientUpdate(Address("0x" + "12" * 20), RoundId(2), 7, {"w": np.ones((2, 2), np.float32), "cv/w": np.zeros((2, 2), np.float32)},
-                          Digest(b"\x09" * 32), extras={"loss": 0.25, "steps": 3, "tag": "x"})
+    tensors = {"w": np.ones((2, 2), np.float32), "cv/w": np.zeros((2, 2), np.float32)}
+    update = ClientUpdate(Address("0x" + "12" * 20), RoundId(2), 7, tensors, Digest(b"\x09" * 32),
+                          extras={"loss": 0.25, "steps": 3, "tag": "x"})
     back = decode_update(encode_update(update))
 
     assert back.participant == update.participant and back.round_id == 2 and back.num_samples == 7
@@ -85,7 +86,11 @@ def test_option_parsers() -> None:
     assert parse_attack("scaling:1:10").to_text() == "scaling:1:10"
     assert parse_robust("trimmed_mean:0.2") == (RobustConfig("trimmed_mean", {"beta": 0.2}),)
     assert parse_robust("norm_clip:max_norm=1,reject=true") == (RobustConfig("norm_clip", {"max_norm": 1, "reject": True}),)
-    assert parse_robust(None) == ()
+    assert parse_robust("norm_clip:max_norm=1,reject=true+multi_krum:f=1") == (
+        RobustConfig("norm_clip", {"max_norm": 1, "reject": True}), RobustConfig("multi_krum", {"f": 1}))
+    assert parse_robust(None) == DEFAULT_ROBUST and parse_robust("none") == () and parse_robust("None") == ()
+    with pytest.raises(ConfigError, match="expected a rule name"):
+        parse_robust("median+")
     with pytest.raises(ConfigError, match="unknown kind"):
         parse_attack("teleport:1")
 
@@ -108,6 +113,22 @@ def test_krum_rule_with_enough_clients_is_accepted() -> None:
     doc = build_task(cfg, load_task_dataset(cfg))
 
     assert doc.strategy_config().robust == (RobustConfig("multi_krum", {"f": 1}),)
+
+
+@pytest.mark.parametrize(("robust", "rules"), [(None, DEFAULT_ROBUST), ("none", ()), ("median", (RobustConfig("median"),))])
+def test_configure_task_gets_the_default_update_norm_bound_unless_told_otherwise(
+    robust: str | None, rules: tuple[RobustConfig, ...]
+) -> None:
+    from fedchain.cli.admin import _task_document
+    from fedchain.fl.strategies import strategy_from_config
+    from fedchain.sim.config import DEFAULT_MAX_WEIGHT_SHARE
+
+    doc = _task_document(dataset="breast_cancer", arch=None, strategy="fedavg", strategy_params=(), robust=robust,
+                         local_epochs=1, batch_size=32, lr=0.05, seed=0, min_updates=1, commit_duration=300)
+
+    assert doc.strategy_config().robust == rules
+    assert strategy_from_config(doc.strategy_config()).max_weight_share == DEFAULT_MAX_WEIGHT_SHARE
+    assert TaskDocument.from_bytes(doc.to_bytes()).strategy_config() == doc.strategy_config()
 
 
 def test_data_attacks_poison_the_local_data() -> None:
