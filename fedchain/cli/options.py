@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -26,6 +27,7 @@ def json_option(f: F) -> F:
 
 
 def state_dir_option(f: F) -> F:
+    """``--state-dir``: where fedchain keeps its state (pids, URLs, deployments, the local store)."""
     return click.option(
         "--state-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -35,18 +37,21 @@ def state_dir_option(f: F) -> F:
 
 
 def rpc_url_option(f: F) -> F:
+    """``--rpc-url``: the Ethereum JSON-RPC URL."""
     return click.option(
         "--rpc-url", default=None, help="Ethereum JSON-RPC URL [env FEDCHAIN_RPC_URL; default: the managed devnet]."
     )(f)
 
 
 def ipfs_api_option(f: F) -> F:
+    """``--ipfs-api``: the IPFS RPC API URL."""
     return click.option(
         "--ipfs-api", default=None, help="IPFS (Kubo-compatible) RPC API URL [env FEDCHAIN_IPFS_API; default: the managed node]."
     )(f)
 
 
 def store_option(f: F) -> F:
+    """``--store``: the blob store, the IPFS node or the local content-addressed store."""
     return click.option(
         "--store",
         type=click.Choice(["ipfs", "local"]),
@@ -56,6 +61,7 @@ def store_option(f: F) -> F:
 
 
 def keystore_option(f: F) -> F:
+    """``--keystore``: the signing account's encrypted keystore file."""
     return click.option(
         "--keystore",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -117,9 +123,12 @@ def task_options(f: F) -> F:
         click.option("--strategy", default="fedavg", show_default=True,
                      help="fedavg, fedprox, scaffold, fednova, qfedavg or fedadam."),
         click.option("--strategy-param", "strategy_params", multiple=True, metavar="KEY=VALUE",
-                     help="Extra strategy parameter, e.g. mu=0.01 (fedprox) or q=1 (qfedavg). Repeatable."),
+                     help="Extra strategy parameter, e.g. mu=0.01 (fedprox), q=1 (qfedavg), or max_weight_share=1 "
+                          "(the cap on any participant's share of the weight; default 0.3). Repeatable."),
         click.option("--robust", default=None,
-                     help="Robust rule: median, trimmed_mean[:beta], krum:f, multi_krum:f=1,m=2, norm_clip:max_norm=5."),
+                     help="Robust rules, joined by '+': median, trimmed_mean[:beta], krum:f, multi_krum:f=1,m=2[,weighted=true], "
+                          "norm_clip:max_norm=5[,reject=true]; 'none' for no rule "
+                          "[default: norm_clip:max_norm=100,reject=true, the update-norm bound]."),
         click.option("--local-epochs", type=int, default=1, show_default=True),
         click.option("--batch-size", type=int, default=32, show_default=True),
         click.option("--lr", type=float, default=0.05, show_default=True),
