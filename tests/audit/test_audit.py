@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -180,9 +182,10 @@ def test_update_metadata_digest_is_stable(fed: Fed) -> None:
 
 
 def _finalize_crafted(fed: Fed, rid: RoundId, *, model_blob: bytes | None = None, aggregation_digest: bytes | None = None,
-                      extra_rejections: tuple[Rejection, ...] = ()) -> None:
+                      extra_rejections: tuple[Rejection, ...] = (),
+                      tamper: Callable[[Evidence], Evidence] | None = None) -> None:
     """Finalise ``rid`` as an aggregator would, except for the given model blob, evidence
-    aggregation digest or extra evidence rejections."""
+    aggregation digest or extra evidence rejections, and with its evidence passed through ``tamper``."""
     rnd = fed.reader.round(rid)
     commitments = fed.reader.commitments(rid)
     base = decode_global(fed.store.get(rnd.base_model_cid))
@@ -196,7 +199,7 @@ def _finalize_crafted(fed: Fed, rid: RoundId, *, model_blob: bytes | None = None
                         root, tuple(IncludedUpdate(c.participant, c.update_digest, c.cid, c.num_samples, leaf_of(c))
                                     for c in (by_addr[a] for a in agg.included)),
                         tuple(agg.rejections) + extra_rejections)
-    ev = evidence.to_bytes()
+    ev = (tamper(evidence) if tamper is not None else evidence).to_bytes()
     fed.aggregator.ledger.finalize_round(rid, sha256_digest(blob), fed.store.put(blob), root, fed.doc.strategy_digest(),
                                          sha256_digest(ev), fed.store.put(ev), len(agg.included))
 
@@ -379,3 +382,80 @@ def test_included_blob_the_store_lost_is_blamed_on_the_infrastructure(chain_env,
     assert missing.participant == victim.participant and missing.responsible_address is None
     assert {(f.responsible.value, f.severity.value) for f in report.findings} == {("infrastructure", "error")}
     assert report.exit_code == ExitCode.AUDIT_FINDINGS
+
+
+def _lie_about_the_first_included(**changes: object) -> Callable[[Evidence], Evidence]:
+    def tamper(evidence: Evidence) -> Evidence:
+        first, *rest = evidence.included
+        return dataclasses.replace(evidence, included=(dataclasses.replace(first, **changes), *rest))
+
+    return tamper
+
+
+def test_evidence_lying_about_an_included_sample_count_is_caught(fed: Fed) -> None:
+    rid = _submit_all(fed)
+    first = sorted(fed.reader.commitments(rid), key=lambda c: c.participant.lower())[0]
+    _finalize_crafted(fed, rid, tamper=_lie_about_the_first_included(num_samples=10**12))
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind.value, f.participant, f.responsible.value) for f in report.findings] == [
+        ("evidence_mismatch", first.participant, "aggregator")
+    ]
+    assert f"num_samples as 1000000000000, the commitment's is {first.num_samples}" in report.findings[0].detail
+    assert report.findings[0].responsible_address == fed.env.accounts.aggregator.address
+    assert report.rounds[0].num_samples == sum(c.num_samples for c in fed.reader.commitments(rid))
+
+
+def test_evidence_lying_about_an_included_cid_is_caught(fed: Fed) -> None:
+    rid = _submit_all(fed)
+    first = sorted(fed.reader.commitments(rid), key=lambda c: c.participant.lower())[0]
+    other = fed.store.put(b"some other blob")
+    _finalize_crafted(fed, rid, tamper=_lie_about_the_first_included(cid=other))
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind.value, f.participant, f.responsible.value) for f in report.findings] == [
+        ("evidence_mismatch", first.participant, "aggregator")
+    ]
+    assert f"CID as {other}, the commitment's is {first.cid}" in report.findings[0].detail
+
+
+def test_evidence_lying_about_a_rejection_reason_is_caught(fed: Fed) -> None:
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    blob = _honest_blob(fed, 2, rid)
+    _commit_raw(fed, 2, rid, digest=sha256_digest(blob), cid=fed.store.put(blob))  # metadata digest 0x07..07
+
+    def lie(evidence: Evidence) -> Evidence:
+        (rejection,) = evidence.rejected
+        assert rejection.rule == "metadata_mismatch"
+        return dataclasses.replace(evidence, rejected=(dataclasses.replace(rejection, reason="it sent malware"),))
+
+    _finalize_crafted(fed, rid, tamper=lie)
+
+    report = fed.auditor().audit()
+
+    by_kind = {f.kind.value: f for f in report.findings}
+    assert set(by_kind) == {"rejection_reason_mismatch", "update_rejected"}
+    lied = by_kind["rejection_reason_mismatch"]
+    assert (lied.participant, lied.responsible.value) == (fed.participants[2].address, "aggregator")
+    assert "'it sent malware'" in lied.detail and "blob metadata digest" in lied.detail
+    assert by_kind["update_rejected"].severity.value == "handled"  # the participant did break the rule
+    assert report.exit_code == ExitCode.AUDIT_FINDINGS
+
+
+def test_every_task_version_is_checked_against_its_document_even_without_a_round(fed: Fed) -> None:
+    fed.run_round()
+    doc = fed.doc
+    fed.admin.configure_task(doc.model_spec_digest(), sha256_digest(b"another strategy"), doc.data_schema_digest(),
+                             fed.task_cid, 86_400)
+
+    report = fed.auditor().audit()
+
+    assert [(f.round, f.kind.value, f.responsible.value, f.responsible_address) for f in report.findings] == [
+        (0, "task_config_mismatch", "governance", fed.env.accounts.admin.address)
+    ]
+    assert "task v2" in report.findings[0].detail and "strategy digest" in report.findings[0].detail
+    assert fed.auditor().audit(round_filter=1).findings == ()  # round 1 ran under version 1, which matches
