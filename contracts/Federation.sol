@@ -38,17 +38,22 @@ contract Federation is IFederation, AccessControl {
         bytes32 evidenceDigest;
     }
 
-    /// @dev One storage slot per participant.
+    /// @dev One storage slot per participant (29 bytes): a commit reads and writes only this slot of it. Block
+    /// numbers are uint48 (OpenZeppelin's timepoint width), enough for 2^48 blocks. `declaredSamples` is the
+    /// dataset size declared at registration; once the participant is admitted it is the approved size.
     struct _Participant {
         ParticipantStatus status;
         uint64 lastCommittedRound;
-        uint64 registeredBlock;
-        uint64 statusChangedBlock;
+        uint64 declaredSamples;
+        uint48 registeredBlock;
+        uint48 statusChangedBlock;
     }
 
-    /// @dev The task digests; the config CID is only in the TaskConfigured event.
+    /// @dev The task digests; the config CID is only in the TaskConfigured event. The version and the maximum
+    /// commit duration share one slot, so openRound reads both at once.
     struct _Task {
         uint32 version;
+        uint64 maxCommitDuration;
         bytes32 modelSpecDigest;
         bytes32 strategyDigest;
         bytes32 dataSchemaDigest;
@@ -78,18 +83,28 @@ contract Federation is IFederation, AccessControl {
     /// @param organisation Organisation name (must not be empty).
     /// @param industry Industry of the organisation.
     /// @param publicKey Public key of the participant.
-    function register(string calldata organisation, string calldata industry, bytes calldata publicKey) external {
+    /// @param declaredSamples Size of the participant's training dataset (number of samples, non-zero); admission
+    /// approves it, and no commitment may claim more.
+    function register(
+        string calldata organisation,
+        string calldata industry,
+        bytes calldata publicKey,
+        uint64 declaredSamples
+    ) external {
         _Participant storage p = _participants[msg.sender];
         if (p.status != ParticipantStatus.None) revert FederationAlreadyRegistered(msg.sender);
         if (bytes(organisation).length == 0) revert FederationInvalidRegistration("organisation");
+        if (declaredSamples == 0) revert FederationInvalidRegistration("declaredSamples");
         p.status = ParticipantStatus.Pending;
-        p.registeredBlock = uint64(block.number);
-        p.statusChangedBlock = uint64(block.number);
-        emit ParticipantRegistered(msg.sender, organisation, industry, publicKey);
+        p.declaredSamples = declaredSamples;
+        p.registeredBlock = uint48(block.number);
+        p.statusChangedBlock = uint48(block.number);
+        emit ParticipantRegistered(msg.sender, organisation, industry, publicKey, declaredSamples);
     }
 
-    /// @notice Admits a pending participant. Admission happens between rounds: while a round is open it is
-    /// refused, so the participants eligible in a round are exactly those active when it opened.
+    /// @notice Admits a pending participant and approves the dataset size it declared: no commitment of it may
+    /// claim more samples. Admission happens between rounds: while a round is open it is refused, so the
+    /// participants eligible in a round are exactly those active when it opened.
     /// @param account The participant to admit.
     function admit(address account) external onlyRole(ADMIN_ROLE) {
         uint256 latest = _latestRoundId;
@@ -97,9 +112,9 @@ contract Federation is IFederation, AccessControl {
         _Participant storage p = _participants[account];
         if (p.status != ParticipantStatus.Pending) revert FederationInvalidStatus(account, p.status);
         p.status = ParticipantStatus.Active;
-        p.statusChangedBlock = uint64(block.number);
+        p.statusChangedBlock = uint48(block.number);
         ++_activeCount;
-        emit ParticipantAdmitted(account, msg.sender);
+        emit ParticipantAdmitted(account, msg.sender, p.declaredSamples);
     }
 
     /// @notice Removes a pending or active participant for good, at any time. Removal during an open round does
@@ -114,7 +129,7 @@ contract Federation is IFederation, AccessControl {
             revert FederationInvalidStatus(account, status);
         }
         p.status = ParticipantStatus.Removed;
-        p.statusChangedBlock = uint64(block.number);
+        p.statusChangedBlock = uint48(block.number);
         if (status == ParticipantStatus.Active) --_activeCount;
         emit ParticipantRemoved(account, msg.sender, reason);
     }
@@ -126,11 +141,14 @@ contract Federation is IFederation, AccessControl {
     /// @param strategyDigest Digest of the strategy configuration (non-zero).
     /// @param dataSchemaDigest Digest of the data schema (non-zero).
     /// @param configCid CID of the full configuration (non-empty).
+    /// @param maxCommitDuration The longest commit window (seconds, non-zero) a round may be opened with, so that no
+    /// round can be held open for long: once its deadline has passed the aggregator can always close it.
     function configureTask(
         bytes32 modelSpecDigest,
         bytes32 strategyDigest,
         bytes32 dataSchemaDigest,
-        string calldata configCid
+        string calldata configCid,
+        uint64 maxCommitDuration
     ) external onlyRole(ADMIN_ROLE) {
         uint256 latest = _latestRoundId;
         if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
@@ -138,9 +156,12 @@ contract Federation is IFederation, AccessControl {
         if (strategyDigest == bytes32(0)) revert FederationInvalidTask("strategyDigest");
         if (dataSchemaDigest == bytes32(0)) revert FederationInvalidTask("dataSchemaDigest");
         if (bytes(configCid).length == 0) revert FederationInvalidTask("configCid");
+        if (maxCommitDuration == 0) revert FederationInvalidTask("maxCommitDuration");
         uint32 version = _task.version + 1;
-        _task = _Task(version, modelSpecDigest, strategyDigest, dataSchemaDigest);
-        emit TaskConfigured(version, msg.sender, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid);
+        _task = _Task(version, maxCommitDuration, modelSpecDigest, strategyDigest, dataSchemaDigest);
+        emit TaskConfigured(
+            version, msg.sender, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid, maxCommitDuration
+        );
     }
 
     // ---------------------------------------------------------------- rounds
@@ -148,7 +169,8 @@ contract Federation is IFederation, AccessControl {
     /// @notice Opens the next round, recording the current number of active participants as its eligible count.
     /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
     /// @param baseModelCid CID of that model.
-    /// @param commitDuration Seconds from now during which commits are accepted (inclusive).
+    /// @param commitDuration Seconds from now during which commits are accepted (inclusive); at most the task's
+    /// maximum commit duration.
     /// @param minUpdates Minimum number of included updates to finalise.
     /// @return roundId The id of the new round.
     function openRound(bytes32 baseModelDigest, string calldata baseModelCid, uint64 commitDuration, uint32 minUpdates)
@@ -157,6 +179,7 @@ contract Federation is IFederation, AccessControl {
         returns (uint256 roundId)
     {
         uint32 taskVersion = _task.version;
+        uint64 maxCommitDuration = _task.maxCommitDuration;
         if (taskVersion == 0) revert FederationTaskNotConfigured();
         uint256 latest = _latestRoundId;
         if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
@@ -166,6 +189,7 @@ contract Federation is IFederation, AccessControl {
         if (commitDuration == 0 || deadline > type(uint64).max) {
             revert FederationInvalidRound("commitDuration", commitDuration);
         }
+        if (commitDuration > maxCommitDuration) revert FederationCommitWindowTooLong(commitDuration, maxCommitDuration);
         if (minUpdates == 0) revert FederationInvalidRound("minUpdates", 0);
         bytes32 current = _currentModelDigest;
         if (current != bytes32(0) && baseModelDigest != current) {
@@ -183,12 +207,14 @@ contract Federation is IFederation, AccessControl {
         emit RoundOpened(roundId, msg.sender, baseModelDigest, baseModelCid, uint64(deadline), minUpdates, taskVersion);
     }
 
-    /// @notice Commits the caller's update for an open round, once per round, up to the deadline.
-    /// @dev Writes two slots that are already non-zero; the commitment itself is only in the event.
+    /// @notice Commits the caller's update for an open round, once per round, up to the deadline, claiming at most
+    /// the caller's approved dataset size.
+    /// @dev Reads and writes two slots that are already non-zero, each read once (the fields of a slot are read
+    /// together, before any branch, so the optimiser loads the slot once); the commitment itself is only in the event.
     /// @param roundId The round.
     /// @param updateDigest Digest of the canonical update blob (non-zero).
     /// @param cid CID of the update blob (non-empty).
-    /// @param numSamples Number of training samples (non-zero).
+    /// @param numSamples Number of training samples (non-zero, at most the approved dataset size).
     /// @param metadataDigest Digest of the update's metadata.
     function commitUpdate(
         uint256 roundId,
@@ -199,24 +225,28 @@ contract Federation is IFederation, AccessControl {
     ) external {
         _Participant storage p = _participants[msg.sender];
         ParticipantStatus pStatus = p.status;
+        uint64 lastCommittedRound = p.lastCommittedRound;
+        uint64 approvedSamples = p.declaredSamples;
+        RoundInfo storage r = _rounds[roundId];
+        RoundStatus rStatus = r.status;
+        uint64 deadline = r.deadline;
+        uint32 commitCount = r.commitCount;
         if (pStatus != ParticipantStatus.Active) {
             if (pStatus == ParticipantStatus.None) revert FederationNotRegistered(msg.sender);
             revert FederationNotActive(msg.sender, pStatus);
         }
-        RoundInfo storage r = _rounds[roundId];
-        RoundStatus rStatus = r.status;
         if (rStatus != RoundStatus.Open) {
             if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
             revert FederationRoundNotOpen(roundId, rStatus);
         }
-        uint64 deadline = r.deadline;
         if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
-        if (p.lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
+        if (lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
         if (updateDigest == bytes32(0)) revert FederationInvalidCommitment("updateDigest");
         if (bytes(cid).length == 0) revert FederationInvalidCommitment("cid");
         if (numSamples == 0) revert FederationInvalidCommitment("numSamples");
+        if (numSamples > approvedSamples) revert FederationTooManySamples(msg.sender, numSamples, approvedSamples);
         p.lastCommittedRound = uint64(roundId);
-        ++r.commitCount;
+        r.commitCount = commitCount + 1;
         emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
     }
 
@@ -286,13 +316,20 @@ contract Federation is IFederation, AccessControl {
     /// @return lastCommittedRound The last round it committed in (0 if none).
     /// @return registeredBlock The block it registered in.
     /// @return statusChangedBlock The block of its last status change.
+    /// @return declaredSamples The dataset size it declared at registration (the approved size once admitted).
     function participant(address account)
         external
         view
-        returns (ParticipantStatus status, uint64 lastCommittedRound, uint64 registeredBlock, uint64 statusChangedBlock)
+        returns (
+            ParticipantStatus status,
+            uint64 lastCommittedRound,
+            uint64 registeredBlock,
+            uint64 statusChangedBlock,
+            uint64 declaredSamples
+        )
     {
         _Participant storage p = _participants[account];
-        return (p.status, p.lastCommittedRound, p.registeredBlock, p.statusChangedBlock);
+        return (p.status, p.lastCommittedRound, p.registeredBlock, p.statusChangedBlock, p.declaredSamples);
     }
 
     /// @notice Number of active participants.
@@ -318,13 +355,20 @@ contract Federation is IFederation, AccessControl {
     /// @return modelSpecDigest Digest of the model specification.
     /// @return strategyDigest Digest of the strategy configuration.
     /// @return dataSchemaDigest Digest of the data schema.
+    /// @return maxCommitDuration The longest commit window a round may be opened with (seconds).
     function task()
         external
         view
-        returns (uint32 version, bytes32 modelSpecDigest, bytes32 strategyDigest, bytes32 dataSchemaDigest)
+        returns (
+            uint32 version,
+            bytes32 modelSpecDigest,
+            bytes32 strategyDigest,
+            bytes32 dataSchemaDigest,
+            uint64 maxCommitDuration
+        )
     {
         _Task storage t = _task;
-        return (t.version, t.modelSpecDigest, t.strategyDigest, t.dataSchemaDigest);
+        return (t.version, t.modelSpecDigest, t.strategyDigest, t.dataSchemaDigest, t.maxCommitDuration);
     }
 
     /// @notice Everything stored about a round; all zero (status None) for a round never opened.

@@ -34,8 +34,8 @@ interface IFederation {
     /// @notice The caller is already registered (in any status).
     /// @param participant The caller.
     error FederationAlreadyRegistered(address participant);
-    /// @notice A registration with an invalid argument: an empty organisation name.
-    /// @param field The offending parameter of `register`: "organisation".
+    /// @notice A registration with an invalid argument: an empty organisation name or a zero declared dataset size.
+    /// @param field The offending parameter of `register`: "organisation" or "declaredSamples".
     error FederationInvalidRegistration(string field);
     /// @notice The participant is not in a status that allows this transition.
     /// @param participant The participant acted upon.
@@ -44,9 +44,10 @@ interface IFederation {
     /// @notice A round is open; the action must wait until it is finalised or closed.
     /// @param roundId The open round.
     error FederationRoundInProgress(uint256 roundId);
-    /// @notice A task configuration with an invalid argument: a zero digest or an empty CID.
+    /// @notice A task configuration with an invalid argument: a zero digest, an empty CID or a zero maximum commit
+    /// duration.
     /// @param field The offending parameter of `configureTask`: "modelSpecDigest", "strategyDigest",
-    /// "dataSchemaDigest" or "configCid".
+    /// "dataSchemaDigest", "configCid" or "maxCommitDuration".
     error FederationInvalidTask(string field);
     /// @notice No task has been configured yet.
     error FederationTaskNotConfigured();
@@ -61,6 +62,10 @@ interface IFederation {
     /// @param value The offending value as a number: 0 for the digest, the length 0 for the CID, the duration
     /// (0, or so long that the deadline would not fit in a uint64), 0 for the minimum.
     error FederationInvalidRound(string field, uint256 value);
+    /// @notice A round's commit window is longer than the task allows, so it could be held open too long.
+    /// @param commitDuration The commit duration given (seconds).
+    /// @param maxCommitDuration The task's maximum commit duration (seconds).
+    error FederationCommitWindowTooLong(uint256 commitDuration, uint64 maxCommitDuration);
     /// @notice The caller never registered.
     /// @param participant The caller.
     error FederationNotRegistered(address participant);
@@ -86,6 +91,11 @@ interface IFederation {
     /// @notice A commitment with an invalid argument: a zero digest, an empty CID or zero samples.
     /// @param field The offending parameter of `commitUpdate`: "updateDigest", "cid" or "numSamples".
     error FederationInvalidCommitment(string field);
+    /// @notice A commitment claims more training samples than the participant's approved dataset size.
+    /// @param participant The caller.
+    /// @param numSamples The sample count given.
+    /// @param approvedSamples The dataset size declared at registration and approved with admission.
+    error FederationTooManySamples(address participant, uint64 numSamples, uint64 approvedSamples);
     /// @notice The commit phase is still running: the deadline has not passed and fewer participants committed
     /// than were active when the round opened.
     /// @param roundId The round.
@@ -112,11 +122,16 @@ interface IFederation {
     /// @param organisation Its organisation name.
     /// @param industry Its industry.
     /// @param publicKey Its public key (for encrypted exchanges off chain).
-    event ParticipantRegistered(address indexed participant, string organisation, string industry, bytes publicKey);
-    /// @notice A pending participant was admitted and may commit.
+    /// @param declaredSamples The size of its training dataset, as it declares it (number of samples).
+    event ParticipantRegistered(
+        address indexed participant, string organisation, string industry, bytes publicKey, uint64 declaredSamples
+    );
+    /// @notice A pending participant was admitted and may commit, with its declared dataset size approved: no
+    /// commitment of it may claim more samples.
     /// @param participant The participant.
     /// @param admittedBy The admin who admitted it.
-    event ParticipantAdmitted(address indexed participant, address indexed admittedBy);
+    /// @param approvedSamples The approved dataset size (the declared one).
+    event ParticipantAdmitted(address indexed participant, address indexed admittedBy, uint64 approvedSamples);
     /// @notice A participant was removed.
     /// @param participant The participant.
     /// @param removedBy The admin who removed it.
@@ -129,13 +144,15 @@ interface IFederation {
     /// @param strategyDigest Digest of the aggregation strategy configuration.
     /// @param dataSchemaDigest Digest of the data schema.
     /// @param configCid CID of the full task configuration.
+    /// @param maxCommitDuration The longest commit window a round of this task may be opened with (seconds).
     event TaskConfigured(
         uint32 indexed version,
         address indexed configuredBy,
         bytes32 modelSpecDigest,
         bytes32 strategyDigest,
         bytes32 dataSchemaDigest,
-        string configCid
+        string configCid,
+        uint64 maxCommitDuration
     );
     /// @notice A round was opened.
     /// @param roundId The new round id.

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from fedchain.types import Address, Cid, Digest, RoundId
 
@@ -45,6 +45,7 @@ class ParticipantRecord:
     last_committed_round: RoundId
     registered_block: int
     status_changed_block: int
+    declared_samples: int  # dataset size declared at registration; the approved size once admitted
     organisation: str = ""
     industry: str = ""
     public_key: bytes = b""
@@ -59,6 +60,7 @@ class TaskConfig:
     strategy_digest: Digest
     data_schema_digest: Digest
     config_cid: Cid
+    max_commit_duration: int  # seconds: the longest commit window a round of this version may be opened with
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class TxReport:
 
     @property
     def fee_wei(self) -> int:
+        """What the transaction paid: gas used times the effective gas price, in wei."""
         return self.gas_used * self.effective_gas_price
 
 
@@ -122,10 +125,14 @@ class TxReport:
 
 @dataclass(frozen=True)
 class ParticipantRegistered:
+    """One ``ParticipantRegistered`` event: an organisation asked to join, with its industry, public key and the
+    size of its training dataset."""
+
     participant: Address
     organisation: str
     industry: str
     public_key: bytes
+    declared_samples: int
     block_number: int
     tx_hash: str
     log_index: int
@@ -133,8 +140,12 @@ class ParticipantRegistered:
 
 @dataclass(frozen=True)
 class ParticipantAdmitted:
+    """One ``ParticipantAdmitted`` event: the admin who admitted the participant, and the dataset size approved
+    (the declared one): no commitment of the participant may claim more samples."""
+
     participant: Address
     admitted_by: Address
+    approved_samples: int
     block_number: int
     tx_hash: str
     log_index: int
@@ -142,6 +153,8 @@ class ParticipantAdmitted:
 
 @dataclass(frozen=True)
 class ParticipantRemoved:
+    """One ``ParticipantRemoved`` event: the admin who removed the participant, and why."""
+
     participant: Address
     removed_by: Address
     reason: str
@@ -152,12 +165,16 @@ class ParticipantRemoved:
 
 @dataclass(frozen=True)
 class TaskConfigured:
+    """One ``TaskConfigured`` event: a new task version, its three digests, the CID of its document and the
+    longest commit window its rounds may be opened with."""
+
     version: int
     configured_by: Address  # the admin who configured the task
     model_spec_digest: Digest
     strategy_digest: Digest
     data_schema_digest: Digest
     config_cid: Cid
+    max_commit_duration: int  # seconds
     block_number: int
     tx_hash: str
     log_index: int
@@ -165,6 +182,8 @@ class TaskConfigured:
 
 @dataclass(frozen=True)
 class RoundOpened:
+    """One ``RoundOpened`` event: the base model, the commit deadline and the minimum of updates."""
+
     round_id: RoundId
     opened_by: Address  # the aggregator who opened the round
     base_model_digest: Digest
@@ -179,6 +198,8 @@ class RoundOpened:
 
 @dataclass(frozen=True)
 class RoundFinalized:
+    """One ``RoundFinalized`` event: the new model, the Merkle root of the included updates and the evidence."""
+
     round_id: RoundId
     finalized_by: Address  # the aggregator who finalised the round
     model_digest: Digest
@@ -195,6 +216,8 @@ class RoundFinalized:
 
 @dataclass(frozen=True)
 class RoundClosed:
+    """One ``RoundClosed`` event: a round ended without a model, with the number of commits and the reason."""
+
     round_id: RoundId
     closed_by: Address  # the aggregator who closed the round
     commit_count: int
@@ -229,18 +252,18 @@ class RoleAdminChanged:
     log_index: int
 
 
-LedgerEvent = Union[
-    ParticipantRegistered,
-    ParticipantAdmitted,
-    ParticipantRemoved,
-    TaskConfigured,
-    RoundOpened,
-    UpdateCommitment,
-    RoundFinalized,
-    RoundClosed,
-    RoleChanged,
-    RoleAdminChanged,
-]
+LedgerEvent = (
+    ParticipantRegistered
+    | ParticipantAdmitted
+    | ParticipantRemoved
+    | TaskConfigured
+    | RoundOpened
+    | UpdateCommitment
+    | RoundFinalized
+    | RoundClosed
+    | RoleChanged
+    | RoleAdminChanged
+)
 
 
 def event_position(event: LedgerEvent) -> tuple[int, int]:
@@ -260,30 +283,50 @@ class Ledger(Protocol):
         ...
 
     # reads
-    def participant(self, address: Address) -> ParticipantRecord: ...
+    def participant(self, address: Address) -> ParticipantRecord:
+        """The participant's record (status, last committed round, registration details)."""
+        ...
 
-    def active_count(self) -> int: ...
+    def active_count(self) -> int:
+        """The number of active participants."""
+        ...
 
-    def task(self) -> TaskConfig | None: ...
+    def task(self) -> TaskConfig | None:
+        """The current task, or None before the admin configured one."""
+        ...
 
-    def latest_round_id(self) -> RoundId: ...
+    def latest_round_id(self) -> RoundId:
+        """The id of the latest round opened (0 before the first)."""
+        ...
 
-    def round(self, round_id: RoundId) -> RoundRecord: ...
+    def round(self, round_id: RoundId) -> RoundRecord:
+        """One round; ChainError for a round that does not exist."""
+        ...
 
-    def current_model_digest(self) -> Digest: ...
+    def current_model_digest(self) -> Digest:
+        """The digest of the current global model."""
+        ...
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
         """Whether the round may be ended: its deadline passed (as of the latest block) or at least
         ``eligible_count`` participants committed; true for a round already ended."""
         ...
 
-    def commitments(self, round_id: RoundId) -> list[UpdateCommitment]: ...
+    def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
+        """The round's commitments in chain order."""
+        ...
 
-    def history(self, from_block: int = 0, to_block: int | None = None) -> list[LedgerEvent]: ...
+    def history(self, from_block: int = 0, to_block: int | None = None) -> list[LedgerEvent]:
+        """Every event in ``[from_block, to_block]`` (default: to the latest block) in chain order."""
+        ...
 
-    def block_number(self) -> int: ...
+    def block_number(self) -> int:
+        """The latest block number."""
+        ...
 
-    def block_timestamp(self) -> int: ...
+    def block_timestamp(self) -> int:
+        """The latest block's timestamp (unix seconds)."""
+        ...
 
     def wait_for_block(self, after: int, timeout_s: float) -> int:
         """Wait until the latest block number is greater than ``after`` and return it; once
@@ -293,19 +336,37 @@ class Ledger(Protocol):
         ...
 
     # writes
-    def register(self, organisation: str, industry: str, public_key: bytes) -> TxReport: ...
+    def register(self, organisation: str, industry: str, public_key: bytes, declared_samples: int) -> TxReport:
+        """Ask to join the federation as the sender, with the organisation, its industry, a public key and the
+        size of its training dataset (``declared_samples`` > 0; admission approves it, and the contract refuses
+        any commitment claiming more samples)."""
+        ...
 
-    def admit(self, participant: Address) -> TxReport: ...
+    def admit(self, participant: Address) -> TxReport:
+        """Activate a registered participant (admin)."""
+        ...
 
-    def remove(self, participant: Address, reason: str) -> TxReport: ...
+    def remove(self, participant: Address, reason: str) -> TxReport:
+        """Remove a participant, with the reason (admin)."""
+        ...
 
     def configure_task(
-        self, model_spec_digest: Digest, strategy_digest: Digest, data_schema_digest: Digest, config_cid: Cid
-    ) -> TxReport: ...
+        self,
+        model_spec_digest: Digest,
+        strategy_digest: Digest,
+        data_schema_digest: Digest,
+        config_cid: Cid,
+        max_commit_duration: int,
+    ) -> TxReport:
+        """Configure the next task version: its three digests, the CID of its document and the longest commit
+        window (``max_commit_duration`` seconds, > 0) a round may be opened with (admin)."""
+        ...
 
     def open_round(
         self, base_model_digest: Digest, base_model_cid: Cid, commit_duration: int, min_updates: int
-    ) -> TxReport: ...
+    ) -> TxReport:
+        """Open the next round on the base model (aggregator); the report carries the new round id."""
+        ...
 
     def commit_update(
         self,
@@ -314,7 +375,9 @@ class Ledger(Protocol):
         cid: Cid,
         num_samples: int,
         metadata_digest: Digest,
-    ) -> TxReport: ...
+    ) -> TxReport:
+        """Commit an update to an open round as the sender."""
+        ...
 
     def finalize_round(
         self,
@@ -326,9 +389,14 @@ class Ledger(Protocol):
         evidence_digest: Digest,
         evidence_cid: Cid,
         included_count: int,
-    ) -> TxReport: ...
+    ) -> TxReport:
+        """Finalise a round with its new model, the Merkle root of the included updates and the evidence
+        (aggregator)."""
+        ...
 
-    def close_round(self, round_id: RoundId, reason: str) -> TxReport: ...
+    def close_round(self, round_id: RoundId, reason: str) -> TxReport:
+        """Close a round without a model, with the reason (aggregator)."""
+        ...
 
 
 @runtime_checkable
@@ -373,7 +441,7 @@ class BlobStore(Protocol):
         """Release connections; the store is unusable afterwards."""
         ...
 
-    def __enter__(self) -> "BlobStore":
+    def __enter__(self) -> BlobStore:
         ...
 
     def __exit__(self, *exc: object) -> None:

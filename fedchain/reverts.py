@@ -27,6 +27,7 @@ __all__ = [
     "FederationBaseModelMismatch",
     "FederationCommitPhaseActive",
     "FederationCommitTooLate",
+    "FederationCommitWindowTooLong",
     "FederationDuplicateCommit",
     "FederationInvalidCommitment",
     "FederationInvalidIncludedCount",
@@ -41,11 +42,12 @@ __all__ = [
     "FederationRoundNotOpen",
     "FederationTaskNotConfigured",
     "FederationTooFewUpdates",
+    "FederationTooManySamples",
     "FederationUnknownRound",
     "TypedRevertError",
 ]
 
-SOURCE_HASH = "6d91615ec5ba2326dce37172b059445d4dae18625988ca62d93a51bebe94c7eb"
+SOURCE_HASH = "28bde5c56be41a6b2ba3d1eae212c85621036bed33c54d5c128d81c575178a8f"
 """``sourceHash`` of the artifact this module was generated from."""
 
 
@@ -202,6 +204,32 @@ class FederationCommitTooLate(TypedRevertError):
         self.deadline = deadline
 
 
+class FederationCommitWindowTooLong(TypedRevertError):
+    """A round's commit window is longer than the task allows, so it could be held open too long.
+
+    Solidity: ``FederationCommitWindowTooLong(uint256 commitDuration, uint64 maxCommitDuration)``, selector
+    ``0xde65a50b``.
+
+    Attributes:
+        commit_duration: The commit duration given (seconds).
+        max_commit_duration: The task's maximum commit duration (seconds).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationCommitWindowTooLong(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("de65a50b")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("commitDuration", "commit_duration"), ("maxCommitDuration", "max_commit_duration"))
+
+    commit_duration: int
+    max_commit_duration: int
+
+    def __init__(self, commit_duration: int, max_commit_duration: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationCommitWindowTooLong", {"commitDuration": commit_duration, "maxCommitDuration": max_commit_duration}, function=function
+        )
+        self.commit_duration = commit_duration
+        self.max_commit_duration = max_commit_duration
+
+
 class FederationDuplicateCommit(TypedRevertError):
     """The participant already committed in this round.
 
@@ -274,12 +302,12 @@ class FederationInvalidIncludedCount(TypedRevertError):
 
 
 class FederationInvalidRegistration(TypedRevertError):
-    """A registration with an invalid argument: an empty organisation name.
+    """A registration with an invalid argument: an empty organisation name or a zero declared dataset size.
 
     Solidity: ``FederationInvalidRegistration(string field)``, selector ``0xc6372afd``.
 
     Attributes:
-        field: The offending parameter of `register`: "organisation".
+        field: The offending parameter of `register`: "organisation" or "declaredSamples".
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidRegistration(string)"
@@ -367,13 +395,14 @@ class FederationInvalidStatus(TypedRevertError):
 
 
 class FederationInvalidTask(TypedRevertError):
-    """A task configuration with an invalid argument: a zero digest or an empty CID.
+    """A task configuration with an invalid argument: a zero digest, an empty CID or a zero maximum commit
+    duration.
 
     Solidity: ``FederationInvalidTask(string field)``, selector ``0x8820d304``.
 
     Attributes:
         field: The offending parameter of `configureTask`: "modelSpecDigest", "strategyDigest",
-            "dataSchemaDigest" or "configCid".
+            "dataSchemaDigest", "configCid" or "maxCommitDuration".
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidTask(string)"
@@ -520,6 +549,35 @@ class FederationTooFewUpdates(TypedRevertError):
         self.min_updates = min_updates
 
 
+class FederationTooManySamples(TypedRevertError):
+    """A commitment claims more training samples than the participant's approved dataset size.
+
+    Solidity: ``FederationTooManySamples(address participant, uint64 numSamples, uint64 approvedSamples)``,
+    selector ``0x72afa550``.
+
+    Attributes:
+        participant: The caller.
+        num_samples: The sample count given.
+        approved_samples: The dataset size declared at registration and approved with admission.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationTooManySamples(address,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("72afa550")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("participant", "participant"), ("numSamples", "num_samples"), ("approvedSamples", "approved_samples"))
+
+    participant: str
+    num_samples: int
+    approved_samples: int
+
+    def __init__(self, participant: str, num_samples: int, approved_samples: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationTooManySamples", {"participant": participant, "numSamples": num_samples, "approvedSamples": approved_samples}, function=function
+        )
+        self.participant = participant
+        self.num_samples = num_samples
+        self.approved_samples = approved_samples
+
+
 class FederationUnknownRound(TypedRevertError):
     """No round with this id was ever opened.
 
@@ -547,6 +605,7 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationBaseModelMismatch": FederationBaseModelMismatch,
     "FederationCommitPhaseActive": FederationCommitPhaseActive,
     "FederationCommitTooLate": FederationCommitTooLate,
+    "FederationCommitWindowTooLong": FederationCommitWindowTooLong,
     "FederationDuplicateCommit": FederationDuplicateCommit,
     "FederationInvalidCommitment": FederationInvalidCommitment,
     "FederationInvalidIncludedCount": FederationInvalidIncludedCount,
@@ -561,6 +620,7 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationRoundNotOpen": FederationRoundNotOpen,
     "FederationTaskNotConfigured": FederationTaskNotConfigured,
     "FederationTooFewUpdates": FederationTooFewUpdates,
+    "FederationTooManySamples": FederationTooManySamples,
     "FederationUnknownRound": FederationUnknownRound,
 }
 """Every custom error of the contract by name; each value is a :class:`TypedRevertError` subclass."""

@@ -152,9 +152,9 @@ class Federation:
         self.doc = task_document(min_updates=max(1, participants - 1))
         doc_cid = store.put(self.doc.to_bytes())
         self.send(self.admin, "configureTask", self.doc.model_spec_digest(), self.doc.strategy_digest(),
-                  self.doc.data_schema_digest(), doc_cid)
+                  self.doc.data_schema_digest(), doc_cid, COMMIT_DURATION_S)
         for p in self.people:
-            self.send(p, "register", f"org-{p[2:8]}", "benchmark", b"\x02" + bytes(32))
+            self.send(p, "register", f"org-{p[2:8]}", "benchmark", b"\x02" + bytes(32), 1_000)
             self.send(self.admin, "admit", p)
         self.base_blob = initial_global(self.doc.spec(), self.doc.seed)
         self.base_cid = store.put(self.base_blob)

@@ -18,8 +18,9 @@ Session scope
 Function scope
     ``chain_env``   the same :class:`DevnetEnv`, with the test wrapped in ``evm_snapshot`` /
                     ``evm_revert``: every test starts from the freshly deployed contract.
-    ``federation_env``  ``chain_env`` plus a configured task (version 1) and the first three
-                    participants registered and admitted (``env.admitted``).
+    ``federation_env``  ``chain_env`` plus a configured task (version 1, commit windows of at most
+                    ``TASK_MAX_COMMIT_DURATION`` s) and the first three participants registered with
+                    ``DECLARED_SAMPLES`` samples each and admitted (``env.admitted``).
     ``advance_time`` a callable ``advance_time(seconds)`` that moves the chain clock forward
                     (``evm_increaseTime`` + ``evm_mine``) and returns the new block timestamp.
     ``mine_block``  a callable that mines one empty block and returns its number.
@@ -35,9 +36,9 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 from eth_account import Account
@@ -45,9 +46,9 @@ from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 
 from fedchain.chain.connection import Connection
-from fedchain.services.devnet import DevnetProcess
 from fedchain.chain.federation import Deployment, FederationContract, deploy
 from fedchain.chain.ledger import ChainLedger
+from fedchain.services.devnet import DevnetProcess
 from fedchain.types import Wei
 
 FUNDING_WEI = Wei(100 * 10**18)
@@ -130,14 +131,16 @@ def chain_env(devnet_env: DevnetEnv) -> Iterator[DevnetEnv]:
 
 TASK_DIGESTS = (keccak(b"test-model-spec"), keccak(b"test-strategy"), keccak(b"test-data-schema"))
 TASK_CID = "bafkreitestconfigcid"
+TASK_MAX_COMMIT_DURATION = 86_400
+DECLARED_SAMPLES = 1_000  # the dataset size each participant of federation_env declares (and is approved)
 
 
 @pytest.fixture()
 def federation_env(chain_env: DevnetEnv) -> DevnetEnv:
     admin = chain_env.federation()
-    admin.configure_task(*TASK_DIGESTS, TASK_CID)
+    admin.configure_task(*TASK_DIGESTS, TASK_CID, TASK_MAX_COMMIT_DURATION)
     for account in chain_env.accounts.participants[:3]:
-        chain_env.federation(account).register(f"org-{account.address[:8]}", "test", b"\x02" + bytes(32))
+        chain_env.federation(account).register(f"org-{account.address[:8]}", "test", b"\x02" + bytes(32), DECLARED_SAMPLES)
         admin.admit(account.address)
         chain_env.admitted.append(account)
     return chain_env

@@ -23,13 +23,15 @@ abstract contract FederationFixture is TestBase {
     bytes32 internal constant META = keccak256("meta");
     string internal constant CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy";
     uint64 internal constant DURATION = 600;
+    uint64 internal constant MAX_WINDOW = 1 days;
+    uint64 internal constant SAMPLES = 1000;
     uint256 internal constant START = 1_700_000_000;
 
     function setUp() public virtual {
         vm.warp(START);
         fed = new Federation(admin, aggregator);
         vm.prank(admin);
-        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig");
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig", MAX_WINDOW);
         _join(alice);
         _join(bob);
         _join(carol);
@@ -37,7 +39,7 @@ abstract contract FederationFixture is TestBase {
 
     function _join(address who) internal {
         vm.prank(who);
-        fed.register("Org", "finance", hex"02");
+        fed.register("Org", "finance", hex"02", SAMPLES);
         vm.prank(admin);
         fed.admit(who);
     }
@@ -101,7 +103,7 @@ contract FederationTest is FederationFixture {
         fed.remove(alice, "x");
         _expectRevert(_unauthorised(caller, role));
         vm.prank(caller);
-        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2");
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", MAX_WINDOW);
     }
 
     function testFuzz_onlyAggregatorRunsRounds(address caller) public {
@@ -126,38 +128,66 @@ contract FederationTest is FederationFixture {
         address dave = address(0x1004);
         vm.roll(42);
         vm.expectEmit(true, true, true, true, address(fed));
-        emit IFederation.ParticipantRegistered(dave, "Dave Bank", "finance", hex"0203");
+        emit IFederation.ParticipantRegistered(dave, "Dave Bank", "finance", hex"0203", 5000);
         vm.prank(dave);
-        fed.register("Dave Bank", "finance", hex"0203");
-        (IFederation.ParticipantStatus status, uint64 last, uint64 registered, uint64 changed) = fed.participant(dave);
+        fed.register("Dave Bank", "finance", hex"0203", 5000);
+        (IFederation.ParticipantStatus status, uint64 last, uint64 registered, uint64 changed, uint64 declared) =
+            fed.participant(dave);
         _eq(uint256(status), uint256(IFederation.ParticipantStatus.Pending), "status");
         _eq(last, 0, "lastCommittedRound");
         _eq(registered, 42, "registeredBlock");
         _eq(changed, 42, "statusChangedBlock");
+        _eq(declared, 5000, "declaredSamples");
+    }
+
+    function test_registerWithoutDeclaredSamplesReverts() public {
+        _expectRevert(_invalid(IFederation.FederationInvalidRegistration.selector, "declaredSamples"));
+        vm.prank(address(0x1004));
+        fed.register("Dave", "finance", hex"02", 0);
+        _expectRevert(_invalid(IFederation.FederationInvalidRegistration.selector, "organisation"));
+        vm.prank(address(0x1004));
+        fed.register("", "finance", hex"02", 0);
+    }
+
+    /// Block numbers are stored in 48 bits: a block number that needs more is cut, never reverts or spills into
+    /// the neighbouring fields of the slot.
+    function test_registerKeepsFieldsApartAtHighBlockNumbers() public {
+        address dave = address(0x1004);
+        vm.roll(type(uint48).max);
+        vm.prank(dave);
+        fed.register("Dave", "retail", "", type(uint64).max);
+        (IFederation.ParticipantStatus status, uint64 last, uint64 registered, uint64 changed, uint64 declared) =
+            fed.participant(dave);
+        _eq(uint256(status), uint256(IFederation.ParticipantStatus.Pending), "status");
+        _eq(last, 0, "lastCommittedRound");
+        _eq(registered, type(uint48).max, "registeredBlock");
+        _eq(changed, type(uint48).max, "statusChangedBlock");
+        _eq(declared, type(uint64).max, "declaredSamples");
     }
 
     function test_registerTwiceReverts() public {
         _expectRevert(abi.encodeWithSelector(IFederation.FederationAlreadyRegistered.selector, alice));
         vm.prank(alice);
-        fed.register("Org", "finance", hex"02");
+        fed.register("Org", "finance", hex"02", SAMPLES);
     }
 
     function test_registerWithoutOrganisationReverts() public {
         _expectRevert(_invalid(IFederation.FederationInvalidRegistration.selector, "organisation"));
         vm.prank(address(0x1004));
-        fed.register("", "finance", hex"02");
+        fed.register("", "finance", hex"02", SAMPLES);
     }
 
     function test_admitActivatesAndCounts() public {
         address dave = address(0x1004);
         vm.prank(dave);
-        fed.register("Dave", "retail", "");
+        fed.register("Dave", "retail", "", 77);
         vm.expectEmit(true, true, true, true, address(fed));
-        emit IFederation.ParticipantAdmitted(dave, admin);
+        emit IFederation.ParticipantAdmitted(dave, admin, 77);
         vm.prank(admin);
         fed.admit(dave);
-        (IFederation.ParticipantStatus status,,,) = fed.participant(dave);
+        (IFederation.ParticipantStatus status,,,, uint64 approved) = fed.participant(dave);
         _eq(uint256(status), uint256(IFederation.ParticipantStatus.Active), "status");
+        _eq(approved, 77, "approved dataset size");
         _eq(fed.activeCount(), 4, "activeCount");
     }
 
@@ -184,7 +214,7 @@ contract FederationTest is FederationFixture {
         emit IFederation.ParticipantRemoved(alice, admin, "left");
         vm.prank(admin);
         fed.remove(alice, "left");
-        (IFederation.ParticipantStatus status,,,) = fed.participant(alice);
+        (IFederation.ParticipantStatus status,,,,) = fed.participant(alice);
         _eq(uint256(status), uint256(IFederation.ParticipantStatus.Removed), "status");
         _eq(fed.activeCount(), 2, "activeCount");
     }
@@ -192,7 +222,7 @@ contract FederationTest is FederationFixture {
     function test_removePendingKeepsActiveCount() public {
         address dave = address(0x1004);
         vm.prank(dave);
-        fed.register("Dave", "retail", "");
+        fed.register("Dave", "retail", "", SAMPLES);
         vm.prank(admin);
         fed.remove(dave, "spam");
         _eq(fed.activeCount(), 3, "activeCount");
@@ -201,12 +231,12 @@ contract FederationTest is FederationFixture {
     function test_admitRefusedWhileRoundOpen() public {
         address dave = address(0x1004);
         vm.prank(dave);
-        fed.register("Dave", "retail", "");
+        fed.register("Dave", "retail", "", SAMPLES);
         uint256 roundId = _open();
         _expectRevert(abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, roundId));
         vm.prank(admin);
         fed.admit(dave);
-        (IFederation.ParticipantStatus status,,,) = fed.participant(dave);
+        (IFederation.ParticipantStatus status,,,,) = fed.participant(dave);
         _eq(uint256(status), uint256(IFederation.ParticipantStatus.Pending), "status while the round is open");
         _eq(fed.activeCount(), 3, "activeCount");
     }
@@ -214,13 +244,13 @@ contract FederationTest is FederationFixture {
     function test_admitAllowedOnceRoundEnded() public {
         address dave = address(0x1004);
         vm.prank(dave);
-        fed.register("Dave", "retail", "");
+        fed.register("Dave", "retail", "", SAMPLES);
         uint256 roundId = _open();
         vm.warp(START + DURATION + 1);
         vm.prank(aggregator);
         fed.closeRound(roundId, "timeout");
         vm.expectEmit(true, true, true, true, address(fed));
-        emit IFederation.ParticipantAdmitted(dave, admin);
+        emit IFederation.ParticipantAdmitted(dave, admin, SAMPLES);
         vm.prank(admin);
         fed.admit(dave);
         _eq(fed.activeCount(), 4, "activeCount");
@@ -252,37 +282,43 @@ contract FederationTest is FederationFixture {
     function test_configureTaskIncrementsVersionAndEmits() public {
         bytes32 spec2 = keccak256("spec2");
         vm.expectEmit(true, true, true, true, address(fed));
-        emit IFederation.TaskConfigured(2, admin, spec2, STRATEGY, SCHEMA, "bafyconfig2");
+        emit IFederation.TaskConfigured(2, admin, spec2, STRATEGY, SCHEMA, "bafyconfig2", 3600);
         vm.prank(admin);
-        fed.configureTask(spec2, STRATEGY, SCHEMA, "bafyconfig2");
-        (uint32 version, bytes32 spec, bytes32 strategy, bytes32 schema) = fed.task();
+        fed.configureTask(spec2, STRATEGY, SCHEMA, "bafyconfig2", 3600);
+        (uint32 version, bytes32 spec, bytes32 strategy, bytes32 schema, uint64 maxWindow) = fed.task();
         _eq(version, 2, "version");
         _eq(spec, spec2, "modelSpecDigest");
         _eq(strategy, STRATEGY, "strategyDigest");
         _eq(schema, SCHEMA, "dataSchemaDigest");
+        _eq(maxWindow, 3600, "maxCommitDuration");
     }
 
     function test_configureTaskRejectsZeroDigestOrEmptyCid() public {
         bytes4 invalid = IFederation.FederationInvalidTask.selector;
         vm.startPrank(admin);
         _expectRevert(_invalid(invalid, "modelSpecDigest"));
-        fed.configureTask(bytes32(0), STRATEGY, SCHEMA, "c");
+        fed.configureTask(bytes32(0), STRATEGY, SCHEMA, "c", MAX_WINDOW);
         _expectRevert(_invalid(invalid, "strategyDigest"));
-        fed.configureTask(SPEC, bytes32(0), SCHEMA, "c");
+        fed.configureTask(SPEC, bytes32(0), SCHEMA, "c", MAX_WINDOW);
         _expectRevert(_invalid(invalid, "dataSchemaDigest"));
-        fed.configureTask(SPEC, STRATEGY, bytes32(0), "c");
+        fed.configureTask(SPEC, STRATEGY, bytes32(0), "c", MAX_WINDOW);
         _expectRevert(_invalid(invalid, "configCid"));
-        fed.configureTask(SPEC, STRATEGY, SCHEMA, "");
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "", MAX_WINDOW);
+        _expectRevert(_invalid(invalid, "maxCommitDuration"));
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "c", 0);
         _expectRevert(_invalid(invalid, "modelSpecDigest"));
-        fed.configureTask(bytes32(0), bytes32(0), bytes32(0), "");
+        fed.configureTask(bytes32(0), bytes32(0), bytes32(0), "", 0);
         vm.stopPrank();
+        (uint32 version,,,, uint64 maxWindow) = fed.task();
+        _eq(version, 1, "version unchanged");
+        _eq(maxWindow, MAX_WINDOW, "maxCommitDuration unchanged");
     }
 
     function test_configureTaskRefusedWhileRoundOpen() public {
         uint256 roundId = _open();
         _expectRevert(abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, roundId));
         vm.prank(admin);
-        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2");
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", MAX_WINDOW);
     }
 
     // ------------------------------------------------------------ opening rounds
@@ -335,6 +371,67 @@ contract FederationTest is FederationFixture {
         vm.stopPrank();
     }
 
+    /// A commit window up to the task's maximum is accepted; one second more is refused with both values.
+    function testFuzz_openRoundWindowBoundedByTask(uint64 duration) public {
+        duration = uint64(_bound(duration, 1, 4 * uint256(MAX_WINDOW)));
+        if (duration > MAX_WINDOW) {
+            _expectRevert(
+                abi.encodeWithSelector(IFederation.FederationCommitWindowTooLong.selector, uint256(duration), MAX_WINDOW)
+            );
+        }
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", duration, 1);
+        _eq(fed.latestRoundId(), duration > MAX_WINDOW ? 0 : 1, "latestRoundId");
+    }
+
+    function test_openRoundWindowTooLongReverts() public {
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationCommitWindowTooLong.selector, uint256(MAX_WINDOW) + 1, MAX_WINDOW)
+        );
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", MAX_WINDOW + 1, 1);
+        // a deadline that does not fit in a uint64 is still an invalid duration, whatever the task allows
+        vm.prank(admin);
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", type(uint64).max);
+        _expectRevert(_invalidRound("commitDuration", type(uint64).max));
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", type(uint64).max, 1);
+    }
+
+    /// The maximum applies to rounds opened after the task change; a lower one shortens the next round's window.
+    function test_reconfiguredMaximumAppliesToTheNextRound() public {
+        vm.prank(admin);
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", 60);
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationCommitWindowTooLong.selector, uint256(61), uint64(60)));
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", 61, 1);
+        vm.prank(aggregator);
+        uint256 roundId = fed.openRound(BASE, "bafybase", 60, 1);
+        _eq(fed.getRound(roundId).deadline, START + 60, "deadline");
+    }
+
+    /// A round opened with the longest window the task allows, in which nobody commits, is ended by the aggregator
+    /// as soon as its deadline has passed: no round can be held open longer than the task's maximum.
+    function test_longestRoundIsClosedRightAfterItsDeadline() public {
+        vm.prank(aggregator);
+        uint256 roundId = fed.openRound(BASE, "bafybase", MAX_WINDOW, 3);
+        _commit(alice, roundId);
+        vm.warp(START + MAX_WINDOW);
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, uint64(START + MAX_WINDOW))
+        );
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "deadline passed");
+        vm.warp(START + MAX_WINDOW + 1);
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit IFederation.RoundClosed(roundId, aggregator, 1, "deadline passed");
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "deadline passed");
+        _eq(uint256(fed.getRound(roundId).status), uint256(IFederation.RoundStatus.Closed), "status");
+        vm.prank(admin);
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", MAX_WINDOW);
+    }
+
     function test_openRoundMustStartFromFinalizedModel() public {
         uint256 roundId = _open();
         _commit(alice, roundId);
@@ -350,19 +447,20 @@ contract FederationTest is FederationFixture {
     // ------------------------------------------------------------ commits
 
     function testFuzz_commitEmitsAndRecords(bytes32 digest, string calldata cid, uint64 samples, bytes32 meta) public {
-        vm.assume(digest != bytes32(0) && bytes(cid).length > 0 && samples > 0);
+        vm.assume(digest != bytes32(0) && bytes(cid).length > 0);
+        samples = uint64(_bound(samples, 1, SAMPLES));
         uint256 roundId = _open();
         vm.expectEmit(true, true, true, true, address(fed));
         emit IFederation.UpdateCommitted(roundId, alice, digest, cid, samples, meta);
         vm.prank(alice);
         fed.commitUpdate(roundId, digest, cid, samples, meta);
-        (, uint64 last,,) = fed.participant(alice);
+        (, uint64 last,,,) = fed.participant(alice);
         _eq(last, roundId, "lastCommittedRound");
         _eq(fed.getRound(roundId).commitCount, 1, "commitCount");
     }
 
     function testFuzz_commitOnlyUpToDeadline(uint64 duration, uint64 elapsed) public {
-        duration = uint64(_bound(duration, 1, 365 days));
+        duration = uint64(_bound(duration, 1, MAX_WINDOW));
         elapsed = uint64(_bound(elapsed, 0, 2 * uint256(duration) + 1));
         vm.prank(aggregator);
         uint256 roundId = fed.openRound(BASE, "bafybase", duration, 1);
@@ -383,6 +481,29 @@ contract FederationTest is FederationFixture {
         _commit(alice, roundId);
     }
 
+    /// A commitment may claim up to the approved dataset size, and not one sample more.
+    function testFuzz_commitClaimsAtMostTheApprovedSamples(uint64 samples) public {
+        samples = uint64(_bound(samples, 1, type(uint64).max));
+        uint256 roundId = _open();
+        if (samples > SAMPLES) {
+            _expectRevert(abi.encodeWithSelector(IFederation.FederationTooManySamples.selector, alice, samples, SAMPLES));
+        }
+        vm.prank(alice);
+        fed.commitUpdate(roundId, keccak256("u"), CID, samples, META);
+        _eq(fed.getRound(roundId).commitCount, samples > SAMPLES ? 0 : 1, "commitCount");
+    }
+
+    function test_commitTooManySamplesReverts() public {
+        uint256 roundId = _open();
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationTooManySamples.selector, bob, SAMPLES + 1, SAMPLES));
+        vm.prank(bob);
+        fed.commitUpdate(roundId, keccak256("u"), CID, SAMPLES + 1, META);
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit IFederation.UpdateCommitted(roundId, bob, keccak256("u"), CID, SAMPLES, META);
+        vm.prank(bob);
+        fed.commitUpdate(roundId, keccak256("u"), CID, SAMPLES, META);
+    }
+
     function test_commitByUnregisteredReverts() public {
         uint256 roundId = _open();
         _expectRevert(abi.encodeWithSelector(IFederation.FederationNotRegistered.selector, outsider));
@@ -392,7 +513,7 @@ contract FederationTest is FederationFixture {
     function test_commitByPendingReverts() public {
         address dave = address(0x1004);
         vm.prank(dave);
-        fed.register("Dave", "retail", "");
+        fed.register("Dave", "retail", "", SAMPLES);
         uint256 roundId = _open();
         _expectRevert(
             abi.encodeWithSelector(IFederation.FederationNotActive.selector, dave, IFederation.ParticipantStatus.Pending)
@@ -450,7 +571,7 @@ contract FederationTest is FederationFixture {
     function test_commitGasIsFlatAcrossRounds() public {
         CommitProbe probe = new CommitProbe();
         vm.prank(address(probe));
-        fed.register("Probe", "test", "");
+        fed.register("Probe", "test", "", SAMPLES);
         vm.prank(admin);
         fed.admit(address(probe));
         uint256 early;

@@ -22,8 +22,10 @@ contract FederationHandler {
     // ---- the model
     mapping(address => IFederation.ParticipantStatus) public status;
     mapping(address => uint256) public lastCommit;
+    mapping(address => uint64) public declared;
     uint32 public active;
     uint32 public taskVersion;
+    uint64 public maxCommitDuration;
     uint256 public latest;
     mapping(uint256 => IFederation.RoundStatus) public roundStatus;
     mapping(uint256 => uint64) public deadline;
@@ -40,6 +42,8 @@ contract FederationHandler {
     uint256 public earlyEnds;
     uint256 public cutOffs;
     uint256 public unauthorisedActions;
+    uint256 public oversizedCommits;
+    uint256 public overlongRounds;
     uint256 public mismatches;
     string public lastMismatch;
 
@@ -74,9 +78,9 @@ contract FederationHandler {
 
     /// @notice A useful starting point: a configured task and three admitted participants.
     function bootstrap() external {
-        this.configureTask(1, 1);
+        this.configureTask(1, 1 + 8 + 64 * 900); // valid, with a 1,000 s maximum commit window
         for (uint256 i = 0; i < 3; ++i) {
-            this.register(i, 1);
+            this.register(i, 1 + 8 + 64 * 99); // valid, declaring 100 samples
             this.admit(i, 1);
         }
     }
@@ -86,16 +90,21 @@ contract FederationHandler {
     function register(uint256 actorSeed, uint256 invalidSeed) external {
         address who = actor(actorSeed);
         bool emptyOrg = _rare(invalidSeed);
+        bool noSamples = _rare(invalidSeed / 8);
+        uint64 samples = noSamples ? 0 : uint64(1 + (invalidSeed / 64) % 200);
         bytes memory expected;
         if (status[who] != IFederation.ParticipantStatus.None) {
             expected = abi.encodeWithSelector(IFederation.FederationAlreadyRegistered.selector, who);
         } else if (emptyOrg) {
             expected = abi.encodeWithSelector(IFederation.FederationInvalidRegistration.selector, "organisation");
+        } else if (noSamples) {
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidRegistration.selector, "declaredSamples");
         }
         vm.prank(who);
-        try fed.register(emptyOrg ? "" : "Org", "finance", hex"02") {
+        try fed.register(emptyOrg ? "" : "Org", "finance", hex"02", samples) {
             _check("register", "", expected);
             status[who] = IFederation.ParticipantStatus.Pending;
+            declared[who] = samples;
         } catch (bytes memory reason) {
             _check("register", reason, expected);
         }
@@ -148,6 +157,8 @@ contract FederationHandler {
     function configureTask(uint256 callerSeed, uint256 invalidSeed) external {
         address caller = _caller(callerSeed, admin);
         bool zeroDigest = _rare(invalidSeed);
+        bool zeroWindow = _rare(invalidSeed / 8);
+        uint64 window = zeroWindow ? 0 : uint64(100 + (invalidSeed / 64) % 1000); // sometimes below openRound's durations
         bytes memory expected;
         if (caller != admin) {
             expected = _unauthorised(caller, fed.ADMIN_ROLE());
@@ -155,12 +166,17 @@ contract FederationHandler {
             expected = abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, latest);
         } else if (zeroDigest) {
             expected = abi.encodeWithSelector(IFederation.FederationInvalidTask.selector, "modelSpecDigest");
+        } else if (zeroWindow) {
+            expected = abi.encodeWithSelector(IFederation.FederationInvalidTask.selector, "maxCommitDuration");
         }
         vm.prank(caller);
-        try fed.configureTask(zeroDigest ? bytes32(0) : keccak256("spec"), keccak256("strategy"), keccak256("schema"), "bafyconfig") {
+        try fed.configureTask(
+            zeroDigest ? bytes32(0) : keccak256("spec"), keccak256("strategy"), keccak256("schema"), "bafyconfig", window
+        ) {
             _check("configureTask", "", expected);
             if (caller != admin) ++unauthorisedActions;
             ++taskVersion;
+            maxCommitDuration = window;
         } catch (bytes memory reason) {
             _check("configureTask", reason, expected);
         }
@@ -181,6 +197,10 @@ contract FederationHandler {
             expected = abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, latest);
         } else if (duration == 0) {
             expected = abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "commitDuration", 0);
+        } else if (duration > maxCommitDuration) {
+            expected = abi.encodeWithSelector(
+                IFederation.FederationCommitWindowTooLong.selector, uint256(duration), maxCommitDuration
+            );
         } else if (minimum == 0) {
             expected = abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "minUpdates", 0);
         } else if (currentModel != bytes32(0) && base != currentModel) {
@@ -190,6 +210,7 @@ contract FederationHandler {
         try fed.openRound(base, "bafybase", duration, minimum) returns (uint256 roundId) {
             _check("openRound", "", expected);
             if (caller != aggregator) ++unauthorisedActions;
+            if (duration > maxCommitDuration) ++overlongRounds;
             latest = roundId;
             roundStatus[roundId] = IFederation.RoundStatus.Open;
             deadline[roundId] = uint64(block.timestamp + duration);
@@ -208,40 +229,64 @@ contract FederationHandler {
     function commitUpdate(uint256 actorSeed, uint256 roundSeed, uint256 invalidSeed) external {
         address who = actor(actorSeed);
         bool invalid = _rare(invalidSeed);
+        // mostly within the approved size (declared sizes are 1..200), sometimes above it
+        uint64 samples = uint64(1 + (invalidSeed / 8) % 240);
         uint256 roundOffset = _rare(roundSeed) ? 1 + roundSeed / 8 : 1; // mostly the latest round
         uint256 back = roundOffset % 3; // the next (unknown) round, the latest, or the one before
         uint256 roundId = latest + 1 >= back ? latest + 1 - back : 0;
-        IFederation.ParticipantStatus s = status[who];
-        IFederation.RoundStatus r = roundStatus[roundId];
-        bool late = block.timestamp > deadline[roundId];
+        bytes memory expected = _commitExpectation(who, roundId, invalid, samples);
+        bool accepted = roundStatus[roundId] == IFederation.RoundStatus.Open && block.timestamp <= deadline[roundId];
         bool duplicate = lastCommit[who] == roundId;
-        bytes memory expected;
-        if (s == IFederation.ParticipantStatus.None) {
-            expected = abi.encodeWithSelector(IFederation.FederationNotRegistered.selector, who);
-        } else if (s != IFederation.ParticipantStatus.Active) {
-            expected = abi.encodeWithSelector(IFederation.FederationNotActive.selector, who, s);
-        } else if (r == IFederation.RoundStatus.None) {
-            expected = abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, roundId);
-        } else if (r != IFederation.RoundStatus.Open) {
-            expected = abi.encodeWithSelector(IFederation.FederationRoundNotOpen.selector, roundId, r);
-        } else if (late) {
-            expected = abi.encodeWithSelector(IFederation.FederationCommitTooLate.selector, roundId, deadline[roundId]);
-        } else if (duplicate) {
-            expected = abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, who);
-        } else if (invalid) {
-            expected = abi.encodeWithSelector(IFederation.FederationInvalidCommitment.selector, "updateDigest");
-        }
+        bool oversized = samples > declared[who];
         vm.prank(who);
-        try fed.commitUpdate(roundId, invalid ? bytes32(0) : keccak256(abi.encode(who, roundId)), "bafyupdate", 10, bytes32(0)) {
+        try fed.commitUpdate(
+            roundId, invalid ? bytes32(0) : keccak256(abi.encode(who, roundId)), "bafyupdate", samples, bytes32(0)
+        ) {
             _check("commitUpdate", "", expected);
             if (duplicate) ++doubleCommits;
-            if (late || r != IFederation.RoundStatus.Open) ++lateCommits;
+            if (oversized) ++oversizedCommits;
+            if (!accepted) ++lateCommits;
             lastCommit[who] = roundId;
             ++commits[roundId];
             ++successfulCommits;
         } catch (bytes memory reason) {
             _check("commitUpdate", reason, expected);
         }
+    }
+
+    /// @dev The revert data the model predicts for a commit (empty: it must succeed).
+    function _commitExpectation(address who, uint256 roundId, bool invalid, uint64 samples)
+        internal
+        view
+        returns (bytes memory)
+    {
+        IFederation.ParticipantStatus s = status[who];
+        IFederation.RoundStatus r = roundStatus[roundId];
+        if (s == IFederation.ParticipantStatus.None) {
+            return abi.encodeWithSelector(IFederation.FederationNotRegistered.selector, who);
+        }
+        if (s != IFederation.ParticipantStatus.Active) {
+            return abi.encodeWithSelector(IFederation.FederationNotActive.selector, who, s);
+        }
+        if (r == IFederation.RoundStatus.None) {
+            return abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, roundId);
+        }
+        if (r != IFederation.RoundStatus.Open) {
+            return abi.encodeWithSelector(IFederation.FederationRoundNotOpen.selector, roundId, r);
+        }
+        if (block.timestamp > deadline[roundId]) {
+            return abi.encodeWithSelector(IFederation.FederationCommitTooLate.selector, roundId, deadline[roundId]);
+        }
+        if (lastCommit[who] == roundId) {
+            return abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, who);
+        }
+        if (invalid) {
+            return abi.encodeWithSelector(IFederation.FederationInvalidCommitment.selector, "updateDigest");
+        }
+        if (samples > declared[who]) {
+            return abi.encodeWithSelector(IFederation.FederationTooManySamples.selector, who, samples, declared[who]);
+        }
+        return "";
     }
 
     function finalizeRound(uint256 callerSeed, uint256 includedSeed, uint256 invalidSeed) external {
@@ -399,6 +444,16 @@ contract FederationInvariantTest is TestBase {
         _eq(handler.cutOffs(), 0, "round ended early without an eligible participant's commit");
     }
 
+    /// No commitment claimed more samples than its participant's approved dataset size.
+    function invariant_noCommitAboveApprovedSamples() public view {
+        _eq(handler.oversizedCommits(), 0, "commitment above the approved dataset size accepted");
+    }
+
+    /// No round was opened with a commit window longer than the task's maximum.
+    function invariant_noRoundLongerThanTheTaskAllows() public view {
+        _eq(handler.overlongRounds(), 0, "round opened with a commit window above the task's maximum");
+    }
+
     function invariant_onlyRolesAct() public view {
         _eq(handler.unauthorisedActions(), 0, "role-gated action by a caller without the role");
     }
@@ -408,12 +463,14 @@ contract FederationInvariantTest is TestBase {
         _eq(fed.activeCount(), handler.active(), "activeCount");
         _eq(fed.latestRoundId(), handler.latest(), "latestRoundId");
         _eq(fed.currentModelDigest(), handler.currentModel(), "currentModelDigest");
-        (uint32 version,,,) = fed.task();
+        (uint32 version,,,, uint64 maxWindow) = fed.task();
         _eq(version, handler.taskVersion(), "task version");
+        _eq(maxWindow, handler.maxCommitDuration(), "maxCommitDuration");
         for (uint256 i = 0; i < 5; ++i) {
             address who = handler.actor(i);
-            (IFederation.ParticipantStatus s, uint64 last,,) = fed.participant(who);
+            (IFederation.ParticipantStatus s, uint64 last,,, uint64 samples) = fed.participant(who);
             _eq(uint256(s), uint256(handler.status(who)), "participant status");
+            _eq(samples, handler.declared(who), "declaredSamples");
             _eq(last, handler.lastCommit(who), "lastCommittedRound");
         }
         uint256 latest = fed.latestRoundId();

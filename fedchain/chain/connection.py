@@ -10,8 +10,9 @@ here, at the boundary, into the :mod:`fedchain.errors` chain family.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 from eth_account.signers.local import LocalAccount
@@ -24,6 +25,8 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.types import BlockIdentifier, RPCEndpoint
+from web3.types import Wei as Web3Wei
 
 from fedchain.chain.abi import RevertDecoder, to_bytes
 from fedchain.errors import (
@@ -119,25 +122,29 @@ class Connection:
     # --- reads -----------------------------------------------------------------------
 
     def block_number(self) -> int:
+        """The latest block number."""
         with self.translate():
             return int(self.w3.eth.block_number)
 
-    def block_timestamp(self, block: int | str = "latest") -> int:
+    def block_timestamp(self, block: BlockIdentifier = "latest") -> int:
+        """The timestamp (unix seconds) of ``block`` (default: the latest)."""
         with self.translate():
             return int(self.w3.eth.get_block(block)["timestamp"])
 
     def balance(self, address: str) -> Wei:
+        """The balance of ``address`` in wei."""
         with self.translate():
             return Wei(int(self.w3.eth.get_balance(to_checksum_address(address))))
 
     def code_at(self, address: str) -> bytes:
+        """The runtime code at ``address`` (empty where no contract lives)."""
         with self.translate():
             return bytes(self.w3.eth.get_code(to_checksum_address(address)))
 
     def request(self, method: str, params: list[Any] | None = None) -> Any:
         """A raw JSON-RPC request (``evm_snapshot``, ``evm_mine``...)."""
         with self.translate(function=method):
-            response = self.w3.provider.make_request(method, params or [])  # type: ignore[arg-type]
+            response = self.w3.provider.make_request(RPCEndpoint(method), params or [])
         if "error" in response:
             raise ChainError(f"{method} failed on {self.url}: {response['error']}")
         return response.get("result")
@@ -145,7 +152,7 @@ class Connection:
     def call(self, tx: dict[str, Any], *, decoder: RevertDecoder | None = None, function: str = "") -> bytes:
         """``eth_call``; a revert becomes a decoded :class:`ContractRevertError`."""
         with self.translate(decoder, function):
-            return bytes(self.w3.eth.call(tx))  # type: ignore[arg-type]
+            return bytes(self.w3.eth.call(tx))  # type: ignore[arg-type]  # a plain dict, not web3's TxParams
 
     # --- writes ----------------------------------------------------------------------
 
@@ -165,13 +172,20 @@ class Connection:
 
         The gas limit is estimated (a revert at that point raises the decoded
         :class:`ContractRevertError` and nothing is sent) unless ``gas`` is given. A
-        transaction mined with status 0 is replayed with ``eth_call`` to decode why."""
+        transaction that passed the estimate but reverted once mined (a commit mined just after
+        the deadline, say: the estimate ran against the previous block's timestamp) is replayed
+        with ``eth_call`` at the block it was mined in, from the sender and with its gas limit, so
+        that the decoded custom error is raised as its typed revert
+        (:class:`fedchain.reverts.FederationCommitTooLate`, ...). When the replay does not revert
+        (the transaction ran out of gas, or the block's other transactions changed what it saw)
+        the failure is a :class:`TransactionFailedError` that says so."""
         sender = to_checksum_address(account.address)
         tx: dict[str, Any] = {"from": sender, "value": value, "data": data, "chainId": self.chain_id}
         if to is not None:
             tx["to"] = to_checksum_address(to)
         with self.translate(decoder, function):
             if gas is None:
+                # tx is a plain dict that grows field by field; web3 wants its TxParams TypedDict
                 gas = self.w3.eth.estimate_gas(tx) * GAS_MARGIN_NUM // GAS_MARGIN_DEN  # type: ignore[arg-type]
             base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
             tip = int(self.w3.eth.max_priority_fee)
@@ -193,7 +207,7 @@ class Connection:
         hex_hash = "0x" + bytes(tx_hash).hex()
         try:
             with self.translate(decoder, function):
-                receipt = dict(
+                receipt: dict[str, Any] = dict(
                     self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s, poll_latency=0.05)
                 )
         except (TimeExhausted, TransactionNotFound) as err:
@@ -202,15 +216,16 @@ class Connection:
             ) from err
         block = int(receipt["blockNumber"])
         if int(receipt["status"]) != 1:
-            replay = {k: tx[k] for k in ("from", "to", "value", "data") if k in tx}
-            try:
-                self._replay(replay, gas, max(block - 1, 0), decoder, function)
-            except ContractRevertError:
-                log.warning("%s reverted in tx %s (block %d)", function, hex_hash, block)
-                raise
+            replay: dict[str, Any] = {k: tx[k] for k in ("from", "to", "value", "data") if k in tx}
+            revert, why = self._mined_revert(replay, gas, block, decoder, function)
+            used = int(receipt["gasUsed"])
+            if revert is not None:
+                log.warning("%s reverted once mined: tx %s, block %d: %s", function, hex_hash, block, revert)
+                raise revert
+            if used >= gas:
+                why = f"it ran out of gas ({why})"
             raise TransactionFailedError(
-                f"{function}: transaction {hex_hash} failed in block {block} "
-                f"(gas used {int(receipt['gasUsed'])} of {gas}; out of gas?)"
+                f"{function}: transaction {hex_hash} failed in block {block} (gas used {used} of {gas}; {why})"
             )
         report = TxReport(
             function=function,
@@ -226,11 +241,23 @@ class Connection:
             log.info("%s: tx %s, gas %d, block %d", function, hex_hash, report.gas_used, block)
         return report, receipt
 
-    def _replay(
+    def _mined_revert(
         self, tx: dict[str, Any], gas: int, block: int, decoder: RevertDecoder | None, function: str
-    ) -> None:
-        with self.translate(decoder, function):
-            self.w3.eth.call({**tx, "gas": gas}, block)  # type: ignore[arg-type]
+    ) -> tuple[ContractRevertError | None, str]:
+        """Why a transaction mined in ``block`` failed: its call replayed with ``eth_call`` at that block
+        (the block's timestamp and number, the state at its end, which the failed transaction did not
+        change), as (the decoded revert, "") or (None, what the replay said instead)."""
+        try:
+            with self.translate(decoder, function):
+                # the fields of a sent transaction, kept as a plain dict; web3 wants its TxParams TypedDict
+                self.w3.eth.call({**tx, "gas": gas}, block)  # type: ignore[typeddict-item]
+        except ContractRevertError as err:
+            return err, ""
+        except RpcUnavailableError:
+            raise
+        except ChainError as err:  # e.g. out of gas again, or a node that keeps no state for that block
+            return None, f"replaying it at block {block} failed: {err}"
+        return None, f"replaying it at block {block} succeeded"
 
     def transfer(self, account: LocalAccount, to: str, value: Wei) -> TxReport:
         """Send ``value`` wei from ``account`` to ``to``."""
@@ -249,7 +276,7 @@ class Connection:
             raise ChainError(f"the node at {self.url} unlocks no dev account to fund from (not a devnet?)")
         with self.translate(function="fund"):
             tx_hash = self.w3.eth.send_transaction(
-                {"from": accounts[0], "to": to_checksum_address(to), "value": value}
+                {"from": accounts[0], "to": to_checksum_address(to), "value": Web3Wei(value)}
             )
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s, poll_latency=0.05)
         hex_hash = "0x" + bytes(tx_hash).hex()
@@ -262,8 +289,8 @@ class Connection:
 def _reason(err: BaseException) -> str:
     """The innermost cause of a connection failure, e.g. ``[Errno 111] Connection refused``."""
     inner: BaseException = err
-    while inner.__cause__ is not None or inner.__context__ is not None:
-        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    while (cause := inner.__cause__ or inner.__context__) is not None:
+        inner = cause
     text = str(inner)
     if "Errno" in text:
         return text[text.index("[Errno"):].rstrip(")\"'")

@@ -16,9 +16,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
@@ -61,10 +62,12 @@ class Deployment:
 
 
 def deployment_path(state_dir: Path, chain_id: int) -> Path:
+    """Where the deployment record of chain ``chain_id`` lives in ``state_dir``."""
     return Path(state_dir) / "deployments" / f"{chain_id}.json"
 
 
 def write_deployment(state_dir: Path, deployment: Deployment) -> Path:
+    """Write ``deployment``'s record atomically (replacing an older one); return its path."""
     path = deployment_path(state_dir, deployment.chain_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
@@ -137,7 +140,7 @@ def deploy(
     *,
     state_dir: Path | None = None,
     artifact: dict[str, Any] | None = None,
-) -> tuple["FederationContract", Deployment, TxReport]:
+) -> tuple[FederationContract, Deployment, TxReport]:
     """Deploy ``Federation(admin, aggregator)`` signed by ``deployer``; record it under
     ``state_dir`` (when given) only after the receipt succeeded."""
     artifact = artifact or load_federation_artifact()
@@ -198,6 +201,7 @@ class TaskView:
     model_spec_digest: Digest
     strategy_digest: Digest
     data_schema_digest: Digest
+    max_commit_duration: int  # seconds: the longest commit window a round may be opened with
 
 
 def _digest(value: bytes, name: str, function: str) -> bytes:
@@ -243,10 +247,11 @@ class FederationContract:
     @classmethod
     def from_deployment(
         cls, conn: Connection, deployment: Deployment, account: LocalAccount | None = None
-    ) -> "FederationContract":
+    ) -> FederationContract:
+        """The contract of a recorded deployment, writes signed by ``account`` (None: read-only)."""
         return cls(conn, deployment.address, None, account, deployment_block=deployment.block_number)
 
-    def with_account(self, account: LocalAccount) -> "FederationContract":
+    def with_account(self, account: LocalAccount) -> FederationContract:
         """The same contract, writes signed by ``account``."""
         return FederationContract(self.conn, self.address, self.abi, account, deployment_block=self.deployment_block)
 
@@ -281,13 +286,22 @@ class FederationContract:
 
     # --- participants ----------------------------------------------------------------
 
-    def register(self, organisation: str, industry: str, public_key: bytes, *, gas: int | None = None) -> TxReport:
-        return self._send("register", organisation, industry, bytes(public_key), gas=gas)
+    def register(
+        self, organisation: str, industry: str, public_key: bytes, declared_samples: int, *, gas: int | None = None
+    ) -> TxReport:
+        """``register``: ask to join, with the organisation, its industry, a public key and the size of its
+        training dataset (``declared_samples``, approved with admission: no commitment may claim more)."""
+        f = "register"
+        return self._send(
+            f, organisation, industry, bytes(public_key), _uint(declared_samples, 64, "declared_samples", f), gas=gas
+        )
 
     def admit(self, participant: str, *, gas: int | None = None) -> TxReport:
+        """``admit`` (admin): activate a registered participant."""
         return self._send("admit", _address(participant, "participant", "admit"), gas=gas)
 
     def remove(self, participant: str, reason: str, *, gas: int | None = None) -> TxReport:
+        """``remove`` (admin): remove a participant, with the reason recorded in the event."""
         return self._send("remove", _address(participant, "participant", "remove"), reason, gas=gas)
 
     # --- task ------------------------------------------------------------------------
@@ -298,9 +312,12 @@ class FederationContract:
         strategy_digest: bytes,
         data_schema_digest: bytes,
         config_cid: str,
+        max_commit_duration: int,
         *,
         gas: int | None = None,
     ) -> TxReport:
+        """``configureTask`` (admin): set the next task version's digests, the CID of its document and the
+        longest commit window (``max_commit_duration`` seconds) its rounds may be opened with."""
         f = "configureTask"
         return self._send(
             f,
@@ -308,6 +325,7 @@ class FederationContract:
             _digest(strategy_digest, "strategy_digest", f),
             _digest(data_schema_digest, "data_schema_digest", f),
             config_cid,
+            _uint(max_commit_duration, 64, "max_commit_duration", f),
             gas=gas,
         )
 
@@ -316,6 +334,7 @@ class FederationContract:
     def open_round(
         self, base_model_digest: bytes, base_model_cid: str, commit_duration: int, min_updates: int, *, gas: int | None = None
     ) -> TxReport:
+        """``openRound`` (aggregator): the report carries the new round's id, read from ``RoundOpened``."""
         f = "openRound"
         report, receipt = self._transact(
             f,
@@ -343,6 +362,7 @@ class FederationContract:
         *,
         gas: int | None = None,
     ) -> TxReport:
+        """``commitUpdate``: commit an update to an open round (digest, CID, sample count, metadata digest)."""
         f = "commitUpdate"
         return self._send(
             f,
@@ -368,6 +388,8 @@ class FederationContract:
         *,
         gas: int | None = None,
     ) -> TxReport:
+        """``finalizeRound`` (aggregator): record the new model, the Merkle root of the included updates and
+        the evidence."""
         f = "finalizeRound"
         return self._send(
             f,
@@ -384,47 +406,58 @@ class FederationContract:
         )
 
     def close_round(self, round_id: int, reason: str, *, gas: int | None = None) -> TxReport:
+        """``closeRound`` (aggregator): end a round without a model, with the reason."""
         f = "closeRound"
         return self._send(f, _uint(round_id, 256, "round_id", f), reason, round_id=round_id, gas=gas)
 
     # --- roles -----------------------------------------------------------------------
 
     def grant_role(self, role: bytes, account: str) -> TxReport:
+        """``grantRole``: give ``account`` the role (the role's admin only)."""
         return self._send("grantRole", _digest(role, "role", "grantRole"), _address(account, "account", "grantRole"))
 
     def revoke_role(self, role: bytes, account: str) -> TxReport:
+        """``revokeRole``: take the role from ``account`` (the role's admin only)."""
         return self._send("revokeRole", _digest(role, "role", "revokeRole"), _address(account, "account", "revokeRole"))
 
     def has_role(self, role: bytes, account: str) -> bool:
+        """``hasRole``: whether ``account`` holds the role."""
         return bool(self._call("hasRole", _digest(role, "role", "hasRole"), _address(account, "account", "hasRole"))[0])
 
     # --- views -----------------------------------------------------------------------
 
     def participant(self, address: str) -> ParticipantRecord:
+        """``participant``: the contract's record of ``address`` (without the registration details of the events)."""
         checksummed = _address(address, "participant", "participant")
-        status, last_round, registered, changed = self._call("participant", checksummed)
+        status, last_round, registered, changed, declared = self._call("participant", checksummed)
         return ParticipantRecord(
             address=Address(checksummed),
             status=ParticipantStatus(status),
             last_committed_round=RoundId(int(last_round)),
             registered_block=int(registered),
             status_changed_block=int(changed),
+            declared_samples=int(declared),
         )
 
     def active_count(self) -> int:
+        """``activeCount``: the number of active participants."""
         return int(self._call("activeCount")[0])
 
     def latest_round_id(self) -> RoundId:
+        """``latestRoundId``: the id of the latest round opened (0 before the first)."""
         return RoundId(int(self._call("latestRoundId")[0]))
 
     def current_model_digest(self) -> Digest:
+        """``currentModelDigest``: the digest of the current global model."""
         return Digest(bytes(self._call("currentModelDigest")[0]))
 
     def task(self) -> TaskView:
-        version, spec, strategy, schema = self._call("task")
-        return TaskView(int(version), Digest(spec), Digest(strategy), Digest(schema))
+        """``task``: the current task version and its three digests."""
+        version, spec, strategy, schema, max_commit_duration = self._call("task")
+        return TaskView(int(version), Digest(spec), Digest(strategy), Digest(schema), int(max_commit_duration))
 
     def get_round(self, round_id: int) -> RoundInfo:
+        """``getRound``: the contract's storage of round ``round_id``."""
         (values,) = self._call("getRound", _uint(round_id, 256, "round_id", "getRound"))
         status, deadline, min_updates, commits, eligible, version, included, base, model, root, agg, evidence = values
         return RoundInfo(
@@ -451,6 +484,7 @@ class FederationContract:
     def commitment_leaf(
         self, round_id: int, participant: str, update_digest: bytes, cid: str, num_samples: int, metadata_digest: bytes
     ) -> Digest:
+        """``commitmentLeaf``: the Merkle leaf the contract computes for a commitment."""
         f = "commitmentLeaf"
         (leaf,) = self._call(
             f,
@@ -464,6 +498,7 @@ class FederationContract:
         return Digest(bytes(leaf))
 
     def verify_inclusion(self, round_id: int, leaf: bytes, proof: Sequence[bytes]) -> bool:
+        """``verifyInclusion``: whether ``proof`` shows ``leaf`` under the round's recorded Merkle root."""
         f = "verifyInclusion"
         (ok,) = self._call(
             f,
@@ -481,6 +516,7 @@ class FederationContract:
         if topics is not None:
             params["topics"] = [_hex_topic(t) for t in topics]
         with self.conn.translate(function="eth_getLogs"):
+            # params is a plain dict, not web3's FilterParams TypedDict
             return [dict(entry) for entry in self.conn.w3.eth.get_logs(params)]  # type: ignore[arg-type]
 
 

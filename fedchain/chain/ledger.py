@@ -13,8 +13,9 @@ filtered rescan (no state, O(history) per read).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
@@ -74,10 +75,16 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
             organisation=a["organisation"],
             industry=a["industry"],
             public_key=bytes(a["publicKey"]),
+            declared_samples=int(a["declaredSamples"]),
             **pos,
         )
     if name == "ParticipantAdmitted":
-        return ParticipantAdmitted(participant=Address(a["participant"]), admitted_by=Address(a["admittedBy"]), **pos)
+        return ParticipantAdmitted(
+            participant=Address(a["participant"]),
+            admitted_by=Address(a["admittedBy"]),
+            approved_samples=int(a["approvedSamples"]),
+            **pos,
+        )
     if name == "ParticipantRemoved":
         return ParticipantRemoved(
             participant=Address(a["participant"]), removed_by=Address(a["removedBy"]), reason=a["reason"], **pos
@@ -90,6 +97,7 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
             strategy_digest=Digest(a["strategyDigest"]),
             data_schema_digest=Digest(a["dataSchemaDigest"]),
             config_cid=Cid(a["configCid"]),
+            max_commit_duration=int(a["maxCommitDuration"]),
             **pos,
         )
     if name == "RoundOpened":
@@ -185,21 +193,26 @@ class RescanEvents:
         return found[0] if len(found) == 1 else found
 
     def events(self, from_block: int | None = None, to_block: int | None = None) -> list[LedgerEvent]:
+        """Every event in ``[from_block, to_block]``, read from the node."""
         return read_history(self.contract, from_block, to_block, chunk_blocks=self.chunk_blocks)
 
     def round_events(self, round_id: int) -> list[RoundEvent]:
+        """The round's opened, finalized and closed events, filtered on the node by round id."""
         found = self._find(self._topic("RoundOpened", "RoundFinalized", "RoundClosed"), _topic_uint(round_id))
         return [e for e in found if isinstance(e, (RoundOpened, RoundFinalized, RoundClosed))]
 
     def commitments(self, round_id: int) -> list[UpdateCommitment]:
+        """The round's commitments, filtered on the node by round id."""
         found = self._find(self._topic("UpdateCommitted"), _topic_uint(round_id))
         return [e for e in found if isinstance(e, UpdateCommitment)]
 
     def registrations(self, address: str) -> list[ParticipantRegistered]:
+        """The participant's registrations, filtered on the node by address."""
         found = self._find(self._topic("ParticipantRegistered"), _topic_address(address))
         return [e for e in found if isinstance(e, ParticipantRegistered)]
 
     def participant_events(self, address: str) -> list[LedgerEvent]:
+        """The participant's membership events and commitments, filtered on the node by address."""
         membership = self._find(
             self._topic("ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved"), _topic_address(address)
         )
@@ -207,6 +220,7 @@ class RescanEvents:
         return sorted(membership + commits, key=event_position)
 
     def task_configs(self, version: int) -> list[TaskConfigured]:
+        """The ``TaskConfigured`` events of task ``version``, filtered on the node."""
         found = self._find(self._topic("TaskConfigured"), _topic_uint(version))
         return [e for e in found if isinstance(e, TaskConfigured)]
 
@@ -228,29 +242,32 @@ class ChainLedger:
     @classmethod
     def connect(
         cls, rpc_url: str, state_dir: Path, account: LocalAccount | None = None, *, expected_chain_id: int | None = None
-    ) -> "ChainLedger":
+    ) -> ChainLedger:
         """Connect to ``rpc_url`` and the Federation recorded under ``state_dir`` for its chain."""
         conn = Connection(rpc_url, expected_chain_id=expected_chain_id)
         deployment = load_deployment(state_dir, conn)
         return cls(FederationContract.from_deployment(conn, deployment, account))
 
-    def with_account(self, account: LocalAccount) -> "ChainLedger":
+    def with_account(self, account: LocalAccount) -> ChainLedger:
         """The same ledger (the same event index and block watcher), writes signed by ``account``."""
         return ChainLedger(self.contract.with_account(account), self.events, self.watcher)
 
     @property
     def sender(self) -> Address:
+        """The account that signs this ledger's writes; ChainError for a read-only ledger."""
         if self.contract.account is None:
             raise ChainError("this ledger has no signing account")
         return Address(self.contract.account.address)
 
     @property
     def conn(self) -> Connection:
+        """The contract's connection to the node."""
         return self.contract.conn
 
     # --- reads -----------------------------------------------------------------------
 
     def participant(self, address: Address) -> ParticipantRecord:
+        """The contract's record of ``address`` with the organisation, industry and key of its latest registration."""
         record = self.contract.participant(address)
         registrations = self.events.registrations(record.address)
         if not registrations:
@@ -262,15 +279,18 @@ class ChainLedger:
             last_committed_round=record.last_committed_round,
             registered_block=record.registered_block,
             status_changed_block=record.status_changed_block,
+            declared_samples=record.declared_samples,
             organisation=reg.organisation,
             industry=reg.industry,
             public_key=reg.public_key,
         )
 
     def active_count(self) -> int:
+        """The number of active participants."""
         return self.contract.active_count()
 
     def task(self) -> TaskConfig | None:
+        """The current task with the config CID of its ``TaskConfigured`` event; None before the first task."""
         view = self.contract.task()
         if view.version == 0:
             return None
@@ -283,15 +303,19 @@ class ChainLedger:
             strategy_digest=view.strategy_digest,
             data_schema_digest=view.data_schema_digest,
             config_cid=configured[-1].config_cid,
+            max_commit_duration=view.max_commit_duration,
         )
 
     def latest_round_id(self) -> RoundId:
+        """The id of the latest round opened (0 before the first)."""
         return self.contract.latest_round_id()
 
     def current_model_digest(self) -> Digest:
+        """The digest of the current global model."""
         return self.contract.current_model_digest()
 
     def round(self, round_id: RoundId) -> RoundRecord:
+        """The contract's storage of the round merged with the CIDs, reason and blocks of its events."""
         info = self.contract.get_round(round_id)
         if info.status == RoundStatus.NONE:
             raise ChainError(f"round {round_id} does not exist (latest is {self.latest_round_id()})")
@@ -325,6 +349,7 @@ class ChainLedger:
         )
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
+        """The contract's ``commitPhaseOver`` for the round."""
         return self.contract.commit_phase_over(round_id)
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
@@ -332,9 +357,11 @@ class ChainLedger:
         return self.events.commitments(round_id)
 
     def history(self, from_block: int = 0, to_block: int | None = None) -> list[LedgerEvent]:
+        """Every event from ``from_block`` (not before the deployment block) to ``to_block``."""
         return self.events.events(max(from_block, self.contract.deployment_block), to_block)
 
     def block_number(self) -> int:
+        """The latest block number."""
         return self.conn.block_number()
 
     def wait_for_block(self, after: int, timeout_s: float) -> int:
@@ -352,32 +379,47 @@ class ChainLedger:
         return self.watcher.wait_for_block(after, timeout_s)
 
     def block_timestamp(self) -> int:
+        """The latest block's timestamp (unix seconds)."""
         return self.conn.block_timestamp()
 
     # --- writes ----------------------------------------------------------------------
 
-    def register(self, organisation: str, industry: str, public_key: bytes) -> TxReport:
-        return self.contract.register(organisation, industry, public_key)
+    def register(self, organisation: str, industry: str, public_key: bytes, declared_samples: int) -> TxReport:
+        """Ask to join the federation as the signing account, declaring a dataset of ``declared_samples``."""
+        return self.contract.register(organisation, industry, public_key, declared_samples)
 
     def admit(self, participant: Address) -> TxReport:
+        """Activate a registered participant (admin)."""
         return self.contract.admit(participant)
 
     def remove(self, participant: Address, reason: str) -> TxReport:
+        """Remove a participant, with a reason (admin)."""
         return self.contract.remove(participant, reason)
 
     def configure_task(
-        self, model_spec_digest: Digest, strategy_digest: Digest, data_schema_digest: Digest, config_cid: Cid
+        self,
+        model_spec_digest: Digest,
+        strategy_digest: Digest,
+        data_schema_digest: Digest,
+        config_cid: Cid,
+        max_commit_duration: int,
     ) -> TxReport:
-        return self.contract.configure_task(model_spec_digest, strategy_digest, data_schema_digest, config_cid)
+        """Configure the next task version, whose rounds' commit windows last at most ``max_commit_duration``
+        seconds (admin)."""
+        return self.contract.configure_task(
+            model_spec_digest, strategy_digest, data_schema_digest, config_cid, max_commit_duration
+        )
 
     def open_round(
         self, base_model_digest: Digest, base_model_cid: Cid, commit_duration: int, min_updates: int
     ) -> TxReport:
+        """Open the next round (aggregator); the report carries its round id."""
         return self.contract.open_round(base_model_digest, base_model_cid, commit_duration, min_updates)
 
     def commit_update(
         self, round_id: RoundId, update_digest: Digest, cid: Cid, num_samples: int, metadata_digest: Digest
     ) -> TxReport:
+        """Commit an update to an open round as the signing account."""
         return self.contract.commit_update(round_id, update_digest, cid, num_samples, metadata_digest)
 
     def finalize_round(
@@ -391,9 +433,11 @@ class ChainLedger:
         evidence_cid: Cid,
         included_count: int,
     ) -> TxReport:
+        """Finalise a round with its new model, Merkle root and evidence (aggregator)."""
         return self.contract.finalize_round(
             round_id, model_digest, model_cid, merkle_root, aggregation_digest, evidence_digest, evidence_cid, included_count
         )
 
     def close_round(self, round_id: RoundId, reason: str) -> TxReport:
+        """Close a round without a model, with a reason (aggregator)."""
         return self.contract.close_round(round_id, reason)

@@ -115,10 +115,15 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
             "TaskNotConfigured", "BaseModelMismatch", "InvalidRound", "NotRegistered", "NotActive",
             "UnknownRound", "RoundNotOpen", "CommitTooLate", "DuplicateCommit", "InvalidCommitment",
             "CommitPhaseActive", "InvalidIncludedCount", "TooFewUpdates", "InvalidResult",
+            "CommitWindowTooLong", "TooManySamples",
         )
     }
     commit = next(i for i in abi if i.get("name") == "commitUpdate")
     assert [p["type"] for p in commit["inputs"]] == ["uint256", "bytes32", "string", "uint64", "bytes32"]
+    register = next(i for i in abi if i.get("name") == "register")
+    assert [(p["name"], p["type"]) for p in register["inputs"]][-1] == ("declaredSamples", "uint64")
+    configure = next(i for i in abi if i.get("name") == "configureTask")
+    assert [(p["name"], p["type"]) for p in configure["inputs"]][-1] == ("maxCommitDuration", "uint64")
 
 
 def test_copied_sources_are_fresh(project: Path) -> None:

@@ -11,7 +11,6 @@ from eth_account import Account
 from eth_hash.auto import keccak
 
 from fedchain.chain.connection import Connection
-from fedchain.services.base import free_port
 from fedchain.chain.federation import (
     deploy,
     deployment_path,
@@ -29,9 +28,8 @@ from fedchain.errors import (
     InsufficientFundsError,
     RpcUnavailableError,
 )
+from fedchain.services.base import free_port
 from tests.fixtures_devnet import DevnetEnv
-
-pytestmark = pytest.mark.devnet
 
 
 def test_unreachable_rpc_names_the_url() -> None:
@@ -103,7 +101,7 @@ def test_federation_built_from_other_sources_is_refused(chain_env: DevnetEnv) ->
 def test_unfunded_account_cannot_send(federation_env: DevnetEnv) -> None:
     poor = Account.create()
     with pytest.raises(InsufficientFundsError, match=poor.address) as info:
-        federation_env.ledger(poor).register("org", "x", b"")
+        federation_env.ledger(poor).register("org", "x", b"", 1)
     assert info.value.exit_code == ExitCode.INSUFFICIENT_FUNDS
 
 

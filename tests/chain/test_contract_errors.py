@@ -13,8 +13,10 @@ import pytest
 from eth_hash.auto import keccak
 
 from fedchain.chain.federation import ADMIN_ROLE, AGGREGATOR_ROLE
-from fedchain.errors import ContractRevertError, ExitCode
+from fedchain.errors import ContractRevertError, ExitCode, TransactionFailedError
 from fedchain.ports import (
+    ParticipantAdmitted,
+    ParticipantRegistered,
     ParticipantStatus,
     RoundClosed,
     RoundFinalized,
@@ -30,6 +32,7 @@ from fedchain.reverts import (
     FederationBaseModelMismatch,
     FederationCommitPhaseActive,
     FederationCommitTooLate,
+    FederationCommitWindowTooLong,
     FederationDuplicateCommit,
     FederationInvalidCommitment,
     FederationInvalidIncludedCount,
@@ -44,13 +47,12 @@ from fedchain.reverts import (
     FederationRoundNotOpen,
     FederationTaskNotConfigured,
     FederationTooFewUpdates,
+    FederationTooManySamples,
     FederationUnknownRound,
     TypedRevertError,
 )
-from fedchain.types import Address, Cid, Digest
-from tests.fixtures_devnet import DevnetEnv
-
-pytestmark = pytest.mark.devnet
+from fedchain.types import Address, Cid, Digest, RoundId
+from tests.fixtures_devnet import DECLARED_SAMPLES, TASK_MAX_COMMIT_DURATION, DevnetEnv
 
 ZERO = b"\x00" * 32
 BASE = keccak(b"base-model")
@@ -90,7 +92,7 @@ def finalize(env: DevnetEnv, round_id: int, included: int = 1, model: bytes = ke
 
 def test_admit_needs_admin_role(chain_env: DevnetEnv) -> None:
     p = chain_env.accounts.participants[0]
-    chain_env.federation(p).register("org", "health", b"")
+    chain_env.federation(p).register("org", "health", b"", 100)
     with reverts(AccessControlUnauthorizedAccount, account=p.address, neededRole=ADMIN_ROLE):
         chain_env.federation(p).admit(p.address)
 
@@ -114,15 +116,22 @@ def test_renounce_role_for_another_account(chain_env: DevnetEnv) -> None:
 
 def test_register_twice(chain_env: DevnetEnv) -> None:
     p = chain_env.accounts.participants[0]
-    chain_env.federation(p).register("org", "health", b"")
+    chain_env.federation(p).register("org", "health", b"", 100)
     with reverts(FederationAlreadyRegistered, participant=p.address):
-        chain_env.federation(p).register("org", "health", b"")
+        chain_env.federation(p).register("org", "health", b"", 100)
 
 
 def test_register_without_organisation(chain_env: DevnetEnv) -> None:
     with reverts(FederationInvalidRegistration, field="organisation") as info:
-        chain_env.federation(chain_env.accounts.participants[0]).register("", "health", b"")
+        chain_env.federation(chain_env.accounts.participants[0]).register("", "health", b"", 100)
     assert info.value.field == "organisation"
+
+
+def test_register_without_declared_samples(chain_env: DevnetEnv) -> None:
+    p = chain_env.accounts.participants[0]
+    with reverts(FederationInvalidRegistration, field="declaredSamples"):
+        chain_env.federation(p).register("org", "health", b"", 0)
+    assert chain_env.federation().participant(p.address).status == ParticipantStatus.NONE
 
 
 def test_admit_unregistered(chain_env: DevnetEnv) -> None:
@@ -140,7 +149,7 @@ def test_admit_twice(federation_env: DevnetEnv) -> None:
 
 def test_admit_during_open_round(federation_env: DevnetEnv) -> None:
     newcomer = federation_env.accounts.participants[5]
-    federation_env.federation(newcomer).register("late", "x", b"")
+    federation_env.federation(newcomer).register("late", "x", b"", 100)
     rid = open_round(federation_env)
     with reverts(FederationRoundInProgress, roundId=rid):
         federation_env.federation().admit(newcomer.address)
@@ -157,24 +166,26 @@ def test_remove_removed(federation_env: DevnetEnv) -> None:
 # --- task ------------------------------------------------------------------------------
 
 TASK_FIELDS = ["modelSpecDigest", "strategyDigest", "dataSchemaDigest"]
+MAX_WINDOW = TASK_MAX_COMMIT_DURATION
 
 
-@pytest.mark.parametrize("field", [*TASK_FIELDS, "configCid"])
+@pytest.mark.parametrize("field", [*TASK_FIELDS, "configCid", "maxCommitDuration"])
 def test_invalid_task_names_the_field(chain_env: DevnetEnv, field: str) -> None:
     spec, strategy, schema = (ZERO if field == k else keccak(k.encode()) for k in TASK_FIELDS)
+    cid = "" if field == "configCid" else "bafycfg"
     with reverts(FederationInvalidTask, field=field):
-        chain_env.federation().configure_task(spec, strategy, schema, "" if field == "configCid" else "bafycfg")
+        chain_env.federation().configure_task(spec, strategy, schema, cid, 0 if field == "maxCommitDuration" else 60)
 
 
 def test_invalid_task_names_the_first_offending_field(chain_env: DevnetEnv) -> None:
     with reverts(FederationInvalidTask, field="strategyDigest"):
-        chain_env.federation().configure_task(keccak(b"spec"), ZERO, ZERO, "")
+        chain_env.federation().configure_task(keccak(b"spec"), ZERO, ZERO, "", 0)
 
 
 def test_configure_task_during_open_round(federation_env: DevnetEnv) -> None:
     rid = open_round(federation_env)
     with reverts(FederationRoundInProgress, roundId=rid):
-        federation_env.federation().configure_task(keccak(b"a"), keccak(b"b"), keccak(b"c"), "bafy2")
+        federation_env.federation().configure_task(keccak(b"a"), keccak(b"b"), keccak(b"c"), "bafy2", MAX_WINDOW)
 
 
 # --- opening rounds --------------------------------------------------------------------
@@ -211,6 +222,37 @@ def test_invalid_round_names_the_field_and_value(
     assert (info.value.field, info.value.value) == (field, value)
 
 
+def test_commit_window_longer_than_the_task_allows(federation_env: DevnetEnv) -> None:
+    agg = federation_env.federation(federation_env.accounts.aggregator)
+    with reverts(FederationCommitWindowTooLong, commitDuration=MAX_WINDOW + 1, maxCommitDuration=MAX_WINDOW) as info:
+        agg.open_round(BASE, "bafybase", MAX_WINDOW + 1, 1)
+    assert (info.value.commit_duration, info.value.max_commit_duration) == (MAX_WINDOW + 1, MAX_WINDOW)
+    assert agg.latest_round_id() == 0
+    assert agg.open_round(BASE, "bafybase", MAX_WINDOW, 1).round_id == 1  # the maximum itself is allowed
+
+
+def test_longest_round_is_closed_by_the_aggregator_once_its_deadline_passed(
+    federation_env: DevnetEnv, advance_time: Callable[[int], int]
+) -> None:
+    """A round opened with the longest window the task allows, with a commit missing, cannot be held open past
+    its deadline: the aggregator closes it (RoundClosed names it) and the admin may change the task again."""
+    agg = federation_env.ledger(federation_env.accounts.aggregator)
+    rid = RoundId(open_round(federation_env, duration=MAX_WINDOW, min_updates=3))
+    federation_env.ledger(federation_env.admitted[0]).commit_update(rid, Digest(UPD), Cid("bafyu"), 10, Digest(META))
+    deadline = agg.round(rid).deadline
+    with reverts(FederationCommitPhaseActive, roundId=rid, deadline=deadline):
+        agg.close_round(rid, "too early")
+    advance_time(MAX_WINDOW + 1)
+    report = agg.close_round(rid, "deadline passed with 1 of 3 commits")
+    closed = [e for e in agg.history(report.block_number) if isinstance(e, RoundClosed)]
+    assert [(e.round_id, e.closed_by, e.commit_count, e.reason) for e in closed] == [
+        (rid, Address(federation_env.accounts.aggregator.address), 1, "deadline passed with 1 of 3 commits")
+    ]
+    assert agg.round(rid).status == RoundStatus.CLOSED
+    federation_env.ledger().configure_task(Digest(keccak(b"a")), Digest(keccak(b"b")), Digest(keccak(b"c")),
+                                           Cid("bafy2"), MAX_WINDOW)
+
+
 def test_base_model_mismatch_after_finalize(federation_env: DevnetEnv) -> None:
     rid = open_round(federation_env)
     for p in federation_env.admitted:  # every active participant committed: the commit phase is over
@@ -234,7 +276,7 @@ def test_commit_by_unregistered(federation_env: DevnetEnv) -> None:
 def test_commit_by_pending(federation_env: DevnetEnv) -> None:
     rid = open_round(federation_env)
     who = federation_env.accounts.participants[5]
-    federation_env.federation(who).register("late", "x", b"")
+    federation_env.federation(who).register("late", "x", b"", 100)
     with reverts(FederationNotActive, participant=who.address, status=ParticipantStatus.PENDING):
         federation_env.federation(who).commit_update(rid, UPD, "bafyu", 10, META)
 
@@ -268,6 +310,20 @@ def test_commit_too_late(federation_env: DevnetEnv, advance_time: Callable[[int]
     with reverts(FederationCommitTooLate, roundId=rid, deadline=deadline) as info:
         federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META)
     assert (info.value.round_id, info.value.deadline) == (rid, deadline)
+
+
+def test_commit_more_samples_than_approved(federation_env: DevnetEnv) -> None:
+    rid = open_round(federation_env)
+    p = federation_env.admitted[0]
+    with reverts(FederationTooManySamples, participant=p.address, numSamples=DECLARED_SAMPLES + 1,
+                 approvedSamples=DECLARED_SAMPLES) as info:
+        federation_env.federation(p).commit_update(rid, UPD, "bafyu", DECLARED_SAMPLES + 1, META)
+    assert (info.value.num_samples, info.value.approved_samples) == (DECLARED_SAMPLES + 1, DECLARED_SAMPLES)
+    with reverts(FederationTooManySamples, participant=p.address, numSamples=10**12, approvedSamples=DECLARED_SAMPLES):
+        federation_env.federation(p).commit_update(rid, UPD, "bafyu", 10**12, META)
+    assert federation_env.federation().get_round(rid).commit_count == 0
+    federation_env.federation(p).commit_update(rid, UPD, "bafyu", DECLARED_SAMPLES, META)  # the approved size itself
+    assert [c.num_samples for c in federation_env.ledger().commitments(RoundId(rid))] == [DECLARED_SAMPLES]
 
 
 def test_commit_twice(federation_env: DevnetEnv) -> None:
@@ -307,6 +363,41 @@ def test_revert_of_a_mined_transaction_is_decoded(federation_env: DevnetEnv) -> 
         federation_env.federation(p).commit_update(rid, UPD, "bafyu", 10, META, gas=200_000)
     assert federation_env.conn.block_number() == block_before + 1  # it was mined
     assert federation_env.federation().get_round(rid).commit_count == 1
+
+
+def test_commit_estimated_in_time_but_mined_after_the_deadline_is_a_typed_revert(federation_env: DevnetEnv) -> None:
+    """The gas estimate runs against the latest block (before the deadline) and passes; the block that mines the
+    commit is the first one past the deadline, so the commit reverts only once mined. The replay at that block
+    decodes FederationCommitTooLate instead of a bare "transaction failed"."""
+    rid = open_round(federation_env, duration=60)
+    deadline = federation_env.federation().get_round(rid).deadline
+    federation_env.conn.request("evm_setNextBlockTimestamp", [deadline + 1])
+    block_before = federation_env.conn.block_number()
+    with reverts(FederationCommitTooLate, roundId=rid, deadline=deadline):
+        federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META)
+    assert federation_env.conn.block_number() == block_before + 1  # it passed the estimate and was mined
+    assert federation_env.conn.block_timestamp() == deadline + 1
+    assert federation_env.federation().get_round(rid).commit_count == 0
+
+
+def test_commit_sent_without_estimate_after_the_deadline_is_a_typed_revert(federation_env: DevnetEnv) -> None:
+    """With a fixed gas limit nothing is estimated: the late commit is mined (status 0) in the first block past the
+    deadline (the block before it was still in time) and decoded by the replay at its own block."""
+    rid = open_round(federation_env, duration=60)
+    deadline = federation_env.federation().get_round(rid).deadline
+    federation_env.conn.request("evm_setNextBlockTimestamp", [deadline + 1])
+    with reverts(FederationCommitTooLate, roundId=rid, deadline=deadline):
+        federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META, gas=200_000)
+    receipt = federation_env.conn.w3.eth.get_block("latest", full_transactions=False)
+    assert len(receipt["transactions"]) == 1 and receipt["timestamp"] == deadline + 1
+
+
+def test_a_mined_transaction_that_ran_out_of_gas_says_so(federation_env: DevnetEnv) -> None:
+    rid = open_round(federation_env)
+    with pytest.raises(TransactionFailedError, match=r"gas used 30000 of 30000; it ran out of gas") as info:
+        federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META, gas=30_000)
+    assert not isinstance(info.value, ContractRevertError)
+    assert federation_env.federation().get_round(rid).commit_count == 0
 
 
 # --- ending rounds ---------------------------------------------------------------------
@@ -404,9 +495,26 @@ def test_task_configured_names_the_admin_who_configured_it(chain_env: DevnetEnv)
     second_admin = chain_env.accounts.participants[6]
     chain_env.federation().grant_role(ADMIN_ROLE, second_admin.address)
     ledger = chain_env.ledger(second_admin)
-    report = ledger.configure_task(Digest(keccak(b"s")), Digest(keccak(b"t")), Digest(keccak(b"d")), Cid("bafycfg"))
+    report = ledger.configure_task(Digest(keccak(b"s")), Digest(keccak(b"t")), Digest(keccak(b"d")), Cid("bafycfg"), 7200)
     events = [e for e in ledger.history(report.block_number) if isinstance(e, TaskConfigured)]
-    assert [(e.version, e.configured_by) for e in events] == [(1, Address(second_admin.address))]
+    assert [(e.version, e.configured_by, e.max_commit_duration) for e in events] == [
+        (1, Address(second_admin.address), 7200)
+    ]
+
+
+def test_registration_and_admission_events_carry_the_dataset_size(chain_env: DevnetEnv) -> None:
+    p = chain_env.accounts.participants[0]
+    registered = chain_env.ledger(p).register("Clinic", "health", b"\x02", 4321)
+    admitted = chain_env.ledger().admit(Address(p.address))
+    events = chain_env.ledger().history(registered.block_number)
+    assert [(type(e).__name__, e.participant, getattr(e, "declared_samples", None), getattr(e, "approved_samples", None))
+            for e in events if isinstance(e, (ParticipantRegistered, ParticipantAdmitted))] == [
+        ("ParticipantRegistered", Address(p.address), 4321, None),
+        ("ParticipantAdmitted", Address(p.address), None, 4321),
+    ]
+    admitted_by = [e.admitted_by for e in events if isinstance(e, ParticipantAdmitted)]
+    assert admitted_by == [Address(chain_env.accounts.admin.address)] and admitted.block_number > registered.block_number
+    assert chain_env.ledger().participant(Address(p.address)).declared_samples == 4321
 
 
 def test_round_events_name_the_aggregator_who_acted(

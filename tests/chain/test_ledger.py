@@ -31,9 +31,7 @@ from fedchain.ports import (
     event_position,
 )
 from fedchain.types import Cid, Digest, RoundId
-from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, DevnetEnv
-
-pytestmark = pytest.mark.devnet
+from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, TASK_MAX_COMMIT_DURATION, DevnetEnv
 
 BASE = Digest(keccak(b"base"))
 
@@ -62,13 +60,14 @@ def test_participant_lifecycle_events_and_record(chain_env: DevnetEnv) -> None:
     p = chain_env.accounts.participants[0]
     ledger = chain_env.ledger(p)
     start = chain_env.conn.block_number() + 1
-    reg = ledger.register("Acme Hospital", "health", b"\x02" * 33)
+    reg = ledger.register("Acme Hospital", "health", b"\x02" * 33, 2_500)
+    assert chain_env.ledger().participant(ledger.sender).declared_samples == 2_500
     adm = chain_env.ledger().admit(ledger.sender)
     rem = chain_env.ledger().remove(ledger.sender, "left the consortium")
     events = chain_env.ledger().history(start)
     assert events == [
-        ParticipantRegistered(p.address, "Acme Hospital", "health", b"\x02" * 33, reg.block_number, reg.tx_hash, 0),
-        ParticipantAdmitted(p.address, chain_env.accounts.admin.address, adm.block_number, adm.tx_hash, 0),
+        ParticipantRegistered(p.address, "Acme Hospital", "health", b"\x02" * 33, 2_500, reg.block_number, reg.tx_hash, 0),
+        ParticipantAdmitted(p.address, chain_env.accounts.admin.address, 2_500, adm.block_number, adm.tx_hash, 0),
         ParticipantRemoved(
             p.address, chain_env.accounts.admin.address, "left the consortium", rem.block_number, rem.tx_hash, 0
         ),
@@ -77,6 +76,7 @@ def test_participant_lifecycle_events_and_record(chain_env: DevnetEnv) -> None:
     assert record.status == ParticipantStatus.REMOVED
     assert (record.organisation, record.industry, record.public_key) == ("Acme Hospital", "health", b"\x02" * 33)
     assert (record.registered_block, record.status_changed_block) == (reg.block_number, rem.block_number)
+    assert record.declared_samples == 2_500
     assert chain_env.ledger().active_count() == 0
 
 
@@ -84,7 +84,7 @@ def test_a_reverted_call_emits_nothing(chain_env: DevnetEnv) -> None:
     before = chain_env.ledger().history()
     block = chain_env.conn.block_number()
     with pytest.raises(ContractRevertError):
-        chain_env.ledger(chain_env.accounts.participants[0]).register("", "x", b"")
+        chain_env.ledger(chain_env.accounts.participants[0]).register("", "x", b"", 1)
     assert chain_env.conn.block_number() == block  # refused at estimation: nothing was sent
     assert chain_env.ledger().history() == before
 
@@ -92,15 +92,15 @@ def test_a_reverted_call_emits_nothing(chain_env: DevnetEnv) -> None:
 def test_task_read_back_with_cid(federation_env: DevnetEnv) -> None:
     task = federation_env.ledger().task()
     assert task is not None
-    assert (task.version, task.config_cid) == (1, TASK_CID)
+    assert (task.version, task.config_cid, task.max_commit_duration) == (1, TASK_CID, TASK_MAX_COMMIT_DURATION)
     assert (task.model_spec_digest, task.strategy_digest, task.data_schema_digest) == TASK_DIGESTS
     report = federation_env.ledger().configure_task(
-        Digest(keccak(b"s2")), Digest(keccak(b"t2")), Digest(keccak(b"d2")), Cid("bafycfg2")
+        Digest(keccak(b"s2")), Digest(keccak(b"t2")), Digest(keccak(b"d2")), Cid("bafycfg2"), 900
     )
     task2 = federation_env.ledger().task()
-    assert task2 is not None and (task2.version, task2.config_cid) == (2, "bafycfg2")
+    assert task2 is not None and (task2.version, task2.config_cid, task2.max_commit_duration) == (2, "bafycfg2", 900)
     configured = [e for e in federation_env.ledger().history(report.block_number) if isinstance(e, TaskConfigured)]
-    assert [e.version for e in configured] == [2]
+    assert [(e.version, e.max_commit_duration) for e in configured] == [(2, 900)]
 
 
 def test_no_task_reads_none(chain_env: DevnetEnv) -> None:
@@ -139,7 +139,7 @@ def test_round_finalized_end_to_end(federation_env: DevnetEnv) -> None:
     assert agg.current_model_digest() == model
 
     contract = federation_env.federation()
-    for c, leaf in zip(commitments, leaves):
+    for c, leaf in zip(commitments, leaves, strict=True):
         assert contract.commitment_leaf(
             c.round_id, c.participant, c.update_digest, c.cid, c.num_samples, c.metadata_digest
         ) == leaf
@@ -159,7 +159,8 @@ def test_merkle_proofs_verify_on_chain(
     tree = MerkleTree.build(leaves)
     agg = federation_env.ledger(federation_env.accounts.aggregator)
     rid = agg.open_round(BASE, Cid("bafybase"), 60, 1).round_id
-    federation_env.ledger(federation_env.admitted[0]).commit_update(rid, Digest(keccak(b"u")), Cid("bafyu"), 1, Digest(keccak(b"m")))
+    participant = federation_env.ledger(federation_env.admitted[0])
+    participant.commit_update(rid, Digest(keccak(b"u")), Cid("bafyu"), 1, Digest(keccak(b"m")))
     advance_time(61)
     agg.finalize_round(rid, Digest(keccak(b"g")), Cid("bafyg"), tree.root, BASE, BASE, Cid("bafye"), 1)
     contract = federation_env.federation()
@@ -172,11 +173,14 @@ def test_merkle_proofs_verify_on_chain(
 def test_round_closed_record(federation_env: DevnetEnv, advance_time: Callable[[int], int]) -> None:
     agg = federation_env.ledger(federation_env.accounts.aggregator)
     rid = agg.open_round(BASE, Cid("bafybase"), 60, 3).round_id
-    federation_env.ledger(federation_env.admitted[0]).commit_update(rid, Digest(keccak(b"u")), Cid("bafyu"), 1, Digest(keccak(b"m")))
+    participant = federation_env.ledger(federation_env.admitted[0])
+    participant.commit_update(rid, Digest(keccak(b"u")), Cid("bafyu"), 1, Digest(keccak(b"m")))
     advance_time(61)
     closed = agg.close_round(rid, "below the minimum")
     record = agg.round(rid)
-    assert (record.status, record.close_reason, record.closed_block) == (RoundStatus.CLOSED, "below the minimum", closed.block_number)
+    assert (record.status, record.close_reason, record.closed_block) == (
+        RoundStatus.CLOSED, "below the minimum", closed.block_number
+    )
     assert (record.model_cid, record.evidence_cid, record.commit_count) == (None, None, 1)
     assert agg.current_model_digest() == b"\x00" * 32
     events = [e for e in agg.history(closed.block_number) if isinstance(e, RoundClosed)]
@@ -308,7 +312,7 @@ def test_the_index_answers_as_a_rescan_after_interleaved_writes_and_reads(
     check()
     open_commit_finalize(indexed, env.admitted, check=check)
     newcomer = env.accounts.participants[3]
-    indexed.with_account(newcomer).register("Newcomer", "retail", b"\x03" * 33)
+    indexed.with_account(newcomer).register("Newcomer", "retail", b"\x03" * 33, 50)
     check()
     admin.admit(newcomer.address)
     check()
@@ -320,7 +324,7 @@ def test_the_index_answers_as_a_rescan_after_interleaved_writes_and_reads(
     indexed.close_round(rid, "too few updates")
     check()
     admin.remove(env.admitted[1].address, "left")
-    admin.configure_task(Digest(keccak(b"s2")), Digest(keccak(b"t2")), Digest(keccak(b"d2")), Cid("bafycfg2"))
+    admin.configure_task(Digest(keccak(b"s2")), Digest(keccak(b"t2")), Digest(keccak(b"d2")), Cid("bafycfg2"), 600)
     check()
     open_commit_finalize(indexed, [env.admitted[0], env.admitted[2], newcomer], check=check)
     assert indexed.with_account(newcomer).events is indexed.events  # one index for all the accounts

@@ -6,8 +6,8 @@ from click.testing import CliRunner
 
 from fedchain.cli.main import cli
 from fedchain.errors import ExitCode
-from fedchain.protocol.task import TaskDocument, verify_task
 from fedchain.ports import ParticipantStatus, TaskConfigured
+from fedchain.protocol.task import TaskDocument, verify_task
 
 
 def _invoke(env, *args: str, key: str | None = None):
@@ -18,7 +18,7 @@ def _invoke(env, *args: str, key: str | None = None):
 
 def test_admit_then_remove_a_registered_participant(chain_env) -> None:
     newcomer = chain_env.accounts.participants[5]
-    chain_env.ledger(newcomer).register("Clinic Nord", "healthcare", b"\x02" * 33)
+    chain_env.ledger(newcomer).register("Clinic Nord", "healthcare", b"\x02" * 33, 500)
     admin_key = chain_env.accounts.admin.key.hex()
 
     admitted = _invoke(chain_env, "admit", newcomer.address, key=admin_key)
@@ -33,7 +33,7 @@ def test_admit_then_remove_a_registered_participant(chain_env) -> None:
 
 def test_admit_by_a_non_admin_is_a_decoded_revert(chain_env) -> None:
     newcomer = chain_env.accounts.participants[6]
-    chain_env.ledger(newcomer).register("Bank Süd", "finance", b"\x03" * 33)
+    chain_env.ledger(newcomer).register("Bank Süd", "finance", b"\x03" * 33, 500)
     result = _invoke(chain_env, "admit", newcomer.address, key=chain_env.accounts.outsider.key.hex())
     assert result.exit_code == ExitCode.CONTRACT_REVERT
     assert "AccessControlUnauthorizedAccount" in result.output
