@@ -67,7 +67,8 @@ def run(label: str, config: ExperimentConfig, data: Any, runs: dict[str, Any]) -
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON document on stdout.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"), show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"),
+              show_default=True)
 @click.option("--max-train", default=10000, show_default=True, help="MNIST training samples (seeded subset; 60000 = all).")
 @click.option("--max-test", default=2000, show_default=True, help="MNIST test samples (seeded subset).")
 @click.option("--rounds", default=30, show_default=True, help="Federated rounds (= centralised epochs).")
@@ -183,7 +184,8 @@ def main(
                     "attackers_rejected_last_round": result.final.rejected_among(set(result.attackers)),
                 }
             table[attack_name] = row
-        summary["mnist_attacks"] = {"clean_fedavg_accuracy": pct(clean), "attackers": f, "trimmed_mean_beta": beta, "results": table}
+        summary["mnist_attacks"] = {"clean_fedavg_accuracy": pct(clean), "attackers": f, "trimmed_mean_beta": beta,
+                                    "results": table}
     if "tables" not in skipped:
         tables = {}
         for name in ("breast_cancer", "german_credit"):
@@ -237,12 +239,13 @@ def plot(runs: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [
-        ("MNIST: federated vs centralised", lambda k: k in ("mnist/centralised", "mnist/iid/fedavg", "mnist/dirichlet0.5/fedavg")),
+        ("MNIST: federated vs centralised",
+         lambda k: k in ("mnist/centralised", "mnist/iid/fedavg", "mnist/dirichlet0.5/fedavg")),
         ("MNIST Dirichlet(0.1): algorithms", lambda k: k.startswith("mnist/dirichlet0.1/")),
         ("MNIST under attack (30% attackers)", lambda k: k.startswith("mnist/attack/") or k == "mnist/iid/fedavg"),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(18, 5))
-    for ax, (title, wanted) in zip(axes, panels):
+    for ax, (title, wanted) in zip(axes, panels, strict=True):
         for key, run in runs.items():
             if not wanted(key):
                 continue

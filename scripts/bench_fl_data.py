@@ -5,6 +5,7 @@ skew, participant-file I/O, model sizes. Writes one JSON document (stdout or --o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import sys
@@ -36,11 +37,11 @@ def main() -> int:
 
     result: dict = {"python": platform.python_version(), "torch": torch.__version__, "datasets": {}}
     for name in available_datasets():
-        ds, first = timed(lambda: load_dataset(name))
-        _, second = timed(lambda: load_dataset(name))
-        digest, t_digest = timed(lambda: ds.schema.digest())
+        ds, first = timed(functools.partial(load_dataset, name))
+        _, second = timed(functools.partial(load_dataset, name))
+        digest, t_digest = timed(ds.schema.digest)
         spec = default_model_spec(ds)
-        model, t_build = timed(lambda: build_model(spec, 0))
+        model, t_build = timed(functools.partial(build_model, spec, 0))
         result["datasets"][name] = {
             "train": int(len(ds.y_train)),
             "test": int(len(ds.y_test)),
@@ -61,7 +62,7 @@ def main() -> int:
     for scheme in ("iid", "dirichlet", "quantity", "industry"):
         spec = PartitionSpec(scheme, args.clients, alpha=0.5, seed=0,
                              profile="post-offices" if scheme == "industry" else None)
-        parts, t = timed(lambda: partition(y, spec))
+        parts, t = timed(functools.partial(partition, y, spec))
         timings[scheme] = {"seconds": round(t, 4), "label_skew": round(label_skew(y, parts), 4),
                            "min_size": int(min(p.size for p in parts)), "max_size": int(max(p.size for p in parts))}
     result["mnist_partition"] = {"clients": args.clients, "schemes": timings}

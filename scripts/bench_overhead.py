@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_samples": int(len(ds.y_train)),
         "test_samples": int(len(ds.y_test)),
         "subset_note": (f"{len(ds.y_train)} training samples: "
-                        + ("the whole training split" if args.max_train >= 60000 else "a seeded subset, so the run fits in minutes")),
+                        + ("the whole training split" if args.max_train >= 60000
+                           else "a seeded subset, so the run fits in minutes")),
         "store": result.store,
         "headline": {
             "wall_overhead_total_fraction": round(ledger_total_wall / plain_wall - 1.0, 4),

@@ -11,21 +11,23 @@ MB/s is 10^6 bytes per second of wall-clock time, best of ``--repeat`` runs.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from fedchain.services.ipfs import IpfsNode
 from fedchain.storage.cid import CidBuilder, compute_cid
 from fedchain.storage.ipfs import IpfsStore
 from fedchain.storage.local import LocalStore
-from fedchain.services.ipfs import IpfsNode
 
 MIB = 1024 * 1024
 
@@ -48,8 +50,8 @@ def bench_store(store: Any, sizes: list[int], repeat: int, seed: int) -> dict[st
     for size in sizes:
         data = np.random.default_rng(seed + size).bytes(size)
         cid = store.put(data)
-        put_s = _best(lambda: store.put(data), repeat)
-        get_s = _best(lambda: store.get(cid), repeat)
+        put_s = _best(functools.partial(store.put, data), repeat)
+        get_s = _best(functools.partial(store.get, cid), repeat)
         assert store.get(cid) == data
         out[f"{size // MIB}MiB"] = {
             "put_MBps": _mbps(size, put_s),

@@ -13,27 +13,19 @@ Fixtures
 ``local_store`` (function)
     A :class:`fedchain.storage.local.LocalStore` in the test's ``tmp_path``.
 
-Tests that use the node are marked ``ipfs`` automatically.
+Tests that use the node are marked ``ipfs`` automatically (by ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from fedchain.services.ipfs import IpfsNode
 from fedchain.storage.ipfs import IpfsStore
 from fedchain.storage.local import LocalStore
-from fedchain.services.ipfs import IpfsNode
-
-_NODE_FIXTURES = {"ipfs_node", "ipfs_api_url", "ipfs_store"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if _NODE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.ipfs)
 
 
 @pytest.fixture(scope="session")

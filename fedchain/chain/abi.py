@@ -5,8 +5,9 @@ Pure functions over the ABI JSON and raw bytes (eth_abi); the Web3 object is not
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence, TypeGuard
+from typing import Any, TypeGuard
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
@@ -32,6 +33,7 @@ def _canonical_type(param: Mapping[str, Any]) -> str:
 
 
 def signature(item: Mapping[str, Any]) -> str:
+    """The canonical signature ``name(type,...)`` of an ABI error, event or function, as keccak hashes it."""
     return f"{item['name']}({','.join(_canonical_type(p) for p in item.get('inputs', []))})"
 
 
@@ -46,6 +48,7 @@ def _normalise(kind: str, value: Any) -> Any:
 
 
 def to_bytes(data: Any) -> bytes:
+    """Bytes from what web3 or JSON-RPC hands back (bytes, ``0x`` hex, HexBytes); ``b""`` for None or bad hex."""
     if data is None:
         return b""
     if isinstance(data, (bytes, bytearray)):
@@ -82,6 +85,7 @@ class RevertDecoder:
 
     @property
     def error_names(self) -> set[str]:
+        """The names of the custom errors this decoder knows."""
         return {name for name, _, _ in self._errors.values()}
 
     def decode(self, data: Any, *, function: str = "") -> ContractRevertError | None:
@@ -94,7 +98,7 @@ class RevertDecoder:
             if selector in self._errors:
                 name, names, types = self._errors[selector]
                 values = abi_decode(types, payload) if types else ()
-                args = {n: _normalise(t, v) for n, t, v in zip(names, types, values)}
+                args = {n: _normalise(t, v) for n, t, v in zip(names, types, values, strict=True)}
                 typed = self._typed.get(selector)
                 if typed is not None:
                     return typed.from_args(args, function=function)
@@ -145,6 +149,7 @@ class EventDecoder:
                 self.topics[str(item["name"])] = topic
 
     def topic(self, event: str) -> bytes:
+        """The topic (keccak of the signature) of ``event``; KeyError when the ABI has no such event."""
         try:
             return self.topics[event]
         except KeyError as err:
@@ -160,14 +165,14 @@ class EventDecoder:
         indexed = [p for p in inputs if p.get("indexed")]
         plain = [p for p in inputs if not p.get("indexed")]
         args: dict[str, Any] = {}
-        for param, topic in zip(indexed, topics[1:]):
+        for param, topic in zip(indexed, topics[1:], strict=False):
             kind = _canonical_type(param)
             if kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("("):
                 args[str(param["name"])] = topic  # dynamic indexed values are stored hashed
             else:
                 args[str(param["name"])] = _normalise(kind, abi_decode([kind], topic)[0])
         values = abi_decode([_canonical_type(p) for p in plain], to_bytes(log["data"]))
-        for param, value in zip(plain, values):
+        for param, value in zip(plain, values, strict=True):
             args[str(param["name"])] = _normalise(_canonical_type(param), value)
         return DecodedLog(
             event=str(item["name"]),
@@ -203,20 +208,24 @@ class FunctionCodec:
                 self._constructor = [_canonical_type(p) for p in item.get("inputs", [])]
 
     def has(self, name: str) -> bool:
+        """Whether the ABI has a function ``name``."""
         return name in self._functions
 
     def encode_call(self, name: str, *args: Any) -> bytes:
+        """The calldata of ``name(*args)``: selector and ABI-encoded arguments."""
         selector, types, _ = self._functions[name]
         if len(args) != len(types):
             raise ValueError(f"{name} takes {len(types)} arguments, got {len(args)}")
         return selector + abi_encode(types, list(args))
 
     def decode_result(self, name: str, data: bytes) -> tuple[Any, ...]:
+        """The decoded return values of ``name`` (addresses checksummed)."""
         _, _, outputs = self._functions[name]
         values = abi_decode(outputs, data)
-        return tuple(_normalise(t, v) for t, v in zip(outputs, values))
+        return tuple(_normalise(t, v) for t, v in zip(outputs, values, strict=True))
 
     def encode_constructor(self, bytecode: bytes, *args: Any) -> bytes:
+        """Deployment data: ``bytecode`` followed by the ABI-encoded constructor arguments."""
         if len(args) != len(self._constructor):
             raise ValueError(f"the constructor takes {len(self._constructor)} arguments, got {len(args)}")
         return bytecode + (abi_encode(self._constructor, list(args)) if args else b"")

@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -32,12 +33,15 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 @dataclass(frozen=True)
 class KeystoreEntry:
+    """A keystore file in the state directory: its name (the file stem), its account and its path."""
+
     name: str
     address: Address
     path: Path
 
 
 def keystore_dir(state_dir: Path) -> Path:
+    """The directory holding the keystores of ``state_dir``."""
     return Path(state_dir) / "keystores"
 
 
@@ -99,6 +103,7 @@ def _read_keyfile(path: Path) -> dict[str, Any]:
 
 
 def keystore_address(path: Path) -> Address:
+    """The checksummed address a keystore file records, read without decrypting it."""
     data = _read_keyfile(path)
     raw = str(data.get("address", ""))
     if not is_address(raw if raw.startswith("0x") else "0x" + raw):
@@ -107,6 +112,7 @@ def keystore_address(path: Path) -> Address:
 
 
 def list_keystores(state_dir: Path) -> list[KeystoreEntry]:
+    """The keystores in ``state_dir``, sorted by file name."""
     directory = keystore_dir(state_dir)
     if not directory.is_dir():
         return []

@@ -127,6 +127,7 @@ class SourceSet:
 
     @property
     def source_hash(self) -> str:
+        """The :func:`source_hash` of these sources."""
         return source_hash(self.contents)
 
     def declared_contracts(self) -> dict[str, str]:

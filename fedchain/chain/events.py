@@ -207,6 +207,8 @@ class EventIndex:
     # --- lookups ---------------------------------------------------------------------
 
     def events(self, from_block: int | None = None, to_block: int | None = None) -> list[LedgerEvent]:
+        """Every indexed event in ``[from_block, to_block]``, after catching up with the chain; the part
+        before the index's start block is read from the node."""
         with self._lock:
             head = self.sync()
             start = self.start_block if from_block is None else from_block
@@ -223,18 +225,23 @@ class EventIndex:
             return before + self._events[lo:hi]
 
     def round_events(self, round_id: int) -> list[RoundEvent]:
+        """The round's opened, finalized and closed events, from the index."""
         return [e for e in self._lookup(self._rounds, int(round_id)) if isinstance(e, (RoundOpened, RoundFinalized, RoundClosed))]
 
     def commitments(self, round_id: int) -> list[UpdateCommitment]:
+        """The round's commitments, from the index."""
         return [e for e in self._lookup(self._commitments, int(round_id)) if isinstance(e, UpdateCommitment)]
 
     def registrations(self, address: str) -> list[ParticipantRegistered]:
+        """The participant's registrations, from the index."""
         return [e for e in self._lookup(self._registrations, address.lower()) if isinstance(e, ParticipantRegistered)]
 
     def participant_events(self, address: str) -> list[LedgerEvent]:
+        """Every event naming the participant, from the index."""
         return self._lookup(self._participants, address.lower())
 
     def task_configs(self, version: int) -> list[TaskConfigured]:
+        """The ``TaskConfigured`` events of task ``version``, from the index."""
         return [e for e in self._lookup(self._tasks, int(version)) if isinstance(e, TaskConfigured)]
 
     def _lookup(self, table: Mapping[Any, list[LedgerEvent]], key: Any) -> list[LedgerEvent]:

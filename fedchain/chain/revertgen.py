@@ -135,14 +135,14 @@ def _class(item: Mapping[str, Any], sig: str, user: Mapping[str, Any], dev: Mapp
     if len(set(attrs)) != len(attrs):
         raise RevertGenerationError(f"{name}: arguments {abi_names} collide in snake case")
     types = [_python_type(p, name) for p in inputs]
-    solidity = ", ".join(f"{_solidity_type(p)} {n}".strip() for p, n in zip(inputs, abi_names))
+    solidity = ", ".join(f"{_solidity_type(p)} {n}".strip() for p, n in zip(inputs, abi_names, strict=True))
     selector = keccak(sig.encode())[:4].hex()
     summary = str(user.get("notice") or dev.get("details") or f"The contract reverted with {name}.")
     doc = _paragraph(summary, 4) + [""] + _paragraph(f"Solidity: ``{name}({solidity})``, selector ``0x{selector}``.", 4)
     params: Mapping[str, Any] = dev.get("params", {})
     if inputs:
         doc += ["", "    Attributes:"]
-        for param, abi_name, attr in zip(inputs, abi_names, attrs):
+        for param, abi_name, attr in zip(inputs, abi_names, attrs, strict=True):
             text = str(params.get(abi_name) or f"The ``{abi_name}`` argument (``{_solidity_type(param)}``).")
             enum = _enum_name(param)
             if enum:
@@ -156,9 +156,9 @@ def _class(item: Mapping[str, Any], sig: str, user: Mapping[str, Any], dev: Mapp
         "",
     ]
     if inputs:
-        lines += [f"    {a}: {t}" for a, t in zip(attrs, types)] + [""]
-    signature = ", ".join(f"{a}: {t}" for a, t in zip(attrs, types))
-    arguments = "{" + ", ".join(f'"{n}": {a}' for n, a in zip(abi_names, attrs)) + "}"
+        lines += [f"    {a}: {t}" for a, t in zip(attrs, types, strict=True)] + [""]
+    signature = ", ".join(f"{a}: {t}" for a, t in zip(attrs, types, strict=True))
+    arguments = "{" + ", ".join(f'"{n}": {a}' for n, a in zip(abi_names, attrs, strict=True)) + "}"
     lines.append(f'    def __init__(self{", " + signature if signature else ""}, *, function: str = "") -> None:')
     call = f'"{name}", {arguments}, function=function'
     if len(call) + len("        super().__init__()") <= _WIDTH:
@@ -183,7 +183,7 @@ def _registry(names: Sequence[str]) -> str:
 
 def _pairs(abi_names: Sequence[str], attrs: Sequence[str]) -> str:
     """The ``PARAMS`` tuple literal: ``()``, ``(("a", "a"),)`` or ``(("a", "a"), ("bC", "b_c"))``."""
-    items = [f'("{n}", "{a}")' for n, a in zip(abi_names, attrs)]
+    items = [f'("{n}", "{a}")' for n, a in zip(abi_names, attrs, strict=True)]
     if len(items) == 1:
         return f"({items[0]},)"
     return "(" + ", ".join(items) + ")"

@@ -9,11 +9,12 @@ import click
 
 from fedchain.cli.options import emit, json_option, rpc_url_option, settings_from, state_dir_option
 from fedchain.errors import ConfigError
+from fedchain.types import Address, Wei
 
 WEI_PER_ETH = 10**18
 
 
-def parse_eth(text: str) -> int:
+def parse_eth(text: str) -> Wei:
     """A decimal ETH amount ('1.5') as integer wei; ConfigError when it is not one."""
     try:
         value = Decimal(text)
@@ -22,7 +23,7 @@ def parse_eth(text: str) -> int:
     wei = value * WEI_PER_ETH
     if not value.is_finite() or value <= 0 or wei != wei.to_integral_value():
         raise ConfigError(f"amount must be a positive ETH amount with at most 18 decimals, got {text!r}")
-    return int(wei)
+    return Wei(int(wei))
 
 
 @click.group()
@@ -108,7 +109,7 @@ def fund(name_or_address: str, amount: str, rpc_url: str | None, state_dir: Path
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url)
     wei = parse_eth(amount)
     if is_address(name_or_address):
-        address = to_checksum_address(name_or_address)
+        address = Address(to_checksum_address(name_or_address))
     else:
         address = find_keystore(settings.state_dir, name_or_address).address
     conn = Connection(settings.rpc_url or devnet_url(settings.state_dir), expected_chain_id=settings.chain_id)

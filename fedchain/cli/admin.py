@@ -10,7 +10,15 @@ from typing import Any
 
 import click
 
-from fedchain.cli.options import emit, json_option, keystore_option, role_ledger, role_options, role_settings, task_options
+from fedchain.cli.options import (
+    emit,
+    json_option,
+    keystore_option,
+    role_ledger,
+    role_options,
+    role_settings,
+    task_options,
+)
 from fedchain.errors import ChainError
 from fedchain.ports import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
 from fedchain.types import Address
@@ -97,8 +105,8 @@ def _task_document(dataset: str, arch: str | None, strategy: str, strategy_param
     from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust, parse_strategy_params
 
     cfg = ExperimentConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
-                           robust=parse_robust(robust), arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr, seed=seed,
-                           min_updates=min_updates, commit_duration=commit_duration)
+                           robust=parse_robust(robust), arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
+                           seed=seed, min_updates=min_updates, commit_duration=commit_duration)
     return build_task(cfg, load_task_dataset(cfg))
 
 

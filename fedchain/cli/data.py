@@ -39,7 +39,7 @@ def list_(as_json: bool) -> None:
     ]
 
     def human() -> str:
-        width = max(len(r["name"]) for r in rows)
+        width = max(len(name) for name in DATASETS)
         lines = []
         for r in rows:
             mark = "" if r["available"] else f"  (not installed: needs {r['requires']})"
@@ -69,7 +69,7 @@ def schema(dataset: str, split_seed: int, as_json: bool) -> None:
                 f"dataset        {ds.name} ({ds.domain})",
                 f"schema digest  {digest_hex(s.digest())}",
                 f"features       {s.num_features} {s.dtype}, shape {tuple(s.feature_shape)}",
-                "labels         " + ", ".join(f"{c}={n}" for c, n in zip(s.labels, s.label_names)),
+                "labels         " + ", ".join(f"{c}={n}" for c, n in zip(s.labels, s.label_names, strict=False)),
                 f"normalisation  {s.normalisation}",
                 f"train / test   {len(ds.y_train)} / {len(ds.y_test)}",
                 f"source         {ds.source}",
@@ -135,7 +135,7 @@ def partition_cmd(
     hist = label_histograms(ds.y_train, parts, ds.num_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     clients: list[dict[str, Any]] = []
-    for i, (name, idx) in enumerate(zip(names, parts)):
+    for i, (name, idx) in enumerate(zip(names, parts, strict=False)):
         path = save_client_data(out_dir / f"client_{i}.npz", ds.x_train[idx], ds.y_train[idx], ds.schema)
         clients.append({"index": i, "name": name, "file": path.name, "samples": int(idx.size),
                         "label_counts": [int(v) for v in hist[i]]})  # fmt: skip

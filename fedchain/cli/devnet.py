@@ -95,8 +95,8 @@ def deploy(
     record it in <state-dir>/deployments/<chain-id>.json."""
     from fedchain.chain.accounts import load_signer
     from fedchain.chain.connection import Connection
-    from fedchain.services.devnet import devnet_url
     from fedchain.chain.federation import deploy as deploy_federation
+    from fedchain.services.devnet import devnet_url
 
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, keystore=keystore)
     url = settings.rpc_url or devnet_url(settings.state_dir)

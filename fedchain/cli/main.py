@@ -34,9 +34,11 @@ class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
+        """The loaded subcommands and the lazy ones, sorted."""
         return sorted(set(super().list_commands(ctx)) | set(SUBCOMMANDS))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The subcommand ``cmd_name``, importing its module on first use."""
         if cmd_name in SUBCOMMANDS:
             module_name, attr = SUBCOMMANDS[cmd_name][0].split(":")
             module = importlib.import_module(module_name)
@@ -45,12 +47,14 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the subcommands from their static help lines, without importing them."""
         # Listing must not import every subcommand (torch, web3): use the static help lines.
         rows = [(name, SUBCOMMANDS[name][1]) for name in sorted(SUBCOMMANDS)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a :class:`FedchainError` becomes one ``error:`` line on stderr and its exit code."""
         try:
             return super().invoke(ctx)
         except FedchainError as err:

@@ -72,7 +72,9 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
 
 
 def agent_options(f: F) -> F:
-    f = click.option("--attack", default=None, help="Evaluation only: poison updates (sign_flip, scaling[:x], noise[:sigma]) or the local data (label_flip, backdoor[:target_class]).")(f)
+    """``--data``, ``--work-dir`` and ``--attack``: the options of the commands that run a participant agent."""
+    f = click.option("--attack", default=None, help="Evaluation only: poison updates (sign_flip, scaling[:x], noise[:sigma]) "
+                     "or the local data (label_flip, backdoor[:target_class]).")(f)
     f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Where this participant keeps its client state [default: <state-dir>/participants/<address>].")(f)
     f = click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False, path_type=Path),

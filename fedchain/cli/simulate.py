@@ -7,7 +7,16 @@ from pathlib import Path
 
 import click
 
-from fedchain.cli.options import emit, task_options, ipfs_api_option, json_option, rpc_url_option, settings_from, state_dir_option, store_option
+from fedchain.cli.options import (
+    emit,
+    ipfs_api_option,
+    json_option,
+    rpc_url_option,
+    settings_from,
+    state_dir_option,
+    store_option,
+    task_options,
+)
 from fedchain.errors import ExitCode
 
 
@@ -21,7 +30,8 @@ from fedchain.errors import ExitCode
 @click.option("--max-train-samples", type=int, default=None, help="Use a seeded subset of the training set (e.g. for MNIST).")
 @click.option("--max-test-samples", type=int, default=None, help="Evaluate on a seeded subset of the test set.")
 @click.option("--attack", "attacks", multiple=True, metavar="KIND:COUNT[:STRENGTH]",
-              help="COUNT malicious participants (sign_flip, scaling, noise, label_flip or backdoor), optionally with a strength: KIND:COUNT:STRENGTH (a factor, a sigma or a target class). Repeatable.")
+              help="COUNT malicious participants (sign_flip, scaling, noise, label_flip or backdoor), optionally with a "
+                   "strength: KIND:COUNT:STRENGTH (a factor, a sigma or a target class). Repeatable.")
 @click.option("--dishonest-aggregator", type=click.Choice(["drop-update", "shift-model"]), default=None,
               help="Make the aggregator cheat; the audit must catch it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -46,10 +56,11 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
 
     torch.set_num_threads(1)
     cfg = ExperimentConfig(
-        dataset=dataset, partition=partition, alpha=alpha, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
-        robust=parse_robust(robust), arch=arch, clients=clients, rounds=rounds, local_epochs=local_epochs, batch_size=batch_size,
-        lr=lr, seed=seed, min_updates=min_updates, commit_duration=commit_duration, attacks=tuple(parse_attack(a) for a in attacks),
-        dishonest=dishonest_aggregator, max_train_samples=max_train_samples, max_test_samples=max_test_samples,
+        dataset=dataset, partition=partition, alpha=alpha, strategy=strategy,
+        strategy_params=parse_strategy_params(strategy_params), robust=parse_robust(robust), arch=arch, clients=clients,
+        rounds=rounds, local_epochs=local_epochs, batch_size=batch_size, lr=lr, seed=seed, min_updates=min_updates,
+        commit_duration=commit_duration, attacks=tuple(parse_attack(a) for a in attacks), dishonest=dishonest_aggregator,
+        max_train_samples=max_train_samples, max_test_samples=max_test_samples,
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))

@@ -22,16 +22,17 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
-from fedchain.errors import BlobFormatError, ConfigError
 from fedchain.codec.canonical import canonical_json, sha256_digest
+from fedchain.errors import BlobFormatError, ConfigError
 from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Digest
 
 __all__ = [
@@ -131,6 +132,7 @@ class BlobHeader:
                      self.format_version, tuple(sorted(self.extras.items()))))
 
     def to_json(self) -> dict[str, Any]:
+        """The header as the JSON object stored in the blob (digest as ``0x`` hex)."""
         return {
             "base_model_digest": "0x" + self.base_model_digest.hex(),
             "extras": dict(self.extras),
@@ -142,7 +144,8 @@ class BlobHeader:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> "BlobHeader":
+    def from_json(cls, data: Any) -> BlobHeader:
+        """Parse and validate a header JSON object; BlobFormatError on any deviation."""
         if not isinstance(data, dict):
             raise BlobFormatError("blob header is not a JSON object")
         expected = {"base_model_digest", "extras", "format", "kind", "num_samples", "participant", "round"}

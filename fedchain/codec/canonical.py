@@ -56,7 +56,7 @@ def canonical_json(obj: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def sha256_digest(data: bytes) -> Digest:
+def sha256_digest(data: bytes | bytearray | memoryview) -> Digest:
     """SHA-256 of ``data`` as a 32-byte :data:`~fedchain.types.Digest`."""
     return Digest(hashlib.sha256(bytes(data)).digest())
 

@@ -16,8 +16,8 @@ Pure functions over bytes; no web3.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
@@ -81,7 +81,7 @@ class MerkleTree:
     leaves: tuple[bytes, ...]  # sorted ascending
 
     @classmethod
-    def build(cls, leaves: Iterable[bytes]) -> "MerkleTree":
+    def build(cls, leaves: Iterable[bytes]) -> MerkleTree:
         """Build the tree; raises :class:`MerkleError` on no leaves or a leaf not 32 bytes."""
         checked = sorted(_check_hash(leaf, "leaf") for leaf in leaves)
         if not checked:
@@ -96,6 +96,7 @@ class MerkleTree:
 
     @property
     def root(self) -> Digest:
+        """The Merkle root."""
         return Digest(self.nodes[0])
 
     def proof(self, leaf: bytes) -> list[bytes]:

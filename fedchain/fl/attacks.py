@@ -20,8 +20,8 @@ Data attacks rewrite a participant's training data before local training:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 import torch

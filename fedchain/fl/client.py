@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
 from fedchain.errors import DataSchemaError, TrainingError
+from fedchain.fl.models import ModelSpec, build_model, get_weights, set_weights
 from fedchain.fl.records import (
     CONTROL_PREFIX,
     WIRE_DTYPE,
@@ -40,7 +41,6 @@ from fedchain.fl.records import (
     UpdateKind,
     Weights,
 )
-from fedchain.fl.models import ModelSpec, build_model, get_weights, set_weights
 from fedchain.types import Address, Digest, RoundId
 
 _KINDS = {
@@ -166,7 +166,7 @@ def train_module(
                 loss = loss + 0.5 * config.mu * prox
             if not torch.isfinite(loss):
                 raise TrainingError(f"local training diverged at step {steps}: loss {float(loss.detach())}")
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             if correction:
                 for name, p in params.items():
                     if p.grad is not None:

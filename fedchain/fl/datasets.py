@@ -29,9 +29,9 @@ import importlib.metadata
 import io
 import logging
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -76,18 +76,22 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """The number of label classes."""
         return self.schema.num_classes
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample's features."""
         return tuple(self.schema.feature_shape)
 
     @property
     def label_names(self) -> tuple[str, ...]:
+        """The names of the labels, in label order."""
         return self.schema.label_names
 
     @property
     def feature_names(self) -> tuple[str, ...]:
+        """The names of the features, in column order."""
         return self.schema.feature_names
 
 
@@ -159,7 +163,7 @@ def _round_stat(v: float) -> float:
 def _zscore_stats(x_train: np.ndarray) -> list[tuple[float, float]]:
     mean = x_train.mean(axis=0, dtype=np.float64)
     std = x_train.std(axis=0, dtype=np.float64)
-    return [(_round_stat(m), _round_stat(s) if s > 0 else 1.0) for m, s in zip(mean, std)]
+    return [(_round_stat(m), _round_stat(s) if s > 0 else 1.0) for m, s in zip(mean, std, strict=True)]
 
 
 def _apply(raw: np.ndarray, stats: list[tuple[float, float]]) -> np.ndarray:
@@ -171,7 +175,7 @@ def _ranges(*parts: np.ndarray) -> tuple[tuple[float, float], ...]:
     flats = [p.reshape(p.shape[0], -1) for p in parts]
     lo = np.min([f.min(axis=0) for f in flats], axis=0)
     hi = np.max([f.max(axis=0) for f in flats], axis=0)
-    return tuple((float(a), float(b)) for a, b in zip(lo, hi))
+    return tuple((float(a), float(b)) for a, b in zip(lo, hi, strict=True))
 
 
 def _tabular(
@@ -194,7 +198,7 @@ def _tabular(
     """
     tr, te = indices if indices is not None else stratified_split(y, TEST_FRACTION, seed)
     stats_z = _zscore_stats(raw[tr])
-    stats = [s if flag else (0.0, 1.0) for s, flag in zip(stats_z, zscore)]
+    stats = [s if flag else (0.0, 1.0) for s, flag in zip(stats_z, zscore, strict=False)]
     x_tr, x_te = _apply(raw[tr], stats), _apply(raw[te], stats)
     split = f"stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} split, seed {seed}"
     schema = DataSchema(

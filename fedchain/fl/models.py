@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from fedchain.errors import ConfigError, DataSchemaError, TrainingError
 from fedchain.codec.canonical import canonical_json, sha256_digest
+from fedchain.errors import ConfigError, DataSchemaError, TrainingError
 from fedchain.types import Digest
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class ModelSpec:
             raise ConfigError("invalid model spec: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON object (what :meth:`to_json` writes canonically)."""
         return {
             "arch": self.arch,
             "input_shape": list(self.input_shape),
@@ -110,7 +112,8 @@ class ModelSpec:
         return canonical_json(self.to_dict()).decode("utf-8")
 
     @classmethod
-    def from_dict(cls, data: Any) -> "ModelSpec":
+    def from_dict(cls, data: Any) -> ModelSpec:
+        """The spec from a JSON object; ConfigError on unknown, missing or malformed keys."""
         if not isinstance(data, dict):
             raise ConfigError(f"model spec must be a JSON object, got {type(data).__name__}")
         known = {"arch", "input_shape", "num_classes", "hidden", "channels", "kernel_size", "version"}
@@ -132,7 +135,8 @@ class ModelSpec:
             raise ConfigError(f"model spec has a malformed field: {err}") from err
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "ModelSpec":
+    def from_json(cls, text: str | bytes) -> ModelSpec:
+        """The spec from JSON text; ConfigError when it is not valid JSON or not a valid spec."""
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as err:
@@ -177,6 +181,7 @@ def build_model(spec: ModelSpec, seed: int) -> nn.Module:
 
 
 def num_parameters(model: nn.Module) -> int:
+    """The number of scalar parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 
@@ -258,7 +263,7 @@ _DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def default_model_spec(dataset: "str | Dataset") -> ModelSpec:
+def default_model_spec(dataset: str | Dataset) -> ModelSpec:
     """The model used for ``dataset`` unless a task says otherwise."""
     if isinstance(dataset, str):
         from fedchain.fl.datasets import load_dataset

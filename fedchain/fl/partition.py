@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from fedchain.errors import ConfigError
 from fedchain.codec.canonical import canonical_json, sha256_digest
+from fedchain.errors import ConfigError
 from fedchain.types import Digest
 
 __all__ = [
@@ -100,6 +101,7 @@ class PartitionSpec:
             raise ConfigError("invalid partition spec: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as a JSON object."""
         return {
             "scheme": self.scheme,
             "num_clients": self.num_clients,
@@ -110,6 +112,7 @@ class PartitionSpec:
         }
 
     def digest(self) -> Digest:
+        """SHA-256 of the spec's canonical JSON."""
         return sha256_digest(canonical_json(self.to_dict()))
 
 
@@ -136,7 +139,7 @@ def apportion(total: int, weights: np.ndarray) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     if total < 0 or w.ndim != 1 or w.size == 0 or (w < 0).any() or not np.isfinite(w).all():
         raise ConfigError(f"cannot apportion {total} by weights {w}")
-    s = w.sum()
+    s = float(w.sum())
     if s <= 0:
         w, s = np.ones_like(w), float(w.size)
     exact = total * w / s
@@ -298,7 +301,7 @@ def _industry(
         idx = idx[rng.permutation(idx.size)]
         weights = share * np.asarray([s.label_weights[c] for s in slices])
         counts = apportion(idx.size, weights)
-        if feature_col is not None:
+        if feature_col is not None and x is not None:
             values = np.asarray(x, dtype=np.float64).reshape(len(x), -1)[idx, feature_col]
             noisy = values + rng.normal(0.0, 0.25 * (values.std() or 1.0), size=idx.size)
             idx = idx[np.argsort(noisy, kind="stable")]
@@ -375,12 +378,14 @@ def partition_report(
     labels = list(label_names) if label_names else [str(c) for c in range(hist.shape[1])]
     width = max(len("participant"), *(len(n) for n in names))
     cols = [max(len(lbl), 5) for lbl in labels]
-    head = f"{'participant':<{width}}  {'n':>6}  " + "  ".join(f"{lbl:>{w}}" for lbl, w in zip(labels, cols))
+    head = f"{'participant':<{width}}  {'n':>6}  " + "  ".join(f"{lbl:>{w}}" for lbl, w in zip(labels, cols, strict=True))
     lines = [head, "-" * len(head)]
-    for name, row in zip(names, hist):
-        lines.append(f"{name:<{width}}  {int(row.sum()):>6}  " + "  ".join(f"{int(v):>{w}}" for v, w in zip(row, cols)))
+    for name, row in zip(names, hist, strict=False):
+        counts = "  ".join(f"{int(v):>{w}}" for v, w in zip(row, cols, strict=False))
+        lines.append(f"{name:<{width}}  {int(row.sum()):>6}  " + counts)
     total = hist.sum(axis=0)
     lines.append("-" * len(head))
-    lines.append(f"{'total':<{width}}  {int(total.sum()):>6}  " + "  ".join(f"{int(v):>{w}}" for v, w in zip(total, cols)))
+    totals = "  ".join(f"{int(v):>{w}}" for v, w in zip(total, cols, strict=False))
+    lines.append(f"{'total':<{width}}  {int(total.sum()):>6}  " + totals)
     lines.append(f"label skew (mean total-variation distance to the global mix): {label_skew(y, parts):.3f}")
     return "\n".join(lines)

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from fedchain.errors import ConfigError
 from fedchain.codec.canonical import canonical_json, spec_digest
+from fedchain.errors import ConfigError
 from fedchain.types import Address, Digest, RoundId
 
 Weights = dict[str, np.ndarray]
@@ -227,6 +228,7 @@ class RobustConfig:
         object.__setattr__(self, "params", _checked_params(self.params, f"robust rule {self.name!r}"))
 
     def to_json(self) -> dict[str, Any]:
+        """The rule as a JSON object (name and parameters)."""
         return {"name": self.name, "params": dict(self.params)}
 
 

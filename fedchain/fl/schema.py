@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from fedchain.errors import DataSchemaError
 from fedchain.codec.canonical import canonical_json, sha256_digest
+from fedchain.errors import DataSchemaError
 from fedchain.types import Digest, digest_hex
 
 __all__ = [
@@ -92,14 +92,17 @@ class DataSchema:
     # --- derived -----------------------------------------------------------------
     @property
     def num_features(self) -> int:
+        """The number of features."""
         return len(self.feature_names)
 
     @property
     def num_classes(self) -> int:
+        """The number of label classes."""
         return len(self.labels)
 
     # --- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """The schema as a JSON object (what :meth:`to_json` writes canonically)."""
         return {
             "dataset": self.dataset,
             "feature_names": list(self.feature_names),
@@ -119,7 +122,8 @@ class DataSchema:
         return canonical_json(self.to_dict()).decode("utf-8")
 
     @classmethod
-    def from_dict(cls, data: Any) -> "DataSchema":
+    def from_dict(cls, data: Any) -> DataSchema:
+        """The schema from a JSON object; DataSchemaError on unknown, missing or malformed keys."""
         if not isinstance(data, dict):
             raise DataSchemaError(f"data schema must be a JSON object, got {type(data).__name__}")
         expected = {
@@ -150,7 +154,8 @@ class DataSchema:
             raise DataSchemaError(f"data schema has a malformed field: {err}") from err
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "DataSchema":
+    def from_json(cls, text: str | bytes) -> DataSchema:
+        """The schema from JSON text; DataSchemaError when it is not valid JSON or not a valid schema."""
         try:
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as err:

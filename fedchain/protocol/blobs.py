@@ -32,6 +32,8 @@ _UPDATE_KIND_KEY = "update_kind"
 
 @dataclass(frozen=True, eq=False)
 class GlobalModel:
+    """A decoded global-model blob: the weights, the strategy's server state and the round behind them."""
+
     round_id: RoundId  # the round that produced it (0: the initial model)
     base_model_digest: Digest
     weights: Mapping[str, np.ndarray]
@@ -81,8 +83,8 @@ def encode_update(update: ClientUpdate) -> bytes:
 
 def decode_update(data: bytes) -> ClientUpdate:
     """ClientUpdate from blob bytes; BlobFormatError if it is not a well-formed update blob."""
-    from fedchain.fl.records import ClientUpdate, UpdateKind
     from fedchain.codec.blob import decode_blob
+    from fedchain.fl.records import ClientUpdate, UpdateKind
 
     header, tensors = decode_blob(data)
     if header.kind != KIND_UPDATE:
@@ -135,6 +137,7 @@ def encode_global(
 
 
 def decode_global(data: bytes) -> GlobalModel:
+    """Decode a global-model blob; BlobFormatError for any other blob."""
     from fedchain.codec.blob import decode_blob
 
     header, tensors = decode_blob(data)

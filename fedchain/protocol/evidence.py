@@ -21,6 +21,8 @@ EVIDENCE_FORMAT = "fedchain.evidence/1"
 
 @dataclass(frozen=True)
 class IncludedUpdate:
+    """One included update as the evidence lists it, with its Merkle leaf."""
+
     participant: Address
     update_digest: Digest
     cid: Cid
@@ -28,6 +30,7 @@ class IncludedUpdate:
     leaf: Digest
 
     def to_json(self) -> dict[str, Any]:
+        """The update as a JSON object (digests as ``0x`` hex)."""
         return {
             "participant": self.participant,
             "update_digest": digest_hex(self.update_digest),
@@ -50,6 +53,7 @@ class Evidence:
     rejected: tuple[Rejection, ...]
 
     def to_json(self) -> dict[str, Any]:
+        """The evidence as a JSON object, included and rejected sorted by participant."""
         return {
             "format": EVIDENCE_FORMAT,
             "round": int(self.round_id),
@@ -62,12 +66,14 @@ class Evidence:
         }
 
     def to_bytes(self) -> bytes:
+        """The evidence document's canonical bytes, as stored and digested."""
         from fedchain.codec.blob import encode_json_doc
 
         return bytes(encode_json_doc(self.to_json()))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Evidence:
+        """The evidence from its JSON object; BlobFormatError when it is not one or is malformed."""
         if not isinstance(data, Mapping) or data.get("format") != EVIDENCE_FORMAT:
             raise BlobFormatError("not an evidence document")
         try:
@@ -97,6 +103,7 @@ class Evidence:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Evidence:
+        """The evidence from its document bytes."""
         from fedchain.codec.blob import decode_json_doc
 
         return cls.from_json(decode_json_doc(data))

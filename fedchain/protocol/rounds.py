@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fedchain.codec.canonical import sha256_digest as sha256
+from fedchain.codec.merkle import commitment_leaf, merkle_root
 from fedchain.errors import (
     AggregationError,
     BlobFormatError,
@@ -22,7 +24,9 @@ from fedchain.errors import (
     IntegrityError,
     TooFewUpdatesError,
 )
-from fedchain.protocol.evidence import Evidence, IncludedUpdate
+from fedchain.fl.records import ClientUpdate, ExtraValue, Rejection, StrategyConfig
+from fedchain.fl.strategies import strategy_from_config
+from fedchain.ports import BlobStore, UpdateCommitment
 from fedchain.protocol.blobs import (
     GlobalModel,
     decode_global,
@@ -30,12 +34,7 @@ from fedchain.protocol.blobs import (
     encode_global,
     metadata_digest,
 )
-from fedchain.codec.canonical import sha256_digest as sha256
-from fedchain.fl.records import ClientUpdate, ExtraValue, Rejection, StrategyConfig
-from fedchain.fl.strategies import strategy_from_config
-from fedchain.ports import UpdateCommitment
-from fedchain.codec.merkle import commitment_leaf, merkle_root
-from fedchain.ports import BlobStore
+from fedchain.protocol.evidence import Evidence, IncludedUpdate
 from fedchain.types import Address, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
@@ -149,7 +148,9 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
         if int(update.round_id) != int(round_id):
             problems.append(f"blob round {update.round_id} != {round_id}")
         if bytes(update.base_model_digest) != bytes(base_model_digest):
-            problems.append(f"blob base model {digest_hex(update.base_model_digest)} != round base {digest_hex(base_model_digest)}")
+            problems.append(
+                f"blob base model {digest_hex(update.base_model_digest)} != round base {digest_hex(base_model_digest)}"
+            )
         if int(update.num_samples) != int(c.num_samples):
             problems.append(f"blob sample count {update.num_samples} != committed {c.num_samples}")
         if problems:
@@ -290,6 +291,7 @@ def structure_problems(
 
 
 def leaf_of(c: UpdateCommitment) -> Digest:
+    """The Merkle leaf of a commitment, as the contract's ``commitmentLeaf`` computes it."""
     return commitment_leaf(int(c.round_id), c.participant, c.update_digest, c.cid, c.num_samples, c.metadata_digest)
 
 

@@ -21,8 +21,8 @@ from fedchain.types import Address, Digest, RoundId
 
 if TYPE_CHECKING:
     from fedchain.fl.attacks import AttackSpec
-    from fedchain.protocol.blobs import GlobalModel
     from fedchain.fl.records import ClientState, ClientUpdate
+    from fedchain.protocol.blobs import GlobalModel
 
 
 def training_seed(task_seed: int, round_id: int, participant: str) -> int:

@@ -12,6 +12,7 @@ A leaf adapter layer: it imports only :mod:`fedchain.errors`, :mod:`fedchain.typ
 
 from __future__ import annotations
 
+from fedchain.errors import ToolchainNotFoundError
 from fedchain.services.base import (
     HOST,
     TOOLCHAIN_SETTING,
@@ -26,7 +27,6 @@ from fedchain.services.base import (
     terminate_pid,
     toolchain_dir,
 )
-from fedchain.errors import ToolchainNotFoundError
 
 __all__ = [
     "HOST",

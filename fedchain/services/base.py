@@ -60,19 +60,27 @@ class ServiceInfo(Protocol):
     """What a service records about its running process."""
 
     @property
-    def pid(self) -> int: ...
+    def pid(self) -> int:
+        """The process id of the running service."""
+        ...
 
     @property
-    def url(self) -> str: ...
+    def url(self) -> str:
+        """The URL the service answers on."""
+        ...
 
-    def to_json(self) -> dict[str, Any]: ...
+    def to_json(self) -> dict[str, Any]:
+        """The record as a JSON object, as the state file stores it."""
+        ...
 
 
 class ServiceStatus(Protocol):
     """What ``status`` reports; each service adds its own details."""
 
     @property
-    def running(self) -> bool: ...
+    def running(self) -> bool:
+        """Whether the service's process is running."""
+        ...
 
 
 InfoT = TypeVar("InfoT", bound=ServiceInfo)

@@ -204,10 +204,12 @@ class DevnetProcess:
 
     @property
     def url(self) -> str:
+        """The node's JSON-RPC URL on loopback."""
         return f"http://{HOST}:{self.port}"
 
     @property
     def pid(self) -> int:
+        """The node's process id; ServiceError before it is started."""
         if self.process is None:
             raise ServiceError("devnet not started")
         return self.process.pid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +50,11 @@ class Progress:
         return update
 
 
+def _or_nan(value: float | None) -> float:
+    # a missing value is a gap in the line, as matplotlib draws None
+    return math.nan if value is None else value
+
+
 def plot_rounds(rounds: Sequence[RoundReport], path: Path) -> None:
     """Accuracy and loss of the global model per round (nothing when no round was evaluated)."""
     rows = [r for r in rounds if r.accuracy is not None]
@@ -61,8 +67,8 @@ def plot_rounds(rounds: Sequence[RoundReport], path: Path) -> None:
 
     xs = [int(r.round_id) for r in rows]
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(xs, [r.accuracy for r in rows], marker="o", label="accuracy")
-    ax.plot(xs, [r.loss for r in rows], marker="s", label="loss")
+    ax.plot(xs, [_or_nan(r.accuracy) for r in rows], marker="o", label="accuracy")
+    ax.plot(xs, [_or_nan(r.loss) for r in rows], marker="s", label="loss")
     ax.set_xticks(xs)
     ax.set_xlabel("round")
     ax.set_title("Global model on the test set")

@@ -15,12 +15,13 @@ if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is u
 
 
 def rpc_url_of(settings: Settings) -> str:
+    """The RPC URL of ``settings``, else the managed devnet's."""
     if settings.rpc_url:
         return settings.rpc_url
     return devnet_url(settings.state_dir)
 
 
-def connect_ledger(settings: Settings, *, account: "LocalAccount | None" = None, address: str | None = None) -> "ChainLedger":
+def connect_ledger(settings: Settings, *, account: LocalAccount | None = None, address: str | None = None) -> ChainLedger:
     """A :class:`fedchain.chain.ledger.ChainLedger` on the recorded deployment (or ``address``).
 
     Raises RpcUnavailableError for an unreachable RPC URL, ChainIdMismatchError when
@@ -43,13 +44,14 @@ def connect_ledger(settings: Settings, *, account: "LocalAccount | None" = None,
     return ChainLedger(FederationContract.from_deployment(conn, deployment, account))
 
 
-def open_blob_store(settings: Settings) -> "BlobStore":
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store ``settings`` names (see :func:`fedchain.storage.factory.open_store`)."""
     from fedchain.storage.factory import open_store
 
     return open_store(settings)
 
 
-def gas_lookup(ledger: "ChainLedger") -> Callable[[str], int]:
+def gas_lookup(ledger: ChainLedger) -> Callable[[str], int]:
     """A function tx hash -> gas used, reading receipts through the ledger's connection."""
     conn = ledger.conn
     cache: dict[str, int] = {}

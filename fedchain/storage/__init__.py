@@ -48,7 +48,6 @@ _HOMES = {
 }
 
 if TYPE_CHECKING:
-    from fedchain.ports import BlobStore
     from fedchain.codec.blob import (
         BlobHeader,
         BlobKind,
@@ -59,6 +58,7 @@ if TYPE_CHECKING:
         encode_blob,
         encode_json_doc,
     )
+    from fedchain.ports import BlobStore
     from fedchain.storage.cid import CidBuilder, compute_cid, parse_cid
     from fedchain.storage.factory import open_store
     from fedchain.storage.ipfs import IpfsStore

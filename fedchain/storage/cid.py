@@ -16,10 +16,11 @@ over memoryviews, without copies.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from fedchain.errors import StorageError
 from fedchain.types import Cid
@@ -107,7 +108,7 @@ def parse_cid(text: str) -> ParsedCid:
         raise StorageError(f"not a lower-case base32 CIDv1: {text!r}")
     try:
         raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
-    except (ValueError, base64.binascii.Error) as err:  # type: ignore[attr-defined]
+    except (ValueError, binascii.Error) as err:
         raise StorageError(f"CID is not valid base32: {text!r}") from err
     try:
         version, pos = _read_varint(raw, 0)
@@ -174,6 +175,7 @@ class CidBuilder:
         return self._size
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next bytes of the file."""
         view = memoryview(data).cast("B")
         self._size += len(view)
         if self._pending:

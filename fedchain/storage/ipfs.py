@@ -20,9 +20,10 @@ import logging
 import os
 import tempfile
 import time
-from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, TypeVar
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import httpx
 
@@ -85,12 +86,14 @@ class IpfsStore:
         self._client = httpx.Client(base_url=self.api_url + "/api/v0", timeout=httpx.Timeout(timeout_s))
 
     def describe(self) -> str:
+        """``ipfs <API URL>``."""
         return f"ipfs {self.api_url}"
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._client.close()
 
-    def __enter__(self) -> "IpfsStore":
+    def __enter__(self) -> IpfsStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -176,6 +179,7 @@ class IpfsStore:
         return data
 
     def put(self, data: bytes) -> Cid:
+        """Add ``data`` to the node (pinned); IntegrityError when the node files it under another CID than ours."""
         view = memoryview(data)
         check_size(len(view), self.max_bytes, "blob")
         expected = compute_cid(view)
@@ -183,6 +187,7 @@ class IpfsStore:
         return cid
 
     def put_file(self, path: Path) -> Cid:
+        """Stream a file to the node (pinned), checked against the CID computed locally first."""
         path = Path(path)
         try:
             check_size(path.stat().st_size, self.max_bytes, f"file {path}")
@@ -204,7 +209,7 @@ class IpfsStore:
             response = self._post("/add", dict(_ADD_PARAMS), files={"file": ("blob", body, "application/octet-stream")})
         finally:
             if hasattr(body, "close"):
-                body.close()  # type: ignore[union-attr]
+                body.close()
         answer = _last_json_line(response.text, "add")
         got = answer.get("Hash")
         if not isinstance(got, str):
@@ -218,6 +223,7 @@ class IpfsStore:
         return Cid(got)
 
     def get(self, cid: Cid) -> bytes:
+        """The blob's bytes from the node, verified against ``cid``."""
         parse_cid(cid)
         builder = CidBuilder()
         parts: list[bytes] = []
@@ -230,6 +236,7 @@ class IpfsStore:
         return b"".join(parts)
 
     def get_file(self, cid: Cid, dest: Path) -> int:
+        """Stream the blob into ``dest`` (atomically, once verified); return its size."""
         parse_cid(cid)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +260,7 @@ class IpfsStore:
         return builder.size
 
     def pin(self, cid: Cid) -> None:
+        """Pin ``cid`` on the node; BlobNotFoundError when the node cannot find it in time."""
         parse_cid(cid)
         timeout = httpx.Timeout(self.timeout_s, read=self.cat_timeout_s)
         try:
@@ -266,6 +274,7 @@ class IpfsStore:
             raise StorageError(f"IPFS pin/add {cid} answered without Pins: {response.text[:200]!r}")
 
     def has(self, cid: Cid) -> bool:
+        """Whether the node holds ``cid`` pinned."""
         parse_cid(cid)
         def call() -> httpx.Response:
             return self._client.post("/pin/ls", params={"arg": cid, "type": "recursive", "cid-base": "base32"})

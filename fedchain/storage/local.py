@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from io import BufferedReader
 from pathlib import Path
-from typing import BinaryIO
 
 from fedchain.errors import BlobNotFoundError, IntegrityError, StorageError
 from fedchain.storage.base import COPY_BUFFER, check_size, verify_builder, verify_bytes
@@ -44,12 +44,13 @@ class LocalStore:
         return self.root / cid[-3:-1] / cid
 
     def describe(self) -> str:
+        """``local <root directory>``."""
         return f"local {self.root}"
 
     def close(self) -> None:
         """Nothing to release: the local store holds no open handles."""
 
-    def __enter__(self) -> "LocalStore":
+    def __enter__(self) -> LocalStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -57,6 +58,7 @@ class LocalStore:
 
     # -- writes ------------------------------------------------------------------
     def put(self, data: bytes) -> Cid:
+        """Write ``data`` under its CID (atomically, fsynced) and return the CID."""
         view = memoryview(data)
         check_size(len(view), self.max_bytes, "blob")
         cid = compute_cid(view)
@@ -75,11 +77,12 @@ class LocalStore:
         return cid
 
     def put_file(self, path: Path) -> Cid:
+        """Copy a file into the store under its CID, hashing while copying; return the CID."""
         path = Path(path)
         try:
             size = path.stat().st_size
             check_size(size, self.max_bytes, f"file {path}")
-            src: BinaryIO = open(path, "rb")
+            src: BufferedReader = open(path, "rb")
         except OSError as err:
             raise StorageError(f"cannot read {path}: {err}") from err
         self.root.mkdir(parents=True, exist_ok=True)
@@ -109,14 +112,17 @@ class LocalStore:
         return cid
 
     def pin(self, cid: Cid) -> None:
+        """Check that ``cid`` is present and intact; nothing is ever collected here."""
         # Nothing is ever collected here; pinning means: present and intact.
         self.get(cid)
 
     # -- reads -------------------------------------------------------------------
     def has(self, cid: Cid) -> bool:
+        """Whether the store has a file for ``cid``."""
         return self.path_of(cid).is_file()
 
     def get(self, cid: Cid) -> bytes:
+        """The blob's bytes, verified against ``cid``."""
         path = self.path_of(cid)
         try:
             size = path.stat().st_size
@@ -130,10 +136,11 @@ class LocalStore:
         return data
 
     def get_file(self, cid: Cid, dest: Path) -> int:
+        """Copy the blob into ``dest`` (atomically, once verified); return its size."""
         src_path = self.path_of(cid)
         dest = Path(dest)
         try:
-            src: BinaryIO = open(src_path, "rb")
+            src: BufferedReader = open(src_path, "rb")
         except FileNotFoundError as err:
             raise BlobNotFoundError(f"blob {cid} is not in the local store {self.root}") from err
         except OSError as err:

@@ -94,7 +94,6 @@ def test_account_cli_new_list_show(tmp_path: Path) -> None:
     assert missing.exit_code == ExitCode.KEYSTORE and "no keystore named 'nobody'" in missing.output
 
 
-@pytest.mark.devnet
 def test_account_cli_fund(chain_env: DevnetEnv, tmp_path: Path) -> None:
     target = Account.create().address
     result = CliRunner().invoke(
@@ -107,7 +106,6 @@ def test_account_cli_fund(chain_env: DevnetEnv, tmp_path: Path) -> None:
     assert bad.exit_code == ExitCode.CONFIG and "positive ETH amount" in bad.output
 
 
-@pytest.mark.devnet
 def test_deploy_with_wrong_keystore_password_exits_with_keystore_code(chain_env: DevnetEnv, tmp_path: Path) -> None:
     from fedchain.chain.federation import deployment_path
 

@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from eth_account import Account
 
 from fedchain.chain.connection import Connection
-from fedchain.services.base import toolchain_dir
-from fedchain.services.devnet import DevnetProcess, devnet_status, stop_devnet
 from fedchain.chain.federation import deploy, load_deployment
 from fedchain.cli.main import cli
 from fedchain.errors import ExitCode, ServiceError
+from fedchain.services.base import toolchain_dir
+from fedchain.services.devnet import DevnetProcess, devnet_status, stop_devnet
 
 pytestmark = pytest.mark.devnet
 

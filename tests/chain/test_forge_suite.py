@@ -9,6 +9,10 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FORGE = REPO_ROOT / "hardhat-local" / "node_modules" / "@foundry-rs" / "forge-linux-amd64" / "bin" / "forge"

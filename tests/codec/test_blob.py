@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from safetensors.numpy import save as st_save
 
-from fedchain.errors import BlobFormatError
 from fedchain.codec.blob import (
     BLOB_MAGIC,
     BlobHeader,
@@ -24,6 +23,7 @@ from fedchain.codec.blob import (
     encode_blob,
     encode_json_doc,
 )
+from fedchain.errors import BlobFormatError
 from fedchain.storage.cid import compute_cid
 from fedchain.types import Digest
 

@@ -8,8 +8,8 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedchain.errors import AggregationError, MerkleError
 from fedchain.codec.merkle import MerkleTree, commitment_leaf, hash_pair, merkle_root, process_proof, verify
+from fedchain.errors import AggregationError, MerkleError
 
 leaf_st = st.binary(min_size=32, max_size=32)
 leaves_st = st.lists(leaf_st, min_size=1, max_size=40, unique=True)

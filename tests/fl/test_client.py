@@ -147,7 +147,9 @@ def test_strategy_configs_drive_local_training_end_to_end() -> None:
     x, y = data(120)
 
     local = {"lr": 0.1, "local_epochs": 3, "batch_size": 8}
-    for strategy in (S.FedAvg(**local), S.FedProx(mu=0.01, **local), S.Scaffold(**local), S.FedNova(**local), S.QFedAvg(q=0.2, **local)):
+    strategies = (S.FedAvg(**local), S.FedProx(mu=0.01, **local), S.Scaffold(**local), S.FedNova(**local),
+                  S.QFedAvg(q=0.2, **local))
+    for strategy in strategies:
         state = strategy.initial_state(g)
         weights = g
         for r in range(1, 4):

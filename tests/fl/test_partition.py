@@ -52,7 +52,7 @@ def test_partition_is_disjoint_complete_and_reproducible(y, scheme, k, alpha, se
         return
     _check_partition(parts, y.size, spec)
     again = partition(y, spec)
-    assert all(np.array_equal(a, b) for a, b in zip(parts, again))
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
 
 
 def test_dirichlet_always_meets_min_samples_on_digits():
@@ -66,7 +66,7 @@ def test_other_seed_gives_other_partition():
     y = np.arange(300, dtype=np.int64) % 3
     a = partition(y, PartitionSpec("dirichlet", 4, alpha=0.5, seed=1))
     b = partition(y, PartitionSpec("dirichlet", 4, alpha=0.5, seed=2))
-    assert any(not np.array_equal(p, q) for p, q in zip(a, b))
+    assert any(not np.array_equal(p, q) for p, q in zip(a, b, strict=True))
 
 
 def test_dirichlet_skew_increases_as_alpha_falls():

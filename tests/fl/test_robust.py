@@ -129,7 +129,8 @@ def test_trimmed_mean_reports_trimmed_fractions() -> None:
 
 @pytest.mark.parametrize(
     "rule",
-    [robust.CoordinateMedian(), robust.TrimmedMean(0.2), robust.MultiKrum(f=2, m=3), robust.Krum(1), robust.NormClip(2.5, reject=True)],
+    [robust.CoordinateMedian(), robust.TrimmedMean(0.2), robust.MultiKrum(f=2, m=3), robust.Krum(1),
+     robust.NormClip(2.5, reject=True)],
 )
 def test_rule_config_round_trip(rule: robust.RobustRule) -> None:
     assert robust.rule_from_config(rule.config()) == rule

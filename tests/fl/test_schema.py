@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedchain.errors import ConfigError, DataSchemaError
 from fedchain.codec.canonical import canonical_json, sha256_digest, spec_digest
+from fedchain.errors import ConfigError, DataSchemaError
 from fedchain.fl.datasets import load_dataset, stratified_split
 from fedchain.fl.schema import DataSchema, load_client_data, read_client_data_digest, save_client_data
 

@@ -6,16 +6,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 
 from fedchain.errors import AggregationError, ConfigError, TooFewUpdatesError
-from fedchain.fl import robust
+from fedchain.fl import records, robust
 from fedchain.fl import strategies as S
-from fedchain.fl import records
 from fedchain.fl.records import ClientUpdate, RobustConfig, StrategyConfig, UpdateKind
 from fedchain.types import Address, Digest, RoundId
 
@@ -100,7 +99,8 @@ def test_fednova_rescales_by_tau_eff() -> None:
 
 
 def test_fednova_rejects_updates_without_tau_or_of_the_wrong_kind() -> None:
-    ups = [upd(1, [1.0, 0.0], 0.0, kind=UpdateKind.NORMALIZED_DELTA), upd(2, [1.0, 0.0], 0.0, tau=2.0), upd(3, [1.0, 0.0], 0.0, kind=UpdateKind.NORMALIZED_DELTA, tau=1.0)]
+    ups = [upd(1, [1.0, 0.0], 0.0, kind=UpdateKind.NORMALIZED_DELTA), upd(2, [1.0, 0.0], 0.0, tau=2.0),
+           upd(3, [1.0, 0.0], 0.0, kind=UpdateKind.NORMALIZED_DELTA, tau=1.0)]
     result = run(S.FedNova(), ups)
     assert result.included == (addr(3),)
     reasons = {r.participant: r.reason for r in result.rejected}

@@ -11,14 +11,21 @@ from typing import Any
 import pytest
 import torch
 
-from fedchain.fl.attacks import AttackSpec
 from fedchain.chain.ledger import ChainLedger
 from fedchain.engine.ledger import LedgerTransport
 from fedchain.engine.loop import finish_round, run_round
 from fedchain.engine.reports import RoundReport
+from fedchain.fl.attacks import AttackSpec
 from fedchain.protocol.participant import ParticipantAgent
-from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, parse_robust, write_partitions
 from fedchain.protocol.task import TaskDocument, publish_task
+from fedchain.sim.config import (
+    ClientData,
+    ExperimentConfig,
+    build_task,
+    load_task_dataset,
+    parse_robust,
+    write_partitions,
+)
 from fedchain.types import RoundId
 
 N_CLIENTS = 3

@@ -23,7 +23,7 @@ def test_three_clean_rounds_chain_models_and_audit_clean(fed: Fed) -> None:
 
     assert [o.finalized for o in outcomes] == [True, True, True]
     assert all(len(o.included) == 3 and not o.rejected for o in outcomes)
-    for prev, rid in zip(outcomes, (2, 3)):
+    for prev, rid in zip(outcomes, (2, 3), strict=False):
         assert fed.reader.round(RoundId(rid)).base_model_digest == prev.model_digest
     assert fed.reader.current_model_digest() == outcomes[-1].model_digest
     report = fed.auditor().audit()

@@ -9,18 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from fedchain.chain.accounts import create_keystore
 from fedchain.cli.main import cli
-from fedchain.protocol.participant import READY_FILE
 from fedchain.config import Settings
 from fedchain.errors import ServiceError
-from fedchain.protocol.participant import TEST_CRASH_ENV
+from fedchain.protocol.participant import READY_FILE, TEST_CRASH_ENV
 from fedchain.sim.federation import participant_command, require_clean_exits
 from fedchain.types import RoundId
 from tests.protocol.harness import Fed
@@ -55,6 +55,7 @@ def _participant(fed: Fed, ipfs_api_url: str, tmp_path: Path) -> tuple[Any, Call
     return account, command, env
 
 
+@pytest.mark.slow
 def test_participant_killed_mid_round_and_restarted_commits_once(fed: Fed, ipfs_api_url: str, tmp_path: Path) -> None:
     account, command, env = _participant(fed, ipfs_api_url, tmp_path)
     rid = fed.open_round()
@@ -79,6 +80,7 @@ def test_participant_killed_mid_round_and_restarted_commits_once(fed: Fed, ipfs_
     assert results[0]["cid"] == mine[0].cid
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("crash_at", "on_chain_after_crash"), [("after_put", 0), ("after_send", 1)])
 def test_participant_crashing_between_upload_and_commit_commits_once_after_restart(
     fed: Fed, ipfs_api_url: str, tmp_path: Path, crash_at: str, on_chain_after_crash: int
@@ -105,6 +107,7 @@ def test_participant_crashing_between_upload_and_commit_commits_once_after_resta
     assert [f.name for f in (tmp_path / "work").glob("client_state*")] == [f"client_state.pending-{rid}.npz"]
 
 
+@pytest.mark.slow
 def test_simulate_runs_participant_processes_and_audits_clean(chain_env, tmp_path: Path) -> None:
     out = tmp_path / "out"
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -57,7 +58,7 @@ def test_feeding_in_any_slicing_gives_the_same_cid(size: int, cuts: list[int]) -
     data = hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1)
     data = data[:size]
     bounds = sorted({0, size, *(c for c in cuts if c <= size)})
-    pieces = [memoryview(data)[a:b] for a, b in zip(bounds, bounds[1:])]
+    pieces = [memoryview(data)[a:b] for a, b in pairwise(bounds)]
     assert compute_cid_of_chunks(pieces) == compute_cid(data)
 
 

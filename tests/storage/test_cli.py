@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from fedchain.cli.main import cli
 from fedchain.errors import ExitCode
-from fedchain.storage import compute_cid
 from fedchain.services.ipfs import node_status, stop_node
+from fedchain.storage import compute_cid
 
 
 @pytest.fixture()

@@ -6,18 +6,18 @@ import http.server
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 
 from fedchain.config import Settings
 from fedchain.errors import BlobFormatError, BlobNotFoundError, IntegrityError, StorageUnavailableError
-from fedchain.storage import BlobStore, IpfsStore, LocalStore, compute_cid, open_store
-from fedchain.storage.cid import CHUNK_SIZE
 from fedchain.services.base import free_port
 from fedchain.services.ipfs import node_status, read_node, start_node, stop_node
+from fedchain.storage import BlobStore, IpfsStore, LocalStore, compute_cid, open_store
+from fedchain.storage.cid import CHUNK_SIZE
 
 
 def _data(size: int, seed: int = 0) -> bytes:
