@@ -9,13 +9,16 @@ bit for bit.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from fedchain.codec.blob import BLOB_MAGIC
 from fedchain.codec.canonical import sha256_digest as sha256
+from fedchain.codec.cid import cid_problem
 from fedchain.codec.merkle import commitment_leaf, merkle_root
 from fedchain.errors import (
     AggregationError,
@@ -45,8 +48,18 @@ RULE_BLOB_INTEGRITY = "blob_integrity"
 RULE_BLOB_FORMAT = "blob_format"
 RULE_HEADER_MISMATCH = "header_mismatch"
 RULE_METADATA_MISMATCH = "metadata_mismatch"
+RULE_INVALID_CID = "invalid_cid"  # the committed CID string is not a CID (fedchain.codec.cid)
+RULE_DUPLICATE_UPDATE = "duplicate_update"  # the same tensor payload as an earlier committer's
 SCREEN_RULES = frozenset(
-    {RULE_BLOB_UNAVAILABLE, RULE_BLOB_INTEGRITY, RULE_BLOB_FORMAT, RULE_HEADER_MISMATCH, RULE_METADATA_MISMATCH}
+    {
+        RULE_INVALID_CID,
+        RULE_BLOB_UNAVAILABLE,
+        RULE_BLOB_INTEGRITY,
+        RULE_BLOB_FORMAT,
+        RULE_HEADER_MISMATCH,
+        RULE_METADATA_MISMATCH,
+        RULE_DUPLICATE_UPDATE,
+    }
 )
 
 # How long fetch_committed keeps asking for a committed blob the store cannot find before it
@@ -61,7 +74,7 @@ class FetchOutcome:
 
     commitment: UpdateCommitment
     data: bytes | None
-    error_rule: str | None  # RULE_BLOB_UNAVAILABLE / RULE_BLOB_INTEGRITY / RULE_BLOB_FORMAT when data is None
+    error_rule: str | None  # RULE_INVALID_CID / RULE_BLOB_UNAVAILABLE / RULE_BLOB_INTEGRITY / RULE_BLOB_FORMAT
     error: str | None
 
 
@@ -75,7 +88,9 @@ def fetch_committed(
 ) -> FetchOutcome:
     """Fetch one committed blob.
 
-    Only a definitive answer about the participant's blob becomes a rejection: bytes that do not
+    A committed CID that is not a CID (:func:`fedchain.codec.cid.cid_problem`) is rejected as
+    ``invalid_cid`` without asking the store. Otherwise only a definitive answer about the
+    participant's blob becomes a rejection: bytes that do not
     match the CID (``blob_integrity``), a blob the store refuses as malformed (``blob_format``),
     or a blob still not found after asking again for ``retry_window_s`` seconds (default
     :data:`FETCH_RETRY_WINDOW_S`; 0 asks once) - ``blob_unavailable``. Anything else about the
@@ -83,6 +98,9 @@ def fetch_committed(
     call: :class:`~fedchain.errors.StorageError`) is raised, so the caller aborts and tries later
     instead of blaming the participant.
     """
+    problem = cid_problem(commitment.cid)
+    if problem is not None:
+        return FetchOutcome(commitment, None, RULE_INVALID_CID, f"committed CID is not a CID: {problem}")
     window = FETCH_RETRY_WINDOW_S if retry_window_s is None else retry_window_s
     start = clock()
     delay = FETCH_BACKOFF_S
@@ -118,9 +136,30 @@ class Screened:
     rejections: tuple[Rejection, ...]
 
 
+def update_payload_digest(blob: bytes) -> Digest:
+    """SHA-256 of an update blob's tensor payload: the safetensors bytes that follow its header
+    (everything after the 8-byte magic, the 4-byte big-endian header length and the header). The
+    blob format is canonical, so two blobs have the same payload exactly when their tensors (names,
+    dtypes, shapes and every bit) are the same, whatever their headers say."""
+    (header_len,) = struct.unpack_from(">I", blob, len(BLOB_MAGIC))
+    return sha256(memoryview(blob)[len(BLOB_MAGIC) + 4 + header_len :])
+
+
 def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_digest: Digest) -> Screened:
-    """Apply the screening rules to fetched blobs (pure)."""
-    updates: list[ClientUpdate] = []
+    """Apply the screening rules to fetched blobs (pure).
+
+    Each committed update is checked on its own, in this order, and its first failed rule
+    rejects it: ``invalid_cid``, ``blob_unavailable``, ``blob_integrity``, ``blob_format`` (from
+    :func:`fetch_committed`, or bytes whose digest is not the committed one, or that do not
+    decode), ``header_mismatch`` (the blob's participant, round, base model or sample count is
+    not the commitment's or the round's), ``metadata_mismatch``. Then an update that passed all of
+    them is rejected as ``duplicate_update`` when its tensor payload (:func:`update_payload_digest`)
+    is that of a blob committed earlier - by (block_number, log_index) of the commitments, among
+    every committed blob that decoded as an update, whether or not that one passed - and the
+    reason names that earlier participant: a payload belongs to whoever committed it first.
+    Rejections come out sorted by participant address."""
+    updates: list[tuple[UpdateCommitment, ClientUpdate, Digest]] = []
+    payloads: list[tuple[UpdateCommitment, Digest]] = []  # of every blob that decoded as an update
     rejections: list[Rejection] = []
     for out in sorted(outcomes, key=lambda o: o.commitment.participant.lower()):
         c = out.commitment
@@ -142,6 +181,8 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
         except BlobFormatError as err:
             rejections.append(Rejection(c.participant, RULE_BLOB_FORMAT, str(err)))
             continue
+        payload = update_payload_digest(out.data)
+        payloads.append((c, payload))
         problems = []
         if update.participant.lower() != c.participant.lower():
             problems.append(f"blob participant {update.participant} != committer")
@@ -166,8 +207,26 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
                 )
             )
             continue
-        updates.append(update)
-    return Screened(tuple(updates), tuple(rejections))
+        updates.append((c, update, payload))
+    first: dict[bytes, UpdateCommitment] = {}  # payload -> its earliest committer
+    for c, payload in sorted(payloads, key=lambda p: (p[0].block_number, p[0].log_index, p[0].participant.lower())):
+        first.setdefault(bytes(payload), c)
+    kept: list[ClientUpdate] = []
+    for c, update, payload in updates:
+        earlier = first[bytes(payload)]
+        if earlier is c:
+            kept.append(update)
+        else:
+            rejections.append(
+                Rejection(
+                    c.participant,
+                    RULE_DUPLICATE_UPDATE,
+                    f"tensor payload {digest_hex(payload)} is identical to that of {earlier.participant}, committed "
+                    f"earlier (block {earlier.block_number}, log {earlier.log_index}; this one: block {c.block_number}, "
+                    f"log {c.log_index})",
+                )
+            )
+    return Screened(tuple(kept), tuple(sorted(rejections, key=lambda r: (r.participant.lower(), r.rule))))
 
 
 @dataclass(frozen=True, eq=False)
@@ -337,6 +396,9 @@ __all__ = [
     "FetchOutcome",
     "GlobalModel",
     "RoundAggregate",
+    "RULE_DUPLICATE_UPDATE",
+    "RULE_INVALID_CID",
+    "SCREEN_RULES",
     "Screened",
     "aggregate",
     "aggregate_screened",
@@ -347,4 +409,5 @@ __all__ = [
     "round_evidence",
     "screen",
     "structure_problems",
+    "update_payload_digest",
 ]
