@@ -8,13 +8,25 @@ the ``FEDCHAIN_PRIVATE_KEY`` environment variable (see :mod:`fedchain.chain.acco
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from fedchain.errors import ConfigError
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "ENV_PREFIX",
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
+    "Settings",
+    "load_settings",
+    "open_private",
+    "private_dir",
+]
 
 ENV_PREFIX = "FEDCHAIN_"
 CONFIG_FILE_NAME = "fedchain.toml"
@@ -35,6 +47,7 @@ class Settings:
     max_blob_bytes: int = 256 * 1024 * 1024
     http_timeout_s: float = 30.0
     tx_timeout_s: float = 120.0
+    devnet_block_time_s: float = 1.0  # interval mining of the managed devnet (0: a block per transaction only)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags)."""
@@ -47,6 +60,8 @@ def _coerce(s: Settings) -> Settings:
         raise ConfigError(f"store must be 'ipfs' or 'local', got {s.store!r}")
     if s.max_blob_bytes <= 0:
         raise ConfigError(f"max_blob_bytes must be positive, got {s.max_blob_bytes}")
+    if not 0 <= s.devnet_block_time_s <= 3600:
+        raise ConfigError(f"devnet_block_time_s must be between 0 (off) and 3600 seconds, got {s.devnet_block_time_s}")
     return replace(
         s,
         state_dir=Path(s.state_dir),
@@ -103,3 +118,49 @@ def load_settings(
 
     settings = _coerce(Settings(**values))
     return settings.with_overrides(**cli_overrides)
+
+
+# --- files of the state directory ----------------------------------------------------------
+
+PRIVATE_DIR_MODE = 0o700
+"""Directories fedchain creates for state, keys, blobs and participant data: owner only."""
+PRIVATE_FILE_MODE = 0o600
+"""Files in them: readable and writable by the owner only."""
+
+
+def private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """Create ``path`` and any missing parents owner-only (0700) and return it.
+
+    An existing ``path`` is made 0700 too when ``tighten`` (a directory fedchain names itself:
+    ``keystores/``, ``devnet/``, a blob store); pass ``tighten=False`` for a directory the user
+    may have chosen (the state directory itself), which is then left as it is."""
+    path = Path(path)
+    missing: list[Path] = []
+    cursor = path
+    while not cursor.exists() and cursor != cursor.parent:
+        missing.append(cursor)
+        cursor = cursor.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            pass  # made meanwhile by another process
+        os.chmod(directory, PRIVATE_DIR_MODE)  # mkdir's mode passes through the umask
+    if not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a directory")
+    if tighten and path not in missing and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def open_private(path: Path, *, append: bool = False) -> IO[bytes]:
+    """Open ``path`` for binary writing (created, truncated unless ``append``) with mode 0600,
+    also when it existed with a wider mode."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab" if append else "wb")

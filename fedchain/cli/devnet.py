@@ -26,23 +26,32 @@ def devnet() -> None:
 @click.option("--engine", type=click.Choice(["anvil", "hardhat"]), default="anvil", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port on 127.0.0.1 [default: a free one].")
 @click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds to wait for readiness.")
+@click.option("--block-time", "block_time_s", type=click.FloatRange(0, 3600), default=None,
+              help="Mine a block every S seconds besides the transactions' own (anvil; 0: off) "
+                   "[default: the devnet_block_time_s setting, 1].")
 @state_dir_option
 @toolchain_option
 @json_option
 def start(
-    engine: str, port: int | None, timeout_s: float, state_dir: Path | None, toolchain: Path | None, as_json: bool
+    engine: str, port: int | None, timeout_s: float, block_time_s: float | None, state_dir: Path | None,
+    toolchain: Path | None, as_json: bool,
 ) -> None:
-    """Start the devnet (idempotent: a running one is reused). Anvil keeps its chain in
-    <state-dir>/devnet/state.json across restarts."""
+    """Start the devnet (idempotent: a running one is reused) on the port it used last when free.
+    Anvil runs under a supervisor that writes the chain to <state-dir>/devnet/state.json.gz before
+    any answer shows a mined transaction, and restarts anvil if it dies: a SIGKILL loses no mined
+    transaction. This is a development chain: any local process can sign as any account on it."""
     from fedchain.services.devnet import start_devnet
 
-    settings = settings_from(state_dir=state_dir, toolchain=toolchain)
+    settings = settings_from(state_dir=state_dir, toolchain=toolchain, devnet_block_time_s=block_time_s)
     info, reused = start_devnet(
-        settings.state_dir, engine=engine, port=port, timeout_s=timeout_s, toolchain=settings.toolchain
+        settings.state_dir, engine=engine, port=port, timeout_s=timeout_s, toolchain=settings.toolchain,
+        block_time_s=settings.devnet_block_time_s,
     )
     payload = {**info.to_json(), "reused": reused}
     verb = "already running" if reused else "started"
-    emit(as_json, payload, f"{info.engine} devnet {verb} at {info.url} (chain id {info.chain_id}, pid {info.pid})")
+    mining = f", a block every {info.block_time_s:g} s" if info.block_time_s > 0 else ""
+    emit(as_json, payload,
+         f"{info.engine} devnet {verb} at {info.url} (chain id {info.chain_id}, pid {info.pid}{mining})")
 
 
 @devnet.command()
@@ -73,6 +82,11 @@ def status(state_dir: Path | None, as_json: bool) -> None:
         if st.running
         else "devnet not running"
     )
+    if st.persistence is not None:
+        p = st.persistence
+        human += (f"\n  state {p.state_file}: {p.state_bytes} bytes, written through block {p.persisted_block} "
+                  f"({p.dumps} writes, last {p.dump_ms_last:.1f} ms, max {p.dump_ms_max:.1f} ms); "
+                  f"anvil pid {p.anvil_pid}, restarted {p.anvil_restarts} time(s)")
     emit(as_json, st, human)
 
 

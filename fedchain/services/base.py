@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
-from fedchain.config import Settings, load_settings
+from fedchain.config import Settings, load_settings, open_private, private_dir
 from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "checkout_toolchain",
     "free_port",
     "log_tail",
+    "port_is_free",
     "process_alive",
     "signal_group",
     "terminate_pid",
@@ -225,6 +226,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_is_free(port: int) -> bool:
+    """Whether ``port`` on the loopback interface can be bound now (a lingering TIME_WAIT is fine)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 def process_alive(pid: int, marker: str | None = None) -> bool:
     """True if ``pid`` is a live, non-zombie process and, when ``marker`` is given, its
     command line contains ``marker`` (so a recycled pid is not mistaken for our service).
@@ -298,8 +310,9 @@ def log_tail(path: Path, lines: int = 15) -> str:
 
 
 def write_record(path: Path, data: dict[str, Any]) -> None:
-    """Write a service record as JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a service record as JSON atomically (temp file + rename), readable by the owner only."""
+    private_dir(path.parent, tighten=False)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    with open_private(tmp) as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=True).encode("utf-8"))
     os.replace(tmp, path)

@@ -2,10 +2,14 @@
 
 A *managed* devnet belongs to a state directory (:class:`DevnetService`, the
 :class:`~fedchain.services.base.ManagedService` of the devnet): :func:`start_devnet` launches it
-detached, records engine, pid, URL and chain id in ``<state_dir>/devnet.json`` and (for
-anvil) keeps the chain in ``<state_dir>/devnet/state.json`` - loaded on start, dumped on
-a clean stop and every few seconds meanwhile - so a restart loses nothing.
-:func:`stop_devnet` sends SIGTERM and waits, so the state is dumped.
+detached, records engine, pid, URL and chain id in ``<state_dir>/devnet.json``. A managed anvil
+runs under the devnet supervisor (:mod:`fedchain.services.supervisor`): the chain is kept in
+``<state_dir>/devnet/state.json.gz``, loaded on start and written before any answer reveals a
+mined transaction, so a SIGKILL of anvil (which the supervisor restarts), of the supervisor or of
+both loses no mined transaction; and it mines a block every ``block_time_s`` seconds besides the
+transactions' own blocks (interval mining, so deadlines pass on a quiet devnet; 0: off).
+:func:`stop_devnet` sends SIGTERM and waits, so the state is written a last time. The devnet comes
+back on the port it last used when that port is free, so recorded URLs stay valid.
 
 An *ephemeral* devnet (:class:`DevnetProcess` used as a context manager) is what tests and
 benchmarks use: a fresh chain on a free port, gone when the block exits.
@@ -19,8 +23,8 @@ import logging
 import os
 import platform
 import shutil
-import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,17 +32,22 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 import httpx
 
+from fedchain.config import open_private, private_dir
 from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
 from fedchain.services.base import (
     HOST,
     ServiceRecord,
     free_port,
     log_tail,
+    port_is_free,
     terminate_pid,
     toolchain_dir,
 )
+from fedchain.services.supervisor import MARKER as SUPERVISOR_MARKER
+from fedchain.services.supervisor import STATUS_METHOD, PersistenceStats
 
 __all__ = [
+    "DEFAULT_BLOCK_TIME_S",
     "DEVNET",
     "ENGINES",
     "DevnetInfo",
@@ -60,8 +69,11 @@ log = logging.getLogger(__name__)
 Engine = Literal["anvil", "hardhat"]
 ENGINES: tuple[str, ...] = ("anvil", "hardhat")
 HARDFORK = "prague"
-STATE_INTERVAL_S = 10
+STATE_INTERVAL_S = 10  # an unsupervised anvil with a state file (not the managed devnet): its own dump interval
 RECORD_NAME = "devnet.json"
+STATE_NAME = "state.json.gz"
+DEFAULT_BLOCK_TIME_S = 1.0
+"""Interval mining of the managed devnet: a block every second besides the transactions' own."""
 _PROCESS_MARKERS = {"anvil": "anvil", "hardhat": "hardhat"}
 
 
@@ -141,6 +153,13 @@ class DevnetInfo:
     state_file: str | None
     log_file: str
     started_at: float
+    supervised: bool = False
+    block_time_s: float = 0.0
+
+    @property
+    def marker(self) -> str:
+        """What the recorded process's command line contains."""
+        return SUPERVISOR_MARKER if self.supervised else _PROCESS_MARKERS[self.engine]
 
     def to_json(self) -> dict[str, Any]:
         """The record as stored in ``devnet.json``."""
@@ -160,6 +179,8 @@ class DevnetInfo:
             state_file=data.get("state_file"),
             log_file=str(data["log_file"]),
             started_at=float(data["started_at"]),
+            supervised=bool(data.get("supervised", False)),
+            block_time_s=float(data.get("block_time_s", 0.0)),
         )
 
 
@@ -174,10 +195,16 @@ class DevnetStatus:
     chain_id: int | None = None
     block_number: int | None = None
     state_file: str | None = None
+    block_time_s: float | None = None
+    persistence: PersistenceStats | None = None
 
 
 class DevnetProcess:
-    """One devnet process. As a context manager it is ephemeral (stopped on exit)."""
+    """One devnet process. As a context manager it is ephemeral (stopped on exit).
+
+    ``block_time_s`` > 0 mines a block that often besides the transactions' own (anvil only);
+    ``supervised`` runs anvil under the devnet supervisor, which writes ``state_file`` (required)
+    before any answer reveals a mined transaction (see :mod:`fedchain.services.supervisor`)."""
 
     def __init__(
         self,
@@ -188,9 +215,19 @@ class DevnetProcess:
         log_file: Path | None = None,
         extra_args: list[str] | None = None,
         toolchain: Path | None = None,
+        block_time_s: float = 0.0,
+        supervised: bool = False,
     ) -> None:
         if engine not in ENGINES:
             raise ServiceError(f"unknown devnet engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if block_time_s < 0 or block_time_s != block_time_s:
+            raise ConfigError(f"devnet block time must be >= 0 seconds (0: mine only transactions), got {block_time_s}")
+        if block_time_s > 0 and engine != "anvil":
+            raise ConfigError(f"interval mining (block time {block_time_s:g} s) needs the anvil engine, not {engine}")
+        if supervised and (engine != "anvil" or state_file is None):
+            raise ServiceError("the devnet supervisor runs anvil with a state file")
+        self.block_time_s = block_time_s
+        self.supervised = supervised
         self.engine = engine
         self._requested_port = port
         self.port = port or 0
@@ -215,8 +252,18 @@ class DevnetProcess:
         return self.process.pid
 
     def _command(self) -> tuple[list[str], Path]:
+        if self.engine == "anvil" and self.supervised:
+            assert self.state_file is not None
+            cmd = [
+                sys.executable, "-m", SUPERVISOR_MARKER, "--anvil", str(anvil_binary(self.toolchain)),
+                "--port", str(self.port), "--state", str(self.state_file), "--block-time", f"{self.block_time_s:g}",
+                "--", "--hardfork", HARDFORK,
+            ]
+            return cmd + self.extra_args, Path.cwd()
         if self.engine == "anvil":
             cmd = [str(anvil_binary(self.toolchain)), "--host", HOST, "--port", str(self.port), "--hardfork", HARDFORK]
+            if self.block_time_s > 0:
+                cmd += ["--block-time", f"{self.block_time_s:g}", "--mixed-mining"]
             if self.state_file is not None:
                 cmd += ["--state", str(self.state_file), "--state-interval", str(STATE_INTERVAL_S)]
             return cmd + self.extra_args, Path.cwd()
@@ -243,10 +290,10 @@ class DevnetProcess:
 
     def _launch_once(self, timeout_s: float) -> None:
         if self.state_file is not None:
-            self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.state_file.parent)
         if self.log_file is not None:
-            self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._log_handle = open(self.log_file, "ab")  # noqa: SIM115 - the process writes to it until stop()
+            private_dir(self.log_file.parent)
+            self._log_handle = open_private(self.log_file, append=True)  # the process writes to it until stop()
             out: Any = self._log_handle
         else:
             out = subprocess.DEVNULL
@@ -257,7 +304,7 @@ class DevnetProcess:
             env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true"}
             self.process = subprocess.Popen(
                 cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, umask=0o077,  # what it writes (state, logs) is the owner's only
             )
         except OSError as err:
             raise ServiceError(f"cannot launch {self.engine}: {err}") from err
@@ -311,7 +358,7 @@ class DevnetService:
 
     def __init__(self) -> None:
         self.record: ServiceRecord[DevnetInfo] = ServiceRecord(
-            "devnet", RECORD_NAME, DevnetInfo.from_json, lambda info: _PROCESS_MARKERS[info.engine]
+            "devnet", RECORD_NAME, DevnetInfo.from_json, lambda info: info.marker
         )
 
     def read(self, state_dir: Path) -> DevnetInfo | None:
@@ -326,10 +373,14 @@ class DevnetService:
         engine: str = "anvil",
         port: int | None = None,
         toolchain: Path | None = None,
+        block_time_s: float = DEFAULT_BLOCK_TIME_S,
     ) -> tuple[DevnetInfo, bool]:
         """Start the devnet of ``state_dir``, or reuse the running one; ``(info, started)``.
 
-        A running devnet of another engine, or on another ``port``, is an error."""
+        anvil runs under the devnet supervisor with interval mining every ``block_time_s``
+        seconds (0: off); Hardhat runs as it is (no state file, no interval mining: a
+        ``block_time_s`` > 0 is ignored for it). A running devnet of another engine, or on
+        another ``port``, is an error; one with another block time is reused as it is."""
         state_dir = Path(state_dir)
         running = self.read(state_dir)
         if running is not None:
@@ -339,14 +390,21 @@ class DevnetService:
                 )
             if port is not None and running.port != port:
                 raise ServiceError(f"the devnet is already running on port {running.port}, not {port}; stop it first")
+            if running.block_time_s != block_time_s and engine == "anvil":
+                log.info("reusing the running devnet with block time %g s (asked for %g s)", running.block_time_s,
+                         block_time_s)
             return running, False
-        last_port_file = state_dir / "devnet" / "last_port"
+        private_dir(state_dir)
+        devnet_dir = private_dir(state_dir / "devnet")
+        last_port_file = devnet_dir / "last_port"
         if port is None and last_port_file.exists():
             port = _reusable_port(last_port_file)
-        state_file = (state_dir / "devnet" / "state.json").resolve() if engine == "anvil" else None
-        log_file = (state_dir / "devnet" / f"{engine}.log").resolve()
+        anvil = engine == "anvil"
+        state_file = (devnet_dir / STATE_NAME).resolve() if anvil else None
+        log_file = (devnet_dir / f"{engine}.log").resolve()
         process = DevnetProcess(
-            engine, port, state_file=state_file, log_file=log_file, toolchain=toolchain
+            engine, port, state_file=state_file, log_file=log_file, toolchain=toolchain,
+            block_time_s=block_time_s if anvil else 0.0, supervised=anvil,
         ).start(timeout_s)
         info = DevnetInfo(
             engine=engine,
@@ -357,9 +415,12 @@ class DevnetService:
             state_file=str(state_file) if state_file else None,
             log_file=str(log_file),
             started_at=time.time(),
+            supervised=process.supervised,
+            block_time_s=process.block_time_s,
         )
         self.record.write(state_dir, info)
-        last_port_file.write_text(str(info.port), encoding="utf-8")
+        with open_private(last_port_file) as handle:
+            handle.write(str(info.port).encode("ascii"))
         return info, True
 
     def stop(self, state_dir: Path, *, timeout_s: float = 30.0) -> DevnetInfo | None:
@@ -373,7 +434,10 @@ class DevnetService:
             return DevnetStatus(running=False)
         try:
             block = int(rpc_call(info.url, "eth_blockNumber", timeout_s=3.0), 16)
-        except (httpx.HTTPError, ServiceError, ValueError) as err:
+            persistence = (
+                PersistenceStats.from_json(rpc_call(info.url, STATUS_METHOD, timeout_s=3.0)) if info.supervised else None
+            )
+        except (httpx.HTTPError, ServiceError, ValueError, KeyError, TypeError) as err:
             raise ServiceError(f"devnet pid {info.pid} is alive but {info.url} does not answer: {err}") from err
         return DevnetStatus(
             running=True,
@@ -383,6 +447,8 @@ class DevnetService:
             chain_id=info.chain_id,
             block_number=block,
             state_file=info.state_file,
+            block_time_s=info.block_time_s,
+            persistence=persistence,
         )
 
     def url(self, state_dir: Path) -> str:
@@ -408,13 +474,10 @@ def _reusable_port(path: Path) -> int | None:
         port = int(path.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # lingering TIME_WAIT is fine
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return None
-    return port
+    if port_is_free(port):
+        return port
+    log.warning("the devnet's last port %d is taken: starting on another one (recorded URLs go stale)", port)
+    return None
 
 
 def record_path(state_dir: Path) -> Path:
@@ -434,11 +497,14 @@ def start_devnet(
     port: int | None = None,
     timeout_s: float = 60.0,
     toolchain: Path | None = None,
+    block_time_s: float = DEFAULT_BLOCK_TIME_S,
 ) -> tuple[DevnetInfo, bool]:
-    """Start the devnet of ``state_dir``, or reuse the running one.
+    """Start the devnet of ``state_dir``, or reuse the running one (see :meth:`DevnetService.start`).
 
     Returns ``(info, reused)``. A running devnet of another engine is an error."""
-    info, started = DEVNET.start(state_dir, timeout_s=timeout_s, engine=engine, port=port, toolchain=toolchain)
+    info, started = DEVNET.start(
+        state_dir, timeout_s=timeout_s, engine=engine, port=port, toolchain=toolchain, block_time_s=block_time_s
+    )
     return info, not started
 
 

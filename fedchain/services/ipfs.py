@@ -10,8 +10,10 @@ file; fedchain then polls ``/api/v0/version`` until the API answers (no fixed sl
 A *managed* node belongs to a state directory (:class:`IpfsService`, the
 :class:`~fedchain.services.base.ManagedService` of the node): :func:`start_node` runs it detached
 with its repo in ``<state_dir>/ipfs/repo`` and records pid and URLs in ``<state_dir>/ipfs.json``;
-:func:`stop_node` sends SIGTERM and waits. An *ephemeral* node (:class:`IpfsNode` as a
-context manager) is what tests and benchmarks use.
+:func:`stop_node` sends SIGTERM and waits. A node comes back on the ports it last bound
+(``<home>/ports.json``) when they are free, so the URLs agents were given stay valid across a
+restart; a port someone else took meanwhile is replaced by a fresh one, with a warning. An
+*ephemeral* node (:class:`IpfsNode` as a context manager) is what tests and benchmarks use.
 """
 
 from __future__ import annotations
@@ -19,19 +21,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 
+from fedchain.config import open_private, private_dir
 from fedchain.errors import ServiceError
 from fedchain.services.base import (
     ServiceRecord,
     log_tail,
+    port_is_free,
     process_alive,
     terminate_pid,
     toolchain_dir,
@@ -58,6 +64,8 @@ log = logging.getLogger(__name__)
 
 RECORD_NAME = "ipfs.json"
 SCRIPT_NAME = "ipfs-node.mjs"
+PORTS_NAME = "ports.json"
+_PORT_KINDS = ("api", "gateway", "rpc")
 _POLL_S = 0.05
 
 
@@ -163,6 +171,7 @@ class IpfsNode:
         self.ready_file = self.home / "ready.json"
         self.log_path = self.home / "node.log"
         self.pid_file = self.home / "node.pid"
+        self.ports_file = self.home / PORTS_NAME
         self._proc: subprocess.Popen[bytes] | None = None
         self.info: NodeInfo | None = None
 
@@ -174,17 +183,61 @@ class IpfsNode:
         return self.info.api_url
 
     def start(self, timeout_s: float = 90.0) -> NodeInfo:
-        """Launch the node and wait until its API answers; ServiceError otherwise."""
+        """Launch the node (on its last ports when free) and wait until its API answers;
+        ServiceError otherwise."""
         script = node_script(self.toolchain)
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
+        if self.repo.is_dir():
+            private_dir(self.repo)  # a repo made before fedchain kept it private: close it at the top
         self._clear_stale_lock()
+        ports = self._reusable_ports()
+        try:
+            self.info = self._launch(script, ports, timeout_s)
+        except ServiceError as err:
+            if not any(ports.values()) or "EADDRINUSE" not in str(err):
+                raise
+            log.warning("an old IPFS port was taken while the node started (%s): starting on fresh ports", err)
+            self.info = self._launch(script, dict.fromkeys(_PORT_KINDS, 0), timeout_s)
+        self._record_ports(self.info)
+        log.info("IPFS node %s ready at %s (pid %d)", self.info.version, self.info.api_url, self.info.pid)
+        return self.info
+
+    def _reusable_ports(self) -> dict[str, int]:
+        """The ports the node bound last time, each one only if it is free now (else 0: any)."""
+        try:
+            recorded = json.loads(self.ports_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            recorded = {}
+        ports: dict[str, int] = {}
+        for kind in _PORT_KINDS:
+            value = recorded.get(kind) if isinstance(recorded, dict) else None
+            port = value if isinstance(value, int) and 0 < value < 65536 else 0
+            if port and not port_is_free(port):
+                log.warning("the IPFS node's last %s port %d is taken: it gets a new one (recorded URLs go stale)",
+                            kind, port)
+                port = 0
+            ports[kind] = port
+        return ports
+
+    def _record_ports(self, info: NodeInfo) -> None:
+        ports = {kind: _port_of(url) for kind, url in zip(_PORT_KINDS, (info.api_url, info.gateway_url, info.rpc_url),
+                                                           strict=True)}
+        tmp = self.ports_file.with_suffix(".tmp")
+        with open_private(tmp) as handle:
+            handle.write(json.dumps({k: v for k, v in ports.items() if v}).encode("utf-8"))
+        os.replace(tmp, self.ports_file)
+
+    def _launch(self, script: Path, ports: dict[str, int], timeout_s: float) -> NodeInfo:
         self.ready_file.unlink(missing_ok=True)
         cmd = [node_binary(), str(script), "--repo", str(self.repo), "--ready-file", str(self.ready_file)]
+        for kind in _PORT_KINDS:
+            if ports.get(kind):
+                cmd += [f"--{kind}-port", str(ports[kind])]
         env = dict(os.environ)
         env.pop("DEBUG", None)
         log.info("starting IPFS node: %s", " ".join(cmd))
         out: IO[bytes]
-        with open(self.log_path, "ab") as out:
+        with open_private(self.log_path, append=True) as out:
             self._proc = subprocess.Popen(
                 cmd,
                 cwd=script.parent,
@@ -192,16 +245,16 @@ class IpfsNode:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                umask=0o077,  # the repo (every block) is the owner's only
                 env=env,
             )
-        self.pid_file.write_text(f"{self._proc.pid}\n")
+        with open_private(self.pid_file) as handle:
+            handle.write(f"{self._proc.pid}\n".encode("ascii"))
         try:
-            self.info = self._wait_ready(timeout_s)
+            return self._wait_ready(timeout_s)
         except BaseException:
             self.stop()
             raise
-        log.info("IPFS node %s ready at %s (pid %d)", self.info.version, self.info.api_url, self.info.pid)
-        return self.info
 
     def _clear_stale_lock(self) -> None:
         """Remove the repo lock a killed node left behind (js-ipfs would refuse to start for
@@ -229,7 +282,8 @@ class IpfsNode:
             code = self._proc.poll()
             if code is not None:
                 raise ServiceError(
-                    f"IPFS node exited with code {code} while starting; log {self.log_path}:\n{log_tail(self.log_path) or '(no log)'}"
+                    f"IPFS node exited with code {code} while starting; log {self.log_path}:\n"
+                    f"{log_tail(self.log_path) or '(no log)'}"
                 )
             if ready is None and self.ready_file.is_file():
                 try:
@@ -307,7 +361,7 @@ class IpfsService:
                 f"IPFS node pid {running.pid} is recorded in {self.record.path(state_dir)} but its API "
                 f"{running.api_url} does not answer; run `fedchain ipfs stop` first"
             )
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir, tighten=False)
         info = IpfsNode(state_dir / "ipfs", toolchain=toolchain).start(timeout_s=timeout_s)
         self.record.write(state_dir, info)
         return info, True
@@ -328,6 +382,17 @@ class IpfsService:
         if info is None:
             raise ServiceError(f"no IPFS node is running for {state_dir}: run `fedchain ipfs start` or pass --ipfs-api")
         return info.api_url
+
+
+def _port_of(url: str) -> int:
+    """The TCP port of a URL (``http://127.0.0.1:5001``) or multiaddr (``/ip4/.../tcp/5002``); 0 if none."""
+    found = re.search(r"/tcp/(\d+)", url) if url.startswith("/") else None
+    if found is not None:
+        return int(found.group(1))
+    try:
+        return urlsplit(url).port or 0
+    except ValueError:
+        return 0
 
 
 IPFS = IpfsService()

@@ -1,0 +1,582 @@
+"""The devnet supervisor: anvil behind a JSON-RPC proxy that persists the chain before it replies.
+
+anvil keeps its chain in memory; ``--state-interval`` writes it to disk every few seconds, so a
+SIGKILL loses what was mined since (in one run: two whole rounds, which every agent had seen
+mined). The supervisor closes that window. It runs anvil on an internal loopback port and serves
+the devnet's public port itself; every request is forwarded to anvil, and the answer is held back
+until the chain it was computed from is on disk:
+
+- after a request that changes the chain (a transaction, any ``anvil_*`` / ``evm_*`` call) the
+  whole state is dumped (``anvil_dumpState``) and written atomically (temp file, fsync, rename,
+  fsync of the directory) before the answer leaves;
+- after any other request, the blocks mined since the last check are looked at: if one of them
+  holds a transaction (interval mining picked it from the pool), the state is dumped first.
+
+So no client ever sees a transaction mined - a hash, a receipt, a log, a balance - that a SIGKILL
+of anvil, of the supervisor or of both could take back. Empty blocks of interval mining are
+written lazily (every few seconds while the head moves); a crash may rewind those, never a
+transaction, and block hashes of a rewound empty stretch change like a shallow reorganisation.
+
+When anvil dies under the supervisor it is started again from the state file on a new internal
+port while the public port stays open: requests in flight wait for it (reads are answered from the
+restarted chain; a raw transaction is looked up by its hash and sent again only if the chain lost
+it; any other call that changes the chain gets a JSON-RPC error saying its effect is unknown).
+SIGTERM dumps the chain a last time, stops anvil and exits 0. anvil runs in its own session (a
+signal to the supervisor's process group does not reach it) and, on Linux, is killed by the
+kernel when the supervisor dies; a leftover anvil of the same state file is stopped on start.
+
+The proxy answers one method itself: ``fedchain_devnetStatus`` (anvil's pid, restarts,
+persisted block, dump count and cost, state file size).
+
+Run as ``python -m fedchain.services.supervisor --anvil PATH --port N --state FILE
+[--block-time S] [-- anvil args]``; :mod:`fedchain.services.devnet` does that for a managed devnet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import gzip
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_hash.auto import keccak
+
+from fedchain.config import open_private, private_dir
+from fedchain.services.base import HOST, free_port, process_alive, terminate_pid
+
+__all__ = [
+    "LOAD_NAME",
+    "MARKER",
+    "STATUS_METHOD",
+    "PersistenceStats",
+    "StateFile",
+    "main",
+]
+
+log = logging.getLogger(__name__)
+
+MARKER = "fedchain.services.supervisor"
+"""What the supervisor's command line contains (its process marker)."""
+STATUS_METHOD = "fedchain_devnetStatus"
+"""The JSON-RPC method the proxy answers itself with :class:`PersistenceStats`."""
+LOAD_NAME = "load-state.json"
+"""The decompressed copy of the state file anvil is started from (next to the state file)."""
+IDLE_DUMP_S = 5.0
+"""How often the empty blocks of interval mining are written while the head moves (at least)."""
+RESTART_WAIT_S = 60.0
+"""How long a request waits for anvil to come back after it died."""
+MAX_QUICK_RESTARTS = 5
+"""anvil dying this many times within :data:`_QUICK_S` makes the supervisor give up."""
+_QUICK_S = 60.0
+_TX_SCAN_LIMIT = 64  # more new blocks than this since the last check: dump without counting
+
+_READ_ONLY = frozenset({
+    "eth_chainId", "net_version", "net_listening", "net_peerCount", "web3_clientVersion", "web3_sha3",
+    "eth_blockNumber", "eth_call", "eth_estimateGas", "eth_createAccessList", "eth_gasPrice",
+    "eth_maxPriorityFeePerGas", "eth_blobBaseFee", "eth_feeHistory", "eth_accounts", "eth_syncing",
+    "eth_mining", "eth_hashrate", "eth_coinbase", "eth_protocolVersion", "eth_newFilter", "eth_newBlockFilter",
+    "eth_newPendingTransactionFilter", "eth_getFilterChanges", "eth_getFilterLogs", "eth_uninstallFilter",
+    "eth_sign", "eth_signTypedData_v4", "eth_signTransaction", "eth_simulateV1", "debug_traceCall",
+    "debug_traceTransaction", "trace_transaction", "trace_block", "txpool_content", "txpool_status",
+    "txpool_inspect", "anvil_nodeInfo", "anvil_metadata", "anvil_dumpState", "evm_snapshot",
+    "ots_getApiLevel",
+})
+_NO_CHAIN_STATE = frozenset({"eth_chainId", "net_version", "web3_clientVersion", "net_listening"})
+_PR_SET_PDEATHSIG = 1
+
+
+def _is_read_only(method: str) -> bool:
+    return method in _READ_ONLY or method.startswith(("eth_get", "ots_"))
+
+
+# --- the state file --------------------------------------------------------------------------
+
+
+class StateFile:
+    """The devnet's chain on disk: ``anvil_dumpState``'s gzip-compressed JSON, written atomically.
+
+    ``<dir>/state.json.gz`` (mode 0600 in a 0700 directory). A plain ``state.json`` of an older
+    state directory (anvil's own ``--state`` format) is loaded when no compressed file exists."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def legacy(self) -> Path:
+        """The uncompressed ``state.json`` anvil's own ``--state`` wrote."""
+        return self.path.with_name("state.json")
+
+    def exists(self) -> bool:
+        """Whether there is a chain to load."""
+        return self.path.is_file() or self.legacy.is_file()
+
+    def size(self) -> int:
+        """Bytes on disk (0 when there is none)."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def write(self, compressed: bytes) -> None:
+        """Replace the state with ``compressed`` atomically and durably (fsync file and directory)."""
+        directory = private_dir(self.path.parent)
+        tmp = directory / f".{self.path.name}.tmp"
+        with open_private(tmp) as handle:
+            handle.write(compressed)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def load_file(self) -> Path | None:
+        """A plain JSON copy of the state for ``anvil --load-state`` (None: start a fresh chain)."""
+        if self.path.is_file():
+            target = self.path.with_name(LOAD_NAME)
+            data = gzip.decompress(self.path.read_bytes())
+            with open_private(target) as handle:
+                handle.write(data)
+            return target
+        if self.legacy.is_file():
+            return self.legacy
+        return None
+
+
+@dataclass(frozen=True)
+class PersistenceStats:
+    """What ``fedchain_devnetStatus`` answers: the supervisor's anvil and what it wrote."""
+
+    anvil_pid: int
+    anvil_restarts: int
+    persisted_block: int
+    dumps: int
+    dump_ms_total: float
+    dump_ms_max: float
+    dump_ms_last: float
+    state_bytes: int
+    state_file: str
+    block_time_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON object."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PersistenceStats:
+        """Parse the status answer (KeyError, TypeError or ValueError when malformed)."""
+        return cls(
+            anvil_pid=int(data["anvil_pid"]), anvil_restarts=int(data["anvil_restarts"]),
+            persisted_block=int(data["persisted_block"]), dumps=int(data["dumps"]),
+            dump_ms_total=float(data["dump_ms_total"]), dump_ms_max=float(data["dump_ms_max"]),
+            dump_ms_last=float(data["dump_ms_last"]), state_bytes=int(data["state_bytes"]),
+            state_file=str(data["state_file"]), block_time_s=float(data["block_time_s"]),
+        )
+
+
+# --- anvil under supervision -----------------------------------------------------------------
+
+
+class AnvilDown(Exception):
+    """anvil did not answer: it died (or is being restarted). ``delivered`` is False when the
+    request certainly never reached it (the connection was refused)."""
+
+    def __init__(self, message: str, *, delivered: bool = True) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
+def _pdeathsig() -> Any:
+    """A pre-exec hook asking the kernel to SIGKILL the child when the supervisor dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    prctl = ctypes.CDLL(name, use_errno=True).prctl  # resolved before fork: the child only calls it
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+
+    return hook
+
+
+class Supervisor:
+    """anvil on an internal port, the persisting proxy on the public one."""
+
+    def __init__(self, anvil: Path, port: int, state: StateFile, *, block_time_s: float, extra_args: Sequence[str]) -> None:
+        self.anvil = anvil
+        self.port = port
+        self.state = state
+        self.block_time_s = block_time_s
+        self.extra_args = list(extra_args)
+        self.client = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.upstream = ""
+        self.restarts = 0
+        self.stopping = threading.Event()
+        self.up = threading.Event()  # set while anvil answers
+        self._persist_lock = threading.Lock()
+        self._checked = -1  # highest block whose transactions are known to be on disk
+        self._persisted = -1
+        self._unwritten_head = False  # empty blocks mined since the last dump
+        self._dumps = 0
+        self._dump_ms_total = 0.0
+        self._dump_ms_max = 0.0
+        self._dump_ms_last = 0.0
+        self._pre_exec = _pdeathsig()
+
+    # -- anvil ---------------------------------------------------------------------------------
+
+    def _anvil_command(self, port: int) -> list[str]:
+        cmd = [str(self.anvil), *_anvil_marker(port).split()]
+        if self.block_time_s > 0:
+            cmd += ["--block-time", f"{self.block_time_s:g}", "--mixed-mining"]
+        load = self.state.load_file()
+        if load is not None:
+            cmd += ["--load-state", str(load)]
+        return cmd + self.extra_args
+
+    def _reap_leftover(self) -> None:
+        """Stop an anvil a killed supervisor of this state file left behind (no PDEATHSIG)."""
+        pid_file = self.state.path.with_name("anvil.pid")
+        try:
+            pid_text, port_text = pid_file.read_text(encoding="utf-8").split()
+            pid, port = int(pid_text), int(port_text)
+        except (OSError, ValueError):
+            return
+        marker = _anvil_marker(port)
+        if pid != os.getpid() and process_alive(pid, marker):
+            log.warning("stopping anvil pid %d left behind by an earlier supervisor", pid)
+            terminate_pid(pid, timeout_s=10.0, marker=marker, what="leftover anvil")
+
+    def launch(self, timeout_s: float = 60.0) -> None:
+        """Start anvil (from the state file when there is one) and wait until it answers."""
+        self.up.clear()
+        port = free_port()
+        cmd = self._anvil_command(port)
+        log.info("starting anvil on internal port %d: %s", port, " ".join(cmd))
+        self.process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+            cmd, stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077, preexec_fn=self._pre_exec,
+        )
+        with open_private(self.state.path.with_name("anvil.pid")) as handle:
+            handle.write(f"{self.process.pid} {port}\n".encode("ascii"))
+        self.upstream = f"http://{HOST}:{port}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"anvil exited with code {self.process.returncode} while starting")
+            try:
+                self._call("eth_chainId")
+                break
+            except AnvilDown:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"anvil did not answer on {self.upstream} within {timeout_s:.0f}s") from None
+                time.sleep(0.05)
+        load = self.state.path.with_name(LOAD_NAME)
+        load.unlink(missing_ok=True)  # anvil has read it
+        head = int(self._call("eth_blockNumber"), 16)
+        with self._persist_lock:
+            self._checked = head
+            self._persisted = head if self.state.exists() else -1
+        self.up.set()
+        log.info("anvil pid %d answers on %s at block %d", self.process.pid, self.upstream, head)
+
+    def _call(self, method: str, params: list[Any] | None = None) -> Any:
+        try:
+            response = self.client.post(self.upstream, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as err:
+            raise AnvilDown(str(err)) from err
+        if not isinstance(body, dict) or "error" in body:
+            raise AnvilDown(f"{method} failed: {body.get('error') if isinstance(body, dict) else body}")
+        return body.get("result")
+
+    def forward(self, body: bytes) -> bytes:
+        """anvil's answer to ``body``; AnvilDown when it does not answer."""
+        try:
+            response = self.client.post(self.upstream, content=body, headers={"content-type": "application/json"})
+        except httpx.ConnectError as err:
+            raise AnvilDown(str(err), delivered=False) from err
+        except httpx.HTTPError as err:
+            raise AnvilDown(str(err)) from err
+        if response.status_code >= 500:
+            raise AnvilDown(f"HTTP {response.status_code}")
+        return response.content
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def dump(self, head: int) -> None:
+        """Write the whole chain (at least up to ``head``) to the state file. Caller holds the lock."""
+        start = time.perf_counter()
+        raw = self._call("anvil_dumpState")
+        if not isinstance(raw, str) or not raw.startswith("0x"):
+            raise AnvilDown(f"anvil_dumpState answered {type(raw).__name__}")
+        self.state.write(bytes.fromhex(raw[2:]))
+        elapsed = (time.perf_counter() - start) * 1000
+        self._dumps += 1
+        self._dump_ms_total += elapsed
+        self._dump_ms_max = max(self._dump_ms_max, elapsed)
+        self._dump_ms_last = elapsed
+        self._persisted = self._checked = head
+        self._unwritten_head = False
+
+    def settle(self, mutating: bool) -> None:
+        """Make sure the chain an answer was computed from is on disk before it leaves."""
+        with self._persist_lock:
+            head = int(self._call("eth_blockNumber"), 16)
+            needed = mutating or head < self._checked
+            if not needed and head > self._checked:
+                if head - self._checked > _TX_SCAN_LIMIT:
+                    needed = True
+                else:
+                    for number in range(self._checked + 1, head + 1):
+                        if int(self._call("eth_getBlockTransactionCountByNumber", [hex(number)]) or "0x0", 16):
+                            needed = True
+                            break
+                    else:
+                        self._checked = head
+                        self._unwritten_head = head > self._persisted
+            if needed:
+                self.dump(head)
+
+    def idle_dump(self) -> None:
+        """Write the empty blocks of interval mining a client has seen since the last dump (none
+        seen: nothing to write, so an unwatched devnet costs nothing)."""
+        with self._persist_lock:
+            if not self.up.is_set():
+                return
+            if self._unwritten_head:
+                self.dump(int(self._call("eth_blockNumber"), 16))
+
+    def stats(self) -> PersistenceStats:
+        """The numbers ``fedchain_devnetStatus`` answers."""
+        return PersistenceStats(
+            anvil_pid=self.process.pid if self.process is not None else 0,
+            anvil_restarts=self.restarts,
+            persisted_block=self._persisted,
+            dumps=self._dumps,
+            dump_ms_total=round(self._dump_ms_total, 3),
+            dump_ms_max=round(self._dump_ms_max, 3),
+            dump_ms_last=round(self._dump_ms_last, 3),
+            state_bytes=self.state.size(),
+            state_file=str(self.state.path),
+            block_time_s=self.block_time_s,
+        )
+
+    # -- one request ---------------------------------------------------------------------------
+
+    def handle(self, body: bytes) -> bytes:
+        """Answer one JSON-RPC request (or batch) once what it saw is persisted."""
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        calls = parsed if isinstance(parsed, list) else [parsed]
+        methods = [str(c.get("method", "")) if isinstance(c, dict) else "" for c in calls]
+        if isinstance(parsed, dict) and methods == [STATUS_METHOD]:
+            return json.dumps({"jsonrpc": "2.0", "id": parsed.get("id"), "result": self.stats().to_json()}).encode()
+        mutating = not all(_is_read_only(m) for m in methods)
+        retry_all = not mutating
+        raw_tx = _raw_transaction(parsed)
+        deadline = time.monotonic() + RESTART_WAIT_S
+        first = True
+        while True:
+            if not self.up.wait(timeout=max(0.0, deadline - time.monotonic())):
+                return _error(parsed, "the devnet's anvil is restarting and did not come back in time; retry")
+            try:
+                if not first and raw_tx is not None and self._call("eth_getTransactionByHash", [raw_tx]) is not None:
+                    self.settle(True)
+                    return json.dumps({"jsonrpc": "2.0", "id": parsed.get("id"), "result": raw_tx}).encode()
+                answer = self.forward(body)
+                if not all(m in _NO_CHAIN_STATE for m in methods):
+                    self.settle(mutating)
+                return answer
+            except AnvilDown as err:
+                log.warning("anvil did not answer %s: %s", ",".join(methods), err)
+                self.up.clear()
+                if not (retry_all or raw_tx is not None or not err.delivered) or self.stopping.is_set():
+                    return _error(parsed, "the devnet's anvil died while this request ran; whether it took effect is "
+                                          "unknown: check the chain and retry")
+                first = False
+                time.sleep(0.05)
+
+    # -- the main loop -------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until SIGTERM; the exit status."""
+        self._reap_leftover()
+        try:
+            self.launch()
+        except (RuntimeError, OSError) as err:
+            log.error("%s", err)
+            return 1
+        try:
+            server = _Server((HOST, self.port), _Handler, self)
+        except OSError as err:
+            log.error("cannot listen on %s:%d: %s (address in use?)", HOST, self.port, err)
+            self._stop_anvil()
+            return 2
+        threading.Thread(target=server.serve_forever, name="devnet-proxy", daemon=True).start()
+        threading.Thread(target=self._idle_loop, name="devnet-idle-dump", daemon=True).start()
+        log.info("devnet proxy listening on http://%s:%d", HOST, self.port)
+        quick: list[float] = []
+        while not self.stopping.is_set():
+            assert self.process is not None
+            try:
+                self.process.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            if self.stopping.is_set():
+                break
+            self.up.clear()
+            log.error("anvil pid %d exited with code %s; restarting it from %s", self.process.pid,
+                      self.process.returncode, self.state.path)
+            now = time.monotonic()
+            quick = [t for t in quick if now - t < _QUICK_S] + [now]
+            if len(quick) > MAX_QUICK_RESTARTS:
+                log.error("anvil died %d times within %.0f s; giving up", len(quick), _QUICK_S)
+                server.shutdown()
+                return 3
+            try:
+                self.launch()
+                self.restarts += 1
+            except (RuntimeError, OSError) as err:
+                log.error("restarting anvil failed: %s", err)
+        server.shutdown()
+        self._final_dump()
+        self._stop_anvil()
+        stats = self.stats()
+        log.info("devnet supervisor stopped: %d state writes (%.1f ms in all, at most %.1f ms), state file %d bytes, "
+                 "through block %d, anvil restarted %d time(s)", stats.dumps, stats.dump_ms_total, stats.dump_ms_max,
+                 stats.state_bytes, stats.persisted_block, stats.anvil_restarts)
+        return 0
+
+    def _idle_loop(self) -> None:
+        while not self.stopping.wait(max(IDLE_DUMP_S, 50 * self._dump_ms_last / 1000)):
+            try:
+                self.idle_dump()
+            except AnvilDown:
+                pass
+
+    def _final_dump(self) -> None:
+        with self._persist_lock:
+            try:
+                if self.up.is_set():
+                    self.dump(int(self._call("eth_blockNumber"), 16))
+            except AnvilDown as err:
+                log.warning("final state dump failed: %s", err)
+
+    def _stop_anvil(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            terminate_pid(self.process.pid, timeout_s=20.0, what="anvil")
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # pragma: no cover - terminate_pid killed it
+                pass
+        self.state.path.with_name("anvil.pid").unlink(missing_ok=True)
+
+
+def _anvil_marker(port: int) -> str:
+    """What the command line of the supervisor's anvil on internal ``port`` contains."""
+    return f"--host {HOST} --port {port}"
+
+
+def _raw_transaction(parsed: Any) -> str | None:
+    """The hash of the transaction an ``eth_sendRawTransaction`` request sends, else None."""
+    if not isinstance(parsed, dict) or parsed.get("method") != "eth_sendRawTransaction":
+        return None
+    params = parsed.get("params")
+    if not isinstance(params, list) or not params or not isinstance(params[0], str):
+        return None
+    try:
+        return "0x" + keccak(bytes.fromhex(params[0].removeprefix("0x"))).hex()
+    except ValueError:
+        return None
+
+
+def _error(parsed: Any, message: str) -> bytes:
+    def one(call: Any) -> dict[str, Any]:
+        ident = call.get("id") if isinstance(call, dict) else None
+        return {"jsonrpc": "2.0", "id": ident, "error": {"code": -32603, "message": message}}
+
+    if isinstance(parsed, list):
+        return json.dumps([one(c) for c in parsed]).encode()
+    return json.dumps(one(parsed)).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+        super().__init__(address, handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length)
+        try:
+            answer = self.server.supervisor.handle(body)
+        except Exception as err:  # the process edge: one bad request must not kill the proxy thread
+            log.exception("request failed in the devnet proxy")
+            answer = _error(None, f"the devnet proxy failed: {err}")
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+        """Quiet: one line per request would drown the log."""
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fedchain.services.supervisor``: supervise anvil until SIGTERM."""
+    parser = argparse.ArgumentParser(prog=f"python -m {MARKER}", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--anvil", type=Path, required=True, help="the anvil binary")
+    parser.add_argument("--port", type=int, required=True, help="the public loopback port")
+    parser.add_argument("--state", type=Path, required=True, help="the state file (state.json.gz)")
+    parser.add_argument("--block-time", type=float, default=0.0, help="interval mining in seconds (0: off)")
+    parser.add_argument("anvil_args", nargs="*", help="further anvil arguments (after --)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="devnet-supervisor %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per forwarded request
+    supervisor = Supervisor(args.anvil, args.port, StateFile(args.state), block_time_s=args.block_time,
+                            extra_args=args.anvil_args)
+
+    def on_term(signum: int, _frame: object) -> None:
+        log.info("received signal %d: dumping the chain and stopping", signum)
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    return supervisor.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
