@@ -156,7 +156,7 @@ def start_services(settings: Settings) -> Services:
     if settings.rpc_url:
         rpc, started_devnet = settings.rpc_url, False
     else:
-        info, reused = start_devnet(settings.state_dir)
+        info, reused = start_devnet(settings.state_dir, block_time_s=settings.devnet_block_time_s)
         rpc, started_devnet = info.url, not reused
     if settings.store != "ipfs":
         return Services(rpc, None, started_devnet, False)

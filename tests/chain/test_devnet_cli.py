@@ -29,7 +29,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> Any:
 def test_start_status_deploy_stop_restart_keeps_state(tmp_path: Path) -> None:
     sd = str(tmp_path)
     try:
-        started = run("devnet", "start", "--state-dir", sd, "--json")
+        started = run("devnet", "start", "--block-time", "0", "--state-dir", sd, "--json")
         assert started["reused"] is False and started["engine"] == "anvil" and started["chain_id"] == 31337
         again = run("devnet", "start", "--state-dir", sd, "--json")
         assert again["reused"] is True and again["pid"] == started["pid"]
@@ -49,9 +49,9 @@ def test_start_status_deploy_stop_restart_keeps_state(tmp_path: Path) -> None:
         stopped = run("devnet", "stop", "--state-dir", sd, "--json")
         assert stopped == {"stopped": True, "pid": started["pid"], "url": started["url"]}
         assert run("devnet", "status", "--state-dir", sd, "--json")["running"] is False
-        assert (tmp_path / "devnet" / "state.json").stat().st_size > 0
+        assert (tmp_path / "devnet" / "state.json.gz").stat().st_size > 0
 
-        restarted = run("devnet", "start", "--state-dir", sd, "--json")
+        restarted = run("devnet", "start", "--block-time", "0", "--state-dir", sd, "--json")
         assert restarted["reused"] is False and restarted["pid"] != started["pid"]
         assert restarted["url"] == started["url"]  # the port is reused when free
         assert run("devnet", "status", "--state-dir", sd, "--json")["block_number"] == block
