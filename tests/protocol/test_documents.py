@@ -1,6 +1,8 @@
-"""Task and evidence documents, blobs and option parsing (no chain, no IPFS)."""
+"""Task and evidence documents, blobs and option parsing (no chain, no IPFS but in the last test, which publishes a task)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from fedchain.fl.records import ClientUpdate, Rejection, RobustConfig
 from fedchain.ports import TaskConfig
 from fedchain.protocol.blobs import decode_global, decode_update, encode_global, encode_update
 from fedchain.protocol.evidence import Evidence, IncludedUpdate
-from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.protocol.task import DEFAULT_MAX_COMMIT_DURATION, TaskDocument, verify_task
 from fedchain.sim.config import DEFAULT_ROBUST, AttackerGroup, parse_attack, parse_robust
 from fedchain.types import Address, Cid, Digest, RoundId
 from tests.protocol.harness import TaskFiles
@@ -37,6 +39,51 @@ def test_task_document_round_trips_and_matches_the_chain(task_files: TaskFiles) 
 def test_task_document_with_another_digest_than_the_chain_is_refused(task_files: TaskFiles, field: str) -> None:
     with pytest.raises(IntegrityError, match=field.replace("_digest", "").replace("_", " ")):
         verify_task(task_files.doc, _task_config(task_files.doc, **{field: b"\x01" * 32}))
+
+
+def test_task_document_carries_its_commit_window_bound_and_reveal_phase(task_files: TaskFiles) -> None:
+    doc = replace(task_files.doc, max_commit_duration=3_600, reveal_duration=120)
+    data = doc.to_json()
+
+    again = TaskDocument.from_bytes(doc.to_bytes())
+
+    assert (data["max_commit_duration"], data["reveal_duration"]) == (3_600, 120)
+    assert (again.max_commit_duration, again.reveal_duration) == (3_600, 120) and again.to_bytes() == doc.to_bytes()
+    assert (task_files.doc.max_commit_duration, task_files.doc.reveal_duration) == (86_400, 0)
+
+
+def test_a_task_document_written_before_the_commit_window_bound_reads_with_the_defaults(task_files: TaskFiles) -> None:
+    old = task_files.doc.to_json()
+    del old["max_commit_duration"], old["reveal_duration"]
+
+    doc = TaskDocument.from_json(old)
+
+    assert (doc.max_commit_duration, doc.reveal_duration) == (DEFAULT_MAX_COMMIT_DURATION, 0)
+    assert doc.strategy_digest() == task_files.doc.strategy_digest()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("max_commit_duration", 599, "max_commit_duration must be in \\[commit_duration = 600"),
+        ("max_commit_duration", 2**64, "max_commit_duration must be in"),
+        ("max_commit_duration", 3600.5, "max_commit_duration must be an integer"),
+        ("max_commit_duration", "3600", "max_commit_duration must be an integer"),
+        ("reveal_duration", -1, "reveal_duration must be in \\[0"),
+        ("reveal_duration", True, "reveal_duration must be an integer"),
+        ("commit_duration", None, "commit_duration must be an integer"),
+    ],
+)
+def test_task_document_durations_are_checked(task_files: TaskFiles, field: str, value: object, message: str) -> None:
+    data = {**task_files.doc.to_json(), "commit_duration": 600, field: value}
+
+    with pytest.raises(ConfigError, match=message):
+        TaskDocument.from_json(data)
+
+
+def test_task_document_whose_commit_window_bound_is_not_the_chains_is_refused(task_files: TaskFiles) -> None:
+    with pytest.raises(IntegrityError, match="commit phases of up to 86400 s, the chain records 600 s"):
+        verify_task(task_files.doc, replace(_task_config(task_files.doc), max_commit_duration=600))
 
 
 def test_not_a_task_document_is_refused() -> None:
@@ -148,3 +195,27 @@ def test_data_attacks_poison_the_local_data() -> None:
         AttackSpec.parse("backdoor:3").poison_data(x, y, num_classes=3, seed=0)
     with pytest.raises(ConfigError, match="no argument"):
         AttackSpec.parse("label_flip:2")
+
+
+def test_publish_task_records_the_documents_commit_window_bound_on_chain(chain_env, ipfs_store, tmp_path) -> None:
+    from fedchain import reverts
+    from fedchain.codec.canonical import sha256_digest
+    from fedchain.errors import ContractRevertError
+    from fedchain.protocol.blobs import initial_global
+    from fedchain.protocol.task import load_task_document
+    from tests.protocol.harness import make_fed, make_task_files
+
+    files = make_task_files(tmp_path, commit_duration=600, max_commit_duration=900)
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path)
+    blob = initial_global(fed.doc.spec(), fed.doc.seed)
+    base_cid, base_digest = ipfs_store.put(blob), sha256_digest(blob)
+    ledger = fed.aggregator.ledger
+
+    task, doc = load_task_document(fed.reader, ipfs_store)
+    with pytest.raises(ContractRevertError) as info:
+        ledger.open_round(base_digest, base_cid, 901, 1)
+
+    assert task.max_commit_duration == doc.max_commit_duration == 900
+    assert isinstance(info.value, reverts.FederationCommitWindowTooLong)
+    assert (info.value.commit_duration, info.value.max_commit_duration) == (901, 900)
+    assert ledger.open_round(base_digest, base_cid, 900, 1).round_id == 1
