@@ -22,6 +22,7 @@ class FindingKind(str, Enum):
     UPDATE_REJECTED = "update_rejected"
     INACTIVE_COMMITTER = "inactive_committer"
     DUPLICATE_COMMIT = "duplicate_commit"
+    SAMPLES_OVER_APPROVED = "samples_over_approved"
     REJECTION_NOT_REPRODUCED = "rejection_not_reproduced"
     REJECTION_REASON_MISMATCH = "rejection_reason_mismatch"
     REJECTION_UNVERIFIABLE = "rejection_unverifiable"
@@ -96,7 +97,8 @@ _PARTIES: dict[FindingKind, Party] = {
         FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID, FindingKind.UPDATE_REJECTED,
         FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE)},
     **{k: Party.INFRASTRUCTURE for k in (
-        FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.LEDGER_INCONSISTENT,
+        FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.SAMPLES_OVER_APPROVED,
+        FindingKind.LEDGER_INCONSISTENT,
         FindingKind.ROUND_MISSING, FindingKind.MODEL_UNVERIFIABLE, FindingKind.REJECTION_UNVERIFIABLE,
         FindingKind.REPLAY_FAILED)},
     **{k: Party.GOVERNANCE for k in (
@@ -171,6 +173,8 @@ class ParticipantSummary:
     status: str  # lower-case ParticipantStatus name at the end of the history
     registered_block: int
     commits: int
+    declared_samples: int = 0  # the dataset size declared at registration
+    approved_samples: int | None = None  # the size its latest admission approved (None: never admitted)
 
     def to_json(self) -> dict[str, Any]:
         """The summary as a JSON object."""
@@ -181,6 +185,8 @@ class ParticipantSummary:
             "status": self.status,
             "registered_block": self.registered_block,
             "commits": self.commits,
+            "declared_samples": self.declared_samples,
+            "approved_samples": self.approved_samples,
         }
 
 

@@ -50,9 +50,11 @@ replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
 <td class="{{ 'ok' if r.findings == 0 else 'bad' }}">{{ r.findings }}</td></tr>
 {% endfor %}</table>
 <h2>Participants</h2>
-<table><tr><th>Address</th><th>Organisation</th><th>Industry</th><th>Status</th><th>Registered at block</th><th>Commits</th></tr>
+<table><tr><th>Address</th><th>Organisation</th><th>Industry</th><th>Status</th><th>Registered at block</th><th>Commits</th>
+<th>Samples declared / approved</th></tr>
 {% for p in participants %}<tr><td><code>{{ p.address }}</code></td><td>{{ p.organisation }}</td><td>{{ p.industry }}</td>
-<td>{{ p.status }}</td><td>{{ p.registered_block }}</td><td>{{ p.commits }}</td></tr>
+<td>{{ p.status }}</td><td>{{ p.registered_block }}</td><td>{{ p.commits }}</td>
+<td>{{ p.declared_samples }} / {{ "-" if p.approved_samples is none else p.approved_samples }}</td></tr>
 {% endfor %}</table>
 {% if plots %}<h2>Plots</h2>{% for name, data in plots %}<img alt="{{ name }}" src="data:image/png;base64,{{ data }}">{% endfor %}{% endif %}
 </body></html>

@@ -159,6 +159,8 @@ class History:
     status_changes: dict[str, list[tuple[tuple[int, int], ParticipantStatus]]]
     tasks: dict[int, TaskConfigured]
     rounds: dict[int, _RoundEvents]
+    # lower-case address -> its admissions, in chain order (each approves a dataset size)
+    admissions: dict[str, list[ParticipantAdmitted]] = field(default_factory=dict)
 
     @classmethod
     def from_events(cls, events: Iterable[LedgerEvent]) -> History:
@@ -167,12 +169,14 @@ class History:
         changes: dict[str, list[tuple[tuple[int, int], ParticipantStatus]]] = defaultdict(list)
         tasks: dict[int, TaskConfigured] = {}
         rounds: dict[int, _RoundEvents] = {}
+        admissions: dict[str, list[ParticipantAdmitted]] = defaultdict(list)
         for ev in sorted(events, key=event_position):
             if isinstance(ev, ParticipantRegistered):
                 registered[ev.participant.lower()] = ev
                 changes[ev.participant.lower()].append((event_position(ev), ParticipantStatus.PENDING))
             elif isinstance(ev, ParticipantAdmitted):
                 changes[ev.participant.lower()].append((event_position(ev), ParticipantStatus.ACTIVE))
+                admissions[ev.participant.lower()].append(ev)
             elif isinstance(ev, ParticipantRemoved):
                 changes[ev.participant.lower()].append((event_position(ev), ParticipantStatus.REMOVED))
             elif isinstance(ev, TaskConfigured):
@@ -188,7 +192,7 @@ class History:
             elif isinstance(ev, RoundClosed):
                 if int(ev.round_id) in rounds:
                     rounds[int(ev.round_id)].closed = ev
-        return cls(registered, dict(changes), tasks, rounds)
+        return cls(registered, dict(changes), tasks, rounds, dict(admissions))
 
     def status_at(self, address: str, position: tuple[int, int]) -> ParticipantStatus:
         """The participant's status just before the event at ``position`` (block number, log index)."""
@@ -197,6 +201,14 @@ class History:
             if pos < position:
                 status = st
         return status
+
+    def approved_samples_at(self, address: str, position: tuple[int, int]) -> int | None:
+        """The dataset size the participant's latest admission before ``position`` approved (None: none)."""
+        approved: int | None = None
+        for ev in self.admissions.get(address.lower(), []):
+            if event_position(ev) < position:
+                approved = int(ev.approved_samples)
+        return approved
 
 
 @dataclass(frozen=True)
@@ -414,6 +426,8 @@ class Auditor:
                 status=(changes[-1][1] if changes else ParticipantStatus.NONE).name.lower(),
                 registered_block=reg.block_number,
                 commits=sum(1 for r in history.rounds.values() for c in r.commitments if c.participant.lower() == addr),
+                declared_samples=int(reg.declared_samples),
+                approved_samples=int(admitted[-1].approved_samples) if (admitted := history.admissions.get(addr)) else None,
             )
 
     # --- events against the contract's storage --------------------------------------------
@@ -528,6 +542,10 @@ class Auditor:
                 add(FindingKind.INACTIVE_COMMITTER, f"committed at block {c.block_number} while {status.name.lower()}", who)
             if who.lower() in seen:
                 add(FindingKind.DUPLICATE_COMMIT, f"second commitment in tx {c.tx_hash}", who)
+            approved = history.approved_samples_at(who, event_position(c))
+            if approved is not None and int(c.num_samples) > approved:
+                add(FindingKind.SAMPLES_OVER_APPROVED, f"committed {c.num_samples} samples in tx {c.tx_hash}, its "
+                    f"admission approved {approved}; the contract refuses such a commit", who)
             seen.add(who.lower())
             outcomes.append(out)
             if out.data is None:

@@ -459,3 +459,30 @@ def test_every_task_version_is_checked_against_its_document_even_without_a_round
     ]
     assert "task v2" in report.findings[0].detail and "strategy digest" in report.findings[0].detail
     assert fed.auditor().audit(round_filter=1).findings == ()  # round 1 ran under version 1, which matches
+
+
+class _RewritingLedger(_HidingLedger):
+    """A ledger whose event log says one participant's admission approved only one sample."""
+
+    def history(self, from_block: int = 0, to_block: int | None = None):
+        from fedchain.ports import ParticipantAdmitted
+
+        return [dataclasses.replace(e, approved_samples=1)
+                if isinstance(e, ParticipantAdmitted) and e.participant.lower() == self._hidden else e
+                for e in self._inner.history(from_block, to_block)]
+
+
+def test_commitment_claiming_more_samples_than_approved_is_caught(fed: Fed) -> None:
+    fed.run_round()
+    from fedchain.audit.replay import Auditor
+
+    honest = fed.auditor().audit()
+    assert {p.address: p.approved_samples for p in honest.participants} == {
+        p.address: c.num_samples for p, c in zip(fed.participants, fed.clients, strict=True)
+    }
+    liar = fed.participants[0].address
+    report = Auditor(_RewritingLedger(fed.reader, liar), fed.store).audit()
+
+    over = [f for f in report.findings if f.kind.value == "samples_over_approved"]
+    assert [(f.participant, f.responsible.value) for f in over] == [(liar, "infrastructure")]
+    assert f"committed {fed.clients[0].num_samples} samples" in over[0].detail and "approved 1" in over[0].detail
