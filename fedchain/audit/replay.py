@@ -34,6 +34,7 @@ from fedchain.audit.findings import (
     Severity,
 )
 from fedchain.codec.canonical import sha256_digest
+from fedchain.codec.cid import cid_problem
 from fedchain.errors import (
     ChainError,
     FedchainError,
@@ -70,6 +71,7 @@ from fedchain.protocol.rounds import (
     RULE_BLOB_FORMAT,
     RULE_BLOB_INTEGRITY,
     RULE_BLOB_UNAVAILABLE,
+    RULE_INVALID_CID,
     FetchOutcome,
     RoundAggregate,
     aggregate,
@@ -82,9 +84,6 @@ from fedchain.protocol.task import TaskDocument, verify_task
 from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
-
-RULE_INVALID_CID = "invalid_cid"
-"""The screening rule for a committed CID that does not parse (a rejection, never an abort)."""
 
 SELECTION_RULES = frozenset({"krum", "multi_krum"})
 """Robust rules that leave out updates by comparing them with the others, not because an update
@@ -235,9 +234,10 @@ def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[Up
     """Fetch published blobs (``cids``) and committed ones concurrently, at most ``workers`` at a
     time, under one overall deadline.
 
-    A committed blob is fetched once with :func:`~fedchain.protocol.rounds.fetch_committed`, so its
-    outcome is classified exactly as the aggregator's is (a CID that does not parse, bytes that do
-    not match the CID, a malformed or missing blob). Any other store error about one blob, or a
+    A published CID that is not a CID is not asked for. A committed blob is fetched once with
+    :func:`~fedchain.protocol.rounds.fetch_committed`, so its outcome is classified exactly as the
+    aggregator's is (a CID that does not parse, bytes that do not match the CID, a malformed or
+    missing blob). Any other store error about one blob, or a
     blob not fetched by the deadline (its fetch is abandoned, bounded by the store's own timeout),
     makes that blob unavailable. Only an unreachable store is raised: then the audit has no verdict."""
     published: list[_Fetched] = [_Fetched(None, "not fetched")] * len(cids)
@@ -249,7 +249,13 @@ def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[Up
     late = f"not fetched within the audit's deadline of {deadline_s:g}s for a round's blobs"
     pool = ThreadPoolExecutor(max_workers=max(1, min(workers, jobs)), thread_name_prefix="fedchain-audit")
     try:
-        gets: dict[Future[bytes], int] = {pool.submit(store.get, Cid(cid)): i for i, cid in enumerate(cids)}
+        gets: dict[Future[bytes], int] = {}
+        for i, cid in enumerate(cids):
+            problem = cid_problem(cid)
+            if problem is None:
+                gets[pool.submit(store.get, Cid(cid))] = i
+            else:
+                published[i] = _Fetched(None, f"{cid!r} is not a CID: {problem}")
         fetches: dict[Future[FetchOutcome], int] = {
             pool.submit(fetch_committed, store, c, retry_window_s=0): i for i, c in enumerate(commitments)}
         every: list[Future[Any]] = [*gets, *fetches]
@@ -652,7 +658,7 @@ class Auditor:
             for key, r in ev_rej.items():
                 if key in mine:
                     replayed = mine[key].reason
-                    if key[0] in with_bytes and r.reason != replayed:
+                    if (key[0] in with_bytes or r.rule == RULE_INVALID_CID) and r.reason != replayed:
                         add(FindingKind.REJECTION_REASON_MISMATCH,
                             f"evidence gives rule {r.rule}'s reason as {r.reason!r}; on replay it is {replayed!r}",
                             r.participant)
@@ -846,5 +852,5 @@ def _describe(err: BaseException) -> str:
     return text if isinstance(err, FedchainError) and text else f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-__all__ = ["FETCH_DEADLINE_S", "FETCH_WORKERS", "RULE_BLOB_UNAVAILABLE", "RULE_INVALID_CID", "SELECTION_RULES",
+__all__ = ["FETCH_DEADLINE_S", "FETCH_WORKERS", "RULE_BLOB_UNAVAILABLE", "SELECTION_RULES",
            "AddFinding", "Auditor", "History"]

@@ -486,3 +486,40 @@ def test_commitment_claiming_more_samples_than_approved_is_caught(fed: Fed) -> N
     over = [f for f in report.findings if f.kind.value == "samples_over_approved"]
     assert [(f.participant, f.responsible.value) for f in over] == [(liar, "infrastructure")]
     assert f"committed {fed.clients[0].num_samples} samples" in over[0].detail and "approved 1" in over[0].detail
+
+
+def test_committed_cid_that_is_not_a_cid_is_handled_misconduct_of_that_participant(fed: Fed) -> None:
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    _commit_raw(fed, 2, rid, digest=b"\x01" * 32, cid="this-is-not-a-cid")
+    assert fed.aggregator.finalize(rid).finalized
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind.value, f.responsible.value, f.responsible_address, f.severity.value) for f in report.findings] == [
+        ("invalid_cid", "participant", fed.participants[2].address, "handled")
+    ]
+    assert "this-is-not-a-cid" in report.findings[0].detail
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
+
+
+def test_copied_update_rejected_as_a_duplicate_is_handled_misconduct_of_the_copier(fed: Fed) -> None:
+    victim, copier, honest = fed.participants
+    rid = fed.open_round()
+    victim.submit(rid)
+    (seen,) = fed.reader.commitments(rid)
+    stolen = decode_update(fed.store.get(seen.cid))
+    mine = dataclasses.replace(stolen, participant=copier.address, num_samples=fed.clients[1].num_samples)
+    blob = encode_update(mine)
+    copier.ledger.commit_update(rid, sha256_digest(blob), fed.store.put(blob), mine.num_samples, metadata_digest(mine))
+    honest.submit(rid)
+    assert fed.aggregator.finalize(rid).finalized
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind.value, f.responsible_address, f.severity.value) for f in report.findings] == [
+        ("update_rejected", copier.address, "handled")
+    ]
+    assert "duplicate_update" in report.findings[0].detail and victim.address in report.findings[0].detail
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
