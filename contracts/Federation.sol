@@ -41,7 +41,7 @@ contract Federation is IFederation, AccessControl {
     /// @dev One storage slot per participant (29 bytes): a commit reads and writes only this slot of it. Block
     /// numbers are uint48 (OpenZeppelin's timepoint width), enough for 2^48 blocks. `declaredSamples` is the
     /// dataset size declared at registration; once the participant is admitted it is the approved size.
-    struct _Participant {
+    struct ParticipantData {
         ParticipantStatus status;
         uint64 lastCommittedRound;
         uint64 declaredSamples;
@@ -51,7 +51,7 @@ contract Federation is IFederation, AccessControl {
 
     /// @dev The task digests; the config CID is only in the TaskConfigured event. The version and the maximum
     /// commit duration share one slot, so openRound reads both at once.
-    struct _Task {
+    struct TaskData {
         uint32 version;
         uint64 maxCommitDuration;
         bytes32 modelSpecDigest;
@@ -61,9 +61,9 @@ contract Federation is IFederation, AccessControl {
 
     // ---------------------------------------------------------------- state
 
-    mapping(address participant => _Participant) private _participants;
+    mapping(address participant => ParticipantData) private _participants;
     mapping(uint256 roundId => RoundInfo) private _rounds;
-    _Task private _task;
+    TaskData private _task;
     uint64 private _latestRoundId;
     uint32 private _activeCount;
     bytes32 private _currentModelDigest;
@@ -91,7 +91,7 @@ contract Federation is IFederation, AccessControl {
         bytes calldata publicKey,
         uint64 declaredSamples
     ) external {
-        _Participant storage p = _participants[msg.sender];
+        ParticipantData storage p = _participants[msg.sender];
         if (p.status != ParticipantStatus.None) revert FederationAlreadyRegistered(msg.sender);
         if (bytes(organisation).length == 0) revert FederationInvalidRegistration("organisation");
         if (declaredSamples == 0) revert FederationInvalidRegistration("declaredSamples");
@@ -109,7 +109,7 @@ contract Federation is IFederation, AccessControl {
     function admit(address account) external onlyRole(ADMIN_ROLE) {
         uint256 latest = _latestRoundId;
         if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
-        _Participant storage p = _participants[account];
+        ParticipantData storage p = _participants[account];
         if (p.status != ParticipantStatus.Pending) revert FederationInvalidStatus(account, p.status);
         p.status = ParticipantStatus.Active;
         p.statusChangedBlock = uint48(block.number);
@@ -123,7 +123,7 @@ contract Federation is IFederation, AccessControl {
     /// @param account The participant to remove.
     /// @param reason Why (recorded in the event).
     function remove(address account, string calldata reason) external onlyRole(ADMIN_ROLE) {
-        _Participant storage p = _participants[account];
+        ParticipantData storage p = _participants[account];
         ParticipantStatus status = p.status;
         if (status != ParticipantStatus.Pending && status != ParticipantStatus.Active) {
             revert FederationInvalidStatus(account, status);
@@ -158,7 +158,7 @@ contract Federation is IFederation, AccessControl {
         if (bytes(configCid).length == 0) revert FederationInvalidTask("configCid");
         if (maxCommitDuration == 0) revert FederationInvalidTask("maxCommitDuration");
         uint32 version = _task.version + 1;
-        _task = _Task(version, maxCommitDuration, modelSpecDigest, strategyDigest, dataSchemaDigest);
+        _task = TaskData(version, maxCommitDuration, modelSpecDigest, strategyDigest, dataSchemaDigest);
         emit TaskConfigured(
             version, msg.sender, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid, maxCommitDuration
         );
@@ -223,7 +223,7 @@ contract Federation is IFederation, AccessControl {
         uint64 numSamples,
         bytes32 metadataDigest
     ) external {
-        _Participant storage p = _participants[msg.sender];
+        ParticipantData storage p = _participants[msg.sender];
         ParticipantStatus pStatus = p.status;
         uint64 lastCommittedRound = p.lastCommittedRound;
         uint64 approvedSamples = p.declaredSamples;
@@ -328,7 +328,7 @@ contract Federation is IFederation, AccessControl {
             uint64 declaredSamples
         )
     {
-        _Participant storage p = _participants[account];
+        ParticipantData storage p = _participants[account];
         return (p.status, p.lastCommittedRound, p.registeredBlock, p.statusChangedBlock, p.declaredSamples);
     }
 
@@ -367,7 +367,7 @@ contract Federation is IFederation, AccessControl {
             uint64 maxCommitDuration
         )
     {
-        _Task storage t = _task;
+        TaskData storage t = _task;
         return (t.version, t.modelSpecDigest, t.strategyDigest, t.dataSchemaDigest, t.maxCommitDuration);
     }
 
@@ -420,6 +420,7 @@ contract Federation is IFederation, AccessControl {
     /// @return True if the proof leads from the leaf to the round's Merkle root.
     function verifyInclusion(uint256 roundId, bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
         bytes32 root = _rounds[roundId].merkleRoot;
+        // slither-disable-next-line incorrect-equality (no root: the round was never finalised; see contracts/README.md)
         if (root == bytes32(0)) return false;
         return MerkleProof.verifyCalldata(proof, root, leaf);
     }

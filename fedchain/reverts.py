@@ -47,7 +47,7 @@ __all__ = [
     "TypedRevertError",
 ]
 
-SOURCE_HASH = "28bde5c56be41a6b2ba3d1eae212c85621036bed33c54d5c128d81c575178a8f"
+SOURCE_HASH = "02d8cefccf5bdec8c5d72a74373ca94a93b544979c2a84360be7158b4f19a1e8"
 """``sourceHash`` of the artifact this module was generated from."""
 
 
