@@ -611,19 +611,54 @@ class Auditor:
                 add(FindingKind.REPLAY_FAILED, f"base model {opened.base_model_cid} is malformed: "
                     f"{'; '.join(base_problems)}", responsible=Party.AGGREGATOR, address=opened.opened_by)
             else:
-                try:
-                    recomputed = aggregate(task.doc.strategy_config(), base, rid, opened.base_model_digest, outcomes,
-                                           int(opened.min_updates))
-                except StorageUnavailableError:
-                    raise
-                except _DECODE_ERRORS as err:
-                    log.exception("round %d: the replay's aggregation failed", int(rid))
-                    add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {_describe(err)}")
+                recomputed, outcomes = self._replay(add, task, base, rev, outcomes, blames)
         if recomputed is not None:
             self._compare(add, recomputed, evidence, rev, by_addr, unavailable, outcomes)
 
         self._attribute(add, rev, evidence, recomputed, blames, outcomes)
         return add.findings, self._summary(rev, evidence, decoded, len(add.findings))
+
+    @staticmethod
+    def _replay(add: AddFinding, task: _Task, base: GlobalModel, rev: _RoundEvents, outcomes: list[FetchOutcome],
+                blames: list[_Blame]) -> tuple[RoundAggregate | None, list[FetchOutcome]]:
+        """Re-aggregate the round. Should an update make the aggregation itself fail (instead of
+        being rejected), it is found by aggregating each update alone, blamed on its committer and
+        counted as ``blob_format`` - the rejection it deserves - for a second try; returns the
+        result (None when the round cannot be replayed) and the outcomes it was computed from."""
+        opened = rev.opened
+        rid = RoundId(int(opened.round_id))
+
+        def run(these: Sequence[FetchOutcome], minimum: int) -> RoundAggregate:
+            return aggregate(task.doc.strategy_config(), base, rid, opened.base_model_digest, these, minimum)
+
+        try:
+            return run(outcomes, int(opened.min_updates)), outcomes
+        except StorageUnavailableError:
+            raise
+        except _DECODE_ERRORS as err:
+            failure = err
+        culprits: dict[int, str] = {}
+        for i, out in enumerate(outcomes):
+            if out.data is None:
+                continue
+            try:
+                run([out], 0)
+            except _DECODE_ERRORS as err:
+                culprits[i] = f"blob {out.commitment.cid} makes the aggregation fail instead of being rejected: " \
+                              f"{_describe(err)}"
+        if not culprits:
+            log.error("round %d: the replay's aggregation failed: %s", int(rid), _describe(failure))
+            add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {_describe(failure)}")
+            return None, outcomes
+        for i, detail in culprits.items():
+            blames.append(_Blame(outcomes[i].commitment.participant, FindingKind.BLOB_FORMAT, detail))
+        outcomes = [FetchOutcome(o.commitment, None, RULE_BLOB_FORMAT, culprits[i]) if i in culprits else o
+                    for i, o in enumerate(outcomes)]
+        try:
+            return run(outcomes, int(opened.min_updates)), outcomes
+        except _DECODE_ERRORS as err:
+            add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {_describe(err)}")
+            return None, outcomes
 
     def _as_the_aggregator_saw(self, add: AddFinding, evidence: Evidence,
                                outcomes: list[FetchOutcome]) -> list[FetchOutcome]:

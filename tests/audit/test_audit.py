@@ -523,3 +523,22 @@ def test_copied_update_rejected_as_a_duplicate_is_handled_misconduct_of_the_copi
     ]
     assert "duplicate_update" in report.findings[0].detail and victim.address in report.findings[0].detail
     assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
+
+
+def test_update_that_makes_the_aggregation_fail_is_blamed_on_its_committer(fed: Fed) -> None:
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    honest = decode_update(_honest_blob(fed, 2, rid))
+    # a scalar extra the decoder may accept but no canonical JSON can hold
+    bad = encode_update(dataclasses.replace(honest, extras={"loss": float("inf")}))
+    _commit_raw(fed, 2, rid, digest=sha256_digest(bad), cid=fed.store.put(bad))
+    fed.aggregator.ledger.close_round(rid, "an update breaks the screening")
+
+    report = fed.auditor().audit()
+
+    # the bad update is the participant's (and left out); the two others still make a model
+    assert {(f.kind.value, f.responsible.value, f.responsible_address, f.severity.value) for f in report.findings} == {
+        ("blob_format", "participant", fed.participants[2].address, "handled"),
+        ("close_not_justified", "aggregator", fed.env.accounts.aggregator.address, "error"),
+    }
