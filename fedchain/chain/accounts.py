@@ -1,9 +1,16 @@
 """Accounts: encrypted eth-account keystores, or a key from the environment.
 
 Keystores (Web3 Secret Storage JSON, ``Account.encrypt``) live under
-``<state_dir>/keystores/<name>.json``. The password comes from ``FEDCHAIN_PASSWORD`` or a
-prompt; ``FEDCHAIN_PRIVATE_KEY`` may supply a key directly. Plaintext keys are never
-written anywhere and never logged.
+``<state_dir>/keystores/<name>.json`` (the directory 0700, each file 0600). The password comes
+from ``FEDCHAIN_PASSWORD`` or a prompt; ``FEDCHAIN_PRIVATE_KEY`` may supply a key directly.
+Plaintext keys are never written anywhere and never logged.
+
+A keystore that cannot be read (not JSON, no ``crypto`` section, no valid address, larger than
+:data:`MAX_KEYSTORE_BYTES`) is skipped by every lookup with a warning naming it, so one broken
+file does not take the others down; asking for it by name says what is wrong with it. Before a
+keystore is decrypted its KDF parameters are checked against ceilings (:data:`MAX_PBKDF2_C`,
+:data:`MAX_SCRYPT_N`, ...): a keystore whose KDF would run for minutes or exhaust memory is refused
+with a :class:`~fedchain.errors.KeystoreError` naming the parameter, before any work is done.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
+from fedchain.config import open_private, private_dir
 from fedchain.errors import KeystoreError
 from fedchain.types import Address
 
@@ -29,6 +37,23 @@ log = logging.getLogger(__name__)
 PASSWORD_ENV = "FEDCHAIN_PASSWORD"
 PRIVATE_KEY_ENV = "FEDCHAIN_PRIVATE_KEY"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+MAX_KEYSTORE_BYTES = 64 * 1024
+"""A keystore is about 500 bytes; a larger file is not one."""
+MAX_PBKDF2_C = 10_000_000
+"""pbkdf2 iterations: 10 times eth-account's default (1,000,000), some seconds to decrypt."""
+MAX_SCRYPT_N = 2**20
+"""scrypt cost ``n``: 4 times eth-account's default (2**18)."""
+MAX_SCRYPT_R = 32
+"""scrypt block size ``r`` (eth-account and geth use 8)."""
+MAX_SCRYPT_P = 16
+"""scrypt parallelism ``p`` (eth-account and geth use 1)."""
+MAX_SCRYPT_MEMORY = 1 << 30
+"""scrypt memory, 128 * n * r bytes: 1 GiB (the default needs 256 MiB)."""
+MAX_SCRYPT_WORK = 2**24
+"""scrypt work, n * r * p: 8 times the default (2**21)."""
+DKLEN_RANGE = (32, 64)
+"""Derived key length: 32 bytes are used (AES key and MAC key), more is allowed up to 64."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +105,11 @@ def create_keystore(
         if entry.address == address:
             raise KeystoreError(f"{address} already has a keystore: {entry.path}")
     keyfile: dict[str, Any] = Account.encrypt(account.key, password, iterations=iterations)
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(Path(state_dir), tighten=False)
+    private_dir(directory)
     tmp = path.with_suffix(".json.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(keyfile, handle)
+    with open_private(tmp) as handle:
+        handle.write(json.dumps(keyfile).encode("utf-8"))
     os.replace(tmp, path)
     log.info("created keystore %s for %s", path, address)
     return KeystoreEntry(name=name, address=address, path=path)
@@ -92,14 +117,73 @@ def create_keystore(
 
 def _read_keyfile(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_KEYSTORE_BYTES + 1)
     except FileNotFoundError as err:
         raise KeystoreError(f"keystore not found: {path}") from err
-    except (OSError, ValueError) as err:
+    except OSError as err:
+        raise KeystoreError(f"keystore {path} cannot be read: {err}") from err
+    if len(raw) > MAX_KEYSTORE_BYTES:
+        raise KeystoreError(f"keystore {path} is larger than {MAX_KEYSTORE_BYTES} bytes: not a keystore")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise KeystoreError(f"keystore {path} is not valid JSON: {err}") from err
     if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
         raise KeystoreError(f"{path} is not an encrypted keystore (no 'crypto' section)")
     return data
+
+
+def _int_param(path: Path, kdf: str, params: dict[str, Any], name: str, low: int, high: int) -> int:
+    """KDF parameter ``name``, an integer within ``[low, high]``; KeystoreError naming it otherwise."""
+    value = params.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise KeystoreError(f"keystore {path}: {kdf} parameter {name!r} is missing or not an integer: {value!r}")
+    if value > high:
+        raise KeystoreError(
+            f"keystore {path}: {kdf} parameter {name!r} = {value} is above the ceiling {high}; "
+            "refusing to derive its key (it would take too long or too much memory)"
+        )
+    if value < low:
+        raise KeystoreError(f"keystore {path}: {kdf} parameter {name!r} = {value} is below {low}")
+    return value
+
+
+def check_kdf(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a keystore whose KDF is unknown or whose parameters exceed the ceilings, before
+    any key derivation runs (Web3 Secret Storage v3 and v4 layouts)."""
+    crypto = data.get("crypto", data.get("Crypto"))
+    if not isinstance(crypto, dict):
+        raise KeystoreError(f"{path} is not an encrypted keystore (no 'crypto' section)")
+    kdf_field = crypto.get("kdf")
+    if isinstance(kdf_field, dict):  # version 4
+        kdf, params = kdf_field.get("function"), kdf_field.get("params")
+    else:
+        kdf, params = kdf_field, crypto.get("kdfparams")
+    if kdf not in ("pbkdf2", "scrypt"):
+        raise KeystoreError(f"keystore {path}: unsupported key derivation function {kdf!r} (pbkdf2 or scrypt)")
+    if not isinstance(params, dict):
+        raise KeystoreError(f"keystore {path}: {kdf} parameters are missing")
+    _int_param(path, kdf, params, "dklen", *DKLEN_RANGE)
+    if kdf == "pbkdf2":
+        _int_param(path, kdf, params, "c", 1, MAX_PBKDF2_C)
+        if params.get("prf") != "hmac-sha256":
+            raise KeystoreError(f"keystore {path}: pbkdf2 parameter 'prf' must be 'hmac-sha256', got {params.get('prf')!r}")
+        return
+    n = _int_param(path, kdf, params, "n", 2, MAX_SCRYPT_N)
+    if n & (n - 1):
+        raise KeystoreError(f"keystore {path}: scrypt parameter 'n' = {n} is not a power of two")
+    r = _int_param(path, kdf, params, "r", 1, MAX_SCRYPT_R)
+    p = _int_param(path, kdf, params, "p", 1, MAX_SCRYPT_P)
+    if 128 * n * r > MAX_SCRYPT_MEMORY:
+        raise KeystoreError(
+            f"keystore {path}: scrypt parameters 'n' = {n} and 'r' = {r} need {128 * n * r} bytes of memory, "
+            f"above the ceiling {MAX_SCRYPT_MEMORY}"
+        )
+    if n * r * p > MAX_SCRYPT_WORK:
+        raise KeystoreError(
+            f"keystore {path}: scrypt parameters 'n' * 'r' * 'p' = {n * r * p} are above the ceiling {MAX_SCRYPT_WORK}"
+        )
 
 
 def keystore_address(path: Path) -> Address:
@@ -111,35 +195,63 @@ def keystore_address(path: Path) -> Address:
     return Address(to_checksum_address(raw if raw.startswith("0x") else "0x" + raw))
 
 
-def list_keystores(state_dir: Path) -> list[KeystoreEntry]:
-    """The keystores in ``state_dir``, sorted by file name."""
+@dataclass(frozen=True)
+class SkippedKeystore:
+    """A file in the keystores directory that is not a usable keystore, and why."""
+
+    path: Path
+    reason: str
+
+
+def scan_keystores(state_dir: Path) -> tuple[list[KeystoreEntry], list[SkippedKeystore]]:
+    """The readable keystores under ``state_dir`` and the files skipped (each logged as a warning)."""
     directory = keystore_dir(state_dir)
     if not directory.is_dir():
-        return []
-    return [
-        KeystoreEntry(name=path.stem, address=keystore_address(path), path=path)
-        for path in sorted(directory.glob("*.json"))
-    ]
+        return [], []
+    entries: list[KeystoreEntry] = []
+    skipped: list[SkippedKeystore] = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            entries.append(KeystoreEntry(name=path.stem, address=keystore_address(path), path=path))
+        except KeystoreError as err:
+            log.warning("skipping keystore %s: %s", path, err)
+            skipped.append(SkippedKeystore(path=path, reason=str(err)))
+    return entries, skipped
+
+
+def list_keystores(state_dir: Path) -> list[KeystoreEntry]:
+    """The readable keystores under ``state_dir``, sorted by file name; unreadable ones are
+    skipped with a warning naming them."""
+    return scan_keystores(state_dir)[0]
 
 
 def find_keystore(state_dir: Path, name_or_address: str) -> KeystoreEntry:
-    """A keystore by its name or its address (case-insensitive)."""
+    """A keystore by its name or its address (case-insensitive). A keystore named so that
+    cannot be read is an error saying why; other unreadable ones are skipped with a warning."""
     wanted = name_or_address.lower()
-    for entry in list_keystores(state_dir):
+    entries, skipped = scan_keystores(state_dir)
+    for entry in entries:
         if entry.name.lower() == wanted or entry.address.lower() == wanted:
             return entry
+    for bad in skipped:
+        if bad.path.stem.lower() == wanted:
+            raise KeystoreError(f"keystore {name_or_address!r} cannot be used: {bad.reason}")
     raise KeystoreError(f"no keystore named {name_or_address!r} under {keystore_dir(state_dir)}")
 
 
 def decrypt_keystore(path: Path, password: str) -> LocalAccount:
-    """Unlock a keystore; a wrong password raises :class:`KeystoreError`."""
+    """Unlock a keystore; a wrong password raises :class:`KeystoreError`, and so do KDF
+    parameters above the ceilings (checked first, see :func:`check_kdf`)."""
     data = _read_keyfile(path)
+    check_kdf(Path(path), data)
     try:
         key = Account.decrypt(data, password)
     except ValueError as err:
-        raise KeystoreError(f"wrong password for keystore {path}") from err
-    except (KeyError, TypeError, NotImplementedError) as err:
+        if "mismatch" in str(err):  # the MAC (v3) or checksum (v4) of the derived key
+            raise KeystoreError(f"wrong password for keystore {path}") from err
         raise KeystoreError(f"keystore {path} is malformed: {err}") from err
+    except (KeyError, TypeError, NotImplementedError, AssertionError, AttributeError) as err:
+        raise KeystoreError(f"keystore {path} is malformed: {err!r}") from err
     account: LocalAccount = Account.from_key(key)
     return account
 
@@ -186,10 +298,11 @@ def load_signer(
         candidate = Path(keystore)
         path = candidate if candidate.suffix == ".json" or candidate.exists() else find_keystore(state_dir, str(keystore)).path
     else:
-        entries = list_keystores(state_dir)
+        entries, skipped = scan_keystores(state_dir)
         if len(entries) != 1:
+            unusable = f" ({len(skipped)} unreadable skipped: {', '.join(b.path.name for b in skipped)})" if skipped else ""
             raise KeystoreError(
-                f"{'no' if not entries else len(entries)} keystores under {keystore_dir(state_dir)}: "
+                f"{'no' if not entries else len(entries)} keystores under {keystore_dir(state_dir)}{unusable}: "
                 f"pass --keystore or set {PRIVATE_KEY_ENV}"
             )
         path = entries[0].path

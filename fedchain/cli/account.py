@@ -56,15 +56,16 @@ def new(name: str | None, from_env: bool, state_dir: Path | None, as_json: bool)
 @state_dir_option
 @json_option
 def list_(state_dir: Path | None, as_json: bool) -> None:
-    """List the keystores under the state directory."""
-    from fedchain.chain.accounts import list_keystores
+    """List the keystores under the state directory (unreadable files are listed as skipped)."""
+    from fedchain.chain.accounts import scan_keystores
 
-    entries = list_keystores(settings_from(state_dir=state_dir).state_dir)
-    emit(
-        as_json,
-        {"accounts": entries},
-        lambda: "\n".join(f"{e.name}\t{e.address}" for e in entries) or "no keystores",
-    )
+    entries, skipped = scan_keystores(settings_from(state_dir=state_dir).state_dir)
+
+    def human() -> str:
+        lines = [f"{e.name}\t{e.address}" for e in entries] or ["no keystores"]
+        return "\n".join(lines + [f"skipped {b.path}: {b.reason}" for b in skipped])
+
+    emit(as_json, {"accounts": entries, "skipped": skipped}, human)
 
 
 @account.command()

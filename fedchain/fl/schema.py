@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from fedchain.codec.canonical import canonical_json, sha256_digest
+from fedchain.config import open_private, private_dir
 from fedchain.errors import DataSchemaError
 from fedchain.types import Digest, digest_hex
 
@@ -239,17 +240,41 @@ def save_client_data(path: str | Path, x: np.ndarray, y: np.ndarray, schema: Dat
     """Validate ``(x, y)`` against ``schema`` and write them as ``.npz`` with the schema digest inside."""
     schema.validate(x, y)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(target.parent, tighten=False)  # participant data: the owner's only (0700 / 0600)
     digest = np.frombuffer(schema.digest(), dtype=np.uint8)
-    with target.open("wb") as fh:
+    with open_private(target) as fh:
         np.savez(fh, x=x, y=y.astype(np.int64, copy=False), schema_digest=digest)
     return target
+
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+def _not_an_npz(source: Path) -> str | None:
+    """Why ``source`` is not an ``.npz`` archive, judged from its first bytes (None: it may be one)."""
+    try:
+        with source.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as err:
+        return f"cannot be read: {err}"
+    if not head:
+        return "is not a valid .npz: the file is empty"
+    if head.startswith(_ZIP_MAGIC):
+        return None
+    if head.startswith(b"\x93NUMPY"):
+        return "is not a valid .npz: it is a single .npy array, not an archive (numpy.savez) of x, y and schema_digest"
+    if head[:1] == b"\x80":
+        return "is not a valid .npz: it looks like a Python pickle, which is never loaded (it could run code)"
+    return f"is not a valid .npz archive (a zip file written by numpy.savez): it starts with 0x{head.hex()}"
 
 
 def _open_client_file(path: str | Path) -> dict[str, np.ndarray]:
     source = Path(path)
     if not source.is_file():
         raise DataSchemaError(f"participant data file {source} does not exist")
+    problem = _not_an_npz(source)
+    if problem is not None:
+        raise DataSchemaError(f"participant data file {source} {problem}")
     try:
         with np.load(source, allow_pickle=False) as npz:
             keys = set(npz.files)
@@ -257,7 +282,15 @@ def _open_client_file(path: str | Path) -> dict[str, np.ndarray]:
                 raise DataSchemaError(
                     f"participant data file {source} must hold exactly {sorted(_CLIENT_FILE_KEYS)}, has {sorted(keys)}"
                 )
-            arrays = {k: npz[k] for k in keys}
+            arrays = {}
+            for k in sorted(keys):
+                try:
+                    arrays[k] = npz[k]
+                except ValueError as err:  # numpy says "pickled data" for any member that is not an .npy
+                    raise DataSchemaError(
+                        f"participant data file {source}: member {k}.npy is not a plain numpy array "
+                        f"(object arrays and pickles are refused; others fail to parse): {err}"
+                    ) from err
     except DataSchemaError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:

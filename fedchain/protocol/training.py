@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedchain.config import open_private
 from fedchain.errors import TrainingError
 from fedchain.protocol.task import TaskDocument
 from fedchain.types import Address, Digest, RoundId
@@ -92,6 +93,6 @@ def save_client_state(path: Path, state: ClientState | None) -> None:
     """Persist the client state atomically (temp file + rename)."""
     control = dict(state.control) if state is not None and state.control is not None else {}
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
+    with open_private(tmp) as fh:  # participant data: the owner's only
         np.savez(fh, **control)  # type: ignore[arg-type]  # the stub types allow_pickle among **kwds
     tmp.replace(path)

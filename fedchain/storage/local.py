@@ -4,7 +4,8 @@ Files are sharded by the two characters before the CID's last one (as Kubo's fla
 ``blobs/<cid[-3:-1]>/<cid>``. Every write goes to a temporary file in the same directory,
 is flushed to disk and then renamed into place, so a reader never sees a partial blob.
 Every read is hashed and compared with the CID; a file whose bytes no longer match is
-reported as corrupt (:class:`~fedchain.errors.IntegrityError`) and never returned.
+reported as corrupt (:class:`~fedchain.errors.IntegrityError`) and never returned. The store's
+directories are the owner's only (0700, also when they existed wider) and so is every blob (0600).
 
 The local store never garbage-collects, so every blob it holds is pinned: :meth:`pin`
 checks that the blob is present and intact.
@@ -18,7 +19,8 @@ import tempfile
 from io import BufferedReader
 from pathlib import Path
 
-from fedchain.errors import BlobNotFoundError, IntegrityError, StorageError
+from fedchain.config import private_dir
+from fedchain.errors import BlobNotFoundError, ConfigError, IntegrityError, StorageError
 from fedchain.storage.base import COPY_BUFFER, check_size, verify_builder, verify_bytes
 from fedchain.storage.cid import CidBuilder, compute_cid, parse_cid
 from fedchain.types import Cid
@@ -63,6 +65,7 @@ class LocalStore:
         check_size(len(view), self.max_bytes, "blob")
         cid = compute_cid(view)
         target = self.path_of(cid)
+        self._private_dirs(target.parent)
         tmp = self._temp_in(target.parent)
         try:
             with open(tmp, "wb") as fh:
@@ -85,7 +88,7 @@ class LocalStore:
             src: BufferedReader = open(path, "rb")
         except OSError as err:
             raise StorageError(f"cannot read {path}: {err}") from err
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._private_dirs(self.root)
         tmp = self._temp_in(self.root)
         builder = CidBuilder()
         try:
@@ -100,7 +103,7 @@ class LocalStore:
             check_size(builder.size, self.max_bytes, f"file {path}")
             cid = builder.cid()
             target = self.path_of(cid)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._private_dirs(target.parent)
             os.replace(tmp, target)
         except OSError as err:
             _unlink_quietly(tmp)
@@ -182,7 +185,17 @@ class LocalStore:
         return bad
 
     # -- helpers -----------------------------------------------------------------
+    def _private_dirs(self, directory: Path) -> None:
+        """The store's root and ``directory`` in it, created (or narrowed to) 0700."""
+        try:
+            private_dir(self.root)
+            if directory != self.root:
+                private_dir(directory)
+        except (OSError, ConfigError) as err:
+            raise StorageError(f"cannot create the store directory {directory}: {err}") from err
+
     def _temp_in(self, directory: Path) -> Path:
+        """A new empty file in ``directory``, mode 0600 (``mkstemp``)."""
         try:
             directory.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix=".tmp-", dir=directory)
