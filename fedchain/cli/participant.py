@@ -17,6 +17,7 @@ from fedchain.cli.options import (
     role_settings,
     role_signer,
 )
+from fedchain.config import private_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -145,7 +146,7 @@ def run(until_round: int | None, max_idle: float | None, data_path: Path, work_d
     ready.unlink(missing_ok=True)  # left by an earlier run: not a signal from this one
 
     def on_ready() -> None:
-        agent.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(agent.state_dir)  # participant data: the owner's only (0700)
         tmp = ready.with_name(f"{READY_FILE}.{os.getpid()}.tmp")
         tmp.write_text(str(os.getpid()), encoding="utf-8")
         tmp.replace(ready)

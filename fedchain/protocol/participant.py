@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fedchain.codec.canonical import sha256_digest
+from fedchain.config import private_dir
 from fedchain.errors import (
     BlobFormatError,
     IntegrityError,
@@ -274,7 +275,7 @@ class ParticipantAgent:
     def _save_pending_state(self, round_id: RoundId, state: ClientState) -> None:
         from fedchain.protocol.training import save_client_state
 
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)  # participant data: the owner's only (0700)
         save_client_state(self._state_file(f".pending-{int(round_id)}"), state)
 
     def settle_state(self) -> None:
