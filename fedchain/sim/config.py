@@ -7,7 +7,7 @@ and a whole federation on the ledger (:func:`fedchain.sim.federation.run_federat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ class ExperimentConfig:
 
     def to_json(self) -> dict[str, Any]:
         """The configuration as one JSON object."""
-        data = asdict(self)
+        data = asdict(replace(self, robust=()))  # the rules' parameters are read-only mappings asdict cannot copy
         data["attacks"] = [g.to_text() for g in self.attacks]
         data["strategy_params"] = dict(self.strategy_params)
         data["robust"] = [r.to_json() for r in self.robust]
