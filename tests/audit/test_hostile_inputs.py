@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -26,17 +27,28 @@ from tests.protocol.harness import Fed
 JUNK_UPDATE = b"junk, not an update blob"
 
 
+def _junk_round_open(fed: Fed) -> RoundId:
+    """Open a round on the current model without fetching it (the base of the first round, or the
+    model of the last finalised one)."""
+    latest = fed.reader.latest_round_id()
+    finalized = [fed.reader.round(RoundId(r)) for r in range(1, latest + 1)]
+    finalized = [r for r in finalized if r.model_cid is not None]
+    if not finalized:
+        base = fed.reader.round(RoundId(1)) if latest else None
+        if base is None:
+            return fed.open_round()
+        report = fed.aggregator.ledger.open_round(base.base_model_digest, base.base_model_cid, 600, 2)
+    else:
+        last = finalized[-1]
+        assert last.model_cid is not None
+        report = fed.aggregator.ledger.open_round(last.model_digest, last.model_cid, 600, 2)
+    return RoundId(int(report.round_id or latest + 1))
+
+
 def _junk_round(fed: Fed) -> RoundId:
     """A round on the current model (opened without fetching it) in which every participant
     commits the same junk (stored, digest correct)."""
-    latest = fed.reader.latest_round_id()
-    if latest == 0:
-        rid = fed.open_round()
-    else:
-        last = fed.reader.round(latest)
-        assert last.model_cid is not None
-        report = fed.aggregator.ledger.open_round(last.model_digest, last.model_cid, 600, 2)
-        rid = RoundId(int(report.round_id or latest + 1))
+    rid = _junk_round_open(fed)
     cid = fed.store.put(JUNK_UPDATE)
     for i, p in enumerate(fed.participants):
         p.ledger.commit_update(rid, sha256_digest(JUNK_UPDATE), cid, fed.clients[i].num_samples, b"\x07" * 32)
@@ -223,3 +235,60 @@ def test_a_rounds_blobs_get_one_overall_deadline(fed: Fed, ipfs_api_url: str) ->
     assert elapsed < 2.5
     missing = [f for f in report.findings if f.kind.value == "blob_missing"]
     assert len(missing) == 3 and all("deadline of 0.5s" in f.detail for f in missing)
+
+
+def _hostile_updates(good: bytes, rng: random.Random) -> list[bytes]:
+    """Update blobs built from an honest one: truncated, with a mutated header or tensor header,
+    with 20,000 zero-size tensors, with a header length past the end, flipped bytes, random bytes."""
+    (head_len,) = struct.unpack(">I", good[8:12])
+    head = json.loads(good[12:12 + head_len])
+    body = good[12 + head_len:]
+    (n,) = struct.unpack("<Q", body[:8])
+    meta = json.loads(body[8:8 + n])
+    data = body[8 + n:]
+
+    def blob(header: Any, tensors: Any = None, payload: bytes | None = None) -> bytes:
+        hb = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        mb = json.dumps(meta if tensors is None else tensors, separators=(",", ":")).encode()
+        tail = data if payload is None else payload
+        return b"FEDCBLOB" + struct.pack(">I", len(hb)) + hb + struct.pack("<Q", len(mb)) + mb + tail
+
+    out = [good[:k] for k in (0, 7, 12, 12 + head_len // 2, 12 + head_len + 4, len(good) - 1)]
+    out += [blob(m) for m in _mutations(head, rng, 8)]
+    out += [blob(head, m) for m in _mutations(meta, rng, 8)]
+    out.append(blob(head, {f"t{i}": {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]} for i in range(20_000)}, b""))
+    out.append(b"FEDCBLOB" + struct.pack(">I", 2**31) + b"{}")
+    for _ in range(4):
+        flipped = bytearray(good)
+        for _ in range(8):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        out.append(bytes(flipped))
+    out.append(rng.randbytes(4096))
+    return out
+
+
+def test_hostile_update_blobs_are_findings_against_their_committers(fed: Fed) -> None:
+    from tests.audit.test_audit import _honest_blob
+
+    rng = random.Random(11)
+    first = fed.open_round()
+    blobs = _hostile_updates(_honest_blob(fed, 2, first), rng)
+    committed: dict[tuple[int, str], bytes] = {}
+    rid = first
+    for start in range(0, len(blobs), 3):
+        if start:
+            rid = _junk_round_open(fed)
+        for i, p in enumerate(fed.participants):
+            data = blobs[(start + i) % len(blobs)]
+            p.ledger.commit_update(rid, sha256_digest(data), fed.store.put(data), fed.clients[i].num_samples, b"\x07" * 32)
+            committed[(int(rid), p.address)] = data
+        fed.aggregator.ledger.close_round(rid, "hostile updates only")
+
+    report = fed.auditor().audit()
+
+    _no_anonymous_failure(report.findings)
+    assert {f.responsible.value for f in report.findings} == {"participant"}, \
+        [(f.round, f.kind.value, f.detail) for f in report.findings if f.responsible.value != "participant"]
+    blamed = {(f.round, f.responsible_address) for f in report.findings}
+    assert set(committed) <= blamed, sorted(set(committed) - blamed)
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
