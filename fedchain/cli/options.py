@@ -135,6 +135,9 @@ def task_options(f: F) -> F:
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--commit-duration", type=int, default=300, show_default=True,
                      help="Seconds participants have to commit."),
+        click.option("--max-commit-duration", type=int, default=86_400, show_default=True,
+                     help="The longest commit phase (seconds) the contract lets a round of the task be opened with "
+                          "(recorded in the task document and on chain; at least --commit-duration)."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -95,3 +95,24 @@ def test_configure_task_with_an_unknown_strategy_is_a_config_error(chain_env, ip
     assert result.exit_code == ExitCode.CONFIG, result.output
     assert "unknown strategy 'fedmagic'" in result.output
     assert not [e for e in chain_env.ledger().history() if isinstance(e, TaskConfigured)]
+
+
+def test_configure_task_records_the_commit_window_bound_and_the_default_weight_bounds(chain_env, ipfs_api_url,
+                                                                                     ipfs_store) -> None:
+    result = _configure_task(chain_env, ipfs_api_url, "--commit-duration", "600", "--max-commit-duration", "1800")
+    assert result.exit_code == 0, result.output
+
+    task = chain_env.ledger().task()
+    doc = TaskDocument.from_bytes(ipfs_store.get(task.config_cid))
+    assert task.max_commit_duration == doc.max_commit_duration == 1800 and doc.commit_duration == 600
+    strategy = doc.strategy_config()
+    assert [(r.name, dict(r.params)) for r in strategy.robust] == [("norm_clip", {"max_norm": 100.0, "reject": True})]
+    assert strategy.params["max_weight_share"] == 0.3
+
+
+def test_configure_task_with_a_commit_window_bound_below_the_commit_duration_is_a_config_error(chain_env,
+                                                                                                ipfs_api_url) -> None:
+    result = _configure_task(chain_env, ipfs_api_url, "--commit-duration", "600", "--max-commit-duration", "599")
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "max_commit_duration must be in [commit_duration = 600" in result.output
+    assert not [e for e in chain_env.ledger().history() if isinstance(e, TaskConfigured)]

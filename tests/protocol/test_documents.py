@@ -171,7 +171,8 @@ def test_configure_task_gets_the_default_update_norm_bound_unless_told_otherwise
     from fedchain.sim.config import DEFAULT_MAX_WEIGHT_SHARE
 
     doc = _task_document(dataset="breast_cancer", arch=None, strategy="fedavg", strategy_params=(), robust=robust,
-                         local_epochs=1, batch_size=32, lr=0.05, seed=0, min_updates=1, commit_duration=300)
+                         local_epochs=1, batch_size=32, lr=0.05, seed=0, min_updates=1, commit_duration=300,
+                         max_commit_duration=3_600)
 
     assert doc.strategy_config().robust == rules
     assert strategy_from_config(doc.strategy_config()).max_weight_share == DEFAULT_MAX_WEIGHT_SHARE
