@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -12,12 +13,12 @@ from fedchain.cli.options import (
     emit,
     json_option,
     keystore_option,
-    role_ledger,
     role_options,
     role_settings,
     role_signer,
 )
 from fedchain.config import private_dir
+from fedchain.types import Address
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,23 +35,39 @@ def participant() -> None:
 @participant.command()
 @click.option("--organisation", "--org", required=True, help="Organisation name recorded on chain.")
 @click.option("--industry", default="", help="Industry (healthcare, finance, ...).")
+@click.option("--samples", type=click.IntRange(1, 2**64 - 1), default=None,
+              help="Size of the training dataset (number of samples), recorded on chain and approved with admission: "
+                   "no commitment may claim more [default: the number of rows of --data].")
+@click.option("--data", "data_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="This participant's data file (.npz from `fedchain data partition`), to count its samples.")
 @keystore_option
 @role_options
 @json_option
-def register(organisation: str, industry: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
-             ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+def register(organisation: str, industry: str, samples: int | None, data_path: Path | None, keystore: Path | None,
+             state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+             address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Register the keystore's account as a participant (pending until an admin admits it)."""
     from eth_keys import keys
 
+    if samples is None:
+        if data_path is None:
+            raise click.UsageError("give the dataset size with --samples N, or the data file to count with --data FILE")
+        from fedchain.fl.schema import load_client_data
+
+        samples = int(load_client_data(data_path)[1].shape[0])
+        if samples == 0:
+            raise click.UsageError(f"--data {data_path} holds no samples; there is nothing to train on")
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     account = role_signer(settings)
     from fedchain.sim.wiring import connect_ledger
 
     ledger = connect_ledger(settings, account=account, address=address)
     public_key = bytes(keys.PrivateKey(bytes(account.key)).public_key.to_bytes())
-    report = ledger.register(organisation, industry, public_key)
-    emit(as_json, {"participant": account.address, "organisation": organisation, "industry": industry, "tx": report},
-         f"registered {account.address} as {organisation!r} (pending admission; tx {report.tx_hash}, gas {report.gas_used})")
+    report = ledger.register(organisation, industry, public_key, samples)
+    emit(as_json, {"participant": account.address, "organisation": organisation, "industry": industry,
+                   "declared_samples": samples, "tx": report},
+         f"registered {account.address} as {organisation!r} with {samples} samples "
+         f"(pending admission; tx {report.tx_hash}, gas {report.gas_used})")
 
 
 @participant.command()
@@ -64,11 +81,11 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
     from fedchain.sim.wiring import connect_ledger
 
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    who = participant_address or role_signer(settings).address
+    who = Address(participant_address or role_signer(settings).address)
     ledger = connect_ledger(settings, address=address)
     rec = ledger.participant(who)
     emit(as_json, rec, lambda: f"{rec.address}: {rec.status.name.lower()}, last committed round "
-         f"{rec.last_committed_round}, registered at block {rec.registered_block}"
+         f"{rec.last_committed_round}, {rec.declared_samples} samples declared, registered at block {rec.registered_block}"
          + (f" ({rec.organisation}, {rec.industry})" if rec.organisation else ""))
 
 
@@ -84,15 +101,40 @@ def agent_options(f: F) -> F:
 
 
 def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None) -> Any:
+    from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.participant import ParticipantAgent
     from fedchain.sim.wiring import connect_ledger, open_blob_store
 
-    from fedchain.fl.attacks import AttackSpec
-
     spec = AttackSpec.parse(attack) if attack is not None else None
-    ledger = connect_ledger(settings, account=role_signer(settings), address=address)
+    account = role_signer(settings)
+    ledger = connect_ledger(settings, account=account, address=address)
     store = open_blob_store(settings)
-    return ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec)
+    agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec)
+    agent.on_outage = _follow_services(settings, agent, account, address)
+    return agent
+
+
+def _follow_services(settings: Any, agent: Any, account: Any, address: str | None) -> Callable[[], None]:
+    """After an outage, reconnect the agent to a managed devnet or IPFS node that came back on
+    another URL (only for URLs read from the state dir, never for ones given explicitly)."""
+    import logging
+
+    from fedchain.sim.wiring import ServiceFollower, connect_ledger, open_blob_store
+
+    log = logging.getLogger("fedchain.cli.participant")
+    follower = ServiceFollower(settings)
+
+    def follow() -> None:
+        rpc, ipfs = follower.moved()
+        if rpc is not None:
+            log.warning("the devnet answers on %s now; reconnecting", rpc)
+            agent.ledger = connect_ledger(follower.settings_now(), account=account, address=address)
+        if ipfs is not None:
+            log.warning("the IPFS node answers on %s now; reconnecting", ipfs)
+            old, agent.store = agent.store, open_blob_store(follower.settings_now())
+            old.close()
+
+    return follow
 
 
 @participant.command()
@@ -119,25 +161,31 @@ def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack:
 @participant.command()
 @click.option("--until-round", type=int, default=None, help="Exit after taking part in (or seeing the end of) this round.")
 @click.option("--max-idle", type=float, default=None, help="Exit after this many seconds with nothing to do.")
+@click.option("--wait-round-end/--no-wait-round-end", default=False,
+              help="With --until-round: exit only once that round has ended, so that a commit the chain loses "
+                   "meanwhile (a rewound devnet) is made again.")
 @agent_options
 @keystore_option
 @role_options
 @json_option
-def run(until_round: int | None, max_idle: float | None, data_path: Path, work_dir: Path | None, attack: str | None,
-        keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
-        address: str | None, chain_id: int | None, as_json: bool) -> None:
-    """Run the participant agent: watch for open rounds, train, store the update, commit."""
+def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, data_path: Path, work_dir: Path | None,
+        attack: str | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None,
+        store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Run the participant agent: watch for open rounds, train, store the update, commit.
+
+    Every commit is journaled in <work-dir>/results.jsonl (fsynced before and after it is sent);
+    a journaled commit that the chain lost while its round is open is committed again. An
+    unreachable chain or store is ridden out; a managed service that came back on another URL
+    is followed."""
     import torch
 
-    from fedchain.protocol.participant import READY_FILE, write_result_line
+    from fedchain.protocol.participant import READY_FILE
 
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     agent = _agent(settings, address, data_path, work_dir, attack)
-    journal = agent.state_dir / "results.jsonl"
 
     def on_result(res: Any) -> None:
-        write_result_line(journal, res)
         if not as_json:
             click.echo(f"round {res.round_id}: " + ("already committed" if res.already_committed else
                        f"committed {res.cid} (gas {res.gas_used})"))
@@ -151,7 +199,8 @@ def run(until_round: int | None, max_idle: float | None, data_path: Path, work_d
         tmp.write_text(str(os.getpid()), encoding="utf-8")
         tmp.replace(ready)
 
-    results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result, on_ready=on_ready)
+    results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result, on_ready=on_ready,
+                        wait_for_end=wait_round_end)
     if as_json:
         import resource
 

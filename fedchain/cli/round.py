@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,19 +14,46 @@ from fedchain.config import Settings
 from fedchain.types import RoundId, digest_hex
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from fedchain.engine.ledger import LedgerTransport
     from fedchain.engine.reports import RoundReport
 
+log = logging.getLogger(__name__)
+
 
 def aggregator_transport(settings: Settings, address: str | None, *, dishonest: str | None = None,
-                         commit_duration: int | None = None, min_updates: int | None = None) -> LedgerTransport:
-    """The ledger transport of the aggregator role, signing with the role's keystore."""
+                         commit_duration: int | None = None, min_updates: int | None = None,
+                         resume: bool = False, account: LocalAccount | None = None) -> LedgerTransport:
+    """The ledger transport of the aggregator role, signing with ``account`` (default: the
+    role's keystore)."""
     from fedchain.engine.ledger import LedgerTransport
     from fedchain.sim.wiring import connect_ledger, open_blob_store
 
-    ledger = connect_ledger(settings, account=role_signer(settings), address=address)
+    ledger = connect_ledger(settings, account=account or role_signer(settings), address=address)
     return LedgerTransport(ledger, open_blob_store(settings), dishonest=dishonest, commit_duration=commit_duration,
-                           min_updates=min_updates)
+                           min_updates=min_updates, resume=resume)
+
+
+def follow_services(settings: Settings, transport: LedgerTransport, account: LocalAccount,
+                    address: str | None) -> Callable[[], None]:
+    """After an outage, reconnect the transport to a managed devnet or IPFS node that came back
+    on another URL (only for URLs read from the state dir, never for ones given explicitly)."""
+    from fedchain.sim.wiring import ServiceFollower, connect_ledger, open_blob_store
+
+    follower = ServiceFollower(settings)
+
+    def follow() -> None:
+        rpc, ipfs = follower.moved()
+        if rpc is not None:
+            log.warning("the devnet answers on %s now; reconnecting", rpc)
+            transport.ledger = connect_ledger(follower.settings_now(), account=account, address=address)
+        if ipfs is not None:
+            log.warning("the IPFS node answers on %s now; reconnecting", ipfs)
+            old, transport.store = transport.store, open_blob_store(follower.settings_now())
+            old.close()
+
+    return follow
 
 
 def describe_round(out: RoundReport) -> str:

@@ -131,6 +131,7 @@ class LedgerTransport:
         fetch_window_s: float | None = None,
         fetch_workers: int = FETCH_WORKERS,
         deadline_block_wait_s: float = DEADLINE_BLOCK_WAIT_S,
+        resume: bool = False,
     ) -> None:
         if dishonest is not None and dishonest not in DISHONEST_MODES:
             raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
@@ -144,6 +145,8 @@ class LedgerTransport:
         self.fetch_window_s = fetch_window_s  # one deadline for all of a round's blobs (None: the default window)
         self.fetch_workers = fetch_workers
         self.deadline_block_wait_s = deadline_block_wait_s  # how long a chain may mine nothing after a deadline
+        # open_round finishes a round left open (by an aggregator that stopped) instead of opening a new one
+        self.resume_open = resume
         self.reports: list[TxReport] = []  # every transaction this transport sent
         self._context: dict[int, _RoundContext] = {}
 
@@ -163,7 +166,26 @@ class LedgerTransport:
         return sha256_digest(blob), self.store.put(blob)
 
     def open_round(self) -> OpenedRound:
-        """Open the next round on chain on the current global model."""
+        """Open the next round on chain on the current global model.
+
+        When the latest round is still open (an aggregator stopped before finishing it) and the
+        transport was made with ``resume``, that round is attached to, with a log line, and
+        finished instead; without ``resume`` that is an AggregationError (the contract would
+        refuse a second open round)."""
+        latest = RoundId(int(self.ledger.latest_round_id()))
+        if latest >= 1:
+            rnd = self.ledger.round(latest)
+            if rnd.status == RoundStatus.OPEN:
+                if not self.resume_open:
+                    raise AggregationError(
+                        f"round {latest} is still open (deadline {rnd.deadline}, {rnd.commit_count} commitment(s)): "
+                        "finish it with `fedchain round finalize`, close it with `fedchain round close`, "
+                        "or let `fedchain aggregator run` resume it"
+                    )
+                log.warning("round %d is still open (opened in block %d, deadline %d, %d commitment(s)): "
+                            "resuming it instead of opening a new round", latest, rnd.opened_block, rnd.deadline,
+                            rnd.commit_count)
+                return self.attach(latest)
         _, doc = load_task_document(self.ledger, self.store)
         digest, cid = self.base_model(doc)
         report = self.ledger.open_round(
@@ -185,6 +207,17 @@ class LedgerTransport:
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         base = self._fetch_base(round_id, rnd.base_model_cid, rnd.base_model_digest)
         return OpenedRound(RoundId(int(round_id)), base, rnd.base_model_digest, doc.strategy_config(), int(rnd.min_updates))
+
+    def resume(self, opened: OpenedRound) -> OpenedRound | None:
+        """The round again after an outage: attached afresh while it is open, None once it ended
+        (finalised or closed while the connection was down)."""
+        rnd = self.ledger.round(opened.round_id)
+        if rnd.status != RoundStatus.OPEN:
+            log.warning("round %d was %s while the ledger or store was unreachable", opened.round_id,
+                        RoundStatus(rnd.status).name.lower())
+            return None
+        log.info("round %d: resuming after the outage", opened.round_id)
+        return self.attach(opened.round_id)
 
     def _fetch_base(self, round_id: RoundId, cid: Cid, digest: Digest) -> GlobalModel:
         data = self.store.get(cid)

@@ -9,14 +9,21 @@ model or close with a reason), and an optional evaluator scores the new global m
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fedchain.engine.reports import PhaseTimes, RoundReport, RunReport, Traffic
-from fedchain.errors import AggregationError, CommitPhaseStillOpen
+from fedchain.errors import (
+    AggregationError,
+    CommitPhaseStillOpen,
+    FedchainError,
+    RpcUnavailableError,
+    StorageUnavailableError,
+)
 from fedchain.fl.records import ClientUpdate, Rejection, StrategyConfig
 from fedchain.protocol.blobs import GlobalModel
 from fedchain.protocol.rounds import RoundAggregate, aggregate_screened
@@ -25,6 +32,7 @@ from fedchain.types import Cid, Digest, RoundId
 log = logging.getLogger(__name__)
 
 Evaluator = Callable[[GlobalModel], Mapping[str, float]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +87,10 @@ class Transport(Protocol):
         """Publish the round's model (or close the round when ``aggregate`` has none).
 
         Raises :class:`CommitPhaseStillOpen` when the round cannot end yet."""
+        ...
+
+    def resume(self, opened: OpenedRound) -> OpenedRound | None:
+        """The round again after an outage, as it stands now; None when it has ended meanwhile."""
         ...
 
 
@@ -158,6 +170,61 @@ def run_round(transport: Transport, *, evaluate: Evaluator | None = None, commit
     return _finish(transport, opened, evaluate, commit_timeout_s, t0, time.perf_counter() - t0)[0]
 
 
+@dataclass(frozen=True)
+class OutagePolicy:
+    """How :func:`run_rounds` rides out an unreachable ledger or store (``errors``): it pauses
+    (``first_pause_s``, doubling up to ``max_pause_s``), calls ``on_outage`` (where an agent
+    looks its services up again), and resumes the round it was in (:meth:`Transport.resume`);
+    an outage longer than ``max_outage_s`` seconds is raised."""
+
+    max_outage_s: float = 300.0
+    first_pause_s: float = 0.5
+    max_pause_s: float = 10.0
+    on_outage: Callable[[], None] | None = None
+    errors: tuple[type[Exception], ...] = (RpcUnavailableError, StorageUnavailableError)
+
+
+class _Outage:
+    """The state of one outage: when it began and how many tries failed."""
+
+    def __init__(self, policy: OutagePolicy) -> None:
+        self.policy = policy
+        self.since: float | None = None
+        self.failures = 0
+
+    def failed(self, err: Exception) -> None:
+        """Pause before the next try, or raise ``err`` once the outage lasted too long."""
+        now = time.monotonic()
+        self.since = now if self.since is None else self.since
+        if now - self.since > self.policy.max_outage_s:
+            raise err
+        delay = min(self.policy.first_pause_s * 2 ** self.failures, self.policy.max_pause_s)
+        self.failures += 1
+        log.warning("%s; retrying in %.1f s (unreachable for %.0f s)", err, delay, now - self.since)
+        time.sleep(delay)
+        if self.policy.on_outage is not None:
+            try:
+                self.policy.on_outage()
+            except FedchainError as hook_err:
+                log.warning("could not look the services up again: %s", hook_err)
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            log.info("reachable again after %.1f s", time.monotonic() - self.since)
+        self.since, self.failures = None, 0
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()``, tried again through the outage."""
+        while True:
+            try:
+                out = fn()
+            except self.policy.errors as err:
+                self.failed(err)
+                continue
+            self.recovered()
+            return out
+
+
 def run_rounds(
     transport: Transport,
     rounds: int | None,
@@ -165,17 +232,41 @@ def run_rounds(
     evaluate: Evaluator | None = None,
     on_round: Callable[[RoundReport], None] | None = None,
     commit_timeout_s: float | None = None,
+    ride_out: OutagePolicy | None = None,
 ) -> RunReport:
-    """Run ``rounds`` rounds (None: until interrupted) over ``transport``; the one round loop."""
+    """Run ``rounds`` rounds (None: until interrupted) over ``transport``; the one round loop.
+
+    With ``ride_out``, an unreachable ledger or store does not end the run: the loop waits
+    (bounded) and resumes the round it was in; a round that ended meanwhile (its finalisation
+    went through before the connection dropped) counts as run, without a report."""
     if rounds is not None and rounds < 0:
         raise AggregationError(f"rounds must be >= 0, got {rounds}")
     started = time.perf_counter()
     reports: list[RoundReport] = []
     final: GlobalModel | None = None
-    while rounds is None or len(reports) < rounds:
+    outage = _Outage(ride_out) if ride_out is not None else None
+    ended = 0
+    while rounds is None or ended < rounds:
         t0 = time.perf_counter()
-        opened = transport.open_round()
-        report, model = _finish(transport, opened, evaluate, commit_timeout_s, t0, time.perf_counter() - t0)
+        opened = outage.call(transport.open_round) if outage is not None else transport.open_round()
+        report: RoundReport | None = None
+        while True:
+            try:
+                report, model = _finish(transport, opened, evaluate, commit_timeout_s, t0, time.perf_counter() - t0)
+                break
+            except Exception as err:
+                if outage is None or not isinstance(err, outage.policy.errors):
+                    raise
+                outage.failed(err)
+                again = outage.call(functools.partial(transport.resume, opened))
+            if again is None:
+                log.warning("round %d ended while the ledger or store was unreachable; it has no report",
+                            opened.round_id)
+                break
+            opened = again
+        ended += 1
+        if report is None:
+            continue
         final = model if model is not None else (final if final is not None else opened.base)
         reports.append(report)
         if on_round is not None:

@@ -105,6 +105,10 @@ class InMemoryTransport:
             updates.append(update)
         return Collected(tuple(updates), (), len(updates), sat_out)
 
+    def resume(self, opened: OpenedRound) -> OpenedRound | None:
+        """Nothing ends a round here but :meth:`publish`: the round as it was."""
+        return opened
+
     def publish(self, opened: OpenedRound, collected: Collected, aggregate: RoundAggregate) -> Published:
         """Adopt the new global model; only included participants keep their new client state."""
         if aggregate.model is not None and aggregate.model_digest is not None:

@@ -27,6 +27,7 @@ from fedchain.codec.canonical import sha256_digest
 from fedchain.config import private_dir
 from fedchain.errors import (
     BlobFormatError,
+    FedchainError,
     IntegrityError,
     ParticipantError,
     RoundNotOpenError,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READY_FILE = "ready"  # written to the work dir once the agent is admitted, loaded and watching
+JOURNAL_FILE = "results.jsonl"  # the agent's transaction journal in its work dir (see TxJournal)
 # Reverts that mean "this round is no longer for us", not "something is broken".
 _MISSED_ROUND_ERRORS = (FederationCommitTooLate, FederationRoundNotOpen)
 # Outages the agent rides out (with bounded backoff) instead of exiting.
@@ -111,6 +113,116 @@ class SubmitResult:
         }
 
 
+JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One line of the participant's transaction journal.
+
+    ``intent``: an update is stored and its commit is about to be sent; ``committed``: the
+    commit is on chain (``tx_hash``, ``block_number``; ``already_committed`` when an earlier
+    attempt's commit was found there); ``recommitted``: a journaled commit that the chain had
+    lost (a rewound chain) was sent again; ``skipped``: the round no longer took commits
+    (``reason``)."""
+
+    event: str
+    round_id: RoundId
+    participant: Address
+    update_digest: Digest | None = None
+    cid: Cid | None = None
+    num_samples: int | None = None
+    metadata_digest: Digest | None = None
+    base_model_digest: Digest | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+    reason: str | None = None
+    result: SubmitResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON object (one journal line): the result's fields, if any, and the entry's own."""
+        out: dict[str, Any] = self.result.to_json() if self.result is not None else {}
+        out.update({
+            "event": self.event,
+            "round": int(self.round_id),
+            "participant": self.participant,
+            "update_digest": digest_hex(self.update_digest) if self.update_digest is not None else None,
+            "cid": self.cid,
+            "num_samples": self.num_samples,
+            "metadata_digest": digest_hex(self.metadata_digest) if self.metadata_digest is not None else None,
+            "base_model_digest": digest_hex(self.base_model_digest) if self.base_model_digest is not None else None,
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "reason": self.reason,
+            "time": round(time.time(), 3),
+        })
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JournalEntry:
+        """An entry read back from a journal line (KeyError/ValueError/TypeError when malformed)."""
+        def digest(key: str) -> Digest | None:
+            value = data.get(key)
+            return Digest(bytes.fromhex(str(value).removeprefix("0x"))) if value else None
+
+        event = str(data["event"])
+        if event not in JOURNAL_EVENTS:
+            raise ValueError(f"unknown journal event {event!r}")
+        return cls(
+            event=event, round_id=RoundId(int(data["round"])), participant=Address(str(data["participant"])),
+            update_digest=digest("update_digest"), cid=Cid(data["cid"]) if data.get("cid") else None,
+            num_samples=int(data["num_samples"]) if data.get("num_samples") is not None else None,
+            metadata_digest=digest("metadata_digest"), base_model_digest=digest("base_model_digest"),
+            tx_hash=data.get("tx_hash"), block_number=data.get("block_number"), reason=data.get("reason"),
+        )
+
+
+class TxJournal:
+    """The participant's append-only journal of its transactions (JSON lines), each line
+    flushed and fsynced before the agent goes on: an ``intent`` before a commit is sent, a
+    ``committed`` once it is mined. What lets a restarted agent notice that the chain lost a
+    commit it had made (a devnet restored from an older state)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def append(self, entry: JournalEntry) -> None:
+        """Append ``entry`` and fsync the file (and, when it was just created, its directory)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (json.dumps(entry.to_json(), sort_keys=True) + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def entries(self) -> list[JournalEntry]:
+        """Every readable entry, oldest first; a torn or foreign line is skipped with a warning."""
+        if not self.path.is_file():
+            return []
+        out: list[JournalEntry] = []
+        for number, line in enumerate(self.path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+                out.append(JournalEntry.from_json(data))
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                log.warning("journal %s line %d is unreadable, skipped: %s", self.path, number, err)
+        return out
+
+    def commits(self) -> dict[int, JournalEntry]:
+        """The latest ``committed`` or ``recommitted`` entry of each round."""
+        return {int(e.round_id): e for e in self.entries() if e.event in ("committed", "recommitted")}
+
+
 class ParticipantAgent:
     """One participant. ``ledger`` signs as the participant; ``store`` is the shared blob store."""
 
@@ -125,6 +237,7 @@ class ParticipantAgent:
         poll_interval_s: float = 0.2,
         max_outage_s: float = 300.0,
         block_wait_s: float = 2.0,
+        on_outage: Callable[[], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -137,6 +250,11 @@ class ParticipantAgent:
         self._last_progress = time.monotonic()
         self._data: tuple[np.ndarray, np.ndarray] | None = None
         self._tasks: dict[tuple[int, str], TaskDocument] = {}  # verified documents by (version, CID)
+        self.journal = TxJournal(self.state_dir / JOURNAL_FILE)
+        self._commits = self.journal.commits()  # the journaled commit of each round, kept in step with the file
+        # called after each failed attempt during an outage, before the next: where the services'
+        # URLs are read again (an agent started from the state dir follows a node that moved)
+        self.on_outage = on_outage
 
     @property
     def address(self) -> Address:
@@ -178,14 +296,14 @@ class ParticipantAgent:
             raise ParticipantError("no round has been opened yet")
         rnd = self.ledger.round(rid)
         self.require_active()
+        again = self.recommit_lost(rnd)  # before settling: that round's client state is still pending
+        if again is not None:
+            return again
         self.settle_state()
         existing = self.own_commitment(rid) if self.ledger.participant(self.address).last_committed_round == rid else None
         if existing is not None:
             log.info("round %d: already committed %s (tx %s); nothing to do", rid, existing.cid, existing.tx_hash)
-            return SubmitResult(
-                rid, self.address, existing.update_digest, existing.cid, existing.num_samples,
-                True, 0, existing.tx_hash, None, 0, 0.0,
-            )
+            return self._found_on_chain(rnd, existing, None, 0.0)
         if rnd.status != RoundStatus.OPEN:
             raise RoundNotOpenError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         doc = self.task_document(int(rnd.task_version))
@@ -200,24 +318,97 @@ class ParticipantAgent:
         _test_crash_point("after_put")
         digest = sha256_digest(blob)
         self._save_pending_state(rid, new_state)
+        samples, meta = int(update.num_samples), metadata_digest(update)
+        self.journal.append(JournalEntry("intent", rid, self.address, digest, cid, samples, meta,
+                                         rnd.base_model_digest))
         try:
-            report = self.ledger.commit_update(rid, digest, cid, int(update.num_samples), metadata_digest(update))
+            report = self.ledger.commit_update(rid, digest, cid, samples, meta)
         except FederationDuplicateCommit:
             # an earlier attempt (a lost receipt, a restart) already committed: that commitment stands
             existing = self.own_commitment(rid)
             if existing is None:
                 raise
             log.info("round %d: already committed %s (tx %s)", rid, existing.cid, existing.tx_hash)
-            return SubmitResult(
-                rid, self.address, existing.update_digest, existing.cid, existing.num_samples,
-                True, 0, existing.tx_hash, loss, 0, train_s,
-            )
-        _test_crash_point("after_send")
-        log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
-        return SubmitResult(
-            rid, self.address, digest, cid, int(update.num_samples), False,
+            return self._found_on_chain(rnd, existing, loss, train_s)
+        result = SubmitResult(
+            rid, self.address, digest, cid, samples, False,
             report.gas_used, report.tx_hash, loss, len(blob), train_s, base_size + len(doc.to_bytes()),
         )
+        self._journal_commit(JournalEntry("committed", rid, self.address, digest, cid, samples, meta,
+                                          rnd.base_model_digest, report.tx_hash, report.block_number, result=result))
+        _test_crash_point("after_send")
+        log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
+        return result
+
+    # --- the journal and a rewound chain -------------------------------------------------
+    def _journal_commit(self, entry: JournalEntry) -> None:
+        self.journal.append(entry)
+        self._commits[int(entry.round_id)] = entry
+
+    def _found_on_chain(self, rnd: RoundRecord, existing: UpdateCommitment, loss: float | None,
+                        train_s: float) -> SubmitResult:
+        """The result of a round whose commitment an earlier attempt made; journaled once."""
+        result = SubmitResult(
+            rnd.round_id, self.address, existing.update_digest, existing.cid, existing.num_samples,
+            True, 0, existing.tx_hash, loss, 0, train_s,
+        )
+        known = self._commits.get(int(rnd.round_id))
+        if known is None or known.tx_hash != existing.tx_hash:
+            self._journal_commit(JournalEntry(
+                "committed", rnd.round_id, self.address, existing.update_digest, existing.cid, existing.num_samples,
+                existing.metadata_digest, rnd.base_model_digest, existing.tx_hash, existing.block_number, result=result,
+            ))
+        return result
+
+    def recommit_lost(self, rnd: RoundRecord) -> SubmitResult | None:
+        """Commit again, loudly, a journaled commitment that the chain no longer has while its
+        round is still open (the chain was rewound: a devnet restored from an older state).
+
+        The same update is committed when the round still starts from the model the journal
+        names and the store still holds the blob; otherwise the journaled commit is dropped
+        (with a warning) and the agent takes part in the round anew. None when there is
+        nothing to commit again."""
+        rid = RoundId(int(rnd.round_id))
+        entry = self._commits.get(int(rid))
+        if entry is None or rnd.status != RoundStatus.OPEN or self.own_commitment(rid) is not None:
+            return None
+        if (entry.update_digest is None or entry.cid is None or entry.num_samples is None
+                or entry.metadata_digest is None or entry.base_model_digest is None):
+            log.warning("round %d: journaled commit tx %s is missing from the chain and the journal lacks its "
+                        "details; taking part anew", rid, entry.tx_hash)
+            del self._commits[int(rid)]
+            return None
+        if bytes(entry.base_model_digest) != bytes(rnd.base_model_digest):
+            log.warning("round %d: journaled commit tx %s is missing from the chain, and the round now starts from "
+                        "model %s, not %s (the chain was rewound and the round opened again); taking part anew",
+                        rid, entry.tx_hash, digest_hex(rnd.base_model_digest), digest_hex(entry.base_model_digest))
+            del self._commits[int(rid)]
+            return None
+        if not self.store.has(entry.cid):
+            log.warning("round %d: journaled commit tx %s is missing from the chain and its blob %s is not in the "
+                        "store any more; taking part anew", rid, entry.tx_hash, entry.cid)
+            del self._commits[int(rid)]
+            return None
+        log.warning("round %d: journaled commit tx %s (update %s) is missing from the chain (the chain was "
+                    "rewound?); committing it again", rid, entry.tx_hash, entry.cid)
+        try:
+            report = self.ledger.commit_update(rid, entry.update_digest, entry.cid, entry.num_samples,
+                                               entry.metadata_digest)
+        except FederationDuplicateCommit:
+            existing = self.own_commitment(rid)
+            if existing is None:
+                raise
+            return self._found_on_chain(rnd, existing, None, 0.0)
+        result = SubmitResult(rid, self.address, entry.update_digest, entry.cid, entry.num_samples, False,
+                              report.gas_used, report.tx_hash, None, 0, 0.0)
+        self._journal_commit(JournalEntry(
+            "recommitted", rid, self.address, entry.update_digest, entry.cid, entry.num_samples, entry.metadata_digest,
+            entry.base_model_digest, report.tx_hash, report.block_number,
+            reason=f"journaled commit tx {entry.tx_hash} was missing from the chain", result=result,
+        ))
+        log.warning("round %d: committed %s again in tx %s%s", rid, entry.cid, report.tx_hash,
+                    " (the lost transaction, sent again)" if report.tx_hash == entry.tx_hash else "")
+        return result
 
     def task_document(self, version: int | None = None) -> TaskDocument:
         """The task document of ``version`` (default: current), verified against the chain once."""
@@ -298,6 +489,8 @@ class ParticipantAgent:
         for round_id, path in pending:
             rid = RoundId(round_id)
             if self.own_commitment(rid) is None:
+                if round_id in self._commits and self._open(rid):
+                    continue  # a commit the chain lost: recommit_lost commits it again
                 log.info("round %d: discarding the client state of an uncommitted update", round_id)
                 path.unlink()
                 continue
@@ -310,6 +503,11 @@ class ParticipantAgent:
             else:
                 log.info("round %d: our update was not included; keeping the previous client state", round_id)
                 path.unlink()
+
+    def _open(self, round_id: RoundId) -> bool:
+        if int(self.ledger.latest_round_id()) < int(round_id):
+            return False
+        return self.ledger.round(round_id).status == RoundStatus.OPEN
 
     def _included(self, rnd: RoundRecord) -> bool:
         """Whether the round's evidence document lists this participant as included. Evidence
@@ -335,13 +533,21 @@ class ParticipantAgent:
         max_idle_s: float | None = None,
         on_result: Callable[[SubmitResult], None] | None = None,
         on_ready: Callable[[], None] | None = None,
+        wait_for_end: bool = False,
     ) -> list[SubmitResult]:
         """Watch the ledger and take part in every open round.
 
         Checks first that it is admitted and, when a task is configured, that its data matches
         the task's schema (failing fast, before any round); then calls ``on_ready``. Returns
-        after taking part in (or seeing the end of) ``until_round``, or after ``max_idle_s``
-        seconds without anything to do.
+        after taking part in (or seeing the end of) ``until_round`` - with ``wait_for_end``,
+        only once that round has ended, so that a commit the chain loses meanwhile is made
+        again - or after ``max_idle_s`` seconds without anything to do.
+
+        Every commit is journaled (:class:`TxJournal`); while a round it committed in is open,
+        the agent checks that the chain still holds the commit and commits it again, loudly,
+        when it does not (:meth:`recommit_lost`). A late commit skips the round with one
+        warning. An unreachable chain or store is ridden out with bounded backoff for up to
+        ``max_outage_s`` seconds, calling ``on_outage`` before each retry.
         """
         self.require_active()
         self.settle_state()
@@ -363,7 +569,7 @@ class ParticipantAgent:
             try:
                 if seen < 0:
                     seen = self.ledger.block_number()
-                finished = self._step(until_round, done, results, on_result)
+                finished = self._step(until_round, done, results, on_result, wait_for_end)
                 if not finished:
                     idle_since = max(idle_since, self._last_progress)
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
@@ -380,37 +586,74 @@ class ParticipantAgent:
                 failures += 1
                 log.warning("%s; retrying in %.1f s", err, delay)
                 time.sleep(delay)
+                seen = -1  # a restarted chain may be lower than the block seen before
+                self._outage_hook()
                 continue
             outage_since, failures = None, 0
             if finished:
                 return results
 
+    def _outage_hook(self) -> None:
+        if self.on_outage is None:
+            return
+        try:
+            self.on_outage()
+        except FedchainError as err:
+            log.warning("could not look the services up again: %s", err)
+
     def _step(self, until_round: int | None, done: set[int], results: list[SubmitResult],
-              on_result: Callable[[SubmitResult], None] | None) -> bool:
-        """One look at the ledger: take part in the latest round if it is open and new to us.
-        Returns True when the agent is done (``until_round`` taken part in or over)."""
+              on_result: Callable[[SubmitResult], None] | None, wait_for_end: bool = False) -> bool:
+        """One look at the ledger: take part in the latest round if it is open and new to us,
+        and, while a round we committed in is open, check that the chain still holds our commit
+        (:meth:`recommit_lost`). Returns True when the agent is done: ``until_round`` taken
+        part in (and, with ``wait_for_end``, ended) or over."""
         latest = int(self.ledger.latest_round_id())
         if until_round is not None and latest > until_round:
             return True
-        if latest >= 1 and latest not in done:
-            rnd = self.ledger.round(RoundId(latest))
+        if latest < 1:
+            return False
+        rid = RoundId(latest)
+        if latest not in done:
+            rnd = self.ledger.round(rid)
             if rnd.status == RoundStatus.OPEN:
                 try:
-                    res = self.submit(RoundId(latest))
+                    res = self.submit(rid)
                 except _MISSED_ROUND_ERRORS as err:
                     # the contract's verdict: the commit phase ended before our commit; not a failure
                     log.warning("round %d: skipped, the round no longer takes commits: %s", latest, err)
+                    self.journal.append(JournalEntry("skipped", rid, self.address, reason=str(err)))
                 except RoundNotOpenError as err:
                     log.warning("round %d: skipped: %s", latest, err)
+                    self.journal.append(JournalEntry("skipped", rid, self.address, reason=str(err)))
                 else:
-                    results.append(res)
-                    if on_result is not None:
-                        on_result(res)
+                    self._report(res, results, on_result)
                 done.add(latest)
                 self._last_progress = time.monotonic()
             elif until_round is not None and latest >= until_round:
                 return True
-        return until_round is not None and latest == until_round and latest in done
+            return until_round is not None and latest == until_round and latest in done and not wait_for_end
+        if latest in self._commits:  # we committed in the latest round: does the chain still hold it?
+            rnd = self.ledger.round(rid)
+            if rnd.status == RoundStatus.OPEN:
+                again = self.recommit_lost(rnd)
+                if again is not None:
+                    self._report(again, results, on_result)
+                    self._last_progress = time.monotonic()
+                elif latest not in self._commits:
+                    done.discard(latest)  # the journaled commit does not apply any more: take part anew
+                    return False
+            elif until_round is not None and latest == until_round:
+                return True
+            return until_round is not None and latest == until_round and not wait_for_end
+        if until_round is not None and latest == until_round:
+            return not wait_for_end or self.ledger.round(rid).status != RoundStatus.OPEN
+        return False
+
+    @staticmethod
+    def _report(res: SubmitResult, results: list[SubmitResult], on_result: Callable[[SubmitResult], None] | None) -> None:
+        results.append(res)
+        if on_result is not None:
+            on_result(res)
 
 
 def _dry_run(doc: TaskDocument, x: np.ndarray, y: np.ndarray, participant: Address) -> None:
@@ -430,16 +673,11 @@ def _dry_run(doc: TaskDocument, x: np.ndarray, y: np.ndarray, participant: Addre
                 round_id=RoundId(0), base_model_digest=ZERO_DIGEST)
 
 
-def write_result_line(path: Path, result: SubmitResult) -> None:
-    """Append one JSON line describing ``result`` (the orchestrator reads these)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(result.to_json(), sort_keys=True) + "\n")
-
-
 __all__ = [
     "ParticipantAgent",
     "SubmitResult",
+    "JOURNAL_FILE",
+    "JournalEntry",
+    "TxJournal",
     "metadata_digest",
-    "write_result_line",
 ]

@@ -35,7 +35,7 @@ from fedchain.chain.federation import Deployment, FederationContract, deploy
 from fedchain.chain.ledger import ChainLedger
 from fedchain.config import Settings
 from fedchain.engine.ledger import LedgerTransport
-from fedchain.engine.loop import run_rounds
+from fedchain.engine.loop import OutagePolicy, run_rounds
 from fedchain.engine.reports import RoundReport, RunReport, Traffic
 from fedchain.errors import ServiceError
 from fedchain.ports import BlobStore, TxReport
@@ -46,7 +46,7 @@ from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
 from fedchain.sim.memory import backdoor_target, test_set_evaluator
 from fedchain.sim.plots import Progress, plot_rounds
-from fedchain.sim.wiring import gas_lookup, open_blob_store
+from fedchain.sim.wiring import ServiceFollower, connect_ledger, gas_lookup, open_blob_store
 from fedchain.types import Address, Cid, Wei
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ def provision(settings: Settings, services: Services, doc: TaskDocument, clients
     gas.record(task_report)
     on_step()
     for name, client in zip(participant_names(len(clients)), clients, strict=True):
-        gas.record(fed.ledger(name).register(client.name, industry, public_key(accounts[name])))
+        gas.record(fed.ledger(name).register(client.name, industry, public_key(accounts[name]), client.num_samples))
         gas.record(admin.admit(Address(accounts[name].address)))
         on_step()
     return fed
@@ -262,18 +262,24 @@ def provision(settings: Settings, services: Services, doc: TaskDocument, clients
 
 
 def participant_command(
-    *, keystore: Path, data: Path, rpc_url: str, address: str, settings: Settings, ipfs_api: str | None,
-    until_round: int, work_dir: Path, attack: str | None = None,
+    *, keystore: Path, data: Path, rpc_url: str | None, address: str, settings: Settings, ipfs_api: str | None,
+    until_round: int, work_dir: Path, attack: str | None = None, wait_round_end: bool = False,
 ) -> list[str]:
-    """The command line of one participant process."""
+    """The command line of one participant process. A URL left None is read from the state
+    dir's service records, and read again after an outage (the process follows a managed node
+    that comes back elsewhere)."""
     cmd = [
         sys.executable, "-m", "fedchain", "participant", "run",
-        "--keystore", str(keystore), "--data", str(data), "--rpc-url", rpc_url, "--address", address,
+        "--keystore", str(keystore), "--data", str(data), "--address", address,
         "--store", settings.store, "--state-dir", str(settings.state_dir), "--work-dir", str(work_dir),
         "--until-round", str(until_round), "--json",
     ]
+    if rpc_url:
+        cmd += ["--rpc-url", rpc_url]
     if ipfs_api:
         cmd += ["--ipfs-api", ipfs_api]
+    if wait_round_end:
+        cmd += ["--wait-round-end"]
     if attack:
         cmd += ["--attack", attack]
     return cmd
@@ -300,8 +306,13 @@ class ParticipantProcesses:
 
 
 def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequence[ClientData], settings: Settings,
-                        services: Services, run_dir: Path, cleanup: ExitStack) -> ParticipantProcesses:
-    """Start one ``fedchain participant run`` process per participant."""
+                        services: Services, run_dir: Path, cleanup: ExitStack,
+                        given: Settings | None = None) -> ParticipantProcesses:
+    """Start one ``fedchain participant run`` process per participant. ``given`` holds the
+    URLs the user gave: the others are left to the processes to read from the state dir, so
+    that they follow a managed service that comes back elsewhere. Each process stays until the
+    last round has ended (``--wait-round-end``), to commit again what a rewound chain lost."""
+    given = given if given is not None else settings
     env = dict(os.environ, FEDCHAIN_PASSWORD=fed.password)
     env.pop("FEDCHAIN_PRIVATE_KEY", None)
     logs_dir = run_dir / "logs"
@@ -312,9 +323,9 @@ def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequenc
         work_dir = run_dir / "participants" / fed.accounts[name].address
         attack = attack_of.get(idx)
         cmd = participant_command(
-            keystore=fed.keystores[name], data=client.path, rpc_url=services.rpc_url, address=fed.deployment.address,
-            settings=settings, ipfs_api=services.ipfs_api, until_round=cfg.rounds, work_dir=work_dir,
-            attack=attack.to_text() if attack is not None else None,
+            keystore=fed.keystores[name], data=client.path, rpc_url=given.rpc_url, address=fed.deployment.address,
+            settings=settings, ipfs_api=given.ipfs_api, until_round=cfg.rounds, work_dir=work_dir,
+            attack=attack.to_text() if attack is not None else None, wait_round_end=True,
         )
         stderr = cleanup.enter_context((logs_dir / f"participant-{idx}.log").open("w"))
         out.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env))
@@ -443,6 +454,7 @@ def run_federation(
 
     # absolute paths: participant processes and the service managers may run elsewhere
     settings = settings.with_overrides(state_dir=Path(settings.state_dir).resolve())
+    given = settings  # the URLs the user gave; the others come from the state dir's records
     t_services = time.perf_counter()
     services = start_services(settings)
     timing: dict[str, float] = {"prepare_s": t_services - t_start, "services_s": time.perf_counter() - t_services}
@@ -456,7 +468,7 @@ def run_federation(
             gas = GasLog()
             fed = provision(settings, services, doc, clients, ds.domain or "research", run_dir, gas, store,
                             bars.task("set-up", 3 + cfg.clients))
-            parts = launch_participants(cfg, fed, clients, settings, services, run_dir, cleanup)
+            parts = launch_participants(cfg, fed, clients, settings, services, run_dir, cleanup, given)
             cleanup.callback(parts.terminate)
             timing["setup_s"] = time.perf_counter() - t_setup
             t_ready = time.perf_counter()
@@ -464,7 +476,19 @@ def run_federation(
             timing["participants_start_s"] = time.perf_counter() - t_ready
 
             t_rounds = time.perf_counter()
-            transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest)
+            transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest, resume=True)
+            follower = ServiceFollower(given)
+
+            def follow() -> None:  # after an outage: a managed node that came back on another URL
+                rpc, ipfs = follower.moved()
+                if rpc is not None:
+                    log.warning("the devnet answers on %s now; reconnecting", rpc)
+                    transport.ledger = connect_ledger(follower.settings_now(), account=fed.accounts["aggregator"],
+                                                      address=fed.deployment.address)
+                if ipfs is not None:
+                    log.warning("the IPFS node answers on %s now; reconnecting", ipfs)
+                    transport.store = open_blob_store(follower.settings_now())
+                    cleanup.callback(transport.store.close)
             round_bar = bars.task("rounds", cfg.rounds)
 
             def advance(report: RoundReport) -> None:
@@ -474,7 +498,8 @@ def run_federation(
                     on_round(report)
 
             run = run_rounds(transport, cfg.rounds, on_round=advance, commit_timeout_s=cfg.round_timeout_s,
-                             evaluate=test_set_evaluator(doc, ds, backdoor_target=backdoor_target(cfg)))
+                             evaluate=test_set_evaluator(doc, ds, backdoor_target=backdoor_target(cfg)),
+                             ride_out=OutagePolicy(on_outage=follow))
             timing["rounds_s"] = time.perf_counter() - t_rounds
             for tx in transport.reports:
                 gas.record(tx)
@@ -495,8 +520,8 @@ def run_federation(
 
             t_audit = time.perf_counter()
             audit_bar = bars.task("audit", 1)
-            reader = fed.ledger("aggregator")
-            audit = Auditor(reader, store, gas_of=gas_lookup(reader), contract=fed.deployment.address,
+            reader = transport.ledger if isinstance(transport.ledger, ChainLedger) else fed.ledger("aggregator")
+            audit = Auditor(reader, transport.store, gas_of=gas_lookup(reader), contract=fed.deployment.address,
                             chain_id=fed.conn.chain_id).audit()
             timing["audit_s"] = time.perf_counter() - t_audit
             audit_bar()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from fedchain.config import Settings
 from fedchain.services.devnet import devnet_url
@@ -63,3 +64,42 @@ def gas_lookup(ledger: ChainLedger) -> Callable[[str], int]:
         return cache[tx_hash]
 
     return gas_of
+
+
+class ServiceFollower:
+    """Where a role's services answer now, for an agent that rides out an outage.
+
+    A URL given explicitly (``settings.rpc_url``, ``settings.ipfs_api``) is kept as it is; one
+    that came from the state directory's records (the managed devnet and IPFS node) is read
+    again on every :meth:`moved`, so an agent follows a node that came back elsewhere."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.follows_rpc = not settings.rpc_url
+        self.follows_ipfs = settings.store == "ipfs" and not settings.ipfs_api
+        self.rpc_url = rpc_url_of(settings)
+        self.ipfs_api = self._ipfs_now() if settings.store == "ipfs" else None
+
+    def _ipfs_now(self) -> str:
+        from fedchain.storage.factory import resolve_ipfs_api
+
+        return resolve_ipfs_api(self.settings)
+
+    def moved(self) -> tuple[str | None, str | None]:
+        """(the new RPC URL, the new IPFS API URL), each None when it did not move (or is
+        given explicitly). Raises ServiceError/StorageUnavailableError while a recorded
+        service is not running."""
+        rpc = ipfs = None
+        if self.follows_rpc:
+            now = devnet_url(self.settings.state_dir)
+            if now != self.rpc_url:
+                self.rpc_url = rpc = now
+        if self.follows_ipfs:
+            api = self._ipfs_now()
+            if api != self.ipfs_api:
+                self.ipfs_api = ipfs = api
+        return rpc, ipfs
+
+    def settings_now(self) -> Settings:
+        """The settings with the URLs as last looked up."""
+        return self.settings.with_overrides(rpc_url=self.rpc_url, ipfs_api=self.ipfs_api)

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from fedchain import reverts
+from fedchain.codec.canonical import sha256_digest
+from fedchain.codec.merkle import MerkleTree
 from fedchain.errors import AggregationError, ContractRevertError, DataSchemaError, IntegrityError, ParticipantError
+from fedchain.fl.attacks import AttackSpec
+from fedchain.ports import RoundStatus
 from fedchain.protocol.participant import ParticipantAgent
 from fedchain.protocol.rounds import leaf_of
-from fedchain.codec.canonical import sha256_digest
-from fedchain.ports import RoundStatus
-from fedchain.codec.merkle import MerkleTree
 from fedchain.types import RoundId
-from fedchain.fl.attacks import AttackSpec
 from tests.protocol.harness import Fed, make_fed, make_task_files
 
 
@@ -83,7 +83,7 @@ def test_participant_not_yet_admitted_is_refused(chain_env, ipfs_store, task_fil
     fed = make_fed(chain_env, ipfs_store, task_files, tmp_path)
     newcomer = chain_env.accounts.participants[5]
     ledger = chain_env.ledger(newcomer)
-    ledger.register("newcomer", "healthcare", b"\x02" + bytes(32))
+    ledger.register("newcomer", "healthcare", b"\x02" + bytes(32), 1_000)
     rid = fed.open_round()
     agent = ParticipantAgent(ledger, ipfs_store, task_files.clients[0].path, tmp_path / "newcomer")
 
@@ -232,8 +232,8 @@ def test_duplicate_commit_revert_is_taken_as_already_committed(fed: Fed, tmp_pat
 def test_pending_client_state_is_promoted_only_for_an_included_update(fed: Fed, tmp_path: Path) -> None:
     import numpy as np
 
-    from fedchain.protocol.training import load_client_state, save_client_state
     from fedchain.fl.records import ClientState
+    from fedchain.protocol.training import load_client_state, save_client_state
 
     p = fed.participants[0]
     fed.run_round()
@@ -325,3 +325,126 @@ def test_aggregator_pins_every_committed_blob_it_relies_on(fed: Fed) -> None:
     fed.aggregator.finalize(rid)
 
     assert all(fed.store.has(cid) for cid in cids)
+
+
+def _journal(agent: ParticipantAgent) -> list[tuple[str, int]]:
+    return [(e.event, int(e.round_id)) for e in agent.journal.entries()]
+
+
+def test_participant_journals_its_commit_before_and_after_sending_it(fed: Fed) -> None:
+    rid = fed.open_round()
+    p = fed.participants[0]
+
+    res = p.submit(rid)
+
+    assert _journal(p) == [("intent", rid), ("committed", rid)]
+    intent, committed = p.journal.entries()
+    assert intent.cid == committed.cid == res.cid and intent.tx_hash is None
+    assert committed.tx_hash == res.tx_hash == fed.reader.commitments(rid)[0].tx_hash
+    assert committed.base_model_digest == fed.reader.round(rid).base_model_digest
+    assert p.journal.path.name == "results.jsonl" and p.journal.path.stat().st_mode & 0o077 == 0
+
+
+def test_a_restarted_participant_journals_the_commit_it_finds_on_chain_once(fed: Fed, tmp_path: Path) -> None:
+    rid = fed.open_round()
+    p = fed.participants[0]
+    p.submit(rid)
+    restarted = ParticipantAgent(p.ledger, fed.store, p.data_path, tmp_path / "elsewhere")
+
+    restarted.submit(rid)
+    restarted.submit(rid)
+
+    assert _journal(restarted) == [("committed", rid)]
+    assert restarted.journal.entries()[0].tx_hash == fed.reader.commitments(rid)[0].tx_hash
+
+
+def test_a_commit_lost_by_a_rewound_chain_is_committed_again_loudly(
+    fed: Fed, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    rid = fed.open_round()
+    before_commit = fed.env.conn.request("evm_snapshot")
+    p = fed.participants[0]
+    first = p.submit(rid)
+    fed.env.conn.request("evm_revert", [before_commit])  # the devnet restarts from an older state
+    assert fed.reader.commitments(rid) == [] and fed.reader.round(rid).status == RoundStatus.OPEN
+    caplog.set_level(logging.WARNING, logger="fedchain")
+
+    again = p.submit(rid)
+
+    assert f"journaled commit tx {first.tx_hash}" in caplog.text and "missing from the chain" in caplog.text
+    assert not again.already_committed and again.cid == first.cid
+    assert [(c.cid, c.tx_hash) for c in fed.reader.commitments(rid)] == [(first.cid, again.tx_hash)]
+    assert _journal(p) == [("intent", rid), ("committed", rid), ("recommitted", rid)]
+    for other in fed.participants[1:]:
+        other.submit(rid)
+    out = fed.aggregator.finalize(rid)
+    assert out.finalized and len(out.included) == 3
+    assert fed.auditor().audit().ok
+
+
+def test_a_running_participant_commits_again_when_the_chain_rewinds_under_it(
+    fed: Fed, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import threading
+    import time
+
+    rid = fed.open_round()
+    before_commit = fed.env.conn.request("evm_snapshot")
+    p = fed.participants[0]
+    p.block_wait_s = 0.2
+    caplog.set_level(logging.WARNING, logger="fedchain")
+    results: list = []
+    agent = threading.Thread(target=lambda: results.extend(p.run(until_round=int(rid), wait_for_end=True)))
+    agent.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not fed.reader.commitments(rid) and agent.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        lost = fed.reader.commitments(rid)[0]
+        fed.env.conn.request("evm_revert", [before_commit])
+        while not fed.reader.commitments(rid) and agent.is_alive() and time.monotonic() < deadline:
+            fed.env.conn.request("evm_mine")  # the devnet's interval miner
+            time.sleep(0.2)
+        assert agent.is_alive()  # the round is open: the agent waits for its end
+        for other in fed.participants[1:]:
+            other.submit(rid)
+        fed.aggregator.finalize(rid)
+    finally:
+        agent.join(timeout=60)
+
+    assert not agent.is_alive()
+    assert [r.already_committed for r in results] == [False, False]
+    assert f"journaled commit tx {lost.tx_hash}" in caplog.text
+    mine = [c for c in fed.reader.commitments(rid) if c.participant == p.address]
+    assert [c.cid for c in mine] == [lost.cid] and mine[0].tx_hash == results[1].tx_hash
+    assert fed.auditor().audit().ok
+
+
+def test_a_journaled_commit_does_not_replay_into_a_round_reopened_on_another_model(
+    fed: Fed, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    first_round = fed.open_round()
+    for p in fed.participants:
+        p.submit(first_round)
+    before_finalize = fed.env.conn.request("evm_snapshot")
+    fed.aggregator.finalize(first_round)
+    rid = fed.open_round()
+    p = fed.participants[0]
+    first = p.submit(rid)
+    fed.env.conn.request("evm_revert", [before_finalize])  # round 1's finalisation and round 2 are gone
+    fed.aggregator.dishonest = "shift-model"  # round 1 ends on another model this time
+    fed.aggregator.finalize(first_round)
+    fed.aggregator.dishonest = None
+    assert fed.open_round() == rid
+    caplog.set_level(logging.WARNING, logger="fedchain")
+
+    again = p.submit(rid)
+
+    assert "round now starts from model" in caplog.text and "taking part anew" in caplog.text
+    assert again.cid != first.cid and not again.already_committed
+    assert [c.cid for c in fed.reader.commitments(rid)] == [again.cid]

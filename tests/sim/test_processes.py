@@ -156,3 +156,118 @@ def test_a_participant_process_exiting_non_zero_fails_the_simulation(tmp_path: P
     with pytest.raises(ServiceError, match="participant process 1 exited with code 3: DataSchemaError: bad data"):
         require_clean_exits(procs, logs)
     require_clean_exits(procs[:1], logs)
+
+
+def _aggregator_command(fed: Fed, ipfs_api_url: str, tmp_path: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "fedchain", "-v", "aggregator", "run", *args, "--rpc-url", fed.env.url,
+            "--address", fed.env.deployment.address, "--store", "ipfs", "--ipfs-api", ipfs_api_url,
+            "--state-dir", str(tmp_path / "state"), "--json"]
+
+
+def _aggregator_env(fed: Fed) -> dict[str, str]:
+    env = dict(os.environ, FEDCHAIN_PRIVATE_KEY=fed.env.accounts.aggregator.key.hex())
+    env.pop(TEST_CRASH_ENV, None)
+    return env
+
+
+def test_aggregator_killed_mid_run_and_restarted_resumes_the_open_round(fed: Fed, ipfs_api_url: str,
+                                                                        tmp_path: Path) -> None:
+    env = _aggregator_env(fed)
+    first = subprocess.Popen(_aggregator_command(fed, ipfs_api_url, tmp_path, "--rounds", "2"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        _wait_for(lambda: int(fed.reader.latest_round_id()) == 1 or first.poll() is not None, 120, "round 1 to open")
+        assert first.poll() is None, first.stderr.read() if first.stderr else ""
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.communicate()
+    for p in fed.participants:  # the participants commit while no aggregator runs
+        p.submit(RoundId(1))
+
+    restarted = subprocess.Popen(_aggregator_command(fed, ipfs_api_url, tmp_path, "--until-round", "2"),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_for(lambda: int(fed.reader.latest_round_id()) == 2 or restarted.poll() is not None, 120, "round 2")
+        for p in fed.participants:
+            p.submit(RoundId(2))
+        stdout, stderr = restarted.communicate(timeout=120)
+    finally:
+        if restarted.poll() is None:
+            restarted.kill()
+            restarted.communicate()
+
+    assert restarted.returncode == 0, stderr
+    assert "round 1 is still open" in stderr and "resuming it" in stderr
+    rounds = json.loads(stdout)["rounds"]
+    assert [(r["round"], r["finalized"], len(r["included"])) for r in rounds] == [(1, True, 3), (2, True, 3)]
+    assert int(fed.reader.latest_round_id()) == 2
+    report = fed.auditor().audit()
+    assert report.ok, report.findings
+
+
+def test_participant_process_follows_the_ipfs_node_to_its_new_port(fed: Fed, tmp_path: Path) -> None:
+    """Started from the state dir (no --ipfs-api), a participant that finds the node gone reads
+    the node's record again and carries on on the new port (here the old one is taken)."""
+    import socket
+
+    from fedchain.engine.ledger import LedgerTransport
+    from fedchain.engine.loop import finish_round
+    from fedchain.protocol.participant import ParticipantAgent
+    from fedchain.services.ipfs import start_node, stop_node
+    from fedchain.storage.ipfs import IpfsStore
+
+    state = tmp_path / "state"
+    account = fed.env.accounts.participants[0]
+    keystore = create_keystore(tmp_path, PASSWORD, private_key=bytes(account.key), iterations=2**10).path
+    env = dict(os.environ, FEDCHAIN_PASSWORD=PASSWORD)
+    env.pop("FEDCHAIN_PRIVATE_KEY", None)
+    env.pop(TEST_CRASH_ENV, None)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    first_node, _ = start_node(state)
+    stores = [IpfsStore(first_node.api_url, cat_timeout_s=3)]
+    proc: subprocess.Popen[str] | None = None
+    try:
+        stores[0].put(fed.store.get(fed.task_cid))  # the task document, on this node too
+        transport = LedgerTransport(fed.aggregator.ledger, stores[0])
+        others = [ParticipantAgent(p.ledger, stores[0], p.data_path, tmp_path / f"p{i}")
+                  for i, p in enumerate(fed.participants[1:], 1)]
+        rid = transport.open_round().round_id
+        cmd = participant_command(keystore=keystore, data=fed.clients[0].path, rpc_url=fed.env.url,
+                                  address=fed.env.deployment.address, settings=Settings(state_dir=state, store="ipfs"),
+                                  ipfs_api=None, until_round=2, work_dir=tmp_path / "work")
+        proc = subprocess.Popen(cmd[:3] + ["-v"] + cmd[3:], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+        _wait_for(lambda: len(fed.reader.commitments(rid)) == 1 or proc.poll() is not None, 120, "its commitment")
+        for agent in others:
+            agent.submit(rid)
+
+        stop_node(state)  # the node restarts, and its old API port is someone else's by then
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", int(first_node.api_url.rsplit(":", 1)[1])))
+        taken.listen()
+        second_node, _ = start_node(state)
+        taken.close()  # nothing answers on the old port now
+        assert second_node.api_url != first_node.api_url
+        stores.append(IpfsStore(second_node.api_url, cat_timeout_s=3))
+        transport.store = stores[1]
+        for agent in others:
+            agent.store = stores[1]
+        assert finish_round(transport, transport.attach(rid), commit_timeout_s=120).finalized
+        rid2 = transport.open_round().round_id
+        for agent in others:
+            agent.submit(rid2)
+        stdout, stderr = proc.communicate(timeout=180)
+        assert finish_round(transport, transport.attach(rid2), commit_timeout_s=120).finalized
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        for store in stores:
+            store.close()
+        stop_node(state)
+        taken.close()
+
+    assert proc.returncode == 0, stderr
+    assert f"the IPFS node answers on {second_node.api_url} now" in stderr
+    assert [r["already_committed"] for r in json.loads(stdout)["results"]] == [False, False]
+    assert {c.participant for c in fed.reader.commitments(rid2)} == {p.address for p in fed.participants}
