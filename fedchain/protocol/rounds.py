@@ -24,6 +24,7 @@ from fedchain.errors import (
     AggregationError,
     BlobFormatError,
     BlobNotFoundError,
+    ConfigError,
     IntegrityError,
     TooFewUpdatesError,
 )
@@ -151,7 +152,7 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
     Each committed update is checked on its own, in this order, and its first failed rule
     rejects it: ``invalid_cid``, ``blob_unavailable``, ``blob_integrity``, ``blob_format`` (from
     :func:`fetch_committed`, or bytes whose digest is not the committed one, or that do not
-    decode), ``header_mismatch`` (the blob's participant, round, base model or sample count is
+    decode as an update, or whose metadata has no canonical JSON form), ``header_mismatch`` (the blob's participant, round, base model or sample count is
     not the commitment's or the round's), ``metadata_mismatch``. Then an update that passed all of
     them is rejected as ``duplicate_update`` when its tensor payload (:func:`update_payload_digest`)
     is that of a blob committed earlier - by (block_number, log_index) of the commitments, among
@@ -197,7 +198,11 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
         if problems:
             rejections.append(Rejection(c.participant, RULE_HEADER_MISMATCH, "; ".join(problems)))
             continue
-        meta = metadata_digest(update)
+        try:
+            meta = metadata_digest(update)
+        except ConfigError as err:  # a scalar extra with no canonical JSON form (a float that overflowed)
+            rejections.append(Rejection(c.participant, RULE_BLOB_FORMAT, f"blob metadata has no canonical form: {err}"))
+            continue
         if meta != bytes(c.metadata_digest):
             rejections.append(
                 Rejection(

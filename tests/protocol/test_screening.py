@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedchain.codec.blob import BlobHeader, BlobKind, encode_blob
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.cid import cid_problem
 from fedchain.errors import StorageError
@@ -113,6 +114,21 @@ def test_an_invalid_cid_leaves_the_rest_of_the_round_to_aggregate(tmp_path: Path
     assert result.model is not None and result.included == (addr(1), addr(2))
     assert [(r.participant, r.rule) for r in result.rejections] == [(addr(3), RULE_INVALID_CID)]
     np.testing.assert_array_equal(result.model.weights["w"], np.full(3, 1.5, np.float32))
+
+
+@pytest.mark.parametrize("extra", ["1e400", "-1e999", "NaN", "Infinity"])
+def test_a_scalar_extra_with_no_canonical_form_is_a_blob_format_rejection_not_a_crash(extra: str) -> None:
+    who = addr(0xE)
+    blob = encode_blob(BlobHeader(kind=BlobKind.UPDATE, round=int(ROUND), participant=who, base_model_digest=BASE_DIGEST,
+                                  num_samples=3, extras={"update_kind": "delta", "x.loss": extra}),
+                       {"w": np.zeros(3, np.float32)})
+    c = UpdateCommitment(ROUND, who, sha256_digest(blob), compute_cid(blob), 3, Digest(b"\x02" * 32), 9, "0x", 0)
+    good = committed(update(addr(1), [1.0, 1.0, 1.0]), 8)
+
+    result = aggregate(FEDAVG, BASE, ROUND, BASE_DIGEST, [good, FetchOutcome(c, blob, None, None)], 1)
+
+    assert result.included == (addr(1),)
+    assert [(r.participant, r.rule) for r in result.rejections] == [(who, "blob_format")]
 
 
 # --- duplicate_update -----------------------------------------------------------------------------
