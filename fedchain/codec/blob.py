@@ -14,13 +14,31 @@ checks everything before numbers are handed out, and accepts only bytes that re-
 to exactly themselves, so there is one valid encoding per content. Only
 :class:`~fedchain.errors.BlobFormatError` comes out of the decoders, whatever the input.
 
+Every JSON text in a blob, and every JSON document, is parsed by
+:func:`fedchain.codec.bounded_json.parse_json` within stated bounds, so that no input can
+crash or stall a decoder. The safetensors tensor header in particular is measured and
+checked here in full (size, nesting, tensor count, dimensions, elements, offsets) before
+the safetensors library, which parses it again in Rust, ever sees it. The bounds:
+
+- blob bytes (the decoders' default): ``DEFAULT_MAX_BLOB_BYTES`` = 256 MiB;
+- blob header: ``MAX_HEADER_BYTES`` = 64 KiB, nesting 2, at most 72 JSON values;
+- tensor header: ``MAX_TENSOR_HEADER_BYTES`` = 4 MiB, nesting 3;
+- tensors in one blob: ``MAX_TENSORS`` = 10,000; dimensions of one tensor:
+  ``MAX_TENSOR_DIMS`` = 16; elements of all tensors together: ``MAX_TENSOR_ELEMENTS`` = 2**26
+  (256 MiB of float32);
+- a JSON document (task, evidence): ``MAX_DOCUMENT_BYTES`` = 16 MiB, nesting
+  ``MAX_DOCUMENT_DEPTH`` = 32, ``MAX_DOCUMENT_MEMBERS`` = 100,000 entries in any one array or
+  object, ``MAX_DOCUMENT_VALUES`` = 500,000 JSON values.
+
+A real model fits with a wide margin: a safetensors header takes about 100 bytes a tensor, and
+large published models have well under 2,000 tensors a file.
+
 numpy and safetensors only; this module never imports torch.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +49,7 @@ import numpy as np
 from safetensors.numpy import load as _st_load
 from safetensors.numpy import save as _st_save
 
+from fedchain.codec.bounded_json import JsonLimits, parse_json
 from fedchain.codec.canonical import canonical_json, sha256_digest
 from fedchain.errors import BlobFormatError, ConfigError
 from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Digest
@@ -40,6 +59,18 @@ __all__ = [
     "BLOB_FORMAT_VERSION",
     "ALLOWED_DTYPES",
     "DEFAULT_MAX_BLOB_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_TENSOR_HEADER_BYTES",
+    "MAX_TENSORS",
+    "MAX_TENSOR_DIMS",
+    "MAX_TENSOR_ELEMENTS",
+    "MAX_DOCUMENT_BYTES",
+    "MAX_DOCUMENT_DEPTH",
+    "MAX_DOCUMENT_MEMBERS",
+    "MAX_DOCUMENT_VALUES",
+    "HEADER_LIMITS",
+    "TENSOR_HEADER_LIMITS",
+    "DOCUMENT_LIMITS",
     "BlobKind",
     "BlobHeader",
     "encode_blob",
@@ -59,7 +90,36 @@ MAX_EXTRA_KEY = 64
 MAX_EXTRA_VALUE = 4096
 MAX_PARTICIPANT = 128
 MAX_TENSOR_NAME = 256
+MAX_TENSOR_HEADER_BYTES = 4 * 1024 * 1024
+MAX_TENSORS = 10_000
+MAX_TENSOR_DIMS = 16
+MAX_TENSOR_ELEMENTS = 2**26
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_DOCUMENT_DEPTH = 32
+MAX_DOCUMENT_MEMBERS = 100_000
+MAX_DOCUMENT_VALUES = 500_000
+_HEADER_FIELDS = 7
 _PREFIX = struct.Struct(">8sI")
+_TENSOR_PREFIX = struct.Struct("<Q")
+
+HEADER_LIMITS = JsonLimits(
+    max_bytes=MAX_HEADER_BYTES, max_depth=2, max_members=MAX_EXTRAS, max_values=1 + _HEADER_FIELDS + MAX_EXTRAS
+)
+"""The blob header: an object of seven fields, one of them (extras) an object of string values."""
+TENSOR_HEADER_LIMITS = JsonLimits(
+    max_bytes=MAX_TENSOR_HEADER_BYTES,
+    max_depth=3,
+    max_members=MAX_TENSORS,
+    max_values=1 + MAX_TENSORS * (1 + 1 + 1 + MAX_TENSOR_DIMS + 1 + 2),
+)
+"""The safetensors header: an object of entries ``{"dtype", "shape": [dims], "data_offsets": [2]}``."""
+DOCUMENT_LIMITS = JsonLimits(
+    max_bytes=MAX_DOCUMENT_BYTES,
+    max_depth=MAX_DOCUMENT_DEPTH,
+    max_members=MAX_DOCUMENT_MEMBERS,
+    max_values=MAX_DOCUMENT_VALUES,
+)
+"""Task and evidence documents."""
 
 # numpy dtype -> safetensors dtype tag
 ALLOWED_DTYPES: dict[np.dtype[Any], str] = {
@@ -225,11 +285,9 @@ def _split(data: bytes, max_bytes: int) -> tuple[BlobHeader, memoryview]:
     if end > len(view):
         raise BlobFormatError(f"blob is truncated inside its header ({len(view)} of at least {end} bytes)")
     head = bytes(view[_PREFIX.size : end])
-    try:
-        parsed = json.loads(head.decode("ascii"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        raise BlobFormatError(f"blob header is not valid JSON: {err}") from err
-    header = BlobHeader.from_json(parsed)
+    if not head.isascii():
+        raise BlobFormatError("blob header is not ASCII")
+    header = BlobHeader.from_json(parse_json(head, HEADER_LIMITS, "blob header"))
     if _canonical_header(header) != head:
         raise BlobFormatError("blob header is not in canonical form")
     return header, view[end:]
@@ -242,34 +300,47 @@ def decode_header(data: bytes, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> BlobH
 
 def _check_safetensors_layout(body: memoryview) -> None:
     """Validate the safetensors header ourselves, so the parser only ever sees sane input."""
-    if len(body) < 8:
+    if len(body) < _TENSOR_PREFIX.size:
         raise BlobFormatError("blob is truncated: no tensor section")
-    (n,) = struct.unpack_from("<Q", body, 0)
-    if n > len(body) - 8:
-        raise BlobFormatError(f"blob is truncated: tensor header of {n} bytes, {len(body) - 8} available")
-    try:
-        meta = json.loads(bytes(body[8 : 8 + n]).decode("utf-8"), object_pairs_hook=_no_duplicates,
-                          parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        raise BlobFormatError(f"tensor header is not valid JSON: {err}") from err
+    (n,) = _TENSOR_PREFIX.unpack_from(body, 0)
+    if n > MAX_TENSOR_HEADER_BYTES:
+        raise BlobFormatError(f"tensor header length {n} is over the limit of {MAX_TENSOR_HEADER_BYTES} bytes")
+    available = len(body) - _TENSOR_PREFIX.size
+    if n > available:
+        raise BlobFormatError(f"blob is truncated: tensor header of {n} bytes, {available} available")
+    meta = parse_json(body[_TENSOR_PREFIX.size : _TENSOR_PREFIX.size + n], TENSOR_HEADER_LIMITS, "tensor header")
     if not isinstance(meta, dict):
         raise BlobFormatError("tensor header is not a JSON object")
     if "__metadata__" in meta:
         raise BlobFormatError("tensor section carries metadata; canonical blobs have none")
+    if len(meta) > MAX_TENSORS:  # the scan bounds it already; stated here for the reader
+        raise BlobFormatError(f"blob has {len(meta)} tensors, over the limit of {MAX_TENSORS}")
     spans: list[tuple[int, int, str]] = []
+    elements = 0
     for name, entry in meta.items():
+        if not name or len(name) > MAX_TENSOR_NAME:
+            raise BlobFormatError(f"tensor name {name[:MAX_TENSOR_NAME]!r} must be 1 to {MAX_TENSOR_NAME} characters")
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
             raise BlobFormatError(f"tensor {name!r}: malformed entry")
         tag, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-        if tag not in _TAG_ITEMSIZE:
+        if not isinstance(tag, str) or tag not in _TAG_ITEMSIZE:
             raise BlobFormatError(f"tensor {name!r}: dtype {tag!r} is not allowed")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
             raise BlobFormatError(f"tensor {name!r}: bad shape {shape!r}")
-        if (not isinstance(offsets, list) or len(offsets) != 2
-                or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)):
+        if len(shape) > MAX_TENSOR_DIMS:
+            raise BlobFormatError(f"tensor {name!r} has {len(shape)} dimensions, over the limit of {MAX_TENSOR_DIMS}")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(o) for o in offsets):
             raise BlobFormatError(f"tensor {name!r}: bad data offsets {offsets!r}")
+        count = 1
+        for dim in shape:
+            count *= dim
+        elements += count
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise BlobFormatError(
+                f"tensor {name!r} brings the blob to {elements} elements, over the limit of {MAX_TENSOR_ELEMENTS}"
+            )
         begin, stop = offsets
-        if stop - begin != math.prod(shape) * _TAG_ITEMSIZE[tag]:
+        if stop - begin != count * _TAG_ITEMSIZE[tag]:
             raise BlobFormatError(f"tensor {name!r}: {stop - begin} bytes do not fit shape {shape} of {tag}")
         spans.append((begin, stop, name))
     position = 0
@@ -277,8 +348,13 @@ def _check_safetensors_layout(body: memoryview) -> None:
         if begin != position:
             raise BlobFormatError(f"tensor {name!r}: data does not follow the previous tensor")
         position = stop
-    if position != len(body) - 8 - n:
-        raise BlobFormatError(f"blob is truncated or padded: tensors need {position} bytes, {len(body) - 8 - n} present")
+    if position != available - n:
+        raise BlobFormatError(f"blob is truncated or padded: tensors need {position} bytes, {available - n} present")
+
+
+def _is_count(value: Any) -> bool:
+    """A non-negative 64-bit integer (JSON booleans are not integers here)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
 
 
 def decode_blob(data: bytes, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> tuple[BlobHeader, dict[str, np.ndarray]]:
@@ -321,30 +397,15 @@ def encode_json_doc(obj: Any) -> bytes:
         raise BlobFormatError(f"document cannot be stored as canonical JSON: {err}") from err
 
 
-def decode_json_doc(data: bytes, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> Any:
-    """Parse a document written by :func:`encode_json_doc`; only its canonical form is accepted."""
+def decode_json_doc(data: bytes, max_bytes: int = MAX_DOCUMENT_BYTES, *, what: str = "document") -> Any:
+    """Parse a document written by :func:`encode_json_doc` within :data:`DOCUMENT_LIMITS` (and at
+    most ``max_bytes``); only its canonical form is accepted."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise BlobFormatError(f"document must be bytes, not {type(data).__name__}")
+        raise BlobFormatError(f"{what} must be bytes, not {type(data).__name__}")
     raw = bytes(data)
     if len(raw) > max_bytes:
-        raise BlobFormatError(f"document is {len(raw)} bytes, over the limit of {max_bytes} bytes")
-    try:
-        obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError) as err:
-        raise BlobFormatError(f"document is not valid JSON: {err}") from err
+        raise BlobFormatError(f"{what} is {len(raw)} bytes, over the limit of {max_bytes} bytes")
+    obj = parse_json(raw, DOCUMENT_LIMITS, what)
     if encode_json_doc(obj) != raw:
-        raise BlobFormatError("document is not in canonical JSON form (sorted keys, no whitespace)")
+        raise BlobFormatError(f"{what} is not in canonical JSON form (sorted keys, no whitespace)")
     return obj
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedchain.codec.bounded_json import JsonLimits, parse_json
 from fedchain.errors import BlobFormatError
 from fedchain.types import ZERO_DIGEST, Address, Digest, RoundId, digest_hex
 
@@ -28,6 +29,8 @@ KIND_UPDATE = "update"
 KIND_GLOBAL = "global"
 _EXTRA_PREFIX = "x."
 _UPDATE_KIND_KEY = "update_kind"
+# An update's scalar extra: one JSON number or string (the blob header bounds its length).
+_EXTRA_LIMITS = JsonLimits(max_bytes=4096, max_depth=0, max_members=1, max_values=1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,7 +97,7 @@ def decode_update(data: bytes) -> ClientUpdate:
         kind = UpdateKind(header.extras.get(_UPDATE_KIND_KEY, "delta"))
         for key, raw in header.extras.items():
             if key.startswith(_EXTRA_PREFIX):
-                value = json.loads(raw)
+                value = parse_json(raw.encode("utf-8"), _EXTRA_LIMITS, f"update extra {key!r}")
                 if not isinstance(value, (int, float, str)) or isinstance(value, bool):
                     raise ValueError(f"extra {key} is not a number or string")
                 extras[key[len(_EXTRA_PREFIX) :]] = value

@@ -257,3 +257,51 @@ def test_json_doc_encoder_rejects_what_json_cannot_hold() -> None:
 def test_json_doc_decoder_honours_the_size_limit() -> None:
     with pytest.raises(BlobFormatError, match="over the limit"):
         decode_json_doc(b'"' + b"x" * 100 + b'"', max_bytes=50)
+
+
+# -- the tensor header is checked in full before safetensors parses it --------------
+def _blob_with(entries: dict[str, object], data: bytes = b"") -> bytes:
+    from tests.codec.hostile import blob_with_tensor_header, tensor_header
+
+    return blob_with_tensor_header(tensor_header(entries), data)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"dtype": ["F32"], "shape": [2], "data_offsets": [0, 8]}, r"dtype \['F32'\] is not allowed"),
+        ({"dtype": {"F32": 1}, "shape": [2], "data_offsets": [0, 8]}, "is not allowed"),
+        ({"dtype": "F32", "shape": [1] * 17, "data_offsets": [0, 4]}, "17 dimensions, over the limit of 16"),
+        ({"dtype": "F32", "shape": [2**13, 2**13, 2], "data_offsets": [0, 2**29]}, "over the limit of 67108864"),
+        ({"dtype": "F32", "shape": [True, 2], "data_offsets": [0, 8]}, "bad shape"),
+        ({"dtype": "F32", "shape": [2], "data_offsets": [0, 2**64]}, "bad data offsets"),
+        ({"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}, "bytes do not fit"),
+        ({"dtype": "F32", "shape": "2", "data_offsets": [0, 8]}, "bad shape"),
+    ],
+)
+def test_hostile_tensor_entries_are_refused_by_name(entry: dict[str, object], message: str) -> None:
+    with pytest.raises(BlobFormatError, match=message):
+        decode_blob(_blob_with({"w": entry}, b"\x00" * 8))
+
+
+def test_a_tensor_name_over_the_limit_is_refused() -> None:
+    with pytest.raises(BlobFormatError, match="must be 1 to 256 characters"):
+        decode_blob(_blob_with({"w" * 257: {"dtype": "F32", "shape": [0], "data_offsets": [0, 0]}}))
+
+
+def test_a_tensor_header_length_that_lies_is_refused() -> None:
+    from tests.codec.hostile import header_bytes, raw_blob, tensor_section, update_header
+
+    head = header_bytes(update_header())
+    with pytest.raises(BlobFormatError, match="tensor header of 1000 bytes, 2 available"):
+        decode_blob(raw_blob(head, tensor_section(b"{}", length=1000)))
+    with pytest.raises(BlobFormatError, match="truncated inside its header"):
+        decode_blob(raw_blob(head, tensor_section(b"{}"), head_len=len(head) + 100))
+
+
+def test_a_nested_blob_header_is_refused_before_it_is_parsed() -> None:
+    from tests.codec.hostile import raw_blob
+
+    head = b'{"extras":' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    with pytest.raises(BlobFormatError, match=r"blob header is nested more than 2 levels deep \(limit 2\)"):
+        decode_blob(raw_blob(head, b""))
