@@ -36,6 +36,7 @@ from fedchain.errors import (
 from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport, UpdateCommitment
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
+from fedchain.protocol.participant import verify_round_base
 from fedchain.protocol.rounds import (
     FetchOutcome,
     RoundAggregate,
@@ -206,6 +207,7 @@ class LedgerTransport:
             raise AggregationError(f"round {round_id} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         base = self._fetch_base(round_id, rnd.base_model_cid, rnd.base_model_digest)
+        verify_round_base(self.ledger, rnd, doc)
         return OpenedRound(RoundId(int(round_id)), base, rnd.base_model_digest, doc.strategy_config(), int(rnd.min_updates))
 
     def resume(self, opened: OpenedRound) -> OpenedRound | None:

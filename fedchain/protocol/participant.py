@@ -308,6 +308,7 @@ class ParticipantAgent:
             raise RoundNotOpenError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         doc = self.task_document(int(rnd.task_version))
         base, base_size = self._fetch_base(rnd)
+        verify_round_base(self.ledger, rnd, doc)
         x, y = self.load_data(doc.schema())
         t0 = time.perf_counter()
         update, new_state, loss = self._train(doc, rnd, base, x, y)
@@ -656,6 +657,33 @@ class ParticipantAgent:
             on_result(res)
 
 
+def verify_round_base(ledger: Ledger, rnd: RoundRecord, doc: TaskDocument) -> None:
+    """Check where a round starts from: the model of the latest finalised round before it or,
+    when there is none (round 1, or rounds that all closed without a model), the task's initial
+    model ``initial_global(doc.spec(), doc.seed)``. The contract accepts any base model until a
+    first round is finalised, so both agents check it. Raises IntegrityError naming both digests."""
+    from fedchain.protocol.blobs import initial_global
+
+    rid = int(rnd.round_id)
+    base = bytes(rnd.base_model_digest)
+    for earlier in range(rid - 1, 0, -1):
+        prior = ledger.round(RoundId(earlier))
+        if prior.status == RoundStatus.FINALIZED:
+            if bytes(prior.model_digest) != base:
+                raise IntegrityError(
+                    f"round {rid} starts from model {digest_hex(base)}, but round {earlier} was finalised on "
+                    f"{digest_hex(prior.model_digest)}"
+                )
+            return
+    initial = sha256_digest(initial_global(doc.spec(), doc.seed))
+    if initial != base:
+        raise IntegrityError(
+            f"round {rid} starts from model {digest_hex(base)} ({rnd.base_model_cid}), not the task's initial model "
+            f"{digest_hex(initial)} (initial_global of its model spec with seed {doc.seed}); no earlier round was "
+            "finalised, so it must start from the initial model: refusing to take part"
+        )
+
+
 def _dry_run(doc: TaskDocument, x: np.ndarray, y: np.ndarray, participant: Address) -> None:
     """Train the task's initial model briefly on a few local samples and throw the result away:
     proves the data fits the model and the algorithm before any round, and warms the framework
@@ -675,6 +703,7 @@ def _dry_run(doc: TaskDocument, x: np.ndarray, y: np.ndarray, participant: Addre
 
 __all__ = [
     "ParticipantAgent",
+    "verify_round_base",
     "SubmitResult",
     "JOURNAL_FILE",
     "JournalEntry",

@@ -448,3 +448,39 @@ def test_a_journaled_commit_does_not_replay_into_a_round_reopened_on_another_mod
     assert "round now starts from model" in caplog.text and "taking part anew" in caplog.text
     assert again.cid != first.cid and not again.already_committed
     assert [c.cid for c in fed.reader.commitments(rid)] == [again.cid]
+
+
+def _open_on_another_model(fed: Fed) -> RoundId:
+    """A round opened (directly on the ledger) on a well-formed model that is not the task's
+    initial one: the contract accepts any base model until a first round is finalised."""
+    from fedchain.protocol.blobs import initial_global
+
+    other = initial_global(fed.doc.spec(), fed.doc.seed + 1)
+    return RoundId(fed.aggregator.ledger.open_round(sha256_digest(other), fed.store.put(other), 600, 2).round_id)
+
+
+def test_participant_refuses_a_first_round_that_does_not_start_from_the_initial_model(fed: Fed) -> None:
+    rid = _open_on_another_model(fed)
+
+    with pytest.raises(IntegrityError, match=f"round {rid} starts from model .* not the task's initial model"):
+        fed.participants[0].submit(rid)
+    assert fed.reader.commitments(rid) == []
+
+
+def test_aggregator_refuses_to_attach_to_a_first_round_on_another_model(fed: Fed) -> None:
+    rid = _open_on_another_model(fed)
+
+    with pytest.raises(IntegrityError, match="not the task's initial model"):
+        fed.aggregator.transport.attach(rid)
+
+
+def test_a_round_after_rounds_closed_without_a_model_must_still_start_from_the_initial_model(
+    fed: Fed, advance_time
+) -> None:
+    first = fed.open_round()
+    advance_time(fed.doc.commit_duration + 1)
+    assert not fed.aggregator.finalize(first).finalized  # closed: nobody committed
+    rid = _open_on_another_model(fed)
+
+    with pytest.raises(IntegrityError, match=f"round {rid} starts from model"):
+        fed.participants[0].submit(rid)
