@@ -197,3 +197,31 @@ def test_late_participant_skips_the_round_with_one_line_and_takes_part_in_the_ne
     assert len(skipped) == 1 and "FederationCommitTooLate" in skipped[0].getMessage()
     assert [int(r.round_id) for r in results] == [int(rid) + 1]
     assert {c.participant for c in fed.reader.commitments(RoundId(int(rid) + 1))} >= {late.address}
+
+
+def test_a_commit_mined_after_the_deadline_skips_the_round_and_participant_run_exits_0(
+    fed: Fed, tmp_path: Path
+) -> None:
+    """On a quiet chain the late commit is estimated against a block from before the deadline,
+    so it is sent, mined in a block past the deadline and reverts there: the agent gets the
+    typed revert (not "out of gas?", exit 27), skips the round and exits 0."""
+    rid, deadline = _open_short_round(fed, committers=2)
+    while time.time() <= deadline + 1:  # the deadline passes by the clock; no block is mined
+        time.sleep(0.1)
+    before = _block_number(fed)
+    late = fed.participants[2]
+    base = ["--rpc-url", fed.env.url, "--address", fed.env.deployment.address, "--store", "ipfs",
+            "--ipfs-api", fed.store.api_url, "--state-dir", str(tmp_path / "state")]
+
+    result = CliRunner(env={"FEDCHAIN_PRIVATE_KEY": fed.env.accounts.participants[2].key.hex()}).invoke(cli, [
+        "-v", "participant", "run", "--data", str(late.data_path), "--work-dir", str(tmp_path / "late"),
+        "--until-round", str(rid), "--json", *base])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"] == []
+    assert _block_number(fed) > before  # the late commit was mined, and reverted
+    skipped = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert len(skipped) == 1 and f"round {rid}" in skipped[0] and "FederationCommitTooLate" in skipped[0]
+    journal = (tmp_path / "late" / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["event"] for line in journal] == ["intent", "skipped"]
+    assert len(fed.reader.commitments(rid)) == 2
