@@ -72,7 +72,10 @@ def _stack(contributions: Sequence[Contribution], name: str) -> np.ndarray:
 
 
 def _to_wire(values: Mapping[str, np.ndarray]) -> Weights:
-    return {name: np.asarray(values[name]).astype(WIRE_DTYPE) for name in sorted(values)}
+    # a value beyond float32's range becomes an infinity, quietly: the caller that publishes a
+    # model refuses non-finite values (fedchain.protocol.rounds.aggregate_screened)
+    with np.errstate(over="ignore"):
+        return {name: np.asarray(values[name]).astype(WIRE_DTYPE) for name in sorted(values)}
 
 
 def weighted_mean(contributions: Sequence[Contribution]) -> Weights:

@@ -375,6 +375,9 @@ class FedAdam(_Strategy):
 
 Strategy = FedAvg | FedProx | FedNova | Scaffold | QFedAvg | FedAdam
 
+BaseStrategy = _Strategy
+"""The base every strategy shares (what :func:`strategy_from_config` returns)."""
+
 STRATEGIES: dict[str, type[_Strategy]] = {
     cls.name: cls for cls in (FedAvg, FedProx, FedNova, Scaffold, QFedAvg, FedAdam)
 }

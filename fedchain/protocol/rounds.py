@@ -8,6 +8,7 @@ bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import struct
 import time
@@ -29,7 +30,7 @@ from fedchain.errors import (
     TooFewUpdatesError,
 )
 from fedchain.fl.records import ClientUpdate, ExtraValue, Rejection, StrategyConfig
-from fedchain.fl.strategies import strategy_from_config
+from fedchain.fl.strategies import BaseStrategy, strategy_from_config
 from fedchain.ports import BlobStore, UpdateCommitment
 from fedchain.protocol.blobs import (
     GlobalModel,
@@ -152,8 +153,9 @@ def screen(outcomes: Sequence[FetchOutcome], round_id: RoundId, base_model_diges
     Each committed update is checked on its own, in this order, and its first failed rule
     rejects it: ``invalid_cid``, ``blob_unavailable``, ``blob_integrity``, ``blob_format`` (from
     :func:`fetch_committed`, or bytes whose digest is not the committed one, or that do not
-    decode as an update, or whose metadata has no canonical JSON form), ``header_mismatch`` (the blob's participant, round, base model or sample count is
-    not the commitment's or the round's), ``metadata_mismatch``. Then an update that passed all of
+    decode as an update, or whose metadata has no canonical JSON form), ``header_mismatch`` (the
+    blob's participant, round, base model or sample count is not the commitment's or the
+    round's), ``metadata_mismatch``. Then an update that passed all of
     them is rejected as ``duplicate_update`` when its tensor payload (:func:`update_payload_digest`)
     is that of a blob committed earlier - by (block_number, log_index) of the commitments, among
     every committed blob that decoded as an update, whether or not that one passed - and the
@@ -273,11 +275,65 @@ def aggregate_screened(
     min_updates: int,
 ) -> RoundAggregate:
     """Aggregate updates that passed screening with the task's strategy, and encode the new
-    global model canonically; pure. The round engine and the auditor both come through here."""
+    global model canonically; pure. The round engine and the auditor both come through here.
+
+    Nothing a participant sent makes this raise. Should the aggregation fail on the updates'
+    values (a non-finite model, a FedNova ``tau`` or q-FedAvg ``h`` that overflows the step), each
+    update is aggregated alone (the strategy with ``min_updates = 1``); every update that fails
+    alone is rejected as ``blob_format`` and the rest aggregated again. If none fails alone, or the
+    rest fails again, there is no model: ``too_few_reason`` says why and the round is closed.
+    A base model whose server state does not fit its weights is the aggregator's fault, not a
+    participant's: :class:`~fedchain.errors.AggregationError`."""
     strategy = strategy_from_config(strategy_config)
     updates = sorted(updates, key=lambda u: u.participant.lower())
+    shapes = {name: tuple(np.shape(value)) for name, value in base.weights.items()}
+    problems = structure_problems(base, shapes, strategy.state_prefixes)
+    if problems:
+        raise AggregationError(f"round {round_id}: the base model is malformed: {'; '.join(problems)}")
     if len(updates) < min_updates:
         return _too_few(screening_rejections, len(updates), min_updates)
+    try:
+        return _aggregate(strategy, base, round_id, base_model_digest, updates, screening_rejections, min_updates)
+    except _UPDATE_FAILURES as err:
+        failure = err
+    alone = dataclasses.replace(strategy, min_updates=1)
+    culprits: dict[str, str] = {}
+    for u in updates:
+        try:
+            _aggregate(alone, base, round_id, base_model_digest, [u], (), 1)
+        except _UPDATE_FAILURES as err:
+            culprits[u.participant.lower()] = f"the update makes the aggregation fail instead of being rejected: {err}"
+    log.warning("round %d: the aggregation failed (%s); %d update(s) fail alone", int(round_id), failure, len(culprits))
+    if not culprits:
+        return _no_model(screening_rejections, f"the aggregation failed: {failure}")
+    rejections = tuple(screening_rejections) + tuple(
+        Rejection(u.participant, RULE_BLOB_FORMAT, culprits[u.participant.lower()])
+        for u in updates if u.participant.lower() in culprits
+    )
+    rest = [u for u in updates if u.participant.lower() not in culprits]
+    if len(rest) < min_updates:
+        return _too_few(rejections, len(rest), min_updates)
+    try:
+        return _aggregate(strategy, base, round_id, base_model_digest, rest, rejections, min_updates)
+    except _UPDATE_FAILURES as err:
+        return _no_model(rejections, f"the aggregation failed: {err}")
+
+
+_UPDATE_FAILURES = (AggregationError, BlobFormatError)
+"""What the strategy raises when the updates' values defeat the arithmetic (TooFewUpdatesError,
+an AggregationError too, is handled before)."""
+
+
+def _aggregate(
+    strategy: BaseStrategy,
+    base: GlobalModel,
+    round_id: RoundId,
+    base_model_digest: Digest,
+    updates: Sequence[ClientUpdate],
+    screening_rejections: Sequence[Rejection],
+    min_updates: int,
+) -> RoundAggregate:
+    """One aggregation of ``updates`` (address order); AggregationError for a non-finite model."""
     try:
         result = strategy.aggregate_round(
             dict(base.weights),
@@ -296,6 +352,10 @@ def aggregate_screened(
     samples = sum(int(by_addr[a.lower()].num_samples) for a in included)
     weights = {k: np.asarray(v, dtype=np.float32) for k, v in result.weights.items()}
     server_state = {k: np.asarray(v, dtype=np.float32) for k, v in result.server_state.items()}
+    for kind, tensors in (("weight", weights), ("server state", server_state)):
+        for name, value in tensors.items():
+            if not np.isfinite(value).all():
+                raise AggregationError(f"the new model's {kind} {name!r} is not finite")
     blob = encode_global(
         round_id=round_id,
         base_model_digest=base_model_digest,
@@ -316,16 +376,20 @@ def aggregate_screened(
     )
 
 
-def _too_few(rejections: Sequence[Rejection], valid: int, minimum: int) -> RoundAggregate:
+def _no_model(rejections: Sequence[Rejection], reason: str) -> RoundAggregate:
     return RoundAggregate(
         model_blob=None,
         model_digest=None,
         included=(),
         rejections=tuple(rejections),
         num_samples=0,
-        too_few_reason=f"too few valid updates: {valid} < minimum {minimum}",
+        too_few_reason=reason,
         metrics={},
     )
+
+
+def _too_few(rejections: Sequence[Rejection], valid: int, minimum: int) -> RoundAggregate:
+    return _no_model(rejections, f"too few valid updates: {valid} < minimum {minimum}")
 
 
 def structure_problems(

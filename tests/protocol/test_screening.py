@@ -16,8 +16,8 @@ import pytest
 from fedchain.codec.blob import BlobHeader, BlobKind, encode_blob
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.cid import cid_problem
-from fedchain.errors import StorageError
-from fedchain.fl.records import ClientUpdate, StrategyConfig
+from fedchain.errors import AggregationError, StorageError
+from fedchain.fl.records import ClientUpdate, StrategyConfig, UpdateKind
 from fedchain.ports import UpdateCommitment
 from fedchain.protocol.blobs import GlobalModel, decode_update, encode_update, metadata_digest
 from fedchain.protocol.rounds import (
@@ -26,6 +26,7 @@ from fedchain.protocol.rounds import (
     SCREEN_RULES,
     FetchOutcome,
     aggregate,
+    aggregate_screened,
     fetch_committed,
     screen,
     update_payload_digest,
@@ -242,3 +243,51 @@ def test_a_commitment_whose_cid_is_not_a_cid_is_rejected_and_the_round_finalises
     assert report.ok, report.findings
     assert all(f.severity.value == "handled" and f.responsible_address == junk.address for f in report.findings), \
         report.findings
+
+
+# --- updates that defeat the arithmetic -----------------------------------------------------------
+
+
+def nova(who: Address, tau: float) -> ClientUpdate:
+    return ClientUpdate(who, ROUND, 5, {"w": np.ones(3, np.float32)}, BASE_DIGEST, kind=UpdateKind.NORMALIZED_DELTA,
+                        extras={"tau": tau})
+
+
+def test_an_update_whose_values_overflow_the_model_is_rejected_and_the_round_goes_on() -> None:
+    big_base = replace(BASE, weights={"w": np.full(3, 3e38, np.float32)})
+    ups = [update(addr(1), [1.0, 1.0, 1.0]), update(addr(2), [3e38, 3e38, 3e38]), update(addr(3), [2.0, 2.0, 2.0])]
+
+    result = aggregate_screened(FEDAVG, big_base, ROUND, BASE_DIGEST, ups, (), 1)
+
+    assert result.included == (addr(1), addr(3)) and result.model is not None
+    (rejection,) = result.rejections
+    assert (rejection.participant, rejection.rule) == (addr(2), "blob_format")
+    assert "makes the aggregation fail" in rejection.reason and "not finite" in rejection.reason
+    again = aggregate_screened(FEDAVG, big_base, ROUND, BASE_DIGEST, list(reversed(ups)), (), 1)
+    assert again.model_blob == result.model_blob and again.rejections == result.rejections
+
+
+def test_a_fednova_tau_that_overflows_the_step_is_rejected() -> None:
+    strategy = StrategyConfig("fednova", {"min_updates": 1})
+
+    result = aggregate_screened(strategy, BASE, ROUND, BASE_DIGEST, [nova(addr(1), 3.0), nova(addr(2), 1e300)], (), 1)
+
+    assert result.included == (addr(1),)
+    assert [(r.participant, r.rule) for r in result.rejections] == [(addr(2), "blob_format")]
+
+
+def test_when_every_update_defeats_the_arithmetic_there_is_no_model_and_a_reason() -> None:
+    strategy = StrategyConfig("fednova", {"min_updates": 1})
+
+    result = aggregate_screened(strategy, BASE, ROUND, BASE_DIGEST, [nova(addr(1), 1e300), nova(addr(2), 1e300)], (), 1)
+
+    assert result.model_blob is None and result.too_few_reason == "too few valid updates: 0 < minimum 1"
+    assert [r.participant for r in result.rejections] == [addr(1), addr(2)]
+
+
+def test_a_base_model_with_a_malformed_server_state_is_the_aggregators_error_not_a_participants() -> None:
+    broken = replace(BASE, server_state={"c/w": np.zeros(5, np.float32)})
+
+    with pytest.raises(AggregationError, match="base model is malformed"):
+        aggregate_screened(StrategyConfig("scaffold"), broken, ROUND, BASE_DIGEST, [update(addr(1), [1.0, 1.0, 1.0])],
+                           (), 1)
