@@ -259,6 +259,15 @@ class ServiceError(FedchainError):
     exit_code = ExitCode.SERVICE
 
 
+class AnvilDown(ServiceError):
+    """anvil did not answer the devnet supervisor: it died (or is being restarted). ``delivered``
+    is False when the request certainly never reached it (the connection was refused)."""
+
+    def __init__(self, message: str, *, delivered: bool = True) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+
+
 class ParticipantError(FedchainError):
     """A participant may not act (not admitted, removed, ...)."""
 

@@ -56,6 +56,7 @@ import httpx
 from eth_hash.auto import keccak
 
 from fedchain.config import open_private, private_dir
+from fedchain.errors import AnvilDown
 from fedchain.services.base import HOST, free_port, process_alive, terminate_pid
 
 __all__ = [
@@ -191,15 +192,6 @@ class PersistenceStats:
 
 
 # --- anvil under supervision -----------------------------------------------------------------
-
-
-class AnvilDown(Exception):
-    """anvil did not answer: it died (or is being restarted). ``delivered`` is False when the
-    request certainly never reached it (the connection was refused)."""
-
-    def __init__(self, message: str, *, delivered: bool = True) -> None:
-        super().__init__(message)
-        self.delivered = delivered
 
 
 def _pdeathsig() -> Any:
