@@ -1,13 +1,16 @@
 """Runs the forge unit, fuzz and invariant suite of the contracts (contracts/test/) offline, with the
 pinned solc-js behind hardhat-local/solc-lookalike.js (configured in foundry.toml), so that the
-Python test run covers the Solidity tests too."""
+Python test run covers the Solidity tests too - with foundry.toml's fuzz and invariant counts, not fewer
+(scripts/fuzz_long.sh runs the same suite at 10,000 fuzz runs and 100,000 invariant calls)."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,28 +19,34 @@ pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FORGE = REPO_ROOT / "hardhat-local" / "node_modules" / "@foundry-rs" / "forge-linux-amd64" / "bin" / "forge"
-FUZZ_RUNS = 128
-INVARIANT_RUNS = 32
-INVARIANT_DEPTH = 40
+# Environment variables that would override foundry.toml's counts; the run must not inherit them.
+OVERRIDES = ("FOUNDRY_PROFILE", "FOUNDRY_FUZZ_RUNS", "FOUNDRY_INVARIANT_RUNS", "FOUNDRY_INVARIANT_DEPTH",
+             "DAPP_FUZZ_RUNS", "DAPP_INVARIANT_RUNS", "DAPP_INVARIANT_DEPTH")
 
 
-def test_forge_suite_passes() -> None:
-    assert FORGE.is_file(), f"forge is not installed at {FORGE}; run ./scripts/setup"
-    env = {
-        **os.environ,
-        "FOUNDRY_FUZZ_RUNS": str(FUZZ_RUNS),
-        "FOUNDRY_INVARIANT_RUNS": str(INVARIANT_RUNS),
-        "FOUNDRY_INVARIANT_DEPTH": str(INVARIANT_DEPTH),
-        "FOUNDRY_DISABLE_NIGHTLY_WARNING": "1",
-        "NO_COLOR": "1",
+def foundry_counts() -> dict[str, int]:
+    """The fuzz runs, invariant runs and invariant depth configured in foundry.toml."""
+    config: dict[str, Any] = tomllib.loads((REPO_ROOT / "foundry.toml").read_text(encoding="utf-8"))
+    return {
+        "fuzz_runs": int(config["fuzz"]["runs"]),
+        "invariant_runs": int(config["invariant"]["runs"]),
+        "invariant_depth": int(config["invariant"]["depth"]),
     }
+
+
+def test_forge_suite_passes_with_the_foundry_toml_counts() -> None:
+    assert FORGE.is_file(), f"forge is not installed at {FORGE}; run ./scripts/setup"
+    counts = foundry_counts()
+    assert counts["fuzz_runs"] >= 256 and counts["invariant_runs"] * counts["invariant_depth"] >= 2560
+    env = {k: v for k, v in os.environ.items() if k not in OVERRIDES}
+    env.update(FOUNDRY_DISABLE_NIGHTLY_WARNING="1", NO_COLOR="1")
     proc = subprocess.run(
         [str(FORGE), "test", "--offline", "--threads", "1"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=540,
         check=False,
     )
     report = proc.stdout + proc.stderr
@@ -46,5 +55,13 @@ def test_forge_suite_passes() -> None:
     assert summary is not None, report[-3000:]
     passed, failed, skipped = map(int, summary.groups())
     assert (failed, skipped) == (0, 0)
-    assert passed >= 40, f"only {passed} forge tests ran"
+    assert passed >= 60, f"only {passed} forge tests ran"
     assert "invariant_noDoubleCommit" in report and "testFuzz_commitOnlyUpToDeadline" in report
+    # every fuzz test ran foundry.toml's runs, every invariant its runs x depth calls
+    fuzz = re.findall(r"\[PASS\] (testFuzz_\w+)\([^)]*\) \(runs: (\d+),", report)
+    invariants = re.findall(r"\[PASS\] (invariant_\w+)\(\) \(runs: (\d+), calls: (\d+),", report)
+    assert len(fuzz) >= 9 and len(invariants) >= 9, report[-3000:]
+    assert {int(runs) for _, runs in fuzz} == {counts["fuzz_runs"]}, fuzz
+    assert {(int(runs), int(calls)) for _, runs, calls in invariants} == {
+        (counts["invariant_runs"], counts["invariant_runs"] * counts["invariant_depth"])
+    }, invariants
