@@ -18,13 +18,15 @@ proportional to the bound, not to the text. The quantities it bounds:
   is one; an object's keys are not values).
 
 Beyond the bounds the accepted language is strict RFC 8259 JSON in UTF-8 (no byte-order mark):
-no ``NaN``/``Infinity``, no duplicate keys within an object. Every refusal is a
+no ``NaN``/``Infinity`` and no number too large for a double (``1e400``), no duplicate keys within
+an object. Every refusal is a
 :class:`~fedchain.errors.BlobFormatError` that names what was parsed, the bound and the value.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -141,7 +143,7 @@ def parse_json(data: bytes | bytearray | memoryview, limits: JsonLimits, what: s
     if text.startswith("\ufeff"):
         raise BlobFormatError(f"{what} starts with a byte-order mark")
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, RecursionError) as err:  # RecursionError: cannot happen within max_depth
         raise BlobFormatError(f"{what} is not valid JSON: {err}") from err
 
@@ -157,3 +159,10 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of the range of a double")
+    return value

@@ -187,3 +187,9 @@ def test_documents_are_bounded_in_entries_and_values() -> None:
         decode_json_doc(wide)
     with pytest.raises(BlobFormatError, match=r"more than 500000 JSON values \(limit 500000\)"):
         decode_json_doc(many)
+
+
+@pytest.mark.parametrize("text", [b"[1e400]", b"[-1e999]", b'{"a":' + b"9" * 400 + b".0}"])
+def test_a_number_beyond_a_double_is_refused(text: bytes) -> None:
+    with pytest.raises(BlobFormatError, match="out of the range of a double"):
+        parse_json(text, WIDE, "doc")
