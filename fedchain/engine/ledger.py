@@ -238,26 +238,31 @@ class LedgerTransport:
         participant committed, or a block past the deadline was mined. False when ``timeout_s``
         ran out first.
 
-        The contract judges the deadline by block time, so once the deadline has passed by the
-        clock this waits for a block whose timestamp is past it rather than sending a
+        The contract judges the deadline by block time, so once the deadline has passed on the
+        chain's clock (estimated from the latest block: a devnet's clock may run ahead of or
+        behind this one) this waits for a block whose timestamp is past it rather than sending a
         transaction estimated against an older block. A managed devnet mines on an interval; a
-        chain that mines nothing for :attr:`deadline_block_wait_s` seconds after the deadline
-        raises :class:`~fedchain.errors.ChainStalledError`."""
+        chain that mines no block at all for :attr:`deadline_block_wait_s` seconds after the
+        deadline raises :class:`~fedchain.errors.ChainStalledError`."""
         start = time.monotonic()
         block = self.ledger.block_number()
+        skew = self.ledger.block_timestamp() - time.time()  # the chain's clock minus ours
         stalled_since: float | None = None
+        told = False
         while not self.commit_phase_over(round_id):
             remaining = None if timeout_s is None else timeout_s - (time.monotonic() - start)
             if remaining is not None and remaining <= 0:
                 return False
             deadline = self.ledger.round(round_id).deadline
-            deadline_in = deadline - time.time()
+            deadline_in = deadline - (time.time() + skew)
             if deadline_in > 0:  # a new block (a commit), or the deadline
                 wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
-            else:  # past the deadline by the clock; the chain has mined no block since
+            else:  # past the deadline on the chain's clock, and no block since
                 now = time.monotonic()
                 if stalled_since is None:
                     stalled_since = now
+                if not told:
+                    told = True
                     log.info("round %d: deadline %d passed; waiting for a block past it (latest block %d)",
                              round_id, deadline, block)
                 elif now - stalled_since > self.deadline_block_wait_s:
@@ -267,8 +272,11 @@ class LedgerTransport:
                         "the chain mines only on transactions? Run the devnet with interval mining "
                         "(the managed devnet does), or send any transaction"
                     )
-                wait = min(1.0, self.deadline_block_wait_s - (now - stalled_since))
-            block = self.ledger.wait_for_block(block, max(0.0, wait if remaining is None else min(wait, remaining)))
+                wait = max(0.0, min(1.0, self.deadline_block_wait_s - (now - stalled_since)))
+            seen = self.ledger.wait_for_block(block, wait if remaining is None else max(0.0, min(wait, remaining)))
+            if seen != block:  # the chain moves: not stalled, and its clock is known better
+                block, stalled_since = seen, None
+                skew = self.ledger.block_timestamp() - time.time()
         return True
 
     def close(self, round_id: RoundId, reason: str, *, timeout_s: float | None = 0.0) -> TxReport:
