@@ -10,18 +10,28 @@ message carrying the total ``filesize`` and one ``blocksizes`` entry per child, 
 
 The protobuf encoding is written out here (it is small) so no CID library is needed.
 Hashing dominates the cost: every byte of the blob goes through SHA-256 exactly once,
-over memoryviews, without copies.
+over memoryviews, without copies. Parsing and checking a CID's text is pure and lives in
+:mod:`fedchain.codec.cid` (the protocol layer checks committed CIDs without any store); it is
+re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fedchain.codec.cid import (
+    CID_V1,
+    CODEC_DAG_PB,
+    CODEC_RAW,
+    MH_SHA2_256,
+    ParsedCid,
+    cid_problem,
+    cid_to_string,
+    parse_cid,
+)
 from fedchain.errors import StorageError
 from fedchain.types import Cid
 
@@ -34,16 +44,13 @@ __all__ = [
     "compute_cid",
     "compute_cid_of_chunks",
     "cid_to_string",
+    "cid_problem",
     "parse_cid",
     "ParsedCid",
 ]
 
 CHUNK_SIZE = 256 * 1024
 MAX_LINKS = 174
-CODEC_RAW = 0x55
-CODEC_DAG_PB = 0x70
-_MH_SHA2_256 = 0x12
-_CID_V1 = 0x01
 _UNIXFS_FILE = 2
 
 
@@ -62,73 +69,8 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated or overlong varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
 def _cid_bytes(codec: int, sha256_digest: bytes) -> bytes:
-    return bytes((_CID_V1, codec)) + bytes((_MH_SHA2_256, len(sha256_digest))) + sha256_digest
-
-
-def cid_to_string(cid_bytes: bytes) -> Cid:
-    """Multibase base32 (lower case, no padding, prefix ``b``) of a binary CID."""
-    return Cid("b" + base64.b32encode(cid_bytes).decode("ascii").rstrip("=").lower())
-
-
-@dataclass(frozen=True)
-class ParsedCid:
-    """The parts of a CIDv1 with a SHA-256 multihash."""
-
-    codec: int
-    digest: bytes
-    binary: bytes
-
-
-def parse_cid(text: str) -> ParsedCid:
-    """Parse a base32 CIDv1 (``b...``) with a sha2-256 multihash and a raw or dag-pb codec.
-
-    Raises :class:`~fedchain.errors.StorageError` naming what is wrong.
-    """
-    if not isinstance(text, str) or not text:
-        raise StorageError(f"not a CID: {text!r}")
-    if not text.startswith("b"):
-        raise StorageError(f"not a base32 CIDv1 (must start with 'b'): {text!r}")
-    body = text[1:]
-    if body != body.lower() or not body:
-        raise StorageError(f"not a lower-case base32 CIDv1: {text!r}")
-    try:
-        raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
-    except (ValueError, binascii.Error) as err:
-        raise StorageError(f"CID is not valid base32: {text!r}") from err
-    try:
-        version, pos = _read_varint(raw, 0)
-        codec, pos = _read_varint(raw, pos)
-        mh_code, pos = _read_varint(raw, pos)
-        mh_len, pos = _read_varint(raw, pos)
-    except ValueError as err:
-        raise StorageError(f"CID is truncated: {text!r}") from err
-    if version != _CID_V1:
-        raise StorageError(f"CID version {version} is not supported (only CIDv1): {text!r}")
-    if codec not in (CODEC_RAW, CODEC_DAG_PB):
-        raise StorageError(f"CID codec 0x{codec:x} is not supported (raw or dag-pb only): {text!r}")
-    if mh_code != _MH_SHA2_256 or mh_len != 32:
-        raise StorageError(f"CID multihash is not sha2-256/32: {text!r}")
-    digest = raw[pos:]
-    if len(digest) != 32:
-        raise StorageError(f"CID digest has {len(digest)} bytes, expected 32: {text!r}")
-    if cid_to_string(raw) != text:
-        raise StorageError(f"CID is not in canonical base32 form: {text!r}")
-    return ParsedCid(codec=codec, digest=bytes(digest), binary=bytes(raw))
+    return bytes((CID_V1, codec)) + bytes((MH_SHA2_256, len(sha256_digest))) + sha256_digest
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 from io import BufferedReader
 from pathlib import Path
@@ -127,14 +128,13 @@ class LocalStore:
     def get(self, cid: Cid) -> bytes:
         """The blob's bytes, verified against ``cid``."""
         path = self.path_of(cid)
+        src = self._open_blob(cid, path)
         try:
-            size = path.stat().st_size
-            check_size(size, self.max_bytes, f"blob {cid}")
-            data = path.read_bytes()
-        except FileNotFoundError as err:
-            raise BlobNotFoundError(f"blob {cid} is not in the local store {self.root}") from err
+            with src:
+                data = src.read(self.max_bytes + 1)  # never more, whatever the file turned into
         except OSError as err:
             raise StorageError(f"cannot read blob {cid}: {err}") from err
+        check_size(len(data), self.max_bytes, f"blob {cid}")
         verify_bytes(cid, data, f"local store file {path} is corrupt")
         return data
 
@@ -142,22 +142,17 @@ class LocalStore:
         """Copy the blob into ``dest`` (atomically, once verified); return its size."""
         src_path = self.path_of(cid)
         dest = Path(dest)
-        try:
-            src: BufferedReader = open(src_path, "rb")
-        except FileNotFoundError as err:
-            raise BlobNotFoundError(f"blob {cid} is not in the local store {self.root}") from err
-        except OSError as err:
-            raise StorageError(f"cannot read blob {cid}: {err}") from err
+        src = self._open_blob(cid, src_path)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._temp_in(dest.parent)
         builder = CidBuilder()
         try:
             with src, open(tmp, "wb") as out:
-                check_size(os.fstat(src.fileno()).st_size, self.max_bytes, f"blob {cid}")
                 buf = bytearray(COPY_BUFFER)
                 view = memoryview(buf)
                 while n := src.readinto(buf):
                     builder.update(view[:n])
+                    check_size(builder.size, self.max_bytes, f"blob {cid}")
                     out.write(view[:n])
             verify_builder(cid, builder, f"local store file {src_path} is corrupt")
             os.replace(tmp, dest)
@@ -185,6 +180,26 @@ class LocalStore:
         return bad
 
     # -- helpers -----------------------------------------------------------------
+    def _open_blob(self, cid: Cid, path: Path) -> BufferedReader:
+        """The blob's file, opened for reading: a regular file within the size limit. Whatever else
+        sits under that name (a FIFO, a device, a link to one) is refused without reading it."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError as err:
+            raise BlobNotFoundError(f"blob {cid} is not in the local store {self.root}") from err
+        except OSError as err:
+            raise StorageError(f"cannot read blob {cid}: {err}") from err
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise StorageError(f"local store entry {path} is not a regular file; the store is damaged")
+            check_size(info.st_size, self.max_bytes, f"blob {cid}")
+            os.set_blocking(fd, True)
+            return open(fd, "rb", closefd=True)
+        except BaseException:
+            os.close(fd)
+            raise
+
     def _private_dirs(self, directory: Path) -> None:
         """The store's root and ``directory`` in it, created (or narrowed to) 0700."""
         try:
