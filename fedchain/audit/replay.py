@@ -611,7 +611,7 @@ class Auditor:
                 add(FindingKind.REPLAY_FAILED, f"base model {opened.base_model_cid} is malformed: "
                     f"{'; '.join(base_problems)}", responsible=Party.AGGREGATOR, address=opened.opened_by)
             else:
-                recomputed, outcomes = self._replay(add, task, base, rev, outcomes, blames)
+                recomputed = self._replay(add, task, base, rev, outcomes)
         if recomputed is not None:
             self._compare(add, recomputed, evidence, rev, by_addr, unavailable, outcomes)
 
@@ -619,46 +619,21 @@ class Auditor:
         return add.findings, self._summary(rev, evidence, decoded, len(add.findings))
 
     @staticmethod
-    def _replay(add: AddFinding, task: _Task, base: GlobalModel, rev: _RoundEvents, outcomes: list[FetchOutcome],
-                blames: list[_Blame]) -> tuple[RoundAggregate | None, list[FetchOutcome]]:
-        """Re-aggregate the round. Should an update make the aggregation itself fail (instead of
-        being rejected), it is found by aggregating each update alone, blamed on its committer and
-        counted as ``blob_format`` - the rejection it deserves - for a second try; returns the
-        result (None when the round cannot be replayed) and the outcomes it was computed from."""
+    def _replay(add: AddFinding, task: _Task, base: GlobalModel, rev: _RoundEvents,
+                outcomes: list[FetchOutcome]) -> RoundAggregate | None:
+        """Re-aggregate the round (None, with a finding, when it cannot be). Nothing a participant
+        sent makes :func:`~fedchain.protocol.rounds.aggregate` raise (an update that defeats the
+        arithmetic is rejected as ``blob_format``), so a failure here is not a participant's."""
         opened = rev.opened
-        rid = RoundId(int(opened.round_id))
-
-        def run(these: Sequence[FetchOutcome], minimum: int) -> RoundAggregate:
-            return aggregate(task.doc.strategy_config(), base, rid, opened.base_model_digest, these, minimum)
-
         try:
-            return run(outcomes, int(opened.min_updates)), outcomes
+            return aggregate(task.doc.strategy_config(), base, RoundId(int(opened.round_id)), opened.base_model_digest,
+                             outcomes, int(opened.min_updates))
         except StorageUnavailableError:
             raise
         except _DECODE_ERRORS as err:
-            failure = err
-        culprits: dict[int, str] = {}
-        for i, out in enumerate(outcomes):
-            if out.data is None:
-                continue
-            try:
-                run([out], 0)
-            except _DECODE_ERRORS as err:
-                culprits[i] = f"blob {out.commitment.cid} makes the aggregation fail instead of being rejected: " \
-                              f"{_describe(err)}"
-        if not culprits:
-            log.error("round %d: the replay's aggregation failed: %s", int(rid), _describe(failure))
-            add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {_describe(failure)}")
-            return None, outcomes
-        for i, detail in culprits.items():
-            blames.append(_Blame(outcomes[i].commitment.participant, FindingKind.BLOB_FORMAT, detail))
-        outcomes = [FetchOutcome(o.commitment, None, RULE_BLOB_FORMAT, culprits[i]) if i in culprits else o
-                    for i, o in enumerate(outcomes)]
-        try:
-            return run(outcomes, int(opened.min_updates)), outcomes
-        except _DECODE_ERRORS as err:
+            log.error("round %d: the replay's aggregation failed: %s", int(opened.round_id), _describe(err))
             add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {_describe(err)}")
-            return None, outcomes
+            return None
 
     def _as_the_aggregator_saw(self, add: AddFinding, evidence: Evidence,
                                outcomes: list[FetchOutcome]) -> list[FetchOutcome]:
@@ -750,8 +725,8 @@ class Auditor:
         evidence does not include it) is handled misconduct; one it included is an error of the
         participant's as well as the aggregator's. A blob the store lost or corrupted after the
         aggregator used it (included it, or rejected it by a rule that needs its bytes) is the
-        store's fault. A rejection the replay reproduces, by a rule the update breaks, is handled
-        misconduct. In a round still open nothing is decided yet: those are warnings."""
+        store's fault. An update the replay rejects by a rule it breaks (any but the selection rules)
+        is misconduct in the same way. In a round still open nothing is decided yet: warnings."""
         decided = rev.finalized is not None or rev.closed is not None
         used = {u.participant.lower() for u in evidence.included} if evidence is not None else set()
         ev_rules: dict[str, set[str]] = defaultdict(set)
@@ -773,19 +748,20 @@ class Auditor:
                 add(b.kind, b.detail, b.participant, severity=Severity.HANDLED)
         if recomputed is None:
             return
-        ev_keys = {(p, rule) for p, rules in ev_rules.items() for rule in rules}
         for r in recomputed.rejections:
             p = r.participant.lower()
-            # rules decided on fetching are reported from the audit's own fetch (or as the warning
-            # that a blob rejected as unavailable can be fetched now)
-            if p in blamed or r.rule in SELECTION_RULES or r.rule in _FETCH_RULES:
+            # a blob the audit could not fetch is reported from its own fetch; one rejected as
+            # unavailable that can be fetched now, as a warning
+            if p in blamed or r.rule in SELECTION_RULES or r.rule == RULE_BLOB_UNAVAILABLE:
                 continue
+            kind = FindingKind.BLOB_FORMAT if r.rule == RULE_BLOB_FORMAT else FindingKind.UPDATE_REJECTED
             if not decided:
-                add(FindingKind.UPDATE_REJECTED, f"rule {r.rule} rejects this update: {r.reason}", r.participant,
-                    severity=Severity.WARNING)
-            elif (p, r.rule) in ev_keys or (evidence is None and rev.closed is not None):
-                add(FindingKind.UPDATE_REJECTED, f"rejected by rule {r.rule}: {r.reason}", r.participant,
-                    severity=Severity.HANDLED)
+                add(kind, f"rule {r.rule} rejects this update: {r.reason}", r.participant, severity=Severity.WARNING)
+            elif p in used:
+                add(kind, f"rule {r.rule} rejects this update ({r.reason}), but the aggregator included it",
+                    r.participant, severity=Severity.ERROR)
+            else:
+                add(kind, f"rejected by rule {r.rule}: {r.reason}", r.participant, severity=Severity.HANDLED)
             blamed.add(p)
 
     # --- summaries --------------------------------------------------------------------------

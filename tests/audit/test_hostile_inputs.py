@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import eth_account  # noqa: F401 - imported for its effect on the recursion limit (py_ecc raises it)
+import numpy as np
 
 from fedchain.audit.findings import AuditFinding
 from fedchain.codec.blob import encode_json_doc
 from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import ExitCode
+from fedchain.fl.records import ClientUpdate
+from fedchain.protocol.blobs import encode_update
 from fedchain.protocol.rounds import inclusion_root
 from fedchain.storage.cid import compute_cid
 from fedchain.storage.ipfs import IpfsStore
@@ -292,3 +295,49 @@ def test_hostile_update_blobs_are_findings_against_their_committers(fed: Fed) ->
     blamed = {(f.round, f.responsible_address) for f in report.findings}
     assert set(committed) <= blamed, sorted(set(committed) - blamed)
     assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
+
+
+DEPTH = 200_000
+
+
+def _nested(depth: int = DEPTH) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def test_deeply_nested_evidence_and_task_documents_are_findings_not_a_crash(fed: Fed) -> None:
+    rid = _junk_round(fed)
+    _finalize_with(fed, rid, evidence=_nested())
+    doc = fed.doc
+    fed.admin.configure_task(doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(),
+                             fed.store.put(_nested()), 86_400)
+
+    report = fed.auditor().audit()
+
+    assert [(f.round, f.responsible.value) for f in report.findings if f.kind.value == "evidence_malformed"] == [
+        (int(rid), "aggregator")
+    ]
+    assert [(f.round, f.responsible.value) for f in report.findings if f.kind.value == "task_config_malformed"] == [
+        (0, "governance")
+    ]
+
+
+def test_update_blobs_with_deeply_nested_headers_are_findings_against_their_committers(fed: Fed) -> None:
+    rid = fed.open_round()
+    header = b"[" * 30_000 + b"]" * 30_000  # within the 64 KiB header cap
+    valid = encode_update(ClientUpdate(fed.participants[1].address, rid, fed.clients[1].num_samples,
+                                       {"w": np.zeros(1, dtype=np.float32)}, fed.reader.round(rid).base_model_digest))
+    (head_len,) = struct.unpack(">I", valid[8:12])
+    blobs = [
+        b"FEDCBLOB" + struct.pack(">I", len(header)) + header,
+        valid[:12 + head_len] + struct.pack("<Q", 2 * DEPTH) + _nested(),  # a valid header, then 400 KB of nesting
+        JUNK_UPDATE,
+    ]
+    for i, (p, data) in enumerate(zip(fed.participants, blobs, strict=True)):
+        p.ledger.commit_update(rid, sha256_digest(data), fed.store.put(data), fed.clients[i].num_samples, b"\x07" * 32)
+    fed.aggregator.ledger.close_round(rid, "hostile updates only")
+
+    report = fed.auditor().audit()
+
+    assert sorted((f.kind.value, f.responsible_address) for f in report.findings) == sorted(
+        ("blob_format", p.address) for p in fed.participants
+    )
