@@ -93,14 +93,13 @@ breaks a rule of the task: a rejection by one of them is no misconduct and no fi
 # did not match the CID, or the CID does not parse.
 _FETCH_RULES = frozenset({RULE_BLOB_UNAVAILABLE, RULE_BLOB_INTEGRITY, RULE_BLOB_FORMAT, RULE_INVALID_CID})
 
-# Findings about a participant's own publication: what it committed and what it put in the store.
-_INTRINSIC = frozenset({FindingKind.BLOB_DIGEST_MISMATCH, FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID})
 # Findings about the store's copy of a participant's blob now (it may have been fine when used).
 _STORE_STATE = frozenset({FindingKind.BLOB_MISSING, FindingKind.BLOB_CID_MISMATCH})
 
-# What a decoder of hostile bytes may raise besides a FedchainError. Caught only around decoding
-# what the store returned (the boundary where untrusted input enters), never around the audit's
-# own logic; the store being unreachable is re-raised before this is consulted.
+# What a decoder of hostile bytes may raise besides a FedchainError. Caught around decoding what
+# the store returned (the boundary where untrusted input enters), so that each failure is a finding
+# naming the publisher, and once more around a whole round as the last line (a finding that names
+# no culprit, logged with its traceback); the store being unreachable is re-raised before.
 _DECODE_ERRORS: tuple[type[BaseException], ...] = (
     FedchainError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError,
 )
@@ -658,10 +657,11 @@ class Auditor:
         updates it dropped, the model, the Merkle root and the included count."""
         fin = rev.finalized
         mine = {(r.participant.lower(), r.rule): r for r in recomputed.rejections}
-        # a blob the store cannot deliver now, that the aggregator did not reject as unavailable:
-        # what the aggregator did with it cannot be checked
+        # a blob the store cannot deliver now that the aggregator had (it did not reject it on
+        # fetching): what the aggregator did with it cannot be checked
         ev_rej = {(r.participant.lower(), r.rule): r for r in evidence.rejected} if evidence is not None else {}
-        lost = {p for p in unavailable if (p, RULE_BLOB_UNAVAILABLE) not in ev_rej}
+        fetch_rejected = {p for (p, rule) in ev_rej if rule in _FETCH_RULES}
+        lost = unavailable - fetch_rejected
         if evidence is not None:
             ev_inc = {u.participant.lower() for u in evidence.included}
             with_bytes = {o.commitment.participant.lower() for o in outcomes if o.data is not None}

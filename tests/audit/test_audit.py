@@ -542,3 +542,27 @@ def test_update_that_makes_the_aggregation_fail_is_blamed_on_its_committer(fed: 
         ("blob_format", "participant", fed.participants[2].address, "handled"),
         ("close_not_justified", "aggregator", fed.env.accounts.aggregator.address, "error"),
     }
+
+
+def test_blob_corrupt_in_the_store_before_the_aggregator_fetched_it_is_handled(chain_env, local_store, task_files,
+                                                                               tmp_path: Path) -> None:
+    fed = make_fed(chain_env, local_store, task_files, tmp_path)
+    rid = fed.open_round()
+    for p in fed.participants[:2]:
+        p.submit(rid)
+    blob = _honest_blob(fed, 2, rid)
+    update = decode_update(blob)
+    cid = local_store.put(blob)
+    fed.participants[2].ledger.commit_update(rid, sha256_digest(blob), cid, update.num_samples, metadata_digest(update))
+    path = local_store.path_of(cid)
+    path.chmod(0o644)
+    path.write_bytes(blob[:-1] + bytes([blob[-1] ^ 0xFF]))
+    out = fed.aggregator.finalize(rid)
+    assert [(r.participant, r.rule) for r in out.rejected] == [(fed.participants[2].address, "blob_integrity")]
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind.value, f.responsible_address, f.severity.value) for f in report.findings] == [
+        ("blob_cid_mismatch", fed.participants[2].address, "handled")
+    ]
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
