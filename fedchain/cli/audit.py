@@ -11,24 +11,28 @@ from fedchain.cli.options import emit, json_option, role_options, role_settings
 from fedchain.errors import ExitCode
 
 
-def _auditor(settings: Any, address: str | None) -> Any:
+def _auditor(settings: Any, address: str | None, fetch_deadline_s: float) -> Any:
     from fedchain.audit.replay import Auditor
     from fedchain.sim.wiring import connect_ledger, gas_lookup, open_blob_store
 
     ledger = connect_ledger(settings, address=address)
     return Auditor(ledger, open_blob_store(settings), gas_of=gas_lookup(ledger),
-                   contract=ledger.contract.address, chain_id=ledger.conn.chain_id)
+                   contract=ledger.contract.address, chain_id=ledger.conn.chain_id, fetch_deadline_s=fetch_deadline_s)
 
 
 @click.group(invoke_without_command=True)
 @click.option("--round", "round_id", type=int, default=None, help="Audit only this round.")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a human-readable HTML report here.")
+@click.option("--fetch-deadline", "fetch_deadline_s", type=click.FloatRange(min=0, min_open=True), default=120.0,
+              show_default=True, help="Seconds to wait for one round's blobs, all fetched at once; a blob not "
+              "fetched by then counts as unavailable.")
 @role_options
 @json_option
 @click.pass_context
-def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, state_dir: Path | None, rpc_url: str | None,
-          ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, fetch_deadline_s: float,
+          state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
+          chain_id: int | None, as_json: bool) -> None:
     """Replay every round from chain events and the blob store.
 
     Each finding names the party responsible (aggregator, participant ADDRESS, infrastructure,
@@ -41,7 +45,7 @@ def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, stat
     if ctx.invoked_subcommand is not None:
         return
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id)
-    report = _auditor(settings, address).audit(round_id)
+    report = _auditor(settings, address, fetch_deadline_s).audit(round_id)
     if html_path is not None:
         from fedchain.audit.html import write_html
 

@@ -144,7 +144,7 @@ def test_handled_participant_misconduct_exits_52_and_the_reports_name_the_partic
     ]
     page = html.read_text()
     assert "handled by the aggregator" in page and culprit.address in page and "<th>Responsible</th>" in page
-    human = CliRunner().invoke(cli, ["audit", *_conn_args(fed, ipfs_api_url)])
+    human = CliRunner().invoke(cli, ["audit", *_conn_args(fed, ipfs_api_url), "--fetch-deadline", "30"])
     assert human.exit_code == 52 and f"[handled; participant {culprit.address}] blob_digest_mismatch" in human.stdout
 
 
@@ -154,3 +154,6 @@ def test_audit_help_documents_the_exit_codes() -> None:
     assert result.exit_code == 0
     text = " ".join(result.stdout.split())
     assert "Exit 0 when clean" in text and "51 (AUDIT_FINDINGS)" in text and "52 (AUDIT_PARTICIPANT_MISCONDUCT)" in text
+    assert "--fetch-deadline" in text
+    bad = CliRunner().invoke(cli, ["audit", "--fetch-deadline", "0"])
+    assert bad.exit_code == ExitCode.USAGE and "--fetch-deadline" in bad.output
