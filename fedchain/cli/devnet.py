@@ -27,7 +27,8 @@ def devnet() -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port on 127.0.0.1 [default: a free one].")
 @click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True, help="Seconds to wait for readiness.")
 @click.option("--block-time", "block_time_s", type=click.FloatRange(0, 3600), default=None,
-              help="Mine a block every S seconds besides the transactions' own (anvil; 0: off) "
+              help="Interval mining: no answer shows a head older than S seconds, so deadlines pass on a "
+                   "quiet chain (anvil; blocks are mined only while clients ask; 0: off) "
                    "[default: the devnet_block_time_s setting, 1].")
 @state_dir_option
 @toolchain_option

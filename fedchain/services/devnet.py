@@ -6,8 +6,8 @@ detached, records engine, pid, URL and chain id in ``<state_dir>/devnet.json``. 
 runs under the devnet supervisor (:mod:`fedchain.services.supervisor`): the chain is kept in
 ``<state_dir>/devnet/state.json.gz``, loaded on start and written before any answer reveals a
 mined transaction, so a SIGKILL of anvil (which the supervisor restarts), of the supervisor or of
-both loses no mined transaction; and it mines a block every ``block_time_s`` seconds besides the
-transactions' own blocks (interval mining, so deadlines pass on a quiet devnet; 0: off).
+both loses no mined transaction; and no answer shows a head older than ``block_time_s`` seconds
+(interval mining while anyone watches, so deadlines pass on a quiet devnet; 0: off).
 :func:`stop_devnet` sends SIGTERM and waits, so the state is written a last time. The devnet comes
 back on the port it last used when that port is free, so recorded URLs stay valid.
 
@@ -73,7 +73,7 @@ STATE_INTERVAL_S = 10  # an unsupervised anvil with a state file (not the manage
 RECORD_NAME = "devnet.json"
 STATE_NAME = "state.json.gz"
 DEFAULT_BLOCK_TIME_S = 1.0
-"""Interval mining of the managed devnet: a block every second besides the transactions' own."""
+"""Interval mining of the managed devnet: no answer shows a head more than a second old."""
 _PROCESS_MARKERS = {"anvil": "anvil", "hardhat": "hardhat"}
 
 
@@ -202,7 +202,8 @@ class DevnetStatus:
 class DevnetProcess:
     """One devnet process. As a context manager it is ephemeral (stopped on exit).
 
-    ``block_time_s`` > 0 mines a block that often besides the transactions' own (anvil only);
+    ``block_time_s`` > 0 mines a block that often besides the transactions' own (anvil only; under
+    the supervisor only while clients ask, see :mod:`fedchain.services.supervisor`);
     ``supervised`` runs anvil under the devnet supervisor, which writes ``state_file`` (required)
     before any answer reveals a mined transaction (see :mod:`fedchain.services.supervisor`)."""
 

@@ -8,14 +8,22 @@ until the chain it was computed from is on disk:
 
 - after a request that changes the chain (a transaction, any ``anvil_*`` / ``evm_*`` call) the
   whole state is dumped (``anvil_dumpState``) and written atomically (temp file, fsync, rename,
-  fsync of the directory) before the answer leaves;
+  fsync of the directory) before the answer leaves; a transaction's hash goes back only once the
+  transaction is mined (anvil mines it at once) and written, so a hash the devnet returned is
+  never lost;
 - after any other request, the blocks mined since the last check are looked at: if one of them
-  holds a transaction (interval mining picked it from the pool), the state is dumped first.
+  holds a transaction (a block mined some other way), the state is dumped first.
 
 So no client ever sees a transaction mined - a hash, a receipt, a log, a balance - that a SIGKILL
-of anvil, of the supervisor or of both could take back. Empty blocks of interval mining are
-written lazily (every few seconds while the head moves); a crash may rewind those, never a
-transaction, and block hashes of a rewound empty stretch change like a shallow reorganisation.
+of anvil, of the supervisor or of both could take back. Empty blocks are written lazily (every
+few seconds when a client has seen new ones); a crash may rewind those, never a transaction, and
+the block hashes of a rewound empty stretch change like a shallow reorganisation.
+
+Interval mining (``--block-time``) happens here, on demand: before a request is answered, an
+empty block is mined if the head is ``block_time`` seconds old, so no client ever sees an older
+head and a deadline passes on a quiet chain without any transaction. While nobody asks, nothing
+is mined: an unwatched devnet does not grow, and neither does the cost of writing its state
+(which is proportional to the number of blocks).
 
 When anvil dies under the supervisor it is started again from the state file on a new internal
 port while the public port stays open: requests in flight wait for it (reads are answered from the
@@ -78,6 +86,8 @@ LOAD_NAME = "load-state.json"
 """The decompressed copy of the state file anvil is started from (next to the state file)."""
 IDLE_DUMP_S = 5.0
 """How often the empty blocks of interval mining are written while the head moves (at least)."""
+SEND_MINE_WAIT_S = 5.0
+"""How long a send's answer waits for its transaction to be mined (anvil automines at once)."""
 RESTART_WAIT_S = 60.0
 """How long a request waits for anvil to come back after it died."""
 MAX_QUICK_RESTARTS = 5
@@ -96,6 +106,7 @@ _READ_ONLY = frozenset({
     "txpool_inspect", "anvil_nodeInfo", "anvil_metadata", "anvil_dumpState", "evm_snapshot",
     "ots_getApiLevel",
 })
+_SENDS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
 _NO_CHAIN_STATE = frozenset({"eth_chainId", "net_version", "web3_clientVersion", "net_listening"})
 _PR_SET_PDEATHSIG = 1
 
@@ -232,14 +243,15 @@ class Supervisor:
         self._dump_ms_total = 0.0
         self._dump_ms_max = 0.0
         self._dump_ms_last = 0.0
+        self._mine_lock = threading.Lock()
+        self._head_seen = -1
+        self._head_seen_at = 0.0  # monotonic time the head last moved
         self._pre_exec = _pdeathsig()
 
     # -- anvil ---------------------------------------------------------------------------------
 
     def _anvil_command(self, port: int) -> list[str]:
         cmd = [str(self.anvil), *_anvil_marker(port).split()]
-        if self.block_time_s > 0:
-            cmd += ["--block-time", f"{self.block_time_s:g}", "--mixed-mining"]
         load = self.state.load_file()
         if load is not None:
             cmd += ["--load-state", str(load)]
@@ -287,6 +299,7 @@ class Supervisor:
         with self._persist_lock:
             self._checked = head
             self._persisted = head if self.state.exists() else -1
+            self._saw_head(head)
         self.up.set()
         log.info("anvil pid %d answers on %s at block %d", self.process.pid, self.upstream, head)
 
@@ -329,10 +342,46 @@ class Supervisor:
         self._persisted = self._checked = head
         self._unwritten_head = False
 
+    def _saw_head(self, head: int) -> None:
+        if head != self._head_seen:
+            self._head_seen, self._head_seen_at = head, time.monotonic()
+
+    def keep_fresh(self) -> None:
+        """Interval mining while someone watches: mine an empty block before answering when the
+        head is ``block_time_s`` old or older, so no answer shows a head older than that and a
+        deadline passes on a quiet chain; while nobody asks, nothing is mined (an unwatched devnet
+        neither grows nor costs anything)."""
+        if self.block_time_s <= 0 or time.monotonic() - self._head_seen_at < self.block_time_s:
+            return
+        with self._mine_lock:
+            if time.monotonic() - self._head_seen_at < self.block_time_s:
+                return  # another request mined meanwhile
+            self._call("evm_mine")
+            self._saw_head(int(self._call("eth_blockNumber"), 16))
+
+    def _wait_mined(self, answer: bytes) -> None:
+        """Wait (briefly) until the transaction a send answered with is mined, so that the state
+        written before the hash goes back holds it: a hash the devnet returned is never lost."""
+        try:
+            tx = json.loads(answer).get("result")
+        except (ValueError, AttributeError):
+            return
+        if not isinstance(tx, str):
+            return  # an error answer: nothing was sent
+        deadline = time.monotonic() + SEND_MINE_WAIT_S
+        delay = 0.001
+        while self._call("eth_getTransactionReceipt", [tx]) is None:
+            if time.monotonic() > deadline:
+                log.warning("transaction %s not mined within %.0f s; its hash goes back unwritten", tx, SEND_MINE_WAIT_S)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
     def settle(self, mutating: bool) -> None:
         """Make sure the chain an answer was computed from is on disk before it leaves."""
         with self._persist_lock:
             head = int(self._call("eth_blockNumber"), 16)
+            self._saw_head(head)
             needed = mutating or head < self._checked
             if not needed and head > self._checked:
                 if head - self._checked > _TX_SCAN_LIMIT:
@@ -387,27 +436,38 @@ class Supervisor:
         mutating = not all(_is_read_only(m) for m in methods)
         retry_all = not mutating
         raw_tx = _raw_transaction(parsed)
+        chain_state = not all(m in _NO_CHAIN_STATE for m in methods)
         deadline = time.monotonic() + RESTART_WAIT_S
         first = True
         while True:
             if not self.up.wait(timeout=max(0.0, deadline - time.monotonic())):
                 return _error(parsed, "the devnet's anvil is restarting and did not come back in time; retry")
+            process = self.process
             try:
                 if not first and raw_tx is not None and self._call("eth_getTransactionByHash", [raw_tx]) is not None:
                     self.settle(True)
                     return json.dumps({"jsonrpc": "2.0", "id": parsed.get("id"), "result": raw_tx}).encode()
+                if chain_state and not mutating:
+                    self.keep_fresh()
                 answer = self.forward(body)
-                if not all(m in _NO_CHAIN_STATE for m in methods):
+                if len(methods) == 1 and methods[0] in _SENDS:
+                    self._wait_mined(answer)
+                if chain_state:
                     self.settle(mutating)
                 return answer
             except AnvilDown as err:
+                if process is not None and process.poll() is None and err.delivered:
+                    # anvil runs: the call failed on its own (a timeout, an error answer)
+                    return _error(parsed, f"the devnet's anvil failed to answer: {err}")
                 log.warning("anvil did not answer %s: %s", ",".join(methods), err)
-                self.up.clear()
                 if not (retry_all or raw_tx is not None or not err.delivered) or self.stopping.is_set():
                     return _error(parsed, "the devnet's anvil died while this request ran; whether it took effect is "
                                           "unknown: check the chain and retry")
+                while self.process is process and time.monotonic() < deadline and not self.stopping.is_set():
+                    time.sleep(0.05)  # the main loop notices the death and starts anvil again
+                if time.monotonic() >= deadline:
+                    return _error(parsed, "the devnet's anvil did not come back in time; retry")
                 first = False
-                time.sleep(0.05)
 
     # -- the main loop -------------------------------------------------------------------------
 
@@ -524,6 +584,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms delayed-ACK stall
     server: _Server
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name

@@ -162,7 +162,7 @@ def test_sigkill_of_the_whole_devnet_loses_no_transaction_and_it_comes_back_on_i
         stop_devnet(tmp_path)
 
 
-def test_interval_mining_moves_a_quiet_chain_and_zero_turns_it_off(tmp_path: Path) -> None:
+def test_interval_mining_moves_a_watched_quiet_chain_and_zero_turns_it_off(tmp_path: Path) -> None:
     with httpx.Client(timeout=10) as client:
         try:
             info, _ = start_devnet(tmp_path / "mining", block_time_s=0.5)
@@ -174,6 +174,11 @@ def test_interval_mining_moves_a_quiet_chain_and_zero_turns_it_off(tmp_path: Pat
 
             wait_for(passed, 30, "a block 2 s later without any transaction")
             assert info.block_time_s == 0.5
+            watched = int(call(client, info.url, "eth_blockNumber"), 16)
+            time.sleep(1.5)  # nobody asks: nothing is mined
+            after = call(client, info.url, "eth_getBlockByNumber", ["latest", False])
+            assert int(after["number"], 16) == watched + 1  # one block for this request, none while unwatched
+            assert time.time() - int(after["timestamp"], 16) < 2
         finally:
             stop_devnet(tmp_path / "mining")
         try:

@@ -57,11 +57,16 @@ def latest_round(state_dir: Path) -> int:
         return 0
 
 
+def log_tail(log: Path) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log.is_file() else "(no log)"
+
+
 def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen[str], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if proc.poll() is not None:
-            raise AssertionError(f"the simulation exited ({proc.returncode}) while waiting for {what}")
+            log = Path(proc.args[proc.args.index("--out") + 1]).parent / "simulate.log"  # type: ignore[union-attr]
+            raise AssertionError(f"the simulation exited ({proc.returncode}) while waiting for {what}:\n{log_tail(log)}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
@@ -73,8 +78,7 @@ def finish(proc: subprocess.Popen[str], log: Path) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         proc.kill()
         stdout, _ = proc.communicate()
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log.is_file() else ""
-    assert proc.returncode == 0, f"simulate exited {proc.returncode}; its log ends:\n{tail}"
+    assert proc.returncode == 0, f"simulate exited {proc.returncode}; its log ends:\n{log_tail(log)}"
     summary: dict[str, Any] = json.loads(stdout)
     return summary
 
