@@ -101,7 +101,7 @@ def test_capped_shares_are_a_fair_redistribution(weights: list[float], cap: floa
     exact = [Fraction(c.weight) for c in a]
     n = len(cs)
     assert abs(sum(exact) - 1) <= Fraction(n, 2**52)
-    if cap * n <= 1:
+    if Fraction(cap) * n <= 1:  # exactly: 0.2 as a double is a little more than 1/5
         assert len(set(exact)) == 1
         return
     assert max(exact) <= Fraction(cap)  # rounding the cap's own value gives it back exactly
