@@ -11,6 +11,9 @@ import {IFederation} from "./IFederation.sol";
 /// update and the aggregator finalises the aggregate. The commitments themselves live in the event
 /// log (the audit trail); storage holds only what the state machine needs, packed so that a commit
 /// costs the same in every round.
+/// A round may be opened as a commit-reveal round: participants then seal their updates during the commit
+/// phase (`sealUpdate`, a salted digest nobody can copy) and reveal them after it (`revealUpdate`, which checks the
+/// seal and emits the usual `UpdateCommitted`), and the round ends after its reveal phase.
 /// @dev No function loops over participants or rounds. A commit writes two already non-zero slots.
 /// The custom errors, events and status enums are declared in IFederation.
 contract Federation is IFederation, AccessControl {
@@ -20,9 +23,11 @@ contract Federation is IFederation, AccessControl {
     bytes32 public constant AGGREGATOR_ROLE = keccak256("AGGREGATOR_ROLE");
 
     /// @notice Everything stored about one round.
-    /// @dev The first seven fields share one storage slot (29 bytes); the digests take one slot each.
+    /// @dev The first eight fields share one storage slot (30 bytes), which is all a commit reads of the round; the
+    /// digests take one slot each; the reveal deadline and the seal count of a commit-reveal round share the last.
     /// `eligibleCount` is the number of active participants when the round opened: admission waits
-    /// for the next round, so only they can commit, and the commit phase ends early once that many committed.
+    /// for the next round, so only they can commit, and the commit phase ends early once that many committed
+    /// (in a commit-reveal round: sealed). `commitCount` counts `UpdateCommitted` events: commits, or reveals.
     struct RoundInfo {
         RoundStatus status;
         uint64 deadline;
@@ -31,11 +36,14 @@ contract Federation is IFederation, AccessControl {
         uint32 eligibleCount;
         uint32 taskVersion;
         uint32 includedCount;
+        bool commitReveal;
         bytes32 baseModelDigest;
         bytes32 modelDigest;
         bytes32 merkleRoot;
         bytes32 aggregationDigest;
         bytes32 evidenceDigest;
+        uint64 revealDeadline;
+        uint32 sealCount;
     }
 
     /// @dev One storage slot per participant (29 bytes): a commit reads and writes only this slot of it. Block
@@ -63,6 +71,7 @@ contract Federation is IFederation, AccessControl {
 
     mapping(address participant => ParticipantData) private _participants;
     mapping(uint256 roundId => RoundInfo) private _rounds;
+    mapping(uint256 roundId => mapping(address participant => bytes32 seal)) private _seals;
     TaskData private _task;
     uint64 private _latestRoundId;
     uint32 private _activeCount;
@@ -166,34 +175,48 @@ contract Federation is IFederation, AccessControl {
 
     // ---------------------------------------------------------------- rounds
 
-    /// @notice Opens the next round, recording the current number of active participants as its eligible count.
+    /// @notice Opens the next round, recording the current number of active participants as its eligible count. With
+    /// a non-zero `revealDuration` it is a commit-reveal round: `sealUpdate` during the commit phase, `revealUpdate`
+    /// after it until the reveal deadline (the commit deadline + `revealDuration`), then finalise or close.
     /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
     /// @param baseModelCid CID of that model.
     /// @param commitDuration Seconds from now during which commits are accepted (inclusive); at most the task's
     /// maximum commit duration.
     /// @param minUpdates Minimum number of included updates to finalise.
+    /// @param revealDuration Seconds after the commit deadline during which sealed updates are revealed (inclusive);
+    /// 0 for a round without commit-reveal; at most the task's maximum commit duration.
     /// @return roundId The id of the new round.
-    function openRound(bytes32 baseModelDigest, string calldata baseModelCid, uint64 commitDuration, uint32 minUpdates)
-        external
-        onlyRole(AGGREGATOR_ROLE)
-        returns (uint256 roundId)
-    {
+    function openRound(
+        bytes32 baseModelDigest,
+        string calldata baseModelCid,
+        uint64 commitDuration,
+        uint32 minUpdates,
+        uint64 revealDuration
+    ) external onlyRole(AGGREGATOR_ROLE) returns (uint256 roundId) {
         uint32 taskVersion = _task.version;
-        uint64 maxCommitDuration = _task.maxCommitDuration;
         if (taskVersion == 0) revert FederationTaskNotConfigured();
         uint256 latest = _latestRoundId;
         if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
         if (baseModelDigest == bytes32(0)) revert FederationInvalidRound("baseModelDigest", 0);
         if (bytes(baseModelCid).length == 0) revert FederationInvalidRound("baseModelCid", 0);
         uint256 deadline = block.timestamp + commitDuration;
-        if (commitDuration == 0 || deadline > type(uint64).max) {
-            revert FederationInvalidRound("commitDuration", commitDuration);
+        uint256 revealDeadline;
+        {
+            uint64 maxCommitDuration = _task.maxCommitDuration;
+            if (commitDuration == 0 || deadline > type(uint64).max) {
+                revert FederationInvalidRound("commitDuration", commitDuration);
+            }
+            if (commitDuration > maxCommitDuration) {
+                revert FederationCommitWindowTooLong(commitDuration, maxCommitDuration);
+            }
+            if (minUpdates == 0) revert FederationInvalidRound("minUpdates", 0);
+            revealDeadline = _revealDeadline(deadline, revealDuration, maxCommitDuration);
         }
-        if (commitDuration > maxCommitDuration) revert FederationCommitWindowTooLong(commitDuration, maxCommitDuration);
-        if (minUpdates == 0) revert FederationInvalidRound("minUpdates", 0);
-        bytes32 current = _currentModelDigest;
-        if (current != bytes32(0) && baseModelDigest != current) {
-            revert FederationBaseModelMismatch(current, baseModelDigest);
+        {
+            bytes32 current = _currentModelDigest;
+            if (current != bytes32(0) && baseModelDigest != current) {
+                revert FederationBaseModelMismatch(current, baseModelDigest);
+            }
         }
         roundId = latest + 1;
         _latestRoundId = uint64(roundId);
@@ -204,7 +227,20 @@ contract Federation is IFederation, AccessControl {
         r.eligibleCount = _activeCount;
         r.taskVersion = taskVersion;
         r.baseModelDigest = baseModelDigest;
-        emit RoundOpened(roundId, msg.sender, baseModelDigest, baseModelCid, uint64(deadline), minUpdates, taskVersion);
+        if (revealDeadline != 0) {
+            r.commitReveal = true;
+            r.revealDeadline = uint64(revealDeadline);
+        }
+        emit RoundOpened(
+            roundId,
+            msg.sender,
+            baseModelDigest,
+            baseModelCid,
+            uint64(deadline),
+            minUpdates,
+            taskVersion,
+            uint64(revealDeadline)
+        );
     }
 
     /// @notice Commits the caller's update for an open round, once per round, up to the deadline, claiming at most
@@ -216,6 +252,7 @@ contract Federation is IFederation, AccessControl {
     /// @param cid CID of the update blob (non-empty).
     /// @param numSamples Number of training samples (non-zero, at most the approved dataset size).
     /// @param metadataDigest Digest of the update's metadata.
+    // slither-disable-next-line cyclomatic-complexity (every check inline: see contracts/README.md)
     function commitUpdate(
         uint256 roundId,
         bytes32 updateDigest,
@@ -224,22 +261,30 @@ contract Federation is IFederation, AccessControl {
         bytes32 metadataDigest
     ) external {
         ParticipantData storage p = _participants[msg.sender];
-        ParticipantStatus pStatus = p.status;
-        uint64 lastCommittedRound = p.lastCommittedRound;
-        uint64 approvedSamples = p.declaredSamples;
         RoundInfo storage r = _rounds[roundId];
-        RoundStatus rStatus = r.status;
-        uint64 deadline = r.deadline;
-        uint32 commitCount = r.commitCount;
-        if (pStatus != ParticipantStatus.Active) {
-            if (pStatus == ParticipantStatus.None) revert FederationNotRegistered(msg.sender);
-            revert FederationNotActive(msg.sender, pStatus);
+        uint64 lastCommittedRound;
+        uint64 approvedSamples;
+        uint32 commitCount;
+        {
+            // every field read before the first branch: one SLOAD per slot
+            ParticipantStatus pStatus = p.status;
+            lastCommittedRound = p.lastCommittedRound;
+            approvedSamples = p.declaredSamples;
+            RoundStatus rStatus = r.status;
+            bool commitReveal = r.commitReveal;
+            uint64 deadline = r.deadline;
+            commitCount = r.commitCount;
+            if (pStatus != ParticipantStatus.Active) {
+                if (pStatus == ParticipantStatus.None) revert FederationNotRegistered(msg.sender);
+                revert FederationNotActive(msg.sender, pStatus);
+            }
+            if (rStatus != RoundStatus.Open) {
+                if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
+                revert FederationRoundNotOpen(roundId, rStatus);
+            }
+            if (commitReveal) revert FederationCommitRevealRound(roundId);
+            if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
         }
-        if (rStatus != RoundStatus.Open) {
-            if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
-            revert FederationRoundNotOpen(roundId, rStatus);
-        }
-        if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
         if (lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
         if (updateDigest == bytes32(0)) revert FederationInvalidCommitment("updateDigest");
         if (bytes(cid).length == 0) revert FederationInvalidCommitment("cid");
@@ -250,7 +295,50 @@ contract Federation is IFederation, AccessControl {
         emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
     }
 
-    /// @notice Finalises an open round whose commit phase is over, recording the new global model.
+    /// @notice Seals the caller's update for an open commit-reveal round during its commit phase, once per round: the
+    /// seal binds the update without showing it, so nobody can copy it before the commit phase ends.
+    /// @param roundId The round.
+    /// @param seal keccak256(abi.encode(roundId, msg.sender, updateDigest, keccak256(bytes(cid)), numSamples,
+    /// metadataDigest, salt)) of the update to reveal (see `updateSeal`), non-zero; the salt is a secret random value.
+    function sealUpdate(uint256 roundId, bytes32 seal) external {
+        ParticipantData storage p = _participants[msg.sender];
+        uint64 lastCommittedRound = p.lastCommittedRound;
+        RoundInfo storage r = _openRound(p.status, roundId);
+        uint64 deadline = r.deadline;
+        if (!r.commitReveal) revert FederationNotCommitRevealRound(roundId);
+        if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
+        if (lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
+        if (seal == bytes32(0)) revert FederationInvalidCommitment("seal");
+        p.lastCommittedRound = uint64(roundId);
+        ++r.sealCount;
+        _seals[roundId][msg.sender] = seal;
+        emit UpdateSealed(roundId, msg.sender, seal);
+    }
+
+    /// @notice Reveals the caller's sealed update of a commit-reveal round, after its commit phase and up to its reveal
+    /// deadline, once: the values must hash to the seal, and the reveal is recorded as the usual `UpdateCommitted`.
+    /// @param roundId The round.
+    /// @param updateDigest Digest of the canonical update blob (non-zero).
+    /// @param cid CID of the update blob (non-empty).
+    /// @param numSamples Number of training samples (non-zero, at most the approved dataset size).
+    /// @param metadataDigest Digest of the update's metadata.
+    /// @param salt The secret the seal was made with.
+    function revealUpdate(
+        uint256 roundId,
+        bytes32 updateDigest,
+        string calldata cid,
+        uint64 numSamples,
+        bytes32 metadataDigest,
+        bytes32 salt
+    ) external {
+        RoundInfo storage r = _checkReveal(roundId, updateDigest, cid, numSamples, metadataDigest, salt);
+        delete _seals[roundId][msg.sender];
+        ++r.commitCount;
+        emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
+    }
+
+    /// @notice Finalises an open round whose commit phase (and reveal phase, in a commit-reveal round) is over,
+    /// recording the new global model.
     /// @param roundId The round.
     /// @param modelDigest Digest of the aggregated model (non-zero); becomes the current model.
     /// @param modelCid CID of the aggregated model (non-empty).
@@ -299,7 +387,8 @@ contract Federation is IFederation, AccessControl {
         );
     }
 
-    /// @notice Closes an open round whose commit phase is over, without a model (the current model is unchanged).
+    /// @notice Closes an open round whose commit phase (and reveal phase, in a commit-reveal round) is over, without a
+    /// model (the current model is unchanged).
     /// @param roundId The round.
     /// @param reason Why (recorded in the event).
     function closeRound(uint256 roundId, string calldata reason) external onlyRole(AGGREGATOR_ROLE) {
@@ -379,7 +468,8 @@ contract Federation is IFederation, AccessControl {
     }
 
     /// @notice Whether the commit phase of a round is over: true for a finalised or closed round; for an open
-    /// round, once its deadline has passed or at least `eligibleCount` participants committed.
+    /// round, once its deadline has passed or at least `eligibleCount` participants committed (in a commit-reveal
+    /// round: sealed; its reveal phase then begins).
     /// @dev Evaluated at the current block's timestamp.
     /// @param roundId The round; reverts with FederationUnknownRound if it was never opened.
     /// @return True if the round may be finalised or closed (or already was).
@@ -388,6 +478,49 @@ contract Federation is IFederation, AccessControl {
         RoundStatus status = r.status;
         if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
         return status != RoundStatus.Open || _commitPhaseOver(r);
+    }
+
+    /// @notice Whether a round may be finalised or closed (or already was): for a round without commit-reveal,
+    /// `commitPhaseOver`; for a commit-reveal round, once its reveal deadline has passed, or its commit phase is over
+    /// and every sealed update was revealed.
+    /// @dev Evaluated at the current block's timestamp.
+    /// @param roundId The round; reverts with FederationUnknownRound if it was never opened.
+    /// @return True if the round may be finalised or closed (or already was).
+    function revealPhaseOver(uint256 roundId) external view returns (bool) {
+        RoundInfo storage r = _rounds[roundId];
+        RoundStatus status = r.status;
+        if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
+        return status != RoundStatus.Open || _revealPhaseOver(r);
+    }
+
+    /// @notice The seal a participant committed in a commit-reveal round and has not revealed yet (zero if none).
+    /// @param roundId The round.
+    /// @param account The participant.
+    /// @return The seal.
+    function sealOf(uint256 roundId, address account) external view returns (bytes32) {
+        return _seals[roundId][account];
+    }
+
+    /// @notice The seal of an update: keccak256(abi.encode(roundId, account, updateDigest, keccak256(bytes(cid)),
+    /// numSamples, metadataDigest, salt)).
+    /// @param roundId The round.
+    /// @param account The committing participant.
+    /// @param updateDigest Digest of the update blob.
+    /// @param cid CID of the update blob.
+    /// @param numSamples Number of training samples.
+    /// @param metadataDigest Digest of the update's metadata.
+    /// @param salt The participant's secret.
+    /// @return The seal.
+    function updateSeal(
+        uint256 roundId,
+        address account,
+        bytes32 updateDigest,
+        string calldata cid,
+        uint64 numSamples,
+        bytes32 metadataDigest,
+        bytes32 salt
+    ) external pure returns (bytes32) {
+        return _updateSeal(roundId, account, updateDigest, cid, numSamples, metadataDigest, salt);
     }
 
     /// @notice The Merkle leaf of a commitment (OpenZeppelin StandardMerkleTree convention: double keccak256).
@@ -427,7 +560,7 @@ contract Federation is IFederation, AccessControl {
 
     // ---------------------------------------------------------------- internal
 
-    /// @dev The round, if it is open and its commit phase is over.
+    /// @dev The round, if it is open and its commit phase (and reveal phase) is over.
     function _endableRound(uint256 roundId) private view returns (RoundInfo storage r) {
         r = _rounds[roundId];
         RoundStatus status = r.status;
@@ -436,10 +569,90 @@ contract Federation is IFederation, AccessControl {
             revert FederationRoundNotOpen(roundId, status);
         }
         if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
+        if (!_revealPhaseOver(r)) revert FederationRevealPhaseActive(roundId, r.revealDeadline);
     }
 
-    /// @dev Deadline passed, or as many commits as participants eligible when the round opened. One slot read.
+    /// @dev The round of a valid reveal by the caller: reverts unless the round is an open commit-reveal round past
+    /// its commit phase and before its reveal deadline, the caller sealed in it and has not revealed, and the values
+    /// are a valid commitment that hashes to the seal.
+    function _checkReveal(
+        uint256 roundId,
+        bytes32 updateDigest,
+        string calldata cid,
+        uint64 numSamples,
+        bytes32 metadataDigest,
+        bytes32 salt
+    ) private view returns (RoundInfo storage r) {
+        ParticipantData storage p = _participants[msg.sender];
+        r = _openRound(p.status, roundId);
+        if (!r.commitReveal) revert FederationNotCommitRevealRound(roundId);
+        if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
+        if (block.timestamp > r.revealDeadline) revert FederationRevealTooLate(roundId, r.revealDeadline);
+        if (p.lastCommittedRound != roundId) revert FederationNotSealed(roundId, msg.sender);
+        bytes32 seal = _seals[roundId][msg.sender];
+        if (seal == bytes32(0)) revert FederationDuplicateCommit(roundId, msg.sender); // revealed already
+        if (updateDigest == bytes32(0)) revert FederationInvalidCommitment("updateDigest");
+        if (bytes(cid).length == 0) revert FederationInvalidCommitment("cid");
+        if (numSamples == 0) revert FederationInvalidCommitment("numSamples");
+        uint64 approvedSamples = p.declaredSamples;
+        if (numSamples > approvedSamples) revert FederationTooManySamples(msg.sender, numSamples, approvedSamples);
+        bytes32 revealed = _updateSeal(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest, salt);
+        if (revealed != seal) revert FederationSealMismatch(roundId, msg.sender, seal, revealed);
+    }
+
+    /// @dev The round a participant in status `pStatus` commits to, seals in or reveals in: it must be active and
+    /// the round open.
+    function _openRound(ParticipantStatus pStatus, uint256 roundId) private view returns (RoundInfo storage r) {
+        if (pStatus != ParticipantStatus.Active) {
+            if (pStatus == ParticipantStatus.None) revert FederationNotRegistered(msg.sender);
+            revert FederationNotActive(msg.sender, pStatus);
+        }
+        r = _rounds[roundId];
+        RoundStatus rStatus = r.status;
+        if (rStatus != RoundStatus.Open) {
+            if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
+            revert FederationRoundNotOpen(roundId, rStatus);
+        }
+    }
+
+    /// @dev Deadline passed, or as many commits (seals, in a commit-reveal round) as participants eligible when the
+    /// round opened. One slot read for a round without commit-reveal.
     function _commitPhaseOver(RoundInfo storage r) private view returns (bool) {
-        return block.timestamp > r.deadline || r.commitCount >= r.eligibleCount;
+        if (block.timestamp > r.deadline) return true;
+        return r.commitReveal ? r.sealCount >= r.eligibleCount : r.commitCount >= r.eligibleCount;
+    }
+
+    /// @dev The round may end: its commit phase is over and, in a commit-reveal round, its reveal deadline passed or
+    /// every seal was revealed.
+    function _revealPhaseOver(RoundInfo storage r) private view returns (bool) {
+        if (!r.commitReveal) return _commitPhaseOver(r);
+        if (block.timestamp > r.revealDeadline) return true;
+        return _commitPhaseOver(r) && r.commitCount >= r.sealCount;
+    }
+
+    /// @dev The deadline of the reveal phase (0 without one); reverts when `revealDuration` exceeds the task's maximum
+    /// or the reveal deadline would not fit in a uint64.
+    function _revealDeadline(uint256 deadline, uint64 revealDuration, uint64 maxCommitDuration)
+        private
+        pure
+        returns (uint256 revealDeadline)
+    {
+        if (revealDuration == 0) return 0;
+        if (revealDuration > maxCommitDuration) revert FederationRevealWindowTooLong(revealDuration, maxCommitDuration);
+        revealDeadline = deadline + revealDuration;
+        if (revealDeadline > type(uint64).max) revert FederationInvalidRound("revealDuration", revealDuration);
+    }
+
+    /// @dev See `updateSeal`.
+    function _updateSeal(
+        uint256 roundId,
+        address account,
+        bytes32 updateDigest,
+        string calldata cid,
+        uint64 numSamples,
+        bytes32 metadataDigest,
+        bytes32 salt
+    ) private pure returns (bytes32) {
+        return keccak256(abi.encode(roundId, account, updateDigest, keccak256(bytes(cid)), numSamples, metadataDigest, salt));
     }
 }

@@ -21,7 +21,8 @@ interface IFederation {
         Removed
     }
 
-    /// @notice Lifecycle of a round: Open for commits, then Finalized (with a model) or Closed (without).
+    /// @notice Lifecycle of a round: Open for commits, then Finalized (with a model) or Closed (without). A
+    /// commit-reveal round is Open through its commit (sealing) phase and its reveal phase.
     enum RoundStatus {
         None,
         Open,
@@ -66,6 +67,10 @@ interface IFederation {
     /// @param commitDuration The commit duration given (seconds).
     /// @param maxCommitDuration The task's maximum commit duration (seconds).
     error FederationCommitWindowTooLong(uint256 commitDuration, uint64 maxCommitDuration);
+    /// @notice A round's reveal window is longer than the task's maximum commit duration (which bounds it too).
+    /// @param revealDuration The reveal duration given (seconds).
+    /// @param maxCommitDuration The task's maximum commit duration (seconds).
+    error FederationRevealWindowTooLong(uint256 revealDuration, uint64 maxCommitDuration);
     /// @notice The caller never registered.
     /// @param participant The caller.
     error FederationNotRegistered(address participant);
@@ -89,13 +94,39 @@ interface IFederation {
     /// @param participant The caller.
     error FederationDuplicateCommit(uint256 roundId, address participant);
     /// @notice A commitment with an invalid argument: a zero digest, an empty CID or zero samples.
-    /// @param field The offending parameter of `commitUpdate`: "updateDigest", "cid" or "numSamples".
+    /// @param field The offending parameter of `commitUpdate` or `revealUpdate` ("updateDigest", "cid" or
+    /// "numSamples"), or of `sealUpdate` ("seal").
     error FederationInvalidCommitment(string field);
     /// @notice A commitment claims more training samples than the participant's approved dataset size.
     /// @param participant The caller.
     /// @param numSamples The sample count given.
     /// @param approvedSamples The dataset size declared at registration and approved with admission.
     error FederationTooManySamples(address participant, uint64 numSamples, uint64 approvedSamples);
+    /// @notice `commitUpdate` in a commit-reveal round: commit with `sealUpdate`, then `revealUpdate`.
+    /// @param roundId The round.
+    error FederationCommitRevealRound(uint256 roundId);
+    /// @notice `sealUpdate` or `revealUpdate` in a round opened without a reveal phase: use `commitUpdate`.
+    /// @param roundId The round.
+    error FederationNotCommitRevealRound(uint256 roundId);
+    /// @notice A reveal from a participant that sealed no update in this round.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationNotSealed(uint256 roundId, address participant);
+    /// @notice The revealed update does not hash to the participant's seal.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    /// @param seal The seal committed in the commit phase.
+    /// @param revealed The seal of the revealed values.
+    error FederationSealMismatch(uint256 roundId, address participant, bytes32 seal, bytes32 revealed);
+    /// @notice The reveal deadline of the round has passed.
+    /// @param roundId The round.
+    /// @param revealDeadline Its reveal deadline (unix seconds, inclusive).
+    error FederationRevealTooLate(uint256 roundId, uint64 revealDeadline);
+    /// @notice The reveal phase is still running: the reveal deadline has not passed and not every sealed update
+    /// was revealed.
+    /// @param roundId The round.
+    /// @param revealDeadline Its reveal deadline (unix seconds, inclusive).
+    error FederationRevealPhaseActive(uint256 roundId, uint64 revealDeadline);
     /// @notice The commit phase is still running: the deadline has not passed and fewer participants committed
     /// than were active when the round opened.
     /// @param roundId The round.
@@ -162,6 +193,8 @@ interface IFederation {
     /// @param deadline Last second (inclusive) at which commits are accepted.
     /// @param minUpdates Minimum number of included updates to finalise.
     /// @param taskVersion The task version the round runs under.
+    /// @param revealDeadline Last second (inclusive) of the reveal phase of a commit-reveal round; 0 for a round
+    /// without one.
     event RoundOpened(
         uint256 indexed roundId,
         address indexed openedBy,
@@ -169,9 +202,16 @@ interface IFederation {
         string baseModelCid,
         uint64 deadline,
         uint32 minUpdates,
-        uint32 taskVersion
+        uint32 taskVersion,
+        uint64 revealDeadline
     );
-    /// @notice A participant committed its update for a round.
+    /// @notice A participant sealed its update for a commit-reveal round (the update itself is revealed later).
+    /// @param roundId The round.
+    /// @param participant The participant (the actor).
+    /// @param seal keccak256(abi.encode(roundId, participant, updateDigest, keccak256(bytes(cid)), numSamples,
+    /// metadataDigest, salt)).
+    event UpdateSealed(uint256 indexed roundId, address indexed participant, bytes32 seal);
+    /// @notice A participant committed its update for a round (in a commit-reveal round: revealed it).
     /// @param roundId The round.
     /// @param participant The participant (the actor).
     /// @param updateDigest Digest of the canonical update blob.

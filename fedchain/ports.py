@@ -15,7 +15,12 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from fedchain.types import Address, Cid, Digest, RoundId
+from eth_abi import encode as abi_encode
+from eth_hash.auto import keccak
+from eth_utils import is_address, to_canonical_address
+
+from fedchain.errors import ChainError
+from fedchain.types import DIGEST_SIZE, Address, Cid, Digest, RoundId
 
 
 class ParticipantStatus(IntEnum):
@@ -86,6 +91,13 @@ class RoundRecord:
     close_reason: str | None
     opened_block: int
     closed_block: int | None  # block of RoundFinalized or RoundClosed
+    reveal_deadline: int = 0  # a commit-reveal round's last second of reveals (unix seconds); 0: no commit-reveal
+    seal_count: int = 0  # participants who sealed an update (commit-reveal rounds; reveals are commit_count)
+
+    @property
+    def commit_reveal(self) -> bool:
+        """Whether participants seal their updates in the commit phase and reveal them after it."""
+        return self.reveal_deadline != 0
 
 
 @dataclass(frozen=True)
@@ -191,6 +203,20 @@ class RoundOpened:
     deadline: int
     min_updates: int
     task_version: int
+    reveal_deadline: int  # last second of the reveal phase of a commit-reveal round; 0 without one
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class UpdateSeal:
+    """One ``UpdateSealed`` event: a participant's seal of its update in a commit-reveal round
+    (:func:`update_seal`); the update itself appears as an :class:`UpdateCommitment` once revealed."""
+
+    round_id: RoundId
+    participant: Address
+    seal: Digest
     block_number: int
     tx_hash: str
     log_index: int
@@ -259,6 +285,7 @@ LedgerEvent = (
     | TaskConfigured
     | RoundOpened
     | UpdateCommitment
+    | UpdateSeal
     | RoundFinalized
     | RoundClosed
     | RoleChanged
@@ -269,6 +296,40 @@ LedgerEvent = (
 def event_position(event: LedgerEvent) -> tuple[int, int]:
     """Sort key of an event: (block number, log index)."""
     return (event.block_number, event.log_index)
+
+
+SALT_SIZE = 32
+"""Bytes of the secret salt of a seal (a bytes32 on chain)."""
+
+
+def update_seal(
+    round_id: int,
+    participant: str,
+    update_digest: bytes,
+    cid: str,
+    num_samples: int,
+    metadata_digest: bytes,
+    salt: bytes,
+) -> Digest:
+    """The seal of an update in a commit-reveal round, as ``Federation.updateSeal`` computes it:
+    ``keccak256(abi.encode(roundId, participant, updateDigest, keccak256(bytes(cid)), numSamples,
+    metadataDigest, salt))``. ``salt`` must be 32 secret random bytes, kept until the reveal."""
+    if not 0 <= round_id < 2**256:
+        raise ChainError(f"update_seal: round id out of uint256 range: {round_id}")
+    if not 0 <= num_samples < 2**64:
+        raise ChainError(f"update_seal: num_samples out of uint64 range: {num_samples}")
+    if not isinstance(participant, str) or not is_address(participant):
+        raise ChainError(f"update_seal: participant is not an address: {participant!r}")
+    for name, value, size in (("update_digest", update_digest, DIGEST_SIZE), ("metadata_digest", metadata_digest,
+                              DIGEST_SIZE), ("salt", salt, SALT_SIZE)):
+        if not isinstance(value, (bytes, bytearray)) or len(value) != size:
+            raise ChainError(f"update_seal: {name} must be {size} bytes")
+    encoded = abi_encode(
+        ["uint256", "address", "bytes32", "bytes32", "uint64", "bytes32", "bytes32"],
+        [round_id, to_canonical_address(participant), bytes(update_digest), keccak(cid.encode("utf-8")), num_samples,
+         bytes(metadata_digest), bytes(salt)],
+    )
+    return Digest(keccak(encoded))
 
 
 @runtime_checkable
@@ -308,8 +369,19 @@ class Ledger(Protocol):
         ...
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
-        """Whether the round may be ended: its deadline passed (as of the latest block) or at least
-        ``eligible_count`` participants committed; true for a round already ended."""
+        """Whether the round's commit phase is over: its deadline passed (as of the latest block) or at
+        least ``eligible_count`` participants committed (in a commit-reveal round: sealed, and reveals may
+        begin); true for a round already ended. For a round without commit-reveal, whether it may be ended."""
+        ...
+
+    def reveal_phase_over(self, round_id: RoundId) -> bool:
+        """Whether the round may be ended (finalised or closed): for a round without commit-reveal,
+        :meth:`commit_phase_over`; for a commit-reveal round, once its reveal deadline passed, or its commit
+        phase is over and every sealed update was revealed; true for a round already ended."""
+        ...
+
+    def seals(self, round_id: RoundId) -> list[UpdateSeal]:
+        """The round's ``UpdateSealed`` events (commit-reveal rounds) in chain order."""
         ...
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
@@ -363,9 +435,16 @@ class Ledger(Protocol):
         ...
 
     def open_round(
-        self, base_model_digest: Digest, base_model_cid: Cid, commit_duration: int, min_updates: int
+        self,
+        base_model_digest: Digest,
+        base_model_cid: Cid,
+        commit_duration: int,
+        min_updates: int,
+        reveal_duration: int = 0,
     ) -> TxReport:
-        """Open the next round on the base model (aggregator); the report carries the new round id."""
+        """Open the next round on the base model (aggregator); the report carries the new round id. With
+        ``reveal_duration`` > 0 it is a commit-reveal round: seals during the commit phase, reveals during the
+        ``reveal_duration`` seconds after it."""
         ...
 
     def commit_update(
@@ -376,7 +455,25 @@ class Ledger(Protocol):
         num_samples: int,
         metadata_digest: Digest,
     ) -> TxReport:
-        """Commit an update to an open round as the sender."""
+        """Commit an update to an open round as the sender (refused in a commit-reveal round)."""
+        ...
+
+    def seal_update(self, round_id: RoundId, seal: Digest) -> TxReport:
+        """Seal an update in an open commit-reveal round, during its commit phase, as the sender; ``seal`` is
+        :func:`update_seal` of the update and a secret salt."""
+        ...
+
+    def reveal_update(
+        self,
+        round_id: RoundId,
+        update_digest: Digest,
+        cid: Cid,
+        num_samples: int,
+        metadata_digest: Digest,
+        salt: bytes,
+    ) -> TxReport:
+        """Reveal the sender's sealed update after the commit phase, up to the reveal deadline; the chain checks
+        it against the seal and records it as an :class:`UpdateCommitment`."""
         ...
 
     def finalize_round(

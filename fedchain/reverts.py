@@ -26,6 +26,7 @@ __all__ = [
     "FederationAlreadyRegistered",
     "FederationBaseModelMismatch",
     "FederationCommitPhaseActive",
+    "FederationCommitRevealRound",
     "FederationCommitTooLate",
     "FederationCommitWindowTooLong",
     "FederationDuplicateCommit",
@@ -37,9 +38,15 @@ __all__ = [
     "FederationInvalidStatus",
     "FederationInvalidTask",
     "FederationNotActive",
+    "FederationNotCommitRevealRound",
     "FederationNotRegistered",
+    "FederationNotSealed",
+    "FederationRevealPhaseActive",
+    "FederationRevealTooLate",
+    "FederationRevealWindowTooLong",
     "FederationRoundInProgress",
     "FederationRoundNotOpen",
+    "FederationSealMismatch",
     "FederationTaskNotConfigured",
     "FederationTooFewUpdates",
     "FederationTooManySamples",
@@ -47,7 +54,7 @@ __all__ = [
     "TypedRevertError",
 ]
 
-SOURCE_HASH = "02d8cefccf5bdec8c5d72a74373ca94a93b544979c2a84360be7158b4f19a1e8"
+SOURCE_HASH = "47e5ab5c3a646218897d39dbcc316a29415604befd30d42dfb7a502657868e96"
 """``sourceHash`` of the artifact this module was generated from."""
 
 
@@ -179,6 +186,26 @@ class FederationCommitPhaseActive(TypedRevertError):
         self.deadline = deadline
 
 
+class FederationCommitRevealRound(TypedRevertError):
+    """`commitUpdate` in a commit-reveal round: commit with `sealUpdate`, then `revealUpdate`.
+
+    Solidity: ``FederationCommitRevealRound(uint256 roundId)``, selector ``0x3dc6bb7d``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationCommitRevealRound(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("3dc6bb7d")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationCommitRevealRound", {"roundId": round_id}, function=function)
+        self.round_id = round_id
+
+
 class FederationCommitTooLate(TypedRevertError):
     """The commit deadline of the round has passed.
 
@@ -261,7 +288,8 @@ class FederationInvalidCommitment(TypedRevertError):
     Solidity: ``FederationInvalidCommitment(string field)``, selector ``0xa9cd7835``.
 
     Attributes:
-        field: The offending parameter of `commitUpdate`: "updateDigest", "cid" or "numSamples".
+        field: The offending parameter of `commitUpdate` or `revealUpdate` ("updateDigest", "cid" or
+            "numSamples"), or of `sealUpdate` ("seal").
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidCommitment(string)"
@@ -442,6 +470,26 @@ class FederationNotActive(TypedRevertError):
         self.status = status
 
 
+class FederationNotCommitRevealRound(TypedRevertError):
+    """`sealUpdate` or `revealUpdate` in a round opened without a reveal phase: use `commitUpdate`.
+
+    Solidity: ``FederationNotCommitRevealRound(uint256 roundId)``, selector ``0x67d134e2``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationNotCommitRevealRound(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("67d134e2")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationNotCommitRevealRound", {"roundId": round_id}, function=function)
+        self.round_id = round_id
+
+
 class FederationNotRegistered(TypedRevertError):
     """The caller never registered.
 
@@ -460,6 +508,109 @@ class FederationNotRegistered(TypedRevertError):
     def __init__(self, participant: str, *, function: str = "") -> None:
         super().__init__("FederationNotRegistered", {"participant": participant}, function=function)
         self.participant = participant
+
+
+class FederationNotSealed(TypedRevertError):
+    """A reveal from a participant that sealed no update in this round.
+
+    Solidity: ``FederationNotSealed(uint256 roundId, address participant)``, selector ``0x54c0a3d1``.
+
+    Attributes:
+        round_id: The round.
+        participant: The caller.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationNotSealed(uint256,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("54c0a3d1")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("participant", "participant"))
+
+    round_id: int
+    participant: str
+
+    def __init__(self, round_id: int, participant: str, *, function: str = "") -> None:
+        super().__init__(
+            "FederationNotSealed", {"roundId": round_id, "participant": participant}, function=function
+        )
+        self.round_id = round_id
+        self.participant = participant
+
+
+class FederationRevealPhaseActive(TypedRevertError):
+    """The reveal phase is still running: the reveal deadline has not passed and not every sealed update was
+    revealed.
+
+    Solidity: ``FederationRevealPhaseActive(uint256 roundId, uint64 revealDeadline)``, selector
+    ``0x5d0f3728``.
+
+    Attributes:
+        round_id: The round.
+        reveal_deadline: Its reveal deadline (unix seconds, inclusive).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationRevealPhaseActive(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5d0f3728")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("revealDeadline", "reveal_deadline"))
+
+    round_id: int
+    reveal_deadline: int
+
+    def __init__(self, round_id: int, reveal_deadline: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationRevealPhaseActive", {"roundId": round_id, "revealDeadline": reveal_deadline}, function=function
+        )
+        self.round_id = round_id
+        self.reveal_deadline = reveal_deadline
+
+
+class FederationRevealTooLate(TypedRevertError):
+    """The reveal deadline of the round has passed.
+
+    Solidity: ``FederationRevealTooLate(uint256 roundId, uint64 revealDeadline)``, selector ``0x85a1761d``.
+
+    Attributes:
+        round_id: The round.
+        reveal_deadline: Its reveal deadline (unix seconds, inclusive).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationRevealTooLate(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("85a1761d")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("revealDeadline", "reveal_deadline"))
+
+    round_id: int
+    reveal_deadline: int
+
+    def __init__(self, round_id: int, reveal_deadline: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationRevealTooLate", {"roundId": round_id, "revealDeadline": reveal_deadline}, function=function
+        )
+        self.round_id = round_id
+        self.reveal_deadline = reveal_deadline
+
+
+class FederationRevealWindowTooLong(TypedRevertError):
+    """A round's reveal window is longer than the task's maximum commit duration (which bounds it too).
+
+    Solidity: ``FederationRevealWindowTooLong(uint256 revealDuration, uint64 maxCommitDuration)``, selector
+    ``0xfcb0d416``.
+
+    Attributes:
+        reveal_duration: The reveal duration given (seconds).
+        max_commit_duration: The task's maximum commit duration (seconds).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationRevealWindowTooLong(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("fcb0d416")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("revealDuration", "reveal_duration"), ("maxCommitDuration", "max_commit_duration"))
+
+    reveal_duration: int
+    max_commit_duration: int
+
+    def __init__(self, reveal_duration: int, max_commit_duration: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationRevealWindowTooLong", {"revealDuration": reveal_duration, "maxCommitDuration": max_commit_duration}, function=function
+        )
+        self.reveal_duration = reveal_duration
+        self.max_commit_duration = max_commit_duration
 
 
 class FederationRoundInProgress(TypedRevertError):
@@ -504,6 +655,38 @@ class FederationRoundNotOpen(TypedRevertError):
         super().__init__("FederationRoundNotOpen", {"roundId": round_id, "status": status}, function=function)
         self.round_id = round_id
         self.status = status
+
+
+class FederationSealMismatch(TypedRevertError):
+    """The revealed update does not hash to the participant's seal.
+
+    Solidity: ``FederationSealMismatch(uint256 roundId, address participant, bytes32 seal, bytes32
+    revealed)``, selector ``0xee744afd``.
+
+    Attributes:
+        round_id: The round.
+        participant: The caller.
+        seal: The seal committed in the commit phase.
+        revealed: The seal of the revealed values.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationSealMismatch(uint256,address,bytes32,bytes32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("ee744afd")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("participant", "participant"), ("seal", "seal"), ("revealed", "revealed"))
+
+    round_id: int
+    participant: str
+    seal: bytes
+    revealed: bytes
+
+    def __init__(self, round_id: int, participant: str, seal: bytes, revealed: bytes, *, function: str = "") -> None:
+        super().__init__(
+            "FederationSealMismatch", {"roundId": round_id, "participant": participant, "seal": seal, "revealed": revealed}, function=function
+        )
+        self.round_id = round_id
+        self.participant = participant
+        self.seal = seal
+        self.revealed = revealed
 
 
 class FederationTaskNotConfigured(TypedRevertError):
@@ -604,6 +787,7 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationAlreadyRegistered": FederationAlreadyRegistered,
     "FederationBaseModelMismatch": FederationBaseModelMismatch,
     "FederationCommitPhaseActive": FederationCommitPhaseActive,
+    "FederationCommitRevealRound": FederationCommitRevealRound,
     "FederationCommitTooLate": FederationCommitTooLate,
     "FederationCommitWindowTooLong": FederationCommitWindowTooLong,
     "FederationDuplicateCommit": FederationDuplicateCommit,
@@ -615,9 +799,15 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationInvalidStatus": FederationInvalidStatus,
     "FederationInvalidTask": FederationInvalidTask,
     "FederationNotActive": FederationNotActive,
+    "FederationNotCommitRevealRound": FederationNotCommitRevealRound,
     "FederationNotRegistered": FederationNotRegistered,
+    "FederationNotSealed": FederationNotSealed,
+    "FederationRevealPhaseActive": FederationRevealPhaseActive,
+    "FederationRevealTooLate": FederationRevealTooLate,
+    "FederationRevealWindowTooLong": FederationRevealWindowTooLong,
     "FederationRoundInProgress": FederationRoundInProgress,
     "FederationRoundNotOpen": FederationRoundNotOpen,
+    "FederationSealMismatch": FederationSealMismatch,
     "FederationTaskNotConfigured": FederationTaskNotConfigured,
     "FederationTooFewUpdates": FederationTooFewUpdates,
     "FederationTooManySamples": FederationTooManySamples,

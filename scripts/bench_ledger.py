@@ -166,7 +166,7 @@ class Federation:
     def run_round(self) -> None:
         """Open, commit one update per participant, aggregate and finalise one round."""
         base_digest = sha256_digest(self.base_blob)
-        self.send(self.aggregator, "openRound", base_digest, self.base_cid, COMMIT_DURATION_S, self.doc.min_updates)
+        self.send(self.aggregator, "openRound", base_digest, self.base_cid, COMMIT_DURATION_S, self.doc.min_updates, 0)
         rid = RoundId(self.rounds + 1)
         base = decode_global(self.base_blob)
         for i, p in enumerate(self.people):

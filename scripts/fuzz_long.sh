@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The forge suite of the contracts at length: 10,000 runs per fuzz test and 100,000 calls per invariant
-# (2,500 runs of depth 40), instead of foundry.toml's everyday 256 runs and 64 x 40 calls. Offline, with
-# the pinned solc-js (foundry.toml). Prints forge's report and, last, the wall time.
+# (1,000 sequences at foundry.toml's depth of 100), instead of foundry.toml's everyday 256 runs and
+# 32 x 100 calls. Offline, with the pinned solc-js (foundry.toml). Prints forge's report and, last, the
+# wall time.
 #   ./scripts/fuzz_long.sh                      # the full counts
 #   FUZZ_RUNS=1000 INVARIANT_CALLS=10000 ./scripts/fuzz_long.sh   # a scaled-down run
 # Extra arguments go to `forge test` (e.g. --match-contract FederationInvariantTest).
@@ -11,7 +12,7 @@ cd "$root"
 
 fuzz_runs=${FUZZ_RUNS:-10000}
 invariant_calls=${INVARIANT_CALLS:-100000}
-depth=${INVARIANT_DEPTH:-40}
+depth=${INVARIANT_DEPTH:-$(awk -F' *= *' '/^\[/{section=$0} section=="[invariant]" && $1=="depth"{print $2}' foundry.toml)}
 if [ $((invariant_calls % depth)) -ne 0 ]; then
   echo "fuzz_long: INVARIANT_CALLS ($invariant_calls) must be a multiple of INVARIANT_DEPTH ($depth)" >&2
   exit 2

@@ -47,7 +47,7 @@ abstract contract FederationFixture is TestBase {
     function _open() internal returns (uint256 roundId) {
         bytes32 current = fed.currentModelDigest();
         vm.prank(aggregator);
-        roundId = fed.openRound(current == bytes32(0) ? BASE : current, "bafybase", DURATION, 1);
+        roundId = fed.openRound(current == bytes32(0) ? BASE : current, "bafybase", DURATION, 1, 0);
     }
 
     function _commit(address who, uint256 roundId) internal {
@@ -111,7 +111,7 @@ contract FederationTest is FederationFixture {
         bytes32 role = fed.AGGREGATOR_ROLE();
         _expectRevert(_unauthorised(caller, role));
         vm.prank(caller);
-        fed.openRound(BASE, "bafybase", DURATION, 1);
+        fed.openRound(BASE, "bafybase", DURATION, 1, 0);
         uint256 roundId = _open();
         vm.warp(START + DURATION + 1);
         _expectRevert(_unauthorised(caller, role));
@@ -325,9 +325,9 @@ contract FederationTest is FederationFixture {
 
     function test_openRoundRecordsAndEmits() public {
         vm.expectEmit(true, true, true, true, address(fed));
-        emit IFederation.RoundOpened(1, aggregator, BASE, "bafybase", uint64(START + DURATION), 2, 1);
+        emit IFederation.RoundOpened(1, aggregator, BASE, "bafybase", uint64(START + DURATION), 2, 1, 0);
         vm.prank(aggregator);
-        uint256 roundId = fed.openRound(BASE, "bafybase", DURATION, 2);
+        uint256 roundId = fed.openRound(BASE, "bafybase", DURATION, 2, 0);
         _eq(roundId, 1, "roundId");
         _eq(fed.latestRoundId(), 1, "latestRoundId");
         Federation.RoundInfo memory r = fed.getRound(1);
@@ -344,30 +344,30 @@ contract FederationTest is FederationFixture {
         Federation fresh = new Federation(admin, aggregator);
         _expectRevert(_err(IFederation.FederationTaskNotConfigured.selector));
         vm.prank(aggregator);
-        fresh.openRound(BASE, "bafybase", DURATION, 1);
+        fresh.openRound(BASE, "bafybase", DURATION, 1, 0);
     }
 
     function test_openRoundWhileOpenReverts() public {
         _open();
         _expectRevert(abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, 1));
         vm.prank(aggregator);
-        fed.openRound(BASE, "bafybase", DURATION, 1);
+        fed.openRound(BASE, "bafybase", DURATION, 1, 0);
     }
 
     function test_openRoundRejectsInvalidParameters() public {
         vm.startPrank(aggregator);
         _expectRevert(_invalidRound("baseModelDigest", 0));
-        fed.openRound(bytes32(0), "bafybase", DURATION, 1);
+        fed.openRound(bytes32(0), "bafybase", DURATION, 1, 0);
         _expectRevert(_invalidRound("baseModelCid", 0));
-        fed.openRound(BASE, "", DURATION, 1);
+        fed.openRound(BASE, "", DURATION, 1, 0);
         _expectRevert(_invalidRound("commitDuration", 0));
-        fed.openRound(BASE, "bafybase", 0, 1);
+        fed.openRound(BASE, "bafybase", 0, 1, 0);
         _expectRevert(_invalidRound("minUpdates", 0));
-        fed.openRound(BASE, "bafybase", DURATION, 0);
+        fed.openRound(BASE, "bafybase", DURATION, 0, 0);
         _expectRevert(_invalidRound("commitDuration", type(uint64).max));
-        fed.openRound(BASE, "bafybase", type(uint64).max, 1);
+        fed.openRound(BASE, "bafybase", type(uint64).max, 1, 0);
         _expectRevert(_invalidRound("baseModelDigest", 0));
-        fed.openRound(bytes32(0), "", 0, 0);
+        fed.openRound(bytes32(0), "", 0, 0, 0);
         vm.stopPrank();
     }
 
@@ -380,7 +380,7 @@ contract FederationTest is FederationFixture {
             );
         }
         vm.prank(aggregator);
-        fed.openRound(BASE, "bafybase", duration, 1);
+        fed.openRound(BASE, "bafybase", duration, 1, 0);
         _eq(fed.latestRoundId(), duration > MAX_WINDOW ? 0 : 1, "latestRoundId");
     }
 
@@ -389,13 +389,13 @@ contract FederationTest is FederationFixture {
             abi.encodeWithSelector(IFederation.FederationCommitWindowTooLong.selector, uint256(MAX_WINDOW) + 1, MAX_WINDOW)
         );
         vm.prank(aggregator);
-        fed.openRound(BASE, "bafybase", MAX_WINDOW + 1, 1);
+        fed.openRound(BASE, "bafybase", MAX_WINDOW + 1, 1, 0);
         // a deadline that does not fit in a uint64 is still an invalid duration, whatever the task allows
         vm.prank(admin);
         fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", type(uint64).max);
         _expectRevert(_invalidRound("commitDuration", type(uint64).max));
         vm.prank(aggregator);
-        fed.openRound(BASE, "bafybase", type(uint64).max, 1);
+        fed.openRound(BASE, "bafybase", type(uint64).max, 1, 0);
     }
 
     /// The maximum applies to rounds opened after the task change; a lower one shortens the next round's window.
@@ -404,9 +404,9 @@ contract FederationTest is FederationFixture {
         fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", 60);
         _expectRevert(abi.encodeWithSelector(IFederation.FederationCommitWindowTooLong.selector, uint256(61), uint64(60)));
         vm.prank(aggregator);
-        fed.openRound(BASE, "bafybase", 61, 1);
+        fed.openRound(BASE, "bafybase", 61, 1, 0);
         vm.prank(aggregator);
-        uint256 roundId = fed.openRound(BASE, "bafybase", 60, 1);
+        uint256 roundId = fed.openRound(BASE, "bafybase", 60, 1, 0);
         _eq(fed.getRound(roundId).deadline, START + 60, "deadline");
     }
 
@@ -414,7 +414,7 @@ contract FederationTest is FederationFixture {
     /// as soon as its deadline has passed: no round can be held open longer than the task's maximum.
     function test_longestRoundIsClosedRightAfterItsDeadline() public {
         vm.prank(aggregator);
-        uint256 roundId = fed.openRound(BASE, "bafybase", MAX_WINDOW, 3);
+        uint256 roundId = fed.openRound(BASE, "bafybase", MAX_WINDOW, 3, 0);
         _commit(alice, roundId);
         vm.warp(START + MAX_WINDOW);
         _expectRevert(
@@ -441,7 +441,7 @@ contract FederationTest is FederationFixture {
         _finalize(roundId, model, 3);
         _expectRevert(abi.encodeWithSelector(IFederation.FederationBaseModelMismatch.selector, model, BASE));
         vm.prank(aggregator);
-        fed.openRound(BASE, "bafybase", DURATION, 1);
+        fed.openRound(BASE, "bafybase", DURATION, 1, 0);
     }
 
     // ------------------------------------------------------------ commits
@@ -463,7 +463,7 @@ contract FederationTest is FederationFixture {
         duration = uint64(_bound(duration, 1, MAX_WINDOW));
         elapsed = uint64(_bound(elapsed, 0, 2 * uint256(duration) + 1));
         vm.prank(aggregator);
-        uint256 roundId = fed.openRound(BASE, "bafybase", duration, 1);
+        uint256 roundId = fed.openRound(BASE, "bafybase", duration, 1, 0);
         vm.warp(START + elapsed);
         if (elapsed > duration) {
             _expectRevert(
@@ -579,7 +579,7 @@ contract FederationTest is FederationFixture {
         bytes32 model = BASE;
         for (uint256 i = 1; i <= 12; ++i) {
             vm.prank(aggregator);
-            uint256 roundId = fed.openRound(model, "bafybase", DURATION, 1);
+            uint256 roundId = fed.openRound(model, "bafybase", DURATION, 1, 0);
             _commit(alice, roundId);
             _commit(bob, roundId);
             _commit(carol, roundId);
@@ -750,7 +750,7 @@ contract FederationTest is FederationFixture {
 
     function test_finalizeRejectsTooFewUpdates() public {
         vm.prank(aggregator);
-        uint256 roundId = fed.openRound(BASE, "bafybase", DURATION, 2);
+        uint256 roundId = fed.openRound(BASE, "bafybase", DURATION, 2, 0);
         _commit(alice, roundId);
         _commit(bob, roundId);
         vm.warp(START + DURATION + 1);
@@ -805,6 +805,236 @@ contract FederationTest is FederationFixture {
         vm.prank(aggregator);
         fed.closeRound(roundId, "again");
         _eq(_open(), 2, "next round id");
+    }
+
+    // ------------------------------------------------------------ commit-reveal rounds
+
+    uint64 internal constant REVEAL = 300;
+    bytes32 internal constant SALT = keccak256("alice's secret");
+
+    function _openCommitReveal() internal returns (uint256 roundId) {
+        vm.prank(aggregator);
+        roundId = fed.openRound(BASE, "bafybase", DURATION, 1, REVEAL);
+    }
+
+    function _digestOf(address who) internal pure returns (bytes32) {
+        return keccak256(abi.encode("update", who));
+    }
+
+    function _sealOf(uint256 roundId, address who, bytes32 salt) internal pure returns (bytes32) {
+        return keccak256(abi.encode(roundId, who, _digestOf(who), keccak256(bytes(CID)), uint64(100), META, salt));
+    }
+
+    function _sealUp(address who, uint256 roundId) internal {
+        vm.prank(who);
+        fed.sealUpdate(roundId, _sealOf(roundId, who, keccak256(abi.encode(SALT, who))));
+    }
+
+    function _reveal(address who, uint256 roundId) internal {
+        vm.prank(who);
+        fed.revealUpdate(roundId, _digestOf(who), CID, 100, META, keccak256(abi.encode(SALT, who)));
+    }
+
+    function test_commitRevealRoundRecordsAndEmits() public {
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit IFederation.RoundOpened(
+            1, aggregator, BASE, "bafybase", uint64(START + DURATION), 1, 1, uint64(START + DURATION + REVEAL)
+        );
+        uint256 roundId = _openCommitReveal();
+        Federation.RoundInfo memory r = fed.getRound(roundId);
+        _true(r.commitReveal, "commitReveal");
+        _eq(r.revealDeadline, START + DURATION + REVEAL, "revealDeadline");
+        _eq(r.sealCount, 0, "sealCount");
+        Federation.RoundInfo memory plain = fed.getRound(0);
+        _true(!plain.commitReveal && plain.revealDeadline == 0, "a round never opened has no reveal phase");
+    }
+
+    function test_updateSealMatchesTheDocumentedEncoding() public view {
+        _eq(fed.updateSeal(7, alice, _digestOf(alice), CID, 100, META, SALT), _sealOf(7, alice, SALT), "updateSeal");
+    }
+
+    function test_commitUpdateRefusedInCommitRevealRound() public {
+        uint256 roundId = _openCommitReveal();
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationCommitRevealRound.selector, roundId));
+        _commit(alice, roundId);
+    }
+
+    function test_sealAndRevealRefusedInPlainRound() public {
+        uint256 roundId = _open();
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationNotCommitRevealRound.selector, roundId));
+        _sealUp(alice, roundId);
+        vm.warp(START + DURATION + 1);
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationNotCommitRevealRound.selector, roundId));
+        _reveal(alice, roundId);
+    }
+
+    function test_sealStoresAndEmitsWithoutShowingTheUpdate() public {
+        uint256 roundId = _openCommitReveal();
+        bytes32 seal = _sealOf(roundId, alice, keccak256(abi.encode(SALT, alice)));
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit IFederation.UpdateSealed(roundId, alice, seal);
+        _sealUp(alice, roundId);
+        _eq(fed.sealOf(roundId, alice), seal, "sealOf");
+        _eq(fed.getRound(roundId).sealCount, 1, "sealCount");
+        _eq(fed.getRound(roundId).commitCount, 0, "commitCount: nothing revealed");
+        (, uint64 last,,,) = fed.participant(alice);
+        _eq(last, roundId, "lastCommittedRound");
+    }
+
+    function test_sealRefusals() public {
+        uint256 roundId = _openCommitReveal();
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationInvalidCommitment.selector, "seal"));
+        vm.prank(alice);
+        fed.sealUpdate(roundId, bytes32(0));
+        _sealUp(alice, roundId);
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, alice));
+        _sealUp(alice, roundId);
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationNotRegistered.selector, outsider));
+        _sealUp(outsider, roundId);
+        vm.warp(START + DURATION + 1);
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationCommitTooLate.selector, roundId, uint64(START + DURATION))
+        );
+        _sealUp(bob, roundId);
+    }
+
+    function test_revealBeforeTheCommitPhaseEndsReverts() public {
+        uint256 roundId = _openCommitReveal();
+        _sealUp(alice, roundId);
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, uint64(START + DURATION))
+        );
+        _reveal(alice, roundId);
+    }
+
+    /// Once every eligible participant sealed, the commit phase is over at once and reveals may start.
+    function test_revealRightAfterEveryoneSealed() public {
+        uint256 roundId = _openCommitReveal();
+        _sealUp(alice, roundId);
+        _sealUp(bob, roundId);
+        _true(!fed.commitPhaseOver(roundId), "carol has not sealed");
+        _sealUp(carol, roundId);
+        _true(fed.commitPhaseOver(roundId), "everyone sealed");
+        _true(!fed.revealPhaseOver(roundId), "nothing revealed");
+        vm.expectEmit(true, true, true, true, address(fed));
+        emit IFederation.UpdateCommitted(roundId, alice, _digestOf(alice), CID, 100, META);
+        _reveal(alice, roundId);
+        _eq(fed.sealOf(roundId, alice), bytes32(0), "the seal is spent");
+        _eq(fed.getRound(roundId).commitCount, 1, "commitCount counts reveals");
+    }
+
+    function test_revealRefusals() public {
+        uint256 roundId = _openCommitReveal();
+        _sealUp(alice, roundId);
+        vm.prank(bob);
+        fed.sealUpdate(roundId, _sealOf(roundId, bob, keccak256(abi.encode(SALT, bob))));
+        vm.warp(START + DURATION + 1);
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationNotSealed.selector, roundId, carol));
+        _reveal(carol, roundId);
+        bytes32 seal = fed.sealOf(roundId, alice);
+        bytes32 guessed = _sealOf(roundId, alice, keccak256("a guess"));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationSealMismatch.selector, roundId, alice, seal, guessed));
+        vm.prank(alice);
+        fed.revealUpdate(roundId, _digestOf(alice), CID, 100, META, keccak256("a guess"));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationInvalidCommitment.selector, "updateDigest"));
+        vm.prank(alice);
+        fed.revealUpdate(roundId, bytes32(0), CID, 100, META, keccak256(abi.encode(SALT, alice)));
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationTooManySamples.selector, alice, SAMPLES + 1, SAMPLES));
+        vm.prank(alice);
+        fed.revealUpdate(roundId, _digestOf(alice), CID, SAMPLES + 1, META, keccak256(abi.encode(SALT, alice)));
+        _reveal(alice, roundId);
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, alice));
+        _reveal(alice, roundId);
+        vm.warp(START + DURATION + REVEAL + 1);
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationRevealTooLate.selector, roundId, uint64(START + DURATION + REVEAL))
+        );
+        _reveal(bob, roundId);
+    }
+
+    /// A reveal whose values differ from the sealed ones in any field is refused.
+    function testFuzz_revealOnlyWhatWasSealed(bytes32 digest, uint64 samples, bytes32 meta, bytes32 salt) public {
+        samples = uint64(_bound(samples, 1, SAMPLES));
+        vm.assume(digest != bytes32(0));
+        uint256 roundId = _openCommitReveal();
+        bytes32 seal = _sealOf(roundId, alice, SALT);
+        vm.prank(alice);
+        fed.sealUpdate(roundId, seal);
+        vm.warp(START + DURATION + 1);
+        bool same = digest == _digestOf(alice) && samples == 100 && meta == META && salt == SALT;
+        if (!same) {
+            bytes32 revealed = keccak256(abi.encode(roundId, alice, digest, keccak256(bytes(CID)), samples, meta, salt));
+            _expectRevert(abi.encodeWithSelector(IFederation.FederationSealMismatch.selector, roundId, alice, seal, revealed));
+        }
+        vm.prank(alice);
+        fed.revealUpdate(roundId, digest, CID, samples, meta, salt);
+        _eq(fed.getRound(roundId).commitCount, same ? 1 : 0, "commitCount");
+    }
+
+    /// The round ends after its reveal phase: once every seal was revealed, or once the reveal deadline passed.
+    function test_finalizeWaitsForTheRevealPhase() public {
+        uint256 roundId = _openCommitReveal();
+        _sealUp(alice, roundId);
+        _sealUp(bob, roundId);
+        vm.warp(START + DURATION + 1);
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationRevealPhaseActive.selector, roundId, uint64(START + DURATION + REVEAL))
+        );
+        _finalize(roundId, keccak256("m"), 0);
+        _reveal(alice, roundId);
+        _true(!fed.revealPhaseOver(roundId), "bob has not revealed");
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationRevealPhaseActive.selector, roundId, uint64(START + DURATION + REVEAL))
+        );
+        vm.prank(aggregator);
+        fed.closeRound(roundId, "too early");
+        _reveal(bob, roundId);
+        _true(fed.revealPhaseOver(roundId), "every seal revealed");
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationInvalidIncludedCount.selector, uint32(3), uint32(2)));
+        _finalize(roundId, keccak256("m"), 3);
+        _finalize(roundId, keccak256("m"), 2);
+        _eq(uint256(fed.getRound(roundId).status), uint256(IFederation.RoundStatus.Finalized), "status");
+    }
+
+    function test_unrevealedSealsDoNotHoldTheRoundPastTheRevealDeadline() public {
+        uint256 roundId = _openCommitReveal();
+        _sealUp(alice, roundId);
+        _sealUp(bob, roundId);
+        vm.warp(START + DURATION + 1);
+        _reveal(alice, roundId);
+        vm.warp(START + DURATION + REVEAL);
+        _true(!fed.revealPhaseOver(roundId), "the reveal deadline is inclusive");
+        vm.warp(START + DURATION + REVEAL + 1);
+        _true(fed.revealPhaseOver(roundId), "past the reveal deadline");
+        _finalize(roundId, keccak256("m"), 1);
+    }
+
+    function test_revealWindowIsBoundedByTheTask() public {
+        _expectRevert(
+            abi.encodeWithSelector(IFederation.FederationRevealWindowTooLong.selector, uint256(MAX_WINDOW) + 1, MAX_WINDOW)
+        );
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", DURATION, 1, MAX_WINDOW + 1);
+        vm.prank(admin);
+        fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig2", type(uint64).max);
+        _expectRevert(_invalidRound("revealDuration", type(uint64).max));
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", DURATION, 1, type(uint64).max);
+        vm.prank(aggregator);
+        fed.openRound(BASE, "bafybase", DURATION, 1, MAX_WINDOW);
+        _eq(fed.getRound(1).revealDeadline, START + DURATION + MAX_WINDOW, "the maximum itself is allowed");
+    }
+
+    /// A revealed commitment is an ordinary commitment: its Merkle leaf and inclusion proof work unchanged.
+    function test_revealedCommitmentIsAMerkleLeafAsUsual() public {
+        uint256 roundId = _openCommitReveal();
+        _sealUp(alice, roundId);
+        vm.warp(START + DURATION + 1);
+        _reveal(alice, roundId);
+        bytes32 leaf = fed.commitmentLeaf(roundId, alice, _digestOf(alice), CID, 100, META);
+        vm.prank(aggregator);
+        fed.finalizeRound(roundId, keccak256("m"), "bafymodel", leaf, keccak256("agg"), keccak256("ev"), "bafyev", 1);
+        _true(fed.verifyInclusion(roundId, leaf, new bytes32[](0)), "the revealed update is included");
     }
 
     // ------------------------------------------------------------ Merkle leaves and proofs

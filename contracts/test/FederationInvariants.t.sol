@@ -35,6 +35,13 @@ contract FederationHandler {
     mapping(uint256 => mapping(address => bool)) public eligibleIn;
     mapping(uint256 => uint32) public eligible;
     bytes32 public currentModel;
+    /// Commit-reveal rounds: the reveal deadline (0: not commit-reveal), the seals, and each participant's
+    /// unrevealed seal with what it sealed (samples and salt).
+    mapping(uint256 => uint64) public revealDeadline;
+    mapping(uint256 => uint32) public seals;
+    mapping(uint256 => mapping(address => bytes32)) public sealOf;
+    mapping(uint256 => mapping(address => uint64)) internal _sealedSamples;
+    mapping(uint256 => mapping(address => bytes32)) internal _sealedSalt;
 
     // ---- safety counters (each must stay zero)
     uint256 public doubleCommits;
@@ -44,12 +51,14 @@ contract FederationHandler {
     uint256 public unauthorisedActions;
     uint256 public oversizedCommits;
     uint256 public overlongRounds;
+    uint256 public forgedReveals;
     uint256 public mismatches;
     string public lastMismatch;
 
     // ---- coverage counters (to see the fuzzer reached the interesting states)
     uint256 public successfulCommits;
     uint256 public finalizedRounds;
+    uint256 public successfulReveals;
 
     constructor(Federation fed_, address admin_, address aggregator_) {
         fed = fed_;
@@ -86,6 +95,24 @@ contract FederationHandler {
     }
 
     // ------------------------------------------------------------ actions
+
+    /// @notice The one function the invariant fuzzer calls: one action, drawn with weights that keep rounds going
+    /// through their phases (commits, seals and reveals are frequent; admission changes and task changes rarer).
+    function step(uint256 action, uint256 a, uint256 b, uint256 c, uint256 d) external {
+        uint256 k = action % 100;
+        if (k < 3) this.register(a, b);
+        else if (k < 6) this.admit(a, b);
+        else if (k < 7) this.remove(a, b);
+        else if (k < 9) this.configureTask(a, b);
+        else if (k < 23) this.openRound(a, b, c, d);
+        else if (k < 41) this.commitUpdate(a, b, c);
+        else if (k < 55) this.sealUpdate(a, b, c);
+        else if (k < 69) this.revealUpdate(a, b, c);
+        else if (k < 79) this.finalizeRound(a, b, c);
+        else if (k < 85) this.closeRound(a);
+        else if (k < 97) this.warp(a);
+        else this.warpPastDeadline(a);
+    }
 
     function register(uint256 actorSeed, uint256 invalidSeed) external {
         address who = actor(actorSeed);
@@ -133,8 +160,7 @@ contract FederationHandler {
     }
 
     function remove(uint256 actorSeed, uint256 callerSeed) external {
-        if (actorSeed % 4 != 0) return; // removals are rarer, or the federation empties quickly
-        address who = actor(actorSeed / 4);
+        address who = actor(actorSeed);
         address caller = _caller(callerSeed, admin);
         IFederation.ParticipantStatus s = status[who];
         bytes memory expected;
@@ -184,36 +210,23 @@ contract FederationHandler {
 
     function openRound(uint256 callerSeed, uint256 durationSeed, uint256 minimumSeed, uint256 baseSeed) external {
         address caller = _caller(callerSeed, aggregator);
-        uint64 duration = _rare(durationSeed) ? 0 : uint64(1 + (durationSeed / 8) % 1000);
+        // mostly within the task's maximum window; one time in eight zero, one in eight above the maximum
+        uint64 duration = _window(durationSeed);
         uint32 minimum = _rare(minimumSeed) ? 0 : uint32(1 + (minimumSeed / 8) % 3);
+        // half the rounds are commit-reveal rounds, their reveal windows mostly within the maximum too
+        uint64 reveal = (minimumSeed / 64) % 2 == 0 ? 0 : _window(minimumSeed / 128) + 1;
         bool wrongBase = _rare(baseSeed);
         bytes32 base = wrongBase ? keccak256("some other model") : (currentModel == bytes32(0) ? keccak256("base") : currentModel);
-        bytes memory expected;
-        if (caller != aggregator) {
-            expected = _unauthorised(caller, fed.AGGREGATOR_ROLE());
-        } else if (taskVersion == 0) {
-            expected = abi.encodeWithSelector(IFederation.FederationTaskNotConfigured.selector);
-        } else if (roundStatus[latest] == IFederation.RoundStatus.Open) {
-            expected = abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, latest);
-        } else if (duration == 0) {
-            expected = abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "commitDuration", 0);
-        } else if (duration > maxCommitDuration) {
-            expected = abi.encodeWithSelector(
-                IFederation.FederationCommitWindowTooLong.selector, uint256(duration), maxCommitDuration
-            );
-        } else if (minimum == 0) {
-            expected = abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "minUpdates", 0);
-        } else if (currentModel != bytes32(0) && base != currentModel) {
-            expected = abi.encodeWithSelector(IFederation.FederationBaseModelMismatch.selector, currentModel, base);
-        }
+        bytes memory expected = _openExpectation(caller, duration, minimum, reveal, base);
         vm.prank(caller);
-        try fed.openRound(base, "bafybase", duration, minimum) returns (uint256 roundId) {
+        try fed.openRound(base, "bafybase", duration, minimum, reveal) returns (uint256 roundId) {
             _check("openRound", "", expected);
             if (caller != aggregator) ++unauthorisedActions;
-            if (duration > maxCommitDuration) ++overlongRounds;
+            if (duration > maxCommitDuration || reveal > maxCommitDuration) ++overlongRounds;
             latest = roundId;
             roundStatus[roundId] = IFederation.RoundStatus.Open;
             deadline[roundId] = uint64(block.timestamp + duration);
+            if (reveal != 0) revealDeadline[roundId] = uint64(block.timestamp + duration + reveal);
             minUpdates[roundId] = minimum;
             for (uint256 i = 0; i < ACTORS; ++i) {
                 if (status[actor(i)] == IFederation.ParticipantStatus.Active) {
@@ -226,11 +239,58 @@ contract FederationHandler {
         }
     }
 
+    /// @dev A window for openRound: 0 one time in eight, above the task's maximum one time in eight, else within it
+    /// and at most 240 s (a few dozen steps), so that sequences see rounds through to their end.
+    function _window(uint256 seed) internal view returns (uint64) {
+        if (_rare(seed)) return 0;
+        uint64 max = maxCommitDuration == 0 ? 1000 : maxCommitDuration;
+        if (_rare(seed / 8)) return max + 1 + uint64((seed / 64) % 100);
+        return uint64(1 + (seed / 64) % (max < 240 ? max : 240));
+    }
+
+    /// @dev A sample count for a commitment of `who`: within its approved size, one time in eight above it.
+    function _samples(address who, uint256 seed) internal view returns (uint64) {
+        uint64 approved = declared[who] == 0 ? 100 : declared[who];
+        if (_rare(seed)) return approved + 1 + uint64((seed / 8) % 100);
+        return uint64(1 + (seed / 8) % approved);
+    }
+
+    /// @dev The revert data the model predicts for openRound (empty: it must succeed).
+    function _openExpectation(address caller, uint64 duration, uint32 minimum, uint64 reveal, bytes32 base)
+        internal
+        view
+        returns (bytes memory)
+    {
+        if (caller != aggregator) return _unauthorised(caller, fed.AGGREGATOR_ROLE());
+        if (taskVersion == 0) return abi.encodeWithSelector(IFederation.FederationTaskNotConfigured.selector);
+        if (roundStatus[latest] == IFederation.RoundStatus.Open) {
+            return abi.encodeWithSelector(IFederation.FederationRoundInProgress.selector, latest);
+        }
+        if (duration == 0) {
+            return abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "commitDuration", 0);
+        }
+        if (duration > maxCommitDuration) {
+            return abi.encodeWithSelector(
+                IFederation.FederationCommitWindowTooLong.selector, uint256(duration), maxCommitDuration
+            );
+        }
+        if (minimum == 0) return abi.encodeWithSelector(IFederation.FederationInvalidRound.selector, "minUpdates", 0);
+        if (reveal > maxCommitDuration) {
+            return abi.encodeWithSelector(
+                IFederation.FederationRevealWindowTooLong.selector, uint256(reveal), maxCommitDuration
+            );
+        }
+        if (currentModel != bytes32(0) && base != currentModel) {
+            return abi.encodeWithSelector(IFederation.FederationBaseModelMismatch.selector, currentModel, base);
+        }
+        return "";
+    }
+
     function commitUpdate(uint256 actorSeed, uint256 roundSeed, uint256 invalidSeed) external {
-        address who = actor(actorSeed);
+        address who = _committer(actorSeed);
         bool invalid = _rare(invalidSeed);
         // mostly within the approved size (declared sizes are 1..200), sometimes above it
-        uint64 samples = uint64(1 + (invalidSeed / 8) % 240);
+        uint64 samples = _samples(who, invalidSeed / 8);
         uint256 roundOffset = _rare(roundSeed) ? 1 + roundSeed / 8 : 1; // mostly the latest round
         uint256 back = roundOffset % 3; // the next (unknown) round, the latest, or the one before
         uint256 roundId = latest + 1 >= back ? latest + 1 - back : 0;
@@ -274,6 +334,9 @@ contract FederationHandler {
         if (r != IFederation.RoundStatus.Open) {
             return abi.encodeWithSelector(IFederation.FederationRoundNotOpen.selector, roundId, r);
         }
+        if (revealDeadline[roundId] != 0) {
+            return abi.encodeWithSelector(IFederation.FederationCommitRevealRound.selector, roundId);
+        }
         if (block.timestamp > deadline[roundId]) {
             return abi.encodeWithSelector(IFederation.FederationCommitTooLate.selector, roundId, deadline[roundId]);
         }
@@ -287,6 +350,126 @@ contract FederationHandler {
             return abi.encodeWithSelector(IFederation.FederationTooManySamples.selector, who, samples, declared[who]);
         }
         return "";
+    }
+
+    function sealUpdate(uint256 actorSeed, uint256 roundSeed, uint256 sealSeed) external {
+        address who = _committer(actorSeed);
+        uint256 roundId = _rare(roundSeed) ? latest + 1 - (roundSeed / 8) % 2 : latest; // mostly the latest round
+        uint64 samples = _samples(who, sealSeed / 8); // sometimes above the approved size: caught at the reveal
+        bytes32 salt = keccak256(abi.encode("salt", sealSeed));
+        bytes32 seal = _rare(sealSeed) ? bytes32(0) : _seal(roundId, who, samples, salt);
+        bytes memory expected = _participantRoundExpectation(who, roundId);
+        if (expected.length == 0) {
+            if (revealDeadline[roundId] == 0) {
+                expected = abi.encodeWithSelector(IFederation.FederationNotCommitRevealRound.selector, roundId);
+            } else if (block.timestamp > deadline[roundId]) {
+                expected = abi.encodeWithSelector(IFederation.FederationCommitTooLate.selector, roundId, deadline[roundId]);
+            } else if (lastCommit[who] == roundId) {
+                expected = abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, who);
+            } else if (seal == bytes32(0)) {
+                expected = abi.encodeWithSelector(IFederation.FederationInvalidCommitment.selector, "seal");
+            }
+        }
+        vm.prank(who);
+        try fed.sealUpdate(roundId, seal) {
+            _check("sealUpdate", "", expected);
+            if (lastCommit[who] == roundId) ++doubleCommits;
+            if (block.timestamp > deadline[roundId]) ++lateCommits;
+            lastCommit[who] = roundId;
+            ++seals[roundId];
+            sealOf[roundId][who] = seal;
+            _sealedSamples[roundId][who] = samples;
+            _sealedSalt[roundId][who] = salt;
+        } catch (bytes memory reason) {
+            _check("sealUpdate", reason, expected);
+        }
+    }
+
+    function revealUpdate(uint256 actorSeed, uint256 roundSeed, uint256 invalidSeed) external {
+        address who = _revealer(actorSeed);
+        uint256 roundId = _rare(roundSeed) ? latest + 1 - (roundSeed / 8) % 2 : latest;
+        bool wrongSalt = _rare(invalidSeed);
+        bool invalid = _rare(invalidSeed / 8);
+        uint64 samples = _sealedSamples[roundId][who];
+        if (samples == 0) samples = 1;
+        bytes32 salt = wrongSalt ? keccak256("a guess") : _sealedSalt[roundId][who];
+        bytes memory expected = _revealExpectation(who, roundId, invalid, samples, salt);
+        bool forged = sealOf[roundId][who] == bytes32(0) || _seal(roundId, who, samples, salt) != sealOf[roundId][who];
+        vm.prank(who);
+        try fed.revealUpdate(
+            roundId, invalid ? bytes32(0) : _digestOf(who, roundId), "bafyupdate", samples, bytes32(0), salt
+        ) {
+            _check("revealUpdate", "", expected);
+            if (forged) ++forgedReveals;
+            if (samples > declared[who]) ++oversizedCommits;
+            sealOf[roundId][who] = bytes32(0);
+            ++commits[roundId];
+            ++successfulReveals;
+        } catch (bytes memory reason) {
+            _check("revealUpdate", reason, expected);
+        }
+    }
+
+    /// @dev The revert data the model predicts for a reveal (empty: it must succeed).
+    function _revealExpectation(address who, uint256 roundId, bool invalid, uint64 samples, bytes32 salt)
+        internal
+        view
+        returns (bytes memory expected)
+    {
+        expected = _participantRoundExpectation(who, roundId);
+        if (expected.length != 0) return expected;
+        if (revealDeadline[roundId] == 0) {
+            return abi.encodeWithSelector(IFederation.FederationNotCommitRevealRound.selector, roundId);
+        }
+        if (!phaseOver(roundId)) {
+            return abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, deadline[roundId]);
+        }
+        if (block.timestamp > revealDeadline[roundId]) {
+            return abi.encodeWithSelector(IFederation.FederationRevealTooLate.selector, roundId, revealDeadline[roundId]);
+        }
+        if (lastCommit[who] != roundId) {
+            return abi.encodeWithSelector(IFederation.FederationNotSealed.selector, roundId, who);
+        }
+        bytes32 seal = sealOf[roundId][who];
+        if (seal == bytes32(0)) return abi.encodeWithSelector(IFederation.FederationDuplicateCommit.selector, roundId, who);
+        if (invalid) return abi.encodeWithSelector(IFederation.FederationInvalidCommitment.selector, "updateDigest");
+        if (samples > declared[who]) {
+            return abi.encodeWithSelector(IFederation.FederationTooManySamples.selector, who, samples, declared[who]);
+        }
+        bytes32 revealed = _seal(roundId, who, samples, salt);
+        if (revealed != seal) {
+            return abi.encodeWithSelector(IFederation.FederationSealMismatch.selector, roundId, who, seal, revealed);
+        }
+        return "";
+    }
+
+    /// @dev The participant must be active and the round open (the checks every commit, seal and reveal starts with).
+    function _participantRoundExpectation(address who, uint256 roundId) internal view returns (bytes memory) {
+        IFederation.ParticipantStatus s = status[who];
+        IFederation.RoundStatus r = roundStatus[roundId];
+        if (s == IFederation.ParticipantStatus.None) {
+            return abi.encodeWithSelector(IFederation.FederationNotRegistered.selector, who);
+        }
+        if (s != IFederation.ParticipantStatus.Active) {
+            return abi.encodeWithSelector(IFederation.FederationNotActive.selector, who, s);
+        }
+        if (r == IFederation.RoundStatus.None) return abi.encodeWithSelector(IFederation.FederationUnknownRound.selector, roundId);
+        if (r != IFederation.RoundStatus.Open) {
+            return abi.encodeWithSelector(IFederation.FederationRoundNotOpen.selector, roundId, r);
+        }
+        return "";
+    }
+
+    /// @dev The model's own seal formula (not the contract's `updateSeal`): the update every actor reveals is
+    /// its `_digestOf`, CID "bafyupdate" and zero metadata digest.
+    function _seal(uint256 roundId, address who, uint64 samples, bytes32 salt) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(roundId, who, _digestOf(who, roundId), keccak256(bytes("bafyupdate")), samples, bytes32(0), salt)
+        );
+    }
+
+    function _digestOf(address who, uint256 roundId) internal pure returns (bytes32) {
+        return keccak256(abi.encode(who, roundId));
     }
 
     function finalizeRound(uint256 callerSeed, uint256 includedSeed, uint256 invalidSeed) external {
@@ -312,7 +495,7 @@ contract FederationHandler {
             }
         }
         bytes32 model = keccak256(abi.encode("model", roundId));
-        bool early = !phaseOver(roundId);
+        bool early = !endable(roundId);
         uint256 cut = _cutOff(roundId);
         vm.prank(caller);
         try fed.finalizeRound(
@@ -337,12 +520,11 @@ contract FederationHandler {
         }
     }
 
-    function closeRound(uint256 callerSeed, uint256 skipSeed) external {
-        if (skipSeed % 4 != 0) return; // closing is rarer than finalising
+    function closeRound(uint256 callerSeed) external {
         address caller = _caller(callerSeed, aggregator);
         uint256 roundId = latest;
         bytes memory expected = _endExpectation(caller, roundId);
-        bool early = !phaseOver(roundId);
+        bool early = !endable(roundId);
         uint256 cut = _cutOff(roundId);
         vm.prank(caller);
         try fed.closeRound(roundId, "fuzz") {
@@ -357,7 +539,36 @@ contract FederationHandler {
     }
 
     function warp(uint256 seconds_) external {
-        vm.warp(block.timestamp + seconds_ % 700);
+        vm.warp(block.timestamp + seconds_ % 60);
+    }
+
+    /// @notice Jumps just past the latest round's commit deadline or, for a commit-reveal round, sometimes just past
+    /// its reveal deadline, so that sequences reach the reveal phase and the end of rounds.
+    function warpPastDeadline(uint256 seed) external {
+        uint256 target = seed % 4 != 0 || revealDeadline[latest] == 0 ? deadline[latest] : revealDeadline[latest];
+        if (block.timestamp <= target) vm.warp(target + 1);
+    }
+
+    /// @dev Who commits or seals: one time in eight any actor; otherwise, from a seeded start, the first active one
+    /// that has not committed (sealed) in the latest round yet, so that rounds fill up.
+    function _committer(uint256 seed) internal view returns (address) {
+        if (_rare(seed)) return actor(seed / 8);
+        for (uint256 i = 0; i < ACTORS; ++i) {
+            address who = actor(seed / 8 + i);
+            if (status[who] == IFederation.ParticipantStatus.Active && lastCommit[who] != latest) return who;
+        }
+        return actor(seed / 8);
+    }
+
+    /// @dev Who reveals: one time in eight any actor; otherwise, from a seeded start, the first one with an
+    /// unrevealed seal in the latest round.
+    function _revealer(uint256 seed) internal view returns (address) {
+        if (_rare(seed)) return actor(seed / 8);
+        for (uint256 i = 0; i < ACTORS; ++i) {
+            address who = actor(seed / 8 + i);
+            if (sealOf[latest][who] != bytes32(0)) return who;
+        }
+        return actor(seed / 8);
     }
 
     // ------------------------------------------------------------ helpers
@@ -365,18 +576,29 @@ contract FederationHandler {
     /// @notice The model's answer to "is the commit phase of this open round over": the deadline has
     /// passed, or at least as many commits as participants were active when the round opened.
     function phaseOver(uint256 roundId) public view returns (bool) {
-        return block.timestamp > deadline[roundId] || commits[roundId] >= eligible[roundId];
+        if (block.timestamp > deadline[roundId]) return true;
+        return revealDeadline[roundId] == 0 ? commits[roundId] >= eligible[roundId] : seals[roundId] >= eligible[roundId];
     }
 
-    /// @dev Before the deadline: how many participants eligible in the round and still active have not
-    /// committed in it (each would be cut off if the round ended now).
+    /// @notice The model's answer to "may this open round be ended": its commit phase is over and, in a
+    /// commit-reveal round, its reveal deadline has passed or every seal was revealed.
+    function endable(uint256 roundId) public view returns (bool) {
+        if (revealDeadline[roundId] == 0) return phaseOver(roundId);
+        if (block.timestamp > revealDeadline[roundId]) return true;
+        return phaseOver(roundId) && commits[roundId] >= seals[roundId];
+    }
+
+    /// @dev How many participants would be cut off if the round ended now: before the deadline, those eligible in
+    /// the round and still active that have not committed (sealed) in it; in a commit-reveal round before its
+    /// reveal deadline, those still active that sealed and have not revealed.
     function _cutOff(uint256 roundId) internal view returns (uint256 count) {
-        if (block.timestamp > deadline[roundId]) return 0;
+        bool commitOpen = block.timestamp <= deadline[roundId];
+        bool revealOpen = revealDeadline[roundId] != 0 && block.timestamp <= revealDeadline[roundId];
         for (uint256 i = 0; i < ACTORS; ++i) {
             address who = actor(i);
-            if (eligibleIn[roundId][who] && status[who] == IFederation.ParticipantStatus.Active && lastCommit[who] != roundId) {
-                ++count;
-            }
+            if (status[who] != IFederation.ParticipantStatus.Active) continue;
+            if (commitOpen && eligibleIn[roundId][who] && lastCommit[who] != roundId) ++count;
+            else if (revealOpen && sealOf[roundId][who] != bytes32(0)) ++count;
         }
     }
 
@@ -391,6 +613,11 @@ contract FederationHandler {
         }
         if (!phaseOver(roundId)) {
             return abi.encodeWithSelector(IFederation.FederationCommitPhaseActive.selector, roundId, deadline[roundId]);
+        }
+        if (!endable(roundId)) {
+            return abi.encodeWithSelector(
+                IFederation.FederationRevealPhaseActive.selector, roundId, revealDeadline[roundId]
+            );
         }
         return "";
     }
@@ -420,6 +647,9 @@ contract FederationInvariantTest is TestBase {
         handler = new FederationHandler(fed, admin, aggregator);
         handler.bootstrap();
         _targetContract(address(handler));
+        bytes4[] memory selectors = new bytes4[](1);
+        selectors[0] = FederationHandler.step.selector;
+        _targetSelector(address(handler), selectors);
     }
 
     /// Every call succeeded or reverted exactly as the model predicted (error selector and arguments).
@@ -436,7 +666,7 @@ contract FederationInvariantTest is TestBase {
     }
 
     function invariant_noEndBeforeCommitPhaseOver() public view {
-        _eq(handler.earlyEnds(), 0, "round finalised or closed during its commit phase");
+        _eq(handler.earlyEnds(), 0, "round finalised or closed before its commit (and reveal) phase was over");
     }
 
     /// No round ended before its deadline while a participant active at its opening (and still active) had not committed.
@@ -447,6 +677,11 @@ contract FederationInvariantTest is TestBase {
     /// No commitment claimed more samples than its participant's approved dataset size.
     function invariant_noCommitAboveApprovedSamples() public view {
         _eq(handler.oversizedCommits(), 0, "commitment above the approved dataset size accepted");
+    }
+
+    /// No reveal was accepted that does not hash to its participant's unrevealed seal.
+    function invariant_noRevealWithoutItsSeal() public view {
+        _eq(handler.forgedReveals(), 0, "reveal accepted without a matching, unrevealed seal");
     }
 
     /// No round was opened with a commit window longer than the task's maximum.
@@ -481,6 +716,15 @@ contract FederationInvariantTest is TestBase {
             _eq(r.eligibleCount, handler.eligible(roundId), "eligibleCount");
             bool over = r.status != IFederation.RoundStatus.Open || handler.phaseOver(roundId);
             _true(fed.commitPhaseOver(roundId) == over, "commitPhaseOver");
+            bool endable = r.status != IFederation.RoundStatus.Open || handler.endable(roundId);
+            _true(fed.revealPhaseOver(roundId) == endable, "revealPhaseOver");
+            _true(r.commitReveal == (handler.revealDeadline(roundId) != 0), "commitReveal");
+            _eq(r.revealDeadline, handler.revealDeadline(roundId), "revealDeadline");
+            _eq(r.sealCount, handler.seals(roundId), "sealCount");
+            for (uint256 i = 0; i < 5; ++i) {
+                address who = handler.actor(i);
+                _eq(fed.sealOf(roundId, who), handler.sealOf(roundId, who), "sealOf");
+            }
             _true(roundId == latest || r.status != IFederation.RoundStatus.Open, "only the latest round may be open");
             _true(r.includedCount <= r.commitCount, "includedCount <= commitCount");
         }

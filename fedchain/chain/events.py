@@ -45,6 +45,7 @@ from fedchain.ports import (
     RoundOpened,
     TaskConfigured,
     UpdateCommitment,
+    UpdateSeal,
     event_position,
 )
 
@@ -80,13 +81,17 @@ class EventSource(Protocol):
         """The round's ``UpdateCommitted`` events, in chain order."""
         ...
 
+    def seals(self, round_id: int) -> list[UpdateSeal]:
+        """The round's ``UpdateSealed`` events (commit-reveal rounds), in chain order."""
+        ...
+
     def registrations(self, address: str) -> list[ParticipantRegistered]:
         """The participant's ``ParticipantRegistered`` events, in chain order."""
         ...
 
     def participant_events(self, address: str) -> list[LedgerEvent]:
         """Every event naming ``address`` as its participant (registered, admitted, removed,
-        commitments), in chain order."""
+        commitments, seals), in chain order."""
         ...
 
     def task_configs(self, version: int) -> list[TaskConfigured]:
@@ -192,6 +197,7 @@ class EventIndex:
         self._events: list[LedgerEvent] = []
         self._rounds: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
         self._commitments: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
+        self._seals: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
         self._participants: defaultdict[str, list[LedgerEvent]] = defaultdict(list)
         self._registrations: defaultdict[str, list[LedgerEvent]] = defaultdict(list)
         self._tasks: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
@@ -231,6 +237,10 @@ class EventIndex:
     def commitments(self, round_id: int) -> list[UpdateCommitment]:
         """The round's commitments, from the index."""
         return [e for e in self._lookup(self._commitments, int(round_id)) if isinstance(e, UpdateCommitment)]
+
+    def seals(self, round_id: int) -> list[UpdateSeal]:
+        """The round's seals, from the index."""
+        return [e for e in self._lookup(self._seals, int(round_id)) if isinstance(e, UpdateSeal)]
 
     def registrations(self, address: str) -> list[ParticipantRegistered]:
         """The participant's registrations, from the index."""
@@ -332,6 +342,8 @@ class EventIndex:
             tables.append(self._registrations[event.participant.lower()])
         elif isinstance(event, UpdateCommitment):
             tables.append(self._commitments[int(event.round_id)])
+        elif isinstance(event, UpdateSeal):
+            tables.append(self._seals[int(event.round_id)])
         elif isinstance(event, (RoundOpened, RoundFinalized, RoundClosed)):
             tables.append(self._rounds[int(event.round_id)])
         elif isinstance(event, TaskConfigured):

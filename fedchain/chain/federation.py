@@ -191,6 +191,9 @@ class RoundInfo:
     merkle_root: Digest
     aggregation_digest: Digest
     evidence_digest: Digest
+    commit_reveal: bool = False  # participants seal in the commit phase and reveal after it
+    reveal_deadline: int = 0  # last second of the reveal phase of a commit-reveal round (0 without one)
+    seal_count: int = 0  # seals of a commit-reveal round (its reveals are commit_count)
 
 
 @dataclass(frozen=True)
@@ -332,9 +335,17 @@ class FederationContract:
     # --- rounds ----------------------------------------------------------------------
 
     def open_round(
-        self, base_model_digest: bytes, base_model_cid: str, commit_duration: int, min_updates: int, *, gas: int | None = None
+        self,
+        base_model_digest: bytes,
+        base_model_cid: str,
+        commit_duration: int,
+        min_updates: int,
+        reveal_duration: int = 0,
+        *,
+        gas: int | None = None,
     ) -> TxReport:
-        """``openRound`` (aggregator): the report carries the new round's id, read from ``RoundOpened``."""
+        """``openRound`` (aggregator): the report carries the new round's id, read from ``RoundOpened``. A
+        ``reveal_duration`` > 0 opens a commit-reveal round."""
         f = "openRound"
         report, receipt = self._transact(
             f,
@@ -342,6 +353,7 @@ class FederationContract:
             base_model_cid,
             _uint(commit_duration, 64, "commit_duration", f),
             _uint(min_updates, 32, "min_updates", f),
+            _uint(reveal_duration, 64, "reveal_duration", f),
             gas=gas,
         )
         for raw in receipt["logs"]:
@@ -371,6 +383,37 @@ class FederationContract:
             cid,
             _uint(num_samples, 64, "num_samples", f),
             _digest(metadata_digest, "metadata_digest", f),
+            round_id=round_id,
+            gas=gas,
+        )
+
+    def seal_update(self, round_id: int, seal: bytes, *, gas: int | None = None) -> TxReport:
+        """``sealUpdate``: seal an update in a commit-reveal round's commit phase (see
+        :func:`fedchain.ports.update_seal`)."""
+        f = "sealUpdate"
+        return self._send(f, _uint(round_id, 256, "round_id", f), _digest(seal, "seal", f), round_id=round_id, gas=gas)
+
+    def reveal_update(
+        self,
+        round_id: int,
+        update_digest: bytes,
+        cid: str,
+        num_samples: int,
+        metadata_digest: bytes,
+        salt: bytes,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        """``revealUpdate``: reveal the sealed update after the commit phase (emits ``UpdateCommitted``)."""
+        f = "revealUpdate"
+        return self._send(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _digest(update_digest, "update_digest", f),
+            cid,
+            _uint(num_samples, 64, "num_samples", f),
+            _digest(metadata_digest, "metadata_digest", f),
+            _digest(salt, "salt", f),
             round_id=round_id,
             gas=gas,
         )
@@ -459,7 +502,8 @@ class FederationContract:
     def get_round(self, round_id: int) -> RoundInfo:
         """``getRound``: the contract's storage of round ``round_id``."""
         (values,) = self._call("getRound", _uint(round_id, 256, "round_id", "getRound"))
-        status, deadline, min_updates, commits, eligible, version, included, base, model, root, agg, evidence = values
+        (status, deadline, min_updates, commits, eligible, version, included, commit_reveal, base, model, root, agg,
+         evidence, reveal_deadline, seals) = values
         return RoundInfo(
             status=RoundStatus(status),
             deadline=int(deadline),
@@ -473,13 +517,53 @@ class FederationContract:
             merkle_root=Digest(root),
             aggregation_digest=Digest(agg),
             evidence_digest=Digest(evidence),
+            commit_reveal=bool(commit_reveal),
+            reveal_deadline=int(reveal_deadline),
+            seal_count=int(seals),
         )
 
     def commit_phase_over(self, round_id: int) -> bool:
-        """``Federation.commitPhaseOver``: the round may be ended (deadline passed as of the latest
-        block, or as many commits as participants eligible at opening) or already was."""
+        """``Federation.commitPhaseOver``: the commit phase is over (deadline passed as of the latest
+        block, or as many commits - seals, in a commit-reveal round - as participants eligible at opening)
+        or the round already ended. For a round without commit-reveal: the round may be ended."""
         f = "commitPhaseOver"
         return bool(self._call(f, _uint(round_id, 256, "round_id", f))[0])
+
+    def reveal_phase_over(self, round_id: int) -> bool:
+        """``Federation.revealPhaseOver``: the round may be ended (for a commit-reveal round: its reveal
+        deadline passed, or its commit phase is over and every seal was revealed) or already was."""
+        f = "revealPhaseOver"
+        return bool(self._call(f, _uint(round_id, 256, "round_id", f))[0])
+
+    def seal_of(self, round_id: int, participant: str) -> Digest:
+        """``sealOf``: the participant's seal in the round, not yet revealed (zero if none)."""
+        f = "sealOf"
+        (seal,) = self._call(f, _uint(round_id, 256, "round_id", f), _address(participant, "participant", f))
+        return Digest(bytes(seal))
+
+    def update_seal(
+        self,
+        round_id: int,
+        participant: str,
+        update_digest: bytes,
+        cid: str,
+        num_samples: int,
+        metadata_digest: bytes,
+        salt: bytes,
+    ) -> Digest:
+        """``updateSeal``: the contract's own computation of a seal (:func:`fedchain.ports.update_seal`)."""
+        f = "updateSeal"
+        (seal,) = self._call(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _address(participant, "participant", f),
+            _digest(update_digest, "update_digest", f),
+            cid,
+            _uint(num_samples, 64, "num_samples", f),
+            _digest(metadata_digest, "metadata_digest", f),
+            _digest(salt, "salt", f),
+        )
+        return Digest(bytes(seal))
 
     def commitment_leaf(
         self, round_id: int, participant: str, update_digest: bytes, cid: str, num_samples: int, metadata_digest: bytes

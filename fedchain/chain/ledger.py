@@ -49,6 +49,7 @@ from fedchain.ports import (
     TaskConfigured,
     TxReport,
     UpdateCommitment,
+    UpdateSeal,
     event_position,
 )
 from fedchain.types import Address, Cid, Digest, RoundId
@@ -109,7 +110,12 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
             deadline=int(a["deadline"]),
             min_updates=int(a["minUpdates"]),
             task_version=int(a["taskVersion"]),
+            reveal_deadline=int(a["revealDeadline"]),
             **pos,
+        )
+    if name == "UpdateSealed":
+        return UpdateSeal(
+            round_id=RoundId(int(a["roundId"])), participant=Address(a["participant"]), seal=Digest(a["seal"]), **pos
         )
     if name == "UpdateCommitted":
         return UpdateCommitment(
@@ -206,6 +212,11 @@ class RescanEvents:
         found = self._find(self._topic("UpdateCommitted"), _topic_uint(round_id))
         return [e for e in found if isinstance(e, UpdateCommitment)]
 
+    def seals(self, round_id: int) -> list[UpdateSeal]:
+        """The round's seals (commit-reveal rounds), filtered on the node by round id."""
+        found = self._find(self._topic("UpdateSealed"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, UpdateSeal)]
+
     def registrations(self, address: str) -> list[ParticipantRegistered]:
         """The participant's registrations, filtered on the node by address."""
         found = self._find(self._topic("ParticipantRegistered"), _topic_address(address))
@@ -216,7 +227,7 @@ class RescanEvents:
         membership = self._find(
             self._topic("ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved"), _topic_address(address)
         )
-        commits = self._find(self._topic("UpdateCommitted"), None, _topic_address(address))
+        commits = self._find(self._topic("UpdateCommitted", "UpdateSealed"), None, _topic_address(address))
         return sorted(membership + commits, key=event_position)
 
     def task_configs(self, version: int) -> list[TaskConfigured]:
@@ -346,11 +357,21 @@ class ChainLedger:
             close_reason=closed.reason if closed else None,
             opened_block=opened.block_number,
             closed_block=ended.block_number if ended else None,
+            reveal_deadline=info.reveal_deadline,
+            seal_count=info.seal_count,
         )
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
         """The contract's ``commitPhaseOver`` for the round."""
         return self.contract.commit_phase_over(round_id)
+
+    def reveal_phase_over(self, round_id: RoundId) -> bool:
+        """The contract's ``revealPhaseOver`` for the round: whether it may be ended."""
+        return self.contract.reveal_phase_over(round_id)
+
+    def seals(self, round_id: RoundId) -> list[UpdateSeal]:
+        """The round's ``UpdateSealed`` events in chain order."""
+        return self.events.seals(round_id)
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
         """The round's ``UpdateCommitted`` events in chain order."""
@@ -411,16 +432,38 @@ class ChainLedger:
         )
 
     def open_round(
-        self, base_model_digest: Digest, base_model_cid: Cid, commit_duration: int, min_updates: int
+        self,
+        base_model_digest: Digest,
+        base_model_cid: Cid,
+        commit_duration: int,
+        min_updates: int,
+        reveal_duration: int = 0,
     ) -> TxReport:
-        """Open the next round (aggregator); the report carries its round id."""
-        return self.contract.open_round(base_model_digest, base_model_cid, commit_duration, min_updates)
+        """Open the next round (aggregator), a commit-reveal one when ``reveal_duration`` > 0; the report
+        carries its round id."""
+        return self.contract.open_round(base_model_digest, base_model_cid, commit_duration, min_updates, reveal_duration)
 
     def commit_update(
         self, round_id: RoundId, update_digest: Digest, cid: Cid, num_samples: int, metadata_digest: Digest
     ) -> TxReport:
         """Commit an update to an open round as the signing account."""
         return self.contract.commit_update(round_id, update_digest, cid, num_samples, metadata_digest)
+
+    def seal_update(self, round_id: RoundId, seal: Digest) -> TxReport:
+        """Seal an update in a commit-reveal round's commit phase as the signing account."""
+        return self.contract.seal_update(round_id, seal)
+
+    def reveal_update(
+        self,
+        round_id: RoundId,
+        update_digest: Digest,
+        cid: Cid,
+        num_samples: int,
+        metadata_digest: Digest,
+        salt: bytes,
+    ) -> TxReport:
+        """Reveal the signing account's sealed update after the commit phase."""
+        return self.contract.reveal_update(round_id, update_digest, cid, num_samples, metadata_digest, salt)
 
     def finalize_round(
         self,

@@ -102,10 +102,11 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
         "register", "admit", "remove", "configureTask", "openRound", "commitUpdate", "finalizeRound",
         "closeRound", "participant", "activeCount", "latestRoundId", "currentModelDigest", "task",
         "getRound", "commitmentLeaf", "verifyInclusion", "ADMIN_ROLE", "AGGREGATOR_ROLE",
+        "sealUpdate", "revealUpdate", "revealPhaseOver", "sealOf", "updateSeal",
     } <= by_kind["function"]
     assert {
         "ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved", "TaskConfigured",
-        "RoundOpened", "UpdateCommitted", "RoundFinalized", "RoundClosed",
+        "RoundOpened", "UpdateCommitted", "RoundFinalized", "RoundClosed", "UpdateSealed",
     } <= by_kind["event"]
     own_errors = {name for name in by_kind["error"] if not name.startswith("AccessControl")}
     assert own_errors == {
@@ -115,7 +116,8 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
             "TaskNotConfigured", "BaseModelMismatch", "InvalidRound", "NotRegistered", "NotActive",
             "UnknownRound", "RoundNotOpen", "CommitTooLate", "DuplicateCommit", "InvalidCommitment",
             "CommitPhaseActive", "InvalidIncludedCount", "TooFewUpdates", "InvalidResult",
-            "CommitWindowTooLong", "TooManySamples",
+            "CommitWindowTooLong", "TooManySamples", "RevealWindowTooLong", "CommitRevealRound",
+            "NotCommitRevealRound", "NotSealed", "SealMismatch", "RevealTooLate", "RevealPhaseActive",
         )
     }
     commit = next(i for i in abi if i.get("name") == "commitUpdate")

@@ -23,6 +23,7 @@ from fedchain.ports import (
     RoundOpened,
     RoundStatus,
     TaskConfigured,
+    update_seal,
 )
 from fedchain.reverts import (
     REVERTS,
@@ -31,6 +32,7 @@ from fedchain.reverts import (
     FederationAlreadyRegistered,
     FederationBaseModelMismatch,
     FederationCommitPhaseActive,
+    FederationCommitRevealRound,
     FederationCommitTooLate,
     FederationCommitWindowTooLong,
     FederationDuplicateCommit,
@@ -42,9 +44,15 @@ from fedchain.reverts import (
     FederationInvalidStatus,
     FederationInvalidTask,
     FederationNotActive,
+    FederationNotCommitRevealRound,
     FederationNotRegistered,
+    FederationNotSealed,
+    FederationRevealPhaseActive,
+    FederationRevealTooLate,
+    FederationRevealWindowTooLong,
     FederationRoundInProgress,
     FederationRoundNotOpen,
+    FederationSealMismatch,
     FederationTaskNotConfigured,
     FederationTooFewUpdates,
     FederationTooManySamples,
@@ -398,6 +406,99 @@ def test_a_mined_transaction_that_ran_out_of_gas_says_so(federation_env: DevnetE
         federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META, gas=30_000)
     assert not isinstance(info.value, ContractRevertError)
     assert federation_env.federation().get_round(rid).commit_count == 0
+
+
+# --- commit-reveal rounds --------------------------------------------------------------
+
+REVEAL = 300
+SALT = keccak(b"a secret salt")
+
+
+def open_commit_reveal(env: DevnetEnv, duration: int = 60, reveal: int = REVEAL) -> int:
+    report = env.federation(env.accounts.aggregator).open_round(BASE, "bafybase", duration, 1, reveal)
+    assert report.round_id is not None
+    return report.round_id
+
+
+def seal_of(rid: int, who: str, samples: int = 10, salt: bytes = SALT) -> Digest:
+    return update_seal(rid, who, UPD, "bafyu", samples, META, salt)
+
+
+def test_commit_in_a_commit_reveal_round(federation_env: DevnetEnv) -> None:
+    rid = open_commit_reveal(federation_env)
+    with reverts(FederationCommitRevealRound, roundId=rid):
+        federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META)
+
+
+def test_seal_and_reveal_in_a_plain_round(federation_env: DevnetEnv) -> None:
+    rid = open_round(federation_env)
+    p = federation_env.admitted[0]
+    with reverts(FederationNotCommitRevealRound, roundId=rid):
+        federation_env.federation(p).seal_update(rid, seal_of(rid, p.address))
+    with reverts(FederationNotCommitRevealRound, roundId=rid):
+        federation_env.federation(p).reveal_update(rid, UPD, "bafyu", 10, META, SALT)
+
+
+def test_reveal_window_longer_than_the_task_allows(federation_env: DevnetEnv) -> None:
+    with reverts(FederationRevealWindowTooLong, revealDuration=MAX_WINDOW + 1, maxCommitDuration=MAX_WINDOW):
+        open_commit_reveal(federation_env, reveal=MAX_WINDOW + 1)
+
+
+def test_reveal_without_a_seal_too_late_and_mismatched(
+    federation_env: DevnetEnv, advance_time: Callable[[int], int]
+) -> None:
+    rid = open_commit_reveal(federation_env)
+    sealer, idle = federation_env.admitted[0], federation_env.admitted[1]
+    seal = seal_of(rid, sealer.address)
+    federation_env.federation(sealer).seal_update(rid, seal)
+    round_info = federation_env.federation().get_round(rid)
+    with reverts(FederationCommitPhaseActive, roundId=rid, deadline=round_info.deadline):
+        federation_env.federation(sealer).reveal_update(rid, UPD, "bafyu", 10, META, SALT)
+    advance_time(61)
+    with reverts(FederationNotSealed, roundId=rid, participant=idle.address):
+        federation_env.federation(idle).reveal_update(rid, UPD, "bafyu", 10, META, SALT)
+    wrong = keccak(b"a guess")
+    with reverts(FederationSealMismatch, roundId=rid, participant=sealer.address, seal=seal,
+                 revealed=seal_of(rid, sealer.address, salt=wrong)):
+        federation_env.federation(sealer).reveal_update(rid, UPD, "bafyu", 10, META, wrong)
+    with reverts(FederationRevealPhaseActive, roundId=rid, revealDeadline=round_info.reveal_deadline):
+        finalize(federation_env, rid, included=0)
+    advance_time(REVEAL)
+    with reverts(FederationRevealTooLate, roundId=rid, revealDeadline=round_info.reveal_deadline):
+        federation_env.federation(sealer).reveal_update(rid, UPD, "bafyu", 10, META, SALT)
+
+
+def test_seal_then_reveal_records_an_ordinary_commitment(
+    federation_env: DevnetEnv, advance_time: Callable[[int], int]
+) -> None:
+    """The whole commit-reveal round on chain: seals (UpdateSealed, no update visible), reveals after the commit
+    phase (UpdateCommitted, as in a plain round), the round finalised once every seal was revealed."""
+    agg = federation_env.ledger(federation_env.accounts.aggregator)
+    rid = RoundId(open_commit_reveal(federation_env))
+    sealers = federation_env.admitted[:2]
+    for p in sealers:
+        seal = seal_of(rid, p.address)
+        assert federation_env.federation().update_seal(rid, p.address, UPD, "bafyu", 10, META, SALT) == seal
+        federation_env.ledger(p).seal_update(rid, seal)
+        assert federation_env.federation().seal_of(rid, p.address) == seal
+    assert [(s.participant, s.seal) for s in agg.seals(rid)] == [(Address(p.address), seal_of(rid, p.address))
+                                                                  for p in sealers]
+    assert agg.commitments(rid) == []
+    record = agg.round(rid)
+    assert record.commit_reveal and (record.seal_count, record.commit_count) == (2, 0)
+    assert record.reveal_deadline == record.deadline + REVEAL
+    assert not agg.commit_phase_over(rid)
+    advance_time(61)
+    assert agg.commit_phase_over(rid) and not agg.reveal_phase_over(rid)
+    for p in sealers:
+        federation_env.ledger(p).reveal_update(rid, Digest(UPD), Cid("bafyu"), 10, Digest(META), SALT)
+    assert [c.participant for c in agg.commitments(rid)] == [Address(p.address) for p in sealers]
+    assert federation_env.federation().seal_of(rid, sealers[0].address) == ZERO
+    assert agg.reveal_phase_over(rid) and agg.round(rid).commit_count == 2
+    opened = [e for e in agg.history() if isinstance(e, RoundOpened) and e.round_id == rid]
+    assert [e.reveal_deadline for e in opened] == [record.reveal_deadline]
+    finalize(federation_env, rid, included=2)
+    assert agg.round(rid).status == RoundStatus.FINALIZED
 
 
 # --- ending rounds ---------------------------------------------------------------------

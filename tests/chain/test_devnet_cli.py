@@ -93,8 +93,8 @@ def test_hardhat_engine_smoke(tmp_path: Path) -> None:
         for acct in (admin, participant):
             conn.fund_from_dev_account(acct.address, 10**19)
         contract, _, _ = deploy(conn, admin, admin.address, admin.address, state_dir=tmp_path)
-        contract.configure_task(keccak(b"s"), keccak(b"t"), keccak(b"d"), "bafycfg")
-        contract.with_account(participant).register("org", "x", b"")
+        contract.configure_task(keccak(b"s"), keccak(b"t"), keccak(b"d"), "bafycfg", 3600)
+        contract.with_account(participant).register("org", "x", b"", 100)
         contract.admit(participant.address)
         rid = contract.open_round(keccak(b"b"), "bafyb", 60, 1).round_id
         report = contract.with_account(participant).commit_update(rid, keccak(b"u"), "bafyu", 1, keccak(b"m"))

@@ -29,6 +29,7 @@ from fedchain.ports import (
     TaskConfigured,
     UpdateCommitment,
     event_position,
+    update_seal,
 )
 from fedchain.types import Cid, Digest, RoundId
 from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, TASK_MAX_COMMIT_DURATION, DevnetEnv
@@ -267,6 +268,7 @@ def assert_same_answers(indexed: ChainLedger, rescan: ChainLedger, env: DevnetEn
     for rid in range(1, int(rescan.latest_round_id()) + 1):
         assert indexed.round(RoundId(rid)) == rescan.round(RoundId(rid))
         assert indexed.commitments(RoundId(rid)) == rescan.commitments(RoundId(rid))
+        assert indexed.seals(RoundId(rid)) == rescan.seals(RoundId(rid))
     for account in env.accounts.participants:
         assert indexed.participant(account.address) == rescan.participant(account.address)
         assert indexed.events.participant_events(account.address) == rescan.events.participant_events(account.address)
@@ -328,6 +330,20 @@ def test_the_index_answers_as_a_rescan_after_interleaved_writes_and_reads(
     check()
     open_commit_finalize(indexed, [env.admitted[0], env.admitted[2], newcomer], check=check)
     assert indexed.with_account(newcomer).events is indexed.events  # one index for all the accounts
+    # a commit-reveal round: seals, then reveals
+    rid = indexed.open_round(indexed.current_model_digest(), Cid("bafybase3"), 60, 1, 120).round_id
+    assert rid is not None
+    salt = keccak(b"salt")
+    for p in (env.admitted[0], newcomer):
+        update = Digest(keccak(p.address.encode()))
+        indexed.with_account(p).seal_update(rid, update_seal(rid, p.address, update, "bafyr", 3, BASE, salt))
+        check()
+    assert len(indexed.seals(rid)) == 2 and indexed.commitments(rid) == []
+    advance_time(61)
+    indexed.with_account(newcomer).reveal_update(rid, Digest(keccak(newcomer.address.encode())), Cid("bafyr"), 3, BASE,
+                                                 salt)
+    check()
+    assert [c.participant for c in indexed.commitments(rid)] == [newcomer.address]
 
 
 def test_a_second_read_fetches_only_the_new_blocks(federation_env: DevnetEnv, monkeypatch: pytest.MonkeyPatch) -> None:

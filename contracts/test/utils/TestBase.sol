@@ -7,7 +7,7 @@ import {Vm} from "forge-std/Vm.sol";
 /// @notice Minimal test base on the cheatcodes of forge-std 1.1.2's `Vm` interface. The npm release of
 /// forge-std 1.1.2 ships `Test.sol` without its `ds-test` dependency, so assertions live here and fail by
 /// reverting (which forge reports as a failed test). Invariant targets are declared through the
-/// `targetContracts()` / `targetSenders()` hooks that forge reads from the test contract's ABI.
+/// `targetContracts()` / `targetSenders()` / `targetSelectors()` hooks that forge reads from the test contract's ABI.
 abstract contract TestBase {
     /// @dev The cheatcode address: address(uint160(uint256(keccak256("hevm cheat code")))).
     Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
@@ -15,8 +15,15 @@ abstract contract TestBase {
     /// @notice Marks this contract as a test contract for tools that look for it.
     bool public constant IS_TEST = true;
 
+    /// @notice The functions of one target contract the invariant fuzzer may call (forge-std's `FuzzSelector`).
+    struct FuzzSelector {
+        address addr;
+        bytes4[] selectors;
+    }
+
     address[] private _targetContracts;
     address[] private _targetSenders;
+    FuzzSelector[] private _targetSelectors;
 
     /// @notice An assertion failed.
     /// @param what What was being checked.
@@ -30,6 +37,12 @@ abstract contract TestBase {
         return _targetContracts;
     }
 
+    /// @notice Functions the invariant fuzzer calls (all of a target's when none are listed for it).
+    /// @return The selectors, by target.
+    function targetSelectors() public view returns (FuzzSelector[] memory) {
+        return _targetSelectors;
+    }
+
     /// @notice Senders the invariant fuzzer uses.
     /// @return The senders.
     function targetSenders() public view returns (address[] memory) {
@@ -38,6 +51,10 @@ abstract contract TestBase {
 
     function _targetContract(address target) internal {
         _targetContracts.push(target);
+    }
+
+    function _targetSelector(address target, bytes4[] memory selectors) internal {
+        _targetSelectors.push(FuzzSelector(target, selectors));
     }
 
     function _targetSender(address sender) internal {
