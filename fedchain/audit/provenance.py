@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from fedchain.audit.replay import History
+from fedchain.audit.replay import DECODE_ERRORS, FETCH_DEADLINE_S, FETCH_WORKERS, History, describe_error, fetch_blobs
 from fedchain.codec.canonical import sha256_digest
-from fedchain.errors import AuditError, FedchainError
+from fedchain.errors import AuditError
 from fedchain.ports import BlobStore, Ledger
 from fedchain.protocol.evidence import Evidence
 from fedchain.types import digest_hex, parse_digest
@@ -72,19 +72,41 @@ def provenance(ledger: Ledger, store: BlobStore, model: str) -> list[ProvenanceS
             rid = None
     if rid is None:
         raise AuditError(f"no finalised round produced model {model!r}")
-    steps: list[ProvenanceStep] = []
+    chain: list[int] = []
     while rid is not None:
+        chain.append(rid)
+        base = bytes(history.rounds[rid].opened.base_model_digest)
+        earlier = [r for d, r in by_digest.items() if d == base and r < rid]
+        rid = max(earlier) if earlier else None
+    finals = [history.rounds[r].finalized for r in chain]
+    assert all(fin is not None for fin in finals)
+    fetched, _ = fetch_blobs(store, [fin.evidence_cid for fin in finals if fin is not None], (),
+                              workers=FETCH_WORKERS, deadline_s=FETCH_DEADLINE_S)
+    orgs = {a: r.organisation for a, r in history.registered.items()}
+    steps: list[ProvenanceStep] = []
+    for rid, got in zip(chain, fetched, strict=True):
         rev = history.rounds[rid]
         fin = rev.finalized
         assert fin is not None
+        if got.data is None:
+            raise AuditError(f"round {rid}: cannot read evidence {fin.evidence_cid!r}: {got.detail}")
+        if sha256_digest(got.data) != bytes(fin.evidence_digest):
+            raise AuditError(f"round {rid}: evidence {fin.evidence_cid} does not match its recorded digest")
         try:
-            data = store.get(fin.evidence_cid)
-            if sha256_digest(data) != bytes(fin.evidence_digest):
-                raise AuditError(f"round {rid}: evidence {fin.evidence_cid} does not match its recorded digest")
-            evidence = Evidence.from_bytes(data)
-        except FedchainError as err:
-            raise AuditError(f"round {rid}: cannot read evidence {fin.evidence_cid}: {err}") from err
-        orgs = {a: r.organisation for a, r in history.registered.items()}
+            evidence = Evidence.from_bytes(got.data)
+        except DECODE_ERRORS as err:
+            raise AuditError(f"round {rid}: evidence {fin.evidence_cid} does not decode: {describe_error(err)}") from err
+        committed = {c.participant.lower(): c for c in rev.commitments}
+        updates: list[ProvenanceUpdate] = []
+        for u in evidence.included:
+            c = committed.get(u.participant.lower())
+            if c is None:
+                raise AuditError(f"round {rid}: the evidence includes {u.participant}, who committed nothing; "
+                                 "run `fedchain audit`")
+            # what the chain recorded, not what the evidence says
+            updates.append(ProvenanceUpdate(participant=c.participant, organisation=orgs.get(c.participant.lower(), ""),
+                                            cid=c.cid, update_digest=digest_hex(c.update_digest),
+                                            num_samples=int(c.num_samples)))
         steps.append(
             ProvenanceStep(
                 round=rid,
@@ -92,20 +114,8 @@ def provenance(ledger: Ledger, store: BlobStore, model: str) -> list[ProvenanceS
                 model_cid=fin.model_cid,
                 base_model_digest=digest_hex(rev.opened.base_model_digest),
                 task_version=int(rev.opened.task_version),
-                updates=tuple(
-                    ProvenanceUpdate(
-                        participant=u.participant,
-                        organisation=orgs.get(u.participant.lower(), ""),
-                        cid=u.cid,
-                        update_digest=digest_hex(u.update_digest),
-                        num_samples=u.num_samples,
-                    )
-                    for u in evidence.included
-                ),
+                updates=tuple(updates),
                 rejected=tuple(r.to_json() for r in evidence.rejected),
             )
         )
-        base = bytes(rev.opened.base_model_digest)
-        earlier = [r for d, r in by_digest.items() if d == base and r < rid]
-        rid = max(earlier) if earlier else None
     return steps

@@ -96,11 +96,11 @@ _FETCH_RULES = frozenset({RULE_BLOB_UNAVAILABLE, RULE_BLOB_INTEGRITY, RULE_BLOB_
 # Findings about the store's copy of a participant's blob now (it may have been fine when used).
 _STORE_STATE = frozenset({FindingKind.BLOB_MISSING, FindingKind.BLOB_CID_MISMATCH})
 
-# What a decoder of hostile bytes may raise besides a FedchainError. Caught around decoding what
+# What a decoder of hostile bytes may raise, a FedchainError or otherwise. Caught around decoding what
 # the store returned (the boundary where untrusted input enters), so that each failure is a finding
 # naming the publisher, and once more around a whole round as the last line (a finding that names
 # no culprit, logged with its traceback); the store being unreachable is re-raised before.
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
     FedchainError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError,
 )
 
@@ -220,7 +220,7 @@ class _Task:
 
 
 @dataclass(frozen=True)
-class _Fetched:
+class Fetched:
     """One blob the aggregator or governance published, as the audit fetched it: its bytes, or
     what the store said instead."""
 
@@ -228,8 +228,8 @@ class _Fetched:
     detail: str = ""
 
 
-def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[UpdateCommitment], *,
-                 workers: int, deadline_s: float) -> tuple[list[_Fetched], list[FetchOutcome]]:
+def fetch_blobs(store: BlobStore, cids: Sequence[str], commitments: Sequence[UpdateCommitment], *,
+                 workers: int, deadline_s: float) -> tuple[list[Fetched], list[FetchOutcome]]:
     """Fetch published blobs (``cids``) and committed ones concurrently, at most ``workers`` at a
     time, under one overall deadline.
 
@@ -239,7 +239,7 @@ def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[Up
     missing blob). Any other store error about one blob, or a
     blob not fetched by the deadline (its fetch is abandoned, bounded by the store's own timeout),
     makes that blob unavailable. Only an unreachable store is raised: then the audit has no verdict."""
-    published: list[_Fetched] = [_Fetched(None, "not fetched")] * len(cids)
+    published: list[Fetched] = [Fetched(None, "not fetched")] * len(cids)
     outcomes: list[FetchOutcome] = [FetchOutcome(c, None, RULE_BLOB_UNAVAILABLE, f"blob {c.cid} not fetched")
                                     for c in commitments]
     jobs = len(cids) + len(commitments)
@@ -254,7 +254,7 @@ def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[Up
             if problem is None:
                 gets[pool.submit(store.get, Cid(cid))] = i
             else:
-                published[i] = _Fetched(None, f"{cid!r} is not a CID: {problem}")
+                published[i] = Fetched(None, f"{cid!r} is not a CID: {problem}")
         fetches: dict[Future[FetchOutcome], int] = {
             pool.submit(fetch_committed, store, c, retry_window_s=0): i for i, c in enumerate(commitments)}
         every: list[Future[Any]] = [*gets, *fetches]
@@ -265,11 +265,11 @@ def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[Up
                 raise down
         for get, i in gets.items():
             if get not in done:
-                published[i] = _Fetched(None, f"blob {cids[i]!r} {late}")
+                published[i] = Fetched(None, f"blob {cids[i]!r} {late}")
             elif get.exception() is None:
-                published[i] = _Fetched(bytes(get.result()))
+                published[i] = Fetched(bytes(get.result()))
             else:
-                published[i] = _Fetched(None, _describe(_store_error(get.exception())))
+                published[i] = Fetched(None, describe_error(_store_error(get.exception())))
         for fetch, i in fetches.items():
             c = commitments[i]
             if fetch not in done:
@@ -278,7 +278,7 @@ def _fetch_round(store: BlobStore, cids: Sequence[str], commitments: Sequence[Up
                 outcomes[i] = fetch.result()
             else:
                 err = _store_error(fetch.exception())
-                outcomes[i] = FetchOutcome(c, None, RULE_BLOB_UNAVAILABLE, f"blob {c.cid!r}: {_describe(err)}")
+                outcomes[i] = FetchOutcome(c, None, RULE_BLOB_UNAVAILABLE, f"blob {c.cid!r}: {describe_error(err)}")
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     return published, outcomes
@@ -338,14 +338,14 @@ class Auditor:
             finding = (FindingKind.TASK_CONFIG_MISSING, f"task version {version} was never configured")
         else:
             where = f"task v{version} document {ev.config_cid!r}"
-            fetched = _fetch_round(self.store, [ev.config_cid], (), workers=1, deadline_s=self.fetch_deadline_s)[0][0]
+            fetched = fetch_blobs(self.store, [ev.config_cid], (), workers=1, deadline_s=self.fetch_deadline_s)[0][0]
             if fetched.data is None:
                 finding = (FindingKind.TASK_CONFIG_MISSING, f"{where}: {fetched.detail}")
             else:
                 try:
                     doc = TaskDocument.from_bytes(fetched.data)
-                except _DECODE_ERRORS as err:
-                    finding = (FindingKind.TASK_CONFIG_MALFORMED, f"{where} does not decode: {_describe(err)}")
+                except DECODE_ERRORS as err:
+                    finding = (FindingKind.TASK_CONFIG_MALFORMED, f"{where} does not decode: {describe_error(err)}")
                 else:
                     try:
                         verify_task(doc, TaskConfig(ev.version, ev.model_spec_digest, ev.strategy_digest,
@@ -355,9 +355,9 @@ class Auditor:
                     else:
                         try:
                             task = self._task_structure(doc)
-                        except _DECODE_ERRORS as err:
+                        except DECODE_ERRORS as err:
                             finding = (FindingKind.TASK_CONFIG_MALFORMED,
-                                       f"{where}: its model cannot be built: {_describe(err)}")
+                                       f"{where}: its model cannot be built: {describe_error(err)}")
         if finding is not None:
             self._task_findings[version] = AuditFinding.of(
                 round_id, None, finding[0], finding[1], address=ev.configured_by if ev is not None else None)
@@ -392,11 +392,11 @@ class Auditor:
                     round_findings, summary = self._audit_round(history, rev, previous_model)
                 except (StorageUnavailableError, RpcUnavailableError):
                     raise  # the auditor's own store or node is down: no verdict, not a finding
-                except _DECODE_ERRORS as err:
+                except DECODE_ERRORS as err:
                     # not expected: every decode of what the store returned is caught where it happens
                     log.exception("round %d: replay failed", rid)
                     round_findings = [AuditFinding.of(rid, None, FindingKind.REPLAY_FAILED,
-                                                      f"the replay failed: {_describe(err)}")]
+                                                      f"the replay failed: {describe_error(err)}")]
                     summary = self._bare_summary(rev)
                 round_findings += self._check_ledger_round(rev)
                 findings.extend(round_findings)
@@ -516,7 +516,7 @@ class Auditor:
 
         # every blob of the round at once: base model, evidence, model, committed updates
         own = [opened.base_model_cid] + ([fin.evidence_cid, fin.model_cid] if fin is not None else [])
-        fetched, committed = _fetch_round(self.store, own, rev.commitments, workers=self.fetch_workers,
+        fetched, committed = fetch_blobs(self.store, own, rev.commitments, workers=self.fetch_workers,
                                           deadline_s=self.fetch_deadline_s)
         base_fetch = fetched[0]
 
@@ -531,9 +531,9 @@ class Auditor:
         else:
             try:
                 base = decode_global(base_fetch.data)
-            except _DECODE_ERRORS as err:
+            except DECODE_ERRORS as err:
                 add(FindingKind.MODEL_MALFORMED, f"base model blob {opened.base_model_cid} does not decode: "
-                    f"{_describe(err)}", address=opened.opened_by)
+                    f"{describe_error(err)}", address=opened.opened_by)
         base_problems = structure_problems(base, task.shapes, task.state_prefixes) if base and task else []
 
         # committers and committed blobs
@@ -564,8 +564,8 @@ class Auditor:
             else:
                 try:
                     decoded.append(decode_update(out.data))
-                except _DECODE_ERRORS as err:
-                    blames.append(_Blame(who, FindingKind.BLOB_FORMAT, f"blob {c.cid} does not decode: {_describe(err)}"))
+                except DECODE_ERRORS as err:
+                    blames.append(_Blame(who, FindingKind.BLOB_FORMAT, f"blob {c.cid} does not decode: {describe_error(err)}"))
         unavailable = {o.commitment.participant.lower() for o in outcomes if o.data is None
                        and o.error_rule != RULE_INVALID_CID}
 
@@ -580,8 +580,8 @@ class Auditor:
             else:
                 try:
                     evidence = Evidence.from_bytes(ev_fetch.data)
-                except _DECODE_ERRORS as err:
-                    add(FindingKind.EVIDENCE_MALFORMED, f"evidence {fin.evidence_cid} does not decode: {_describe(err)}")
+                except DECODE_ERRORS as err:
+                    add(FindingKind.EVIDENCE_MALFORMED, f"evidence {fin.evidence_cid} does not decode: {describe_error(err)}")
             if task is not None and bytes(fin.aggregation_digest) != bytes(task.doc.strategy_digest()):
                 add(FindingKind.AGGREGATION_CONFIG_MISMATCH,
                     f"round finalised with aggregation digest {digest_hex(fin.aggregation_digest)}, "
@@ -593,8 +593,8 @@ class Auditor:
             elif task is not None:
                 try:
                     problems = structure_problems(decode_global(model_fetch.data), task.shapes, task.state_prefixes)
-                except _DECODE_ERRORS as err:
-                    problems = [f"does not decode: {_describe(err)}"]
+                except DECODE_ERRORS as err:
+                    problems = [f"does not decode: {describe_error(err)}"]
                 if problems:
                     add(FindingKind.MODEL_MALFORMED, f"model blob {fin.model_cid}: {'; '.join(problems)}")
 
@@ -629,9 +629,9 @@ class Auditor:
                              outcomes, int(opened.min_updates))
         except StorageUnavailableError:
             raise
-        except _DECODE_ERRORS as err:
-            log.error("round %d: the replay's aggregation failed: %s", int(opened.round_id), _describe(err))
-            add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {_describe(err)}")
+        except DECODE_ERRORS as err:
+            log.error("round %d: the replay's aggregation failed: %s", int(opened.round_id), describe_error(err))
+            add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {describe_error(err)}")
             return None
 
     def _as_the_aggregator_saw(self, add: AddFinding, evidence: Evidence,
@@ -856,12 +856,12 @@ class Auditor:
                     by_addr[p].participant if p in by_addr else p)
 
 
-def _describe(err: BaseException) -> str:
+def describe_error(err: BaseException) -> str:
     """An exception in one line: its message, or its type when the message is empty."""
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
     text = text if len(text) <= 300 else text[:300] + "..."
     return text if isinstance(err, FedchainError) and text else f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-__all__ = ["FETCH_DEADLINE_S", "FETCH_WORKERS", "RULE_BLOB_UNAVAILABLE", "SELECTION_RULES",
-           "AddFinding", "Auditor", "History"]
+__all__ = ["DECODE_ERRORS", "FETCH_DEADLINE_S", "FETCH_WORKERS", "RULE_BLOB_UNAVAILABLE", "SELECTION_RULES",
+           "AddFinding", "Auditor", "Fetched", "History", "describe_error", "fetch_blobs"]

@@ -405,6 +405,13 @@ def test_evidence_lying_about_an_included_sample_count_is_caught(fed: Fed) -> No
     assert f"num_samples as 1000000000000, the commitment's is {first.num_samples}" in report.findings[0].detail
     assert report.findings[0].responsible_address == fed.env.accounts.aggregator.address
     assert report.rounds[0].num_samples == sum(c.num_samples for c in fed.reader.commitments(rid))
+    from fedchain.audit.provenance import provenance
+    from fedchain.types import digest_hex
+
+    (step,) = provenance(fed.reader, fed.store, digest_hex(fed.reader.round(rid).model_digest))
+    assert {u["participant"]: u["num_samples"] for u in step.updates} == {
+        c.participant: c.num_samples for c in fed.reader.commitments(rid)
+    }
 
 
 def test_evidence_lying_about_an_included_cid_is_caught(fed: Fed) -> None:
