@@ -124,7 +124,7 @@ def make_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, dishonest: s
     for i, client in enumerate(files.clients):
         acct = env.accounts.participants[i]
         ledger = env.ledger(acct)
-        ledger.register(client.name, "healthcare", b"\x02" + bytes(32))
+        ledger.register(client.name, "healthcare", b"\x02" + bytes(32), client.num_samples)
         admin.admit(acct.address)
         participants.append(ParticipantAgent(ledger, store, client.path, work / f"p{i}", attack=(attacks or {}).get(i)))
     aggregator = Aggregator(LedgerTransport(env.ledger(env.accounts.aggregator), store, dishonest=dishonest))
