@@ -153,9 +153,17 @@ def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack:
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     agent = _agent(settings, address, data_path, work_dir, attack)
     res = agent.submit(round_id)
-    emit(as_json, res.to_json(), lambda: (
-        f"round {res.round_id}: already committed {res.cid}" if res.already_committed
-        else f"round {res.round_id}: committed {res.cid} ({res.num_samples} samples, gas {res.gas_used}, tx {res.tx_hash})"))
+    emit(as_json, res.to_json(), lambda: describe_result(res))
+
+
+def describe_result(res: Any) -> str:
+    """One line about what the participant did for a round."""
+    verb = {"sealUpdate": "sealed", "revealUpdate": "revealed"}.get(res.function, "committed")
+    if res.already_committed:
+        return f"round {res.round_id}: already {verb} {res.cid}"
+    later = " (revealed after the commit phase)" if res.sealed_only else ""
+    return (f"round {res.round_id}: {verb} {res.cid}{later} ({res.num_samples} samples, gas {res.gas_used}, "
+            f"tx {res.tx_hash})")
 
 
 @participant.command()
@@ -187,8 +195,7 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
 
     def on_result(res: Any) -> None:
         if not as_json:
-            click.echo(f"round {res.round_id}: " + ("already committed" if res.already_committed else
-                       f"committed {res.cid} (gas {res.gas_used})"))
+            click.echo(describe_result(res))
 
     ready = agent.state_dir / READY_FILE
     ready.unlink(missing_ok=True)  # left by an earlier run: not a signal from this one

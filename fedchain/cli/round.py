@@ -109,6 +109,8 @@ def status(round_id: int | None, state_dir: Path | None, rpc_url: str | None, ip
     emit(as_json, payload, lambda: "\n".join(
         [f"round {rid}: {rnd.status.name.lower()}, {rnd.commit_count} commitment(s) of {rnd.eligible_count} eligible, "
          f"min {rnd.min_updates}, deadline {rnd.deadline}"]
+        + ([f"  commit-reveal: {rnd.seal_count} sealed, {rnd.commit_count} revealed, "
+            f"reveal deadline {rnd.reveal_deadline}"] if rnd.commit_reveal else [])
         + ([f"  model {digest_hex(rnd.model_digest)} ({rnd.model_cid}), {rnd.included_count} included"] if rnd.model_cid else [])
         + ([f"  closed: {rnd.close_reason}"] if rnd.close_reason else [])
         + [f"  {c.participant} {c.cid} ({c.num_samples} samples, block {c.block_number})" for c in commits]))

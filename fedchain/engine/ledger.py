@@ -47,7 +47,7 @@ from fedchain.protocol.rounds import (
     shift_weights,
 )
 from fedchain.protocol.task import TaskDocument, load_task_document
-from fedchain.reverts import FederationCommitPhaseActive
+from fedchain.reverts import FederationCommitPhaseActive, FederationRevealPhaseActive
 from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,8 @@ class LedgerTransport:
         _, doc = load_task_document(self.ledger, self.store)
         digest, cid = self.base_model(doc)
         report = self.ledger.open_round(
-            digest, cid, int(self.commit_duration or doc.commit_duration), int(self.min_updates or doc.min_updates)
+            digest, cid, int(self.commit_duration or doc.commit_duration), int(self.min_updates or doc.min_updates),
+            int(doc.reveal_duration),
         )
         self.reports.append(report)
         rid = RoundId(int(report.round_id) if report.round_id is not None else int(self.ledger.latest_round_id()))
@@ -229,9 +230,11 @@ class LedgerTransport:
 
     # --- the commit phase ----------------------------------------------------------------------
     def commit_phase_over(self, round_id: RoundId) -> bool:
-        """The contract's own answer (as of the latest block): every participant eligible for
-        the round (active when it opened) committed, or the deadline passed; true once ended."""
-        return bool(self.ledger.commit_phase_over(round_id))
+        """Whether the round may be ended, the contract's own answer as of the latest block:
+        every participant eligible for the round (active when it opened) committed, or the
+        deadline passed; in a commit-reveal round, besides, every sealed update was revealed or
+        the reveal deadline passed. True once ended."""
+        return bool(self.ledger.reveal_phase_over(round_id))
 
     def wait_commit_phase(self, round_id: RoundId, timeout_s: float | None = None) -> bool:
         """Wait (on new blocks) until the contract says the commit phase is over: every eligible
@@ -253,9 +256,10 @@ class LedgerTransport:
             remaining = None if timeout_s is None else timeout_s - (time.monotonic() - start)
             if remaining is not None and remaining <= 0:
                 return False
-            deadline = self.ledger.round(round_id).deadline
+            rnd = self.ledger.round(round_id)
+            deadline = rnd.reveal_deadline if rnd.commit_reveal else rnd.deadline  # the last one the round has
             deadline_in = deadline - (time.time() + skew)
-            if deadline_in > 0:  # a new block (a commit), or the deadline
+            if deadline_in > 0:  # a new block (a commit, a seal, a reveal), or the deadline
                 wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
             else:  # past the deadline on the chain's clock, and no block since
                 now = time.monotonic()
@@ -291,9 +295,11 @@ class LedgerTransport:
             raise AggregationError(f"round {round_id} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         if not self.wait_commit_phase(round_id, timeout_s):
             rnd = self.ledger.round(round_id)
+            reveal = (f", {rnd.commit_count} of {rnd.seal_count} sealed updates revealed, reveal deadline "
+                      f"{rnd.reveal_deadline}" if rnd.commit_reveal else "")
             raise AggregationError(
                 f"round {round_id}: commit phase still running ({rnd.commit_count} of {rnd.eligible_count} eligible "
-                f"committed, deadline {rnd.deadline}, latest block at {self.ledger.block_timestamp()}); "
+                f"committed, deadline {rnd.deadline}{reveal}, latest block at {self.ledger.block_timestamp()}); "
                 "a round can be closed once its deadline has passed (use --wait)"
             )
         report = self.ledger.close_round(round_id, reason)
@@ -311,6 +317,12 @@ class LedgerTransport:
             raise AggregationError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         commitments = tuple(self.ledger.commitments(rid))
+        if rnd.commit_reveal:
+            revealed = {c.participant.lower() for c in commitments}
+            unrevealed = sorted(s.participant for s in self.ledger.seals(rid) if s.participant.lower() not in revealed)
+            if unrevealed:
+                log.warning("round %d: %d sealed update(s) never revealed, left out: %s", rid, len(unrevealed),
+                            ", ".join(unrevealed))
         outcomes = fetch_all(self.store, commitments, window_s=self.fetch_window_s, workers=self.fetch_workers)
         # The round rests on these blobs: keep them on this node for auditors, whatever the
         # uploading participant's node does later.
@@ -347,7 +359,7 @@ class LedgerTransport:
             report = self.ledger.finalize_round(
                 rid, agg.model_digest, model_cid, root, strategy_digest, sha256_digest(ev_bytes), ev_cid, len(agg.included)
             )
-        except FederationCommitPhaseActive as err:
+        except (FederationCommitPhaseActive, FederationRevealPhaseActive) as err:
             log.info("round %d: the contract still holds the commit phase open", rid)
             time.sleep(self.poll_interval_s)
             raise CommitPhaseStillOpen(f"round {rid}: {err}") from err

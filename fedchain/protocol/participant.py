@@ -14,10 +14,11 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,17 +36,27 @@ from fedchain.errors import (
     StorageUnavailableError,
 )
 from fedchain.ports import (
+    SALT_SIZE,
     Ledger,
     ParticipantStatus,
     RoundRecord,
     RoundStatus,
     UpdateCommitment,
+    UpdateSeal,
+    update_seal,
 )
 from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
 from fedchain.protocol.evidence import Evidence
 from fedchain.protocol.task import TaskDocument, load_task_document, task_version
 from fedchain.protocol.training import training_seed
-from fedchain.reverts import FederationCommitTooLate, FederationDuplicateCommit, FederationRoundNotOpen
+from fedchain.reverts import (
+    FederationCommitTooLate,
+    FederationDuplicateCommit,
+    FederationNotSealed,
+    FederationRevealTooLate,
+    FederationRoundNotOpen,
+)
+from fedchain.storage.cid import compute_cid
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
@@ -60,7 +71,7 @@ log = logging.getLogger(__name__)
 READY_FILE = "ready"  # written to the work dir once the agent is admitted, loaded and watching
 JOURNAL_FILE = "results.jsonl"  # the agent's transaction journal in its work dir (see TxJournal)
 # Reverts that mean "this round is no longer for us", not "something is broken".
-_MISSED_ROUND_ERRORS = (FederationCommitTooLate, FederationRoundNotOpen)
+_MISSED_ROUND_ERRORS = (FederationCommitTooLate, FederationRoundNotOpen, FederationRevealTooLate, FederationNotSealed)
 # Outages the agent rides out (with bounded backoff) instead of exiting.
 _TRANSIENT_ERRORS = (RpcUnavailableError, StorageUnavailableError)
 
@@ -70,6 +81,19 @@ _TRANSIENT_ERRORS = (RpcUnavailableError, StorageUnavailableError)
 # exactly there and check that a restart commits once. Never set it in production.
 TEST_CRASH_ENV = "FEDCHAIN_TEST_CRASH_AT"
 _PENDING_STATE = re.compile(r"^client_state\.pending-(\d+)\.npz$")
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically, owner-only (0600), fsynced."""
+    private_dir(path.parent)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
 
 
 def _test_crash_point(name: str) -> None:
@@ -94,10 +118,19 @@ class SubmitResult:
     bytes_uploaded: int
     train_seconds: float
     bytes_downloaded: int = 0
+    # the contract function of the transaction: commitUpdate, or in a commit-reveal round sealUpdate
+    # (sealed in the commit phase; the update is revealed later) and revealUpdate
+    function: str = "commitUpdate"
+
+    @property
+    def sealed_only(self) -> bool:
+        """Whether this is the seal of a commit-reveal round: the update is still to be revealed."""
+        return self.function == "sealUpdate"
 
     def to_json(self) -> dict[str, Any]:
         """The result as a JSON object, as ``fedchain participant`` prints it."""
         return {
+            "function": self.function,
             "round": int(self.round_id),
             "participant": self.participant,
             "update_digest": digest_hex(self.update_digest),
@@ -113,7 +146,7 @@ class SubmitResult:
         }
 
 
-JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped")
+JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped", "seal_intent", "sealed")
 
 
 @dataclass(frozen=True)
@@ -124,7 +157,9 @@ class JournalEntry:
     commit is on chain (``tx_hash``, ``block_number``; ``already_committed`` when an earlier
     attempt's commit was found there); ``recommitted``: a journaled commit that the chain had
     lost (a rewound chain) was sent again; ``skipped``: the round no longer took commits
-    (``reason``)."""
+    (``reason``). In a commit-reveal round: ``seal_intent`` (the update, its secret ``salt`` and
+    ``seal``, before ``sealUpdate`` is sent) and ``sealed`` (mined); the reveal is journaled as
+    ``intent`` and ``committed``. The journal is the only copy of the salt: it is the owner's only."""
 
     event: str
     round_id: RoundId
@@ -138,6 +173,8 @@ class JournalEntry:
     block_number: int | None = None
     reason: str | None = None
     result: SubmitResult | None = None
+    salt: bytes | None = None
+    seal: Digest | None = None
 
     def to_json(self) -> dict[str, Any]:
         """One JSON object (one journal line): the result's fields, if any, and the entry's own."""
@@ -156,6 +193,10 @@ class JournalEntry:
             "reason": self.reason,
             "time": round(time.time(), 3),
         })
+        if self.salt is not None:
+            out["salt"] = "0x" + bytes(self.salt).hex()
+        if self.seal is not None:
+            out["seal"] = digest_hex(self.seal)
         return out
 
     @classmethod
@@ -174,6 +215,8 @@ class JournalEntry:
             num_samples=int(data["num_samples"]) if data.get("num_samples") is not None else None,
             metadata_digest=digest("metadata_digest"), base_model_digest=digest("base_model_digest"),
             tx_hash=data.get("tx_hash"), block_number=data.get("block_number"), reason=data.get("reason"),
+            salt=bytes.fromhex(str(data["salt"]).removeprefix("0x")) if data.get("salt") else None,
+            seal=digest("seal"),
         )
 
 
@@ -222,6 +265,10 @@ class TxJournal:
         """The latest ``committed`` or ``recommitted`` entry of each round."""
         return {int(e.round_id): e for e in self.entries() if e.event in ("committed", "recommitted")}
 
+    def seals(self) -> dict[int, JournalEntry]:
+        """The latest ``seal_intent`` or ``sealed`` entry of each commit-reveal round."""
+        return {int(e.round_id): e for e in self.entries() if e.event in ("seal_intent", "sealed")}
+
 
 class ParticipantAgent:
     """One participant. ``ledger`` signs as the participant; ``store`` is the shared blob store."""
@@ -252,6 +299,7 @@ class ParticipantAgent:
         self._tasks: dict[tuple[int, str], TaskDocument] = {}  # verified documents by (version, CID)
         self.journal = TxJournal(self.state_dir / JOURNAL_FILE)
         self._commits = self.journal.commits()  # the journaled commit of each round, kept in step with the file
+        self._seals = self.journal.seals()  # the journaled seal of each commit-reveal round
         # called after each failed attempt during an outage, before the next: where the services'
         # URLs are read again (an agent started from the state dir follows a node that moved)
         self.on_outage = on_outage
@@ -306,6 +354,10 @@ class ParticipantAgent:
             return self._found_on_chain(rnd, existing, None, 0.0)
         if rnd.status != RoundStatus.OPEN:
             raise RoundNotOpenError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
+        if rnd.commit_reveal:
+            sealed = self._already_sealed(rnd)
+            if sealed is not None:
+                return sealed
         doc = self.task_document(int(rnd.task_version))
         base, base_size = self._fetch_base(rnd)
         verify_round_base(self.ledger, rnd, doc)
@@ -314,6 +366,8 @@ class ParticipantAgent:
         update, new_state, loss = self._train(doc, rnd, base, x, y)
         train_s = time.perf_counter() - t0
         blob = encode_update(update)
+        if rnd.commit_reveal:
+            return self._seal(rnd, blob, update, new_state, loss, train_s, base_size + len(doc.to_bytes()))
         cid = self.store.put(blob)
         log.info("round %d: stored update %s", rid, cid)
         _test_crash_point("after_put")
@@ -339,6 +393,139 @@ class ParticipantAgent:
                                           rnd.base_model_digest, report.tx_hash, report.block_number, result=result))
         _test_crash_point("after_send")
         log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
+        return result
+
+    # --- commit-reveal rounds ------------------------------------------------------------
+    def own_seal(self, round_id: RoundId) -> UpdateSeal | None:
+        """This participant's seal in a commit-reveal round, or None."""
+        for s in self.ledger.seals(round_id):
+            if s.participant.lower() == self.address.lower():
+                return s
+        return None
+
+    def _sealed_blob(self, round_id: RoundId) -> Path:
+        return self.state_dir / f"sealed-update-{int(round_id)}.blob"
+
+    def _seal(self, rnd: RoundRecord, blob: bytes, update: ClientUpdate, new_state: ClientState, loss: float | None,
+              train_s: float, downloaded: int) -> SubmitResult:
+        """Seal ``blob`` in the commit phase of a commit-reveal round: nothing is uploaded (so
+        nobody can copy it); the blob and the secret salt stay here until :meth:`reveal`."""
+        rid = RoundId(int(rnd.round_id))
+        digest, cid = sha256_digest(blob), compute_cid(blob)
+        samples, meta = int(update.num_samples), metadata_digest(update)
+        self._save_pending_state(rid, new_state)
+        _write_private(self._sealed_blob(rid), blob)
+        salt = secrets.token_bytes(SALT_SIZE)
+        entry = JournalEntry("seal_intent", rid, self.address, digest, cid, samples, meta, rnd.base_model_digest,
+                             salt=salt, seal=update_seal(int(rid), self.address, digest, cid, samples, meta, salt))
+        self._journal_seal(entry)
+        return self._send_seal(entry, loss, train_s, downloaded)
+
+    def _send_seal(self, entry: JournalEntry, loss: float | None, train_s: float, downloaded: int) -> SubmitResult:
+        assert entry.seal is not None and entry.update_digest is not None and entry.cid is not None
+        rid = entry.round_id
+        try:
+            report = self.ledger.seal_update(rid, entry.seal)
+        except FederationDuplicateCommit:
+            mine = self.own_seal(rid)
+            if mine is None or bytes(mine.seal) != bytes(entry.seal):
+                raise
+            return self._seal_result(entry, mine.tx_hash, 0, True)
+        result = self._seal_result(entry, report.tx_hash, report.gas_used, False, loss, train_s, downloaded)
+        self._journal_seal(replace(entry, event="sealed", tx_hash=report.tx_hash, block_number=report.block_number,
+                                   result=result))
+        log.info("round %d: sealed update %s (seal %s, tx %s); it is revealed after the commit phase", rid, entry.cid,
+                 digest_hex(entry.seal), report.tx_hash)
+        return result
+
+    def _seal_result(self, entry: JournalEntry, tx_hash: str | None, gas: int, already: bool, loss: float | None = None,
+                     train_s: float = 0.0, downloaded: int = 0) -> SubmitResult:
+        assert entry.update_digest is not None and entry.cid is not None and entry.num_samples is not None
+        return SubmitResult(entry.round_id, self.address, entry.update_digest, entry.cid, entry.num_samples, already,
+                            gas, tx_hash, loss, 0, train_s, downloaded, function="sealUpdate")
+
+    def _journal_seal(self, entry: JournalEntry) -> None:
+        self.journal.append(entry)
+        self._seals[int(entry.round_id)] = entry
+
+    def _usable_seal(self, rnd: RoundRecord) -> JournalEntry | None:
+        """The journaled seal of ``rnd`` if it applies to it (same base model, blob kept here)."""
+        entry = self._seals.get(int(rnd.round_id))
+        if entry is None or entry.salt is None or entry.seal is None:
+            return None
+        if entry.base_model_digest is None or bytes(entry.base_model_digest) != bytes(rnd.base_model_digest):
+            return None
+        return entry if self._sealed_blob(rnd.round_id).is_file() else None
+
+    def _already_sealed(self, rnd: RoundRecord) -> SubmitResult | None:
+        """The result of an earlier seal of this commit-reveal round (on chain, or journaled and
+        lost by a rewound chain: sealed again, loudly); None when there is none to reuse."""
+        rid = RoundId(int(rnd.round_id))
+        mine = self.own_seal(rid)
+        entry = self._usable_seal(rnd)
+        if mine is not None:
+            if entry is None or bytes(entry.seal or b"") != bytes(mine.seal):
+                raise ParticipantError(
+                    f"round {rid}: this account sealed an update (tx {mine.tx_hash}) whose salt and blob are not in "
+                    f"the journal {self.journal.path}; it cannot be revealed"
+                )
+            log.info("round %d: already sealed %s (tx %s)", rid, entry.cid, mine.tx_hash)
+            return self._seal_result(entry, mine.tx_hash, 0, True)
+        if entry is None:
+            return None
+        if not self.ledger.commit_phase_over(rid):
+            if entry.event == "sealed":
+                log.warning("round %d: journaled seal tx %s is missing from the chain (the chain was rewound?); "
+                            "sealing it again", rid, entry.tx_hash)
+            return self._send_seal(entry, None, 0.0, 0)
+        return None
+
+    def _pending_reveal(self, round_id: int) -> bool:
+        return round_id in self._seals and round_id not in self._commits
+
+    def reveal(self, round_id: RoundId) -> SubmitResult | None:
+        """Upload and reveal this participant's sealed update once the commit phase of the
+        commit-reveal round is over; None while it is not over yet (or nothing is to reveal).
+
+        Raises the contract's typed revert when the reveal comes too late
+        (``FederationRevealTooLate``) or finds no seal."""
+        rid = RoundId(int(round_id))
+        rnd = self.ledger.round(rid)
+        if not rnd.commit_reveal or rnd.status != RoundStatus.OPEN:
+            return None
+        existing = self.own_commitment(rid)
+        if existing is not None:
+            return self._found_on_chain(rnd, existing, None, 0.0)
+        entry = self._usable_seal(rnd)
+        if entry is None or not self.ledger.commit_phase_over(rid):
+            return None
+        if self.own_seal(rid) is None:
+            raise ParticipantError(f"round {rid}: the chain holds no seal of ours to reveal (journaled seal tx "
+                                   f"{entry.tx_hash}); the commit phase is over, so it cannot be sealed again")
+        assert entry.update_digest is not None and entry.cid is not None and entry.salt is not None
+        assert entry.num_samples is not None and entry.metadata_digest is not None
+        blob = self._sealed_blob(rid).read_bytes()
+        if sha256_digest(blob) != bytes(entry.update_digest):
+            raise IntegrityError(f"round {rid}: the sealed blob {self._sealed_blob(rid)} no longer has the digest "
+                                 f"{digest_hex(entry.update_digest)} it was sealed with")
+        cid = self.store.put(blob)
+        if cid != entry.cid:
+            raise IntegrityError(f"round {rid}: the store filed the sealed blob as {cid}, not {entry.cid}")
+        log.info("round %d: stored update %s for its reveal", rid, cid)
+        self.journal.append(replace(entry, event="intent", tx_hash=None, block_number=None, result=None))
+        try:
+            report = self.ledger.reveal_update(rid, entry.update_digest, cid, entry.num_samples, entry.metadata_digest,
+                                               entry.salt)
+        except FederationDuplicateCommit:
+            existing = self.own_commitment(rid)
+            if existing is None:
+                raise
+            return self._found_on_chain(rnd, existing, None, 0.0)
+        result = SubmitResult(rid, self.address, entry.update_digest, cid, entry.num_samples, False, report.gas_used,
+                              report.tx_hash, None, len(blob), 0.0, function="revealUpdate")
+        self._journal_commit(replace(entry, event="committed", tx_hash=report.tx_hash, block_number=report.block_number,
+                                     result=result, salt=None, seal=None))
+        log.info("round %d: revealed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
         return result
 
     # --- the journal and a rewound chain -------------------------------------------------
@@ -373,6 +560,11 @@ class ParticipantAgent:
         entry = self._commits.get(int(rid))
         if entry is None or rnd.status != RoundStatus.OPEN or self.own_commitment(rid) is not None:
             return None
+        if rnd.commit_reveal:  # the reveal was lost: reveal (or seal) again from the journaled seal
+            log.warning("round %d: journaled reveal tx %s is missing from the chain (the chain was rewound?); "
+                        "revealing it again", rid, entry.tx_hash)
+            del self._commits[int(rid)]
+            return self._already_sealed(rnd) or self.reveal(rid)
         if (entry.update_digest is None or entry.cid is None or entry.num_samples is None
                 or entry.metadata_digest is None or entry.base_model_digest is None):
             log.warning("round %d: journaled commit tx %s is missing from the chain and the journal lacks its "
@@ -490,8 +682,8 @@ class ParticipantAgent:
         for round_id, path in pending:
             rid = RoundId(round_id)
             if self.own_commitment(rid) is None:
-                if round_id in self._commits and self._open(rid):
-                    continue  # a commit the chain lost: recommit_lost commits it again
+                if (round_id in self._commits or round_id in self._seals) and self._open(rid):
+                    continue  # a commit the chain lost (recommit_lost), or a sealed update still to reveal
                 log.info("round %d: discarding the client state of an uncommitted update", round_id)
                 path.unlink()
                 continue
@@ -632,7 +824,27 @@ class ParticipantAgent:
                 self._last_progress = time.monotonic()
             elif until_round is not None and latest >= until_round:
                 return True
-            return until_round is not None and latest == until_round and latest in done and not wait_for_end
+            return (until_round is not None and latest == until_round and latest in done and not wait_for_end
+                    and not self._pending_reveal(latest))
+        if self._pending_reveal(latest):  # a commit-reveal round we sealed in: reveal once the commit phase is over
+            rnd = self.ledger.round(rid)
+            if rnd.status == RoundStatus.OPEN:
+                try:
+                    revealed = self.reveal(rid)
+                except (*_MISSED_ROUND_ERRORS, ParticipantError) as err:
+                    log.warning("round %d: skipped, our sealed update cannot be revealed: %s", latest, err)
+                    self.journal.append(JournalEntry("skipped", rid, self.address, reason=str(err)))
+                    del self._seals[latest]
+                else:
+                    if revealed is not None:
+                        self._report(revealed, results, on_result)
+                        self._last_progress = time.monotonic()
+            else:
+                log.warning("round %d ended (%s) before our sealed update was revealed", latest,
+                            RoundStatus(rnd.status).name.lower())
+                del self._seals[latest]
+            return (until_round is not None and latest == until_round and not wait_for_end
+                    and not self._pending_reveal(latest))
         if latest in self._commits:  # we committed in the latest round: does the chain still hold it?
             rnd = self.ledger.round(rid)
             if rnd.status == RoundStatus.OPEN:
@@ -640,7 +852,7 @@ class ParticipantAgent:
                 if again is not None:
                     self._report(again, results, on_result)
                     self._last_progress = time.monotonic()
-                elif latest not in self._commits:
+                elif latest not in self._commits and not self._pending_reveal(latest):
                     done.discard(latest)  # the journaled commit does not apply any more: take part anew
                     return False
             elif until_round is not None and latest == until_round:

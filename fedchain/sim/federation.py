@@ -374,6 +374,7 @@ class ParticipantRoundResult:
     bytes_uploaded: int
     bytes_downloaded: int
     train_seconds: float
+    function: str = "commitUpdate"  # sealUpdate / revealUpdate in a commit-reveal round
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,8 @@ class ParticipantOutput:
             return cls()
         results = tuple(
             ParticipantRoundResult(int(r.get("round", 0)), int(r.get("gas_used") or 0), int(r.get("bytes_uploaded", 0)),
-                                   int(r.get("bytes_downloaded", 0)), float(r.get("train_seconds", 0.0)))
+                                   int(r.get("bytes_downloaded", 0)), float(r.get("train_seconds", 0.0)),
+                                   str(r.get("function") or "commitUpdate"))
             for r in data.get("results", []) if isinstance(r, dict)
         )
         return cls(results, float(data.get("cpu_s", 0.0)))
@@ -510,7 +512,7 @@ def run_federation(
             for out in outputs:
                 for res in out.results:
                     if res.gas_used:
-                        gas.add("commitUpdate", res.gas_used)
+                        gas.add(res.function, res.gas_used)
             run = with_participant_traffic(run, outputs)
             attack_of = cfg.attack_of()
             names = participant_names(cfg.clients)
