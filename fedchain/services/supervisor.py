@@ -11,13 +11,12 @@ until the chain it was computed from is on disk:
   fsync of the directory) before the answer leaves; a transaction's hash goes back only once the
   transaction is mined (anvil mines it at once) and written, so a hash the devnet returned is
   never lost;
-- after any other request, the blocks mined since the last check are looked at: if one of them
-  holds a transaction (a block mined some other way), the state is dumped first.
+- after any other request, if the head is not the block last written (a block was mined
+  meanwhile), the state is written first.
 
-So no client ever sees a transaction mined - a hash, a receipt, a log, a balance - that a SIGKILL
-of anvil, of the supervisor or of both could take back. Empty blocks are written lazily (every
-few seconds when a client has seen new ones); a crash may rewind those, never a transaction, and
-the block hashes of a rewound empty stretch change like a shallow reorganisation.
+So no client ever sees a block - a transaction's hash, a receipt, a log, a balance, an empty
+block's number - that a SIGKILL of anvil, of the supervisor or of both could take back: after a
+restart the chain is at least where anyone saw it, with the same blocks.
 
 Interval mining (``--block-time``) happens here, on demand: before a request is answered, an
 empty block is mined if the head is ``block_time`` seconds old, so no client ever sees an older
@@ -84,8 +83,6 @@ STATUS_METHOD = "fedchain_devnetStatus"
 """The JSON-RPC method the proxy answers itself with :class:`PersistenceStats`."""
 LOAD_NAME = "load-state.json"
 """The decompressed copy of the state file anvil is started from (next to the state file)."""
-IDLE_DUMP_S = 5.0
-"""How often the empty blocks of interval mining are written while the head moves (at least)."""
 SEND_MINE_WAIT_S = 5.0
 """How long a send's answer waits for its transaction to be mined (anvil automines at once)."""
 RESTART_WAIT_S = 60.0
@@ -93,7 +90,6 @@ RESTART_WAIT_S = 60.0
 MAX_QUICK_RESTARTS = 5
 """anvil dying this many times within :data:`_QUICK_S` makes the supervisor give up."""
 _QUICK_S = 60.0
-_TX_SCAN_LIMIT = 64  # more new blocks than this since the last check: dump without counting
 
 _READ_ONLY = frozenset({
     "eth_chainId", "net_version", "net_listening", "net_peerCount", "web3_clientVersion", "web3_sha3",
@@ -236,9 +232,7 @@ class Supervisor:
         self.stopping = threading.Event()
         self.up = threading.Event()  # set while anvil answers
         self._persist_lock = threading.Lock()
-        self._checked = -1  # highest block whose transactions are known to be on disk
         self._persisted = -1
-        self._unwritten_head = False  # empty blocks mined since the last dump
         self._dumps = 0
         self._dump_ms_total = 0.0
         self._dump_ms_max = 0.0
@@ -297,7 +291,6 @@ class Supervisor:
         load.unlink(missing_ok=True)  # anvil has read it
         head = int(self._call("eth_blockNumber"), 16)
         with self._persist_lock:
-            self._checked = head
             self._persisted = head if self.state.exists() else -1
             self._saw_head(head)
         self.up.set()
@@ -339,8 +332,7 @@ class Supervisor:
         self._dump_ms_total += elapsed
         self._dump_ms_max = max(self._dump_ms_max, elapsed)
         self._dump_ms_last = elapsed
-        self._persisted = self._checked = head
-        self._unwritten_head = False
+        self._persisted = head
 
     def _saw_head(self, head: int) -> None:
         if head != self._head_seen:
@@ -378,33 +370,15 @@ class Supervisor:
             delay = min(delay * 2, 0.05)
 
     def settle(self, mutating: bool) -> None:
-        """Make sure the chain an answer was computed from is on disk before it leaves."""
+        """Make sure the chain an answer was computed from is on disk before it leaves: after a
+        call that changed the chain, or when the head is not the one last written (a block mined
+        meanwhile, by a transaction or by interval mining: empty blocks too, so that a restart
+        never takes back a block anyone saw, and heights never go down)."""
         with self._persist_lock:
             head = int(self._call("eth_blockNumber"), 16)
             self._saw_head(head)
-            needed = mutating or head < self._checked
-            if not needed and head > self._checked:
-                if head - self._checked > _TX_SCAN_LIMIT:
-                    needed = True
-                else:
-                    for number in range(self._checked + 1, head + 1):
-                        if int(self._call("eth_getBlockTransactionCountByNumber", [hex(number)]) or "0x0", 16):
-                            needed = True
-                            break
-                    else:
-                        self._checked = head
-                        self._unwritten_head = head > self._persisted
-            if needed:
+            if mutating or head != self._persisted:
                 self.dump(head)
-
-    def idle_dump(self) -> None:
-        """Write the empty blocks of interval mining a client has seen since the last dump (none
-        seen: nothing to write, so an unwatched devnet costs nothing)."""
-        with self._persist_lock:
-            if not self.up.is_set():
-                return
-            if self._unwritten_head:
-                self.dump(int(self._call("eth_blockNumber"), 16))
 
     def stats(self) -> PersistenceStats:
         """The numbers ``fedchain_devnetStatus`` answers."""
@@ -486,7 +460,6 @@ class Supervisor:
             self._stop_anvil()
             return 2
         threading.Thread(target=server.serve_forever, name="devnet-proxy", daemon=True).start()
-        threading.Thread(target=self._idle_loop, name="devnet-idle-dump", daemon=True).start()
         log.info("devnet proxy listening on http://%s:%d", HOST, self.port)
         quick: list[float] = []
         while not self.stopping.is_set():
@@ -519,13 +492,6 @@ class Supervisor:
                  "through block %d, anvil restarted %d time(s)", stats.dumps, stats.dump_ms_total, stats.dump_ms_max,
                  stats.state_bytes, stats.persisted_block, stats.anvil_restarts)
         return 0
-
-    def _idle_loop(self) -> None:
-        while not self.stopping.wait(max(IDLE_DUMP_S, 50 * self._dump_ms_last / 1000)):
-            try:
-                self.idle_dump()
-            except AnvilDown:
-                pass
 
     def _final_dump(self) -> None:
         with self._persist_lock:

@@ -125,8 +125,13 @@ def test_sigkill_of_anvil_loses_no_transaction_a_client_saw_mined(tmp_path: Path
             wanted = 10 * (kill + 1)
             wait_for(lambda: len(sender.seen) >= wanted, 60, f"transactions before kill {kill + 1}")  # noqa: B023
             killed = anvil_pid(tmp_path)
+            with httpx.Client(timeout=30) as client:
+                seen_head = call(client, info.url, "eth_getBlockByNumber", ["latest", False])  # maybe an empty block
             os.kill(killed, signal.SIGKILL)
             wait_for(lambda: anvil_pid(tmp_path) != killed, 60, "the supervisor to restart anvil")  # noqa: B023
+            with httpx.Client(timeout=30) as client:
+                same = call(client, info.url, "eth_getBlockByNumber", [seen_head["number"], False])
+            assert same is not None and same["hash"] == seen_head["hash"]  # no block anyone saw is taken back
         wait_for(lambda: len(sender.seen) >= 40, 60, "transactions after the last restart")
         sender.stop.set()
 
