@@ -83,6 +83,8 @@ STATUS_METHOD = "fedchain_devnetStatus"
 """The JSON-RPC method the proxy answers itself with :class:`PersistenceStats`."""
 LOAD_NAME = "load-state.json"
 """The decompressed copy of the state file anvil is started from (next to the state file)."""
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+"""The largest request body the proxy reads (a contract deployment is some kilobytes)."""
 SEND_MINE_WAIT_S = 5.0
 """How long a send's answer waits for its transaction to be mined (anvil automines at once)."""
 RESTART_WAIT_S = 60.0
@@ -554,7 +556,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        length = int(self.headers.get("content-length") or 0)
+        """Forward one JSON-RPC request to anvil and answer once what it saw is written."""
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_REQUEST_BYTES:
+            self.send_error(413 if length > 0 else 400, f"a request body of 0 to {MAX_REQUEST_BYTES} bytes is expected")
+            return
         body = self.rfile.read(length)
         try:
             answer = self.server.supervisor.handle(body)

@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import signal
+import socket
 import stat
 import threading
 import time
@@ -23,7 +24,7 @@ from eth_account import Account
 
 from fedchain.cli.main import cli
 from fedchain.services.base import process_alive
-from fedchain.services.devnet import devnet_status, read_devnet, start_devnet, stop_devnet
+from fedchain.services.devnet import DevnetProcess, devnet_status, read_devnet, start_devnet, stop_devnet
 from fedchain.services.supervisor import StateFile
 
 pytestmark = pytest.mark.devnet
@@ -253,3 +254,32 @@ def test_a_negative_block_time_is_refused_naming_the_option(tmp_path: Path) -> N
 
     assert result.exit_code == 2 and "--block-time" in result.output
     assert read_devnet(tmp_path) is None
+
+
+def test_a_state_dir_of_an_unsupervised_anvil_is_taken_over(tmp_path: Path) -> None:
+    legacy = tmp_path / "devnet" / "state.json"
+    with httpx.Client(timeout=10) as client:
+        with DevnetProcess("anvil", state_file=legacy) as old:  # anvil's own --state, as before the supervisor
+            tx = call(client, old.url, "eth_sendTransaction", [{"from": Account.from_key(DEV_KEY).address,
+                                                               "to": RECIPIENT, "value": "0x1"}])
+        assert legacy.is_file()
+        try:
+            info, _ = start_devnet(tmp_path, block_time_s=0)
+            receipt = call(client, info.url, "eth_getTransactionReceipt", [tx])
+            assert receipt is not None and int(receipt["blockNumber"], 16) == 1
+        finally:
+            stop_devnet(tmp_path)
+    assert (tmp_path / "devnet" / "state.json.gz").is_file()
+
+
+def test_an_oversized_request_is_refused_and_the_proxy_keeps_serving(tmp_path: Path) -> None:
+    try:
+        info, _ = start_devnet(tmp_path, block_time_s=0)
+        with socket.create_connection(("127.0.0.1", info.port), timeout=10) as raw:
+            raw.sendall(b"POST / HTTP/1.1\r\nHost: devnet\r\nContent-Length: 1000000000000\r\n\r\n{}")
+            status_line = raw.recv(200).split(b"\r\n", 1)[0]
+        assert b" 413 " in status_line
+        with httpx.Client(timeout=10) as client:
+            assert call(client, info.url, "eth_chainId") == "0x7a69"
+    finally:
+        stop_devnet(tmp_path)
