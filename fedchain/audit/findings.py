@@ -19,6 +19,7 @@ class FindingKind(str, Enum):
     BLOB_CID_MISMATCH = "blob_cid_mismatch"
     BLOB_FORMAT = "blob_format"
     INVALID_CID = "invalid_cid"
+    SEAL_NOT_REVEALED = "seal_not_revealed"
     UPDATE_REJECTED = "update_rejected"
     INACTIVE_COMMITTER = "inactive_committer"
     DUPLICATE_COMMIT = "duplicate_commit"
@@ -94,7 +95,7 @@ _WARNINGS = frozenset({FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE})
 _PARTIES: dict[FindingKind, Party] = {
     **{k: Party.PARTICIPANT for k in (
         FindingKind.BLOB_MISSING, FindingKind.BLOB_DIGEST_MISMATCH, FindingKind.BLOB_CID_MISMATCH,
-        FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID, FindingKind.UPDATE_REJECTED,
+        FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID, FindingKind.UPDATE_REJECTED, FindingKind.SEAL_NOT_REVEALED,
         FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE)},
     **{k: Party.INFRASTRUCTURE for k in (
         FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.SAMPLES_OVER_APPROVED,

@@ -58,6 +58,7 @@ from fedchain.ports import (
     TaskConfig,
     TaskConfigured,
     UpdateCommitment,
+    UpdateSeal,
     event_position,
 )
 from fedchain.protocol.blobs import (
@@ -135,6 +136,7 @@ class AddFinding:
 class _RoundEvents:
     opened: RoundOpened
     commitments: list[UpdateCommitment] = field(default_factory=list)
+    seals: list[UpdateSeal] = field(default_factory=list)  # commit-reveal rounds
     finalized: RoundFinalized | None = None
     closed: RoundClosed | None = None
 
@@ -184,6 +186,9 @@ class History:
             elif isinstance(ev, UpdateCommitment):
                 if int(ev.round_id) in rounds:
                     rounds[int(ev.round_id)].commitments.append(ev)
+            elif isinstance(ev, UpdateSeal):
+                if int(ev.round_id) in rounds:
+                    rounds[int(ev.round_id)].seals.append(ev)
             elif isinstance(ev, RoundFinalized):
                 if int(ev.round_id) in rounds:
                     rounds[int(ev.round_id)].finalized = ev
@@ -477,6 +482,8 @@ class Auditor:
             ("deadline", int(rec.deadline), int(rev.opened.deadline)),
             ("minUpdates", int(rec.min_updates), int(rev.opened.min_updates)),
             ("taskVersion", int(rec.task_version), int(rev.opened.task_version)),
+            ("revealDeadline", int(rec.reveal_deadline), int(rev.opened.reveal_deadline)),
+            ("sealCount", int(rec.seal_count), len(rev.seals)),
             ("commitCount", int(rec.commit_count), len(rev.commitments)),
             ("includedCount", int(rec.included_count), int(fin.included_count) if fin is not None else 0),
             ("modelDigest", digest_hex(rec.model_digest), digest_hex(fin.model_digest if fin is not None else zero)),
@@ -568,6 +575,7 @@ class Auditor:
                     blames.append(_Blame(who, FindingKind.BLOB_FORMAT, f"blob {c.cid} does not decode: {describe_error(err)}"))
         unavailable = {o.commitment.participant.lower() for o in outcomes if o.data is None
                        and o.error_rule != RULE_INVALID_CID}
+        self._check_seals(add, rev)
 
         # the aggregator's evidence and model
         evidence: Evidence | None = None
@@ -616,6 +624,36 @@ class Auditor:
 
         self._attribute(add, rev, evidence, recomputed, blames, outcomes)
         return add.findings, self._summary(rev, evidence, decoded, len(add.findings))
+
+    @staticmethod
+    def _check_seals(add: AddFinding, rev: _RoundEvents) -> None:
+        """Commit-reveal: every update revealed (committed) after the participant sealed it, one
+        seal each, and none in a round without commit-reveal (the contract refuses all of these);
+        a seal never revealed in a round that ended is the participant's withheld update."""
+        sealed = int(rev.opened.reveal_deadline) != 0
+        first_seal: dict[str, UpdateSeal] = {}
+        for seal in rev.seals:
+            who = seal.participant.lower()
+            if not sealed:
+                add(FindingKind.LEDGER_INCONSISTENT, f"sealed an update (tx {seal.tx_hash}) in a round without "
+                    "commit-reveal", seal.participant)
+            elif who in first_seal:
+                add(FindingKind.LEDGER_INCONSISTENT, f"sealed a second update (tx {seal.tx_hash})", seal.participant)
+            first_seal.setdefault(who, seal)
+        if not sealed:
+            return
+        revealed = {c.participant.lower() for c in rev.commitments}
+        for c in rev.commitments:
+            found = first_seal.get(c.participant.lower())
+            if found is None or event_position(found) > event_position(c):
+                add(FindingKind.LEDGER_INCONSISTENT, f"revealed an update (tx {c.tx_hash}) it never sealed; the "
+                    "contract refuses a reveal without a seal", c.participant)
+        if rev.finalized is None and rev.closed is None:
+            return  # still in its commit or reveal phase
+        for who, seal in sorted(first_seal.items()):
+            if who not in revealed:
+                add(FindingKind.SEAL_NOT_REVEALED, f"sealed an update (tx {seal.tx_hash}) and never revealed it; the "
+                    "round ended without it", seal.participant, severity=Severity.HANDLED)
 
     @staticmethod
     def _replay(add: AddFinding, task: _Task, base: GlobalModel, rev: _RoundEvents,

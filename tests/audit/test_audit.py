@@ -573,3 +573,34 @@ def test_blob_corrupt_in_the_store_before_the_aggregator_fetched_it_is_handled(c
         ("blob_cid_mismatch", fed.participants[2].address, "handled")
     ]
     assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
+
+
+def test_commit_reveal_round_with_a_seal_never_revealed(fed: Fed, advance_time) -> None:
+    import os
+
+    from fedchain.ports import update_seal
+
+    digest, base_cid = fed.aggregator.transport.base_model(fed.doc)
+    opened = fed.aggregator.ledger.open_round(digest, base_cid, 600, 2, 600)
+    rid = RoundId(int(opened.round_id or 1))
+    reveals = []
+    for i, p in enumerate(fed.participants):
+        blob = _honest_blob(fed, i, rid)
+        update = decode_update(blob)
+        cid, salt = fed.store.put(blob), os.urandom(32)
+        args = (sha256_digest(blob), cid, update.num_samples, metadata_digest(update))
+        p.ledger.seal_update(rid, update_seal(int(rid), p.address, *args, salt))
+        reveals.append((p, args, salt))
+    for p, args, salt in reveals[:2]:  # the third participant withholds its update
+        p.ledger.reveal_update(rid, *args, salt)
+    advance_time(1300)  # past the reveal deadline (commit deadline + reveal duration)
+    assert fed.reader.reveal_phase_over(rid)
+    assert fed.aggregator.finalize(rid, commit_timeout_s=30).finalized
+
+    report = fed.auditor().audit()
+
+    withheld = fed.participants[2].address
+    assert [(f.kind.value, f.responsible.value, f.responsible_address, f.severity.value) for f in report.findings] == [
+        ("seal_not_revealed", "participant", withheld, "handled")
+    ]
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
