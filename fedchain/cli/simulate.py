@@ -49,7 +49,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
              attacks: tuple[str, ...], dishonest_aggregator: str | None, out_dir: Path | None, keep_services: bool,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
     """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
-    processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 51 otherwise."""
+    processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 52 when its
+    only findings are participant misconduct the aggregator handled, 51 otherwise."""
     import torch
 
     from fedchain.sim.config import ExperimentConfig, parse_attack, parse_robust, parse_strategy_params
@@ -78,11 +79,12 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         lines.append("  gas: " + ", ".join(f"{k} {v['mean']}" for k, v in result.gas.to_json().items()))
         audit = result.audit
         lines.append(f"  wall time {result.wall_time_s:.1f} s; audit {audit.wall_time_s:.2f} s: "
-                     + ("clean" if audit.ok else f"{len(audit.findings)} finding(s)"))
+                     + ("clean" if not audit.findings else f"{len(audit.findings)} finding(s), verdict {audit.verdict.value}"))
         lines += [f"    round {f.round} {f.participant or '-'} {f.kind.value}: {f.detail}" for f in audit.findings]
         lines.append(f"  report: {out / 'report.json'}, {out / 'audit.html'}")
         return "\n".join(lines)
 
     emit(as_json, result.to_json(), human)
-    if not result.audit.ok:
-        click.get_current_context().exit(int(ExitCode.AUDIT_FINDINGS))
+    code = result.audit.exit_code
+    if code != ExitCode.OK:
+        click.get_current_context().exit(int(code))
