@@ -104,12 +104,14 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.participant import ParticipantAgent
     from fedchain.sim.wiring import connect_ledger, open_blob_store
+    from fedchain.storage.cid import compute_cid
 
     spec = AttackSpec.parse(attack) if attack is not None else None
     account = role_signer(settings)
     ledger = connect_ledger(settings, account=account, address=address)
     store = open_blob_store(settings)
-    agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec)
+    agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
+                             cid_of=compute_cid)
     agent.on_outage = _follow_services(settings, agent, account, address)
     return agent
 

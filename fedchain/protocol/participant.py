@@ -28,6 +28,7 @@ from fedchain.codec.canonical import sha256_digest
 from fedchain.config import private_dir
 from fedchain.errors import (
     BlobFormatError,
+    ConfigError,
     FedchainError,
     IntegrityError,
     ParticipantError,
@@ -56,7 +57,6 @@ from fedchain.reverts import (
     FederationRevealTooLate,
     FederationRoundNotOpen,
 )
-from fedchain.storage.cid import compute_cid
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
@@ -285,6 +285,7 @@ class ParticipantAgent:
         max_outage_s: float = 300.0,
         block_wait_s: float = 2.0,
         on_outage: Callable[[], None] | None = None,
+        cid_of: Callable[[bytes], Cid] | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -303,6 +304,9 @@ class ParticipantAgent:
         # called after each failed attempt during an outage, before the next: where the services'
         # URLs are read again (an agent started from the state dir follows a node that moved)
         self.on_outage = on_outage
+        # the store's CID of a blob, computed here: a commit-reveal round seals an update before
+        # uploading it (the CLI passes fedchain.storage.cid.compute_cid)
+        self.cid_of = cid_of
 
     @property
     def address(self) -> Address:
@@ -411,7 +415,10 @@ class ParticipantAgent:
         """Seal ``blob`` in the commit phase of a commit-reveal round: nothing is uploaded (so
         nobody can copy it); the blob and the secret salt stay here until :meth:`reveal`."""
         rid = RoundId(int(rnd.round_id))
-        digest, cid = sha256_digest(blob), compute_cid(blob)
+        if self.cid_of is None:
+            raise ConfigError(f"round {rid} is a commit-reveal round: the participant agent needs cid_of (the store's "
+                              "CID of a blob, fedchain.storage.cid.compute_cid) to seal an update before uploading it")
+        digest, cid = sha256_digest(blob), self.cid_of(blob)
         samples, meta = int(update.num_samples), metadata_digest(update)
         self._save_pending_state(rid, new_state)
         _write_private(self._sealed_blob(rid), blob)

@@ -17,6 +17,7 @@ import pytest
 from fedchain.errors import AggregationError
 from fedchain.ports import RoundStatus
 from fedchain.protocol.participant import ParticipantAgent
+from fedchain.storage.cid import compute_cid
 from fedchain.types import RoundId
 from tests.protocol.harness import Fed, TaskFiles, make_fed
 
@@ -28,7 +29,10 @@ def sealed_fed(chain_env: Any, local_store: Any, task_files: TaskFiles, tmp_path
     """The test federation, its task asking for commit-reveal rounds, on a store of its own (so
     that what is in it was put there by this test)."""
     files = replace(task_files, doc=replace(task_files.doc, reveal_duration=REVEAL_S))
-    return make_fed(chain_env, local_store, files, tmp_path)
+    fed = make_fed(chain_env, local_store, files, tmp_path)
+    for p in fed.participants:
+        p.cid_of = compute_cid  # as fedchain participant does
+    return fed
 
 
 def test_participants_seal_without_uploading_then_reveal_and_the_round_finalises(sealed_fed: Fed) -> None:
@@ -95,7 +99,7 @@ def test_a_restarted_participant_reveals_what_it_sealed_before(sealed_fed: Fed) 
     sealed = p.submit(rid)
     for other in fed.participants[1:]:
         other.submit(rid)
-    restarted = ParticipantAgent(p.ledger, fed.store, p.data_path, p.state_dir)
+    restarted = ParticipantAgent(p.ledger, fed.store, p.data_path, p.state_dir, cid_of=compute_cid)
 
     again = restarted.submit(rid)
     revealed = restarted.reveal(rid)
@@ -103,6 +107,19 @@ def test_a_restarted_participant_reveals_what_it_sealed_before(sealed_fed: Fed) 
     assert again.already_committed and again.sealed_only and again.cid == sealed.cid
     assert revealed is not None and revealed.cid == sealed.cid
     assert [c.participant for c in fed.reader.commitments(rid)] == [p.address]
+
+
+def test_an_agent_that_cannot_compute_cids_says_so_before_sealing(sealed_fed: Fed) -> None:
+    from fedchain.errors import ConfigError
+
+    fed = sealed_fed
+    rid = fed.open_round()
+    p = fed.participants[0]
+    p.cid_of = None
+
+    with pytest.raises(ConfigError, match=f"round {rid} is a commit-reveal round.*cid_of"):
+        p.submit(rid)
+    assert fed.reader.seals(rid) == []
 
 
 def test_the_participant_agent_seals_then_reveals_in_its_loop(sealed_fed: Fed) -> None:
@@ -129,3 +146,26 @@ def test_the_participant_agent_seals_then_reveals_in_its_loop(sealed_fed: Fed) -
     assert [r.function for r in results] == ["sealUpdate", "revealUpdate"]
     assert len(fed.reader.commitments(RoundId(rid))) == 3
     assert fed.aggregator.finalize(rid).finalized
+
+
+def test_participant_submit_seals_in_a_commit_reveal_round(sealed_fed: Fed, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+
+    fed = sealed_fed
+    rid = fed.open_round()
+    p = fed.participants[0]
+    base = ["--rpc-url", fed.env.url, "--address", fed.env.deployment.address, "--store", "local",
+            "--state-dir", str(Path(fed.store.root).parent), "--json"]
+
+    result = CliRunner(env={"FEDCHAIN_PRIVATE_KEY": fed.env.accounts.participants[0].key.hex()}).invoke(cli, [
+        "participant", "submit", "--data", str(p.data_path), "--work-dir", str(tmp_path / "cli"), *base])
+
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["function"] == "sealUpdate" and out["round"] == rid
+    assert [s.participant for s in fed.reader.seals(rid)] == [p.address]
+    assert not fed.store.has(out["cid"])
