@@ -29,6 +29,7 @@ from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
 
 __all__ = [
     "HOST",
+    "PORT_RELEASE_WAIT_S",
     "TOOLCHAIN_SETTING",
     "ManagedService",
     "ServiceInfo",
@@ -48,6 +49,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+PORT_RELEASE_WAIT_S = 5.0
+"""How long a restarting service waits for its old port to be released before taking another."""
 TOOLCHAIN_SETTING = "toolchain"
 """The :class:`~fedchain.config.Settings` field naming the Node toolchain directory
 (``--toolchain``, ``FEDCHAIN_TOOLCHAIN``, ``toolchain = "..."`` in ``fedchain.toml``)."""
@@ -226,15 +229,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def port_is_free(port: int) -> bool:
-    """Whether ``port`` on the loopback interface can be bound now (a lingering TIME_WAIT is fine)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
+def port_is_free(port: int, *, wait_s: float = 0.0) -> bool:
+    """Whether ``port`` on the loopback interface can be bound (a lingering TIME_WAIT is fine),
+    waiting up to ``wait_s`` for it to become free: a process killed a moment ago may still be
+    tearing down its threads, and holds its sockets until the last one is gone."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((HOST, port))
+                return True
+            except OSError:
+                pass
+        if time.monotonic() >= deadline:
             return False
-    return True
+        time.sleep(0.05)
 
 
 def process_alive(pid: int, marker: str | None = None) -> bool:

@@ -36,6 +36,7 @@ from fedchain.config import open_private, private_dir
 from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
 from fedchain.services.base import (
     HOST,
+    PORT_RELEASE_WAIT_S,
     ServiceRecord,
     free_port,
     log_tail,
@@ -475,7 +476,7 @@ def _reusable_port(path: Path) -> int | None:
         port = int(path.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
-    if port_is_free(port):
+    if port_is_free(port, wait_s=PORT_RELEASE_WAIT_S):
         return port
     log.warning("the devnet's last port %d is taken: starting on another one (recorded URLs go stale)", port)
     return None

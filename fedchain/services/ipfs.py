@@ -35,6 +35,7 @@ import httpx
 from fedchain.config import open_private, private_dir
 from fedchain.errors import ServiceError
 from fedchain.services.base import (
+    PORT_RELEASE_WAIT_S,
     ServiceRecord,
     log_tail,
     port_is_free,
@@ -212,7 +213,7 @@ class IpfsNode:
         for kind in _PORT_KINDS:
             value = recorded.get(kind) if isinstance(recorded, dict) else None
             port = value if isinstance(value, int) and 0 < value < 65536 else 0
-            if port and not port_is_free(port):
+            if port and not port_is_free(port, wait_s=PORT_RELEASE_WAIT_S):
                 log.warning("the IPFS node's last %s port %d is taken: it gets a new one (recorded URLs go stale)",
                             kind, port)
                 port = 0

@@ -258,11 +258,13 @@ def test_a_negative_block_time_is_refused_naming_the_option(tmp_path: Path) -> N
 
 def test_a_state_dir_of_an_unsupervised_anvil_is_taken_over(tmp_path: Path) -> None:
     legacy = tmp_path / "devnet" / "state.json"
+    legacy.parent.mkdir()
     with httpx.Client(timeout=10) as client:
-        with DevnetProcess("anvil", state_file=legacy) as old:  # anvil's own --state, as before the supervisor
+        with DevnetProcess("anvil") as old:  # what anvil's own --state wrote before the supervisor: plain JSON
             tx = call(client, old.url, "eth_sendTransaction", [{"from": Account.from_key(DEV_KEY).address,
                                                                "to": RECIPIENT, "value": "0x1"}])
-        assert legacy.is_file()
+            wait_for(lambda: call(client, old.url, "eth_getTransactionReceipt", [tx]) is not None, 10, "the transaction")
+            legacy.write_bytes(gzip.decompress(bytes.fromhex(call(client, old.url, "anvil_dumpState")[2:])))
         try:
             info, _ = start_devnet(tmp_path, block_time_s=0)
             receipt = call(client, info.url, "eth_getTransactionReceipt", [tx])
