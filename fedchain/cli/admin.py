@@ -101,14 +101,14 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
 
 def _task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                    local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
-                   max_commit_duration: int) -> Any:
+                   max_commit_duration: int, reveal_duration: int = 0) -> Any:
     """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters."""
     from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust, parse_strategy_params
 
     cfg = ExperimentConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
                            robust=parse_robust(robust), arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
                            seed=seed, min_updates=min_updates, commit_duration=commit_duration,
-                           max_commit_duration=max_commit_duration)
+                           max_commit_duration=max_commit_duration, reveal_duration=reveal_duration)
     return build_task(cfg, load_task_dataset(cfg))
 
 
@@ -120,7 +120,8 @@ def _task_document(dataset: str, arch: str | None, strategy: str, strategy_param
 @json_option
 def configure_task(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                    local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
-                   max_commit_duration: int, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
+                   max_commit_duration: int, reveal_duration: int, keystore: Path | None, state_dir: Path | None,
+                   rpc_url: str | None,
                    ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
                    as_json: bool) -> None:
     """Publish the federation's task: store the task document, then record its digests on chain.
@@ -132,7 +133,7 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
 
     # Everything that can be wrong with the task is found before anything is stored or sent.
     doc = _task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
-                         min_updates, commit_duration, max_commit_duration)
+                         min_updates, commit_duration, max_commit_duration, reveal_duration)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
     blobs = open_blob_store(settings)

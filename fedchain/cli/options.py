@@ -138,6 +138,10 @@ def task_options(f: F) -> F:
         click.option("--max-commit-duration", type=int, default=86_400, show_default=True,
                      help="The longest commit phase (seconds) the contract lets a round of the task be opened with "
                           "(recorded in the task document and on chain; at least --commit-duration)."),
+        click.option("--reveal-duration", type=int, default=0, show_default=True,
+                     help="Commit-reveal: seconds of the reveal phase after the commit phase. Participants first commit "
+                          "a salted seal of their update and upload and reveal it only afterwards, so nobody can copy "
+                          "an update it cannot see; 0 commits updates in the open."),
     ]
     for option in reversed(options):
         f = option(f)

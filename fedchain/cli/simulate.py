@@ -44,7 +44,8 @@ from fedchain.errors import ExitCode
 @json_option
 def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
              arch: str | None, clients: int, rounds: int, local_epochs: int, batch_size: int, lr: float, seed: int,
-             min_updates: int | None, commit_duration: int, max_commit_duration: int, max_train_samples: int | None,
+             min_updates: int | None, commit_duration: int, max_commit_duration: int, reveal_duration: int,
+             max_train_samples: int | None,
              max_test_samples: int | None,
              attacks: tuple[str, ...], dishonest_aggregator: str | None, out_dir: Path | None, keep_services: bool,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
@@ -61,7 +62,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         dataset=dataset, partition=partition, alpha=alpha, strategy=strategy,
         strategy_params=parse_strategy_params(strategy_params), robust=parse_robust(robust), arch=arch, clients=clients,
         rounds=rounds, local_epochs=local_epochs, batch_size=batch_size, lr=lr, seed=seed, min_updates=min_updates,
-        commit_duration=commit_duration, max_commit_duration=max_commit_duration,
+        commit_duration=commit_duration, max_commit_duration=max_commit_duration, reveal_duration=reveal_duration,
         attacks=tuple(parse_attack(a) for a in attacks), dishonest=dishonest_aggregator,
         max_train_samples=max_train_samples, max_test_samples=max_test_samples,
     )

@@ -271,3 +271,21 @@ def test_participant_process_follows_the_ipfs_node_to_its_new_port(fed: Fed, tmp
     assert f"the IPFS node answers on {second_node.api_url} now" in stderr
     assert [r["already_committed"] for r in json.loads(stdout)["results"]] == [False, False]
     assert {c.participant for c in fed.reader.commitments(rid2)} == {p.address for p in fed.participants}
+
+
+def test_simulate_with_commit_reveal_seals_then_reveals_and_audits_clean(chain_env, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(cli, [
+        "simulate", "--clients", "3", "--rounds", "2", "--store", "local", "--reveal-duration", "120",
+        "--rpc-url", chain_env.url, "--state-dir", str(tmp_path / "state"), "--out", str(out), "--json",
+    ])
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["audit"]["ok"] is True and summary["audit"]["rounds_checked"] == [1, 2]
+    assert [len(r["included"]) for r in summary["rounds"]] == [3, 3]
+    doc = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert doc["config"]["reveal_duration"] == 120
+    # every update went on chain twice: sealed in the commit phase, revealed after it
+    assert summary["gas"]["sealUpdate"]["count"] == 6 and summary["gas"]["revealUpdate"]["count"] == 6
