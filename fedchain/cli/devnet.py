@@ -50,7 +50,7 @@ def start(
     )
     payload = {**info.to_json(), "reused": reused}
     verb = "already running" if reused else "started"
-    mining = f", a block every {info.block_time_s:g} s" if info.block_time_s > 0 else ""
+    mining = f", interval mining {info.block_time_s:g} s" if info.block_time_s > 0 else ""
     emit(as_json, payload,
          f"{info.engine} devnet {verb} at {info.url} (chain id {info.chain_id}, pid {info.pid}{mining})")
 
