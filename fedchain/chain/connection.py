@@ -38,6 +38,7 @@ from fedchain.errors import (
     TransactionFailedError,
 )
 from fedchain.ports import TxReport
+from fedchain.services.base import DEVNET_UNAVAILABLE_CODE
 from fedchain.types import Address, RoundId, Wei
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class Connection:
             raise RpcUnavailableError(f"cannot reach the Ethereum node at {self.url}: {_reason(err)}") from err
         except Web3RPCError as err:
             message = str(getattr(err, "message", "") or err)
+            if _rpc_code(err) == DEVNET_UNAVAILABLE_CODE:
+                raise RpcUnavailableError(f"the Ethereum node at {self.url} is restarting: {message}") from err
             if _insufficient_funds(message):
                 raise InsufficientFundsError(f"{function or 'transaction'}: {message}") from err
             revert = self._revert_from_rpc(err, decoder, function)
@@ -297,3 +300,11 @@ def _reason(err: BaseException) -> str:
     if isinstance(err, requests.Timeout):
         return "timed out"
     return text.splitlines()[0] if text else type(inner).__name__
+
+
+def _rpc_code(err: Web3RPCError) -> int | None:
+    """The JSON-RPC error code of a failed call, when the node gave one."""
+    response = err.rpc_response or {}
+    error = response.get("error") if isinstance(response, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, int) else None

@@ -182,6 +182,11 @@ class ServiceRecord(Generic[InfoT]):
 
 # --- the Node toolchain --------------------------------------------------------------
 
+DEVNET_UNAVAILABLE_CODE = -32050
+"""JSON-RPC error code with which the managed devnet's supervisor answers while its anvil is down or
+restarting (a server error in the implementation-defined range): clients ride it out like an
+unreachable node."""
+
 
 def checkout_toolchain() -> Path | None:
     """``hardhat-local/`` of the repository when fedchain runs from a checkout, else None."""

@@ -64,7 +64,7 @@ from eth_hash.auto import keccak
 
 from fedchain.config import open_private, private_dir
 from fedchain.errors import AnvilDown
-from fedchain.services.base import HOST, free_port, process_alive, terminate_pid
+from fedchain.services.base import DEVNET_UNAVAILABLE_CODE, HOST, free_port, process_alive, terminate_pid
 
 __all__ = [
     "LOAD_NAME",
@@ -89,6 +89,9 @@ SEND_MINE_WAIT_S = 5.0
 """How long a send's answer waits for its transaction to be mined (anvil automines at once)."""
 RESTART_WAIT_S = 60.0
 """How long a request waits for anvil to come back after it died."""
+DEATH_GRACE_S = 0.5
+"""How long a failed call waits for anvil to be reported dead before taking the failure as anvil's
+own answer: a SIGKILLed anvil resets its connections a moment before the kernel reports it dead."""
 MAX_QUICK_RESTARTS = 5
 """anvil dying this many times within :data:`_QUICK_S` makes the supervisor give up."""
 _QUICK_S = 60.0
@@ -114,6 +117,16 @@ def _is_read_only(method: str) -> bool:
 
 
 # --- the state file --------------------------------------------------------------------------
+
+
+def _outlives(process: subprocess.Popen[bytes], grace_s: float) -> bool:
+    """Whether ``process`` is still running after ``grace_s`` seconds (False as soon as it exits)."""
+    deadline = time.monotonic() + grace_s
+    while process.poll() is None:
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 class StateFile:
@@ -417,7 +430,8 @@ class Supervisor:
         first = True
         while True:
             if not self.up.wait(timeout=max(0.0, deadline - time.monotonic())):
-                return _error(parsed, "the devnet's anvil is restarting and did not come back in time; retry")
+                return _error(parsed, "the devnet's anvil is restarting and did not come back in time; retry",
+                              DEVNET_UNAVAILABLE_CODE)
             process = self.process
             try:
                 if not first and raw_tx is not None and self._call("eth_getTransactionByHash", [raw_tx]) is not None:
@@ -432,17 +446,17 @@ class Supervisor:
                     self.settle(mutating)
                 return answer
             except AnvilDown as err:
-                if process is not None and process.poll() is None and err.delivered:
+                if process is not None and err.delivered and _outlives(process, DEATH_GRACE_S):
                     # anvil runs: the call failed on its own (a timeout, an error answer)
                     return _error(parsed, f"the devnet's anvil failed to answer: {err}")
                 log.warning("anvil did not answer %s: %s", ",".join(methods), err)
                 if not (retry_all or raw_tx is not None or not err.delivered) or self.stopping.is_set():
                     return _error(parsed, "the devnet's anvil died while this request ran; whether it took effect is "
-                                          "unknown: check the chain and retry")
+                                          "unknown: check the chain and retry", DEVNET_UNAVAILABLE_CODE)
                 while self.process is process and time.monotonic() < deadline and not self.stopping.is_set():
                     time.sleep(0.05)  # the main loop notices the death and starts anvil again
                 if time.monotonic() >= deadline:
-                    return _error(parsed, "the devnet's anvil did not come back in time; retry")
+                    return _error(parsed, "the devnet's anvil did not come back in time; retry", DEVNET_UNAVAILABLE_CODE)
                 first = False
 
     # -- the main loop -------------------------------------------------------------------------
@@ -531,10 +545,10 @@ def _raw_transaction(parsed: Any) -> str | None:
         return None
 
 
-def _error(parsed: Any, message: str) -> bytes:
+def _error(parsed: Any, message: str, code: int = -32603) -> bytes:
     def one(call: Any) -> dict[str, Any]:
         ident = call.get("id") if isinstance(call, dict) else None
-        return {"jsonrpc": "2.0", "id": ident, "error": {"code": -32603, "message": message}}
+        return {"jsonrpc": "2.0", "id": ident, "error": {"code": code, "message": message}}
 
     if isinstance(parsed, list):
         return json.dumps([one(c) for c in parsed]).encode()

@@ -134,3 +134,40 @@ def test_chain_ledger_connects_from_state_dir(chain_env: DevnetEnv) -> None:
     assert ledger.sender == chain_env.accounts.admin.address
     assert ledger.latest_round_id() == 0
     assert ledger.block_number() >= chain_env.deployment.block_number
+
+
+def test_a_devnet_restarting_its_anvil_is_an_outage_to_ride_out_not_a_chain_error() -> None:
+    """The managed devnet's supervisor answers DEVNET_UNAVAILABLE_CODE while its anvil is down:
+    agents must take that as an unreachable node (and retry), never as a failed call."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from fedchain.errors import RpcUnavailableError
+    from fedchain.services.base import DEVNET_UNAVAILABLE_CODE
+
+    class Restarting(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
+            call = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            if call["method"] == "eth_chainId":
+                answer = {"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"}
+            else:
+                answer = {"jsonrpc": "2.0", "id": call["id"],
+                          "error": {"code": DEVNET_UNAVAILABLE_CODE, "message": "the devnet's anvil is restarting"}}
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Restarting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = Connection(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(RpcUnavailableError, match="restarting"):
+            conn.block_number()
+    finally:
+        server.shutdown()
