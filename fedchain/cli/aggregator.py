@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from fedchain.cli.options import emit, json_option, keystore_option, role_options, role_settings, role_signer
-from fedchain.cli.round import aggregator_transport, describe_round, follow_services
+from fedchain.cli.round import aggregator_transport, describe_round
 from fedchain.types import RoundId
 
 
@@ -44,6 +44,7 @@ def run(rounds: int | None, until_round: int | None, resume: bool, max_outage: f
     from fedchain.engine.loop import OutagePolicy, run_rounds
     from fedchain.engine.reports import RoundReport
     from fedchain.ports import RoundStatus
+    from fedchain.sim.wiring import follow_services
 
     if rounds is not None and until_round is not None:
         raise click.UsageError("give --rounds or --until-round, not both")
@@ -60,7 +61,8 @@ def run(rounds: int | None, until_round: int | None, resume: bool, max_outage: f
         if not as_json:
             click.echo(describe_round(report))
 
-    policy = OutagePolicy(max_outage_s=max_outage, on_outage=follow_services(settings, transport, account, address))
+    follow = follow_services(settings, transport, account=account, address=address)
+    policy = OutagePolicy(max_outage_s=max_outage, on_outage=follow)
     result = run_rounds(transport, rounds, on_round=show, ride_out=policy)
     if as_json:
         emit(True, {"rounds": [r.to_json() for r in result.rounds]}, "")

@@ -103,7 +103,7 @@ def agent_options(f: F) -> F:
 def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None) -> Any:
     from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.participant import ParticipantAgent
-    from fedchain.sim.wiring import connect_ledger, open_blob_store
+    from fedchain.sim.wiring import connect_ledger, follow_services, open_blob_store
     from fedchain.storage.cid import compute_cid
 
     spec = AttackSpec.parse(attack) if attack is not None else None
@@ -112,31 +112,8 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     store = open_blob_store(settings)
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
                              cid_of=compute_cid)
-    agent.on_outage = _follow_services(settings, agent, account, address)
+    agent.on_outage = follow_services(settings, agent, account=account, address=address)
     return agent
-
-
-def _follow_services(settings: Any, agent: Any, account: Any, address: str | None) -> Callable[[], None]:
-    """After an outage, reconnect the agent to a managed devnet or IPFS node that came back on
-    another URL (only for URLs read from the state dir, never for ones given explicitly)."""
-    import logging
-
-    from fedchain.sim.wiring import ServiceFollower, connect_ledger, open_blob_store
-
-    log = logging.getLogger("fedchain.cli.participant")
-    follower = ServiceFollower(settings)
-
-    def follow() -> None:
-        rpc, ipfs = follower.moved()
-        if rpc is not None:
-            log.warning("the devnet answers on %s now; reconnecting", rpc)
-            agent.ledger = connect_ledger(follower.settings_now(), account=account, address=address)
-        if ipfs is not None:
-            log.warning("the IPFS node answers on %s now; reconnecting", ipfs)
-            old, agent.store = agent.store, open_blob_store(follower.settings_now())
-            old.close()
-
-    return follow
 
 
 @participant.command()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,27 +32,6 @@ def aggregator_transport(settings: Settings, address: str | None, *, dishonest: 
     ledger = connect_ledger(settings, account=account or role_signer(settings), address=address)
     return LedgerTransport(ledger, open_blob_store(settings), dishonest=dishonest, commit_duration=commit_duration,
                            min_updates=min_updates, resume=resume)
-
-
-def follow_services(settings: Settings, transport: LedgerTransport, account: LocalAccount,
-                    address: str | None) -> Callable[[], None]:
-    """After an outage, reconnect the transport to a managed devnet or IPFS node that came back
-    on another URL (only for URLs read from the state dir, never for ones given explicitly)."""
-    from fedchain.sim.wiring import ServiceFollower, connect_ledger, open_blob_store
-
-    follower = ServiceFollower(settings)
-
-    def follow() -> None:
-        rpc, ipfs = follower.moved()
-        if rpc is not None:
-            log.warning("the devnet answers on %s now; reconnecting", rpc)
-            transport.ledger = connect_ledger(follower.settings_now(), account=account, address=address)
-        if ipfs is not None:
-            log.warning("the IPFS node answers on %s now; reconnecting", ipfs)
-            old, transport.store = transport.store, open_blob_store(follower.settings_now())
-            old.close()
-
-    return follow
 
 
 def describe_round(out: RoundReport) -> str:

@@ -46,7 +46,7 @@ from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
 from fedchain.sim.memory import backdoor_target, test_set_evaluator
 from fedchain.sim.plots import Progress, plot_rounds
-from fedchain.sim.wiring import ServiceFollower, connect_ledger, gas_lookup, open_blob_store
+from fedchain.sim.wiring import follow_services, gas_lookup, open_blob_store
 from fedchain.types import Address, Cid, Wei
 
 log = logging.getLogger(__name__)
@@ -479,18 +479,9 @@ def run_federation(
 
             t_rounds = time.perf_counter()
             transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest, resume=True)
-            follower = ServiceFollower(given)
-
-            def follow() -> None:  # after an outage: a managed node that came back on another URL
-                rpc, ipfs = follower.moved()
-                if rpc is not None:
-                    log.warning("the devnet answers on %s now; reconnecting", rpc)
-                    transport.ledger = connect_ledger(follower.settings_now(), account=fed.accounts["aggregator"],
-                                                      address=fed.deployment.address)
-                if ipfs is not None:
-                    log.warning("the IPFS node answers on %s now; reconnecting", ipfs)
-                    transport.store = open_blob_store(follower.settings_now())
-                    cleanup.callback(transport.store.close)
+            # after an outage: a managed node that came back on another URL (the stores close at cleanup)
+            follow = follow_services(given, transport, account=fed.accounts["aggregator"], address=fed.deployment.address,
+                                     close_replaced=False, on_new_store=_closed_with(cleanup))
             round_bar = bars.task("rounds", cfg.rounds)
 
             def advance(report: RoundReport) -> None:
@@ -544,6 +535,15 @@ def run_federation(
         cleanup.close()
         if not keep_services:
             stop_services(settings, services)
+
+
+def _closed_with(cleanup: ExitStack) -> Callable[[BlobStore], None]:
+    """Registers a store with ``cleanup`` so that it is closed with the run."""
+
+    def register(store: BlobStore) -> None:
+        cleanup.callback(store.close)
+
+    return register
 
 
 def write_outputs(report: FederationReport) -> None:

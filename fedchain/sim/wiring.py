@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fedchain.config import Settings
 from fedchain.services.devnet import devnet_url
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is used
     from eth_account.signers.local import LocalAccount
@@ -103,3 +106,36 @@ class ServiceFollower:
     def settings_now(self) -> Settings:
         """The settings with the URLs as last looked up."""
         return self.settings.with_overrides(rpc_url=self.rpc_url, ipfs_api=self.ipfs_api)
+
+
+class _Reconnectable(Protocol):
+    """An agent or transport that talks to the ledger and the blob store through these attributes."""
+
+    ledger: ChainLedger | Any
+    store: BlobStore | Any
+
+
+def follow_services(settings: Settings, holder: _Reconnectable, *, account: LocalAccount | None, address: str | None,
+                    close_replaced: bool = True,
+                    on_new_store: Callable[[BlobStore], None] | None = None) -> Callable[[], None]:
+    """After an outage, reconnect ``holder`` to a managed devnet or IPFS node that came back on
+    another URL (only for URLs read from the state dir, never for ones given explicitly).
+
+    The replaced store is closed unless ``close_replaced`` is false (its owner closes it);
+    ``on_new_store`` is told of every store opened here."""
+    follower = ServiceFollower(settings)
+
+    def follow() -> None:
+        rpc, ipfs = follower.moved()
+        if rpc is not None:
+            log.warning("the devnet answers on %s now; reconnecting", rpc)
+            holder.ledger = connect_ledger(follower.settings_now(), account=account, address=address)
+        if ipfs is not None:
+            log.warning("the IPFS node answers on %s now; reconnecting", ipfs)
+            old, holder.store = holder.store, open_blob_store(follower.settings_now())
+            if close_replaced:
+                old.close()
+            if on_new_store is not None:
+                on_new_store(holder.store)
+
+    return follow
