@@ -86,6 +86,11 @@ class Connection:
             raise self._revert_error(err, decoder, function) from err
         except (requests.ConnectionError, requests.Timeout, ProviderConnectionError, ConnectionError) as err:
             raise RpcUnavailableError(f"cannot reach the Ethereum node at {self.url}: {_reason(err)}") from err
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as err:
+            # the node died (or its connection broke) between the answer's headers and its body
+            raise RpcUnavailableError(
+                f"the connection to the Ethereum node at {self.url} broke mid-answer: {_reason(err)}"
+            ) from err
         except Web3RPCError as err:
             message = str(getattr(err, "message", "") or err)
             if _rpc_code(err) == DEVNET_UNAVAILABLE_CODE:

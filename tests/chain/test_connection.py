@@ -171,3 +171,39 @@ def test_a_devnet_restarting_its_anvil_is_an_outage_to_ride_out_not_a_chain_erro
             conn.block_number()
     finally:
         server.shutdown()
+
+
+def test_a_node_that_dies_between_its_answers_headers_and_body_is_an_outage_not_a_crash() -> None:
+    """A SIGKILL of the devnet can land after the answer's headers went out and before its body:
+    the client reads a truncated body (requests' ChunkedEncodingError). That is an unreachable
+    node to ride out (RpcUnavailableError), never an exception that ends an agent."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from fedchain.errors import RpcUnavailableError
+
+    class Dying(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
+            call = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            body = json.dumps({"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            if call["method"] == "eth_chainId":
+                self.wfile.write(body)
+            else:
+                self.wfile.write(body[:3])  # the rest never comes: the connection closes
+                self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Dying)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = Connection(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(RpcUnavailableError, match="broke mid-answer"):
+            conn.block_number()
+    finally:
+        server.shutdown()

@@ -58,7 +58,12 @@ def latest_round(state_dir: Path) -> int:
 
 
 def log_tail(log: Path) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-40:]) if log.is_file() else "(no log)"
+    """The end of the simulation's log and of each participant's (out/run/logs next to it)."""
+    def tail(path: Path, lines: int) -> str:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else "(no log)"
+
+    parts = sorted((log.parent / "out" / "run" / "logs").glob("participant-*.log"))
+    return "\n".join([tail(log, 40), *(f"--- {p.name}:\n{tail(p, 15)}" for p in parts)])
 
 
 def wait_for(predicate: Callable[[], bool], proc: subprocess.Popen[str], timeout_s: float, what: str) -> None:
