@@ -5,8 +5,9 @@ hold that role later and make the same calls through proposals."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -22,6 +23,11 @@ from fedchain.cli.options import (
 from fedchain.errors import ChainError
 from fedchain.ports import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
 from fedchain.types import Address
+
+if TYPE_CHECKING:
+    from fedchain.protocol.task import TaskDocument
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.group()
@@ -99,10 +105,12 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
          lambda: "\n".join(f"{k}: {('0x' + v.hex()) if isinstance(v, bytes) else v}" for k, v in vars(config).items()))
 
 
-def _task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
-                   local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
-                   max_commit_duration: int, reveal_duration: int = 0) -> Any:
-    """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters."""
+def task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
+                  local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
+                  max_commit_duration: int, reveal_duration: int = 0) -> TaskDocument:
+    """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters.
+
+    ``admin configure-task`` and ``gov propose configure-task`` both build it from :func:`task_document_options`."""
     from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust, parse_strategy_params
 
     cfg = ExperimentConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
@@ -112,9 +120,14 @@ def _task_document(dataset: str, arch: str | None, strategy: str, strategy_param
     return build_task(cfg, load_task_dataset(cfg))
 
 
+def task_document_options(f: F) -> F:
+    """The options of a task document (:func:`fedchain.cli.options.task_options` and ``--min-updates``)."""
+    f = click.option("--min-updates", type=int, default=1, show_default=True, help="Minimum included updates per round.")(f)
+    return task_options(f)
+
+
 @admin.command("configure-task")
-@task_options
-@click.option("--min-updates", type=int, default=1, show_default=True, help="Minimum included updates per round.")
+@task_document_options
 @keystore_option
 @role_options
 @json_option
@@ -132,7 +145,7 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
     from fedchain.sim.wiring import open_blob_store
 
     # Everything that can be wrong with the task is found before anything is stored or sent.
-    doc = _task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
+    doc = task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
                          min_updates, commit_duration, max_commit_duration, reveal_duration)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)

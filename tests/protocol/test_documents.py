@@ -166,13 +166,13 @@ def test_krum_rule_with_enough_clients_is_accepted() -> None:
 def test_configure_task_gets_the_default_update_norm_bound_unless_told_otherwise(
     robust: str | None, rules: tuple[RobustConfig, ...]
 ) -> None:
-    from fedchain.cli.admin import _task_document
+    from fedchain.cli.admin import task_document
     from fedchain.fl.strategies import strategy_from_config
     from fedchain.sim.config import DEFAULT_MAX_WEIGHT_SHARE
 
-    doc = _task_document(dataset="breast_cancer", arch=None, strategy="fedavg", strategy_params=(), robust=robust,
-                         local_epochs=1, batch_size=32, lr=0.05, seed=0, min_updates=1, commit_duration=300,
-                         max_commit_duration=3_600)
+    doc = task_document(dataset="breast_cancer", arch=None, strategy="fedavg", strategy_params=(), robust=robust,
+                        local_epochs=1, batch_size=32, lr=0.05, seed=0, min_updates=1, commit_duration=300,
+                        max_commit_duration=3_600)
 
     assert doc.strategy_config().robust == rules
     assert strategy_from_config(doc.strategy_config()).max_weight_share == DEFAULT_MAX_WEIGHT_SHARE
