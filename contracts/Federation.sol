@@ -3,6 +3,7 @@ pragma solidity 0.8.37;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {FederationMembership} from "./FederationMembership.sol";
 import {IFederation} from "./IFederation.sol";
 
 /// @title Federation
@@ -14,6 +15,12 @@ import {IFederation} from "./IFederation.sol";
 /// A round may be opened as a commit-reveal round: participants then seal their updates during the commit
 /// phase (`sealUpdate`, a salted digest nobody can copy) and reveal them after it (`revealUpdate`, which checks the
 /// seal and emits the usual `UpdateCommitted`), and the round ends after its reveal phase.
+/// The members govern it: each member organisation holds one vote in the `membership` token (minted to the founders
+/// at deployment, on admission and burned on removal), and the admin role is held by a timelock that executes the
+/// proposals they pass. Included participants attest each finalised round after replaying it (`attestRound`); under
+/// a verification policy the next round opens only once enough of them attested the round positively. A finalised
+/// round can be disputed (`disputeRound`), and the federation then continues from the model it was built on. An
+/// excluded participant can contest its exclusion (`contestExclusion`), which the aggregator must answer.
 /// @dev No function loops over participants or rounds. A commit writes two already non-zero slots.
 /// The custom errors, events and status enums are declared in IFederation.
 contract Federation is IFederation, AccessControl {
@@ -72,18 +79,42 @@ contract Federation is IFederation, AccessControl {
     mapping(address participant => ParticipantData) private _participants;
     mapping(uint256 roundId => RoundInfo) private _rounds;
     mapping(uint256 roundId => mapping(address participant => bytes32 seal)) private _seals;
+    /// @dev Attestation of a participant per round: 0 none, ATTESTED_OK, ATTESTED_NEGATIVE.
+    mapping(uint256 roundId => mapping(address participant => uint8 attestation)) private _attestations;
+    mapping(uint256 roundId => AttestationTally) private _tallies;
+    /// @dev Exclusion contest of a participant per round: 0 none, CONTEST_OPEN, CONTEST_AVAILABLE, CONTEST_UNAVAILABLE.
+    mapping(uint256 roundId => mapping(address participant => uint8 contest)) private _contests;
     TaskData private _task;
     uint64 private _latestRoundId;
     uint32 private _activeCount;
+    uint64 private _currentModelRound;
+    uint8 private _verificationPolicy;
     bytes32 private _currentModelDigest;
 
-    /// @notice Deploys the ledger.
-    /// @param admin Receives DEFAULT_ADMIN_ROLE and ADMIN_ROLE.
+    /// @notice The membership token: one vote per member organisation, minted on admission, burned on removal.
+    FederationMembership public immutable membership;
+
+    /// @dev The positive and negative attestations of one round (one slot).
+    struct AttestationTally {
+        uint32 ok;
+        uint32 negative;
+    }
+
+    uint8 private constant ATTESTED_OK = 1;
+    uint8 private constant ATTESTED_NEGATIVE = 2;
+    uint8 private constant CONTEST_OPEN = 1;
+    uint8 private constant CONTEST_AVAILABLE = 2;
+    uint8 private constant CONTEST_UNAVAILABLE = 3;
+
+    /// @notice Deploys the ledger and its membership token.
+    /// @param admin Receives DEFAULT_ADMIN_ROLE and ADMIN_ROLE (under governance: the timelock).
     /// @param aggregator Receives AGGREGATOR_ROLE.
-    constructor(address admin, address aggregator) {
+    /// @param founders The founding member organisations: each receives its membership token (one vote) at once.
+    constructor(address admin, address aggregator, address[] memory founders) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _grantRole(ADMIN_ROLE, admin);
         _grantRole(AGGREGATOR_ROLE, aggregator);
+        membership = new FederationMembership(founders);
     }
 
     // ---------------------------------------------------------------- participants
@@ -112,8 +143,9 @@ contract Federation is IFederation, AccessControl {
     }
 
     /// @notice Admits a pending participant and approves the dataset size it declared: no commitment of it may
-    /// claim more samples. Admission happens between rounds: while a round is open it is refused, so the
-    /// participants eligible in a round are exactly those active when it opened.
+    /// claim more samples. The participant becomes a member (its membership token is minted, its vote self-delegated,
+    /// counting from the next block) unless it is one already (a founder). Admission happens between rounds: while a
+    /// round is open it is refused, so the participants eligible in a round are exactly those active when it opened.
     /// @param account The participant to admit.
     function admit(address account) external onlyRole(ADMIN_ROLE) {
         uint256 latest = _latestRoundId;
@@ -124,23 +156,27 @@ contract Federation is IFederation, AccessControl {
         p.statusChangedBlock = uint48(block.number);
         ++_activeCount;
         emit ParticipantAdmitted(account, msg.sender, p.declaredSamples);
+        if (!membership.isMember(account)) membership.mint(account);
     }
 
-    /// @notice Removes a pending or active participant for good, at any time. Removal during an open round does
-    /// not change that round's eligible count: its commit phase then runs to the deadline unless the removed
-    /// participant had already committed.
-    /// @param account The participant to remove.
+    /// @notice Removes a pending or active participant, or a founding member that never registered, for good, at any
+    /// time; its membership token (its vote) is burned if it holds one. Removal during an open round does not change
+    /// that round's eligible count: its commit phase then runs to the deadline unless the removed participant had
+    /// already committed.
+    /// @param account The participant (or member) to remove.
     /// @param reason Why (recorded in the event).
     function remove(address account, string calldata reason) external onlyRole(ADMIN_ROLE) {
         ParticipantData storage p = _participants[account];
         ParticipantStatus status = p.status;
+        bool member = membership.isMember(account);
         if (status != ParticipantStatus.Pending && status != ParticipantStatus.Active) {
-            revert FederationInvalidStatus(account, status);
+            if (status != ParticipantStatus.None || !member) revert FederationInvalidStatus(account, status);
         }
         p.status = ParticipantStatus.Removed;
         p.statusChangedBlock = uint48(block.number);
         if (status == ParticipantStatus.Active) --_activeCount;
         emit ParticipantRemoved(account, msg.sender, reason);
+        if (member) membership.burn(account);
     }
 
     // ---------------------------------------------------------------- task
@@ -171,6 +207,15 @@ contract Federation is IFederation, AccessControl {
         emit TaskConfigured(
             version, msg.sender, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid, maxCommitDuration
         );
+    }
+
+    /// @notice Sets the verification policy: the percentage of a round's included participants whose positive
+    /// attestations (`attestRound`) the next round needs before it can open; 0 for none.
+    /// @param quorumPercent The percentage, 0 to 100.
+    function setVerificationPolicy(uint8 quorumPercent) external onlyRole(ADMIN_ROLE) {
+        if (quorumPercent > 100) revert FederationInvalidPolicy(quorumPercent);
+        _verificationPolicy = quorumPercent;
+        emit VerificationPolicySet(msg.sender, quorumPercent);
     }
 
     // ---------------------------------------------------------------- rounds
@@ -218,6 +263,7 @@ contract Federation is IFederation, AccessControl {
                 revert FederationBaseModelMismatch(current, baseModelDigest);
             }
         }
+        _checkAttestationQuorum();
         roundId = latest + 1;
         _latestRoundId = uint64(roundId);
         RoundInfo storage r = _rounds[roundId];
@@ -374,6 +420,7 @@ contract Federation is IFederation, AccessControl {
         r.aggregationDigest = aggregationDigest;
         r.evidenceDigest = evidenceDigest;
         _currentModelDigest = modelDigest;
+        _currentModelRound = uint64(roundId);
         emit RoundFinalized(
             roundId,
             msg.sender,
@@ -395,6 +442,120 @@ contract Federation is IFederation, AccessControl {
         RoundInfo storage r = _endableRound(roundId);
         r.status = RoundStatus.Closed;
         emit RoundClosed(roundId, msg.sender, r.commitCount, reason);
+    }
+
+    // ---------------------------------------------------------------- verification and disputes
+
+    /// @notice Attests a finalised round the caller was included in, once, after replaying it: positively (`ok`) when
+    /// the replay reproduced the round's model, negatively with the digest and CID of a findings blob otherwise.
+    /// @param roundId The round (finalised).
+    /// @param modelDigest For a positive attestation the round's model digest; for a negative one the digest the
+    /// replay computed (zero if none).
+    /// @param ok Whether the replay reproduced the round's model.
+    /// @param findingsDigest Digest of the findings blob (non-zero for a negative attestation).
+    /// @param findingsCid CID of the findings blob (non-empty for a negative attestation).
+    /// @param inclusion The caller's commitment in the round and the Merkle proof that it was included.
+    function attestRound(
+        uint256 roundId,
+        bytes32 modelDigest,
+        bool ok,
+        bytes32 findingsDigest,
+        string calldata findingsCid,
+        Inclusion calldata inclusion
+    ) external {
+        RoundInfo storage r = _finalizedRound(roundId);
+        if (ok) {
+            bytes32 expected = r.modelDigest;
+            if (modelDigest != expected) revert FederationAttestationModelMismatch(roundId, expected, modelDigest);
+        } else {
+            if (findingsDigest == bytes32(0)) revert FederationInvalidAttestation("findingsDigest");
+            if (bytes(findingsCid).length == 0) revert FederationInvalidAttestation("findingsCid");
+        }
+        if (_attestations[roundId][msg.sender] != 0) revert FederationAlreadyAttested(roundId, msg.sender);
+        bytes32 leaf = keccak256(
+            bytes.concat(
+                keccak256(
+                    abi.encode(
+                        roundId,
+                        msg.sender,
+                        inclusion.updateDigest,
+                        inclusion.cidHash,
+                        inclusion.numSamples,
+                        inclusion.metadataDigest
+                    )
+                )
+            )
+        );
+        if (!MerkleProof.verifyCalldata(inclusion.proof, r.merkleRoot, leaf)) {
+            revert FederationNotIncluded(roundId, msg.sender);
+        }
+        AttestationTally storage tally = _tallies[roundId];
+        if (ok) {
+            _attestations[roundId][msg.sender] = ATTESTED_OK;
+            ++tally.ok;
+        } else {
+            _attestations[roundId][msg.sender] = ATTESTED_NEGATIVE;
+            ++tally.negative;
+        }
+        emit RoundAttested(roundId, msg.sender, ok, modelDigest, findingsDigest, findingsCid);
+    }
+
+    /// @notice Marks a finalised round disputed (admin: under governance, an executed proposal). When the disputed
+    /// model is the current one, the federation falls back to the model the round was built on: the next round opens
+    /// from it, and `currentModelRound` is 0.
+    /// @param roundId The round (finalised).
+    /// @param accused The party the findings accuse.
+    /// @param findingsDigest Digest of the findings blob (non-zero).
+    /// @param findingsCid CID of the findings blob (non-empty).
+    /// @param reason Why (recorded in the event).
+    function disputeRound(
+        uint256 roundId,
+        address accused,
+        bytes32 findingsDigest,
+        string calldata findingsCid,
+        string calldata reason
+    ) external onlyRole(ADMIN_ROLE) {
+        RoundInfo storage r = _finalizedRound(roundId);
+        if (findingsDigest == bytes32(0)) revert FederationInvalidDispute("findingsDigest");
+        if (bytes(findingsCid).length == 0) revert FederationInvalidDispute("findingsCid");
+        r.status = RoundStatus.Disputed;
+        bytes32 fallbackModel = bytes32(0);
+        if (r.modelDigest == _currentModelDigest) {
+            fallbackModel = r.baseModelDigest;
+            _currentModelDigest = fallbackModel;
+            _currentModelRound = 0;
+        }
+        emit RoundDisputed(roundId, msg.sender, accused, findingsDigest, findingsCid, fallbackModel, reason);
+    }
+
+    /// @notice Contests the caller's exclusion from a finalised round: it announces, once, that its update blob is
+    /// available (pinned) under this digest and CID, so the aggregator must fetch it again and answer. Open until the
+    /// round after the next one opens.
+    /// @param roundId The round (finalised).
+    /// @param updateDigest Digest of the update blob (non-zero).
+    /// @param cid CID of the update blob (non-empty).
+    function contestExclusion(uint256 roundId, bytes32 updateDigest, string calldata cid) external {
+        _checkActive(_participants[msg.sender].status);
+        _finalizedRound(roundId);
+        uint256 latest = _latestRoundId;
+        if (latest > roundId + 1) revert FederationContestWindowClosed(roundId, latest);
+        if (_contests[roundId][msg.sender] != 0) revert FederationAlreadyContested(roundId, msg.sender);
+        if (updateDigest == bytes32(0)) revert FederationInvalidContest("updateDigest");
+        if (bytes(cid).length == 0) revert FederationInvalidContest("cid");
+        _contests[roundId][msg.sender] = CONTEST_OPEN;
+        emit ExclusionContested(roundId, msg.sender, updateDigest, cid);
+    }
+
+    /// @notice Answers an exclusion contest, once (aggregator): whether the blob could be fetched this time.
+    /// @param roundId The round contested.
+    /// @param account The participant who contested.
+    /// @param available Whether the blob is available now.
+    function answerContest(uint256 roundId, address account, bool available) external onlyRole(AGGREGATOR_ROLE) {
+        uint8 contest = _contests[roundId][account];
+        if (contest == 0) revert FederationNoContest(roundId, account);
+        if (contest != CONTEST_OPEN) revert FederationContestAnswered(roundId, account);
+        _contests[roundId][account] = available ? CONTEST_AVAILABLE : CONTEST_UNAVAILABLE;
+        emit ContestAnswered(roundId, account, msg.sender, available);
     }
 
     // ---------------------------------------------------------------- views
@@ -437,6 +598,53 @@ contract Federation is IFederation, AccessControl {
     /// @return The digest.
     function currentModelDigest() external view returns (bytes32) {
         return _currentModelDigest;
+    }
+
+    /// @notice The finalised round the current model comes from; 0 for the initial model or a fallback after a
+    /// dispute.
+    /// @return The round id.
+    function currentModelRound() external view returns (uint256) {
+        return _currentModelRound;
+    }
+
+    /// @notice The verification policy: the percentage of a round's included participants whose positive
+    /// attestations the next round needs to open (0: none).
+    /// @return The percentage.
+    function verificationPolicy() external view returns (uint8) {
+        return _verificationPolicy;
+    }
+
+    /// @notice The attestations of a round.
+    /// @param roundId The round.
+    /// @return ok The positive attestations.
+    /// @return negative The negative attestations.
+    function attestationCounts(uint256 roundId) external view returns (uint32 ok, uint32 negative) {
+        AttestationTally storage tally = _tallies[roundId];
+        return (tally.ok, tally.negative);
+    }
+
+    /// @notice A participant's attestation of a round.
+    /// @param roundId The round.
+    /// @param account The participant.
+    /// @return 0 none, 1 positive, 2 negative.
+    function attestationOf(uint256 roundId, address account) external view returns (uint8) {
+        return _attestations[roundId][account];
+    }
+
+    /// @notice The positive attestations a round needs under the current policy before the next round opens:
+    /// ceil(policy * includedCount / 100); 0 under no policy.
+    /// @param roundId The round.
+    /// @return required The count.
+    function attestationQuorum(uint256 roundId) public view returns (uint32 required) {
+        return _quorum(_verificationPolicy, _rounds[roundId].includedCount);
+    }
+
+    /// @notice A participant's exclusion contest of a round.
+    /// @param roundId The round.
+    /// @param account The participant.
+    /// @return 0 none, 1 open, 2 answered available, 3 answered unavailable.
+    function contestOf(uint256 roundId, address account) external view returns (uint8) {
+        return _contests[roundId][account];
     }
 
     /// @notice The current task configuration (version 0: not configured).
@@ -560,6 +768,29 @@ contract Federation is IFederation, AccessControl {
 
     // ---------------------------------------------------------------- internal
 
+    /// @dev The round, if it is finalised (not open, closed, disputed or unknown).
+    function _finalizedRound(uint256 roundId) private view returns (RoundInfo storage r) {
+        r = _rounds[roundId];
+        RoundStatus status = r.status;
+        if (status != RoundStatus.Finalized) revert FederationRoundNotFinalized(roundId, status);
+    }
+
+    /// @dev Under a verification policy, reverts unless the round the current model comes from has its quorum of
+    /// positive attestations.
+    function _checkAttestationQuorum() private view {
+        uint8 policy = _verificationPolicy;
+        uint256 modelRound = _currentModelRound;
+        if (policy == 0 || modelRound == 0) return;
+        uint32 required = _quorum(policy, _rounds[modelRound].includedCount);
+        uint32 attestations = _tallies[modelRound].ok;
+        if (attestations < required) revert FederationAttestationQuorumNotMet(modelRound, attestations, required);
+    }
+
+    /// @dev ceil(policy * includedCount / 100).
+    function _quorum(uint8 policy, uint32 includedCount) private pure returns (uint32) {
+        return uint32((uint256(policy) * includedCount + 99) / 100);
+    }
+
     /// @dev The round, if it is open and its commit phase (and reveal phase) is over.
     function _endableRound(uint256 roundId) private view returns (RoundInfo storage r) {
         r = _rounds[roundId];
@@ -603,15 +834,20 @@ contract Federation is IFederation, AccessControl {
     /// @dev The round a participant in status `pStatus` commits to, seals in or reveals in: it must be active and
     /// the round open.
     function _openRound(ParticipantStatus pStatus, uint256 roundId) private view returns (RoundInfo storage r) {
-        if (pStatus != ParticipantStatus.Active) {
-            if (pStatus == ParticipantStatus.None) revert FederationNotRegistered(msg.sender);
-            revert FederationNotActive(msg.sender, pStatus);
-        }
+        _checkActive(pStatus);
         r = _rounds[roundId];
         RoundStatus rStatus = r.status;
         if (rStatus != RoundStatus.Open) {
             if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
             revert FederationRoundNotOpen(roundId, rStatus);
+        }
+    }
+
+    /// @dev Reverts unless the caller, in status `pStatus`, is an active participant.
+    function _checkActive(ParticipantStatus pStatus) private view {
+        if (pStatus != ParticipantStatus.Active) {
+            if (pStatus != ParticipantStatus.None) revert FederationNotActive(msg.sender, pStatus);
+            revert FederationNotRegistered(msg.sender);
         }
     }
 

@@ -22,12 +22,25 @@ interface IFederation {
     }
 
     /// @notice Lifecycle of a round: Open for commits, then Finalized (with a model) or Closed (without). A
-    /// commit-reveal round is Open through its commit (sealing) phase and its reveal phase.
+    /// commit-reveal round is Open through its commit (sealing) phase and its reveal phase. A finalised round whose
+    /// result the members refuted is Disputed (by an executed governance proposal): its model is not built on.
     enum RoundStatus {
         None,
         Open,
         Finalized,
-        Closed
+        Closed,
+        Disputed
+    }
+
+    /// @notice The proof that the caller's commitment is among the updates a finalised round included: the values of
+    /// its `UpdateCommitted` event (the CID as keccak256(bytes(cid))) and the Merkle proof of its leaf (see
+    /// `commitmentLeaf`) against the round's Merkle root.
+    struct Inclusion {
+        bytes32 updateDigest;
+        bytes32 cidHash;
+        uint64 numSamples;
+        bytes32 metadataDigest;
+        bytes32[] proof;
     }
 
     // ---------------------------------------------------------------- errors
@@ -146,6 +159,58 @@ interface IFederation {
     /// "aggregationDigest", "evidenceDigest" or "evidenceCid".
     error FederationInvalidResult(string field);
 
+    /// @notice The round is not finalised (it is unknown, open, closed or disputed).
+    /// @param roundId The round.
+    /// @param status Its current status.
+    error FederationRoundNotFinalized(uint256 roundId, RoundStatus status);
+    /// @notice A verification policy above 100 percent.
+    /// @param quorumPercent The percentage given.
+    error FederationInvalidPolicy(uint256 quorumPercent);
+    /// @notice The caller's commitment is not among the round's included updates (no valid Merkle proof of its leaf).
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationNotIncluded(uint256 roundId, address participant);
+    /// @notice The participant already attested this round.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationAlreadyAttested(uint256 roundId, address participant);
+    /// @notice A positive attestation names another model than the one the round recorded.
+    /// @param roundId The round.
+    /// @param expected The round's model digest.
+    /// @param given The model digest attested.
+    error FederationAttestationModelMismatch(uint256 roundId, bytes32 expected, bytes32 given);
+    /// @notice A negative attestation without its findings.
+    /// @param field The offending parameter of `attestRound`: "findingsDigest" or "findingsCid".
+    error FederationInvalidAttestation(string field);
+    /// @notice Under a verification policy, the round the current model came from has too few positive attestations
+    /// for the next round to open.
+    /// @param roundId The round whose model is current.
+    /// @param attestations Its positive attestations.
+    /// @param required The attestations the policy requires (see `attestationQuorum`).
+    error FederationAttestationQuorumNotMet(uint256 roundId, uint32 attestations, uint32 required);
+    /// @notice A dispute without its findings.
+    /// @param field The offending parameter of `disputeRound`: "findingsDigest" or "findingsCid".
+    error FederationInvalidDispute(string field);
+    /// @notice An exclusion contest after its window: the round after the next one has opened.
+    /// @param roundId The round contested.
+    /// @param latestRoundId The latest round opened.
+    error FederationContestWindowClosed(uint256 roundId, uint256 latestRoundId);
+    /// @notice The participant already contested its exclusion from this round.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationAlreadyContested(uint256 roundId, address participant);
+    /// @notice An exclusion contest with an invalid argument: a zero digest or an empty CID.
+    /// @param field The offending parameter of `contestExclusion`: "updateDigest" or "cid".
+    error FederationInvalidContest(string field);
+    /// @notice The participant did not contest its exclusion from this round.
+    /// @param roundId The round.
+    /// @param participant The participant named.
+    error FederationNoContest(uint256 roundId, address participant);
+    /// @notice The contest was already answered.
+    /// @param roundId The round.
+    /// @param participant The participant named.
+    error FederationContestAnswered(uint256 roundId, address participant);
+
     // ---------------------------------------------------------------- events
 
     /// @notice A participant registered and awaits admission.
@@ -253,4 +318,58 @@ interface IFederation {
     /// @param commitCount Number of commitments it received.
     /// @param reason Why.
     event RoundClosed(uint256 indexed roundId, address indexed closedBy, uint32 commitCount, string reason);
+    /// @notice The verification policy was set: the percentage of a round's included participants whose positive
+    /// attestations the next round needs to open (0: none).
+    /// @param setBy The admin who set it.
+    /// @param quorumPercent The percentage (0 to 100).
+    event VerificationPolicySet(address indexed setBy, uint8 quorumPercent);
+    /// @notice An included participant attested the round after replaying it.
+    /// @param roundId The round.
+    /// @param participant The participant (the actor).
+    /// @param ok Whether its replay reproduced the round's model.
+    /// @param modelDigest The model digest attested: the round's for a positive attestation, the one the replay
+    /// computed (zero if none) for a negative one.
+    /// @param findingsDigest Digest of the findings blob of a negative attestation (zero for a positive one).
+    /// @param findingsCid CID of that blob (empty for a positive one).
+    event RoundAttested(
+        uint256 indexed roundId,
+        address indexed participant,
+        bool ok,
+        bytes32 modelDigest,
+        bytes32 findingsDigest,
+        string findingsCid
+    );
+    /// @notice A finalised round was marked disputed.
+    /// @param roundId The round.
+    /// @param disputedBy The admin (the timelock, executing a passed proposal) who disputed it.
+    /// @param accused The party the findings accuse (the aggregator, a participant).
+    /// @param findingsDigest Digest of the findings blob.
+    /// @param findingsCid CID of the findings blob.
+    /// @param fallbackModelDigest The model the federation continues from when the disputed model was the current one
+    /// (the round's base model); zero when the current model did not change.
+    /// @param reason Why.
+    event RoundDisputed(
+        uint256 indexed roundId,
+        address indexed disputedBy,
+        address indexed accused,
+        bytes32 findingsDigest,
+        string findingsCid,
+        bytes32 fallbackModelDigest,
+        string reason
+    );
+    /// @notice A participant contested its exclusion from a finalised round: it announces that its update is
+    /// available under this digest and CID.
+    /// @param roundId The round.
+    /// @param participant The participant (the actor).
+    /// @param updateDigest Digest of its update blob.
+    /// @param cid CID of its update blob.
+    event ExclusionContested(uint256 indexed roundId, address indexed participant, bytes32 updateDigest, string cid);
+    /// @notice The aggregator answered an exclusion contest after fetching the blob again.
+    /// @param roundId The round.
+    /// @param participant The participant who contested.
+    /// @param answeredBy The aggregator who answered.
+    /// @param available Whether the blob could be fetched this time.
+    event ContestAnswered(
+        uint256 indexed roundId, address indexed participant, address indexed answeredBy, bool available
+    );
 }

@@ -30,6 +30,7 @@ class ExitCode(IntEnum):
     KEYSTORE = 26
     TRANSACTION_FAILED = 27
     CHAIN_STALLED = 28  # no block past a deadline arrives: the chain mines nothing
+    GOVERNANCE = 29  # a governance action refused: unknown proposal, wrong proposal state, double vote, no votes
     STORAGE = 30
     STORAGE_UNAVAILABLE = 31
     INTEGRITY = 32
@@ -157,6 +158,80 @@ class ChainStalledError(ChainError):
     mines only on transactions, and nobody sends one)."""
 
     exit_code = ExitCode.CHAIN_STALLED
+
+
+# --- governance (the Governor, its timelock and the membership token) ------------------
+class GovernanceError(ChainError):
+    """A governance action the Governor, its timelock or the membership token refuses, or that the client
+    refuses before sending it; ``revert`` is the decoded custom error when the chain refused it."""
+
+    exit_code = ExitCode.GOVERNANCE
+
+    def __init__(self, message: str, *, revert: ContractRevertError | None = None) -> None:
+        super().__init__(message)
+        self.revert = revert
+
+
+class NotGovernedError(GovernanceError):
+    """The deployment is administered by an EOA (``--admin``): it has no Governor, timelock or membership token."""
+
+
+class UnknownProposalError(GovernanceError):
+    """No proposal with that id was ever made."""
+
+    def __init__(self, proposal_id: int, *, revert: ContractRevertError | None = None) -> None:
+        super().__init__(f"there is no proposal {proposal_id}", revert=revert)
+        self.proposal_id = proposal_id
+
+
+class ProposalStateError(GovernanceError):
+    """The proposal is not in a state the action needs (a vote on a pending or closed proposal, a queue before
+    it succeeded, an execution before its timelock delay elapsed or a second one)."""
+
+    def __init__(
+        self,
+        action: str,
+        proposal_id: int,
+        state: str,
+        expected: tuple[str, ...],
+        *,
+        detail: str = "",
+        revert: ContractRevertError | None = None,
+    ) -> None:
+        wanted = " or ".join(expected) if expected else "another state"
+        extra = f" ({detail})" if detail else ""
+        super().__init__(
+            f"cannot {action} proposal {proposal_id}: it is {state}, it must be {wanted}{extra}", revert=revert
+        )
+        self.action = action
+        self.proposal_id = proposal_id
+        self.state = state
+        self.expected = expected
+
+
+class AlreadyVotedError(GovernanceError):
+    """The account already voted on the proposal."""
+
+    def __init__(self, proposal_id: int, voter: str, *, revert: ContractRevertError | None = None) -> None:
+        super().__init__(f"{voter} already voted on proposal {proposal_id}", revert=revert)
+        self.proposal_id = proposal_id
+        self.voter = voter
+
+
+class NotAMemberError(GovernanceError):
+    """The account holds no vote where the action needs one (proposing, or voting with a zero weight)."""
+
+    def __init__(
+        self, action: str, account: str, votes: int, needed: int, *, revert: ContractRevertError | None = None
+    ) -> None:
+        super().__init__(
+            f"cannot {action}: {account} is not a member with a vote (it has {votes} vote(s), {needed} needed)",
+            revert=revert,
+        )
+        self.action = action
+        self.account = account
+        self.votes = votes
+        self.needed = needed
 
 
 # --- storage ------------------------------------------------------------------

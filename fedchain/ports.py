@@ -39,6 +39,7 @@ class RoundStatus(IntEnum):
     OPEN = 1
     FINALIZED = 2
     CLOSED = 3
+    DISPUTED = 4  # a finalised round the members refuted by an executed proposal: its model is not built on
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,111 @@ class RoundClosed:
 
 
 @dataclass(frozen=True)
+class VerificationPolicySet:
+    """One ``VerificationPolicySet`` event: the percentage of a round's included participants whose positive
+    attestations the next round needs to open (0: no verification policy)."""
+
+    set_by: Address  # the admin (under governance: the timelock)
+    quorum_percent: int
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class RoundAttested:
+    """One ``RoundAttested`` event: an included participant's verdict on a finalised round after replaying it.
+    A negative attestation (``ok`` False) names the digest its replay computed (zero if none) and the findings
+    blob; a positive one the round's model digest."""
+
+    round_id: RoundId
+    participant: Address
+    ok: bool
+    model_digest: Digest
+    findings_digest: Digest  # zero for a positive attestation
+    findings_cid: Cid  # empty for a positive attestation
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class RoundDisputed:
+    """One ``RoundDisputed`` event: a finalised round marked disputed (by the admin: under governance, an executed
+    proposal), the party the findings accuse, and the model the federation falls back to (zero when the current
+    model did not change)."""
+
+    round_id: RoundId
+    disputed_by: Address
+    accused: Address
+    findings_digest: Digest
+    findings_cid: Cid
+    fallback_model_digest: Digest
+    reason: str
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class ExclusionContested:
+    """One ``ExclusionContested`` event: a participant excluded from a finalised round announces that its update
+    blob is available under this digest and CID."""
+
+    round_id: RoundId
+    participant: Address
+    update_digest: Digest
+    cid: Cid
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class ContestAnswered:
+    """One ``ContestAnswered`` event: the aggregator's answer to an exclusion contest (whether the blob could be
+    fetched this time)."""
+
+    round_id: RoundId
+    participant: Address
+    answered_by: Address
+    available: bool
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+class Attestation(IntEnum):
+    """A participant's attestation of a round (``Federation.attestationOf``)."""
+
+    NONE = 0
+    OK = 1
+    NEGATIVE = 2
+
+
+class Contest(IntEnum):
+    """A participant's exclusion contest of a round (``Federation.contestOf``)."""
+
+    NONE = 0
+    OPEN = 1
+    AVAILABLE = 2  # answered: the aggregator fetched the blob
+    UNAVAILABLE = 3  # answered: the aggregator says it still could not fetch it
+
+
+@dataclass(frozen=True)
+class Inclusion:
+    """The proof that a participant's commitment is among a finalised round's included updates: the values of
+    its :class:`UpdateCommitment` and the Merkle proof of its leaf (:func:`fedchain.codec.merkle.commitment_leaf`)
+    against the round's root (``MerkleTree.proof``). The chain layer hashes the CID."""
+
+    update_digest: Digest
+    cid: Cid
+    num_samples: int
+    metadata_digest: Digest
+    proof: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
 class RoleChanged:
     """OpenZeppelin AccessControl ``RoleGranted`` (granted=True) or ``RoleRevoked``."""
 
@@ -290,6 +396,11 @@ LedgerEvent = (
     | RoundClosed
     | RoleChanged
     | RoleAdminChanged
+    | VerificationPolicySet
+    | RoundAttested
+    | RoundDisputed
+    | ExclusionContested
+    | ContestAnswered
 )
 
 
@@ -493,6 +604,68 @@ class Ledger(Protocol):
 
     def close_round(self, round_id: RoundId, reason: str) -> TxReport:
         """Close a round without a model, with the reason (aggregator)."""
+        ...
+
+    # verification, disputes and exclusion contests
+    def verification_policy(self) -> int:
+        """The percentage of a round's included participants whose positive attestations the next round needs
+        to open (0: no verification policy)."""
+        ...
+
+    def current_model_round(self) -> RoundId:
+        """The finalised round the current model comes from; 0 for the initial model or a fallback after a
+        dispute."""
+        ...
+
+    def attestation_counts(self, round_id: RoundId) -> tuple[int, int]:
+        """The round's (positive, negative) attestations."""
+        ...
+
+    def attestation_of(self, round_id: RoundId, participant: Address) -> int:
+        """The participant's attestation of the round (:class:`Attestation`: 0 none, 1 positive, 2 negative)."""
+        ...
+
+    def attestation_quorum(self, round_id: RoundId) -> int:
+        """The positive attestations the round needs under the current policy before the next round opens
+        (ceil(policy * included / 100); 0 under no policy)."""
+        ...
+
+    def contest_of(self, round_id: RoundId, participant: Address) -> int:
+        """The participant's exclusion contest of the round (:class:`Contest`: 0 none, 1 open, 2 answered
+        available, 3 answered unavailable)."""
+        ...
+
+    def attest_round(
+        self,
+        round_id: RoundId,
+        model_digest: Digest,
+        ok: bool,
+        findings_digest: Digest,
+        findings_cid: Cid,
+        inclusion: Inclusion,
+    ) -> TxReport:
+        """Attest a finalised round the sender was included in, once: positively (``ok``, ``model_digest`` the
+        round's) or negatively (the digest the replay computed, zero if none, and a findings blob)."""
+        ...
+
+    def contest_exclusion(self, round_id: RoundId, update_digest: Digest, cid: Cid) -> TxReport:
+        """Contest the sender's exclusion from a finalised round, announcing its update blob as available; open
+        until the round after the next one opens."""
+        ...
+
+    def answer_contest(self, round_id: RoundId, participant: Address, available: bool) -> TxReport:
+        """Answer a participant's exclusion contest, once: whether its blob could be fetched (aggregator)."""
+        ...
+
+    def set_verification_policy(self, quorum_percent: int) -> TxReport:
+        """Set the verification policy, 0 to 100 percent (admin)."""
+        ...
+
+    def dispute_round(
+        self, round_id: RoundId, accused: Address, findings_digest: Digest, findings_cid: Cid, reason: str
+    ) -> TxReport:
+        """Mark a finalised round disputed, accusing ``accused`` with the findings blob (admin); when its model is
+        the current one, the federation falls back to the round's base model."""
         ...
 
 

@@ -29,7 +29,7 @@ abstract contract FederationFixture is TestBase {
 
     function setUp() public virtual {
         vm.warp(START);
-        fed = new Federation(admin, aggregator);
+        fed = new Federation(admin, aggregator, new address[](0));
         vm.prank(admin);
         fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig", MAX_WINDOW);
         _join(alice);
@@ -341,7 +341,7 @@ contract FederationTest is FederationFixture {
     }
 
     function test_openRoundWithoutTaskReverts() public {
-        Federation fresh = new Federation(admin, aggregator);
+        Federation fresh = new Federation(admin, aggregator, new address[](0));
         _expectRevert(_err(IFederation.FederationTaskNotConfigured.selector));
         vm.prank(aggregator);
         fresh.openRound(BASE, "bafybase", DURATION, 1, 0);

@@ -643,7 +643,7 @@ contract FederationInvariantTest is TestBase {
         vm.warp(1_700_000_000);
         address admin = address(0xA11CE);
         address aggregator = address(0xA66);
-        fed = new Federation(admin, aggregator);
+        fed = new Federation(admin, aggregator, new address[](0));
         handler = new FederationHandler(fed, admin, aggregator);
         handler.bootstrap();
         _targetContract(address(handler));

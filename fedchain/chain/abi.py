@@ -188,24 +188,73 @@ def _as_int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
-class FunctionCodec:
-    """Encodes calls to, and decodes results of, a contract's functions (no overloads)."""
+@dataclass(frozen=True)
+class DecodedCall:
+    """Calldata decoded by :meth:`FunctionCodec.decode_call`: the function and its arguments by ABI name."""
 
-    def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
+    function: str
+    args: dict[str, Any]
+
+    def render(self, names: Mapping[bytes, str] | None = None) -> str:
+        """``name(arg, ...)``: addresses as they are, bytes as ``0x`` hex (or their name in ``names``, e.g. a
+        role's), strings quoted."""
+        known = names or {}
+        shown = [known[bytes(v)] if isinstance(v, (bytes, bytearray)) and bytes(v) in known else _render_value(v)
+                 for v in self.args.values()]
+        return f"{self.function}({', '.join(shown)})"
+
+
+def _render_value(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, str) and not (value.startswith("0x") and len(value) == 42):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_render_value(v) for v in value) + "]"
+    return str(value)
+
+
+class FunctionCodec:
+    """Encodes calls to, and decodes results of, a contract's functions. Overloaded functions are refused,
+    or with ``skip_overloads`` left out (an ERC-721's two ``safeTransferFrom``)."""
+
+    def __init__(self, abi: Sequence[Mapping[str, Any]], *, skip_overloads: bool = False) -> None:
         self._functions: dict[str, tuple[bytes, list[str], list[str]]] = {}
+        self._inputs: dict[str, list[str]] = {}  # name -> ABI argument names
         self._constructor: list[str] = []
+        functions = [item for item in abi if item.get("type") == "function"]
+        names = [str(item["name"]) for item in functions]
+        for item in functions:
+            name = str(item["name"])
+            if names.count(name) > 1:
+                if skip_overloads:
+                    continue
+                raise ValueError(f"overloaded function {name!r} is not supported")
+            self._functions[name] = (
+                keccak(signature(item).encode())[:4],
+                [_canonical_type(p) for p in item.get("inputs", [])],
+                [_canonical_type(p) for p in item.get("outputs", [])],
+            )
+            self._inputs[name] = [str(p.get("name") or f"arg{i}") for i, p in enumerate(item.get("inputs", []))]
+        self._by_selector = {selector: name for name, (selector, _, _) in self._functions.items()}
         for item in abi:
-            if item.get("type") == "function":
-                name = str(item["name"])
-                if name in self._functions:
-                    raise ValueError(f"overloaded function {name!r} is not supported")
-                self._functions[name] = (
-                    keccak(signature(item).encode())[:4],
-                    [_canonical_type(p) for p in item.get("inputs", [])],
-                    [_canonical_type(p) for p in item.get("outputs", [])],
-                )
-            elif item.get("type") == "constructor":
+            if item.get("type") == "constructor":
                 self._constructor = [_canonical_type(p) for p in item.get("inputs", [])]
+
+    def decode_call(self, data: bytes) -> DecodedCall | None:
+        """The function and arguments ``data`` calls (addresses checksummed); None when its selector is not
+        one of this ABI's functions or its arguments do not decode."""
+        raw = to_bytes(data)
+        name = self._by_selector.get(raw[:4]) if len(raw) >= 4 else None
+        if name is None:
+            return None
+        _, types, _ = self._functions[name]
+        try:
+            values = abi_decode(types, raw[4:])
+        except (DecodingError, ValueError, OverflowError):
+            return None
+        args = {n: _normalise(t, v) for n, t, v in zip(self._inputs[name], types, values, strict=True)}
+        return DecodedCall(name, args)
 
     def has(self, name: str) -> bool:
         """Whether the ABI has a function ``name``."""

@@ -277,6 +277,7 @@ def build(
             "abi": compiled["abi"],
             "bytecode": "0x" + compiled["evm"]["bytecode"]["object"],
             "deployedBytecode": "0x" + compiled["evm"]["deployedBytecode"]["object"],
+            "immutableReferences": _immutable_ranges(compiled["evm"]["deployedBytecode"]),
             "compiler": {"version": SOLC_VERSION, "longVersion": version},
             "settings": compiler_settings(),
             "sourceHash": digest,
@@ -379,24 +380,26 @@ def _compare(out_dir: Path, declared: dict[str, str], digest: str, version: str)
 
 
 def _reverts(root: Path, out_dir: Path, declared: dict[str, str], *, write: bool) -> list[ArtifactState]:
-    """The generated :mod:`fedchain.reverts` (``root/fedchain/reverts.py``) against the artifact it is
-    generated from: compared, or with ``write`` rewritten when it differs. Nothing when that artifact
-    is absent (the artifact itself is then reported)."""
-    if revertgen.REVERTS_CONTRACT not in declared:
+    """The generated :mod:`fedchain.reverts` (``root/fedchain/reverts.py``) against the artifacts it is
+    generated from (those of :data:`revertgen.REVERTS_CONTRACTS` the sources declare): compared, or with
+    ``write`` rewritten when it differs. Nothing when one of them is absent (the artifact itself is then
+    reported)."""
+    contracts = [c for c in revertgen.REVERTS_CONTRACTS if c in declared]
+    if revertgen.REVERTS_CONTRACT not in contracts:
         return []
     path = root / revertgen.REVERTS_MODULE
     try:
-        artifact = load_artifact(revertgen.REVERTS_CONTRACT, out_dir)
+        artifacts = [load_artifact(c, out_dir) for c in contracts]
     except ArtifactNotFoundError:
         return []
     name = "fedchain.reverts"
     try:
         if write:
-            written = revertgen.write(path, artifact)
+            written = revertgen.write(path, artifacts)
             if written:
                 log.info("wrote %s", path)
             return [ArtifactState(name, path, "written" if written else "fresh")]
-        reason = revertgen.compare(path, artifact)
+        reason = revertgen.compare(path, artifacts)
     except RevertGenerationError as err:
         raise CompilerError(f"cannot generate {revertgen.REVERTS_MODULE}: {err}") from err
     if reason is None:
@@ -410,6 +413,7 @@ def _looks_compiled(data: dict[str, Any]) -> bool:
         and isinstance(data.get("bytecode"), str)
         and isinstance(data.get("deployedBytecode"), str)
         and data["bytecode"].startswith("0x")
+        and isinstance(data.get("immutableReferences"), list)
     )
 
 
@@ -423,7 +427,16 @@ def _compile(sources: SourceSet, toolchain: Toolchain) -> dict[str, Any]:
         "settings": {
             **compiler_settings(),
             "outputSelection": {
-                unit: {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "userdoc", "devdoc"]}
+                unit: {
+                    "*": [
+                        "abi",
+                        "evm.bytecode.object",
+                        "evm.deployedBytecode.object",
+                        "evm.deployedBytecode.immutableReferences",
+                        "userdoc",
+                        "devdoc",
+                    ]
+                }
                 for unit in sources.project
             },
         },
@@ -439,6 +452,17 @@ def _compile(sources: SourceSet, toolchain: Toolchain) -> dict[str, Any]:
         if entry.get("severity") == "warning":
             log.warning("solc: %s", entry.get("formattedMessage", entry.get("message", "")).strip())
     return output
+
+
+def _immutable_ranges(deployed: dict[str, Any]) -> list[list[int]]:
+    """The (start, length) byte ranges of the runtime code that the constructor fills with immutables,
+    sorted: solc leaves them zero in ``deployedBytecode``."""
+    ranges = {
+        (int(entry["start"]), int(entry["length"]))
+        for entries in (deployed.get("immutableReferences") or {}).values()
+        for entry in entries
+    }
+    return [[start, length] for start, length in sorted(ranges)]
 
 
 def _display(path: Path, root: Path) -> str:

@@ -157,10 +157,18 @@ class Connection:
             raise ChainError(f"{method} failed on {self.url}: {response['error']}")
         return response.get("result")
 
-    def call(self, tx: dict[str, Any], *, decoder: RevertDecoder | None = None, function: str = "") -> bytes:
-        """``eth_call``; a revert becomes a decoded :class:`ContractRevertError`."""
+    def call(
+        self,
+        tx: dict[str, Any],
+        *,
+        decoder: RevertDecoder | None = None,
+        function: str = "",
+        block: BlockIdentifier = "latest",
+    ) -> bytes:
+        """``eth_call`` at ``block`` (default: the latest; ``"pending"``: in the block a transaction sent now is
+        mined in); a revert becomes a decoded :class:`ContractRevertError`."""
         with self.translate(decoder, function):
-            return bytes(self.w3.eth.call(tx))  # type: ignore[arg-type]  # a plain dict, not web3's TxParams
+            return bytes(self.w3.eth.call(tx, block))  # type: ignore[arg-type]  # a plain dict, not web3's TxParams
 
     # --- writes ----------------------------------------------------------------------
 
@@ -193,8 +201,12 @@ class Connection:
             tx["to"] = to_checksum_address(to)
         with self.translate(decoder, function):
             if gas is None:
-                # tx is a plain dict that grows field by field; web3 wants its TxParams TypedDict
-                gas = self.w3.eth.estimate_gas(tx) * GAS_MARGIN_NUM // GAS_MARGIN_DEN  # type: ignore[arg-type]
+                # Estimated in the pending block, the one the transaction is mined in: a contract whose cost
+                # depends on the block (OpenZeppelin's vote checkpoints, one per block: updated in the same
+                # block, pushed in a later one) would otherwise get too little gas. tx is a plain dict that
+                # grows field by field; web3 wants its TxParams TypedDict.
+                estimate = self.w3.eth.estimate_gas(tx, "pending")  # type: ignore[arg-type]
+                gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN
             base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
             tip = int(self.w3.eth.max_priority_fee)
             tx.update(

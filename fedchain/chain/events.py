@@ -31,22 +31,24 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from fedchain.chain.abi import DecodedLog, to_bytes
 from fedchain.chain.connection import Connection
-from fedchain.chain.federation import FederationContract
 from fedchain.errors import ChainError, RpcUnavailableError
 from fedchain.ports import (
+    ContestAnswered,
+    ExclusionContested,
     LedgerEvent,
     ParticipantRegistered,
+    RoundAttested,
     RoundClosed,
+    RoundDisputed,
     RoundFinalized,
     RoundOpened,
     TaskConfigured,
     UpdateCommitment,
     UpdateSeal,
-    event_position,
 )
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,60 @@ SYNC_ATTEMPTS = 5
 """How often one read starts over when the chain reorganises under it before it gives up."""
 
 RoundEvent = RoundOpened | RoundFinalized | RoundClosed
-ToRecord = Callable[[DecodedLog], LedgerEvent | None]
+
+
+class Positioned(Protocol):
+    """A typed event record: where it is in the chain."""
+
+    @property
+    def block_number(self) -> int:
+        """The block the event was emitted in."""
+        ...
+
+    @property
+    def log_index(self) -> int:
+        """Its index among the block's logs."""
+        ...
+
+
+R = TypeVar("R", bound=Positioned)
+ToRecord = Callable[[DecodedLog], R | None]
+
+
+class EventDecoding(Protocol):
+    """What decodes a :class:`LogSource`'s raw logs (:class:`fedchain.chain.abi.EventDecoder`)."""
+
+    def decode(self, log: Mapping[str, Any]) -> DecodedLog | None:
+        """The decoded log, None for a foreign event."""
+        ...
+
+
+class LogSource(Protocol):
+    """The contract (or contracts) an index reads: :class:`fedchain.chain.federation.FederationContract`,
+    or the governance contracts of :class:`fedchain.chain.governance.Governance`."""
+
+    @property
+    def conn(self) -> Connection:
+        """The connection to the node."""
+        ...
+
+    @property
+    def deployment_block(self) -> int:
+        """The first block with the source's logs."""
+        ...
+
+    @property
+    def events(self) -> EventDecoding:
+        """The decoder of the source's logs."""
+        ...
+
+    def logs(self, from_block: int, to_block: int, *, topics: list[Any] | None = None) -> list[dict[str, Any]]:
+        """Raw logs of the source in ``[from_block, to_block]``."""
+        ...
+
+
+def _position(event: Positioned) -> tuple[int, int]:
+    return (event.block_number, event.log_index)
 
 
 class EventSource(Protocol):
@@ -91,7 +146,19 @@ class EventSource(Protocol):
 
     def participant_events(self, address: str) -> list[LedgerEvent]:
         """Every event naming ``address`` as its participant (registered, admitted, removed,
-        commitments, seals), in chain order."""
+        commitments, seals, attestations, exclusion contests and their answers), in chain order."""
+        ...
+
+    def attestations(self, round_id: int) -> list[RoundAttested]:
+        """The round's ``RoundAttested`` events, in chain order."""
+        ...
+
+    def disputes(self, round_id: int) -> list[RoundDisputed]:
+        """The round's ``RoundDisputed`` event (a round is disputed at most once)."""
+        ...
+
+    def contests(self, round_id: int) -> list[ExclusionContested | ContestAnswered]:
+        """The round's ``ExclusionContested`` and ``ContestAnswered`` events, in chain order."""
         ...
 
     def task_configs(self, version: int) -> list[TaskConfigured]:
@@ -122,33 +189,33 @@ def get_block(conn: Connection, block: int | str) -> BlockRef | None:
 
 
 def fetch_events(
-    contract: FederationContract,
-    to_record: ToRecord,
+    contract: LogSource,
+    to_record: ToRecord[R],
     from_block: int,
     to_block: int,
     *,
     topics: Sequence[Any] | None = None,
     chunk_blocks: int = LOG_CHUNK_BLOCKS,
-) -> list[LedgerEvent]:
+) -> list[R]:
     """The (matching) events of ``contract`` in ``[from_block, to_block]`` read with one
     ``eth_getLogs`` request per ``chunk_blocks`` blocks, as typed records in chain order."""
     if from_block < 0 or to_block < from_block - 1:
         raise ChainError(f"invalid block range [{from_block}, {to_block}]")
     if chunk_blocks <= 0:
         raise ChainError(f"chunk_blocks must be positive, got {chunk_blocks}")
-    events: list[LedgerEvent] = []
+    events: list[R] = []
     block = from_block
     while block <= to_block:
         last = min(block + chunk_blocks - 1, to_block)
         raw_logs = contract.logs(block, last, topics=list(topics) if topics is not None else None)
         events.extend(_records(contract, to_record, raw_logs))
         block = last + 1
-    events.sort(key=event_position)
+    events.sort(key=_position)
     return events
 
 
-def _records(contract: FederationContract, to_record: ToRecord, raw_logs: Iterable[Mapping[str, Any]]) -> list[LedgerEvent]:
-    records: list[LedgerEvent] = []
+def _records(contract: LogSource, to_record: ToRecord[R], raw_logs: Iterable[Mapping[str, Any]]) -> list[R]:
+    records: list[R] = []
     for raw in raw_logs:
         decoded = contract.events.decode(raw)
         record = to_record(decoded) if decoded is not None else None
@@ -157,7 +224,7 @@ def _records(contract: FederationContract, to_record: ToRecord, raw_logs: Iterab
     return records
 
 
-def _block_of(event: LedgerEvent) -> int:
+def _block_of(event: Positioned) -> int:
     return event.block_number
 
 
@@ -165,18 +232,21 @@ def _int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
-class EventIndex:
+class EventIndex(Generic[R]):
     """Every event of ``contract`` from ``start_block`` (default: its deployment block), kept up
-    to date incrementally; an :class:`EventSource`.
+    to date incrementally; over the Federation's records (an ``EventIndex[LedgerEvent]``), an
+    :class:`EventSource`.
 
     ``to_record`` turns a decoded log into its typed record
-    (:func:`fedchain.chain.ledger.to_record`). Every lookup reads the blocks mined since the
-    previous one first (:meth:`sync`) and returns a new list."""
+    (:func:`fedchain.chain.ledger.to_record`, or the governance records of
+    :mod:`fedchain.chain.governance`). Every lookup reads the blocks mined since the
+    previous one first (:meth:`sync`) and returns a new list; the lookups by round, participant
+    and task version find the Federation's records only."""
 
     def __init__(
         self,
-        contract: FederationContract,
-        to_record: ToRecord,
+        contract: LogSource,
+        to_record: ToRecord[R],
         *,
         start_block: int | None = None,
         chunk_blocks: int = LOG_CHUNK_BLOCKS,
@@ -194,13 +264,14 @@ class EventIndex:
         self._lock = threading.RLock()
         self._cursor = self.start_block - 1
         self._hashes: dict[int, str] = {}  # block number -> hash, within reorg_depth below the cursor
-        self._events: list[LedgerEvent] = []
-        self._rounds: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
-        self._commitments: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
-        self._seals: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
-        self._participants: defaultdict[str, list[LedgerEvent]] = defaultdict(list)
-        self._registrations: defaultdict[str, list[LedgerEvent]] = defaultdict(list)
-        self._tasks: defaultdict[int, list[LedgerEvent]] = defaultdict(list)
+        self._events: list[R] = []
+        self._rounds: defaultdict[int, list[R]] = defaultdict(list)
+        self._commitments: defaultdict[int, list[R]] = defaultdict(list)
+        self._seals: defaultdict[int, list[R]] = defaultdict(list)
+        self._participants: defaultdict[str, list[R]] = defaultdict(list)
+        self._registrations: defaultdict[str, list[R]] = defaultdict(list)
+        self._tasks: defaultdict[int, list[R]] = defaultdict(list)
+        self._verification: defaultdict[int, list[R]] = defaultdict(list)  # attestations, disputes, contests
 
     @property
     def cursor(self) -> int:
@@ -212,7 +283,7 @@ class EventIndex:
 
     # --- lookups ---------------------------------------------------------------------
 
-    def events(self, from_block: int | None = None, to_block: int | None = None) -> list[LedgerEvent]:
+    def events(self, from_block: int | None = None, to_block: int | None = None) -> list[R]:
         """Every indexed event in ``[from_block, to_block]``, after catching up with the chain; the part
         before the index's start block is read from the node."""
         with self._lock:
@@ -221,7 +292,7 @@ class EventIndex:
             end = head if to_block is None else to_block
             if start < 0 or end < start - 1:
                 raise ChainError(f"invalid block range [{start}, {end}]")
-            before: list[LedgerEvent] = []
+            before: list[R] = []
             if start < self.start_block:  # not covered by the index: read that part directly
                 before = fetch_events(
                     self.contract, self._to_record, start, min(end, self.start_block - 1), chunk_blocks=self.chunk_blocks
@@ -246,7 +317,7 @@ class EventIndex:
         """The participant's registrations, from the index."""
         return [e for e in self._lookup(self._registrations, address.lower()) if isinstance(e, ParticipantRegistered)]
 
-    def participant_events(self, address: str) -> list[LedgerEvent]:
+    def participant_events(self, address: str) -> list[R]:
         """Every event naming the participant, from the index."""
         return self._lookup(self._participants, address.lower())
 
@@ -254,7 +325,21 @@ class EventIndex:
         """The ``TaskConfigured`` events of task ``version``, from the index."""
         return [e for e in self._lookup(self._tasks, int(version)) if isinstance(e, TaskConfigured)]
 
-    def _lookup(self, table: Mapping[Any, list[LedgerEvent]], key: Any) -> list[LedgerEvent]:
+    def attestations(self, round_id: int) -> list[RoundAttested]:
+        """The round's attestations, from the index."""
+        return [e for e in self._lookup(self._verification, int(round_id)) if isinstance(e, RoundAttested)]
+
+    def disputes(self, round_id: int) -> list[RoundDisputed]:
+        """The round's dispute, from the index."""
+        return [e for e in self._lookup(self._verification, int(round_id)) if isinstance(e, RoundDisputed)]
+
+    def contests(self, round_id: int) -> list[ExclusionContested | ContestAnswered]:
+        """The round's exclusion contests and their answers, from the index."""
+        return [
+            e for e in self._lookup(self._verification, int(round_id)) if isinstance(e, (ExclusionContested, ContestAnswered))
+        ]
+
+    def _lookup(self, table: Mapping[Any, list[R]], key: Any) -> list[R]:
         with self._lock:
             self.sync()
             return list(table.get(key, ()))
@@ -317,7 +402,7 @@ class EventIndex:
                     log.info("block %d changed while its logs were read; reading again", last)
                     return False
             batch = _records(self.contract, self._to_record, raw_logs)
-            batch.sort(key=event_position)
+            batch.sort(key=_position)
             for event in batch:
                 self._add(event)
             self._cursor = last
@@ -332,9 +417,9 @@ class EventIndex:
 
     # --- the tables ------------------------------------------------------------------
 
-    def _tables(self, event: LedgerEvent) -> list[list[LedgerEvent]]:
+    def _tables(self, event: R) -> list[list[R]]:
         """The lookup lists ``event`` belongs to."""
-        tables: list[list[LedgerEvent]] = []
+        tables: list[list[R]] = []
         participant = getattr(event, "participant", None)
         if isinstance(participant, str):
             tables.append(self._participants[participant.lower()])
@@ -348,9 +433,11 @@ class EventIndex:
             tables.append(self._rounds[int(event.round_id)])
         elif isinstance(event, TaskConfigured):
             tables.append(self._tasks[int(event.version)])
+        elif isinstance(event, (RoundAttested, RoundDisputed, ExclusionContested, ContestAnswered)):
+            tables.append(self._verification[int(event.round_id)])
         return tables
 
-    def _add(self, event: LedgerEvent) -> None:
+    def _add(self, event: R) -> None:
         self._events.append(event)
         for table in self._tables(event):
             table.append(event)

@@ -28,7 +28,7 @@ from eth_utils import is_address, to_checksum_address
 from fedchain.chain.abi import EventDecoder, FunctionCodec, RevertDecoder, to_bytes
 from fedchain.chain.connection import Connection
 from fedchain.errors import ChainError, DeploymentNotFoundError
-from fedchain.ports import ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
+from fedchain.ports import Inclusion, ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
 from fedchain.types import DIGEST_SIZE, Address, Digest, RoundId
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,32 @@ def load_federation_artifact() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class GovernanceParams:
+    """The settings of a governed deployment: the Governor's voting delay and period (blocks), its quorum
+    (percent of the members at the proposal's snapshot) and the timelock's delay (seconds)."""
+
+    voting_delay: int = 1
+    voting_period: int = 20
+    quorum_percent: int = 50
+    timelock_delay_s: int = 60
+
+    def check(self, function: str = "governance") -> GovernanceParams:
+        """These parameters, or a ChainError naming the first one out of range."""
+        for name, value, low, high in (
+            ("voting_delay", self.voting_delay, 0, 2**48 - 1),
+            ("voting_period", self.voting_period, 1, 2**32 - 1),
+            ("quorum_percent", self.quorum_percent, 0, 100),
+            ("timelock_delay_s", self.timelock_delay_s, 0, 2**256 - 1),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ChainError(f"{function}: {name} must be an integer in [{low}, {high}], got {value!r}")
+        return self
+
+
+@dataclass(frozen=True)
 class Deployment:
-    """Where the Federation contract lives on one chain."""
+    """Where the Federation contract lives on one chain; under governance, also its Governor, timelock and
+    membership token (None for a deployment administered by an EOA, and in records written before them)."""
 
     contract: str
     address: Address
@@ -59,6 +83,50 @@ class Deployment:
     admin: Address
     aggregator: Address
     deployed_at: float
+    governor: Address | None = None
+    timelock: Address | None = None
+    membership: Address | None = None
+    governance: GovernanceParams | None = None
+    governance_block: int | None = None  # the block of the first governance contract (the timelock): its log starts there
+
+    @property
+    def governed(self) -> bool:
+        """Whether the Federation is administered by a timelock under a Governor (not by an EOA)."""
+        return self.governor is not None and self.timelock is not None
+
+
+def create_address(sender: str, nonce: int) -> Address:
+    """The address of the contract that ``sender`` creates with its transaction (or CREATE) number ``nonce``:
+    the last 20 bytes of keccak256(rlp([sender, nonce]))."""
+    if not isinstance(nonce, int) or nonce < 0:
+        raise ChainError(f"create_address: nonce must be a non-negative integer, got {nonce!r}")
+    if nonce == 0:
+        encoded_nonce = b"\x80"
+    elif nonce < 0x80:
+        encoded_nonce = bytes([nonce])
+    else:
+        raw = nonce.to_bytes((nonce.bit_length() + 7) // 8, "big")
+        encoded_nonce = bytes([0x80 + len(raw)]) + raw
+    payload = b"\x94" + bytes.fromhex(_address(sender, "sender", "create_address")[2:]) + encoded_nonce
+    return Address(to_checksum_address(keccak(bytes([0xC0 + len(payload)]) + payload)[12:]))
+
+
+def membership_address(federation: str) -> Address:
+    """The address of a Federation's membership token: the contract its constructor creates (its nonce 1)."""
+    return create_address(federation, 1)
+
+
+def check_founders(founders: Sequence[str], function: str) -> list[str]:
+    """The founding members as checksummed addresses, or a ChainError naming a bad or repeated one."""
+    if isinstance(founders, str):
+        raise ChainError(f"{function}: founders must be a sequence of addresses, not one string")
+    checked: list[str] = []
+    for i, founder in enumerate(founders):
+        address = _address(founder, f"founders[{i}]", function)
+        if address in checked:
+            raise ChainError(f"{function}: founder {address} is listed twice")
+        checked.append(address)
+    return checked
 
 
 def deployment_path(state_dir: Path, chain_id: int) -> Path:
@@ -76,11 +144,17 @@ def write_deployment(state_dir: Path, deployment: Deployment) -> Path:
     return path
 
 
+def _optional_address(value: Any) -> Address | None:
+    return None if value is None else Address(to_checksum_address(value))
+
+
 def read_deployment(state_dir: Path, chain_id: int) -> Deployment:
-    """The deployment record for ``chain_id``; DeploymentNotFoundError if missing or unreadable."""
+    """The deployment record for ``chain_id``; DeploymentNotFoundError if missing or unreadable. A record written
+    before governance existed (without its fields) reads as a deployment without governance."""
     path = deployment_path(state_dir, chain_id)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        governance = data.get("governance")
         return Deployment(
             contract=str(data["contract"]),
             address=Address(to_checksum_address(data["address"])),
@@ -91,6 +165,13 @@ def read_deployment(state_dir: Path, chain_id: int) -> Deployment:
             admin=Address(to_checksum_address(data["admin"])),
             aggregator=Address(to_checksum_address(data["aggregator"])),
             deployed_at=float(data["deployed_at"]),
+            governor=_optional_address(data.get("governor")),
+            timelock=_optional_address(data.get("timelock")),
+            membership=_optional_address(data.get("membership")),
+            governance_block=None if data.get("governance_block") is None else int(data["governance_block"]),
+            governance=None if governance is None else GovernanceParams(**{
+                key: int(governance[key]) for key in ("voting_delay", "voting_period", "quorum_percent", "timelock_delay_s")
+            }),
         )
     except FileNotFoundError as err:
         raise DeploymentNotFoundError(
@@ -103,26 +184,43 @@ def read_deployment(state_dir: Path, chain_id: int) -> Deployment:
 def verify_federation_code(conn: Connection, address: str, artifact: dict[str, Any] | None = None) -> None:
     """Check that the runtime code at ``address`` is the artifact's ``deployedBytecode``.
 
-    Federation has no immutables, so the runtime code of a deployment equals the artifact's
-    ``deployedBytecode`` byte for byte (solc's metadata hash at its end included); their keccak256
-    hashes are compared. Raises DeploymentNotFoundError when there is no code at ``address`` or
-    when it is other code (another contract, or Federation built from other sources)."""
-    artifact = artifact or load_federation_artifact()
+    The runtime code of a deployment equals the artifact's ``deployedBytecode`` byte for byte (solc's
+    metadata hash at its end included) except in the ranges the constructor fills with immutables (the
+    Federation's ``membership`` address), which the artifact records (``immutableReferences``): both are
+    hashed with those ranges zeroed and compared. Raises DeploymentNotFoundError when there is no code at
+    ``address`` or when it is other code (another contract, or Federation built from other sources)."""
+    verify_contract_code(conn, address, artifact or load_federation_artifact())
+
+
+def verify_contract_code(conn: Connection, address: str, artifact: dict[str, Any]) -> None:
+    """Check that the runtime code at ``address`` is ``artifact``'s contract (see :func:`verify_federation_code`)."""
+    name = str(artifact.get("contractName", CONTRACT_NAME))
     code = conn.code_at(address)
     if not code:
         raise DeploymentNotFoundError(
             f"no contract code at {address} on chain {conn.chain_id} ({conn.url}); "
             "the chain was reset since the deployment - deploy again"
         )
-    found = keccak(code)
-    expected = keccak(to_bytes(artifact["deployedBytecode"]))
+    ranges = artifact.get("immutableReferences") or []
+    found = runtime_code_hash(code, ranges)
+    expected = runtime_code_hash(to_bytes(artifact["deployedBytecode"]), ranges)
     if found != expected:
         raise DeploymentNotFoundError(
-            f"the code at {address} on chain {conn.chain_id} ({conn.url}) is not the Federation contract of "
+            f"the code at {address} on chain {conn.chain_id} ({conn.url}) is not the {name} contract of "
             f"this build: runtime code keccak256 0x{found.hex()} ({len(code)} bytes) != artifact deployedBytecode "
-            f"keccak256 0x{expected.hex()} (sourceHash {artifact.get('sourceHash', '?')}); "
+            f"keccak256 0x{expected.hex()} (sourceHash {artifact.get('sourceHash', '?')}; immutables masked); "
             "deploy again or point at the right address"
         )
+
+
+def runtime_code_hash(code: bytes, immutable_ranges: Sequence[Sequence[int]] = ()) -> bytes:
+    """keccak256 of runtime ``code`` with its immutable ranges (start, length) zeroed, as solc leaves them in an
+    artifact's ``deployedBytecode``: a deployment's code hashes like its artifact's exactly when it is that contract."""
+    masked = bytearray(code)
+    for start, length in immutable_ranges:
+        if start + length <= len(masked):
+            masked[start : start + length] = bytes(length)
+    return keccak(bytes(masked))
 
 
 def load_deployment(state_dir: Path, conn: Connection) -> Deployment:
@@ -138,18 +236,20 @@ def deploy(
     admin: str,
     aggregator: str,
     *,
+    founders: Sequence[str] = (),
     state_dir: Path | None = None,
     artifact: dict[str, Any] | None = None,
 ) -> tuple[FederationContract, Deployment, TxReport]:
-    """Deploy ``Federation(admin, aggregator)`` signed by ``deployer``; record it under
-    ``state_dir`` (when given) only after the receipt succeeded."""
+    """Deploy ``Federation(admin, aggregator, founders)`` signed by ``deployer`` (the founders receive their
+    membership token at once); record it under ``state_dir`` (when given) only after the receipt succeeded."""
     artifact = artifact or load_federation_artifact()
     for role, value in (("admin", admin), ("aggregator", aggregator)):
         if not is_address(value):
             raise ChainError(f"deploy: {role} is not an address: {value!r}")
+    founding = check_founders(founders, "deploy")
     codec = FunctionCodec(artifact["abi"])
     data = codec.encode_constructor(
-        to_bytes(artifact["bytecode"]), to_checksum_address(admin), to_checksum_address(aggregator)
+        to_bytes(artifact["bytecode"]), to_checksum_address(admin), to_checksum_address(aggregator), founding
     )
     report, receipt = conn.send_transaction(
         deployer, to=None, data=data, function="deploy", decoder=RevertDecoder(artifact["abi"])
@@ -167,6 +267,7 @@ def deploy(
         admin=Address(to_checksum_address(admin)),
         aggregator=Address(to_checksum_address(aggregator)),
         deployed_at=time.time(),
+        membership=membership_address(address),
     )
     if state_dir is not None:
         path = write_deployment(state_dir, deployment)
@@ -452,6 +553,124 @@ class FederationContract:
         """``closeRound`` (aggregator): end a round without a model, with the reason."""
         f = "closeRound"
         return self._send(f, _uint(round_id, 256, "round_id", f), reason, round_id=round_id, gas=gas)
+
+    # --- verification, disputes and exclusion contests ---------------------------------
+
+    def set_verification_policy(self, quorum_percent: int, *, gas: int | None = None) -> TxReport:
+        """``setVerificationPolicy`` (admin): the percentage (0-100) of a round's included participants whose
+        positive attestations the next round needs to open; 0 for none."""
+        f = "setVerificationPolicy"
+        return self._send(f, _uint(quorum_percent, 8, "quorum_percent", f), gas=gas)
+
+    def attest_round(
+        self,
+        round_id: int,
+        model_digest: bytes,
+        ok: bool,
+        findings_digest: bytes,
+        findings_cid: str,
+        inclusion: Inclusion,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        """``attestRound``: the signer's verdict on a finalised round it was included in, with the proof of its
+        inclusion (the CID is hashed here, as the contract's leaf takes it)."""
+        f = "attestRound"
+        if not isinstance(ok, bool):
+            raise ChainError(f"{f}: ok must be a bool, got {ok!r}")
+        proof = [_digest(p, f"inclusion.proof[{i}]", f) for i, p in enumerate(inclusion.proof)]
+        encoded = (
+            _digest(inclusion.update_digest, "inclusion.update_digest", f),
+            keccak(str(inclusion.cid).encode("utf-8")),
+            _uint(inclusion.num_samples, 64, "inclusion.num_samples", f),
+            _digest(inclusion.metadata_digest, "inclusion.metadata_digest", f),
+            proof,
+        )
+        return self._send(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _digest(model_digest, "model_digest", f),
+            ok,
+            _digest(findings_digest, "findings_digest", f),
+            str(findings_cid),
+            encoded,
+            round_id=round_id,
+            gas=gas,
+        )
+
+    def dispute_round(
+        self,
+        round_id: int,
+        accused: str,
+        findings_digest: bytes,
+        findings_cid: str,
+        reason: str,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        """``disputeRound`` (admin): mark a finalised round disputed, accusing ``accused`` with the findings blob."""
+        f = "disputeRound"
+        return self._send(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _address(accused, "accused", f),
+            _digest(findings_digest, "findings_digest", f),
+            str(findings_cid),
+            reason,
+            round_id=round_id,
+            gas=gas,
+        )
+
+    def contest_exclusion(self, round_id: int, update_digest: bytes, cid: str, *, gas: int | None = None) -> TxReport:
+        """``contestExclusion``: the signer announces its update blob of a finalised round as available."""
+        f = "contestExclusion"
+        return self._send(
+            f, _uint(round_id, 256, "round_id", f), _digest(update_digest, "update_digest", f), str(cid),
+            round_id=round_id, gas=gas,
+        )
+
+    def answer_contest(self, round_id: int, participant: str, available: bool, *, gas: int | None = None) -> TxReport:
+        """``answerContest`` (aggregator): whether the contested blob could be fetched this time."""
+        f = "answerContest"
+        if not isinstance(available, bool):
+            raise ChainError(f"{f}: available must be a bool, got {available!r}")
+        return self._send(
+            f, _uint(round_id, 256, "round_id", f), _address(participant, "participant", f), available,
+            round_id=round_id, gas=gas,
+        )
+
+    def verification_policy(self) -> int:
+        """``verificationPolicy``: the attestation quorum in percent (0: none)."""
+        return int(self._call("verificationPolicy")[0])
+
+    def current_model_round(self) -> RoundId:
+        """``currentModelRound``: the round the current model comes from (0: initial model or a fallback)."""
+        return RoundId(int(self._call("currentModelRound")[0]))
+
+    def attestation_counts(self, round_id: int) -> tuple[int, int]:
+        """``attestationCounts``: the round's (positive, negative) attestations."""
+        f = "attestationCounts"
+        ok, negative = self._call(f, _uint(round_id, 256, "round_id", f))
+        return int(ok), int(negative)
+
+    def attestation_of(self, round_id: int, participant: str) -> int:
+        """``attestationOf``: 0 none, 1 positive, 2 negative."""
+        f = "attestationOf"
+        return int(self._call(f, _uint(round_id, 256, "round_id", f), _address(participant, "participant", f))[0])
+
+    def attestation_quorum(self, round_id: int) -> int:
+        """``attestationQuorum``: the positive attestations the round needs under the current policy."""
+        f = "attestationQuorum"
+        return int(self._call(f, _uint(round_id, 256, "round_id", f))[0])
+
+    def contest_of(self, round_id: int, participant: str) -> int:
+        """``contestOf``: 0 none, 1 open, 2 answered available, 3 answered unavailable."""
+        f = "contestOf"
+        return int(self._call(f, _uint(round_id, 256, "round_id", f), _address(participant, "participant", f))[0])
+
+    def membership(self) -> Address:
+        """``membership``: the address of the Federation's membership token."""
+        return Address(to_checksum_address(self._call("membership")[0]))
 
     # --- roles -----------------------------------------------------------------------
 

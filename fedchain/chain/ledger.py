@@ -33,6 +33,9 @@ from fedchain.chain.events import (
 from fedchain.chain.federation import FederationContract, load_deployment
 from fedchain.errors import ChainError
 from fedchain.ports import (
+    ContestAnswered,
+    ExclusionContested,
+    Inclusion,
     LedgerEvent,
     ParticipantAdmitted,
     ParticipantRecord,
@@ -40,7 +43,9 @@ from fedchain.ports import (
     ParticipantRemoved,
     RoleAdminChanged,
     RoleChanged,
+    RoundAttested,
     RoundClosed,
+    RoundDisputed,
     RoundFinalized,
     RoundOpened,
     RoundRecord,
@@ -50,6 +55,7 @@ from fedchain.ports import (
     TxReport,
     UpdateCommitment,
     UpdateSeal,
+    VerificationPolicySet,
     event_position,
 )
 from fedchain.types import Address, Cid, Digest, RoundId
@@ -163,6 +169,45 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
             new_admin_role=bytes(a["newAdminRole"]),
             **pos,
         )
+    if name == "VerificationPolicySet":
+        return VerificationPolicySet(set_by=Address(a["setBy"]), quorum_percent=int(a["quorumPercent"]), **pos)
+    if name == "RoundAttested":
+        return RoundAttested(
+            round_id=RoundId(int(a["roundId"])),
+            participant=Address(a["participant"]),
+            ok=bool(a["ok"]),
+            model_digest=Digest(a["modelDigest"]),
+            findings_digest=Digest(a["findingsDigest"]),
+            findings_cid=Cid(a["findingsCid"]),
+            **pos,
+        )
+    if name == "RoundDisputed":
+        return RoundDisputed(
+            round_id=RoundId(int(a["roundId"])),
+            disputed_by=Address(a["disputedBy"]),
+            accused=Address(a["accused"]),
+            findings_digest=Digest(a["findingsDigest"]),
+            findings_cid=Cid(a["findingsCid"]),
+            fallback_model_digest=Digest(a["fallbackModelDigest"]),
+            reason=a["reason"],
+            **pos,
+        )
+    if name == "ExclusionContested":
+        return ExclusionContested(
+            round_id=RoundId(int(a["roundId"])),
+            participant=Address(a["participant"]),
+            update_digest=Digest(a["updateDigest"]),
+            cid=Cid(a["cid"]),
+            **pos,
+        )
+    if name == "ContestAnswered":
+        return ContestAnswered(
+            round_id=RoundId(int(a["roundId"])),
+            participant=Address(a["participant"]),
+            answered_by=Address(a["answeredBy"]),
+            available=bool(a["available"]),
+            **pos,
+        )
     log.debug("ignoring unknown event %s in tx %s", name, entry.tx_hash)
     return None
 
@@ -227,8 +272,27 @@ class RescanEvents:
         membership = self._find(
             self._topic("ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved"), _topic_address(address)
         )
-        commits = self._find(self._topic("UpdateCommitted", "UpdateSealed"), None, _topic_address(address))
+        commits = self._find(
+            self._topic("UpdateCommitted", "UpdateSealed", "RoundAttested", "ExclusionContested", "ContestAnswered"),
+            None,
+            _topic_address(address),
+        )
         return sorted(membership + commits, key=event_position)
+
+    def attestations(self, round_id: int) -> list[RoundAttested]:
+        """The round's attestations, filtered on the node by round id."""
+        found = self._find(self._topic("RoundAttested"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, RoundAttested)]
+
+    def disputes(self, round_id: int) -> list[RoundDisputed]:
+        """The round's ``RoundDisputed`` event (at most one), filtered on the node by round id."""
+        found = self._find(self._topic("RoundDisputed"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, RoundDisputed)]
+
+    def contests(self, round_id: int) -> list[ExclusionContested | ContestAnswered]:
+        """The round's exclusion contests and their answers, filtered on the node by round id."""
+        found = self._find(self._topic("ExclusionContested", "ContestAnswered"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, (ExclusionContested, ContestAnswered))]
 
     def task_configs(self, version: int) -> list[TaskConfigured]:
         """The ``TaskConfigured`` events of task ``version``, filtered on the node."""
@@ -484,3 +548,75 @@ class ChainLedger:
     def close_round(self, round_id: RoundId, reason: str) -> TxReport:
         """Close a round without a model, with a reason (aggregator)."""
         return self.contract.close_round(round_id, reason)
+
+    # --- verification, disputes and exclusion contests ---------------------------------
+
+    def verification_policy(self) -> int:
+        """The attestation quorum in percent of a round's included participants (0: no policy)."""
+        return self.contract.verification_policy()
+
+    def current_model_round(self) -> RoundId:
+        """The finalised round the current model comes from (0: the initial model or a fallback after a dispute)."""
+        return self.contract.current_model_round()
+
+    def attestation_counts(self, round_id: RoundId) -> tuple[int, int]:
+        """The round's (positive, negative) attestations."""
+        return self.contract.attestation_counts(round_id)
+
+    def attestation_of(self, round_id: RoundId, participant: Address) -> int:
+        """The participant's attestation of the round (0 none, 1 positive, 2 negative)."""
+        return self.contract.attestation_of(round_id, participant)
+
+    def attestation_quorum(self, round_id: RoundId) -> int:
+        """The positive attestations the round needs under the current policy before the next round opens."""
+        return self.contract.attestation_quorum(round_id)
+
+    def contest_of(self, round_id: RoundId, participant: Address) -> int:
+        """The participant's exclusion contest of the round (0 none, 1 open, 2 available, 3 unavailable)."""
+        return self.contract.contest_of(round_id, participant)
+
+    def attestations(self, round_id: RoundId) -> list[RoundAttested]:
+        """The round's ``RoundAttested`` events in chain order."""
+        return self.events.attestations(round_id)
+
+    def disputes(self, round_id: RoundId) -> list[RoundDisputed]:
+        """The round's ``RoundDisputed`` event, if it was disputed."""
+        return self.events.disputes(round_id)
+
+    def contests(self, round_id: RoundId) -> list[ExclusionContested | ContestAnswered]:
+        """The round's exclusion contests and their answers in chain order."""
+        return self.events.contests(round_id)
+
+    def membership(self) -> Address:
+        """The address of the Federation's membership token (one vote per member)."""
+        return self.contract.membership()
+
+    def attest_round(
+        self,
+        round_id: RoundId,
+        model_digest: Digest,
+        ok: bool,
+        findings_digest: Digest,
+        findings_cid: Cid,
+        inclusion: Inclusion,
+    ) -> TxReport:
+        """Attest a finalised round the signing account was included in (with the proof of its inclusion)."""
+        return self.contract.attest_round(round_id, model_digest, ok, findings_digest, findings_cid, inclusion)
+
+    def contest_exclusion(self, round_id: RoundId, update_digest: Digest, cid: Cid) -> TxReport:
+        """Contest the signing account's exclusion from a finalised round, announcing its blob as available."""
+        return self.contract.contest_exclusion(round_id, update_digest, cid)
+
+    def answer_contest(self, round_id: RoundId, participant: Address, available: bool) -> TxReport:
+        """Answer an exclusion contest: whether the blob could be fetched this time (aggregator)."""
+        return self.contract.answer_contest(round_id, participant, available)
+
+    def set_verification_policy(self, quorum_percent: int) -> TxReport:
+        """Set the verification policy, 0 to 100 percent (admin)."""
+        return self.contract.set_verification_policy(quorum_percent)
+
+    def dispute_round(
+        self, round_id: RoundId, accused: Address, findings_digest: Digest, findings_cid: Cid, reason: str
+    ) -> TxReport:
+        """Mark a finalised round disputed (admin; under governance, through an executed proposal)."""
+        return self.contract.dispute_round(round_id, accused, findings_digest, findings_cid, reason)

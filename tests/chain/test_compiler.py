@@ -23,13 +23,25 @@ from fedchain.chain.compiler import (
 )
 from fedchain.cli import contracts as contracts_cli
 from fedchain.cli.main import cli
-from fedchain.errors import ArtifactNotFoundError, CompilerError, ConfigError, ExitCode, StaleArtifactError
+from fedchain.errors import (
+    ArtifactNotFoundError,
+    CompilerError,
+    ConfigError,
+    ExitCode,
+    RevertGenerationError,
+    StaleArtifactError,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_CONTRACTS = REPO / "contracts"
 ARTIFACTS = Path("fedchain", "chain", "artifacts")
 REVERTS = Path("fedchain", "reverts.py")
-ALL_FRESH = [("Federation", "fresh"), ("IFederation", "fresh"), ("fedchain.reverts", "fresh")]
+CONTRACTS = [
+    "Federation", "FederationGovernor", "FederationMembership", "FederationTimelock", "IFederation",
+    "IFederationMembership",
+]
+ALL_FRESH = [*((name, "fresh") for name in CONTRACTS), ("fedchain.reverts", "fresh")]
+EIP170_LIMIT = 24_576  # bytes of runtime code a contract may have (EIP-170)
 
 
 @pytest.fixture
@@ -103,10 +115,14 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
         "closeRound", "participant", "activeCount", "latestRoundId", "currentModelDigest", "task",
         "getRound", "commitmentLeaf", "verifyInclusion", "ADMIN_ROLE", "AGGREGATOR_ROLE",
         "sealUpdate", "revealUpdate", "revealPhaseOver", "sealOf", "updateSeal",
+        "membership", "setVerificationPolicy", "verificationPolicy", "attestRound", "attestationCounts",
+        "attestationOf", "attestationQuorum", "currentModelRound", "disputeRound", "contestExclusion",
+        "answerContest", "contestOf",
     } <= by_kind["function"]
     assert {
         "ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved", "TaskConfigured",
         "RoundOpened", "UpdateCommitted", "RoundFinalized", "RoundClosed", "UpdateSealed",
+        "VerificationPolicySet", "RoundAttested", "RoundDisputed", "ExclusionContested", "ContestAnswered",
     } <= by_kind["event"]
     own_errors = {name for name in by_kind["error"] if not name.startswith("AccessControl")}
     assert own_errors == {
@@ -118,6 +134,9 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
             "CommitPhaseActive", "InvalidIncludedCount", "TooFewUpdates", "InvalidResult",
             "CommitWindowTooLong", "TooManySamples", "RevealWindowTooLong", "CommitRevealRound",
             "NotCommitRevealRound", "NotSealed", "SealMismatch", "RevealTooLate", "RevealPhaseActive",
+            "RoundNotFinalized", "InvalidPolicy", "NotIncluded", "AlreadyAttested", "AttestationModelMismatch",
+            "InvalidAttestation", "AttestationQuorumNotMet", "InvalidDispute", "ContestWindowClosed",
+            "AlreadyContested", "InvalidContest", "NoContest", "ContestAnswered",
         )
     }
     commit = next(i for i in abi if i.get("name") == "commitUpdate")
@@ -126,6 +145,43 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
     assert [(p["name"], p["type"]) for p in register["inputs"]][-1] == ("declaredSamples", "uint64")
     configure = next(i for i in abi if i.get("name") == "configureTask")
     assert [(p["name"], p["type"]) for p in configure["inputs"]][-1] == ("maxCommitDuration", "uint64")
+
+
+def test_governance_contracts_fit_eip170_and_record_their_immutables() -> None:
+    """The Governor stays under 24 KB with the project's optimizer settings; every artifact lists the byte ranges its
+    constructor fills with immutables (zero in deployedBytecode), so that a deployment's code can be checked."""
+    sizes = {}
+    for name in ("Federation", "FederationGovernor", "FederationMembership", "FederationTimelock"):
+        artifact = load_artifact(name)
+        code = bytes.fromhex(artifact["deployedBytecode"][2:])
+        sizes[name] = len(code)
+        for start, length in artifact["immutableReferences"]:
+            assert length == 32 and code[start : start + length] == bytes(32), (name, start)
+    assert all(size < EIP170_LIMIT for size in sizes.values()), sizes
+    assert len(load_artifact("Federation")["immutableReferences"]) >= 1  # the membership token's address
+    assert load_artifact("FederationTimelock")["immutableReferences"] == []
+
+
+def test_reverts_module_covers_every_deployed_contract() -> None:
+    """fedchain.reverts has a class for each custom error of the Federation and of its governance stack, one class
+    for an error several of them declare."""
+    from fedchain.reverts import REVERTS
+
+    for name in revertgen.REVERTS_CONTRACTS:
+        errors = {item["name"] for item in load_artifact(name)["abi"] if item["type"] == "error"}
+        assert errors <= set(REVERTS), (name, sorted(errors - set(REVERTS)))
+        assert all(name in REVERTS[error].CONTRACTS for error in errors)
+    assert set(REVERTS["AccessControlUnauthorizedAccount"].CONTRACTS) == {"Federation", "FederationTimelock"}
+
+
+def test_generator_refuses_one_error_name_with_two_signatures() -> None:
+    one = {"contractName": "A", "sourceHash": "h", "abi": [{"type": "error", "name": "E", "inputs": []}]}
+    two = {"contractName": "B", "sourceHash": "h",
+           "abi": [{"type": "error", "name": "E", "inputs": [{"name": "x", "type": "uint256"}]}]}
+    with pytest.raises(RevertGenerationError, match=r"custom error E is E\(\) \[\] in A but E\(uint256\) \['x'\] in B"):
+        revertgen.render([one, two])
+    with pytest.raises(RevertGenerationError, match="different builds"):
+        revertgen.render([one, dict(two, sourceHash="other", abi=[])])
 
 
 def test_copied_sources_are_fresh(project: Path) -> None:
@@ -138,9 +194,7 @@ def test_modified_source_is_stale(project: Path) -> None:
     with pytest.raises(StaleArtifactError, match=r"fedchain/chain/artifacts/Federation\.json: sourceHash") as info:
         build_in(project, check=True)
     assert isinstance(info.value, ConfigError) and info.value.exit_code == ExitCode.CONFIG
-    assert list(info.value.stale) == [
-        "fedchain/chain/artifacts/Federation.json", "fedchain/chain/artifacts/IFederation.json"
-    ]
+    assert list(info.value.stale) == [f"fedchain/chain/artifacts/{name}.json" for name in CONTRACTS]
 
 
 def test_modified_openzeppelin_file_is_stale(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -182,7 +236,7 @@ def test_build_rewrites_a_stale_artifact_then_it_is_fresh(project: Path) -> None
     result = build_in(project)
     assert result.compiled
     assert [(a.name, a.state) for a in result.artifacts] == [
-        ("Federation", "written"), ("IFederation", "written"), ("fedchain.reverts", "written")
+        *((name, "written") for name in CONTRACTS), ("fedchain.reverts", "written")
     ]
     rebuilt = load_artifact("Federation", project / ARTIFACTS)
     assert rebuilt["abi"] == load_artifact("Federation")["abi"]
@@ -194,7 +248,11 @@ def test_build_rewrites_a_stale_artifact_then_it_is_fresh(project: Path) -> None
 
 def test_edited_reverts_module_is_stale(project: Path) -> None:
     _append(project / REVERTS, "\n# a hand edit\n")
-    with pytest.raises(StaleArtifactError, match=r"fedchain/reverts\.py: differs from what Federation\.json generates"):
+    with pytest.raises(
+        StaleArtifactError,
+        match=r"fedchain/reverts\.py: differs from what Federation\.json, FederationGovernor\.json, "
+        r"FederationTimelock\.json, FederationMembership\.json generate",
+    ):
         build_in(project, check=True)
 
 
@@ -210,7 +268,8 @@ def test_reverts_module_of_another_artifact_is_stale(project: Path) -> None:
     path = project / ARTIFACTS / "Federation.json"
     artifact = json.loads(path.read_text(encoding="utf-8"))
     older = dict(artifact, abi=[i for i in artifact["abi"] if i.get("name") != "FederationInvalidRound"])
-    (project / REVERTS).write_text(revertgen.render(older), encoding="utf-8")
+    others = [load_artifact(name, project / ARTIFACTS) for name in revertgen.REVERTS_CONTRACTS[1:]]
+    (project / REVERTS).write_text(revertgen.render([older, *others]), encoding="utf-8")
     with pytest.raises(StaleArtifactError) as info:
         build_in(project, check=True)
     assert list(info.value.stale) == ["fedchain/reverts.py"]
@@ -276,8 +335,7 @@ def test_cli_check_prints_one_json_document() -> None:
     payload = json.loads(result.stdout)
     assert payload["checked"] is True and payload["compiled"] is False
     assert payload["artifacts"] == [
-        {"name": "Federation", "path": "fedchain/chain/artifacts/Federation.json", "reason": "", "state": "fresh"},
-        {"name": "IFederation", "path": "fedchain/chain/artifacts/IFederation.json", "reason": "", "state": "fresh"},
+        *({"name": n, "path": f"fedchain/chain/artifacts/{n}.json", "reason": "", "state": "fresh"} for n in CONTRACTS),
         {"name": "fedchain.reverts", "path": "fedchain/reverts.py", "reason": "", "state": "fresh"},
     ]
 

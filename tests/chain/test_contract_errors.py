@@ -373,18 +373,18 @@ def test_revert_of_a_mined_transaction_is_decoded(federation_env: DevnetEnv) -> 
     assert federation_env.federation().get_round(rid).commit_count == 1
 
 
-def test_commit_estimated_in_time_but_mined_after_the_deadline_is_a_typed_revert(federation_env: DevnetEnv) -> None:
-    """The gas estimate runs against the latest block (before the deadline) and passes; the block that mines the
-    commit is the first one past the deadline, so the commit reverts only once mined. The replay at that block
-    decodes FederationCommitTooLate instead of a bare "transaction failed"."""
+def test_commit_estimated_in_the_block_past_the_deadline_is_refused_unsent(federation_env: DevnetEnv) -> None:
+    """The gas estimate runs in the pending block, the one the commit would be mined in: when that block is the first
+    one past the deadline the estimate already reverts with FederationCommitTooLate, and nothing is sent (the latest
+    block is still in time)."""
     rid = open_round(federation_env, duration=60)
     deadline = federation_env.federation().get_round(rid).deadline
     federation_env.conn.request("evm_setNextBlockTimestamp", [deadline + 1])
     block_before = federation_env.conn.block_number()
+    assert federation_env.conn.block_timestamp() <= deadline
     with reverts(FederationCommitTooLate, roundId=rid, deadline=deadline):
         federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META)
-    assert federation_env.conn.block_number() == block_before + 1  # it passed the estimate and was mined
-    assert federation_env.conn.block_timestamp() == deadline + 1
+    assert federation_env.conn.block_number() == block_before  # refused by the estimate: nothing was mined
     assert federation_env.federation().get_round(rid).commit_count == 0
 
 
