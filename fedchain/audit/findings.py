@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from fedchain.errors import ExitCode
+from fedchain.codec.blob import decode_json_doc, encode_json_doc
+from fedchain.errors import BlobFormatError, ExitCode
 from fedchain.fl.records import Rejection
+
+if TYPE_CHECKING:
+    from fedchain.audit.governance import GovernanceAudit
 
 
 class FindingKind(str, Enum):
@@ -50,6 +54,15 @@ class FindingKind(str, Enum):
     ROUND_MISSING = "round_missing"
     UNKNOWN_REJECTION = "unknown_rejection"
     REJECTED_UNAVAILABLE_NOW_AVAILABLE = "rejected_unavailable_now_available"
+    # governance and live verification
+    ADMIN_ACTION_WITHOUT_PROPOSAL = "admin_action_without_proposal"
+    ROLE_HELD_BY_EOA = "role_held_by_eoa"
+    ATTESTATION_QUORUM_MISSING = "attestation_quorum_missing"
+    ATTESTATION_CONTRADICTED = "attestation_contradicted"
+    ROUND_DISPUTED = "round_disputed"
+    BUILT_ON_DISPUTED_MODEL = "built_on_disputed_model"
+    EXCLUSION_CONTEST_UNANSWERED = "exclusion_contest_unanswered"
+    EXCLUSION_CONTEST_DENIED = "exclusion_contest_denied"
 
     @property
     def severity(self) -> Severity:
@@ -80,7 +93,9 @@ class Party(str, Enum):
     and base model); ``participant``: the committer of an update (its blob, CID, digests and
     sample count); ``infrastructure``: the chain node or the blob store (an event log that
     contradicts the contract's storage, a blob lost after it was used); ``governance``: the
-    admin that configured the task (a task document missing or not matching its digests).
+    federation's admin, i.e. the timelock and the members' votes behind it, or a single admin key
+    (a task document missing or not matching its digests, an admin action no executed proposal
+    explains, attestations the members owe).
     """
 
     AGGREGATOR = "aggregator"
@@ -89,21 +104,26 @@ class Party(str, Enum):
     GOVERNANCE = "governance"
 
 
-# A blob the aggregator could not fetch before its retry window closed may well be there now.
-_WARNINGS = frozenset({FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE})
+# A blob the aggregator could not fetch before its retry window closed may well be there now; a
+# deployment whose admin is one key is a choice (tests, demos) the report states; a dispute is the
+# federation's own verdict on a round, reported with its outcome.
+_WARNINGS = frozenset({FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE, FindingKind.ROLE_HELD_BY_EOA,
+                       FindingKind.ROUND_DISPUTED})
 
 _PARTIES: dict[FindingKind, Party] = {
     **{k: Party.PARTICIPANT for k in (
         FindingKind.BLOB_MISSING, FindingKind.BLOB_DIGEST_MISMATCH, FindingKind.BLOB_CID_MISMATCH,
         FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID, FindingKind.UPDATE_REJECTED, FindingKind.SEAL_NOT_REVEALED,
-        FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE)},
+        FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE, FindingKind.ATTESTATION_CONTRADICTED)},
     **{k: Party.INFRASTRUCTURE for k in (
         FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.SAMPLES_OVER_APPROVED,
         FindingKind.LEDGER_INCONSISTENT,
         FindingKind.ROUND_MISSING, FindingKind.MODEL_UNVERIFIABLE, FindingKind.REJECTION_UNVERIFIABLE,
         FindingKind.REPLAY_FAILED)},
     **{k: Party.GOVERNANCE for k in (
-        FindingKind.TASK_CONFIG_MISSING, FindingKind.TASK_CONFIG_MISMATCH, FindingKind.TASK_CONFIG_MALFORMED)},
+        FindingKind.TASK_CONFIG_MISSING, FindingKind.TASK_CONFIG_MISMATCH, FindingKind.TASK_CONFIG_MALFORMED,
+        FindingKind.ADMIN_ACTION_WITHOUT_PROPOSAL, FindingKind.ROLE_HELD_BY_EOA, FindingKind.ATTESTATION_QUORUM_MISSING,
+        FindingKind.ROUND_DISPUTED)},
 }
 
 
@@ -162,6 +182,123 @@ class AuditFinding:
         return {"round": self.round, "participant": self.participant, "kind": self.kind.value,
                 "severity": self.severity.value, "responsible": self.responsible.value,
                 "responsible_address": self.responsible_address, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "finding") -> AuditFinding:
+        """A finding read back from :meth:`to_json`; :class:`BlobFormatError` names the first
+        field that is missing, unknown or not what it should be."""
+        _exact_fields(data, _FINDING_FIELDS, where)
+        return cls(
+            round=_json_count(data, "round", where),
+            participant=_json_text(data, "participant", where, optional=True),
+            kind=_json_enum(FindingKind, data, "kind", where),
+            detail=_json_text(data, "detail", where) or "",
+            responsible=_json_enum(Party, data, "responsible", where),
+            severity=_json_enum(Severity, data, "severity", where),
+            responsible_address=_json_text(data, "responsible_address", where, optional=True),
+        )
+
+
+FINDINGS_FORMAT = "fedchain.findings/1"
+MAX_FINDINGS = 10_000  # findings one blob may list
+
+
+@dataclass(frozen=True)
+class AuditFindings:
+    """The findings blob a negative attestation or a dispute cites: the replay of one round by
+    ``verified_by`` (its findings, each with its responsible party and severity) and the party it
+    accuses (``accused``, with ``accused_address`` when that party has one account).
+
+    ``published_digest`` is the model the round was finalised with, ``replayed_digest`` the one
+    the replay computed (None: it computed none). Stored as canonical JSON, so that its SHA-256
+    is the digest that goes on chain."""
+
+    round: int
+    published_digest: str
+    replayed_digest: str | None
+    accused: Party
+    accused_address: str | None
+    findings: tuple[AuditFinding, ...]
+    verified_by: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The blob's JSON object."""
+        return {"format": FINDINGS_FORMAT, "round": self.round, "published_digest": self.published_digest,
+                "replayed_digest": self.replayed_digest, "accused": self.accused.value,
+                "accused_address": self.accused_address, "verified_by": self.verified_by,
+                "findings": [f.to_json() for f in self.findings]}
+
+    def to_bytes(self) -> bytes:
+        """The blob's canonical bytes, as stored and digested."""
+        return encode_json_doc(self.to_json())
+
+    @classmethod
+    def from_json(cls, data: Any) -> AuditFindings:
+        """Read the blob's JSON object; :class:`BlobFormatError` names what is wrong."""
+        where = "findings blob"
+        if not isinstance(data, dict) or data.get("format") != FINDINGS_FORMAT:
+            raise BlobFormatError(f"not a findings blob (format {FINDINGS_FORMAT})")
+        _exact_fields(data, _BLOB_FIELDS, where)
+        listed = data["findings"]
+        if not isinstance(listed, list):
+            raise BlobFormatError(f"{where}: findings is not an array")
+        if len(listed) > MAX_FINDINGS:
+            raise BlobFormatError(f"{where}: {len(listed)} findings, more than {MAX_FINDINGS}")
+        return cls(
+            round=_json_count(data, "round", where),
+            published_digest=_json_text(data, "published_digest", where) or "",
+            replayed_digest=_json_text(data, "replayed_digest", where, optional=True),
+            accused=_json_enum(Party, data, "accused", where),
+            accused_address=_json_text(data, "accused_address", where, optional=True),
+            findings=tuple(AuditFinding.from_json(f, f"{where} findings[{i}]") for i, f in enumerate(listed)),
+            verified_by=_json_text(data, "verified_by", where) or "",
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AuditFindings:
+        """The blob from its stored bytes (canonical JSON only)."""
+        return cls.from_json(decode_json_doc(data, what="findings blob"))
+
+
+_FINDING_FIELDS = frozenset({"round", "participant", "kind", "severity", "responsible", "responsible_address", "detail"})
+_BLOB_FIELDS = frozenset({"format", "round", "published_digest", "replayed_digest", "accused", "accused_address",
+                          "verified_by", "findings"})
+E = TypeVar("E", bound=Enum)
+
+
+def _exact_fields(data: Any, expected: frozenset[str], where: str) -> None:
+    if not isinstance(data, dict):
+        raise BlobFormatError(f"{where} is not an object")
+    missing, unknown = sorted(expected - set(data)), sorted(set(data) - expected)
+    if missing:
+        raise BlobFormatError(f"{where} lacks {', '.join(missing)}")
+    if unknown:
+        raise BlobFormatError(f"{where} has unknown field(s) {', '.join(str(k)[:40] for k in unknown[:5])}")
+
+
+def _json_count(data: dict[str, Any], key: str, where: str) -> int:
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**256:
+        raise BlobFormatError(f"{where}: {key} is not a non-negative integer")
+    return int(value)
+
+
+def _json_text(data: dict[str, Any], key: str, where: str, *, optional: bool = False) -> str | None:
+    value = data[key]
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise BlobFormatError(f"{where}: {key} is not a string{' or null' if optional else ''}")
+    return value
+
+
+def _json_enum(enum: type[E], data: dict[str, Any], key: str, where: str) -> E:
+    value = data[key]
+    try:
+        return enum(value)
+    except (ValueError, TypeError) as err:
+        raise BlobFormatError(f"{where}: {key} {str(value)[:40]!r} is not one of "
+                              f"{', '.join(str(m.value) for m in enum)}") from err
 
 
 @dataclass(frozen=True)
@@ -241,6 +378,9 @@ class AuditReport:
     rounds: tuple[RoundSummary, ...] = ()
     participants: tuple[ParticipantSummary, ...] = ()
     wall_time_s: float = 0.0
+    # who governs the federation, its admin actions matched to their proposals, attestations,
+    # disputes and exclusion contests (with --round: that round's lines, admin actions unchecked)
+    governance: GovernanceAudit | None = None
 
     @property
     def ok(self) -> bool:
@@ -290,5 +430,6 @@ class AuditReport:
             "findings": [f.to_json() for f in self.findings],
             "rounds": [r.to_json() for r in self.rounds],
             "participants": [p.to_json() for p in self.participants],
+            "governance": self.governance.to_json() if self.governance is not None else None,
             "wall_time_s": round(self.wall_time_s, 3),
         }

@@ -1,4 +1,4 @@
-"""The audit report a person reads: verdict, findings, per-round table, participants, gas, plots."""
+"""The audit report a person reads: verdict, findings, per-round table, participants, governance, gas, plots."""
 
 from __future__ import annotations
 
@@ -56,6 +56,35 @@ replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
 <td>{{ p.status }}</td><td>{{ p.registered_block }}</td><td>{{ p.commits }}</td>
 <td>{{ p.declared_samples }} / {{ "-" if p.approved_samples is none else p.approved_samples }}</td></tr>
 {% endfor %}</table>
+{% if governance %}<h2>Governance</h2>
+<p>{% if governance.mode == "governed" %}Governed by the members: governor <code>{{ governance.governor }}</code>, timelock <code>{{ governance.timelock }}</code>, membership token <code>{{ governance.membership }}</code>.{% elif governance.mode == "eoa" %}No governance: the admin is an EOA, every admin action is one key's.{% else %}Admin actions not checked against proposals (the audit had no governance records of this deployment).{% endif %}</p>
+{% if governance.admin_actions %}<table><tr><th>Block</th><th>Admin action</th><th>By</th><th>Proposal</th><th>For / against / abstain</th><th>Quorum</th><th>Executed at block</th><th>Verdict</th></tr>
+{% for a in governance.admin_actions %}<tr><td>{{ a.block }}</td><td>{{ a.detail }}</td><td><code>{{ a.actor }}</code></td>
+<td>{% if a.proposal_id %}<code>{{ a.proposal_id[:12] }}&hellip;</code>{% else %}-{% endif %}</td>
+<td>{% if a.votes %}{{ a.votes["for"] }} / {{ a.votes.against }} / {{ a.votes.abstain }}{% else %}-{% endif %}</td>
+<td>{{ "-" if a.quorum is none else a.quorum }}</td><td>{{ a.execution_block or "-" }}</td><td>{{ a.verdict }}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if governance.role_holders %}<table><tr><th>Role</th><th>Holder</th><th>Contract</th><th>Granted at block</th></tr>
+{% for r in governance.role_holders %}<tr><td>{{ r.role }}</td><td><code>{{ r.account }}</code></td>
+<td class="{{ 'bad' if r.contract == false and 'AGGREGATOR' not in r.role and 'EXECUTOR' not in r.role else 'ok' }}">{{ "yes" if r.contract else ("no (EOA)" if r.contract == false else "-") }}</td><td>{{ r.granted_block }}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if governance.attestations|selectattr("policy")|list %}<h3>Attestations</h3><table><tr><th>Round</th><th>Policy</th><th>Included</th><th>Required</th><th>Ok</th><th>Negative</th><th>Attesters</th></tr>
+{% for t in governance.attestations if t.policy %}<tr><td>{{ t.round }}</td><td>{{ t.policy }}%</td><td>{{ t.included }}</td><td>{{ t.required }}</td>
+<td class="{{ 'ok' if t.ok >= t.required else 'bad' }}">{{ t.ok }}</td><td>{{ t.negative }}</td>
+<td>{% for a in t.attesters %}<code>{{ a.participant[:10] }}</code> {{ "ok" if a.ok else "negative" }}<br>{% endfor %}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if governance.disputes %}<h3>Disputes</h3><table><tr><th>Round</th><th>Block</th><th>Proposal</th><th>Accused</th><th>Reason</th><th>Outcome</th><th>Findings blob</th></tr>
+{% for d in governance.disputes %}<tr><td>{{ d.round }}</td><td>{{ d.block }}</td><td>{% if d.proposal_id %}<code>{{ d.proposal_id[:12] }}&hellip;</code>{% else %}-{% endif %}</td>
+<td><code>{{ d.accused }}</code></td><td>{{ d.reason }}</td>
+<td>{% if d.fallback_model_digest %}fell back to <code>{{ d.fallback_model_digest[:18] }}</code>{% else %}current model unchanged{% endif %}</td>
+<td class="{{ 'ok' if d.findings_check == 'ok' else 'bad' }}"><code>{{ d.findings_cid }}</code>: {{ d.findings_check }}{% if d.cited_kinds %} ({{ d.cited_kinds|join(", ") }}){% endif %}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if governance.built_on_disputed %}<p class="bad">Rounds built on a disputed model: {{ governance.built_on_disputed|join(", ") }}.</p>{% endif %}
+{% if governance.contests %}<h3>Exclusion contests</h3><table><tr><th>Round</th><th>Participant</th><th>Blob</th><th>Contested at block</th><th>Answer</th><th>Verdict</th></tr>
+{% for c in governance.contests %}<tr><td>{{ c.round }}</td><td><code>{{ c.participant }}</code></td><td><code>{{ c.cid }}</code></td><td>{{ c.block }}</td>
+<td>{{ c.answer or "none" }}{% if c.answered_block %} (block {{ c.answered_block }}){% endif %}</td><td>{{ c.verdict }}</td></tr>
+{% endfor %}</table>{% endif %}
+{% endif %}
 {% if plots %}<h2>Plots</h2>{% for name, data in plots %}<img alt="{{ name }}" src="data:image/png;base64,{{ data }}">{% endfor %}{% endif %}
 </body></html>
 """  # noqa: E501 - the template's lines are the page's lines

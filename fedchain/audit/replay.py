@@ -19,9 +19,9 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from fedchain.audit.findings import (
@@ -33,9 +33,12 @@ from fedchain.audit.findings import (
     RoundSummary,
     Severity,
 )
+from fedchain.audit.governance import GovernanceView, audit_admin, audit_rounds_governance, built_on_disputed
+from fedchain.audit.history import History, RoundEvents
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.cid import cid_problem
 from fedchain.errors import (
+    AuditError,
     ChainError,
     FedchainError,
     RpcUnavailableError,
@@ -46,17 +49,11 @@ from fedchain.fl.records import ClientUpdate
 from fedchain.ports import (
     BlobStore,
     Ledger,
-    LedgerEvent,
-    ParticipantAdmitted,
-    ParticipantRegistered,
-    ParticipantRemoved,
     ParticipantStatus,
-    RoundClosed,
     RoundFinalized,
     RoundOpened,
     RoundStatus,
     TaskConfig,
-    TaskConfigured,
     UpdateCommitment,
     UpdateSeal,
     event_position,
@@ -130,88 +127,6 @@ class AddFinding:
             address = self.aggregator
         self.findings.append(AuditFinding.of(self.round_id, participant, kind, detail, responsible=party,
                                              severity=severity, address=address))
-
-
-@dataclass
-class _RoundEvents:
-    opened: RoundOpened
-    commitments: list[UpdateCommitment] = field(default_factory=list)
-    seals: list[UpdateSeal] = field(default_factory=list)  # commit-reveal rounds
-    finalized: RoundFinalized | None = None
-    closed: RoundClosed | None = None
-
-    @property
-    def aggregator(self) -> str:
-        """The account that ended the round (finalised or closed it), or opened it while it is open."""
-        if self.finalized is not None:
-            return self.finalized.finalized_by
-        if self.closed is not None:
-            return self.closed.closed_by
-        return self.opened.opened_by
-
-
-@dataclass
-class History:
-    """The ledger's events, organised for the audit."""
-
-    registered: dict[str, ParticipantRegistered]
-    # lower-case address -> [(event position, status from then on)]
-    status_changes: dict[str, list[tuple[tuple[int, int], ParticipantStatus]]]
-    tasks: dict[int, TaskConfigured]
-    rounds: dict[int, _RoundEvents]
-    # lower-case address -> its admissions, in chain order (each approves a dataset size)
-    admissions: dict[str, list[ParticipantAdmitted]] = field(default_factory=dict)
-
-    @classmethod
-    def from_events(cls, events: Iterable[LedgerEvent]) -> History:
-        """Organise ``events`` (in chain order) by participant, task version and round."""
-        registered: dict[str, ParticipantRegistered] = {}
-        changes: dict[str, list[tuple[tuple[int, int], ParticipantStatus]]] = defaultdict(list)
-        tasks: dict[int, TaskConfigured] = {}
-        rounds: dict[int, _RoundEvents] = {}
-        admissions: dict[str, list[ParticipantAdmitted]] = defaultdict(list)
-        for ev in sorted(events, key=event_position):
-            if isinstance(ev, ParticipantRegistered):
-                registered[ev.participant.lower()] = ev
-                changes[ev.participant.lower()].append((event_position(ev), ParticipantStatus.PENDING))
-            elif isinstance(ev, ParticipantAdmitted):
-                changes[ev.participant.lower()].append((event_position(ev), ParticipantStatus.ACTIVE))
-                admissions[ev.participant.lower()].append(ev)
-            elif isinstance(ev, ParticipantRemoved):
-                changes[ev.participant.lower()].append((event_position(ev), ParticipantStatus.REMOVED))
-            elif isinstance(ev, TaskConfigured):
-                tasks[int(ev.version)] = ev
-            elif isinstance(ev, RoundOpened):
-                rounds[int(ev.round_id)] = _RoundEvents(opened=ev)
-            elif isinstance(ev, UpdateCommitment):
-                if int(ev.round_id) in rounds:
-                    rounds[int(ev.round_id)].commitments.append(ev)
-            elif isinstance(ev, UpdateSeal):
-                if int(ev.round_id) in rounds:
-                    rounds[int(ev.round_id)].seals.append(ev)
-            elif isinstance(ev, RoundFinalized):
-                if int(ev.round_id) in rounds:
-                    rounds[int(ev.round_id)].finalized = ev
-            elif isinstance(ev, RoundClosed):
-                if int(ev.round_id) in rounds:
-                    rounds[int(ev.round_id)].closed = ev
-        return cls(registered, dict(changes), tasks, rounds, dict(admissions))
-
-    def status_at(self, address: str, position: tuple[int, int]) -> ParticipantStatus:
-        """The participant's status just before the event at ``position`` (block number, log index)."""
-        status = ParticipantStatus.NONE
-        for pos, st in self.status_changes.get(address.lower(), []):
-            if pos < position:
-                status = st
-        return status
-
-    def approved_samples_at(self, address: str, position: tuple[int, int]) -> int | None:
-        """The dataset size the participant's latest admission before ``position`` approved (None: none)."""
-        approved: int | None = None
-        for ev in self.admissions.get(address.lower(), []):
-            if event_position(ev) < position:
-                approved = int(ev.approved_samples)
-        return approved
 
 
 @dataclass(frozen=True)
@@ -306,6 +221,24 @@ class _Blame:
     detail: str
 
 
+@dataclass(frozen=True)
+class RoundVerification:
+    """One round replayed on its own (:meth:`Auditor.verify_round`): its findings, the model it
+    was finalised with and the one the replay computed (None: none), and how long it took."""
+
+    round_id: RoundId
+    aggregator: str
+    published_digest: Digest | None
+    replayed_digest: Digest | None
+    findings: tuple[AuditFinding, ...]
+    seconds: float
+
+    @property
+    def errors(self) -> tuple[AuditFinding, ...]:
+        """The findings of severity error: what makes the round wrong or unverifiable."""
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+
 class Auditor:
     """Audit a federation from a read-only view of its ledger and a blob store.
 
@@ -313,12 +246,17 @@ class Auditor:
     ``from_block`` is where the event log is read from (the deployment block by default);
     rounds that start before it are reported as missing, as the contract's storage knows them.
     ``fetch_workers`` blobs are fetched at once, and a round's blobs get ``fetch_deadline_s``
-    seconds all together.
+    seconds all together. ``governance`` (the deployment's governor, timelock and membership, or
+    the statement that it has none) lets the report check every admin action against the
+    executed proposal behind it (:mod:`fedchain.audit.governance`); without it the report's
+    governance section covers what the Federation's own events show (attestations, disputes,
+    exclusion contests) and says that admin actions were not checked.
     """
 
     def __init__(self, ledger: Ledger, store: BlobStore, *, gas_of: Callable[[str], int] | None = None,
                  contract: str = "", chain_id: int = 0, from_block: int = 0,
-                 fetch_workers: int = FETCH_WORKERS, fetch_deadline_s: float = FETCH_DEADLINE_S) -> None:
+                 fetch_workers: int = FETCH_WORKERS, fetch_deadline_s: float = FETCH_DEADLINE_S,
+                 governance: GovernanceView | None = None) -> None:
         self.ledger = ledger
         self.store = store
         self.gas_of = gas_of
@@ -327,8 +265,12 @@ class Auditor:
         self.from_block = from_block
         self.fetch_workers = fetch_workers
         self.fetch_deadline_s = fetch_deadline_s
+        self.governance = governance
         self._tasks: dict[int, _Task | None] = {}
         self._task_findings: dict[int, AuditFinding] = {}
+        # (round, lower-case participant) of each exclusion as unavailable -> whether the audit
+        # fetches the blob now with its committed digest
+        self.exclusions: dict[tuple[int, str], bool] = {}
 
     # --- task documents ---------------------------------------------------------------------
     def _task(self, history: History, version: int, round_id: int) -> _Task | None:
@@ -388,33 +330,28 @@ class Auditor:
         summaries: list[RoundSummary] = []
         checked: list[int] = []
         versions: set[int] = set()
-        previous_model: Digest | None = None  # latest finalised model digest before the round
         for rid in sorted(history.rounds):
             rev = history.rounds[rid]
             if round_filter is None or rid == round_filter:
                 versions.add(int(rev.opened.task_version))
-                try:
-                    round_findings, summary = self._audit_round(history, rev, previous_model)
-                except (StorageUnavailableError, RpcUnavailableError):
-                    raise  # the auditor's own store or node is down: no verdict, not a finding
-                except DECODE_ERRORS as err:
-                    # not expected: every decode of what the store returned is caught where it happens
-                    log.exception("round %d: replay failed", rid)
-                    round_findings = [AuditFinding.of(rid, None, FindingKind.REPLAY_FAILED,
-                                                      f"the replay failed: {describe_error(err)}")]
-                    summary = self._bare_summary(rev)
-                round_findings += self._check_ledger_round(rev)
+                round_findings, summary, _ = self._round(history, rev)
                 findings.extend(round_findings)
                 summaries.append(dataclasses.replace(summary, findings=len(round_findings)))
                 checked.append(rid)
-            if rev.finalized is not None:
-                previous_model = Digest(bytes(rev.finalized.model_digest))
         if round_filter is None:  # every task version, including those no round ran under
             for version in sorted(history.tasks):
                 self._task(history, version, 0)
                 versions.add(version)
         findings.extend(self._check_ledger_rounds(history, round_filter))
         findings.extend(f for v, f in sorted(self._task_findings.items()) if v in versions)
+        rounds_audit = audit_rounds_governance(history, findings, round_filter, self._fetch_published,
+                                               exclusions=self.exclusions)
+        findings.extend(rounds_audit.findings)
+        if round_filter is None:  # admin actions and roles: on a whole audit only
+            governance = audit_admin(history, self.governance, rounds_audit, self.contract)
+            findings.extend(governance.findings)
+        else:
+            governance = rounds_audit.as_unchecked()
         findings.sort(key=lambda f: (f.round, f.participant or "", f.kind.value))
         return AuditReport(
             contract=self.contract,
@@ -424,7 +361,57 @@ class Auditor:
             rounds=tuple(summaries),
             participants=tuple(self._participants(history)),
             wall_time_s=time.perf_counter() - start,
+            governance=governance,
         )
+
+    def verify_round(self, round_id: int) -> RoundVerification:
+        """Replay one round as a member does before training on its model: the round's replay,
+        its storage against its events and its task version's document (none of the other
+        rounds). Raises AuditError when the event log has no such round."""
+        start = time.perf_counter()
+        history = History.from_events(self.ledger.history(self.from_block))
+        rev = history.rounds.get(int(round_id))
+        if rev is None:
+            raise AuditError(f"round {round_id} is not in the event log of {self.contract or 'the federation'}")
+        findings, _, recomputed = self._round(history, rev)
+        built_on_disputed(history, int(round_id), findings)
+        version = int(rev.opened.task_version)
+        if version in self._task_findings:
+            findings.append(self._task_findings[version])
+        findings.sort(key=lambda f: (f.round, f.participant or "", f.kind.value))
+        fin = rev.finalized
+        return RoundVerification(
+            round_id=RoundId(int(round_id)),
+            aggregator=rev.aggregator,
+            published_digest=Digest(bytes(fin.model_digest)) if fin is not None else None,
+            replayed_digest=recomputed.model_digest if recomputed is not None else None,
+            findings=tuple(findings),
+            seconds=time.perf_counter() - start,
+        )
+
+    def _fetch_published(self, cids: Sequence[str]) -> list[tuple[bytes | None, str]]:
+        """Blobs published under ``cids`` (findings blobs of disputes), fetched at once."""
+        fetched, _ = fetch_blobs(self.store, cids, (), workers=self.fetch_workers, deadline_s=self.fetch_deadline_s)
+        return [(f.data, f.detail) for f in fetched]
+
+    def _round(self, history: History, rev: RoundEvents) -> tuple[list[AuditFinding], RoundSummary,
+                                                                    RoundAggregate | None]:
+        """One round's findings (its replay and its storage against its events), its summary and
+        the replay's aggregate (None when it could not be replayed)."""
+        rid = int(rev.opened.round_id)
+        recomputed: RoundAggregate | None = None
+        try:
+            round_findings, summary, recomputed = self._audit_round(history, rev)
+        except (StorageUnavailableError, RpcUnavailableError):
+            raise  # the auditor's own store or node is down: no verdict, not a finding
+        except DECODE_ERRORS as err:
+            # not expected: every decode of what the store returned is caught where it happens
+            log.exception("round %d: replay failed", rid)
+            round_findings = [AuditFinding.of(rid, None, FindingKind.REPLAY_FAILED,
+                                              f"the replay failed: {describe_error(err)}")]
+            summary = self._bare_summary(rev)
+        round_findings += self._check_ledger_round(rev)
+        return round_findings, summary, recomputed
 
     def _participants(self, history: History) -> Iterator[ParticipantSummary]:
         for addr, reg in sorted(history.registered.items()):
@@ -455,16 +442,22 @@ class Auditor:
                 findings.append(AuditFinding.of(rid, None, FindingKind.LEDGER_INCONSISTENT,
                                                 f"the event log opens round {rid}, the contract's latest round is {latest}"))
         if round_filter is None:
-            finalized = [r.finalized for _, r in sorted(history.rounds.items()) if r.finalized is not None]
-            expected = bytes(finalized[-1].model_digest) if finalized else bytes(ZERO_DIGEST)
+            changes = history.model_changes()
+            expected, expected_round = (bytes(changes[-1][1]), changes[-1][2]) if changes else (bytes(ZERO_DIGEST), 0)
             current = bytes(self.ledger.current_model_digest())
             if current != expected:
                 findings.append(AuditFinding.of(latest, None, FindingKind.LEDGER_INCONSISTENT,
-                                                f"the contract's current model is {digest_hex(current)}, the last "
-                                                f"finalised model in the event log is {digest_hex(expected)}"))
+                                                f"the contract's current model is {digest_hex(current)}, the event "
+                                                f"log's finalisations and disputes make it {digest_hex(expected)}"))
+            current_round = int(self.ledger.current_model_round())
+            if current_round != expected_round:
+                findings.append(AuditFinding.of(latest, None, FindingKind.LEDGER_INCONSISTENT,
+                                                f"the contract's current model comes from round {current_round}, the "
+                                                f"event log's from round {expected_round} (0: the initial model or a "
+                                                "fallback after a dispute)"))
         return findings
 
-    def _check_ledger_round(self, rev: _RoundEvents) -> list[AuditFinding]:
+    def _check_ledger_round(self, rev: RoundEvents) -> list[AuditFinding]:
         """A round's storage (getRound) against its events."""
         rid = int(rev.opened.round_id)
         try:
@@ -475,6 +468,8 @@ class Auditor:
             return [AuditFinding.of(rid, None, FindingKind.LEDGER_INCONSISTENT, f"the contract cannot show the round: {err}")]
         fin, closed = rev.finalized, rev.closed
         status = RoundStatus.FINALIZED if fin is not None else RoundStatus.CLOSED if closed is not None else RoundStatus.OPEN
+        if rev.disputed is not None:
+            status = RoundStatus.DISPUTED
         zero = bytes(ZERO_DIGEST)
         expected: list[tuple[str, object, object]] = [
             ("status", RoundStatus(rec.status).name.lower(), status.name.lower()),
@@ -501,17 +496,19 @@ class Auditor:
         ]
 
     # --- one round --------------------------------------------------------------------------
-    def _audit_round(self, history: History, rev: _RoundEvents,
-                     previous_model: Digest | None) -> tuple[list[AuditFinding], RoundSummary]:
+    def _audit_round(self, history: History,
+                     rev: RoundEvents) -> tuple[list[AuditFinding], RoundSummary, RoundAggregate | None]:
         opened, fin = rev.opened, rev.finalized
         rid = RoundId(int(opened.round_id))
         add = AddFinding(int(rid), rev.aggregator)
         blames: list[_Blame] = []
         task = self._task(history, int(opened.task_version), int(rid))
 
-        # each round starts from the previous round's model (or the task's initial model)
-        if previous_model is not None:
-            expected_base: Digest | None = previous_model
+        # each round starts from the contract's current model when it opened: the latest
+        # finalised one, the fallback after a dispute, or the task's initial model
+        current = history.model_at(event_position(opened))
+        if current is not None:
+            expected_base: Digest | None = current[0]
         elif task is not None:
             expected_base = sha256_digest(task.initial_blob)
         else:
@@ -609,7 +606,7 @@ class Auditor:
         by_addr = {c.participant.lower(): c for c in rev.commitments}
         if evidence is not None and fin is not None:
             self._check_evidence(add, evidence, fin, by_addr, opened)
-            outcomes = self._as_the_aggregator_saw(add, evidence, outcomes)
+            outcomes = self._as_the_aggregator_saw(add, evidence, outcomes, history, rev)
 
         # replay the aggregation
         recomputed: RoundAggregate | None = None
@@ -623,10 +620,10 @@ class Auditor:
             self._compare(add, recomputed, evidence, rev, by_addr, unavailable, outcomes)
 
         self._attribute(add, rev, evidence, recomputed, blames, outcomes)
-        return add.findings, self._summary(rev, evidence, decoded, len(add.findings))
+        return add.findings, self._summary(rev, evidence, decoded, len(add.findings)), recomputed
 
     @staticmethod
-    def _check_seals(add: AddFinding, rev: _RoundEvents) -> None:
+    def _check_seals(add: AddFinding, rev: RoundEvents) -> None:
         """Commit-reveal: every update revealed (committed) after the participant sealed it, one
         seal each, and none in a round without commit-reveal (the contract refuses all of these);
         a seal never revealed in a round that ended is the participant's withheld update."""
@@ -656,7 +653,7 @@ class Auditor:
                     "round ended without it", seal.participant, severity=Severity.HANDLED)
 
     @staticmethod
-    def _replay(add: AddFinding, task: _Task, base: GlobalModel, rev: _RoundEvents,
+    def _replay(add: AddFinding, task: _Task, base: GlobalModel, rev: RoundEvents,
                 outcomes: list[FetchOutcome]) -> RoundAggregate | None:
         """Re-aggregate the round (None, with a finding, when it cannot be). Nothing a participant
         sent makes :func:`~fedchain.protocol.rounds.aggregate` raise (an update that defeats the
@@ -672,24 +669,70 @@ class Auditor:
             add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {describe_error(err)}")
             return None
 
-    def _as_the_aggregator_saw(self, add: AddFinding, evidence: Evidence,
-                               outcomes: list[FetchOutcome]) -> list[FetchOutcome]:
+    def _as_the_aggregator_saw(self, add: AddFinding, evidence: Evidence, outcomes: list[FetchOutcome],
+                               history: History, rev: RoundEvents) -> list[FetchOutcome]:
         """The outcomes the replay starts from: a blob the aggregator rejected as unavailable stays
-        unavailable for the replay even if it can be fetched now (reported, as a warning)."""
+        unavailable for the replay even if it can be fetched now.
+
+        Such a blob, available now with its committed digest, is a warning when the participant
+        never contested the exclusion (it may have been slow) or contested it and the aggregator
+        answered that it is available; an error of the aggregator's when the contest went
+        unanswered although the aggregator opened a round since (it answers contests before
+        opening one), or when it answered "unavailable" of a blob the audit fetches."""
+        rid = int(rev.opened.round_id)
         missed = {r.participant.lower(): r for r in evidence.rejected if r.rule == RULE_BLOB_UNAVAILABLE}
         replay: list[FetchOutcome] = []
         for out in outcomes:
-            rejection = missed.get(out.commitment.participant.lower())
-            if rejection is not None and out.data is not None:
-                add(FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE,
-                    f"rejected as unavailable ({rejection.reason}), but blob {out.commitment.cid} can be fetched now",
-                    out.commitment.participant)
-                out = FetchOutcome(out.commitment, None, RULE_BLOB_UNAVAILABLE, rejection.reason)
+            c = out.commitment
+            who = c.participant.lower()
+            rejection = missed.get(who)
+            if rejection is not None:
+                intact = out.data is not None and sha256_digest(out.data) == bytes(c.update_digest)
+                self.exclusions[(rid, who)] = intact
+                if out.data is not None:
+                    self._escalate(add, history, rev, c, rejection.reason, intact)
+                    out = FetchOutcome(c, None, RULE_BLOB_UNAVAILABLE, rejection.reason)
             replay.append(out)
         return replay
 
     @staticmethod
-    def _compare(add: AddFinding, recomputed: RoundAggregate, evidence: Evidence | None, rev: _RoundEvents,
+    def _escalate(add: AddFinding, history: History, rev: RoundEvents, c: UpdateCommitment, reason: str,
+                  intact: bool) -> None:
+        """The finding about an exclusion as unavailable of a blob the audit fetches now."""
+        rid, who = int(rev.opened.round_id), c.participant.lower()
+        now = f"rejected as unavailable ({reason}), but blob {c.cid} can be fetched now"
+        contest = history.contests.get((rid, who))
+        if contest is not None and (bytes(contest.update_digest) != bytes(c.update_digest) or contest.cid != c.cid):
+            now += (f"; its contest (tx {contest.tx_hash}) names {contest.cid} / {digest_hex(contest.update_digest)}, "
+                    "not the committed update, so it does not count")
+            contest = None
+        if contest is None or not intact:
+            add(FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE, now, c.participant)
+            return
+        answer = history.answers.get((rid, who))
+        contested = f"{now}; the participant contested the exclusion at block {contest.block_number} (tx {contest.tx_hash})"
+        if answer is not None and answer.available:
+            add(FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE,
+                f"{contested} and the aggregator answered it available at block {answer.block_number}", c.participant,
+                responsible=Party.AGGREGATOR, address=answer.answered_by)
+        elif answer is not None:
+            add(FindingKind.EXCLUSION_CONTEST_DENIED,
+                f"{contested}; the aggregator answered it unavailable at block {answer.block_number} "
+                f"(tx {answer.tx_hash}), yet the audit fetches it with its committed digest", c.participant,
+                address=answer.answered_by)
+        else:
+            since = [r for r, ev in history.rounds.items() if event_position(ev.opened) > event_position(contest)]
+            if since:
+                add(FindingKind.EXCLUSION_CONTEST_UNANSWERED,
+                    f"{contested}; the aggregator never answered, and opened round {min(since)} since", c.participant,
+                    address=history.rounds[min(since)].opened.opened_by)
+            else:
+                add(FindingKind.EXCLUSION_CONTEST_UNANSWERED,
+                    f"{contested}; not answered yet (the aggregator answers before it opens the next round)",
+                    c.participant, severity=Severity.WARNING)
+
+    @staticmethod
+    def _compare(add: AddFinding, recomputed: RoundAggregate, evidence: Evidence | None, rev: RoundEvents,
                  by_addr: dict[str, UpdateCommitment], unavailable: set[str], outcomes: Sequence[FetchOutcome]) -> None:
         """The replay against what the aggregator recorded: rejections (rule and reason), the
         updates it dropped, the model, the Merkle root and the included count."""
@@ -755,7 +798,7 @@ class Auditor:
                 f"closed ({rev.closed.reason!r}) although {len(recomputed.included)} valid update(s) aggregate to a model")
 
     @staticmethod
-    def _attribute(add: AddFinding, rev: _RoundEvents, evidence: Evidence | None, recomputed: RoundAggregate | None,
+    def _attribute(add: AddFinding, rev: RoundEvents, evidence: Evidence | None, recomputed: RoundAggregate | None,
                    blames: list[_Blame], outcomes: Sequence[FetchOutcome]) -> None:
         """Findings about participants' updates, with the party to blame and the severity.
 
@@ -803,7 +846,7 @@ class Auditor:
             blamed.add(p)
 
     # --- summaries --------------------------------------------------------------------------
-    def _gas(self, rev: _RoundEvents) -> dict[str, int]:
+    def _gas(self, rev: RoundEvents) -> dict[str, int]:
         gas: dict[str, int] = {}
         if self.gas_of is None:
             return gas
@@ -817,7 +860,7 @@ class Auditor:
             gas["close"] = self.gas_of(rev.closed.tx_hash)
         return gas
 
-    def _summary(self, rev: _RoundEvents, evidence: Evidence | None, updates: list[ClientUpdate],
+    def _summary(self, rev: RoundEvents, evidence: Evidence | None, updates: list[ClientUpdate],
                  findings: int) -> RoundSummary:
         opened, fin = rev.opened, rev.finalized
         losses = [float(u.extras["loss"]) for u in updates
@@ -843,7 +886,7 @@ class Auditor:
             findings=findings,
         )
 
-    def _bare_summary(self, rev: _RoundEvents) -> RoundSummary:
+    def _bare_summary(self, rev: RoundEvents) -> RoundSummary:
         """The summary of a round whose replay failed: only what the events say."""
         return self._summary(rev, None, [], 1)
 
@@ -902,4 +945,4 @@ def describe_error(err: BaseException) -> str:
 
 
 __all__ = ["DECODE_ERRORS", "FETCH_DEADLINE_S", "FETCH_WORKERS", "RULE_BLOB_UNAVAILABLE", "SELECTION_RULES",
-           "AddFinding", "Auditor", "Fetched", "History", "describe_error", "fetch_blobs"]
+           "AddFinding", "Auditor", "Fetched", "History", "RoundVerification", "describe_error", "fetch_blobs"]

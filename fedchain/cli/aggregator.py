@@ -26,13 +26,17 @@ def aggregator() -> None:
               help="Seconds an unreachable chain or store is ridden out before giving up.")
 @click.option("--commit-duration", type=int, default=None, help="Seconds participants have to commit [default: the task's].")
 @click.option("--min-updates", type=int, default=None, help="Minimum included updates [default: the task's].")
-@click.option("--dishonest", type=click.Choice(["drop-update", "shift-model"]), default=None,
-              help="Demonstration only: cheat, so that the audit has something to catch.")
+@click.option("--attestation-timeout", type=click.FloatRange(min=0), default=600.0, show_default=True,
+              help="Seconds to wait, under a verification policy, for the members to attest the current model's "
+                   "round before a round can open (0: no limit).")
+@click.option("--dishonest", type=click.Choice(["drop-update", "shift-model", "ignore-contests"]), default=None,
+              help="Demonstration only: cheat, so that the audit and the members have something to catch.")
 @keystore_option
 @role_options
 @json_option
 def run(rounds: int | None, until_round: int | None, resume: bool, max_outage: float, commit_duration: int | None,
-        min_updates: int | None, dishonest: str | None, keystore: Path | None, state_dir: Path | None,
+        min_updates: int | None, attestation_timeout: float, dishonest: str | None, keystore: Path | None,
+        state_dir: Path | None,
         rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
         as_json: bool) -> None:
     """Open a round, wait until every eligible participant committed or the deadline passed, aggregate,
@@ -40,7 +44,9 @@ def run(rounds: int | None, until_round: int | None, resume: bool, max_outage: f
 
     A round left open by an aggregator that stopped is resumed (logged) unless --no-resume; an
     unreachable chain or store is ridden out for --max-outage seconds, following a managed devnet
-    or IPFS node that came back on another URL (when the URLs come from the state dir)."""
+    or IPFS node that came back on another URL (when the URLs come from the state dir). Under a
+    verification policy a round opens once the members attested the previous one (waiting up to
+    --attestation-timeout seconds); open exclusion contests are answered before each round."""
     from fedchain.engine.loop import OutagePolicy, run_rounds
     from fedchain.engine.reports import RoundReport
     from fedchain.ports import RoundStatus
@@ -52,6 +58,7 @@ def run(rounds: int | None, until_round: int | None, resume: bool, max_outage: f
     account = role_signer(settings)
     transport = aggregator_transport(settings, address, dishonest=dishonest, commit_duration=commit_duration,
                                      min_updates=min_updates, resume=resume, account=account)
+    transport.attestation_timeout_s = attestation_timeout or None
     if until_round is not None:
         latest = int(transport.ledger.latest_round_id())
         still_open = latest >= 1 and transport.ledger.round(RoundId(latest)).status == RoundStatus.OPEN

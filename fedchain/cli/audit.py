@@ -11,13 +11,69 @@ from fedchain.cli.options import emit, json_option, role_options, role_settings
 from fedchain.errors import ExitCode
 
 
+def governance_records(conn: Any, deployment: Any) -> Any:
+    """The audit's :class:`~fedchain.audit.governance.GovernanceRecords` of a recorded deployment:
+    its governor's proposals and its timelock's calls and roles, or, for a deployment whose admin
+    is an account, the statement that it has no governance."""
+    from fedchain.audit.governance import GovernanceRecords
+    from fedchain.chain.governance import Governance
+
+    def is_contract(address: str) -> bool:
+        return len(conn.code_at(address)) > 0
+
+    if not deployment.governed:
+        return GovernanceRecords.eoa(deployment.tx_hash, is_contract)
+    gov = Governance.from_deployment(conn, deployment)
+    return GovernanceRecords.from_governance(gov, governor=deployment.governor, timelock=deployment.timelock,
+                                             membership=deployment.membership, deployment_tx=deployment.tx_hash,
+                                             is_contract=is_contract)
+
+
+def governance_lines(g: Any) -> list[str]:
+    """The governance section of an audit report, for people."""
+    who = {"governed": f"governed: governor {g.governor}, timelock {g.timelock}",
+           "eoa": "no governance: the admin is an EOA",
+           "unchecked": "governance not checked (no deployment record for this contract)"}.get(g.mode, g.mode)
+    lines = [f"governance: {who}"]
+    for a in g.admin_actions:
+        if a.proposal_id is not None:
+            lines.append(f"  block {a.block_number}: {a.detail} by proposal {a.proposal_id} ({a.votes_for} for, "
+                         f"{a.votes_against} against, {a.votes_abstain} abstain; quorum {a.quorum}; executed at block "
+                         f"{a.execution_block})")
+        else:
+            lines.append(f"  block {a.block_number}: {a.detail} by {a.actor} ({a.verdict})")
+    for d in g.disputes:
+        fallback = f"fell back to {d.fallback_model_digest}" if d.fallback_model_digest else "current model unchanged"
+        lines.append(f"  round {d.round} disputed at block {d.block_number}, accusing {d.accused}: {fallback}; "
+                     f"findings {d.findings_cid} {d.findings_check}")
+    for t in g.attestations:
+        if t.policy:
+            lines.append(f"  round {t.round}: {t.ok} of {t.required} attestations ({t.negative} negative; policy "
+                         f"{t.policy}%)")
+    for c in g.contests:
+        lines.append(f"  round {c.round}: {c.participant} contested its exclusion: {c.verdict}")
+    if g.built_on_disputed:
+        lines.append(f"  rounds built on a disputed model: {', '.join(map(str, g.built_on_disputed))}")
+    return lines
+
+
 def _auditor(settings: Any, address: str | None, fetch_deadline_s: float) -> Any:
     from fedchain.audit.replay import Auditor
+    from fedchain.chain.federation import read_deployment
+    from fedchain.errors import DeploymentNotFoundError
     from fedchain.sim.wiring import connect_ledger, gas_lookup, open_blob_store
 
     ledger = connect_ledger(settings, address=address)
+    try:
+        deployment = read_deployment(settings.state_dir, ledger.conn.chain_id)
+    except DeploymentNotFoundError:
+        deployment = None
+    records = None  # a contract given by --address that the state dir does not record: admin actions unchecked
+    if deployment is not None and deployment.address.lower() == ledger.contract.address.lower():
+        records = governance_records(ledger.conn, deployment)
     return Auditor(ledger, open_blob_store(settings), gas_of=gas_lookup(ledger),
-                   contract=ledger.contract.address, chain_id=ledger.conn.chain_id, fetch_deadline_s=fetch_deadline_s)
+                   contract=ledger.contract.address, chain_id=ledger.conn.chain_id, fetch_deadline_s=fetch_deadline_s,
+                   governance=records)
 
 
 @click.group(invoke_without_command=True)
@@ -36,7 +92,11 @@ def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, fetc
     """Replay every round from chain events and the blob store.
 
     Each finding names the party responsible (aggregator, participant ADDRESS, infrastructure,
-    governance) and a severity (error, handled, warning). Exit 0 when clean (warnings only),
+    governance) and a severity (error, handled, warning). The governance section checks every
+    admin action against the executed proposal (votes, quorum, execution block) behind it, the
+    roles held by accounts ("admin is an EOA" on a deployment without governance), the members'
+    attestations under a verification policy, disputes and their outcome, rounds built on a
+    disputed model and exclusion contests. Exit 0 when clean (warnings only),
     51 (AUDIT_FINDINGS) when any finding is an error, 52 (AUDIT_PARTICIPANT_MISCONDUCT) when the
     only findings are participant misconduct the aggregator handled (an update it correctly left
     out).
@@ -61,6 +121,8 @@ def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, fetc
             lines.append(f"  round {f.round or '-'} [{f.severity.value}; {who}] {f.kind.value}"
                          f"{' (' + f.participant + ')' if f.participant and f.participant != f.responsible_address else ''}"
                          f": {f.detail}")
+        if report.governance is not None:
+            lines += governance_lines(report.governance)
         return "\n".join(lines)
 
     emit(as_json, report.to_json(), human)

@@ -90,7 +90,11 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
 
 
 def agent_options(f: F) -> F:
-    """``--data``, ``--work-dir`` and ``--attack``: the options of the commands that run a participant agent."""
+    """``--data``, ``--work-dir``, ``--attack`` and ``--verify``: the options of the commands that run a participant agent."""
+    f = click.option("--verify/--no-verify", "verify", default=None,
+                     help="Replay each finalised round this participant was included in with the audit's code and "
+                          "attest it on chain before training on its model [default: when the federation's "
+                          "verification policy is set].")(f)
     f = click.option("--attack", default=None, help="Evaluation only: poison updates (sign_flip, scaling[:x], noise[:sigma]) "
                      "or the local data (label_flip, backdoor[:target_class]).")(f)
     f = click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -100,7 +104,10 @@ def agent_options(f: F) -> F:
     return f
 
 
-def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None) -> Any:
+def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None,
+           verify: bool | None = None) -> tuple[Any, Any]:
+    """The participant agent and its live verifier (None with --no-verify)."""
+    from fedchain.audit.live import LiveVerifier
     from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.participant import ParticipantAgent
     from fedchain.sim.wiring import connect_ledger, follow_services, open_blob_store
@@ -113,7 +120,17 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
                              cid_of=compute_cid)
     agent.on_outage = follow_services(settings, agent, account=account, address=address)
-    return agent
+    if verify is False:
+        return agent, None
+    live = LiveVerifier(agent)
+
+    def verifier(rnd: Any) -> None:
+        # --verify: always; by default only while the federation's verification policy is set
+        if verify or int(agent.ledger.verification_policy()) > 0:
+            live(rnd)
+
+    agent.verifier = verifier
+    return agent, live
 
 
 @participant.command()
@@ -122,15 +139,16 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
 @keystore_option
 @role_options
 @json_option
-def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack: str | None, keystore: Path | None,
-           state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
-           chain_id: int | None, as_json: bool) -> None:
-    """Train on the round's global model and commit the update once (idempotent)."""
+def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack: str | None, verify: bool | None,
+           keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+           address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Train on the round's global model and commit the update once (idempotent); a finalised
+    round this participant was included in is verified and attested first (see --verify)."""
     import torch
 
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    agent = _agent(settings, address, data_path, work_dir, attack)
+    agent, _ = _agent(settings, address, data_path, work_dir, attack, verify)
     res = agent.submit(round_id)
     emit(as_json, res.to_json(), lambda: describe_result(res))
 
@@ -156,12 +174,15 @@ def describe_result(res: Any) -> str:
 @role_options
 @json_option
 def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, data_path: Path, work_dir: Path | None,
-        attack: str | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None,
-        store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+        attack: str | None, verify: bool | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
+        ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Run the participant agent: watch for open rounds, train, store the update, commit.
 
     Every commit is journaled in <work-dir>/results.jsonl (fsynced before and after it is sent);
-    a journaled commit that the chain lost while its round is open is committed again. An
+    a journaled commit that the chain lost while its round is open is committed again. Each
+    finalised round it was included in is replayed with the audit's code and attested on chain
+    before it trains on the round's model (--verify; by default under a verification policy);
+    an exclusion as "blob unavailable" is contested on chain with the re-pinned blob. An
     unreachable chain or store is ridden out; a managed service that came back on another URL
     is followed."""
     import torch
@@ -170,7 +191,7 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
 
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    agent = _agent(settings, address, data_path, work_dir, attack)
+    agent, live = _agent(settings, address, data_path, work_dir, attack, verify)
 
     def on_result(res: Any) -> None:
         if not as_json:
@@ -192,4 +213,5 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
 
         usage = resource.getrusage(resource.RUSAGE_SELF)
         emit(True, {"participant": agent.address, "results": [r.to_json() for r in results],
+                    "verifications": [v.to_json() for v in live.verifications] if live is not None else [],
                     "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}, "")

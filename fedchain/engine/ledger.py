@@ -8,9 +8,15 @@ then publishes the aggregate: the model blob and the evidence document go to the
 their digests, the Merkle root of the included commitments and the aggregation digest go on
 chain (or the round is closed with a reason when too few valid updates arrived).
 
-``dishonest`` exists only to demonstrate that the audit catches a cheating aggregator:
-``drop-update`` silently leaves one valid update out; ``shift-model`` publishes a model that is
-not the aggregate.
+Under a verification policy the contract refuses to open a round until the members attested
+the current model's round; :meth:`LedgerTransport.open_round` then waits (on new blocks, up to
+``attestation_timeout_s``) and opens once they have, or once a dispute fell back to an earlier
+model. Before opening a round the aggregator answers every open exclusion contest: it fetches
+the contested blob again, checks its digest, pins it and answers whether it is available.
+
+``dishonest`` exists only to demonstrate that the audit and the members catch a cheating
+aggregator: ``drop-update`` silently leaves one valid update out; ``shift-model`` publishes a
+model that is not the aggregate; ``ignore-contests`` never answers an exclusion contest.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from fedchain.errors import (
     IntegrityError,
     StorageError,
 )
-from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport, UpdateCommitment
+from fedchain.ports import BlobStore, Contest, ExclusionContested, Ledger, RoundStatus, TxReport, UpdateCommitment
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
 from fedchain.protocol.participant import verify_round_base
@@ -47,12 +53,19 @@ from fedchain.protocol.rounds import (
     shift_weights,
 )
 from fedchain.protocol.task import TaskDocument, load_task_document
-from fedchain.reverts import FederationCommitPhaseActive, FederationRevealPhaseActive
+from fedchain.reverts import (
+    FederationAttestationQuorumNotMet,
+    FederationCommitPhaseActive,
+    FederationContestAnswered,
+    FederationNoContest,
+    FederationRevealPhaseActive,
+)
 from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
 
-DISHONEST_MODES = ("drop-update", "shift-model")
+DISHONEST_MODES = ("drop-update", "shift-model", "ignore-contests")
+ATTESTATION_TIMEOUT_S = 600.0  # how long open_round waits for the members' attestations by default
 FETCH_WORKERS = 8  # blobs fetched at once by :func:`fetch_all`
 # How long the aggregator waits, once a deadline has passed by the clock, for the chain to mine a
 # block past it before giving up with ChainStalledError (a managed devnet mines every few seconds).
@@ -133,6 +146,7 @@ class LedgerTransport:
         fetch_workers: int = FETCH_WORKERS,
         deadline_block_wait_s: float = DEADLINE_BLOCK_WAIT_S,
         resume: bool = False,
+        attestation_timeout_s: float | None = ATTESTATION_TIMEOUT_S,
     ) -> None:
         if dishonest is not None and dishonest not in DISHONEST_MODES:
             raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
@@ -148,21 +162,29 @@ class LedgerTransport:
         self.deadline_block_wait_s = deadline_block_wait_s  # how long a chain may mine nothing after a deadline
         # open_round finishes a round left open (by an aggregator that stopped) instead of opening a new one
         self.resume_open = resume
+        # how long open_round waits for the attestation quorum of the current model's round (None: no limit)
+        self.attestation_timeout_s = attestation_timeout_s
         self.reports: list[TxReport] = []  # every transaction this transport sent
         self._context: dict[int, _RoundContext] = {}
+        self._contests_from = 0  # the first block not yet searched for exclusion contests
 
     # --- opening -------------------------------------------------------------------------------
     def base_model(self, doc: TaskDocument) -> tuple[Digest, Cid]:
-        """The model the next round starts from: the latest finalised one, else the initial model."""
+        """The model the next round starts from: the contract's current model (the latest
+        finalised one or, after a dispute, the disputed round's base model, which may be the
+        initial model), else the initial model."""
         current = bytes(self.ledger.current_model_digest())
         if current != bytes(ZERO_DIGEST):
-            rid = int(self.ledger.latest_round_id())
-            while rid >= 1:
-                rnd = self.ledger.round(RoundId(rid))
+            latest = int(self.ledger.latest_round_id())
+            rounds = [self.ledger.round(RoundId(rid)) for rid in range(latest, 0, -1)]
+            for rnd in rounds:
                 if rnd.status == RoundStatus.FINALIZED and bytes(rnd.model_digest) == current and rnd.model_cid:
                     return Digest(current), rnd.model_cid
-                rid -= 1
-            raise IntegrityError(f"current model {digest_hex(current)} has no finalised round on the ledger")
+            for rnd in rounds:  # a fallback after a dispute: some round's base model
+                if bytes(rnd.base_model_digest) == current and rnd.base_model_cid:
+                    return Digest(current), rnd.base_model_cid
+            raise IntegrityError(f"current model {digest_hex(current)} is neither a finalised round's model nor a "
+                                 "round's base model on the ledger")
         blob = initial_global(doc.spec(), doc.seed)
         return sha256_digest(blob), self.store.put(blob)
 
@@ -187,18 +209,95 @@ class LedgerTransport:
                             "resuming it instead of opening a new round", latest, rnd.opened_block, rnd.deadline,
                             rnd.commit_count)
                 return self.attach(latest)
-        _, doc = load_task_document(self.ledger, self.store)
-        digest, cid = self.base_model(doc)
-        report = self.ledger.open_round(
-            digest, cid, int(self.commit_duration or doc.commit_duration), int(self.min_updates or doc.min_updates),
-            int(doc.reveal_duration),
-        )
+        started = time.monotonic()
+        while True:
+            self.answer_contests()
+            _, doc = load_task_document(self.ledger, self.store)
+            digest, cid = self.base_model(doc)
+            try:
+                report = self.ledger.open_round(
+                    digest, cid, int(self.commit_duration or doc.commit_duration),
+                    int(self.min_updates or doc.min_updates), int(doc.reveal_duration),
+                )
+            except FederationAttestationQuorumNotMet as refused:
+                self._wait_attestations(refused, started)
+                continue
+            break
         self.reports.append(report)
         rid = RoundId(int(report.round_id) if report.round_id is not None else int(self.ledger.latest_round_id()))
         log.info("round %d opened on %s (tx %s, gas %d)", rid, digest_hex(digest), report.tx_hash, report.gas_used)
         if self.on_open is not None:
             self.on_open(rid)
         return self.attach(rid)
+
+    def _wait_attestations(self, refused: FederationAttestationQuorumNotMet, started: float) -> None:
+        """Wait (on new blocks) until the round the contract named has its attestation quorum,
+        or a dispute made its model no longer the current one; AggregationError once
+        :attr:`attestation_timeout_s` has passed since ``started``."""
+        rid = RoundId(int(refused.round_id))
+        block = self.ledger.block_number()
+        told: tuple[int, int, int] | None = None
+        while True:
+            if int(self.ledger.current_model_round()) != int(rid):
+                log.warning("round %d's model is no longer the current one (a dispute fell back to model %s); "
+                            "opening the next round on it", rid, digest_hex(self.ledger.current_model_digest()))
+                return
+            ok, negative = self.ledger.attestation_counts(rid)
+            required = int(self.ledger.attestation_quorum(rid))
+            if int(ok) >= required:
+                log.info("round %d: %d of %d attestations in; opening the next round", rid, ok, required)
+                return
+            if told != (int(ok), int(negative), required):
+                told = (int(ok), int(negative), required)
+                log.info("round %d: %d of %d attestations in (%d negative); the contract opens the next round once "
+                         "the members attest it", rid, ok, required, negative)
+            waited = time.monotonic() - started
+            if self.attestation_timeout_s is not None and waited >= self.attestation_timeout_s:
+                raise AggregationError(
+                    f"round {rid}: {ok} of the {required} attestations the verification policy requires after "
+                    f"{waited:.0f} s ({negative} negative); the next round cannot open until the members attest the "
+                    "round or a dispute falls back from its model"
+                )
+            self.answer_contests()
+            wait = 2.0 if self.attestation_timeout_s is None else max(0.0, min(2.0, self.attestation_timeout_s - waited))
+            block = self.ledger.wait_for_block(block, wait)
+
+    # --- exclusion contests --------------------------------------------------------------------
+    def answer_contests(self) -> list[TxReport]:
+        """Answer every open exclusion contest: fetch the contested blob (checking that it is the
+        update the participant committed and hashes to its digest), pin it, and answer on chain
+        whether it is available. A contest naming another blob than the commitment is answered
+        unavailable. Returns the answers sent."""
+        if self.dishonest == "ignore-contests":
+            return []
+        head = self.ledger.block_number()
+        contests = [ev for ev in self.ledger.history(self._contests_from) if isinstance(ev, ExclusionContested)]
+        answers: list[TxReport] = []
+        for ev in contests:
+            rid = RoundId(int(ev.round_id))
+            if int(self.ledger.contest_of(rid, ev.participant)) != Contest.OPEN:
+                continue
+            committed = next((c for c in self.ledger.commitments(rid) if c.participant.lower() == ev.participant.lower()),
+                             None)
+            if committed is None or committed.cid != ev.cid or bytes(committed.update_digest) != bytes(ev.update_digest):
+                available, why = False, "the contest does not name the participant's committed update"
+            else:
+                outcome = fetch_all(self.store, (committed,), window_s=self.fetch_window_s, workers=1)[0]
+                available = outcome.data is not None and sha256_digest(outcome.data) == bytes(committed.update_digest)
+                why = "fetched, digest checked, pinned" if available else (outcome.error or "digest mismatch")
+                if available:
+                    self.store.pin(committed.cid)
+            try:
+                report = self.ledger.answer_contest(rid, ev.participant, available)
+            except (FederationContestAnswered, FederationNoContest) as err:
+                log.info("round %d: contest of %s: %s", rid, ev.participant, err)
+                continue
+            self.reports.append(report)
+            answers.append(report)
+            log.warning("round %d: %s contested its exclusion; blob %s is %savailable (%s); answered on chain (tx %s)",
+                        rid, ev.participant, ev.cid, "" if available else "un", why, report.tx_hash)
+        self._contests_from = head + 1  # every contest up to here is answered
+        return answers
 
     def attach(self, round_id: RoundId) -> OpenedRound:
         """An already open round, as :meth:`open_round` would have returned it (its base model

@@ -28,6 +28,7 @@ from fedchain.codec.canonical import sha256_digest
 from fedchain.config import private_dir
 from fedchain.errors import (
     BlobFormatError,
+    BlobNotFoundError,
     ConfigError,
     FedchainError,
     IntegrityError,
@@ -42,16 +43,21 @@ from fedchain.ports import (
     ParticipantStatus,
     RoundRecord,
     RoundStatus,
+    TxReport,
     UpdateCommitment,
     UpdateSeal,
     update_seal,
 )
 from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
 from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.rounds import RULE_BLOB_UNAVAILABLE
 from fedchain.protocol.task import TaskDocument, load_task_document, task_version
 from fedchain.protocol.training import training_seed
 from fedchain.reverts import (
+    FederationAlreadyAttested,
+    FederationAlreadyContested,
     FederationCommitTooLate,
+    FederationContestWindowClosed,
     FederationDuplicateCommit,
     FederationNotSealed,
     FederationRevealTooLate,
@@ -146,7 +152,8 @@ class SubmitResult:
         }
 
 
-JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped", "seal_intent", "sealed")
+JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped", "seal_intent", "sealed", "verified", "contested",
+                  "excluded")
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,10 @@ class JournalEntry:
     lost (a rewound chain) was sent again; ``skipped``: the round no longer took commits
     (``reason``). In a commit-reveal round: ``seal_intent`` (the update, its secret ``salt`` and
     ``seal``, before ``sealUpdate`` is sent) and ``sealed`` (mined); the reveal is journaled as
-    ``intent`` and ``committed``. The journal is the only copy of the salt: it is the owner's only."""
+    ``intent`` and ``committed``. The journal is the only copy of the salt: it is the owner's only.
+    Once a round it committed in is finalised: ``verified`` (included; the verifier hook ran, so
+    a restart does not attest again), ``contested`` (left out as unavailable; the exclusion was
+    contested on chain, ``tx_hash``) or ``excluded`` (left out, nothing to contest: ``reason``)."""
 
     event: str
     round_id: RoundId
@@ -269,6 +279,10 @@ class TxJournal:
         """The latest ``seal_intent`` or ``sealed`` entry of each commit-reveal round."""
         return {int(e.round_id): e for e in self.entries() if e.event in ("seal_intent", "sealed")}
 
+    def settled(self) -> set[int]:
+        """The rounds whose outcome the agent has dealt with: verified, contested or excluded."""
+        return {int(e.round_id) for e in self.entries() if e.event in ("verified", "contested", "excluded")}
+
 
 class ParticipantAgent:
     """One participant. ``ledger`` signs as the participant; ``store`` is the shared blob store."""
@@ -286,6 +300,7 @@ class ParticipantAgent:
         block_wait_s: float = 2.0,
         on_outage: Callable[[], None] | None = None,
         cid_of: Callable[[bytes], Cid] | None = None,
+        verifier: Callable[[RoundRecord], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -307,6 +322,11 @@ class ParticipantAgent:
         # the store's CID of a blob, computed here: a commit-reveal round seals an update before
         # uploading it (the CLI passes fedchain.storage.cid.compute_cid)
         self.cid_of = cid_of
+        # called once per finalised round this participant was included in, before it trains on
+        # that round's model: the members' live verification (the CLI passes
+        # fedchain.audit.live.LiveVerifier, which replays the round and attests it on chain)
+        self.verifier = verifier
+        self._settled = self.journal.settled()  # rounds verified, contested or left out, journaled
 
     @property
     def address(self) -> Address:
@@ -352,6 +372,7 @@ class ParticipantAgent:
         if again is not None:
             return again
         self.settle_state()
+        self.check_finalised_rounds()  # verify the model we are about to train on, contest an exclusion
         existing = self.own_commitment(rid) if self.ledger.participant(self.address).last_committed_round == rid else None
         if existing is not None:
             log.info("round %d: already committed %s (tx %s); nothing to do", rid, existing.cid, existing.tx_hash)
@@ -712,18 +733,121 @@ class ParticipantAgent:
     def _included(self, rnd: RoundRecord) -> bool:
         """Whether the round's evidence document lists this participant as included. Evidence
         that does not match the digest on chain counts as not included (the audit reports it)."""
+        evidence = self._evidence(rnd)
+        return evidence is not None and any(u.participant.lower() == self.address.lower() for u in evidence.included)
+
+    # --- finalised rounds: live verification and exclusion contests ------------------------
+    def check_finalised_rounds(self) -> None:
+        """Deal once with every round this participant committed in that has ended: when it was
+        finalised with our update included, call the verifier hook (the members' live
+        verification, before we train on its model); when it was finalised without our update
+        because the aggregator could not fetch the blob, contest the exclusion on chain
+        (:meth:`contest_exclusion`). Each outcome is journaled, so a restart does not attest or
+        contest again. A verifier that fails for another reason than an outage is logged and
+        tried again at the next look."""
+        for round_id in sorted(self._commits):
+            if round_id in self._settled:
+                continue
+            rid = RoundId(round_id)
+            rnd = self.ledger.round(rid)
+            if rnd.status == RoundStatus.OPEN:
+                continue
+            mine = self.own_commitment(rid) if rnd.status == RoundStatus.FINALIZED else None
+            if mine is None:
+                self._settle(JournalEntry("excluded", rid, self.address,
+                                          reason=f"round {RoundStatus(rnd.status).name.lower()} without our update"))
+                continue
+            evidence = self._evidence(rnd)
+            if evidence is not None and any(u.participant.lower() == self.address.lower() for u in evidence.included):
+                if self.verifier is not None:
+                    try:
+                        self.verifier(rnd)
+                    except FederationAlreadyAttested:
+                        log.info("round %d: already attested", rid)
+                    except _TRANSIENT_ERRORS:
+                        raise
+                    except FedchainError as err:
+                        log.warning("round %d: live verification failed: %s", rid, err)
+                        continue
+                self._settle(JournalEntry("verified", rid, self.address, mine.update_digest, mine.cid,
+                                          reason="verifier called" if self.verifier is not None else "no verifier"))
+                continue
+            self.contest_exclusion(rnd, mine, evidence)
+
+    def _settle(self, entry: JournalEntry) -> None:
+        self.journal.append(entry)
+        self._settled.add(int(entry.round_id))
+
+    def _evidence(self, rnd: RoundRecord) -> Evidence | None:
+        """The round's evidence document, checked against its digest on chain (None, logged,
+        when it does not match or does not decode: the audit reports it)."""
         if rnd.evidence_cid is None:
-            return False
+            return None
         data = self.store.get(rnd.evidence_cid)
         if sha256_digest(data) != bytes(rnd.evidence_digest):
             log.warning("round %d: evidence %s does not match its digest on chain", rnd.round_id, rnd.evidence_cid)
-            return False
+            return None
         try:
-            evidence = Evidence.from_bytes(data)
+            return Evidence.from_bytes(data)
         except BlobFormatError as err:
             log.warning("round %d: evidence %s is malformed: %s", rnd.round_id, rnd.evidence_cid, err)
-            return False
-        return any(u.participant.lower() == self.address.lower() for u in evidence.included)
+            return None
+
+    def contest_exclusion(self, rnd: RoundRecord, mine: UpdateCommitment, evidence: Evidence | None) -> TxReport | None:
+        """Contest our exclusion from finalised round ``rnd`` when its evidence gives
+        ``blob_unavailable`` as the reason: re-pin the committed blob (it must still hash to the
+        committed digest) and announce it on chain, within the window (until the round after
+        next opens). Journaled as ``contested``, or ``excluded`` with the reason when there is
+        nothing to contest or it cannot be. Returns the contest's transaction, if one was sent."""
+        rid = RoundId(int(rnd.round_id))
+        rejected = [r for r in (evidence.rejected if evidence is not None else ()) if r.participant.lower()
+                    == self.address.lower()]
+        unavailable = next((r for r in rejected if r.rule == RULE_BLOB_UNAVAILABLE), None)
+        if unavailable is None:
+            why = (f"rejected by {', '.join(sorted({r.rule for r in rejected}))}" if rejected
+                   else "the evidence neither includes nor rejects our update" if evidence is not None
+                   else "the evidence cannot be read")
+            log.warning("round %d was finalised without our update %s: %s", rid, mine.cid, why)
+            self._settle(JournalEntry("excluded", rid, self.address, mine.update_digest, mine.cid, reason=why))
+            return None
+        latest = int(self.ledger.latest_round_id())
+        if latest > int(rid) + 1:
+            why = f"left out as unavailable ({unavailable.reason}); too late to contest: round {latest} is open"
+            log.warning("round %d: %s", rid, why)
+            self._settle(JournalEntry("excluded", rid, self.address, mine.update_digest, mine.cid, reason=why))
+            return None
+        if self.ledger.contest_of(rid, self.address) != 0:
+            self._settle(JournalEntry("contested", rid, self.address, mine.update_digest, mine.cid,
+                                      reason="contested already (found on chain)"))
+            return None
+        try:
+            self.store.pin(mine.cid)
+            intact = sha256_digest(self.store.get(mine.cid)) == bytes(mine.update_digest)
+        except (BlobNotFoundError, IntegrityError) as err:
+            intact, detail = False, str(err)
+        else:
+            detail = "its bytes do not hash to the committed digest"
+        if not intact:
+            why = f"left out as unavailable ({unavailable.reason}), and our store cannot serve the blob now: {detail}"
+            log.warning("round %d: %s", rid, why)
+            self._settle(JournalEntry("excluded", rid, self.address, mine.update_digest, mine.cid, reason=why))
+            return None
+        try:
+            report = self.ledger.contest_exclusion(rid, mine.update_digest, mine.cid)
+        except FederationAlreadyContested:
+            report = None
+        except FederationContestWindowClosed as err:
+            log.warning("round %d: too late to contest our exclusion: %s", rid, err)
+            self._settle(JournalEntry("excluded", rid, self.address, mine.update_digest, mine.cid, reason=str(err)))
+            return None
+        log.warning("round %d: the aggregator left our update out as unavailable (%s); re-pinned %s and contested "
+                    "the exclusion on chain%s", rid, unavailable.reason, mine.cid,
+                    f" (tx {report.tx_hash})" if report is not None else " (already contested)")
+        self._settle(JournalEntry("contested", rid, self.address, mine.update_digest, mine.cid,
+                                  tx_hash=report.tx_hash if report is not None else None,
+                                  block_number=report.block_number if report is not None else None,
+                                  reason=unavailable.reason))
+        return report
 
     # --- agent loop ------------------------------------------------------------------------
     def run(
@@ -812,6 +936,7 @@ class ParticipantAgent:
             return True
         if latest < 1:
             return False
+        self.check_finalised_rounds()  # verify a finalised round before training on its model
         rid = RoundId(latest)
         if latest not in done:
             rnd = self.ledger.round(rid)
@@ -877,10 +1002,12 @@ class ParticipantAgent:
 
 
 def verify_round_base(ledger: Ledger, rnd: RoundRecord, doc: TaskDocument) -> None:
-    """Check where a round starts from: the model of the latest finalised round before it or,
-    when there is none (round 1, or rounds that all closed without a model), the task's initial
-    model ``initial_global(doc.spec(), doc.seed)``. The contract accepts any base model until a
-    first round is finalised, so both agents check it. Raises IntegrityError naming both digests."""
+    """Check where a round starts from: the model of the latest finalised round before it; the
+    base model of the latest disputed round before it (the fallback the federation fell back
+    to), never a disputed model; or, when there is neither (round 1, or rounds that all closed
+    without a model), the task's initial model ``initial_global(doc.spec(), doc.seed)``. The
+    contract accepts any base model until a first round is finalised, so both agents check it.
+    Raises IntegrityError naming both digests."""
     from fedchain.protocol.blobs import initial_global
 
     rid = int(rnd.round_id)
@@ -894,6 +1021,18 @@ def verify_round_base(ledger: Ledger, rnd: RoundRecord, doc: TaskDocument) -> No
                     f"{digest_hex(prior.model_digest)}"
                 )
             return
+        if prior.status == RoundStatus.DISPUTED:
+            if bytes(prior.base_model_digest) == base:
+                return  # the fallback after the dispute
+            if bytes(prior.model_digest) == base:
+                raise IntegrityError(
+                    f"round {rid} starts from model {digest_hex(base)}, round {earlier}'s model, which the federation "
+                    f"disputed; refusing to take part (the fallback is {digest_hex(prior.base_model_digest)})"
+                )
+            raise IntegrityError(
+                f"round {rid} starts from model {digest_hex(base)}, but round {earlier} was disputed and the federation "
+                f"fell back to {digest_hex(prior.base_model_digest)}"
+            )
     initial = sha256_digest(initial_global(doc.spec(), doc.seed))
     if initial != base:
         raise IntegrityError(
