@@ -5,6 +5,7 @@ hold that role later and make the same calls through proposals."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,14 +21,34 @@ from fedchain.cli.options import (
     role_settings,
     task_options,
 )
-from fedchain.errors import ChainError
+from fedchain.config import Settings
+from fedchain.errors import ChainError, DeploymentNotFoundError, GovernanceError
 from fedchain.ports import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
 from fedchain.types import Address
 
 if TYPE_CHECKING:
+    from fedchain.chain.ledger import ChainLedger
     from fedchain.protocol.task import TaskDocument
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def refuse_if_governed(settings: Settings, ledger: ChainLedger, proposal: str) -> None:
+    """GovernanceError when the timelock of the recorded governed deployment holds this federation's
+    admin role: the action is a ``fedchain gov propose`` the members vote on, not an admin call."""
+    from fedchain.chain.federation import ADMIN_ROLE, read_deployment
+
+    try:
+        deployment = read_deployment(settings.state_dir, ledger.conn.chain_id)
+    except DeploymentNotFoundError:
+        return
+    if deployment.timelock is None or deployment.address.lower() != ledger.contract.address.lower():
+        return
+    if ledger.contract.has_role(ADMIN_ROLE, deployment.timelock):
+        raise GovernanceError(
+            f"the federation at {deployment.address} is governed: its timelock {deployment.timelock} holds the admin "
+            f"role, so this is a proposal the members vote on: fedchain gov propose {proposal} --description TEXT"
+        )
 
 
 @click.group()
@@ -45,6 +66,7 @@ def admit(participant: str, keystore: Path | None, state_dir: Path | None, rpc_u
     """Admit a registered (pending) PARTICIPANT address."""
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
+    refuse_if_governed(settings, ledger, f"admit {participant}")
     report = ledger.admit(Address(participant))
     emit(as_json, {"participant": participant, "status": "active", "tx": report},
          f"admitted {participant} (tx {report.tx_hash}, gas {report.gas_used})")
@@ -61,6 +83,7 @@ def remove(participant: str, reason: str, keystore: Path | None, state_dir: Path
     """Remove PARTICIPANT; its later commits are refused by the contract."""
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
+    refuse_if_governed(settings, ledger, f"remove {participant} --reason {shlex.quote(reason)}")
     report = ledger.remove(Address(participant), reason)
     emit(as_json, {"participant": participant, "status": "removed", "reason": reason, "tx": report},
          f"removed {participant}: {reason} (tx {report.tx_hash}, gas {report.gas_used})")
@@ -149,6 +172,7 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
                          min_updates, commit_duration, max_commit_duration, reveal_duration)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
+    refuse_if_governed(settings, ledger, "configure-task " + shlex.join(_task_args(click.get_current_context())))
     blobs = open_blob_store(settings)
     try:
         cid, report = publish_task(ledger, blobs, doc)
@@ -164,3 +188,20 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
         f"  strategy_digest: 0x{bytes(config.strategy_digest).hex()}",
         f"  data_schema_digest: 0x{bytes(config.data_schema_digest).hex()}",
     ]))
+
+
+def _task_args(ctx: click.Context) -> list[str]:
+    """The task options given on this command line, as they would be passed again."""
+    names = {p.name: p for p in ctx.command.params}
+    args: list[str] = []
+    for name, value in ctx.params.items():
+        param = names.get(name)
+        if not isinstance(param, click.Option) or name in {"keystore", "state_dir", "rpc_url", "ipfs_api", "store",
+                                                           "address", "chain_id", "as_json"}:
+            continue
+        if ctx.get_parameter_source(name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = max(param.opts, key=len)
+        for item in value if param.multiple else (value,):
+            args += [flag, str(item)]
+    return args

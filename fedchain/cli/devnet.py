@@ -92,8 +92,24 @@ def status(state_dir: Path | None, as_json: bool) -> None:
 
 
 @devnet.command()
-@click.option("--admin", default=None, help="Admin address [default: the deployer].")
+@click.option("--admin", default=None, help="Admin address [default: the deployer]; not with --governance.")
 @click.option("--aggregator", default=None, help="Aggregator address [default: the deployer].")
+@click.option("--governance", is_flag=True,
+              help="Deploy the Governor, its timelock and the membership token with the Federation: the timelock "
+                   "holds the admin role and the members vote (`fedchain gov`); the deployer keeps no admin power.")
+@click.option("--founder", "founders", multiple=True, metavar="ADDRESS",
+              help="A founding member (one membership token, one vote). Repeatable; with --governance.")
+@click.option("--founders-from-keystores", "founder_keystores", multiple=True, metavar="NAMES",
+              help="Founding members by keystore name or address in <state-dir>/keystores, comma-separated. "
+                   "Repeatable; with --governance.")
+@click.option("--voting-delay", type=click.IntRange(0), default=None, metavar="BLOCKS",
+              help="Blocks between a proposal and the start of its vote [default: 1].")
+@click.option("--voting-period", type=click.IntRange(1), default=None, metavar="BLOCKS",
+              help="Blocks a vote stays open [default: 20].")
+@click.option("--quorum", "quorum_percent", type=click.IntRange(1, 100), default=None, metavar="PCT",
+              help="Percentage of the members' votes (for + abstain) a proposal needs [default: 50].")
+@click.option("--timelock-delay", "timelock_delay_s", type=click.IntRange(0), default=None, metavar="SECONDS",
+              help="Seconds between queueing and executing a proposal [default: 60].")
 @rpc_url_option
 @keystore_option
 @state_dir_option
@@ -101,31 +117,98 @@ def status(state_dir: Path | None, as_json: bool) -> None:
 def deploy(
     admin: str | None,
     aggregator: str | None,
+    governance: bool,
+    founders: tuple[str, ...],
+    founder_keystores: tuple[str, ...],
+    voting_delay: int | None,
+    voting_period: int | None,
+    quorum_percent: int | None,
+    timelock_delay_s: int | None,
     rpc_url: str | None,
     keystore: Path | None,
     state_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Deploy the Federation contract, signed by the keystore (or FEDCHAIN_PRIVATE_KEY), and
-    record it in <state-dir>/deployments/<chain-id>.json."""
+    record it in <state-dir>/deployments/<chain-id>.json; with --governance, the governed stack."""
     from fedchain.chain.accounts import load_signer
     from fedchain.chain.connection import Connection
     from fedchain.chain.federation import deploy as deploy_federation
     from fedchain.services.devnet import devnet_url
 
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, keystore=keystore)
+    governance_given = {"--founder": bool(founders), "--founders-from-keystores": bool(founder_keystores),
+                        "--voting-delay": voting_delay is not None, "--voting-period": voting_period is not None,
+                        "--quorum": quorum_percent is not None, "--timelock-delay": timelock_delay_s is not None}
+    if not governance:
+        stray = [name for name, given in governance_given.items() if given]
+        if stray:
+            raise click.UsageError(f"{', '.join(stray)} only with --governance")
+    elif admin is not None:
+        raise click.UsageError("--admin and --governance exclude each other: under governance the timelock is the admin")
+    founder_addresses = _founders(settings.state_dir, founders, founder_keystores) if governance else []
+    if governance and not founder_addresses:
+        raise click.UsageError("--governance needs founding members: --founder ADDRESS or --founders-from-keystores NAMES")
     url = settings.rpc_url or devnet_url(settings.state_dir)
     conn = Connection(url, expected_chain_id=settings.chain_id, tx_timeout_s=settings.tx_timeout_s)
     signer = load_signer(settings.state_dir, settings.keystore, prompt=_prompt)
-    _, deployment, report = deploy_federation(
-        conn, signer, admin or signer.address, aggregator or signer.address, state_dir=settings.state_dir
+    if not governance:
+        _, deployment, report = deploy_federation(
+            conn, signer, admin or signer.address, aggregator or signer.address, state_dir=settings.state_dir
+        )
+        emit(
+            as_json,
+            {"deployment": deployment, "tx": report},
+            f"Federation deployed at {deployment.address} on chain {deployment.chain_id} "
+            f"(block {deployment.block_number}, gas {report.gas_used})",
+        )
+        return
+    from fedchain.chain.governance import GovernanceParams, deploy_governed
+
+    defaults = GovernanceParams()
+    params = GovernanceParams(
+        voting_delay=defaults.voting_delay if voting_delay is None else voting_delay,
+        voting_period=defaults.voting_period if voting_period is None else voting_period,
+        quorum_percent=defaults.quorum_percent if quorum_percent is None else quorum_percent,
+        timelock_delay_s=defaults.timelock_delay_s if timelock_delay_s is None else timelock_delay_s,
     )
+    click.echo(f"deploying the timelock, the Federation and the Governor ({len(founder_addresses)} founders) ...",
+               err=True)
+    _, deployment, reports = deploy_governed(
+        conn, signer, aggregator or signer.address, founder_addresses, params, state_dir=settings.state_dir
+    )
+    gas = sum(r.gas_used for r in reports)
     emit(
         as_json,
-        {"deployment": deployment, "tx": report},
-        f"Federation deployed at {deployment.address} on chain {deployment.chain_id} "
-        f"(block {deployment.block_number}, gas {report.gas_used})",
+        {"deployment": deployment, "txs": reports, "founders": founder_addresses},
+        lambda: "\n".join([
+            f"governed Federation deployed at {deployment.address} on chain {deployment.chain_id} "
+            f"(block {deployment.block_number}, {len(reports)} transactions, gas {gas})",
+            f"  governor {deployment.governor}, timelock {deployment.timelock} (holds the admin role), "
+            f"membership token {deployment.membership}",
+            f"  {len(founder_addresses)} founding member(s): {', '.join(founder_addresses)}",
+            f"  voting delay {params.voting_delay} block(s), voting period {params.voting_period} blocks, "
+            f"quorum {params.quorum_percent}%, timelock delay {params.timelock_delay_s} s",
+        ]),
     )
+
+
+def _founders(state_dir: Path, founders: tuple[str, ...], keystores: tuple[str, ...]) -> list[str]:
+    """The founding members' checksummed addresses, in the order given, each once."""
+    from eth_utils import is_address, to_checksum_address
+
+    from fedchain.chain.accounts import find_keystore
+
+    found: list[str] = []
+    for value in founders:
+        if not is_address(value):
+            raise click.BadParameter(f"not an address: {value!r}", param_hint="'--founder'")
+        found.append(to_checksum_address(value))
+    for names in keystores:
+        for name in (n.strip() for n in names.split(",")):
+            if name:
+                found.append(to_checksum_address(find_keystore(state_dir, name).address))
+    return list(dict.fromkeys(found))
 
 
 def _prompt(what: str) -> str:

@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "contracts": ("fedchain.cli.contracts:contracts", "Compile the Solidity contracts; check committed artifacts."),
     "devnet": ("fedchain.cli.devnet:devnet", "Start, stop and inspect the local Ethereum devnet."),
     "admin": ("fedchain.cli.admin:admin", "Admit and remove participants; inspect task and members."),
+    "gov": ("fedchain.cli.gov:gov", "Governance: propose, vote, queue and execute the consortium's decisions."),
     "account": ("fedchain.cli.account:account", "Encrypted keystores: create, list, fund."),
     "ipfs": ("fedchain.cli.ipfs:ipfs", "Start, stop and inspect the local IPFS node."),
     "store": ("fedchain.cli.store:store", "Put, get and compute CIDs of blobs."),
