@@ -607,21 +607,24 @@ def audit_admin(history: History, records: GovernanceRecords | None, rounds: Rou
             findings.append(AuditFinding.of(rid, None, FindingKind.ADMIN_ACTION_WITHOUT_PROPOSAL,
                                             f"{detail} (tx {ev.tx_hash}, block {ev.block_number}): {problem}",
                                             address=actor))
+    by_account: dict[str, list[RoleHolder]] = {}
     for h in holders:
         # the aggregator is an operator's account by design; anyone (or an account) may execute a
         # queued, delayed proposal the members passed
-        if h.role in ("AGGREGATOR_ROLE", TIMELOCK_ROLE_NAMES[EXECUTOR_ROLE]) or h.contract is not False:
-            continue
+        if h.role not in ("AGGREGATOR_ROLE", TIMELOCK_ROLE_NAMES[EXECUTOR_ROLE]) and h.contract is False:
+            by_account.setdefault(h.account, []).append(h)
+    for account, held in by_account.items():
+        roles = ", ".join(f"{h.role} (granted at block {h.granted_block})" for h in held)
         if not records.governed:
             findings.append(AuditFinding.of(
                 0, None, FindingKind.ROLE_HELD_BY_EOA,
-                f"admin is an EOA: {h.account} holds {h.role} (granted at block {h.granted_block}); the federation "
-                "has no governance, so every admin action is this one key's", address=h.account))
+                f"admin is an EOA: {account} holds {roles}; the federation has no governance, so every admin action "
+                "is this one key's", address=account))
         else:
             findings.append(AuditFinding.of(
                 0, None, FindingKind.ROLE_HELD_BY_EOA,
-                f"{h.account} holds {h.role} (granted at block {h.granted_block}): an account that can act on the "
-                "federation without the members' vote", severity=Severity.ERROR, address=h.account))
+                f"{account} holds {roles}: an account that can act on the federation without the members' vote",
+                severity=Severity.ERROR, address=account))
     by_tx = {a.tx_hash.lower(): a for a in actions_out if a.action == "dispute"}
     disputes = tuple(replace(d, proposal_id=by_tx[d.tx_hash.lower()].proposal_id) if d.tx_hash.lower() in by_tx else d
                      for d in rounds.disputes)

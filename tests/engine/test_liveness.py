@@ -201,16 +201,15 @@ def test_late_participant_skips_the_round_with_one_line_and_takes_part_in_the_ne
     assert {c.participant for c in fed.reader.commitments(RoundId(int(rid) + 1))} >= {late.address}
 
 
-def test_a_commit_mined_after_the_deadline_skips_the_round_and_participant_run_exits_0(
+def test_a_commit_after_the_deadline_skips_the_round_and_participant_run_exits_0(
     fed: Fed, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """On a quiet chain the late commit is estimated against a block from before the deadline,
-    so it is sent, mined in a block past the deadline and reverts there: the agent gets the
-    typed revert (not "out of gas?", exit 27), skips the round and exits 0."""
+    """On a quiet chain the deadline passes by the clock with no block mined since: the late
+    commit is estimated in the pending block (past the deadline) and refused there: the agent
+    gets the typed revert (not "out of gas?", exit 27), skips the round and exits 0."""
     rid, deadline = _open_short_round(fed, committers=2)
     while time.time() <= deadline + 1:  # the deadline passes by the clock; no block is mined
         time.sleep(0.1)
-    before = _block_number(fed)
     late = fed.participants[2]
     caplog.set_level(logging.INFO, logger="fedchain")
     base = ["--rpc-url", fed.env.url, "--address", fed.env.deployment.address, "--store", "ipfs",
@@ -222,7 +221,6 @@ def test_a_commit_mined_after_the_deadline_skips_the_round_and_participant_run_e
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["results"] == []
-    assert _block_number(fed) > before  # the late commit was mined, and reverted
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert len(skipped) == 1 and f"round {rid}" in skipped[0] and "FederationCommitTooLate" in skipped[0]
     journal = (tmp_path / "late" / "results.jsonl").read_text(encoding="utf-8").splitlines()
