@@ -9,24 +9,7 @@ import click
 
 from fedchain.cli.options import emit, json_option, role_options, role_settings
 from fedchain.errors import ExitCode
-
-
-def governance_records(conn: Any, deployment: Any) -> Any:
-    """The audit's :class:`~fedchain.audit.governance.GovernanceRecords` of a recorded deployment:
-    its governor's proposals and its timelock's calls and roles, or, for a deployment whose admin
-    is an account, the statement that it has no governance."""
-    from fedchain.audit.governance import GovernanceRecords
-    from fedchain.chain.governance import Governance
-
-    def is_contract(address: str) -> bool:
-        return len(conn.code_at(address)) > 0
-
-    if not deployment.governed:
-        return GovernanceRecords.eoa(deployment.tx_hash, is_contract)
-    gov = Governance.from_deployment(conn, deployment)
-    return GovernanceRecords.from_governance(gov, governor=deployment.governor, timelock=deployment.timelock,
-                                             membership=deployment.membership, deployment_tx=deployment.tx_hash,
-                                             is_contract=is_contract)
+from fedchain.sim.wiring import governance_records
 
 
 def governance_lines(g: Any) -> list[str]:

@@ -34,6 +34,13 @@ from fedchain.errors import ExitCode
                    "strength: KIND:COUNT:STRENGTH (a factor, a sigma or a target class). Repeatable.")
 @click.option("--dishonest-aggregator", type=click.Choice(["drop-update", "shift-model"]), default=None,
               help="Make the aggregator cheat; the audit must catch it.")
+@click.option("--governance", is_flag=True,
+              help="A consortium governs the run: the participants but the last are founding members of a Governor + "
+                   "timelock deployment; the last is voted in after round 1, the learning rate is changed by vote after "
+                   "round 2, and members attest every round (a negative attestation leads to a dispute).")
+@click.option("--verification-quorum", type=click.IntRange(0, 100), default=50, show_default=True,
+              help="With --governance: the percentage of a round's included participants that must attest it before "
+                   "the next round opens (0: no live verification).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write report.json, audit.json, audit.html and plots [default: a new temporary directory].")
 @click.option("--keep-services", is_flag=True, help="Leave a devnet / IPFS node started here running afterwards.")
@@ -47,7 +54,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
              min_updates: int | None, commit_duration: int, max_commit_duration: int, reveal_duration: int,
              max_train_samples: int | None,
              max_test_samples: int | None,
-             attacks: tuple[str, ...], dishonest_aggregator: str | None, out_dir: Path | None, keep_services: bool,
+             attacks: tuple[str, ...], dishonest_aggregator: str | None, governance: bool, verification_quorum: int,
+             out_dir: Path | None, keep_services: bool,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
     """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
     processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 52 when its
@@ -65,6 +73,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         commit_duration=commit_duration, max_commit_duration=max_commit_duration, reveal_duration=reveal_duration,
         attacks=tuple(parse_attack(a) for a in attacks), dishonest=dishonest_aggregator,
         max_train_samples=max_train_samples, max_test_samples=max_test_samples,
+        governance=governance, verification_quorum=verification_quorum,
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))
@@ -82,6 +91,12 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         lines.append(f"  wall time {result.wall_time_s:.1f} s; audit {audit.wall_time_s:.2f} s: "
                      + ("clean" if not audit.findings else f"{len(audit.findings)} finding(s), verdict {audit.verdict.value}"))
         lines += [f"    round {f.round} {f.participant or '-'} {f.kind.value}: {f.detail}" for f in audit.findings]
+        if result.governance is not None:
+            for p in result.governance.executed:
+                lines.append(f"  proposal after round {p.after_round} executed ({p.votes_for} for): {p.description}")
+            for d in result.governance.disputed:
+                lines.append(f"  round {d.round_id} disputed ({d.negative_attestations} negative attestation(s)); "
+                             f"aggregator role handed to {d.new_aggregator}")
         lines.append(f"  report: {out / 'report.json'}, {out / 'audit.html'}")
         return "\n".join(lines)
 

@@ -31,23 +31,34 @@ from fedchain.audit.html import write_html
 from fedchain.audit.replay import Auditor
 from fedchain.chain.accounts import create_keystore, decrypt_keystore
 from fedchain.chain.connection import Connection
-from fedchain.chain.federation import Deployment, FederationContract, deploy
+from fedchain.chain.federation import Deployment, FederationContract, GovernanceParams, deploy
+from fedchain.chain.governance import (
+    admit_call,
+    configure_task_call,
+    deploy_governed,
+    dispute_call,
+    grant_aggregator_call,
+    revoke_aggregator_call,
+    set_verification_call,
+)
 from fedchain.chain.ledger import ChainLedger
 from fedchain.config import Settings
 from fedchain.engine.ledger import LedgerTransport
 from fedchain.engine.loop import OutagePolicy, run_rounds
 from fedchain.engine.reports import RoundReport, RunReport, Traffic
 from fedchain.errors import ServiceError
+from fedchain.fl.records import StrategyConfig
 from fedchain.ports import BlobStore, TxReport
 from fedchain.protocol.participant import READY_FILE
 from fedchain.protocol.task import TaskDocument, publish_task
 from fedchain.services.devnet import start_devnet, stop_devnet
 from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
+from fedchain.sim.governance import Consortium, DisputedRound, GovernanceSummary
 from fedchain.sim.memory import backdoor_target, test_set_evaluator
 from fedchain.sim.plots import Progress, plot_rounds
-from fedchain.sim.wiring import follow_services, gas_lookup, open_blob_store
-from fedchain.types import Address, Cid, Wei
+from fedchain.sim.wiring import follow_services, gas_lookup, governance_records, open_blob_store
+from fedchain.types import Address, Cid, RoundId, Wei
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +115,7 @@ class FederationReport:
     wall_time_s: float
     audit: AuditReport
     out_dir: Path
+    governance: GovernanceSummary | None = None
 
     @property
     def rounds(self) -> tuple[RoundReport, ...]:
@@ -135,6 +147,7 @@ class FederationReport:
             "audit": {"ok": self.audit.ok, "findings": [f.to_json() for f in self.audit.findings],
                       "rounds_checked": list(self.audit.rounds_checked), "wall_time_s": round(self.audit.wall_time_s, 3)},
             "out_dir": str(self.out_dir),
+            "governance": self.governance.to_json() if self.governance is not None else None,
         }
 
 
@@ -258,6 +271,61 @@ def provision(settings: Settings, services: Services, doc: TaskDocument, clients
     return fed
 
 
+SIM_GOVERNANCE = GovernanceParams(voting_delay=1, voting_period=5, quorum_percent=50, timelock_delay_s=60)
+"""The Governor's settings in a governed simulation (the devnet is moved on past them)."""
+BACKUP_AGGREGATOR = "aggregator-backup"
+"""The account the consortium hands the aggregator role to when it disputes a round."""
+
+
+def newcomer_index(clients: int) -> int:
+    """The participant a governed simulation votes in during the run (the last one)."""
+    return clients - 1
+
+
+def provision_governed(settings: Settings, services: Services, doc: TaskDocument, clients: Sequence[ClientData],
+                       industry: str, run_dir: Path, gas: GasLog, store: BlobStore, on_step: Callable[[], None],
+                       verification_quorum: int) -> tuple[Federation, Consortium]:
+    """Create and fund the accounts, deploy a governed federation whose founding members are the
+    participants but the last (the deployer keeps no role), register every participant, and pass
+    the genesis proposal: the task, the founders' admission and the verification policy."""
+    conn = Connection(services.rpc_url, timeout_s=settings.http_timeout_s, tx_timeout_s=settings.tx_timeout_s)
+    password = secrets.token_hex(16)
+    keystores: dict[str, Path] = {}
+    accounts: dict[str, LocalAccount] = {}
+    names = participant_names(len(clients))
+    for name in ["admin", "aggregator", BACKUP_AGGREGATOR, *names]:
+        entry = create_keystore(run_dir, password, name=name, iterations=KEYSTORE_ITERATIONS)
+        keystores[name], accounts[name] = entry.path, decrypt_keystore(entry.path, password)
+        conn.fund_from_dev_account(entry.address, FUND_WEI)
+    on_step()
+    founders = names[:newcomer_index(len(clients))]
+    contract, deployment, reports = deploy_governed(
+        conn, accounts["admin"], accounts["aggregator"].address, [accounts[n].address for n in founders],
+        SIM_GOVERNANCE, state_dir=settings.state_dir,
+    )
+    for name, report in zip(("deploy timelock", "deploy", "deploy governor"), reports, strict=True):
+        gas.add(name, report.gas_used)
+    on_step()
+    task_cid = store.put(doc.to_bytes())
+    fed = Federation(conn, contract, deployment, store, password, keystores, accounts, task_cid)
+    for name, client in zip(names, clients, strict=True):
+        gas.record(fed.ledger(name).register(client.name, industry, public_key(accounts[name]), client.num_samples))
+    consortium = Consortium(conn, deployment, {n: accounts[n] for n in founders})
+    consortium.pass_proposal(
+        [
+            configure_task_call(contract, doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(),
+                                task_cid, doc.max_commit_duration),
+            *(admit_call(contract, accounts[n].address) for n in founders),
+            set_verification_call(contract, verification_quorum),
+        ],
+        f"genesis: task {doc.strategy_config().name} on {doc.dataset}, admit the {len(founders)} founding participants, "
+        f"attestation quorum {verification_quorum}%",
+        after_round=0,
+    )
+    on_step()
+    return fed, consortium
+
+
 # --- participant processes ---------------------------------------------------------------------
 
 
@@ -307,8 +375,10 @@ class ParticipantProcesses:
 
 def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequence[ClientData], settings: Settings,
                         services: Services, run_dir: Path, cleanup: ExitStack,
-                        given: Settings | None = None) -> ParticipantProcesses:
-    """Start one ``fedchain participant run`` process per participant. ``given`` holds the
+                        given: Settings | None = None, *, only: Sequence[int] | None = None,
+                        into: ParticipantProcesses | None = None) -> ParticipantProcesses:
+    """Start one ``fedchain participant run`` process per participant (``only``: those of these
+    indices, appended to ``into`` when given). ``given`` holds the
     URLs the user gave: the others are left to the processes to read from the state dir, so
     that they follow a managed service that comes back elsewhere. Each process stays until the
     last round has ended (``--wait-round-end``), to commit again what a rewound chain lost."""
@@ -316,10 +386,12 @@ def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequenc
     env = dict(os.environ, FEDCHAIN_PASSWORD=fed.password)
     env.pop("FEDCHAIN_PRIVATE_KEY", None)
     logs_dir = run_dir / "logs"
-    logs_dir.mkdir()
+    logs_dir.mkdir(exist_ok=True)
     attack_of = cfg.attack_of()
-    out = ParticipantProcesses([], [], logs_dir)
+    out = into if into is not None else ParticipantProcesses([], [], logs_dir)
     for idx, (name, client) in enumerate(zip(participant_names(len(clients)), clients, strict=True)):
+        if only is not None and idx not in only:
+            continue
         work_dir = run_dir / "participants" / fed.accounts[name].address
         attack = attack_of.get(idx)
         cmd = participant_command(
@@ -468,9 +540,16 @@ def run_federation(
             store = open_blob_store(settings)
             cleanup.callback(store.close)
             gas = GasLog()
-            fed = provision(settings, services, doc, clients, ds.domain or "research", run_dir, gas, store,
-                            bars.task("set-up", 3 + cfg.clients))
-            parts = launch_participants(cfg, fed, clients, settings, services, run_dir, cleanup, given)
+            consortium: Consortium | None = None
+            if cfg.governance:
+                fed, consortium = provision_governed(settings, services, doc, clients, ds.domain or "research", run_dir,
+                                                     gas, store, bars.task("set-up", 3), cfg.verification_quorum)
+                founders = list(range(newcomer_index(cfg.clients)))
+            else:
+                fed = provision(settings, services, doc, clients, ds.domain or "research", run_dir, gas, store,
+                                bars.task("set-up", 3 + cfg.clients))
+                founders = None
+            parts = launch_participants(cfg, fed, clients, settings, services, run_dir, cleanup, given, only=founders)
             cleanup.callback(parts.terminate)
             timing["setup_s"] = time.perf_counter() - t_setup
             t_ready = time.perf_counter()
@@ -490,12 +569,22 @@ def run_federation(
                 if on_round is not None:
                     on_round(report)
 
-            run = run_rounds(transport, cfg.rounds, on_round=advance, commit_timeout_s=cfg.round_timeout_s,
-                             evaluate=test_set_evaluator(doc, ds, backdoor_target=backdoor_target(cfg)),
-                             ride_out=OutagePolicy(on_outage=follow))
+            evaluate = test_set_evaluator(doc, ds, backdoor_target=backdoor_target(cfg))
+            if consortium is None:
+                run = run_rounds(transport, cfg.rounds, on_round=advance, commit_timeout_s=cfg.round_timeout_s,
+                                 evaluate=evaluate, ride_out=OutagePolicy(on_outage=follow))
+                transports = [transport]
+            else:
+                governed = GovernedRun(cfg, fed, consortium, store, doc, given, cleanup)
+                governed.newcomer = lambda: launch_participants(cfg, fed, clients, settings, services, run_dir, cleanup,
+                                                                given, only=[newcomer_index(cfg.clients)], into=parts)
+                run = governed.run(transport, evaluate, advance)
+                transports = governed.transports
+                transport = transports[-1]
             timing["rounds_s"] = time.perf_counter() - t_rounds
-            for tx in transport.reports:
-                gas.record(tx)
+            for t in transports:
+                for tx in t.reports:
+                    gas.record(tx)
             outputs = collect_outputs(parts.procs, timeout_s=120.0)
             require_clean_exits(parts.procs, parts.logs_dir)
             timing["participants_cpu_s"] = sum(o.cpu_s for o in outputs)
@@ -515,7 +604,7 @@ def run_federation(
             audit_bar = bars.task("audit", 1)
             reader = transport.ledger if isinstance(transport.ledger, ChainLedger) else fed.ledger("aggregator")
             audit = Auditor(reader, transport.store, gas_of=gas_lookup(reader), contract=fed.deployment.address,
-                            chain_id=fed.conn.chain_id).audit()
+                            chain_id=fed.conn.chain_id, governance=governance_records(fed.conn, fed.deployment)).audit()
             timing["audit_s"] = time.perf_counter() - t_audit
             audit_bar()
         report = FederationReport(
@@ -528,6 +617,7 @@ def run_federation(
                 for i, c in enumerate(clients)
             ),
             timing=timing, wall_time_s=wall, audit=audit, out_dir=out_dir,
+            governance=consortium.summary(cfg.verification_quorum) if consortium is not None else None,
         )
         write_outputs(report)
         return report
@@ -535,6 +625,107 @@ def run_federation(
         cleanup.close()
         if not keep_services:
             stop_services(settings, services)
+
+
+class GovernedRun:
+    """The rounds of a governed simulation, one at a time through the round engine, with the
+    consortium acting between them: after a finalised round it waits for the members'
+    attestations and, when any is negative, passes a dispute that also hands the aggregator role
+    to the backup aggregator (the rounds after it are aggregated by that one, from the fallback
+    model); after round 1 it votes the last participant in (whose process starts then); after
+    round 2 it halves the strategy's learning rate by a task reconfiguration."""
+
+    def __init__(self, cfg: ExperimentConfig, fed: Federation, consortium: Consortium, store: BlobStore,
+                 doc: TaskDocument, given: Settings, cleanup: ExitStack) -> None:
+        self.cfg = cfg
+        self.fed = fed
+        self.consortium = consortium
+        self.store = store
+        self.doc = doc
+        self.given = given
+        self.cleanup = cleanup
+        self.transports: list[LedgerTransport] = []
+        self.newcomer: Callable[[], ParticipantProcesses] | None = None
+        self.admitted = False
+        self.reconfigured = False
+
+    def _outage(self, transport: LedgerTransport, aggregator: str) -> OutagePolicy:
+        follow = follow_services(self.given, transport, account=self.fed.accounts[aggregator],
+                                 address=self.fed.deployment.address, close_replaced=False,
+                                 on_new_store=_closed_with(self.cleanup))
+        return OutagePolicy(on_outage=follow)
+
+    def run(self, transport: LedgerTransport, evaluate: Callable[[Any], Mapping[str, float]],
+            on_round: Callable[[RoundReport], None]) -> RunReport:
+        """Run ``cfg.rounds`` rounds; the run report over all of them."""
+        started = time.perf_counter()
+        aggregator = "aggregator"
+        self.transports.append(transport)
+        policy = self._outage(transport, aggregator)
+        reports: list[RoundReport] = []
+        final = None
+        for _ in range(self.cfg.rounds):
+            part = run_rounds(transport, 1, on_round=on_round, commit_timeout_s=self.cfg.round_timeout_s,
+                              evaluate=evaluate, ride_out=policy)
+            reports += part.rounds
+            final = part.final_model if part.final_model is not None else final
+            if len(reports) >= self.cfg.rounds or not part.rounds:
+                continue
+            done = part.rounds[-1]
+            if self.between(done) and aggregator != BACKUP_AGGREGATOR:
+                aggregator = BACKUP_AGGREGATOR
+                transport = LedgerTransport(self.fed.ledger(aggregator), self.store, resume=True)
+                self.transports.append(transport)
+                policy = self._outage(transport, aggregator)
+        return RunReport(tuple(reports), time.perf_counter() - started, final)
+
+    def between(self, done: RoundReport) -> bool:
+        """The consortium's business after round ``done``; True when it disputed the round."""
+        rid = RoundId(int(done.round_id))
+        ledger = self.fed.ledger("aggregator")
+        disputed = False
+        if done.finalized and self.cfg.verification_quorum > 0:
+            attestations = self.consortium.wait_attestations(ledger, rid)
+            negative = [a for a in attestations if not a.ok]
+            if negative and not self.consortium.disputed:
+                disputed = True
+                accused = Address(self.fed.accounts["aggregator"].address)
+                backup = Address(self.fed.accounts[BACKUP_AGGREGATOR].address)
+                contract = self.fed.contract
+                first = negative[0]
+                proposal = self.consortium.pass_proposal(
+                    [dispute_call(contract, rid, accused, first.findings_digest, first.findings_cid,
+                                  f"{len(negative)} member(s) replayed round {rid} and got another model"),
+                     revoke_aggregator_call(contract, accused), grant_aggregator_call(contract, backup)],
+                    f"dispute round {rid}: the published model is not the aggregate of its updates "
+                    f"(findings {first.findings_cid}); hand the aggregator role to {backup}",
+                    after_round=int(rid),
+                )
+                self.consortium.disputed.append(DisputedRound(
+                    int(rid), accused, str(first.findings_cid), len(negative), len(attestations) - len(negative),
+                    proposal.proposal_id, backup,
+                ))
+        if not self.admitted and self.newcomer is not None:
+            name = participant_names(self.cfg.clients)[newcomer_index(self.cfg.clients)]
+            account = self.fed.accounts[name]
+            self.consortium.pass_proposal([admit_call(self.fed.contract, account.address)],
+                                          f"admit {name} ({account.address}) as a member", after_round=int(rid))
+            self.consortium.add_member(name, account)
+            self.admitted = True
+            wait_ready(self.newcomer(), timeout_s=self.cfg.round_timeout_s)
+        elif self.admitted and not self.reconfigured:
+            strategy = self.doc.strategy_config()
+            params = dict(strategy.params)
+            params["lr"] = float(params.get("lr", self.cfg.lr)) / 2
+            doc = replace(self.doc, strategy=StrategyConfig(strategy.name, params, strategy.robust))
+            cid = self.store.put(doc.to_bytes())
+            self.consortium.pass_proposal(
+                [configure_task_call(self.fed.contract, doc.model_spec_digest(), doc.strategy_digest(),
+                                     doc.data_schema_digest(), cid, doc.max_commit_duration)],
+                f"halve the learning rate to {params['lr']:g} (task version 2, {cid})", after_round=int(rid),
+            )
+            self.reconfigured = True
+        return disputed
 
 
 def _closed_with(cleanup: ExitStack) -> Callable[[BlobStore], None]:

@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is used
     from eth_account.signers.local import LocalAccount
 
+    from fedchain.audit.governance import GovernanceRecords
+    from fedchain.chain.connection import Connection
+    from fedchain.chain.federation import Deployment
     from fedchain.chain.ledger import ChainLedger
     from fedchain.ports import BlobStore
 
@@ -139,3 +142,21 @@ def follow_services(settings: Settings, holder: _Reconnectable, *, account: Loca
                 on_new_store(holder.store)
 
     return follow
+
+
+def governance_records(conn: Connection, deployment: Deployment) -> GovernanceRecords:
+    """The audit's :class:`~fedchain.audit.governance.GovernanceRecords` of a recorded deployment:
+    its governor's proposals and its timelock's calls and roles, or, for a deployment whose admin
+    is an account, the statement that it has no governance."""
+    from fedchain.audit.governance import GovernanceRecords
+    from fedchain.chain.governance import Governance
+
+    def is_contract(address: str) -> bool:
+        return len(conn.code_at(address)) > 0
+
+    if not deployment.governed or deployment.governor is None or deployment.timelock is None:
+        return GovernanceRecords.eoa(deployment.tx_hash, is_contract)
+    gov = Governance.from_deployment(conn, deployment)
+    return GovernanceRecords.from_governance(gov, governor=deployment.governor, timelock=deployment.timelock,
+                                             membership=deployment.membership, deployment_tx=deployment.tx_hash,
+                                             is_contract=is_contract)
