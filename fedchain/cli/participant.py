@@ -123,13 +123,9 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     if verify is False:
         return agent, None
     live = LiveVerifier(agent)
-
-    def verifier(rnd: Any) -> None:
-        # --verify: always; by default only while the federation's verification policy is set
-        if verify or int(agent.ledger.verification_policy()) > 0:
-            live(rnd)
-
-    agent.verifier = verifier
+    agent.verifier = live
+    if verify is None:  # by default, while the federation's verification policy is set
+        agent.verify_now = lambda: int(agent.ledger.verification_policy()) > 0
     return agent, live
 
 

@@ -78,6 +78,7 @@ READY_FILE = "ready"  # written to the work dir once the agent is admitted, load
 JOURNAL_FILE = "results.jsonl"  # the agent's transaction journal in its work dir (see TxJournal)
 # Reverts that mean "this round is no longer for us", not "something is broken".
 _MISSED_ROUND_ERRORS = (FederationCommitTooLate, FederationRoundNotOpen, FederationRevealTooLate, FederationNotSealed)
+VERIFY_ATTEMPTS = 3  # looks at a finalised round whose verification fails before the agent gives up on it
 # Outages the agent rides out (with bounded backoff) instead of exiting.
 _TRANSIENT_ERRORS = (RpcUnavailableError, StorageUnavailableError)
 
@@ -301,6 +302,7 @@ class ParticipantAgent:
         on_outage: Callable[[], None] | None = None,
         cid_of: Callable[[bytes], Cid] | None = None,
         verifier: Callable[[RoundRecord], None] | None = None,
+        verify_now: Callable[[], bool] | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -326,7 +328,12 @@ class ParticipantAgent:
         # that round's model: the members' live verification (the CLI passes
         # fedchain.audit.live.LiveVerifier, which replays the round and attests it on chain)
         self.verifier = verifier
-        self._settled = self.journal.settled()  # rounds verified, contested or left out, journaled
+        # whether the verifier is to run now (None: always); while it says no, the latest round
+        # to verify waits for it (the CLI's default: while the chain has no verification policy)
+        self.verify_now = verify_now
+        self._settled = self.journal.settled()  # rounds verified, contested or left out (journaled), or done here
+        self._deferred: int | None = None  # the latest included round whose verification waits for verify_now
+        self._verify_failures: dict[int, int] = {}
 
     @property
     def address(self) -> Address:
@@ -743,8 +750,14 @@ class ParticipantAgent:
         verification, before we train on its model); when it was finalised without our update
         because the aggregator could not fetch the blob, contest the exclusion on chain
         (:meth:`contest_exclusion`). Each outcome is journaled, so a restart does not attest or
-        contest again. A verifier that fails for another reason than an outage is logged and
-        tried again at the next look."""
+        contest again. While ``verify_now`` says no (the CLI's default: no verification policy
+        on chain), the latest such round waits, unjournaled, and is verified once it says yes (a
+        policy set by a vote holds the next round until the current model's round is attested).
+        A verifier that fails for another reason than an outage is logged and tried again at the
+        next look, :data:`VERIFY_ATTEMPTS` times in all."""
+        if self._deferred is not None and (self.verify_now is None or self.verify_now()):
+            self._settled.discard(self._deferred)
+            self._deferred = None
         for round_id in sorted(self._commits):
             if round_id in self._settled:
                 continue
@@ -759,20 +772,40 @@ class ParticipantAgent:
                 continue
             evidence = self._evidence(rnd)
             if evidence is not None and any(u.participant.lower() == self.address.lower() for u in evidence.included):
-                if self.verifier is not None:
-                    try:
-                        self.verifier(rnd)
-                    except FederationAlreadyAttested:
-                        log.info("round %d: already attested", rid)
-                    except _TRANSIENT_ERRORS:
-                        raise
-                    except FedchainError as err:
-                        log.warning("round %d: live verification failed: %s", rid, err)
-                        continue
-                self._settle(JournalEntry("verified", rid, self.address, mine.update_digest, mine.cid,
-                                          reason="verifier called" if self.verifier is not None else "no verifier"))
+                self._verify(rnd, mine)
                 continue
             self.contest_exclusion(rnd, mine, evidence)
+
+    def _verify(self, rnd: RoundRecord, mine: UpdateCommitment) -> None:
+        """Call the verifier hook on a finalised round we were included in, once."""
+        rid = int(rnd.round_id)
+        if self.verifier is None:
+            self._settled.add(rid)  # nothing to do, nothing to journal
+            return
+        if self.verify_now is not None and not self.verify_now():
+            if self._deferred is not None and self._deferred < rid:
+                self._settled.add(self._deferred)  # only the latest waits: older models are not built on
+            self._deferred = rid
+            self._settled.add(rid)
+            return
+        try:
+            self.verifier(rnd)
+        except FederationAlreadyAttested:
+            log.info("round %d: already attested", rid)
+        except _TRANSIENT_ERRORS:
+            raise
+        except FedchainError as err:
+            self._verify_failures[rid] = self._verify_failures.get(rid, 0) + 1
+            if self._verify_failures[rid] < VERIFY_ATTEMPTS:
+                log.warning("round %d: live verification failed (attempt %d of %d): %s", rid,
+                            self._verify_failures[rid], VERIFY_ATTEMPTS, err)
+                return
+            log.error("round %d: live verification failed %d times; giving up on it: %s", rid, VERIFY_ATTEMPTS, err)
+            self._settle(JournalEntry("verified", RoundId(rid), self.address, mine.update_digest, mine.cid,
+                                      reason=f"verification failed: {err}"))
+            return
+        self._settle(JournalEntry("verified", RoundId(rid), self.address, mine.update_digest, mine.cid,
+                                  reason="verifier called"))
 
     def _settle(self, entry: JournalEntry) -> None:
         self.journal.append(entry)

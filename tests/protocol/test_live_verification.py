@@ -202,3 +202,47 @@ def test_dispute_of_the_first_round_falls_back_to_the_initial_model(chain_env, i
     assert bytes(fed.reader.round(RoundId(2)).base_model_digest) == initial
     assert second.finalized
     assert int(fed.reader.current_model_round()) == 2
+
+
+def test_agent_verifies_once_the_policy_asks_for_it(fed: Fed) -> None:
+    _verifying(fed)
+    p = fed.participants[0]
+    p.verify_now = lambda: int(p.ledger.verification_policy()) > 0
+    fed.run_round()
+
+    p.check_finalised_rounds()
+    assert fed.reader.attestation_of(RoundId(1), p.address) == 0  # no policy: nothing to attest yet
+    fed.admin.set_verification_policy(50)  # the next round now needs round 1 attested
+    p.check_finalised_rounds()
+
+    assert fed.reader.attestation_of(RoundId(1), p.address) == 1
+
+
+def test_participant_run_verifies_by_default_under_a_policy_and_reports_it(fed: Fed, ipfs_api_url: str,
+                                                                            tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+
+    fed.run_round()
+
+    def run(index: int, *flags: str) -> dict[str, Any]:
+        p = fed.participants[index]
+        key = fed.env.accounts.participants[index].key.hex()
+        result = CliRunner(env={"FEDCHAIN_PRIVATE_KEY": key}).invoke(cli, [
+            "participant", "run", "--data", str(p.data_path), "--work-dir", str(p.state_dir), "--until-round", "1",
+            *flags, "--json", "--rpc-url", fed.env.url, "--address", fed.env.deployment.address, "--store", "ipfs",
+            "--ipfs-api", ipfs_api_url, "--state-dir", str(tmp_path / "state")])
+        assert result.exit_code == 0, result.output
+        out: dict[str, Any] = json.loads(result.stdout)
+        return out
+
+    assert run(0)["verifications"] == []  # no policy on chain: the default does not verify
+    fed.admin.set_verification_policy(50)
+    (done,) = run(0)["verifications"]
+    assert (done["round"], done["ok"]) == (1, True) and done["gas_used"] > 0 and done["seconds"] > 0
+    assert run(1, "--no-verify")["verifications"] == []
+    assert run(2, "--verify")["verifications"][0]["ok"] is True
+    assert [int(fed.reader.attestation_of(RoundId(1), p.address)) for p in fed.participants] == [1, 0, 1]
