@@ -450,11 +450,22 @@ class ParticipantRoundResult:
 
 
 @dataclass(frozen=True)
+class ParticipantVerification:
+    """One live verification a participant process reported: its verdict, seconds and attestation gas."""
+
+    round_id: int
+    ok: bool | None
+    seconds: float
+    gas_used: int
+
+
+@dataclass(frozen=True)
 class ParticipantOutput:
     """What a participant process printed (its ``--json`` document), parsed."""
 
     results: tuple[ParticipantRoundResult, ...] = ()
     cpu_s: float = 0.0
+    verifications: tuple[ParticipantVerification, ...] = ()
 
     @classmethod
     def parse(cls, stdout: str) -> ParticipantOutput:
@@ -471,7 +482,12 @@ class ParticipantOutput:
                                    str(r.get("function") or "commitUpdate"))
             for r in data.get("results", []) if isinstance(r, dict)
         )
-        return cls(results, float(data.get("cpu_s", 0.0)))
+        verifications = tuple(
+            ParticipantVerification(int(v.get("round", 0)), v.get("ok"), float(v.get("seconds") or 0.0),
+                                    int(v.get("gas_used") or 0))
+            for v in data.get("verifications", []) if isinstance(v, dict)
+        )
+        return cls(results, float(data.get("cpu_s", 0.0)), verifications)
 
 
 def collect_outputs(procs: Sequence[subprocess.Popen[str]], timeout_s: float) -> list[ParticipantOutput]:
@@ -593,6 +609,18 @@ def run_federation(
                 for res in out.results:
                     if res.gas_used:
                         gas.add(res.function, res.gas_used)
+                for v in out.verifications:
+                    if v.gas_used:
+                        gas.add("attestRound", v.gas_used)
+            verify_s: dict[int, float] = {}  # per round, the slowest participant's verification (they run in parallel)
+            for out in outputs:
+                for v in out.verifications:
+                    verify_s[v.round_id] = max(verify_s.get(v.round_id, 0.0), v.seconds)
+            if verify_s:
+                timing["verify_s_per_round"] = sum(verify_s.values()) / len(verify_s)
+            if consortium is not None:
+                for what, used in consortium.gas:
+                    gas.add(what, used)
             run = with_participant_traffic(run, outputs)
             attack_of = cfg.attack_of()
             names = participant_names(cfg.clients)

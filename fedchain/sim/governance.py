@@ -55,6 +55,26 @@ class ExecutedProposal:
 
 
 @dataclass(frozen=True)
+class AttestationWait:
+    """How long a finalised round's attestations took to come in, from when the consortium began
+    to wait (right after the round ended): until the quorum was met (None: never) and until every
+    included participant had attested."""
+
+    round_id: int
+    to_quorum_s: float | None
+    to_all_s: float
+    ok: int
+    negative: int
+    required: int
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON object."""
+        return {"round": self.round_id, "to_quorum_s": None if self.to_quorum_s is None else round(self.to_quorum_s, 3),
+                "to_all_s": round(self.to_all_s, 3), "ok": self.ok, "negative": self.negative,
+                "required": self.required}
+
+
+@dataclass(frozen=True)
 class DisputedRound:
     """A round the consortium disputed, from its members' negative attestations."""
 
@@ -87,6 +107,7 @@ class GovernanceSummary:
     executed: tuple[ExecutedProposal, ...]
     disputed: tuple[DisputedRound, ...]
     members: tuple[Address, ...]
+    attestation_waits: tuple[AttestationWait, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The ``governance`` object of ``simulate --json``."""
@@ -98,6 +119,7 @@ class GovernanceSummary:
             "members": list(self.members),
             "executed_proposals": [p.to_json() for p in self.executed],
             "disputed_rounds": [d.to_json() for d in self.disputed],
+            "attestation_waits": [w.to_json() for w in self.attestation_waits],
         }
 
 
@@ -116,6 +138,8 @@ class Consortium:
         self.executed: list[ExecutedProposal] = []
         self.disputed: list[DisputedRound] = []
         self.on_step = on_step
+        self.gas: list[tuple[str, int]] = []  # (what, gas) of every governance transaction the members sent
+        self.attestation_waits: list[AttestationWait] = []
 
     def add_member(self, name: str, account: LocalAccount) -> None:
         """A member that joined (its vote counts in proposals made from the next block on)."""
@@ -127,22 +151,28 @@ class Consortium:
         timelock delay and execute. GovernanceError if the proposal did not pass."""
         names = list(self.members)
         proposer = self.governance.with_account(self.members[names[0]])
-        pid, _ = proposer.propose(calls, description)
+        pid, report = proposer.propose(calls, description)
+        self.gas.append(("propose", report.gas_used))
         log.info("proposal %d: %s", pid, description)
         advance(self.conn, blocks=self.params.voting_delay + 1)
         for name in names:
             try:
-                self.governance.with_account(self.members[name]).vote(pid, Support.FOR, f"{name} supports: {description}")
+                vote = self.governance.with_account(self.members[name]).vote(
+                    pid, Support.FOR, f"{name} supports: {description}")
             except NotAMemberError:
                 log.info("proposal %d: %s held no vote at its snapshot (joined later)", pid, name)
+            else:
+                self.gas.append(("castVote", vote.gas_used))
         current = proposer.proposal(pid)
         advance(self.conn, blocks=max(1, current.deadline_block - self.conn.block_number() + 1))
         state = proposer.state(pid)
         if state != ProposalState.SUCCEEDED:
             raise GovernanceError(f"proposal {pid} ({description}) did not pass: it is {state.label}")
-        proposer.queue(pid)
+        self.gas.append(("queue", proposer.queue(pid).gas_used))
         advance(self.conn, seconds=self.params.timelock_delay_s + 1)
-        proposer.execute(pid)
+        executed = proposer.execute(pid)
+        kinds = sorted({c.describe(self.governance.federation.abi).partition("(")[0] for c in calls})
+        self.gas.append((f"execute[{'+'.join(kinds)}]", executed.gas_used))
         done = proposer.proposal(pid)
         self.executed.append(ExecutedProposal(
             pid, description, tuple(c.describe(self.governance.federation.abi) for c in done.calls),
@@ -160,13 +190,20 @@ class Consortium:
         rnd = ledger.round(round_id)
         if rnd.status != RoundStatus.FINALIZED:
             return []
-        deadline = time.monotonic() + timeout_s
+        start = time.monotonic()
+        deadline = start + timeout_s
+        required = ledger.attestation_quorum(round_id)
+        to_quorum: float | None = None
         seen = ledger.block_number()
         while True:
             ok, negative = ledger.attestation_counts(round_id)
+            if to_quorum is None and ok >= required:
+                to_quorum = time.monotonic() - start
             if ok + negative >= int(rnd.included_count) or time.monotonic() > deadline:
+                self.attestation_waits.append(AttestationWait(int(round_id), to_quorum, time.monotonic() - start,
+                                                              ok, negative, required))
                 return list(ledger.attestations(round_id))
-            seen = ledger.wait_for_block(seen, 1.0)
+            seen = ledger.wait_for_block(seen, 0.2)
 
     def summary(self, verification_quorum_percent: int) -> GovernanceSummary:
         """What the consortium did."""
@@ -174,5 +211,5 @@ class Consortium:
         return GovernanceSummary(
             Address(gov.governor), Address(gov.timelock), Address(gov.membership), self.params,
             verification_quorum_percent, tuple(self.executed), tuple(self.disputed),
-            tuple(Address(a.address) for a in self.members.values()),
+            tuple(Address(a.address) for a in self.members.values()), tuple(self.attestation_waits),
         )
