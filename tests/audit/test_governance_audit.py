@@ -372,3 +372,76 @@ def test_exclusion_never_contested_keeps_the_warning(chain_env, local_store, tas
     (warned,) = _findings(report, FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE)
     assert (warned.severity, warned.responsible) == (Severity.WARNING, Party.PARTICIPANT)
     assert report.governance.contests == ()
+
+
+def test_governed_federation_disputes_a_cheating_round_by_vote_and_goes_on_from_the_fallback(
+        chain_env, ipfs_store, task_files, tmp_path: Path) -> None:
+    """The whole story under governance: members admitted and the task configured by vote, a
+    cheating aggregator caught by the members' negative attestations, a dispute proposal that
+    also replaces the aggregator, the next round from the fallback model, and the audit's lines."""
+    from fedchain.audit.live import LiveVerifier
+    from fedchain.chain.governance import dispute_call, grant_aggregator_call, revoke_aggregator_call
+    from fedchain.engine.ledger import LedgerTransport
+    from fedchain.engine.loop import run_round
+    from fedchain.ports import RoundAttested
+    from fedchain.protocol.blobs import initial_global
+    from fedchain.protocol.participant import ParticipantAgent
+
+    env, store, doc = chain_env, ipfs_store, task_files.doc
+    founders = env.accounts.participants[:3]
+    cheat, honest = env.accounts.aggregator, env.accounts.outsider
+    contract, deployment, _ = deploy_governed(env.conn, env.accounts.admin, cheat.address,
+                                              [a.address for a in founders], PARAMS)
+
+    def ledger(account: Any) -> ChainLedger:
+        return ChainLedger(FederationContract(env.conn, deployment.address, None, account))
+
+    agents = []
+    for i, (account, client) in enumerate(zip(founders, task_files.clients, strict=True)):
+        ledger(account).register(client.name, "healthcare", b"\x02" + bytes(32), client.num_samples)
+        agent = ParticipantAgent(ledger(account), store, client.path, tmp_path / f"p{i}")
+        agent.verifier = LiveVerifier(agent)
+        agents.append(agent)
+    govs = [Governance.from_deployment(env.conn, deployment, a) for a in founders]
+    cid = store.put(doc.to_bytes())
+    _pass(govs, [*(admit_call(contract, a.address) for a in founders),
+                 configure_task_call(contract, doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(),
+                                     cid, doc.max_commit_duration),
+                 set_verification_call(contract, 50)], "set up", env.conn)
+
+    def one_round(transport: LedgerTransport) -> Any:
+        transport.on_open = lambda rid: [a.submit(rid) for a in agents]
+        out = run_round(transport, commit_timeout_s=600.0)
+        for a in agents:
+            a.check_finalised_rounds()
+        return out
+
+    one_round(LedgerTransport(ledger(cheat), store, dishonest="shift-model"))
+    reader = ledger(None)
+    assert reader.attestation_counts(RoundId(1)) == (0, 3)
+    negative = next(ev for ev in reader.history() if isinstance(ev, RoundAttested))
+    pid, executed = _pass(govs, [dispute_call(contract, 1, cheat.address, negative.findings_digest,
+                                              negative.findings_cid, "the published model is not the aggregate"),
+                                 grant_aggregator_call(contract, honest.address),
+                                 revoke_aggregator_call(contract, cheat.address)],
+                          "dispute round 1 and replace the aggregator", env.conn)
+    second = one_round(LedgerTransport(ledger(honest), store))
+
+    initial = sha256_digest(initial_global(doc.spec(), doc.seed))
+    assert bytes(reader.round(RoundId(2)).base_model_digest) == initial and second.finalized
+    report = Auditor(reader, store, contract=deployment.address, chain_id=env.conn.chain_id,
+                     governance=governance_records(env.conn, deployment)).audit()
+    g = report.governance
+    assert g is not None and g.mode == "governed"
+    assert not _findings(report, FindingKind.ADMIN_ACTION_WITHOUT_PROPOSAL)
+    assert not _findings(report, FindingKind.ROLE_HELD_BY_EOA)
+    (line,) = g.disputes
+    assert (line.round, line.accused, line.proposal_id, line.findings_check) == (1, cheat.address, pid, "ok")
+    assert line.fallback_model_digest is not None and bytes.fromhex(line.fallback_model_digest[2:]) == initial
+    by_vote = {(a.action, a.proposal_id, a.execution_block) for a in g.admin_actions if a.proposal_id == pid}
+    assert by_vote == {("dispute", pid, executed.block_number), ("role_grant", pid, executed.block_number),
+                       ("role_revoke", pid, executed.block_number)}
+    errors = [f for f in report.findings if f.severity is Severity.ERROR]
+    assert errors and {(f.round, f.responsible_address) for f in errors} == {(1, cheat.address)}
+    assert [(t.round, t.ok, t.negative) for t in g.attestations] == [(1, 0, 3), (2, 3, 0)]
+    assert g.built_on_disputed == ()
