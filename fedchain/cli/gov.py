@@ -7,7 +7,7 @@ Federation calls (``gov propose ...``), the members vote while the proposal is a
 queues a proposal that succeeded and executes it once the timelock delay is over.
 
 A proposal is named by its number in ``gov list`` (1, 2, ...) or by its full id (decimal or
-``0x`` hex)."""
+``0x`` hex); an account by its address or by the name of a keystore in the state directory."""
 
 from __future__ import annotations
 
@@ -107,7 +107,9 @@ def open_session(settings: Settings, *, signed: bool) -> GovSession:
 
 def resolve(session: GovSession, ref: str) -> tuple[int, Proposal]:
     """(number, proposal) of ``ref``: a number from ``gov list`` (``3`` or ``#3``) or a full proposal id."""
-    proposals = session.governance.proposals()
+    from fedchain.chain.governance import ProposalCreated
+
+    ids = [e.proposal_id for e in session.governance.history() if isinstance(e, ProposalCreated)]
     text = ref.strip().removeprefix("#")
     try:
         value = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
@@ -115,12 +117,11 @@ def resolve(session: GovSession, ref: str) -> tuple[int, Proposal]:
         raise GovernanceError(
             f"{ref!r} names no proposal: give its number in `fedchain gov list` or its full id"
         ) from None
-    if not text.lower().startswith("0x") and 1 <= value <= len(proposals):
-        return value, proposals[value - 1]
-    for number, proposal in enumerate(proposals, start=1):
-        if int(proposal.proposal_id) == value:
-            return number, proposal
-    count = f"{len(proposals)} proposal(s): #1..#{len(proposals)}" if proposals else "no proposals yet"
+    if not text.lower().startswith("0x") and 1 <= value <= len(ids):
+        return value, session.governance.proposal(ids[value - 1])
+    if value in ids:
+        return ids.index(value) + 1, session.governance.proposal(value)
+    count = f"{len(ids)} proposal(s): #1..#{len(ids)}" if ids else "no proposals yet"
     raise GovernanceError(f"no proposal {ref} on the governor {session.deployment.governor} ({count})")
 
 
@@ -145,15 +146,14 @@ def _next_step(session: GovSession, number: int, proposal: Proposal) -> str:
     from fedchain.chain.governance import ProposalState
 
     now = session.conn.block_number()
-    state = proposal.state
+    # the state a transaction sent now meets: the one of the next block
+    state = session.governance.state(int(proposal.proposal_id), pending=True)
     if state == ProposalState.PENDING:
-        wait = proposal.snapshot_block + 1 - now
         return (f"voting opens at block {proposal.snapshot_block + 1}, now block {now} "
-                f"(on a devnet: fedchain gov advance --blocks {max(wait, 1)})")
+                f"(on a devnet: fedchain gov advance --until-voting {number})")
     if state == ProposalState.ACTIVE:
-        wait = proposal.deadline_block + 1 - now
         return (f"voting closes after block {proposal.deadline_block}, now block {now} "
-                f"(on a devnet: fedchain gov advance --blocks {max(wait, 1)})")
+                f"(on a devnet: fedchain gov advance --until-closed {number})")
     tally = (f"for {proposal.votes_for}, against {proposal.votes_against}, abstain {proposal.votes_abstain}, "
              f"quorum {proposal.quorum}")
     if state == ProposalState.DEFEATED:
@@ -161,14 +161,14 @@ def _next_step(session: GovSession, number: int, proposal: Proposal) -> str:
     if state == ProposalState.SUCCEEDED:
         return f"the vote closed at block {proposal.deadline_block} and it passed ({tally}): fedchain gov queue {number}"
     if state == ProposalState.QUEUED:
-        return f"the vote closed at block {proposal.deadline_block}; executable from chain time {proposal.eta}"
+        return f"on a devnet: fedchain gov advance --until-executable {number}"
     if state == ProposalState.EXECUTED:
         return f"it was executed in block {proposal.executed_block} (tx {proposal.executed_tx})"
     return ""
 
 
 def _state(proposal: Proposal) -> str:
-    return proposal.state.name.lower()
+    return proposal.state.label
 
 
 def describe_calls(session: GovSession, calls: Sequence[ProposalCall]) -> list[str]:
@@ -187,7 +187,7 @@ def proposal_text(session: GovSession, number: int, proposal: Proposal) -> str:
     """The human form of ``gov show``."""
     now = session.conn.block_number()
     turnout = proposal.votes_for + proposal.votes_abstain
-    quorum = "met" if turnout >= proposal.quorum else f"not met ({turnout} of {proposal.quorum})"
+    quorum = "met" if turnout >= proposal.quorum else f"not met: {turnout} of {proposal.quorum}"
     lines = [
         f"proposal #{number}: {_state(proposal)}  (id {int(proposal.proposal_id)})",
         f"  description: {proposal.description}",
@@ -232,7 +232,13 @@ def _note(text: str) -> None:
 
 @click.group()
 def gov() -> None:
-    """Propose, vote on, queue and execute the consortium's decisions (a governed deployment)."""
+    """Propose, vote on, queue and execute the consortium's decisions (a governed deployment).
+
+    ID is a proposal's number in `gov list` (or its full id); an ADDRESS may also be the name of a
+    keystore in <state-dir>/keystores. A refused action (an unknown proposal, one not in the state
+    the action needs, a second vote, a proposer or voter without a vote) prints one line and exits
+    29 with nothing sent; a dispute's findings blob missing from the store exits 34, one that does
+    not match its digest 32, one that is not a findings blob 33."""
 
 
 @gov.group()
@@ -268,12 +274,24 @@ def _participant_status(session: GovSession, address: Address) -> str:
     return session.federation.participant(address).status.name.lower()
 
 
-def _checked_address(value: str, what: str) -> Address:
+def _checked_address(value: str, what: str, state_dir: Path | None) -> Address:
+    """``value`` as a checksummed address: an address, or the name of a keystore in the state
+    directory (``fedchain account new --name NAME``)."""
     from eth_utils import is_address, to_checksum_address
 
-    if not is_address(value):
-        raise click.BadParameter(f"not an address: {value!r}", param_hint=what)
-    return Address(to_checksum_address(value))
+    from fedchain.chain.accounts import find_keystore, keystore_dir
+    from fedchain.errors import KeystoreError
+
+    if is_address(value):
+        return Address(to_checksum_address(value))
+    if not value.lower().startswith("0x"):
+        directory = settings_from(state_dir=state_dir).state_dir
+        try:
+            return Address(to_checksum_address(find_keystore(directory, value).address))
+        except KeystoreError:
+            raise click.BadParameter(f"{value!r} is neither an address nor the name of a keystore in "
+                                     f"{keystore_dir(directory)}", param_hint=what) from None
+    raise click.BadParameter(f"not an address: {value!r}", param_hint=what)
 
 
 @propose.command("admit")
@@ -285,7 +303,7 @@ def propose_admit(participants: tuple[str, ...], description: str, keystore: Pat
     """Admit registered (pending) participants; each gets a membership token, so a vote."""
     from fedchain.chain.governance import admit_call
 
-    addresses = [_checked_address(p, "ADDRESS") for p in participants]
+    addresses = [_checked_address(p, "ADDRESS", state_dir) for p in participants]
     session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
     for address in addresses:
         status = _participant_status(session, address)
@@ -307,7 +325,7 @@ def propose_remove(participant: str, reason: str, description: str, keystore: Pa
     """Remove a participant; its membership token is burned, so it loses its vote."""
     from fedchain.chain.governance import remove_call
 
-    address = _checked_address(participant, "ADDRESS")
+    address = _checked_address(participant, "ADDRESS", state_dir)
     session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
     status = _participant_status(session, address)
     if status not in ("pending", "active"):
@@ -361,7 +379,7 @@ def propose_grant_aggregator(account: str, description: str, keystore: Path | No
     """Grant the aggregator role (open and finalise rounds) to ADDRESS."""
     from fedchain.chain.governance import grant_aggregator_call
 
-    address = _checked_address(account, "ADDRESS")
+    address = _checked_address(account, "ADDRESS", state_dir)
     session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
     if _aggregator_holder(session, address):
         raise GovernanceError(f"cannot propose to grant the aggregator role to {address}: it already holds it")
@@ -377,7 +395,7 @@ def propose_revoke_aggregator(account: str, description: str, keystore: Path | N
     """Revoke the aggregator role from ADDRESS."""
     from fedchain.chain.governance import revoke_aggregator_call
 
-    address = _checked_address(account, "ADDRESS")
+    address = _checked_address(account, "ADDRESS", state_dir)
     session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
     if not _aggregator_holder(session, address):
         raise GovernanceError(f"cannot propose to revoke the aggregator role from {address}: it does not hold it")
@@ -411,13 +429,14 @@ class CheckedFindings:
 
 def check_findings(session: GovSession, settings: Settings, round_id: RoundId, cid: Cid | None,
                    expected_digest: Digest | None) -> CheckedFindings:
-    """Fetch the findings blob ``cid`` (None: the one the round's negative attestations cite), check
-    that it is a findings blob about ``round_id`` and that its digest is the one expected
-    (``expected_digest``, and the one every negative attestation of the round citing it recorded).
+    """Fetch the findings blob ``cid`` (None: the one the signer's negative attestation of the
+    round cites, else the earliest negative attestation's), check that it is a findings blob about
+    ``round_id`` and that its digest is the one expected (``expected_digest``, and the one every
+    negative attestation of the round citing it recorded).
 
     BlobNotFoundError when the store has no such blob, BlobFormatError when it is not a findings
     blob, IntegrityError on a digest mismatch, GovernanceError when it is about another round or
-    no blob is named and the round's negative attestations cite none or several."""
+    no blob is named and the round has no negative attestation."""
     from fedchain.audit.findings import AuditFindings
     from fedchain.codec.canonical import sha256_digest
     from fedchain.sim.wiring import open_blob_store
@@ -425,12 +444,14 @@ def check_findings(session: GovSession, settings: Settings, round_id: RoundId, c
 
     negative = [a for a in session.ledger.events.attestations(round_id) if not a.ok]
     if cid is None:
-        cited = list(dict.fromkeys(a.findings_cid for a in negative))
-        if len(cited) != 1:
-            listed = f"they cite {', '.join(cited)}" if cited else "there is none"
-            raise GovernanceError(f"name the findings blob of the dispute of round {round_id} with --findings CID: "
-                                  f"it is taken from the round's negative attestations, and {listed}")
-        cid = Cid(cited[0])
+        if not negative:
+            raise GovernanceError(f"round {round_id} has no negative attestation to take the findings blob from: "
+                                  "name it with --findings CID")
+        signer = session.account.address.lower() if session.account is not None else ""
+        chosen = next((a for a in negative if a.participant.lower() == signer), negative[0])
+        cid = Cid(chosen.findings_cid)
+        _note(f"citing the findings of {chosen.participant}'s negative attestation (tx {chosen.tx_hash}); "
+              f"{len(negative)} of round {round_id}")
     parse_cid(cid)
     _note(f"fetching findings blob {cid} ...")
     blobs = open_blob_store(settings)
@@ -459,8 +480,8 @@ def check_findings(session: GovSession, settings: Settings, round_id: RoundId, c
 @propose.command("dispute")
 @click.argument("round_id", metavar="ROUND", type=click.IntRange(1))
 @click.option("--findings", "findings_cid", default=None, metavar="CID",
-              help="CID of the findings blob in the store [default: the one the round's negative attestations "
-                   "cite].")
+              help="CID of the findings blob in the store [default: the one your negative attestation of the "
+                   "round cites, else the earliest negative attestation's].")
 @click.option("--findings-digest", default=None, metavar="HEX",
               help="The digest the findings blob must have (e.g. the one a negative attestation recorded).")
 @click.option("--accused", default=None, metavar="ADDRESS",
@@ -492,8 +513,8 @@ def propose_dispute(round_id: int, findings_cid: str | None, findings_digest: st
             expected = parse_digest(findings_digest)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="'--findings-digest'") from err
-    accused_address = _checked_address(accused, "'--accused'") if accused else None
-    new_address = _checked_address(new_aggregator, "'--new-aggregator'") if new_aggregator else None
+    accused_address = _checked_address(accused, "'--accused'", state_dir) if accused else None
+    new_address = _checked_address(new_aggregator, "'--new-aggregator'", state_dir) if new_aggregator else None
     settings = _settings(state_dir, rpc_url, chain_id, keystore=keystore, store=store, ipfs_api=ipfs_api)
     session = open_session(settings, signed=True)
     rid = RoundId(round_id)
@@ -627,7 +648,7 @@ def show(ref: str, state_dir: Path | None, rpc_url: str | None, chain_id: int | 
 def delegate(to: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None, chain_id: int | None,
              as_json: bool) -> None:
     """Delegate your membership vote to ADDRESS (yourself to take it back)."""
-    address = _checked_address(to, "ADDRESS")
+    address = _checked_address(to, "ADDRESS", state_dir)
     session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
     assert session.account is not None
     report = session.governance.delegate(address)
@@ -636,28 +657,74 @@ def delegate(to: str, keystore: Path | None, state_dir: Path | None, rpc_url: st
          f"{session.account.address} delegates its vote to {address} ({_tx(report)})")
 
 
+MILESTONES = {"until_voting": "voting", "until_closed": "closed", "until_executable": "executable"}
+
+
 @gov.command()
 @click.option("--blocks", type=click.IntRange(0), default=0, show_default=True, help="Blocks to mine.")
 @click.option("--seconds", type=click.IntRange(0), default=0, show_default=True,
               help="Seconds to move the chain clock forward (then one block is mined).")
+@click.option("--until-voting", default=None, metavar="ID",
+              help="Instead: just far enough that proposal ID takes votes (nothing if it does already).")
+@click.option("--until-closed", default=None, metavar="ID",
+              help="Instead: just far enough that the vote on proposal ID is over.")
+@click.option("--until-executable", default=None, metavar="ID",
+              help="Instead: just far enough that queued proposal ID's timelock delay is over.")
 @gov_options
 @json_option
-def advance(blocks: int, seconds: int, state_dir: Path | None, rpc_url: str | None, chain_id: int | None,
+def advance(blocks: int, seconds: int, until_voting: str | None, until_closed: str | None,
+            until_executable: str | None, state_dir: Path | None, rpc_url: str | None, chain_id: int | None,
             as_json: bool) -> None:
     """Devnet only: mine blocks and move the clock, so a voting period or a timelock delay need not
     be waited for."""
     from fedchain.chain.governance import advance as advance_chain
 
-    if blocks == 0 and seconds == 0:
-        raise click.UsageError("give --blocks N and/or --seconds S")
+    targets = {name: ref for name, ref in (("until_voting", until_voting), ("until_closed", until_closed),
+                                           ("until_executable", until_executable)) if ref is not None}
+    if len(targets) > 1 or (targets and (blocks or seconds)):
+        raise click.UsageError("give one of --until-voting, --until-closed, --until-executable, or --blocks/--seconds")
+    if not targets and blocks == 0 and seconds == 0:
+        raise click.UsageError("give --blocks N and/or --seconds S, or --until-voting/--until-closed/--until-executable ID")
     session = open_session(_settings(state_dir, rpc_url, chain_id), signed=False)
     before = session.conn.block_number()
+    step = ""
+    for name, ref in targets.items():
+        number, proposal = resolve(session, ref)
+        blocks, seconds, step = _wait_for(session, number, proposal, MILESTONES[name])
     if blocks > 50:
         _note(f"mining {blocks} blocks ...")
-    advance_chain(session.conn, blocks=blocks, seconds=seconds)
+    if blocks or seconds:
+        advance_chain(session.conn, blocks=blocks, seconds=seconds)
     block, stamp = session.conn.block_number(), session.conn.block_timestamp()
-    emit(as_json, {"block_number": block, "timestamp": stamp, "mined": block - before},
-         f"now block {block} (mined {block - before}), chain time {stamp}")
+    emit(as_json, {"block_number": block, "timestamp": stamp, "mined": block - before, "next_step": step or None},
+         f"now block {block} (mined {block - before}), chain time {stamp}" + (f"; {step}" if step else ""))
+
+
+def _wait_for(session: GovSession, number: int, proposal: Proposal, milestone: str) -> tuple[int, int, str]:
+    """(blocks, seconds, what then) to move a devnet on until ``milestone`` of the proposal
+    (``voting``, ``closed``, ``executable``); a transaction sent afterwards meets the state of the
+    block after the latest. GovernanceError when the proposal can no longer reach it."""
+    from fedchain.chain.governance import ProposalState
+
+    state = session.governance.state(int(proposal.proposal_id), pending=True)
+    now = session.conn.block_number()
+    if milestone == "voting":
+        if state == ProposalState.PENDING:
+            return max(proposal.snapshot_block - now, 1), 0, f"proposal #{number} takes votes until block " \
+                f"{proposal.deadline_block}"
+        if state == ProposalState.ACTIVE:
+            return 0, 0, f"proposal #{number} takes votes already, until block {proposal.deadline_block}"
+    elif milestone == "closed":
+        if state in (ProposalState.PENDING, ProposalState.ACTIVE):
+            return max(proposal.deadline_block - now, 1), 0, f"the vote on proposal #{number} is over"
+        if state in (ProposalState.DEFEATED, ProposalState.SUCCEEDED, ProposalState.QUEUED, ProposalState.EXECUTED):
+            return 0, 0, f"the vote on proposal #{number} is over already ({state.label})"
+    elif state == ProposalState.QUEUED:
+        wait = proposal.eta - session.conn.block_timestamp()
+        return 0, max(wait, 0), f"proposal #{number} is executable: fedchain gov execute {number}"
+    never = {"voting": "take votes", "closed": "have a vote to close",
+             "executable": "become executable (only a queued proposal does)"}[milestone]
+    raise GovernanceError(f"proposal #{number} is {state.label}: it will not {never}")
 
 
 @gov.command()

@@ -34,11 +34,12 @@ from fedchain.errors import ExitCode
 from fedchain.ports import Inclusion, ParticipantStatus, RoundStatus
 from fedchain.protocol.rounds import leaf_of
 from fedchain.storage.local import LocalStore
-from fedchain.types import Cid, Digest, RoundId, digest_hex
+from fedchain.types import Cid, Digest, RoundId, Wei, digest_hex
 from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, DevnetEnv
 
 PARAMS = GovernanceParams(voting_delay=1, voting_period=5, quorum_percent=50, timelock_delay_s=60)
 BASE = Digest(keccak(b"base-model"))
+FUNDING = Wei(10**18)
 
 
 @dataclass
@@ -90,9 +91,13 @@ class GovEnv:
         return proposal_id
 
 
-def _doc(result: Result) -> Any:
+def _ok(result: Result) -> Result:
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return result
+
+
+def _doc(result: Result) -> Any:
+    return json.loads(_ok(result).stdout)
 
 
 def _refused(result: Result, code: ExitCode, *fragments: str) -> str:
@@ -173,6 +178,26 @@ def test_deploy_founders_from_keystores(chain_env: DevnetEnv, tmp_path: Path) ->
     governance = Governance.from_deployment(chain_env.conn, deployment)
     assert [governance.is_member(a) for a in addresses] == [True, True]
     assert deployment.governance == GovernanceParams()  # the defaults the --help text names
+
+    # a keystore signs, and an address argument may be a keystore's name
+    st_mary = str(state_dir / "keystores" / "st-mary.json")
+    chain_env.conn.fund_from_dev_account(addresses[0], FUNDING)
+    delegated = runner.invoke(cli, ["gov", "delegate", "nordbank", "--keystore", st_mary, "--state-dir",
+                                    str(state_dir), "--rpc-url", chain_env.url, "--json"])
+    assert json.loads(_ok(delegated).stdout)["delegate"] == addresses[1]
+    assert governance.votes_of(addresses[1]) == 2
+    unknown = runner.invoke(cli, ["gov", "delegate", "no-such-site", "--keystore", st_mary, "--state-dir",
+                                  str(state_dir), "--rpc-url", chain_env.url])
+    assert unknown.exit_code == ExitCode.USAGE and "neither an address nor the name of a keystore" in unknown.output
+
+
+def test_deploy_help_names_the_governance_defaults() -> None:
+    text = " ".join(CliRunner().invoke(cli, ["devnet", "deploy", "--help"]).stdout.split())
+    defaults = GovernanceParams()
+    for option, value in (("--voting-delay", defaults.voting_delay), ("--voting-period", defaults.voting_period),
+                          ("--quorum", defaults.quorum_percent), ("--timelock-delay", defaults.timelock_delay_s)):
+        after = text.split(option, 1)[1]
+        assert f"[default: {value}]" in after.split(" --", 1)[0], option
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -357,6 +382,25 @@ def test_delegate_moves_the_vote(gov_env: GovEnv) -> None:
     assert (members[a.address]["votes"], members[a.address]["delegate"]) == (0, b.address)
 
 
+def test_advance_until_each_step_of_a_proposal(proposal: GovEnv) -> None:
+    a = proposal.founders[0]
+    _refused(proposal.gov("advance", "--until-executable", "1"), ExitCode.GOVERNANCE,
+             "proposal #1 is pending: it will not become executable")
+    assert _doc(proposal.gov("advance", "--until-voting", "1"))["mined"] >= 1
+    _doc(proposal.gov("vote", "1", "for", key=a))
+    again = _doc(proposal.gov("advance", "--until-voting", "1"))
+    assert again["mined"] == 0 and "takes votes already" in again["next_step"]
+    _doc(proposal.gov("vote", "1", "for", key=proposal.founders[1]))
+    _doc(proposal.gov("advance", "--until-closed", "1"))
+    _doc(proposal.gov("queue", "1", key=a))
+    stepped = _doc(proposal.gov("advance", "--until-executable", "1"))
+    assert stepped["next_step"] == "proposal #1 is executable: fedchain gov execute 1"
+    assert _doc(proposal.gov("execute", "1", key=a))["proposal"]["state"] == "executed"
+    _refused(proposal.gov("advance", "--until-voting", "1"), ExitCode.GOVERNANCE, "it will not take votes")
+    both = proposal.gov("advance", "--until-closed", "1", "--blocks", "2")
+    assert both.exit_code == ExitCode.USAGE and "give one of" in both.output
+
+
 def test_advance_mines_blocks_and_moves_the_clock(gov_env: GovEnv) -> None:
     block, stamp = gov_env.chain.conn.block_number(), gov_env.chain.conn.block_timestamp()
     doc = _doc(gov_env.gov("advance", "--blocks", "3", "--seconds", "100"))
@@ -399,9 +443,15 @@ def test_vote_on_a_pending_proposal(proposal: GovEnv) -> None:
     block = proposal.chain.conn.block_number()
     line = _refused(proposal.gov("vote", "1", "for", key=proposal.founders[0]), ExitCode.GOVERNANCE,
                     "cannot vote on proposal #1: it is pending", "voting opens at block")
-    assert "fedchain gov advance --blocks" in line
     assert proposal.chain.conn.block_number() == block
     assert proposal.governance().proposals()[0].voters == ()
+    _doc(proposal.run(*_advice(line)))  # what the line says to do is enough
+    assert _doc(proposal.gov("vote", "1", "for", key=proposal.founders[0]))["proposal"]["votes"]["for"] == 1
+
+
+def _advice(line: str) -> list[str]:
+    """The arguments of the line's `(on a devnet: fedchain gov advance ...)`."""
+    return ["gov", "advance", *line.split("fedchain gov advance ")[1].rstrip(")").split()]
 
 
 def test_vote_on_a_closed_proposal(proposal: GovEnv) -> None:
@@ -440,16 +490,20 @@ def test_a_non_member_proposes(gov_env: GovEnv) -> None:
 
 def test_queue_before_the_vote_ended_and_execute_before_the_delay(proposal: GovEnv) -> None:
     proposal.advance(blocks=PARAMS.voting_delay + 1)
-    _unchanged(proposal, proposal.gov("queue", "1", key=proposal.founders[0]), ExitCode.GOVERNANCE,
-               "cannot queue proposal #1: it is active", "voting closes after block")
     for founder in proposal.founders[:2]:
         _doc(proposal.gov("vote", "1", "for", key=founder))
-    proposal.advance(blocks=PARAMS.voting_period + 1)
+    line = _unchanged(proposal, proposal.gov("queue", "1", key=proposal.founders[0]), ExitCode.GOVERNANCE,
+                      "cannot queue proposal #1: it is active", "voting closes after block")
+    _doc(proposal.run(*_advice(line)))
     _doc(proposal.gov("queue", "1", key=proposal.founders[0]))
-    _unchanged(proposal, proposal.gov("execute", "1", key=proposal.founders[0]), ExitCode.GOVERNANCE,
-               "cannot execute proposal #1: it is queued", "timelock delay ends at")
+    line = _unchanged(proposal, proposal.gov("execute", "1", key=proposal.founders[0]), ExitCode.GOVERNANCE,
+                      "cannot execute proposal #1: it is queued", "timelock delay ends at")
     assert proposal.federation().participant(proposal.chain.accounts.participants[5].address).status == \
         ParticipantStatus.PENDING
+    _doc(proposal.run(*_advice(line)))
+    _doc(proposal.gov("execute", "1", key=proposal.founders[0]))
+    assert proposal.federation().participant(proposal.chain.accounts.participants[5].address).status == \
+        ParticipantStatus.ACTIVE
 
 
 def test_execute_twice(proposal: GovEnv) -> None:
@@ -625,7 +679,8 @@ def test_dispute_with_a_blob_that_is_not_the_rounds_findings(finalized: Finalize
 def test_dispute_without_a_negative_attestation_needs_the_findings_named(finalized: FinalizedRound) -> None:
     env = finalized.env
     _unchanged(env, env.gov("propose", "dispute", "1", "--reason", "r", "--description", "x", "--store", "local",
-                            key=env.founders[0]), ExitCode.GOVERNANCE, "--findings CID", "there is none")
+                            key=env.founders[0]),
+               ExitCode.GOVERNANCE, "round 1 has no negative attestation", "--findings CID")
     cid = env.store().put(_findings(finalized))
     doc = _doc(env.gov("propose", "dispute", "1", "--findings", cid, "--accused", env.founders[2].address,
                        "--reason", "r", "--description", "x", "--store", "local", key=env.founders[0]))
