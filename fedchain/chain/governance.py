@@ -984,8 +984,13 @@ def revoke_aggregator_call(fed: FederationContract, address: str) -> ProposalCal
 def dispute_call(
     fed: FederationContract, round_id: RoundId | int, accused: str, findings_digest: Digest, findings_cid: Cid, reason: str
 ) -> ProposalCall:
-    """The call that marks a finalised round disputed, accusing ``accused`` with the findings blob."""
+    """The call that marks a finalised round disputed, accusing ``accused`` with the findings blob (a GovernanceError
+    for a zero findings digest or an empty CID: such a proposal could never be executed)."""
     f = "disputeRound"
+    if bytes(findings_digest) == bytes(32):
+        raise GovernanceError(f"{f}: the findings digest is zero; a dispute cites the digest of its findings blob")
+    if not str(findings_cid):
+        raise GovernanceError(f"{f}: the findings CID is empty; a dispute cites the CID of its findings blob")
     return _call(
         fed, f,
         _uint(int(round_id), 256, "round_id", f),

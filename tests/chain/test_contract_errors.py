@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import pytest
 from eth_hash.auto import keccak
 
+from fedchain.chain.abi import FunctionCodec, RevertDecoder
+from fedchain.chain.compiler import load_artifact
 from fedchain.chain.federation import ADMIN_ROLE, AGGREGATOR_ROLE
 from fedchain.errors import ContractRevertError, ExitCode, TransactionFailedError
 from fedchain.ports import (
@@ -29,37 +31,55 @@ from fedchain.reverts import (
     REVERTS,
     AccessControlBadConfirmation,
     AccessControlUnauthorizedAccount,
+    FederationAlreadyAttested,
+    FederationAlreadyContested,
     FederationAlreadyRegistered,
+    FederationAttestationModelMismatch,
+    FederationAttestationQuorumNotMet,
     FederationBaseModelMismatch,
     FederationCommitPhaseActive,
     FederationCommitRevealRound,
     FederationCommitTooLate,
     FederationCommitWindowTooLong,
+    FederationContestAnswered,
+    FederationContestWindowClosed,
     FederationDuplicateCommit,
+    FederationInvalidAttestation,
     FederationInvalidCommitment,
+    FederationInvalidContest,
+    FederationInvalidDispute,
     FederationInvalidIncludedCount,
+    FederationInvalidPolicy,
     FederationInvalidRegistration,
     FederationInvalidResult,
     FederationInvalidRound,
     FederationInvalidStatus,
     FederationInvalidTask,
+    FederationNoContest,
     FederationNotActive,
     FederationNotCommitRevealRound,
+    FederationNotIncluded,
     FederationNotRegistered,
     FederationNotSealed,
     FederationRevealPhaseActive,
     FederationRevealTooLate,
     FederationRevealWindowTooLong,
     FederationRoundInProgress,
+    FederationRoundNotFinalized,
     FederationRoundNotOpen,
     FederationSealMismatch,
     FederationTaskNotConfigured,
     FederationTooFewUpdates,
     FederationTooManySamples,
     FederationUnknownRound,
+    MembershipAlreadyMember,
+    MembershipNotMember,
+    MembershipNotTransferable,
+    MembershipUnauthorized,
     TypedRevertError,
 )
 from fedchain.types import Address, Cid, Digest, RoundId
+from tests.chain.rounds import finalized_round
 from tests.fixtures_devnet import DECLARED_SAMPLES, TASK_MAX_COMMIT_DURATION, DevnetEnv
 
 ZERO = b"\x00" * 32
@@ -577,8 +597,157 @@ def test_finalize_unknown_and_closed_round(federation_env: DevnetEnv, advance_ti
         finalize(federation_env, rid)
 
 
+# --- verification policy, attestations ----------------------------------------------------
+
+FINDINGS = Digest(keccak(b"findings"))
+FINDINGS_CID = Cid("bafkreifindings")
+
+
+def test_policy_above_100_percent(chain_env: DevnetEnv) -> None:
+    with reverts(FederationInvalidPolicy, quorumPercent=101):
+        chain_env.ledger().set_verification_policy(101)
+    assert chain_env.ledger().verification_policy() == 0
+
+
+def test_attestation_of_a_round_not_finalized(federation_env: DevnetEnv) -> None:
+    done = finalized_round(federation_env, federation_env.admitted, federation_env.admitted[:2], keccak(b"model"))
+    inclusion = done.inclusion(federation_env.admitted[0].address)
+    ledger = federation_env.ledger(federation_env.admitted[0])
+    with reverts(FederationRoundNotFinalized, roundId=9, status=RoundStatus.NONE):
+        ledger.attest_round(RoundId(9), done.model, True, Digest(ZERO), Cid(""), inclusion)
+    rid = open_round(federation_env, base=done.model)
+    with reverts(FederationRoundNotFinalized, roundId=rid, status=RoundStatus.OPEN):
+        ledger.attest_round(RoundId(rid), done.model, True, Digest(ZERO), Cid(""), inclusion)
+    assert ledger.attestation_of(RoundId(rid), ledger.sender) == 0
+
+
+def test_attestation_by_a_participant_not_included(federation_env: DevnetEnv) -> None:
+    alice, bob, carol = federation_env.admitted
+    done = finalized_round(federation_env, [alice, bob, carol], [alice, bob], keccak(b"model"))
+    with reverts(FederationNotIncluded, roundId=done.round_id, participant=carol.address):
+        federation_env.ledger(carol).attest_round(
+            done.round_id, done.model, True, Digest(ZERO), Cid(""), done.inclusion(carol.address)
+        )
+    with reverts(FederationNotIncluded, roundId=done.round_id, participant=carol.address):  # with alice's proof
+        federation_env.ledger(carol).attest_round(
+            done.round_id, done.model, True, Digest(ZERO), Cid(""), done.inclusion(alice.address)
+        )
+    assert federation_env.ledger().attestation_counts(done.round_id) == (0, 0)
+
+
+def test_attestation_twice_and_with_wrong_values(federation_env: DevnetEnv) -> None:
+    alice, bob, _ = federation_env.admitted
+    done = finalized_round(federation_env, [alice, bob], [alice, bob], keccak(b"model"))
+    ledger = federation_env.ledger(alice)
+    inclusion = done.inclusion(alice.address)
+    with reverts(FederationAttestationModelMismatch, roundId=done.round_id, expected=done.model, given=BASE):
+        ledger.attest_round(done.round_id, Digest(BASE), True, Digest(ZERO), Cid(""), inclusion)
+    with reverts(FederationInvalidAttestation, field="findingsDigest"):
+        ledger.attest_round(done.round_id, Digest(BASE), False, Digest(ZERO), FINDINGS_CID, inclusion)
+    with reverts(FederationInvalidAttestation, field="findingsCid"):
+        ledger.attest_round(done.round_id, Digest(BASE), False, FINDINGS, Cid(""), inclusion)
+    ledger.attest_round(done.round_id, done.model, True, Digest(ZERO), Cid(""), inclusion)
+    with reverts(FederationAlreadyAttested, roundId=done.round_id, participant=alice.address):
+        ledger.attest_round(done.round_id, Digest(BASE), False, FINDINGS, FINDINGS_CID, inclusion)
+    assert ledger.attestation_counts(done.round_id) == (1, 0)
+
+
+def test_open_round_without_the_attestation_quorum(federation_env: DevnetEnv) -> None:
+    alice, bob, _ = federation_env.admitted
+    done = finalized_round(federation_env, [alice, bob], [alice, bob], keccak(b"model"))
+    federation_env.ledger().set_verification_policy(100)
+    federation_env.ledger(alice).attest_round(
+        done.round_id, done.model, True, Digest(ZERO), Cid(""), done.inclusion(alice.address)
+    )
+    with reverts(FederationAttestationQuorumNotMet, roundId=done.round_id, attestations=1, required=2):
+        open_round(federation_env, base=done.model)
+    assert federation_env.ledger().latest_round_id() == done.round_id
+
+
+# --- disputes and exclusion contests ----------------------------------------------------
+
+
+def test_dispute_of_a_round_not_finalized_or_without_findings(federation_env: DevnetEnv) -> None:
+    admin = federation_env.ledger()
+    agg = federation_env.accounts.aggregator.address
+    with reverts(FederationRoundNotFinalized, roundId=1, status=RoundStatus.NONE):
+        admin.dispute_round(RoundId(1), Address(agg), FINDINGS, FINDINGS_CID, "x")
+    done = finalized_round(federation_env, federation_env.admitted, federation_env.admitted, keccak(b"model"))
+    with reverts(FederationInvalidDispute, field="findingsDigest"):
+        admin.dispute_round(done.round_id, Address(agg), Digest(ZERO), FINDINGS_CID, "x")
+    with reverts(FederationInvalidDispute, field="findingsCid"):
+        admin.dispute_round(done.round_id, Address(agg), FINDINGS, Cid(""), "x")
+    with reverts(AccessControlUnauthorizedAccount, account=agg, neededRole=ADMIN_ROLE):
+        federation_env.ledger(federation_env.accounts.aggregator).dispute_round(
+            done.round_id, Address(agg), FINDINGS, FINDINGS_CID, "x"
+        )
+    assert admin.round(done.round_id).status == RoundStatus.FINALIZED
+    assert admin.current_model_digest() == done.model
+
+
+def test_contest_refusals(federation_env: DevnetEnv) -> None:
+    alice, bob, carol = federation_env.admitted
+    done = finalized_round(federation_env, [alice, bob, carol], [alice, bob], keccak(b"model"))
+    ledger = federation_env.ledger(carol)
+    update = done.commitments[carol.address]
+    with reverts(FederationInvalidContest, field="updateDigest"):
+        ledger.contest_exclusion(done.round_id, Digest(ZERO), update.cid)
+    with reverts(FederationInvalidContest, field="cid"):
+        ledger.contest_exclusion(done.round_id, update.update_digest, Cid(""))
+    ledger.contest_exclusion(done.round_id, update.update_digest, update.cid)
+    with reverts(FederationAlreadyContested, roundId=done.round_id, participant=carol.address):
+        ledger.contest_exclusion(done.round_id, update.update_digest, update.cid)
+    agg = federation_env.ledger(federation_env.accounts.aggregator)
+    with reverts(FederationNoContest, roundId=done.round_id, participant=bob.address):
+        agg.answer_contest(done.round_id, Address(bob.address), True)
+    agg.answer_contest(done.round_id, Address(carol.address), False)
+    with reverts(FederationContestAnswered, roundId=done.round_id, participant=carol.address):
+        agg.answer_contest(done.round_id, Address(carol.address), True)
+    assert agg.contest_of(done.round_id, Address(carol.address)) == 3
+
+
+def test_contest_after_its_window(federation_env: DevnetEnv) -> None:
+    alice, bob, carol = federation_env.admitted
+    done = finalized_round(federation_env, [alice, bob, carol], [alice, bob], keccak(b"model"))
+    nxt = finalized_round(federation_env, [alice, bob, carol], [alice, bob], keccak(b"model 2"))
+    later = open_round(federation_env, base=nxt.model)
+    update = done.commitments[carol.address]
+    with reverts(FederationContestWindowClosed, roundId=done.round_id, latestRoundId=later):
+        federation_env.ledger(carol).contest_exclusion(done.round_id, update.update_digest, update.cid)
+
+
+# --- the membership token -----------------------------------------------------------------
+
+
+def _membership_call(env: DevnetEnv, sender: str, function: str, *args: Any) -> None:
+    """``function`` of the Federation's membership token called (eth_call) by ``sender``."""
+    abi = load_artifact("FederationMembership")["abi"]
+    codec = FunctionCodec(abi, skip_overloads=True)
+    tx = {"to": env.federation().membership(), "from": sender, "data": codec.encode_call(function, *args)}
+    env.conn.call(tx, decoder=RevertDecoder(abi), function=function)
+
+
+def test_membership_token_refusals(federation_env: DevnetEnv) -> None:
+    alice, bob, _ = federation_env.admitted
+    token_id = int(alice.address, 16)
+    federation = federation_env.deployment.address
+    with reverts(MembershipNotTransferable, tokenId=token_id, **{"from": alice.address}, to=bob.address):
+        _membership_call(federation_env, alice.address, "transferFrom", alice.address, bob.address, token_id)
+    with reverts(MembershipNotTransferable, tokenId=0, **{"from": alice.address}, to=bob.address):
+        _membership_call(federation_env, alice.address, "setApprovalForAll", bob.address, True)
+    with reverts(MembershipUnauthorized, caller=alice.address):
+        _membership_call(federation_env, alice.address, "mint", bob.address)
+    with reverts(MembershipAlreadyMember, member=alice.address):
+        _membership_call(federation_env, federation, "mint", alice.address)
+    outsider = federation_env.accounts.outsider.address
+    with reverts(MembershipNotMember, member=outsider):
+        _membership_call(federation_env, federation, "burn", outsider)
+
+
 def test_every_generated_class_has_a_test_here() -> None:
-    """Each class of fedchain.reverts is expected (``with reverts(Class, ...)``) by a test of this module."""
+    """Each class of fedchain.reverts for an error of the Federation's own interfaces (IFederation,
+    IFederationMembership) or its access control is expected (``with reverts(Class, ...)``) by a test of this
+    module; the OpenZeppelin governance errors the governance client maps are tested in test_governance.py."""
     tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
     expected = {
         node.args[0].id
@@ -586,7 +755,9 @@ def test_every_generated_class_has_a_test_here() -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "reverts"
         and node.args and isinstance(node.args[0], ast.Name)
     }
-    assert sorted(set(REVERTS) - expected) == []
+    ours = {name for name in REVERTS if name.startswith(("Federation", "Membership", "AccessControl"))}
+    assert len(ours) == 47  # 41 of IFederation, 4 of IFederationMembership, 2 of AccessControl
+    assert sorted(ours - expected) == []
 
 
 # --- actors in events ------------------------------------------------------------------
