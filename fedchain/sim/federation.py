@@ -271,8 +271,13 @@ def provision(settings: Settings, services: Services, doc: TaskDocument, clients
     return fed
 
 
-SIM_GOVERNANCE = GovernanceParams(voting_delay=1, voting_period=5, quorum_percent=50, timelock_delay_s=60)
-"""The Governor's settings in a governed simulation (the devnet is moved on past them)."""
+def sim_governance(clients: int) -> GovernanceParams:
+    """The Governor's settings in a governed simulation of ``clients`` participants (the devnet is
+    moved on past them): each vote is mined in a block of its own, so the voting period outlasts
+    one vote per member."""
+    return GovernanceParams(voting_delay=1, voting_period=2 * clients + 5, quorum_percent=50, timelock_delay_s=60)
+
+
 BACKUP_AGGREGATOR = "aggregator-backup"
 """The account the consortium hands the aggregator role to when it disputes a round."""
 
@@ -301,7 +306,7 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
     founders = names[:newcomer_index(len(clients))]
     contract, deployment, reports = deploy_governed(
         conn, accounts["admin"], accounts["aggregator"].address, [accounts[n].address for n in founders],
-        SIM_GOVERNANCE, state_dir=settings.state_dir,
+        sim_governance(len(clients)), state_dir=settings.state_dir,
     )
     for name, report in zip(("deploy timelock", "deploy", "deploy governor"), reports, strict=True):
         gas.add(name, report.gas_used)
