@@ -2,8 +2,10 @@
 """Gas benchmark of the Federation contract on a fresh anvil devnet.
 
 Measures register/admit/open/commit/finalize/close/remove gas; the commit gas of the same
-participant in round 1 and in round N (default 100) to show it stays flat; and finalize
-gas with 4 and with 64 included updates to show it is O(1). Prints ONE JSON object on
+participant in round 1 and in round N (default 100) to show it stays flat; finalize
+gas with 4 and with 64 included updates to show it is O(1); and, on a governed deployment
+(:func:`governance_gas`), the gas of a proposal's propose, vote, queue and execute, of an
+attestation and of a dispute executed through the Governor. Prints ONE JSON object on
 stdout (``--json``) or a table; ``--output FILE`` also writes the JSON there. Exits 1 if
 a target is missed:
 
@@ -31,10 +33,20 @@ from rich.console import Console
 from rich.progress import Progress
 
 from fedchain.chain.connection import Connection
-from fedchain.chain.federation import FederationContract, deploy
-from fedchain.codec.merkle import commitment_leaf, merkle_root
+from fedchain.chain.federation import FederationContract, GovernanceParams, deploy
+from fedchain.chain.governance import (
+    Governance,
+    Support,
+    admit_call,
+    advance,
+    configure_task_call,
+    deploy_governed,
+    dispute_call,
+)
+from fedchain.codec.merkle import MerkleTree, commitment_leaf, merkle_root
+from fedchain.ports import Inclusion
 from fedchain.services.devnet import DevnetProcess
-from fedchain.types import Wei
+from fedchain.types import Cid, Digest, Wei
 
 COMMIT_TARGET = 38_300
 COMMIT_FLAT_TOLERANCE = 0.0
@@ -87,6 +99,83 @@ class Bench:
         return {"round_id": rid, "open": opened.gas_used, "commits": commit_gas, "finalize": fin.gas_used}
 
 
+def governance_gas(conn: Connection, included: int = 4) -> dict[str, Any]:
+    """Gas of governance on ``conn`` (a devnet with funded dev accounts): a governed deployment with three founders;
+    a proposal that admits a participant (propose, the first vote, queue, execute: the admission and its membership
+    mint); a positive attestation of a round with ``included`` included updates (a Merkle proof of log2 of them);
+    and a dispute of that round executed through the Governor (its execute transaction)."""
+    params = GovernanceParams(voting_delay=1, voting_period=5, quorum_percent=50, timelock_delay_s=60)
+    deployer, aggregator = account("gov-deployer"), account("gov-aggregator")
+    founders = [account(f"gov-founder-{i}") for i in range(3)]
+    members = [account(f"gov-participant-{i}") for i in range(included)]
+    for a in (deployer, aggregator, *founders, *members):
+        conn.fund_from_dev_account(a.address, Wei(10**20))
+    fed, deployment, deploy_reports = deploy_governed(
+        conn, deployer, aggregator.address, [f.address for f in founders], params
+    )
+
+    def govern(calls: list[Any], description: str) -> dict[str, int]:
+        gov = Governance.from_deployment(conn, deployment, founders[0])
+        proposal_id, proposed = gov.propose(calls, description)
+        advance(conn, blocks=params.voting_delay)
+        votes = [Governance.from_deployment(conn, deployment, f).vote(proposal_id, Support.FOR).gas_used
+                 for f in founders]  # the founders' votes make the quorum (50% of up to 7 members)
+        advance(conn, blocks=params.voting_period)
+        queued = gov.queue(proposal_id)
+        advance(conn, seconds=params.timelock_delay_s)
+        executed = gov.execute(proposal_id)
+        return {"propose": proposed.gas_used, "vote": votes[0], "vote_second": votes[1], "queue": queued.gas_used,
+                "execute": executed.gas_used}
+
+    for m in members:
+        fed.with_account(m).register("Org", "industry", b"\x02" * 33, 1_000)
+    spec, strategy, schema = (Digest(keccak(x)) for x in (b"spec", b"strategy", b"schema"))
+    setup = [configure_task_call(fed, spec, strategy, schema, Cid("bafyconfig"), 86_400)]
+    setup += [admit_call(fed, m.address) for m in members[1:]]
+    govern(setup, "configure the task, admit the participants but one")
+    admission = govern([admit_call(fed, members[0].address)], "admit one participant")
+
+    agg = fed.with_account(aggregator)
+    rid = agg.open_round(keccak(b"genesis"), "bafybase", 3600, 1).round_id or 0
+    commitments = []
+    for i, m in enumerate(members):
+        digest, meta, cid = keccak(b"gov-update-%d" % i), keccak(b"gov-meta-%d" % i), f"bafkreigovupdate{i:03d}"
+        fed.with_account(m).commit_update(rid, digest, cid, 100, meta)
+        commitments.append((m, digest, cid, meta, commitment_leaf(rid, m.address, digest, cid, 100, meta)))
+    tree = MerkleTree.build(leaf for *_, leaf in commitments)
+    model = keccak(b"gov-model")
+    agg.finalize_round(rid, model, "bafymodel", tree.root, keccak(b"agg"), keccak(b"ev"), "bafyev", len(members))
+    def inclusion(i: int) -> Inclusion:
+        _, digest, cid, meta, leaf = commitments[i]
+        return Inclusion(Digest(digest), Cid(cid), 100, Digest(meta), tuple(tree.proof(leaf)))
+
+    attest = fed.with_account(members[0]).attest_round(rid, model, True, bytes(32), "", inclusion(0))
+    negative = fed.with_account(members[1]).attest_round(
+        rid, keccak(b"replayed"), False, keccak(b"findings"), "bafkreifindings", inclusion(1)
+    )
+    dispute = govern(
+        [dispute_call(fed, rid, aggregator.address, Digest(keccak(b"findings")), Cid("bafkreifindings"),
+                      "replay mismatch")],
+        "dispute the round",
+    )
+    return {
+        "governed_deploy_gas": sum(r.gas_used for r in deploy_reports),
+        "timelock_deploy_gas": deploy_reports[0].gas_used,
+        "federation_deploy_gas_governed": deploy_reports[1].gas_used,
+        "governor_deploy_gas": deploy_reports[2].gas_used,
+        "propose_gas": admission["propose"],
+        "vote_gas": admission["vote"],
+        "vote_gas_second": admission["vote_second"],
+        "queue_gas": admission["queue"],
+        "execute_gas": admission["execute"],
+        "attest_gas": attest.gas_used,
+        "attest_negative_gas": negative.gas_used,
+        "attest_included": len(members),
+        "dispute_gas": dispute["execute"],
+        "dispute_propose_gas": dispute["propose"],
+    }
+
+
 def run(rounds: int, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
     with DevnetProcess("anvil") as devnet:
@@ -125,6 +214,10 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         closed = bench.agg.close_round(opened.round_id or 0, "benchmark close")
         removed = bench.admin.remove(bench.participants[-1].address, "benchmark remove")
 
+        job = progress.add_task("governance", total=1)
+        governance = governance_gas(conn)
+        progress.advance(job)
+
     c1, cn = commit_series[0], commit_series[-1]
     f4, f64 = n4["finalize"], n64["finalize"]
     targets = {
@@ -154,6 +247,7 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         "finalize_n64_vs_n4": round(f64 / f4 - 1, 5),
         "close_gas": closed.gas_used,
         "remove_gas": removed.gas_used,
+        **governance,
         "reference_2cp": REFERENCE_2CP,
         "targets": {
             "commit_max_gas": COMMIT_TARGET,
