@@ -33,7 +33,14 @@ from fedchain.cli.options import (
     to_jsonable,
 )
 from fedchain.config import Settings
-from fedchain.errors import BlobFormatError, GovernanceError, IntegrityError, NotGovernedError, ProposalStateError
+from fedchain.errors import (
+    BlobFormatError,
+    GovernanceError,
+    IntegrityError,
+    NotAMemberError,
+    NotGovernedError,
+    ProposalStateError,
+)
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex, parse_digest
 
 if TYPE_CHECKING:  # web3 is imported only when a command runs
@@ -353,6 +360,10 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
                         min_updates, commit_duration, max_commit_duration, reveal_duration)
     settings = _settings(state_dir, rpc_url, chain_id, keystore=keystore, store=store, ipfs_api=ipfs_api)
     session = open_session(settings, signed=True)
+    assert session.account is not None
+    votes = session.governance.votes_of(session.account.address)
+    if votes == 0:  # the Governor would refuse the proposal: store nothing either
+        raise NotAMemberError("propose", session.account.address, 0, 1)
     _note(f"storing the task document ({doc.dataset}, {doc.strategy_config().name}) ...")
     blobs = open_blob_store(settings)
     try:

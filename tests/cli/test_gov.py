@@ -479,6 +479,13 @@ def test_a_non_member_votes(proposal: GovEnv) -> None:
                f"{outsider.address} is not a member with a vote")
 
 
+def test_a_non_member_proposing_a_task_stores_nothing(gov_env: GovEnv) -> None:
+    outsider = gov_env.chain.accounts.outsider
+    _unchanged(gov_env, gov_env.gov("propose", "configure-task", "--store", "local", "--description", "x",
+                                    key=outsider), ExitCode.GOVERNANCE, f"{outsider.address} is not a member")
+    assert not [p for p in gov_env.state_dir.glob("blobs/**/*") if p.is_file()]
+
+
 def test_a_non_member_proposes(gov_env: GovEnv) -> None:
     newcomer = gov_env.chain.accounts.participants[5]
     _register(gov_env, newcomer)
