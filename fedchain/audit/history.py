@@ -68,6 +68,7 @@ class History:
     policies: list[VerificationPolicySet] = field(default_factory=list)  # in chain order
     # every event in chain order: what the governance audit reads admin actions from
     events: list[LedgerEvent] = field(default_factory=list)
+    _changes: list[tuple[tuple[int, int], Digest, int]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_events(cls, events: Iterable[LedgerEvent]) -> History:
@@ -123,6 +124,8 @@ class History:
         """How the contract's current model moved, in chain order: (event position, model digest,
         the round it came from, 0 for a fallback). A finalisation makes its model current; a
         dispute of the current model falls back to the disputed round's base model."""
+        if self._changes is not None:
+            return self._changes
         changes: list[tuple[tuple[int, int], Digest, int]] = []
         current: bytes | None = None
         marks: list[tuple[tuple[int, int], int, bool]] = []
@@ -140,6 +143,7 @@ class History:
             elif rev.finalized is not None and current == bytes(rev.finalized.model_digest):
                 current = bytes(rev.opened.base_model_digest)
                 changes.append((pos, Digest(current), 0))
+        self._changes = changes
         return changes
 
     def model_at(self, position: tuple[int, int]) -> tuple[Digest, int] | None:
