@@ -89,6 +89,73 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
          + (f" ({rec.organisation}, {rec.industry})" if rec.organisation else ""))
 
 
+@participant.command()
+@click.argument("round_id", type=click.IntRange(1))
+@click.option("--attest/--no-attest", default=True, show_default=True,
+              help="Record the verdict on chain (attestRound) as the keystore's account, which must be included in "
+                   "the round; --no-attest only replays and prints the verdict (anyone may).")
+@keystore_option
+@role_options
+@json_option
+def verify(round_id: int, attest: bool, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
+           ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Replay finalised round ROUND with the audit's code and attest the verdict on chain: the
+    published model, or a findings blob (stored) naming whom it accuses. What the agent does
+    by itself under a verification policy, by hand."""
+    from fedchain.audit.live import attest_verdict, inclusion_of, verify_round
+    from fedchain.errors import ParticipantError
+    from fedchain.ports import RoundStatus
+    from fedchain.sim.wiring import connect_ledger, open_blob_store
+    from fedchain.types import RoundId, digest_hex
+
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    account = role_signer(settings) if attest else None
+    ledger = connect_ledger(settings, account=account, address=address)
+    rid = RoundId(round_id)
+    if rid > int(ledger.latest_round_id()):
+        raise ParticipantError(f"round {rid} does not exist (the latest round is {int(ledger.latest_round_id())})")
+    rnd = ledger.round(rid)
+    if rnd.status != RoundStatus.FINALIZED:
+        raise ParticipantError(f"round {rid} is {RoundStatus(rnd.status).name.lower()}: only a finalised round has a "
+                               "model to verify and attest")
+    mine = None
+    if attest:
+        mine = next((c for c in ledger.commitments(rid) if c.participant.lower() == ledger.sender.lower()), None)
+        if mine is None:
+            raise ParticipantError(f"{ledger.sender} committed nothing in round {rid}: only the round's included "
+                                   "participants attest it (use --no-attest to replay it anyway)")
+    with open_blob_store(settings) as blobs:
+        verdict = verify_round(ledger, blobs, rid, verified_by=ledger.sender if attest else "")
+        tx = None
+        already = None
+        if mine is not None:
+            prior = int(ledger.attestation_of(rid, ledger.sender))
+            if prior:
+                already = "ok" if prior == 1 else "negative"
+            else:
+                inclusion = inclusion_of(blobs, rnd, mine, ledger.commitments(rid))
+                if inclusion is None:
+                    raise ParticipantError(f"round {rid} did not include {ledger.sender}'s update (its leaf is not "
+                                           "under the recorded Merkle root): only included participants attest it")
+                tx = attest_verdict(ledger, blobs, verdict, inclusion)
+    out = {**verdict.to_json(), "attested": tx is not None, "tx_hash": tx.tx_hash if tx is not None else None,
+           "gas_used": tx.gas_used if tx is not None else 0, "already_attested": already}
+
+    def human() -> str:
+        head = (f"round {rid}: the replay reproduces model {digest_hex(verdict.published_digest)}" if verdict.ok else
+                f"round {rid}: the replay disagrees ({len(verdict.findings)} finding(s), accusing "
+                f"{verdict.accused.value if verdict.accused else 'nobody'} {verdict.accused_address or ''})".rstrip())
+        if tx is not None:
+            head += f"; attested {'ok' if verdict.ok else 'negative'} in tx {tx.tx_hash} (gas {tx.gas_used})"
+        elif already is not None:
+            head += f"; already attested ({already})"
+        lines = [head, *(f"  {f.kind.value} [{f.severity.value}, {f.responsible.value}]: {f.detail}"
+                         for f in verdict.findings if f.severity.value == "error")]
+        return "\n".join(lines)
+
+    emit(as_json, out, human)
+
+
 def agent_options(f: F) -> F:
     """``--data``, ``--work-dir``, ``--attack`` and ``--verify``: the options of the commands that run a participant agent."""
     f = click.option("--verify/--no-verify", "verify", default=None,
