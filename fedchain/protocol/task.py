@@ -12,6 +12,12 @@ the commit phase of a sealed, commit-reveal round; 0, the default: no commit-rev
 spec digests and its ``max_commit_duration`` must equal the chain's, which :func:`verify_task`
 checks. A document written before ``max_commit_duration`` and ``reveal_duration`` existed reads
 with their defaults.
+
+``rewards`` (optional, :class:`RewardsConfig`) names the contribution rule that scores a round's
+included updates, its parameters, the consortium's validation set (an ``.npz`` blob in the store,
+by digest and CID) and the per-round budget the task expects (informative: the incentives contract
+holds the budget in force). A document without it has no ``rewards`` key in its JSON, so documents
+written before the field existed keep their bytes and CIDs.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fedchain.errors import ConfigError, IntegrityError, ParticipantError
 from fedchain.ports import Ledger, TaskConfig, TaskConfigured, TxReport
-from fedchain.types import Cid, Digest, digest_hex
+from fedchain.types import Cid, Digest, digest_hex, parse_digest
 
 if TYPE_CHECKING:
     from fedchain.fl.models import ModelSpec
@@ -42,6 +48,82 @@ does not say (documents written before the field existed): one day."""
 MAX_DURATION = 2**64 - 1
 """Durations are ``uint64`` seconds on chain."""
 
+REWARD_RULES = ("samples", "loo", "shapley")
+"""The contribution rules a task may name (``fedchain.fl.contribution``)."""
+VALIDATION_RULES = frozenset({"loo", "shapley"})
+"""The rules whose utility is measured on the consortium's validation set."""
+
+
+@dataclass(frozen=True)
+class RewardsConfig:
+    """How a task's rounds are rewarded: rule, its parameters, the validation set, the budget."""
+
+    rule: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    validation_digest: Digest | None = None  # SHA-256 of the validation set's .npz bytes
+    validation_cid: Cid | None = None
+    budget: int = 0  # informative: the per-round budget (token base units) the task expects
+
+    def __post_init__(self) -> None:
+        if self.rule not in REWARD_RULES:
+            raise ConfigError(f"rewards: unknown rule {self.rule!r}; expected one of {', '.join(REWARD_RULES)}")
+        if not isinstance(self.params, Mapping) or not all(isinstance(k, str) for k in self.params):
+            raise ConfigError(f"rewards: params must be an object with string keys, got {self.params!r}")
+        for key, value in self.params.items():
+            if not isinstance(value, (bool, int, str)) or isinstance(value, float):
+                raise ConfigError(f"rewards: param {key!r} must be an integer, a boolean or a string, got {value!r}")
+        if isinstance(self.budget, bool) or not isinstance(self.budget, int) or not 0 <= self.budget < 2**256:
+            raise ConfigError(f"rewards: budget must be an integer in [0, 2**256), got {self.budget!r}")
+        if (self.validation_digest is None) != (self.validation_cid is None):
+            raise ConfigError("rewards: the validation set needs both its digest and its CID")
+        if self.validation_digest is not None and (
+            not isinstance(self.validation_digest, bytes) or len(self.validation_digest) != 32
+        ):
+            raise ConfigError(f"rewards: validation digest must be 32 bytes, got {self.validation_digest!r}")
+        if self.validation_cid is not None and (not isinstance(self.validation_cid, str) or not self.validation_cid):
+            raise ConfigError(f"rewards: validation CID must be a non-empty string, got {self.validation_cid!r}")
+        if self.rule in VALIDATION_RULES and self.validation_digest is None:
+            raise ConfigError(f"rewards: rule {self.rule!r} needs a validation set (its digest and CID)")
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as a JSON object (params sorted by the canonical encoding)."""
+        return {
+            "rule": self.rule,
+            "params": dict(self.params),
+            "validation_digest": None if self.validation_digest is None else digest_hex(self.validation_digest),
+            "validation_cid": self.validation_cid,
+            "budget": str(self.budget),
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> RewardsConfig:
+        """The config from its JSON object; ConfigError naming the field that is wrong."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"task document: rewards must be an object, got {type(data).__name__}")
+        unknown = set(data) - {"rule", "params", "validation_digest", "validation_cid", "budget"}
+        if unknown:
+            raise ConfigError(f"task document: rewards has unknown field(s) {', '.join(sorted(unknown))}")
+        digest_text = data.get("validation_digest")
+        digest: Digest | None = None
+        if digest_text is not None:
+            if not isinstance(digest_text, str):
+                raise ConfigError(f"task document: rewards.validation_digest must be a hex string, got {digest_text!r}")
+            try:
+                digest = parse_digest(digest_text)
+            except ValueError as err:
+                raise ConfigError(f"task document: rewards.validation_digest: {err}") from err
+        budget = data.get("budget", "0")
+        if not isinstance(budget, str) or not budget.isdigit():
+            raise ConfigError(f"task document: rewards.budget must be a decimal string, got {budget!r}")
+        cid = data.get("validation_cid")
+        return cls(
+            rule=str(data.get("rule")),
+            params=dict(data.get("params") or {}),
+            validation_digest=digest,
+            validation_cid=None if cid is None else Cid(str(cid)),
+            budget=int(budget),
+        )
+
 
 @dataclass(frozen=True)
 class TaskDocument:
@@ -57,6 +139,7 @@ class TaskDocument:
     max_commit_duration: int = DEFAULT_MAX_COMMIT_DURATION
     reveal_duration: int = 0
     extras: Mapping[str, Any] = field(default_factory=dict)
+    rewards: RewardsConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("seed", "min_updates", "commit_duration", "max_commit_duration", "reveal_duration"):
@@ -118,6 +201,7 @@ class TaskDocument:
             "max_commit_duration": self.max_commit_duration,
             "reveal_duration": self.reveal_duration,
             "extras": dict(self.extras),
+            **({} if self.rewards is None else {"rewards": self.rewards.to_json()}),
         }
 
     def to_bytes(self) -> bytes:
@@ -146,6 +230,7 @@ class TaskDocument:
                 max_commit_duration=_integer(data, "max_commit_duration", DEFAULT_MAX_COMMIT_DURATION),
                 reveal_duration=_integer(data, "reveal_duration", 0),
                 extras=dict(data.get("extras", {})),
+                rewards=None if data.get("rewards") is None else RewardsConfig.from_json(data["rewards"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"task document is malformed: {err}") from err
@@ -171,6 +256,7 @@ class TaskDocument:
         max_commit_duration: int = DEFAULT_MAX_COMMIT_DURATION,
         reveal_duration: int = 0,
         extras: Mapping[str, Any] | None = None,
+        rewards: RewardsConfig | None = None,
     ) -> TaskDocument:
         """Build a document from the typed FL objects (DataSchema, ModelSpec, StrategyConfig)."""
         return cls(
@@ -184,6 +270,7 @@ class TaskDocument:
             max_commit_duration=max_commit_duration,
             reveal_duration=reveal_duration,
             extras=dict(extras or {}),
+            rewards=rewards,
         )
 
 
