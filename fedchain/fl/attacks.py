@@ -7,7 +7,9 @@ tensors; SCAFFOLD control deltas and extras are left as they are):
 
 * :func:`sign_flip` - ``-factor * update``;
 * :func:`scaling` - ``factor * update``;
-* :func:`gaussian_noise` - ``update + N(0, sigma^2)``, seeded.
+* :func:`gaussian_noise` - ``update + N(0, sigma^2)``, seeded;
+* :func:`free_ride` - the unchanged base model: every model delta is zero (the participant
+  trains nothing and claims its samples, a free-rider the contribution scores must not pay).
 
 Data attacks rewrite a participant's training data before local training:
 
@@ -30,7 +32,7 @@ from torch import nn
 from fedchain.errors import ConfigError
 from fedchain.fl.records import CONTROL_PREFIX, WIRE_DTYPE, ClientUpdate, Weights
 
-UPDATE_ATTACKS = ("sign_flip", "scaling", "noise")
+UPDATE_ATTACKS = ("sign_flip", "scaling", "noise", "free_ride")
 DATA_ATTACKS = ("label_flip", "backdoor")
 
 
@@ -64,8 +66,13 @@ def gaussian_noise(update: ClientUpdate, sigma: float, seed: int) -> ClientUpdat
     return _map_model_tensors(update, lambda _n, a: a.astype(np.float64) + rng.normal(0.0, sigma, size=a.shape))
 
 
+def free_ride(update: ClientUpdate) -> ClientUpdate:
+    """Send the unchanged base model: a zero delta for every model tensor."""
+    return _map_model_tensors(update, lambda _n, a: np.zeros(a.shape, dtype=np.float64))
+
+
 ATTACK_KINDS = UPDATE_ATTACKS + DATA_ATTACKS
-ATTACK_SYNTAX = "sign_flip[:factor], scaling[:factor], noise[:sigma], label_flip or backdoor[:target_class]"
+ATTACK_SYNTAX = "sign_flip[:factor], scaling[:factor], noise[:sigma], free_ride, label_flip or backdoor[:target_class]"
 BACKDOOR_FRACTION = 0.5  # share of a backdoor attacker's samples stamped with the trigger
 _DEFAULT_STRENGTH = {"sign_flip": 1.0, "scaling": 10.0, "noise": 1.0, "backdoor": 0.0}
 
@@ -76,7 +83,7 @@ class AttackSpec:
 
     The one attack vocabulary of fedchain, written ``KIND[:STRENGTH]`` (:data:`ATTACK_SYNTAX`):
     the factor of ``sign_flip`` and ``scaling``, the sigma of ``noise``, the target class of
-    ``backdoor``; ``label_flip`` takes none. Update attacks rewrite the trained update, data
+    ``backdoor``; ``label_flip`` and ``free_ride`` take none. Update attacks rewrite the trained update, data
     attacks poison the local data before training.
     """
 
@@ -86,8 +93,8 @@ class AttackSpec:
     def __post_init__(self) -> None:
         if self.kind not in ATTACK_KINDS:
             raise ConfigError(f"unknown attack {self.kind!r}; expected {ATTACK_SYNTAX}")
-        if self.kind == "label_flip" and self.strength is not None:
-            raise ConfigError("invalid attack: label_flip takes no argument")
+        if self.kind in ("label_flip", "free_ride") and self.strength is not None:
+            raise ConfigError(f"invalid attack: {self.kind} takes no argument")
         if self.strength is not None and not math.isfinite(self.strength):
             raise ConfigError(f"invalid attack {self.kind}: strength must be finite, got {self.strength}")
         if self.kind == "backdoor" and self.strength is not None and (self.strength < 0 or self.strength != int(self.strength)):
@@ -128,6 +135,8 @@ class AttackSpec:
             return scaling(update, self._value())
         if self.kind == "noise":
             return gaussian_noise(update, self._value(), seed=seed)
+        if self.kind == "free_ride":
+            return free_ride(update)
         return update
 
     def poison_data(self, x: np.ndarray, y: np.ndarray, *, num_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
