@@ -15,19 +15,31 @@ task document and the validation set recomputes the blob byte for byte (:func:`r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import io
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from eth_utils import to_canonical_address, to_checksum_address
 
 from fedchain.codec.blob import decode_json_doc, encode_json_doc
+from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.merkle import MerkleTree
-from fedchain.errors import BlobFormatError, MerkleError
-from fedchain.types import Address, Digest, RoundId, digest_hex, parse_digest
+from fedchain.errors import BlobFormatError, ConfigError, IntegrityError, MerkleError
+from fedchain.fl.contribution import ContributionRule, Utility, allocate, compute_scores
+from fedchain.fl.records import ClientUpdate
+from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport
+from fedchain.protocol.blobs import GlobalModel, decode_global, decode_update
+from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.task import RewardsConfig, TaskDocument, load_task_document
+from fedchain.types import Address, Cid, Digest, RoundId, digest_hex, parse_digest
+
+log = logging.getLogger(__name__)
 
 REWARDS_FORMAT = "fedchain.rewards/1"
 _FIELDS = frozenset({"format", "round", "rule", "params", "budget", "total", "validation_digest",
@@ -213,8 +225,8 @@ def build_rewards_doc(
     params: Mapping[str, Any],
     budget: int,
     validation_digest: Digest | None,
-    scores: Mapping[str, int | Fraction],
-    amounts: Mapping[str, int],
+    scores: Mapping[Address, int | Fraction] | Mapping[Address, Fraction],
+    amounts: Mapping[Address, int],
     error_bound: str | None = None,
 ) -> RoundRewardsDoc:
     """The scores blob of the given scores and amounts (one entry per scored participant)."""
@@ -239,3 +251,153 @@ def proofs(doc: RoundRewardsDoc) -> dict[Address, list[bytes]]:
     tree = doc.tree()
     return {e.participant: tree.proof(e.leaf) for e in doc.entries}
 
+
+
+# --- computing a round's rewards -----------------------------------------------------------
+
+
+class RoundRewardsView(Protocol):
+    """What the incentives contract records of a round's rewards (``roundRewards``)."""
+
+    @property
+    def root(self) -> bytes:
+        """The published reward root."""
+        ...
+
+    @property
+    def total(self) -> int:
+        """The amounts the published leaves add up to."""
+        ...
+
+    @property
+    def budget(self) -> int:
+        """The budget in force when the rewards were published."""
+        ...
+
+    @property
+    def claimed(self) -> int:
+        """What has been claimed so far."""
+        ...
+
+
+class RewardsLedger(Protocol):
+    """The incentives contract as the aggregator and the participants use it (the chain layer's
+    ``Incentives`` client has these methods)."""
+
+    def reward_budget(self) -> int:
+        """The per-round budget in force."""
+        ...
+
+    def round_rewards(self, round_id: int) -> RoundRewardsView | None:
+        """A round's published rewards, None before they are published."""
+        ...
+
+    def has_claimed(self, round_id: int, account: str) -> bool:
+        """Whether ``account`` claimed its reward of the round."""
+        ...
+
+    def publish_rewards(self, round_id: int, root: bytes, total: int, scores_digest: bytes, scores_cid: str) -> TxReport:
+        """Publish a round's reward root and scores blob (the aggregator)."""
+        ...
+
+    def claim(self, round_id: int, amount: int, proof: Sequence[bytes]) -> TxReport:
+        """Claim the sender's reward of a round with its Merkle proof."""
+        ...
+
+    def history(self) -> Sequence[object]:
+        """Every incentives event, oldest first (``RewardsPublished`` carries the scores blob)."""
+        ...
+
+
+def scores_publication(incentives: RewardsLedger, round_id: int) -> tuple[Digest, Cid] | None:
+    """The (digest, CID) of the scores blob published for ``round_id`` (its ``RewardsPublished``
+    event), None when none is."""
+    for ev in incentives.history():
+        cid, digest = getattr(ev, "scores_cid", None), getattr(ev, "scores_digest", None)
+        if cid is not None and digest is not None and int(getattr(ev, "round_id", -1)) == int(round_id):
+            return Digest(bytes(digest)), Cid(str(cid))
+    return None
+
+
+def load_validation_set(store: BlobStore, config: RewardsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The consortium's validation set (``x`` and ``y`` of an ``.npz``), fetched and checked
+    against the digest the task records; IntegrityError or BlobFormatError otherwise."""
+    if config.validation_cid is None or config.validation_digest is None:
+        raise ConfigError(f"rewards rule {config.rule!r}: the task names no validation set")
+    data = store.get(config.validation_cid)
+    if bytes(sha256_digest(data)) != bytes(config.validation_digest):
+        raise IntegrityError(f"validation set {config.validation_cid} does not match the digest the task records "
+                             f"({digest_hex(config.validation_digest)})")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            x, y = np.asarray(npz["x"]), np.asarray(npz["y"])
+    except (KeyError, ValueError, OSError) as err:
+        raise BlobFormatError(f"validation set {config.validation_cid} is not an .npz with arrays x and y: {err}") from err
+    return x, y
+
+
+def score_round(
+    round_id: RoundId,
+    doc: TaskDocument,
+    base: GlobalModel,
+    base_digest: Digest,
+    included: Sequence[ClientUpdate],
+    rejected: Sequence[str],
+    budget: int,
+    seed: bytes,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+) -> RoundRewardsDoc:
+    """Score a round's included updates with the task's rule, allocate ``budget`` and build the
+    scores blob; pure. Rejected participants score 0 and are owed nothing."""
+    config = doc.rewards
+    if config is None:
+        raise ConfigError("the task document has no rewards config")
+    rule = ContributionRule(config.rule, dict(config.params))
+    utility = None
+    if rule.name != "samples":
+        if validation is None:
+            raise ConfigError(f"rewards rule {rule.name!r} needs the validation set")
+        utility = Utility(doc.strategy_config(), doc.spec(), base.weights, included, validation[0], validation[1],
+                          round_id=round_id, base_model_digest=base_digest,
+                          server_state=dict(base.server_state) or None)
+    included_keys = {u.participant.lower() for u in included}
+    others = sorted({Address(to_checksum_address(a)) for a in rejected if a.lower() not in included_keys}, key=str.lower)
+    scores = compute_scores(rule, included, utility=utility, rejected=others, seed=seed)
+    amounts = allocate(dict(scores.scores.items()), int(budget))
+    bound = repr(float(scores.error_bound)) if scores.method == "monte_carlo" else None
+    return build_rewards_doc(round_id, rule.name, dict(rule.params), int(budget), config.validation_digest,
+                             scores.scores, amounts, bound)
+
+
+def compute_round_rewards(ledger: Ledger, store: BlobStore, round_id: RoundId, budget: int) -> RoundRewardsDoc:
+    """The scores blob of a finalised round, recomputed from the chain and the store: the task
+    document of the round, its evidence (the included and rejected participants), the included
+    update blobs (checked against their commitments), the base model and the validation set.
+    The aggregator publishes it; the auditor recomputes it and compares bytes."""
+    rnd = ledger.round(round_id)
+    if rnd.status != RoundStatus.FINALIZED or rnd.evidence_cid is None:
+        raise ConfigError(f"round {round_id} is not finalised: it has no rewards")
+    _, doc = load_task_document(ledger, store, rnd.task_version)
+    if doc.rewards is None:
+        raise ConfigError(f"round {round_id}: task version {rnd.task_version} has no rewards config")
+    ev_bytes = store.get(rnd.evidence_cid)
+    if bytes(sha256_digest(ev_bytes)) != bytes(rnd.evidence_digest):
+        raise IntegrityError(f"round {round_id}: evidence {rnd.evidence_cid} does not match its recorded digest")
+    evidence = Evidence.from_bytes(ev_bytes)
+    base_bytes = store.get(rnd.base_model_cid)
+    if bytes(sha256_digest(base_bytes)) != bytes(rnd.base_model_digest):
+        raise IntegrityError(f"round {round_id}: base model {rnd.base_model_cid} does not match its recorded digest")
+    base = decode_global(base_bytes)
+    commitments = {c.participant.lower(): c for c in ledger.commitments(round_id)}
+    updates: list[ClientUpdate] = []
+    for inc in evidence.included:
+        c = commitments.get(inc.participant.lower())
+        if c is None or c.cid != inc.cid:
+            raise IntegrityError(f"round {round_id}: included update of {inc.participant} is not its commitment")
+        blob = store.get(Cid(c.cid))
+        if bytes(sha256_digest(blob)) != bytes(c.update_digest):
+            raise IntegrityError(f"round {round_id}: update blob {c.cid} of {c.participant} does not match its digest")
+        updates.append(decode_update(blob))
+    validation = None if doc.rewards.rule == "samples" else load_validation_set(store, doc.rewards)
+    return score_round(round_id, doc, base, rnd.base_model_digest, updates, [r.participant for r in evidence.rejected],
+                       budget, bytes(rnd.merkle_root), validation)

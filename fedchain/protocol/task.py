@@ -70,8 +70,8 @@ class RewardsConfig:
         if not isinstance(self.params, Mapping) or not all(isinstance(k, str) for k in self.params):
             raise ConfigError(f"rewards: params must be an object with string keys, got {self.params!r}")
         for key, value in self.params.items():
-            if not isinstance(value, (bool, int, str)) or isinstance(value, float):
-                raise ConfigError(f"rewards: param {key!r} must be an integer, a boolean or a string, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"rewards: param {key!r} must be a number, got {value!r}")
         if isinstance(self.budget, bool) or not isinstance(self.budget, int) or not 0 <= self.budget < 2**256:
             raise ConfigError(f"rewards: budget must be an integer in [0, 2**256), got {self.budget!r}")
         if (self.validation_digest is None) != (self.validation_cid is None):
@@ -84,6 +84,12 @@ class RewardsConfig:
             raise ConfigError(f"rewards: validation CID must be a non-empty string, got {self.validation_cid!r}")
         if self.rule in VALIDATION_RULES and self.validation_digest is None:
             raise ConfigError(f"rewards: rule {self.rule!r} needs a validation set (its digest and CID)")
+        from fedchain.fl.contribution import ContributionRule  # torch: loaded only with a rewards config
+
+        try:
+            ContributionRule(self.rule, dict(self.params))
+        except ConfigError as err:
+            raise ConfigError(f"rewards: {err}") from err
 
     def to_json(self) -> dict[str, Any]:
         """The config as a JSON object (params sorted by the canonical encoding)."""

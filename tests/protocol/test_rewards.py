@@ -22,7 +22,8 @@ from tests.protocol.harness import TaskFiles
 A = to_checksum_address("0x" + "0a" * 20)
 B = to_checksum_address("0x" + "0b" * 20)
 C = to_checksum_address("0x" + "0c" * 20)
-VALIDATION = RewardsConfig("loo", {"max_samples": 64}, Digest(b"\x11" * 32), Cid("bafkreivalidation"), 1000)
+VALIDATION = RewardsConfig("shapley", {"exact_max": 8, "truncation": 0.01}, Digest(b"\x11" * 32),
+                           Cid("bafkreivalidation"), 1000)
 
 
 def test_a_task_document_without_rewards_keeps_its_bytes(task_files: TaskFiles) -> None:
@@ -50,7 +51,8 @@ def test_a_task_document_carries_its_rewards_config(task_files: TaskFiles) -> No
         ({"validation_digest": None, "validation_cid": None}, "needs a validation set"),
         ({"validation_digest": "0x12"}, "validation_digest"),
         ({"budget": "-3"}, "budget must be a decimal string"),
-        ({"params": {"lr": 0.5}}, "param 'lr' must be an integer"),
+        ({"params": {"lr": 0.5}}, "unknown parameter"),
+        ({"params": {"exact_max": "ten"}}, "param 'exact_max' must be a number"),
         ({"colour": "red"}, "unknown field"),
     ],
 )
