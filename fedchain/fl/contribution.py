@@ -70,6 +70,8 @@ __all__ = [
     "exact_copies",
     "exact_shapley",
     "leave_one_out",
+    "logits",
+    "model_layers",
     "monte_carlo_shapley",
     "permutation_seed",
     "predict",
@@ -117,16 +119,17 @@ def _maxpool2(h: np.ndarray) -> np.ndarray:
     return np.asarray(h[:, :, : 2 * h2, : 2 * w2].reshape(n, c, h2, 2, w2, 2).max(axis=(3, 5)))
 
 
-def _layers(spec: ModelSpec) -> list[tuple[str, nn.Module]]:
+def model_layers(spec: ModelSpec) -> list[tuple[str, nn.Module]]:
+    """The named layers of ``spec``'s model, in order (what :func:`logits` walks)."""
     module = build_model(spec, 0)  # the architecture only; its parameters are never used
     return [(name, layer) for name, layer in module.named_children()]
 
 
-def predict(
+def logits(
     spec: ModelSpec, layers: Sequence[tuple[str, nn.Module]], weights: Mapping[str, np.ndarray], x: np.ndarray
 ) -> np.ndarray:
-    """Predicted classes (int64) of the model ``spec`` with ``weights`` on ``x``, in deterministic
-    float64 arithmetic; ties between logits go to the lowest class index."""
+    """Float64 logits of the model ``spec`` (its ``layers``, from :func:`model_layers`) with ``weights``
+    on ``x``: the same bits on every CPU (elementwise accumulation in a fixed order, no BLAS)."""
     h = np.asarray(x, dtype=np.float64).reshape((len(x), *spec.input_shape))
     for name, layer in layers:
         if isinstance(layer, nn.Linear):
@@ -137,14 +140,21 @@ def predict(
                 h, np.asarray(weights[f"{name}.weight"], np.float64), np.asarray(weights[f"{name}.bias"], np.float64), int(pad)
             )
         elif isinstance(layer, nn.ReLU):
-            h = np.maximum(h, 0.0)
+            h = np.maximum(h, 0.0) + 0.0  # + 0.0: a -0.0 that maximum may keep becomes 0.0
         elif isinstance(layer, nn.MaxPool2d):
             h = _maxpool2(h)
         elif isinstance(layer, nn.Flatten):
             h = h.reshape(len(h), -1)
         else:  # pragma: no cover - ModelSpec builds nothing else
             raise ConfigError(f"no deterministic forward for layer {type(layer).__name__}")
-    return np.asarray(np.argmax(h, axis=1), dtype=np.int64)
+    return h
+
+
+def predict(
+    spec: ModelSpec, layers: Sequence[tuple[str, nn.Module]], weights: Mapping[str, np.ndarray], x: np.ndarray
+) -> np.ndarray:
+    """Predicted classes (int64) from :func:`logits`; ties between logits go to the lowest class index."""
+    return np.asarray(np.argmax(logits(spec, layers, weights, x), axis=1), dtype=np.int64)
 
 
 # --- utility -------------------------------------------------------------------------------
@@ -192,7 +202,7 @@ class Utility:
         self.y = y_arr.astype(np.int64)
         self.round_id = round_id
         self.base_model_digest = base_model_digest
-        self._layers = _layers(spec)
+        self.layers = model_layers(spec)
         self._cache: dict[int, int] = {}
 
     @property
@@ -217,7 +227,7 @@ class Utility:
 
     def accuracy_of(self, weights: Mapping[str, np.ndarray]) -> int:
         """Correct validation predictions of a model with ``weights``."""
-        return int(np.count_nonzero(predict(self.spec, self._layers, weights, self.x) == self.y))
+        return int(np.count_nonzero(predict(self.spec, self.layers, weights, self.x) == self.y))
 
     def model_of(self, mask: int) -> Mapping[str, np.ndarray]:
         """The model the strategy aggregates from coalition ``mask`` (the base model when none)."""

@@ -234,6 +234,7 @@ out = {}
 for n, rule in ((6, C.ContributionRule("shapley")), (11, C.ContributionRule("shapley", {"max_permutations": 40}))):
     util = C.Utility(FedAvg(), spec, base, ups[:n], x, y, round_id=RoundId(2), base_model_digest=digest)
     out[str(n)] = C.compute_scores(rule, ups[:n], utility=util, seed=b"merkle-root").to_json()
+    out["logits" + str(n)] = hashlib.sha256(C.logits(spec, util.layers, util.model_of((1 << n) - 1), x).tobytes()).hexdigest()
 print(json.dumps({"digest": hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest(), "scores": out}))
 """
 
