@@ -13,6 +13,7 @@ from fedchain.fl.records import Rejection
 
 if TYPE_CHECKING:
     from fedchain.audit.governance import GovernanceAudit
+    from fedchain.audit.incentives import IncentivesAudit
 
 
 class FindingKind(str, Enum):
@@ -63,6 +64,14 @@ class FindingKind(str, Enum):
     BUILT_ON_DISPUTED_MODEL = "built_on_disputed_model"
     EXCLUSION_CONTEST_UNANSWERED = "exclusion_contest_unanswered"
     EXCLUSION_CONTEST_DENIED = "exclusion_contest_denied"
+    # incentives
+    REWARDS_BLOB_MISSING = "rewards_blob_missing"
+    REWARDS_BLOB_MALFORMED = "rewards_blob_malformed"
+    REWARDS_MISMATCH = "rewards_mismatch"
+    REWARDS_UNVERIFIABLE = "rewards_unverifiable"
+    REWARDS_OVER_BUDGET = "rewards_over_budget"
+    CLAIM_UNEXPLAINED = "claim_unexplained"
+    SLASH_UNJUSTIFIED = "slash_unjustified"
 
     @property
     def severity(self) -> Severity:
@@ -119,11 +128,11 @@ _PARTIES: dict[FindingKind, Party] = {
         FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.SAMPLES_OVER_APPROVED,
         FindingKind.LEDGER_INCONSISTENT,
         FindingKind.ROUND_MISSING, FindingKind.MODEL_UNVERIFIABLE, FindingKind.REJECTION_UNVERIFIABLE,
-        FindingKind.REPLAY_FAILED)},
+        FindingKind.REPLAY_FAILED, FindingKind.REWARDS_UNVERIFIABLE, FindingKind.REWARDS_OVER_BUDGET)},
     **{k: Party.GOVERNANCE for k in (
         FindingKind.TASK_CONFIG_MISSING, FindingKind.TASK_CONFIG_MISMATCH, FindingKind.TASK_CONFIG_MALFORMED,
         FindingKind.ADMIN_ACTION_WITHOUT_PROPOSAL, FindingKind.ROLE_HELD_BY_EOA, FindingKind.ATTESTATION_QUORUM_MISSING,
-        FindingKind.ROUND_DISPUTED)},
+        FindingKind.ROUND_DISPUTED, FindingKind.SLASH_UNJUSTIFIED)},
 }
 
 
@@ -381,6 +390,9 @@ class AuditReport:
     # who governs the federation, its admin actions matched to their proposals, attestations,
     # disputes and exclusion contests (with --round: that round's lines, admin actions unchecked)
     governance: GovernanceAudit | None = None
+    # published rewards recomputed, claims per round, slashes and their findings, per participant
+    # scores, amounts, claims and deposit history (None: the deployment has no incentives contract)
+    incentives: IncentivesAudit | None = None
 
     @property
     def ok(self) -> bool:
@@ -431,5 +443,6 @@ class AuditReport:
             "rounds": [r.to_json() for r in self.rounds],
             "participants": [p.to_json() for p in self.participants],
             "governance": self.governance.to_json() if self.governance is not None else None,
+            "incentives": self.incentives.to_json() if self.incentives is not None else None,
             "wall_time_s": round(self.wall_time_s, 3),
         }

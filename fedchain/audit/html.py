@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,6 +87,24 @@ replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
 <td>{{ c.answer or "none" }}{% if c.answered_block %} (block {{ c.answered_block }}){% endif %}</td><td>{{ c.verdict }}</td></tr>
 {% endfor %}</table>{% endif %}
 {% endif %}
+{% if incentives %}<h2>Incentives</h2>
+{% if incentives.rounds %}<table><tr><th>Round</th><th>Rule</th><th>Root</th><th>Total / budget</th><th>Claimed</th><th>Scores blob</th><th>Recomputed</th></tr>
+{% for r in incentives.rounds %}<tr><td>{{ r.round }}</td><td>{{ r.rule or "-" }}</td><td><code>{{ r.root[:18] }}</code></td>
+<td>{{ r.total }} / {{ r.budget }}</td><td>{{ r.claimed }}</td><td><code>{{ r.scores_cid }}</code></td>
+<td class="{{ 'ok' if r.recomputed else 'bad' }}">{{ "yes" if r.recomputed else ("no" if r.recomputed == false else "could not") }}</td></tr>
+{% endfor %}</table>{% else %}<p>No rewards published.</p>{% endif %}
+{% if incentives.participants %}<table><tr><th>Participant</th><th>Round: score, amount, claimed</th><th>Total owed / claimed</th><th>Deposit history</th></tr>
+{% for p in incentives.participants %}<tr><td><code>{{ p.participant }}</code></td>
+<td>{% for r in p.rounds %}{{ r.round }}: {{ r.score }}, {{ r.amount }}, {{ "claimed" if r.claimed else "unclaimed" }}<br>{% endfor %}</td>
+<td>{{ p.total_amount }} / {{ p.total_claimed }}</td>
+<td>{% for d in p.deposit_history %}{{ d.event }} {{ d.amount }} (block {{ d.block }}){% if d.finding_cid %} citing <code>{{ d.finding_cid }}</code>{% endif %}<br>{% endfor %}</td></tr>
+{% endfor %}</table>{% endif %}
+{% if incentives.slashes %}<table><tr><th>Slashed</th><th>Amount</th><th>By</th><th>Finding</th><th>Justified</th></tr>
+{% for x in incentives.slashes %}<tr><td><code>{{ x.participant }}</code></td><td>{{ x.amount }}</td><td><code>{{ x.slashed_by or "-" }}</code></td>
+<td><code>{{ x.finding_cid }}</code></td><td class="{{ 'ok' if x.justified else 'bad' }}">{{ "yes" if x.justified else "no" }}: {{ x.detail }}</td></tr>
+{% endfor %}</table>{% endif %}
+{{ rewards_svg|safe }}
+{% endif %}
 {% if plots %}<h2>Plots</h2>{% for name, data in plots %}<img alt="{{ name }}" src="data:image/png;base64,{{ data }}">{% endfor %}{% endif %}
 </body></html>
 """  # noqa: E501 - the template's lines are the page's lines
@@ -130,11 +150,57 @@ def _plots(report: AuditReport) -> list[tuple[str, str]]:
     return out
 
 
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def rewards_svg(cumulative: Mapping[str, Sequence[tuple[int, int]]], width: int = 520, height: int = 260) -> str:
+    """An inline SVG line plot of cumulative rewards per participant over the rewarded rounds
+    (empty when nothing was rewarded)."""
+    series = {who: list(points) for who, points in cumulative.items() if points}
+    if not series:
+        return ""
+    rounds = sorted({r for points in series.values() for r, _ in points})
+    top = max([v for points in series.values() for _, v in points] + [1])
+    left, right, upper, lower = 70, 150, 20, 40
+    plot_w, plot_h = width - left - right, height - upper - lower
+
+    def x(r: int) -> float:
+        return left + (plot_w * (rounds.index(r) / (len(rounds) - 1)) if len(rounds) > 1 else plot_w / 2)
+
+    def y(v: int) -> float:
+        return upper + plot_h * (1 - v / top)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             'aria-label="cumulative rewards per participant" font-family="sans-serif" font-size="11">',
+             f'<text x="{left}" y="13">Cumulative rewards per participant</text>',
+             f'<line x1="{left}" y1="{upper + plot_h}" x2="{left + plot_w}" y2="{upper + plot_h}" stroke="#444"/>',
+             f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{upper + plot_h}" stroke="#444"/>',
+             f'<text x="{left - 6}" y="{upper + 4}" text-anchor="end">{top}</text>',
+             f'<text x="{left - 6}" y="{upper + plot_h}" text-anchor="end">0</text>',
+             f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">round</text>']
+    for r in rounds:
+        parts.append(f'<text x="{x(r):.1f}" y="{upper + plot_h + 14}" text-anchor="middle">{r}</text>')
+    for i, (who, points) in enumerate(sorted(series.items(), key=lambda kv: kv[0].lower())):
+        colour = _COLOURS[i % len(_COLOURS)]
+        path = " ".join(f"{x(r):.1f},{y(v):.1f}" for r, v in points)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}">'
+                     f"<title>{html.escape(who)}</title></polyline>")
+        for r, v in points:
+            parts.append(f'<circle cx="{x(r):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"><title>{html.escape(who)} '
+                         f"round {r}: {v}</title></circle>")
+        ly = upper + 12 + 14 * i
+        parts.append(f'<rect x="{left + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{left + plot_w + 24}" y="{ly}">{html.escape(who[:10])}&#8230;</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def render_html(report: AuditReport) -> str:
     """The report as a self-contained HTML page (plots embedded)."""
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     data = report.to_json()
-    return env.from_string(_TEMPLATE).render(**data, plots=_plots(report))
+    svg = rewards_svg(report.incentives.cumulative()) if report.incentives is not None else ""
+    return env.from_string(_TEMPLATE).render(**data, plots=_plots(report), rewards_svg=svg)
 
 
 def write_html(report: AuditReport, path: Path) -> Path:

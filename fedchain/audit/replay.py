@@ -35,6 +35,7 @@ from fedchain.audit.findings import (
 )
 from fedchain.audit.governance import GovernanceView, audit_admin, audit_rounds_governance, built_on_disputed
 from fedchain.audit.history import History, RoundEvents
+from fedchain.audit.incentives import IncentivesView, audit_incentives
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.cid import cid_problem
 from fedchain.errors import (
@@ -250,13 +251,15 @@ class Auditor:
     the statement that it has none) lets the report check every admin action against the
     executed proposal behind it (:mod:`fedchain.audit.governance`); without it the report's
     governance section covers what the Federation's own events show (attestations, disputes,
-    exclusion contests) and says that admin actions were not checked.
+    exclusion contests) and says that admin actions were not checked. ``incentives`` (the
+    incentives contract's events) adds the report's incentives section
+    (:mod:`fedchain.audit.incentives`).
     """
 
     def __init__(self, ledger: Ledger, store: BlobStore, *, gas_of: Callable[[str], int] | None = None,
                  contract: str = "", chain_id: int = 0, from_block: int = 0,
                  fetch_workers: int = FETCH_WORKERS, fetch_deadline_s: float = FETCH_DEADLINE_S,
-                 governance: GovernanceView | None = None) -> None:
+                 governance: GovernanceView | None = None, incentives: IncentivesView | None = None) -> None:
         self.ledger = ledger
         self.store = store
         self.gas_of = gas_of
@@ -266,6 +269,7 @@ class Auditor:
         self.fetch_workers = fetch_workers
         self.fetch_deadline_s = fetch_deadline_s
         self.governance = governance
+        self.incentives = incentives  # the incentives contract's events (None: no incentives section)
         self._tasks: dict[int, _Task | None] = {}
         self._task_findings: dict[int, AuditFinding] = {}
         # (round, lower-case participant) of each exclusion as unavailable -> whether the audit
@@ -352,6 +356,10 @@ class Auditor:
             findings.extend(governance.findings)
         else:
             governance = rounds_audit.as_unchecked()
+        incentives = None
+        if self.incentives is not None:
+            incentives = audit_incentives(self.ledger, self.store, self.incentives.history(), round_filter=round_filter)
+            findings.extend(incentives.findings)
         findings.sort(key=lambda f: (f.round, f.participant or "", f.kind.value))
         return AuditReport(
             contract=self.contract,
@@ -362,6 +370,7 @@ class Auditor:
             participants=tuple(self._participants(history)),
             wall_time_s=time.perf_counter() - start,
             governance=governance,
+            incentives=incentives,
         )
 
     def verify_round(self, round_id: int) -> RoundVerification:
