@@ -95,8 +95,10 @@ _SHAPLEY_DEFAULTS: dict[str, int | float] = {
 
 def _linear(h: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     acc = np.repeat(bias[None, :], h.shape[0], axis=0)
+    term = np.empty_like(acc)
     for k in range(weight.shape[1]):
-        acc += h[:, k : k + 1] * weight[None, :, k]
+        np.multiply(h[:, k : k + 1], weight[None, :, k], out=term)
+        acc += term
     return acc
 
 
@@ -106,10 +108,12 @@ def _conv2d(h: np.ndarray, weight: np.ndarray, bias: np.ndarray, padding: int) -
     padded = np.pad(h, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     out_h, out_w = height + 2 * padding - kh + 1, width + 2 * padding - kw + 1
     acc = np.repeat(np.repeat(np.repeat(bias[None, :, None, None], n, 0), out_h, 2), out_w, 3)
+    term = np.empty_like(acc)
     for c in range(in_c):
         for i in range(kh):
             for j in range(kw):
-                acc += weight[None, :, c, i, j, None, None] * padded[:, c : c + 1, i : i + out_h, j : j + out_w]
+                np.multiply(weight[None, :, c, i, j, None, None], padded[:, c : c + 1, i : i + out_h, j : j + out_w], out=term)
+                acc += term
     return acc.reshape(n, out_c, out_h, out_w)
 
 
