@@ -166,17 +166,15 @@ contract Federation is IFederation, AccessControl {
     /// @param account The participant (or member) to remove.
     /// @param reason Why (recorded in the event).
     function remove(address account, string calldata reason) external onlyRole(ADMIN_ROLE) {
-        ParticipantData storage p = _participants[account];
-        ParticipantStatus status = p.status;
-        bool member = membership.isMember(account);
-        if (status != ParticipantStatus.Pending && status != ParticipantStatus.Active) {
-            if (status != ParticipantStatus.None || !member) revert FederationInvalidStatus(account, status);
-        }
-        p.status = ParticipantStatus.Removed;
-        p.statusChangedBlock = uint48(block.number);
-        if (status == ParticipantStatus.Active) --_activeCount;
-        emit ParticipantRemoved(account, msg.sender, reason);
-        if (member) membership.burn(account);
+        _remove(account, reason);
+    }
+
+    /// @notice Removes the caller itself, a pending or active participant (or a founding member that never
+    /// registered), for good, as `remove` does: its membership token is burned; the event names it as the actor.
+    /// Under FederationIncentives it can then ask for its deposit back.
+    /// @param reason Why (recorded in the event).
+    function leave(string calldata reason) external {
+        _remove(msg.sender, reason);
     }
 
     // ---------------------------------------------------------------- task
@@ -767,6 +765,21 @@ contract Federation is IFederation, AccessControl {
     }
 
     // ---------------------------------------------------------------- internal
+
+    /// @dev Removes `account` (see `remove`); the event names the caller as the actor.
+    function _remove(address account, string calldata reason) private {
+        ParticipantData storage p = _participants[account];
+        ParticipantStatus status = p.status;
+        bool member = membership.isMember(account);
+        if (status != ParticipantStatus.Pending && status != ParticipantStatus.Active) {
+            if (status != ParticipantStatus.None || !member) revert FederationInvalidStatus(account, status);
+        }
+        p.status = ParticipantStatus.Removed;
+        p.statusChangedBlock = uint48(block.number);
+        if (status == ParticipantStatus.Active) --_activeCount;
+        emit ParticipantRemoved(account, msg.sender, reason);
+        if (member) membership.burn(account);
+    }
 
     /// @dev The round, if it is finalised (not open, closed, disputed or unknown).
     function _finalizedRound(uint256 roundId) private view returns (RoundInfo storage r) {

@@ -1,6 +1,7 @@
 """Generates :mod:`fedchain.reverts` from the deployed contracts' artifacts: one typed exception per custom error.
 
-The contracts are those of :data:`REVERTS_CONTRACTS`: the ``Federation`` and its governance stack (the
+The contracts are those of :data:`REVERTS_CONTRACTS`: the ``Federation``, its incentives (deposits and the reward
+token) and its governance stack (the
 OpenZeppelin Governor, TimelockController and the ERC-721 membership token), so that a revert of any of
 them - and one that bubbles up through the timelock from the Federation - decodes to its typed class.
 An error declared by several of them (``AccessControlUnauthorizedAccount`` of the Federation and the
@@ -30,7 +31,14 @@ from eth_hash.auto import keccak
 
 from fedchain.errors import RevertGenerationError
 
-REVERTS_CONTRACTS = ("Federation", "FederationGovernor", "FederationTimelock", "FederationMembership")
+REVERTS_CONTRACTS = (
+    "Federation",
+    "FederationGovernor",
+    "FederationTimelock",
+    "FederationMembership",
+    "FederationIncentives",
+    "FederationRewardToken",
+)
 """The contracts whose custom errors :mod:`fedchain.reverts` mirrors, in the order their docs take precedence."""
 REVERTS_CONTRACT = REVERTS_CONTRACTS[0]
 """The main contract of :data:`REVERTS_CONTRACTS`."""
