@@ -46,6 +46,7 @@ class ExitCode(IntEnum):
     AUDIT_PARTICIPANT_MISCONDUCT = 52  # the only findings: participant misconduct the aggregator handled
     SERVICE = 60
     PARTICIPANT = 70
+    INCENTIVES = 80  # a deposit, withdrawal, slash, reward publication or claim refused
 
 
 class FedchainError(Exception):
@@ -232,6 +233,32 @@ class NotAMemberError(GovernanceError):
         self.account = account
         self.votes = votes
         self.needed = needed
+
+
+# --- incentives (deposits, slashes and reward claims) ---------------------------------
+class IncentivesError(ChainError):
+    """A deposit, withdrawal, slash, reward publication or claim that FederationIncentives refuses, or that the client
+    refuses before sending it; ``revert`` is the decoded custom error (a :mod:`fedchain.reverts` class) when the
+    chain refused it. Nothing was changed."""
+
+    exit_code = ExitCode.INCENTIVES
+
+    def __init__(self, message: str, *, revert: ContractRevertError | None = None) -> None:
+        super().__init__(message)
+        self.revert = revert
+
+
+class NoIncentivesError(IncentivesError):
+    """The deployment has no FederationIncentives (deployed without incentives, or recorded before them)."""
+
+
+class DepositError(IncentivesError):
+    """A deposit, withdrawal request, withdrawal or slash refused (wrong amount, twice, not registered, still
+    participating, during the withdrawal delay, more than held, an invalid finding)."""
+
+
+class ClaimError(IncentivesError):
+    """A reward publication or claim refused (no rewards, a bad proof, claimed already, over the round's budget)."""
 
 
 # --- storage ------------------------------------------------------------------

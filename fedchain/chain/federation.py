@@ -88,11 +88,19 @@ class Deployment:
     membership: Address | None = None
     governance: GovernanceParams | None = None
     governance_block: int | None = None  # the block of the first governance contract (the timelock): its log starts there
+    incentives: Address | None = None  # FederationIncentives (deposits, slashes, reward claims), when deployed
+    reward_token: Address | None = None  # its FederationRewardToken
+    incentives_block: int | None = None  # the block FederationIncentives was deployed in: its log starts there
 
     @property
     def governed(self) -> bool:
         """Whether the Federation is administered by a timelock under a Governor (not by an EOA)."""
         return self.governor is not None and self.timelock is not None
+
+    @property
+    def has_incentives(self) -> bool:
+        """Whether FederationIncentives and its reward token are deployed for this Federation."""
+        return self.incentives is not None and self.reward_token is not None
 
 
 def create_address(sender: str, nonce: int) -> Address:
@@ -150,7 +158,8 @@ def _optional_address(value: Any) -> Address | None:
 
 def read_deployment(state_dir: Path, chain_id: int) -> Deployment:
     """The deployment record for ``chain_id``; DeploymentNotFoundError if missing or unreadable. A record written
-    before governance existed (without its fields) reads as a deployment without governance."""
+    before governance existed (without its fields) reads as a deployment without governance, one written before the
+    incentives as a deployment without them."""
     path = deployment_path(state_dir, chain_id)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -169,6 +178,9 @@ def read_deployment(state_dir: Path, chain_id: int) -> Deployment:
             timelock=_optional_address(data.get("timelock")),
             membership=_optional_address(data.get("membership")),
             governance_block=None if data.get("governance_block") is None else int(data["governance_block"]),
+            incentives=_optional_address(data.get("incentives")),
+            reward_token=_optional_address(data.get("reward_token")),
+            incentives_block=None if data.get("incentives_block") is None else int(data["incentives_block"]),
             governance=None if governance is None else GovernanceParams(**{
                 key: int(governance[key]) for key in ("voting_delay", "voting_period", "quorum_percent", "timelock_delay_s")
             }),
@@ -274,6 +286,54 @@ def deploy(
         log.info("deployed Federation at %s (tx %s); recorded in %s", deployment.address, report.tx_hash, path)
     contract = FederationContract(conn, deployment.address, artifact["abi"], deployer, deployment_block=report.block_number)
     return contract, deployment, report
+
+
+INCENTIVES_CONTRACT = "FederationIncentives"
+REWARD_TOKEN_CONTRACT = "FederationRewardToken"
+
+
+def deploy_incentive_contracts(
+    conn: Connection,
+    deployer: LocalAccount,
+    deployment: Deployment,
+    *,
+    supply: int,
+    treasury: str | None = None,
+) -> tuple[Deployment, list[TxReport]]:
+    """Deploy ``FederationRewardToken(treasury, supply)`` and ``FederationIncentives(federation, token)`` for
+    ``deployment``'s Federation, signed by ``deployer``, and check both contracts' code. The treasury (which
+    receives the whole supply) defaults to the timelock of a governed deployment, else its admin. Returns the
+    deployment with ``incentives``/``reward_token``/``incentives_block`` set (not recorded: the caller records it)
+    and the two reports (token, incentives). Nothing here writes a record, so a failure leaves none."""
+    f = "deploy_incentives"
+    if deployment.incentives is not None:
+        raise ChainError(f"{f}: the Federation at {deployment.address} has incentives already ({deployment.incentives})")
+    supply = _uint(supply, 256, "supply", f)
+    holder = treasury if treasury is not None else (deployment.timelock or deployment.admin)
+    holder = _address(holder, "treasury", f)
+    from fedchain.chain.compiler import load_artifact
+
+    token_artifact, incentives_artifact = load_artifact(REWARD_TOKEN_CONTRACT), load_artifact(INCENTIVES_CONTRACT)
+    decoder = RevertDecoder([*token_artifact["abi"], *incentives_artifact["abi"]])
+
+    def create(artifact: dict[str, Any], *args: Any) -> tuple[Address, TxReport]:
+        name = str(artifact["contractName"])
+        data = FunctionCodec(artifact["abi"]).encode_constructor(to_bytes(artifact["bytecode"]), *args)
+        report, receipt = conn.send_transaction(deployer, to=None, data=data, function=f"deploy {name}", decoder=decoder)
+        address = receipt.get("contractAddress")
+        if not address:
+            raise ChainError(f"{f}: receipt of {report.tx_hash} has no contract address")
+        verify_contract_code(conn, address, artifact)
+        log.info("deployed %s at %s (tx %s, gas %d)", name, address, report.tx_hash, report.gas_used)
+        return Address(to_checksum_address(address)), report
+
+    token, token_report = create(token_artifact, holder, supply)
+    incentives, incentives_report = create(incentives_artifact, deployment.address, token)
+    reports = [token_report, incentives_report]
+    addresses = [token, incentives]
+    updated = replace(deployment, reward_token=addresses[0], incentives=addresses[1],
+                      incentives_block=reports[1].block_number)
+    return updated, reports
 
 
 @dataclass(frozen=True)
@@ -407,6 +467,11 @@ class FederationContract:
     def remove(self, participant: str, reason: str, *, gas: int | None = None) -> TxReport:
         """``remove`` (admin): remove a participant, with the reason recorded in the event."""
         return self._send("remove", _address(participant, "participant", "remove"), reason, gas=gas)
+
+    def leave(self, reason: str, *, gas: int | None = None) -> TxReport:
+        """``leave``: the signer (a pending or active participant) removes itself, with the reason recorded in the
+        event; its membership token is burned and, under incentives, it can then ask for its deposit back."""
+        return self._send("leave", reason, gas=gas)
 
     # --- task ------------------------------------------------------------------------
 

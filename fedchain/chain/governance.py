@@ -46,7 +46,10 @@ from fedchain.chain.events import EventIndex
 from fedchain.chain.federation import (
     ADMIN_ROLE,
     AGGREGATOR_ROLE,
+    CONTRACT_NAME,
     DEFAULT_ADMIN_ROLE,
+    INCENTIVES_CONTRACT,
+    REWARD_TOKEN_CONTRACT,
     Deployment,
     FederationContract,
     GovernanceParams,
@@ -55,6 +58,7 @@ from fedchain.chain.federation import (
     _uint,
     check_founders,
     create_address,
+    deploy_incentive_contracts,
     load_federation_artifact,
     membership_address,
     verify_contract_code,
@@ -186,9 +190,13 @@ class ProposalCall:
     calldata: bytes
 
     def describe(self, abi: Sequence[Mapping[str, Any]] | None = None) -> str:
-        """The call decoded with ``abi`` (default: the Federation's), e.g. ``admit(0xAbc...)``; role hashes are
-        named (``grantRole(AGGREGATOR_ROLE, 0x...)``). A call the ABI does not know shows its selector."""
-        codec = FunctionCodec(abi if abi is not None else load_federation_artifact()["abi"], skip_overloads=True)
+        """The call decoded with ``abi`` (default: the Federation's, its incentives' and its reward token's), e.g.
+        ``admit(0xAbc...)``; role hashes are named (``grantRole(AGGREGATOR_ROLE, 0x...)``). A call the ABI does not
+        know shows its selector."""
+        if abi is None:
+            abi = [item for name in (CONTRACT_NAME, INCENTIVES_CONTRACT, REWARD_TOKEN_CONTRACT)
+                   for item in load_artifact(name)["abi"] if item.get("type") == "function"]
+        codec = FunctionCodec(abi, skip_overloads=True)
         decoded = codec.decode_call(self.calldata)
         if decoded is None:
             text = f"call {self.target} with 0x{self.calldata[:4].hex()}... ({len(self.calldata)} bytes)"
@@ -445,12 +453,16 @@ def deploy_governed(
     params: GovernanceParams | None = None,
     *,
     state_dir: Path | None = None,
+    incentives: bool = False,
+    reward_supply: int = 0,
 ) -> tuple[FederationContract, Deployment, list[TxReport]]:
     """Deploy a governed federation signed by ``deployer``: the timelock, the Federation (admin: the timelock;
     the ``founders`` are its first members) and the Governor, at addresses predicted from the deployer's nonces,
     then check every address, code and role (the deployer keeps none but, if it is the aggregator, that role);
-    record the deployment under ``state_dir`` (when given) only then. Returns the Federation (writes signed by
-    ``deployer``), the deployment and the three reports (timelock, Federation, Governor)."""
+    record the deployment under ``state_dir`` (when given) only then. With ``incentives`` the reward token
+    (``reward_supply`` minted to the timelock) and FederationIncentives are deployed in the same go, before the
+    record is written. Returns the Federation (writes signed by ``deployer``), the deployment and the reports
+    (timelock, Federation, Governor, then the token and the incentives contract when deployed)."""
     f = "deploy_governed"
     params = (params or GovernanceParams()).check(f)
     aggregator = _address(aggregator, "aggregator", f)
@@ -496,6 +508,11 @@ def deploy_governed(
     )
     governance = Governance.from_deployment(conn, deployment)
     governance.check_deployment(deployer.address, founding)
+    if incentives:
+        deployment, incentive_reports = deploy_incentive_contracts(
+            conn, deployer, deployment, supply=reward_supply, treasury=timelock
+        )
+        reports.extend(incentive_reports)
     if state_dir is not None:
         path = write_deployment(state_dir, deployment)
         log.info("deployed a governed Federation at %s (governor %s, timelock %s); recorded in %s",
