@@ -24,11 +24,11 @@ from fedchain.cli.options import (
 from fedchain.config import Settings
 from fedchain.errors import ChainError, DeploymentNotFoundError, GovernanceError
 from fedchain.ports import ParticipantAdmitted, ParticipantRegistered, ParticipantRemoved, ParticipantStatus
-from fedchain.types import Address
+from fedchain.types import Address, Cid, Digest
 
 if TYPE_CHECKING:
     from fedchain.chain.ledger import ChainLedger
-    from fedchain.protocol.task import TaskDocument
+    from fedchain.protocol.task import RewardsConfig, TaskDocument
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,21 +130,61 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
 
 def task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                   local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
-                  max_commit_duration: int, reveal_duration: int = 0) -> TaskDocument:
+                  max_commit_duration: int, reveal_duration: int = 0, rewards: RewardsConfig | None = None) -> TaskDocument:
     """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters.
 
     ``admin configure-task`` and ``gov propose configure-task`` both build it from :func:`task_document_options`."""
+    from dataclasses import replace
+
     from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust, parse_strategy_params
 
     cfg = ExperimentConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
                            robust=parse_robust(robust), arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
                            seed=seed, min_updates=min_updates, commit_duration=commit_duration,
                            max_commit_duration=max_commit_duration, reveal_duration=reveal_duration)
-    return build_task(cfg, load_task_dataset(cfg))
+    doc = build_task(cfg, load_task_dataset(cfg))
+    return doc if rewards is None else replace(doc, rewards=rewards)
+
+
+def rewards_config(rule: str | None, params: tuple[str, ...], validation: tuple[Digest, Cid] | None) -> RewardsConfig | None:
+    """The task's rewards config from ``--rewards``, ``--reward-param`` and the stored validation set."""
+    from fedchain.protocol.task import RewardsConfig
+
+    if rule is None:
+        if params or validation is not None:
+            raise click.UsageError("--reward-param and --validation only with --rewards RULE")
+        return None
+    parsed: dict[str, int | bool | str] = {}
+    for item in params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="'--reward-param'")
+        parsed[key] = int(value) if value.lstrip("-").isdigit() else {"true": True, "false": False}.get(value, value)
+    digest, cid = validation if validation is not None else (None, None)
+    return RewardsConfig(rule, parsed, digest, cid)
+
+
+def store_validation(blobs: Any, path: Path | None) -> tuple[Digest, Cid] | None:
+    """Store the validation set file (when given); (its SHA-256, its CID)."""
+    if path is None:
+        return None
+    from fedchain.codec.canonical import sha256_digest
+
+    data = path.read_bytes()
+    return sha256_digest(data), blobs.put(data)
 
 
 def task_document_options(f: F) -> F:
-    """The options of a task document (:func:`fedchain.cli.options.task_options` and ``--min-updates``)."""
+    """The options of a task document (:func:`fedchain.cli.options.task_options`, ``--min-updates``
+    and the rewards: ``--rewards``, ``--reward-param``, ``--validation``)."""
+    f = click.option("--validation", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+                     help="The consortium's validation set (.npz) the loo and shapley rules score with; stored in the "
+                          "blob store, its digest and CID recorded in the task document.")(f)
+    f = click.option("--reward-param", "reward_params", multiple=True, metavar="KEY=VALUE",
+                     help="A parameter of the rewards rule (e.g. permutations=200 for shapley). Repeatable.")(f)
+    f = click.option("--rewards", "rewards_rule", type=click.Choice(["samples", "loo", "shapley"]), default=None,
+                     help="How each round's rewards are scored (recorded in the task document): by samples, "
+                          "leave-one-out or Shapley value on --validation [default: no rewards rule].")(f)
     f = click.option("--min-updates", type=int, default=1, show_default=True, help="Minimum included updates per round.")(f)
     return task_options(f)
 
@@ -156,25 +196,32 @@ def task_document_options(f: F) -> F:
 @json_option
 def configure_task(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                    local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
-                   max_commit_duration: int, reveal_duration: int, keystore: Path | None, state_dir: Path | None,
-                   rpc_url: str | None,
+                   max_commit_duration: int, reveal_duration: int, rewards_rule: str | None,
+                   reward_params: tuple[str, ...], validation: Path | None, keystore: Path | None,
+                   state_dir: Path | None, rpc_url: str | None,
                    ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
                    as_json: bool) -> None:
     """Publish the federation's task: store the task document, then record its digests on chain.
 
     Refused by the contract while a round is open (FederationRoundInProgress); each call
     configures the next task version."""
+    from dataclasses import replace
+
     from fedchain.protocol.task import publish_task
     from fedchain.sim.wiring import open_blob_store
 
     # Everything that can be wrong with the task is found before anything is stored or sent.
+    rewards_config(rewards_rule, reward_params, None if validation is None else (Digest(bytes(32)), Cid("x")))
     doc = task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
-                         min_updates, commit_duration, max_commit_duration, reveal_duration)
+                        min_updates, commit_duration, max_commit_duration, reveal_duration)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
     refuse_if_governed(settings, ledger, "configure-task " + shlex.join(_task_args(click.get_current_context())))
     blobs = open_blob_store(settings)
     try:
+        rewards = rewards_config(rewards_rule, reward_params, store_validation(blobs, validation))
+        if rewards is not None:
+            doc = replace(doc, rewards=rewards)
         cid, report = publish_task(ledger, blobs, doc)
     finally:
         getattr(blobs, "close", lambda: None)()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +17,9 @@ from fedchain.cli.options import (
     toolchain_option,
 )
 
+if TYPE_CHECKING:
+    from fedchain.chain.federation import Deployment
+    from fedchain.ports import TxReport
 
 @click.group()
 def devnet() -> None:
@@ -110,6 +114,13 @@ def status(state_dir: Path | None, as_json: bool) -> None:
               help="Percentage of the members' votes (for + abstain) a proposal needs [default: 50].")
 @click.option("--timelock-delay", "timelock_delay_s", type=click.IntRange(0), default=None, metavar="SECONDS",
               help="Seconds between queueing and executing a proposal [default: 60].")
+@click.option("--incentives", is_flag=True,
+              help="Also deploy the reward token and the incentives contract (deposits, slashes by vote, reward "
+                   "payouts by Merkle claim); with --governance the timelock holds the reward supply and is the "
+                   "treasury.")
+@click.option("--reward-supply", type=click.IntRange(1, 2**256 - 1), default=None, metavar="N",
+              help="Reward tokens minted to the timelock (the admin without --governance) [default: 10**24]; "
+                   "with --incentives.")
 @rpc_url_option
 @keystore_option
 @state_dir_option
@@ -124,6 +135,8 @@ def deploy(
     voting_period: int | None,
     quorum_percent: int | None,
     timelock_delay_s: int | None,
+    incentives: bool,
+    reward_supply: int | None,
     rpc_url: str | None,
     keystore: Path | None,
     state_dir: Path | None,
@@ -140,6 +153,9 @@ def deploy(
     governance_given = {"--founder": bool(founders), "--founders-from-keystores": bool(founder_keystores),
                         "--voting-delay": voting_delay is not None, "--voting-period": voting_period is not None,
                         "--quorum": quorum_percent is not None, "--timelock-delay": timelock_delay_s is not None}
+    if reward_supply is not None and not incentives:
+        raise click.UsageError("--reward-supply only with --incentives")
+    supply = REWARD_SUPPLY if reward_supply is None else reward_supply
     if not governance:
         stray = [name for name, given in governance_given.items() if given]
         if stray:
@@ -156,11 +172,17 @@ def deploy(
         _, deployment, report = deploy_federation(
             conn, signer, admin or signer.address, aggregator or signer.address, state_dir=settings.state_dir
         )
+        extra: list[TxReport] = []
+        if incentives:
+            from fedchain.chain.incentives import deploy_incentives
+
+            _, deployment, extra = deploy_incentives(conn, signer, deployment, supply=supply,
+                                                     state_dir=settings.state_dir)
         emit(
             as_json,
-            {"deployment": deployment, "tx": report},
-            f"Federation deployed at {deployment.address} on chain {deployment.chain_id} "
-            f"(block {deployment.block_number}, gas {report.gas_used})",
+            {"deployment": deployment, "tx": report, "incentive_txs": extra},
+            lambda: f"Federation deployed at {deployment.address} on chain {deployment.chain_id} "
+            f"(block {deployment.block_number}, gas {report.gas_used})" + _incentives_line(deployment, supply),
         )
         return
     from fedchain.chain.governance import GovernanceParams, deploy_governed
@@ -174,9 +196,15 @@ def deploy(
     )
     click.echo(f"deploying the timelock, the Federation and the Governor ({len(founder_addresses)} founders) ...",
                err=True)
-    _, deployment, reports = deploy_governed(
-        conn, signer, aggregator or signer.address, founder_addresses, params, state_dir=settings.state_dir
-    )
+    if incentives:
+        _, deployment, reports = deploy_governed(
+            conn, signer, aggregator or signer.address, founder_addresses, params, state_dir=settings.state_dir,
+            incentives=True, reward_supply=supply,
+        )
+    else:
+        _, deployment, reports = deploy_governed(
+            conn, signer, aggregator or signer.address, founder_addresses, params, state_dir=settings.state_dir
+        )
     gas = sum(r.gas_used for r in reports)
     emit(
         as_json,
@@ -188,9 +216,22 @@ def deploy(
             f"membership token {deployment.membership}",
             f"  {len(founder_addresses)} founding member(s): {', '.join(founder_addresses)}",
             f"  voting delay {params.voting_delay} block(s), voting period {params.voting_period} blocks, "
-            f"quorum {params.quorum_percent}%, timelock delay {params.timelock_delay_s} s",
+            f"quorum {params.quorum_percent}%, timelock delay {params.timelock_delay_s} s"
+            + _incentives_line(deployment, supply),
         ]),
     )
+
+
+REWARD_SUPPLY = 10**24  # reward tokens minted at deployment by default (10**6 tokens of 18 decimals)
+
+
+def _incentives_line(deployment: Deployment, supply: int) -> str:
+    """The line about the incentives contracts, empty when the deployment has none."""
+    if deployment.incentives is None:
+        return ""
+    holder = deployment.timelock or deployment.admin
+    return (f"\n  incentives {deployment.incentives}, reward token {deployment.reward_token} "
+            f"({supply} minted to {holder}); deposits in native ETH, policy and budget unset")
 
 
 def _founders(state_dir: Path, founders: tuple[str, ...], keystores: tuple[str, ...]) -> list[str]:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from fedchain.cli.admin import task_document, task_document_options
+from fedchain.cli.admin import rewards_config, store_validation, task_document, task_document_options
+from fedchain.cli.incentives import check_slash_finding
 from fedchain.cli.options import (
     emit,
     ipfs_api_option,
@@ -35,8 +36,10 @@ from fedchain.cli.options import (
 from fedchain.config import Settings
 from fedchain.errors import (
     BlobFormatError,
+    DepositError,
     GovernanceError,
     IntegrityError,
+    NoIncentivesError,
     NotAMemberError,
     NotGovernedError,
     ProposalStateError,
@@ -178,9 +181,26 @@ def _state(proposal: Proposal) -> str:
     return proposal.state.label
 
 
+def calls_abi(session: GovSession) -> list[dict[str, Any]]:
+    """The ABI a proposal's calls are decoded with: the Federation's, and with incentives also the
+    incentives contract's and the reward token's."""
+    abi = list(session.federation.abi)
+    if session.deployment.incentives is not None:
+        from fedchain.chain.compiler import load_artifact
+
+        names = {item.get("name") for item in abi if item.get("type") == "function"}
+        for contract in ("FederationIncentives", "FederationRewardToken"):
+            extra = [item for item in load_artifact(contract)["abi"]
+                     if item.get("type") == "function" and item.get("name") not in names]
+            names |= {item.get("name") for item in extra}
+            abi += extra
+    return abi
+
+
 def describe_calls(session: GovSession, calls: Sequence[ProposalCall]) -> list[str]:
-    """Each call decoded against the Federation's ABI, e.g. ``admit(0xabc...)``."""
-    return [call.describe(session.federation.abi) for call in calls]
+    """Each call decoded against the deployment's ABIs (:func:`calls_abi`), e.g. ``admit(0xabc...)``."""
+    abi = calls_abi(session)
+    return [call.describe(abi) for call in calls]
 
 
 def proposal_line(number: int, proposal: Proposal) -> str:
@@ -219,7 +239,7 @@ def proposal_text(session: GovSession, number: int, proposal: Proposal) -> str:
 
 def proposal_json(session: GovSession, number: int, proposal: Proposal, report: TxReport | None = None) -> dict[str, Any]:
     """The JSON form of a proposal, with its number and the decoded calls (and the transaction)."""
-    doc: dict[str, Any] = {"number": number, "proposal": proposal.to_json(session.federation.abi)}
+    doc: dict[str, Any] = {"number": number, "proposal": proposal.to_json(calls_abi(session))}
     if report is not None:
         doc["tx"] = to_jsonable(report)
     return doc
@@ -349,13 +369,17 @@ def propose_remove(participant: str, reason: str, description: str, keystore: Pa
 def propose_configure_task(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...],
                            robust: str | None, local_epochs: int, batch_size: int, lr: float, seed: int,
                            min_updates: int, commit_duration: int, max_commit_duration: int, reveal_duration: int,
+                           rewards_rule: str | None, reward_params: tuple[str, ...], validation: Path | None,
                            description: str, store: str | None, ipfs_api: str | None, keystore: Path | None,
                            state_dir: Path | None, rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
     """Configure the next task version (the options of `fedchain admin configure-task`): the task
     document is stored now, its digests and CID are what the members vote on."""
+    from dataclasses import replace
+
     from fedchain.chain.governance import configure_task_call
     from fedchain.sim.wiring import open_blob_store
 
+    rewards_config(rewards_rule, reward_params, None if validation is None else (Digest(bytes(32)), Cid("x")))
     doc = task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
                         min_updates, commit_duration, max_commit_duration, reveal_duration)
     settings = _settings(state_dir, rpc_url, chain_id, keystore=keystore, store=store, ipfs_api=ipfs_api)
@@ -367,6 +391,9 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
     _note(f"storing the task document ({doc.dataset}, {doc.strategy_config().name}) ...")
     blobs = open_blob_store(settings)
     try:
+        rewards = rewards_config(rewards_rule, reward_params, store_validation(blobs, validation))
+        if rewards is not None:
+            doc = replace(doc, rewards=rewards)
         cid = blobs.put(doc.to_bytes())
     finally:
         blobs.close()
@@ -426,6 +453,130 @@ def propose_set_verification(quorum_percent: int, description: str, keystore: Pa
 
     session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
     _submit(session, [set_verification_call(session.federation, quorum_percent)], description, as_json)
+
+
+def _incentives_of(session: GovSession, action: str) -> Address:
+    """The deployment's incentives contract; NoIncentivesError when it has none."""
+    if session.deployment.incentives is None:
+        raise NoIncentivesError(f"cannot propose to {action}: the Federation at {session.deployment.address} has no "
+                              "incentives contract (deploy with `fedchain devnet deploy --governance --incentives`)")
+    return Address(session.deployment.incentives)
+
+
+def _wei(value: str, what: str) -> int:
+    """A non-negative integer amount given in decimal (or ``0x`` hex)."""
+    text = value.strip().replace("_", "")
+    try:
+        amount = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+    except ValueError:
+        raise click.BadParameter(f"not an integer amount: {value!r}", param_hint=what) from None
+    if not 0 <= amount < 2**256:
+        raise click.BadParameter(f"{amount} is out of range (0 to 2**256-1)", param_hint=what)
+    return amount
+
+
+@propose.command("set-deposit")
+@click.option("--amount", required=True, metavar="WEI", help="The deposit each participant locks (wei of native ETH).")
+@click.option("--delay", "delay_s", type=click.IntRange(0, 2**64 - 1), required=True, metavar="SECONDS",
+              help="Seconds between a withdrawal request and the withdrawal.")
+@click.option("--treasury", default=None, metavar="ADDRESS",
+              help="Where slashed deposits go [default: the timelock, so the members decide what becomes of them].")
+@_description_option
+@_signed_options
+def propose_set_deposit(amount: str, delay_s: int, treasury: str | None, description: str, keystore: Path | None,
+                        state_dir: Path | None, rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Set the deposit policy: the amount each participant locks when it registers, the withdrawal
+    delay and the treasury slashed funds go to."""
+    wei = _wei(amount, "'--amount'")
+    from fedchain.chain.incentives import set_deposit_policy_call
+
+    chosen = _checked_address(treasury, "'--treasury'", state_dir) if treasury else None
+    session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
+    incentives = _incentives_of(session, "set the deposit policy")
+    address = chosen or Address(str(session.deployment.timelock))
+    _submit(session, [set_deposit_policy_call(incentives, wei, delay_s, address)], description, as_json)
+
+
+@propose.command("set-budget")
+@click.option("--per-round", required=True, metavar="N",
+              help="The reward budget of each round, in reward token units; 0: no rewards.")
+@_description_option
+@_signed_options
+def propose_set_budget(per_round: str, description: str, keystore: Path | None, state_dir: Path | None,
+                       rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Set the reward budget per round (the most a round's rewards may pay)."""
+    budget = _wei(per_round, "'--per-round'")
+    from fedchain.chain.incentives import set_budget_call
+
+    session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
+    incentives = _incentives_of(session, "set the reward budget")
+    _submit(session, [set_budget_call(incentives, budget)], description, as_json)
+
+
+@propose.command("fund-pool")
+@click.option("--amount", required=True, metavar="N", help="Reward tokens the timelock transfers to the pool.")
+@_description_option
+@_signed_options
+def propose_fund_pool(amount: str, description: str, keystore: Path | None, state_dir: Path | None,
+                      rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Fund the reward pool: a reward token transfer from the timelock to the incentives contract."""
+    tokens = _wei(amount, "'--amount'")
+    if tokens == 0:
+        raise click.BadParameter("must be above 0", param_hint="'--amount'")
+    from fedchain.chain.incentives import Incentives, fund_pool_call
+
+    session = open_session(_settings(state_dir, rpc_url, chain_id, keystore=keystore), signed=True)
+    incentives = _incentives_of(session, "fund the reward pool")
+    token = session.deployment.reward_token
+    assert token is not None and session.deployment.timelock is not None
+    held = Incentives(session.conn, session.deployment).token_balance(session.deployment.timelock)
+    if held < tokens:
+        raise DepositError(f"cannot propose to fund the pool with {tokens}: the timelock "
+                              f"{session.deployment.timelock} holds {held} reward tokens")
+    _submit(session, [fund_pool_call(Address(token), incentives, tokens)], description, as_json)
+
+
+@propose.command("slash")
+@click.argument("participant", metavar="ADDRESS")
+@click.option("--amount", required=True, metavar="WEI", help="How much of the participant's deposit to slash (wei).")
+@click.option("--finding", "finding_cid", required=True, metavar="CID",
+              help="CID of the finding blob in the store: an audit findings blob, or the evidence of a round "
+                   "that rejected the participant's update; it must name ADDRESS as responsible.")
+@_description_option
+@store_option
+@ipfs_api_option
+@_signed_options
+def propose_slash(participant: str, amount: str, finding_cid: str, description: str, store: str | None,
+                  ipfs_api: str | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
+                  chain_id: int | None, as_json: bool) -> None:
+    """Slash part or all of ADDRESS's deposit, citing a finding that names it as responsible; the
+    finding blob is fetched and checked before anything is sent."""
+    address = _checked_address(participant, "ADDRESS", state_dir)
+    wei = _wei(amount, "'--amount'")
+    if wei == 0:
+        raise click.BadParameter("must be above 0", param_hint="'--amount'")
+    from fedchain.chain.incentives import Incentives, slash_call
+    from fedchain.sim.wiring import open_blob_store
+    from fedchain.storage.cid import parse_cid
+
+    settings = _settings(state_dir, rpc_url, chain_id, keystore=keystore, store=store, ipfs_api=ipfs_api)
+    session = open_session(settings, signed=True)
+    incentives = _incentives_of(session, f"slash {address}")
+    held = Incentives(session.conn, session.deployment).deposit_of(address).held
+    if wei > held:
+        raise DepositError(f"cannot propose to slash {wei} wei of {address}: it holds {held} wei")
+    parse_cid(finding_cid)
+    _note(f"fetching finding blob {finding_cid} ...")
+    blobs = open_blob_store(settings)
+    try:
+        data = blobs.get(Cid(finding_cid))
+    finally:
+        blobs.close()
+    checked = check_slash_finding(Cid(finding_cid), data, address)
+    _note(f"finding blob {checked.cid} ({checked.kind}, round {checked.round_id}, digest "
+          f"{digest_hex(checked.digest)}) names {address}: {checked.reasons[0]}")
+    call = slash_call(incentives, address, wei, checked.digest, checked.cid)
+    _submit(session, [call], description, as_json)
 
 
 @dataclass(frozen=True)

@@ -1,77 +1,102 @@
-"""What the incentives commands share: the check of a finding a slash cites.
+"""What the incentives commands share: the incentives contract as a command sees it, amounts in
+words, and the check of the finding a slash cites.
 
 A slash proposal (``fedchain gov propose slash``) must cite a finding blob that exists in the
-store and names the slashed participant as responsible: either an audit findings blob
-(:class:`~fedchain.audit.findings.AuditFindings`, from a negative attestation or ``fedchain
-audit``) or the evidence document of a round (:class:`~fedchain.protocol.evidence.Evidence`)
-whose rejected updates include one of the participant's."""
+store and names the slashed participant as responsible (the audit's own check,
+:func:`fedchain.audit.incentives.check_slash_finding`): either an audit findings blob accusing it
+or the evidence document of a round whose rejected updates include one of its."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-from fedchain.audit.findings import FINDINGS_FORMAT, AuditFindings, Party, Severity
-from fedchain.codec.blob import decode_json_doc
-from fedchain.codec.canonical import sha256_digest
-from fedchain.errors import BlobFormatError, GovernanceError
-from fedchain.protocol.evidence import EVIDENCE_FORMAT, Evidence
-from fedchain.types import Address, Cid, Digest, digest_hex
+from fedchain.audit.incentives import SlashFinding, check_slash_finding
+from fedchain.config import Settings
+from fedchain.errors import DeploymentNotFoundError, NoIncentivesError
+from fedchain.types import Address
+
+if TYPE_CHECKING:  # web3 is imported only when a command runs
+    from eth_account.signers.local import LocalAccount
+
+    from fedchain.chain.connection import Connection
+    from fedchain.chain.federation import Deployment
+    from fedchain.chain.incentives import Incentives
+    from fedchain.chain.ledger import ChainLedger
+
+__all__ = ["IncentivesSession", "SlashFinding", "check_slash_finding", "eth", "incentives_for", "open_incentives", "when"]
+
+
+# --- the incentives contract as a command sees it -------------------------------------------
 
 
 @dataclass(frozen=True)
-class SlashFinding:
-    """A finding blob checked to name ``participant`` as responsible: its CID, digest, kind
-    (``findings`` or ``evidence``), the round it is about and what it holds against the participant."""
+class IncentivesSession:
+    """The deployment's incentives contract as a command sees it: the connection, the record, the
+    client (signing as ``account``) and a read-only ledger of its Federation."""
 
-    cid: Cid
-    digest: Digest
-    kind: str
-    round_id: int
-    participant: Address
-    reasons: tuple[str, ...]
+    conn: Connection
+    deployment: Deployment
+    incentives: Incentives
+    ledger: ChainLedger
+    account: LocalAccount | None
 
-    def to_json(self) -> dict[str, Any]:
-        """The checked finding as a JSON object (digest as ``0x`` hex)."""
-        return {"cid": self.cid, "digest": digest_hex(self.digest), "kind": self.kind, "round": self.round_id,
-                "participant": self.participant, "reasons": list(self.reasons)}
-
-
-def _same(a: str | None, b: str) -> bool:
-    return a is not None and a.lower() == b.lower()
+    @property
+    def sender(self) -> Address:
+        """The signing account's address (UsageError-free: only for signed sessions)."""
+        assert self.account is not None
+        return Address(self.account.address)
 
 
-def check_slash_finding(cid: Cid, data: bytes, participant: Address) -> SlashFinding:
-    """Check that the blob ``data`` (stored under ``cid``) is a findings blob or an evidence
-    document naming ``participant`` as responsible.
+def open_incentives(settings: Settings, *, signed: bool) -> IncentivesSession:
+    """Connect to the incentives contract of the deployment recorded under the state directory;
+    NoIncentivesError when the deployment has none (it was deployed without ``--incentives``)."""
+    from fedchain.chain.connection import Connection
+    from fedchain.chain.federation import FederationContract, load_deployment
+    from fedchain.chain.incentives import Incentives
+    from fedchain.chain.ledger import ChainLedger
+    from fedchain.cli.options import role_signer
+    from fedchain.sim.wiring import rpc_url_of
 
-    BlobFormatError when it is neither; GovernanceError when it does not name the participant:
-    a findings blob must accuse it (``accused`` participant at its address) or hold a finding of
-    severity error or handled whose responsible party is the participant at its address; an
-    evidence document must list a rejected update of the participant."""
-    obj = decode_json_doc(data, what=f"finding blob {cid}")
-    fmt = obj.get("format") if isinstance(obj, dict) else None
-    digest = sha256_digest(data)
-    reasons: list[str] = []
-    if fmt == EVIDENCE_FORMAT:
-        evidence = Evidence.from_json(obj)
-        reasons = [f"update rejected by {r.rule}: {r.reason}" for r in evidence.rejected if _same(r.participant, participant)]
-        kind, round_id = "evidence", int(evidence.round_id)
-        whose = f"its evidence rejects no update of {participant}"
-    elif fmt == FINDINGS_FORMAT:
-        findings = AuditFindings.from_json(obj)
-        if findings.accused is Party.PARTICIPANT and _same(findings.accused_address, participant):
-            reasons.append(f"accuses participant {participant}")
-        reasons += [f"{f.kind.value} [{f.severity.value}]: {f.detail}" for f in findings.findings
-                    if f.responsible is Party.PARTICIPANT and _same(f.responsible_address, participant)
-                    and f.severity in (Severity.ERROR, Severity.HANDLED)]
-        kind, round_id = "findings", findings.round
-        whose = (f"it accuses {findings.accused.value} {findings.accused_address or ''}".rstrip()
-                 + f" and holds no error or handled finding against {participant}")
-    else:
-        raise BlobFormatError(f"finding blob {cid} is neither an audit findings blob nor a round's evidence document "
-                              f"(format {str(fmt)[:60]!r})")
-    if not reasons:
-        raise GovernanceError(f"finding blob {cid} (round {round_id}) does not name {participant} as responsible: "
-                              f"{whose}")
-    return SlashFinding(cid, digest, kind, round_id, participant, tuple(reasons))
+    conn = Connection(rpc_url_of(settings), expected_chain_id=settings.chain_id, timeout_s=settings.http_timeout_s,
+                      tx_timeout_s=settings.tx_timeout_s)
+    deployment = load_deployment(settings.state_dir, conn)
+    if deployment.incentives is None:
+        raise NoIncentivesError(f"the Federation at {deployment.address} on chain {deployment.chain_id} has no "
+                              "incentives contract (deploy with `fedchain devnet deploy --governance --incentives`)")
+    account = role_signer(settings) if signed else None
+    client = Incentives(conn, deployment, account)
+    ledger = ChainLedger(FederationContract.from_deployment(conn, deployment, None))
+    return IncentivesSession(conn, deployment, client, ledger, account)
+
+
+def eth(wei: int) -> str:
+    """An amount of wei as ``0.5 ETH`` (exact: no float)."""
+    whole, frac = divmod(int(wei), 10**18)
+    text = f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
+    return f"{text} ETH"
+
+
+def when(available_at: int, now: int) -> str:
+    """``chain time T (in N s)`` or ``chain time T (now)``."""
+    return f"chain time {available_at}" + (f" (in {available_at - now} s; now {now})" if available_at > now else "")
+
+
+def incentives_for(ledger: ChainLedger, settings: Settings, address: str | None,
+                   account: LocalAccount | None) -> Incentives | None:
+    """The recorded deployment's incentives client on ``ledger``'s connection, signing as
+    ``account``; None when the deployment has none, or the command names another Federation
+    (``--address``)."""
+    from fedchain.chain.federation import read_deployment
+    from fedchain.chain.incentives import Incentives
+
+    conn = ledger.contract.conn
+    try:
+        deployment = read_deployment(settings.state_dir, conn.chain_id)
+    except DeploymentNotFoundError:
+        if address:  # a Federation named by its address, without a record here: no incentives known
+            return None
+        raise
+    if deployment.incentives is None or (address and address.lower() != deployment.address.lower()):
+        return None
+    return Incentives(conn, deployment, account)

@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "aggregator": ("fedchain.cli.aggregator:aggregator", "Run the aggregator agent."),
     "audit": ("fedchain.cli.audit:audit", "Replay the ledger and IPFS and verify every round."),
     "simulate": ("fedchain.cli.simulate:simulate", "Run a whole federation end to end, then audit it."),
+    "deposit": ("fedchain.cli.deposit:deposit", "Show, release and withdraw a participant's deposit."),
+    "rewards": ("fedchain.cli.rewards:rewards", "Show each round's rewards; claim yours by Merkle proof."),
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from fedchain.cli.incentives import incentives_for
 from fedchain.cli.options import (
     emit,
     json_option,
@@ -18,6 +19,7 @@ from fedchain.cli.options import (
     role_signer,
 )
 from fedchain.config import private_dir
+from fedchain.errors import DepositError
 from fedchain.types import Address
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,11 +65,55 @@ def register(organisation: str, industry: str, samples: int | None, data_path: P
 
     ledger = connect_ledger(settings, account=account, address=address)
     public_key = bytes(keys.PrivateKey(bytes(account.key)).public_key.to_bytes())
+    incentives = incentives_for(ledger, settings, address, account)
+    policy = incentives.deposit_policy() if incentives is not None else None
+    if policy is not None and policy.amount > 0:
+        balance = ledger.contract.conn.balance(account.address)
+        if balance < policy.amount:  # refuse before registering: a registration without its deposit is half done
+            raise DepositError(f"{account.address} holds {balance} wei, less than the deposit of {policy.amount} "
+                                  "wei the federation's policy asks for at registration")
     report = ledger.register(organisation, industry, public_key, samples)
+    deposit = None
+    amount = policy.amount if policy is not None else 0
+    if incentives is not None and amount > 0:
+        deposit = incentives.deposit()
     emit(as_json, {"participant": account.address, "organisation": organisation, "industry": industry,
-                   "declared_samples": samples, "tx": report},
+                   "declared_samples": samples, "tx": report, "deposit": amount if deposit else 0,
+                   "deposit_tx": deposit},
          f"registered {account.address} as {organisation!r} with {samples} samples "
-         f"(pending admission; tx {report.tx_hash}, gas {report.gas_used})")
+         f"(pending admission; tx {report.tx_hash}, gas {report.gas_used})"
+         + (f"; deposited {amount} wei as the deposit policy asks (tx {deposit.tx_hash}, gas "
+            f"{deposit.gas_used})" if deposit is not None else ""))
+
+
+@participant.command()
+@click.option("--reason", required=True, help="Why the participant leaves; recorded on chain.")
+@keystore_option
+@role_options
+@json_option
+def leave(reason: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None,
+          store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Leave the federation (a pending or active participant removes itself; a member's membership
+    token is burned). A deposit may then be asked back: `fedchain deposit request-withdrawal`."""
+    from fedchain.errors import ParticipantError
+    from fedchain.sim.wiring import connect_ledger
+
+    if not reason.strip():
+        raise click.BadParameter("must not be empty", param_hint="'--reason'")
+    settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    account = role_signer(settings)
+    ledger = connect_ledger(settings, account=account, address=address)
+    status = ledger.participant(Address(account.address)).status.name.lower()
+    if status not in ("pending", "active"):
+        raise ParticipantError(f"{account.address} cannot leave: its status is {status}, not pending or active")
+    report = ledger.contract.leave(reason)
+    incentives = incentives_for(ledger, settings, address, None)
+    held = incentives.deposit_of(Address(account.address)).held if incentives is not None else 0
+    emit(as_json, {"participant": account.address, "reason": reason, "status": "removed", "tx": report,
+                   "deposit_held": held},
+         f"{account.address} left the federation ({reason!r}; tx {report.tx_hash}, gas {report.gas_used})"
+         + (f"; its deposit of {held} wei: `fedchain deposit request-withdrawal`, then `deposit withdraw` "
+            "after the delay" if held else ""))
 
 
 @participant.command()
