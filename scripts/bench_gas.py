@@ -5,7 +5,8 @@ Measures register/admit/open/commit/finalize/close/remove gas; the commit gas of
 participant in round 1 and in round N (default 100) to show it stays flat; finalize
 gas with 4 and with 64 included updates to show it is O(1); and, on a governed deployment
 (:func:`governance_gas`), the gas of a proposal's propose, vote, queue and execute, of an
-attestation and of a dispute executed through the Governor. Prints ONE JSON object on
+attestation and of a dispute executed through the Governor; and (:func:`incentives_gas`) the gas of a
+deposit, a slash, a reward publication, a Merkle claim and a withdrawal. Prints ONE JSON object on
 stdout (``--json``) or a table; ``--output FILE`` also writes the JSON there. Exits 1 if
 a target is missed:
 
@@ -36,12 +37,20 @@ from fedchain.chain.connection import Connection
 from fedchain.chain.federation import FederationContract, GovernanceParams, deploy
 from fedchain.chain.governance import (
     Governance,
+    ProposalCall,
     Support,
     admit_call,
     advance,
     configure_task_call,
     deploy_governed,
     dispute_call,
+)
+from fedchain.chain.incentives import (
+    deploy_incentives,
+    fund_pool_call,
+    set_budget_call,
+    set_deposit_policy_call,
+    slash_call,
 )
 from fedchain.codec.merkle import MerkleTree, commitment_leaf, merkle_root
 from fedchain.ports import Inclusion
@@ -176,6 +185,72 @@ def governance_gas(conn: Connection, included: int = 4) -> dict[str, Any]:
     }
 
 
+def incentives_gas(conn: Connection, participants: int = 8) -> dict[str, Any]:
+    """Gas of the incentives on ``conn`` (a devnet with funded dev accounts): a Federation administered by an EOA with
+    its reward token and FederationIncentives; a participant's deposit; a slash (the admin's call: under governance
+    the timelock makes it, inside the execute of a proposal); the aggregator's publication of a round's reward root
+    over ``participants`` leaves; a Merkle claim with a proof of log2(participants) hashes (the first claim of the
+    round, and a later one); a withdrawal request and a withdrawal after the delay."""
+    admin, aggregator = account("inc-admin"), account("inc-aggregator")
+    members = [account(f"inc-participant-{i}") for i in range(participants)]
+    for a in (admin, aggregator, *members):
+        conn.fund_from_dev_account(a.address, Wei(10**20))
+    fed, deployment, _ = deploy(conn, admin, admin.address, aggregator.address)
+    inc, deployment, deploy_reports = deploy_incentives(conn, admin, deployment, supply=10**24)
+    incentives, token = str(deployment.incentives), str(deployment.reward_token)
+    deposit, budget = 10**17, 10**21
+
+    def as_admin(call: ProposalCall) -> int:
+        report, _ = conn.send_transaction(admin, to=call.target, data=call.calldata)
+        return report.gas_used
+
+    as_admin(set_deposit_policy_call(incentives, deposit, 60, admin.address))
+    as_admin(set_budget_call(incentives, budget))
+    as_admin(fund_pool_call(token, incentives, 10 * budget))
+    fed.with_account(admin).configure_task(keccak(b"spec"), keccak(b"strategy"), keccak(b"schema"), "bafyconfig", 86_400)
+    deposits = []
+    for m in members:
+        fed.with_account(m).register("Org", "industry", b"\x02" * 33, 1_000)
+        fed.with_account(admin).admit(m.address)
+        deposits.append(inc.with_account(m).deposit().gas_used)
+    slash = as_admin(slash_call(incentives, members[-1].address, deposit // 2, Digest(keccak(b"finding")),
+                                Cid("bafkreifinding")))
+
+    agg = fed.with_account(aggregator)
+    rid = agg.open_round(keccak(b"genesis"), "bafybase", 3600, 1).round_id or 0
+    fed.with_account(members[0]).commit_update(rid, keccak(b"inc-update"), "bafkreiincupdate", 100, keccak(b"meta"))
+    conn.request("evm_increaseTime", [3601])
+    conn.request("evm_mine")
+    agg.finalize_round(rid, keccak(b"inc-model"), "bafymodel", keccak(b"root"), keccak(b"agg"), keccak(b"ev"),
+                       "bafyev", 1)
+    amounts = [(m, budget // participants) for m in members]
+    leaves = {m.address: inc.reward_leaf(rid, m.address, amount) for m, amount in amounts}
+    tree = MerkleTree.build(leaves.values())
+    publish = inc.with_account(aggregator).publish_rewards(
+        rid, tree.root, budget, Digest(keccak(b"scores")), Cid("bafkreiscores")
+    ).gas_used
+    claims = [inc.with_account(m).claim(rid, amount, tree.proof(leaves[m.address])).gas_used for m, amount in amounts]
+
+    leaver = members[0]
+    fed.with_account(leaver).leave("benchmark leave")
+    request = inc.with_account(leaver).request_withdrawal().gas_used
+    conn.request("evm_increaseTime", [61])
+    conn.request("evm_mine")
+    withdraw = inc.with_account(leaver).withdraw().gas_used
+    return {
+        "incentives_deploy_gas": deploy_reports[1].gas_used,
+        "reward_token_deploy_gas": deploy_reports[0].gas_used,
+        "deposit_gas": deposits[0],
+        "slash_gas": slash,
+        "publish_rewards_gas": publish,
+        "claim_gas": claims[0],
+        "claim_gas_later": claims[-1],
+        "claim_participants": participants,
+        "request_withdrawal_gas": request,
+        "withdraw_gas": withdraw,
+    }
+
+
 def run(rounds: int, progress: Progress) -> dict[str, Any]:
     started = time.monotonic()
     with DevnetProcess("anvil") as devnet:
@@ -218,6 +293,10 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         governance = governance_gas(conn)
         progress.advance(job)
 
+        job = progress.add_task("incentives", total=1)
+        incentives = incentives_gas(conn)
+        progress.advance(job)
+
     c1, cn = commit_series[0], commit_series[-1]
     f4, f64 = n4["finalize"], n64["finalize"]
     targets = {
@@ -248,6 +327,7 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         "close_gas": closed.gas_used,
         "remove_gas": removed.gas_used,
         **governance,
+        **incentives,
         "reference_2cp": REFERENCE_2CP,
         "targets": {
             "commit_max_gas": COMMIT_TARGET,
