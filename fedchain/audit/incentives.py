@@ -226,12 +226,14 @@ def audit_incentives(
     docstring); with ``round_filter``, that round's rewards only (slashes and deposits still listed)."""
     history = list(events)
     findings: list[AuditFinding] = []
-    claims: dict[int, dict[str, int]] = {}
+    claims: dict[int, dict[str, int]] = {}  # round -> lower-case claimant -> amount
+    names: dict[str, str] = {}  # lower-case address -> as the event wrote it
     for ev in history:
         if _name(ev) == "RewardClaimed":
             per = claims.setdefault(int(_field(ev, "round_id")), {})
-            who = str(_field(ev, "participant")).lower()
-            per[who] = per.get(who, 0) + int(_field(ev, "amount"))
+            who = str(_field(ev, "participant"))
+            names[who.lower()] = who
+            per[who.lower()] = per.get(who.lower(), 0) + int(_field(ev, "amount"))
     lines: list[RewardRoundLine] = []
     owed: dict[str, dict[int, tuple[str, int]]] = {}  # participant -> round -> (score, amount)
     for ev in history:
@@ -296,8 +298,8 @@ def audit_incentives(
                     mine = expected.entry(who)
                     if mine is None or mine.amount != amount:
                         add(FindingKind.CLAIM_UNEXPLAINED,
-                            f"round {rid}: {who} claimed {amount}; the recomputed rewards owe it "
-                            f"{0 if mine is None else mine.amount}", who)
+                            f"round {rid}: {names[who]} claimed {amount}; the recomputed rewards owe it "
+                            f"{0 if mine is None else mine.amount}", names[who])
         lines.append(RewardRoundLine(rid, digest_hex(root), total, budget, sum(claimed.values()), cid,
                                      None if reference is None else reference.rule, recomputed,
                                      None if aggregator is None else str(aggregator)))

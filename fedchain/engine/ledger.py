@@ -14,6 +14,12 @@ the current model's round; :meth:`LedgerTransport.open_round` then waits (on new
 model. Before opening a round the aggregator answers every open exclusion contest: it fetches
 the contested blob again, checks its digest, pins it and answers whether it is available.
 
+Given the incentives contract (``incentives``, a :class:`~fedchain.protocol.rewards.RewardsLedger`),
+after finalising a round whose task has a rewards config while the per-round budget is not zero,
+the aggregator scores the included updates (:func:`~fedchain.protocol.rewards.compute_round_rewards`),
+stores the scores blob and publishes the root of its reward leaves (:meth:`LedgerTransport.publish_rewards`).
+A failure there is logged and leaves the round finalised: the rewards can be published later.
+
 ``dishonest`` exists only to demonstrate that the audit and the members catch a cheating
 aggregator: ``drop-update`` silently leaves one valid update out; ``shift-model`` publishes a
 model that is not the aggregate; ``ignore-contests`` never answers an exclusion contest.
@@ -36,6 +42,7 @@ from fedchain.errors import (
     ChainStalledError,
     CommitPhaseStillOpen,
     ConfigError,
+    FedchainError,
     IntegrityError,
     StorageError,
 )
@@ -43,6 +50,7 @@ from fedchain.ports import BlobStore, Contest, ExclusionContested, Ledger, Round
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
 from fedchain.protocol.participant import verify_round_base
+from fedchain.protocol.rewards import RewardsLedger, RoundRewardsDoc, compute_round_rewards
 from fedchain.protocol.rounds import (
     FetchOutcome,
     RoundAggregate,
@@ -147,6 +155,7 @@ class LedgerTransport:
         deadline_block_wait_s: float = DEADLINE_BLOCK_WAIT_S,
         resume: bool = False,
         attestation_timeout_s: float | None = ATTESTATION_TIMEOUT_S,
+        incentives: RewardsLedger | None = None,
     ) -> None:
         if dishonest is not None and dishonest not in DISHONEST_MODES:
             raise ConfigError(f"unknown dishonest-aggregator mode {dishonest!r}; expected one of {', '.join(DISHONEST_MODES)}")
@@ -164,6 +173,8 @@ class LedgerTransport:
         self.resume_open = resume
         # how long open_round waits for the attestation quorum of the current model's round (None: no limit)
         self.attestation_timeout_s = attestation_timeout_s
+        self.incentives = incentives  # the incentives contract, signing as the aggregator (None: no rewards)
+        self.rewards: dict[int, RoundRewardsDoc] = {}  # the scores blobs this transport published, by round
         self.reports: list[TxReport] = []  # every transaction this transport sent
         self._context: dict[int, _RoundContext] = {}
         self._contests_from = 0  # the first block not yet searched for exclusion contests
@@ -467,8 +478,37 @@ class LedgerTransport:
             "round %d finalised: model %s, %d included, %d rejected (tx %s, gas %d)",
             rid, digest_hex(agg.model_digest), len(agg.included), len(agg.rejections), report.tx_hash, report.gas_used,
         )
+        if self.incentives is not None and ctx.doc.rewards is not None:
+            try:
+                self.publish_rewards(rid)
+            except FedchainError as err:  # the round stands; its rewards can be published later
+                log.error("round %d: rewards not published: %s", rid, err)
         return Published(agg, model_cid, report.gas_used, report.tx_hash,
                          Traffic(uploaded_by_aggregator=len(agg.model_blob) + len(ev_bytes)))
+
+    def publish_rewards(self, round_id: RoundId) -> RoundRewardsDoc | None:
+        """Score a finalised round, store its scores blob and publish the reward root on the
+        incentives contract; None (nothing sent) without an incentives contract, when the budget
+        is 0 or the rewards are already published."""
+        if self.incentives is None:
+            return None
+        budget = int(self.incentives.reward_budget())
+        if budget == 0:
+            log.info("round %d: the reward budget is 0; no rewards published", round_id)
+            return None
+        if self.incentives.round_rewards(int(round_id)) is not None:
+            log.info("round %d: rewards already published", round_id)
+            return None
+        doc = compute_round_rewards(self.ledger, self.store, round_id, budget)
+        data = doc.to_bytes()
+        cid = self.store.put(data)
+        self.store.pin(cid)
+        report = self.incentives.publish_rewards(int(round_id), bytes(doc.root), doc.total, bytes(sha256_digest(data)), cid)
+        self.reports.append(report)
+        self.rewards[int(round_id)] = doc
+        log.info("round %d: rewards published (%s rule, %d of budget %d to %d participant(s); root %s, scores %s, tx %s)",
+                 round_id, doc.rule, doc.total, budget, len(doc.entries), digest_hex(doc.root), cid, report.tx_hash)
+        return doc
 
     def _cheat(self, agg: RoundAggregate, ctx: _RoundContext, opened: OpenedRound) -> RoundAggregate:
         rid, base_digest = opened.round_id, opened.base_digest

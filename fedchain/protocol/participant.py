@@ -29,6 +29,7 @@ from fedchain.config import private_dir
 from fedchain.errors import (
     BlobFormatError,
     BlobNotFoundError,
+    ClaimError,
     ConfigError,
     FedchainError,
     IntegrityError,
@@ -50,6 +51,7 @@ from fedchain.ports import (
 )
 from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
 from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.rewards import RewardsLedger, RoundRewardsDoc, RoundRewardsView, score_text, scores_publication
 from fedchain.protocol.rounds import RULE_BLOB_UNAVAILABLE
 from fedchain.protocol.task import TaskDocument, load_task_document, task_version
 from fedchain.protocol.training import training_seed
@@ -154,7 +156,7 @@ class SubmitResult:
 
 
 JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped", "seal_intent", "sealed", "verified", "contested",
-                  "excluded")
+                  "excluded", "claimed", "unrewarded")
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,9 @@ class JournalEntry:
     ``intent`` and ``committed``. The journal is the only copy of the salt: it is the owner's only.
     Once a round it committed in is finalised: ``verified`` (included; the verifier hook ran, so
     a restart does not attest again), ``contested`` (left out as unavailable; the exclusion was
-    contested on chain, ``tx_hash``) or ``excluded`` (left out, nothing to contest: ``reason``)."""
+    contested on chain, ``tx_hash``) or ``excluded`` (left out, nothing to contest: ``reason``).
+    Once the round's rewards are published: ``claimed`` (the reward ``amount`` claimed, ``tx_hash``;
+    none when an earlier claim was found on chain) or ``unrewarded`` (nothing owed: ``reason``)."""
 
     event: str
     round_id: RoundId
@@ -186,6 +190,7 @@ class JournalEntry:
     result: SubmitResult | None = None
     salt: bytes | None = None
     seal: Digest | None = None
+    amount: int | None = None  # a claimed reward, in the reward token's base units
 
     def to_json(self) -> dict[str, Any]:
         """One JSON object (one journal line): the result's fields, if any, and the entry's own."""
@@ -208,6 +213,8 @@ class JournalEntry:
             out["salt"] = "0x" + bytes(self.salt).hex()
         if self.seal is not None:
             out["seal"] = digest_hex(self.seal)
+        if self.amount is not None:
+            out["amount"] = str(self.amount)
         return out
 
     @classmethod
@@ -228,6 +235,7 @@ class JournalEntry:
             tx_hash=data.get("tx_hash"), block_number=data.get("block_number"), reason=data.get("reason"),
             salt=bytes.fromhex(str(data["salt"]).removeprefix("0x")) if data.get("salt") else None,
             seal=digest("seal"),
+            amount=int(data["amount"]) if data.get("amount") is not None else None,
         )
 
 
@@ -284,6 +292,10 @@ class TxJournal:
         """The rounds whose outcome the agent has dealt with: verified, contested or excluded."""
         return {int(e.round_id) for e in self.entries() if e.event in ("verified", "contested", "excluded")}
 
+    def rewarded(self) -> set[int]:
+        """The rounds whose reward the agent has dealt with: claimed, or nothing owed."""
+        return {int(e.round_id) for e in self.entries() if e.event in ("claimed", "unrewarded")}
+
 
 class ParticipantAgent:
     """One participant. ``ledger`` signs as the participant; ``store`` is the shared blob store."""
@@ -303,6 +315,7 @@ class ParticipantAgent:
         cid_of: Callable[[bytes], Cid] | None = None,
         verifier: Callable[[RoundRecord], None] | None = None,
         verify_now: Callable[[], bool] | None = None,
+        incentives: RewardsLedger | None = None,
     ) -> None:
         self.ledger = ledger
         self.store = store
@@ -334,6 +347,11 @@ class ParticipantAgent:
         self._settled = self.journal.settled()  # rounds verified, contested or left out (journaled), or done here
         self._deferred: int | None = None  # the latest included round whose verification waits for verify_now
         self._verify_failures: dict[int, int] = {}
+        # the incentives contract, signing as this participant: rewards of the rounds it was
+        # included in are claimed once published (:meth:`claim_rewards`); None: no claims
+        self.incentives = incentives
+        self._rewarded = self.journal.rewarded()  # rounds claimed or owed nothing (journaled)
+        self._no_rewards: set[int] = set()  # rounds whose task has no rewards config (not journaled)
 
     @property
     def address(self) -> Address:
@@ -807,6 +825,76 @@ class ParticipantAgent:
         self._settle(JournalEntry("verified", RoundId(rid), self.address, mine.update_digest, mine.cid,
                                   reason="verifier called"))
 
+    # --- rewards ------------------------------------------------------------------------------
+    def claim_rewards(self) -> list[JournalEntry]:
+        """Claim the reward of every finalised round this participant committed in whose rewards
+        are published and not yet dealt with: the scores blob is fetched and checked against
+        the digest and root on chain, and the amount it owes us is claimed with its Merkle
+        proof. Each outcome is journaled (``claimed``, or ``unrewarded`` with a warning when the
+        blob owes us nothing, or with an error when the contract refuses the claim: the round's
+        budget is spent, say), so a restart claims nothing twice; a claim already on chain is
+        journaled without a transaction. Returns the entries journaled now."""
+        if self.incentives is None:
+            return []
+        out: list[JournalEntry] = []
+        for round_id in sorted(self._commits):
+            if round_id in self._rewarded or round_id in self._no_rewards:
+                continue
+            rid = RoundId(round_id)
+            rnd = self.ledger.round(rid)
+            if rnd.status != RoundStatus.FINALIZED:
+                if rnd.status != RoundStatus.OPEN:
+                    self._no_rewards.add(round_id)  # closed or disputed: no rewards
+                continue
+            if self.task_document(rnd.task_version).rewards is None:
+                self._no_rewards.add(round_id)
+                continue
+            published = self.incentives.round_rewards(round_id)
+            if published is None:
+                continue  # not yet published
+            entry = self._claim(rid, published)
+            if entry is not None:
+                self.journal.append(entry)
+                self._rewarded.add(round_id)
+                out.append(entry)
+        return out
+
+    def _claim(self, rid: RoundId, published: RoundRewardsView) -> JournalEntry | None:
+        assert self.incentives is not None
+        found = scores_publication(self.incentives, rid)
+        if found is None:
+            log.warning("round %d: rewards are published but their scores blob is not in the history yet", rid)
+            return None
+        digest, cid = found
+        data = self.store.get(cid)
+        if bytes(sha256_digest(data)) != bytes(digest):
+            log.error("round %d: scores blob %s does not match its digest on chain; not claiming", rid, cid)
+            return None
+        try:
+            doc = RoundRewardsDoc.from_bytes(data)
+        except BlobFormatError as err:
+            log.error("round %d: scores blob %s is malformed (%s); not claiming", rid, cid, err)
+            return None
+        if bytes(doc.root) != bytes(published.root) or int(doc.round_id) != int(rid):
+            log.error("round %d: scores blob %s is not the one whose root is on chain; not claiming", rid, cid)
+            return None
+        mine = doc.entry(self.address)
+        if mine is None or mine.amount == 0:
+            why = "not listed" if mine is None else f"score {score_text(mine.score)}"
+            log.warning("round %d: the scores blob %s owes %s nothing (%s)", rid, cid, self.address, why)
+            return JournalEntry("unrewarded", rid, self.address, cid=cid, amount=0, reason=f"nothing owed: {why}")
+        if self.incentives.has_claimed(int(rid), self.address):
+            log.info("round %d: reward of %d already claimed", rid, mine.amount)
+            return JournalEntry("claimed", rid, self.address, cid=cid, amount=mine.amount, reason="already claimed")
+        try:
+            report = self.incentives.claim(int(rid), mine.amount, doc.proof(self.address))
+        except ClaimError as err:  # the contract's verdict (the round's budget spent, say): asking again changes nothing
+            log.error("round %d: the claim of %d was refused: %s", rid, mine.amount, err)
+            return JournalEntry("unrewarded", rid, self.address, cid=cid, amount=0, reason=f"claim refused: {err}")
+        log.info("round %d: claimed a reward of %d (tx %s, gas %d)", rid, mine.amount, report.tx_hash, report.gas_used)
+        return JournalEntry("claimed", rid, self.address, cid=cid, tx_hash=report.tx_hash,
+                            block_number=report.block_number, amount=mine.amount)
+
     def _settle(self, entry: JournalEntry) -> None:
         self.journal.append(entry)
         self._settled.add(int(entry.round_id))
@@ -970,6 +1058,8 @@ class ParticipantAgent:
         if latest < 1:
             return False
         self.check_finalised_rounds()  # verify a finalised round before training on its model
+        if self.incentives is not None:
+            self.claim_rewards()
         rid = RoundId(latest)
         if latest not in done:
             rnd = self.ledger.round(rid)
