@@ -1,8 +1,9 @@
 """The audit's incentives section on the real devnet and IPFS node: published reward roots
 recomputed, claims within budget, slashes and the findings they cite.
 
-The incentives events are given to the audit as the contract emits them (records named and shaped
-like the chain layer's); the rounds, blobs, evidence and validation set are real."""
+The incentives events are given to the audit as the chain layer's typed records, so that a root,
+a claim or a slash the contract would refuse can be audited too; the rounds, blobs and evidence
+are real (tests/protocol/test_rewards_claims.py runs the same checks on events the contract emitted)."""
 
 from __future__ import annotations
 
@@ -15,60 +16,25 @@ import pytest
 from fedchain.audit.findings import AuditFindings, FindingKind, Party, Severity
 from fedchain.audit.html import render_html, rewards_svg
 from fedchain.audit.incentives import audit_incentives
+from fedchain.audit.replay import Auditor
+from fedchain.chain.incentives import Deposited, RewardClaimed, RewardsPublished, Slashed
 from fedchain.codec.canonical import sha256_digest
 from fedchain.protocol.rewards import RoundRewardsDoc, build_rewards_doc, compute_round_rewards
 from fedchain.protocol.task import RewardsConfig
-from fedchain.types import Address, RoundId
+from fedchain.types import Address, Cid, Digest, RoundId
 from tests.protocol.harness import Fed, TaskFiles, make_fed
 
 pytestmark = pytest.mark.devnet
 BUDGET = 1000
+AT = {"block_number": 1, "tx_hash": "0x" + "00" * 32, "log_index": 0}
 
 
-@dataclass(frozen=True)
-class RewardsPublished:
-    round_id: int
-    published_by: str
-    root: bytes
-    total: int
-    budget: int
-    scores_digest: bytes
-    scores_cid: str
-    block_number: int = 0
-    tx_hash: str = ""
-    log_index: int = 0
+def claim_event(rid: int, who: str, amount: int) -> RewardClaimed:
+    return RewardClaimed(RoundId(rid), Address(who), amount, **AT)
 
 
-@dataclass(frozen=True)
-class RewardClaimed:
-    round_id: int
-    participant: str
-    amount: int
-    block_number: int = 0
-    tx_hash: str = ""
-    log_index: int = 0
-
-
-@dataclass(frozen=True)
-class Slashed:
-    participant: str
-    slashed_by: str
-    amount: int
-    finding_digest: bytes
-    finding_cid: str
-    treasury: str
-    block_number: int = 0
-    tx_hash: str = ""
-    log_index: int = 0
-
-
-@dataclass(frozen=True)
-class Deposited:
-    participant: str
-    amount: int
-    block_number: int = 0
-    tx_hash: str = ""
-    log_index: int = 0
+def slashed(who: str, by: str, amount: int, digest: bytes, cid: str) -> Slashed:
+    return Slashed(Address(who), Address(by), amount, Digest(digest), Cid(cid), Address(by), **AT)
 
 
 @dataclass
@@ -86,14 +52,14 @@ def _rewarded(env: Any, store: Any, files: TaskFiles, work: Path) -> Rewarded:
 
 def _published(fed: Fed, doc: RoundRewardsDoc) -> RewardsPublished:
     data = doc.to_bytes()
-    return RewardsPublished(int(doc.round_id), fed.env.accounts.aggregator.address, bytes(doc.root), doc.total, BUDGET,
-                            bytes(sha256_digest(data)), fed.store.put(data))
+    return RewardsPublished(doc.round_id, fed.env.accounts.aggregator.address, bytes(doc.root), doc.total, BUDGET,
+                            sha256_digest(data), fed.store.put(data), **AT)
 
 
 def test_published_rewards_claimed_in_full_audit_clean(chain_env, ipfs_store, task_files, tmp_path) -> None:
     r = _rewarded(chain_env, ipfs_store, task_files, tmp_path)
-    events = [_published(r.fed, r.doc), *(RewardClaimed(r.rid, e.participant, e.amount) for e in r.doc.entries),
-              Deposited(r.doc.entries[0].participant, 10**17)]
+    events = [_published(r.fed, r.doc), *(claim_event(r.rid, e.participant, e.amount) for e in r.doc.entries),
+              Deposited(r.doc.entries[0].participant, 10**17, **AT)]
 
     section = audit_incentives(r.fed.reader, r.fed.store, events)
 
@@ -118,7 +84,7 @@ def test_a_root_paying_one_participant_double_is_flagged_against_the_aggregator(
     # the blob states a budget its amounts fit; on chain the aggregator declares a total within the real one
     tampered = build_rewards_doc(r.rid, "samples", {}, BUDGET + greedy.amount, None, others, amounts)
     events = [replace(_published(r.fed, tampered), total=BUDGET),
-              RewardClaimed(r.rid, greedy.participant, 2 * greedy.amount)]
+              claim_event(r.rid, greedy.participant, 2 * greedy.amount)]
 
     section = audit_incentives(r.fed.reader, r.fed.store, events)
 
@@ -139,9 +105,8 @@ def test_a_slash_citing_a_finding_that_does_not_name_the_participant_is_flagged(
     victim, culprit = r.doc.entries[0].participant, r.doc.entries[1].participant
     blob = AuditFindings(int(r.rid), "0x" + "11" * 32, None, Party.PARTICIPANT, culprit, (), "").to_bytes()
     cid = r.fed.store.put(blob)
-    events = [Slashed(victim, admin, 5, bytes(sha256_digest(blob)), cid, admin),
-              Slashed(culprit, admin, 5, bytes(sha256_digest(blob)), cid, admin),
-              Slashed(culprit, admin, 5, b"\x42" * 32, cid, admin)]
+    events = [slashed(victim, admin, 5, sha256_digest(blob), cid), slashed(culprit, admin, 5, sha256_digest(blob), cid),
+              slashed(culprit, admin, 5, b"\x42" * 32, cid)]
 
     section = audit_incentives(r.fed.reader, r.fed.store, events)
 
@@ -157,9 +122,7 @@ def test_the_report_carries_the_incentives_section(chain_env, ipfs_store, task_f
 
     class View:
         def history(self) -> list[object]:
-            return [_published(r.fed, r.doc), RewardClaimed(r.rid, r.doc.entries[0].participant, r.doc.entries[0].amount)]
-
-    from fedchain.audit.replay import Auditor
+            return [_published(r.fed, r.doc), claim_event(r.rid, r.doc.entries[0].participant, r.doc.entries[0].amount)]
 
     report = Auditor(r.fed.reader, r.fed.store, incentives=View()).audit()
 
