@@ -74,6 +74,8 @@ def test_rewards_published_claimed_by_every_participant_and_audited_clean(
     assert r.reader.reward_leaf(rid, first.participant, first.amount) == bytes(reward_leaf(rid, first.participant,
                                                                                           first.amount))
 
+    assert r.fed.aggregator.transport.publish_rewards(rid) is None  # published once
+
     claimed = [agent.claim_rewards() for agent in r.fed.participants]
     again = [agent.claim_rewards() for agent in r.fed.participants]
 
@@ -89,6 +91,18 @@ def test_rewards_published_claimed_by_every_participant_and_audited_clean(
     assert report.ok, report.findings
     assert report.incentives is not None and report.incentives.rounds[0].recomputed is True
     assert all(line["claimed"] for p in report.incentives.participants for line in p.rounds)
+
+
+def test_no_rewards_are_published_while_the_budget_is_zero(chain_env, ipfs_store, task_files, tmp_path) -> None:
+    r = rewarded_fed(chain_env, ipfs_store, task_files, tmp_path)
+    assert r.deployment.incentives is not None
+    _admin_send(chain_env, set_budget_call(r.deployment.incentives, 0))
+
+    rid = RoundId(r.fed.run_round().round_id)
+
+    assert r.fed.reader.round(rid).status.name == "FINALIZED"
+    assert r.reader.round_rewards(rid) is None and r.fed.aggregator.transport.rewards == {}
+    assert [agent.claim_rewards() for agent in r.fed.participants] == [[], [], []]
 
 
 def test_a_root_paying_one_participant_double_is_refused_at_the_budget_and_flagged(
