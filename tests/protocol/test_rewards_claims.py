@@ -27,6 +27,7 @@ from fedchain.protocol.rewards import build_rewards_doc, reward_leaf
 from fedchain.protocol.task import RewardsConfig
 from fedchain.types import RoundId
 from tests.protocol.harness import Fed, TaskFiles, make_fed
+from tests.protocol.test_rewards_round import validation_npz
 
 pytestmark = pytest.mark.devnet
 BUDGET = 1000
@@ -44,12 +45,14 @@ def _admin_send(env: Any, call: Any) -> None:
     env.conn.send_transaction(env.accounts.admin, to=call.target, data=call.calldata, value=call.value)
 
 
-def rewarded_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, publish: bool = True) -> Rewarded:
+def rewarded_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, publish: bool = True,
+                 config: RewardsConfig | None = None) -> Rewarded:
     _, deployment, _ = deploy_incentives(env.conn, env.accounts.admin, env.deployment, supply=10**24)
     assert deployment.incentives is not None and deployment.reward_token is not None
     _admin_send(env, set_budget_call(deployment.incentives, BUDGET))
     _admin_send(env, fund_pool_call(deployment.reward_token, deployment.incentives, 10 * BUDGET))
-    fed = make_fed(env, store, replace(files, doc=replace(files.doc, rewards=RewardsConfig("samples"))), work)
+    rewards = config if config is not None else RewardsConfig("samples")
+    fed = make_fed(env, store, replace(files, doc=replace(files.doc, rewards=rewards)), work)
     if publish:
         fed.aggregator.transport.incentives = Incentives(env.conn, deployment, env.accounts.aggregator)
     for i, agent in enumerate(fed.participants):
@@ -91,6 +94,23 @@ def test_rewards_published_claimed_by_every_participant_and_audited_clean(
     assert report.ok, report.findings
     assert report.incentives is not None and report.incentives.rounds[0].recomputed is True
     assert all(line["claimed"] for p in report.incentives.participants for line in p.rounds)
+
+
+def test_shapley_rewards_on_the_validation_set_are_claimed_and_recomputed_by_the_audit(
+        chain_env, ipfs_store, task_files, tmp_path) -> None:
+    data = validation_npz(task_files)
+    config = RewardsConfig("shapley", {}, sha256_digest(data), ipfs_store.put(data), BUDGET)
+    r = rewarded_fed(chain_env, ipfs_store, task_files, tmp_path, config=config)
+    rid = RoundId(r.fed.run_round().round_id)
+    doc = r.fed.aggregator.transport.rewards[rid]
+
+    entries = [e for agent in r.fed.participants for e in agent.claim_rewards()]
+
+    assert doc.rule == "shapley" and doc.validation_digest == sha256_digest(data) and doc.error_bound is None
+    assert sum(e.amount or 0 for e in entries if e.event == "claimed") == doc.total
+    report = auditor(r).audit()
+    assert report.ok, report.findings
+    assert report.incentives is not None and report.incentives.rounds[0].recomputed is True
 
 
 def test_no_rewards_are_published_while_the_budget_is_zero(chain_env, ipfs_store, task_files, tmp_path) -> None:
