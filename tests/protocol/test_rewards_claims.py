@@ -23,10 +23,11 @@ from fedchain.chain.incentives import (
     slash_call,
 )
 from fedchain.codec.canonical import sha256_digest
+from fedchain.fl.attacks import AttackSpec
 from fedchain.protocol.rewards import build_rewards_doc, reward_leaf
 from fedchain.protocol.task import RewardsConfig
 from fedchain.types import RoundId
-from tests.protocol.harness import Fed, TaskFiles, make_fed
+from tests.protocol.harness import Fed, TaskFiles, make_fed, make_task_files
 from tests.protocol.test_rewards_round import validation_npz
 
 pytestmark = pytest.mark.devnet
@@ -46,13 +47,13 @@ def _admin_send(env: Any, call: Any) -> None:
 
 
 def rewarded_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, publish: bool = True,
-                 config: RewardsConfig | None = None) -> Rewarded:
+                 config: RewardsConfig | None = None, attacks: dict[int, AttackSpec] | None = None) -> Rewarded:
     _, deployment, _ = deploy_incentives(env.conn, env.accounts.admin, env.deployment, supply=10**24)
     assert deployment.incentives is not None and deployment.reward_token is not None
     _admin_send(env, set_budget_call(deployment.incentives, BUDGET))
     _admin_send(env, fund_pool_call(deployment.reward_token, deployment.incentives, 10 * BUDGET))
     rewards = config if config is not None else RewardsConfig("samples")
-    fed = make_fed(env, store, replace(files, doc=replace(files.doc, rewards=rewards)), work)
+    fed = make_fed(env, store, replace(files, doc=replace(files.doc, rewards=rewards)), work, attacks=attacks)
     if publish:
         fed.aggregator.transport.incentives = Incentives(env.conn, deployment, env.accounts.aggregator)
     for i, agent in enumerate(fed.participants):
@@ -111,6 +112,25 @@ def test_shapley_rewards_on_the_validation_set_are_claimed_and_recomputed_by_the
     report = auditor(r).audit()
     assert report.ok, report.findings
     assert report.incentives is not None and report.incentives.rounds[0].recomputed is True
+
+
+def test_a_rejected_update_is_owed_nothing_and_its_participant_claims_nothing(chain_env, ipfs_store, tmp_path) -> None:
+    files = make_task_files(tmp_path, robust="norm_clip:max_norm=1,reject=true")
+    r = rewarded_fed(chain_env, ipfs_store, files, tmp_path, attacks={2: AttackSpec("scaling")})
+    rid = RoundId(r.fed.run_round().round_id)
+    doc = r.fed.aggregator.transport.rewards[rid]
+    attacker = r.fed.participants[2]
+
+    entries = [agent.claim_rewards() for agent in r.fed.participants]
+
+    mine = doc.entry(attacker.address)
+    assert mine is not None and (mine.score, mine.amount) == (0, 0)
+    assert [(e.event, e.amount) for e in entries[2]] == [("unrewarded", 0)]
+    assert "nothing owed" in (entries[2][0].reason or "")
+    assert [e.event for e in entries[0] + entries[1]] == ["claimed", "claimed"]
+    assert sum(e.amount or 0 for e in entries[0] + entries[1]) == BUDGET
+    assert not r.reader.has_claimed(rid, attacker.address)
+    assert auditor(r).audit().ok
 
 
 def test_no_rewards_are_published_while_the_budget_is_zero(chain_env, ipfs_store, task_files, tmp_path) -> None:
