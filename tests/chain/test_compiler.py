@@ -37,8 +37,8 @@ REAL_CONTRACTS = REPO / "contracts"
 ARTIFACTS = Path("fedchain", "chain", "artifacts")
 REVERTS = Path("fedchain", "reverts.py")
 CONTRACTS = [
-    "Federation", "FederationGovernor", "FederationMembership", "FederationTimelock", "IFederation",
-    "IFederationMembership",
+    "Federation", "FederationGovernor", "FederationIncentives", "FederationMembership", "FederationRewardToken",
+    "FederationTimelock", "IFederation", "IFederationIncentives", "IFederationMembership",
 ]
 ALL_FRESH = [*((name, "fresh") for name in CONTRACTS), ("fedchain.reverts", "fresh")]
 EIP170_LIMIT = 24_576  # bytes of runtime code a contract may have (EIP-170)
@@ -151,7 +151,8 @@ def test_governance_contracts_fit_eip170_and_record_their_immutables() -> None:
     """The Governor stays under 24 KB with the project's optimizer settings; every artifact lists the byte ranges its
     constructor fills with immutables (zero in deployedBytecode), so that a deployment's code can be checked."""
     sizes = {}
-    for name in ("Federation", "FederationGovernor", "FederationMembership", "FederationTimelock"):
+    for name in ("Federation", "FederationGovernor", "FederationMembership", "FederationTimelock",
+                 "FederationIncentives", "FederationRewardToken"):
         artifact = load_artifact(name)
         code = bytes.fromhex(artifact["deployedBytecode"][2:])
         sizes[name] = len(code)
@@ -252,7 +253,8 @@ def test_edited_reverts_module_is_stale(project: Path) -> None:
     with pytest.raises(
         StaleArtifactError,
         match=r"fedchain/reverts\.py: differs from what Federation\.json, FederationGovernor\.json, "
-        r"FederationTimelock\.json, FederationMembership\.json generate",
+        r"FederationTimelock\.json, FederationMembership\.json, FederationIncentives\.json, "
+        r"FederationRewardToken\.json generate",
     ):
         build_in(project, check=True)
 
