@@ -45,8 +45,10 @@ from fedchain.chain.incentives import (
 )
 from fedchain.codec.merkle import MerkleTree
 from fedchain.errors import ClaimError, DepositError, ExitCode, IncentivesError, NoIncentivesError
+from fedchain.ports import ParticipantRemoved, ParticipantStatus
 from fedchain.reverts import (
     ERC20InsufficientBalance,
+    FederationInvalidStatus,
     IncentivesAlreadyClaimed,
     IncentivesAlreadyDeposited,
     IncentivesBudgetExceeded,
@@ -220,6 +222,20 @@ def test_a_withdrawal_before_leaving_is_refused(inc_env: IncEnv) -> None:
     with unchanged(inc_env), pytest.raises(DepositError, match="has not asked") as not_requested:
         inc_env.inc(inc_env.alice).withdraw()
     assert isinstance(not_requested.value.revert, IncentivesWithdrawalNotRequested)
+
+
+def test_leave_removes_the_signer_and_names_it_as_the_actor(inc_env: IncEnv) -> None:
+    alice = inc_env.alice
+    report = FederationContract.from_deployment(inc_env.env.conn, inc_env.deployment, alice).leave("moving on")
+    removed = [ev for ev in inc_env.env.ledger().history() if isinstance(ev, ParticipantRemoved)]
+    assert [(ev.participant, ev.removed_by, ev.reason, ev.tx_hash) for ev in removed] == [
+        (Address(alice.address), Address(alice.address), "moving on", report.tx_hash)
+    ]
+    assert inc_env.env.federation().participant(alice.address).status == ParticipantStatus.REMOVED
+    outsider = inc_env.env.accounts.outsider
+    with pytest.raises(FederationInvalidStatus) as info:
+        FederationContract.from_deployment(inc_env.env.conn, inc_env.deployment, outsider).leave("never joined")
+    assert (info.value.participant, info.value.status) == (outsider.address, 0)
 
 
 def test_a_withdrawal_is_refused_during_the_delay_and_paid_after_it(inc_env: IncEnv) -> None:
