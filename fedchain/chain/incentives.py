@@ -22,7 +22,7 @@ clear line and the typed revert in ``revert``; nothing was sent, or the transact
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-from fedchain.chain.abi import DecodedLog, EventDecoder, FunctionCodec, RevertDecoder, to_bytes
+from fedchain.chain.abi import DecodedLog, FunctionCodec, RevertDecoder
 from fedchain.chain.compiler import load_artifact
 from fedchain.chain.connection import Connection
 from fedchain.chain.events import EventIndex
@@ -45,7 +45,7 @@ from fedchain.chain.federation import (
     load_federation_artifact,
     write_deployment,
 )
-from fedchain.chain.governance import ProposalCall
+from fedchain.chain.governance import ProposalCall, _GovernanceLogs
 from fedchain.errors import ClaimError, ContractRevertError, DepositError, IncentivesError, NoIncentivesError
 from fedchain.ports import TxReport
 from fedchain.types import Address, Cid, Digest, RoundId
@@ -298,24 +298,6 @@ def _to_record(entry: DecodedLog) -> IncentiveEvent | None:
     return None
 
 
-class _IncentivesLogs:
-    """The incentives contract's logs (a :class:`fedchain.chain.events.LogSource`)."""
-
-    def __init__(self, conn: Connection, address: str, abi: Sequence[Mapping[str, Any]], start: int) -> None:
-        self.conn = conn
-        self.address = to_checksum_address(address)
-        self.deployment_block = start
-        self.events = EventDecoder(abi)
-
-    def logs(self, from_block: int, to_block: int, *, topics: list[Any] | None = None) -> list[dict[str, Any]]:
-        """Raw logs of the contract in ``[from_block, to_block]``."""
-        params: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
-        if topics is not None:
-            params["topics"] = ["0x" + to_bytes(t).hex() if t is not None else None for t in topics]
-        with self.conn.translate(function="eth_getLogs"):
-            return [dict(entry) for entry in self.conn.w3.eth.get_logs(params)]  # type: ignore[arg-type]
-
-
 # ---------------------------------------------------------------- the client
 
 
@@ -393,7 +375,7 @@ class Incentives:
         self.errors = RevertDecoder([*inc_abi, *token_abi, *load_federation_artifact()["abi"]])
         if index is None:
             start = deployment.incentives_block if deployment.incentives_block is not None else deployment.block_number
-            index = EventIndex(_IncentivesLogs(conn, self.address, inc_abi, start), _to_record)
+            index = EventIndex(_GovernanceLogs(conn, [self.address], inc_abi, start), _to_record)  # one contract's logs
         self._index = index
 
     def with_account(self, account: LocalAccount) -> Incentives:
