@@ -95,6 +95,12 @@ class Connection:
             message = str(getattr(err, "message", "") or err)
             if _rpc_code(err) == DEVNET_UNAVAILABLE_CODE:
                 raise RpcUnavailableError(f"the Ethereum node at {self.url} is restarting: {message}") from err
+            if _chain_moved(message):
+                # the block a read was resolved against vanished under it (a rewind or reorganisation):
+                # the same read a moment later is answered from the chain as it is now
+                raise RpcUnavailableError(
+                    f"the chain at {self.url} changed under the read (rewound or reorganised): {message}"
+                ) from err
             if _insufficient_funds(message):
                 raise InsufficientFundsError(f"{function or 'transaction'}: {message}") from err
             revert = self._revert_from_rpc(err, decoder, function)
@@ -304,6 +310,14 @@ class Connection:
             raise TransactionFailedError(f"fund: transaction {hex_hash} failed")
         log.info("funded %s with %d wei: tx %s", to, value, hex_hash)
         return hex_hash
+
+
+_CHAIN_MOVED = ("BlockOutOfRangeError", "header not found", "unknown block")
+
+
+def _chain_moved(message: str) -> bool:
+    """Whether a node's error says the block a read was resolved against is not there (any more)."""
+    return any(marker.lower() in message.lower() for marker in _CHAIN_MOVED)
 
 
 def _reason(err: BaseException) -> str:

@@ -207,3 +207,40 @@ def test_a_node_that_dies_between_its_answers_headers_and_body_is_an_outage_not_
             conn.block_number()
     finally:
         server.shutdown()
+
+
+def test_a_read_whose_block_vanished_under_it_is_an_outage_to_ride_out() -> None:
+    """A read racing a rewind or reorganisation is resolved against a block the node no longer has
+    (anvil: ``BlockOutOfRangeError``): the same read a moment later succeeds, so agents retry it
+    (RpcUnavailableError) rather than die of a ChainError."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from fedchain.errors import RpcUnavailableError
+
+    class Rewound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
+            call = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            if call["method"] == "eth_chainId":
+                answer = {"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"}
+            else:
+                answer = {"jsonrpc": "2.0", "id": call["id"], "error": {
+                    "code": -32602, "message": "BlockOutOfRangeError: block height is 20 but requested was 21"}}
+            body = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Rewound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        conn = Connection(f"http://127.0.0.1:{server.server_address[1]}")
+        with pytest.raises(RpcUnavailableError, match="changed under the read"):
+            conn.block_number()
+    finally:
+        server.shutdown()
