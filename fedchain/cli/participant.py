@@ -231,7 +231,7 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     ledger = connect_ledger(settings, account=account, address=address)
     store = open_blob_store(settings)
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
-                             cid_of=compute_cid)
+                             cid_of=compute_cid, incentives=incentives_for(ledger, settings, address, account))
     agent.on_outage = follow_services(settings, agent, account=account, address=address)
     if verify is False:
         return agent, None

@@ -26,12 +26,15 @@ def aggregator_transport(settings: Settings, address: str | None, *, dishonest: 
                          resume: bool = False, account: LocalAccount | None = None) -> LedgerTransport:
     """The ledger transport of the aggregator role, signing with ``account`` (default: the
     role's keystore)."""
+    from fedchain.cli.incentives import incentives_for
     from fedchain.engine.ledger import LedgerTransport
     from fedchain.sim.wiring import connect_ledger, open_blob_store
 
-    ledger = connect_ledger(settings, account=account or role_signer(settings), address=address)
+    signer = account or role_signer(settings)
+    ledger = connect_ledger(settings, account=signer, address=address)
     return LedgerTransport(ledger, open_blob_store(settings), dishonest=dishonest, commit_duration=commit_duration,
-                           min_updates=min_updates, resume=resume)
+                           min_updates=min_updates, resume=resume,
+                           incentives=incentives_for(ledger, settings, address, signer))
 
 
 def describe_round(out: RoundReport) -> str:
