@@ -133,3 +133,19 @@ def test_the_report_carries_the_incentives_section(chain_env, ipfs_store, task_f
     assert sum(v == [False] for v in claimed.values()) == len(r.doc.entries) - 1
     page = render_html(report)
     assert "<h2>Incentives</h2>" in page and "cumulative rewards per participant" in page
+
+
+def test_a_scores_blob_that_is_not_the_published_one_is_flagged(chain_env, ipfs_store, task_files, tmp_path) -> None:
+    r = _rewarded(chain_env, ipfs_store, task_files, tmp_path)
+    honest = _published(r.fed, r.doc)
+    garbage = r.fed.store.put(b'{"format":"fedchain.rewards/1"}')
+    events = [replace(honest, scores_digest=sha256_digest(b"other bytes")),
+              replace(honest, round_id=RoundId(r.rid), scores_cid=garbage,
+                      scores_digest=sha256_digest(b'{"format":"fedchain.rewards/1"}'))]
+
+    section = audit_incentives(r.fed.reader, r.fed.store, events)
+
+    kinds = [f.kind for f in section.findings]
+    assert FindingKind.REWARDS_BLOB_MISSING in kinds and FindingKind.REWARDS_BLOB_MALFORMED in kinds
+    assert all(f.responsible is Party.AGGREGATOR for f in section.findings)
+    assert FindingKind.REWARDS_MISMATCH not in kinds  # the root itself is the recomputed one
