@@ -220,6 +220,8 @@ class LedgerTransport:
                             "resuming it instead of opening a new round", latest, rnd.opened_block, rnd.deadline,
                             rnd.commit_count)
                 return self.attach(latest)
+        if latest >= 1:
+            self.publish_missed_rewards(latest)
         started = time.monotonic()
         while True:
             self.answer_contests()
@@ -509,6 +511,24 @@ class LedgerTransport:
         log.info("round %d: rewards published (%s rule, %d of budget %d to %d participant(s); root %s, scores %s, tx %s)",
                  round_id, doc.rule, doc.total, budget, len(doc.entries), digest_hex(doc.root), cid, report.tx_hash)
         return doc
+
+    def publish_missed_rewards(self, round_id: RoundId) -> RoundRewardsDoc | None:
+        """Publish the rewards of ``round_id`` when it was finalised under a task with a rewards
+        config and they are not published yet (an aggregator that stopped, or failed to publish,
+        right after finalising it); a failure is logged and leaves the next round to open."""
+        if self.incentives is None or self.ledger.round(round_id).status != RoundStatus.FINALIZED:
+            return None
+        try:
+            if self.incentives.round_rewards(int(round_id)) is not None or int(self.incentives.reward_budget()) == 0:
+                return None
+            _, doc = load_task_document(self.ledger, self.store, self.ledger.round(round_id).task_version)
+            if doc.rewards is None:
+                return None
+            log.warning("round %d was finalised without its rewards published; publishing them now", round_id)
+            return self.publish_rewards(round_id)
+        except FedchainError as err:
+            log.error("round %d: rewards not published: %s", round_id, err)
+            return None
 
     def _cheat(self, agg: RoundAggregate, ctx: _RoundContext, opened: OpenedRound) -> RoundAggregate:
         rid, base_digest = opened.round_id, opened.base_digest

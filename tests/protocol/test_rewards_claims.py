@@ -133,6 +133,19 @@ def test_a_rejected_update_is_owed_nothing_and_its_participant_claims_nothing(ch
     assert auditor(r).audit().ok
 
 
+def test_rewards_left_unpublished_are_published_before_the_next_round(chain_env, ipfs_store, task_files, tmp_path) -> None:
+    r = rewarded_fed(chain_env, ipfs_store, task_files, tmp_path, publish=False)
+    rid = RoundId(r.fed.run_round().round_id)
+    assert r.reader.round_rewards(rid) is None
+    transport = r.fed.aggregator.transport
+    transport.incentives = Incentives(chain_env.conn, r.deployment, chain_env.accounts.aggregator)
+
+    r.fed.open_round()
+
+    published = r.reader.round_rewards(rid)
+    assert published is not None and published.root == bytes(transport.rewards[rid].root)
+
+
 def test_no_rewards_are_published_while_the_budget_is_zero(chain_env, ipfs_store, task_files, tmp_path) -> None:
     r = rewarded_fed(chain_env, ipfs_store, task_files, tmp_path)
     assert r.deployment.incentives is not None
