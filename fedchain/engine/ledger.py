@@ -18,7 +18,8 @@ Given the incentives contract (``incentives``, a :class:`~fedchain.protocol.rewa
 after finalising a round whose task has a rewards config while the per-round budget is not zero,
 the aggregator scores the included updates (:func:`~fedchain.protocol.rewards.compute_round_rewards`),
 stores the scores blob and publishes the root of its reward leaves (:meth:`LedgerTransport.publish_rewards`).
-A failure there is logged and leaves the round finalised: the rewards can be published later.
+A failure there is logged and leaves the round finalised; rewards of the latest round left
+unpublished are published before the next round opens (:meth:`LedgerTransport.publish_missed_rewards`).
 
 ``dishonest`` exists only to demonstrate that the audit and the members catch a cheating
 aggregator: ``drop-update`` silently leaves one valid update out; ``shift-model`` publishes a
