@@ -65,7 +65,8 @@ def show(participant_address: str | None, keystore: Path | None, state_dir: Path
                     if record.requested else "")]
         lines.append(f"  policy: {eth(policy.amount)} per participant, withdrawal delay {policy.withdrawal_delay_s} s, "
                      f"slashed funds to {policy.treasury}")
-        lines += [f"  block {e.block_number}: {type(e).__name__} {getattr(e, 'amount', '')}".rstrip()
+        lines += [f"  block {e.block_number}: {type(e).__name__} {eth(int(getattr(e, 'amount', 0)))} (tx {e.tx_hash})"
+                  + (f" citing {e.finding_cid}" if hasattr(e, "finding_cid") else "")
                   for e in session.incentives.history() if str(getattr(e, "participant", "")).lower() == who.lower()]
         return "\n".join(lines)
 

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from fedchain.cli.incentives import incentives_for
+from fedchain.cli.incentives import eth, incentives_for
 from fedchain.cli.options import (
     emit,
     json_option,
@@ -82,7 +82,7 @@ def register(organisation: str, industry: str, samples: int | None, data_path: P
                    "deposit_tx": deposit},
          f"registered {account.address} as {organisation!r} with {samples} samples "
          f"(pending admission; tx {report.tx_hash}, gas {report.gas_used})"
-         + (f"; deposited {amount} wei as the deposit policy asks (tx {deposit.tx_hash}, gas "
+         + (f"; deposited {eth(amount)} as the deposit policy asks (tx {deposit.tx_hash}, gas "
             f"{deposit.gas_used})" if deposit is not None else ""))
 
 
@@ -112,7 +112,7 @@ def leave(reason: str, keystore: Path | None, state_dir: Path | None, rpc_url: s
     emit(as_json, {"participant": account.address, "reason": reason, "status": "removed", "tx": report,
                    "deposit_held": held},
          f"{account.address} left the federation ({reason!r}; tx {report.tx_hash}, gas {report.gas_used})"
-         + (f"; its deposit of {held} wei: `fedchain deposit request-withdrawal`, then `deposit withdraw` "
+         + (f"; its deposit of {eth(held)}: `fedchain deposit request-withdrawal`, then `deposit withdraw` "
             "after the delay" if held else ""))
 
 

@@ -148,8 +148,7 @@ def inc_env(chain_env: DevnetEnv, tmp_path: Path) -> GovEnv:
                  str(10**6), key=chain_env.accounts.admin))
     env.deployment = read_deployment(env.state_dir, chain_env.conn.chain_id)
     assert env.deployment.incentives is not None and env.deployment.timelock is not None
-    _pass(env, _propose(env, "set-deposit", "--amount", str(DEPOSIT), "--delay", str(DELAY), "--treasury",
-                        env.deployment.timelock))
+    _pass(env, _propose(env, "set-deposit", "--amount", str(DEPOSIT), "--delay", str(DELAY)))  # treasury: the timelock
     _pass(env, _propose(env, "set-budget", "--per-round", str(BUDGET)))
     _pass(env, _propose(env, "fund-pool", "--amount", str(POOL)))
     return env
@@ -213,6 +212,9 @@ def test_a_slash_citing_a_finding_that_names_the_participant_executes(inc_env: G
     assert _incentives(inc_env).deposit_of(Address(cheat.address)).held == DEPOSIT - DEPOSIT // 2
     shown = _doc(inc_env.run("deposit", "show", cheat.address))
     assert shown["deposit"]["held"] == DEPOSIT // 2
+    assert [e["finding_cid"] for e in shown["history"] if "finding_cid" in e] == [cid]
+    text = _ok(inc_env.run("deposit", "show", cheat.address, json_out=False)).stdout
+    assert "holds 0.05 ETH" in text and "Slashed 0.05 ETH" in text and f"citing {cid}" in text
 
     # a finding that does not name the participant: one line, nothing sent
     proposals = len(inc_env.governance().proposals())
