@@ -27,6 +27,7 @@ from fedchain.fl.records import Rejection
 from fedchain.protocol.evidence import Evidence
 from fedchain.protocol.rewards import build_rewards_doc
 from fedchain.protocol.rounds import leaf_of
+from fedchain.protocol.task import TaskDocument
 from fedchain.storage.local import LocalStore
 from fedchain.types import Address, Cid, Digest, RoundId
 from tests.cli.test_gov import BASE, PARAMS, GovEnv, _deploy_args, _doc, _ok, _refused, _unchanged
@@ -177,7 +178,10 @@ def test_register_deposits_and_a_withdrawal_waits_for_the_delay(inc_env: GovEnv)
     # still registered: the withdrawal is refused before anything is sent
     _unchanged(inc_env, inc_env.run("deposit", "request-withdrawal", key=site), ExitCode.INCENTIVES,
                "is still pending", "participant leave")
-    _doc(inc_env.run("participant", "leave", "--reason", "the project ended", key=site))
+    left = _doc(inc_env.run("participant", "leave", "--reason", "the project ended", key=site))
+    assert (left["status"], left["deposit_held"]) == ("removed", DEPOSIT)
+    _unchanged(inc_env, inc_env.run("participant", "leave", "--reason", "again", key=site), ExitCode.PARTICIPANT,
+               "status is removed")
     _unchanged(inc_env, inc_env.run("deposit", "withdraw", key=site), ExitCode.INCENTIVES, "has not requested")
     requested = _doc(inc_env.run("deposit", "request-withdrawal", key=site))
     available_at = requested["deposit"]["available_at"]
@@ -191,6 +195,13 @@ def test_register_deposits_and_a_withdrawal_waits_for_the_delay(inc_env: GovEnv)
     assert withdrawn["withdrawn"] == DEPOSIT and withdrawn["deposit"]["held"] == 0
     fee = withdrawn["tx"]["gas_used"] * withdrawn["tx"]["effective_gas_price"]
     assert inc_env.chain.conn.balance(site.address) == before + DEPOSIT - fee
+
+
+def test_configure_task_records_the_rewards_rule(inc_env: GovEnv) -> None:
+    doc = _propose(inc_env, "configure-task", "--rewards", "samples", "--min-updates", "2", "--store", "local")
+    call = doc["proposal"]["calls"][0]["call"]  # configureTask(0x..., 0x..., 0x..., 'CID', 86400)
+    task = TaskDocument.from_bytes(inc_env.store().get(Cid(call.split("'")[1])))
+    assert task.rewards is not None and task.rewards.rule == "samples"
 
 
 def _registered(env: GovEnv, site: LocalAccount) -> None:
