@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 
@@ -29,7 +30,7 @@ from fedchain.protocol.rewards import build_rewards_doc
 from fedchain.protocol.rounds import leaf_of
 from fedchain.protocol.task import TaskDocument
 from fedchain.storage.local import LocalStore
-from fedchain.types import Address, Cid, Digest, RoundId
+from fedchain.types import Address, Cid, Digest, RoundId, Wei
 from tests.cli.test_gov import BASE, PARAMS, GovEnv, _deploy_args, _doc, _ok, _refused, _unchanged
 from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, DevnetEnv
 
@@ -346,3 +347,11 @@ def test_a_scores_blob_that_is_not_the_published_one(published: Published) -> No
     env = published.env
     (env.store().path_of(published.cid)).unlink()
     _refused(env.run("rewards", "show", "--store", "local"), ExitCode.BLOB_NOT_FOUND)
+
+
+def test_register_without_the_deposit_is_refused_before_registering(inc_env: GovEnv) -> None:
+    poor = Account.from_key(keccak(b"a site that cannot pay the deposit"))
+    inc_env.chain.conn.fund_from_dev_account(poor.address, Wei(10**16))  # gas, but not the 0.1 ETH deposit
+    _unchanged(inc_env, inc_env.run("participant", "register", "--organisation", "Poor", "--samples", "10", key=poor),
+               ExitCode.INCENTIVES, "less than the deposit of 100000000000000000 wei")
+    assert inc_env.federation().participant(Address(poor.address)).status.name.lower() == "none"
