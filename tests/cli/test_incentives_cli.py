@@ -21,6 +21,8 @@ from fedchain.chain.governance import ProposalState, Support, admit_call, config
 from fedchain.chain.incentives import Incentives
 from fedchain.cli.incentives import check_slash_finding
 from fedchain.cli.main import cli
+from fedchain.cli.options import role_settings
+from fedchain.cli.round import aggregator_transport
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.merkle import MerkleTree
 from fedchain.errors import BlobFormatError, ExitCode, GovernanceError
@@ -355,3 +357,12 @@ def test_register_without_the_deposit_is_refused_before_registering(inc_env: Gov
     _unchanged(inc_env, inc_env.run("participant", "register", "--organisation", "Poor", "--samples", "10", key=poor),
                ExitCode.INCENTIVES, "less than the deposit of 100000000000000000 wei")
     assert inc_env.federation().participant(Address(poor.address)).status.name.lower() == "none"
+
+
+def test_the_aggregator_gets_the_incentives_contract(inc_env: GovEnv, chain_env: DevnetEnv) -> None:
+    settings = role_settings(inc_env.state_dir, inc_env.chain.url, None, "local", None)
+    transport = aggregator_transport(settings, None, account=inc_env.chain.accounts.aggregator)
+    assert isinstance(transport.incentives, Incentives)
+    assert transport.incentives.sender == inc_env.chain.accounts.aggregator.address
+    plain = role_settings(chain_env.state_dir, chain_env.url, None, "local", None)  # deployed without incentives
+    assert aggregator_transport(plain, None, account=chain_env.accounts.aggregator).incentives is None
