@@ -544,6 +544,8 @@ def _admin_events(history: History) -> Iterable[tuple[LedgerEvent, str, str, str
         if isinstance(ev, ParticipantAdmitted):
             yield ev, "admission", f"admit {ev.participant} ({ev.approved_samples} samples approved)", ev.admitted_by
         elif isinstance(ev, ParticipantRemoved):
+            if ev.removed_by.lower() == ev.participant.lower():
+                continue  # the participant left by itself (Federation.leave): no admin acted
             yield ev, "removal", f"remove {ev.participant} ({ev.reason})", ev.removed_by
         elif isinstance(ev, TaskConfigured):
             yield ev, "task_configuration", f"configure task v{ev.version} ({ev.config_cid})", ev.configured_by

@@ -228,8 +228,18 @@ class Connection:
                 raise InsufficientFundsError(
                     f"{function}: {sender} has {have} wei, needs up to {need} wei for gas and value"
                 )
-            signed = account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            for attempt in range(NONCE_RETRIES + 1):
+                signed = account.sign_transaction(tx)
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                    break
+                except Web3RPCError as err:
+                    # another process signing with the same key took this nonce between our read and our send
+                    if attempt == NONCE_RETRIES or "nonce too low" not in str(getattr(err, "message", "") or err):
+                        raise
+                    log.info("%s: nonce %d was taken by another transaction of %s; signing again", function,
+                             tx["nonce"], sender)
+                    tx["nonce"] = self.w3.eth.get_transaction_count(sender, "pending")
         hex_hash = "0x" + bytes(tx_hash).hex()
         try:
             with self.translate(decoder, function):
@@ -311,6 +321,9 @@ class Connection:
         log.info("funded %s with %d wei: tx %s", to, value, hex_hash)
         return hex_hash
 
+
+NONCE_RETRIES = 3
+"""How often a transaction is signed again with a fresh nonce when another sender of the same key took its nonce."""
 
 _CHAIN_MOVED = ("BlockOutOfRangeError", "header not found", "unknown block")
 

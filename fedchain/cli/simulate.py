@@ -41,6 +41,13 @@ from fedchain.errors import ExitCode
 @click.option("--verification-quorum", type=click.IntRange(0, 100), default=50, show_default=True,
               help="With --governance: the percentage of a round's included participants that must attest it before "
                    "the next round opens (0: no live verification).")
+@click.option("--rewards", "rewards_rule", type=click.Choice(["samples", "loo", "shapley"]), default=None,
+              help="Pay each round's reward budget by this contribution rule, scored on the held-out split as the "
+                   "consortium's validation set (implies --governance: deposits at registration, the budget and the pool "
+                   "voted in the genesis proposal, a participant whose update a round rejects slashed by vote, every "
+                   "participant claiming what it is owed).")
+@click.option("--reward-budget", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="With --rewards: reward token base units per round.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write report.json, audit.json, audit.html and plots [default: a new temporary directory].")
 @click.option("--keep-services", is_flag=True, help="Leave a devnet / IPFS node started here running afterwards.")
@@ -55,6 +62,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
              max_train_samples: int | None,
              max_test_samples: int | None,
              attacks: tuple[str, ...], dishonest_aggregator: str | None, governance: bool, verification_quorum: int,
+             rewards_rule: str | None, reward_budget: int,
              out_dir: Path | None, keep_services: bool,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
     """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
@@ -73,7 +81,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         commit_duration=commit_duration, max_commit_duration=max_commit_duration, reveal_duration=reveal_duration,
         attacks=tuple(parse_attack(a) for a in attacks), dishonest=dishonest_aggregator,
         max_train_samples=max_train_samples, max_test_samples=max_test_samples,
-        governance=governance, verification_quorum=verification_quorum,
+        governance=governance or rewards_rule is not None, verification_quorum=verification_quorum,
+        rewards=rewards_rule, reward_budget=reward_budget,
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))

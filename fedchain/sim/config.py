@@ -98,12 +98,16 @@ class ExperimentConfig:
     round_timeout_s: float = 600.0
     governance: bool = False  # a consortium governs the run through the Governor (sim/governance.py)
     verification_quorum: int = 50  # under governance: % of a round's included participants that must attest it
+    rewards: str | None = None  # under governance: the rewards rule (samples, loo, shapley); deposits, budget, claims
+    reward_budget: int = 1_000_000  # reward token base units per round
 
     def __post_init__(self) -> None:
         if self.clients < 1 or self.rounds < 1:
             raise ConfigError(f"need at least one client and one round (got {self.clients} clients, {self.rounds} rounds)")
         if self.governance and self.clients < 2:
             raise ConfigError(f"--governance needs at least 2 clients (founders and one member voted in), got {self.clients}")
+        if self.rewards is not None and not self.governance:
+            raise ConfigError("--rewards needs --governance: deposits, budgets and slashes are voted")
         if not 0 <= self.verification_quorum <= 100:
             raise ConfigError(f"--verification-quorum must be a percentage in [0, 100], got {self.verification_quorum}")
         attackers = sum(g.count for g in self.attacks)

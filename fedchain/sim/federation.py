@@ -9,6 +9,7 @@ typed :class:`FederationReport`.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from eth_account.signers.local import LocalAccount
 from eth_keys.datatypes import PrivateKey
 
@@ -33,6 +35,7 @@ from fedchain.chain.accounts import create_keystore, decrypt_keystore
 from fedchain.chain.connection import Connection
 from fedchain.chain.federation import Deployment, FederationContract, GovernanceParams, deploy
 from fedchain.chain.governance import (
+    ProposalCall,
     admit_call,
     configure_task_call,
     deploy_governed,
@@ -41,7 +44,9 @@ from fedchain.chain.governance import (
     revoke_aggregator_call,
     set_verification_call,
 )
+from fedchain.chain.incentives import Incentives, fund_pool_call, set_budget_call, set_deposit_policy_call, slash_call
 from fedchain.chain.ledger import ChainLedger
+from fedchain.codec.canonical import sha256_digest
 from fedchain.config import Settings
 from fedchain.engine.ledger import LedgerTransport
 from fedchain.engine.loop import OutagePolicy, run_rounds
@@ -50,7 +55,7 @@ from fedchain.errors import ServiceError
 from fedchain.fl.records import StrategyConfig
 from fedchain.ports import BlobStore, TxReport
 from fedchain.protocol.participant import READY_FILE
-from fedchain.protocol.task import TaskDocument, publish_task
+from fedchain.protocol.task import RewardsConfig, TaskDocument, publish_task
 from fedchain.services.devnet import start_devnet, stop_devnet
 from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
@@ -148,7 +153,30 @@ class FederationReport:
                       "rounds_checked": list(self.audit.rounds_checked), "wall_time_s": round(self.audit.wall_time_s, 3)},
             "out_dir": str(self.out_dir),
             "governance": self.governance.to_json() if self.governance is not None else None,
+            "rewards": self.rewards_json(),
         }
+
+    def rewards_json(self) -> dict[str, Any] | None:
+        """The ``rewards`` object: per participant its scores, the amounts owed and claimed, its deposit history."""
+        inc = self.audit.incentives
+        if inc is None or self.config.rewards is None:
+            return None
+        by_address = {p.participant.lower(): p for p in inc.participants}
+        lines = []
+        for s in self.participants:
+            p = by_address.get(s.address.lower())
+            rounds = list(p.rounds) if p is not None else []
+            lines.append({
+                "name": s.name, "address": s.address, "attack": s.attack,
+                "scores": {str(r["round"]): r["score"] for r in rounds},
+                "amount": str(p.total_amount) if p is not None else "0",
+                "claimed": str(p.total_claimed) if p is not None else "0",
+                "claimed_every_round": all(bool(r["claimed"]) for r in rounds if int(r["amount"]) > 0),
+                "deposit_history": list(p.deposit_history) if p is not None else [],
+            })
+        return {"rule": self.config.rewards, "budget_per_round": str(self.config.reward_budget),
+                "rounds": [r.to_json() for r in inc.rounds], "slashes": [x.to_json() for x in inc.slashes],
+                "participants": lines}
 
 
 # --- services --------------------------------------------------------------------------------
@@ -230,6 +258,12 @@ class Federation:
         """A ledger signing as account ``name`` (admin, aggregator, participant-<i>)."""
         return ChainLedger(self.contract.with_account(self.accounts[name]))
 
+    def incentives(self, name: str) -> Incentives | None:
+        """The incentives contract signing as account ``name`` (None: deployed without incentives)."""
+        if self.deployment.incentives is None:
+            return None
+        return Incentives(self.conn, self.deployment, self.accounts[name])
+
 
 def participant_names(clients: int) -> list[str]:
     """The account names of a run's participants."""
@@ -282,14 +316,31 @@ BACKUP_AGGREGATOR = "aggregator-backup"
 """The account the consortium hands the aggregator role to when it disputes a round."""
 
 
-def newcomer_index(clients: int) -> int:
-    """The participant a governed simulation votes in during the run (the last one)."""
-    return clients - 1
+def newcomer_index(cfg: ExperimentConfig) -> int:
+    """The participant a governed simulation votes in during the run: the last honest one."""
+    attackers = cfg.attack_of()
+    return max(i for i in range(cfg.clients) if i not in attackers) if len(attackers) < cfg.clients else cfg.clients - 1
+
+
+DEPOSIT_WEI = 10**17
+"""A governed simulation's deposit (0.1 ETH of the devnet's)."""
+
+
+def with_rewards(cfg: ExperimentConfig, doc: TaskDocument, ds: Any, store: BlobStore) -> TaskDocument:
+    """The task document with the run's rewards rule, scoring on the dataset's held-out split (stored
+    as the consortium's validation set, its digest and CID in the document)."""
+    if cfg.rewards is None:
+        return doc
+    buf = io.BytesIO()
+    np.savez(buf, x=np.asarray(ds.x_test), y=np.asarray(ds.y_test))
+    data = buf.getvalue()
+    cid = store.put(data)
+    return replace(doc, rewards=RewardsConfig(cfg.rewards, {}, sha256_digest(data), cid, cfg.reward_budget))
 
 
 def provision_governed(settings: Settings, services: Services, doc: TaskDocument, clients: Sequence[ClientData],
                        industry: str, run_dir: Path, gas: GasLog, store: BlobStore, on_step: Callable[[], None],
-                       verification_quorum: int) -> tuple[Federation, Consortium]:
+                       cfg: ExperimentConfig) -> tuple[Federation, Consortium]:
     """Create and fund the accounts, deploy a governed federation whose founding members are the
     participants but the last (the deployer keeps no role), register every participant, and pass
     the genesis proposal: the task, the founders' admission and the verification policy."""
@@ -303,12 +354,16 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
         keystores[name], accounts[name] = entry.path, decrypt_keystore(entry.path, password)
         conn.fund_from_dev_account(entry.address, FUND_WEI)
     on_step()
-    founders = names[:newcomer_index(len(clients))]
+    newcomer = newcomer_index(cfg)
+    founders = [n for i, n in enumerate(names) if i != newcomer]
+    rewarded = doc.rewards is not None
     contract, deployment, reports = deploy_governed(
         conn, accounts["admin"], accounts["aggregator"].address, [accounts[n].address for n in founders],
-        sim_governance(len(clients)), state_dir=settings.state_dir,
+        sim_governance(len(clients)), state_dir=settings.state_dir, incentives=rewarded,
+        reward_supply=cfg.reward_budget * (cfg.rounds + 1) if rewarded else 0,
     )
-    for name, report in zip(("deploy timelock", "deploy", "deploy governor"), reports, strict=True):
+    for name, report in zip(("deploy timelock", "deploy", "deploy governor", "deploy reward token", "deploy incentives"),
+                            reports, strict=False):
         gas.add(name, report.gas_used)
     on_step()
     task_cid = store.put(doc.to_bytes())
@@ -316,17 +371,29 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
     for name, client in zip(names, clients, strict=True):
         gas.record(fed.ledger(name).register(client.name, industry, public_key(accounts[name]), client.num_samples))
     consortium = Consortium(conn, deployment, {n: accounts[n] for n in founders})
+    money: list[ProposalCall] = []
+    if rewarded:
+        assert deployment.incentives is not None and deployment.reward_token is not None
+        money = [set_deposit_policy_call(deployment.incentives, DEPOSIT_WEI, 60, deployment.timelock or ""),
+                 set_budget_call(deployment.incentives, cfg.reward_budget),
+                 fund_pool_call(deployment.reward_token, deployment.incentives, cfg.reward_budget * cfg.rounds)]
     consortium.pass_proposal(
         [
             configure_task_call(contract, doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(),
                                 task_cid, doc.max_commit_duration),
             *(admit_call(contract, accounts[n].address) for n in founders),
-            set_verification_call(contract, verification_quorum),
+            set_verification_call(contract, cfg.verification_quorum),
+            *money,
         ],
         f"genesis: task {doc.strategy_config().name} on {doc.dataset}, admit the {len(founders)} founding participants, "
-        f"attestation quorum {verification_quorum}%",
+        f"attestation quorum {cfg.verification_quorum}%"
+        + (f", deposits of {DEPOSIT_WEI} wei, {cfg.reward_budget} reward units per round "
+           f"({doc.rewards.rule if doc.rewards else ''})" if rewarded else ""),
         after_round=0,
     )
+    if rewarded:
+        for name in names:  # every registered participant locks its deposit (the newcomer too, before its vote)
+            gas.record(Incentives(conn, deployment, accounts[name]).deposit())
     on_step()
     return fed, consortium
 
@@ -563,9 +630,10 @@ def run_federation(
             gas = GasLog()
             consortium: Consortium | None = None
             if cfg.governance:
+                doc = with_rewards(cfg, doc, ds, store)
                 fed, consortium = provision_governed(settings, services, doc, clients, ds.domain or "research", run_dir,
-                                                     gas, store, bars.task("set-up", 3), cfg.verification_quorum)
-                founders = list(range(newcomer_index(cfg.clients)))
+                                                     gas, store, bars.task("set-up", 3), cfg)
+                founders = [i for i in range(cfg.clients) if i != newcomer_index(cfg)]
             else:
                 fed = provision(settings, services, doc, clients, ds.domain or "research", run_dir, gas, store,
                                 bars.task("set-up", 3 + cfg.clients))
@@ -578,7 +646,8 @@ def run_federation(
             timing["participants_start_s"] = time.perf_counter() - t_ready
 
             t_rounds = time.perf_counter()
-            transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest, resume=True)
+            transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest, resume=True,
+                                        incentives=fed.incentives("aggregator"))
             # after an outage: a managed node that came back on another URL (the stores close at cleanup)
             follow = follow_services(given, transport, account=fed.accounts["aggregator"], address=fed.deployment.address,
                                      close_replaced=False, on_new_store=_closed_with(cleanup))
@@ -598,7 +667,7 @@ def run_federation(
             else:
                 governed = GovernedRun(cfg, fed, consortium, store, doc, given, cleanup)
                 governed.newcomer = lambda: launch_participants(cfg, fed, clients, settings, services, run_dir, cleanup,
-                                                                given, only=[newcomer_index(cfg.clients)], into=parts)
+                                                                given, only=[newcomer_index(cfg)], into=parts)
                 run = governed.run(transport, evaluate, advance)
                 transports = governed.transports
                 transport = transports[-1]
@@ -637,7 +706,8 @@ def run_federation(
             audit_bar = bars.task("audit", 1)
             reader = transport.ledger if isinstance(transport.ledger, ChainLedger) else fed.ledger("aggregator")
             audit = Auditor(reader, transport.store, gas_of=gas_lookup(reader), contract=fed.deployment.address,
-                            chain_id=fed.conn.chain_id, governance=governance_records(fed.conn, fed.deployment)).audit()
+                            chain_id=fed.conn.chain_id, governance=governance_records(fed.conn, fed.deployment),
+                            incentives=Incentives(fed.conn, fed.deployment) if fed.deployment.incentives else None).audit()
             timing["audit_s"] = time.perf_counter() - t_audit
             audit_bar()
         report = FederationReport(
@@ -681,6 +751,7 @@ class GovernedRun:
         self.newcomer: Callable[[], ParticipantProcesses] | None = None
         self.admitted = False
         self.reconfigured = False
+        self.slashed: set[str] = set()
 
     def _outage(self, transport: LedgerTransport, aggregator: str) -> OutagePolicy:
         follow = follow_services(self.given, transport, account=self.fed.accounts[aggregator],
@@ -707,7 +778,8 @@ class GovernedRun:
             done = part.rounds[-1]
             if self.between(done) and aggregator != BACKUP_AGGREGATOR:
                 aggregator = BACKUP_AGGREGATOR
-                transport = LedgerTransport(self.fed.ledger(aggregator), self.store, resume=True)
+                transport = LedgerTransport(self.fed.ledger(aggregator), self.store, resume=True,
+                                            incentives=self.fed.incentives(aggregator))
                 self.transports.append(transport)
                 policy = self._outage(transport, aggregator)
         return RunReport(tuple(reports), time.perf_counter() - started, final)
@@ -738,8 +810,24 @@ class GovernedRun:
                     int(rid), accused, str(first.findings_cid), len(negative), len(attestations) - len(negative),
                     proposal.proposal_id, backup,
                 ))
+        if self.fed.deployment.incentives is not None and done.finalized:
+            rnd = ledger.round(rid)
+            for rejection in done.rejected:
+                who = Address(rejection.participant)
+                if who.lower() in self.slashed or rnd.evidence_cid is None:
+                    continue
+                held = Incentives(self.fed.conn, self.fed.deployment).deposit_of(who).held
+                if held <= 0:
+                    continue
+                # the round's evidence document is the attributed finding: it rejects the participant's update
+                self.consortium.pass_proposal(
+                    [slash_call(self.fed.deployment.incentives, who, held, bytes(rnd.evidence_digest), rnd.evidence_cid)],
+                    f"slash {who}'s deposit ({held} wei): round {rid} rejected its update ({rejection.rule}: "
+                    f"{rejection.reason}; evidence {rnd.evidence_cid})", after_round=int(rid),
+                )
+                self.slashed.add(who.lower())
         if not self.admitted and self.newcomer is not None:
-            name = participant_names(self.cfg.clients)[newcomer_index(self.cfg.clients)]
+            name = participant_names(self.cfg.clients)[newcomer_index(self.cfg)]
             account = self.fed.accounts[name]
             self.consortium.pass_proposal([admit_call(self.fed.contract, account.address)],
                                           f"admit {name} ({account.address}) as a member", after_round=int(rid))

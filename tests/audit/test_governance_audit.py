@@ -147,6 +147,17 @@ def test_every_admin_action_is_matched_to_its_executed_proposal(governed: dict[s
     assert line["proposal_id"] == str(governed["pid"]) and line["votes"] == {"for": 2, "against": 0, "abstain": 1}
 
 
+def test_a_participant_leaving_by_itself_is_no_admin_action(governed: dict[str, Any]) -> None:
+    newcomer = governed["newcomer"]
+    FederationContract(governed["env"].conn, governed["deployment"].address, None, newcomer).leave("closing the site")
+
+    report = _governed_audit(governed)
+
+    assert report.ok and report.findings == (), report.findings
+    assert report.governance is not None
+    assert not [a for a in report.governance.admin_actions if a.action == "removal"]
+
+
 def test_an_account_given_the_admin_role_and_acting_without_a_vote_is_caught(governed: dict[str, Any]) -> None:
     env, contract = governed["env"], governed["contract"]
     insider = env.accounts.outsider

@@ -244,3 +244,31 @@ def test_a_read_whose_block_vanished_under_it_is_an_outage_to_ride_out() -> None
             conn.block_number()
     finally:
         server.shutdown()
+
+
+def test_a_nonce_taken_by_another_process_of_the_same_key_is_signed_again(
+    chain_env: DevnetEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two processes signing with one key (a member's agent and its votes) race for a nonce: the
+    one that read the nonce first but sent second gets 'nonce too low'; it signs again with a fresh
+    nonce instead of failing."""
+    from eth_account import Account
+
+    from fedchain.types import Wei
+
+    account = Account.create()
+    chain_env.conn.fund_from_dev_account(account.address, Wei(10**18))
+    conn = Connection(chain_env.url)
+    conn.transfer(account, chain_env.accounts.admin.address, Wei(1))  # nonce 0 is taken
+    real = conn.w3.eth.get_transaction_count
+    reads: list[int] = []
+
+    def count(address: object, block: object = "latest") -> int:
+        reads.append(1)
+        return 0 if len(reads) == 1 else int(real(address, block))  # type: ignore[arg-type]  # the first read is stale
+
+    monkeypatch.setattr(conn.w3.eth, "get_transaction_count", count)
+    report = conn.transfer(account, chain_env.accounts.admin.address, Wei(1))
+
+    assert report.block_number > 0 and len(reads) == 2
+    assert real(account.address) == 2
