@@ -317,6 +317,8 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
 
     results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result, on_ready=on_ready,
                         wait_for_end=wait_round_end)
+    if wait_round_end:
+        agent.claim_outstanding_rewards()  # the last round's rewards are published just after it ends
     if as_json:
         import resource
 

@@ -826,6 +826,27 @@ class ParticipantAgent:
                                   reason="verifier called"))
 
     # --- rewards ------------------------------------------------------------------------------
+    def claim_outstanding_rewards(self, timeout_s: float = 60.0) -> list[JournalEntry]:
+        """Claim (:meth:`claim_rewards`) until every finalised round this participant committed in
+        is dealt with, waiting on new blocks for rewards the aggregator publishes just after a
+        round ends (an agent that stops with the last round would otherwise leave its last reward
+        unclaimed), for at most ``timeout_s`` seconds. Returns the entries journaled."""
+        if self.incentives is None or int(self.incentives.reward_budget()) == 0:
+            return self.claim_rewards()  # without a budget nothing more gets published
+        deadline = time.monotonic() + timeout_s
+        out: list[JournalEntry] = []
+        seen = self.ledger.block_number()
+        while True:
+            out += self.claim_rewards()
+            waiting = [r for r in sorted(self._commits) if r not in self._rewarded and r not in self._no_rewards]
+            if not waiting:
+                return out
+            if time.monotonic() > deadline:
+                log.warning("rewards of round(s) %s not published within %.0f s; not claimed",
+                            ", ".join(map(str, waiting)), timeout_s)
+                return out
+            seen = self.ledger.wait_for_block(seen, min(1.0, max(0.0, deadline - time.monotonic())))
+
     def claim_rewards(self) -> list[JournalEntry]:
         """Claim the reward of every finalised round this participant committed in whose rewards
         are published and not yet dealt with: the scores blob is fetched and checked against
