@@ -706,30 +706,23 @@ class Governance:
 
     def queue(self, proposal_id: int) -> TxReport:
         """Queue a succeeded proposal in the timelock; it is executable once the timelock delay elapsed."""
-        created = self._created(proposal_id)
-        targets, values, calldatas = self._encoded(created.calls)
-        report, _ = self._transact(
-            "queue", proposal_id, self.governor, self.governor_codec, "queue",
-            targets, values, calldatas, keccak(created.description.encode("utf-8")),
-        )
-        return report
+        return self._lifecycle("queue", proposal_id)
 
     def execute(self, proposal_id: int) -> TxReport:
         """Execute a queued proposal whose timelock delay elapsed (anyone may)."""
-        created = self._created(proposal_id)
-        targets, values, calldatas = self._encoded(created.calls)
-        report, _ = self._transact(
-            "execute", proposal_id, self.governor, self.governor_codec, "execute",
-            targets, values, calldatas, keccak(created.description.encode("utf-8")),
-        )
-        return report
+        return self._lifecycle("execute", proposal_id)
 
     def cancel(self, proposal_id: int) -> TxReport:
         """Withdraw a pending proposal (its proposer only, before the vote starts)."""
+        return self._lifecycle("cancel", proposal_id)
+
+    def _lifecycle(self, function: str, proposal_id: int) -> TxReport:
+        """``queue``, ``execute`` or ``cancel`` of a proposal: the Governor takes its calls and the
+        hash of its description again, as proposed."""
         created = self._created(proposal_id)
         targets, values, calldatas = self._encoded(created.calls)
         report, _ = self._transact(
-            "cancel", proposal_id, self.governor, self.governor_codec, "cancel",
+            function, proposal_id, self.governor, self.governor_codec, function,
             targets, values, calldatas, keccak(created.description.encode("utf-8")),
         )
         return report

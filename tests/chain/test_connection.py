@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -136,114 +139,74 @@ def test_chain_ledger_connects_from_state_dir(chain_env: DevnetEnv) -> None:
     assert ledger.block_number() >= chain_env.deployment.block_number
 
 
-def test_a_devnet_restarting_its_anvil_is_an_outage_to_ride_out_not_a_chain_error() -> None:
-    """The managed devnet's supervisor answers DEVNET_UNAVAILABLE_CODE while its anvil is down:
-    agents must take that as an unreachable node (and retry), never as a failed call."""
+@contextmanager
+def fake_node(answer: Callable[[dict[str, Any]], dict[str, Any]], *, truncate: bool = False) -> Iterator[str]:
+    """A JSON-RPC node on loopback (its URL): ``eth_chainId`` answers 31337, every other call
+    ``answer(call)`` (a result or an error object); with ``truncate`` those answers stop after three
+    bytes of their body and the connection closes, as a node killed mid-answer does."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from fedchain.errors import RpcUnavailableError
-    from fedchain.services.base import DEVNET_UNAVAILABLE_CODE
-
-    class Restarting(BaseHTTPRequestHandler):
+    class Node(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server hook
             call = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            if call["method"] == "eth_chainId":
-                answer = {"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"}
-            else:
-                answer = {"jsonrpc": "2.0", "id": call["id"],
-                          "error": {"code": DEVNET_UNAVAILABLE_CODE, "message": "the devnet's anvil is restarting"}}
-            body = json.dumps(answer).encode()
+            chain_id = call["method"] == "eth_chainId"
+            body = json.dumps({"jsonrpc": "2.0", "id": call["id"],
+                               **({"result": "0x7a69"} if chain_id else answer(call))}).encode()
             self.send_response(200)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if truncate and not chain_id:
+                self.wfile.write(body[:3])  # the rest never comes: the connection closes
+                self.close_connection = True
+            else:
+                self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), Restarting)
+    server = HTTPServer(("127.0.0.1", 0), Node)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        conn = Connection(f"http://127.0.0.1:{server.server_address[1]}")
-        with pytest.raises(RpcUnavailableError, match="restarting"):
-            conn.block_number()
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+
+
+def test_a_devnet_restarting_its_anvil_is_an_outage_to_ride_out_not_a_chain_error() -> None:
+    """The managed devnet's supervisor answers DEVNET_UNAVAILABLE_CODE while its anvil is down:
+    agents must take that as an unreachable node (and retry), never as a failed call."""
+    from fedchain.errors import RpcUnavailableError
+    from fedchain.services.base import DEVNET_UNAVAILABLE_CODE
+
+    restarting = {"error": {"code": DEVNET_UNAVAILABLE_CODE, "message": "the devnet's anvil is restarting"}}
+    with fake_node(lambda call: restarting) as url:
+        with pytest.raises(RpcUnavailableError, match="restarting"):
+            Connection(url).block_number()
 
 
 def test_a_node_that_dies_between_its_answers_headers_and_body_is_an_outage_not_a_crash() -> None:
     """A SIGKILL of the devnet can land after the answer's headers went out and before its body:
     the client reads a truncated body (requests' ChunkedEncodingError). That is an unreachable
     node to ride out (RpcUnavailableError), never an exception that ends an agent."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
     from fedchain.errors import RpcUnavailableError
 
-    class Dying(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
-            call = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            body = json.dumps({"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"}).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            if call["method"] == "eth_chainId":
-                self.wfile.write(body)
-            else:
-                self.wfile.write(body[:3])  # the rest never comes: the connection closes
-                self.close_connection = True
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Dying)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        conn = Connection(f"http://127.0.0.1:{server.server_address[1]}")
+    with fake_node(lambda call: {"result": "0x7a69"}, truncate=True) as url:
         with pytest.raises(RpcUnavailableError, match="broke mid-answer"):
-            conn.block_number()
-    finally:
-        server.shutdown()
+            Connection(url).block_number()
 
 
 def test_a_read_whose_block_vanished_under_it_is_an_outage_to_ride_out() -> None:
     """A read racing a rewind or reorganisation is resolved against a block the node no longer has
     (anvil: ``BlockOutOfRangeError``): the same read a moment later succeeds, so agents retry it
     (RpcUnavailableError) rather than die of a ChainError."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
     from fedchain.errors import RpcUnavailableError
 
-    class Rewound(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
-            call = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            if call["method"] == "eth_chainId":
-                answer = {"jsonrpc": "2.0", "id": call["id"], "result": "0x7a69"}
-            else:
-                answer = {"jsonrpc": "2.0", "id": call["id"], "error": {
-                    "code": -32602, "message": "BlockOutOfRangeError: block height is 20 but requested was 21"}}
-            body = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Rewound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        conn = Connection(f"http://127.0.0.1:{server.server_address[1]}")
+    rewound = {"error": {"code": -32602, "message": "BlockOutOfRangeError: block height is 20 but requested was 21"}}
+    with fake_node(lambda call: rewound) as url:
         with pytest.raises(RpcUnavailableError, match="changed under the read"):
-            conn.block_number()
-    finally:
-        server.shutdown()
+            Connection(url).block_number()
 
 
 def test_a_nonce_taken_by_another_process_of_the_same_key_is_signed_again(
