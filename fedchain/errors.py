@@ -47,6 +47,8 @@ class ExitCode(IntEnum):
     SERVICE = 60
     PARTICIPANT = 70
     INCENTIVES = 80  # a deposit, withdrawal, slash, reward publication or claim refused
+    PRIVACY = 90  # a privacy policy, an accountant's inputs or a privacy claim is invalid
+    PRIVACY_BUDGET = 91  # the next round would take the participant past its privacy budget
 
 
 class FedchainError(Exception):
@@ -339,6 +341,19 @@ class TrainingError(FedchainError):
     """Local training failed."""
 
     exit_code = ExitCode.TRAINING
+
+
+# --- privacy ------------------------------------------------------------------
+class PrivacyError(FedchainError):
+    """A privacy policy, an accountant's inputs or a privacy claim is invalid."""
+
+    exit_code = ExitCode.PRIVACY
+
+
+class PrivacyBudgetError(PrivacyError):
+    """The next round would take the participant past the task's privacy budget."""
+
+    exit_code = ExitCode.PRIVACY_BUDGET
 
 
 # --- audit --------------------------------------------------------------------
