@@ -14,6 +14,7 @@ from fedchain.fl.records import Rejection
 if TYPE_CHECKING:
     from fedchain.audit.governance import GovernanceAudit
     from fedchain.audit.incentives import IncentivesAudit
+    from fedchain.audit.privacy import PrivacyAudit
 
 
 class FindingKind(str, Enum):
@@ -72,6 +73,15 @@ class FindingKind(str, Enum):
     REWARDS_OVER_BUDGET = "rewards_over_budget"
     CLAIM_UNEXPLAINED = "claim_unexplained"
     SLASH_UNJUSTIFIED = "slash_unjustified"
+    # differential privacy
+    PRIVACY_CLAIM_MISSING = "privacy_claim_missing"
+    PRIVACY_INPUTS_MISSING = "privacy_inputs_missing"
+    ACCOUNTANT_DIGEST_MISMATCH = "accountant_digest_mismatch"
+    PRIVACY_PARAMETERS_MISMATCH = "privacy_parameters_mismatch"
+    EPSILON_UNDER_REPORTED = "epsilon_under_reported"
+    EPSILON_UNVERIFIABLE = "epsilon_unverifiable"
+    PRIVACY_BUDGET_EXCEEDED = "privacy_budget_exceeded"
+    DP_NOISE_MISSING = "dp_noise_missing"
 
     @property
     def severity(self) -> Severity:
@@ -123,7 +133,10 @@ _PARTIES: dict[FindingKind, Party] = {
     **{k: Party.PARTICIPANT for k in (
         FindingKind.BLOB_MISSING, FindingKind.BLOB_DIGEST_MISMATCH, FindingKind.BLOB_CID_MISMATCH,
         FindingKind.BLOB_FORMAT, FindingKind.INVALID_CID, FindingKind.UPDATE_REJECTED, FindingKind.SEAL_NOT_REVEALED,
-        FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE, FindingKind.ATTESTATION_CONTRADICTED)},
+        FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE, FindingKind.ATTESTATION_CONTRADICTED,
+        FindingKind.PRIVACY_CLAIM_MISSING, FindingKind.PRIVACY_INPUTS_MISSING, FindingKind.ACCOUNTANT_DIGEST_MISMATCH,
+        FindingKind.PRIVACY_PARAMETERS_MISMATCH, FindingKind.EPSILON_UNDER_REPORTED, FindingKind.EPSILON_UNVERIFIABLE,
+        FindingKind.PRIVACY_BUDGET_EXCEEDED, FindingKind.DP_NOISE_MISSING)},
     **{k: Party.INFRASTRUCTURE for k in (
         FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.SAMPLES_OVER_APPROVED,
         FindingKind.LEDGER_INCONSISTENT,
@@ -393,6 +406,9 @@ class AuditReport:
     # published rewards recomputed, claims per round, slashes and their findings, per participant
     # scores, amounts, claims and deposit history (None: the deployment has no incentives contract)
     incentives: IncentivesAudit | None = None
+    # per participant the epsilon curve (claimed and recomputed) and spend against the budget, under
+    # the task's privacy policy (None: no task version audited has a privacy policy)
+    privacy: PrivacyAudit | None = None
 
     @property
     def ok(self) -> bool:
@@ -444,5 +460,6 @@ class AuditReport:
             "participants": [p.to_json() for p in self.participants],
             "governance": self.governance.to_json() if self.governance is not None else None,
             "incentives": self.incentives.to_json() if self.incentives is not None else None,
+            "privacy": self.privacy.to_json() if self.privacy is not None else None,
             "wall_time_s": round(self.wall_time_s, 3),
         }

@@ -105,6 +105,20 @@ replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
 {% endfor %}</table>{% endif %}
 {{ rewards_svg|safe }}
 {% endif %}
+{% if privacy %}<h2>Privacy</h2>
+{% if privacy.policies %}<table><tr><th>Task</th><th>Mechanism</th><th>Clip C</th><th>Noise multiplier z</th><th>Sample rate q</th><th>Delta</th><th>Accountant</th><th>Budget (epsilon)</th><th>Min clients m</th><th>Steps per round</th><th>Policy digest</th></tr>
+{% for p in privacy.policies %}<tr><td>v{{ p.task_version }}</td><td>{{ p.mechanism }}</td><td>{{ p.clip }}</td><td>{{ p.noise_multiplier }}</td><td>{{ p.sample_rate }}</td>
+<td>{{ p.delta }}</td><td>{{ p.accountant }}</td><td>{{ p.epsilon_budget }}</td><td>{{ p.min_clients }}</td><td>{{ p.steps_per_round }}</td><td><code>{{ p.policy_digest[:18] }}</code></td></tr>
+{% endfor %}</table>{% endif %}
+{% if not privacy.complete %}<p>Audit of one round: the epsilon recomputed composes only the rounds this audit saw.</p>{% endif %}
+{% if privacy.participants %}<table><tr><th>Participant</th><th>Spent / budget (epsilon)</th><th>Recomputed</th><th>Round: claimed / recomputed</th></tr>
+{% for p in privacy.participants %}<tr><td><code>{{ p.participant }}</code></td>
+<td class="{{ 'bad' if p.spent > p.budget else 'ok' }}">{{ "%.4f"|format(p.spent_epsilon) }} / {{ "%.4f"|format(p.budget_epsilon) }}</td>
+<td class="{{ 'bad' if p.recomputed is none or p.recomputed > p.spent else 'ok' }}">{{ "-" if p.recomputed_epsilon is none else "%.4f"|format(p.recomputed_epsilon) }}</td>
+<td>{% for c in p.curve %}{{ c.round }}: <span class="{{ 'bad' if c.recomputed is none or c.recomputed > c.claimed else 'ok' }}">{{ "%.4f"|format(c.claimed_epsilon) }} / {{ "-" if c.recomputed_epsilon is none else "%.4f"|format(c.recomputed_epsilon) }}</span>{% if c.inputs != "update" %} (inputs: {{ c.inputs }}){% endif %}{% if c.noise_check and not c.noise_check.passed %} <span class="bad">no noise share</span>{% endif %}<br>{% endfor %}</td></tr>
+{% endfor %}</table>{% else %}<p>No commitment under a privacy policy.</p>{% endif %}
+{{ epsilon_svg|safe }}
+{% endif %}
 {% if plots %}<h2>Plots</h2>{% for name, data in plots %}<img alt="{{ name }}" src="data:image/png;base64,{{ data }}">{% endfor %}{% endif %}
 </body></html>
 """  # noqa: E501 - the template's lines are the page's lines
@@ -156,30 +170,54 @@ _COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 def rewards_svg(cumulative: Mapping[str, Sequence[tuple[int, int]]], width: int = 520, height: int = 260) -> str:
     """An inline SVG line plot of cumulative rewards per participant over the rewarded rounds
     (empty when nothing was rewarded)."""
-    series = {who: list(points) for who, points in cumulative.items() if points}
+    return line_svg(cumulative, "Cumulative rewards per participant", width=width, height=height)
+
+
+def epsilon_svg(curves: Mapping[str, Sequence[tuple[int, float]]], budget: float | None = None, width: int = 520,
+                height: int = 260) -> str:
+    """An inline SVG line plot of the epsilon each participant claimed, round by round, with the
+    budget as a dashed line (empty when no participant committed under a privacy policy)."""
+    return line_svg(curves, "Epsilon spent per participant", width=width, height=height, limit=budget,
+                    limit_label="budget")
+
+
+def _tick(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+
+
+def line_svg(series_in: Mapping[str, Sequence[tuple[int, float]]], title: str, *, width: int = 520, height: int = 260,
+             limit: float | None = None, limit_label: str = "") -> str:
+    """An inline SVG line plot of one series per participant over rounds, with an optional
+    horizontal ``limit`` line (empty when no series has a point)."""
+    series = {who: list(points) for who, points in series_in.items() if points}
     if not series:
         return ""
     rounds = sorted({r for points in series.values() for r, _ in points})
-    top = max([v for points in series.values() for _, v in points] + [1])
+    top = max([v for points in series.values() for _, v in points] + [1] + ([limit] if limit is not None else []))
     left, right, upper, lower = 70, 150, 20, 40
     plot_w, plot_h = width - left - right, height - upper - lower
 
     def x(r: int) -> float:
         return left + (plot_w * (rounds.index(r) / (len(rounds) - 1)) if len(rounds) > 1 else plot_w / 2)
 
-    def y(v: int) -> float:
+    def y(v: float) -> float:
         return upper + plot_h * (1 - v / top)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             'aria-label="cumulative rewards per participant" font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="13">Cumulative rewards per participant</text>',
+             f'aria-label="{html.escape(title.lower())}" font-family="sans-serif" font-size="11">',
+             f'<text x="{left}" y="13">{html.escape(title)}</text>',
              f'<line x1="{left}" y1="{upper + plot_h}" x2="{left + plot_w}" y2="{upper + plot_h}" stroke="#444"/>',
              f'<line x1="{left}" y1="{upper}" x2="{left}" y2="{upper + plot_h}" stroke="#444"/>',
-             f'<text x="{left - 6}" y="{upper + 4}" text-anchor="end">{top}</text>',
+             f'<text x="{left - 6}" y="{upper + 4}" text-anchor="end">{_tick(top)}</text>',
              f'<text x="{left - 6}" y="{upper + plot_h}" text-anchor="end">0</text>',
              f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">round</text>']
     for r in rounds:
         parts.append(f'<text x="{x(r):.1f}" y="{upper + plot_h + 14}" text-anchor="middle">{r}</text>')
+    if limit is not None:
+        parts.append(f'<line x1="{left}" y1="{y(limit):.1f}" x2="{left + plot_w}" y2="{y(limit):.1f}" stroke="#a01515" '
+                     f'stroke-dasharray="4 3"><title>{html.escape(limit_label)} {_tick(limit)}</title></line>'
+                     f'<text x="{left + plot_w + 4}" y="{y(limit) + 4:.1f}" fill="#a01515">'
+                     f"{html.escape(limit_label)} {_tick(limit)}</text>")
     for i, (who, points) in enumerate(sorted(series.items(), key=lambda kv: kv[0].lower())):
         colour = _COLOURS[i % len(_COLOURS)]
         path = " ".join(f"{x(r):.1f},{y(v):.1f}" for r, v in points)
@@ -187,7 +225,7 @@ def rewards_svg(cumulative: Mapping[str, Sequence[tuple[int, int]]], width: int 
                      f"<title>{html.escape(who)}</title></polyline>")
         for r, v in points:
             parts.append(f'<circle cx="{x(r):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"><title>{html.escape(who)} '
-                         f"round {r}: {v}</title></circle>")
+                         f"round {r}: {_tick(v)}</title></circle>")
         ly = upper + 12 + 14 * i
         parts.append(f'<rect x="{left + plot_w + 10}" y="{ly - 8}" width="10" height="10" fill="{colour}"/>'
                      f'<text x="{left + plot_w + 24}" y="{ly}">{html.escape(who[:10])}&#8230;</text>')
@@ -200,7 +238,11 @@ def render_html(report: AuditReport) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.ChainableUndefined)
     data = report.to_json()
     svg = rewards_svg(report.incentives.cumulative()) if report.incentives is not None else ""
-    return env.from_string(_TEMPLATE).render(**data, plots=_plots(report), rewards_svg=svg)
+    privacy = report.privacy
+    policy = privacy.policy if privacy is not None else None
+    eps_svg = epsilon_svg(privacy.curves(), policy.policy.epsilon_budget if policy is not None else None) \
+        if privacy is not None else ""
+    return env.from_string(_TEMPLATE).render(**data, plots=_plots(report), rewards_svg=svg, epsilon_svg=eps_svg)
 
 
 def write_html(report: AuditReport, path: Path) -> Path:
