@@ -22,15 +22,18 @@ The same inputs and seed give bit-identical tensors on the same platform.
 from __future__ import annotations
 
 import math
+import secrets
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
-from fedchain.errors import DataSchemaError, TrainingError
+from fedchain.errors import ConfigError, DataSchemaError, TrainingError
 from fedchain.fl.models import ModelSpec, build_model, get_weights, set_weights
+from fedchain.fl.privacy import PrivacyPolicy, check_private_model
 from fedchain.fl.records import (
     CONTROL_PREFIX,
     WIRE_DTYPE,
@@ -98,6 +101,89 @@ def fednova_a_norm(steps: int, momentum: float) -> float:
     return (steps - rho * (1.0 - rho**steps) / (1.0 - rho)) / (1.0 - rho)
 
 
+def _check_dpsgd_config(policy: PrivacyPolicy, config: ClientConfig) -> None:
+    """Refuse (ConfigError) a round DP-SGD cannot run as the policy says."""
+    if policy.mechanism != "dpsgd":
+        raise ConfigError(
+            f"training takes a dpsgd privacy policy; {policy.mechanism!r} noise is added to the finished update "
+            "(fedchain.fl.privacy.privatize_update)"
+        )
+    if config.algorithm != "fedavg":
+        raise ConfigError(f"DP-SGD trains with algorithm fedavg only, not {config.algorithm!r}")
+    if config.mu > 0:
+        # the proximal term's gradient never reaches Opacus's per-sample gradients: it would be dropped silently
+        raise ConfigError(f"DP-SGD cannot train with a proximal term (mu = {config.mu}); use mu = 0")
+
+
+def _train_dpsgd(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    policy: PrivacyPolicy,
+    local_epochs: int,
+    noise_seed: int,
+) -> tuple[int, float, int]:
+    """DP-SGD with Opacus: ``policy.steps_per_round(local_epochs)`` steps; returns ``(steps, loss sum, samples)``.
+
+    Each step takes a Poisson sample of the records (each with probability ``sample_rate``: Opacus's
+    ``UniformWithReplacementSampler``), computes per-sample gradients (``GradSampleModule``), clips each
+    to ``clip`` and adds N(0, (z clip)^2) to their sum (``DPOptimizer``), divided by the expected batch
+    ``sample_rate * n``; an empty sample still takes its noisy step. Momentum and weight decay act on the
+    noised gradient (post-processing). Sampling and noise draw from two generators seeded from
+    ``noise_seed``; ``config.batch_size`` plays no part.
+    """
+    from opacus import GradSampleModule
+    from opacus.optimizers import DPOptimizer
+    from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+
+    check_private_model(module)
+    sample_seed, noise_seed2 = (int(s) for s in np.random.SeedSequence(noise_seed).generate_state(2, np.uint64))
+    n = len(xt)
+    total = policy.steps_per_round(local_epochs)
+    sampler = UniformWithReplacementSampler(
+        num_samples=n, sample_rate=policy.sample_rate, generator=torch.Generator().manual_seed(sample_seed), steps=total
+    )
+    gsm = GradSampleModule(module, batch_first=True, loss_reduction="mean", strict=True)
+    dp_optimizer = DPOptimizer(
+        optimizer,
+        noise_multiplier=policy.noise_multiplier,
+        max_grad_norm=policy.clip,
+        expected_batch_size=policy.sample_rate * n,
+        loss_reduction="mean",
+        generator=torch.Generator().manual_seed(noise_seed2),
+    )
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    steps = 0
+    loss_sum = 0.0
+    seen = 0
+    with warnings.catch_warnings():
+        # the inputs need no gradient: torch warns that the hooks then see only the outputs' gradients, all Opacus needs
+        warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+        try:
+            for indices in sampler:
+                dp_optimizer.zero_grad(set_to_none=True)
+                if indices:
+                    idx = torch.tensor(indices, dtype=torch.int64)
+                    xb, yb = xt[idx], yt[idx]
+                    loss = loss_function(gsm(xb), yb)
+                    if not torch.isfinite(loss):
+                        raise TrainingError(f"local training diverged at step {steps}: loss {float(loss.detach())}")
+                    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+                    loss_sum += float(loss.detach()) * len(indices)
+                    seen += len(indices)
+                else:  # no record sampled: the step is the noise alone
+                    for p in trainable:
+                        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)  # type: ignore[attr-defined]  # read by Opacus
+                dp_optimizer.step()
+                steps += 1
+        finally:
+            gsm._close()  # removes the hooks and the per-sample gradients from the caller's module
+    if steps != total:  # pragma: no cover - the sampler yields exactly `steps` batches
+        raise TrainingError(f"DP-SGD took {steps} steps, the policy asks for {total}")
+    return steps, loss_sum, seen
+
+
 def train_module(
     module: nn.Module,
     global_weights: Mapping[str, np.ndarray],
@@ -110,14 +196,22 @@ def train_module(
     participant: Address,
     round_id: RoundId,
     base_model_digest: Digest,
+    privacy: PrivacyPolicy | None = None,
+    noise_seed: int | None = None,
 ) -> tuple[ClientUpdate, ClientState, dict[str, float]]:
     """Train ``module`` (its weights are replaced by ``global_weights``) and build the update.
 
     Returns ``(update, new client state, metrics)``; metrics (``loss``, ``loss_at_global``
     (q-FedAvg only, else NaN), ``steps``, ``num_samples``, ``seconds``) are not part of the
     update, and ``seconds`` varies from run to run.
+
+    With a ``dpsgd`` ``privacy`` policy the round is DP-SGD (see :func:`_train_dpsgd`): the update is
+    the delta as for FedAvg, its extras carry the round's accountant inputs and no training loss.
+    ``noise_seed`` seeds the record sampling and the noise (a fresh secret one when None).
     """
     configure_torch()
+    if privacy is not None:
+        _check_dpsgd_config(privacy, config)
     _check_data(x, y)
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -154,31 +248,40 @@ def train_module(
     steps = 0
     loss_sum = 0.0
     seen = 0
-    for _epoch in range(config.local_epochs):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            xb, yb = xt[idx], yt[idx]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_function(module(xb), yb)
-            if anchor:
-                prox = sum(((params[k] - anchor[k]) ** 2).sum() for k in sorted(anchor))
-                loss = loss + 0.5 * config.mu * prox
-            if not torch.isfinite(loss):
-                raise TrainingError(f"local training diverged at step {steps}: loss {float(loss.detach())}")
-            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-            if correction:
-                for name, p in params.items():
-                    if p.grad is not None:
-                        p.grad.add_(correction[name])
-            optimizer.step()
-            steps += 1
-            loss_sum += float(loss.detach()) * len(idx)
-            seen += len(idx)
+    if privacy is not None:
+        steps, loss_sum, seen = _train_dpsgd(
+            module, optimizer, xt, yt, privacy, config.local_epochs,
+            secrets.randbits(64) if noise_seed is None else noise_seed,
+        )
+    else:
+        for _epoch in range(config.local_epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, config.batch_size):
+                idx = order[start : start + config.batch_size]
+                xb, yb = xt[idx], yt[idx]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_function(module(xb), yb)
+                if anchor:
+                    prox = sum(((params[k] - anchor[k]) ** 2).sum() for k in sorted(anchor))
+                    loss = loss + 0.5 * config.mu * prox
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"local training diverged at step {steps}: loss {float(loss.detach())}")
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+                if correction:
+                    for name, p in params.items():
+                        if p.grad is not None:
+                            p.grad.add_(correction[name])
+                optimizer.step()
+                steps += 1
+                loss_sum += float(loss.detach()) * len(idx)
+                seen += len(idx)
 
     local = get_weights(module)
     delta64 = {k: local[k].astype(np.float64) - global_np[k].astype(np.float64) for k in global_np}
-    extras: dict[str, ExtraValue] = {"local_steps": steps, "loss": loss_sum / seen}
+    if privacy is None:
+        extras: dict[str, ExtraValue] = {"local_steps": steps, "loss": loss_sum / seen}
+    else:  # the training loss is a statistic of the records that no noise covers: it stays in the metrics
+        extras = {"local_steps": steps, **privacy.round_inputs(config.local_epochs).to_extras()}
     new_state = client_state if client_state is not None else ClientState()
 
     if algorithm in ("fedavg", "fedprox"):
@@ -227,7 +330,7 @@ def train_module(
         extras=extras,
     )
     metrics = {
-        "loss": loss_sum / seen,
+        "loss": loss_sum / seen if seen else math.nan,
         "loss_at_global": loss_at_global,
         "steps": float(steps),
         "num_samples": float(n),
@@ -248,6 +351,8 @@ def train_local(
     participant: Address,
     round_id: RoundId,
     base_model_digest: Digest,
+    privacy: PrivacyPolicy | None = None,
+    noise_seed: int | None = None,
 ) -> tuple[ClientUpdate, ClientState, dict[str, float]]:
     """Build the model of ``model_spec`` (seeded) and train it locally; see :func:`train_module`."""
     configure_torch()
@@ -263,4 +368,6 @@ def train_local(
         participant=participant,
         round_id=round_id,
         base_model_digest=base_model_digest,
+        privacy=privacy,
+        noise_seed=noise_seed,
     )
