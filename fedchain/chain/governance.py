@@ -109,6 +109,7 @@ __all__ = [
     "admit_call",
     "advance",
     "configure_task_call",
+    "configure_private_task_call",
     "deploy_governed",
     "dispute_call",
     "grant_aggregator_call",
@@ -978,6 +979,31 @@ def configure_task_call(
         _digest(data_schema_digest, "data_schema_digest", f),
         str(config_cid),
         _uint(max_commit_duration, 64, "max_commit_duration", f),
+    )
+
+
+def configure_private_task_call(
+    fed: FederationContract,
+    model_spec_digest: Digest,
+    strategy_digest: Digest,
+    data_schema_digest: Digest,
+    config_cid: Cid,
+    max_commit_duration: int,
+    privacy_policy_digest: Digest,
+    epsilon_budget: int,
+) -> ProposalCall:
+    """The call that configures the next task version with a privacy policy (its digest and each participant's
+    epsilon budget, in micro-epsilon), which the contract then enforces on every commitment."""
+    f = "configurePrivateTask"
+    return _call(
+        fed, f,
+        _digest(model_spec_digest, "model_spec_digest", f),
+        _digest(strategy_digest, "strategy_digest", f),
+        _digest(data_schema_digest, "data_schema_digest", f),
+        str(config_cid),
+        _uint(max_commit_duration, 64, "max_commit_duration", f),
+        _digest(privacy_policy_digest, "privacy_policy_digest", f),
+        _uint(epsilon_budget, 64, "epsilon_budget", f),
     )
 
 

@@ -16,6 +16,8 @@ from fedchain.cli.options import (
     emit,
     json_option,
     keystore_option,
+    privacy_options,
+    privacy_request,
     role_ledger,
     role_options,
     role_settings,
@@ -29,6 +31,7 @@ from fedchain.types import Address, Cid, Digest
 if TYPE_CHECKING:
     from fedchain.chain.ledger import ChainLedger
     from fedchain.protocol.task import RewardsConfig, TaskDocument
+    from fedchain.sim.config import PrivacyRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -130,18 +133,30 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
 
 def task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                   local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
-                  max_commit_duration: int, reveal_duration: int = 0, rewards: RewardsConfig | None = None) -> TaskDocument:
+                  max_commit_duration: int, reveal_duration: int = 0, rewards: RewardsConfig | None = None,
+                  privacy: PrivacyRequest | None = None, dp_rounds: int | None = None) -> TaskDocument:
     """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters.
 
-    ``admin configure-task`` and ``gov propose configure-task`` both build it from :func:`task_document_options`."""
+    ``admin configure-task`` and ``gov propose configure-task`` both build it from :func:`task_document_options`.
+    With ``privacy``, DP-SGD needs its sampling rate, and the noise multiplier is calibrated so that ``dp_rounds``
+    rounds fit the budget unless it is given."""
     from dataclasses import replace
 
     from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset, parse_robust, parse_strategy_params
 
+    if privacy is not None:
+        if privacy.mechanism == "dpsgd" and privacy.sample_rate is None:
+            raise click.UsageError("--dp dpsgd needs --dp-sample-rate (the Poisson sampling rate of each participant's records)")
+        if privacy.noise_multiplier is None and dp_rounds is None:
+            raise click.UsageError("--dp needs --noise-multiplier, or --dp-rounds R to calibrate it so that R rounds fit "
+                                   "the budget")
+    elif dp_rounds is not None:
+        raise click.UsageError("--dp-rounds only with --dp")
     cfg = ExperimentConfig(dataset=dataset, strategy=strategy, strategy_params=parse_strategy_params(strategy_params),
                            robust=parse_robust(robust), arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
                            seed=seed, min_updates=min_updates, commit_duration=commit_duration,
-                           max_commit_duration=max_commit_duration, reveal_duration=reveal_duration)
+                           max_commit_duration=max_commit_duration, reveal_duration=reveal_duration, privacy=privacy,
+                           rounds=dp_rounds or 1)
     doc = build_task(cfg, load_task_dataset(cfg))
     return doc if rewards is None else replace(doc, rewards=rewards)
 
@@ -191,13 +206,19 @@ def task_document_options(f: F) -> F:
 
 @admin.command("configure-task")
 @task_document_options
+@privacy_options
+@click.option("--dp-rounds", type=click.IntRange(1), default=None,
+              help="With --dp and no --noise-multiplier: calibrate the noise so that this many rounds fit the budget.")
 @keystore_option
 @role_options
 @json_option
 def configure_task(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                    local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
                    max_commit_duration: int, reveal_duration: int, rewards_rule: str | None,
-                   reward_params: tuple[str, ...], validation: Path | None, keystore: Path | None,
+                   reward_params: tuple[str, ...], validation: Path | None,
+                   dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
+                   noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str,
+                   dp_min_clients: int | None, dp_rounds: int | None, keystore: Path | None,
                    state_dir: Path | None, rpc_url: str | None,
                    ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
                    as_json: bool) -> None:
@@ -212,8 +233,11 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
 
     # Everything that can be wrong with the task is found before anything is stored or sent.
     rewards_config(rewards_rule, reward_params, None if validation is None else (Digest(bytes(32)), Cid("x")))
+    privacy = privacy_request(dp, epsilon_budget, dp_delta, dp_clip, noise_multiplier, dp_sample_rate, dp_accountant,
+                              dp_min_clients)
     doc = task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
-                        min_updates, commit_duration, max_commit_duration, reveal_duration)
+                        min_updates, commit_duration, max_commit_duration, reveal_duration, privacy=privacy,
+                        dp_rounds=dp_rounds)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
     refuse_if_governed(settings, ledger, "configure-task " + shlex.join(_task_args(click.get_current_context())))
@@ -234,6 +258,12 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
         f"  model_spec_digest: 0x{bytes(config.model_spec_digest).hex()}",
         f"  strategy_digest: 0x{bytes(config.strategy_digest).hex()}",
         f"  data_schema_digest: 0x{bytes(config.data_schema_digest).hex()}",
+        *([] if doc.privacy is None else [
+            f"  privacy: {doc.privacy.mechanism}, epsilon budget {doc.privacy.epsilon_budget:g} per participant "
+            f"(delta {doc.privacy.delta:g}), noise multiplier {doc.privacy.noise_multiplier:.4f}, clip "
+            f"{doc.privacy.clip:g}, sampling rate {doc.privacy.sample_rate:g}, accountant {doc.privacy.accountant}",
+            f"  privacy_policy_digest: 0x{bytes(config.privacy_policy_digest).hex()}",
+        ]),
     ]))
 
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # web3 is imported only by the commands that use it
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+if TYPE_CHECKING:
+    from fedchain.sim.config import PrivacyRequest
+
 
 def json_option(f: F) -> F:
     """``--json``: print exactly one JSON document on stdout."""
@@ -146,6 +149,56 @@ def task_options(f: F) -> F:
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def privacy_options(f: F) -> F:
+    """The options of a task's differential-privacy policy (``--dp`` and its tuning)."""
+    options = [
+        click.option("--dp", "dp", type=click.Choice(["dpsgd", "client"]), default=None,
+                     help="Differential privacy: dpsgd (record level: DP-SGD with Opacus, each participant's records) or "
+                          "client (client level: each participant clips its update and adds its share of the noise). "
+                          "The policy and each participant's epsilon budget are recorded on chain, which refuses any "
+                          "commitment past the budget [default: none]."),
+        click.option("--epsilon-budget", type=float, default=None,
+                     help="With --dp: the total epsilon each participant may spend (required with --dp)."),
+        click.option("--delta", "dp_delta", type=float, default=1e-5, show_default=True, help="With --dp: delta."),
+        click.option("--dp-clip", type=float, default=1.0, show_default=True,
+                     help="With --dp: the clipping norm (per-sample gradient for dpsgd, per update for client)."),
+        click.option("--noise-multiplier", type=float, default=None,
+                     help="With --dp: the noise multiplier z [default: the smallest with which the run's rounds fit "
+                          "the budget, by the accountant]."),
+        click.option("--dp-sample-rate", type=float, default=None,
+                     help="With --dp dpsgd: the Poisson sampling rate of records [default: batch size / records per "
+                          "participant]."),
+        click.option("--dp-accountant", type=click.Choice(["rdp", "prv", "pld"]), default="rdp", show_default=True,
+                     help="With --dp: the accountant (rdp for both; prv for dpsgd, Opacus; pld for client, dp-accounting)."),
+        click.option("--dp-min-clients", type=int, default=None,
+                     help="With --dp client: the number m of included updates each client's noise share (z C / sqrt(m)) "
+                          "assumes; rounds need at least m [default: the minimum updates]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def privacy_request(dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
+                    noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str,
+                    dp_min_clients: int | None) -> PrivacyRequest | None:
+    """What :func:`privacy_options` ask for (None without ``--dp``); a usage error for a tuning option without
+    ``--dp`` or ``--dp`` without ``--epsilon-budget``."""
+    from fedchain.sim.config import PrivacyRequest
+
+    if dp is None:
+        given = [name for name, value in (("--epsilon-budget", epsilon_budget), ("--noise-multiplier", noise_multiplier),
+                                          ("--dp-sample-rate", dp_sample_rate), ("--dp-min-clients", dp_min_clients))
+                 if value is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only with --dp")
+        return None
+    if epsilon_budget is None:
+        raise click.UsageError("--dp needs --epsilon-budget (the total epsilon each participant may spend)")
+    return PrivacyRequest(dp, float(epsilon_budget), float(dp_delta), float(dp_clip), noise_multiplier, dp_sample_rate,
+                          dp_accountant, dp_min_clients)
 
 
 def role_options(f: F) -> F:

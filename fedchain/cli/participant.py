@@ -17,6 +17,7 @@ from fedchain.cli.options import (
     role_options,
     role_settings,
     role_signer,
+    to_jsonable,
 )
 from fedchain.config import private_dir
 from fedchain.errors import DepositError
@@ -130,9 +131,26 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
     who = Address(participant_address or role_signer(settings).address)
     ledger = connect_ledger(settings, address=address)
     rec = ledger.participant(who)
-    emit(as_json, rec, lambda: f"{rec.address}: {rec.status.name.lower()}, last committed round "
-         f"{rec.last_committed_round}, {rec.declared_samples} samples declared, registered at block {rec.registered_block}"
-         + (f" ({rec.organisation}, {rec.industry})" if rec.organisation else ""))
+    task = ledger.task()
+    privacy: dict[str, Any] | None = None
+    if task is not None and task.epsilon_budget:
+        from fedchain.fl.privacy import EPSILON_SCALE
+
+        spent = ledger.epsilon_spent(who)
+        privacy = {"epsilon_spent": spent / EPSILON_SCALE, "epsilon_budget": task.epsilon_budget / EPSILON_SCALE,
+                   "epsilon_spent_fixed": spent, "epsilon_budget_fixed": task.epsilon_budget,
+                   "policy_digest": task.privacy_policy_digest}
+
+    def human() -> str:
+        line = (f"{rec.address}: {rec.status.name.lower()}, last committed round {rec.last_committed_round}, "
+                f"{rec.declared_samples} samples declared, registered at block {rec.registered_block}"
+                + (f" ({rec.organisation}, {rec.industry})" if rec.organisation else ""))
+        if privacy is not None:
+            line += (f"\n  privacy: epsilon {privacy['epsilon_spent']:.6f} spent of a budget of "
+                     f"{privacy['epsilon_budget']:.6f} ({privacy['epsilon_budget'] - privacy['epsilon_spent']:.6f} left)")
+        return line
+
+    emit(as_json, {**to_jsonable(rec), "privacy": to_jsonable(privacy)}, human)
 
 
 @participant.command()

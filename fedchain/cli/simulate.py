@@ -11,6 +11,8 @@ from fedchain.cli.options import (
     emit,
     ipfs_api_option,
     json_option,
+    privacy_options,
+    privacy_request,
     rpc_url_option,
     settings_from,
     state_dir_option,
@@ -22,6 +24,7 @@ from fedchain.errors import ExitCode
 
 @click.command()
 @task_options
+@privacy_options
 @click.option("--partition", default="iid", show_default=True, help="iid, dirichlet, quantity or industry.")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Dirichlet concentration (dirichlet, quantity).")
 @click.option("--clients", type=int, default=4, show_default=True)
@@ -63,6 +66,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
              max_test_samples: int | None,
              attacks: tuple[str, ...], dishonest_aggregator: str | None, governance: bool, verification_quorum: int,
              rewards_rule: str | None, reward_budget: int,
+             dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
+             noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str, dp_min_clients: int | None,
              out_dir: Path | None, keep_services: bool,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
     """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
@@ -74,6 +79,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
     from fedchain.sim.federation import run_federation
 
     torch.set_num_threads(1)
+    privacy = privacy_request(dp, epsilon_budget, dp_delta, dp_clip, noise_multiplier, dp_sample_rate, dp_accountant,
+                              dp_min_clients)
     cfg = ExperimentConfig(
         dataset=dataset, partition=partition, alpha=alpha, strategy=strategy,
         strategy_params=parse_strategy_params(strategy_params), robust=parse_robust(robust), arch=arch, clients=clients,
@@ -82,7 +89,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         attacks=tuple(parse_attack(a) for a in attacks), dishonest=dishonest_aggregator,
         max_train_samples=max_train_samples, max_test_samples=max_test_samples,
         governance=governance or rewards_rule is not None, verification_quorum=verification_quorum,
-        rewards=rewards_rule, reward_budget=reward_budget,
+        rewards=rewards_rule, reward_budget=reward_budget, privacy=privacy,
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))
@@ -95,6 +102,12 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
             acc = (f"accuracy {r.accuracy:.4f}, loss {r.loss:.4f}" if r.accuracy is not None and r.loss is not None
                    else f"closed: {r.close_reason}")
             lines.append(f"  round {r.round_id}: {len(r.included)}/{r.commit_count} included, {len(r.rejected)} rejected, {acc}")
+        if result.privacy is not None:
+            dp = result.privacy
+            lines.append(f"  privacy: {dp.mechanism}, budget epsilon {dp.epsilon_budget:g} (delta {dp.delta:g}), noise "
+                         f"multiplier {dp.noise_multiplier:.4f}, clip {dp.clip:g}")
+            lines += [f"    {s.participant}: epsilon {s.epsilon:.4f} spent of {dp.epsilon_budget:g}"
+                      + ("" if s.stopped is None else f" (stopped: {s.stopped})") for s in dp.participants]
         lines.append("  gas: " + ", ".join(f"{k} {v['mean']}" for k, v in result.gas.to_json().items()))
         audit = result.audit
         lines.append(f"  wall time {result.wall_time_s:.1f} s; audit {audit.wall_time_s:.2f} s: "

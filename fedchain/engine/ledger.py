@@ -322,7 +322,8 @@ class LedgerTransport:
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         base = self._fetch_base(round_id, rnd.base_model_cid, rnd.base_model_digest)
         verify_round_base(self.ledger, rnd, doc)
-        return OpenedRound(RoundId(int(round_id)), base, rnd.base_model_digest, doc.strategy_config(), int(rnd.min_updates))
+        return OpenedRound(RoundId(int(round_id)), base, rnd.base_model_digest, doc.strategy_config(), int(rnd.min_updates),
+                           doc.privacy)
 
     def resume(self, opened: OpenedRound) -> OpenedRound | None:
         """The round again after an outage: attached afresh while it is open, None once it ended

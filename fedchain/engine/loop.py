@@ -24,6 +24,7 @@ from fedchain.errors import (
     RpcUnavailableError,
     StorageUnavailableError,
 )
+from fedchain.fl.privacy import PrivacyPolicy
 from fedchain.fl.records import ClientUpdate, Rejection, StrategyConfig
 from fedchain.protocol.blobs import GlobalModel
 from fedchain.protocol.rounds import RoundAggregate, aggregate_screened
@@ -44,6 +45,7 @@ class OpenedRound:
     base_digest: Digest
     strategy: StrategyConfig
     min_updates: int
+    privacy: PrivacyPolicy | None = None  # the task's privacy policy (aggregate_screened enforces it)
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +126,7 @@ def _finish(
             t_aggregate = time.perf_counter()
             agg = aggregate_screened(
                 opened.strategy, opened.base, opened.round_id, opened.base_digest,
-                collected.updates, collected.rejections, opened.min_updates,
+                collected.updates, collected.rejections, opened.min_updates, privacy=opened.privacy,
             )
             published = transport.publish(opened, collected, agg)
         except CommitPhaseStillOpen as err:

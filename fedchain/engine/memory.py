@@ -19,6 +19,7 @@ from fedchain.codec.canonical import sha256_digest
 from fedchain.engine.loop import Collected, OpenedRound, Published
 from fedchain.errors import ConfigError, TrainingError
 from fedchain.fl.attacks import AttackSpec
+from fedchain.fl.privacy import AccountantInputs
 from fedchain.fl.records import ClientState, ClientUpdate
 from fedchain.protocol.blobs import GlobalModel, decode_global, initial_global
 from fedchain.protocol.rounds import RoundAggregate
@@ -61,11 +62,30 @@ class InMemoryTransport:
         self._round = 0
         self._states: dict[str, ClientState] = {}
         self._pending: dict[str, ClientState] = {}
+        self._spent: dict[str, list[AccountantInputs]] = {}  # under a privacy policy: each one's rounds so far
 
     @property
     def model(self) -> GlobalModel:
         """The current global model."""
         return self._model
+
+    def privacy_spent(self) -> dict[str, float]:
+        """Under a privacy policy: each participant's cumulative epsilon so far (empty without one)."""
+        from fedchain.fl.privacy import epsilon
+
+        if self.doc.privacy is None:
+            return {}
+        return {p.address: epsilon(self._spent.get(p.address.lower(), [])) for p in self.participants}
+
+    def _affordable(self, address: str) -> bool:
+        """Whether the participant can afford one more round under the privacy policy (True without one)."""
+        from fedchain.fl.privacy import epsilon, epsilon_fixed
+
+        policy = self.doc.privacy
+        if policy is None:
+            return True
+        history = [*self._spent.get(address.lower(), []), policy.round_inputs(self.doc.local_epochs())]
+        return epsilon_fixed(epsilon(history)) <= policy.budget_fixed()
 
     def client_state(self, address: str) -> ClientState | None:
         """The client state participant ``address`` holds now (None before its first inclusion)."""
@@ -75,7 +95,7 @@ class InMemoryTransport:
         """The next round, on the current global model."""
         self._round += 1
         return OpenedRound(RoundId(self._round), self._model, self._digest, self.doc.strategy_config(),
-                           int(self.doc.min_updates))
+                           int(self.doc.min_updates), self.doc.privacy)
 
     def collect(self, opened: OpenedRound, timeout_s: float | None = None) -> Collected:
         """Train every participant on the round's base model (there is nothing to wait for)."""
@@ -84,6 +104,11 @@ class InMemoryTransport:
         self._pending.clear()
         for p in self.participants:
             key = p.address.lower()
+            if not self._affordable(key):
+                log.info("round %d: participant %s sits out: the next round would exceed its privacy budget",
+                         opened.round_id, p.address)
+                sat_out += 1
+                continue
             try:
                 update, new_state, _ = train_participant(
                     self.doc,
@@ -103,6 +128,8 @@ class InMemoryTransport:
                 continue
             self._pending[key] = new_state
             updates.append(update)
+            if self.doc.privacy is not None:  # released, so spent, whether or not the aggregate includes it
+                self._spent.setdefault(key, []).append(self.doc.privacy.round_inputs(self.doc.local_epochs()))
         return Collected(tuple(updates), (), len(updates), sat_out)
 
     def resume(self, opened: OpenedRound) -> OpenedRound | None:

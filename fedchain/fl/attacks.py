@@ -32,7 +32,9 @@ from torch import nn
 from fedchain.errors import ConfigError
 from fedchain.fl.records import CONTROL_PREFIX, WIRE_DTYPE, ClientUpdate, Weights
 
-UPDATE_ATTACKS = ("sign_flip", "scaling", "noise", "free_ride")
+UPDATE_ATTACKS = ("sign_flip", "scaling", "noise", "free_ride", "skip_noise")
+"""``skip_noise``: under client-level DP, clip the update but leave out the noise share the policy asks for
+(the privacy wrapper reads the kind; the update itself is not changed here)."""
 DATA_ATTACKS = ("label_flip", "backdoor")
 
 
@@ -72,7 +74,9 @@ def free_ride(update: ClientUpdate) -> ClientUpdate:
 
 
 ATTACK_KINDS = UPDATE_ATTACKS + DATA_ATTACKS
-ATTACK_SYNTAX = "sign_flip[:factor], scaling[:factor], noise[:sigma], free_ride, label_flip or backdoor[:target_class]"
+ATTACK_SYNTAX = (
+    "sign_flip[:factor], scaling[:factor], noise[:sigma], free_ride, skip_noise, label_flip or backdoor[:target_class]"
+)
 BACKDOOR_FRACTION = 0.5  # share of a backdoor attacker's samples stamped with the trigger
 _DEFAULT_STRENGTH = {"sign_flip": 1.0, "scaling": 10.0, "noise": 1.0, "backdoor": 0.0}
 

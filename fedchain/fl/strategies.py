@@ -81,6 +81,7 @@ class _Strategy:
     server_lr: float = 1.0
     min_updates: int = 1
     max_weight_share: float = 1.0
+    uniform_weights: int = 0  # 1: every update weighs the same (client-level DP); 0: its sample count
     robust: tuple[RobustRule, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -91,12 +92,19 @@ class _Strategy:
             raise ConfigError(f"server_lr must be positive and finite, got {self.server_lr}")
         if not 0.0 < self.max_weight_share <= 1.0:
             raise ConfigError(f"max_weight_share must be in (0, 1], got {self.max_weight_share}")
+        if self.uniform_weights not in (0, 1):
+            raise ConfigError(f"uniform_weights must be 0 or 1, got {self.uniform_weights}")
         self._client_config({})  # validates the client-side parameters once
 
     # --- description ----------------------------------------------------------
     def params(self) -> dict[str, Any]:
-        """Every parameter (defaults included), as recorded in the config digest."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "robust"}
+        """Every parameter (defaults included, but for ``uniform_weights`` = 0, which configs written before it
+        existed lack), as recorded in the config digest."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "robust" and not (f.name == "uniform_weights" and self.uniform_weights == 0)
+        }
 
     def config(self) -> StrategyConfig:
         return StrategyConfig(self.name, self.params(), tuple(r.config() for r in self.robust))
@@ -127,8 +135,9 @@ class _Strategy:
         )
 
     def weight_of(self, update: ClientUpdate) -> float:
-        """Aggregation weight of an update (its sample count unless the algorithm says otherwise)."""
-        return float(update.num_samples)
+        """Aggregation weight of an update (its sample count unless the algorithm says otherwise; 1 with
+        ``uniform_weights``)."""
+        return 1.0 if self.uniform_weights else float(update.num_samples)
 
     def aggregate_round(
         self,

@@ -34,6 +34,8 @@ from fedchain.errors import (
     FedchainError,
     IntegrityError,
     ParticipantError,
+    PrivacyBudgetError,
+    PrivacyError,
     RoundNotOpenError,
     RpcUnavailableError,
     StorageUnavailableError,
@@ -42,6 +44,7 @@ from fedchain.ports import (
     SALT_SIZE,
     Ledger,
     ParticipantStatus,
+    PrivacySpent,
     RoundRecord,
     RoundStatus,
     TxReport,
@@ -49,7 +52,7 @@ from fedchain.ports import (
     UpdateSeal,
     update_seal,
 )
-from fedchain.protocol.blobs import decode_global, encode_update, metadata_digest
+from fedchain.protocol.blobs import decode_global, decode_update, encode_update, metadata_digest
 from fedchain.protocol.evidence import Evidence
 from fedchain.protocol.rewards import RewardsLedger, RoundRewardsDoc, RoundRewardsView, score_text, scores_publication
 from fedchain.protocol.rounds import RULE_BLOB_UNAVAILABLE
@@ -69,6 +72,7 @@ from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
     from fedchain.fl.attacks import AttackSpec
+    from fedchain.fl.privacy import AccountantInputs
     from fedchain.fl.records import ClientState, ClientUpdate
     from fedchain.fl.schema import DataSchema
     from fedchain.ports import BlobStore
@@ -191,6 +195,8 @@ class JournalEntry:
     salt: bytes | None = None
     seal: Digest | None = None
     amount: int | None = None  # a claimed reward, in the reward token's base units
+    epsilon_spent: int | None = None  # a private round's commit: the cumulative epsilon claimed (micro-epsilon)
+    accountant_digest: Digest | None = None  # ... and the digest of that round's accountant inputs
 
     def to_json(self) -> dict[str, Any]:
         """One JSON object (one journal line): the result's fields, if any, and the entry's own."""
@@ -215,6 +221,10 @@ class JournalEntry:
             out["seal"] = digest_hex(self.seal)
         if self.amount is not None:
             out["amount"] = str(self.amount)
+        if self.epsilon_spent is not None:
+            out["epsilon_spent"] = int(self.epsilon_spent)
+        if self.accountant_digest is not None:
+            out["accountant_digest"] = digest_hex(self.accountant_digest)
         return out
 
     @classmethod
@@ -236,6 +246,8 @@ class JournalEntry:
             salt=bytes.fromhex(str(data["salt"]).removeprefix("0x")) if data.get("salt") else None,
             seal=digest("seal"),
             amount=int(data["amount"]) if data.get("amount") is not None else None,
+            epsilon_spent=int(data["epsilon_spent"]) if data.get("epsilon_spent") is not None else None,
+            accountant_digest=digest("accountant_digest"),
         )
 
 
@@ -328,6 +340,7 @@ class ParticipantAgent:
         self._last_progress = time.monotonic()
         self._data: tuple[np.ndarray, np.ndarray] | None = None
         self._tasks: dict[tuple[int, str], TaskDocument] = {}  # verified documents by (version, CID)
+        self._privacy_inputs: dict[int, AccountantInputs] = {}  # a private task's rounds: this one's inputs
         self.journal = TxJournal(self.state_dir / JOURNAL_FILE)
         self._commits = self.journal.commits()  # the journaled commit of each round, kept in step with the file
         self._seals = self.journal.seals()  # the journaled seal of each commit-reveal round
@@ -412,9 +425,11 @@ class ParticipantAgent:
         base, base_size = self._fetch_base(rnd)
         verify_round_base(self.ledger, rnd, doc)
         x, y = self.load_data(doc.schema())
+        history = self.require_privacy_budget(doc, rid)
         t0 = time.perf_counter()
         update, new_state, loss = self._train(doc, rnd, base, x, y)
         train_s = time.perf_counter() - t0
+        claim = self._privacy_claim(doc, rid, history, update)
         blob = encode_update(update)
         if rnd.commit_reveal:
             return self._seal(rnd, blob, update, new_state, loss, train_s, base_size + len(doc.to_bytes()))
@@ -425,9 +440,10 @@ class ParticipantAgent:
         self._save_pending_state(rid, new_state)
         samples, meta = int(update.num_samples), metadata_digest(update)
         self.journal.append(JournalEntry("intent", rid, self.address, digest, cid, samples, meta,
-                                         rnd.base_model_digest))
+                                         rnd.base_model_digest, epsilon_spent=claim[0] if claim else None,
+                                         accountant_digest=claim[1] if claim else None))
         try:
-            report = self.ledger.commit_update(rid, digest, cid, samples, meta)
+            report = self._commit(rid, digest, cid, samples, meta, claim)
         except FederationDuplicateCommit:
             # an earlier attempt (a lost receipt, a restart) already committed: that commitment stands
             existing = self.own_commitment(rid)
@@ -440,7 +456,9 @@ class ParticipantAgent:
             report.gas_used, report.tx_hash, loss, len(blob), train_s, base_size + len(doc.to_bytes()),
         )
         self._journal_commit(JournalEntry("committed", rid, self.address, digest, cid, samples, meta,
-                                          rnd.base_model_digest, report.tx_hash, report.block_number, result=result))
+                                          rnd.base_model_digest, report.tx_hash, report.block_number, result=result,
+                                          epsilon_spent=claim[0] if claim else None,
+                                          accountant_digest=claim[1] if claim else None))
         _test_crash_point("after_send")
         log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
         return result
@@ -637,9 +655,10 @@ class ParticipantAgent:
             return None
         log.warning("round %d: journaled commit tx %s (update %s) is missing from the chain (the chain was "
                     "rewound?); committing it again", rid, entry.tx_hash, entry.cid)
+        claim = (None if entry.epsilon_spent is None or entry.accountant_digest is None
+                 else (int(entry.epsilon_spent), entry.accountant_digest))
         try:
-            report = self.ledger.commit_update(rid, entry.update_digest, entry.cid, entry.num_samples,
-                                               entry.metadata_digest)
+            report = self._commit(rid, entry.update_digest, entry.cid, entry.num_samples, entry.metadata_digest, claim)
         except FederationDuplicateCommit:
             existing = self.own_commitment(rid)
             if existing is None:
@@ -651,10 +670,100 @@ class ParticipantAgent:
             "recommitted", rid, self.address, entry.update_digest, entry.cid, entry.num_samples, entry.metadata_digest,
             entry.base_model_digest, report.tx_hash, report.block_number,
             reason=f"journaled commit tx {entry.tx_hash} was missing from the chain", result=result,
+            epsilon_spent=entry.epsilon_spent, accountant_digest=entry.accountant_digest,
         ))
         log.warning("round %d: committed %s again in tx %s%s", rid, entry.cid, report.tx_hash,
                     " (the lost transaction, sent again)" if report.tx_hash == entry.tx_hash else "")
         return result
+
+    # --- differential privacy ----------------------------------------------------------------
+    def _commit(self, rid: RoundId, digest: Digest, cid: Cid, samples: int, meta: Digest,
+                claim: tuple[int, Digest] | None) -> TxReport:
+        """``commitUpdate``, or ``commitPrivateUpdate`` with the privacy claim of a private task's round."""
+        if claim is None:
+            return self.ledger.commit_update(rid, digest, cid, samples, meta)
+        return self.ledger.commit_private_update(rid, digest, cid, samples, meta, claim[0], claim[1])
+
+    def privacy_history(self, before: RoundId | None = None) -> list[AccountantInputs]:
+        """The accountant inputs of this participant's private commitments so far (before round ``before``),
+        oldest first, from the chain: each round's inputs are those of the policy of the round's task version,
+        checked against the accountant digest the commitment carries (the update's extras otherwise)."""
+
+        out: list[AccountantInputs] = []
+        mine = self.address.lower()
+        for event in self.ledger.history():
+            if not isinstance(event, PrivacySpent) or event.participant.lower() != mine:
+                continue
+            if before is not None and int(event.round_id) >= int(before):
+                continue
+            cached = self._privacy_inputs.get(int(event.round_id))
+            if cached is None:
+                cached = self._round_inputs(RoundId(int(event.round_id)), event.accountant_digest)
+                self._privacy_inputs[int(event.round_id)] = cached
+            out.append(cached)
+        return out
+
+    def _round_inputs(self, rid: RoundId, accountant_digest: Digest) -> AccountantInputs:
+        from fedchain.fl.privacy import AccountantInputs
+
+        doc = self.task_document(int(self.ledger.round(rid).task_version))
+        if doc.privacy is not None:
+            inputs = doc.privacy.round_inputs(doc.local_epochs())
+            if bytes(inputs.digest()) == bytes(accountant_digest):
+                return inputs
+        mine = self.own_commitment(rid)
+        if mine is not None:
+            from_blob = AccountantInputs.from_extras(decode_update(self.store.get(mine.cid)).extras)
+            if from_blob is not None and bytes(from_blob.digest()) == bytes(accountant_digest):
+                return from_blob
+        raise PrivacyError(
+            f"round {rid}: this participant's commitment carries accountant digest {digest_hex(accountant_digest)}, "
+            f"which neither the task's policy nor the committed update's inputs give"
+        )
+
+    def privacy_status(self) -> tuple[float, int, int] | None:
+        """Under the current task's privacy policy: (recomputed cumulative epsilon, epsilon recorded on chain,
+        budget), both in micro-epsilon but the first; None without a policy."""
+        from fedchain.fl.privacy import epsilon
+
+        doc = self.task_document()
+        if doc.privacy is None:
+            return None
+        return (epsilon(self.privacy_history()), int(self.ledger.epsilon_spent(self.address)),
+                doc.privacy.budget_fixed())
+
+    def require_privacy_budget(self, doc: TaskDocument, rid: RoundId) -> list[AccountantInputs] | None:
+        """Under a privacy policy: this participant's history before round ``rid``; PrivacyBudgetError when one
+        more round would take its cumulative epsilon past the budget (the agent stops before training it).
+        None without a policy."""
+        from fedchain.fl.privacy import epsilon, epsilon_fixed
+
+        policy = doc.privacy
+        if policy is None:
+            return None
+        history = self.privacy_history(before=rid)
+        spent = epsilon(history)
+        after = epsilon(history + [policy.round_inputs(doc.local_epochs())])
+        if epsilon_fixed(after) > policy.budget_fixed():
+            raise PrivacyBudgetError(
+                f"round {rid}: taking part would take this participant's epsilon from {spent:.4f} to {after:.4f}, "
+                f"past the task's budget of {policy.epsilon_budget:g} (delta {policy.delta:g}); it stops here"
+            )
+        return history
+
+    def _privacy_claim(self, doc: TaskDocument, rid: RoundId, history: list[AccountantInputs] | None,
+                       update: ClientUpdate) -> tuple[int, Digest] | None:
+        """The (cumulative epsilon, accountant digest) to commit with the update of a private round."""
+        from fedchain.fl.privacy import AccountantInputs, epsilon, epsilon_fixed
+
+        if doc.privacy is None or history is None:
+            return None
+        inputs = AccountantInputs.from_extras(update.extras)
+        if inputs is None:
+            raise PrivacyError(f"round {rid}: the private task's training produced an update without accountant inputs")
+        claim = max(epsilon_fixed(epsilon([*history, inputs])), int(self.ledger.epsilon_spent(self.address)))
+        self._privacy_inputs[int(rid)] = inputs
+        return claim, inputs.digest()
 
     def task_document(self, version: int | None = None) -> TaskDocument:
         """The task document of ``version`` (default: current), verified against the chain once."""
@@ -1199,8 +1308,9 @@ def _dry_run(doc: TaskDocument, x: np.ndarray, y: np.ndarray, participant: Addre
     weights = get_weights(build_model(doc.spec(), doc.seed))
     config = strategy.configure_round(RoundId(0), weights, strategy.initial_state(weights))
     n = min(len(y), 32)
+    dpsgd = doc.privacy if doc.privacy is not None and doc.privacy.mechanism == "dpsgd" else None
     train_local(doc.spec(), weights, x[:n], y[:n], config, seed=0, client_state=None, participant=participant,
-                round_id=RoundId(0), base_model_digest=ZERO_DIGEST)
+                round_id=RoundId(0), base_model_digest=ZERO_DIGEST, privacy=dpsgd, noise_seed=0)
 
 
 __all__ = [

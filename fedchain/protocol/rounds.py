@@ -29,6 +29,7 @@ from fedchain.errors import (
     IntegrityError,
     TooFewUpdatesError,
 )
+from fedchain.fl.privacy import AccountantInputs, PrivacyPolicy
 from fedchain.fl.records import ClientUpdate, ExtraValue, Rejection, StrategyConfig
 from fedchain.fl.strategies import BaseStrategy, strategy_from_config
 from fedchain.ports import BlobStore, UpdateCommitment
@@ -52,6 +53,9 @@ RULE_HEADER_MISMATCH = "header_mismatch"
 RULE_METADATA_MISMATCH = "metadata_mismatch"
 RULE_INVALID_CID = "invalid_cid"  # the committed CID string is not a CID (fedchain.codec.cid)
 RULE_DUPLICATE_UPDATE = "duplicate_update"  # the same tensor payload as an earlier committer's
+RULE_PRIVACY_POLICY = "privacy_policy"  # a private task's update without the policy's accountant inputs
+RULE_DP_NOISE = "dp_noise"  # a client-level DP update whose norm shows it lacks its share of the noise
+PRIVACY_RULES = frozenset({RULE_PRIVACY_POLICY, RULE_DP_NOISE})
 SCREEN_RULES = frozenset(
     {
         RULE_INVALID_CID,
@@ -257,12 +261,46 @@ def aggregate(
     base_model_digest: Digest,
     outcomes: Sequence[FetchOutcome],
     min_updates: int,
+    *,
+    privacy: PrivacyPolicy | None = None,
 ) -> RoundAggregate:
     """Screen and aggregate a round's committed updates; pure given the fetched bytes."""
     screened = screen(outcomes, round_id, base_model_digest)
     return aggregate_screened(
-        strategy_config, base, round_id, base_model_digest, screened.updates, screened.rejections, min_updates
+        strategy_config, base, round_id, base_model_digest, screened.updates, screened.rejections, min_updates,
+        privacy=privacy,
     )
+
+
+def privacy_problem(update: ClientUpdate, policy: PrivacyPolicy, local_epochs: int) -> Rejection | None:
+    """Why ``update`` breaks the task's privacy policy (None when it does not; pure): it must carry the
+    accountant inputs of one round under the policy (``privacy_policy``), and under client-level DP its norm
+    must show the noise share the policy asks for (``dp_noise``: :func:`fedchain.fl.privacy.noise_check`,
+    whose false-alarm rate the policy states)."""
+    from fedchain.errors import PrivacyError
+
+    try:
+        inputs = AccountantInputs.from_extras(update.extras)
+    except PrivacyError as err:
+        return Rejection(update.participant, RULE_PRIVACY_POLICY, str(err))
+    if inputs is None:
+        return Rejection(update.participant, RULE_PRIVACY_POLICY, "the update carries no accountant inputs")
+    wanted = policy.round_inputs(local_epochs)
+    if inputs != wanted:
+        fields = [
+            f"{f.name} {getattr(inputs, f.name)!r} (policy: {getattr(wanted, f.name)!r})"
+            for f in dataclasses.fields(AccountantInputs)
+            if getattr(inputs, f.name) != getattr(wanted, f.name)
+        ]
+        return Rejection(update.participant, RULE_PRIVACY_POLICY,
+                         "accountant inputs differ from the task's privacy policy: " + "; ".join(fields))
+    if policy.mechanism == "client":
+        from fedchain.fl.privacy import noise_check
+
+        check = noise_check(update.model_tensors, policy)
+        if not check.passed:
+            return Rejection(update.participant, RULE_DP_NOISE, check.reason())
+    return None
 
 
 def aggregate_screened(
@@ -273,9 +311,14 @@ def aggregate_screened(
     updates: Sequence[ClientUpdate],
     screening_rejections: Sequence[Rejection],
     min_updates: int,
+    *,
+    privacy: PrivacyPolicy | None = None,
 ) -> RoundAggregate:
     """Aggregate updates that passed screening with the task's strategy, and encode the new
     global model canonically; pure. The round engine and the auditor both come through here.
+
+    Under a privacy policy an update that breaks it is rejected first (:func:`privacy_problem`), and
+    under client-level DP a round needs at least the policy's ``min_clients`` included updates.
 
     Nothing a participant sent makes this raise. Should the aggregation fail on the updates'
     values (a non-finite model, a FedNova ``tau`` or q-FedAvg ``h`` that overflows the step), each
@@ -286,6 +329,16 @@ def aggregate_screened(
     participant's: :class:`~fedchain.errors.AggregationError`."""
     strategy = strategy_from_config(strategy_config)
     updates = sorted(updates, key=lambda u: u.participant.lower())
+    if privacy is not None:
+        local_epochs = int(strategy_config.params.get("local_epochs", 1))
+        problems_of = {u.participant.lower(): privacy_problem(u, privacy, local_epochs) for u in updates}
+        refused = [r for r in problems_of.values() if r is not None]
+        if refused:
+            screening_rejections = tuple(sorted(
+                (*screening_rejections, *refused), key=lambda r: (r.participant.lower(), r.rule)))
+            updates = [u for u in updates if problems_of[u.participant.lower()] is None]
+        if privacy.mechanism == "client":
+            min_updates = max(min_updates, privacy.min_clients)
     shapes = {name: tuple(np.shape(value)) for name, value in base.weights.items()}
     problems = structure_problems(base, shapes, strategy.state_prefixes)
     if problems:
@@ -468,6 +521,8 @@ __all__ = [
     "RULE_DUPLICATE_UPDATE",
     "RULE_INVALID_CID",
     "SCREEN_RULES",
+    "PRIVACY_RULES",
+    "privacy_problem",
     "Screened",
     "aggregate",
     "aggregate_screened",

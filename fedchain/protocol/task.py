@@ -18,6 +18,12 @@ included updates, its parameters, the consortium's validation set (an ``.npz`` b
 by digest and CID) and the per-round budget the task expects (informative: the incentives contract
 holds the budget in force). A document without it has no ``rewards`` key in its JSON, so documents
 written before the field existed keep their bytes and CIDs.
+
+``privacy`` (optional, :class:`fedchain.fl.privacy.PrivacyPolicy`) is the task's differential-privacy
+policy: mechanism (record-level DP-SGD or client-level DP-FedAvg), clipping norm, noise multiplier,
+sampling rate, delta, accountant and the epsilon budget of each participant. Its digest and budget
+are recorded on chain with the task (``configurePrivateTask``), which then refuses any commitment
+that would take a participant past the budget. Absent: no ``privacy`` key in the JSON.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from fedchain.errors import ConfigError, IntegrityError, ParticipantError
-from fedchain.ports import Ledger, TaskConfig, TaskConfigured, TxReport
-from fedchain.types import Cid, Digest, digest_hex, parse_digest
+from fedchain.ports import Ledger, PrivacyPolicySet, TaskConfig, TaskConfigured, TxReport
+from fedchain.types import ZERO_DIGEST, Cid, Digest, digest_hex, parse_digest
 
 if TYPE_CHECKING:
     from fedchain.fl.models import ModelSpec
+    from fedchain.fl.privacy import PrivacyPolicy
     from fedchain.fl.records import StrategyConfig
     from fedchain.fl.schema import DataSchema
     from fedchain.ports import BlobStore
@@ -146,6 +153,7 @@ class TaskDocument:
     reveal_duration: int = 0
     extras: Mapping[str, Any] = field(default_factory=dict)
     rewards: RewardsConfig | None = None
+    privacy: PrivacyPolicy | None = None
 
     def __post_init__(self) -> None:
         for name in ("seed", "min_updates", "commit_duration", "max_commit_duration", "reveal_duration"):
@@ -165,6 +173,8 @@ class TaskDocument:
             raise ConfigError(
                 f"reveal_duration must be in [0, {MAX_DURATION}] s (0: no commit-reveal), got {self.reveal_duration}"
             )
+        if self.privacy is not None:
+            check_privacy_task(self)
 
     # --- typed views ------------------------------------------------------------------
     def schema(self) -> DataSchema:
@@ -192,6 +202,15 @@ class TaskDocument:
         """The digest of the strategy configuration, as the ledger records it for the task."""
         return Digest(bytes(self.strategy_config().digest()))
 
+    def privacy_digest(self) -> Digest | None:
+        """The digest of the privacy policy, as the ledger records it for the task (None: no policy)."""
+        return None if self.privacy is None else Digest(bytes(self.privacy.digest()))
+
+    def local_epochs(self) -> int:
+        """Local epochs per round (the strategy's ``local_epochs`` parameter; 1 by default)."""
+        value = self.strategy_config().params.get("local_epochs", 1)
+        return int(value)
+
     # --- serialisation -----------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """The task document as a JSON object."""
@@ -208,6 +227,7 @@ class TaskDocument:
             "reveal_duration": self.reveal_duration,
             "extras": dict(self.extras),
             **({} if self.rewards is None else {"rewards": self.rewards.to_json()}),
+            **({} if self.privacy is None else {"privacy": self.privacy.to_json()}),
         }
 
     def to_bytes(self) -> bytes:
@@ -222,6 +242,7 @@ class TaskDocument:
         if not isinstance(data, Mapping) or data.get("format") != TASK_FORMAT:
             raise ConfigError(f"not a task document (format {data.get('format') if isinstance(data, Mapping) else None!r})")
         from fedchain.fl.models import ModelSpec
+        from fedchain.fl.privacy import PrivacyPolicy
         from fedchain.fl.schema import DataSchema
 
         try:
@@ -237,6 +258,7 @@ class TaskDocument:
                 reveal_duration=_integer(data, "reveal_duration", 0),
                 extras=dict(data.get("extras", {})),
                 rewards=None if data.get("rewards") is None else RewardsConfig.from_json(data["rewards"]),
+                privacy=None if data.get("privacy") is None else PrivacyPolicy.from_json(data["privacy"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"task document is malformed: {err}") from err
@@ -263,6 +285,7 @@ class TaskDocument:
         reveal_duration: int = 0,
         extras: Mapping[str, Any] | None = None,
         rewards: RewardsConfig | None = None,
+        privacy: PrivacyPolicy | None = None,
     ) -> TaskDocument:
         """Build a document from the typed FL objects (DataSchema, ModelSpec, StrategyConfig)."""
         return cls(
@@ -277,7 +300,56 @@ class TaskDocument:
             reveal_duration=reveal_duration,
             extras=dict(extras or {}),
             rewards=rewards,
+            privacy=privacy,
         )
+
+
+PRIVATE_ALGORITHMS = {"dpsgd": ("fedavg",), "client": ("fedavg", "fedprox")}
+"""The strategies each privacy mechanism supports: DP-SGD trains with plain (Opacus) SGD steps; client-level
+DP clips and noises a model delta, which FedAvg and FedProx average."""
+
+
+def check_privacy_task(doc: TaskDocument) -> None:
+    """ConfigError unless the task's privacy policy fits its strategy and round parameters: a supported
+    strategy; under client-level DP, uniform aggregation weights (each update counts once: the sensitivity
+    of the sum to one client is the clipping norm) and rounds that need at least ``min_clients`` included
+    updates (the noise shares of fewer would sum to less than the policy's noise)."""
+    policy = doc.privacy
+    if policy is None:
+        return
+    strategy = doc.strategy_config()
+    supported = PRIVATE_ALGORITHMS[policy.mechanism]
+    if strategy.name not in supported:
+        raise ConfigError(
+            f"privacy mechanism {policy.mechanism} supports the strategies {', '.join(supported)}, "
+            f"not {strategy.name!r}"
+        )
+    if policy.mechanism == "client":
+        if int(strategy.params.get("uniform_weights", 0)) != 1:
+            raise ConfigError(
+                "client-level DP needs uniform aggregation weights (strategy parameter uniform_weights = 1): "
+                "weighting updates by their sample counts would let one client's update weigh more than the "
+                "clipping norm the noise is calibrated to"
+            )
+        needed = policy.min_clients
+        for name, value in (("min_updates", doc.min_updates), ("strategy min_updates",
+                                                                int(strategy.params.get("min_updates", 1)))):
+            if value < needed:
+                raise ConfigError(
+                    f"client-level DP with min_clients = {needed}: {name} must be >= {needed} (got {value}); "
+                    f"each client adds only 1/sqrt({needed}) of the noise"
+                )
+
+
+def check_private_model(doc: TaskDocument) -> None:
+    """ConfigError when the task's model cannot be trained with DP-SGD (a layer Opacus cannot compute
+    per-sample gradients for, BatchNorm above all). Builds the model (torch)."""
+    if doc.privacy is None or doc.privacy.mechanism != "dpsgd":
+        return
+    from fedchain.fl.models import build_model
+    from fedchain.fl.privacy import check_private_model as check_module
+
+    check_module(build_model(doc.spec(), 0))
 
 
 def _integer(data: Mapping[str, Any], key: str, default: int | None = None) -> int:
@@ -309,6 +381,15 @@ def verify_task(doc: TaskDocument, task: TaskConfig) -> None:
         raise IntegrityError(
             f"task v{task.version}: document {task.config_cid} allows commit phases of up to {doc.max_commit_duration} s, "
             f"the chain records {task.max_commit_duration} s"
+        )
+    policy_digest = doc.privacy_digest()
+    budget = 0 if doc.privacy is None else doc.privacy.budget_fixed()
+    if bytes(policy_digest or ZERO_DIGEST) != bytes(task.privacy_policy_digest) or budget != int(task.epsilon_budget):
+        raise IntegrityError(
+            f"task v{task.version}: document {task.config_cid} has privacy policy "
+            f"{'none' if policy_digest is None else digest_hex(policy_digest)} (budget {budget} micro-epsilon), "
+            f"the chain records {digest_hex(task.privacy_policy_digest) if any(task.privacy_policy_digest) else 'none'} "
+            f"(budget {task.epsilon_budget})"
         )
 
 
@@ -354,10 +435,17 @@ def publish_task(ledger: Ledger, store: BlobStore, doc: TaskDocument) -> tuple[C
     """Store the document and configure it on chain (admin role); returns (CID, TxReport).
 
     The document is stored first; nothing is written on chain unless that succeeded."""
+    check_private_model(doc)
     cid = store.put(doc.to_bytes())
-    report = ledger.configure_task(
-        doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), cid, doc.max_commit_duration
-    )
+    if doc.privacy is not None:
+        report = ledger.configure_private_task(
+            doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), cid, doc.max_commit_duration,
+            doc.privacy.digest(), doc.privacy.budget_fixed(),
+        )
+    else:
+        report = ledger.configure_task(
+            doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), cid, doc.max_commit_duration
+        )
     return cid, report
 
 
@@ -376,14 +464,22 @@ def load_task_document(ledger: Ledger, store: BlobStore, version: int | None = N
 
 def task_version(ledger: Ledger, version: int) -> TaskConfig:
     """The task configuration of ``version`` from the ``TaskConfigured`` events."""
+    configured: TaskConfigured | None = None
+    policy: PrivacyPolicySet | None = None
     for event in ledger.history():
         if isinstance(event, TaskConfigured) and int(event.version) == int(version):
-            return TaskConfig(
-                version=event.version,
-                model_spec_digest=event.model_spec_digest,
-                strategy_digest=event.strategy_digest,
-                data_schema_digest=event.data_schema_digest,
-                config_cid=event.config_cid,
-                max_commit_duration=event.max_commit_duration,
-            )
-    raise ParticipantError(f"task version {version} is not on the ledger")
+            configured = event
+        elif isinstance(event, PrivacyPolicySet) and int(event.version) == int(version):
+            policy = event
+    if configured is None:
+        raise ParticipantError(f"task version {version} is not on the ledger")
+    return TaskConfig(
+        version=configured.version,
+        model_spec_digest=configured.model_spec_digest,
+        strategy_digest=configured.strategy_digest,
+        data_schema_digest=configured.data_schema_digest,
+        config_cid=configured.config_cid,
+        max_commit_duration=configured.max_commit_duration,
+        privacy_policy_digest=policy.policy_digest if policy is not None else ZERO_DIGEST,
+        epsilon_budget=int(policy.epsilon_budget) if policy is not None else 0,
+    )

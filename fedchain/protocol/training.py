@@ -10,6 +10,7 @@ trail).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from fedchain.types import Address, Digest, RoundId
 
 if TYPE_CHECKING:
     from fedchain.fl.attacks import AttackSpec
+    from fedchain.fl.privacy import PrivacyPolicy
     from fedchain.fl.records import ClientState, ClientUpdate
     from fedchain.protocol.blobs import GlobalModel
 
@@ -44,10 +46,21 @@ def train_participant(
     seed: int,
     client_state: ClientState | None,
     attack: AttackSpec | None = None,
+    noise_seed: int | None = None,
 ) -> tuple[ClientUpdate, ClientState, dict[str, float]]:
-    """Train locally; return (ClientUpdate, new client state, metrics)."""
+    """Train locally; return (ClientUpdate, new client state, metrics).
+
+    Under the task's privacy policy the participant privatises its own update: DP-SGD trains with
+    per-sample clipping and noise; client-level DP clips the trained update and adds this
+    participant's share of the noise. The noise is drawn from ``noise_seed``, by default a fresh
+    secret (``secrets``): a seed derived from the public task seed would let anyone subtract it.
+    Both attach the round's accountant inputs to the update's extras."""
     from fedchain.fl.client import train_local
     from fedchain.fl.strategies import strategy_from_config
+
+    policy = doc.privacy
+    if policy is not None and noise_seed is None:
+        noise_seed = secrets.randbits(64)
 
     if attack is not None:
         x, y = attack.poison_data(x, y, num_classes=int(doc.spec().num_classes), seed=seed)
@@ -67,12 +80,33 @@ def train_participant(
             participant=participant,
             round_id=round_id,
             base_model_digest=base_model_digest,
+            privacy=policy if policy is not None and policy.mechanism == "dpsgd" else None,
+            noise_seed=noise_seed,
         )
     except (RuntimeError, ValueError) as err:
         raise TrainingError(f"round {round_id}: local training failed: {err}") from err
     if attack is not None:
         update = attack.poison_update(update, seed)
+    if policy is not None and policy.mechanism == "client":
+        skip = attack is not None and attack.kind == "skip_noise"
+        update = _client_privatize(update, policy, int(noise_seed or 0), skip_noise=skip)
     return update, new_state, dict(metrics)
+
+
+def _client_privatize(update: ClientUpdate, policy: PrivacyPolicy, noise_seed: int, *, skip_noise: bool) -> ClientUpdate:
+    """Clip the update and add this participant's share of the noise (client-level DP); with ``skip_noise``
+    (an evaluation-only attack) clip only, yet claim the policy's accountant inputs."""
+    import dataclasses
+
+    from fedchain.fl.privacy import privatize_update
+
+    if not skip_noise:
+        return privatize_update(update, policy, np.random.default_rng(noise_seed))
+    silent = dataclasses.replace(policy, noise_multiplier=1e-12)
+    clipped = privatize_update(update, silent, np.random.default_rng(noise_seed))
+    extras = dict(clipped.extras)
+    extras.update(policy.round_inputs(1).to_extras())
+    return dataclasses.replace(clipped, extras=extras)
 
 
 def load_client_state(path: Path) -> ClientState:

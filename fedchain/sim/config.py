@@ -18,6 +18,7 @@ from fedchain.fl.attacks import ATTACK_KINDS, ATTACK_SYNTAX, AttackSpec
 from fedchain.fl.datasets import Dataset, load_dataset, subset
 from fedchain.fl.models import ModelSpec, default_model_spec
 from fedchain.fl.partition import PartitionSpec, partition, partition_names
+from fedchain.fl.privacy import PrivacyPolicy
 from fedchain.fl.records import RobustConfig, StrategyConfig
 from fedchain.fl.schema import save_client_data
 from fedchain.fl.strategies import strategy_from_config
@@ -100,6 +101,7 @@ class ExperimentConfig:
     verification_quorum: int = 50  # under governance: % of a round's included participants that must attest it
     rewards: str | None = None  # under governance: the rewards rule (samples, loo, shapley); deposits, budget, claims
     reward_budget: int = 1_000_000  # reward token base units per round
+    privacy: PrivacyRequest | None = None  # differential privacy: what --dp asks for (the policy: privacy_policy)
 
     def __post_init__(self) -> None:
         if self.clients < 1 or self.rounds < 1:
@@ -242,7 +244,12 @@ def strategy_config(cfg: ExperimentConfig) -> StrategyConfig:
         "max_weight_share": float(cfg.max_weight_share),
     }
     params.update(dict(cfg.strategy_params))
-    strategy = StrategyConfig(cfg.strategy, params, cfg.robust)
+    robust = cfg.robust
+    if cfg.privacy is not None and cfg.privacy.mechanism == "client":
+        params["uniform_weights"] = 1  # each clipped, noised update counts once (the noise is calibrated to that)
+        if robust == DEFAULT_ROBUST:
+            robust = ()  # clipping bounds every update; the norm bound would see the noise, not the update
+    strategy = StrategyConfig(cfg.strategy, params, robust)
     strategy_from_config(strategy)
     _check_krum_fits(strategy, cfg.clients)
     return strategy
@@ -260,7 +267,82 @@ def build_task(cfg: ExperimentConfig, ds: Dataset) -> TaskDocument:
         commit_duration=cfg.commit_duration,
         max_commit_duration=cfg.max_commit_duration,
         reveal_duration=cfg.reveal_duration,
+        privacy=None if cfg.privacy is None else resolve_privacy(cfg, ds),
     )
+
+
+DEFAULT_DELTA = 1e-5
+DEFAULT_CLIP = 1.0
+
+
+@dataclass(frozen=True)
+class PrivacyRequest:
+    """``--dp MECHANISM --epsilon-budget E`` and its tuning options, before calibration."""
+
+    mechanism: str
+    epsilon_budget: float
+    delta: float = DEFAULT_DELTA
+    clip: float = DEFAULT_CLIP
+    noise_multiplier: float | None = None  # None: calibrated so that the run's rounds fit the budget
+    sample_rate: float | None = None  # DP-SGD: None is batch_size / the smallest participant's records
+    accountant: str = "rdp"
+    min_clients: int | None = None  # client-level DP: None is the run's minimum included updates
+
+
+def resolve_privacy(cfg: ExperimentConfig, ds: Dataset) -> PrivacyPolicy:
+    """The task's privacy policy for ``cfg.privacy`` on dataset ``ds``: the noise multiplier calibrated so
+    that ``cfg.rounds`` rounds fit the budget exactly, unless given."""
+    req = cfg.privacy
+    if req is None:
+        raise ConfigError("no privacy was asked for")
+    sample_rate = req.sample_rate
+    if req.mechanism == "dpsgd" and sample_rate is None:
+        smallest = max(1, len(ds.x_train) // max(1, cfg.clients))
+        sample_rate = min(1.0, cfg.batch_size / smallest)
+    min_clients = 1 if req.mechanism == "dpsgd" else (req.min_clients or cfg.effective_min_updates)
+    return privacy_policy(
+        req.mechanism, epsilon_budget=req.epsilon_budget, rounds=cfg.rounds, local_epochs=cfg.local_epochs,
+        delta=req.delta, clip=req.clip, noise_multiplier=req.noise_multiplier, sample_rate=sample_rate,
+        accountant=req.accountant, min_clients=min_clients,
+    )
+
+
+def privacy_policy(
+    mechanism: str,
+    *,
+    epsilon_budget: float,
+    rounds: int,
+    local_epochs: int = 1,
+    delta: float = DEFAULT_DELTA,
+    clip: float = DEFAULT_CLIP,
+    noise_multiplier: float | None = None,
+    sample_rate: float | None = None,
+    accountant: str = "rdp",
+    min_clients: int = 1,
+) -> PrivacyPolicy:
+    """The privacy policy of ``--dp MECHANISM --epsilon-budget E``: without ``noise_multiplier``, the smallest
+    one (the accountant's calibration) with which ``rounds`` rounds cost at most the budget. DP-SGD samples
+    records at ``sample_rate`` (required); client-level DP takes every included client (rate 1: on a public
+    ledger who took part is public, so there is no amplification by client sampling to claim)."""
+    if mechanism == "dpsgd":
+        if sample_rate is None:
+            raise ConfigError("DP-SGD needs a record sampling rate (--dp-sample-rate)")
+        q = float(sample_rate)
+        min_clients = 1
+    else:
+        if sample_rate not in (None, 1.0):
+            raise ConfigError(
+                f"client-level DP takes every included client (sampling rate 1.0), got {sample_rate}: who commits is "
+                "public on the ledger, so a smaller rate would claim an amplification that does not hold"
+            )
+        q = 1.0
+    if noise_multiplier is None:
+        from fedchain.fl.privacy import calibrate_noise_multiplier
+
+        probe = PrivacyPolicy(mechanism, clip, 1.0, q, delta, accountant, epsilon_budget, min_clients)
+        steps = rounds * probe.steps_per_round(local_epochs)
+        noise_multiplier = calibrate_noise_multiplier(mechanism, accountant, q, delta, epsilon_budget, steps)
+    return PrivacyPolicy(mechanism, clip, float(noise_multiplier), q, delta, accountant, epsilon_budget, min_clients)
 
 
 def _check_krum_fits(strategy: StrategyConfig, clients: int) -> None:

@@ -37,6 +37,7 @@ from fedchain.chain.federation import Deployment, FederationContract, Governance
 from fedchain.chain.governance import (
     ProposalCall,
     admit_call,
+    configure_private_task_call,
     configure_task_call,
     deploy_governed,
     dispute_call,
@@ -51,11 +52,11 @@ from fedchain.config import Settings
 from fedchain.engine.ledger import LedgerTransport
 from fedchain.engine.loop import OutagePolicy, run_rounds
 from fedchain.engine.reports import RoundReport, RunReport, Traffic
-from fedchain.errors import ServiceError
+from fedchain.errors import ExitCode, ServiceError
 from fedchain.fl.records import StrategyConfig
 from fedchain.ports import BlobStore, TxReport
 from fedchain.protocol.participant import READY_FILE
-from fedchain.protocol.task import RewardsConfig, TaskDocument, publish_task
+from fedchain.protocol.task import RewardsConfig, TaskDocument, check_private_model, publish_task
 from fedchain.services.devnet import start_devnet, stop_devnet
 from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
@@ -103,6 +104,61 @@ class ParticipantSummary:
 
 
 @dataclass(frozen=True)
+class PrivacyParticipant:
+    """One participant's privacy spending, as the chain records it."""
+
+    name: str
+    participant: Address
+    epsilon: float  # the cumulative epsilon its last commitment claimed (the chain's fixed point, in epsilon)
+    stopped: str | None  # why it stopped early (the next round would have exceeded the budget), if it did
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSON object."""
+        return {"name": self.name, "address": self.participant, "epsilon_spent": self.epsilon, "stopped": self.stopped}
+
+
+@dataclass(frozen=True)
+class PrivacySummary:
+    """The run's privacy policy and what each participant spent of its budget."""
+
+    mechanism: str
+    epsilon_budget: float
+    delta: float
+    noise_multiplier: float
+    clip: float
+    sample_rate: float
+    accountant: str
+    min_clients: int
+    participants: tuple[PrivacyParticipant, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``privacy`` object of ``simulate --json``."""
+        return {
+            "mechanism": self.mechanism, "epsilon_budget": self.epsilon_budget, "delta": self.delta,
+            "noise_multiplier": self.noise_multiplier, "clip": self.clip, "sample_rate": self.sample_rate,
+            "accountant": self.accountant, "min_clients": self.min_clients,
+            "participants": [p.to_json() for p in self.participants],
+        }
+
+
+def privacy_summary(doc: TaskDocument, ledger: ChainLedger, accounts: Sequence[tuple[str, Address]],
+                    exit_codes: Sequence[int | None]) -> PrivacySummary | None:
+    """Each participant's epsilon spent, from the chain (None without a privacy policy)."""
+    from fedchain.fl.privacy import EPSILON_SCALE
+
+    policy = doc.privacy
+    if policy is None:
+        return None
+    people = tuple(
+        PrivacyParticipant(name, address, ledger.epsilon_spent(address) / EPSILON_SCALE,
+                           "the next round would exceed its privacy budget" if code == ExitCode.PRIVACY_BUDGET else None)
+        for (name, address), code in zip(accounts, exit_codes, strict=True)
+    )
+    return PrivacySummary(policy.mechanism, policy.epsilon_budget, policy.delta, policy.noise_multiplier, policy.clip,
+                          policy.sample_rate, policy.accountant, policy.min_clients, people)
+
+
+@dataclass(frozen=True)
 class FederationReport:
     """A whole federation run: the round engine's report, the deployment, costs, and the audit."""
 
@@ -121,6 +177,7 @@ class FederationReport:
     audit: AuditReport
     out_dir: Path
     governance: GovernanceSummary | None = None
+    privacy: PrivacySummary | None = None
 
     @property
     def rounds(self) -> tuple[RoundReport, ...]:
@@ -154,6 +211,7 @@ class FederationReport:
             "out_dir": str(self.out_dir),
             "governance": self.governance.to_json() if self.governance is not None else None,
             "rewards": self.rewards_json(),
+            "privacy": self.privacy.to_json() if self.privacy is not None else None,
         }
 
     def rewards_json(self) -> dict[str, Any] | None:
@@ -379,8 +437,7 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
                  fund_pool_call(deployment.reward_token, deployment.incentives, cfg.reward_budget * cfg.rounds)]
     consortium.pass_proposal(
         [
-            configure_task_call(contract, doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(),
-                                task_cid, doc.max_commit_duration),
+            task_call(contract, doc, task_cid),
             *(admit_call(contract, accounts[n].address) for n in founders),
             set_verification_call(contract, cfg.verification_quorum),
             *money,
@@ -502,8 +559,9 @@ def _log_tail(logs_dir: Path, index: int) -> str:
 
 
 def require_clean_exits(procs: Sequence[subprocess.Popen[str]], logs_dir: Path) -> None:
-    """A participant process that failed makes the run fail: its rounds are not what was asked for."""
-    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    """A participant process that failed makes the run fail: its rounds are not what was asked for. One that
+    stopped at its privacy budget (exit PRIVACY_BUDGET) did what the task asks of it."""
+    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (0, ExitCode.PRIVACY_BUDGET)]
     if failed:
         raise ServiceError("; ".join(f"participant process {i} exited with code {code}: {_log_tail(logs_dir, i)}"
                                      for i, code in failed))
@@ -612,6 +670,7 @@ def run_federation(
     run_dir.mkdir(parents=True)
     ds = load_task_dataset(cfg)
     doc = build_task(cfg, ds)
+    check_private_model(doc)  # a model DP-SGD cannot train is refused before anything starts
     clients = write_partitions(cfg, ds, run_dir / "data")
 
     # absolute paths: participant processes and the service managers may run elsewhere
@@ -721,6 +780,9 @@ def run_federation(
             ),
             timing=timing, wall_time_s=wall, audit=audit, out_dir=out_dir,
             governance=consortium.summary(cfg.verification_quorum) if consortium is not None else None,
+            privacy=privacy_summary(doc, reader, [(names[i], Address(fed.accounts[names[i]].address))
+                                                  for i in range(len(clients))],
+                                    [parts.procs[i].returncode for i in range(len(clients))]),
         )
         write_outputs(report)
         return report
@@ -841,12 +903,21 @@ class GovernedRun:
             doc = replace(self.doc, strategy=StrategyConfig(strategy.name, params, strategy.robust))
             cid = self.store.put(doc.to_bytes())
             self.consortium.pass_proposal(
-                [configure_task_call(self.fed.contract, doc.model_spec_digest(), doc.strategy_digest(),
-                                     doc.data_schema_digest(), cid, doc.max_commit_duration)],
+                [task_call(self.fed.contract, doc, cid)],
                 f"halve the learning rate to {params['lr']:g} (task version 2, {cid})", after_round=int(rid),
             )
             self.reconfigured = True
         return disputed
+
+
+def task_call(contract: FederationContract, doc: TaskDocument, cid: Cid) -> ProposalCall:
+    """The proposal call that configures ``doc`` (stored under ``cid``): with its privacy policy, if it has one."""
+    if doc.privacy is not None:
+        return configure_private_task_call(contract, doc.model_spec_digest(), doc.strategy_digest(),
+                                           doc.data_schema_digest(), cid, doc.max_commit_duration,
+                                           doc.privacy.digest(), doc.privacy.budget_fixed())
+    return configure_task_call(contract, doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), cid,
+                               doc.max_commit_duration)
 
 
 def _closed_with(cleanup: ExitStack) -> Callable[[BlobStore], None]:
