@@ -131,7 +131,8 @@ def _train_dpsgd(
     to ``clip`` and adds N(0, (z clip)^2) to their sum (``DPOptimizer``), divided by the expected batch
     ``sample_rate * n``; an empty sample still takes its noisy step. Momentum and weight decay act on the
     noised gradient (post-processing). Sampling and noise draw from two generators seeded from
-    ``noise_seed``; ``config.batch_size`` plays no part.
+    ``noise_seed``, the noise in Opacus's secure mode (robust to the floating-point attacks on Gaussian
+    samplers); ``config.batch_size`` plays no part.
     """
     from opacus import GradSampleModule
     from opacus.optimizers import DPOptimizer
@@ -152,6 +153,7 @@ def _train_dpsgd(
         expected_batch_size=policy.sample_rate * n,
         loss_reduction="mean",
         generator=torch.Generator().manual_seed(noise_seed2),
+        secure_mode=True,  # each noise value is (sum of 4 draws) / 2: no floating-point attack on the sampler
     )
     trainable = [p for p in module.parameters() if p.requires_grad]
     steps = 0

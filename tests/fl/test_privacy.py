@@ -286,6 +286,16 @@ def test_dpsgd_clips_per_sample_gradients() -> None:
     assert norm(private) <= bound * (1 + 1e-3)
 
 
+def test_dpsgd_adds_noise_of_z_times_clip_to_the_summed_gradients() -> None:
+    # q = 1, one step, noise far above the clipped gradients (norm <= 1): delta = -lr (sum + noise) / 64
+    z, lr = 1000.0, 1.0
+    update, _ = dp_train(policy(clip=1.0, noise_multiplier=z, sample_rate=1.0), config=ClientConfig("fedavg", lr=lr))
+    values = flat(update.tensors)
+    assert values.size > 500
+    assert float(np.std(values)) == pytest.approx(lr * z * 1.0 / 64, rel=0.1)
+    assert abs(float(np.mean(values))) < 4 * lr * z / 64 / math.sqrt(values.size)
+
+
 def test_dpsgd_refuses_a_batchnorm_model() -> None:
     module = batchnorm_model()
     x, y = images()
