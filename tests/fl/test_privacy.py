@@ -11,6 +11,8 @@ import dp_accounting
 import numpy as np
 import pytest
 from dp_accounting import pld, rdp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from scipy.stats import chi2
@@ -95,6 +97,16 @@ def test_client_epsilon_is_dp_accountings_own(name: str, make: Any, q: float, z:
 def test_client_gaussian_without_sampling_matches_the_analytic_gaussian() -> None:
     # one Gaussian release at z = 1: the exact (PLD) figure is the analytic Gaussian mechanism's, 4.377...
     assert epsilon([client_inputs("pld", z=1.0)]) == pytest.approx(4.377, abs=2e-3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.8, 1.1, 2.0]), st.sampled_from([0.01, 0.1]), st.integers(1, 500)),
+                min_size=1, max_size=6), st.randoms())
+def test_epsilon_does_not_depend_on_the_order_of_the_rounds(rounds: list[tuple[float, float, int]], rnd: Any) -> None:
+    history = [dpsgd(z=z, q=q, steps=n) for z, q, n in rounds]
+    shuffled = list(history)
+    rnd.shuffle(shuffled)
+    assert epsilon(shuffled) == epsilon(history)
 
 
 def test_empty_history_costs_nothing_and_rounds_only_add() -> None:
