@@ -20,7 +20,7 @@ from torch import nn
 
 from fedchain.errors import ConfigError, PrivacyError
 from fedchain.fl import client
-from fedchain.fl.models import ModelSpec, build_model, get_weights
+from fedchain.fl.models import ModelSpec, build_model, evaluate, get_weights, set_weights
 from fedchain.fl.privacy import (
     AccountantInputs,
     PrivacyPolicy,
@@ -261,6 +261,20 @@ def test_dpsgd_training_is_reproducible_from_its_noise_seed_and_carries_its_acco
     assert AccountantInputs.from_extras(a.extras) == p.round_inputs(1)
     assert a.extras["local_steps"] == 4 == metrics["steps"] == p.steps_per_round(1)
     assert "loss" not in a.extras and math.isfinite(metrics["loss"])  # the loss is not released
+
+
+def test_dpsgd_training_learns() -> None:
+    x, y = images(256, seed=3)
+    g = get_weights(build_model(SPEC, 0))
+    p = policy(clip=1.0, noise_multiplier=0.8, sample_rate=0.125)
+    update, _, _ = client.train_module(
+        build_model(SPEC, 0), g, x, y, ClientConfig("fedavg", local_epochs=4, lr=0.5), seed=1, participant=ME,
+        round_id=RoundId(1), base_model_digest=BASE, privacy=p, noise_seed=9,
+    )
+    model = build_model(SPEC, 0)
+    set_weights(model, {k: g[k] + update.tensors[k] for k in g})
+    before, after = evaluate(build_model(SPEC, 0), x, y), evaluate(model, x, y)
+    assert after["loss"] < before["loss"] and after["accuracy"] > max(0.8, before["accuracy"])
 
 
 def test_dpsgd_training_without_a_noise_seed_draws_a_fresh_one() -> None:
