@@ -21,6 +21,9 @@ import {IFederation} from "./IFederation.sol";
 /// a verification policy the next round opens only once enough of them attested the round positively. A finalised
 /// round can be disputed (`disputeRound`), and the federation then continues from the model it was built on. An
 /// excluded participant can contest its exclusion (`contestExclusion`), which the aggregator must answer.
+/// A task configured with a privacy policy (`configurePrivateTask`) has an epsilon budget per participant: its rounds
+/// are private rounds, in which each commitment (`commitPrivateUpdate`) carries the participant's cumulative epsilon
+/// and the digest of its accountant inputs, and a claim past the budget is refused.
 /// @dev No function loops over participants or rounds. A commit writes two already non-zero slots.
 /// The custom errors, events and status enums are declared in IFederation.
 contract Federation is IFederation, AccessControl {
@@ -30,11 +33,12 @@ contract Federation is IFederation, AccessControl {
     bytes32 public constant AGGREGATOR_ROLE = keccak256("AGGREGATOR_ROLE");
 
     /// @notice Everything stored about one round.
-    /// @dev The first eight fields share one storage slot (30 bytes), which is all a commit reads of the round; the
+    /// @dev The first nine fields share one storage slot (31 bytes), which is all a commit reads of the round; the
     /// digests take one slot each; the reveal deadline and the seal count of a commit-reveal round share the last.
     /// `eligibleCount` is the number of active participants when the round opened: admission waits
     /// for the next round, so only they can commit, and the commit phase ends early once that many committed
     /// (in a commit-reveal round: sealed). `commitCount` counts `UpdateCommitted` events: commits, or reveals.
+    /// `privateRound`: the round was opened while the task had a privacy budget; its commits are privacy claims.
     struct RoundInfo {
         RoundStatus status;
         uint64 deadline;
@@ -44,6 +48,7 @@ contract Federation is IFederation, AccessControl {
         uint32 taskVersion;
         uint32 includedCount;
         bool commitReveal;
+        bool privateRound;
         bytes32 baseModelDigest;
         bytes32 modelDigest;
         bytes32 merkleRoot;
@@ -64,14 +69,17 @@ contract Federation is IFederation, AccessControl {
         uint48 statusChangedBlock;
     }
 
-    /// @dev The task digests; the config CID is only in the TaskConfigured event. The version and the maximum
-    /// commit duration share one slot, so openRound reads both at once.
+    /// @dev The task digests; the config CID is only in the TaskConfigured event. The version, the maximum
+    /// commit duration and the epsilon budget (micro-epsilon, 0: no privacy policy) share one slot, so openRound reads
+    /// them at once. `privacyPolicyDigest` is zero for a task without a privacy policy.
     struct TaskData {
         uint32 version;
         uint64 maxCommitDuration;
+        uint64 epsilonBudget;
         bytes32 modelSpecDigest;
         bytes32 strategyDigest;
         bytes32 dataSchemaDigest;
+        bytes32 privacyPolicyDigest;
     }
 
     // ---------------------------------------------------------------- state
@@ -84,6 +92,8 @@ contract Federation is IFederation, AccessControl {
     mapping(uint256 roundId => AttestationTally) private _tallies;
     /// @dev Exclusion contest of a participant per round: 0 none, CONTEST_OPEN, CONTEST_AVAILABLE, CONTEST_UNAVAILABLE.
     mapping(uint256 roundId => mapping(address participant => uint8 contest)) private _contests;
+    /// @dev Cumulative epsilon of a participant (micro-epsilon), as claimed by its latest private commitment.
+    mapping(address participant => uint64 epsilon) private _epsilonSpent;
     TaskData private _task;
     uint64 private _latestRoundId;
     uint32 private _activeCount;
@@ -179,7 +189,8 @@ contract Federation is IFederation, AccessControl {
 
     // ---------------------------------------------------------------- task
 
-    /// @notice Sets a new task configuration; the task version increases by one.
+    /// @notice Sets a new task configuration without a privacy policy (its rounds are not private); the task version
+    /// increases by one.
     /// @param modelSpecDigest Digest of the model specification (non-zero).
     /// @param strategyDigest Digest of the strategy configuration (non-zero).
     /// @param dataSchemaDigest Digest of the data schema (non-zero).
@@ -195,15 +206,42 @@ contract Federation is IFederation, AccessControl {
     ) external onlyRole(ADMIN_ROLE) {
         uint256 latest = _latestRoundId;
         if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
-        if (modelSpecDigest == bytes32(0)) revert FederationInvalidTask("modelSpecDigest");
-        if (strategyDigest == bytes32(0)) revert FederationInvalidTask("strategyDigest");
-        if (dataSchemaDigest == bytes32(0)) revert FederationInvalidTask("dataSchemaDigest");
-        if (bytes(configCid).length == 0) revert FederationInvalidTask("configCid");
-        if (maxCommitDuration == 0) revert FederationInvalidTask("maxCommitDuration");
-        uint32 version = _task.version + 1;
-        _task = TaskData(version, maxCommitDuration, modelSpecDigest, strategyDigest, dataSchemaDigest);
-        emit TaskConfigured(
-            version, msg.sender, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid, maxCommitDuration
+        _configureTask(
+            modelSpecDigest, strategyDigest, dataSchemaDigest, configCid, maxCommitDuration, false, bytes32(0), 0
+        );
+    }
+
+    /// @notice Sets a new task configuration with a privacy policy, as `configureTask` does (same checks, same
+    /// `TaskConfigured` event, the version increases by one), and records the policy: the rounds of this version are
+    /// private rounds, and no participant's cumulative epsilon may exceed `epsilonBudget`. Emits `PrivacyPolicySet`.
+    /// @param modelSpecDigest Digest of the model specification (non-zero).
+    /// @param strategyDigest Digest of the strategy configuration (non-zero).
+    /// @param dataSchemaDigest Digest of the data schema (non-zero).
+    /// @param configCid CID of the full configuration (non-empty).
+    /// @param maxCommitDuration The longest commit window (seconds, non-zero) a round may be opened with.
+    /// @param privacyPolicyDigest Digest of the privacy policy of the task document (non-zero).
+    /// @param epsilonBudget The total epsilon budget per participant, in micro-epsilon (ceil(epsilon * 1e6),
+    /// non-zero).
+    function configurePrivateTask(
+        bytes32 modelSpecDigest,
+        bytes32 strategyDigest,
+        bytes32 dataSchemaDigest,
+        string calldata configCid,
+        uint64 maxCommitDuration,
+        bytes32 privacyPolicyDigest,
+        uint64 epsilonBudget
+    ) external onlyRole(ADMIN_ROLE) {
+        uint256 latest = _latestRoundId;
+        if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
+        _configureTask(
+            modelSpecDigest,
+            strategyDigest,
+            dataSchemaDigest,
+            configCid,
+            maxCommitDuration,
+            true,
+            privacyPolicyDigest,
+            epsilonBudget
         );
     }
 
@@ -220,14 +258,16 @@ contract Federation is IFederation, AccessControl {
 
     /// @notice Opens the next round, recording the current number of active participants as its eligible count. With
     /// a non-zero `revealDuration` it is a commit-reveal round: `sealUpdate` during the commit phase, `revealUpdate`
-    /// after it until the reveal deadline (the commit deadline + `revealDuration`), then finalise or close.
+    /// after it until the reveal deadline (the commit deadline + `revealDuration`), then finalise or close. While
+    /// the task has a privacy budget the round is a private round (`isPrivateRound`): commits carry privacy claims
+    /// (`commitPrivateUpdate`), and it cannot be a commit-reveal round.
     /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
     /// @param baseModelCid CID of that model.
     /// @param commitDuration Seconds from now during which commits are accepted (inclusive); at most the task's
     /// maximum commit duration.
     /// @param minUpdates Minimum number of included updates to finalise.
     /// @param revealDuration Seconds after the commit deadline during which sealed updates are revealed (inclusive);
-    /// 0 for a round without commit-reveal; at most the task's maximum commit duration.
+    /// 0 for a round without commit-reveal; at most the task's maximum commit duration; 0 in a private round.
     /// @return roundId The id of the new round.
     function openRound(
         bytes32 baseModelDigest,
@@ -253,7 +293,7 @@ contract Federation is IFederation, AccessControl {
                 revert FederationCommitWindowTooLong(commitDuration, maxCommitDuration);
             }
             if (minUpdates == 0) revert FederationInvalidRound("minUpdates", 0);
-            revealDeadline = _revealDeadline(deadline, revealDuration, maxCommitDuration);
+            revealDeadline = _revealDeadline(deadline, revealDuration, maxCommitDuration, _task.epsilonBudget != 0);
         }
         {
             bytes32 current = _currentModelDigest;
@@ -271,6 +311,7 @@ contract Federation is IFederation, AccessControl {
         r.eligibleCount = _activeCount;
         r.taskVersion = taskVersion;
         r.baseModelDigest = baseModelDigest;
+        r.privateRound = _task.epsilonBudget != 0;
         if (revealDeadline != 0) {
             r.commitReveal = true;
             r.revealDeadline = uint64(revealDeadline);
@@ -287,10 +328,12 @@ contract Federation is IFederation, AccessControl {
         );
     }
 
-    /// @notice Commits the caller's update for an open round, once per round, up to the deadline, claiming at most
-    /// the caller's approved dataset size.
+    /// @notice Commits the caller's update for an open round that is not private, once per round, up to the
+    /// deadline, claiming at most the caller's approved dataset size.
     /// @dev Reads and writes two slots that are already non-zero, each read once (the fields of a slot are read
-    /// together, before any branch, so the optimiser loads the slot once); the commitment itself is only in the event.
+    /// together, before any branch, so the optimiser loads the slot once); the commitment itself is only in the
+    /// event. `_commitPrivate` has the same checks but one: sharing it would cost this hot path 75 gas per commit
+    /// (see contracts/README.md).
     /// @param roundId The round.
     /// @param updateDigest Digest of the canonical update blob (non-zero).
     /// @param cid CID of the update blob (non-empty).
@@ -316,6 +359,7 @@ contract Federation is IFederation, AccessControl {
             approvedSamples = p.declaredSamples;
             RoundStatus rStatus = r.status;
             bool commitReveal = r.commitReveal;
+            bool privateRound = r.privateRound;
             uint64 deadline = r.deadline;
             commitCount = r.commitCount;
             if (pStatus != ParticipantStatus.Active) {
@@ -327,6 +371,7 @@ contract Federation is IFederation, AccessControl {
                 revert FederationRoundNotOpen(roundId, rStatus);
             }
             if (commitReveal) revert FederationCommitRevealRound(roundId);
+            if (privateRound) revert FederationPrivacyClaimRequired(roundId);
             if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
         }
         if (lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
@@ -337,6 +382,38 @@ contract Federation is IFederation, AccessControl {
         p.lastCommittedRound = uint64(roundId);
         r.commitCount = commitCount + 1;
         emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
+    }
+
+    /// @notice Commits the caller's update for an open private round with its privacy claim, as `commitUpdate` does
+    /// (same checks, same `UpdateCommitted` event), and records the caller's cumulative epsilon: the claim may not
+    /// decrease it nor exceed the task's budget. Emits `PrivacySpent` after `UpdateCommitted`. A refused claim
+    /// reverts the whole commitment: nothing is stored.
+    /// @param roundId The round (private).
+    /// @param updateDigest Digest of the canonical update blob (non-zero).
+    /// @param cid CID of the update blob (non-empty).
+    /// @param numSamples Number of training samples (non-zero, at most the approved dataset size).
+    /// @param metadataDigest Digest of the update's metadata.
+    /// @param claimedEpsilon The caller's cumulative epsilon after this round, in micro-epsilon (rounded up): at least
+    /// its recorded one (`epsilonSpent(caller)`), at most the task's budget.
+    /// @param accountantDigest Digest of this round's accountant inputs, carried by the update blob (non-zero).
+    function commitPrivateUpdate(
+        uint256 roundId,
+        bytes32 updateDigest,
+        string calldata cid,
+        uint64 numSamples,
+        bytes32 metadataDigest,
+        uint64 claimedEpsilon,
+        bytes32 accountantDigest
+    ) external {
+        _commitPrivate(roundId, updateDigest, cid, numSamples);
+        if (accountantDigest == bytes32(0)) revert FederationInvalidCommitment("accountantDigest");
+        uint64 spent = _epsilonSpent[msg.sender];
+        if (claimedEpsilon < spent) revert FederationPrivacyClaimDecreased(msg.sender, spent, claimedEpsilon);
+        uint64 budget = _task.epsilonBudget;
+        if (claimedEpsilon > budget) revert FederationPrivacyBudgetExceeded(msg.sender, spent, claimedEpsilon, budget);
+        _epsilonSpent[msg.sender] = claimedEpsilon;
+        emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
+        emit PrivacySpent(roundId, msg.sender, claimedEpsilon, accountantDigest);
     }
 
     /// @notice Seals the caller's update for an open commit-reveal round during its commit phase, once per round: the
@@ -666,6 +743,29 @@ contract Federation is IFederation, AccessControl {
         return (t.version, t.modelSpecDigest, t.strategyDigest, t.dataSchemaDigest, t.maxCommitDuration);
     }
 
+    /// @notice The privacy policy of the task in force (zero digest and budget: none, its rounds are not private).
+    /// @return policyDigest Digest of the privacy policy.
+    /// @return epsilonBudget The total epsilon budget per participant, in micro-epsilon.
+    function privacyPolicy() external view returns (bytes32 policyDigest, uint64 epsilonBudget) {
+        TaskData storage t = _task;
+        return (t.privacyPolicyDigest, t.epsilonBudget);
+    }
+
+    /// @notice A participant's cumulative epsilon, as claimed by its latest private commitment (0 before any).
+    /// @param account The participant.
+    /// @return The cumulative epsilon, in micro-epsilon.
+    function epsilonSpent(address account) external view returns (uint64) {
+        return _epsilonSpent[account];
+    }
+
+    /// @notice Whether a round is private: opened while the task had a privacy budget, so that its commitments are
+    /// privacy claims (`commitPrivateUpdate`); false for a round never opened.
+    /// @param roundId The round.
+    /// @return True for a private round.
+    function isPrivateRound(uint256 roundId) external view returns (bool) {
+        return _rounds[roundId].privateRound;
+    }
+
     /// @notice Everything stored about a round; all zero (status None) for a round never opened.
     /// @param roundId The round.
     /// @return The round record.
@@ -781,6 +881,87 @@ contract Federation is IFederation, AccessControl {
         if (member) membership.burn(account);
     }
 
+    /// @dev The checks and effects of `commitPrivateUpdate` shared with `commitUpdate` (which has them inline, for
+    /// its gas; the one difference: here the round must be private, there it must not): the round must be open, not
+    /// commit-reveal, private, before its deadline; the caller active and not committed in it yet; the values a valid
+    /// commitment. Reads and writes two slots that are already non-zero, each read once.
+    // slither-disable-next-line cyclomatic-complexity (every check inline: see contracts/README.md)
+    function _commitPrivate(uint256 roundId, bytes32 updateDigest, string calldata cid, uint64 numSamples) private {
+        ParticipantData storage p = _participants[msg.sender];
+        RoundInfo storage r = _rounds[roundId];
+        uint64 lastCommittedRound;
+        uint64 approvedSamples;
+        uint32 commitCount;
+        {
+            // every field read before the first branch: one SLOAD per slot
+            ParticipantStatus pStatus = p.status;
+            lastCommittedRound = p.lastCommittedRound;
+            approvedSamples = p.declaredSamples;
+            RoundStatus rStatus = r.status;
+            bool commitReveal = r.commitReveal;
+            bool privateRound = r.privateRound;
+            uint64 deadline = r.deadline;
+            commitCount = r.commitCount;
+            if (pStatus != ParticipantStatus.Active) {
+                if (pStatus == ParticipantStatus.None) revert FederationNotRegistered(msg.sender);
+                revert FederationNotActive(msg.sender, pStatus);
+            }
+            if (rStatus != RoundStatus.Open) {
+                if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
+                revert FederationRoundNotOpen(roundId, rStatus);
+            }
+            if (commitReveal) revert FederationCommitRevealRound(roundId);
+            if (!privateRound) revert FederationNotPrivateRound(roundId);
+            if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
+        }
+        if (lastCommittedRound == roundId) revert FederationDuplicateCommit(roundId, msg.sender);
+        if (updateDigest == bytes32(0)) revert FederationInvalidCommitment("updateDigest");
+        if (bytes(cid).length == 0) revert FederationInvalidCommitment("cid");
+        if (numSamples == 0) revert FederationInvalidCommitment("numSamples");
+        if (numSamples > approvedSamples) revert FederationTooManySamples(msg.sender, numSamples, approvedSamples);
+        p.lastCommittedRound = uint64(roundId);
+        r.commitCount = commitCount + 1;
+    }
+
+    /// @dev Configures the next task version once no round is open (the caller checks that): see `configureTask`;
+    /// with `isPrivate`, `configurePrivateTask`, which also requires a non-zero policy digest and budget and emits
+    /// `PrivacyPolicySet`. A task without a privacy policy stores a zero digest and budget, which ends the privacy
+    /// budget of the version before.
+    function _configureTask(
+        bytes32 modelSpecDigest,
+        bytes32 strategyDigest,
+        bytes32 dataSchemaDigest,
+        string calldata configCid,
+        uint64 maxCommitDuration,
+        bool isPrivate,
+        bytes32 privacyPolicyDigest,
+        uint64 epsilonBudget
+    ) private {
+        if (modelSpecDigest == bytes32(0)) revert FederationInvalidTask("modelSpecDigest");
+        if (strategyDigest == bytes32(0)) revert FederationInvalidTask("strategyDigest");
+        if (dataSchemaDigest == bytes32(0)) revert FederationInvalidTask("dataSchemaDigest");
+        if (bytes(configCid).length == 0) revert FederationInvalidTask("configCid");
+        if (maxCommitDuration == 0) revert FederationInvalidTask("maxCommitDuration");
+        if (isPrivate) {
+            if (privacyPolicyDigest == bytes32(0)) revert FederationInvalidTask("privacyPolicyDigest");
+            if (epsilonBudget == 0) revert FederationInvalidTask("epsilonBudget");
+        }
+        uint32 version = _task.version + 1;
+        _task = TaskData(
+            version,
+            maxCommitDuration,
+            epsilonBudget,
+            modelSpecDigest,
+            strategyDigest,
+            dataSchemaDigest,
+            privacyPolicyDigest
+        );
+        emit TaskConfigured(
+            version, msg.sender, modelSpecDigest, strategyDigest, dataSchemaDigest, configCid, maxCommitDuration
+        );
+        if (isPrivate) emit PrivacyPolicySet(version, msg.sender, privacyPolicyDigest, epsilonBudget);
+    }
+
     /// @dev The round, if it is finalised (not open, closed, disputed or unknown).
     function _finalizedRound(uint256 roundId) private view returns (RoundInfo storage r) {
         r = _rounds[roundId];
@@ -879,14 +1060,16 @@ contract Federation is IFederation, AccessControl {
         return _commitPhaseOver(r) && r.commitCount >= r.sealCount;
     }
 
-    /// @dev The deadline of the reveal phase (0 without one); reverts when `revealDuration` exceeds the task's maximum
-    /// or the reveal deadline would not fit in a uint64.
-    function _revealDeadline(uint256 deadline, uint64 revealDuration, uint64 maxCommitDuration)
+    /// @dev The deadline of the reveal phase (0 without one); reverts when a reveal phase is asked for a private round
+    /// (`privateRound`), when `revealDuration` exceeds the task's maximum, or when the reveal deadline would not fit in
+    /// a uint64.
+    function _revealDeadline(uint256 deadline, uint64 revealDuration, uint64 maxCommitDuration, bool privateRound)
         private
         pure
         returns (uint256 revealDeadline)
     {
         if (revealDuration == 0) return 0;
+        if (privateRound) revert FederationInvalidRound("revealDuration", revealDuration);
         if (revealDuration > maxCommitDuration) revert FederationRevealWindowTooLong(revealDuration, maxCommitDuration);
         revealDeadline = deadline + revealDuration;
         if (revealDeadline > type(uint64).max) revert FederationInvalidRound("revealDuration", revealDuration);

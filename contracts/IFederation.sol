@@ -60,8 +60,9 @@ interface IFederation {
     error FederationRoundInProgress(uint256 roundId);
     /// @notice A task configuration with an invalid argument: a zero digest, an empty CID or a zero maximum commit
     /// duration.
-    /// @param field The offending parameter of `configureTask`: "modelSpecDigest", "strategyDigest",
-    /// "dataSchemaDigest", "configCid" or "maxCommitDuration".
+    /// @param field The offending parameter of `configureTask` or `configurePrivateTask`: "modelSpecDigest",
+    /// "strategyDigest", "dataSchemaDigest", "configCid", "maxCommitDuration", "privacyPolicyDigest" or
+    /// "epsilonBudget".
     error FederationInvalidTask(string field);
     /// @notice No task has been configured yet.
     error FederationTaskNotConfigured();
@@ -71,10 +72,11 @@ interface IFederation {
     error FederationBaseModelMismatch(bytes32 expected, bytes32 given);
     /// @notice A round with an invalid argument: a zero digest, an empty CID, a zero or too long duration, or a
     /// zero minimum.
-    /// @param field The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration"
-    /// or "minUpdates".
+    /// @param field The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration",
+    /// "minUpdates" or "revealDuration" (a reveal deadline that would not fit in a uint64, or any reveal phase in a
+    /// private round: a private round cannot be commit-reveal).
     /// @param value The offending value as a number: 0 for the digest, the length 0 for the CID, the duration
-    /// (0, or so long that the deadline would not fit in a uint64), 0 for the minimum.
+    /// (0, or so long that the deadline would not fit in a uint64), 0 for the minimum, the reveal duration.
     error FederationInvalidRound(string field, uint256 value);
     /// @notice A round's commit window is longer than the task allows, so it could be held open too long.
     /// @param commitDuration The commit duration given (seconds).
@@ -107,8 +109,9 @@ interface IFederation {
     /// @param participant The caller.
     error FederationDuplicateCommit(uint256 roundId, address participant);
     /// @notice A commitment with an invalid argument: a zero digest, an empty CID or zero samples.
-    /// @param field The offending parameter of `commitUpdate` or `revealUpdate` ("updateDigest", "cid" or
-    /// "numSamples"), or of `sealUpdate` ("seal").
+    /// @param field The offending parameter of `commitUpdate`, `commitPrivateUpdate` or `revealUpdate`
+    /// ("updateDigest", "cid" or "numSamples"), of `commitPrivateUpdate` ("accountantDigest"), or of `sealUpdate`
+    /// ("seal").
     error FederationInvalidCommitment(string field);
     /// @notice A commitment claims more training samples than the participant's approved dataset size.
     /// @param participant The caller.
@@ -118,6 +121,26 @@ interface IFederation {
     /// @notice `commitUpdate` in a commit-reveal round: commit with `sealUpdate`, then `revealUpdate`.
     /// @param roundId The round.
     error FederationCommitRevealRound(uint256 roundId);
+    /// @notice `commitUpdate` in a private round (one opened while the task has a privacy budget): commit with
+    /// `commitPrivateUpdate`, which carries the participant's privacy claim.
+    /// @param roundId The round.
+    error FederationPrivacyClaimRequired(uint256 roundId);
+    /// @notice `commitPrivateUpdate` in a round that is not private (opened while the task had no privacy budget):
+    /// commit with `commitUpdate`.
+    /// @param roundId The round.
+    error FederationNotPrivateRound(uint256 roundId);
+    /// @notice A privacy claim below the participant's recorded cumulative epsilon: a cumulative epsilon never
+    /// decreases.
+    /// @param participant The caller.
+    /// @param spent Its recorded cumulative epsilon (micro-epsilon).
+    /// @param claimed The cumulative epsilon claimed (micro-epsilon).
+    error FederationPrivacyClaimDecreased(address participant, uint64 spent, uint64 claimed);
+    /// @notice A privacy claim that would take the participant past the task's epsilon budget.
+    /// @param participant The caller.
+    /// @param spent Its recorded cumulative epsilon before this commitment (micro-epsilon).
+    /// @param claimed The cumulative epsilon claimed with this commitment (micro-epsilon).
+    /// @param budget The task's epsilon budget per participant (micro-epsilon).
+    error FederationPrivacyBudgetExceeded(address participant, uint64 spent, uint64 claimed, uint64 budget);
     /// @notice `sealUpdate` or `revealUpdate` in a round opened without a reveal phase: use `commitUpdate`.
     /// @param roundId The round.
     error FederationNotCommitRevealRound(uint256 roundId);
@@ -250,6 +273,14 @@ interface IFederation {
         string configCid,
         uint64 maxCommitDuration
     );
+    /// @notice The task version just configured (its `TaskConfigured` event precedes this one in the same
+    /// transaction) carries a privacy policy: its rounds are private and each participant's cumulative epsilon is
+    /// bounded by the budget.
+    /// @param version The task version.
+    /// @param actor The admin who configured it.
+    /// @param policyDigest Digest of the privacy policy (part of the task document).
+    /// @param epsilonBudget The total epsilon budget per participant, in micro-epsilon (ceil(epsilon * 1e6)).
+    event PrivacyPolicySet(uint32 indexed version, address indexed actor, bytes32 policyDigest, uint64 epsilonBudget);
     /// @notice A round was opened.
     /// @param roundId The new round id.
     /// @param openedBy The aggregator who opened it.
@@ -290,6 +321,16 @@ interface IFederation {
         string cid,
         uint64 numSamples,
         bytes32 metadataDigest
+    );
+    /// @notice A participant's privacy claim for its commitment in a private round (its `UpdateCommitted` event
+    /// precedes this one in the same transaction).
+    /// @param roundId The round.
+    /// @param participant The participant (the actor).
+    /// @param epsilonSpent Its cumulative epsilon after this round, in micro-epsilon (rounded up).
+    /// @param accountantDigest Digest of the accountant inputs of this round (steps, sampling rate, noise
+    /// multiplier, delta, ...), which the update blob carries.
+    event PrivacySpent(
+        uint256 indexed roundId, address indexed participant, uint64 epsilonSpent, bytes32 accountantDigest
     );
     /// @notice A round was finalised with a new global model.
     /// @param roundId The round.

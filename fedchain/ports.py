@@ -20,7 +20,7 @@ from eth_hash.auto import keccak
 from eth_utils import is_address, to_canonical_address
 
 from fedchain.errors import ChainError
-from fedchain.types import DIGEST_SIZE, Address, Cid, Digest, RoundId
+from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Address, Cid, Digest, RoundId
 
 
 class ParticipantStatus(IntEnum):
@@ -67,6 +67,13 @@ class TaskConfig:
     data_schema_digest: Digest
     config_cid: Cid
     max_commit_duration: int  # seconds: the longest commit window a round of this version may be opened with
+    privacy_policy_digest: Digest = ZERO_DIGEST  # the digest of the task's privacy policy; zero: none
+    epsilon_budget: int = 0  # micro-epsilon (ceil(epsilon * 1e6)) per participant; 0: no privacy policy
+
+    @property
+    def private(self) -> bool:
+        """Whether the task has a privacy policy, so that its rounds are private (commits carry privacy claims)."""
+        return self.epsilon_budget != 0
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,7 @@ class RoundRecord:
     closed_block: int | None  # block of RoundFinalized or RoundClosed
     reveal_deadline: int = 0  # a commit-reveal round's last second of reveals (unix seconds); 0: no commit-reveal
     seal_count: int = 0  # participants who sealed an update (commit-reveal rounds; reveals are commit_count)
+    private: bool = False  # opened while the task had a privacy budget: its commitments carry privacy claims
 
     @property
     def commit_reveal(self) -> bool:
@@ -103,7 +111,8 @@ class RoundRecord:
 
 @dataclass(frozen=True)
 class UpdateCommitment:
-    """One ``UpdateCommitted`` event: a participant's commitment to an update blob."""
+    """One ``UpdateCommitted`` event: a participant's commitment to an update blob; in a private round joined with
+    the ``PrivacySpent`` event of the same transaction (its privacy claim)."""
 
     round_id: RoundId
     participant: Address
@@ -114,6 +123,8 @@ class UpdateCommitment:
     block_number: int
     tx_hash: str
     log_index: int
+    epsilon_spent: int = 0  # the participant's cumulative epsilon after this round (micro-epsilon); 0: no claim
+    accountant_digest: Digest = ZERO_DIGEST  # digest of the round's accountant inputs; zero: no privacy claim
 
 
 @dataclass(frozen=True)
@@ -188,6 +199,34 @@ class TaskConfigured:
     data_schema_digest: Digest
     config_cid: Cid
     max_commit_duration: int  # seconds
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class PrivacyPolicySet:
+    """One ``PrivacyPolicySet`` event: the task version configured in the same transaction has a privacy policy
+    (its digest) and an epsilon budget per participant."""
+
+    version: int
+    actor: Address  # the admin who configured the task
+    policy_digest: Digest
+    epsilon_budget: int  # micro-epsilon
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class PrivacySpent:
+    """One ``PrivacySpent`` event: the privacy claim of a commitment in a private round (its ``UpdateCommitted``
+    event precedes it in the same transaction)."""
+
+    round_id: RoundId
+    participant: Address
+    epsilon_spent: int  # cumulative, micro-epsilon
+    accountant_digest: Digest
     block_number: int
     tx_hash: str
     log_index: int
@@ -389,8 +428,10 @@ LedgerEvent = (
     | ParticipantAdmitted
     | ParticipantRemoved
     | TaskConfigured
+    | PrivacyPolicySet
     | RoundOpened
     | UpdateCommitment
+    | PrivacySpent
     | UpdateSeal
     | RoundFinalized
     | RoundClosed
@@ -545,6 +586,20 @@ class Ledger(Protocol):
         window (``max_commit_duration`` seconds, > 0) a round may be opened with (admin)."""
         ...
 
+    def configure_private_task(
+        self,
+        model_spec_digest: Digest,
+        strategy_digest: Digest,
+        data_schema_digest: Digest,
+        config_cid: Cid,
+        max_commit_duration: int,
+        privacy_policy_digest: Digest,
+        epsilon_budget: int,
+    ) -> TxReport:
+        """Configure the next task version as :meth:`configure_task` does, with a privacy policy: its digest
+        (non-zero) and the epsilon budget per participant (micro-epsilon, > 0); its rounds are private (admin)."""
+        ...
+
     def open_round(
         self,
         base_model_digest: Digest,
@@ -566,7 +621,27 @@ class Ledger(Protocol):
         num_samples: int,
         metadata_digest: Digest,
     ) -> TxReport:
-        """Commit an update to an open round as the sender (refused in a commit-reveal round)."""
+        """Commit an update to an open round as the sender (refused in a commit-reveal round and in a private
+        round)."""
+        ...
+
+    def commit_private_update(
+        self,
+        round_id: RoundId,
+        update_digest: Digest,
+        cid: Cid,
+        num_samples: int,
+        metadata_digest: Digest,
+        epsilon_spent: int,
+        accountant_digest: Digest,
+    ) -> TxReport:
+        """Commit an update to an open private round as the sender, with its privacy claim: the sender's cumulative
+        epsilon after this round (micro-epsilon; not below its recorded one, not above the task's budget) and the
+        digest of the round's accountant inputs (non-zero)."""
+        ...
+
+    def epsilon_spent(self, participant: Address) -> int:
+        """The participant's recorded cumulative epsilon (micro-epsilon; 0 before any private commitment)."""
         ...
 
     def seal_update(self, round_id: RoundId, seal: Digest) -> TxReport:

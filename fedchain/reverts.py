@@ -74,8 +74,12 @@ __all__ = [
     "FederationNotActive",
     "FederationNotCommitRevealRound",
     "FederationNotIncluded",
+    "FederationNotPrivateRound",
     "FederationNotRegistered",
     "FederationNotSealed",
+    "FederationPrivacyBudgetExceeded",
+    "FederationPrivacyClaimDecreased",
+    "FederationPrivacyClaimRequired",
     "FederationRevealPhaseActive",
     "FederationRevealTooLate",
     "FederationRevealWindowTooLong",
@@ -146,7 +150,7 @@ __all__ = [
     "VotesExpiredSignature",
 ]
 
-SOURCE_HASH = "d7ac84423196dfa33e2fa6a2ec1dd1fa46409f13e22eabd5ce18e5a43ff18cbc"
+SOURCE_HASH = "b856321f0c82cc0ac0a50f029f9125feba372a15fc7561e11d903059585ccc81"
 """``sourceHash`` of the artifact this module was generated from."""
 
 
@@ -1031,8 +1035,9 @@ class FederationInvalidCommitment(TypedRevertError):
     Solidity: ``FederationInvalidCommitment(string field)``, selector ``0xa9cd7835``.
 
     Attributes:
-        field: The offending parameter of `commitUpdate` or `revealUpdate` ("updateDigest", "cid" or
-            "numSamples"), or of `sealUpdate` ("seal").
+        field: The offending parameter of `commitUpdate`, `commitPrivateUpdate` or `revealUpdate`
+            ("updateDigest", "cid" or "numSamples"), of `commitPrivateUpdate` ("accountantDigest"), or of
+            `sealUpdate` ("seal").
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidCommitment(string)"
@@ -1187,10 +1192,11 @@ class FederationInvalidRound(TypedRevertError):
     Solidity: ``FederationInvalidRound(string field, uint256 value)``, selector ``0x92da4ce5``.
 
     Attributes:
-        field: The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration" or
-            "minUpdates".
+        field: The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration",
+            "minUpdates" or "revealDuration" (a reveal deadline that would not fit in a uint64, or any reveal
+            phase in a private round: a private round cannot be commit-reveal).
         value: The offending value as a number: 0 for the digest, the length 0 for the CID, the duration (0,
-            or so long that the deadline would not fit in a uint64), 0 for the minimum.
+            or so long that the deadline would not fit in a uint64), 0 for the minimum, the reveal duration.
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidRound(string,uint256)"
@@ -1241,8 +1247,9 @@ class FederationInvalidTask(TypedRevertError):
     Solidity: ``FederationInvalidTask(string field)``, selector ``0x8820d304``.
 
     Attributes:
-        field: The offending parameter of `configureTask`: "modelSpecDigest", "strategyDigest",
-            "dataSchemaDigest", "configCid" or "maxCommitDuration".
+        field: The offending parameter of `configureTask` or `configurePrivateTask`: "modelSpecDigest",
+            "strategyDigest", "dataSchemaDigest", "configCid", "maxCommitDuration", "privacyPolicyDigest" or
+            "epsilonBudget".
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidTask(string)"
@@ -1357,6 +1364,28 @@ class FederationNotIncluded(TypedRevertError):
         self.participant = participant
 
 
+class FederationNotPrivateRound(TypedRevertError):
+    """`commitPrivateUpdate` in a round that is not private (opened while the task had no privacy budget): commit
+    with `commitUpdate`.
+
+    Solidity: ``FederationNotPrivateRound(uint256 roundId)``, selector ``0xb5ed2a90``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationNotPrivateRound(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b5ed2a90")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationNotPrivateRound", {"roundId": round_id}, function=function)
+        self.round_id = round_id
+
+
 class FederationNotRegistered(TypedRevertError):
     """The caller never registered.
 
@@ -1402,6 +1431,91 @@ class FederationNotSealed(TypedRevertError):
         )
         self.round_id = round_id
         self.participant = participant
+
+
+class FederationPrivacyBudgetExceeded(TypedRevertError):
+    """A privacy claim that would take the participant past the task's epsilon budget.
+
+    Solidity: ``FederationPrivacyBudgetExceeded(address participant, uint64 spent, uint64 claimed, uint64
+    budget)``, selector ``0x221b7a13``.
+
+    Attributes:
+        participant: The caller.
+        spent: Its recorded cumulative epsilon before this commitment (micro-epsilon).
+        claimed: The cumulative epsilon claimed with this commitment (micro-epsilon).
+        budget: The task's epsilon budget per participant (micro-epsilon).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationPrivacyBudgetExceeded(address,uint64,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("221b7a13")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("participant", "participant"), ("spent", "spent"), ("claimed", "claimed"), ("budget", "budget"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    participant: str
+    spent: int
+    claimed: int
+    budget: int
+
+    def __init__(self, participant: str, spent: int, claimed: int, budget: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationPrivacyBudgetExceeded", {"participant": participant, "spent": spent, "claimed": claimed, "budget": budget}, function=function
+        )
+        self.participant = participant
+        self.spent = spent
+        self.claimed = claimed
+        self.budget = budget
+
+
+class FederationPrivacyClaimDecreased(TypedRevertError):
+    """A privacy claim below the participant's recorded cumulative epsilon: a cumulative epsilon never decreases.
+
+    Solidity: ``FederationPrivacyClaimDecreased(address participant, uint64 spent, uint64 claimed)``, selector
+    ``0xafce0290``.
+
+    Attributes:
+        participant: The caller.
+        spent: Its recorded cumulative epsilon (micro-epsilon).
+        claimed: The cumulative epsilon claimed (micro-epsilon).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationPrivacyClaimDecreased(address,uint64,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("afce0290")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("participant", "participant"), ("spent", "spent"), ("claimed", "claimed"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    participant: str
+    spent: int
+    claimed: int
+
+    def __init__(self, participant: str, spent: int, claimed: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationPrivacyClaimDecreased", {"participant": participant, "spent": spent, "claimed": claimed}, function=function
+        )
+        self.participant = participant
+        self.spent = spent
+        self.claimed = claimed
+
+
+class FederationPrivacyClaimRequired(TypedRevertError):
+    """`commitUpdate` in a private round (one opened while the task has a privacy budget): commit with
+    `commitPrivateUpdate`, which carries the participant's privacy claim.
+
+    Solidity: ``FederationPrivacyClaimRequired(uint256 roundId)``, selector ``0xa19af57a``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationPrivacyClaimRequired(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("a19af57a")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationPrivacyClaimRequired", {"roundId": round_id}, function=function)
+        self.round_id = round_id
 
 
 class FederationRevealPhaseActive(TypedRevertError):
@@ -3052,8 +3166,12 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationNotActive": FederationNotActive,
     "FederationNotCommitRevealRound": FederationNotCommitRevealRound,
     "FederationNotIncluded": FederationNotIncluded,
+    "FederationNotPrivateRound": FederationNotPrivateRound,
     "FederationNotRegistered": FederationNotRegistered,
     "FederationNotSealed": FederationNotSealed,
+    "FederationPrivacyBudgetExceeded": FederationPrivacyBudgetExceeded,
+    "FederationPrivacyClaimDecreased": FederationPrivacyClaimDecreased,
+    "FederationPrivacyClaimRequired": FederationPrivacyClaimRequired,
     "FederationRevealPhaseActive": FederationRevealPhaseActive,
     "FederationRevealTooLate": FederationRevealTooLate,
     "FederationRevealWindowTooLong": FederationRevealWindowTooLong,

@@ -15,6 +15,12 @@ read again. A reorganisation deeper than the remembered window drops everything 
 the log from the deployment block. Logs of the cursor's own block are checked against the hash
 read for it, so a batch read across a reorganisation is thrown away and read again.
 
+Privacy claims. A commitment in a private round is two logs of one transaction, ``UpdateCommitted``
+then ``PrivacySpent``; every batch of records (one chunk of blocks, which holds a transaction whole)
+joins the claim into the commitment's record (:func:`join_privacy_claims`), so the commitment carries
+its ``epsilon_spent`` and ``accountant_digest`` wherever it is looked up, and a reorganisation drops
+and re-reads both with their block.
+
 :class:`BlockWatcher` waits for a new block with ``eth_newBlockFilter`` and
 ``eth_getFilterChanges`` (polling ``eth_blockNumber`` where the node refuses filters, and
 recreating a filter the node forgot).
@@ -30,8 +36,8 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from fedchain.chain.abi import DecodedLog, to_bytes
 from fedchain.chain.connection import Connection
@@ -41,6 +47,8 @@ from fedchain.ports import (
     ExclusionContested,
     LedgerEvent,
     ParticipantRegistered,
+    PrivacyPolicySet,
+    PrivacySpent,
     RoundAttested,
     RoundClosed,
     RoundDisputed,
@@ -165,6 +173,10 @@ class EventSource(Protocol):
         """The ``TaskConfigured`` events of task ``version``, in chain order."""
         ...
 
+    def privacy_policies(self, version: int) -> list[PrivacyPolicySet]:
+        """The ``PrivacyPolicySet`` events of task ``version`` (none for a task without a privacy policy)."""
+        ...
+
 
 @dataclass(frozen=True)
 class BlockRef:
@@ -221,7 +233,26 @@ def _records(contract: LogSource, to_record: ToRecord[R], raw_logs: Iterable[Map
         record = to_record(decoded) if decoded is not None else None
         if record is not None:
             records.append(record)
-    return records
+    return join_privacy_claims(records)
+
+
+def join_privacy_claims(records: Sequence[R]) -> list[R]:
+    """``records`` with each :class:`fedchain.ports.UpdateCommitment` that has a ``PrivacySpent`` event in the
+    same transaction (same round and participant) carrying that claim's ``epsilon_spent`` and
+    ``accountant_digest``; every other record, the ``PrivacySpent`` events included, unchanged."""
+    claims = {
+        (e.tx_hash, int(e.round_id), e.participant.lower()): e for e in records if isinstance(e, PrivacySpent)
+    }
+    if not claims:
+        return list(records)
+    joined: list[R] = []
+    for event in records:
+        if isinstance(event, UpdateCommitment):
+            claim = claims.get((event.tx_hash, int(event.round_id), event.participant.lower()))
+            if claim is not None:
+                event = cast(R, replace(event, epsilon_spent=claim.epsilon_spent, accountant_digest=claim.accountant_digest))
+        joined.append(event)
+    return joined
 
 
 def _block_of(event: Positioned) -> int:
@@ -324,6 +355,10 @@ class EventIndex(Generic[R]):
     def task_configs(self, version: int) -> list[TaskConfigured]:
         """The ``TaskConfigured`` events of task ``version``, from the index."""
         return [e for e in self._lookup(self._tasks, int(version)) if isinstance(e, TaskConfigured)]
+
+    def privacy_policies(self, version: int) -> list[PrivacyPolicySet]:
+        """The ``PrivacyPolicySet`` events of task ``version``, from the index."""
+        return [e for e in self._lookup(self._tasks, int(version)) if isinstance(e, PrivacyPolicySet)]
 
     def attestations(self, round_id: int) -> list[RoundAttested]:
         """The round's attestations, from the index."""
@@ -431,7 +466,7 @@ class EventIndex(Generic[R]):
             tables.append(self._seals[int(event.round_id)])
         elif isinstance(event, (RoundOpened, RoundFinalized, RoundClosed)):
             tables.append(self._rounds[int(event.round_id)])
-        elif isinstance(event, TaskConfigured):
+        elif isinstance(event, (TaskConfigured, PrivacyPolicySet)):
             tables.append(self._tasks[int(event.version)])
         elif isinstance(event, (RoundAttested, RoundDisputed, ExclusionContested, ContestAnswered)):
             tables.append(self._verification[int(event.round_id)])

@@ -355,6 +355,7 @@ class RoundInfo:
     commit_reveal: bool = False  # participants seal in the commit phase and reveal after it
     reveal_deadline: int = 0  # last second of the reveal phase of a commit-reveal round (0 without one)
     seal_count: int = 0  # seals of a commit-reveal round (its reveals are commit_count)
+    private_round: bool = False  # opened while the task had a privacy budget: commits carry privacy claims
 
 
 @dataclass(frozen=True)
@@ -366,6 +367,14 @@ class TaskView:
     strategy_digest: Digest
     data_schema_digest: Digest
     max_commit_duration: int  # seconds: the longest commit window a round may be opened with
+
+
+@dataclass(frozen=True)
+class PrivacyPolicyView:
+    """``Federation.privacyPolicy``: the privacy policy of the task in force (zero digest and budget: none)."""
+
+    policy_digest: Digest
+    epsilon_budget: int  # micro-epsilon per participant
 
 
 def _digest(value: bytes, name: str, function: str) -> bytes:
@@ -498,6 +507,33 @@ class FederationContract:
             gas=gas,
         )
 
+    def configure_private_task(
+        self,
+        model_spec_digest: bytes,
+        strategy_digest: bytes,
+        data_schema_digest: bytes,
+        config_cid: str,
+        max_commit_duration: int,
+        privacy_policy_digest: bytes,
+        epsilon_budget: int,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        """``configurePrivateTask`` (admin): as :meth:`configure_task`, with the digest of the task's privacy policy
+        and the epsilon budget per participant (micro-epsilon); the rounds of that version are private."""
+        f = "configurePrivateTask"
+        return self._send(
+            f,
+            _digest(model_spec_digest, "model_spec_digest", f),
+            _digest(strategy_digest, "strategy_digest", f),
+            _digest(data_schema_digest, "data_schema_digest", f),
+            config_cid,
+            _uint(max_commit_duration, 64, "max_commit_duration", f),
+            _digest(privacy_policy_digest, "privacy_policy_digest", f),
+            _uint(epsilon_budget, 64, "epsilon_budget", f),
+            gas=gas,
+        )
+
     # --- rounds ----------------------------------------------------------------------
 
     def open_round(
@@ -549,6 +585,34 @@ class FederationContract:
             cid,
             _uint(num_samples, 64, "num_samples", f),
             _digest(metadata_digest, "metadata_digest", f),
+            round_id=round_id,
+            gas=gas,
+        )
+
+    def commit_private_update(
+        self,
+        round_id: int,
+        update_digest: bytes,
+        cid: str,
+        num_samples: int,
+        metadata_digest: bytes,
+        epsilon_spent: int,
+        accountant_digest: bytes,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        """``commitPrivateUpdate``: commit an update to an open private round with the signer's cumulative epsilon
+        (micro-epsilon) and the digest of the round's accountant inputs."""
+        f = "commitPrivateUpdate"
+        return self._send(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _digest(update_digest, "update_digest", f),
+            cid,
+            _uint(num_samples, 64, "num_samples", f),
+            _digest(metadata_digest, "metadata_digest", f),
+            _uint(epsilon_spent, 64, "epsilon_spent", f),
+            _digest(accountant_digest, "accountant_digest", f),
             round_id=round_id,
             gas=gas,
         )
@@ -783,11 +847,26 @@ class FederationContract:
         version, spec, strategy, schema, max_commit_duration = self._call("task")
         return TaskView(int(version), Digest(spec), Digest(strategy), Digest(schema), int(max_commit_duration))
 
+    def privacy_policy(self) -> PrivacyPolicyView:
+        """``privacyPolicy``: the privacy policy digest and epsilon budget of the task in force (zeros: none)."""
+        digest, budget = self._call("privacyPolicy")
+        return PrivacyPolicyView(Digest(bytes(digest)), int(budget))
+
+    def epsilon_spent(self, participant: str) -> int:
+        """``epsilonSpent``: the participant's recorded cumulative epsilon (micro-epsilon)."""
+        f = "epsilonSpent"
+        return int(self._call(f, _address(participant, "participant", f))[0])
+
+    def is_private_round(self, round_id: int) -> bool:
+        """``isPrivateRound``: whether the round was opened while the task had a privacy budget."""
+        f = "isPrivateRound"
+        return bool(self._call(f, _uint(round_id, 256, "round_id", f))[0])
+
     def get_round(self, round_id: int) -> RoundInfo:
         """``getRound``: the contract's storage of round ``round_id``."""
         (values,) = self._call("getRound", _uint(round_id, 256, "round_id", "getRound"))
-        (status, deadline, min_updates, commits, eligible, version, included, commit_reveal, base, model, root, agg,
-         evidence, reveal_deadline, seals) = values
+        (status, deadline, min_updates, commits, eligible, version, included, commit_reveal, private_round, base, model,
+         root, agg, evidence, reveal_deadline, seals) = values
         return RoundInfo(
             status=RoundStatus(status),
             deadline=int(deadline),
@@ -804,6 +883,7 @@ class FederationContract:
             commit_reveal=bool(commit_reveal),
             reveal_deadline=int(reveal_deadline),
             seal_count=int(seals),
+            private_round=bool(private_round),
         )
 
     def commit_phase_over(self, round_id: int) -> bool:

@@ -41,6 +41,8 @@ from fedchain.ports import (
     ParticipantRecord,
     ParticipantRegistered,
     ParticipantRemoved,
+    PrivacyPolicySet,
+    PrivacySpent,
     RoleAdminChanged,
     RoleChanged,
     RoundAttested,
@@ -105,6 +107,22 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
             data_schema_digest=Digest(a["dataSchemaDigest"]),
             config_cid=Cid(a["configCid"]),
             max_commit_duration=int(a["maxCommitDuration"]),
+            **pos,
+        )
+    if name == "PrivacyPolicySet":
+        return PrivacyPolicySet(
+            version=int(a["version"]),
+            actor=Address(a["actor"]),
+            policy_digest=Digest(a["policyDigest"]),
+            epsilon_budget=int(a["epsilonBudget"]),
+            **pos,
+        )
+    if name == "PrivacySpent":
+        return PrivacySpent(
+            round_id=RoundId(int(a["roundId"])),
+            participant=Address(a["participant"]),
+            epsilon_spent=int(a["epsilonSpent"]),
+            accountant_digest=Digest(a["accountantDigest"]),
             **pos,
         )
     if name == "RoundOpened":
@@ -253,8 +271,8 @@ class RescanEvents:
         return [e for e in found if isinstance(e, (RoundOpened, RoundFinalized, RoundClosed))]
 
     def commitments(self, round_id: int) -> list[UpdateCommitment]:
-        """The round's commitments, filtered on the node by round id."""
-        found = self._find(self._topic("UpdateCommitted"), _topic_uint(round_id))
+        """The round's commitments (with their privacy claims), filtered on the node by round id."""
+        found = self._find(self._topic("UpdateCommitted", "PrivacySpent"), _topic_uint(round_id))
         return [e for e in found if isinstance(e, UpdateCommitment)]
 
     def seals(self, round_id: int) -> list[UpdateSeal]:
@@ -273,7 +291,10 @@ class RescanEvents:
             self._topic("ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved"), _topic_address(address)
         )
         commits = self._find(
-            self._topic("UpdateCommitted", "UpdateSealed", "RoundAttested", "ExclusionContested", "ContestAnswered"),
+            self._topic(
+                "UpdateCommitted", "PrivacySpent", "UpdateSealed", "RoundAttested", "ExclusionContested",
+                "ContestAnswered",
+            ),
             None,
             _topic_address(address),
         )
@@ -298,6 +319,11 @@ class RescanEvents:
         """The ``TaskConfigured`` events of task ``version``, filtered on the node."""
         found = self._find(self._topic("TaskConfigured"), _topic_uint(version))
         return [e for e in found if isinstance(e, TaskConfigured)]
+
+    def privacy_policies(self, version: int) -> list[PrivacyPolicySet]:
+        """The ``PrivacyPolicySet`` events of task ``version``, filtered on the node."""
+        found = self._find(self._topic("PrivacyPolicySet"), _topic_uint(version))
+        return [e for e in found if isinstance(e, PrivacyPolicySet)]
 
 
 class ChainLedger:
@@ -365,13 +391,15 @@ class ChainLedger:
         return self.contract.active_count()
 
     def task(self) -> TaskConfig | None:
-        """The current task with the config CID of its ``TaskConfigured`` event; None before the first task."""
+        """The current task with the config CID of its ``TaskConfigured`` event and its privacy policy (digest and
+        epsilon budget, zero without one); None before the first task."""
         view = self.contract.task()
         if view.version == 0:
             return None
         configured = self.events.task_configs(view.version)
         if not configured:
             raise ChainError(f"task version {view.version} has no TaskConfigured event (log range pruned?)")
+        policy = self.contract.privacy_policy()
         return TaskConfig(
             version=view.version,
             model_spec_digest=view.model_spec_digest,
@@ -379,7 +407,13 @@ class ChainLedger:
             data_schema_digest=view.data_schema_digest,
             config_cid=configured[-1].config_cid,
             max_commit_duration=view.max_commit_duration,
+            privacy_policy_digest=policy.policy_digest,
+            epsilon_budget=policy.epsilon_budget,
         )
+
+    def epsilon_spent(self, participant: Address) -> int:
+        """The participant's recorded cumulative epsilon (micro-epsilon; 0 before any private commitment)."""
+        return self.contract.epsilon_spent(participant)
 
     def latest_round_id(self) -> RoundId:
         """The id of the latest round opened (0 before the first)."""
@@ -423,6 +457,7 @@ class ChainLedger:
             closed_block=ended.block_number if ended else None,
             reveal_deadline=info.reveal_deadline,
             seal_count=info.seal_count,
+            private=info.private_round,
         )
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
@@ -438,7 +473,8 @@ class ChainLedger:
         return self.events.seals(round_id)
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
-        """The round's ``UpdateCommitted`` events in chain order."""
+        """The round's ``UpdateCommitted`` events in chain order, each with its privacy claim (the ``PrivacySpent``
+        event of its transaction) in a private round."""
         return self.events.commitments(round_id)
 
     def history(self, from_block: int = 0, to_block: int | None = None) -> list[LedgerEvent]:
@@ -495,6 +531,23 @@ class ChainLedger:
             model_spec_digest, strategy_digest, data_schema_digest, config_cid, max_commit_duration
         )
 
+    def configure_private_task(
+        self,
+        model_spec_digest: Digest,
+        strategy_digest: Digest,
+        data_schema_digest: Digest,
+        config_cid: Cid,
+        max_commit_duration: int,
+        privacy_policy_digest: Digest,
+        epsilon_budget: int,
+    ) -> TxReport:
+        """Configure the next task version with a privacy policy (its digest) and an epsilon budget per participant
+        (micro-epsilon); its rounds are private (admin)."""
+        return self.contract.configure_private_task(
+            model_spec_digest, strategy_digest, data_schema_digest, config_cid, max_commit_duration,
+            privacy_policy_digest, epsilon_budget,
+        )
+
     def open_round(
         self,
         base_model_digest: Digest,
@@ -512,6 +565,22 @@ class ChainLedger:
     ) -> TxReport:
         """Commit an update to an open round as the signing account."""
         return self.contract.commit_update(round_id, update_digest, cid, num_samples, metadata_digest)
+
+    def commit_private_update(
+        self,
+        round_id: RoundId,
+        update_digest: Digest,
+        cid: Cid,
+        num_samples: int,
+        metadata_digest: Digest,
+        epsilon_spent: int,
+        accountant_digest: Digest,
+    ) -> TxReport:
+        """Commit an update to an open private round as the signing account, with its cumulative epsilon
+        (micro-epsilon) and the digest of the round's accountant inputs."""
+        return self.contract.commit_private_update(
+            round_id, update_digest, cid, num_samples, metadata_digest, epsilon_spent, accountant_digest
+        )
 
     def seal_update(self, round_id: RoundId, seal: Digest) -> TxReport:
         """Seal an update in a commit-reveal round's commit phase as the signing account."""

@@ -117,12 +117,14 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
         "sealUpdate", "revealUpdate", "revealPhaseOver", "sealOf", "updateSeal",
         "membership", "setVerificationPolicy", "verificationPolicy", "attestRound", "attestationCounts",
         "attestationOf", "attestationQuorum", "currentModelRound", "disputeRound", "contestExclusion",
-        "answerContest", "contestOf",
+        "answerContest", "contestOf", "configurePrivateTask", "commitPrivateUpdate", "epsilonSpent", "privacyPolicy",
+        "isPrivateRound",
     } <= by_kind["function"]
     assert {
         "ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved", "TaskConfigured",
         "RoundOpened", "UpdateCommitted", "RoundFinalized", "RoundClosed", "UpdateSealed",
         "VerificationPolicySet", "RoundAttested", "RoundDisputed", "ExclusionContested", "ContestAnswered",
+        "PrivacyPolicySet", "PrivacySpent",
     } <= by_kind["event"]
     own_errors = {name for name in by_kind["error"] if not name.startswith("AccessControl")}
     assert own_errors == {
@@ -136,11 +138,20 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
             "NotCommitRevealRound", "NotSealed", "SealMismatch", "RevealTooLate", "RevealPhaseActive",
             "RoundNotFinalized", "InvalidPolicy", "NotIncluded", "AlreadyAttested", "AttestationModelMismatch",
             "InvalidAttestation", "AttestationQuorumNotMet", "InvalidDispute", "ContestWindowClosed",
-            "AlreadyContested", "InvalidContest", "NoContest", "ContestAnswered",
+            "AlreadyContested", "InvalidContest", "NoContest", "ContestAnswered", "PrivacyClaimRequired",
+            "NotPrivateRound", "PrivacyClaimDecreased", "PrivacyBudgetExceeded",
         )
     }
     commit = next(i for i in abi if i.get("name") == "commitUpdate")
     assert [p["type"] for p in commit["inputs"]] == ["uint256", "bytes32", "string", "uint64", "bytes32"]
+    private = next(i for i in abi if i.get("name") == "commitPrivateUpdate")
+    assert [p["type"] for p in private["inputs"]] == [
+        "uint256", "bytes32", "string", "uint64", "bytes32", "uint64", "bytes32"
+    ]
+    configure_private = next(i for i in abi if i.get("name") == "configurePrivateTask")
+    assert [(p["name"], p["type"]) for p in configure_private["inputs"]][-2:] == [
+        ("privacyPolicyDigest", "bytes32"), ("epsilonBudget", "uint64")
+    ]
     register = next(i for i in abi if i.get("name") == "register")
     assert [(p["name"], p["type"]) for p in register["inputs"]][-1] == ("declaredSamples", "uint64")
     configure = next(i for i in abi if i.get("name") == "configureTask")

@@ -59,8 +59,12 @@ from fedchain.reverts import (
     FederationNotActive,
     FederationNotCommitRevealRound,
     FederationNotIncluded,
+    FederationNotPrivateRound,
     FederationNotRegistered,
     FederationNotSealed,
+    FederationPrivacyBudgetExceeded,
+    FederationPrivacyClaimDecreased,
+    FederationPrivacyClaimRequired,
     FederationRevealPhaseActive,
     FederationRevealTooLate,
     FederationRevealWindowTooLong,
@@ -716,6 +720,79 @@ def test_contest_after_its_window(federation_env: DevnetEnv) -> None:
         federation_env.ledger(carol).contest_exclusion(done.round_id, update.update_digest, update.cid)
 
 
+# --- private tasks and rounds --------------------------------------------------------------
+
+POLICY = keccak(b"privacy-policy")
+ACCOUNTANT = keccak(b"accountant-inputs")
+BUDGET = 3_000_000  # micro-epsilon: epsilon 3
+
+
+def private_task(env: DevnetEnv, budget: int = BUDGET) -> None:
+    env.federation().configure_private_task(
+        keccak(b"spec"), keccak(b"strategy"), keccak(b"schema"), "bafyprivate", MAX_WINDOW, POLICY, budget
+    )
+
+
+@pytest.mark.parametrize("field", ["privacyPolicyDigest", "epsilonBudget"])
+def test_invalid_private_task_names_the_field(federation_env: DevnetEnv, field: str) -> None:
+    policy = ZERO if field == "privacyPolicyDigest" else POLICY
+    budget = 0 if field == "epsilonBudget" else BUDGET
+    with reverts(FederationInvalidTask, field=field):
+        federation_env.federation().configure_private_task(
+            keccak(b"spec"), keccak(b"strategy"), keccak(b"schema"), "bafyprivate", MAX_WINDOW, policy, budget
+        )
+    assert federation_env.federation().task().version == 1
+    assert federation_env.federation().privacy_policy().epsilon_budget == 0
+
+
+def test_private_round_cannot_be_commit_reveal(federation_env: DevnetEnv) -> None:
+    private_task(federation_env)
+    with reverts(FederationInvalidRound, field="revealDuration", value=60):
+        federation_env.federation(federation_env.accounts.aggregator).open_round(BASE, "bafybase", 600, 1, 60)
+
+
+def test_plain_commit_in_a_private_round(federation_env: DevnetEnv) -> None:
+    private_task(federation_env)
+    rid = open_round(federation_env)
+    with reverts(FederationPrivacyClaimRequired, roundId=rid):
+        federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 1, META)
+    assert federation_env.federation().get_round(rid).commit_count == 0
+
+
+def test_private_commit_in_a_plain_round(federation_env: DevnetEnv) -> None:
+    rid = open_round(federation_env)
+    with reverts(FederationNotPrivateRound, roundId=rid):
+        federation_env.federation(federation_env.admitted[0]).commit_private_update(
+            rid, UPD, "bafyu", 1, META, 1, ACCOUNTANT
+        )
+
+
+def test_private_commit_without_accountant_digest(federation_env: DevnetEnv) -> None:
+    private_task(federation_env)
+    rid = open_round(federation_env)
+    with reverts(FederationInvalidCommitment, field="accountantDigest"):
+        federation_env.federation(federation_env.admitted[0]).commit_private_update(rid, UPD, "bafyu", 1, META, 1, ZERO)
+
+
+def test_privacy_claims_past_the_budget_or_decreasing(federation_env: DevnetEnv, advance_time: Any) -> None:
+    private_task(federation_env)
+    alice = federation_env.admitted[0]
+    fed = federation_env.federation(alice)
+    rid = open_round(federation_env, duration=60)
+    fed.commit_private_update(rid, UPD, "bafyu", 1, META, 2_000_000, ACCOUNTANT)
+    advance_time(61)
+    finalize(federation_env, rid)
+    rid2 = open_round(federation_env, base=keccak(b"model"))
+    with reverts(FederationPrivacyBudgetExceeded, participant=alice.address, spent=2_000_000, claimed=BUDGET + 1,
+                 budget=BUDGET) as info:
+        fed.commit_private_update(rid2, UPD, "bafyu", 1, META, BUDGET + 1, ACCOUNTANT)
+    assert (info.value.spent, info.value.claimed, info.value.budget) == (2_000_000, BUDGET + 1, BUDGET)
+    with reverts(FederationPrivacyClaimDecreased, participant=alice.address, spent=2_000_000, claimed=1_999_999):
+        fed.commit_private_update(rid2, UPD, "bafyu", 1, META, 1_999_999, ACCOUNTANT)
+    assert fed.epsilon_spent(alice.address) == 2_000_000
+    assert fed.get_round(rid2).commit_count == 0
+
+
 # --- the membership token -----------------------------------------------------------------
 
 
@@ -756,7 +833,7 @@ def test_every_generated_class_has_a_test_here() -> None:
         and node.args and isinstance(node.args[0], ast.Name)
     }
     ours = {name for name in REVERTS if name.startswith(("Federation", "Membership", "AccessControl"))}
-    assert len(ours) == 47  # 41 of IFederation, 4 of IFederationMembership, 2 of AccessControl
+    assert len(ours) == 51  # 45 of IFederation, 4 of IFederationMembership, 2 of AccessControl
     assert sorted(ours - expected) == []
 
 

@@ -276,6 +276,7 @@ def assert_same_answers(indexed: ChainLedger, rescan: ChainLedger, env: DevnetEn
     assert indexed.task() == rescan.task()
     for version in (1, 2, 3):
         assert indexed.events.task_configs(version) == rescan.events.task_configs(version)
+        assert indexed.events.privacy_policies(version) == rescan.events.privacy_policies(version)
     head = env.conn.block_number()
     start = env.deployment.block_number
     middle = (start + head) // 2
