@@ -550,5 +550,5 @@ class LedgerTransport:
         dropped = agg.included[-1]
         kept = [o for o in ctx.outcomes if o.commitment.participant.lower() != dropped.lower()]
         log.warning("round %d: silently dropping %s (dishonest aggregator demonstration)", rid, dropped)
-        cheat = aggregate(opened.strategy, opened.base, rid, base_digest, kept, opened.min_updates)
+        cheat = aggregate(opened.strategy, opened.base, rid, base_digest, kept, opened.min_updates, privacy=opened.privacy)
         return cheat if cheat.model_blob is not None else agg

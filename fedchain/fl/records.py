@@ -35,7 +35,7 @@ Weights = dict[str, np.ndarray]
 
 ExtraValue = float | int | str
 
-AGGREGATION_SOURCES: tuple[str, ...] = ("aggregate.py", "records.py", "robust.py", "strategies.py")
+AGGREGATION_SOURCES: tuple[str, ...] = ("aggregate.py", "privacy.py", "records.py", "robust.py", "strategies.py")
 """The modules of ``fedchain.fl`` whose source the aggregation code digest covers."""
 
 

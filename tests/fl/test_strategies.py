@@ -170,7 +170,8 @@ def test_digest_covers_params_and_robust_rules() -> None:
 
 def test_code_digest_is_the_digest_of_the_aggregation_source() -> None:
     here = Path(records.__file__).parent
-    sources = {name: (here / name).read_bytes() for name in ("aggregate.py", "records.py", "robust.py", "strategies.py")}
+    sources = {name: (here / name).read_bytes() for name in records.AGGREGATION_SOURCES}
+    assert set(records.AGGREGATION_SOURCES) == {"aggregate.py", "privacy.py", "records.py", "robust.py", "strategies.py"}
     assert records.AGGREGATION_CODE_DIGEST == records.source_digest(sources)
     assert records.CODE_VERSION.endswith(records.AGGREGATION_CODE_DIGEST.hex())
     assert StrategyConfig("fedavg").to_json()["code_version"] == records.CODE_VERSION
