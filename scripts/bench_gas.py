@@ -10,7 +10,9 @@ deposit, a slash, a reward publication, a Merkle claim and a withdrawal. Prints 
 stdout (``--json``) or a table; ``--output FILE`` also writes the JSON there. Exits 1 if
 a target is missed:
 
-* commit <= 38,300 gas, and flat: round N equal to round 1;
+* commit <= 38,300 gas, and flat: round N equal to round 1 (the plain ``commitUpdate``; a private round's
+  ``commitPrivateUpdate`` is reported as ``commit_private_gas_first`` / ``_later``, with no target: its claim writes
+  one more slot);
 * finalize with n=64 within 5% of n=4.
 
 2CP's published commit gas (141,891 growing to 166,506 over its rounds) is included for
@@ -106,6 +108,33 @@ class Bench:
             rid, model, "bafymodel", merkle_root(leaves), keccak(b"agg"), keccak(b"ev"), "bafyevidence", len(committers)
         )
         return {"round_id": rid, "open": opened.gas_used, "commits": commit_gas, "finalize": fin.gas_used}
+
+
+def private_gas(bench: Bench, participant: LocalAccount, rounds: int = 3) -> dict[str, Any]:
+    """A private task (``configurePrivateTask``) and ``rounds`` private rounds in which ``participant`` commits with a
+    growing privacy claim: the first claim writes its epsilon slot from zero, the later ones overwrite it."""
+    configured = bench.admin.configure_private_task(
+        keccak(b"spec"), keccak(b"strategy"), keccak(b"schema"), "bafyprivate", 86_400, keccak(b"policy"), 8_000_000
+    )
+    gas: list[int] = []
+    for r in range(rounds):
+        opened = bench.agg.open_round(bench.fed.current_model_digest(), "bafybase", 60, 1)
+        rid = opened.round_id or 0
+        digest, meta, cid = keccak(b"private-%d" % r), keccak(b"meta"), f"bafkreiprivate{rid:06d}"
+        commit = bench.fed.with_account(participant).commit_private_update(
+            rid, digest, cid, 100, meta, 1_000_000 * (r + 1), keccak(b"accountant-%d" % r)
+        )
+        gas.append(commit.gas_used)
+        root = merkle_root([commitment_leaf(rid, participant.address, digest, cid, 100, meta)])
+        bench.conn.request("evm_increaseTime", [61])  # the other participants do not commit: wait out the deadline
+        bench.conn.request("evm_mine")
+        bench.agg.finalize_round(rid, keccak(b"private-model-%d" % r), "bafymodel", root, keccak(b"agg"),
+                                 keccak(b"ev"), "bafyevidence", 1)
+    return {
+        "configure_private_task_gas": configured.gas_used,
+        "commit_private_gas_first": gas[0],
+        "commit_private_gas_later": gas[-1],
+    }
 
 
 def governance_gas(conn: Connection, included: int = 4) -> dict[str, Any]:
@@ -289,6 +318,10 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         closed = bench.agg.close_round(opened.round_id or 0, "benchmark close")
         removed = bench.admin.remove(bench.participants[-1].address, "benchmark remove")
 
+        job = progress.add_task("private rounds", total=1)
+        private = private_gas(bench, solo)
+        progress.advance(job)
+
         job = progress.add_task("governance", total=1)
         governance = governance_gas(conn)
         progress.advance(job)
@@ -324,6 +357,7 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         "finalize_gas_n4": f4,
         "finalize_gas_n64": f64,
         "finalize_n64_vs_n4": round(f64 / f4 - 1, 5),
+        **private,
         "close_gas": closed.gas_used,
         "remove_gas": removed.gas_used,
         **governance,
