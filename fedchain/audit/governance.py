@@ -548,7 +548,10 @@ def _admin_events(history: History) -> Iterable[tuple[LedgerEvent, str, str, str
                 continue  # the participant left by itself (Federation.leave): no admin acted
             yield ev, "removal", f"remove {ev.participant} ({ev.reason})", ev.removed_by
         elif isinstance(ev, TaskConfigured):
-            yield ev, "task_configuration", f"configure task v{ev.version} ({ev.config_cid})", ev.configured_by
+            private = history.privacy.get(int(ev.version))
+            policy = (f" with privacy policy {digest_hex(private.policy_digest)} (budget {private.epsilon_budget} "
+                      "micro-epsilon)") if private is not None and private.tx_hash == ev.tx_hash else ""
+            yield ev, "task_configuration", f"configure task v{ev.version} ({ev.config_cid}){policy}", ev.configured_by
         elif isinstance(ev, RoleChanged):
             role = ROLE_NAMES.get(bytes(ev.role), "0x" + bytes(ev.role).hex())
             verb, action = ("grant", "role_grant") if ev.granted else ("revoke", "role_revoke")

@@ -15,6 +15,7 @@ from fedchain.ports import (
     ParticipantRegistered,
     ParticipantRemoved,
     ParticipantStatus,
+    PrivacyPolicySet,
     RoundAttested,
     RoundClosed,
     RoundDisputed,
@@ -66,6 +67,8 @@ class History:
     contests: dict[tuple[int, str], ExclusionContested] = field(default_factory=dict)
     answers: dict[tuple[int, str], ContestAnswered] = field(default_factory=dict)
     policies: list[VerificationPolicySet] = field(default_factory=list)  # in chain order
+    # task version -> the privacy policy (digest and budget) configurePrivateTask set with it
+    privacy: dict[int, PrivacyPolicySet] = field(default_factory=dict)
     # every event in chain order: what the governance audit reads admin actions from
     events: list[LedgerEvent] = field(default_factory=list)
     _changes: list[tuple[tuple[int, int], Digest, int]] | None = field(default=None, repr=False, compare=False)
@@ -117,6 +120,8 @@ class History:
                 history.answers.setdefault((int(ev.round_id), ev.participant.lower()), ev)
             elif isinstance(ev, VerificationPolicySet):
                 history.policies.append(ev)
+            elif isinstance(ev, PrivacyPolicySet):
+                history.privacy[int(ev.version)] = ev
         history.status_changes, history.admissions = dict(changes), dict(admissions)
         return history
 

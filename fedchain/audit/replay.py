@@ -36,6 +36,7 @@ from fedchain.audit.findings import (
 from fedchain.audit.governance import GovernanceView, audit_admin, audit_rounds_governance, built_on_disputed
 from fedchain.audit.history import History, RoundEvents
 from fedchain.audit.incentives import IncentivesView, audit_incentives
+from fedchain.audit.privacy import INCLUDED, LEFT_OUT, UNDECIDED, PolicyLine, PrivateCommit, audit_privacy, private_commit
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.cid import cid_problem
 from fedchain.errors import (
@@ -275,6 +276,10 @@ class Auditor:
         # (round, lower-case participant) of each exclusion as unavailable -> whether the audit
         # fetches the blob now with its committed digest
         self.exclusions: dict[tuple[int, str], bool] = {}
+        # the commitments of rounds under a task with a privacy policy, in chain order (the
+        # privacy section's input), and the policies of the task versions audited
+        self._private: dict[int, list[PrivateCommit]] = {}
+        self._policies: dict[int, PolicyLine] = {}
 
     # --- task documents ---------------------------------------------------------------------
     def _task(self, history: History, version: int, round_id: int) -> _Task | None:
@@ -298,9 +303,13 @@ class Auditor:
                 except DECODE_ERRORS as err:
                     finding = (FindingKind.TASK_CONFIG_MALFORMED, f"{where} does not decode: {describe_error(err)}")
                 else:
+                    private = history.privacy.get(version)
                     try:
-                        verify_task(doc, TaskConfig(ev.version, ev.model_spec_digest, ev.strategy_digest,
-                                                    ev.data_schema_digest, ev.config_cid, ev.max_commit_duration))
+                        verify_task(doc, TaskConfig(
+                            ev.version, ev.model_spec_digest, ev.strategy_digest, ev.data_schema_digest, ev.config_cid,
+                            ev.max_commit_duration,
+                            privacy_policy_digest=private.policy_digest if private is not None else ZERO_DIGEST,
+                            epsilon_budget=int(private.epsilon_budget) if private is not None else 0))
                     except FedchainError as err:
                         finding = (FindingKind.TASK_CONFIG_MISMATCH, f"{where}: {err}")
                     else:
@@ -330,6 +339,7 @@ class Auditor:
         (the version of that round only, with ``round_filter``) and the ledger's own bookkeeping."""
         start = time.perf_counter()
         history = History.from_events(self.ledger.history(self.from_block))
+        self._private, self._policies = {}, {}
         findings: list[AuditFinding] = []
         summaries: list[RoundSummary] = []
         checked: list[int] = []
@@ -360,6 +370,12 @@ class Auditor:
         if self.incentives is not None:
             incentives = audit_incentives(self.ledger, self.store, self.incentives.history(), round_filter=round_filter)
             findings.extend(incentives.findings)
+        privacy = None
+        if self._policies:
+            privacy = audit_privacy([c for rid in sorted(self._private) for c in self._private[rid]],
+                                    [self._policies[v] for v in sorted(self._policies) if v in versions],
+                                    complete=round_filter is None)
+            findings.extend(privacy.findings)
         findings.sort(key=lambda f: (f.round, f.participant or "", f.kind.value))
         return AuditReport(
             contract=self.contract,
@@ -371,6 +387,7 @@ class Auditor:
             wall_time_s=time.perf_counter() - start,
             governance=governance,
             incentives=incentives,
+            privacy=privacy,
         )
 
     def verify_round(self, round_id: int) -> RoundVerification:
@@ -419,7 +436,7 @@ class Auditor:
             round_findings = [AuditFinding.of(rid, None, FindingKind.REPLAY_FAILED,
                                               f"the replay failed: {describe_error(err)}")]
             summary = self._bare_summary(rev)
-        round_findings += self._check_ledger_round(rev)
+        round_findings += self._check_ledger_round(rev, history)
         return round_findings, summary, recomputed
 
     def _participants(self, history: History) -> Iterator[ParticipantSummary]:
@@ -466,8 +483,9 @@ class Auditor:
                                                 "fallback after a dispute)"))
         return findings
 
-    def _check_ledger_round(self, rev: RoundEvents) -> list[AuditFinding]:
-        """A round's storage (getRound) against its events."""
+    def _check_ledger_round(self, rev: RoundEvents, history: History) -> list[AuditFinding]:
+        """A round's storage (getRound) against its events (a round is private when its task version
+        was configured with a privacy budget)."""
         rid = int(rev.opened.round_id)
         try:
             rec = self.ledger.round(RoundId(rid))
@@ -480,6 +498,7 @@ class Auditor:
         if rev.disputed is not None:
             status = RoundStatus.DISPUTED
         zero = bytes(ZERO_DIGEST)
+        budget = history.privacy.get(int(rev.opened.task_version))
         expected: list[tuple[str, object, object]] = [
             ("status", RoundStatus(rec.status).name.lower(), status.name.lower()),
             ("baseModelDigest", digest_hex(rec.base_model_digest), digest_hex(rev.opened.base_model_digest)),
@@ -495,6 +514,7 @@ class Auditor:
             ("aggregationDigest", digest_hex(rec.aggregation_digest),
              digest_hex(fin.aggregation_digest if fin is not None else zero)),
             ("evidenceDigest", digest_hex(rec.evidence_digest), digest_hex(fin.evidence_digest if fin is not None else zero)),
+            ("private", bool(rec.private), budget is not None and int(budget.epsilon_budget) != 0),
         ]
         if closed is not None:
             expected.append(("commitCount (RoundClosed)", int(rec.commit_count), int(closed.commit_count)))
@@ -553,6 +573,7 @@ class Auditor:
         seen: set[str] = set()
         outcomes: list[FetchOutcome] = []
         decoded: list[ClientUpdate] = []
+        readable: list[ClientUpdate | None] = []  # per commitment: its decoded update, if any
         for c, out in zip(rev.commitments, committed, strict=True):
             who = c.participant
             status = history.status_at(who, event_position(c))
@@ -566,6 +587,7 @@ class Auditor:
                     f"admission approved {approved}; the contract refuses such a commit", who)
             seen.add(who.lower())
             outcomes.append(out)
+            readable.append(None)
             if out.data is None:
                 kind = {RULE_INVALID_CID: FindingKind.INVALID_CID, RULE_BLOB_INTEGRITY: FindingKind.BLOB_CID_MISMATCH,
                         RULE_BLOB_FORMAT: FindingKind.BLOB_FORMAT}.get(out.error_rule or "", FindingKind.BLOB_MISSING)
@@ -577,6 +599,7 @@ class Auditor:
             else:
                 try:
                     decoded.append(decode_update(out.data))
+                    readable[-1] = decoded[-1]
                 except DECODE_ERRORS as err:
                     blames.append(_Blame(who, FindingKind.BLOB_FORMAT, f"blob {c.cid} does not decode: {describe_error(err)}"))
         unavailable = {o.commitment.participant.lower() for o in outcomes if o.data is None
@@ -629,7 +652,32 @@ class Auditor:
             self._compare(add, recomputed, evidence, rev, by_addr, unavailable, outcomes)
 
         self._attribute(add, rev, evidence, recomputed, blames, outcomes)
+        self._collect_private(task, rev, evidence, readable)
         return add.findings, self._summary(rev, evidence, decoded, len(add.findings)), recomputed
+
+    def _collect_private(self, task: _Task | None, rev: RoundEvents, evidence: Evidence | None,
+                         updates: Sequence[ClientUpdate | None]) -> None:
+        """Record the round's commitments for the privacy section when its task has a privacy policy:
+        each with its decoded update and what the aggregator did with it (a finalised round whose
+        evidence the audit cannot read counts as including every update)."""
+        policy = task.doc.privacy if task is not None else None
+        if task is None or policy is None:
+            return
+        version = int(rev.opened.task_version)
+        epochs = task.doc.local_epochs()
+        self._policies.setdefault(version, PolicyLine(version, policy, epochs))
+        included = {u.participant.lower() for u in evidence.included} if evidence is not None else None
+        commits: list[PrivateCommit] = []
+        for c, update in zip(rev.commitments, updates, strict=True):
+            if rev.finalized is not None:
+                outcome = INCLUDED if included is None or c.participant.lower() in included else LEFT_OUT
+            else:
+                outcome = LEFT_OUT if rev.closed is not None else UNDECIDED
+            commits.append(private_commit(
+                round_id=int(rev.opened.round_id), participant=c.participant, task_version=version, policy=policy,
+                local_epochs=epochs, epsilon_spent=int(c.epsilon_spent), accountant_digest=c.accountant_digest,
+                outcome=outcome, update=update, tx_hash=c.tx_hash))
+        self._private[int(rev.opened.round_id)] = commits
 
     @staticmethod
     def _check_seals(add: AddFinding, rev: RoundEvents) -> None:
@@ -670,7 +718,7 @@ class Auditor:
         opened = rev.opened
         try:
             return aggregate(task.doc.strategy_config(), base, RoundId(int(opened.round_id)), opened.base_model_digest,
-                             outcomes, int(opened.min_updates))
+                             outcomes, int(opened.min_updates), privacy=task.doc.privacy)
         except StorageUnavailableError:
             raise
         except DECODE_ERRORS as err:

@@ -314,3 +314,58 @@ def test_html_report_shows_the_policy_and_the_epsilon_curves() -> None:
     assert svg.startswith("<svg") and svg.count("<polyline") == 2 and "budget 8" in svg
     assert epsilon_svg({}) == ""
 
+
+
+# --- end to end on the devnet -------------------------------------------------------------------
+class UnderReporting:
+    """A participant's ledger that commits half the epsilon its agent computed (the contract cannot tell)."""
+
+    def __init__(self, ledger: Any) -> None:
+        self._ledger = ledger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ledger, name)
+
+    def commit_private_update(self, round_id: Any, update_digest: Any, cid: Any, num_samples: int,
+                              metadata_digest: Any, epsilon_spent: int, accountant_digest: Any) -> Any:
+        return self._ledger.commit_private_update(round_id, update_digest, cid, num_samples, metadata_digest,
+                                                  epsilon_spent // 2, accountant_digest)
+
+
+@pytest.mark.devnet
+def test_private_rounds_audit_recomputes_every_claim_and_flags_the_under_reported_one(
+        chain_env: Any, ipfs_store: Any, tmp_path: Any) -> None:
+    from fedchain.sim.config import PrivacyRequest
+    from tests.protocol.harness import make_fed, make_task_files
+
+    files = make_task_files(tmp_path / "task", rounds=2, privacy=PrivacyRequest("dpsgd", 8.0, noise_multiplier=1.1))
+    assert files.doc.privacy is not None
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path)
+    cheat = fed.participants[2]
+    cheat.ledger = UnderReporting(cheat.ledger)
+    for _ in range(2):
+        fed.run_round()
+    report = fed.auditor().audit()
+
+    privacy = report.privacy
+    assert privacy is not None and privacy.complete
+    assert privacy.policy is not None and privacy.policy.policy == files.doc.privacy
+    lines = {p.participant.lower(): p for p in privacy.participants}
+    assert set(lines) == {p.address.lower() for p in fed.participants}
+    for agent in fed.participants[:2]:
+        curve = lines[agent.address.lower()].curve
+        assert [pt.round for pt in curve] == [1, 2] and [pt.inputs for pt in curve] == ["update", "update"]
+        assert all(pt.recomputed is not None and pt.claimed == epsilon_fixed(pt.recomputed) for pt in curve)
+        assert lines[agent.address.lower()].spent == int(fed.reader.epsilon_spent(agent.address))
+    under = [f for f in report.findings if f.kind is FindingKind.EPSILON_UNDER_REPORTED]
+    assert [(f.round, f.participant.lower() if f.participant else None) for f in under] == [
+        (1, cheat.address.lower()), (2, cheat.address.lower())]
+    assert all(f.severity is Severity.ERROR and f.responsible is Party.PARTICIPANT for f in under)
+    assert [f for f in report.findings if f.severity is not Severity.WARNING] == under, report.findings
+    assert report.exit_code == 51
+    data = report.to_json()["privacy"]
+    assert data["policy"]["policy_digest"] == "0x" + bytes(files.doc.privacy.digest()).hex()
+    assert "<h2>Privacy</h2>" in render_html(report)
+    assert report.governance is not None
+    (configured,) = [a for a in report.governance.admin_actions if a.action == "task_configuration"]
+    assert f"with privacy policy 0x{bytes(files.doc.privacy.digest()).hex()}" in configured.detail
