@@ -369,3 +369,31 @@ def test_private_rounds_audit_recomputes_every_claim_and_flags_the_under_reporte
     assert report.governance is not None
     (configured,) = [a for a in report.governance.admin_actions if a.action == "task_configuration"]
     assert f"with privacy policy 0x{bytes(files.doc.privacy.digest()).hex()}" in configured.detail
+
+
+@pytest.mark.devnet
+def test_client_dp_round_audit_flags_the_update_without_its_noise_share_as_handled(
+        chain_env: Any, ipfs_store: Any, tmp_path: Any) -> None:
+    from fedchain.fl.attacks import AttackSpec
+    from fedchain.protocol.rounds import RULE_DP_NOISE
+    from fedchain.sim.config import PrivacyRequest
+    from tests.protocol.harness import make_fed, make_task_files
+
+    files = make_task_files(tmp_path / "task", rounds=1,
+                            privacy=PrivacyRequest("client", 50.0, noise_multiplier=1.0, min_clients=2))
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path, attacks={2: AttackSpec("skip_noise")})
+    skipper = fed.participants[2].address
+    outcome = fed.run_round()
+    assert [r.rule for r in outcome.rejected] == [RULE_DP_NOISE]
+    report = fed.auditor().audit()
+
+    assert report.privacy is not None
+    (missing,) = [f for f in report.findings if f.kind is FindingKind.DP_NOISE_MISSING]
+    assert missing.participant is not None and missing.participant.lower() == skipper.lower()
+    assert missing.severity is Severity.HANDLED and "update lacks its noise share" in missing.detail
+    lines = {p.participant.lower(): p for p in report.privacy.participants}
+    checks = {who: line.curve[0].noise for who, line in lines.items()}
+    assert all(n is not None and n.passed == (who != skipper.lower()) for who, n in checks.items())
+    assert {f.kind for f in report.findings if f.severity is not Severity.WARNING} == {
+        FindingKind.DP_NOISE_MISSING, FindingKind.UPDATE_REJECTED}
+    assert report.exit_code == 52
