@@ -26,6 +26,8 @@ from fedchain.cli.options import (
     ipfs_api_option,
     json_option,
     keystore_option,
+    privacy_options,
+    privacy_request,
     role_signer,
     rpc_url_option,
     settings_from,
@@ -362,6 +364,9 @@ def propose_remove(participant: str, reason: str, description: str, keystore: Pa
 
 @propose.command("configure-task")
 @task_document_options
+@privacy_options
+@click.option("--dp-rounds", type=click.IntRange(1), default=None,
+              help="With --dp and no --noise-multiplier: calibrate the noise so that this many rounds fit the budget.")
 @_description_option
 @store_option
 @ipfs_api_option
@@ -370,18 +375,26 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
                            robust: str | None, local_epochs: int, batch_size: int, lr: float, seed: int,
                            min_updates: int, commit_duration: int, max_commit_duration: int, reveal_duration: int,
                            rewards_rule: str | None, reward_params: tuple[str, ...], validation: Path | None,
-                           description: str, store: str | None, ipfs_api: str | None, keystore: Path | None,
+                           dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
+                           noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str,
+                           dp_min_clients: int | None, dp_rounds: int | None, description: str, store: str | None,
+                           ipfs_api: str | None, keystore: Path | None,
                            state_dir: Path | None, rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
     """Configure the next task version (the options of `fedchain admin configure-task`): the task
     document is stored now, its digests and CID are what the members vote on."""
     from dataclasses import replace
 
-    from fedchain.chain.governance import configure_task_call
+    from fedchain.chain.governance import configure_private_task_call, configure_task_call
+    from fedchain.protocol.task import check_private_model
     from fedchain.sim.wiring import open_blob_store
 
     rewards_config(rewards_rule, reward_params, None if validation is None else (Digest(bytes(32)), Cid("x")))
+    privacy = privacy_request(dp, epsilon_budget, dp_delta, dp_clip, noise_multiplier, dp_sample_rate, dp_accountant,
+                              dp_min_clients)
     doc = task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
-                        min_updates, commit_duration, max_commit_duration, reveal_duration)
+                        min_updates, commit_duration, max_commit_duration, reveal_duration, privacy=privacy,
+                        dp_rounds=dp_rounds)
+    check_private_model(doc)
     settings = _settings(state_dir, rpc_url, chain_id, keystore=keystore, store=store, ipfs_api=ipfs_api)
     session = open_session(settings, signed=True)
     assert session.account is not None
@@ -397,8 +410,13 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
         cid = blobs.put(doc.to_bytes())
     finally:
         blobs.close()
-    call = configure_task_call(session.federation, doc.model_spec_digest(), doc.strategy_digest(),
-                               doc.data_schema_digest(), cid, doc.max_commit_duration)
+    if doc.privacy is not None:
+        call = configure_private_task_call(session.federation, doc.model_spec_digest(), doc.strategy_digest(),
+                                           doc.data_schema_digest(), cid, doc.max_commit_duration, doc.privacy.digest(),
+                                           doc.privacy.budget_fixed())
+    else:
+        call = configure_task_call(session.federation, doc.model_spec_digest(), doc.strategy_digest(),
+                                   doc.data_schema_digest(), cid, doc.max_commit_duration)
     _submit(session, [call], description, as_json)
 
 

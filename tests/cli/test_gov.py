@@ -700,3 +700,21 @@ def test_dispute_of_a_round_that_is_not_finalized(finalized: FinalizedRound) -> 
     _unchanged(env, env.gov("propose", "dispute", str(rid), "--findings", "bafkreibasemodel", "--reason", "r",
                             "--description", "x", "--store", "local", key=env.founders[0]),
                ExitCode.GOVERNANCE, f"cannot propose to dispute round {rid}: it is open, not finalized")
+
+
+def test_a_private_task_is_configured_by_vote(gov_env: GovEnv) -> None:
+    a = gov_env.founders[0]
+    doc = _doc(gov_env.gov("propose", "configure-task", "--dp", "dpsgd", "--epsilon-budget", "2", "--dp-sample-rate",
+                           "0.1", "--noise-multiplier", "1.2", "--min-updates", "2", "--store", "local",
+                           "--description", "DP-SGD, epsilon 2", key=a))
+    (call,) = doc["proposal"]["calls"]
+    assert call["call"].startswith("configurePrivateTask(") and call["call"].endswith(", 2000000)")
+    gov_env.advance(blocks=PARAMS.voting_delay + 1)
+    for founder in gov_env.founders[:2]:
+        _doc(gov_env.gov("vote", "1", "for", key=founder))
+    gov_env.advance(blocks=PARAMS.voting_period + 1)
+    _doc(gov_env.gov("queue", "1", key=a))
+    gov_env.advance(seconds=PARAMS.timelock_delay_s + 1)
+    _doc(gov_env.gov("execute", "1", key=a))
+    task = gov_env.ledger().task()
+    assert task is not None and task.epsilon_budget == 2_000_000 and any(task.privacy_policy_digest)
