@@ -68,6 +68,12 @@ def test_forge_suite_passes_with_the_foundry_toml_counts() -> None:
                  "invariant_claimsPerRoundWithinBudget", "invariant_depositsConserved",
                  "testFuzz_claimNeverExceedsTheBudget"):
         assert f"[PASS] {name}(" in report, f"{name} did not pass"
+    # privacy: every refusal of a claim, the events and their order, and the epsilon ledger's invariants
+    for name in ("test_budgetExceededRevertsWithSpentClaimedAndBudget", "test_decreasedClaimReverts",
+                 "test_commitPrivateUpdateRecordsAndEmits", "test_plainTaskAfterPrivateOneClearsTheBudget",
+                 "test_commitPrivateUpdateMakesTheChecksOfCommitUpdate", "invariant_privacyOutcomesMatchModel",
+                 "invariant_neverOverBudget", "testFuzz_claimAcceptedOnlyWithinTheBudgetAndNotDecreasing"):
+        assert f"[PASS] {name}(" in report, f"{name} did not pass"
     # every fuzz test ran foundry.toml's runs, every invariant its runs x depth calls
     fuzz = re.findall(r"\[PASS\] (testFuzz_\w+)\([^)]*\) \(runs: (\d+),", report)
     invariants = re.findall(r"\[PASS\] (invariant_\w+)\(\) \(runs: (\d+), calls: (\d+),", report)
