@@ -241,6 +241,17 @@ def test_an_unreadable_blob_is_accounted_with_the_policys_inputs_and_no_privacy_
     assert assumed.findings == () and assumed.participants[0].curve[0].inputs == "assumed"
 
 
+def test_an_audit_of_one_round_composes_only_the_rounds_it_saw_and_says_so() -> None:
+    second = _commit(2, history=[DPSGD.round_inputs(EPOCHS)])  # honest over two rounds
+    partial = audit_privacy([second], complete=False)
+    assert partial.findings == () and partial.to_json()["complete"] is False
+    point = partial.participants[0].curve[0]
+    assert point.recomputed is not None and epsilon_fixed(point.recomputed) < point.claimed  # a lower bound
+    below_one_round = audit_privacy([replace(second, epsilon_spent=_commit(1).epsilon_spent - 1)], complete=False)
+    (finding,) = below_one_round.findings
+    assert finding.kind is FindingKind.EPSILON_UNDER_REPORTED and "round(s) seen by this audit" in finding.detail
+
+
 # --- the budget ----------------------------------------------------------------------------------
 def test_spend_over_the_budget_is_flagged() -> None:
     tight = replace(DPSGD, epsilon_budget=0.5)
@@ -369,6 +380,11 @@ def test_private_rounds_audit_recomputes_every_claim_and_flags_the_under_reporte
     assert report.governance is not None
     (configured,) = [a for a in report.governance.admin_actions if a.action == "task_configuration"]
     assert f"with privacy policy 0x{bytes(files.doc.privacy.digest()).hex()}" in configured.detail
+    partial = fed.auditor().audit(round_filter=2)
+    assert partial.privacy is not None and not partial.privacy.complete
+    assert all([pt.round for pt in line.curve] == [2] for line in partial.privacy.participants)
+    assert {f.participant.lower() for f in partial.findings if f.participant and f.severity is not Severity.WARNING} \
+        <= {cheat.address.lower()}
 
 
 @pytest.mark.devnet
