@@ -24,7 +24,8 @@ import {IFederation} from "./IFederation.sol";
 /// A task configured with a privacy policy (`configurePrivateTask`) has an epsilon budget per participant: its rounds
 /// are private rounds, in which each commitment (`commitPrivateUpdate`) carries the participant's cumulative epsilon
 /// and the digest of its accountant inputs, and a claim past the budget is refused.
-/// @dev No function loops over participants or rounds. A commit writes two already non-zero slots.
+/// @dev No function loops over participants or rounds. A commit writes two already non-zero slots (a private commit
+/// also writes the participant's epsilon slot).
 /// The custom errors, events and status enums are declared in IFederation.
 contract Federation is IFederation, AccessControl {
     /// @notice Role that admits and removes participants and configures the task.
