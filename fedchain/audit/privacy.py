@@ -245,6 +245,23 @@ class PrivacyAudit:
         """Per participant, (round, claimed epsilon) along its commitments."""
         return {p.participant: [(pt.round, micro(pt.claimed)) for pt in p.curve] for p in self.participants}
 
+    def lines(self) -> list[str]:
+        """The section for people (``fedchain audit`` without ``--json``)."""
+        out: list[str] = []
+        for line in self.policies:
+            p = line.policy
+            out.append(f"privacy (task v{line.task_version}): {p.mechanism}, clip {p.clip:g}, noise multiplier "
+                       f"{p.noise_multiplier:g}, sample rate {p.sample_rate:g}, delta {p.delta:g}, {p.accountant} "
+                       f"accountant, budget epsilon {p.epsilon_budget:g} per participant"
+                       + (f", min clients {p.min_clients}" if p.mechanism == "client" else ""))
+        if not self.complete:
+            out.append("  (one round audited: the recomputed epsilon composes only that round)")
+        for part in self.participants:
+            rec = "-" if part.recomputed is None else f"{part.recomputed:.4f}"
+            out.append(f"  {part.participant}: epsilon {micro(part.spent):.4f} of {micro(part.budget):g} claimed, "
+                       f"{rec} recomputed, over rounds {', '.join(str(pt.round) for pt in part.curve)}")
+        return out
+
     def to_json(self) -> dict[str, Any]:
         """The section as a JSON object: ``policy`` (the latest), ``policies``, ``participants``, ``complete``."""
         return {"policy": self.policy.to_json() if self.policy is not None else None,

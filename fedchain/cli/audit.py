@@ -106,6 +106,8 @@ def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, fetc
                          f": {f.detail}")
         if report.governance is not None:
             lines += governance_lines(report.governance)
+        if report.privacy is not None:
+            lines += report.privacy.lines()
         return "\n".join(lines)
 
     emit(as_json, report.to_json(), human)

@@ -327,6 +327,13 @@ def test_html_report_shows_the_policy_and_the_epsilon_curves() -> None:
 
 
 
+def test_privacy_lines_for_people() -> None:
+    lines = audit_privacy(_honest_history(2, ALICE), complete=False).lines()
+    assert lines[0].startswith("privacy (task v1): dpsgd, clip 1, noise multiplier 1.1, sample rate 0.05, delta 1e-05")
+    assert "one round audited" in lines[1] and lines[2].startswith(f"  {ALICE}: epsilon ") and "of 8 claimed" in lines[2]
+    assert lines[2].endswith("over rounds 1, 2")
+
+
 # --- end to end on the devnet -------------------------------------------------------------------
 class UnderReporting:
     """A participant's ledger that commits half the epsilon its agent computed (the contract cannot tell)."""
@@ -413,3 +420,33 @@ def test_client_dp_round_audit_flags_the_update_without_its_noise_share_as_handl
     assert {f.kind for f in report.findings if f.severity is not Severity.WARNING} == {
         FindingKind.DP_NOISE_MISSING, FindingKind.UPDATE_REJECTED}
     assert report.exit_code == 52
+
+
+@pytest.mark.devnet
+def test_honest_private_round_audits_clean_through_the_cli(chain_env: Any, ipfs_store: Any, ipfs_api_url: str,
+                                                           tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from fedchain.cli.main import cli
+    from fedchain.sim.config import PrivacyRequest
+    from tests.protocol.harness import make_fed, make_task_files
+
+    files = make_task_files(tmp_path / "task", rounds=1, privacy=PrivacyRequest("dpsgd", 8.0, noise_multiplier=1.1))
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path)
+    fed.run_round()
+    args = ["audit", "--rpc-url", fed.env.url, "--address", fed.env.deployment.address, "--ipfs-api", ipfs_api_url,
+            "--store", "ipfs"]
+
+    result = CliRunner().invoke(cli, [*args, "--json"])
+
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["findings"] == [] and doc["privacy"]["policy"]["epsilon_budget"] == 8.0
+    lines = doc["privacy"]["participants"]
+    assert len(lines) == len(fed.participants)
+    assert all(x["spent"] == x["recomputed"] > 0 and x["budget"] == 8_000_000 for x in lines)
+    text = CliRunner().invoke(cli, args)
+    assert text.exit_code == 0 and "privacy (task v1): dpsgd" in text.output
+    assert all(f"{p.address}: epsilon" in text.output for p in fed.participants)
