@@ -150,7 +150,7 @@ __all__ = [
     "VotesExpiredSignature",
 ]
 
-SOURCE_HASH = "b856321f0c82cc0ac0a50f029f9125feba372a15fc7561e11d903059585ccc81"
+SOURCE_HASH = "87554be7c4f2f1b17cb0670890709bd0fdbce5577aadc537399869370fa6211e"
 """``sourceHash`` of the artifact this module was generated from."""
 
 
