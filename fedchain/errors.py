@@ -49,6 +49,7 @@ class ExitCode(IntEnum):
     INCENTIVES = 80  # a deposit, withdrawal, slash, reward publication or claim refused
     PRIVACY = 90  # a privacy policy, an accountant's inputs or a privacy claim is invalid
     PRIVACY_BUDGET = 91  # the next round would take the participant past its privacy budget
+    SECAGG = 95  # a secure-aggregation message, share, key or unmasking is invalid or below threshold
 
 
 class FedchainError(Exception):
@@ -354,6 +355,68 @@ class PrivacyBudgetError(PrivacyError):
     """The next round would take the participant past the task's privacy budget."""
 
     exit_code = ExitCode.PRIVACY_BUDGET
+
+
+# --- secure aggregation -------------------------------------------------------
+class SecAggError(FedchainError):
+    """A secure-aggregation round cannot go on: a malformed message, share or key, or too few shares."""
+
+    exit_code = ExitCode.SECAGG
+
+
+class SecAggFormatError(SecAggError):
+    """Bytes are not a valid canonical secure-aggregation record (or a record's fields are out of range)."""
+
+
+class SecAggContextError(SecAggError):
+    """A record or share belongs to another round or federation than the one being run."""
+
+
+class ShamirError(SecAggError):
+    """Shamir shares cannot be split or combined: too few, duplicate x-coordinates, malformed values."""
+
+
+class SecAggKeyError(SecAggError):
+    """An X25519 public key is malformed: not 32 bytes, or a low-order point (all-zero shared secret)."""
+
+    def __init__(self, owner: str, reason: str) -> None:
+        super().__init__(f"X25519 public key of {owner} rejected: {reason}")
+        self.owner = owner
+        self.reason = reason
+
+
+class ShareAuthenticationError(SecAggError):
+    """An encrypted share fails authentication for its recipient (tampered, another round or federation,
+    another sender or recipient)."""
+
+    def __init__(self, sender: int, recipient: int) -> None:
+        super().__init__(f"the share from participant {sender} to participant {recipient} fails authentication")
+        self.sender = sender
+        self.recipient = recipient
+
+
+class DoubleRevealError(SecAggError):
+    """A survivor is asked to reveal both the self-mask seed share and the mask-key share of the same participant
+    (which would unmask that participant's input)."""
+
+    def __init__(self, revealer: int, owners: tuple[int, ...]) -> None:
+        listed = ", ".join(str(o) for o in owners)
+        super().__init__(
+            f"participant {revealer} refuses to reveal both the self-mask seed share and the mask-key share of "
+            f"participant(s) {listed}"
+        )
+        self.revealer = revealer
+        self.owners = owners
+
+
+class BelowThresholdError(SecAggError):
+    """Fewer participants or consistent shares than the threshold t: the round is refused."""
+
+    def __init__(self, what: str, have: int, threshold: int) -> None:
+        super().__init__(f"{what}: {have} available, the threshold is {threshold}")
+        self.what = what
+        self.have = have
+        self.threshold = threshold
 
 
 # --- audit --------------------------------------------------------------------
