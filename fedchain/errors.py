@@ -419,6 +419,21 @@ class BelowThresholdError(SecAggError):
         self.threshold = threshold
 
 
+class UnrecoverableSecretError(SecAggError):
+    """No t of the revealed shares of a participant's secret reconstruct what its advertisement commits to: it
+    dealt bad shares, or more than (shares - t) of their holders lie. The round is refused."""
+
+    def __init__(self, owner: int, what: str, shares: int, threshold: int) -> None:
+        super().__init__(
+            f"no {threshold} of the {shares} revealed shares of participant {owner}'s {what} reconstruct the secret its "
+            f"advertisement commits to (participant {owner} dealt bad shares, or more than {shares - threshold} holders lie)"
+        )
+        self.owner = owner
+        self.what = what
+        self.shares = shares
+        self.threshold = threshold
+
+
 # --- audit --------------------------------------------------------------------
 class AuditError(FedchainError):
     """The audit itself could not run (not: the audit found problems)."""

@@ -32,6 +32,7 @@ from fedchain.errors import (
     SecAggFormatError,
     SecAggKeyError,
     ShamirError,
+    UnrecoverableSecretError,
 )
 from fedchain.secagg import keys
 from fedchain.secagg.context import RoundContext, seed_commitment
@@ -288,6 +289,8 @@ def unmask(
     u1 = roster.indices
     inputs = _accept_inputs(ctx, u1, masked_inputs, findings)
     u2 = frozenset(inputs)
+    if len(u2) < ctx.params.threshold:
+        raise BelowThresholdError(f"masked inputs of round {ctx.round_id}", len(u2), ctx.params.threshold)
     dropped = u1 - u2
     records = _accept_unmasking(ctx, roster, u2, unmasking, findings)
     total = np.zeros(ctx.params.dimension, dtype=np.uint32)
@@ -454,7 +457,7 @@ def _reconstruct(
                         )
                     )
             return secret
-    raise BelowThresholdError(f"revealed shares of participant {owner}'s {what} found to agree with its commitment", 0, t)
+    raise UnrecoverableSecretError(owner, what, len(shares), t)
 
 
 def _need_holders(ctx: RoundContext, present: frozenset[int], owner: int, what: str) -> None:

@@ -15,12 +15,15 @@ from fedchain.errors import (
     SecAggFormatError,
     SecAggKeyError,
     ShareAuthenticationError,
+    UnrecoverableSecretError,
 )
+from fedchain.secagg import keys
 from fedchain.secagg.context import Member, RoundContext
 from fedchain.secagg.inprocess import run_round
-from fedchain.secagg.messages import Advertisement, MaskedInput, RevealedShare, RevealKind, UnmaskingShares
+from fedchain.secagg.messages import Advertisement, EncryptedShare, MaskedInput, RevealedShare, RevealKind, UnmaskingShares
 from fedchain.secagg.protocol import (
     FindingKind,
+    _share_aad,
     accept_advertisements,
     advertise,
     expect_context,
@@ -29,7 +32,7 @@ from fedchain.secagg.protocol import (
     unmask,
     unmask_shares,
 )
-from fedchain.secagg.shamir import PRIME
+from fedchain.secagg.shamir import PRIME, split
 from fedchain.types import Address
 from tests.secagg.harness import Federation, federation, same_federation_other_round
 
@@ -308,8 +311,9 @@ def test_lying_survivor_with_only_t_shares_is_a_refusal() -> None:
     fed = federation(5)  # t = 3
     ads, secrets, roster, masked, records = _stages(fed, drop_after_masking=[4, 5])
     records[1] = _lie(records[1], owner=2)
-    with pytest.raises(BelowThresholdError, match="participant 2's self-mask seed found to agree with its commitment"):
+    with pytest.raises(UnrecoverableSecretError, match="no 3 of the 3 revealed shares of participant 2's self-mask seed") as info:
         unmask(fed.ctx, ads.values(), masked.values(), records.values())
+    assert info.value.owner == 2
 
 
 # --- the auditor re-derives the sum from the published bytes ----------------------------------------------------
@@ -365,3 +369,29 @@ def test_update_of_wrong_dimension_refused() -> None:
     roster = accept_advertisements(fed.ctx, [ad])
     with pytest.raises(SecAggFormatError, match="shape \\(8,\\)"):
         mask_input(fed.ctx, secret, roster, np.zeros(7, np.uint32))
+
+
+def test_unmasking_fewer_than_t_masked_inputs_refused() -> None:
+    fed = federation(5)  # t = 3
+    ads, secrets, roster, masked, records = _stages(fed)
+    with pytest.raises(BelowThresholdError, match="masked inputs of round 1: 2 available, the threshold is 3"):
+        unmask(fed.ctx, ads.values(), [masked[1], masked[2]], records.values())
+
+
+def test_bad_dealing_is_refused_naming_the_dealer() -> None:
+    fed = federation(5)
+    ads, secrets, roster, masked, records = _stages(fed)
+    # participant 3 commits to one self-mask seed and shares another, each share properly encrypted
+    dealt = split(b"\x42" * 32, fed.ctx.params.threshold, fed.ctx.graph.holders(3), fed.rng.randbytes)
+    key_shares = [open_share(fed.ctx, roster, 3, h, fed.long_term[h])[0] for h in fed.ctx.graph.holders(3)]
+    shares = []
+    for ks, ss in zip(key_shares, dealt, strict=True):
+        key = keys.share_key(fed.long_term[3], fed.ctx.member(ss.x).public_key, fed.ctx.digest, 3, ss.x, ss.x)
+        aad = _share_aad(fed.ctx.digest, 3, ss.x, ads[3].mask_public_key, ads[3].seed_commitment)
+        shares.append(EncryptedShare(ss.x, b"\x00" * 12, keys.seal(key, b"\x00" * 12, ks.y_bytes() + ss.y_bytes(), aad)))
+    ads[3] = dataclasses.replace(ads[3], shares=tuple(shares))
+    roster = accept_advertisements(fed.ctx, ads.values())
+    records = {i: unmask_shares(fed.ctx, secrets[i], fed.long_term[i], roster, masked) for i in masked}
+    with pytest.raises(UnrecoverableSecretError, match="participant 3 dealt bad shares") as info:
+        unmask(fed.ctx, ads.values(), masked.values(), records.values())
+    assert (info.value.owner, info.value.shares) == (3, 5)
