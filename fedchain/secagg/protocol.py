@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,8 @@ from fedchain.secagg.messages import (
 from fedchain.secagg.shamir import SECRET_SIZE, Y_SIZE, RandomBytes, Share, combine, interpolate, split
 
 MAX_SUBSET_TRIES = 10_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -282,8 +285,9 @@ def unmask(
 ) -> UnmaskResult:
     """The exact ring sum of the survivors' quantised inputs, from the public records of the round only.
 
-    BelowThresholdError when some secret has fewer than t consistent revealed shares; every refused record and
-    every inconsistent share is a finding naming its sender; the round goes on without it."""
+    BelowThresholdError with fewer than t masked inputs or fewer than t revealed shares of a secret,
+    UnrecoverableSecretError when no t of them reconstruct the committed secret; every refused record and every
+    inconsistent share is a finding naming its sender, and the round goes on without it."""
     roster = accept_advertisements(ctx, advertisements)
     findings = list(roster.findings)
     u1 = roster.indices
@@ -293,16 +297,19 @@ def unmask(
         raise BelowThresholdError(f"masked inputs of round {ctx.round_id}", len(u2), ctx.params.threshold)
     dropped = u1 - u2
     records = _accept_unmasking(ctx, roster, u2, unmasking, findings)
+    suspects: set[int] = set()
     total = np.zeros(ctx.params.dimension, dtype=np.uint32)
     for i in sorted(u2):
         apply(total, inputs[i].values, +1)
     for i in sorted(u2):
         shares = _revealed(records, i, RevealKind.SELF_SEED)
-        seed = _reconstruct(ctx, i, RevealKind.SELF_SEED, shares, roster.advertisements[i].seed_commitment, findings)
+        seed = _reconstruct(ctx, i, RevealKind.SELF_SEED, shares, roster.advertisements[i].seed_commitment, findings, suspects)
         apply(total, self_mask(seed, ctx.params.dimension), -1)
     for j in sorted(dropped):
         shares = _revealed(records, j, RevealKind.MASK_KEY)
-        mask_private = _reconstruct(ctx, j, RevealKind.MASK_KEY, shares, roster.advertisements[j].mask_public_key, findings)
+        mask_private = _reconstruct(
+            ctx, j, RevealKind.MASK_KEY, shares, roster.advertisements[j].mask_public_key, findings, suspects
+        )
         for i in ctx.graph.of(j):
             if i in u2:
                 seed = keys.pairwise_seed(
@@ -316,6 +323,14 @@ def unmask(
                     FindingKind.SHARE_REJECTED, owner, f"participant {sender} reports its share failed authentication", owner
                 )
             )
+    log.info(
+        "secagg round %s unmasked: %d survivors, %d dropped, %d revealers, %d finding(s)",
+        ctx.round_id,
+        len(u2),
+        len(dropped),
+        len(records),
+        len(findings),
+    )
     return UnmaskResult(total, tuple(sorted(u2)), tuple(sorted(dropped)), tuple(sorted(records)), tuple(findings))
 
 
@@ -419,10 +434,13 @@ def _reconstruct(
     shares: list[Share],
     expected: bytes,
     findings: list[SecAggFinding],
+    suspects: set[int],
 ) -> bytes:
     """The secret that the shares reconstruct and that matches ``expected`` (the seed commitment, or the advertised
-    mask public key); shares off its polynomial are findings naming their revealer. Tries the first t shares, then
-    leaves out 1, 2, ... shares at a time."""
+    mask public key); shares off its polynomial are findings naming their revealer, who joins ``suspects``.
+
+    Tries t-subsets in order: the first t shares (``suspects`` last), then every subset of the first t + 1 that
+    leaves out one, of the first t + 2 that leaves out two, ... (each t-subset once, at most MAX_SUBSET_TRIES)."""
     what = "self-mask seed" if kind is RevealKind.SELF_SEED else "mask key"
 
     def verify(secret: bytes) -> bool:
@@ -433,30 +451,32 @@ def _reconstruct(
     t = ctx.params.threshold
     if len(shares) < t:
         raise BelowThresholdError(f"revealed shares of participant {owner}'s {what}", len(shares), t)
-    tries = 0
-    for leave_out in range(len(shares) - t + 1):
-        for omitted in itertools.combinations(range(len(shares)), leave_out):
-            tries += 1
-            if tries > MAX_SUBSET_TRIES:
-                break
-            base = [s for k, s in enumerate(shares) if k not in omitted][:t]
-            try:
-                secret = combine(base, t)
-            except ShamirError:
-                continue
-            if not verify(secret):
-                continue
-            for s in shares:
-                if s not in base and interpolate(base, s.x) != s.y:
-                    findings.append(
-                        SecAggFinding(
-                            FindingKind.INCONSISTENT_SHARE,
-                            s.x,
-                            f"its share of participant {owner}'s {what} is off the polynomial the commitment verifies",
-                            owner,
-                        )
+    ordered = sorted(shares, key=lambda s: (s.x in suspects, s.x))
+    subsets = (
+        [s for k, s in enumerate(ordered[: t + e]) if k not in omitted]
+        for e in range(len(ordered) - t + 1)
+        for omitted in itertools.combinations(range(t + e), e)
+    )
+    for base in itertools.islice(subsets, MAX_SUBSET_TRIES):
+        try:
+            secret = combine(base, t)
+        except ShamirError:
+            continue
+        if not verify(secret):
+            continue
+        in_base = {s.x for s in base}
+        for s in ordered:
+            if s.x not in in_base and interpolate(base, s.x) != s.y:
+                suspects.add(s.x)
+                findings.append(
+                    SecAggFinding(
+                        FindingKind.INCONSISTENT_SHARE,
+                        s.x,
+                        f"its share of participant {owner}'s {what} is off the polynomial the commitment verifies",
+                        owner,
                     )
-            return secret
+                )
+        return secret
     raise UnrecoverableSecretError(owner, what, len(shares), t)
 
 

@@ -395,3 +395,29 @@ def test_bad_dealing_is_refused_naming_the_dealer() -> None:
     with pytest.raises(UnrecoverableSecretError, match="participant 3 dealt bad shares") as info:
         unmask(fed.ctx, ads.values(), masked.values(), records.values())
     assert (info.value.owner, info.value.shares) == (3, 5)
+
+
+@settings(max_examples=15, deadline=None)
+@given(n=st.integers(4, 9), data=st.data())
+def test_any_single_lying_survivor_is_named(n: int, data: st.DataObject) -> None:
+    fed = federation(n, 6, seed=data.draw(st.integers(0, 2**16)))
+    t = fed.ctx.params.threshold
+    drop = data.draw(st.lists(st.integers(1, n), max_size=n - t - 1, unique=True))  # keep more than t revealers
+    ads, secrets, roster, masked, records = _stages(fed, drop_after_masking=drop)
+    liar = data.draw(st.sampled_from(sorted(records)))
+    owner = data.draw(st.sampled_from([r.owner for r in records[liar].reveals]))
+    records[liar] = _lie(records[liar], owner)
+    result = unmask(fed.ctx, ads.values(), masked.values(), records.values())
+    assert [(f.kind, f.offender, f.owner) for f in result.findings] == [(FindingKind.INCONSISTENT_SHARE, liar, owner)]
+    assert np.array_equal(result.total, fed.plain_sum(tuple(range(1, n + 1))))
+
+
+def test_a_liar_about_every_owner_is_named_for_each() -> None:
+    fed = federation(7, 6)
+    ads, secrets, roster, masked, records = _stages(fed)
+    for owner in range(1, 8):
+        records[1] = _lie(records[1], owner)
+    result = unmask(fed.ctx, ads.values(), masked.values(), records.values())
+    assert {(f.kind, f.offender) for f in result.findings} == {(FindingKind.INCONSISTENT_SHARE, 1)}
+    assert sorted(f.owner for f in result.findings) == list(range(1, 8))
+    assert np.array_equal(result.total, fed.plain_sum(tuple(range(1, 8))))
