@@ -47,6 +47,8 @@ class SecAggParams:
             raise SecAggFormatError(f"the threshold must be at least 1, got {self.threshold}")
         if self.dimension < 1:
             raise SecAggFormatError(f"the dimension must be at least 1, got {self.dimension}")
+        if len(self.graph_seed) != 32:
+            raise SecAggFormatError(f"the graph seed is 32 bytes, got {len(self.graph_seed)}")
 
     @classmethod
     def suggested(cls, n: int, dimension: int, quantiser: Quantiser, graph_seed: bytes = b"\x00" * 32) -> SecAggParams:

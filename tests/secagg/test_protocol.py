@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 
 import numpy as np
@@ -421,3 +422,44 @@ def test_a_liar_about_every_owner_is_named_for_each() -> None:
     assert {(f.kind, f.offender) for f in result.findings} == {(FindingKind.INCONSISTENT_SHARE, 1)}
     assert sorted(f.owner for f in result.findings) == list(range(1, 8))
     assert np.array_equal(result.total, fed.plain_sum(tuple(range(1, 8))))
+
+
+# --- the SecAgg+ graph: the threshold is per share set --------------------------------------------------------
+@pytest.mark.parametrize("stage", ["after_advertising", "after_masking"])
+def test_k_regular_recovers_while_each_share_set_keeps_t(stage: str) -> None:
+    fed = federation(30, 8, degree=6)  # share sets of 7, t = 4
+    victim = 10
+    dropped = list(fed.ctx.graph.of(victim)[:3])
+    r = run_round(fed.ctx, fed.long_term, fed.updates, rng=fed.rng.randbytes, **{f"drop_{stage}": dropped})
+    assert np.array_equal(r.result.total, fed.plain_sum(r.result.survivors))
+    assert len(r.result.survivors) == (27 if stage == "after_advertising" else 30)
+
+
+def test_k_regular_refuses_when_one_share_set_falls_below_t() -> None:
+    fed = federation(30, 8, degree=6)
+    victim = 10
+    dropped = list(fed.ctx.graph.of(victim)[:4])
+    short = [i for i in range(1, 31) if len(set(fed.ctx.graph.holders(i)) - set(dropped)) < 4]
+    assert victim in short  # the first of them (in index order) is the one named
+    with pytest.raises(BelowThresholdError, match=f"revealed shares of participant {short[0]}'s self-mask seed: 3 available"):
+        run_round(fed.ctx, fed.long_term, fed.updates, rng=fed.rng.randbytes, drop_after_masking=dropped)
+
+
+# --- the encoding is stable: auditors of later versions must get the same digests ------------------------------------
+def test_context_digest_by_hand() -> None:
+    fed = federation(4, 8, seed=11)
+    by_hand = hashlib.sha256(
+        b"fedchain/secagg/v1/context" + (31337).to_bytes(8, "big") + bytes.fromhex("ab" * 20) + (1).to_bytes(8, "big")
+    ).digest()
+    assert fed.ctx.digest == by_hand
+
+
+def test_golden_round_digests() -> None:
+    fed = federation(4, 8, seed=11)
+    r = run_round(fed.ctx, fed.long_term, fed.updates, drop_after_advertising=[2], rng=random.Random(99).randbytes)
+    h = hashlib.sha256()
+    for group in (r.advertisements, r.masked_inputs, r.unmasking):
+        for rec in group:
+            h.update(rec.digest())
+    assert h.hexdigest() == "ad92a36e24782d351ee58d92f47724e074f6c77bf8ab9605d47edd3105f43a7d"
+    assert r.result.digest().hex() == "d3a2595b058ccd3ac9844444fe609f7b1a1fde91e72d82bc378ad108182a1b2b"
