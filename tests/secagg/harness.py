@@ -56,7 +56,5 @@ def federation(
     return Federation(ctx, long_term, floats, updates, rng)
 
 
-def same_federation_other_round(
-    fed: Federation, round_id: int = 2, contract: Address = CONTRACT, chain_id: int = 31337
-) -> RoundContext:
+def other_context(fed: Federation, round_id: int = 2, contract: Address = CONTRACT, chain_id: int = 31337) -> RoundContext:
     return RoundContext(chain_id, contract, RoundId(round_id), fed.ctx.members, fed.ctx.params)

@@ -35,7 +35,7 @@ from fedchain.secagg.protocol import (
 )
 from fedchain.secagg.shamir import PRIME, split
 from fedchain.types import Address
-from tests.secagg.harness import Federation, federation, same_federation_other_round
+from tests.secagg.harness import CONTRACT, Federation, federation, other_context
 
 LOW_ORDER = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
 
@@ -164,26 +164,20 @@ def test_round_continues_when_a_share_fails_authentication() -> None:
     assert [(f.kind, f.offender) for f in result.findings] == [(FindingKind.SHARE_REJECTED, 2)]
 
 
-def test_share_of_another_round_fails_authentication() -> None:
+@pytest.mark.parametrize(
+    ("round_id", "contract", "chain_id"),
+    [(2, CONTRACT, 31337), (1, Address("0x" + "cd" * 20), 31337), (1, CONTRACT, 1)],
+    ids=["another_round", "another_contract", "another_chain"],
+)
+def test_share_of_another_round_or_federation_fails_authentication(round_id: int, contract: Address, chain_id: int) -> None:
     fed = federation(5)
     ads, *_ = _stages(fed)
-    other = same_federation_other_round(fed, round_id=2)
+    other = other_context(fed, round_id=round_id, contract=contract, chain_id=chain_id)
     ad2, _ = advertise(other, 2, fed.long_term[2], fed.rng.randbytes)
-    spliced = dataclasses.replace(ad2, context=fed.ctx.digest)  # round 2's shares under round 1's header
+    spliced = dataclasses.replace(ad2, context=fed.ctx.digest)  # the other round's shares under this round's header
     roster = accept_advertisements(fed.ctx, [spliced if i == 2 else a for i, a in ads.items()])
-    with pytest.raises(ShareAuthenticationError):
+    with pytest.raises(ShareAuthenticationError, match="from participant 2 to participant 3"):
         open_share(fed.ctx, roster, 2, 3, fed.long_term[3])
-
-
-def test_share_of_another_federation_fails_authentication() -> None:
-    fed = federation(5)
-    ads, *_ = _stages(fed)
-    other = same_federation_other_round(fed, round_id=1, contract=Address("0x" + "cd" * 20))
-    ad2, _ = advertise(other, 2, fed.long_term[2], fed.rng.randbytes)
-    spliced = dataclasses.replace(ad2, context=fed.ctx.digest)
-    roster = accept_advertisements(fed.ctx, [spliced if i == 2 else a for i, a in ads.items()])
-    with pytest.raises(ShareAuthenticationError):
-        open_share(fed.ctx, roster, 2, 1, fed.long_term[1])
 
 
 def test_share_opened_by_another_recipient_fails_authentication() -> None:
@@ -200,7 +194,7 @@ def test_share_opened_by_another_recipient_fails_authentication() -> None:
 def test_record_of_another_round_is_refused() -> None:
     fed = federation(5)
     ads, *_ = _stages(fed)
-    other = same_federation_other_round(fed, round_id=2)
+    other = other_context(fed, round_id=2)
     ad2, _ = advertise(other, 2, fed.long_term[2], fed.rng.randbytes)
     with pytest.raises(SecAggContextError, match="Advertisement from participant 2 belongs to another round"):
         expect_context(fed.ctx, ad2)
