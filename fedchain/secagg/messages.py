@@ -197,6 +197,23 @@ class UnmaskingShares:
         return hashlib.sha256(self.to_bytes()).digest()
 
 
+Record = Advertisement | MaskedInput | UnmaskingShares
+
+
+def decode_record(data: bytes) -> Record:
+    """Decode any secure-aggregation record by its kind byte; SecAggFormatError for anything else."""
+    if len(data) < len(MAGIC) + 2 or data[: len(MAGIC)] != MAGIC:
+        raise SecAggFormatError(f"not a secure-aggregation record (no {MAGIC!r} magic)")
+    kind = data[len(MAGIC)]
+    if kind == Kind.ADVERTISEMENT:
+        return Advertisement.from_bytes(data)
+    if kind == Kind.MASKED_INPUT:
+        return MaskedInput.from_bytes(data)
+    if kind == Kind.UNMASKING_SHARES:
+        return UnmaskingShares.from_bytes(data)
+    raise SecAggFormatError(f"unknown secure-aggregation record kind {kind}")
+
+
 class _Writer:
     def __init__(self, kind: Kind, context: bytes, sender: int) -> None:
         self._parts = [MAGIC, bytes([int(kind), VERSION])]

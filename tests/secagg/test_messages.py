@@ -7,7 +7,14 @@ from hypothesis import strategies as st
 
 from fedchain.errors import SecAggFormatError
 from fedchain.secagg.inprocess import run_round
-from fedchain.secagg.messages import Advertisement, MaskedInput, RevealedShare, RevealKind, UnmaskingShares
+from fedchain.secagg.messages import (
+    Advertisement,
+    MaskedInput,
+    RevealedShare,
+    RevealKind,
+    UnmaskingShares,
+    decode_record,
+)
 from tests.secagg.harness import federation
 
 
@@ -92,3 +99,18 @@ def test_decoder_rejects_mutated_valid_prefix(data: bytes, cut: int) -> None:
     except SecAggFormatError:
         return
     assert back.to_bytes() == mutated
+
+
+def test_decode_record_dispatches_on_the_kind(records) -> None:
+    for group in (records.advertisements, records.masked_inputs, records.unmasking):
+        rec = group[0]
+        back = decode_record(rec.to_bytes())
+        assert type(back) is type(rec) and back.digest() == rec.digest()
+
+
+@pytest.mark.parametrize(
+    ("data", "match"), [(b"FCSA\x07\x01", "unknown secure-aggregation record kind 7"), (b"XXXX\x01\x01", "magic")]
+)
+def test_decode_record_refuses_unknown_kinds(data: bytes, match: str) -> None:
+    with pytest.raises(SecAggFormatError, match=match):
+        decode_record(data)
