@@ -172,9 +172,26 @@ class Connection:
         block: BlockIdentifier = "latest",
     ) -> bytes:
         """``eth_call`` at ``block`` (default: the latest; ``"pending"``: in the block a transaction sent now is
-        mined in); a revert becomes a decoded :class:`ContractRevertError`."""
+        mined in); a revert becomes a decoded :class:`ContractRevertError`.
+
+        An empty answer from an address without code in that block's state is an :class:`RpcUnavailableError`,
+        not empty data to decode: the node read a state without the contract (a node behind the chain, a
+        reorganisation or rewind that dropped the deployment, or a node that lost the state rebuilding it:
+        anvil 1.7's ``anvil_reorg`` onto a block whose state it had moved to its disk cache keeps every
+        account's storage but no contract's code). An agent rides that out as an outage. A function without
+        return values answers empty from a contract that has code, and that answer is returned."""
         with self.translate(decoder, function):
-            return bytes(self.w3.eth.call(tx, block))  # type: ignore[arg-type]  # a plain dict, not web3's TxParams
+            raw = bytes(self.w3.eth.call(tx, block))  # type: ignore[arg-type]  # a plain dict, not web3's TxParams
+            if raw or tx.get("to") is None:
+                return raw
+            to = to_checksum_address(tx["to"])
+            if self.w3.eth.get_code(to, block):
+                return raw
+        raise RpcUnavailableError(
+            f"{function or 'eth_call'}: the node at {self.url} answered empty data from {to}, which has no code in "
+            f"the state of block {block!r} (a node behind the chain, or a reorganisation that lost the contract's "
+            "state); the read may be tried again"
+        )
 
     # --- writes ----------------------------------------------------------------------
 
