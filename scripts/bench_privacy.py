@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clip", type=float, default=1.0, help="DP-SGD per-sample clipping norm.")
     ap.add_argument("--client-clip", type=float, default=1.0, help="Client-level DP: per-update clipping norm.")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("bench-privacy"), help="Folder of the plot.")
+    ap.add_argument("--out", type=Path, default=Path("out/bench-privacy"), help="Folder of the plot.")
     ap.add_argument("--json", action="store_true", help="Print one JSON document on stdout.")
     args = ap.parse_args(argv)
 
