@@ -131,7 +131,8 @@ class SubmitResult:
     bytes_uploaded: int
     train_seconds: float
     bytes_downloaded: int = 0
-    # the contract function of the transaction: commitUpdate, or in a commit-reveal round sealUpdate
+    # the contract function of the transaction: commitUpdate (commitPrivateUpdate in a private round), or in a
+    # commit-reveal round sealUpdate
     # (sealed in the commit phase; the update is revealed later) and revealUpdate
     function: str = "commitUpdate"
 
@@ -454,6 +455,7 @@ class ParticipantAgent:
         result = SubmitResult(
             rid, self.address, digest, cid, samples, False,
             report.gas_used, report.tx_hash, loss, len(blob), train_s, base_size + len(doc.to_bytes()),
+            function="commitUpdate" if claim is None else "commitPrivateUpdate",
         )
         self._journal_commit(JournalEntry("committed", rid, self.address, digest, cid, samples, meta,
                                           rnd.base_model_digest, report.tx_hash, report.block_number, result=result,
@@ -665,7 +667,8 @@ class ParticipantAgent:
                 raise
             return self._found_on_chain(rnd, existing, None, 0.0)
         result = SubmitResult(rid, self.address, entry.update_digest, entry.cid, entry.num_samples, False,
-                              report.gas_used, report.tx_hash, None, 0, 0.0)
+                              report.gas_used, report.tx_hash, None, 0, 0.0,
+                              function="commitUpdate" if claim is None else "commitPrivateUpdate")
         self._journal_commit(JournalEntry(
             "recommitted", rid, self.address, entry.update_digest, entry.cid, entry.num_samples, entry.metadata_digest,
             entry.base_model_digest, report.tx_hash, report.block_number,

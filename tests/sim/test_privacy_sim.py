@@ -58,6 +58,7 @@ def test_a_dpsgd_federation_spends_the_budget_and_audits_clean(chain_env: Any, t
     assert summary["audit"]["ok"] is True
     assert {f["kind"] for f in summary["audit"]["findings"]} <= {"role_held_by_eoa"}  # the plain deployment's warning
     assert all(r["finalized"] for r in summary["rounds"])
+    assert summary["gas"]["commitPrivateUpdate"]["count"] == 6 and "commitUpdate" not in summary["gas"]
     privacy = summary["privacy"]
     assert privacy["mechanism"] == "dpsgd" and privacy["epsilon_budget"] == 3.0
     spent = [p["epsilon_spent"] for p in privacy["participants"]]
