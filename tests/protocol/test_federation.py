@@ -401,7 +401,9 @@ def test_a_running_participant_commits_again_when_the_chain_rewinds_under_it(
     agent.start()
     try:
         deadline = time.monotonic() + 120
-        while not fed.reader.commitments(rid) and agent.is_alive() and time.monotonic() < deadline:
+        # rewind once the agent has its receipt and journaled the commit (a rewind while it still waits for the
+        # receipt is another case: the transaction is gone before the agent knew it was mined)
+        while int(rid) not in p.journal.commits() and agent.is_alive() and time.monotonic() < deadline:
             time.sleep(0.05)
         lost = fed.reader.commitments(rid)[0]
         fed.env.conn.request("evm_revert", [before_commit])
