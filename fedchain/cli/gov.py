@@ -384,8 +384,8 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
     document is stored now, its digests and CID are what the members vote on."""
     from dataclasses import replace
 
-    from fedchain.chain.governance import configure_private_task_call, configure_task_call
     from fedchain.protocol.task import check_private_model
+    from fedchain.sim.federation import task_call
     from fedchain.sim.wiring import open_blob_store
 
     rewards_config(rewards_rule, reward_params, None if validation is None else (Digest(bytes(32)), Cid("x")))
@@ -410,14 +410,7 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
         cid = blobs.put(doc.to_bytes())
     finally:
         blobs.close()
-    if doc.privacy is not None:
-        call = configure_private_task_call(session.federation, doc.model_spec_digest(), doc.strategy_digest(),
-                                           doc.data_schema_digest(), cid, doc.max_commit_duration, doc.privacy.digest(),
-                                           doc.privacy.budget_fixed())
-    else:
-        call = configure_task_call(session.federation, doc.model_spec_digest(), doc.strategy_digest(),
-                                   doc.data_schema_digest(), cid, doc.max_commit_duration)
-    _submit(session, [call], description, as_json)
+    _submit(session, [task_call(session.federation, doc, cid)], description, as_json)
 
 
 def _aggregator_holder(session: GovSession, address: str) -> bool:

@@ -69,14 +69,6 @@ class InMemoryTransport:
         """The current global model."""
         return self._model
 
-    def privacy_spent(self) -> dict[str, float]:
-        """Under a privacy policy: each participant's cumulative epsilon so far (empty without one)."""
-        from fedchain.fl.privacy import epsilon
-
-        if self.doc.privacy is None:
-            return {}
-        return {p.address: epsilon(self._spent.get(p.address.lower(), [])) for p in self.participants}
-
     def _affordable(self, address: str) -> bool:
         """Whether the participant can afford one more round under the privacy policy (True without one)."""
         from fedchain.fl.privacy import epsilon, epsilon_fixed

@@ -724,17 +724,6 @@ class ParticipantAgent:
             f"which neither the task's policy nor the committed update's inputs give"
         )
 
-    def privacy_status(self) -> tuple[float, int, int] | None:
-        """Under the current task's privacy policy: (recomputed cumulative epsilon, epsilon recorded on chain,
-        budget), both in micro-epsilon but the first; None without a policy."""
-        from fedchain.fl.privacy import epsilon
-
-        doc = self.task_document()
-        if doc.privacy is None:
-            return None
-        return (epsilon(self.privacy_history()), int(self.ledger.epsilon_spent(self.address)),
-                doc.privacy.budget_fixed())
-
     def require_privacy_budget(self, doc: TaskDocument, rid: RoundId) -> list[AccountantInputs] | None:
         """Under a privacy policy: this participant's history before round ``rid``; PrivacyBudgetError when one
         more round would take its cumulative epsilon past the budget (the agent stops before training it).
