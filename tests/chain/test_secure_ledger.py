@@ -4,7 +4,9 @@ ends, the typed refusals with nothing stored, and secure rounds that are private
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from eth_hash.auto import keccak
@@ -212,3 +214,20 @@ def test_a_secure_private_round_takes_private_masked_inputs(
     assert agg.commit_phase_over(rid)  # its only advertiser committed
     _unmask(agg, env, 0, rid)
     assert agg.reveal_phase_over(rid)
+
+
+def test_bench_gas_reports_a_secure_round(federation_env: DevnetEnv) -> None:
+    env = federation_env
+    spec = importlib.util.spec_from_file_location("bench_gas", Path(__file__).resolve().parents[2] / "scripts" / "bench_gas.py")
+    assert spec is not None and spec.loader is not None
+    bench_gas = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_gas)
+    bench = bench_gas.Bench(env.conn, env.federation(), env.accounts.admin, env.accounts.aggregator)
+
+    gas = bench_gas.secure_gas(bench, env.admitted[:2])  # the third participant never advertises
+
+    assert set(gas) == {"open_secure_gas", "advertise_gas", "commit_secure_gas", "unmask_gas", "finalize_secure_gas"}
+    assert all(30_000 < value < 200_000 for value in gas.values()), gas
+    record = env.ledger().round(RoundId(1))
+    assert record.secure and record.status == RoundStatus.FINALIZED
+    assert (record.advertisement_count, record.commit_count, record.unmasking_count) == (2, 2, 2)
