@@ -400,4 +400,61 @@ contract FederationSecureTest is FederationFixture {
         _eq(r.unmaskingCount, u, "unmaskingCount");
         _true(fed.revealPhaseOver(roundId) == (u == c), "ends early exactly when every committer unmasked");
     }
+
+    // ------------------------------------------------------------ each action in its phase only
+
+    uint256 internal constant END = ADVERTISE + DURATION + UNMASK; // seconds from the opening to the unmask deadline
+
+    function testFuzz_advertiseOnlyInTheAdvertisePhase(uint256 t) public {
+        t = _bound(t, 0, END + 10);
+        uint256 roundId = _openSecure();
+        vm.warp(START + t);
+        if (t > ADVERTISE) {
+            _expectRevert(_deadlineErr(IFederation.FederationAdvertiseTooLate.selector, roundId, uint64(START + ADVERTISE)));
+        }
+        _advertise(alice, roundId);
+        (bool advertised,) = fed.secureParticipation(roundId, alice);
+        _true(advertised == (t <= ADVERTISE), "advertised exactly in the advertise phase");
+    }
+
+    function testFuzz_commitOnlyInTheCommitPhase(uint256 t) public {
+        t = _bound(t, 0, END + 10);
+        uint256 roundId = _openSecure();
+        _advertise(alice, roundId);
+        _advertise(bob, roundId);
+        vm.warp(START + t);
+        if (t <= ADVERTISE) {
+            _expectRevert(
+                _deadlineErr(IFederation.FederationAdvertisePhaseActive.selector, roundId, uint64(START + ADVERTISE))
+            );
+        } else if (t > ADVERTISE + DURATION) {
+            _expectRevert(
+                _deadlineErr(IFederation.FederationCommitTooLate.selector, roundId, uint64(START + ADVERTISE + DURATION))
+            );
+        }
+        _commit(alice, roundId);
+        bool inPhase = t > ADVERTISE && t <= ADVERTISE + DURATION;
+        _eq(fed.getRound(roundId).commitCount, inPhase ? 1 : 0, "committed exactly in the commit phase");
+    }
+
+    function testFuzz_unmaskOnlyInTheUnmaskPhase(uint256 t) public {
+        t = _bound(t, ADVERTISE + 1, END + 10);
+        uint256 roundId = _openSecure();
+        _advertise(alice, roundId);
+        _advertise(bob, roundId); // bob never commits: the commit phase runs to its deadline
+        vm.warp(START + ADVERTISE + 1);
+        _commit(alice, roundId);
+        vm.warp(START + t);
+        if (t <= ADVERTISE + DURATION) {
+            _expectRevert(
+                _deadlineErr(IFederation.FederationCommitPhaseActive.selector, roundId, uint64(START + ADVERTISE + DURATION))
+            );
+        } else if (t > END) {
+            _expectRevert(_deadlineErr(IFederation.FederationUnmaskTooLate.selector, roundId, uint64(START + END)));
+        }
+        _unmask(alice, roundId);
+        bool inPhase = t > ADVERTISE + DURATION && t <= END;
+        _eq(fed.getRound(roundId).unmaskingCount, inPhase ? 1 : 0, "shares exactly in the unmask phase");
+        _true(fed.revealPhaseOver(roundId) == (t > END || inPhase), "the round may end after the unmask phase");
+    }
 }
