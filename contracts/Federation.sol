@@ -24,6 +24,11 @@ import {IFederation} from "./IFederation.sol";
 /// A task configured with a privacy policy (`configurePrivateTask`) has an epsilon budget per participant: its rounds
 /// are private rounds, in which each commitment (`commitPrivateUpdate`) carries the participant's cumulative epsilon
 /// and the digest of its accountant inputs, and a claim past the budget is refused.
+/// A secure-aggregation round (`openSecureRound`) has three phases: participants advertise their keys
+/// (`postAdvertisement`), those who advertised commit masked inputs (`commitUpdate`, or `commitPrivateUpdate` in a
+/// private round: distributed differential privacy), and those who committed post their unmasking shares
+/// (`postUnmaskingShares`); the round ends after its unmask phase. The blobs are in the store, their digests and CIDs
+/// in the events.
 /// @dev No function loops over participants or rounds. A commit writes two already non-zero slots (a private commit
 /// also writes the participant's epsilon slot).
 /// The custom errors, events and status enums are declared in IFederation.
@@ -40,6 +45,9 @@ contract Federation is IFederation, AccessControl {
     /// for the next round, so only they can commit, and the commit phase ends early once that many committed
     /// (in a commit-reveal round: sealed). `commitCount` counts `UpdateCommitted` events: commits, or reveals.
     /// `privateRound`: the round was opened while the task had a privacy budget; its commits are privacy claims.
+    /// `secureRound`: a secure-aggregation round (the last byte of the first slot, so a commit reads it for free); its
+    /// advertise and unmask deadlines and the advertisement count fill the reveal slot (a secure round is never
+    /// commit-reveal), the unmasking count takes one more.
     struct RoundInfo {
         RoundStatus status;
         uint64 deadline;
@@ -50,6 +58,7 @@ contract Federation is IFederation, AccessControl {
         uint32 includedCount;
         bool commitReveal;
         bool privateRound;
+        bool secureRound;
         bytes32 baseModelDigest;
         bytes32 modelDigest;
         bytes32 merkleRoot;
@@ -57,6 +66,10 @@ contract Federation is IFederation, AccessControl {
         bytes32 evidenceDigest;
         uint64 revealDeadline;
         uint32 sealCount;
+        uint64 advertiseDeadline;
+        uint64 unmaskDeadline;
+        uint32 advertisementCount;
+        uint32 unmaskingCount;
     }
 
     /// @dev One storage slot per participant (29 bytes): a commit reads and writes only this slot of it. Block
@@ -95,6 +108,8 @@ contract Federation is IFederation, AccessControl {
     mapping(uint256 roundId => mapping(address participant => uint8 contest)) private _contests;
     /// @dev Cumulative epsilon of a participant (micro-epsilon), as claimed by its latest private commitment.
     mapping(address participant => uint64 epsilon) private _epsilonSpent;
+    /// @dev A participant's part in a secure round: bit ADVERTISED, bit UNMASKED.
+    mapping(uint256 roundId => mapping(address participant => uint8 flags)) private _secure;
     TaskData private _task;
     uint64 private _latestRoundId;
     uint32 private _activeCount;
@@ -116,6 +131,8 @@ contract Federation is IFederation, AccessControl {
     uint8 private constant CONTEST_OPEN = 1;
     uint8 private constant CONTEST_AVAILABLE = 2;
     uint8 private constant CONTEST_UNAVAILABLE = 3;
+    uint8 private constant ADVERTISED = 1;
+    uint8 private constant UNMASKED = 2;
 
     /// @notice Deploys the ledger and its membership token.
     /// @param admin Receives DEFAULT_ADMIN_ROLE and ADMIN_ROLE (under governance: the timelock).
@@ -277,60 +294,79 @@ contract Federation is IFederation, AccessControl {
         uint32 minUpdates,
         uint64 revealDuration
     ) external onlyRole(AGGREGATOR_ROLE) returns (uint256 roundId) {
-        uint32 taskVersion = _task.version;
-        if (taskVersion == 0) revert FederationTaskNotConfigured();
-        uint256 latest = _latestRoundId;
-        if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
-        if (baseModelDigest == bytes32(0)) revert FederationInvalidRound("baseModelDigest", 0);
-        if (bytes(baseModelCid).length == 0) revert FederationInvalidRound("baseModelCid", 0);
-        uint256 deadline = block.timestamp + commitDuration;
-        uint256 revealDeadline;
-        {
-            uint64 maxCommitDuration = _task.maxCommitDuration;
-            if (commitDuration == 0 || deadline > type(uint64).max) {
-                revert FederationInvalidRound("commitDuration", commitDuration);
-            }
-            if (commitDuration > maxCommitDuration) {
-                revert FederationCommitWindowTooLong(commitDuration, maxCommitDuration);
-            }
-            if (minUpdates == 0) revert FederationInvalidRound("minUpdates", 0);
-            revealDeadline = _revealDeadline(deadline, revealDuration, maxCommitDuration, _task.epsilonBudget != 0);
-        }
-        {
-            bytes32 current = _currentModelDigest;
-            if (current != bytes32(0) && baseModelDigest != current) {
-                revert FederationBaseModelMismatch(current, baseModelDigest);
-            }
-        }
-        _checkAttestationQuorum();
-        roundId = latest + 1;
-        _latestRoundId = uint64(roundId);
-        RoundInfo storage r = _rounds[roundId];
-        r.status = RoundStatus.Open;
-        r.deadline = uint64(deadline);
-        r.minUpdates = minUpdates;
-        r.eligibleCount = _activeCount;
-        r.taskVersion = taskVersion;
-        r.baseModelDigest = baseModelDigest;
-        r.privateRound = _task.epsilonBudget != 0;
-        if (revealDeadline != 0) {
-            r.commitReveal = true;
-            r.revealDeadline = uint64(revealDeadline);
-        }
-        emit RoundOpened(
-            roundId,
-            msg.sender,
-            baseModelDigest,
-            baseModelCid,
-            uint64(deadline),
-            minUpdates,
-            taskVersion,
-            uint64(revealDeadline)
-        );
+        (roundId,) = _newRound(baseModelDigest, baseModelCid, block.timestamp, commitDuration, minUpdates, revealDuration);
+    }
+
+    /// @notice Opens the next round as a secure-aggregation round, with the checks and effects of `openRound` (never
+    /// commit-reveal; private while the task has a privacy budget) and three phases: until the advertise deadline
+    /// (now + `advertiseDuration`) active participants advertise their keys (`postAdvertisement`); then, until the
+    /// commit deadline (the advertise deadline + `commitDuration`), those who advertised commit masked inputs; then,
+    /// until the unmask deadline (the commit deadline + `unmaskDuration`), those who committed post their unmasking
+    /// shares (`postUnmaskingShares`). A phase ends early once everyone who can act in it did. Emits `RoundOpened`
+    /// (with the commit deadline) and `SecureRoundOpened`.
+    /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
+    /// @param baseModelCid CID of that model.
+    /// @param advertiseDuration Seconds of the advertise phase (non-zero, at most the task's maximum commit duration).
+    /// @param commitDuration Seconds of the commit phase (non-zero, at most the task's maximum commit duration).
+    /// @param minUpdates Minimum number of included updates to finalise.
+    /// @param unmaskDuration Seconds of the unmask phase (non-zero, at most the task's maximum commit duration).
+    /// @return roundId The id of the new round.
+    function openSecureRound(
+        bytes32 baseModelDigest,
+        string calldata baseModelCid,
+        uint64 advertiseDuration,
+        uint64 commitDuration,
+        uint32 minUpdates,
+        uint64 unmaskDuration
+    ) external onlyRole(AGGREGATOR_ROLE) returns (uint256 roundId) {
+        uint256 advertiseDeadline = block.timestamp + advertiseDuration;
+        RoundInfo storage r;
+        (roundId, r) = _newRound(baseModelDigest, baseModelCid, advertiseDeadline, commitDuration, minUpdates, 0);
+        uint64 deadline = r.deadline;
+        uint256 unmaskDeadline = uint256(deadline) + unmaskDuration;
+        _checkWindow("advertiseDuration", advertiseDuration, advertiseDeadline);
+        _checkWindow("unmaskDuration", unmaskDuration, unmaskDeadline);
+        r.secureRound = true;
+        r.advertiseDeadline = uint64(advertiseDeadline);
+        r.unmaskDeadline = uint64(unmaskDeadline);
+        emit SecureRoundOpened(roundId, msg.sender, uint64(advertiseDeadline), deadline, uint64(unmaskDeadline));
+    }
+
+    /// @notice Advertises the caller's keys for an open secure round (the digest and CID of its advertisement blob:
+    /// its key-agreement public keys for the round), once, up to the advertise deadline; only a participant who
+    /// advertised may commit a masked input.
+    /// @param roundId The round (secure).
+    /// @param digest Digest of the advertisement blob (non-zero).
+    /// @param cid CID of the advertisement blob (non-empty).
+    function postAdvertisement(uint256 roundId, bytes32 digest, string calldata cid) external {
+        RoundInfo storage r = _secureRound(_participants[msg.sender].status, roundId);
+        uint64 advertiseDeadline = r.advertiseDeadline;
+        if (block.timestamp > advertiseDeadline) revert FederationAdvertiseTooLate(roundId, advertiseDeadline);
+        _markSecure(roundId, ADVERTISED, digest, cid);
+        ++r.advertisementCount;
+        emit AdvertisementPosted(roundId, msg.sender, digest, cid);
+    }
+
+    /// @notice Posts the caller's unmasking shares for an open secure round it committed a masked input in (the
+    /// digest and CID of its shares blob), once, after the commit phase and up to the unmask deadline.
+    /// @param roundId The round (secure).
+    /// @param digest Digest of the unmasking-shares blob (non-zero).
+    /// @param cid CID of the unmasking-shares blob (non-empty).
+    function postUnmaskingShares(uint256 roundId, bytes32 digest, string calldata cid) external {
+        ParticipantData storage p = _participants[msg.sender];
+        RoundInfo storage r = _secureRound(p.status, roundId);
+        if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
+        uint64 unmaskDeadline = r.unmaskDeadline;
+        if (block.timestamp > unmaskDeadline) revert FederationUnmaskTooLate(roundId, unmaskDeadline);
+        if (p.lastCommittedRound != roundId) revert FederationNotCommitted(roundId, msg.sender);
+        _markSecure(roundId, UNMASKED, digest, cid);
+        ++r.unmaskingCount;
+        emit UnmaskingSharesPosted(roundId, msg.sender, digest, cid);
     }
 
     /// @notice Commits the caller's update for an open round that is not private, once per round, up to the
-    /// deadline, claiming at most the caller's approved dataset size.
+    /// deadline, claiming at most the caller's approved dataset size; in a secure round (a masked input) only after
+    /// its advertise phase and only if the caller advertised.
     /// @dev Reads and writes two slots that are already non-zero, each read once (the fields of a slot are read
     /// together, before any branch, so the optimiser loads the slot once); the commitment itself is only in the
     /// event. `_commitPrivate` has the same checks but one: sharing it would cost this hot path 75 gas per commit
@@ -359,7 +395,12 @@ contract Federation is IFederation, AccessControl {
             lastCommittedRound = p.lastCommittedRound;
             approvedSamples = p.declaredSamples;
             RoundStatus rStatus = r.status;
-            bool commitReveal = r.commitReveal;
+            // commitReveal or secureRound, the bytes 29 and 31 of the slot, in one mask: no branch, no extra SLOAD
+            uint256 special;
+            // slither-disable-next-line assembly (one masked read of the round's first slot: see contracts/README.md)
+            assembly ("memory-safe") {
+                special := and(sload(r.slot), shl(232, 0xff00ff))
+            }
             bool privateRound = r.privateRound;
             uint64 deadline = r.deadline;
             commitCount = r.commitCount;
@@ -371,7 +412,7 @@ contract Federation is IFederation, AccessControl {
                 if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
                 revert FederationRoundNotOpen(roundId, rStatus);
             }
-            if (commitReveal) revert FederationCommitRevealRound(roundId);
+            if (special != 0) _checkSpecialCommit();
             if (privateRound) revert FederationPrivacyClaimRequired(roundId);
             if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
         }
@@ -459,8 +500,8 @@ contract Federation is IFederation, AccessControl {
         emit UpdateCommitted(roundId, msg.sender, updateDigest, cid, numSamples, metadataDigest);
     }
 
-    /// @notice Finalises an open round whose commit phase (and reveal phase, in a commit-reveal round) is over,
-    /// recording the new global model.
+    /// @notice Finalises an open round whose commit phase (and reveal phase, in a commit-reveal round; unmask phase, in
+    /// a secure round) is over, recording the new global model.
     /// @param roundId The round.
     /// @param modelDigest Digest of the aggregated model (non-zero); becomes the current model.
     /// @param modelCid CID of the aggregated model (non-empty).
@@ -510,8 +551,8 @@ contract Federation is IFederation, AccessControl {
         );
     }
 
-    /// @notice Closes an open round whose commit phase (and reveal phase, in a commit-reveal round) is over, without a
-    /// model (the current model is unchanged).
+    /// @notice Closes an open round whose commit phase (and reveal phase, in a commit-reveal round; unmask phase, in a
+    /// secure round) is over, without a model (the current model is unchanged).
     /// @param roundId The round.
     /// @param reason Why (recorded in the event).
     function closeRound(uint256 roundId, string calldata reason) external onlyRole(AGGREGATOR_ROLE) {
@@ -776,7 +817,8 @@ contract Federation is IFederation, AccessControl {
 
     /// @notice Whether the commit phase of a round is over: true for a finalised or closed round; for an open
     /// round, once its deadline has passed or at least `eligibleCount` participants committed (in a commit-reveal
-    /// round: sealed; its reveal phase then begins).
+    /// round: sealed; its reveal phase then begins; in a secure round: its advertise phase is over and every
+    /// participant who advertised committed; its unmask phase then begins).
     /// @dev Evaluated at the current block's timestamp.
     /// @param roundId The round; reverts with FederationUnknownRound if it was never opened.
     /// @return True if the round may be finalised or closed (or already was).
@@ -789,7 +831,8 @@ contract Federation is IFederation, AccessControl {
 
     /// @notice Whether a round may be finalised or closed (or already was): for a round without commit-reveal,
     /// `commitPhaseOver`; for a commit-reveal round, once its reveal deadline has passed, or its commit phase is over
-    /// and every sealed update was revealed.
+    /// and every sealed update was revealed; for a secure round, once its unmask deadline has passed, or its commit
+    /// phase is over and every committer posted its unmasking shares.
     /// @dev Evaluated at the current block's timestamp.
     /// @param roundId The round; reverts with FederationUnknownRound if it was never opened.
     /// @return True if the round may be finalised or closed (or already was).
@@ -797,7 +840,30 @@ contract Federation is IFederation, AccessControl {
         RoundInfo storage r = _rounds[roundId];
         RoundStatus status = r.status;
         if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
-        return status != RoundStatus.Open || _revealPhaseOver(r);
+        return status != RoundStatus.Open || (_revealPhaseOver(r) && _unmaskPhaseOver(r));
+    }
+
+    /// @notice Whether the advertise phase of a secure round is over, so that masked inputs may be committed: once its
+    /// advertise deadline has passed or every eligible participant advertised; true once the round is no longer open.
+    /// Its other phases: `commitPhaseOver` and `revealPhaseOver` (whether it may end: its unmask phase is over); its
+    /// deadlines and counts: `getRound`.
+    /// @dev Evaluated at the current block's timestamp.
+    /// @param roundId The round; reverts with FederationNotSecureRound unless it is a secure round.
+    /// @return True once masked inputs may be committed (or the round is over).
+    function advertisePhaseOver(uint256 roundId) external view returns (bool) {
+        RoundInfo storage r = _rounds[roundId];
+        if (!r.secureRound) revert FederationNotSecureRound(roundId);
+        return r.status != RoundStatus.Open || _advertisePhaseOver(r);
+    }
+
+    /// @notice A participant's part in a secure round.
+    /// @param roundId The round.
+    /// @param account The participant.
+    /// @return advertised Whether it advertised its keys.
+    /// @return unmasked Whether it posted its unmasking shares.
+    function secureParticipation(uint256 roundId, address account) external view returns (bool advertised, bool unmasked) {
+        uint8 flags = _secure[roundId][account];
+        return (flags & ADVERTISED != 0, flags & UNMASKED != 0);
     }
 
     /// @notice The seal a participant committed in a commit-reveal round and has not revealed yet (zero if none).
@@ -882,6 +948,71 @@ contract Federation is IFederation, AccessControl {
         if (member) membership.burn(account);
     }
 
+    /// @dev The checks and effects of `openRound` (and of `openSecureRound`, whose commit phase starts at its advertise
+    /// deadline): opens the next round with its commit phase from `commitStart` for `commitDuration` seconds and
+    /// emits `RoundOpened`.
+    // slither-disable-next-line cyclomatic-complexity (the checks of openRound, in argument order)
+    function _newRound(
+        bytes32 baseModelDigest,
+        string calldata baseModelCid,
+        uint256 commitStart,
+        uint64 commitDuration,
+        uint32 minUpdates,
+        uint64 revealDuration
+    ) private returns (uint256 roundId, RoundInfo storage r) {
+        uint32 taskVersion = _task.version;
+        if (taskVersion == 0) revert FederationTaskNotConfigured();
+        uint256 latest = _latestRoundId;
+        // slither-disable-next-line incorrect-equality (an enum state, not a balance: see contracts/README.md)
+        if (_rounds[latest].status == RoundStatus.Open) revert FederationRoundInProgress(latest);
+        if (baseModelDigest == bytes32(0)) revert FederationInvalidRound("baseModelDigest", 0);
+        if (bytes(baseModelCid).length == 0) revert FederationInvalidRound("baseModelCid", 0);
+        uint256 deadline = commitStart + commitDuration;
+        uint256 revealDeadline;
+        {
+            uint64 maxCommitDuration = _task.maxCommitDuration;
+            if (commitDuration == 0 || deadline > type(uint64).max) {
+                revert FederationInvalidRound("commitDuration", commitDuration);
+            }
+            if (commitDuration > maxCommitDuration) {
+                revert FederationCommitWindowTooLong(commitDuration, maxCommitDuration);
+            }
+            if (minUpdates == 0) revert FederationInvalidRound("minUpdates", 0);
+            revealDeadline = _revealDeadline(deadline, revealDuration, maxCommitDuration, _task.epsilonBudget != 0);
+        }
+        {
+            bytes32 current = _currentModelDigest;
+            if (current != bytes32(0) && baseModelDigest != current) {
+                revert FederationBaseModelMismatch(current, baseModelDigest);
+            }
+        }
+        _checkAttestationQuorum();
+        roundId = latest + 1;
+        _latestRoundId = uint64(roundId);
+        r = _rounds[roundId];
+        r.status = RoundStatus.Open;
+        r.deadline = uint64(deadline);
+        r.minUpdates = minUpdates;
+        r.eligibleCount = _activeCount;
+        r.taskVersion = taskVersion;
+        r.baseModelDigest = baseModelDigest;
+        r.privateRound = _task.epsilonBudget != 0;
+        if (revealDeadline != 0) {
+            r.commitReveal = true;
+            r.revealDeadline = uint64(revealDeadline);
+        }
+        emit RoundOpened(
+            roundId,
+            msg.sender,
+            baseModelDigest,
+            baseModelCid,
+            uint64(deadline),
+            minUpdates,
+            taskVersion,
+            uint64(revealDeadline)
+        );
+    }
+
     /// @dev The checks and effects of `commitPrivateUpdate` shared with `commitUpdate` (which has them inline, for
     /// its gas; the one difference: here the round must be private, there it must not): the round must be open, not
     /// commit-reveal, private, before its deadline; the caller active and not committed in it yet; the values a valid
@@ -899,7 +1030,12 @@ contract Federation is IFederation, AccessControl {
             lastCommittedRound = p.lastCommittedRound;
             approvedSamples = p.declaredSamples;
             RoundStatus rStatus = r.status;
-            bool commitReveal = r.commitReveal;
+            // commitReveal or secureRound, the bytes 29 and 31 of the slot, in one mask: no branch, no extra SLOAD
+            uint256 special;
+            // slither-disable-next-line assembly (one masked read of the round's first slot: see contracts/README.md)
+            assembly ("memory-safe") {
+                special := and(sload(r.slot), shl(232, 0xff00ff))
+            }
             bool privateRound = r.privateRound;
             uint64 deadline = r.deadline;
             commitCount = r.commitCount;
@@ -911,7 +1047,7 @@ contract Federation is IFederation, AccessControl {
                 if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
                 revert FederationRoundNotOpen(roundId, rStatus);
             }
-            if (commitReveal) revert FederationCommitRevealRound(roundId);
+            if (special != 0) _checkSpecialCommit();
             if (!privateRound) revert FederationNotPrivateRound(roundId);
             if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
         }
@@ -922,6 +1058,45 @@ contract Federation is IFederation, AccessControl {
         if (numSamples > approvedSamples) revert FederationTooManySamples(msg.sender, numSamples, approvedSamples);
         p.lastCommittedRound = uint64(roundId);
         r.commitCount = commitCount + 1;
+    }
+
+    /// @dev The check of a commit (`commitUpdate`, `commitPrivateUpdate`) in a commit-reveal round, which takes none,
+    /// or in a secure round, which takes a masked input only after its advertise phase and from a participant who
+    /// advertised in it.
+    /// Takes the round id from the calldata (the first argument of both), as an argument would not fit on their stack.
+    function _checkSpecialCommit() private view {
+        uint256 roundId = uint256(bytes32(msg.data[4:36]));
+        RoundInfo storage r = _rounds[roundId];
+        if (r.commitReveal) revert FederationCommitRevealRound(roundId);
+        if (!_advertisePhaseOver(r)) revert FederationAdvertisePhaseActive(roundId, r.advertiseDeadline);
+        if (_secure[roundId][msg.sender] & ADVERTISED == 0) revert FederationNotAdvertised(roundId, msg.sender);
+    }
+
+    /// @dev Reverts unless `duration` (the parameter `field` of `openSecureRound`) is non-zero, at most the task's
+    /// maximum commit duration, and its phase's deadline `phaseDeadline` fits in a uint64.
+    function _checkWindow(string memory field, uint64 duration, uint256 phaseDeadline) private view {
+        uint64 maxDuration = _task.maxCommitDuration;
+        if (duration == 0 || phaseDeadline > type(uint64).max) revert FederationInvalidRound(field, duration);
+        if (duration > maxDuration) revert FederationCommitWindowTooLong(duration, maxDuration);
+    }
+
+    /// @dev The open secure round a participant in status `pStatus` posts an advertisement or its shares in.
+    function _secureRound(ParticipantStatus pStatus, uint256 roundId) private view returns (RoundInfo storage r) {
+        r = _openRound(pStatus, roundId);
+        if (!r.secureRound) revert FederationNotSecureRound(roundId);
+    }
+
+    /// @dev Records that the caller posted the message `bit` (ADVERTISED or UNMASKED) in the secure round, once, with
+    /// a non-zero digest and a non-empty CID.
+    function _markSecure(uint256 roundId, uint8 bit, bytes32 digest, string calldata cid) private {
+        uint8 flags = _secure[roundId][msg.sender];
+        if (flags & bit != 0) {
+            if (bit == ADVERTISED) revert FederationDuplicateAdvertisement(roundId, msg.sender);
+            revert FederationDuplicateUnmaskingShares(roundId, msg.sender);
+        }
+        if (digest == bytes32(0)) revert FederationInvalidCommitment("digest");
+        if (bytes(cid).length == 0) revert FederationInvalidCommitment("cid");
+        _secure[roundId][msg.sender] = flags | bit;
     }
 
     /// @dev Configures the next task version once no round is open (the caller checks that): see `configureTask`;
@@ -986,7 +1161,7 @@ contract Federation is IFederation, AccessControl {
         return uint32((uint256(policy) * includedCount + 99) / 100);
     }
 
-    /// @dev The round, if it is open and its commit phase (and reveal phase) is over.
+    /// @dev The round, if it is open and its commit phase (and reveal or unmask phase) is over.
     function _endableRound(uint256 roundId) private view returns (RoundInfo storage r) {
         r = _rounds[roundId];
         RoundStatus status = r.status;
@@ -996,6 +1171,7 @@ contract Federation is IFederation, AccessControl {
         }
         if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
         if (!_revealPhaseOver(r)) revert FederationRevealPhaseActive(roundId, r.revealDeadline);
+        if (!_unmaskPhaseOver(r)) revert FederationUnmaskPhaseActive(roundId, r.unmaskDeadline);
     }
 
     /// @dev The round of a valid reveal by the caller: reverts unless the round is an open commit-reveal round past
@@ -1048,9 +1224,24 @@ contract Federation is IFederation, AccessControl {
 
     /// @dev Deadline passed, or as many commits (seals, in a commit-reveal round) as participants eligible when the
     /// round opened. One slot read for a round without commit-reveal.
+    /// In a secure round: its advertise phase is over and every participant who advertised committed.
     function _commitPhaseOver(RoundInfo storage r) private view returns (bool) {
         if (block.timestamp > r.deadline) return true;
+        if (r.secureRound) return _advertisePhaseOver(r) && r.commitCount >= r.advertisementCount;
         return r.commitReveal ? r.sealCount >= r.eligibleCount : r.commitCount >= r.eligibleCount;
+    }
+
+    /// @dev The advertise phase of a secure round is over: its deadline passed, or every participant eligible when the
+    /// round opened advertised.
+    function _advertisePhaseOver(RoundInfo storage r) private view returns (bool) {
+        return block.timestamp > r.advertiseDeadline || r.advertisementCount >= r.eligibleCount;
+    }
+
+    /// @dev The unmask phase of a secure round is over (true for any other round): its deadline passed, or its commit
+    /// phase is over and every committer posted its unmasking shares.
+    function _unmaskPhaseOver(RoundInfo storage r) private view returns (bool) {
+        if (!r.secureRound || block.timestamp > r.unmaskDeadline) return true;
+        return _commitPhaseOver(r) && r.unmaskingCount >= r.commitCount;
     }
 
     /// @dev The round may end: its commit phase is over and, in a commit-reveal round, its reveal deadline passed or

@@ -74,12 +74,14 @@ interface IFederation {
     /// zero minimum.
     /// @param field The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration",
     /// "minUpdates" or "revealDuration" (a reveal deadline that would not fit in a uint64, or any reveal phase in a
-    /// private round: a private round cannot be commit-reveal).
+    /// private round: a private round cannot be commit-reveal), or of `openSecureRound`: "advertiseDuration" or
+    /// "unmaskDuration" (zero, or a deadline that would not fit in a uint64).
     /// @param value The offending value as a number: 0 for the digest, the length 0 for the CID, the duration
     /// (0, or so long that the deadline would not fit in a uint64), 0 for the minimum, the reveal duration.
     error FederationInvalidRound(string field, uint256 value);
-    /// @notice A round's commit window is longer than the task allows, so it could be held open too long.
-    /// @param commitDuration The commit duration given (seconds).
+    /// @notice A round's commit window (or, of a secure round, its advertise or unmask window) is longer than the task
+    /// allows, so it could be held open too long.
+    /// @param commitDuration The duration given (seconds).
     /// @param maxCommitDuration The task's maximum commit duration (seconds).
     error FederationCommitWindowTooLong(uint256 commitDuration, uint64 maxCommitDuration);
     /// @notice A round's reveal window is longer than the task's maximum commit duration (which bounds it too).
@@ -111,7 +113,7 @@ interface IFederation {
     /// @notice A commitment with an invalid argument: a zero digest, an empty CID or zero samples.
     /// @param field The offending parameter of `commitUpdate`, `commitPrivateUpdate` or `revealUpdate`
     /// ("updateDigest", "cid" or "numSamples"), of `commitPrivateUpdate` ("accountantDigest"), or of `sealUpdate`
-    /// ("seal").
+    /// ("seal"), or of `postAdvertisement` and `postUnmaskingShares` ("digest" or "cid").
     error FederationInvalidCommitment(string field);
     /// @notice A commitment claims more training samples than the participant's approved dataset size.
     /// @param participant The caller.
@@ -233,6 +235,44 @@ interface IFederation {
     /// @param roundId The round.
     /// @param participant The participant named.
     error FederationContestAnswered(uint256 roundId, address participant);
+    /// @notice The round is not a secure-aggregation round, so it takes no advertisement nor unmasking shares.
+    /// @param roundId The round.
+    error FederationNotSecureRound(uint256 roundId);
+    /// @notice The advertise phase of the secure round is over: its deadline passed.
+    /// @param roundId The round.
+    /// @param advertiseDeadline Its advertise deadline (unix seconds, inclusive).
+    error FederationAdvertiseTooLate(uint256 roundId, uint64 advertiseDeadline);
+    /// @notice The advertise phase of the secure round is not over yet: no masked input before it ends (its deadline
+    /// passes, or every eligible participant advertised).
+    /// @param roundId The round.
+    /// @param advertiseDeadline Its advertise deadline (unix seconds, inclusive).
+    error FederationAdvertisePhaseActive(uint256 roundId, uint64 advertiseDeadline);
+    /// @notice The participant already advertised its keys in this secure round.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationDuplicateAdvertisement(uint256 roundId, address participant);
+    /// @notice The participant did not advertise its keys in this secure round, so its masked input could not be
+    /// unmasked: it may not commit.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationNotAdvertised(uint256 roundId, address participant);
+    /// @notice The participant did not commit a masked input in this secure round, so it holds no shares to post.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationNotCommitted(uint256 roundId, address participant);
+    /// @notice The participant already posted its unmasking shares in this secure round.
+    /// @param roundId The round.
+    /// @param participant The caller.
+    error FederationDuplicateUnmaskingShares(uint256 roundId, address participant);
+    /// @notice The unmask deadline of the secure round has passed.
+    /// @param roundId The round.
+    /// @param unmaskDeadline Its unmask deadline (unix seconds, inclusive).
+    error FederationUnmaskTooLate(uint256 roundId, uint64 unmaskDeadline);
+    /// @notice The unmask phase of the secure round is not over: the round cannot end before its unmask deadline
+    /// passes or every committer posted its unmasking shares.
+    /// @param roundId The round.
+    /// @param unmaskDeadline Its unmask deadline (unix seconds, inclusive).
+    error FederationUnmaskPhaseActive(uint256 roundId, uint64 unmaskDeadline);
 
     // ---------------------------------------------------------------- events
 
@@ -413,4 +453,28 @@ interface IFederation {
     event ContestAnswered(
         uint256 indexed roundId, address indexed participant, address indexed answeredBy, bool available
     );
+    /// @notice A round was opened as a secure-aggregation round (its `RoundOpened` event, whose deadline is the
+    /// commit deadline, precedes this one in the same transaction): participants advertise their keys until
+    /// `advertiseDeadline`, commit masked inputs until `deadline`, and post unmasking shares until `unmaskDeadline`.
+    /// @param roundId The round.
+    /// @param openedBy The aggregator who opened it.
+    /// @param advertiseDeadline Last second (inclusive) of the advertise phase.
+    /// @param deadline Last second (inclusive) at which masked inputs are committed.
+    /// @param unmaskDeadline Last second (inclusive) of the unmask phase.
+    event SecureRoundOpened(
+        uint256 indexed roundId, address indexed openedBy, uint64 advertiseDeadline, uint64 deadline, uint64 unmaskDeadline
+    );
+    /// @notice A participant advertised its key-agreement keys for a secure round (the advertisement blob).
+    /// @param roundId The round.
+    /// @param participant The participant (the actor).
+    /// @param digest Digest of the advertisement blob.
+    /// @param cid CID of the advertisement blob.
+    event AdvertisementPosted(uint256 indexed roundId, address indexed participant, bytes32 digest, string cid);
+    /// @notice A participant who committed a masked input posted its unmasking shares for a secure round (the shares
+    /// blob: self-mask shares of the survivors, key shares of the dropped).
+    /// @param roundId The round.
+    /// @param participant The participant (the actor).
+    /// @param digest Digest of the unmasking-shares blob.
+    /// @param cid CID of the unmasking-shares blob.
+    event UnmaskingSharesPosted(uint256 indexed roundId, address indexed participant, bytes32 digest, string cid);
 }

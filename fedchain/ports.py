@@ -102,6 +102,11 @@ class RoundRecord:
     reveal_deadline: int = 0  # a commit-reveal round's last second of reveals (unix seconds); 0: no commit-reveal
     seal_count: int = 0  # participants who sealed an update (commit-reveal rounds; reveals are commit_count)
     private: bool = False  # opened while the task had a privacy budget: its commitments carry privacy claims
+    secure: bool = False  # a secure-aggregation round: advertise, masked inputs, unmasking shares
+    advertise_deadline: int = 0  # last second of a secure round's advertise phase (unix seconds); 0: not secure
+    unmask_deadline: int = 0  # last second of a secure round's unmask phase (unix seconds); 0: not secure
+    advertisement_count: int = 0  # participants who advertised their keys (secure rounds)
+    unmasking_count: int = 0  # committers who posted their unmasking shares (secure rounds)
 
     @property
     def commit_reveal(self) -> bool:
@@ -244,6 +249,48 @@ class RoundOpened:
     min_updates: int
     task_version: int
     reveal_deadline: int  # last second of the reveal phase of a commit-reveal round; 0 without one
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class SecureRoundOpened:
+    """One ``SecureRoundOpened`` event: the three deadlines of a secure-aggregation round (its
+    :class:`RoundOpened` precedes it in the same transaction, with ``deadline`` as its commit deadline)."""
+
+    round_id: RoundId
+    opened_by: Address  # the aggregator who opened the round
+    advertise_deadline: int  # last second of the advertise phase
+    deadline: int  # last second of the commit phase (masked inputs)
+    unmask_deadline: int  # last second of the unmask phase
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class AdvertisementPosted:
+    """One ``AdvertisementPosted`` event: a participant's advertisement blob (its key-agreement public keys for
+    the round) in a secure round."""
+
+    round_id: RoundId
+    participant: Address
+    digest: Digest
+    cid: Cid
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class UnmaskingSharesPosted:
+    """One ``UnmaskingSharesPosted`` event: a committer's unmasking-shares blob in a secure round."""
+
+    round_id: RoundId
+    participant: Address
+    digest: Digest
+    cid: Cid
     block_number: int
     tx_hash: str
     log_index: int
@@ -430,6 +477,9 @@ LedgerEvent = (
     | TaskConfigured
     | PrivacyPolicySet
     | RoundOpened
+    | SecureRoundOpened
+    | AdvertisementPosted
+    | UnmaskingSharesPosted
     | UpdateCommitment
     | PrivacySpent
     | UpdateSeal
@@ -742,6 +792,47 @@ class Ledger(Protocol):
         """Mark a finalised round disputed, accusing ``accused`` with the findings blob (admin); when its model is
         the current one, the federation falls back to the round's base model."""
         ...
+
+
+@runtime_checkable
+class SecureLedger(Ledger, Protocol):
+    """A :class:`Ledger` that also runs secure-aggregation rounds (:class:`fedchain.chain.ledger.ChainLedger`)."""
+
+    def open_secure_round(
+        self,
+        base_model_digest: Digest,
+        base_model_cid: Cid,
+        advertise_duration: int,
+        commit_duration: int,
+        min_updates: int,
+        unmask_duration: int,
+    ) -> TxReport:
+        """Open the next round as a secure-aggregation round (aggregator): advertise for ``advertise_duration``
+        seconds, commit masked inputs for ``commit_duration``, post unmasking shares for ``unmask_duration``; the
+        report carries the new round id."""
+        ...
+
+    def post_advertisement(self, round_id: RoundId, digest: Digest, cid: Cid) -> TxReport:
+        """Advertise the sender's keys for a secure round (the advertisement blob), once, in its advertise phase."""
+        ...
+
+    def post_unmasking_shares(self, round_id: RoundId, digest: Digest, cid: Cid) -> TxReport:
+        """Post the sender's unmasking shares (the shares blob) for a secure round it committed in, once, in its
+        unmask phase."""
+        ...
+
+    def advertise_phase_over(self, round_id: RoundId) -> bool:
+        """Whether a secure round's advertise phase is over (masked inputs may be committed)."""
+        ...
+
+    def advertisements(self, round_id: RoundId) -> list[AdvertisementPosted]:
+        """The round's ``AdvertisementPosted`` events, in chain order."""
+        ...
+
+    def unmasking_shares(self, round_id: RoundId) -> list[UnmaskingSharesPosted]:
+        """The round's ``UnmaskingSharesPosted`` events, in chain order."""
+        ...
+
 
 
 @runtime_checkable

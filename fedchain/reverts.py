@@ -46,6 +46,8 @@ __all__ = [
     "ERC721InvalidSender",
     "ERC721NonexistentToken",
     "FailedCall",
+    "FederationAdvertisePhaseActive",
+    "FederationAdvertiseTooLate",
     "FederationAlreadyAttested",
     "FederationAlreadyContested",
     "FederationAlreadyRegistered",
@@ -58,7 +60,9 @@ __all__ = [
     "FederationCommitWindowTooLong",
     "FederationContestAnswered",
     "FederationContestWindowClosed",
+    "FederationDuplicateAdvertisement",
     "FederationDuplicateCommit",
+    "FederationDuplicateUnmaskingShares",
     "FederationInvalidAttestation",
     "FederationInvalidCommitment",
     "FederationInvalidContest",
@@ -72,11 +76,14 @@ __all__ = [
     "FederationInvalidTask",
     "FederationNoContest",
     "FederationNotActive",
+    "FederationNotAdvertised",
     "FederationNotCommitRevealRound",
+    "FederationNotCommitted",
     "FederationNotIncluded",
     "FederationNotPrivateRound",
     "FederationNotRegistered",
     "FederationNotSealed",
+    "FederationNotSecureRound",
     "FederationPrivacyBudgetExceeded",
     "FederationPrivacyClaimDecreased",
     "FederationPrivacyClaimRequired",
@@ -91,6 +98,8 @@ __all__ = [
     "FederationTooFewUpdates",
     "FederationTooManySamples",
     "FederationUnknownRound",
+    "FederationUnmaskPhaseActive",
+    "FederationUnmaskTooLate",
     "GovernorAlreadyCastVote",
     "GovernorAlreadyQueuedProposal",
     "GovernorDisabledDeposit",
@@ -150,7 +159,7 @@ __all__ = [
     "VotesExpiredSignature",
 ]
 
-SOURCE_HASH = "87554be7c4f2f1b17cb0670890709bd0fdbce5577aadc537399869370fa6211e"
+SOURCE_HASH = "959ce5358988de85a9c083ad0fbb7019357ed7f16e6b7f815479ee3f87ac682f"
 """``sourceHash`` of the artifact this module was generated from."""
 
 
@@ -668,6 +677,61 @@ class FailedCall(TypedRevertError):
         super().__init__("FailedCall", {}, function=function)
 
 
+class FederationAdvertisePhaseActive(TypedRevertError):
+    """The advertise phase of the secure round is not over yet: no masked input before it ends (its deadline
+    passes, or every eligible participant advertised).
+
+    Solidity: ``FederationAdvertisePhaseActive(uint256 roundId, uint64 advertiseDeadline)``, selector
+    ``0x5081dc12``.
+
+    Attributes:
+        round_id: The round.
+        advertise_deadline: Its advertise deadline (unix seconds, inclusive).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationAdvertisePhaseActive(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("5081dc12")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("advertiseDeadline", "advertise_deadline"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    advertise_deadline: int
+
+    def __init__(self, round_id: int, advertise_deadline: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationAdvertisePhaseActive", {"roundId": round_id, "advertiseDeadline": advertise_deadline}, function=function
+        )
+        self.round_id = round_id
+        self.advertise_deadline = advertise_deadline
+
+
+class FederationAdvertiseTooLate(TypedRevertError):
+    """The advertise phase of the secure round is over: its deadline passed.
+
+    Solidity: ``FederationAdvertiseTooLate(uint256 roundId, uint64 advertiseDeadline)``, selector
+    ``0x1122bf00``.
+
+    Attributes:
+        round_id: The round.
+        advertise_deadline: Its advertise deadline (unix seconds, inclusive).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationAdvertiseTooLate(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("1122bf00")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("advertiseDeadline", "advertise_deadline"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    advertise_deadline: int
+
+    def __init__(self, round_id: int, advertise_deadline: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationAdvertiseTooLate", {"roundId": round_id, "advertiseDeadline": advertise_deadline}, function=function
+        )
+        self.round_id = round_id
+        self.advertise_deadline = advertise_deadline
+
+
 class FederationAlreadyAttested(TypedRevertError):
     """The participant already attested this round.
 
@@ -903,13 +967,14 @@ class FederationCommitTooLate(TypedRevertError):
 
 
 class FederationCommitWindowTooLong(TypedRevertError):
-    """A round's commit window is longer than the task allows, so it could be held open too long.
+    """A round's commit window (or, of a secure round, its advertise or unmask window) is longer than the task
+    allows, so it could be held open too long.
 
     Solidity: ``FederationCommitWindowTooLong(uint256 commitDuration, uint64 maxCommitDuration)``, selector
     ``0xde65a50b``.
 
     Attributes:
-        commit_duration: The commit duration given (seconds).
+        commit_duration: The duration given (seconds).
         max_commit_duration: The task's maximum commit duration (seconds).
     """
 
@@ -982,6 +1047,33 @@ class FederationContestWindowClosed(TypedRevertError):
         self.latest_round_id = latest_round_id
 
 
+class FederationDuplicateAdvertisement(TypedRevertError):
+    """The participant already advertised its keys in this secure round.
+
+    Solidity: ``FederationDuplicateAdvertisement(uint256 roundId, address participant)``, selector
+    ``0x0afcb5a4``.
+
+    Attributes:
+        round_id: The round.
+        participant: The caller.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationDuplicateAdvertisement(uint256,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("0afcb5a4")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("participant", "participant"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    participant: str
+
+    def __init__(self, round_id: int, participant: str, *, function: str = "") -> None:
+        super().__init__(
+            "FederationDuplicateAdvertisement", {"roundId": round_id, "participant": participant}, function=function
+        )
+        self.round_id = round_id
+        self.participant = participant
+
+
 class FederationDuplicateCommit(TypedRevertError):
     """The participant already committed in this round.
 
@@ -1003,6 +1095,33 @@ class FederationDuplicateCommit(TypedRevertError):
     def __init__(self, round_id: int, participant: str, *, function: str = "") -> None:
         super().__init__(
             "FederationDuplicateCommit", {"roundId": round_id, "participant": participant}, function=function
+        )
+        self.round_id = round_id
+        self.participant = participant
+
+
+class FederationDuplicateUnmaskingShares(TypedRevertError):
+    """The participant already posted its unmasking shares in this secure round.
+
+    Solidity: ``FederationDuplicateUnmaskingShares(uint256 roundId, address participant)``, selector
+    ``0x862399f1``.
+
+    Attributes:
+        round_id: The round.
+        participant: The caller.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationDuplicateUnmaskingShares(uint256,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("862399f1")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("participant", "participant"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    participant: str
+
+    def __init__(self, round_id: int, participant: str, *, function: str = "") -> None:
+        super().__init__(
+            "FederationDuplicateUnmaskingShares", {"roundId": round_id, "participant": participant}, function=function
         )
         self.round_id = round_id
         self.participant = participant
@@ -1037,7 +1156,7 @@ class FederationInvalidCommitment(TypedRevertError):
     Attributes:
         field: The offending parameter of `commitUpdate`, `commitPrivateUpdate` or `revealUpdate`
             ("updateDigest", "cid" or "numSamples"), of `commitPrivateUpdate` ("accountantDigest"), or of
-            `sealUpdate` ("seal").
+            `sealUpdate` ("seal"), or of `postAdvertisement` and `postUnmaskingShares` ("digest" or "cid").
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidCommitment(string)"
@@ -1194,7 +1313,8 @@ class FederationInvalidRound(TypedRevertError):
     Attributes:
         field: The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration",
             "minUpdates" or "revealDuration" (a reveal deadline that would not fit in a uint64, or any reveal
-            phase in a private round: a private round cannot be commit-reveal).
+            phase in a private round: a private round cannot be commit-reveal), or of `openSecureRound`:
+            "advertiseDuration" or "unmaskDuration" (zero, or a deadline that would not fit in a uint64).
         value: The offending value as a number: 0 for the digest, the length 0 for the CID, the duration (0,
             or so long that the deadline would not fit in a uint64), 0 for the minimum, the reveal duration.
     """
@@ -1317,6 +1437,33 @@ class FederationNotActive(TypedRevertError):
         self.status = status
 
 
+class FederationNotAdvertised(TypedRevertError):
+    """The participant did not advertise its keys in this secure round, so its masked input could not be
+    unmasked: it may not commit.
+
+    Solidity: ``FederationNotAdvertised(uint256 roundId, address participant)``, selector ``0x88af082b``.
+
+    Attributes:
+        round_id: The round.
+        participant: The caller.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationNotAdvertised(uint256,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("88af082b")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("participant", "participant"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    participant: str
+
+    def __init__(self, round_id: int, participant: str, *, function: str = "") -> None:
+        super().__init__(
+            "FederationNotAdvertised", {"roundId": round_id, "participant": participant}, function=function
+        )
+        self.round_id = round_id
+        self.participant = participant
+
+
 class FederationNotCommitRevealRound(TypedRevertError):
     """`sealUpdate` or `revealUpdate` in a round opened without a reveal phase: use `commitUpdate`.
 
@@ -1336,6 +1483,32 @@ class FederationNotCommitRevealRound(TypedRevertError):
     def __init__(self, round_id: int, *, function: str = "") -> None:
         super().__init__("FederationNotCommitRevealRound", {"roundId": round_id}, function=function)
         self.round_id = round_id
+
+
+class FederationNotCommitted(TypedRevertError):
+    """The participant did not commit a masked input in this secure round, so it holds no shares to post.
+
+    Solidity: ``FederationNotCommitted(uint256 roundId, address participant)``, selector ``0xe07287d1``.
+
+    Attributes:
+        round_id: The round.
+        participant: The caller.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationNotCommitted(uint256,address)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("e07287d1")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("participant", "participant"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    participant: str
+
+    def __init__(self, round_id: int, participant: str, *, function: str = "") -> None:
+        super().__init__(
+            "FederationNotCommitted", {"roundId": round_id, "participant": participant}, function=function
+        )
+        self.round_id = round_id
+        self.participant = participant
 
 
 class FederationNotIncluded(TypedRevertError):
@@ -1431,6 +1604,27 @@ class FederationNotSealed(TypedRevertError):
         )
         self.round_id = round_id
         self.participant = participant
+
+
+class FederationNotSecureRound(TypedRevertError):
+    """The round is not a secure-aggregation round, so it takes no advertisement nor unmasking shares.
+
+    Solidity: ``FederationNotSecureRound(uint256 roundId)``, selector ``0x1c444291``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationNotSecureRound(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("1c444291")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationNotSecureRound", {"roundId": round_id}, function=function)
+        self.round_id = round_id
 
 
 class FederationPrivacyBudgetExceeded(TypedRevertError):
@@ -1799,6 +1993,60 @@ class FederationUnknownRound(TypedRevertError):
     def __init__(self, round_id: int, *, function: str = "") -> None:
         super().__init__("FederationUnknownRound", {"roundId": round_id}, function=function)
         self.round_id = round_id
+
+
+class FederationUnmaskPhaseActive(TypedRevertError):
+    """The unmask phase of the secure round is not over: the round cannot end before its unmask deadline passes
+    or every committer posted its unmasking shares.
+
+    Solidity: ``FederationUnmaskPhaseActive(uint256 roundId, uint64 unmaskDeadline)``, selector
+    ``0xf3b599e4``.
+
+    Attributes:
+        round_id: The round.
+        unmask_deadline: Its unmask deadline (unix seconds, inclusive).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationUnmaskPhaseActive(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("f3b599e4")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("unmaskDeadline", "unmask_deadline"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    unmask_deadline: int
+
+    def __init__(self, round_id: int, unmask_deadline: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationUnmaskPhaseActive", {"roundId": round_id, "unmaskDeadline": unmask_deadline}, function=function
+        )
+        self.round_id = round_id
+        self.unmask_deadline = unmask_deadline
+
+
+class FederationUnmaskTooLate(TypedRevertError):
+    """The unmask deadline of the secure round has passed.
+
+    Solidity: ``FederationUnmaskTooLate(uint256 roundId, uint64 unmaskDeadline)``, selector ``0xadbf8674``.
+
+    Attributes:
+        round_id: The round.
+        unmask_deadline: Its unmask deadline (unix seconds, inclusive).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationUnmaskTooLate(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("adbf8674")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("unmaskDeadline", "unmask_deadline"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    unmask_deadline: int
+
+    def __init__(self, round_id: int, unmask_deadline: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationUnmaskTooLate", {"roundId": round_id, "unmaskDeadline": unmask_deadline}, function=function
+        )
+        self.round_id = round_id
+        self.unmask_deadline = unmask_deadline
 
 
 class GovernorAlreadyCastVote(TypedRevertError):
@@ -3138,6 +3386,8 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "ERC721InvalidSender": ERC721InvalidSender,
     "ERC721NonexistentToken": ERC721NonexistentToken,
     "FailedCall": FailedCall,
+    "FederationAdvertisePhaseActive": FederationAdvertisePhaseActive,
+    "FederationAdvertiseTooLate": FederationAdvertiseTooLate,
     "FederationAlreadyAttested": FederationAlreadyAttested,
     "FederationAlreadyContested": FederationAlreadyContested,
     "FederationAlreadyRegistered": FederationAlreadyRegistered,
@@ -3150,7 +3400,9 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationCommitWindowTooLong": FederationCommitWindowTooLong,
     "FederationContestAnswered": FederationContestAnswered,
     "FederationContestWindowClosed": FederationContestWindowClosed,
+    "FederationDuplicateAdvertisement": FederationDuplicateAdvertisement,
     "FederationDuplicateCommit": FederationDuplicateCommit,
+    "FederationDuplicateUnmaskingShares": FederationDuplicateUnmaskingShares,
     "FederationInvalidAttestation": FederationInvalidAttestation,
     "FederationInvalidCommitment": FederationInvalidCommitment,
     "FederationInvalidContest": FederationInvalidContest,
@@ -3164,11 +3416,14 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationInvalidTask": FederationInvalidTask,
     "FederationNoContest": FederationNoContest,
     "FederationNotActive": FederationNotActive,
+    "FederationNotAdvertised": FederationNotAdvertised,
     "FederationNotCommitRevealRound": FederationNotCommitRevealRound,
+    "FederationNotCommitted": FederationNotCommitted,
     "FederationNotIncluded": FederationNotIncluded,
     "FederationNotPrivateRound": FederationNotPrivateRound,
     "FederationNotRegistered": FederationNotRegistered,
     "FederationNotSealed": FederationNotSealed,
+    "FederationNotSecureRound": FederationNotSecureRound,
     "FederationPrivacyBudgetExceeded": FederationPrivacyBudgetExceeded,
     "FederationPrivacyClaimDecreased": FederationPrivacyClaimDecreased,
     "FederationPrivacyClaimRequired": FederationPrivacyClaimRequired,
@@ -3183,6 +3438,8 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationTooFewUpdates": FederationTooFewUpdates,
     "FederationTooManySamples": FederationTooManySamples,
     "FederationUnknownRound": FederationUnknownRound,
+    "FederationUnmaskPhaseActive": FederationUnmaskPhaseActive,
+    "FederationUnmaskTooLate": FederationUnmaskTooLate,
     "GovernorAlreadyCastVote": GovernorAlreadyCastVote,
     "GovernorAlreadyQueuedProposal": GovernorAlreadyQueuedProposal,
     "GovernorDisabledDeposit": GovernorDisabledDeposit,

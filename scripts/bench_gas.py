@@ -12,7 +12,9 @@ a target is missed:
 
 * commit <= 38,300 gas, and flat: round N equal to round 1 (the plain ``commitUpdate``; a private round's
   ``commitPrivateUpdate`` is reported as ``commit_private_gas_first`` / ``_later``, with no target: its claim writes
-  one more slot);
+  one more slot; a secure-aggregation round's ``openSecureRound``, ``postAdvertisement``, masked ``commitUpdate``,
+  ``postUnmaskingShares`` and finalisation as ``open_secure_gas``, ``advertise_gas``, ``commit_secure_gas``,
+  ``unmask_gas`` and ``finalize_secure_gas``, with no target);
 * finalize with n=64 within 5% of n=4.
 
 2CP's published commit gas (141,891 growing to 166,506 over its rounds) is included for
@@ -134,6 +136,37 @@ def private_gas(bench: Bench, participant: LocalAccount, rounds: int = 3) -> dic
         "configure_private_task_gas": configured.gas_used,
         "commit_private_gas_first": gas[0],
         "commit_private_gas_later": gas[-1],
+    }
+
+
+def secure_gas(bench: Bench, committers: list[LocalAccount]) -> dict[str, Any]:
+    """A secure-aggregation round (``openSecureRound``) in which ``committers`` advertise, wait out the advertise
+    phase (the other participants do not advertise), commit masked inputs (``commitUpdate``: the commit phase ends
+    early once every advertiser committed), post their unmasking shares (the unmask phase then ends early), and the
+    round is finalised."""
+    current = bench.fed.current_model_digest()
+    base = current if current != bytes(32) else keccak(b"genesis")
+    opened = bench.agg.open_secure_round(base, "bafybase", 60, 3600, 1, 3600)
+    rid = opened.round_id or 0
+    advertise = [bench.fed.with_account(p).post_advertisement(rid, keccak(b"ad-%d" % i), f"bafkreiad{i:03d}").gas_used
+                 for i, p in enumerate(committers)]
+    bench.conn.request("evm_increaseTime", [61])
+    bench.conn.request("evm_mine")
+    commits, leaves = [], []
+    for i, p in enumerate(committers):
+        digest, meta, cid = keccak(b"masked-%d" % i), keccak(b"meta"), f"bafkreimasked{i:03d}"
+        commits.append(bench.fed.with_account(p).commit_update(rid, digest, cid, 100, meta).gas_used)
+        leaves.append(commitment_leaf(rid, p.address, digest, cid, 100, meta))
+    unmask = [bench.fed.with_account(p).post_unmasking_shares(rid, keccak(b"sh-%d" % i), f"bafkreish{i:03d}").gas_used
+              for i, p in enumerate(committers)]
+    fin = bench.agg.finalize_round(rid, keccak(b"secure-model"), "bafymodel", merkle_root(leaves), keccak(b"agg"),
+                                   keccak(b"ev"), "bafyevidence", len(committers))
+    return {
+        "open_secure_gas": opened.gas_used,
+        "advertise_gas": max(advertise),
+        "commit_secure_gas": max(commits),
+        "unmask_gas": max(unmask),
+        "finalize_secure_gas": fin.gas_used,
     }
 
 
@@ -318,6 +351,10 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         closed = bench.agg.close_round(opened.round_id or 0, "benchmark close")
         removed = bench.admin.remove(bench.participants[-1].address, "benchmark remove")
 
+        job = progress.add_task("secure round", total=1)
+        secure = secure_gas(bench, bench.participants[:4])
+        progress.advance(job)
+
         job = progress.add_task("private rounds", total=1)
         private = private_gas(bench, solo)
         progress.advance(job)
@@ -358,6 +395,7 @@ def run(rounds: int, progress: Progress) -> dict[str, Any]:
         "finalize_gas_n64": f64,
         "finalize_n64_vs_n4": round(f64 / f4 - 1, 5),
         **private,
+        **secure,
         "close_gas": closed.gas_used,
         "remove_gas": removed.gas_used,
         **governance,

@@ -43,6 +43,7 @@ from fedchain.chain.abi import DecodedLog, to_bytes
 from fedchain.chain.connection import Connection
 from fedchain.errors import ChainError, RpcUnavailableError
 from fedchain.ports import (
+    AdvertisementPosted,
     ContestAnswered,
     ExclusionContested,
     LedgerEvent,
@@ -55,6 +56,7 @@ from fedchain.ports import (
     RoundFinalized,
     RoundOpened,
     TaskConfigured,
+    UnmaskingSharesPosted,
     UpdateCommitment,
     UpdateSeal,
 )
@@ -148,13 +150,22 @@ class EventSource(Protocol):
         """The round's ``UpdateSealed`` events (commit-reveal rounds), in chain order."""
         ...
 
+    def advertisements(self, round_id: int) -> list[AdvertisementPosted]:
+        """The round's ``AdvertisementPosted`` events (secure rounds), in chain order."""
+        ...
+
+    def unmasking_shares(self, round_id: int) -> list[UnmaskingSharesPosted]:
+        """The round's ``UnmaskingSharesPosted`` events (secure rounds), in chain order."""
+        ...
+
     def registrations(self, address: str) -> list[ParticipantRegistered]:
         """The participant's ``ParticipantRegistered`` events, in chain order."""
         ...
 
     def participant_events(self, address: str) -> list[LedgerEvent]:
         """Every event naming ``address`` as its participant (registered, admitted, removed,
-        commitments, seals, attestations, exclusion contests and their answers), in chain order."""
+        commitments, seals, advertisements, unmasking shares, attestations, exclusion contests and their answers), in
+        chain order."""
         ...
 
     def attestations(self, round_id: int) -> list[RoundAttested]:
@@ -299,6 +310,7 @@ class EventIndex(Generic[R]):
         self._rounds: defaultdict[int, list[R]] = defaultdict(list)
         self._commitments: defaultdict[int, list[R]] = defaultdict(list)
         self._seals: defaultdict[int, list[R]] = defaultdict(list)
+        self._secure: defaultdict[int, list[R]] = defaultdict(list)  # advertisements and unmasking shares
         self._participants: defaultdict[str, list[R]] = defaultdict(list)
         self._registrations: defaultdict[str, list[R]] = defaultdict(list)
         self._tasks: defaultdict[int, list[R]] = defaultdict(list)
@@ -343,6 +355,14 @@ class EventIndex(Generic[R]):
     def seals(self, round_id: int) -> list[UpdateSeal]:
         """The round's seals, from the index."""
         return [e for e in self._lookup(self._seals, int(round_id)) if isinstance(e, UpdateSeal)]
+
+    def advertisements(self, round_id: int) -> list[AdvertisementPosted]:
+        """The round's advertisements, from the index."""
+        return [e for e in self._lookup(self._secure, int(round_id)) if isinstance(e, AdvertisementPosted)]
+
+    def unmasking_shares(self, round_id: int) -> list[UnmaskingSharesPosted]:
+        """The round's unmasking shares, from the index."""
+        return [e for e in self._lookup(self._secure, int(round_id)) if isinstance(e, UnmaskingSharesPosted)]
 
     def registrations(self, address: str) -> list[ParticipantRegistered]:
         """The participant's registrations, from the index."""
@@ -464,6 +484,8 @@ class EventIndex(Generic[R]):
             tables.append(self._commitments[int(event.round_id)])
         elif isinstance(event, UpdateSeal):
             tables.append(self._seals[int(event.round_id)])
+        elif isinstance(event, (AdvertisementPosted, UnmaskingSharesPosted)):
+            tables.append(self._secure[int(event.round_id)])
         elif isinstance(event, (RoundOpened, RoundFinalized, RoundClosed)):
             tables.append(self._rounds[int(event.round_id)])
         elif isinstance(event, (TaskConfigured, PrivacyPolicySet)):

@@ -356,6 +356,11 @@ class RoundInfo:
     reveal_deadline: int = 0  # last second of the reveal phase of a commit-reveal round (0 without one)
     seal_count: int = 0  # seals of a commit-reveal round (its reveals are commit_count)
     private_round: bool = False  # opened while the task had a privacy budget: commits carry privacy claims
+    secure_round: bool = False  # a secure-aggregation round: advertise, masked inputs, unmasking shares
+    advertise_deadline: int = 0  # last second of a secure round's advertise phase (0 for any other round)
+    unmask_deadline: int = 0  # last second of a secure round's unmask phase (0 for any other round)
+    advertisement_count: int = 0  # participants who advertised their keys in a secure round
+    unmasking_count: int = 0  # committers who posted their unmasking shares in a secure round
 
 
 @dataclass(frozen=True)
@@ -565,6 +570,55 @@ class FederationContract:
                 log.info("round %d opened: tx %s", round_id, report.tx_hash)
                 return replace(report, round_id=round_id)
         raise ChainError(f"openRound: transaction {report.tx_hash} emitted no RoundOpened event")
+
+    def open_secure_round(
+        self,
+        base_model_digest: bytes,
+        base_model_cid: str,
+        advertise_duration: int,
+        commit_duration: int,
+        min_updates: int,
+        unmask_duration: int,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        """``openSecureRound`` (aggregator): a secure-aggregation round with an advertise phase of
+        ``advertise_duration`` seconds, then a commit phase of ``commit_duration``, then an unmask phase of
+        ``unmask_duration``; the report carries the new round's id, read from ``RoundOpened``."""
+        f = "openSecureRound"
+        report, receipt = self._transact(
+            f,
+            _digest(base_model_digest, "base_model_digest", f),
+            base_model_cid,
+            _uint(advertise_duration, 64, "advertise_duration", f),
+            _uint(commit_duration, 64, "commit_duration", f),
+            _uint(min_updates, 32, "min_updates", f),
+            _uint(unmask_duration, 64, "unmask_duration", f),
+            gas=gas,
+        )
+        for raw in receipt["logs"]:
+            decoded = self.events.decode(raw)
+            if decoded is not None and decoded.event == "SecureRoundOpened":
+                round_id = RoundId(int(decoded.args["roundId"]))
+                log.info("secure round %d opened: tx %s", round_id, report.tx_hash)
+                return replace(report, round_id=round_id)
+        raise ChainError(f"openSecureRound: transaction {report.tx_hash} emitted no SecureRoundOpened event")
+
+    def post_advertisement(self, round_id: int, digest: bytes, cid: str, *, gas: int | None = None) -> TxReport:
+        """``postAdvertisement``: advertise the signer's keys for a secure round (the advertisement blob's digest
+        and CID), once, in its advertise phase."""
+        f = "postAdvertisement"
+        return self._send(
+            f, _uint(round_id, 256, "round_id", f), _digest(digest, "digest", f), cid, round_id=round_id, gas=gas
+        )
+
+    def post_unmasking_shares(self, round_id: int, digest: bytes, cid: str, *, gas: int | None = None) -> TxReport:
+        """``postUnmaskingShares``: post the signer's unmasking shares for a secure round it committed in (the
+        shares blob's digest and CID), once, after the commit phase and up to the unmask deadline."""
+        f = "postUnmaskingShares"
+        return self._send(
+            f, _uint(round_id, 256, "round_id", f), _digest(digest, "digest", f), cid, round_id=round_id, gas=gas
+        )
 
     def commit_update(
         self,
@@ -865,8 +919,9 @@ class FederationContract:
     def get_round(self, round_id: int) -> RoundInfo:
         """``getRound``: the contract's storage of round ``round_id``."""
         (values,) = self._call("getRound", _uint(round_id, 256, "round_id", "getRound"))
-        (status, deadline, min_updates, commits, eligible, version, included, commit_reveal, private_round, base, model,
-         root, agg, evidence, reveal_deadline, seals) = values
+        (status, deadline, min_updates, commits, eligible, version, included, commit_reveal, private_round,
+         secure_round, base, model, root, agg, evidence, reveal_deadline, seals, advertise_deadline, unmask_deadline,
+         advertisements, unmaskings) = values
         return RoundInfo(
             status=RoundStatus(status),
             deadline=int(deadline),
@@ -884,7 +939,26 @@ class FederationContract:
             reveal_deadline=int(reveal_deadline),
             seal_count=int(seals),
             private_round=bool(private_round),
+            secure_round=bool(secure_round),
+            advertise_deadline=int(advertise_deadline),
+            unmask_deadline=int(unmask_deadline),
+            advertisement_count=int(advertisements),
+            unmasking_count=int(unmaskings),
         )
+
+    def advertise_phase_over(self, round_id: int) -> bool:
+        """``Federation.advertisePhaseOver``: a secure round's advertise phase is over (its deadline passed as of
+        the latest block, or every eligible participant advertised), so masked inputs may be committed, or the round
+        already ended; refused (``FederationNotSecureRound``) for any other round."""
+        f = "advertisePhaseOver"
+        return bool(self._call(f, _uint(round_id, 256, "round_id", f))[0])
+
+    def secure_participation(self, round_id: int, participant: str) -> tuple[bool, bool]:
+        """``secureParticipation``: whether the participant advertised in the secure round, and whether it posted
+        its unmasking shares."""
+        f = "secureParticipation"
+        advertised, unmasked = self._call(f, _uint(round_id, 256, "round_id", f), _address(participant, "participant", f))
+        return bool(advertised), bool(unmasked)
 
     def commit_phase_over(self, round_id: int) -> bool:
         """``Federation.commitPhaseOver``: the commit phase is over (deadline passed as of the latest
@@ -895,7 +969,9 @@ class FederationContract:
 
     def reveal_phase_over(self, round_id: int) -> bool:
         """``Federation.revealPhaseOver``: the round may be ended (for a commit-reveal round: its reveal
-        deadline passed, or its commit phase is over and every seal was revealed) or already was."""
+        deadline passed, or its commit phase is over and every seal was revealed; for a secure round: its unmask
+        deadline passed, or its commit phase is over and every committer posted its unmasking shares) or already
+        was."""
         f = "revealPhaseOver"
         return bool(self._call(f, _uint(round_id, 256, "round_id", f))[0])
 

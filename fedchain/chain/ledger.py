@@ -33,6 +33,7 @@ from fedchain.chain.events import (
 from fedchain.chain.federation import FederationContract, load_deployment
 from fedchain.errors import ChainError
 from fedchain.ports import (
+    AdvertisementPosted,
     ContestAnswered,
     ExclusionContested,
     Inclusion,
@@ -52,9 +53,11 @@ from fedchain.ports import (
     RoundOpened,
     RoundRecord,
     RoundStatus,
+    SecureRoundOpened,
     TaskConfig,
     TaskConfigured,
     TxReport,
+    UnmaskingSharesPosted,
     UpdateCommitment,
     UpdateSeal,
     VerificationPolicySet,
@@ -135,6 +138,24 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
             min_updates=int(a["minUpdates"]),
             task_version=int(a["taskVersion"]),
             reveal_deadline=int(a["revealDeadline"]),
+            **pos,
+        )
+    if name == "SecureRoundOpened":
+        return SecureRoundOpened(
+            round_id=RoundId(int(a["roundId"])),
+            opened_by=Address(a["openedBy"]),
+            advertise_deadline=int(a["advertiseDeadline"]),
+            deadline=int(a["deadline"]),
+            unmask_deadline=int(a["unmaskDeadline"]),
+            **pos,
+        )
+    if name in ("AdvertisementPosted", "UnmaskingSharesPosted"):
+        kind = AdvertisementPosted if name == "AdvertisementPosted" else UnmaskingSharesPosted
+        return kind(
+            round_id=RoundId(int(a["roundId"])),
+            participant=Address(a["participant"]),
+            digest=Digest(a["digest"]),
+            cid=Cid(a["cid"]),
             **pos,
         )
     if name == "UpdateSealed":
@@ -280,6 +301,16 @@ class RescanEvents:
         found = self._find(self._topic("UpdateSealed"), _topic_uint(round_id))
         return [e for e in found if isinstance(e, UpdateSeal)]
 
+    def advertisements(self, round_id: int) -> list[AdvertisementPosted]:
+        """The round's advertisements (secure rounds), filtered on the node by round id."""
+        found = self._find(self._topic("AdvertisementPosted"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, AdvertisementPosted)]
+
+    def unmasking_shares(self, round_id: int) -> list[UnmaskingSharesPosted]:
+        """The round's unmasking shares (secure rounds), filtered on the node by round id."""
+        found = self._find(self._topic("UnmaskingSharesPosted"), _topic_uint(round_id))
+        return [e for e in found if isinstance(e, UnmaskingSharesPosted)]
+
     def registrations(self, address: str) -> list[ParticipantRegistered]:
         """The participant's registrations, filtered on the node by address."""
         found = self._find(self._topic("ParticipantRegistered"), _topic_address(address))
@@ -292,8 +323,8 @@ class RescanEvents:
         )
         commits = self._find(
             self._topic(
-                "UpdateCommitted", "PrivacySpent", "UpdateSealed", "RoundAttested", "ExclusionContested",
-                "ContestAnswered",
+                "UpdateCommitted", "PrivacySpent", "UpdateSealed", "AdvertisementPosted", "UnmaskingSharesPosted",
+                "RoundAttested", "ExclusionContested", "ContestAnswered",
             ),
             None,
             _topic_address(address),
@@ -458,6 +489,11 @@ class ChainLedger:
             reveal_deadline=info.reveal_deadline,
             seal_count=info.seal_count,
             private=info.private_round,
+            secure=info.secure_round,
+            advertise_deadline=info.advertise_deadline,
+            unmask_deadline=info.unmask_deadline,
+            advertisement_count=info.advertisement_count,
+            unmasking_count=info.unmasking_count,
         )
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
@@ -471,6 +507,18 @@ class ChainLedger:
     def seals(self, round_id: RoundId) -> list[UpdateSeal]:
         """The round's ``UpdateSealed`` events in chain order."""
         return self.events.seals(round_id)
+
+    def advertise_phase_over(self, round_id: RoundId) -> bool:
+        """The contract's ``advertisePhaseOver`` for a secure round: whether masked inputs may be committed."""
+        return self.contract.advertise_phase_over(round_id)
+
+    def advertisements(self, round_id: RoundId) -> list[AdvertisementPosted]:
+        """The round's ``AdvertisementPosted`` events in chain order (secure rounds)."""
+        return self.events.advertisements(round_id)
+
+    def unmasking_shares(self, round_id: RoundId) -> list[UnmaskingSharesPosted]:
+        """The round's ``UnmaskingSharesPosted`` events in chain order (secure rounds)."""
+        return self.events.unmasking_shares(round_id)
 
     def commitments(self, round_id: RoundId) -> list[UpdateCommitment]:
         """The round's ``UpdateCommitted`` events in chain order, each with its privacy claim (the ``PrivacySpent``
@@ -559,6 +607,29 @@ class ChainLedger:
         """Open the next round (aggregator), a commit-reveal one when ``reveal_duration`` > 0; the report
         carries its round id."""
         return self.contract.open_round(base_model_digest, base_model_cid, commit_duration, min_updates, reveal_duration)
+
+    def open_secure_round(
+        self,
+        base_model_digest: Digest,
+        base_model_cid: Cid,
+        advertise_duration: int,
+        commit_duration: int,
+        min_updates: int,
+        unmask_duration: int,
+    ) -> TxReport:
+        """Open the next round as a secure-aggregation round (aggregator): advertise, masked inputs and unmasking
+        phases of the given durations; the report carries its round id."""
+        return self.contract.open_secure_round(
+            base_model_digest, base_model_cid, advertise_duration, commit_duration, min_updates, unmask_duration
+        )
+
+    def post_advertisement(self, round_id: RoundId, digest: Digest, cid: Cid) -> TxReport:
+        """Advertise the signing account's keys for a secure round (the advertisement blob's digest and CID)."""
+        return self.contract.post_advertisement(round_id, digest, cid)
+
+    def post_unmasking_shares(self, round_id: RoundId, digest: Digest, cid: Cid) -> TxReport:
+        """Post the signing account's unmasking shares for a secure round (the shares blob's digest and CID)."""
+        return self.contract.post_unmasking_shares(round_id, digest, cid)
 
     def commit_update(
         self, round_id: RoundId, update_digest: Digest, cid: Cid, num_samples: int, metadata_digest: Digest

@@ -118,13 +118,14 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
         "membership", "setVerificationPolicy", "verificationPolicy", "attestRound", "attestationCounts",
         "attestationOf", "attestationQuorum", "currentModelRound", "disputeRound", "contestExclusion",
         "answerContest", "contestOf", "configurePrivateTask", "commitPrivateUpdate", "epsilonSpent", "privacyPolicy",
-        "isPrivateRound",
+        "isPrivateRound", "openSecureRound", "postAdvertisement", "postUnmaskingShares", "advertisePhaseOver",
+        "secureParticipation",
     } <= by_kind["function"]
     assert {
         "ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved", "TaskConfigured",
         "RoundOpened", "UpdateCommitted", "RoundFinalized", "RoundClosed", "UpdateSealed",
         "VerificationPolicySet", "RoundAttested", "RoundDisputed", "ExclusionContested", "ContestAnswered",
-        "PrivacyPolicySet", "PrivacySpent",
+        "PrivacyPolicySet", "PrivacySpent", "SecureRoundOpened", "AdvertisementPosted", "UnmaskingSharesPosted",
     } <= by_kind["event"]
     own_errors = {name for name in by_kind["error"] if not name.startswith("AccessControl")}
     assert own_errors == {
@@ -139,7 +140,9 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
             "RoundNotFinalized", "InvalidPolicy", "NotIncluded", "AlreadyAttested", "AttestationModelMismatch",
             "InvalidAttestation", "AttestationQuorumNotMet", "InvalidDispute", "ContestWindowClosed",
             "AlreadyContested", "InvalidContest", "NoContest", "ContestAnswered", "PrivacyClaimRequired",
-            "NotPrivateRound", "PrivacyClaimDecreased", "PrivacyBudgetExceeded",
+            "NotPrivateRound", "PrivacyClaimDecreased", "PrivacyBudgetExceeded", "NotSecureRound",
+            "AdvertiseTooLate", "AdvertisePhaseActive", "DuplicateAdvertisement", "NotAdvertised", "NotCommitted",
+            "DuplicateUnmaskingShares", "UnmaskTooLate", "UnmaskPhaseActive",
         )
     }
     commit = next(i for i in abi if i.get("name") == "commitUpdate")
@@ -154,6 +157,16 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
     ]
     register = next(i for i in abi if i.get("name") == "register")
     assert [(p["name"], p["type"]) for p in register["inputs"]][-1] == ("declaredSamples", "uint64")
+    secure = next(i for i in abi if i.get("name") == "openSecureRound")
+    assert [(p["name"], p["type"]) for p in secure["inputs"]] == [
+        ("baseModelDigest", "bytes32"), ("baseModelCid", "string"), ("advertiseDuration", "uint64"),
+        ("commitDuration", "uint64"), ("minUpdates", "uint32"), ("unmaskDuration", "uint64"),
+    ]
+    for name in ("postAdvertisement", "postUnmaskingShares"):
+        post = next(i for i in abi if i.get("name") == name)
+        assert [(p["name"], p["type"]) for p in post["inputs"]] == [
+            ("roundId", "uint256"), ("digest", "bytes32"), ("cid", "string")
+        ]
     configure = next(i for i in abi if i.get("name") == "configureTask")
     assert [(p["name"], p["type"]) for p in configure["inputs"]][-1] == ("maxCommitDuration", "uint64")
 

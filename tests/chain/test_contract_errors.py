@@ -31,6 +31,8 @@ from fedchain.reverts import (
     REVERTS,
     AccessControlBadConfirmation,
     AccessControlUnauthorizedAccount,
+    FederationAdvertisePhaseActive,
+    FederationAdvertiseTooLate,
     FederationAlreadyAttested,
     FederationAlreadyContested,
     FederationAlreadyRegistered,
@@ -43,7 +45,9 @@ from fedchain.reverts import (
     FederationCommitWindowTooLong,
     FederationContestAnswered,
     FederationContestWindowClosed,
+    FederationDuplicateAdvertisement,
     FederationDuplicateCommit,
+    FederationDuplicateUnmaskingShares,
     FederationInvalidAttestation,
     FederationInvalidCommitment,
     FederationInvalidContest,
@@ -57,11 +61,14 @@ from fedchain.reverts import (
     FederationInvalidTask,
     FederationNoContest,
     FederationNotActive,
+    FederationNotAdvertised,
     FederationNotCommitRevealRound,
+    FederationNotCommitted,
     FederationNotIncluded,
     FederationNotPrivateRound,
     FederationNotRegistered,
     FederationNotSealed,
+    FederationNotSecureRound,
     FederationPrivacyBudgetExceeded,
     FederationPrivacyClaimDecreased,
     FederationPrivacyClaimRequired,
@@ -76,6 +83,8 @@ from fedchain.reverts import (
     FederationTooFewUpdates,
     FederationTooManySamples,
     FederationUnknownRound,
+    FederationUnmaskPhaseActive,
+    FederationUnmaskTooLate,
     MembershipAlreadyMember,
     MembershipNotMember,
     MembershipNotTransferable,
@@ -821,6 +830,80 @@ def test_membership_token_refusals(federation_env: DevnetEnv) -> None:
         _membership_call(federation_env, federation, "burn", outsider)
 
 
+# --- secure-aggregation rounds -----------------------------------------------------------
+
+ADVERTISE, UNMASK = 300, 400
+
+
+def open_secure(env: DevnetEnv, commit: int = 600) -> tuple[int, int, int, int]:
+    """A secure round: its id, advertise deadline, commit deadline and unmask deadline."""
+    fed = env.federation(env.accounts.aggregator)
+    rid = fed.open_secure_round(BASE, "bafybase", ADVERTISE, commit, 1, UNMASK).round_id
+    assert rid is not None
+    info = fed.get_round(rid)
+    return rid, info.advertise_deadline, info.deadline, info.unmask_deadline
+
+
+def test_advertisement_refusals(federation_env: DevnetEnv, advance_time: Callable[[int], int]) -> None:
+    env = federation_env
+    plain = open_round(env, duration=60)
+    alice, bob, _ = (env.federation(p) for p in env.admitted)
+    with reverts(FederationNotSecureRound, roundId=plain):
+        alice.post_advertisement(plain, UPD, "bafyad")
+    advance_time(61)
+    env.federation(env.accounts.aggregator).close_round(plain, "no advertisement in a plain round")
+    rid, advertise_deadline, _, _ = open_secure(env)
+    alice.post_advertisement(rid, UPD, "bafyad")
+    with reverts(FederationDuplicateAdvertisement, roundId=rid, participant=env.admitted[0].address):
+        alice.post_advertisement(rid, UPD, "bafyad")
+    with reverts(FederationInvalidCommitment, field="digest"):
+        bob.post_advertisement(rid, ZERO, "bafyad")
+    with reverts(FederationInvalidCommitment, field="cid"):
+        bob.post_advertisement(rid, UPD, "")
+    with reverts(FederationAdvertisePhaseActive, roundId=rid, advertiseDeadline=advertise_deadline):
+        alice.commit_update(rid, UPD, "bafyu", 10, META)
+    advance_time(ADVERTISE + 1)
+    with reverts(FederationAdvertiseTooLate, roundId=rid, advertiseDeadline=advertise_deadline):
+        bob.post_advertisement(rid, UPD, "bafyad")
+    with reverts(FederationNotAdvertised, roundId=rid, participant=env.admitted[1].address):
+        bob.commit_update(rid, UPD, "bafyu", 10, META)
+
+
+def test_unmasking_refusals(federation_env: DevnetEnv, advance_time: Callable[[int], int]) -> None:
+    env = federation_env
+    alice, bob, _ = (env.federation(p) for p in env.admitted)
+    rid, _, deadline, unmask_deadline = open_secure(env)
+    alice.post_advertisement(rid, UPD, "bafyad")
+    bob.post_advertisement(rid, UPD, "bafyad")
+    advance_time(ADVERTISE + 1)
+    alice.commit_update(rid, UPD, "bafyu", 10, META)
+    with reverts(FederationCommitPhaseActive, roundId=rid, deadline=deadline):
+        alice.post_unmasking_shares(rid, UPD, "bafysh")
+    bob.commit_update(rid, keccak(b"bob"), "bafyu2", 10, META)
+    with reverts(FederationNotCommitted, roundId=rid, participant=env.admitted[2].address):
+        env.federation(env.admitted[2]).post_unmasking_shares(rid, UPD, "bafysh")
+    alice.post_unmasking_shares(rid, UPD, "bafysh")
+    with reverts(FederationDuplicateUnmaskingShares, roundId=rid, participant=env.admitted[0].address):
+        alice.post_unmasking_shares(rid, UPD, "bafysh")
+    aggregator = env.federation(env.accounts.aggregator)
+    with reverts(FederationUnmaskPhaseActive, roundId=rid, unmaskDeadline=unmask_deadline):
+        aggregator.close_round(rid, "bob's shares are missing")
+    advance_time(unmask_deadline - env.conn.block_timestamp() + 1)
+    with reverts(FederationUnmaskTooLate, roundId=rid, unmaskDeadline=unmask_deadline):
+        bob.post_unmasking_shares(rid, UPD, "bafysh")
+    aggregator.close_round(rid, "bob dropped out")
+
+
+def test_secure_round_durations_are_checked(federation_env: DevnetEnv) -> None:
+    fed = federation_env.federation(federation_env.accounts.aggregator)
+    with reverts(FederationInvalidRound, field="advertiseDuration", value=0):
+        fed.open_secure_round(BASE, "bafybase", 0, 600, 1, UNMASK)
+    with reverts(FederationInvalidRound, field="unmaskDuration", value=0):
+        fed.open_secure_round(BASE, "bafybase", ADVERTISE, 600, 1, 0)
+    with reverts(FederationCommitWindowTooLong, commitDuration=MAX_WINDOW + 1, maxCommitDuration=MAX_WINDOW):
+        fed.open_secure_round(BASE, "bafybase", MAX_WINDOW + 1, 600, 1, UNMASK)
+
+
 def test_every_generated_class_has_a_test_here() -> None:
     """Each class of fedchain.reverts for an error of the Federation's own interfaces (IFederation,
     IFederationMembership) or its access control is expected (``with reverts(Class, ...)``) by a test of this
@@ -833,7 +916,7 @@ def test_every_generated_class_has_a_test_here() -> None:
         and node.args and isinstance(node.args[0], ast.Name)
     }
     ours = {name for name in REVERTS if name.startswith(("Federation", "Membership", "AccessControl"))}
-    assert len(ours) == 51  # 45 of IFederation, 4 of IFederationMembership, 2 of AccessControl
+    assert len(ours) == 60  # 54 of IFederation, 4 of IFederationMembership, 2 of AccessControl
     assert sorted(ours - expected) == []
 
 

@@ -269,6 +269,8 @@ def assert_same_answers(indexed: ChainLedger, rescan: ChainLedger, env: DevnetEn
         assert indexed.round(RoundId(rid)) == rescan.round(RoundId(rid))
         assert indexed.commitments(RoundId(rid)) == rescan.commitments(RoundId(rid))
         assert indexed.seals(RoundId(rid)) == rescan.seals(RoundId(rid))
+        assert indexed.advertisements(RoundId(rid)) == rescan.advertisements(RoundId(rid))
+        assert indexed.unmasking_shares(RoundId(rid)) == rescan.unmasking_shares(RoundId(rid))
     for account in env.accounts.participants:
         assert indexed.participant(account.address) == rescan.participant(account.address)
         assert indexed.events.participant_events(account.address) == rescan.events.participant_events(account.address)
