@@ -821,6 +821,14 @@ class SecureLedger(Ledger, Protocol):
         unmask phase."""
         ...
 
+    def secure_participation(self, round_id: RoundId, participant: Address) -> tuple[bool, bool]:
+        """Whether ``participant`` advertised, and posted its unmasking shares, in secure round ``round_id``."""
+        ...
+
+    def federation_id(self) -> tuple[int, Address]:
+        """(chain id, contract address): what a secure round's keys and shares are bound to."""
+        ...
+
     def advertise_phase_over(self, round_id: RoundId) -> bool:
         """Whether a secure round's advertise phase is over (masked inputs may be committed)."""
         ...

@@ -512,6 +512,14 @@ class ChainLedger:
         """The contract's ``advertisePhaseOver`` for a secure round: whether masked inputs may be committed."""
         return self.contract.advertise_phase_over(round_id)
 
+    def secure_participation(self, round_id: RoundId, participant: Address) -> tuple[bool, bool]:
+        """Whether ``participant`` advertised its keys, and posted its unmasking shares, in secure round ``round_id``."""
+        return self.contract.secure_participation(round_id, participant)
+
+    def federation_id(self) -> tuple[int, Address]:
+        """(chain id, contract address): what a secure round's keys and shares are bound to."""
+        return int(self.contract.conn.chain_id), Address(self.contract.address)
+
     def advertisements(self, round_id: RoundId) -> list[AdvertisementPosted]:
         """The round's ``AdvertisementPosted`` events in chain order (secure rounds)."""
         return self.events.advertisements(round_id)

@@ -50,7 +50,7 @@ def register(organisation: str, industry: str, samples: int | None, data_path: P
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
              address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Register the keystore's account as a participant (pending until an admin admits it)."""
-    from eth_keys import keys
+    from fedchain.sim.federation import public_key as registration_key
 
     if samples is None:
         if data_path is None:
@@ -65,7 +65,7 @@ def register(organisation: str, industry: str, samples: int | None, data_path: P
     from fedchain.sim.wiring import connect_ledger
 
     ledger = connect_ledger(settings, account=account, address=address)
-    public_key = bytes(keys.PrivateKey(bytes(account.key)).public_key.to_bytes())
+    public_key = registration_key(account)  # the X25519 key secure-aggregation shares are encrypted to
     incentives = incentives_for(ledger, settings, address, account)
     policy = incentives.deposit_policy() if incentives is not None else None
     if policy is not None and policy.amount > 0:
@@ -241,6 +241,7 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     from fedchain.audit.live import LiveVerifier
     from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.participant import ParticipantAgent
+    from fedchain.sim.federation import secagg_key
     from fedchain.sim.wiring import connect_ledger, follow_services, open_blob_store
     from fedchain.storage.cid import compute_cid
 
@@ -249,7 +250,8 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     ledger = connect_ledger(settings, account=account, address=address)
     store = open_blob_store(settings)
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
-                             cid_of=compute_cid, incentives=incentives_for(ledger, settings, address, account))
+                             cid_of=compute_cid, incentives=incentives_for(ledger, settings, address, account),
+                             secagg_key=secagg_key(account))
     agent.on_outage = follow_services(settings, agent, account=account, address=address)
     if verify is False:
         return agent, None

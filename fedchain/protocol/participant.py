@@ -329,8 +329,13 @@ class ParticipantAgent:
         verifier: Callable[[RoundRecord], None] | None = None,
         verify_now: Callable[[], bool] | None = None,
         incentives: RewardsLedger | None = None,
+        secagg_key: bytes | None = None,
     ) -> None:
         self.ledger = ledger
+        # the long-term X25519 private key whose public half this participant registered
+        # (fedchain.secagg.keys.long_term_private_key of its account key); None: it cannot take part in
+        # secure-aggregation rounds
+        self.secagg_key = secagg_key
         self.store = store
         self.data_path = Path(data_path)
         self.state_dir = Path(state_dir)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from fedchain.errors import ConfigError, IntegrityError, ParticipantError
 from fedchain.ports import Ledger, PrivacyPolicySet, TaskConfig, TaskConfigured, TxReport
+from fedchain.protocol.secure import SecAggConfig, check_secagg_task
 from fedchain.types import ZERO_DIGEST, Cid, Digest, digest_hex, parse_digest
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ class TaskDocument:
     extras: Mapping[str, Any] = field(default_factory=dict)
     rewards: RewardsConfig | None = None
     privacy: PrivacyPolicy | None = None
+    secagg: SecAggConfig | None = None  # rounds run with secure aggregation (the aggregator sees only the sum)
 
     def __post_init__(self) -> None:
         for name in ("seed", "min_updates", "commit_duration", "max_commit_duration", "reveal_duration"):
@@ -175,6 +177,12 @@ class TaskDocument:
             )
         if self.privacy is not None:
             check_privacy_task(self)
+        if self.secagg is not None:
+            check_secagg_task(
+                self.strategy, self.secagg, reveal_duration=self.reveal_duration,
+                max_commit_duration=self.max_commit_duration,
+                privacy_mechanism=None if self.privacy is None else self.privacy.mechanism, min_updates=self.min_updates,
+            )
 
     # --- typed views ------------------------------------------------------------------
     def schema(self) -> DataSchema:
@@ -228,6 +236,7 @@ class TaskDocument:
             "extras": dict(self.extras),
             **({} if self.rewards is None else {"rewards": self.rewards.to_json()}),
             **({} if self.privacy is None else {"privacy": self.privacy.to_json()}),
+            **({} if self.secagg is None else {"secagg": self.secagg.to_json()}),
         }
 
     def to_bytes(self) -> bytes:
@@ -259,6 +268,7 @@ class TaskDocument:
                 extras=dict(data.get("extras", {})),
                 rewards=None if data.get("rewards") is None else RewardsConfig.from_json(data["rewards"]),
                 privacy=None if data.get("privacy") is None else PrivacyPolicy.from_json(data["privacy"]),
+                secagg=None if data.get("secagg") is None else SecAggConfig.from_json(data["secagg"]),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"task document is malformed: {err}") from err
@@ -286,6 +296,7 @@ class TaskDocument:
         extras: Mapping[str, Any] | None = None,
         rewards: RewardsConfig | None = None,
         privacy: PrivacyPolicy | None = None,
+        secagg: SecAggConfig | None = None,
     ) -> TaskDocument:
         """Build a document from the typed FL objects (DataSchema, ModelSpec, StrategyConfig)."""
         return cls(
@@ -301,6 +312,7 @@ class TaskDocument:
             extras=dict(extras or {}),
             rewards=rewards,
             privacy=privacy,
+            secagg=secagg,
         )
 
 

@@ -61,6 +61,17 @@ def public_key_of(raw_private: bytes) -> bytes:
     return private_key(raw_private).public_key().public_bytes_raw()
 
 
+def long_term_private_key(account_key: bytes) -> bytes:
+    """A participant's long-term X25519 private key, derived from its account's signing key with HKDF-SHA256
+    (domain-separated: the X25519 key reveals nothing of the signing key). It registers the public half, and
+    needs no key file of its own: whoever holds the account holds the key."""
+    if len(account_key) != 32:
+        raise SecAggFormatError(f"an account key is 32 bytes, got {len(account_key)}")
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=DOMAIN + b"/long-term-key").derive(
+        bytes(account_key)
+    )
+
+
 def generate_private_key() -> bytes:
     """A fresh X25519 private key, 32 raw bytes (from the operating system's CSPRNG)."""
     return X25519PrivateKey.generate().private_bytes_raw()

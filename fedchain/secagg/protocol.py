@@ -282,8 +282,13 @@ def unmask(
     advertisements: Iterable[Advertisement],
     masked_inputs: Iterable[MaskedInput],
     unmasking: Iterable[UnmaskingShares],
+    committed: Collection[int] | None = None,
 ) -> UnmaskResult:
     """The exact ring sum of the survivors' quantised inputs, from the public records of the round only.
+
+    ``committed`` (on a ledger: the participants whose masked-input commitments it records) fixes U2; each of them
+    must have a well-formed masked input (SecAggFormatError names those that do not: survivors revealed their
+    self-seed shares, so their pairwise masks cannot be removed). None: U2 is the senders of the accepted inputs.
 
     BelowThresholdError with fewer than t masked inputs or fewer than t revealed shares of a secret,
     UnrecoverableSecretError when no t of them reconstruct the committed secret; every refused record and every
@@ -292,6 +297,13 @@ def unmask(
     findings = list(roster.findings)
     u1 = roster.indices
     inputs = _accept_inputs(ctx, u1, masked_inputs, findings)
+    if committed is not None:
+        missing = sorted(frozenset(committed) - frozenset(inputs))
+        if missing:
+            raise SecAggFormatError(
+                f"committed participant(s) {missing} have no usable masked input: the survivors revealed their "
+                "self-seed shares, so their pairwise masks cannot be removed"
+            )
     u2 = frozenset(inputs)
     if len(u2) < ctx.params.threshold:
         raise BelowThresholdError(f"masked inputs of round {ctx.round_id}", len(u2), ctx.params.threshold)

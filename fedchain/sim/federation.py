@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 from eth_account.signers.local import LocalAccount
-from eth_keys.datatypes import PrivateKey
 
 from fedchain.audit.findings import AuditReport
 from fedchain.audit.html import write_html
@@ -329,8 +328,18 @@ def participant_names(clients: int) -> list[str]:
 
 
 def public_key(account: LocalAccount) -> bytes:
-    """The account's uncompressed secp256k1 public key (64 bytes), recorded at registration."""
-    return bytes(PrivateKey(bytes(account.key)).public_key.to_bytes())
+    """The public half of the account's long-term X25519 key (32 bytes), recorded at registration: what
+    secure-aggregation shares are encrypted to (:func:`fedchain.secagg.keys.long_term_private_key`)."""
+    from fedchain.secagg.keys import public_key_of
+
+    return public_key_of(secagg_key(account))
+
+
+def secagg_key(account: LocalAccount) -> bytes:
+    """The account's long-term X25519 private key (derived from its signing key)."""
+    from fedchain.secagg.keys import long_term_private_key
+
+    return long_term_private_key(bytes(account.key))
 
 
 def provision(settings: Settings, services: Services, doc: TaskDocument, clients: Sequence[ClientData], industry: str,

@@ -26,6 +26,7 @@ from fedchain.sim.config import (
     parse_robust,
     write_partitions,
 )
+from fedchain.sim.federation import public_key, secagg_key
 from fedchain.types import RoundId
 
 N_CLIENTS = 3
@@ -124,9 +125,10 @@ def make_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, dishonest: s
     for i, client in enumerate(files.clients):
         acct = env.accounts.participants[i]
         ledger = env.ledger(acct)
-        ledger.register(client.name, "healthcare", b"\x02" + bytes(32), client.num_samples)
+        ledger.register(client.name, "healthcare", public_key(acct), client.num_samples)
         admin.admit(acct.address)
-        participants.append(ParticipantAgent(ledger, store, client.path, work / f"p{i}", attack=(attacks or {}).get(i)))
+        participants.append(ParticipantAgent(ledger, store, client.path, work / f"p{i}", attack=(attacks or {}).get(i),
+                                             secagg_key=secagg_key(acct)))
     aggregator = Aggregator(LedgerTransport(env.ledger(env.accounts.aggregator), store, dishonest=dishonest))
     return Fed(env, store, files.doc, cid, files.clients, participants, aggregator, admin,
                env.ledger(env.accounts.outsider), work)
