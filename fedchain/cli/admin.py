@@ -21,6 +21,8 @@ from fedchain.cli.options import (
     role_ledger,
     role_options,
     role_settings,
+    secagg_config,
+    secagg_options,
     task_options,
 )
 from fedchain.config import Settings
@@ -30,6 +32,7 @@ from fedchain.types import Address, Cid, Digest
 
 if TYPE_CHECKING:
     from fedchain.chain.ledger import ChainLedger
+    from fedchain.protocol.secure import SecAggConfig
     from fedchain.protocol.task import RewardsConfig, TaskDocument
     from fedchain.sim.config import PrivacyRequest
 
@@ -134,7 +137,8 @@ def task(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, stor
 def task_document(dataset: str, arch: str | None, strategy: str, strategy_params: tuple[str, ...], robust: str | None,
                   local_epochs: int, batch_size: int, lr: float, seed: int, min_updates: int, commit_duration: int,
                   max_commit_duration: int, reveal_duration: int = 0, rewards: RewardsConfig | None = None,
-                  privacy: PrivacyRequest | None = None, dp_rounds: int | None = None) -> TaskDocument:
+                  privacy: PrivacyRequest | None = None, dp_rounds: int | None = None,
+                  secagg: SecAggConfig | None = None) -> TaskDocument:
     """The task document exactly as ``fedchain simulate`` builds it; ConfigError for unknown names or parameters.
 
     ``admin configure-task`` and ``gov propose configure-task`` both build it from :func:`task_document_options`.
@@ -156,7 +160,7 @@ def task_document(dataset: str, arch: str | None, strategy: str, strategy_params
                            robust=parse_robust(robust), arch=arch, local_epochs=local_epochs, batch_size=batch_size, lr=lr,
                            seed=seed, min_updates=min_updates, commit_duration=commit_duration,
                            max_commit_duration=max_commit_duration, reveal_duration=reveal_duration, privacy=privacy,
-                           rounds=dp_rounds or 1)
+                           rounds=dp_rounds or 1, secagg=secagg)
     doc = build_task(cfg, load_task_dataset(cfg))
     return doc if rewards is None else replace(doc, rewards=rewards)
 
@@ -207,6 +211,7 @@ def task_document_options(f: F) -> F:
 @admin.command("configure-task")
 @task_document_options
 @privacy_options
+@secagg_options
 @click.option("--dp-rounds", type=click.IntRange(1), default=None,
               help="With --dp and no --noise-multiplier: calibrate the noise so that this many rounds fit the budget.")
 @keystore_option
@@ -218,7 +223,8 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
                    reward_params: tuple[str, ...], validation: Path | None,
                    dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
                    noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str,
-                   dp_min_clients: int | None, dp_rounds: int | None, keystore: Path | None,
+                   dp_min_clients: int | None, dp_rounds: int | None, secagg: bool, secagg_clip: float,
+                   secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int, keystore: Path | None,
                    state_dir: Path | None, rpc_url: str | None,
                    ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
                    as_json: bool) -> None:
@@ -237,7 +243,8 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
                               dp_min_clients)
     doc = task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
                         min_updates, commit_duration, max_commit_duration, reveal_duration, privacy=privacy,
-                        dp_rounds=dp_rounds)
+                        dp_rounds=dp_rounds,
+                        secagg=secagg_config(secagg, secagg_clip, secagg_degree, secagg_max_summands, secagg_phase))
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
     refuse_if_governed(settings, ledger, "configure-task " + shlex.join(_task_args(click.get_current_context())))
@@ -263,6 +270,10 @@ def configure_task(dataset: str, arch: str | None, strategy: str, strategy_param
             f"(delta {doc.privacy.delta:g}), noise multiplier {doc.privacy.noise_multiplier:.4f}, clip "
             f"{doc.privacy.clip:g}, sampling rate {doc.privacy.sample_rate:g}, accountant {doc.privacy.accountant}",
             f"  privacy_policy_digest: 0x{bytes(config.privacy_policy_digest).hex()}",
+        ]),
+        *([] if doc.secagg is None else [
+            f"  secure aggregation: clip {doc.secagg.clip:g}, up to {doc.secagg.max_summands} summands, "
+            f"advertise {doc.secagg.advertise_duration} s, unmask {doc.secagg.unmask_duration} s",
         ]),
     ]))
 

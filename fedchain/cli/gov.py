@@ -30,6 +30,8 @@ from fedchain.cli.options import (
     privacy_request,
     role_signer,
     rpc_url_option,
+    secagg_config,
+    secagg_options,
     settings_from,
     state_dir_option,
     store_option,
@@ -365,6 +367,7 @@ def propose_remove(participant: str, reason: str, description: str, keystore: Pa
 @propose.command("configure-task")
 @task_document_options
 @privacy_options
+@secagg_options
 @click.option("--dp-rounds", type=click.IntRange(1), default=None,
               help="With --dp and no --noise-multiplier: calibrate the noise so that this many rounds fit the budget.")
 @_description_option
@@ -377,7 +380,9 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
                            rewards_rule: str | None, reward_params: tuple[str, ...], validation: Path | None,
                            dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
                            noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str,
-                           dp_min_clients: int | None, dp_rounds: int | None, description: str, store: str | None,
+                           dp_min_clients: int | None, dp_rounds: int | None, secagg: bool, secagg_clip: float,
+                           secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int,
+                           description: str, store: str | None,
                            ipfs_api: str | None, keystore: Path | None,
                            state_dir: Path | None, rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
     """Configure the next task version (the options of `fedchain admin configure-task`): the task
@@ -393,7 +398,8 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
                               dp_min_clients)
     doc = task_document(dataset, arch, strategy, strategy_params, robust, local_epochs, batch_size, lr, seed,
                         min_updates, commit_duration, max_commit_duration, reveal_duration, privacy=privacy,
-                        dp_rounds=dp_rounds)
+                        dp_rounds=dp_rounds,
+                        secagg=secagg_config(secagg, secagg_clip, secagg_degree, secagg_max_summands, secagg_phase))
     check_private_model(doc)
     settings = _settings(state_dir, rpc_url, chain_id, keystore=keystore, store=store, ipfs_api=ipfs_api)
     session = open_session(settings, signed=True)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # web3 is imported only by the commands that use it
 F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
+    from fedchain.protocol.secure import SecAggConfig
     from fedchain.sim.config import PrivacyRequest
 
 
@@ -199,6 +200,40 @@ def privacy_request(dp: str | None, epsilon_budget: float | None, dp_delta: floa
         raise click.UsageError("--dp needs --epsilon-budget (the total epsilon each participant may spend)")
     return PrivacyRequest(dp, float(epsilon_budget), float(dp_delta), float(dp_clip), noise_multiplier, dp_sample_rate,
                           dp_accountant, dp_min_clients)
+
+
+def secagg_options(f: F) -> F:
+    """The options of a task's secure aggregation (``--secagg`` and its parameters)."""
+    options = [
+        click.option("--secagg", is_flag=True,
+                     help="Secure aggregation: participants mask their updates (pairwise and self masks, Shamir-shared "
+                          "seeds) so that the aggregator learns only their sum; dropouts are recovered from the shares, "
+                          "and the auditor re-derives the sum from the public records. Needs FedAvg or FedProx without "
+                          "robust rules (weights become uniform)."),
+        click.option("--secagg-clip", type=float, default=5.0, show_default=True,
+                     help="With --secagg: the L2 bound each participant clips its model delta to (also the range of the "
+                          "fixed-point coding)."),
+        click.option("--secagg-degree", type=int, default=None,
+                     help="With --secagg: the even degree of the neighbour graph (SecAgg+) [default: complete up to 33 "
+                          "participants, about 3 log2 n above]."),
+        click.option("--secagg-max-summands", type=click.IntRange(1, 2**20), default=1024, show_default=True,
+                     help="With --secagg: the most inputs the 2^32 ring sums without wrapping (sets the coding's step)."),
+        click.option("--secagg-phase", "secagg_phase", type=click.IntRange(1), default=120, show_default=True,
+                     help="With --secagg: seconds of the advertise phase and of the unmask phase."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def secagg_config(secagg: bool, clip: float, degree: int | None, max_summands: int, phase: int) -> SecAggConfig | None:
+    """What :func:`secagg_options` ask for (None without ``--secagg``); ConfigError for a bad parameter."""
+    from fedchain.protocol.secure import SecAggConfig
+
+    if not secagg:
+        return None
+    return SecAggConfig(clip=float(clip), max_summands=max_summands, degree=degree, advertise_duration=phase,
+                        unmask_duration=phase)
 
 
 def role_options(f: F) -> F:

@@ -298,11 +298,16 @@ def describe_result(res: Any) -> str:
 @click.option("--wait-round-end/--no-wait-round-end", default=False,
               help="With --until-round: exit only once that round has ended, so that a commit the chain loses "
                    "meanwhile (a rewound devnet) is made again.")
+@click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="Simulate an unreliable participant: in each secure-aggregation round drop out with this "
+                   "probability, before advertising, after advertising or after committing (for testing recovery).")
+@click.option("--dropout-seed", type=int, default=0, show_default=True, help="Seed of the --dropout draws.")
 @agent_options
 @keystore_option
 @role_options
 @json_option
-def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, data_path: Path, work_dir: Path | None,
+def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, dropout: float, dropout_seed: int,
+        data_path: Path, work_dir: Path | None,
         attack: str | None, verify: bool | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
         ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Run the participant agent: watch for open rounds, train, store the update, commit.
@@ -321,6 +326,7 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     agent, live = _agent(settings, address, data_path, work_dir, attack, verify)
+    agent.dropout_rate, agent.dropout_seed = dropout, dropout_seed
 
     def on_result(res: Any) -> None:
         if not as_json:

@@ -14,6 +14,8 @@ from fedchain.cli.options import (
     privacy_options,
     privacy_request,
     rpc_url_option,
+    secagg_config,
+    secagg_options,
     settings_from,
     state_dir_option,
     store_option,
@@ -25,6 +27,10 @@ from fedchain.errors import ExitCode
 @click.command()
 @task_options
 @privacy_options
+@secagg_options
+@click.option("--dropout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
+              help="With --secagg: each participant drops out of each round with this probability, at a random stage "
+                   "(before advertising, after advertising, after committing); the round recovers from the shares.")
 @click.option("--partition", default="iid", show_default=True, help="iid, dirichlet, quantity or industry.")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Dirichlet concentration (dirichlet, quantity).")
 @click.option("--clients", type=int, default=4, show_default=True)
@@ -68,7 +74,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
              rewards_rule: str | None, reward_budget: int,
              dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
              noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str, dp_min_clients: int | None,
-             out_dir: Path | None, keep_services: bool,
+             secagg: bool, secagg_clip: float, secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int,
+             dropout: float, out_dir: Path | None, keep_services: bool,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
     """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
     processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 52 when its
@@ -79,6 +86,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
     from fedchain.sim.federation import run_federation
 
     torch.set_num_threads(1)
+    if dropout and not secagg:
+        raise click.UsageError("--dropout needs --secagg (participants drop out of secure-aggregation rounds)")
     privacy = privacy_request(dp, epsilon_budget, dp_delta, dp_clip, noise_multiplier, dp_sample_rate, dp_accountant,
                               dp_min_clients)
     cfg = ExperimentConfig(
@@ -90,6 +99,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         max_train_samples=max_train_samples, max_test_samples=max_test_samples,
         governance=governance or rewards_rule is not None, verification_quorum=verification_quorum,
         rewards=rewards_rule, reward_budget=reward_budget, privacy=privacy,
+        secagg=secagg_config(secagg, secagg_clip, secagg_degree, secagg_max_summands, secagg_phase), dropout=dropout,
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))
@@ -102,6 +112,11 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
             acc = (f"accuracy {r.accuracy:.4f}, loss {r.loss:.4f}" if r.accuracy is not None and r.loss is not None
                    else f"closed: {r.close_reason}")
             lines.append(f"  round {r.round_id}: {len(r.included)}/{r.commit_count} included, {len(r.rejected)} rejected, {acc}")
+        sa = result.secagg_json()
+        if sa is not None:
+            lines.append(f"  secure aggregation: clip {sa['clip']:g}, dropout {sa['dropout']:g}; unmasked per round: "
+                         + ", ".join(f"r{x['round']} {x['survivors']} in, {x['dropped']} dropped" for x in sa["rounds"]
+                                     if x["survivors"] is not None))
         if result.privacy is not None:
             dp = result.privacy
             lines.append(f"  privacy: {dp.mechanism}, budget epsilon {dp.epsilon_budget:g} (delta {dp.delta:g}), noise "

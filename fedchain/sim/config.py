@@ -22,6 +22,7 @@ from fedchain.fl.privacy import PrivacyPolicy
 from fedchain.fl.records import RobustConfig, StrategyConfig
 from fedchain.fl.schema import save_client_data
 from fedchain.fl.strategies import strategy_from_config
+from fedchain.protocol.secure import SecAggConfig
 from fedchain.protocol.task import TaskDocument
 
 DEFAULT_MAX_UPDATE_NORM = 100.0
@@ -102,6 +103,8 @@ class ExperimentConfig:
     rewards: str | None = None  # under governance: the rewards rule (samples, loo, shapley); deposits, budget, claims
     reward_budget: int = 1_000_000  # reward token base units per round
     privacy: PrivacyRequest | None = None  # differential privacy: what --dp asks for (the policy: privacy_policy)
+    secagg: SecAggConfig | None = None  # secure aggregation: the aggregator sees only the sum of the updates
+    dropout: float = 0.0  # in secure rounds: each participant drops out with this probability, at a random stage
 
     def __post_init__(self) -> None:
         if self.clients < 1 or self.rounds < 1:
@@ -117,6 +120,12 @@ class ExperimentConfig:
             raise ConfigError(f"{attackers} attackers but only {self.clients} clients")
         if self.min_updates is not None and self.min_updates < 1:
             raise ConfigError(f"min_updates must be >= 1, got {self.min_updates}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be a probability in [0, 1), got {self.dropout}")
+        if self.dropout and self.secagg is None:
+            raise ConfigError("--dropout simulates participants dropping out of secure rounds: it needs --secagg")
+        if self.secagg is not None and self.dishonest == "drop-update":
+            raise ConfigError("--dishonest-aggregator drop-update needs individual updates; under --secagg use shift-model")
         for name in ("max_train_samples", "max_test_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -245,6 +254,10 @@ def strategy_config(cfg: ExperimentConfig) -> StrategyConfig:
     }
     params.update(dict(cfg.strategy_params))
     robust = cfg.robust
+    if cfg.secagg is not None:
+        params["uniform_weights"] = 1  # the masked sum is a sum of equally weighted deltas
+        if robust == DEFAULT_ROBUST:
+            robust = ()  # robust rules need individual updates, which secure aggregation hides
     if cfg.privacy is not None and cfg.privacy.mechanism == "client":
         params["uniform_weights"] = 1  # each clipped, noised update counts once (the noise is calibrated to that)
         if robust == DEFAULT_ROBUST:
@@ -268,6 +281,7 @@ def build_task(cfg: ExperimentConfig, ds: Dataset) -> TaskDocument:
         max_commit_duration=cfg.max_commit_duration,
         reveal_duration=cfg.reveal_duration,
         privacy=None if cfg.privacy is None else resolve_privacy(cfg, ds),
+        secagg=cfg.secagg,
     )
 
 

@@ -211,7 +211,19 @@ class FederationReport:
             "governance": self.governance.to_json() if self.governance is not None else None,
             "rewards": self.rewards_json(),
             "privacy": self.privacy.to_json() if self.privacy is not None else None,
+            "secagg": self.secagg_json(),
         }
+
+    def secagg_json(self) -> dict[str, Any] | None:
+        """The ``secagg`` object: the task's secure-aggregation parameters and, per round, how many participants'
+        inputs were unmasked (survivors), how many advertised but dropped out, and the unmasking's findings."""
+        if self.config.secagg is None:
+            return None
+        rounds = [{"round": int(r.round_id), "finalized": r.finalized,
+                   **{k.removeprefix("secagg_"): r.metrics.get(k) for k in
+                      ("secagg_survivors", "secagg_dropped", "secagg_revealers", "secagg_findings")},
+                   "close_reason": r.close_reason} for r in self.run.rounds]
+        return {**self.config.secagg.to_json(), "dropout": self.config.dropout, "rounds": rounds}
 
     def rewards_json(self) -> dict[str, Any] | None:
         """The ``rewards`` object: per participant its scores, the amounts owed and claimed, its deposit history."""
@@ -470,6 +482,7 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
 def participant_command(
     *, keystore: Path, data: Path, rpc_url: str | None, address: str, settings: Settings, ipfs_api: str | None,
     until_round: int, work_dir: Path, attack: str | None = None, wait_round_end: bool = False,
+    dropout: float = 0.0, dropout_seed: int = 0,
 ) -> list[str]:
     """The command line of one participant process. A URL left None is read from the state
     dir's service records, and read again after an outage (the process follows a managed node
@@ -488,6 +501,8 @@ def participant_command(
         cmd += ["--wait-round-end"]
     if attack:
         cmd += ["--attack", attack]
+    if dropout:
+        cmd += ["--dropout", repr(float(dropout)), "--dropout-seed", str(dropout_seed)]
     return cmd
 
 
@@ -536,6 +551,7 @@ def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequenc
             keystore=fed.keystores[name], data=client.path, rpc_url=given.rpc_url, address=fed.deployment.address,
             settings=settings, ipfs_api=given.ipfs_api, until_round=cfg.rounds, work_dir=work_dir,
             attack=attack.to_text() if attack is not None else None, wait_round_end=True,
+            dropout=cfg.dropout, dropout_seed=cfg.seed,
         )
         stderr = cleanup.enter_context((logs_dir / f"participant-{idx}.log").open("w"))
         out.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env))
