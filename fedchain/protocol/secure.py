@@ -40,6 +40,7 @@ import numpy.typing as npt
 from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import ConfigError, SecAggError
 from fedchain.fl import aggregate as agg
+from fedchain.fl.privacy import PrivacyPolicy
 from fedchain.fl.records import Rejection, StrategyConfig
 from fedchain.ports import (
     AdvertisementPosted,
@@ -273,9 +274,7 @@ def unflatten(vector: npt.NDArray[np.float64], like: Mapping[str, np.ndarray]) -
 
 def clip_l2(vector: npt.NDArray[np.float64], bound: float) -> tuple[npt.NDArray[np.float64], float]:
     """``vector`` scaled down to L2 norm ``bound`` when longer, and its norm before."""
-    norm = math.sqrt(math.fsum(float(v) * float(v) for v in vector)) if vector.size < 4096 else float(
-        np.sqrt(np.sum(vector * vector))
-    )
+    norm = float(np.sqrt(np.sum(vector * vector)))
     if norm > bound:
         return vector * (bound / norm), norm
     return vector, norm
@@ -428,9 +427,14 @@ def secure_aggregate(
     records: RoundRecords,
     commitments: Sequence[UpdateCommitment],
     min_updates: int,
+    *,
+    privacy: PrivacyPolicy | None = None,
 ) -> SecureAggregate:
     """The round's new global model from its records; pure given them (the aggregator and the auditor both come
-    through here). No model when the round cannot be unmasked or has fewer than ``min_updates`` survivors."""
+    through here). No model when the round cannot be unmasked or has fewer than ``min_updates`` survivors (under
+    client-level DP at least the policy's ``min_clients``: the noise shares of fewer sum to less than its noise)."""
+    if privacy is not None and privacy.mechanism == "client":
+        min_updates = max(min_updates, privacy.min_clients)
     rejections = [p.rejection() for p in records.problems]
     try:
         result = unmask(ctx, records.advertisements, records.masked_inputs, records.unmasking, records.committed)
