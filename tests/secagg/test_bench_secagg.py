@@ -20,3 +20,6 @@ def test_quick_benchmark_prints_one_json_document(capsys: pytest.CaptureFixture[
     assert report["max_abs_error_vs_plain"] <= report["error_bound"]
     assert 1.0 < report["bytes_ratio_n50"] < 1.5
     assert "unmask_seconds_n50_drop20_before_masking" in report and "bytes_ratio_n100" not in report
+    acc = report["accuracy"]
+    assert acc["dataset"] == "breast_cancer" and 0 < acc["max_abs_model_diff_round1"] <= acc["model_error_bound"]
+    assert abs(acc["secagg"] - acc["plain_uniform"]) <= 0.02 and acc["secagg"] > 0.85
