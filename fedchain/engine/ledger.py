@@ -21,13 +21,25 @@ stores the scores blob and publishes the root of its reward leaves (:meth:`Ledge
 A failure there is logged and leaves the round finalised; rewards of the latest round left
 unpublished are published before the next round opens (:meth:`LedgerTransport.publish_missed_rewards`).
 
+A task with ``secagg`` runs secure-aggregation rounds (:meth:`LedgerTransport.open_round` opens
+them with ``openSecureRound``): the aggregator waits until the unmask phase is over (every
+committer posted its unmasking shares, or a block past the unmask deadline), fetches, checks and
+pins every advertisement, masked input and set of unmasking shares the chain lists
+(:func:`~fedchain.protocol.secure.fetch_round_records`), and unmasks the survivors' sum
+(:func:`~fedchain.protocol.secure.secure_aggregate`), learning no single update. It finalises like a
+plain round (the inclusion root over the survivors' commitments), with the unmasking's details in
+the evidence (:class:`~fedchain.protocol.evidence.SecureEvidence`), or closes the round with the
+reason it could not be unmasked (below the threshold, an unrecoverable secret, fewer than two members).
+
 ``dishonest`` exists only to demonstrate that the audit and the members catch a cheating
-aggregator: ``drop-update`` silently leaves one valid update out; ``shift-model`` publishes a
-model that is not the aggregate; ``ignore-contests`` never answers an exclusion contest.
+aggregator: ``drop-update`` silently leaves one valid update out (in a secure round, where no
+update can be taken out of the sum, one survivor out of the included set); ``shift-model``
+publishes a model that is not the aggregate; ``ignore-contests`` never answers an exclusion contest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -45,11 +57,25 @@ from fedchain.errors import (
     ConfigError,
     FedchainError,
     IntegrityError,
+    SecAggError,
     StorageError,
 )
-from fedchain.ports import BlobStore, Contest, ExclusionContested, Ledger, RoundStatus, TxReport, UpdateCommitment
+from fedchain.ports import (
+    AdvertisementPosted,
+    BlobStore,
+    Contest,
+    ExclusionContested,
+    Ledger,
+    RoundRecord,
+    RoundStatus,
+    SecureLedger,
+    TxReport,
+    UnmaskingSharesPosted,
+    UpdateCommitment,
+)
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
+from fedchain.protocol.evidence import secure_evidence
 from fedchain.protocol.participant import verify_round_base
 from fedchain.protocol.rewards import RewardsLedger, RoundRewardsDoc, compute_round_rewards
 from fedchain.protocol.rounds import (
@@ -61,6 +87,15 @@ from fedchain.protocol.rounds import (
     screen,
     shift_weights,
 )
+from fedchain.protocol.secure import (
+    RoundRecords,
+    SecureAggregate,
+    fetch_round_records,
+    model_dimension,
+    round_context,
+    round_members,
+    secure_aggregate,
+)
 from fedchain.protocol.task import TaskDocument, load_task_document
 from fedchain.reverts import (
     FederationAttestationQuorumNotMet,
@@ -69,6 +104,7 @@ from fedchain.reverts import (
     FederationNoContest,
     FederationRevealPhaseActive,
 )
+from fedchain.secagg.context import RoundContext
 from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
@@ -132,6 +168,18 @@ class _RoundContext:
     doc: TaskDocument
     commitments: tuple[UpdateCommitment, ...]
     outcomes: tuple[FetchOutcome, ...]
+    secure: _SecureRound | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _SecureRound:
+    """What :meth:`LedgerTransport.collect` learnt about a secure round (``ctx`` None: it has no context)."""
+
+    ctx: RoundContext | None
+    records: RoundRecords | None
+    result: SecureAggregate
+    advertisements: tuple[AdvertisementPosted, ...]
+    unmasking: tuple[UnmaskingSharesPosted, ...]
 
 
 class LedgerTransport:
@@ -228,11 +276,16 @@ class LedgerTransport:
             self.answer_contests()
             _, doc = load_task_document(self.ledger, self.store)
             digest, cid = self.base_model(doc)
+            commit_duration = int(self.commit_duration or doc.commit_duration)
+            min_updates = int(self.min_updates or doc.min_updates)
             try:
-                report = self.ledger.open_round(
-                    digest, cid, int(self.commit_duration or doc.commit_duration),
-                    int(self.min_updates or doc.min_updates), int(doc.reveal_duration),
-                )
+                if doc.secagg is not None:
+                    report = self._secure_ledger().open_secure_round(
+                        digest, cid, int(doc.secagg.advertise_duration), commit_duration, min_updates,
+                        int(doc.secagg.unmask_duration),
+                    )
+                else:
+                    report = self.ledger.open_round(digest, cid, commit_duration, min_updates, int(doc.reveal_duration))
             except FederationAttestationQuorumNotMet as refused:
                 self._wait_attestations(refused, started)
                 continue
@@ -371,7 +424,8 @@ class LedgerTransport:
             if remaining is not None and remaining <= 0:
                 return False
             rnd = self.ledger.round(round_id)
-            deadline = rnd.reveal_deadline if rnd.commit_reveal else rnd.deadline  # the last one the round has
+            # the last deadline the round has
+            deadline = rnd.unmask_deadline if rnd.secure else rnd.reveal_deadline if rnd.commit_reveal else rnd.deadline
             deadline_in = deadline - (time.time() + skew)
             if deadline_in > 0:  # a new block (a commit, a seal, a reveal), or the deadline
                 wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
@@ -431,6 +485,8 @@ class LedgerTransport:
             raise AggregationError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         commitments = tuple(self.ledger.commitments(rid))
+        if rnd.secure:
+            return self._collect_secure(opened, rnd, doc, commitments)
         if rnd.commit_reveal:
             revealed = {c.participant.lower() for c in commitments}
             unrevealed = sorted(s.participant for s in self.ledger.seals(rid) if s.participant.lower() not in revealed)
@@ -448,6 +504,53 @@ class LedgerTransport:
         downloaded = sum(len(o.data) for o in outcomes if o.data is not None)
         return Collected(screened.updates, screened.rejections, len(commitments),
                          traffic=Traffic(downloaded_by_aggregator=downloaded))
+
+    def _secure_ledger(self) -> SecureLedger:
+        if not isinstance(self.ledger, SecureLedger):
+            raise ConfigError(f"the task runs secure-aggregation rounds, which {type(self.ledger).__name__} cannot carry")
+        return self.ledger
+
+    def _collect_secure(self, opened: OpenedRound, rnd: RoundRecord, doc: TaskDocument,
+                        commitments: tuple[UpdateCommitment, ...]) -> Collected:
+        """A secure round once its unmask phase is over: its records fetched, checked and pinned, the survivors'
+        sum unmasked (or why it cannot be)."""
+        rid = opened.round_id
+        ledger = self._secure_ledger()
+        ads, unmasks = tuple(ledger.advertisements(rid)), tuple(ledger.unmasking_shares(rid))
+        ctx: RoundContext | None = None
+        records: RoundRecords | None = None
+        try:
+            if doc.secagg is None:
+                raise SecAggError(f"task version {rnd.task_version} has no secagg configuration")
+            members = round_members(self.ledger.history(to_block=rnd.opened_block), rnd)
+            chain_id, contract = ledger.federation_id()
+            ctx = round_context(chain_id, contract, rnd, members, doc.secagg, model_dimension(opened.base))
+        except SecAggError as err:
+            reason = f"the round cannot be unmasked: {err}"
+            result = SecureAggregate(RoundAggregate(None, None, (), (), 0, reason, {}), None, (), reason)
+        else:
+            assert doc.secagg is not None
+            window = _rounds.FETCH_RETRY_WINDOW_S if self.fetch_window_s is None else float(self.fetch_window_s)
+            records = fetch_round_records(self.store, ctx, ads, commitments, unmasks, window_s=window)
+            # the round rests on these records: keep them on this node for auditors
+            refused = {(p.participant.lower(), p.kind) for p in records.problems}
+            for kind, events in (("advertisement", ads), ("masked input", commitments), ("unmasking shares", unmasks)):
+                for e in events:
+                    if (e.participant.lower(), kind) not in refused:
+                        self.store.pin(e.cid)
+            result = secure_aggregate(opened.strategy, doc.secagg, opened.base, rid, opened.base_digest, ctx, records,
+                                      commitments, opened.min_updates)
+            if result.failure is not None:
+                log.warning("round %d: %s", rid, result.failure)
+            for f in result.findings:
+                log.warning("round %d: secure aggregation finding %s about participant %d: %s", rid, f.kind.value,
+                            f.offender, f.detail)
+        self._context[int(rid)] = _RoundContext(doc, commitments, (), _SecureRound(ctx, records, result, ads, unmasks))
+        downloaded = 0 if records is None else sum(
+            len(r.to_bytes()) for group in (records.advertisements, records.masked_inputs, records.unmasking)
+            for r in group)
+        return Collected((), result.aggregate.rejections, len(commitments), traffic=Traffic(
+            downloaded_by_aggregator=downloaded), secure=result)
 
     # --- publishing ----------------------------------------------------------------------------
     def publish(self, opened: OpenedRound, collected: Collected, aggregate: RoundAggregate) -> Published:
@@ -467,6 +570,10 @@ class LedgerTransport:
             model_cid = self.store.put(agg.model_blob)
             strategy_digest = ctx.doc.strategy_digest()
             evidence = round_evidence(rid, opened.base_digest, agg, ctx.commitments, strategy_digest)
+            secure = ctx.secure
+            if secure is not None and secure.ctx is not None and secure.result.unmasked is not None:
+                evidence = dataclasses.replace(evidence, secagg=secure_evidence(
+                    secure.ctx, secure.result.unmasked, secure.advertisements, ctx.commitments, secure.unmasking))
             root = evidence.merkle_root
             ev_bytes = evidence.to_bytes()
             ev_cid = self.store.put(ev_bytes)
@@ -482,7 +589,10 @@ class LedgerTransport:
             "round %d finalised: model %s, %d included, %d rejected (tx %s, gas %d)",
             rid, digest_hex(agg.model_digest), len(agg.included), len(agg.rejections), report.tx_hash, report.gas_used,
         )
-        if self.incentives is not None and ctx.doc.rewards is not None:
+        if self.incentives is not None and ctx.doc.rewards is not None and ctx.secure is not None:
+            log.warning("round %d: a secure-aggregation round has no individual updates to score; no rewards "
+                        "published", rid)
+        elif self.incentives is not None and ctx.doc.rewards is not None:
             try:
                 self.publish_rewards(rid)
             except FedchainError as err:  # the round stands; its rewards can be published later
@@ -547,6 +657,10 @@ class LedgerTransport:
         # drop-update: leave out the last included update without recording why
         if len(agg.included) <= max(1, opened.min_updates):
             return agg
+        if ctx.secure is not None:  # the sum cannot lose one input: leave a survivor out of the included set
+            log.warning("round %d: silently leaving %s out of the included set (dishonest aggregator demonstration)",
+                        rid, agg.included[-1])
+            return dataclasses.replace(agg, included=agg.included[:-1])
         dropped = agg.included[-1]
         kept = [o for o in ctx.outcomes if o.commitment.participant.lower() != dropped.lower()]
         log.warning("round %d: silently dropping %s (dishonest aggregator demonstration)", rid, dropped)

@@ -3,8 +3,10 @@
 A round is: the transport opens it (:meth:`Transport.open_round`), collects the screened
 updates once the commit phase is over (:meth:`Transport.collect`), the engine aggregates them
 with the task's strategy (:func:`fedchain.protocol.rounds.aggregate_screened`, the very code the
-auditor replays), the transport publishes the result (:meth:`Transport.publish`: finalise with a
-model or close with a reason), and an optional evaluator scores the new global model.
+auditor replays; for a secure-aggregation round the transport hands over the unmasked
+aggregate instead, :func:`fedchain.protocol.secure.secure_aggregate`), the transport publishes
+the result (:meth:`Transport.publish`: finalise with a model or close with a reason), and an
+optional evaluator scores the new global model.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from fedchain.fl.privacy import PrivacyPolicy
 from fedchain.fl.records import ClientUpdate, Rejection, StrategyConfig
 from fedchain.protocol.blobs import GlobalModel
 from fedchain.protocol.rounds import RoundAggregate, aggregate_screened
+from fedchain.protocol.secure import SecureAggregate
 from fedchain.types import Cid, Digest, RoundId
 
 log = logging.getLogger(__name__)
@@ -51,13 +54,17 @@ class OpenedRound:
 @dataclass(frozen=True, eq=False)
 class Collected:
     """The updates of a round whose commit phase is over: those that passed the transport's
-    screening (sorted by participant address) and those screened out, with the reason."""
+    screening (sorted by participant address) and those screened out, with the reason.
+
+    A secure-aggregation round has no update in the clear: its ``secure`` aggregate (the unmasked
+    sum applied to the base model, or why it could not be unmasked) is what the round publishes."""
 
     updates: tuple[ClientUpdate, ...]
     rejections: tuple[Rejection, ...]
     commit_count: int
     sat_out: int = 0
     traffic: Traffic = Traffic()
+    secure: SecureAggregate | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,10 +131,13 @@ def _finish(
         try:
             collected = transport.collect(opened, remaining)
             t_aggregate = time.perf_counter()
-            agg = aggregate_screened(
-                opened.strategy, opened.base, opened.round_id, opened.base_digest,
-                collected.updates, collected.rejections, opened.min_updates, privacy=opened.privacy,
-            )
+            if collected.secure is not None:
+                agg = collected.secure.aggregate
+            else:
+                agg = aggregate_screened(
+                    opened.strategy, opened.base, opened.round_id, opened.base_digest,
+                    collected.updates, collected.rejections, opened.min_updates, privacy=opened.privacy,
+                )
             published = transport.publish(opened, collected, agg)
         except CommitPhaseStillOpen as err:
             waited = time.monotonic() - first_try

@@ -51,6 +51,12 @@ class InMemoryTransport:
     def __init__(self, doc: TaskDocument, participants: Sequence[MemoryParticipant]) -> None:
         if not participants:
             raise ConfigError("an in-memory federation needs at least one participant")
+        if doc.secagg is not None:
+            raise ConfigError(
+                "the in-memory transport runs plain rounds only: a task with secagg (secure aggregation) needs the "
+                "ledger, where the masked inputs and unmasking shares are published (run it with the ledger "
+                "transport, or drop secagg; fedchain.secagg.inprocess runs the protocol alone)"
+            )
         addresses = [p.address.lower() for p in participants]
         if len(set(addresses)) != len(addresses):
             raise ConfigError("participant addresses must be distinct")
