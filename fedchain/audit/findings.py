@@ -82,6 +82,19 @@ class FindingKind(str, Enum):
     EPSILON_UNVERIFIABLE = "epsilon_unverifiable"
     PRIVACY_BUDGET_EXCEEDED = "privacy_budget_exceeded"
     DP_NOISE_MISSING = "dp_noise_missing"
+    # secure aggregation: each names the participant whose record or revealed share was wrong (the unmasking
+    # went on without it); an aggregator whose published model is not the re-derived sum is a model_mismatch
+    SECAGG_RECORD = "secagg_record"  # a record blob unavailable, not matching its digest, malformed, misattributed
+    SECAGG_WRONG_CONTEXT = "secagg_wrong_context"  # a record of another round or federation
+    SECAGG_NOT_A_MEMBER = "secagg_not_a_member"  # a record from an index that is no member of the round
+    SECAGG_DUPLICATE = "secagg_duplicate"  # two different records of one stage
+    SECAGG_BAD_KEY = "secagg_bad_key"  # a malformed or low-order mask public key
+    SECAGG_MALFORMED = "secagg_malformed"  # shares for the wrong holders, a wrong dimension, a reveal it may not make
+    SECAGG_NOT_ADVERTISED = "secagg_not_advertised"  # a masked input (or shares) from outside U1 (or U2)
+    SECAGG_DOUBLE_REVEAL = "secagg_double_reveal"  # revealed both the seed and the key share of one owner
+    SECAGG_SURVIVOR_KEY_REVEALED = "secagg_survivor_key_revealed"  # revealed the mask-key share of a survivor
+    SECAGG_INCONSISTENT_SHARE = "secagg_inconsistent_share"  # a revealed share off the committed polynomial: a liar
+    SECAGG_SHARE_REJECTED = "secagg_share_rejected"  # a holder reports the participant's encrypted share failed
 
     @property
     def severity(self) -> Severity:
@@ -126,8 +139,16 @@ class Party(str, Enum):
 # A blob the aggregator could not fetch before its retry window closed may well be there now; a
 # deployment whose admin is one key is a choice (tests, demos) the report states; a dispute is the
 # federation's own verdict on a round, reported with its outcome.
+# A secure round's record that could not be used, and a holder's report that a dealer's share failed
+# authentication (the holder's word against the dealer's), are worth a look; the unmasking went on without them.
 _WARNINGS = frozenset({FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE, FindingKind.ROLE_HELD_BY_EOA,
-                       FindingKind.ROUND_DISPUTED})
+                       FindingKind.ROUND_DISPUTED, FindingKind.SECAGG_RECORD, FindingKind.SECAGG_SHARE_REJECTED})
+
+SECAGG_KINDS: dict[str, FindingKind] = {
+    k.value.removeprefix("secagg_"): k for k in FindingKind if k.value.startswith("secagg_") and k.value != "secagg_record"
+}
+"""The audit's finding kind of each :class:`fedchain.secagg.protocol.FindingKind` value (participant misconduct in the
+unmasking: ``handled`` once the round ended, as it went on without the offender; ``warning`` while it is open)."""
 
 _PARTIES: dict[FindingKind, Party] = {
     **{k: Party.PARTICIPANT for k in (
@@ -136,7 +157,8 @@ _PARTIES: dict[FindingKind, Party] = {
         FindingKind.REJECTED_UNAVAILABLE_NOW_AVAILABLE, FindingKind.ATTESTATION_CONTRADICTED,
         FindingKind.PRIVACY_CLAIM_MISSING, FindingKind.PRIVACY_INPUTS_MISSING, FindingKind.ACCOUNTANT_DIGEST_MISMATCH,
         FindingKind.PRIVACY_PARAMETERS_MISMATCH, FindingKind.EPSILON_UNDER_REPORTED, FindingKind.EPSILON_UNVERIFIABLE,
-        FindingKind.PRIVACY_BUDGET_EXCEEDED, FindingKind.DP_NOISE_MISSING)},
+        FindingKind.PRIVACY_BUDGET_EXCEEDED, FindingKind.DP_NOISE_MISSING, FindingKind.SECAGG_RECORD,
+        *(k for k in FindingKind if k.value.startswith("secagg_")))},
     **{k: Party.INFRASTRUCTURE for k in (
         FindingKind.INACTIVE_COMMITTER, FindingKind.DUPLICATE_COMMIT, FindingKind.SAMPLES_OVER_APPROVED,
         FindingKind.LEDGER_INCONSISTENT,

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fedchain.ports import (
+    AdvertisementPosted,
     ContestAnswered,
     ExclusionContested,
     LedgerEvent,
@@ -21,7 +22,9 @@ from fedchain.ports import (
     RoundDisputed,
     RoundFinalized,
     RoundOpened,
+    SecureRoundOpened,
     TaskConfigured,
+    UnmaskingSharesPosted,
     UpdateCommitment,
     UpdateSeal,
     VerificationPolicySet,
@@ -32,7 +35,8 @@ from fedchain.types import Digest
 
 @dataclass
 class RoundEvents:
-    """One round's events: its opening, commitments, seals, end, dispute and attestations."""
+    """One round's events: its opening, commitments, seals, end, dispute and attestations; for a secure-aggregation
+    round (``secure``: its SecureRoundOpened event) its advertisements and unmasking shares."""
 
     opened: RoundOpened
     commitments: list[UpdateCommitment] = field(default_factory=list)
@@ -41,6 +45,9 @@ class RoundEvents:
     closed: RoundClosed | None = None
     disputed: RoundDisputed | None = None
     attestations: list[RoundAttested] = field(default_factory=list)
+    secure: SecureRoundOpened | None = None
+    advertisements: list[AdvertisementPosted] = field(default_factory=list)
+    unmasking: list[UnmaskingSharesPosted] = field(default_factory=list)
 
     @property
     def aggregator(self) -> str:
@@ -99,6 +106,15 @@ class History:
             elif isinstance(ev, UpdateCommitment):
                 if int(ev.round_id) in rounds:
                     rounds[int(ev.round_id)].commitments.append(ev)
+            elif isinstance(ev, SecureRoundOpened):
+                if int(ev.round_id) in rounds:
+                    rounds[int(ev.round_id)].secure = ev
+            elif isinstance(ev, AdvertisementPosted):
+                if int(ev.round_id) in rounds:
+                    rounds[int(ev.round_id)].advertisements.append(ev)
+            elif isinstance(ev, UnmaskingSharesPosted):
+                if int(ev.round_id) in rounds:
+                    rounds[int(ev.round_id)].unmasking.append(ev)
             elif isinstance(ev, UpdateSeal):
                 if int(ev.round_id) in rounds:
                     rounds[int(ev.round_id)].seals.append(ev)

@@ -6,6 +6,15 @@ each round is re-aggregated with the recorded strategy from the committed update
 result must match what the aggregator finalised bit for bit (model digest, Merkle root,
 rejections with their reasons, the evidence's CIDs and sample counts).
 
+A secure-aggregation round has no update in the clear: its replay builds the round context from the
+chain (members at the RoundOpened event, their registered keys, the task's secagg parameters),
+fetches and checks every advertisement, masked input and set of unmasking shares the chain lists,
+unmasks the survivors' sum with the very code the aggregator ran
+(:func:`~fedchain.protocol.secure.secure_aggregate`) and compares the model, the included set, the
+inclusion root and the evidence's secure section bit for bit; a participant whose record or revealed
+share was wrong (a lying survivor) is named in a ``secagg_*`` finding while the round still verifies.
+No masked input is ever decoded as an update.
+
 Every finding names the party responsible for it (see :class:`~fedchain.audit.findings.Party`).
 A participant's update that the aggregator left out by a rule the replay reproduces is
 *handled* participant misconduct: reported, but the round stands. Nothing the store returns
@@ -25,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedchain.audit.findings import (
+    SECAGG_KINDS,
     AuditFinding,
     AuditReport,
     FindingKind,
@@ -44,6 +54,7 @@ from fedchain.errors import (
     ChainError,
     FedchainError,
     RpcUnavailableError,
+    SecAggError,
     StorageError,
     StorageUnavailableError,
 )
@@ -55,6 +66,7 @@ from fedchain.ports import (
     RoundFinalized,
     RoundOpened,
     RoundStatus,
+    SecureLedger,
     TaskConfig,
     UpdateCommitment,
     UpdateSeal,
@@ -66,7 +78,7 @@ from fedchain.protocol.blobs import (
     decode_update,
     initial_global,
 )
-from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.evidence import Evidence, SecureEvidence, secure_evidence
 from fedchain.protocol.rounds import (
     RULE_BLOB_FORMAT,
     RULE_BLOB_INTEGRITY,
@@ -80,8 +92,20 @@ from fedchain.protocol.rounds import (
     leaf_of,
     structure_problems,
 )
+from fedchain.protocol.secure import (
+    RULE_SECAGG,
+    RULE_SECAGG_RECORD,
+    RoundRecords,
+    SecureAggregate,
+    fetch_round_records,
+    model_dimension,
+    round_context,
+    round_members,
+    secure_aggregate,
+)
 from fedchain.protocol.task import TaskDocument, verify_task
-from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
+from fedchain.secagg.context import RoundContext
+from fedchain.types import ZERO_DIGEST, Address, Cid, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +130,10 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 
 FETCH_WORKERS = 16
 """Blobs the audit fetches at once."""
+
+SECAGG_RULES = frozenset({RULE_SECAGG, RULE_SECAGG_RECORD})
+"""The rules of a secure round's rejections: a record not used, or a finding of the unmasking. Neither takes an update
+out of the sum (a survivor named by one may well be included), so they are not counted as the update's listing."""
 
 FETCH_DEADLINE_S = 120.0
 """How long the audit waits for one round's blobs, all together; a blob not fetched by then is
@@ -211,6 +239,15 @@ def _store_error(err: BaseException | None) -> BaseException:
     if not isinstance(err, StorageError):
         raise err if err is not None else AssertionError("no error")
     return err
+
+
+@dataclass(frozen=True, eq=False)
+class _SecureReplay:
+    """A secure round replayed: its context (None: it has none), records and unmasking."""
+
+    ctx: RoundContext | None
+    records: RoundRecords | None
+    result: SecureAggregate
 
 
 @dataclass
@@ -518,6 +555,18 @@ class Auditor:
         ]
         if closed is not None:
             expected.append(("commitCount (RoundClosed)", int(rec.commit_count), int(closed.commit_count)))
+        secure = rev.secure
+        expected += [
+            ("secure", bool(rec.secure), secure is not None),
+            ("advertisementCount", int(rec.advertisement_count), len(rev.advertisements)),
+            ("unmaskingCount", int(rec.unmasking_count), len(rev.unmasking)),
+        ]
+        if secure is not None:
+            expected += [
+                ("advertiseDeadline", int(rec.advertise_deadline), int(secure.advertise_deadline)),
+                ("deadline (SecureRoundOpened)", int(rec.deadline), int(secure.deadline)),
+                ("unmaskDeadline", int(rec.unmask_deadline), int(secure.unmask_deadline)),
+            ]
         return [
             AuditFinding.of(rid, None, FindingKind.LEDGER_INCONSISTENT, f"getRound().{name} is {stored}, the events say {seen}")
             for name, stored, seen in expected
@@ -531,6 +580,7 @@ class Auditor:
         rid = RoundId(int(opened.round_id))
         add = AddFinding(int(rid), rev.aggregator)
         blames: list[_Blame] = []
+        secure = rev.secure is not None  # masked inputs, never decoded as updates
         task = self._task(history, int(opened.task_version), int(rid))
 
         # each round starts from the contract's current model when it opened: the latest
@@ -596,7 +646,7 @@ class Auditor:
                 blames.append(_Blame(who, FindingKind.BLOB_DIGEST_MISMATCH,
                                      f"blob {c.cid} hashes to {digest_hex(sha256_digest(out.data))}, "
                                      f"committed {digest_hex(c.update_digest)}"))
-            else:
+            elif not secure:
                 try:
                     decoded.append(decode_update(out.data))
                     readable[-1] = decoded[-1]
@@ -642,16 +692,26 @@ class Auditor:
 
         # replay the aggregation
         recomputed: RoundAggregate | None = None
+        replayed: _SecureReplay | None = None
         if task is not None and base is not None:
             if base_problems:
                 add(FindingKind.REPLAY_FAILED, f"base model {opened.base_model_cid} is malformed: "
                     f"{'; '.join(base_problems)}", responsible=Party.AGGREGATOR, address=opened.opened_by)
+            elif secure:
+                replayed = self._replay_secure(task, base, rev, history)
+                recomputed = replayed.result.aggregate
             else:
                 recomputed = self._replay(add, task, base, rev, outcomes)
-        if recomputed is not None:
+        if evidence is not None and (secure or evidence.secagg is not None):
+            self._check_secure_evidence(add, evidence, rev, replayed)
+        lost = self._lost_records(evidence, replayed)
+        if recomputed is not None and lost:
+            add(FindingKind.MODEL_UNVERIFIABLE, f"{len(lost)} record blob(s) of the secure round unavailable now "
+                f"({', '.join(lost)}); the unmasking cannot be re-derived")
+        elif recomputed is not None:
             self._compare(add, recomputed, evidence, rev, by_addr, unavailable, outcomes)
 
-        self._attribute(add, rev, evidence, recomputed, blames, outcomes)
+        self._attribute(add, rev, evidence, recomputed, blames, outcomes, replayed)
         self._collect_private(task, rev, evidence, readable)
         return add.findings, self._summary(rev, evidence, decoded, len(add.findings)), recomputed
 
@@ -725,6 +785,68 @@ class Auditor:
             log.error("round %d: the replay's aggregation failed: %s", int(opened.round_id), describe_error(err))
             add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {describe_error(err)}")
             return None
+
+    def _federation_id(self) -> tuple[int, str]:
+        """(chain id, contract address) that secure rounds' keys and shares are bound to: the ledger's own when
+        it can say (a live verifier's), else the ones the auditor was given."""
+        if isinstance(self.ledger, SecureLedger):
+            chain_id, contract = self.ledger.federation_id()
+            return int(chain_id), str(contract)
+        return int(self.chain_id), self.contract
+
+    def _replay_secure(self, task: _Task, base: GlobalModel, rev: RoundEvents, history: History) -> _SecureReplay:
+        """Re-derive a secure round's aggregate from the chain's events and the store alone, as the aggregator
+        did (:func:`~fedchain.protocol.secure.secure_aggregate`); a round that has no context (no secagg
+        configuration, fewer than two members with keys) has no model, as the aggregator's has none."""
+        opened = rev.opened
+        rid = RoundId(int(opened.round_id))
+        try:
+            if task.doc.secagg is None:
+                raise SecAggError(f"task version {opened.task_version} has no secagg configuration")
+            rnd = dataclasses.replace(self.ledger.round(rid), base_model_digest=opened.base_model_digest)
+            members = round_members(history.events, rnd)
+            chain_id, contract = self._federation_id()
+            ctx = round_context(chain_id, Address(contract), rnd, members, task.doc.secagg, model_dimension(base))
+        except SecAggError as err:
+            reason = f"the round cannot be unmasked: {err}"
+            return _SecureReplay(None, None, SecureAggregate(RoundAggregate(None, None, (), (), 0, reason, {}), None,
+                                                             (), reason))
+        records = fetch_round_records(self.store, ctx, rev.advertisements, rev.commitments, rev.unmasking, window_s=0)
+        result = secure_aggregate(task.doc.strategy_config(), task.doc.secagg, base, rid, opened.base_model_digest,
+                                  ctx, records, rev.commitments, int(opened.min_updates))
+        return _SecureReplay(ctx, records, result)
+
+    @staticmethod
+    def _lost_records(evidence: Evidence | None, replayed: _SecureReplay | None) -> list[str]:
+        """The posters of a secure round's records that the store cannot deliver now although the aggregator
+        used them (its evidence does not set them aside as unavailable)."""
+        if replayed is None or replayed.records is None:
+            return []
+        refused = {(r.participant.lower(), r.reason) for r in evidence.rejected} if evidence is not None else set()
+        return sorted({p.participant for p in replayed.records.problems
+                       if "not available" in p.reason and (p.participant.lower(), p.rejection().reason) not in refused})
+
+    @staticmethod
+    def _check_secure_evidence(add: AddFinding, evidence: Evidence, rev: RoundEvents,
+                               replayed: _SecureReplay | None) -> None:
+        """The secure section of the evidence against the replay's, field by field."""
+        if rev.secure is None:
+            add(FindingKind.EVIDENCE_MISMATCH, "the evidence has a secagg section, but the round is not a secure round")
+            return
+        if evidence.secagg is None:
+            add(FindingKind.EVIDENCE_MISMATCH, "the evidence of a secure-aggregation round lacks its secagg section")
+            return
+        if replayed is None or replayed.ctx is None or replayed.result.unmasked is None:
+            return  # nothing re-derived to compare with (the model's findings say why)
+        mine: SecureEvidence = secure_evidence(replayed.ctx, replayed.result.unmasked, rev.advertisements,
+                                               rev.commitments, rev.unmasking)
+        theirs = evidence.secagg
+        for name in ("context_digest", "members", "threshold", "sum_digest", "survivors", "dropped", "revealers",
+                     "findings", "advertisements", "masked_inputs", "unmasking"):
+            got, want = getattr(theirs, name), getattr(mine, name)
+            if got != want:
+                add(FindingKind.EVIDENCE_MISMATCH, f"evidence secagg {name} is {_brief(got)}; the replay re-derives "
+                    f"{_brief(want)}")
 
     def _as_the_aggregator_saw(self, add: AddFinding, evidence: Evidence, outcomes: list[FetchOutcome],
                                history: History, rev: RoundEvents) -> list[FetchOutcome]:
@@ -856,7 +978,7 @@ class Auditor:
 
     @staticmethod
     def _attribute(add: AddFinding, rev: RoundEvents, evidence: Evidence | None, recomputed: RoundAggregate | None,
-                   blames: list[_Blame], outcomes: Sequence[FetchOutcome]) -> None:
+                   blames: list[_Blame], outcomes: Sequence[FetchOutcome], replayed: _SecureReplay | None = None) -> None:
         """Findings about participants' updates, with the party to blame and the severity.
 
         A participant's faulty update that the aggregator left out (the round was closed, or its
@@ -890,7 +1012,7 @@ class Auditor:
             p = r.participant.lower()
             # a blob the audit could not fetch is reported from its own fetch; one rejected as
             # unavailable that can be fetched now, as a warning
-            if p in blamed or r.rule in SELECTION_RULES or r.rule == RULE_BLOB_UNAVAILABLE:
+            if p in blamed or r.rule in SELECTION_RULES or r.rule == RULE_BLOB_UNAVAILABLE or r.rule in SECAGG_RULES:
                 continue
             kind = FindingKind.BLOB_FORMAT if r.rule == RULE_BLOB_FORMAT else FindingKind.UPDATE_REJECTED
             if not decided:
@@ -901,6 +1023,29 @@ class Auditor:
             else:
                 add(kind, f"rejected by rule {r.rule}: {r.reason}", r.participant, severity=Severity.HANDLED)
             blamed.add(p)
+        if replayed is not None:
+            Auditor._attribute_secure(add, decided, replayed, blamed)
+
+    @staticmethod
+    def _attribute_secure(add: AddFinding, decided: bool, replayed: _SecureReplay, blamed: set[str]) -> None:
+        """A secure round's unused records (warnings; a committed blob the audit reported already is not repeated)
+        and each finding of its unmasking, against the participant it names: handled misconduct once the round
+        ended (the unmasking went on without the offending record or share), a warning while it is open."""
+        if replayed.records is not None:
+            for problem in replayed.records.problems:
+                if problem.participant.lower() in blamed and problem.kind == "masked input":
+                    continue
+                add(FindingKind.SECAGG_RECORD, f"its {problem.kind} is not used: {problem.reason}", problem.participant)
+        ctx = replayed.ctx
+        if ctx is None:
+            return
+        for f in replayed.result.findings:
+            kind = SECAGG_KINDS.get(f.kind.value, FindingKind.SECAGG_MALFORMED)
+            offender = ctx.member(f.offender).address if ctx.is_member(f.offender) else f"index {f.offender}"
+            owner = "" if f.owner is None or not ctx.is_member(f.owner) else \
+                f" (about participant {ctx.member(f.owner).address})"
+            severity = Severity.WARNING if kind.severity is Severity.WARNING or not decided else Severity.HANDLED
+            add(kind, f"{f.detail}{owner}; the unmasking went on without it", offender, severity=severity)
 
     # --- summaries --------------------------------------------------------------------------
     def _gas(self, rev: RoundEvents) -> dict[str, int]:
@@ -981,10 +1126,10 @@ class Auditor:
                     add(FindingKind.EVIDENCE_MISMATCH,
                         f"evidence gives the included update's {name} as {ev_value}, the commitment's is {chain_value}",
                         u.participant)
-        for p in {r.participant.lower() for r in evidence.rejected}:
+        for p in {r.participant.lower() for r in evidence.rejected if r.rule not in SECAGG_RULES}:
             listed[p] += 1
         for r in evidence.rejected:
-            if r.participant.lower() not in by_addr:
+            if r.participant.lower() not in by_addr and r.rule not in SECAGG_RULES:
                 add(FindingKind.UNKNOWN_REJECTION,
                     f"evidence rejects an update (rule {r.rule}) that was never committed in this round", r.participant)
         for p, n in sorted(listed.items()):
@@ -992,6 +1137,14 @@ class Auditor:
                 add(FindingKind.EVIDENCE_MISMATCH, f"evidence lists this participant's update {n} times "
                     "(included more than once, or both included and rejected)",
                     by_addr[p].participant if p in by_addr else p)
+
+
+def _brief(value: object) -> str:
+    """A value of the evidence in a finding, at most 300 characters (digests as hex)."""
+    if isinstance(value, bytes):
+        return digest_hex(value)
+    text = repr(value)
+    return text if len(text) <= 300 else text[:300] + "..."
 
 
 def describe_error(err: BaseException) -> str:

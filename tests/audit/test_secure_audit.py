@@ -1,0 +1,116 @@
+"""The audit of secure-aggregation rounds against the devnet and the store: the unmasked sum re-derived from the
+chain's events and the store, the model, inclusion root and evidence checked bit for bit; honest rounds (with
+dropouts, or closed below the threshold) audit clean, an aggregator that cheats on the sum or the included set is
+caught, and a lying survivor is named while the round still verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fedchain.audit.findings import FindingKind, Party, Severity
+from fedchain.audit.live import verify_round
+from fedchain.errors import ExitCode
+from fedchain.protocol.secure import RULE_SECAGG
+from tests.engine.secure_helpers import SecureRound, lie_about, make_secure_fed
+from tests.protocol.harness import Fed
+
+
+def _honest_round(fed: Fed, n: int) -> SecureRound:
+    opened = fed.aggregator.transport.open_round()
+    sr = SecureRound.attach(fed, opened.round_id)
+    sr.advertise(range(n))
+    sr.commit(range(n))
+    sr.unmask(range(n))
+    return sr
+
+
+def test_an_honest_secure_round_audits_clean(chain_env: Any, ipfs_store: Any, tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4)
+    sr = _honest_round(fed, 4)
+    assert fed.aggregator.finalize(sr.round_id).finalized
+
+    report = fed.auditor().audit()
+
+    assert report.findings == (), [f.to_json() for f in report.findings]
+    assert report.exit_code == ExitCode.OK
+    (summary,) = report.rounds
+    assert summary.status == "finalized" and len(summary.included) == 4
+    verdict = verify_round(fed.reader, fed.store, sr.round_id)  # a member's live check, without contract or chain id
+    assert verdict.ok and verdict.replayed_digest == verdict.published_digest
+
+
+def test_dropouts_and_a_round_closed_below_the_threshold_audit_clean(chain_env: Any, ipfs_store: Any,
+                                                                    tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 5)
+    first = SecureRound.attach(fed, fed.aggregator.transport.open_round().round_id)
+    first.advertise(range(5))
+    first.commit([0, 1, 2, 3])  # 4 drops after advertising
+    first.pass_deadline("deadline")
+    first.unmask([0, 1, 2])  # 3 drops after committing
+    first.pass_deadline("unmask_deadline")
+    assert fed.aggregator.finalize(first.round_id).finalized
+    second = SecureRound.attach(fed, fed.aggregator.transport.open_round().round_id)
+    second.advertise(range(5))
+    second.commit([0, 1, 2])
+    second.pass_deadline("deadline")
+    second.unmask([0, 1])  # 2 revealers: below the threshold of 3
+    second.pass_deadline("unmask_deadline")
+    assert not fed.aggregator.finalize(second.round_id).finalized
+
+    report = fed.auditor().audit()
+
+    assert report.findings == (), [f.to_json() for f in report.findings]
+    assert [r.status for r in report.rounds] == ["finalized", "closed"]
+
+
+def test_an_aggregator_that_cheats_on_the_sum_is_caught(chain_env: Any, ipfs_store: Any, tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4, dishonest="shift-model")
+    sr = _honest_round(fed, 4)
+    assert fed.aggregator.finalize(sr.round_id).finalized
+
+    report = fed.auditor().audit()
+
+    mismatch = [f for f in report.findings if f.kind is FindingKind.MODEL_MISMATCH]
+    assert mismatch and all(f.responsible is Party.AGGREGATOR and f.severity is Severity.ERROR for f in mismatch)
+    assert mismatch[0].responsible_address == chain_env.accounts.aggregator.address
+    assert report.exit_code == ExitCode.AUDIT_FINDINGS
+    verdict = verify_round(fed.reader, fed.store, sr.round_id)
+    assert not verdict.ok and verdict.accused is Party.AGGREGATOR
+
+
+def test_an_aggregator_that_leaves_a_survivor_out_of_the_included_set_is_caught(
+        chain_env: Any, ipfs_store: Any, tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4, dishonest="drop-update")
+    sr = _honest_round(fed, 4)
+    assert len(fed.aggregator.finalize(sr.round_id).included) == 3
+
+    report = fed.auditor().audit()
+
+    kinds = {f.kind for f in report.findings if f.severity is Severity.ERROR}
+    assert {FindingKind.MERKLE_ROOT_MISMATCH, FindingKind.UPDATE_DROPPED} <= kinds
+    assert report.exit_code == ExitCode.AUDIT_FINDINGS
+
+
+def test_a_lying_survivor_is_named_while_the_round_verifies(chain_env: Any, ipfs_store: Any, tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4)
+    opened = fed.aggregator.transport.open_round()
+    sr = SecureRound.attach(fed, opened.round_id)
+    sr.advertise(range(4))
+    sr.commit(range(4))
+    sr.unmask(range(4), tamper={0: lie_about(sr.index(1))})  # participant 0 reveals a wrong share of 1's seed
+    liar = chain_env.accounts.participants[0].address
+
+    out = fed.aggregator.finalize(opened.round_id)
+
+    assert out.finalized and len(out.included) == 4  # the round is unmasked without the lie
+    assert [(r.participant.lower(), r.rule) for r in out.rejected] == [(liar.lower(), RULE_SECAGG)]
+    report = fed.auditor().audit()
+    named = [f for f in report.findings if f.kind is FindingKind.SECAGG_INCONSISTENT_SHARE]
+    assert [(f.participant, f.responsible, f.responsible_address, f.severity) for f in named] == [
+        (liar, Party.PARTICIPANT, liar, Severity.HANDLED)]
+    assert chain_env.accounts.participants[1].address in named[0].detail
+    assert [f.kind for f in report.findings] == [FindingKind.SECAGG_INCONSISTENT_SHARE], [
+        f.to_json() for f in report.findings]
+    assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
+    assert verify_round(fed.reader, fed.store, opened.round_id).ok  # the model verifies
