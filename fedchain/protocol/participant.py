@@ -10,6 +10,7 @@ anything failing before the commit leaves no commitment behind.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from fedchain.errors import (
     PrivacyError,
     RoundNotOpenError,
     RpcUnavailableError,
+    SecAggError,
     StorageUnavailableError,
 )
 from fedchain.ports import (
@@ -47,6 +49,7 @@ from fedchain.ports import (
     PrivacySpent,
     RoundRecord,
     RoundStatus,
+    SecureLedger,
     TxReport,
     UpdateCommitment,
     UpdateSeal,
@@ -56,18 +59,37 @@ from fedchain.protocol.blobs import decode_global, decode_update, encode_update,
 from fedchain.protocol.evidence import Evidence
 from fedchain.protocol.rewards import RewardsLedger, RoundRewardsDoc, RoundRewardsView, score_text, scores_publication
 from fedchain.protocol.rounds import RULE_BLOB_UNAVAILABLE
+from fedchain.protocol.secure import (
+    fetch_round_records,
+    index_of,
+    masked_metadata_digest,
+    model_dimension,
+    quantise_delta,
+    round_context,
+    round_members,
+)
 from fedchain.protocol.task import TaskDocument, load_task_document, task_version
 from fedchain.protocol.training import training_seed
 from fedchain.reverts import (
+    FederationAdvertisePhaseActive,
+    FederationAdvertiseTooLate,
     FederationAlreadyAttested,
     FederationAlreadyContested,
+    FederationCommitPhaseActive,
     FederationCommitTooLate,
     FederationContestWindowClosed,
+    FederationDuplicateAdvertisement,
     FederationDuplicateCommit,
+    FederationDuplicateUnmaskingShares,
+    FederationNotAdvertised,
+    FederationNotCommitted,
     FederationNotSealed,
     FederationRevealTooLate,
     FederationRoundNotOpen,
+    FederationUnmaskTooLate,
 )
+from fedchain.secagg.messages import UnmaskingShares
+from fedchain.secagg.protocol import Roster, RoundSecrets, accept_advertisements, advertise, mask_input, unmask_shares
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
@@ -77,6 +99,7 @@ if TYPE_CHECKING:
     from fedchain.fl.schema import DataSchema
     from fedchain.ports import BlobStore
     from fedchain.protocol.blobs import GlobalModel
+    from fedchain.secagg.context import RoundContext
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +110,22 @@ _MISSED_ROUND_ERRORS = (FederationCommitTooLate, FederationRoundNotOpen, Federat
 VERIFY_ATTEMPTS = 3  # looks at a finalised round whose verification fails before the agent gives up on it
 # Outages the agent rides out (with bounded backoff) instead of exiting.
 _TRANSIENT_ERRORS = (RpcUnavailableError, StorageUnavailableError)
+# Reverts that end this participant's part in a secure round (a phase it was too late for, a chain that lost its
+# advertisement or commitment), and those that only mean "too early: look again at the next block".
+_MISSED_SECURE_ERRORS = (FederationAdvertiseTooLate, FederationCommitTooLate, FederationUnmaskTooLate,
+                         FederationRoundNotOpen, FederationNotAdvertised, FederationNotCommitted)
+_EARLY_SECURE_ERRORS = (FederationAdvertisePhaseActive, FederationCommitPhaseActive)
+SECAGG_DIR = "secagg"  # under the state dir: each secure round's private file (secrets, records) and masked input
+SECAGG_RECORD_WINDOW_S = 10.0  # how long a peer's advertisement blob missing from the store is waited for
+DROPOUT_STAGES = ("before_advertising", "after_advertising", "after_committing")
 
 # Test-only: the name of a point in ``submit`` at which the process kills itself with SIGKILL
 # ("after_put": the update blob is stored, nothing is on chain; "after_send": the commit
-# transaction is mined, the client state is not promoted yet). Lets the tests crash the agent
-# exactly there and check that a restart commits once. Never set it in production.
+# transaction is mined, the client state is not promoted yet; in a secure round
+# "secagg_advertisement_saved": the secrets and advertisement are in the round file, nothing is
+# stored or posted; "secagg_masked_stored": the masked input is stored, not committed;
+# "secagg_unmasking_saved": the unmasking shares are in the round file, not posted). Lets the
+# tests crash the agent exactly there and check that a restart acts once. Never set it in production.
 TEST_CRASH_ENV = "FEDCHAIN_TEST_CRASH_AT"
 _PENDING_STATE = re.compile(r"^client_state\.pending-(\d+)\.npz$")
 
@@ -161,7 +195,7 @@ class SubmitResult:
 
 
 JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped", "seal_intent", "sealed", "verified", "contested",
-                  "excluded", "claimed", "unrewarded")
+                  "excluded", "claimed", "unrewarded", "advertised", "unmasked", "dropped")
 
 
 @dataclass(frozen=True)
@@ -179,7 +213,11 @@ class JournalEntry:
     a restart does not attest again), ``contested`` (left out as unavailable; the exclusion was
     contested on chain, ``tx_hash``) or ``excluded`` (left out, nothing to contest: ``reason``).
     Once the round's rewards are published: ``claimed`` (the reward ``amount`` claimed, ``tx_hash``;
-    none when an earlier claim was found on chain) or ``unrewarded`` (nothing owed: ``reason``)."""
+    none when an earlier claim was found on chain) or ``unrewarded`` (nothing owed: ``reason``).
+    In a secure-aggregation round: ``advertised`` (the advertisement blob posted, its digest and CID),
+    the masked input's ``intent`` and ``committed``, ``unmasked`` (the unmasking-shares blob posted),
+    ``dropped`` (a simulated dropout: ``reason`` names the stage) or ``skipped`` (``reason``). The
+    round's secrets are not journaled: they are in the round's private file (:data:`SECAGG_DIR`)."""
 
     event: str
     round_id: RoundId
@@ -310,6 +348,90 @@ class TxJournal:
         return {int(e.round_id) for e in self.entries() if e.event in ("claimed", "unrewarded")}
 
 
+@dataclass(frozen=True)
+class SecureRoundState:
+    """What a participant keeps to itself about one secure round, in ``<state dir>/secagg/round-<r>.json``
+    (0600), each part written before it leaves the machine: the round's secrets and its advertisement blob (a
+    restart posts exactly these bytes and never draws new secrets), the masked input's commitment (its blob next
+    to the file), and the unmasking-shares blob (a restart posts it again, never a different one)."""
+
+    round_id: RoundId
+    context: bytes  # the round context's digest (chain id, contract, round)
+    base_model_digest: Digest
+    index: int  # this participant's member index
+    mask_private: bytes
+    self_seed: bytes
+    advertisement: bytes
+    masked_digest: Digest | None = None
+    num_samples: int | None = None
+    metadata_digest: Digest | None = None
+    epsilon_spent: int | None = None  # a private round's claim (micro-epsilon) ...
+    accountant_digest: Digest | None = None  # ... and its accountant digest
+    unmasking: bytes | None = None
+
+    @property
+    def secrets(self) -> RoundSecrets:
+        """The round's secrets as the protocol takes them."""
+        return RoundSecrets(self.index, self.mask_private, self.self_seed)
+
+    def claim(self) -> tuple[int, Digest] | None:
+        """The masked input's privacy claim, if the round is private."""
+        if self.epsilon_spent is None or self.accountant_digest is None:
+            return None
+        return int(self.epsilon_spent), self.accountant_digest
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON object (bytes as hex)."""
+        def hexed(value: bytes | None) -> str | None:
+            return None if value is None else bytes(value).hex()
+
+        return {
+            "round": int(self.round_id), "context": hexed(self.context), "base_model_digest": hexed(self.base_model_digest),
+            "index": self.index, "mask_private": hexed(self.mask_private), "self_seed": hexed(self.self_seed),
+            "advertisement": hexed(self.advertisement), "masked_digest": hexed(self.masked_digest),
+            "num_samples": self.num_samples, "metadata_digest": hexed(self.metadata_digest),
+            "epsilon_spent": self.epsilon_spent, "accountant_digest": hexed(self.accountant_digest),
+            "unmasking": hexed(self.unmasking),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SecureRoundState:
+        """Read back (KeyError/ValueError/TypeError when malformed)."""
+        def raw(key: str) -> bytes | None:
+            value = data.get(key)
+            return None if value is None else bytes.fromhex(str(value))
+
+        def need(key: str) -> bytes:
+            value = raw(key)
+            if value is None:
+                raise KeyError(key)
+            return value
+
+        masked, meta, acct = raw("masked_digest"), raw("metadata_digest"), raw("accountant_digest")
+        return cls(
+            RoundId(int(data["round"])), need("context"), Digest(need("base_model_digest")), int(data["index"]),
+            need("mask_private"), need("self_seed"), need("advertisement"),
+            None if masked is None else Digest(masked),
+            None if data.get("num_samples") is None else int(data["num_samples"]),
+            None if meta is None else Digest(meta),
+            None if data.get("epsilon_spent") is None else int(data["epsilon_spent"]),
+            None if acct is None else Digest(acct),
+            raw("unmasking"),
+        )
+
+
+def dropout_stage(rate: float, seed: int, round_id: int, address: str) -> str | None:
+    """Where a simulated dropout takes ``address`` out of secure round ``round_id`` (one of
+    :data:`DROPOUT_STAGES`), or None when it stays: with probability ``rate``, deterministic in (seed, round,
+    address), so a restarted agent drops at the same stage."""
+    if rate <= 0.0:
+        return None
+    h = hashlib.sha256(f"fedchain/secagg/dropout/{int(seed)}/{int(round_id)}/{address.lower()}".encode()).digest()
+    if int.from_bytes(h[:8], "big") / 2.0**64 >= rate:
+        return None
+    return DROPOUT_STAGES[h[8] % len(DROPOUT_STAGES)]
+
+
 class ParticipantAgent:
     """One participant. ``ledger`` signs as the participant; ``store`` is the shared blob store."""
 
@@ -330,6 +452,8 @@ class ParticipantAgent:
         verify_now: Callable[[], bool] | None = None,
         incentives: RewardsLedger | None = None,
         secagg_key: bytes | None = None,
+        dropout_rate: float = 0.0,
+        dropout_seed: int = 0,
     ) -> None:
         self.ledger = ledger
         # the long-term X25519 private key whose public half this participant registered
@@ -371,6 +495,14 @@ class ParticipantAgent:
         self.incentives = incentives
         self._rewarded = self.journal.rewarded()  # rounds claimed or owed nothing (journaled)
         self._no_rewards: set[int] = set()  # rounds whose task has no rewards config (not journaled)
+        # simulated dropouts (``simulate --secagg --dropout``): in each secure round this participant drops out with
+        # probability ``dropout_rate`` at one of DROPOUT_STAGES, drawn from (dropout_seed, round, address)
+        self.dropout_rate = dropout_rate
+        self.dropout_seed = dropout_seed
+        self.record_window_s = SECAGG_RECORD_WINDOW_S  # how long a peer's missing advertisement blob is waited for
+        self._secure_done: set[int] = set()  # secure rounds in which this participant has nothing more to do
+        self._secure_ctx: dict[int, tuple[bytes, RoundContext, TaskDocument, GlobalModel, int]] = {}
+        self._rosters: dict[int, Roster] = {}  # the U1 each secure round's masked input was made with
 
     @property
     def address(self) -> Address:
@@ -417,6 +549,8 @@ class ParticipantAgent:
             return again
         self.settle_state()
         self.check_finalised_rounds()  # verify the model we are about to train on, contest an exclusion
+        if rnd.secure:
+            return self._submit_secure(rnd)
         existing = self.own_commitment(rid) if self.ledger.participant(self.address).last_committed_round == rid else None
         if existing is not None:
             log.info("round %d: already committed %s (tx %s); nothing to do", rid, existing.cid, existing.tx_hash)
@@ -606,6 +740,310 @@ class ParticipantAgent:
         log.info("round %d: revealed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
         return result
 
+    # --- secure-aggregation rounds ---------------------------------------------------------
+    def _secure_ledger(self) -> SecureLedger:
+        if not isinstance(self.ledger, SecureLedger):
+            raise ParticipantError("a secure-aggregation round is open, and this agent's ledger cannot run one")
+        return self.ledger
+
+    def _secure_file(self, round_id: int) -> Path:
+        return self.state_dir / SECAGG_DIR / f"round-{int(round_id)}.json"
+
+    def _masked_file(self, round_id: int) -> Path:
+        return self.state_dir / SECAGG_DIR / f"round-{int(round_id)}.masked"
+
+    def secure_state(self, round_id: RoundId) -> SecureRoundState | None:
+        """This participant's private file of secure round ``round_id`` (None: it never advertised there)."""
+        path = self._secure_file(round_id)
+        if not path.is_file():
+            return None
+        try:
+            return SecureRoundState.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ParticipantError(f"round {round_id}: the secure-round file {path} is unreadable: {err}") from err
+
+    def _save_secure(self, state: SecureRoundState) -> None:
+        _write_private(self._secure_file(state.round_id), json.dumps(state.to_json(), sort_keys=True).encode("utf-8"))
+
+    def _secure_context(self, rnd: RoundRecord) -> tuple[RoundContext, TaskDocument, GlobalModel, int]:
+        """The round's context, its task document, its base model and the bytes fetched for them."""
+        rid = int(rnd.round_id)
+        cached = self._secure_ctx.get(rid)
+        if cached is not None and cached[0] == bytes(rnd.base_model_digest):
+            return cached[1], cached[2], cached[3], cached[4]
+        doc = self.task_document(int(rnd.task_version))
+        if doc.secagg is None:
+            raise ParticipantError(f"round {rid} is a secure-aggregation round, but its task (version "
+                                   f"{rnd.task_version}) has no secagg configuration")
+        base, base_size = self._fetch_base(rnd)
+        verify_round_base(self.ledger, rnd, doc)
+        members = round_members(self.ledger.history(to_block=rnd.opened_block), rnd)
+        chain_id, contract = self._secure_ledger().federation_id()
+        ctx = round_context(chain_id, contract, rnd, members, doc.secagg, model_dimension(base))
+        size = base_size + len(doc.to_bytes())
+        self._secure_ctx[rid] = (bytes(rnd.base_model_digest), ctx, doc, base, size)
+        return ctx, doc, base, size
+
+    def _secure_roster(self, ctx: RoundContext, rid: RoundId) -> Roster:
+        """U1 from the chain: every posted advertisement whose blob checks out; the others are logged and left out
+        (a hostile peer's blob never stops the round)."""
+        events = self._secure_ledger().advertisements(rid)
+        records = fetch_round_records(self.store, ctx, events, [], [], window_s=self.record_window_s)
+        for problem in records.problems:
+            log.warning("round %d: leaving out the advertisement of %s: %s", rid, problem.participant, problem.reason)
+        roster = accept_advertisements(ctx, records.advertisements)
+        for finding in roster.findings:
+            log.warning("round %d: leaving out the advertisement of participant %d: %s (%s)", rid, finding.offender,
+                        finding.detail, finding.kind.value)
+        return roster
+
+    def _secure_finish(self, rid: RoundId, event: str | None = None, reason: str | None = None) -> None:
+        """Nothing more to do in secure round ``rid``; journaled (``skipped``, ``dropped``) with a warning."""
+        if event is not None:
+            log.warning("round %d: %s", rid, reason)
+            self.journal.append(JournalEntry(event, rid, self.address, reason=reason))
+        self._secure_done.add(int(rid))
+
+    def _submit_secure(self, rnd: RoundRecord) -> SubmitResult:
+        """:meth:`submit` in a secure round: what :meth:`secure_step` did now (the last step), else what this
+        participant did in the round before (its commitment, its advertisement)."""
+        rid = RoundId(int(rnd.round_id))
+        if rnd.status != RoundStatus.OPEN:
+            raise RoundNotOpenError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
+        done = self.secure_step(rid)
+        if done:
+            return done[-1]
+        existing = self.own_commitment(rid)
+        if existing is not None:
+            return self._found_on_chain(rnd, existing, None, 0.0)
+        state = self.secure_state(rid)
+        if state is not None and self._secure_ledger().secure_participation(rid, self.address)[0]:
+            digest = sha256_digest(state.advertisement)
+            ours = [a for a in self._secure_ledger().advertisements(rid) if a.participant.lower() == self.address.lower()]
+            return SubmitResult(rid, self.address, digest, ours[-1].cid if ours else Cid(""), 0, True, 0,
+                                ours[-1].tx_hash if ours else None, None, 0, 0.0, function="postAdvertisement")
+        raise ParticipantError(f"round {rid}: this participant takes no part in the secure-aggregation round (see its "
+                               f"journal {self.journal.path})")
+
+    def _secure_pending(self, round_id: int) -> bool:
+        """Whether this participant still has something to do in secure round ``round_id``."""
+        return int(round_id) not in self._secure_done
+
+    def secure_step(self, round_id: RoundId) -> list[SubmitResult]:
+        """Do what secure round ``round_id`` asks of this participant now, each phase once, driven by the chain
+        and the round's private file: advertise (in the advertise phase), commit the masked input (once that phase
+        is over, in the commit phase), post the unmasking shares (once the commit phase is over). Returns what was
+        done (empty: nothing is due now). A phase it is too late for, a round it is not a member of, a simulated
+        dropout or a protocol refusal (below the threshold, a double reveal) ends its part in the round, journaled."""
+        rid = RoundId(int(round_id))
+        out: list[SubmitResult] = []
+        while self._secure_pending(rid):
+            try:
+                res = self._secure_action(rid)
+            except _MISSED_SECURE_ERRORS as err:
+                self._secure_finish(rid, "skipped", f"skipped, the round no longer takes this step: {err}")
+                break
+            except _EARLY_SECURE_ERRORS as err:
+                log.info("round %d: too early (%s); trying again at the next block", rid, err)
+                break
+            except SecAggError as err:
+                self._secure_finish(rid, "skipped", f"skipped, the secure-aggregation protocol refuses: {err}")
+                break
+            if res is None:
+                break
+            out.append(res)
+        return out
+
+    def _secure_action(self, rid: RoundId) -> SubmitResult | None:
+        ledger = self._secure_ledger()
+        rnd = self.ledger.round(rid)
+        if rnd.status != RoundStatus.OPEN:
+            self._secure_finish(rid)
+            return None
+        advertised, unmasked = ledger.secure_participation(rid, self.address)
+        if unmasked:
+            self._secure_finish(rid)
+            return None
+        state = self.secure_state(rid)
+        drop = dropout_stage(self.dropout_rate, self.dropout_seed, int(rid), self.address)
+        if not advertised:
+            if ledger.advertise_phase_over(rid):
+                self._secure_finish(rid, "skipped", "skipped: the advertise phase ended before this participant "
+                                                    "advertised")
+                return None
+            if drop == "before_advertising":
+                self._secure_finish(rid, "dropped", "dropping out before advertising (simulated)")
+                return None
+            return self._advertise(rnd, state)
+        if state is None or bytes(state.base_model_digest) != bytes(rnd.base_model_digest):
+            self._secure_finish(rid, "skipped", f"skipped: this account advertised, but the round's secrets are not "
+                                                f"in {self._secure_file(rid)}; it cannot go on")
+            return None
+        if drop == "after_advertising":
+            self._secure_finish(rid, "dropped", "dropping out after advertising (simulated)")
+            return None
+        mine = self.own_commitment(rid)
+        if mine is None:
+            if not ledger.advertise_phase_over(rid):
+                return None
+            if ledger.commit_phase_over(rid):
+                self._secure_finish(rid, "skipped", "skipped: the commit phase ended before our masked input was "
+                                                    "committed")
+                return None
+            return self._commit_masked(rnd, state)
+        if drop == "after_committing":
+            self._secure_finish(rid, "dropped", "dropping out after committing (simulated)")
+            return None
+        if not ledger.commit_phase_over(rid):
+            return None
+        return self._post_unmasking(rnd, state)
+
+    def _advertise(self, rnd: RoundRecord, state: SecureRoundState | None) -> SubmitResult | None:
+        """Advertise in secure round ``rnd``: the advertisement and secrets of the round file when it has them
+        (a restart), else fresh ones, written there before the blob is stored or posted."""
+        rid = RoundId(int(rnd.round_id))
+        ledger = self._secure_ledger()
+        try:
+            ctx, _doc, _base, downloaded = self._secure_context(rnd)
+        except SecAggError as err:
+            self._secure_finish(rid, "skipped", f"skipped: the round cannot run secure aggregation: {err}")
+            return None
+        index = index_of(ctx, self.address)
+        if index is None:
+            self._secure_finish(rid, "skipped", "skipped: this participant is not a member of the secure round (not "
+                                                "active when it opened, or no valid X25519 key registered)")
+            return None
+        if self.secagg_key is None:
+            self._secure_finish(rid, "skipped", "skipped: this agent holds no X25519 private key (secagg_key) for "
+                                                "secure-aggregation rounds")
+            return None
+        if (state is None or state.context != ctx.digest or state.index != index
+                or bytes(state.base_model_digest) != bytes(rnd.base_model_digest)):
+            if state is not None:
+                log.warning("round %d: the secure-round file %s is of another opening of the round (the chain was "
+                            "rewound?); advertising anew", rid, self._secure_file(rid))
+            ad, secrets_ = advertise(ctx, index, self.secagg_key)
+            state = SecureRoundState(rid, ctx.digest, rnd.base_model_digest, index, secrets_.mask_private,
+                                     secrets_.self_seed, ad.to_bytes())
+            self._save_secure(state)
+        else:
+            log.info("round %d: posting the advertisement kept in %s", rid, self._secure_file(rid))
+        _test_crash_point("secagg_advertisement_saved")
+        blob = state.advertisement
+        digest = sha256_digest(blob)
+        cid = self.store.put(blob)
+        try:
+            report = ledger.post_advertisement(rid, digest, cid)
+        except FederationDuplicateAdvertisement:
+            ours = [a for a in ledger.advertisements(rid) if a.participant.lower() == self.address.lower()]
+            if not ours or bytes(ours[-1].digest) != bytes(digest):
+                raise
+            log.info("round %d: already advertised %s (tx %s)", rid, cid, ours[-1].tx_hash)
+            return SubmitResult(rid, self.address, digest, cid, 0, True, 0, ours[-1].tx_hash, None, 0, 0.0,
+                                function="postAdvertisement")
+        self.journal.append(JournalEntry("advertised", rid, self.address, digest, cid, None, None, rnd.base_model_digest,
+                                         report.tx_hash, report.block_number))
+        log.info("round %d: advertised %s as participant %d gas=%d tx=%s", rid, cid, index, report.gas_used,
+                 report.tx_hash)
+        return SubmitResult(rid, self.address, digest, cid, 0, False, report.gas_used, report.tx_hash, None, len(blob),
+                            0.0, downloaded, function="postAdvertisement")
+
+    def _commit_masked(self, rnd: RoundRecord, state: SecureRoundState) -> SubmitResult | None:
+        """Train, quantise, mask with the pairwise masks of U1 and commit the masked input, once: the masked
+        blob and its commitment go to the round file before the blob is stored (a restart commits those)."""
+        rid = RoundId(int(rnd.round_id))
+        ctx, doc, base, downloaded = self._secure_context(rnd)
+        assert doc.secagg is not None
+        path = self._masked_file(rid)
+        blob = path.read_bytes() if state.masked_digest is not None and path.is_file() else None
+        loss, train_s = None, 0.0
+        if blob is not None and sha256_digest(blob) == bytes(state.masked_digest or b""):
+            log.info("round %d: committing the masked input kept in %s", rid, path)
+        else:
+            roster = self._secure_roster(ctx, rid)
+            if state.index not in roster.advertisements:
+                self._secure_finish(rid, "skipped", "skipped: our own advertisement is not among the round's accepted "
+                                                    "advertisements")
+                return None
+            x, y = self.load_data(doc.schema())
+            history = self.require_privacy_budget(doc, rid)
+            t0 = time.perf_counter()
+            update, new_state, loss = self._train(doc, rnd, base, x, y)
+            train_s = time.perf_counter() - t0
+            claim = self._privacy_claim(doc, rid, history, update)
+            ring = quantise_delta(update.model_tensors, doc.secagg, clip=doc.privacy is None)
+            blob = mask_input(ctx, state.secrets, roster, ring).to_bytes()
+            digest, samples = sha256_digest(blob), int(update.num_samples)
+            _write_private(path, blob)
+            state = replace(state, masked_digest=digest, num_samples=samples,
+                            metadata_digest=masked_metadata_digest(rid, rnd.base_model_digest, digest, samples),
+                            epsilon_spent=claim[0] if claim else None, accountant_digest=claim[1] if claim else None)
+            self._save_secure(state)
+            self._save_pending_state(rid, new_state)
+            self._rosters[int(rid)] = roster
+        assert state.masked_digest is not None and state.num_samples is not None and state.metadata_digest is not None
+        digest, samples, meta, claim = state.masked_digest, state.num_samples, state.metadata_digest, state.claim()
+        cid = self.store.put(blob)
+        log.info("round %d: stored masked input %s", rid, cid)
+        _test_crash_point("secagg_masked_stored")
+        self.journal.append(JournalEntry("intent", rid, self.address, digest, cid, samples, meta,
+                                         rnd.base_model_digest, epsilon_spent=claim[0] if claim else None,
+                                         accountant_digest=claim[1] if claim else None))
+        try:
+            report = self._commit(rid, digest, cid, samples, meta, claim)
+        except FederationDuplicateCommit:
+            existing = self.own_commitment(rid)
+            if existing is None:
+                raise
+            log.info("round %d: already committed %s (tx %s)", rid, existing.cid, existing.tx_hash)
+            return self._found_on_chain(rnd, existing, loss, train_s)
+        result = SubmitResult(rid, self.address, digest, cid, samples, False, report.gas_used, report.tx_hash, loss,
+                              len(blob), train_s, downloaded,
+                              function="commitUpdate" if claim is None else "commitPrivateUpdate")
+        self._journal_commit(JournalEntry("committed", rid, self.address, digest, cid, samples, meta,
+                                          rnd.base_model_digest, report.tx_hash, report.block_number, result=result,
+                                          epsilon_spent=claim[0] if claim else None,
+                                          accountant_digest=claim[1] if claim else None))
+        log.info("round %d: committed masked input %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
+        return result
+
+    def _post_unmasking(self, rnd: RoundRecord, state: SecureRoundState) -> SubmitResult | None:
+        """Post the unmasking shares once the commit phase is over: the self-seed share of each committer this
+        participant holds shares of, the mask-key share of each advertiser that did not commit. Computed once and
+        written to the round file before it is stored or posted; a restart posts those bytes again."""
+        rid = RoundId(int(rnd.round_id))
+        ledger = self._secure_ledger()
+        ctx, _doc, _base, _size = self._secure_context(rnd)
+        if state.unmasking is not None:
+            blob = state.unmasking
+            log.info("round %d: posting the unmasking shares kept in %s", rid, self._secure_file(rid))
+        else:
+            if self.secagg_key is None:
+                self._secure_finish(rid, "skipped", "skipped: this agent holds no X25519 private key (secagg_key) to "
+                                                    "open its shares with")
+                return None
+            roster = self._rosters.get(int(rid)) or self._secure_roster(ctx, rid)
+            survivors = sorted(i for i in (index_of(ctx, c.participant) for c in self.ledger.commitments(rid))
+                               if i is not None)
+            record = unmask_shares(ctx, state.secrets, self.secagg_key, roster, survivors)
+            blob = record.to_bytes()
+            self._save_secure(replace(state, unmasking=blob))
+        _test_crash_point("secagg_unmasking_saved")
+        digest = sha256_digest(blob)
+        cid = self.store.put(blob)
+        try:
+            report = ledger.post_unmasking_shares(rid, digest, cid)
+        except FederationDuplicateUnmaskingShares:
+            self._secure_finish(rid)
+            return None
+        self.journal.append(JournalEntry("unmasked", rid, self.address, digest, cid, None, None, rnd.base_model_digest,
+                                         report.tx_hash, report.block_number))
+        log.info("round %d: posted unmasking shares %s (%d reveal(s)) gas=%d tx=%s", rid, cid,
+                 len(UnmaskingShares.from_bytes(blob).reveals), report.gas_used, report.tx_hash)
+        self._secure_finish(rid)
+        return SubmitResult(rid, self.address, digest, cid, 0, False, report.gas_used, report.tx_hash, None, len(blob),
+                            0.0, function="postUnmaskingShares")
+
     # --- the journal and a rewound chain -------------------------------------------------
     def _journal_commit(self, entry: JournalEntry) -> None:
         self.journal.append(entry)
@@ -637,6 +1075,13 @@ class ParticipantAgent:
         rid = RoundId(int(rnd.round_id))
         entry = self._commits.get(int(rid))
         if entry is None or rnd.status != RoundStatus.OPEN or self.own_commitment(rid) is not None:
+            return None
+        if rnd.secure:  # the masked input (and the advertisement before it) is committed again from the round file
+            log.warning("round %d: journaled masked-input commit tx %s is missing from the chain (the chain was "
+                        "rewound?); the secure round's steps are taken again from %s", rid, entry.tx_hash,
+                        self._secure_file(rid))
+            del self._commits[int(rid)]
+            self._secure_done.discard(int(rid))
             return None
         if rnd.commit_reveal:  # the reveal was lost: reveal (or seal) again from the journaled seal
             log.warning("round %d: journaled reveal tx %s is missing from the chain (the chain was rewound?); "
@@ -714,12 +1159,13 @@ class ParticipantAgent:
     def _round_inputs(self, rid: RoundId, accountant_digest: Digest) -> AccountantInputs:
         from fedchain.fl.privacy import AccountantInputs
 
-        doc = self.task_document(int(self.ledger.round(rid).task_version))
+        rnd = self.ledger.round(rid)
+        doc = self.task_document(int(rnd.task_version))
         if doc.privacy is not None:
             inputs = doc.privacy.round_inputs(doc.local_epochs())
             if bytes(inputs.digest()) == bytes(accountant_digest):
                 return inputs
-        mine = self.own_commitment(rid)
+        mine = self.own_commitment(rid) if not rnd.secure else None  # a masked input is not a ClientUpdate
         if mine is not None:
             from_blob = AccountantInputs.from_extras(decode_update(self.store.get(mine.cid)).extras)
             if from_blob is not None and bytes(from_blob.digest()) == bytes(accountant_digest):
@@ -897,6 +1343,12 @@ class ParticipantAgent:
             evidence = self._evidence(rnd)
             if evidence is not None and any(u.participant.lower() == self.address.lower() for u in evidence.included):
                 self._verify(rnd, mine)
+                continue
+            if rnd.secure:  # the aggregator never sees a masked input alone: there is no exclusion to contest
+                why = ("the secure round's evidence does not list us among the survivors whose inputs were unmasked"
+                       if evidence is not None else "the evidence cannot be read")
+                log.warning("round %d was finalised without our masked input %s: %s", rid, mine.cid, why)
+                self._settle(JournalEntry("excluded", rid, self.address, mine.update_digest, mine.cid, reason=why))
                 continue
             self.contest_exclusion(rnd, mine, evidence)
 
@@ -1188,8 +1640,11 @@ class ParticipantAgent:
         if self.incentives is not None:
             self.claim_rewards()
         rid = RoundId(latest)
+        latest_round = self.ledger.round(rid)
+        if latest_round.secure:
+            return self._secure_watch(latest_round, until_round, done, results, on_result, wait_for_end)
         if latest not in done:
-            rnd = self.ledger.round(rid)
+            rnd = latest_round
             if rnd.status == RoundStatus.OPEN:
                 try:
                     res = self.submit(rid)
@@ -1243,6 +1698,25 @@ class ParticipantAgent:
         if until_round is not None and latest == until_round:
             return not wait_for_end or self.ledger.round(rid).status != RoundStatus.OPEN
         return False
+
+    def _secure_watch(self, rnd: RoundRecord, until_round: int | None, done: set[int], results: list[SubmitResult],
+                      on_result: Callable[[SubmitResult], None] | None, wait_for_end: bool) -> bool:
+        """:meth:`_step` in a secure round: take the steps due now (:meth:`secure_step`). Done with
+        ``until_round`` once it ended, or (without ``wait_for_end``) once this participant has nothing more to
+        do in it: its unmasking shares posted, or its part over (skipped, dropped out)."""
+        latest = int(rnd.round_id)
+        if rnd.status == RoundStatus.OPEN and self._secure_pending(latest):
+            acted = self.secure_step(rnd.round_id)
+            for res in acted:
+                self._report(res, results, on_result)
+            if acted:
+                self._last_progress = time.monotonic()
+            done.add(latest)
+        if until_round is None or latest != until_round:
+            return False
+        if rnd.status != RoundStatus.OPEN:
+            return True
+        return not wait_for_end and not self._secure_pending(latest)
 
     @staticmethod
     def _report(res: SubmitResult, results: list[SubmitResult], on_result: Callable[[SubmitResult], None] | None) -> None:
