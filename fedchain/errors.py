@@ -125,6 +125,10 @@ class DeploymentNotFoundError(ChainError):
     exit_code = ExitCode.DEPLOYMENT_NOT_FOUND
 
 
+class ModelNotAvailableError(ChainError):
+    """The chain records no usable global model for the round asked for (not finalised, disputed, none yet)."""
+
+
 class ContractRevertError(ChainError):
     """A call or transaction reverted with a decoded custom error."""
 

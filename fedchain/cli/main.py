@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("fedchain.cli.simulate:simulate", "Run a whole federation end to end, then audit it."),
     "deposit": ("fedchain.cli.deposit:deposit", "Show, release and withdraw a participant's deposit."),
     "rewards": ("fedchain.cli.rewards:rewards", "Show each round's rewards; claim yours by Merkle proof."),
+    "model": ("fedchain.cli.model:model", "Export and evaluate the federation's verified global models."),
 }
 
 
