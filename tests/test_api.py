@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -110,3 +111,18 @@ def test_audit_replays_the_federation_clean(federation: Federation) -> None:
 
     assert report.verdict == Verdict.CLEAN, report.findings
     assert report.rounds_checked == (1, 2)
+
+
+def test_connect_through_the_ipfs_node_loads_the_current_model(trained: Trained, ipfs_store: Any, ipfs_api_url: str,
+                                                               tmp_path: Path) -> None:
+    record = trained.fed.reader.round(RoundId(2))
+    for cid in (record.model_cid, trained.fed.task_cid):  # the same blobs on the node, under the same CIDs
+        assert ipfs_store.put(trained.store.get(cid)) == cid
+
+    with Federation.connect(trained.env.url, trained.env.deployment.address, state_dir=tmp_path, store="ipfs",
+                            ipfs_api=ipfs_api_url) as federation:
+        model = federation.model()
+
+    assert model.round_id == 2 and model.model_digest == record.model_digest
+    expected = decode_global(trained.store.get(record.model_cid)).weights
+    assert {k: v.tobytes() for k, v in model.weights.items()} == {k: v.tobytes() for k, v in expected.items()}

@@ -3,6 +3,7 @@ against the digest on chain before it is used."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -136,10 +137,9 @@ def evaluate(round_id: int | None, data: Path, state_dir: Path | None, rpc_url: 
     verified, _, _ = _load(state_dir, rpc_url, ipfs_api, store, address, chain_id, round_id)
     x, y = load_client_data(data, verified.task.schema())
     metrics = evaluate_model(verified, x, y)
+    scores = {k: (None if math.isnan(v) else v) for k, v in metrics.items() if k in ("accuracy", "loss", "auc")}
     payload = {"round": int(verified.round_id), "model_digest": digest_hex(verified.model_digest),
-               "model_cid": str(verified.model_cid), "data": str(data), "samples": int(len(y)),
-               "accuracy": metrics["accuracy"], "loss": metrics["loss"],
-               **({"auc": metrics["auc"]} if "auc" in metrics else {})}
+               "model_cid": str(verified.model_cid), "data": str(data), "samples": int(len(y)), **scores}
     emit(as_json, payload, lambda: f"round {verified.round_id} model on {data} ({len(y)} samples): accuracy "
                                    f"{metrics['accuracy']:.4f}, loss {metrics['loss']:.4f}"
                                    + (f", AUC {metrics['auc']:.4f}" if "auc" in metrics else ""))

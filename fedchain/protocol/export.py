@@ -238,9 +238,11 @@ def _write_atomically(path: Path, data: bytes) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:  # an interrupt too: never leave a partial temporary file behind
         tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write the model to {path}: {err.strerror or err}") from err
+        if isinstance(err, OSError):
+            raise ConfigError(f"cannot write the model to {path}: {err.strerror or err}") from err
+        raise
 
 
 def export_model(model: VerifiedModel, path: Path, *, chain_id: int, contract: str) -> ExportedModel:

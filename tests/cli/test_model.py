@@ -179,3 +179,20 @@ def test_evaluate_refuses_a_data_file_of_another_schema(trained: Trained, tmp_pa
 
     assert result.exit_code == ExitCode.DATA_SCHEMA, result.output
     assert "schema" in result.output
+
+
+def test_export_reads_the_model_from_the_ipfs_node(trained: Trained, ipfs_store: Any, ipfs_api_url: str,
+                                                   tmp_path: Path) -> None:
+    rnd, expected = _on_chain_weights(trained, 2)
+    for cid in (rnd.model_cid, trained.fed.task_cid):  # the same blobs on the node, under the same CIDs
+        assert ipfs_store.put(trained.store.get(cid)) == cid
+    out = tmp_path / "global.pt"
+    args = ["--state-dir", str(tmp_path / "state"), "--store", "ipfs", "--ipfs-api", ipfs_api_url,
+            "--rpc-url", trained.env.url, "--address", trained.env.deployment.address]
+    result = CliRunner().invoke(cli, ["model", "export", "-o", str(out), "--json", *args])
+
+    assert result.exit_code == 0, result.output
+    loaded = torch.load(out)
+    assert sorted(loaded) == sorted(expected)
+    assert all(_same_bits(loaded[k].numpy(), expected[k]) for k in expected)
+    assert json.loads(result.output)["model_digest"] == digest_hex(rnd.model_digest)
