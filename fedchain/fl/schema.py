@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,10 @@ from fedchain.types import Digest, digest_hex
 
 __all__ = [
     "SCHEMA_VERSION",
+    "TABLE_NORMALISATION",
+    "ColumnSpec",
     "DataSchema",
+    "TableSpec",
     "save_client_data",
     "load_client_data",
     "read_client_data_digest",
@@ -33,6 +36,247 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _CLIENT_FILE_KEYS = frozenset({"x", "y", "schema_digest"})
+
+
+# --- tables a consortium brings itself ---------------------------------------------------
+COLUMN_TYPES = ("numeric", "categorical", "boolean")
+MISSING_POLICIES = ("refuse", "impute")
+TABLE_NORMALISATION = "table"  # a DataSchema's ``normalisation`` when its ``table`` fixes the preprocessing
+DEFAULT_MISSING_TOKENS = ("", "?", "N/A", "NA", "NULL", "NaN", "None", "n/a", "na", "nan", "null")
+DEFAULT_TRUE_VALUES = ("1", "t", "true", "y", "yes")
+DEFAULT_FALSE_VALUES = ("0", "f", "false", "n", "no")
+_TABLE_KEYS = frozenset({"columns", "label", "missing_tokens", "true_values", "false_values", "ignored_columns"})
+_DERIVED_KEYS = ("feature_names", "feature_shape", "value_ranges", "labels", "label_names", "normalisation",
+                 "normalisation_stats")  # fmt: skip
+
+
+def _finite(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(float(value)):
+        raise DataSchemaError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _strings(value: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise DataSchemaError(f"{what} must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One input column of a table and the fixed preprocessing that turns it into features.
+
+    ``numeric``: one feature ``(raw - shift) / scale``; ``range`` is the agreed raw
+    ``(min, max)``. ``categorical``: one-hot over ``categories`` (features ``name=value``,
+    in category order). ``boolean``: one feature, 1.0 for a true value and 0.0 for a false
+    one. ``missing`` is ``"refuse"`` or ``"impute"``, the latter with the raw constant
+    ``impute`` that replaces a missing cell.
+    """
+
+    name: str
+    header: str
+    type: str
+    unit: str | None = None
+    range: tuple[float, float] | None = None
+    shift: float = 0.0
+    scale: float = 1.0
+    categories: tuple[str, ...] = ()
+    missing: str = "refuse"
+    impute: float | str | bool | None = None
+
+    def __post_init__(self) -> None:
+        where = f"table column {self.header!r}"
+        problems: list[str] = []
+        if not self.name or not self.header:
+            problems.append("name and header must be non-empty")
+        if self.type not in COLUMN_TYPES:
+            problems.append(f"type must be one of {list(COLUMN_TYPES)}, got {self.type!r}")
+        if self.type == "numeric":
+            if self.range is None or len(self.range) != 2 or not all(np.isfinite(v) for v in self.range) \
+                    or not self.range[0] <= self.range[1]:  # fmt: skip
+                problems.append(f"a numeric column needs a finite range [min, max] with min <= max, got {self.range}")
+            if not (np.isfinite(self.shift) and np.isfinite(self.scale) and self.scale > 0):
+                problems.append(f"shift must be finite and scale > 0, got shift {self.shift}, scale {self.scale}")
+        elif self.range is not None or self.shift != 0.0 or self.scale != 1.0:
+            problems.append(f"only a numeric column has a range, shift and scale ({self.type})")
+        if self.type == "categorical":
+            if not self.categories or len(set(self.categories)) != len(self.categories):
+                problems.append(f"a categorical column needs distinct categories, got {list(self.categories)}")
+        elif self.categories:
+            problems.append(f"only a categorical column has categories ({self.type})")
+        if self.missing not in MISSING_POLICIES:
+            problems.append(f"missing must be one of {list(MISSING_POLICIES)}, got {self.missing!r}")
+        elif self.missing == "refuse" and self.impute is not None:
+            problems.append("an impute value is given, but the missing-value policy is refuse")
+        elif self.missing == "impute":
+            problems.extend(self._impute_problems())
+        if problems:
+            raise DataSchemaError(f"{where}: " + "; ".join(problems))
+
+    def _impute_problems(self) -> list[str]:
+        value = self.impute
+        if self.type == "numeric" and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                       or not np.isfinite(float(value))):  # fmt: skip
+            return [f"impute value must be a finite number, got {value!r}"]
+        if self.type == "categorical" and value not in self.categories:
+            return [f"impute value must be one of the categories {list(self.categories)}, got {value!r}"]
+        if self.type == "boolean" and not isinstance(value, bool):
+            return [f"impute value must be true or false, got {value!r}"]
+        return []
+
+    def features(self) -> tuple[tuple[str, tuple[float, float], tuple[float, float]], ...]:
+        """The column's features: ``(name, (shift, scale), (min, max) after normalisation)`` each."""
+        if self.type == "numeric":
+            assert self.range is not None
+            lo, hi = ((float(v) - self.shift) / self.scale for v in self.range)
+            return ((self.name, (float(self.shift), float(self.scale)), (lo, hi)),)
+        if self.type == "boolean":
+            return ((self.name, (0.0, 1.0), (0.0, 1.0)),)
+        return tuple((f"{self.name}={c}", (0.0, 1.0), (0.0, 1.0)) for c in self.categories)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The column as a JSON object (keys for its type only)."""
+        out: dict[str, Any] = {"name": self.name, "header": self.header, "type": self.type, "unit": self.unit}
+        if self.type == "numeric":
+            assert self.range is not None
+            out.update(range=[float(self.range[0]), float(self.range[1])], shift=float(self.shift),
+                       scale=float(self.scale))  # fmt: skip
+        if self.type == "categorical":
+            out["categories"] = list(self.categories)
+        out["missing"] = {"policy": self.missing}
+        if self.missing == "impute":
+            value = self.impute
+            out["missing"]["value"] = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                else value  # fmt: skip
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "table column") -> ColumnSpec:
+        """The column from its JSON object; DataSchemaError naming the bad field."""
+        if not isinstance(data, dict):
+            raise DataSchemaError(f"{where} must be a JSON object, got {data!r}")
+        kind = data.get("type")
+        allowed = {"name", "header", "type", "unit", "missing"} | (
+            {"range", "shift", "scale"} if kind == "numeric" else {"categories"} if kind == "categorical" else set()
+        )
+        missing_keys = sorted({"name", "header", "type", "missing"} - set(data))
+        unknown = sorted(set(data) - allowed)
+        if missing_keys or unknown:
+            raise DataSchemaError(f"{where} ({kind}): missing keys {missing_keys}, unknown keys {unknown}")
+        unit = data.get("unit")
+        policy = data["missing"]
+        if not isinstance(policy, dict) or policy.get("policy") not in MISSING_POLICIES or \
+                set(policy) - {"policy", "value"} or (policy["policy"] == "impute") != ("value" in policy):  # fmt: skip
+            raise DataSchemaError(
+                f"{where}: missing must be {{\"policy\": \"refuse\"}} or {{\"policy\": \"impute\", \"value\": V}}, "
+                f"got {policy!r}"
+            )
+        if not isinstance(data["name"], str) or not isinstance(data["header"], str) or \
+                (unit is not None and not isinstance(unit, str)):  # fmt: skip
+            raise DataSchemaError(f"{where}: name, header and unit must be strings (unit may be null)")
+        rng = data.get("range")
+        bounds: tuple[float, float] | None = None
+        if kind == "numeric":
+            if not isinstance(rng, list) or len(rng) != 2:
+                raise DataSchemaError(f"{where}: range must be [min, max], got {rng!r}")
+            bounds = (_finite(rng[0], f"{where} range"), _finite(rng[1], f"{where} range"))
+        return cls(
+            name=data["name"],
+            header=data["header"],
+            type=str(kind),
+            unit=unit,
+            range=bounds,
+            shift=_finite(data.get("shift", 0.0), f"{where} shift"),
+            scale=_finite(data.get("scale", 1.0), f"{where} scale"),
+            categories=_strings(data.get("categories", []), f"{where} categories"),
+            missing=str(policy["policy"]),
+            impute=policy.get("value"),
+        )
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """The agreed layout of a consortium's table: its feature columns, the label and its classes.
+
+    ``classes[i]`` is the raw label value of label ``i``; a cell equal to one of
+    ``missing_tokens`` (after stripping spaces) is missing; boolean cells are matched
+    case-insensitively against ``true_values`` / ``false_values``; ``ignored_columns``
+    are headers an import skips.
+    """
+
+    columns: tuple[ColumnSpec, ...]
+    label: str
+    classes: tuple[str, ...]
+    missing_tokens: tuple[str, ...] = DEFAULT_MISSING_TOKENS
+    true_values: tuple[str, ...] = DEFAULT_TRUE_VALUES
+    false_values: tuple[str, ...] = DEFAULT_FALSE_VALUES
+    ignored_columns: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not self.columns:
+            problems.append("no feature columns")
+        headers = [c.header for c in self.columns]
+        names = [c.name for c in self.columns]
+        if len(set(headers)) != len(headers) or len(set(names)) != len(names):
+            problems.append(f"column headers and names must be unique, got headers {headers}")
+        if self.label in headers or self.label in self.ignored_columns or not self.label:
+            problems.append(f"the label column {self.label!r} must be named and be neither a feature nor ignored")
+        if set(self.ignored_columns) & set(headers):
+            problems.append(f"ignored columns {sorted(set(self.ignored_columns) & set(headers))} are also features")
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            problems.append(f"the label needs at least 2 distinct classes, got {list(self.classes)}")
+        if set(self.classes) & set(self.missing_tokens):
+            problems.append(f"classes {sorted(set(self.classes) & set(self.missing_tokens))} are missing-value tokens")
+        lowered_true = {v.lower() for v in self.true_values}
+        if not self.true_values or not self.false_values or lowered_true & {v.lower() for v in self.false_values}:
+            problems.append("true_values and false_values must be non-empty and disjoint")
+        for c in self.columns:
+            overlap = sorted(set(c.categories) & set(self.missing_tokens))
+            if overlap:
+                problems.append(f"column {c.header!r}: categories {overlap} are missing-value tokens")
+        if problems:
+            raise DataSchemaError("table: " + "; ".join(problems))
+
+    def features(self) -> tuple[tuple[str, tuple[float, float], tuple[float, float]], ...]:
+        """Every feature after encoding, in column order: ``(name, (shift, scale), normalised range)``."""
+        return tuple(f for c in self.columns for f in c.features())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The table as a JSON object."""
+        return {
+            "columns": [c.to_dict() for c in self.columns],
+            "label": {"header": self.label, "classes": list(self.classes)},
+            "missing_tokens": list(self.missing_tokens),
+            "true_values": list(self.true_values),
+            "false_values": list(self.false_values),
+            "ignored_columns": list(self.ignored_columns),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TableSpec:
+        """The table from its JSON object; DataSchemaError naming the bad field."""
+        if not isinstance(data, dict):
+            raise DataSchemaError(f"data schema table must be a JSON object, got {type(data).__name__}")
+        missing = sorted({"columns", "label"} - set(data))
+        unknown = sorted(set(data) - _TABLE_KEYS)
+        if missing or unknown:
+            raise DataSchemaError(f"data schema table: missing keys {missing}, unknown keys {unknown}")
+        label = data["label"]
+        if not isinstance(label, dict) or set(label) != {"header", "classes"} or not isinstance(label["header"], str):
+            raise DataSchemaError(f"data schema table: label must be {{\"header\": H, \"classes\": [...]}}, got {label!r}")
+        columns = data["columns"]
+        if not isinstance(columns, list):
+            raise DataSchemaError(f"data schema table: columns must be a list, got {columns!r}")
+        return cls(
+            columns=tuple(ColumnSpec.from_dict(c, f"table column {i}") for i, c in enumerate(columns)),
+            label=label["header"],
+            classes=_strings(label["classes"], "table label classes"),
+            missing_tokens=_strings(data.get("missing_tokens", list(DEFAULT_MISSING_TOKENS)), "table missing_tokens"),
+            true_values=_strings(data.get("true_values", list(DEFAULT_TRUE_VALUES)), "table true_values"),
+            false_values=_strings(data.get("false_values", list(DEFAULT_FALSE_VALUES)), "table false_values"),
+            ignored_columns=_strings(data.get("ignored_columns", []), "table ignored_columns"),
+        )
 
 
 @dataclass(frozen=True)
@@ -45,6 +289,11 @@ class DataSchema:
     data, normalised with the shared statistics, may reach a little further.
     ``normalisation_stats[i]`` is ``(shift, scale)`` with
     ``normalised = (raw - shift) / scale`` (see :meth:`normalise`).
+
+    ``table`` (optional) is the preprocessing a consortium fixed for its own tables
+    (:class:`TableSpec`); the features, stats, ranges and labels then follow from it
+    (:meth:`from_table`). It is part of the JSON and the digest only when set, so the
+    bundled datasets' digests do not depend on it.
     """
 
     dataset: str
@@ -58,6 +307,7 @@ class DataSchema:
     normalisation_stats: tuple[tuple[float, float], ...]
     range_tolerance: float = 0.5
     version: int = SCHEMA_VERSION
+    table: TableSpec | None = None
     _digest: Digest | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -87,8 +337,45 @@ class DataSchema:
             problems.append(f"{len(self.label_names)} label names for {len(self.labels)} labels")
         if not self.range_tolerance >= 0:
             problems.append(f"range_tolerance must be >= 0, got {self.range_tolerance}")
+        if not problems and self.table is not None:
+            problems.extend(self._table_problems(self.table))
         if problems:
             raise DataSchemaError(f"invalid data schema for {self.dataset!r}: " + "; ".join(problems))
+
+    def _table_problems(self, table: TableSpec) -> list[str]:
+        """Where the schema's fields disagree with what its table derives."""
+        derived = DataSchema.from_table(
+            self.dataset, table, range_tolerance=self.range_tolerance, dtype=self.dtype, with_table=False
+        )
+        return [
+            f"{key} disagrees with the table (delete it from the JSON to have it derived from the table)"
+            for key in _DERIVED_KEYS
+            if getattr(self, key) != getattr(derived, key)
+        ]
+
+    @classmethod
+    def from_table(
+        cls, dataset: str, table: TableSpec, *, range_tolerance: float = 0.5, dtype: str = "float32",
+        with_table: bool = True,
+    ) -> DataSchema:
+        """The schema of a consortium's table: features, stats, ranges and labels derived from ``table``.
+
+        ``with_table=False`` leaves the table out (only the derived fields, as an old reader sees them).
+        """
+        features = table.features()
+        derived = cls(
+            dataset=dataset,
+            feature_names=tuple(name for name, _, _ in features),
+            dtype=dtype,
+            feature_shape=(len(features),),
+            value_ranges=tuple(rng for _, _, rng in features),
+            labels=tuple(range(len(table.classes))),
+            label_names=table.classes,
+            normalisation=TABLE_NORMALISATION,
+            normalisation_stats=tuple(stats for _, stats, _ in features),
+            range_tolerance=range_tolerance,
+        )
+        return replace(derived, table=table) if with_table else derived
 
     # --- derived -----------------------------------------------------------------
     @property
@@ -116,6 +403,7 @@ class DataSchema:
             "normalisation_stats": [[float(a), float(b)] for a, b in self.normalisation_stats],
             "range_tolerance": float(self.range_tolerance),
             "version": int(self.version),
+            **({} if self.table is None else {"table": self.table.to_dict()}),
         }
 
     def to_json(self) -> str:
@@ -131,8 +419,12 @@ class DataSchema:
             "dataset", "feature_names", "dtype", "feature_shape", "value_ranges", "labels",
             "label_names", "normalisation", "normalisation_stats", "range_tolerance", "version",
         }  # fmt: skip
+        table = None if "table" not in data else TableSpec.from_dict(data["table"])
+        if table is not None:  # the derived fields may be left out: they follow from the table
+            derived = cls.from_table(str(data.get("dataset", "")) or "table", table, with_table=False).to_dict()
+            data = {**{k: derived[k] for k in (*_DERIVED_KEYS, "dtype", "range_tolerance", "version")}, **data}
         missing = sorted(expected - set(data))
-        unknown = sorted(set(data) - expected)
+        unknown = sorted(set(data) - expected - {"table"})
         if missing or unknown:
             raise DataSchemaError(f"data schema: missing keys {missing}, unknown keys {unknown}")
         if data["version"] != SCHEMA_VERSION:
@@ -150,6 +442,7 @@ class DataSchema:
                 normalisation_stats=tuple((float(a), float(b)) for a, b in data["normalisation_stats"]),
                 range_tolerance=float(data["range_tolerance"]),
                 version=int(data["version"]),
+                table=table,
             )
         except (TypeError, ValueError) as err:
             raise DataSchemaError(f"data schema has a malformed field: {err}") from err
