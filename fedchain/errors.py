@@ -15,12 +15,14 @@ from typing import Any
 
 
 class ExitCode(IntEnum):
-    """Process exit codes. Never renumber or reuse a value."""
+    """Process exit codes. Never renumber or reuse a value; each code's family and one-line meaning are in
+    :mod:`fedchain.cli.exit_codes` (``fedchain --help-exit-codes``, the README's table)."""
 
     OK = 0
     GENERIC = 1
     USAGE = 2  # click's own code for bad command-line usage
     CONFIG = 10
+    TASK_NOT_CONFIGURED = 11  # the federation has no task yet (was 70, the participant family, before)
     CHAIN = 20
     RPC_UNAVAILABLE = 21
     CHAIN_ID_MISMATCH = 22
@@ -50,6 +52,7 @@ class ExitCode(IntEnum):
     PRIVACY = 90  # a privacy policy, an accountant's inputs or a privacy claim is invalid
     PRIVACY_BUDGET = 91  # the next round would take the participant past its privacy budget
     SECAGG = 95  # a secure-aggregation message, share, key or unmasking is invalid or below threshold
+    INTERRUPTED = 130  # interrupted (Ctrl-C, SIGINT): 128 + the signal number, as shells report it
 
 
 class FedchainError(Exception):
@@ -63,6 +66,12 @@ class ConfigError(FedchainError):
     """Invalid or missing configuration (flags, env, fedchain.toml)."""
 
     exit_code = ExitCode.CONFIG
+
+
+class TaskNotConfiguredError(ConfigError):
+    """The federation contract has no task configured yet (``fedchain admin configure-task`` sets one)."""
+
+    exit_code = ExitCode.TASK_NOT_CONFIGURED
 
 
 class ToolchainNotFoundError(ConfigError):
@@ -106,6 +115,10 @@ class RpcUnavailableError(ChainError):
     """The RPC endpoint cannot be reached."""
 
     exit_code = ExitCode.RPC_UNAVAILABLE
+
+
+class DevnetNotRunningError(RpcUnavailableError):
+    """No RPC URL is given and no managed devnet runs for the state directory: there is no chain to talk to."""
 
 
 class ChainIdMismatchError(ChainError):

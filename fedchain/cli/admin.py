@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from fedchain.cli.options import (
+    ADDRESS,
     emit,
     json_option,
     keystore_option,
@@ -63,7 +64,7 @@ def admin() -> None:
 
 
 @admin.command()
-@click.argument("participant")
+@click.argument("participant", type=ADDRESS)
 @keystore_option
 @role_options
 @json_option
@@ -79,7 +80,7 @@ def admit(participant: str, keystore: Path | None, state_dir: Path | None, rpc_u
 
 
 @admin.command()
-@click.argument("participant")
+@click.argument("participant", type=ADDRESS)
 @click.option("--reason", required=True, help="Why the participant is removed; recorded on chain.")
 @keystore_option
 @role_options

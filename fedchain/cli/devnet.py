@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fedchain.cli.options import (
+    ADDRESS,
     emit,
     json_option,
     keystore_option,
@@ -96,8 +97,8 @@ def status(state_dir: Path | None, as_json: bool) -> None:
 
 
 @devnet.command()
-@click.option("--admin", default=None, help="Admin address [default: the deployer]; not with --governance.")
-@click.option("--aggregator", default=None, help="Aggregator address [default: the deployer].")
+@click.option("--admin", type=ADDRESS, default=None, help="Admin address [default: the deployer]; not with --governance.")
+@click.option("--aggregator", type=ADDRESS, default=None, help="Aggregator address [default: the deployer].")
 @click.option("--governance", is_flag=True,
               help="Deploy the Governor, its timelock and the membership token with the Federation: the timelock "
                    "holds the admin role and the members vote (`fedchain gov`); the deployer keeps no admin power.")

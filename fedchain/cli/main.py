@@ -4,6 +4,8 @@ command never pays for importing torch, and vice versa."""
 from __future__ import annotations
 
 import importlib
+import itertools
+import json
 import logging
 import sys
 from typing import Any
@@ -11,7 +13,12 @@ from typing import Any
 import click
 
 from fedchain import __version__
-from fedchain.errors import FedchainError
+from fedchain.cli.exit_codes import error_document, exit_code_rows, render_json, render_text
+from fedchain.cli.options import JSON_EMITTED, JSON_REQUESTED
+from fedchain.errors import ExitCode, FedchainError
+
+RAW_ARGS = "fedchain.raw_args"
+"""``ctx.meta`` key: the command line's arguments as given (for ``--json`` on an error found while parsing)."""
 
 # name -> ("module:attribute", one-line help); each module owns its subgroup.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -57,20 +64,81 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse the top-level options, keeping the arguments as given for the error path."""
+        ctx.meta[RAW_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
-        """Run the command; a :class:`FedchainError` becomes one ``error:`` line on stderr and its exit code."""
+        """Run the command; a :class:`FedchainError` becomes one ``error:`` line on stderr and its exit code, a
+        Ctrl-C ``error: interrupted`` and 130. With ``--json``, every failure (usage errors too) also prints one
+        JSON error object on stdout (unless the command already printed its document)."""
         try:
             return super().invoke(ctx)
         except FedchainError as err:
             click.echo(f"error: {err}", err=True)
+            _json_error(ctx, int(err.exit_code), str(err), type(err).__name__)
             ctx.exit(int(err.exit_code))
+        except click.ClickException as err:  # usage errors and click's own failures; click prints them on stderr
+            _json_error(ctx, err.exit_code, err.format_message(), type(err).__name__)
+            raise
+        except click.Abort as err:  # a prompt's Ctrl-C (click turns it into Abort) or end of input
+            if not isinstance(err.__context__, KeyboardInterrupt):
+                _json_error(ctx, int(ExitCode.GENERIC), "aborted", "Abort")
+                raise
+            _interrupted(ctx)
+        except KeyboardInterrupt:
+            _interrupted(ctx)
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    """Whether the command being run was given ``--json``: as parsed, else (an error while parsing) as typed."""
+    requested = ctx.meta.get(JSON_REQUESTED)
+    if requested is not None:
+        return bool(requested)
+    raw: list[str] = ctx.meta.get(RAW_ARGS, [])
+    return "--json" in (raw[: raw.index("--")] if "--" in raw else raw)
+
+
+def _json_error(ctx: click.Context, code: int, message: str, error_type: str) -> None:
+    """The JSON error object on stdout, when the command was given ``--json`` and printed no document yet."""
+    if _wants_json(ctx) and not ctx.meta.get(JSON_EMITTED):
+        click.echo(json.dumps(error_document(code, message, error_type), indent=2, sort_keys=True))
+        ctx.meta[JSON_EMITTED] = True
+
+
+def _interrupted(ctx: click.Context) -> None:
+    click.echo("", err=True)  # end the line the ^C was echoed on
+    click.echo("error: interrupted", err=True)
+    _json_error(ctx, int(ExitCode.INTERRUPTED), "interrupted", "KeyboardInterrupt")
+    ctx.exit(int(ExitCode.INTERRUPTED))
+
+
+def _print_exit_codes(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--help-exit-codes``: print every exit code (``--json``: as one JSON document) and exit 0."""
+    if not value or ctx.resilient_parsing:
+        return
+    top_level = itertools.takewhile(lambda arg: arg.startswith("-"), ctx.meta.get(RAW_ARGS, []))
+    rows = exit_code_rows()
+    if "--json" in top_level:
+        click.echo(json.dumps({"exit_codes": render_json(rows)}, indent=2, sort_keys=True))
+    else:
+        click.echo(render_text(rows))
+    ctx.exit(0)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fedchain")
+@click.option("--help-exit-codes", is_flag=True, is_eager=True, expose_value=False, callback=_print_exit_codes,
+              help="Show every exit code (number, name, family, meaning) and exit.")
+@click.option("--json", "as_json", is_flag=True,
+              help="With --help-exit-codes: the table as one JSON document (commands take their own --json).")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+def cli(verbose: int, as_json: bool) -> None:
     """Auditable federated learning: train locally, commit to the chain, audit everything."""
+    if as_json:
+        raise click.UsageError("--json goes after the command (e.g. `fedchain admin task --json`); at the top level "
+                               "only with --help-exit-codes")
     level = logging.WARNING - 10 * min(verbose, 2)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

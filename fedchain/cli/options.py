@@ -25,9 +25,43 @@ if TYPE_CHECKING:
     from fedchain.sim.config import PrivacyRequest
 
 
+JSON_REQUESTED = "fedchain.json"
+"""``ctx.meta`` key: whether the command being run was given ``--json`` (set while its options are parsed)."""
+JSON_EMITTED = "fedchain.json_emitted"
+"""``ctx.meta`` key: True once :func:`emit` printed the command's JSON document."""
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    ctx.meta[JSON_REQUESTED] = bool(value)  # meta is shared by every context of the invocation
+    return value
+
+
 def json_option(f: F) -> F:
-    """``--json``: print exactly one JSON document on stdout."""
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")(f)
+    """``--json``: print exactly one JSON document on stdout (on a failure, the error object)."""
+    return click.option("--json", "as_json", is_flag=True, callback=_remember_json,
+                        help="Print one JSON document on stdout; on a failure, the error: {'error': {code, kind, message}}.")(f)
+
+
+class AddressParam(click.ParamType[str, Any]):
+    """A 20-byte hex address (``0x`` and 40 hex digits; mixed case must be a valid EIP-55 checksum), checksummed;
+    anything else is a usage error (exit 2) naming the option or argument."""
+
+    name = "address"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        """``value`` as a checksummed address, or a usage error."""
+        from eth_utils import is_checksum_address, is_hex_address, to_checksum_address  # not for every start-up
+
+        if not isinstance(value, str) or not value.startswith(("0x", "0X")) or not is_hex_address(value):
+            self.fail(f"not an address: {value!r} (an address is 0x and 40 hex digits)", param, ctx)
+        digits = value[2:]
+        if digits not in (digits.lower(), digits.upper()) and not is_checksum_address(value):
+            self.fail(f"not an address: {value!r} has mixed case but a wrong EIP-55 checksum (mistyped?)", param, ctx)
+        return str(to_checksum_address(value))
+
+
+ADDRESS = AddressParam()
+"""The click type of every address a command takes on its command line."""
 
 
 def state_dir_option(f: F) -> F:
@@ -111,6 +145,9 @@ def emit(as_json: bool, payload: Any, human: str | Callable[[], str]) -> None:
     """Print ``payload`` as one JSON document, or ``human`` text, on stdout."""
     if as_json:
         click.echo(json.dumps(to_jsonable(payload), indent=2, sort_keys=True))
+        ctx = click.get_current_context(silent=True)
+        if ctx is not None:
+            ctx.meta[JSON_EMITTED] = True
     else:
         click.echo(human() if callable(human) else human)
 
@@ -239,7 +276,8 @@ def secagg_config(secagg: bool, clip: float, degree: int | None, max_summands: i
 def role_options(f: F) -> F:
     """Connection options shared by the role commands (participant, round, aggregator, audit, admin)."""
     f = click.option("--chain-id", type=int, default=None, help="Expected chain id; refuse another chain.")(f)
-    f = click.option("--address", default=None, help="Federation contract address [default: the recorded deployment].")(f)
+    f = click.option("--address", type=ADDRESS, default=None,
+                     help="Federation contract address [default: the recorded deployment].")(f)
     for opt in (store_option, ipfs_api_option, rpc_url_option, state_dir_option):
         f = opt(f)
     return f

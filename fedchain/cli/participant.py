@@ -11,6 +11,7 @@ import click
 
 from fedchain.cli.incentives import eth, incentives_for
 from fedchain.cli.options import (
+    ADDRESS,
     emit,
     json_option,
     keystore_option,
@@ -118,7 +119,7 @@ def leave(reason: str, keystore: Path | None, state_dir: Path | None, rpc_url: s
 
 
 @participant.command()
-@click.argument("participant_address", required=False)
+@click.argument("participant_address", type=ADDRESS, required=False)
 @keystore_option
 @role_options
 @json_option

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fedchain.errors import ConfigError, IntegrityError, ParticipantError
+from fedchain.errors import ConfigError, IntegrityError, ParticipantError, TaskNotConfiguredError
 from fedchain.ports import Ledger, PrivacyPolicySet, TaskConfig, TaskConfigured, TxReport
 from fedchain.protocol.secure import SecAggConfig, check_secagg_task
 from fedchain.types import ZERO_DIGEST, Cid, Digest, digest_hex, parse_digest
@@ -465,7 +465,8 @@ def load_task_document(ledger: Ledger, store: BlobStore, version: int | None = N
     """Fetch the task document of ``version`` (default: current) and verify it against the chain."""
     task = ledger.task()
     if task is None:
-        raise ParticipantError("no task is configured on the federation contract yet")
+        raise TaskNotConfiguredError("no task is configured on the federation contract yet: the admin sets one with "
+                                     "`fedchain admin configure-task`")
     if version is not None and int(task.version) != int(version):
         task = task_version(ledger, version)
     data = store.get(task.config_cid)

@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, Self
 import httpx
 
 from fedchain.config import open_private, private_dir
-from fedchain.errors import ConfigError, ServiceError, ToolchainNotFoundError
+from fedchain.errors import ConfigError, DevnetNotRunningError, ServiceError, ToolchainNotFoundError
 from fedchain.services.base import (
     HOST,
     PORT_RELEASE_WAIT_S,
@@ -454,10 +454,11 @@ class DevnetService:
         )
 
     def url(self, state_dir: Path) -> str:
-        """The URL of the running managed devnet; ServiceError if there is none."""
+        """The URL of the running managed devnet; DevnetNotRunningError (a connection error: there is no chain to
+        talk to) if there is none."""
         info = self.read(state_dir)
         if info is None:
-            raise ServiceError(f"no devnet is running for {state_dir}: run `fedchain devnet start` or pass --rpc-url")
+            raise DevnetNotRunningError(f"no devnet is running for {state_dir}: run `fedchain devnet start` or pass --rpc-url")
         return info.url
 
 
@@ -521,5 +522,5 @@ def devnet_status(state_dir: Path) -> DevnetStatus:
 
 
 def devnet_url(state_dir: Path) -> str:
-    """The URL of the running managed devnet; ServiceError if there is none."""
+    """The URL of the running managed devnet; DevnetNotRunningError if there is none."""
     return DEVNET.url(state_dir)
