@@ -77,9 +77,12 @@ def schema() -> None:
               help="Seed of the stratified train/test split (datasets without their own split).")  # fmt: skip
 @json_option
 def schema_show(dataset: str, split_seed: int, as_json: bool) -> None:
-    """Print DATASET's data schema and its digest (what the chain records)."""
+    """Print DATASET's data schema and its digest (what the chain records); DATASET may be a schema JSON file."""
     from fedchain.fl.datasets import load_dataset
 
+    if dataset.endswith(".json") or Path(dataset).is_file():
+        _show_schema_file(Path(dataset), as_json)
+        return
     ds = load_dataset(dataset, seed=split_seed)
     s = ds.schema
     payload = {"dataset": ds.name, "digest": digest_hex(s.digest()), "schema": s.to_dict()}
@@ -97,6 +100,30 @@ def schema_show(dataset: str, split_seed: int, as_json: bool) -> None:
                 f"licence        {ds.licence}",
             ]
         )
+
+    emit(as_json, payload, human)
+
+
+def _show_schema_file(path: Path, as_json: bool) -> None:
+    """``data schema show SCHEMA.json``: a schema file's digest and, for a table schema, its columns."""
+    from fedchain.fl.schema import DataSchema
+
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise click.BadParameter(f"schema file {path} cannot be read: {err}", param_hint="DATASET") from err
+    s = DataSchema.from_json(text)
+    payload: dict[str, Any] = {"file": str(path), "dataset": s.dataset, "digest": digest_hex(s.digest()),
+                               "schema": s.to_dict()}  # fmt: skip
+    if s.table is not None:
+        payload["columns"] = _column_rows(s)
+
+    def human() -> str:
+        lines = [f"schema file    {path}", f"dataset        {s.dataset}", f"schema digest  {digest_hex(s.digest())}"]
+        if s.table is not None:
+            return "\n".join([*lines, *_describe_table(s)])
+        return "\n".join([*lines, f"features       {s.num_features} {s.dtype}, shape {tuple(s.feature_shape)}",
+                          "labels         " + ", ".join(f"{c}={n}" for c, n in zip(s.labels, s.label_names, strict=False))])
 
     emit(as_json, payload, human)
 
@@ -200,6 +227,25 @@ def _column_rows(s: DataSchema) -> list[dict[str, Any]]:
     return rows
 
 
+def _describe_table(s: DataSchema) -> list[str]:
+    """A table schema for people: one line per column, then the label, ignored columns and feature count."""
+    table = s.table
+    assert table is not None
+    columns = _column_rows(s)
+    width = max(len("column"), *(len(c["header"]) for c in columns))
+    units = [c["unit"] or "(to agree)" for c in columns]
+    uw = max(len("unit"), *(len(u) for u in units))
+    mw = max(len("missing"), *(len(c["missing"]) for c in columns))
+    lines = [f"{'column':<{width}}  {'type':<11}  {'unit':<{uw}}  {'missing':<{mw}}  detail"]
+    lines += [f"{c['header']:<{width}}  {c['type']:<11}  {u:<{uw}}  {c['missing']:<{mw}}  {c['detail']}"
+              for c, u in zip(columns, units, strict=True)]  # fmt: skip
+    lines.append(f"label          {table.label}: " + ", ".join(f"{i}={n}" for i, n in enumerate(table.classes)))
+    if table.ignored_columns:
+        lines.append("ignored        " + ", ".join(table.ignored_columns))
+    lines.append(f"features       {s.num_features} after encoding")
+    return lines
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -273,17 +319,7 @@ def schema_infer(
     }  # fmt: skip
 
     def human() -> str:
-        width = max(len("column"), *(len(c["header"]) for c in columns))
-        units = [c["unit"] or "(to agree)" for c in columns]
-        uw = max(len("unit"), *(len(u) for u in units))
-        mw = max(len("missing"), *(len(c["missing"]) for c in columns))
-        lines = [f"{'column':<{width}}  {'type':<11}  {'unit':<{uw}}  {'missing':<{mw}}  detail"]
-        lines += [f"{c['header']:<{width}}  {c['type']:<11}  {u:<{uw}}  {c['missing']:<{mw}}  {c['detail']}"
-                  for c, u in zip(columns, units, strict=True)]  # fmt: skip
-        lines.append(f"label          {table.label}: " + ", ".join(f"{i}={n}" for i, n in enumerate(table.classes)))
-        if table.ignored_columns:
-            lines.append("ignored        " + ", ".join(table.ignored_columns))
-        lines.append(f"features       {s.num_features} after encoding")
+        lines = _describe_table(s)
         lines.append(f"schema digest  {digest_hex(s.digest())} (a draft: agree on it, then every site imports with it)")
         if out is not None:
             lines.append(f"wrote          {out}")

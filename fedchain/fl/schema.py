@@ -519,6 +519,8 @@ class DataSchema:
                 f"{self.feature_names[col]!r} = {float(flat[row, col])!r} at sample {row}, allowed "
                 f"[{lo[col]:.6g}, {hi[col]:.6g}] (is the data normalised with the shared statistics?)"
             )
+        if self.table is not None:
+            self._validate_encoding(self.table, flat)
         if not np.issubdtype(y.dtype, np.integer):
             raise DataSchemaError(f"{name}: labels must be integers, got dtype {y.dtype}")
         unknown = np.setdiff1d(np.unique(y), np.asarray(self.labels, dtype=np.int64))
@@ -526,6 +528,26 @@ class DataSchema:
             raise DataSchemaError(
                 f"{name}: unknown label(s) {[int(v) for v in unknown[:10]]}; the schema's labels are {list(self.labels)}"
             )
+
+    def _validate_encoding(self, table: TableSpec, flat: np.ndarray) -> None:
+        """Boolean features are 0 or 1; each categorical column's features are one-hot (one 1, the rest 0)."""
+        offset = 0
+        for column in table.columns:
+            width = len(column.features())
+            if column.type != "numeric":
+                block = flat[:, offset : offset + width]
+                bad = ~((block == 0) | (block == 1)).all(axis=1)
+                if column.type == "categorical":
+                    bad |= block.sum(axis=1) != 1
+                if bad.any():
+                    row = int(np.argmax(bad))
+                    kind = "a one-hot encoding of its categories" if column.type == "categorical" else "0 or 1"
+                    raise DataSchemaError(
+                        f"{self.dataset}: {int(bad.sum())} sample(s) where column {column.header!r} is not {kind}; "
+                        f"first: sample {row}, features {list(self.feature_names[offset : offset + width])} = "
+                        f"{[float(v) for v in block[row]]}"
+                    )
+            offset += width
 
 
 # --- participant data files ---------------------------------------------------------

@@ -138,3 +138,18 @@ def test_data_schema_dataset_stays_an_alias_of_show() -> None:
     assert json.loads(short.stdout)["digest"] == "0x432e05916eb3749ba89488858b0cd40c56b0e6ce110603d8baf30d82da0dcba3"
     listing = run("data", "schema", "--help")
     assert listing.exit_code == 0 and "infer" in listing.stdout and "show" in listing.stdout
+
+
+def test_show_prints_an_agreed_schema_files_digest_and_columns(agreed: Path, tmp_path: Path) -> None:
+    schema = DataSchema.from_json(agreed.read_bytes())
+    human = run("data", "schema", "show", str(agreed))
+    assert human.exit_code == 0, human.output
+    assert f"schema digest  0x{schema.digest().hex()}" in human.stdout and "sex          categorical" in human.stdout
+    doc = json.loads(run("data", "schema", str(agreed), "--json").stdout)
+    assert doc["digest"] == "0x" + schema.digest().hex() and [c["header"] for c in doc["columns"]][0] == "age [years]"
+    assert run("data", "schema", "show", str(tmp_path / "absent.json")).exit_code == ExitCode.USAGE
+    edited = tmp_path / "edited.json"
+    doc["schema"]["feature_names"][0] = "years"
+    edited.write_text(json.dumps(doc["schema"]), "utf-8")
+    bad = run("data", "schema", "show", str(edited))
+    assert bad.exit_code == ExitCode.DATA_SCHEMA and "feature_names disagrees with the table" in bad.stderr

@@ -244,6 +244,28 @@ def test_two_sites_get_identical_encodings_and_loadable_files(tmp_path: Path, sm
         load_client_data(paths[0], other)
 
 
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ([0.0, 0.5, 0.5, 1.0, 0.0], r"column 'sex' is not a one-hot encoding of its categories; first: sample 0"),
+        ([0.0, 1.0, 1.0, 1.0, 0.0], r"column 'sex' is not a one-hot encoding"),
+        ([0.0, 0.0, 1.0, 0.5, 0.0], r"column 'smoker' is not 0 or 1; first: sample 0, features \['smoker'\] = \[0\.5\]"),
+    ],
+)
+def test_a_file_that_breaks_the_tables_encoding_is_refused_on_load(
+    tmp_path: Path, small: DataSchema, row: list[float], message: str
+) -> None:
+    path = tmp_path / "forged.npz"
+    np.savez(path, x=np.array([row], np.float32), y=np.zeros(1, np.int64),
+             schema_digest=np.frombuffer(small.digest(), np.uint8))  # fmt: skip
+    with pytest.raises(DataSchemaError, match=message):
+        load_client_data(path, small)
+    good = tmp_path / "good.npz"
+    np.savez(good, x=np.array([[0.0, 0.0, 1.0, 1.0, 0.0]], np.float32), y=np.zeros(1, np.int64),
+             schema_digest=np.frombuffer(small.digest(), np.uint8))  # fmt: skip
+    assert load_client_data(good, small)[0].shape == (1, 5)
+
+
 def test_nothing_is_written_when_the_data_file_cannot_be_saved(tmp_path: Path, small: DataSchema) -> None:
     target = tmp_path / "client.npz"
     target.write_bytes(b"the previous file")
