@@ -5,27 +5,38 @@ Participants train exactly as the ledger's participant agents do (the same task 
 same :func:`~fedchain.protocol.training.train_participant`, the same per-participant seeds), and
 the engine aggregates with the same code, so the figures measured here are those of the learning
 itself and a ledger run only adds the ledger's costs.
+
+A task with ``secagg`` runs each round through the secure-aggregation protocol in process
+(:func:`fedchain.secagg.inprocess.run_round`: every participant advertises, masks its clipped,
+quantised delta and reveals its shares, with keys derived here from its address) and aggregates the
+unmasked sum with :func:`~fedchain.protocol.secure.secure_aggregate`, as the ledger's aggregator does;
+``secagg_dropouts`` makes participants drop out after advertising or after masking.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from fedchain.codec.canonical import sha256_digest
 from fedchain.engine.loop import Collected, OpenedRound, Published
-from fedchain.errors import ConfigError, TrainingError
+from fedchain.errors import ConfigError, SecAggError, TrainingError
 from fedchain.fl.attacks import AttackSpec
 from fedchain.fl.privacy import AccountantInputs
 from fedchain.fl.records import ClientState, ClientUpdate
+from fedchain.ports import UpdateCommitment
 from fedchain.protocol.blobs import GlobalModel, decode_global, initial_global
 from fedchain.protocol.rounds import RoundAggregate
+from fedchain.protocol.secure import RoundRecords, SecureAggregate, model_dimension, quantise_delta, secure_aggregate
 from fedchain.protocol.task import TaskDocument
 from fedchain.protocol.training import train_participant, training_seed
-from fedchain.types import Address, RoundId
+from fedchain.secagg.context import Member, RoundContext
+from fedchain.secagg.inprocess import run_round
+from fedchain.secagg.keys import long_term_private_key, public_key_of
+from fedchain.types import ZERO_DIGEST, Address, Cid, Digest, RoundId
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +51,10 @@ class MemoryParticipant:
     attack: AttackSpec | None = None
 
 
+SecAggDropouts = Callable[[RoundId], tuple[Collection[Address], Collection[Address]]]
+"""Who drops out of a secure round in memory: (after advertising, after masking) by address."""
+
+
 class InMemoryTransport:
     """Carries rounds between participants held in this process.
 
@@ -48,15 +63,12 @@ class InMemoryTransport:
     participant's update was included in the aggregate, so that the server's c stays the mean of
     the clients' c_i."""
 
-    def __init__(self, doc: TaskDocument, participants: Sequence[MemoryParticipant]) -> None:
+    def __init__(self, doc: TaskDocument, participants: Sequence[MemoryParticipant], *,
+                 secagg_dropouts: SecAggDropouts | None = None) -> None:
         if not participants:
             raise ConfigError("an in-memory federation needs at least one participant")
-        if doc.secagg is not None:
-            raise ConfigError(
-                "the in-memory transport runs plain rounds only: a task with secagg (secure aggregation) needs the "
-                "ledger, where the masked inputs and unmasking shares are published (run it with the ledger "
-                "transport, or drop secagg; fedchain.secagg.inprocess runs the protocol alone)"
-            )
+        if doc.secagg is not None and len(participants) < 2:
+            raise ConfigError(f"a secure-aggregation task (secagg) needs at least 2 participants, got {len(participants)}")
         addresses = [p.address.lower() for p in participants]
         if len(set(addresses)) != len(addresses):
             raise ConfigError("participant addresses must be distinct")
@@ -69,6 +81,12 @@ class InMemoryTransport:
         self._states: dict[str, ClientState] = {}
         self._pending: dict[str, ClientState] = {}
         self._spent: dict[str, list[AccountantInputs]] = {}  # under a privacy policy: each one's rounds so far
+        # secure aggregation: each participant's long-term X25519 key (derived from its address) and member entry
+        self._keys = {i + 1: long_term_private_key(sha256_digest(b"fedchain/in-memory/" + p.address.lower().encode()))
+                      for i, p in enumerate(self.participants)}
+        self._members = tuple(Member(i + 1, p.address, public_key_of(self._keys[i + 1]))
+                              for i, p in enumerate(self.participants))
+        self.secagg_dropouts = secagg_dropouts
 
     @property
     def model(self) -> GlobalModel:
@@ -128,7 +146,40 @@ class InMemoryTransport:
             updates.append(update)
             if self.doc.privacy is not None:  # released, so spent, whether or not the aggregate includes it
                 self._spent.setdefault(key, []).append(self.doc.privacy.round_inputs(self.doc.local_epochs()))
+        if self.doc.secagg is not None:
+            return self._secure(opened, updates, sat_out)
         return Collected(tuple(updates), (), len(updates), sat_out)
+
+    def _secure(self, opened: OpenedRound, updates: Sequence[ClientUpdate], sat_out: int) -> Collected:
+        """The round through the secure-aggregation protocol in process: the participants that trained mask their
+        deltas, the survivors reveal, and the unmasked sum is applied to the base model."""
+        config = self.doc.secagg
+        assert config is not None
+        rid = opened.round_id
+        params = config.params(len(self._members), model_dimension(opened.base), bytes(opened.base_digest))
+        ctx = RoundContext(0, Address("0x" + "00" * 20), rid, self._members, params)
+        trained = {u.participant.lower(): u for u in updates}
+        inputs = {m.index: quantise_delta(trained[m.address.lower()].model_tensors, config,
+                                          clip=self.doc.privacy is None)
+                  for m in self._members if m.address.lower() in trained}
+        after_advertising, after_masking = self.secagg_dropouts(rid) if self.secagg_dropouts is not None else ((), ())
+        index = {m.address.lower(): m.index for m in self._members}
+        try:
+            run = run_round(ctx, self._keys, inputs,
+                            drop_after_advertising=[index[a.lower()] for a in after_advertising if a.lower() in index],
+                            drop_after_masking=[index[a.lower()] for a in after_masking if a.lower() in index])
+        except SecAggError as err:
+            reason = f"the round cannot be unmasked: {err}"
+            result = SecureAggregate(RoundAggregate(None, None, (), (), 0, reason, {}), None, (), reason)
+            return Collected((), (), 0, sat_out, secure=result)
+        masked = {mi.sender: mi for mi in run.masked_inputs}
+        commitments = [UpdateCommitment(rid, m.address, Digest(masked[m.index].digest()), Cid(""),
+                                        int(trained[m.address.lower()].num_samples), ZERO_DIGEST, 0, "", 0)
+                       for m in self._members if m.index in masked]
+        records = RoundRecords(run.advertisements, run.masked_inputs, run.unmasking, tuple(sorted(masked)), ())
+        result = secure_aggregate(opened.strategy, config, opened.base, rid, opened.base_digest, ctx, records,
+                                  commitments, opened.min_updates)
+        return Collected((), result.aggregate.rejections, len(commitments), sat_out, secure=result)
 
     def resume(self, opened: OpenedRound) -> OpenedRound | None:
         """Nothing ends a round here but :meth:`publish`: the round as it was."""

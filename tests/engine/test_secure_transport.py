@@ -1,10 +1,12 @@
 """LedgerTransport on secure-aggregation rounds against the devnet and the store: the round opened with
 openSecureRound, finalised with the unmasked mean of the survivors' deltas (within the quantisation bound) and the
 unmasking in the evidence, dropouts after advertising and after committing recovered, a round below the threshold
-closed with the reason, and the in-memory transport refusing a secure task."""
+closed with the reason; and the in-memory transport running the protocol in process (plain FedAvg within the
+quantisation bound, dropouts recovered, below the threshold closed)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,15 @@ import numpy as np
 import pytest
 
 from fedchain.codec.canonical import sha256_digest
+from fedchain.engine.loop import run_round
 from fedchain.engine.memory import InMemoryTransport, MemoryParticipant
 from fedchain.errors import ConfigError
 from fedchain.ports import RoundStatus
 from fedchain.protocol.blobs import decode_global
 from fedchain.protocol.evidence import Evidence
 from fedchain.protocol.rounds import inclusion_root
+from fedchain.sim.config import partition_clients
+from fedchain.sim.memory import participant_address
 from fedchain.types import Address, RoundId
 from tests.engine.secure_helpers import SecureRound, make_secure_fed, secure_task_files
 from tests.protocol.harness import Fed
@@ -119,7 +124,42 @@ def test_a_round_below_the_threshold_is_closed_with_the_reason(
     assert rnd.status == RoundStatus.CLOSED and rnd.close_reason == report.close_reason
 
 
-def test_the_in_memory_transport_refuses_a_secure_task(tmp_path: Path) -> None:
+def _memory(tmp_path: Path, n: int, secure: bool, **kw: Any) -> InMemoryTransport:
+    files = secure_task_files(tmp_path, n)
+    doc = files.doc if secure else dataclasses.replace(files.doc, secagg=None)
+    participants = [MemoryParticipant(participant_address(i, 0), p.x, p.y)
+                    for i, p in enumerate(partition_clients(files.cfg, files.dataset))]
+    return InMemoryTransport(doc, participants, **kw)
+
+
+def test_an_in_memory_secure_round_is_plain_fedavg_within_the_quantisation_bound(tmp_path: Path) -> None:
+    plain_transport = _memory(tmp_path / "plain", 4, False)
+    plain = run_round(plain_transport)
+    secure_transport = _memory(tmp_path / "secure", 4, True)
+
+    secure = run_round(secure_transport)
+
+    assert secure.finalized and secure.included == plain.included and secure.num_samples == plain.num_samples
+    assert secure.metrics["secagg_survivors"] == 4 and plain.model_digest != secure.model_digest
+    assert secure_transport.doc.secagg is not None
+    bound = secure_transport.doc.secagg.quantiser().mean_error_bound()
+    want = {n: np.asarray(w, np.float64) for n, w in plain_transport.model.weights.items()}
+    _close_to(dict(secure_transport.model.weights), want, bound)
+
+
+def test_in_memory_secure_rounds_recover_dropouts_and_close_below_the_threshold(tmp_path: Path) -> None:
+    addresses = [participant_address(i, 0) for i in range(5)]
+    drops = {1: ([addresses[0]], [addresses[1]]), 2: ([addresses[0], addresses[1]], [addresses[2]])}
+    transport = _memory(tmp_path, 5, True, secagg_dropouts=lambda rid: drops[int(rid)])
+
+    first, second = (run_round(transport) for _ in range(2))
+
+    assert first.finalized and first.metrics["secagg_dropped"] == 1 and first.metrics["secagg_revealers"] == 3
+    assert {a.lower() for a in first.included} == {a.lower() for a in addresses[1:]}
+    assert not second.finalized and second.close_reason is not None and "threshold is 3" in second.close_reason
+
+
+def test_the_in_memory_transport_refuses_a_secure_task_of_one(tmp_path: Path) -> None:
     files = secure_task_files(tmp_path, 2)
     with pytest.raises(ConfigError, match="secagg"):
         InMemoryTransport(files.doc, [MemoryParticipant(Address("0x" + "11" * 20), np.zeros((1, 30)), np.zeros(1))])
