@@ -115,9 +115,11 @@ class ColumnSpec:
 
     def _impute_problems(self) -> list[str]:
         value = self.impute
-        if self.type == "numeric" and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                       or not np.isfinite(float(value))):  # fmt: skip
-            return [f"impute value must be a finite number, got {value!r}"]
+        if self.type == "numeric":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(float(value)):
+                return [f"impute value must be a finite number, got {value!r}"]
+            if self.range is not None and not self.range[0] <= float(value) <= self.range[1]:
+                return [f"impute value {value!r} lies outside the column's range [{self.range[0]:g}, {self.range[1]:g}]"]
         if self.type == "categorical" and value not in self.categories:
             return [f"impute value must be one of the categories {list(self.categories)}, got {value!r}"]
         if self.type == "boolean" and not isinstance(value, bool):

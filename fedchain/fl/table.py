@@ -215,6 +215,7 @@ def infer_table_schema(
     if bad:
         raise _report(table.path, bad, 20, "fix them before drafting a schema")
     cells = {h: [row[i].strip() for _, row in table.rows] for i, h in enumerate(table.headers)}
+    lines = [line for line, _ in table.rows]
     label_cells = cells[label_header]
     unlabelled = [TableProblem(line, label_header, v, "a label (a row without one cannot be used)")
                   for (line, _), v in zip(table.rows, label_cells, strict=True) if v in tokens]  # fmt: skip
@@ -224,7 +225,7 @@ def infer_table_schema(
     if len(classes) < 2:
         raise DataSchemaError(f"label column {label_header!r} has one class only ({classes[0]!r}); a task needs two")
     columns = tuple(
-        _infer_column(h, cells[h], tokens, h in categorical, missing, max_categories)
+        _infer_column(h, cells[h], lines, tokens, h in categorical, missing, max_categories, table.path)
         for h in table.headers
         if h != label_header and h not in drop
     )
@@ -238,10 +239,15 @@ def infer_table_schema(
     return DataSchema.from_table(name or table.path.stem, spec, range_tolerance=range_tolerance)
 
 
-def _infer_column(header: str, values: list[str], tokens: set[str], force_categorical: bool, missing: str,
-                  max_categories: int) -> ColumnSpec:  # fmt: skip
+def _infer_column(header: str, values: list[str], lines: list[int], tokens: set[str], force_categorical: bool,
+                  missing: str, max_categories: int, source: Path) -> ColumnSpec:  # fmt: skip
     name, unit = parse_header(header)
     present = [v for v in values if v not in tokens]
+    typos = [TableProblem(line, header, v, "a number, like most of the column (or a missing-value token)")
+             for line, v in zip(lines, values, strict=True) if v not in tokens and _number(v) is None]  # fmt: skip
+    if not force_categorical and typos and len(typos) * 2 < len(present):
+        raise _report(source, typos, 20, "the column is mostly numeric: fix the cells, declare their text missing "
+                      "(--missing-token), or make the column categorical (--categorical)")  # fmt: skip
     if not present:
         raise DataSchemaError(f"column {header!r} has no values (every cell is missing): drop it with --drop")
     impute = missing == "impute" or (missing == "auto" and len(present) < len(values))

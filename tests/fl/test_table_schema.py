@@ -101,6 +101,17 @@ def test_infer_refuses_an_identifier_column_and_unknown_names(tmp_path: Path) ->
     assert infer_table_schema(path, drop=["id"]).num_features == 1
 
 
+def test_infer_names_the_typos_of_a_mostly_numeric_column(tmp_path: Path) -> None:
+    typo = write(tmp_path, "dose [mg],y\n1.5,0\n2.5,1\n12.5x,0\n4.5,1\n")
+    with pytest.raises(DataSchemaError, match=r"line 4, column 'dose \[mg\]': '12\.5x', expected a number") as info:
+        infer_table_schema(typo)
+    assert "mostly numeric" in str(info.value) and "--categorical" in str(info.value)
+    forced = infer_table_schema(typo, categorical=["dose [mg]"])
+    assert forced.table is not None and forced.table.columns[0].type == "categorical"
+    with pytest.raises(DataSchemaError, match=r"line 3, column '\*': '3 fields', expected 2 fields"):
+        infer_table_schema(write(tmp_path, "dose [mg],y\n1.5,0\n2,5,1\n3.0,0\n4.5,1\n"))  # a decimal comma
+
+
 def test_infer_needs_labels_on_every_row_and_two_classes(tmp_path: Path) -> None:
     with pytest.raises(DataSchemaError, match=r"line 3, column 'y': 'NA', expected a label"):
         infer_table_schema(write(tmp_path, "a,y\n1,0\n2,NA\n3,1\n"))
@@ -135,6 +146,7 @@ def test_parquet_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         ({"type": "numeric", "range": (0.0, 1.0), "scale": 0.0}, "scale > 0"),
         ({"type": "categorical", "categories": ("a",), "missing": "impute", "impute": "b"}, "one of the categories"),
         ({"type": "boolean", "missing": "impute", "impute": 1}, "true or false"),
+        ({"type": "numeric", "range": (0.0, 1.0), "missing": "impute", "impute": 5.0}, r"5\.0 lies outside .*\[0, 1\]"),
         ({"type": "boolean", "categories": ("a",)}, "only a categorical column has categories"),
         ({"type": "text"}, "type must be one of"),
     ],
