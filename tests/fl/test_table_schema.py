@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fedchain.errors import DataSchemaError
 from fedchain.fl.datasets import Dataset, load_dataset
@@ -337,3 +339,40 @@ def test_bundled_schema_digests_are_unchanged(name: str) -> None:
     schema = load_dataset(name).schema
     assert schema.table is None and "table" not in schema.to_dict()
     assert schema.digest().hex() == BUNDLED[name]
+
+
+# --- decoding garbage ------------------------------------------------------------------------------
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=6,
+)
+
+
+def _paths(node: object, prefix: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    out: list[tuple[object, ...]] = []
+    for key, value in items:
+        out += [(*prefix, key), *_paths(value, (*prefix, key))]
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_mangled_table_schema_decodes_or_is_refused_with_a_data_schema_error(small: DataSchema, data: st.DataObject) -> None:
+    doc = json.loads(small.to_json())
+    if data.draw(st.booleans()):  # the short form: the derived fields follow from the table
+        doc = {k: doc[k] for k in ("dataset", "table", "range_tolerance", "version")}
+    path = data.draw(st.sampled_from([p for p in _paths(doc) if p[0] == "table"]))
+    parent: object = doc
+    for key in path[:-1]:
+        parent = parent[key]  # type: ignore[index]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(_JSON)  # type: ignore[index]
+    try:
+        decoded = DataSchema.from_dict(doc)
+    except DataSchemaError:
+        return
+    assert DataSchema.from_json(decoded.to_json()) == decoded
