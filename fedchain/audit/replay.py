@@ -713,7 +713,11 @@ class Auditor:
 
         self._attribute(add, rev, evidence, recomputed, blames, outcomes, replayed)
         self._collect_private(task, rev, evidence, readable)
-        return add.findings, self._summary(rev, evidence, decoded, len(add.findings)), recomputed
+        summary = self._summary(rev, evidence, decoded, len(add.findings))
+        if replayed is not None and replayed.result.unmasked is not None:  # how the round was unmasked, re-derived
+            summary = dataclasses.replace(summary, metrics={**summary.metrics, **{
+                k: float(v) for k, v in replayed.result.aggregate.metrics.items() if isinstance(v, int)}})
+        return add.findings, summary, recomputed
 
     def _collect_private(self, task: _Task | None, rev: RoundEvents, evidence: Evidence | None,
                          updates: Sequence[ClientUpdate | None]) -> None:

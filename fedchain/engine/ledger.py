@@ -479,7 +479,8 @@ class LedgerTransport:
         """Wait for the commit phase, then fetch, pin and screen every committed blob."""
         rid = opened.round_id
         if not self.wait_commit_phase(rid, timeout_s):
-            raise CommitPhaseStillOpen(f"round {rid}: the commit phase did not end within {timeout_s:.1f} s")
+            phases = "commit and unmask phases" if self.ledger.round(rid).secure else "commit phase"
+            raise CommitPhaseStillOpen(f"round {rid}: the {phases} did not end within {timeout_s:.1f} s")
         rnd = self.ledger.round(rid)
         if rnd.status != RoundStatus.OPEN:
             raise AggregationError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")

@@ -5,13 +5,20 @@ caught, and a lying survivor is named while the round still verifies."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from fedchain.audit.findings import FindingKind, Party, Severity
 from fedchain.audit.live import verify_round
-from fedchain.errors import ExitCode
+from fedchain.codec.canonical import sha256_digest
+from fedchain.errors import BlobFormatError, ExitCode
+from fedchain.protocol.evidence import Evidence, SecureEvidence, SecureFinding, secure_evidence
+from fedchain.protocol.rounds import round_evidence
 from fedchain.protocol.secure import RULE_SECAGG
+from fedchain.types import ZERO_DIGEST, Address, Digest, RoundId
 from tests.engine.secure_helpers import SecureRound, lie_about, make_secure_fed
 from tests.protocol.harness import Fed
 
@@ -36,6 +43,7 @@ def test_an_honest_secure_round_audits_clean(chain_env: Any, ipfs_store: Any, tm
     assert report.exit_code == ExitCode.OK
     (summary,) = report.rounds
     assert summary.status == "finalized" and len(summary.included) == 4
+    assert summary.metrics["secagg_survivors"] == 4 and summary.metrics["secagg_dropped"] == 0
     verdict = verify_round(fed.reader, fed.store, sr.round_id)  # a member's live check, without contract or chain id
     assert verdict.ok and verdict.replayed_digest == verdict.published_digest
 
@@ -114,3 +122,45 @@ def test_a_lying_survivor_is_named_while_the_round_verifies(chain_env: Any, ipfs
         f.to_json() for f in report.findings]
     assert report.exit_code == ExitCode.AUDIT_PARTICIPANT_MISCONDUCT
     assert verify_round(fed.reader, fed.store, opened.round_id).ok  # the model verifies
+
+
+def test_an_evidence_whose_secure_section_is_not_the_unmasking_is_caught(chain_env: Any, ipfs_store: Any,
+                                                                          tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4)
+    sr = _honest_round(fed, 4)
+    transport = fed.aggregator.transport
+    rid = sr.round_id
+    collected = transport.collect(transport.attach(rid), 60.0)
+    assert collected.secure is not None and collected.secure.unmasked is not None
+    agg = collected.secure.aggregate
+    assert agg.model_blob is not None and agg.model_digest is not None
+    commitments = fed.reader.commitments(rid)
+    evidence = round_evidence(rid, fed.reader.round(rid).base_model_digest, agg, commitments, fed.doc.strategy_digest())
+    honest = secure_evidence(sr.ctx, collected.secure.unmasked, fed.reader.advertisements(rid), commitments,
+                             fed.reader.unmasking_shares(rid))
+    forged = dataclasses.replace(evidence, secagg=dataclasses.replace(honest, revealers=honest.revealers[:-1]))
+    blob = forged.to_bytes()
+    transport.ledger.finalize_round(rid, agg.model_digest, fed.store.put(agg.model_blob), evidence.merkle_root,
+                                    fed.doc.strategy_digest(), sha256_digest(blob), fed.store.put(blob),
+                                    len(agg.included))
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind, f.responsible) for f in report.findings] == [(FindingKind.EVIDENCE_MISMATCH, Party.AGGREGATOR)]
+    assert "secagg revealers" in report.findings[0].detail
+
+
+def test_a_malformed_secure_section_of_the_evidence_is_named() -> None:
+    section = SecureEvidence(Digest(b"\x01" * 32), 2, 2, Digest(b"\x02" * 32), (Address("0x" + "11" * 20),), (), (),
+                             (SecureFinding("inconsistent_share", Address("0x" + "11" * 20), None, "off"),), (), (), ())
+    evidence = Evidence(RoundId(1), ZERO_DIGEST, ZERO_DIGEST, ZERO_DIGEST, ZERO_DIGEST, (), (), section)
+    assert Evidence.from_bytes(evidence.to_bytes()) == evidence
+    assert "secagg" not in dataclasses.replace(evidence, secagg=None).to_json()  # a plain round's evidence is as before
+    data = evidence.to_json()
+    del data["secagg"]["sum_digest"]
+    with pytest.raises(BlobFormatError, match="secagg lacks sum_digest"):
+        Evidence.from_json(data)
+    data = evidence.to_json()
+    data["secagg"]["findings"][0]["offender"] = 7
+    with pytest.raises(BlobFormatError, match=r"secagg findings\[0\]: offender"):
+        Evidence.from_json(data)
