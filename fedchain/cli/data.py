@@ -68,7 +68,10 @@ class _SchemaGroup(click.Group):
 
 @data.group("schema", cls=_SchemaGroup)
 def schema() -> None:
-    """Data schemas: show a bundled dataset's (`schema DATASET` = `schema show DATASET`), draft one from a table."""
+    """Data schemas: show one (a bundled dataset's, a schema file's) or draft one from a table.
+
+    `fedchain data schema DATASET` is short for `fedchain data schema show DATASET`.
+    """
 
 
 @schema.command("show")
@@ -343,7 +346,7 @@ def schema_infer(
               help="Most failing cells listed (the rest are counted).")
 @json_option
 def import_cmd(file: Path, schema_path: Path, out: Path, drop: tuple[str, ...], max_problems: int, as_json: bool) -> None:
-    """Validate every row of the table FILE against the schema, preprocess it, write the participant data file.
+    """Import the table FILE under the agreed schema: validate every row, preprocess, write the data file.
 
     Columns are matched by header. The schema's preprocessing is applied exactly (category
     encodings, its fixed normalisation constants, imputation per its missing-value policy);
