@@ -14,6 +14,7 @@ import pytest
 
 import fedchain.protocol.participant as participant_module
 from fedchain.codec.canonical import sha256_digest
+from fedchain.errors import PrivacyError
 from fedchain.protocol.blobs import decode_global, initial_global
 from fedchain.protocol.participant import (
     DROPOUT_STAGES,
@@ -35,7 +36,8 @@ from fedchain.protocol.secure import (
 )
 from fedchain.secagg.messages import RevealKind, UnmaskingShares
 from fedchain.secagg.protocol import advertise
-from fedchain.types import RoundId
+from fedchain.sim.config import PrivacyRequest
+from fedchain.types import Digest, RoundId
 from tests.protocol.harness import Fed, make_fed, make_task_files
 
 pytestmark = [pytest.mark.devnet, pytest.mark.ipfs]
@@ -424,3 +426,72 @@ def assert_unmasks_to_with_problems(fed: Fed, rid: RoundId, survivors: list[Part
     for n, w in want.items():
         assert np.max(np.abs(np.asarray(out.aggregate.model.weights[n], dtype=np.float64) - w)) <= bound
 
+
+
+# --- after the round: the aggregator's verdict --------------------------------------------------------
+def test_after_a_finalised_secure_round_a_left_out_survivor_is_journaled_and_never_contests(
+    chain_env: Any, ipfs_store: Any, secure_files: Any, tmp_path: Path
+) -> None:
+    # the aggregator (the engine's ledger transport) unmasks the sum of all four and, cheating, lists only three
+    # as included: in a secure round there is no blob of ours to re-pin and contest, so the agent records it
+    fed = make_fed(chain_env, ipfs_store, secure_files, tmp_path, dishonest="drop-update")
+    rid = fed.aggregator.open_round()
+    assert fed.reader.round(rid).secure
+    drive_round(fed, fed.participants, rid)
+    report = fed.aggregator.finalize(rid)
+    assert report.finalized and len(report.included) == N - 1, report
+    verified: list[tuple[str, int]] = []
+    for agent in fed.participants:
+        agent.verifier = lambda rnd, who=agent.address: verified.append((who, int(rnd.round_id)))
+        agent.check_finalised_rounds()
+    included = {a.lower() for a in report.included}
+    (left_out,) = [a for a in fed.participants if a.address.lower() not in included]
+    assert sorted(verified) == sorted((a.address, int(rid)) for a in fed.participants if a is not left_out)
+    entry = left_out.journal.entries()[-1]
+    assert entry.event == "excluded" and "survivors" in (entry.reason or "")
+    assert fed.reader.contest_of(rid, left_out.address) == 0
+    left_out.check_finalised_rounds()  # settled: once
+    assert [e.event for e in left_out.journal.entries()].count("excluded") == 1
+
+
+def test_a_private_secure_round_commits_privatised_masked_inputs_with_their_claims(
+    chain_env: Any, ipfs_store: Any, tmp_path: Path
+) -> None:
+    files = make_task_files(tmp_path / "task", clients=N, rounds=2,
+                            secagg=SecAggConfig(clip=CLIP, advertise_duration=PHASE, unmask_duration=PHASE),
+                            privacy=PrivacyRequest("client", 50.0, noise_multiplier=1.0, min_clients=2))
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path / "work")
+    policy = fed.doc.privacy
+    assert policy is not None and policy.mechanism == "client"
+    rid = open_secure(fed)
+    assert fed.reader.round(rid).private
+    done = drive_round(fed, fed.participants, rid)
+    for i in range(N):
+        assert functions(done[i]) == ["postAdvertisement", "commitPrivateUpdate", "postUnmaskingShares"], done[i]
+    inputs = policy.round_inputs(fed.doc.local_epochs())
+    for c in fed.reader.commitments(rid):
+        assert c.epsilon_spent is not None and c.epsilon_spent > 0
+        assert bytes(c.accountant_digest or b"") == bytes(inputs.digest())
+    # the agent's privacy history reads its claims back without decoding a masked input as an update
+    assert fed.participants[0].privacy_history() == [inputs]
+    with pytest.raises(PrivacyError, match="neither the task's policy"):  # not a BlobFormatError from the masked blob
+        fed.participants[0]._round_inputs(rid, Digest(b"\x01" * 32))
+    _, _, records, out = unmask_round(fed, rid)
+    assert out.failure is None and records.problems == () and len(out.unmasked.survivors) == N
+
+
+def test_an_agent_without_its_key_skips_the_secure_round_once_and_the_others_finish(
+    sfed: Fed, caplog: pytest.LogCaptureFixture
+) -> None:
+    rid = open_secure(sfed)
+    keyless = sfed.participants[3]
+    keyless.secagg_key = None
+    with caplog.at_level("WARNING", logger="fedchain.protocol.participant"):
+        done = drive_round(sfed, sfed.participants, rid)
+    assert done[3] == [] and journal_events(keyless, rid) == ["skipped"]
+    assert "no X25519 private key" in (keyless.journal.entries()[-1].reason or "")
+    assert sum("no X25519 private key" in r.getMessage() for r in caplog.records) == 1  # one warning
+    assert sfed.reader.secure_participation(rid, keyless.address) == (False, False)
+    for i in range(3):
+        assert functions(done[i]) == ["postAdvertisement", "commitUpdate", "postUnmaskingShares"], done[i]
+    assert_unmasks_to(sfed, rid, sfed.participants[:3])
