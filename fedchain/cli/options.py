@@ -42,16 +42,22 @@ def json_option(f: F) -> F:
                         help="Print one JSON document on stdout; on a failure, the error: {'error': {code, kind, message}}.")(f)
 
 
-class AddressParam(click.ParamType[str, Any]):
+class AddressParam(click.ParamType[str | None, Any]):
     """A 20-byte hex address (``0x`` and 40 hex digits; mixed case must be a valid EIP-55 checksum), checksummed;
-    anything else is a usage error (exit 2) naming the option or argument."""
+    anything else is a usage error (exit 2) naming the option or argument. With ``empty_is_default``, an empty
+    value (``--address "$UNSET"``) is None: the option's default."""
 
     name = "address"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+    def __init__(self, *, empty_is_default: bool = False) -> None:
+        self.empty_is_default = empty_is_default
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | None:
         """``value`` as a checksummed address, or a usage error."""
         from eth_utils import is_checksum_address, is_hex_address, to_checksum_address  # not for every start-up
 
+        if self.empty_is_default and value == "":
+            return None
         if not isinstance(value, str) or not value.startswith(("0x", "0X")) or not is_hex_address(value):
             self.fail(f"not an address: {value!r} (an address is 0x and 40 hex digits)", param, ctx)
         digits = value[2:]
@@ -62,6 +68,8 @@ class AddressParam(click.ParamType[str, Any]):
 
 ADDRESS = AddressParam()
 """The click type of every address a command takes on its command line."""
+ADDRESS_OR_DEFAULT = AddressParam(empty_is_default=True)
+""":data:`ADDRESS` for an option whose empty value means its default (``--address ""``: the recorded deployment)."""
 
 
 def state_dir_option(f: F) -> F:
@@ -276,7 +284,7 @@ def secagg_config(secagg: bool, clip: float, degree: int | None, max_summands: i
 def role_options(f: F) -> F:
     """Connection options shared by the role commands (participant, round, aggregator, audit, admin)."""
     f = click.option("--chain-id", type=int, default=None, help="Expected chain id; refuse another chain.")(f)
-    f = click.option("--address", type=ADDRESS, default=None,
+    f = click.option("--address", type=ADDRESS_OR_DEFAULT, default=None,
                      help="Federation contract address [default: the recorded deployment].")(f)
     for opt in (store_option, ipfs_api_option, rpc_url_option, state_dir_option):
         f = opt(f)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from fedchain.cli import exit_codes
 from fedchain.cli import main as cli_main
-from fedchain.cli.options import ADDRESS, emit, json_option
+from fedchain.cli.options import ADDRESS, ADDRESS_OR_DEFAULT, emit, json_option
 from fedchain.errors import (
     ConfigError,
     DevnetNotRunningError,
@@ -137,6 +137,9 @@ def test_an_address_is_checksummed_and_a_bad_checksum_refused() -> None:
     assert ADDRESS.convert(lower, None, None) == "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
     with pytest.raises(click.BadParameter, match="not an address"):
         ADDRESS.convert("0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", None, None)  # mixed case, wrong checksum
+    with pytest.raises(click.BadParameter, match="not an address"):
+        ADDRESS.convert("", None, None)
+    assert ADDRESS_OR_DEFAULT.convert("", None, None) is None  # --address "": the recorded deployment
 
 
 @pytest.mark.parametrize("order", ["json-last", "json-first"])

@@ -107,7 +107,9 @@ def _refused(result: Result, code: ExitCode, *fragments: str) -> str:
     assert len(lines) == 1, result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-    assert result.stdout == ""
+    if result.stdout:  # with --json: nothing but the one error object, the line's message and the exit code
+        error = json.loads(result.stdout)["error"]
+        assert (error["code"], f"error: {error['message']}".splitlines()[0]) == (int(code), lines[0]), result.stdout
     return lines[0]
 
 

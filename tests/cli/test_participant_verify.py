@@ -57,7 +57,8 @@ def test_refusals_name_the_problem_and_send_nothing(fed: Fed, ipfs_api_url: str)
     for key, rid, message in cases:
         refused = verify(fed, ipfs_api_url, key, rid)
         assert refused.exit_code == ExitCode.PARTICIPANT, refused.output
-        assert message in refused.output and len(refused.output.strip().splitlines()) == 1, refused.output
+        assert message in refused.stderr and len(refused.stderr.strip().splitlines()) == 1, refused.output
+        assert json.loads(refused.stdout)["error"]["kind"] == "participant", refused.stdout  # --json: the error object
 
     assert fed.env.conn.block_number() == head  # nothing was sent
     assert fed.reader.attestation_counts(RoundId(1)) == (0, 0)
