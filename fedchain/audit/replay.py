@@ -817,7 +817,8 @@ class Auditor:
                                                              (), reason))
         records = fetch_round_records(self.store, ctx, rev.advertisements, rev.commitments, rev.unmasking, window_s=0)
         result = secure_aggregate(task.doc.strategy_config(), task.doc.secagg, base, rid, opened.base_model_digest,
-                                  ctx, records, rev.commitments, int(opened.min_updates))
+                                  ctx, records, rev.commitments, int(opened.min_updates),
+                                  privacy=task.doc.privacy)
         return _SecureReplay(ctx, records, result)
 
     @staticmethod

@@ -540,7 +540,7 @@ class LedgerTransport:
                     if (e.participant.lower(), kind) not in refused:
                         self.store.pin(e.cid)
             result = secure_aggregate(opened.strategy, doc.secagg, opened.base, rid, opened.base_digest, ctx, records,
-                                      commitments, opened.min_updates)
+                                      commitments, opened.min_updates, privacy=opened.privacy)
             if result.failure is not None:
                 log.warning("round %d: %s", rid, result.failure)
             for f in result.findings:

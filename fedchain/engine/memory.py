@@ -178,7 +178,7 @@ class InMemoryTransport:
                        for m in self._members if m.index in masked]
         records = RoundRecords(run.advertisements, run.masked_inputs, run.unmasking, tuple(sorted(masked)), ())
         result = secure_aggregate(opened.strategy, config, opened.base, rid, opened.base_digest, ctx, records,
-                                  commitments, opened.min_updates)
+                                  commitments, opened.min_updates, privacy=opened.privacy)
         return Collected((), result.aggregate.rejections, len(commitments), sat_out, secure=result)
 
     def resume(self, opened: OpenedRound) -> OpenedRound | None:

@@ -17,6 +17,7 @@ from fedchain.codec.canonical import sha256_digest
 from fedchain.engine.loop import run_round
 from fedchain.engine.memory import InMemoryTransport, MemoryParticipant
 from fedchain.errors import ConfigError
+from fedchain.fl.privacy import PrivacyPolicy
 from fedchain.ports import RoundStatus
 from fedchain.protocol.blobs import decode_global
 from fedchain.protocol.evidence import Evidence
@@ -157,6 +158,22 @@ def test_in_memory_secure_rounds_recover_dropouts_and_close_below_the_threshold(
     assert first.finalized and first.metrics["secagg_dropped"] == 1 and first.metrics["secagg_revealers"] == 3
     assert {a.lower() for a in first.included} == {a.lower() for a in addresses[1:]}
     assert not second.finalized and second.close_reason is not None and "threshold is 3" in second.close_reason
+
+
+def test_in_memory_secure_rounds_under_client_dp_need_the_policys_min_clients(tmp_path: Path) -> None:
+    files = secure_task_files(tmp_path, 4, min_updates=4)
+    policy = PrivacyPolicy("client", clip=1.0, noise_multiplier=1.0, sample_rate=1.0, delta=1e-5, accountant="rdp",
+                           epsilon_budget=100.0, min_clients=4)
+    participants = [MemoryParticipant(participant_address(i, 0), p.x, p.y)
+                    for i, p in enumerate(partition_clients(files.cfg, files.dataset))]
+    drops = {1: ((), ()), 2: ((participants[0].address,), ())}
+    transport = InMemoryTransport(dataclasses.replace(files.doc, privacy=policy), participants,
+                                  secagg_dropouts=lambda rid: drops[int(rid)])
+
+    first, second = (run_round(transport) for _ in range(2))
+
+    assert first.finalized and len(first.included) == 4
+    assert not second.finalized and second.close_reason is not None and "min_updates = 4" in second.close_reason
 
 
 def test_the_in_memory_transport_refuses_a_secure_task_of_one(tmp_path: Path) -> None:
