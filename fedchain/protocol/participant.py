@@ -353,7 +353,8 @@ class SecureRoundState:
     """What a participant keeps to itself about one secure round, in ``<state dir>/secagg/round-<r>.json``
     (0600), each part written before it leaves the machine: the round's secrets and its advertisement blob (a
     restart posts exactly these bytes and never draws new secrets), the masked input's commitment (its blob next
-    to the file), and the unmasking-shares blob (a restart posts it again, never a different one)."""
+    to the file), and the unmasking-shares blob (a restart posts it again, never a different one). The secrets
+    are erased (empty) as the unmasking shares are saved: with the public records they would unmask our input."""
 
     round_id: RoundId
     context: bytes  # the round context's digest (chain id, contract, round)
@@ -373,6 +374,11 @@ class SecureRoundState:
     def secrets(self) -> RoundSecrets:
         """The round's secrets as the protocol takes them."""
         return RoundSecrets(self.index, self.mask_private, self.self_seed)
+
+    @property
+    def erased(self) -> bool:
+        """Whether the secrets were erased (once the unmasking shares were computed)."""
+        return not self.mask_private or not self.self_seed
 
     def claim(self) -> tuple[int, Digest] | None:
         """The masked input's privacy claim, if the round is private."""
@@ -952,15 +958,21 @@ class ParticipantAgent:
         """Train, quantise, mask with the pairwise masks of U1 and commit the masked input, once: the masked
         blob and its commitment go to the round file before the blob is stored (a restart commits those)."""
         rid = RoundId(int(rnd.round_id))
-        ctx, doc, base, downloaded = self._secure_context(rnd)
+        ctx, doc, base, _size = self._secure_context(rnd)
         assert doc.secagg is not None
         path = self._masked_file(rid)
         blob = path.read_bytes() if state.masked_digest is not None and path.is_file() else None
         loss, train_s = None, 0.0
         if blob is not None and sha256_digest(blob) == bytes(state.masked_digest or b""):
             log.info("round %d: committing the masked input kept in %s", rid, path)
+            downloaded = 0
+        elif state.erased:
+            self._secure_finish(rid, "skipped", f"skipped: the masked input {path} is gone and the round's secrets "
+                                                "were erased; it cannot be made again")
+            return None
         else:
             roster = self._secure_roster(ctx, rid)
+            downloaded = sum(len(ad.to_bytes()) for ad in roster.advertisements.values())
             if state.index not in roster.advertisements:
                 self._secure_finish(rid, "skipped", "skipped: our own advertisement is not among the round's accepted "
                                                     "advertisements")
@@ -1027,7 +1039,9 @@ class ParticipantAgent:
                                if i is not None)
             record = unmask_shares(ctx, state.secrets, self.secagg_key, roster, survivors)
             blob = record.to_bytes()
-            self._save_secure(replace(state, unmasking=blob))
+            # the masked input and this record are all the round still needs: the secrets that unmask our input
+            # (with the public records) are erased as the record is saved
+            self._save_secure(replace(state, unmasking=blob, mask_private=b"", self_seed=b""))
         _test_crash_point("secagg_unmasking_saved")
         digest = sha256_digest(blob)
         cid = self.store.put(blob)

@@ -222,6 +222,7 @@ def test_a_secure_round_runs_end_to_end_and_unmasks_to_the_mean_delta(sfed: Fed)
         assert {(rv.owner, rv.kind) for rv in record.reveals} == {(m.index, RevealKind.SELF_SEED) for m in ctx.members}
         path = agent.state_dir / "secagg" / f"round-{rid}.json"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert state.erased and state.mask_private == state.self_seed == b""  # nothing left that unmasks our input
         # nothing more to do: a look at the round (or a restarted agent) posts nothing again
         assert agent.secure_step(rid) == []
         fresh = ParticipantAgent(agent.ledger, agent.store, agent.data_path, agent.state_dir,
@@ -495,3 +496,21 @@ def test_an_agent_without_its_key_skips_the_secure_round_once_and_the_others_fin
     for i in range(3):
         assert functions(done[i]) == ["postAdvertisement", "commitUpdate", "postUnmaskingShares"], done[i]
     assert_unmasks_to(sfed, rid, sfed.participants[:3])
+
+
+def test_below_the_threshold_the_survivors_refuse_to_reveal_and_carry_on(sfed: Fed) -> None:
+    # four members, t = 3: two advertise and never commit, so two survivors remain; revealing their self seeds
+    # and the others' mask keys could not unmask a sum, so nobody reveals anything
+    rid = open_secure(sfed)
+    agents = sfed.participants
+    for quitter in agents[2:]:
+        quitter.dropout_rate, quitter.dropout_seed = 0.999, seed_for("after_advertising", rid, quitter.address)
+    done = drive_round(sfed, agents, rid)
+    for i in (0, 1):
+        assert functions(done[i]) == ["postAdvertisement", "commitUpdate"], done[i]
+        entry = agents[i].journal.entries()[-1]
+        assert entry.event == "skipped" and "threshold" in (entry.reason or ""), entry
+        assert agents[i].secure_step(rid) == []
+        state = agents[i].secure_state(rid)
+        assert state is not None and state.unmasking is None
+    assert sfed.reader.unmasking_shares(rid) == []
