@@ -164,3 +164,22 @@ def test_a_malformed_secure_section_of_the_evidence_is_named() -> None:
     data["secagg"]["findings"][0]["offender"] = 7
     with pytest.raises(BlobFormatError, match=r"secagg findings\[0\]: offender"):
         Evidence.from_json(data)
+
+
+def test_participant_agents_train_and_a_secure_run_of_two_rounds_audits_clean(chain_env: Any, ipfs_store: Any,
+                                                                                tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4)
+    for p in fed.participants:
+        p.record_window_s = 1.0
+    reports = []
+    for _ in range(2):
+        rid = fed.aggregator.transport.open_round().round_id
+        for _ in range(4):  # each agent takes the steps due now; everyone acts, so every phase ends early
+            if not any([agent.secure_step(rid) for agent in fed.participants]):
+                break
+        reports.append(fed.aggregator.finalize(rid))
+
+    assert all(r.finalized and len(r.included) == 4 and r.rejected == () for r in reports)
+    report = fed.auditor().audit()
+    assert report.findings == (), [f.to_json() for f in report.findings]
+    assert report.exit_code == ExitCode.OK and [r.status for r in report.rounds] == ["finalized", "finalized"]
