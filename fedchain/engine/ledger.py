@@ -629,7 +629,10 @@ class LedgerTransport:
         """Publish the rewards of ``round_id`` when it was finalised under a task with a rewards
         config and they are not published yet (an aggregator that stopped, or failed to publish,
         right after finalising it); a failure is logged and leaves the next round to open."""
-        if self.incentives is None or self.ledger.round(round_id).status != RoundStatus.FINALIZED:
+        if self.incentives is None:
+            return None
+        rnd = self.ledger.round(round_id)
+        if rnd.status != RoundStatus.FINALIZED or rnd.secure:  # a secure round has no update to score
             return None
         try:
             if self.incentives.round_rewards(int(round_id)) is not None or int(self.incentives.reward_budget()) == 0:

@@ -7,6 +7,7 @@ quantisation bound, dropouts recovered, below the threshold closed)."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from fedchain.sim.memory import participant_address
 from fedchain.types import Address, RoundId
 from tests.engine.secure_helpers import SecureRound, make_secure_fed, secure_task_files
 from tests.protocol.harness import Fed
+from tests.protocol.test_rewards_claims import rewarded_fed
 
 
 def _published(fed: Fed, rid: RoundId) -> tuple[dict[str, np.ndarray], Evidence]:
@@ -180,3 +182,22 @@ def test_the_in_memory_transport_refuses_a_secure_task_of_one(tmp_path: Path) ->
     files = secure_task_files(tmp_path, 2)
     with pytest.raises(ConfigError, match="secagg"):
         InMemoryTransport(files.doc, [MemoryParticipant(Address("0x" + "11" * 20), np.zeros((1, 30)), np.zeros(1))])
+
+
+def test_a_secure_round_publishes_no_rewards_and_the_next_round_opens(chain_env: Any, ipfs_store: Any,
+                                                                      tmp_path: Path, caplog: Any) -> None:
+    r = rewarded_fed(chain_env, ipfs_store, secure_task_files(tmp_path, 4), tmp_path)
+    fed = r.fed
+    sr = SecureRound.attach(fed, fed.aggregator.transport.open_round().round_id)
+    sr.advertise(range(4))
+    sr.commit(range(4))
+    sr.unmask(range(4))
+
+    with caplog.at_level(logging.WARNING, logger="fedchain.engine.ledger"):
+        assert fed.aggregator.finalize(sr.round_id).finalized
+        following = fed.aggregator.transport.open_round()  # no missed rewards to publish for a secure round
+
+    assert r.reader.round_rewards(sr.round_id) is None and fed.aggregator.transport.rewards == {}
+    assert any("no individual updates to score" in m for m in caplog.messages)
+    assert not any("rewards not published" in m for m in caplog.messages)
+    assert int(following.round_id) == int(sr.round_id) + 1
