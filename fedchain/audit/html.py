@@ -42,13 +42,15 @@ replay took {{ "%.2f"|format(wall_time_s) }} s.</p>
 {% endif %}
 <h2>Rounds</h2>
 <table><tr><th>Round</th><th>Status</th><th>Task</th><th>Committed</th><th>Included</th><th>Rejected</th><th>Samples</th>
-<th>Model digest</th><th>Gas (open / commits / finalise)</th><th>Mean client loss</th><th>Findings</th></tr>
+<th>Model digest</th><th>Gas (open / commits / finalise)</th><th>Mean client loss</th>
+<th>Secure aggregation: survivors / dropped / revealers</th><th>Findings</th></tr>
 {% for r in rounds %}<tr><td>{{ r.round }}</td><td>{{ r.status }}{% if r.close_reason %}: {{ r.close_reason }}{% endif %}</td>
 <td>v{{ r.task_version }}</td><td>{{ r.committed|length }}</td><td>{{ r.included|length }}</td>
 <td>{% for x in r.rejected %}<code>{{ x.participant[:10] }}</code> {{ x.rule }}<br>{% endfor %}</td>
 <td>{{ r.num_samples }}</td><td><code>{{ (r.model_digest or "-")[:18] }}</code></td>
 <td>{{ r.gas.get("open", "-") }} / {{ r.gas.get("commit_total", "-") }} / {{ r.gas.get("finalize", r.gas.get("close", "-")) }}</td>
 <td>{{ "%.4f"|format(r.metrics.mean_client_loss) if r.metrics.mean_client_loss is defined else "-" }}</td>
+<td>{% if r.metrics.secagg_survivors is defined %}{{ r.metrics.secagg_survivors|int }} / {{ r.metrics.secagg_dropped|int }} / {{ r.metrics.secagg_revealers|int }}{% else %}-{% endif %}</td>
 <td class="{{ 'ok' if r.findings == 0 else 'bad' }}">{{ r.findings }}</td></tr>
 {% endfor %}</table>
 <h2>Participants</h2>

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from fedchain.audit.findings import FindingKind, Party, Severity
+from fedchain.audit.html import render_html
 from fedchain.audit.live import verify_round
+from fedchain.audit.provenance import provenance
 from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import BlobFormatError, ExitCode
 from fedchain.protocol.evidence import Evidence, SecureEvidence, SecureFinding, secure_evidence
@@ -183,3 +185,8 @@ def test_participant_agents_train_and_a_secure_run_of_two_rounds_audits_clean(ch
     report = fed.auditor().audit()
     assert report.findings == (), [f.to_json() for f in report.findings]
     assert report.exit_code == ExitCode.OK and [r.status for r in report.rounds] == ["finalized", "finalized"]
+    assert "<td>4 / 0 / 4</td>" in render_html(report)  # how each round was unmasked; no masked input decoded
+    model = fed.reader.round(RoundId(2)).model_cid
+    assert model is not None
+    steps = provenance(fed.reader, fed.store, model)
+    assert [s.round for s in steps] == [2, 1] and all(len(s.updates) == 4 for s in steps)
