@@ -190,3 +190,24 @@ def test_participant_agents_train_and_a_secure_run_of_two_rounds_audits_clean(ch
     assert model is not None
     steps = provenance(fed.reader, fed.store, model)
     assert [s.round for s in steps] == [2, 1] and all(len(s.updates) == 4 for s in steps)
+
+
+def test_a_survivors_garbage_unmasking_blob_is_named_and_the_round_goes_on(chain_env: Any, ipfs_store: Any,
+                                                                           tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4)
+    sr = SecureRound.attach(fed, fed.aggregator.transport.open_round().round_id)
+    sr.advertise(range(4))
+    sr.commit(range(4))
+    sr.unmask(range(3))
+    junk = b"\x03 not unmasking shares"
+    fed.participants[3].ledger.post_unmasking_shares(sr.round_id, sha256_digest(junk), fed.store.put(junk))
+    poster = chain_env.accounts.participants[3].address
+
+    out = fed.aggregator.finalize(sr.round_id)
+
+    assert out.finalized and len(out.included) == 4 and out.metrics["secagg_revealers"] == 3
+    report = fed.auditor().audit()
+    assert [(f.kind, f.participant, f.severity) for f in report.findings] == [
+        (FindingKind.SECAGG_RECORD, poster, Severity.WARNING)], [f.to_json() for f in report.findings]
+    assert "unmasking shares is not used: malformed" in report.findings[0].detail
+    assert report.exit_code == ExitCode.OK and verify_round(fed.reader, fed.store, sr.round_id).ok
