@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fedchain.errors import ConfigError
+from fedchain.types import digest_hex, parse_digest
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -48,6 +49,7 @@ class Settings:
     http_timeout_s: float = 30.0
     tx_timeout_s: float = 120.0
     devnet_block_time_s: float = 1.0  # interval mining of the managed devnet (0: a block per transaction only)
+    trusted_models: tuple[str, ...] = ()  # digests of custom model sources a participant runs (--trust-model)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Return a copy with the given non-None values applied (CLI flags)."""
@@ -62,8 +64,15 @@ def _coerce(s: Settings) -> Settings:
         raise ConfigError(f"max_blob_bytes must be positive, got {s.max_blob_bytes}")
     if not 0 <= s.devnet_block_time_s <= 3600:
         raise ConfigError(f"devnet_block_time_s must be between 0 (off) and 3600 seconds, got {s.devnet_block_time_s}")
+    trusted = []
+    for entry in s.trusted_models:
+        try:
+            trusted.append(digest_hex(parse_digest(str(entry).strip())))
+        except ValueError as err:
+            raise ConfigError(f"trusted_models: {entry!r} is not a model digest (0x and 64 hex digits): {err}") from err
     return replace(
         s,
+        trusted_models=tuple(dict.fromkeys(trusted)),
         state_dir=Path(s.state_dir),
         keystore=Path(s.keystore) if s.keystore is not None else None,
         toolchain=Path(s.toolchain) if s.toolchain is not None else None,
@@ -74,6 +83,11 @@ def _convert(name: str, raw: Any, source: str) -> Any:
     types = {f.name: f.type for f in fields(Settings)}
     kind = str(types[name])
     try:
+        if kind.startswith("tuple"):  # a TOML array, or a comma-separated environment variable
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, (list, tuple)):
+                raise TypeError(f"expected a list, got {type(raw).__name__}")
+            return tuple(str(item).strip() for item in items if str(item).strip())
         if "int" in kind and "Path" not in kind:
             return int(raw)
         if "float" in kind:

@@ -74,6 +74,22 @@ class TaskNotConfiguredError(ConfigError):
     exit_code = ExitCode.TASK_NOT_CONFIGURED
 
 
+class ModelTrustError(ConfigError):
+    """The task's model is defined in a Python file this process does not trust: its digest is neither
+    named by ``--trust-model`` (or ``trusted_models`` in fedchain.toml) nor registered by whoever configured
+    the task; nothing of it was run. A ConfigError (exit 10): the remedy is this participant's configuration."""
+
+    def __init__(self, digest: str, cid: str) -> None:
+        where = f"fedchain store get {cid} -o model.py" if cid else "it is not stored yet"
+        super().__init__(
+            f"the task's model {digest} is defined in a Python file that is not one you trust, so it was not run; "
+            f"review its source ({where}) and pass --trust-model {digest} (or list it in trusted_models in "
+            "fedchain.toml)"
+        )
+        self.digest = digest
+        self.cid = cid
+
+
 class ToolchainNotFoundError(ConfigError):
     """No toolchain is configured and fedchain does not run from a checkout with ``hardhat-local/``."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -221,8 +221,31 @@ def verify(round_id: int, attest: bool, keystore: Path | None, state_dir: Path |
     emit(as_json, out, human)
 
 
+def _trusted_digest(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--trust-model`` values as 0x-prefixed lowercase digests; a usage error for one that is not a digest."""
+    from fedchain.types import digest_hex, parse_digest
+
+    out = []
+    for value in values:
+        try:
+            out.append(digest_hex(parse_digest(value.strip())))
+        except ValueError as err:
+            raise click.BadParameter(f"{value!r} is not a model digest (0x and 64 hex digits): {err}") from err
+    return tuple(out)
+
+
+def trusted_models(settings: Any, trust_model: tuple[str, ...]) -> frozenset[str]:
+    """The custom-model digests this participant runs: ``--trust-model`` and fedchain.toml's ``trusted_models``."""
+    return frozenset((*settings.trusted_models, *trust_model))
+
+
 def agent_options(f: F) -> F:
-    """``--data``, ``--work-dir``, ``--attack`` and ``--verify``: the options of the commands that run a participant agent."""
+    """``--data``, ``--work-dir``, ``--attack``, ``--verify`` and ``--trust-model``: the options of the commands that run
+    a participant agent."""
+    f = click.option("--trust-model", "trust_model", multiple=True, callback=_trusted_digest, metavar="DIGEST",
+                     help="Run the task's custom model (a Python file) only if its source digest is one of these; "
+                          "repeatable, added to trusted_models in fedchain.toml. Review the file first (`fedchain "
+                          "admin task` names its digest and CID; `fedchain store get CID -o model.py`).")(f)
     f = click.option("--verify/--no-verify", "verify", default=None,
                      help="Replay each finalised round this participant was included in with the audit's code and "
                           "attest it on chain before training on its model [default: when the federation's "
@@ -237,7 +260,7 @@ def agent_options(f: F) -> F:
 
 
 def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None,
-           verify: bool | None = None) -> tuple[Any, Any]:
+           verify: bool | None = None, trust_model: tuple[str, ...] = ()) -> tuple[Any, Any]:
     """The participant agent and its live verifier (None with --no-verify)."""
     from fedchain.audit.live import LiveVerifier
     from fedchain.fl.attacks import AttackSpec
@@ -253,6 +276,8 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
                              cid_of=compute_cid, incentives=incentives_for(ledger, settings, address, account),
                              secagg_key=secagg_key(account))
+    # the agent runs the task's custom model only if its digest is listed (ParticipantAgent.trusted_models)
+    cast(Any, agent).trusted_models = trusted_models(settings, trust_model)
     agent.on_outage = follow_services(settings, agent, account=account, address=address)
     if verify is False:
         return agent, None
@@ -270,15 +295,15 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
 @role_options
 @json_option
 def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack: str | None, verify: bool | None,
-           keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
-           address: str | None, chain_id: int | None, as_json: bool) -> None:
+           trust_model: tuple[str, ...], keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
+           ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Train on the round's global model and commit the update once (idempotent); a finalised
     round this participant was included in is verified and attested first (see --verify)."""
     import torch
 
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    agent, _ = _agent(settings, address, data_path, work_dir, attack, verify)
+    agent, _ = _agent(settings, address, data_path, work_dir, attack, verify, trust_model)
     res = agent.submit(round_id)
     emit(as_json, res.to_json(), lambda: describe_result(res))
 
@@ -309,8 +334,9 @@ def describe_result(res: Any) -> str:
 @json_option
 def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, dropout: float, dropout_seed: int,
         data_path: Path, work_dir: Path | None,
-        attack: str | None, verify: bool | None, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
-        ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+        attack: str | None, verify: bool | None, trust_model: tuple[str, ...], keystore: Path | None,
+        state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
+        chain_id: int | None, as_json: bool) -> None:
     """Run the participant agent: watch for open rounds, train, store the update, commit.
 
     Every commit is journaled in <work-dir>/results.jsonl (fsynced before and after it is sent);
@@ -326,7 +352,7 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
 
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    agent, live = _agent(settings, address, data_path, work_dir, attack, verify)
+    agent, live = _agent(settings, address, data_path, work_dir, attack, verify, trust_model)
     agent.dropout_rate, agent.dropout_seed = dropout, dropout_seed
 
     def on_result(res: Any) -> None:

@@ -25,7 +25,7 @@ from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import ConfigError, IntegrityError, ModelNotAvailableError
 from fedchain.ports import BlobStore, Ledger, RoundStatus
 from fedchain.protocol.blobs import GlobalModel, decode_global
-from fedchain.protocol.task import TaskDocument, load_task_document
+from fedchain.protocol.task import TaskDocument, load_model_source, load_task_document
 from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
 
 if TYPE_CHECKING:
@@ -192,6 +192,7 @@ def load_verified_model(ledger: Ledger, store: BlobStore, round_id: int | None =
         raise IntegrityError(f"the model blob {where.model_cid} names round {model.round_id}, the chain files it under "
                              f"round {where.round_id}")
     _, task = load_task_document(ledger, store, where.task_version)
+    load_model_source(task, store, None)  # a custom model's source, checked against its digest, for build_module
     return VerifiedModel(
         round_id=RoundId(int(model.round_id)) if where.round_id is None else where.round_id,
         model_digest=where.model_digest,

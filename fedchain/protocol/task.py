@@ -28,12 +28,14 @@ that would take a participant past the budget. Absent: no ``privacy`` key in the
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from fedchain.errors import ConfigError, IntegrityError, ParticipantError, TaskNotConfiguredError
+from fedchain.errors import ConfigError, IntegrityError, ModelTrustError, ParticipantError, TaskNotConfiguredError
 from fedchain.ports import Ledger, PrivacyPolicySet, TaskConfig, TaskConfigured, TxReport
 from fedchain.protocol.secure import SecAggConfig, check_secagg_task
 from fedchain.types import ZERO_DIGEST, Cid, Digest, digest_hex, parse_digest
@@ -446,7 +448,10 @@ def _from_json(cls: type[_Spec], data: Mapping[str, Any], what: str) -> _Spec:
 def publish_task(ledger: Ledger, store: BlobStore, doc: TaskDocument) -> tuple[Cid, TxReport]:
     """Store the document and configure it on chain (admin role); returns (CID, TxReport).
 
-    The document is stored first; nothing is written on chain unless that succeeded."""
+    The document is stored first; nothing is written on chain unless that succeeded. A custom model's
+    source must be in the store already (:func:`store_model_source`), with the bytes its digest names:
+    otherwise nothing is stored."""
+    load_model_source(doc, store, None)
     check_private_model(doc)
     cid = store.put(doc.to_bytes())
     if doc.privacy is not None:
@@ -459,6 +464,56 @@ def publish_task(ledger: Ledger, store: BlobStore, doc: TaskDocument) -> tuple[C
             doc.model_spec_digest(), doc.strategy_digest(), doc.data_schema_digest(), cid, doc.max_commit_duration
         )
     return cid, report
+
+
+def store_model_source(
+    store: BlobStore,
+    path: str | Path,
+    *,
+    factory: str,
+    params: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    num_classes: int,
+) -> ModelSpec:
+    """Validate the model file ``path`` (:func:`fedchain.fl.models.custom_model_spec`), put its source
+    in ``store`` and return the custom spec naming its CID: what a task document of that model needs
+    stored before it is published."""
+    from fedchain.fl.models import custom_model_spec
+
+    spec, source = custom_model_spec(path, factory, params, input_shape, num_classes)
+    return dataclasses.replace(spec, source_cid=store.put(source))
+
+
+def load_model_source(doc: TaskDocument, store: BlobStore, trusted: Collection[str] | None) -> str | None:
+    """Make the task's custom model buildable in this process: check its digest against ``trusted``
+    (None: trust it, for whoever configured or replays the task), fetch its source by CID, check
+    the bytes against the digest and register them. Returns the digest (None: a builtin model, nothing
+    to do). ModelTrustError, before anything is fetched or run, for a digest not in ``trusted``;
+    IntegrityError when the stored bytes are not the ones the spec's digest names; ConfigError for a
+    custom spec without a CID or a malformed trusted digest."""
+    spec = doc.spec()
+    if spec.arch != "custom":
+        return None
+    from fedchain.fl.models import model_source_digest, register_model_source
+
+    if trusted is not None:
+        allowed = set()
+        for entry in trusted:
+            try:
+                allowed.add(digest_hex(parse_digest(str(entry).strip())))
+            except ValueError as err:
+                raise ConfigError(f"trusted model digest {entry!r}: {err}") from err
+        if spec.source_digest not in allowed:
+            raise ModelTrustError(spec.source_digest, spec.source_cid)
+    if not spec.source_cid:
+        raise ConfigError(f"the task's model {spec.source_digest} names no source CID: its file was never stored "
+                          "(store_model_source stores it before the task is published)")
+    source = store.get(Cid(spec.source_cid))
+    actual = model_source_digest(source)
+    if actual != spec.source_digest:
+        raise IntegrityError(f"the task's model source {spec.source_cid} has sha256 {actual}, but the model spec "
+                             f"names {spec.source_digest}: refused, nothing of it was run")
+    return register_model_source(source)
 
 
 def load_task_document(ledger: Ledger, store: BlobStore, version: int | None = None) -> tuple[TaskConfig, TaskDocument]:
