@@ -38,6 +38,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "deposit": ("fedchain.cli.deposit:deposit", "Show, release and withdraw a participant's deposit."),
     "rewards": ("fedchain.cli.rewards:rewards", "Show each round's rewards; claim yours by Merkle proof."),
     "model": ("fedchain.cli.model:model", "Export and evaluate the federation's verified global models."),
+    "init": ("fedchain.cli.init:init", "Scaffold a consortium project: task.toml, schema, model file, README."),
 }
 
 
