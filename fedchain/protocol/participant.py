@@ -1719,6 +1719,8 @@ class ParticipantAgent:
         ``until_round`` once it ended, or (without ``wait_for_end``) once this participant has nothing more to
         do in it: its unmasking shares posted, or its part over (skipped, dropped out)."""
         latest = int(rnd.round_id)
+        if rnd.status == RoundStatus.OPEN and not self._secure_pending(latest) and latest in self._commits:
+            self.recommit_lost(rnd)  # a chain that lost our masked input: the round's steps are taken again
         if rnd.status == RoundStatus.OPEN and self._secure_pending(latest):
             acted = self.secure_step(rnd.round_id)
             for res in acted:

@@ -514,3 +514,32 @@ def test_below_the_threshold_the_survivors_refuse_to_reveal_and_carry_on(sfed: F
         state = agents[i].secure_state(rid)
         assert state is not None and state.unmasking is None
     assert sfed.reader.unmasking_shares(rid) == []
+
+
+def test_a_rewound_chain_gets_the_same_advertisement_masked_input_and_shares_again(sfed: Fed) -> None:
+    rid = open_secure(sfed)
+    agents = sfed.participants
+    drive(agents[:3], rid)  # three advertised
+    snapshot = sfed.env.conn.request("evm_snapshot")
+    drive(agents, rid)
+
+    def posted() -> tuple[dict[str, bytes], ...]:
+        return ({a.participant: bytes(a.digest) for a in sfed.reader.advertisements(rid)},
+                {c.participant: bytes(c.update_digest) for c in sfed.reader.commitments(rid)},
+                {e.participant: bytes(e.digest) for e in sfed.reader.unmasking_shares(rid)})
+
+    first = posted()
+    assert [len(kind) for kind in first] == [N, N, N]
+    sfed.env.conn.request("evm_revert", [snapshot])  # the chain forgets the fourth advertisement, every commit and share
+    assert [len(kind) for kind in posted()] == [N - 1, 0, 0]
+
+    def others(res: SubmitResult) -> None:
+        if res.function == "commitUpdate":
+            for a in agents[:3]:
+                a.submit(rid)  # each notices its lost commit and takes its steps again
+            drive(agents[:3], rid)
+
+    results = agents[3].run(until_round=int(rid), max_idle_s=30, on_result=others)
+    assert functions(results) == ["postAdvertisement", "commitUpdate", "postUnmaskingShares"]
+    assert posted() == first  # the same bytes: no new secrets, no new masked input, no other shares
+    assert_unmasks_to(sfed, rid, agents)
