@@ -190,8 +190,7 @@ def describe_task(summary: dict[str, Any]) -> list[str]:
     def params(values: dict[str, Any]) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "-"
 
-    layers = {k: model[k] for k in ("hidden", "channels", "factory", "source_digest", "source_cid", "params")
-              if model.get(k)}
+    layers = {k: model[k] for k in ("hidden", "channels", "factory", "params") if model.get(k)}
     lines = [
         f"dataset          {summary['dataset']}",
         f"schema           {schema['dataset']} {schema['digest']}",
@@ -200,6 +199,10 @@ def describe_task(summary: dict[str, Any]) -> list[str]:
         f"model            {model['arch']}{' ' + params(layers) if layers else ''}, input {tuple(model['input_shape'])}, "
         f"{model['num_classes']} classes",
         f"                 digest {model['digest']}",
+        *([] if model["arch"] != "custom" else [
+            f"model source     {model['source_digest']} (CID {model['source_cid']}); review it with `fedchain store "
+            f"get {model['source_cid']} -o model.py`, then train with --trust-model {model['source_digest']}",
+        ]),
         f"strategy         {strategy['name']}: {params(strategy['params'])}",
         "robust rules     " + (" + ".join(f"{r['name']}({params(r['params'])})" for r in strategy["robust"]) or "none"),
         f"                 strategy digest {strategy['digest']}",

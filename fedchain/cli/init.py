@@ -29,16 +29,33 @@ def _toml_list(values: tuple[int, ...]) -> str:
     return "[" + ", ".join(str(v) for v in values) + "]"
 
 
+COMMENT_COLUMN = 40
+"""Where the scaffolded task file's trailing comments start."""
+
+
+def _align_comments(text: str) -> str:
+    """Start every trailing ``# comment`` of a key line at :data:`COMMENT_COLUMN` (or one space after the key)."""
+    lines = []
+    for line in text.splitlines():
+        code, sep, comment = line.partition(" # ")
+        if sep and code.strip() and not code.lstrip().startswith("#"):
+            line = f"{code.rstrip():<{COMMENT_COLUMN - 1}} # {comment.strip()}"
+        elif sep and code.lstrip().startswith("# ") and ("=" in code or "[" in code):  # a commented-out key with its comment
+            line = f"{code.rstrip():<{COMMENT_COLUMN - 1}} # {comment.strip()}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def render_task_toml(*, dataset: str | None, schema_file: str | None, schema: DataSchema, spec: ModelSpec) -> str:
     """The scaffolded ``task.toml``: the task on ``dataset`` (a bundled one) or ``schema_file``, with ``spec``."""
-    data_line = (f'dataset = "{dataset}"              # a bundled dataset; or: schema = "schema.json"'
+    data_line = (f'dataset = "{dataset}" # a bundled dataset; or: schema = "schema.json"'
                  if dataset is not None else
-                 f'schema = "{schema_file}"            # the consortium\'s data schema (fedchain data schema infer)')
+                 f'schema = "{schema_file}" # the consortium\'s data schema (fedchain data schema infer)')
     layers = [] if spec.arch == "logreg" else [f"hidden = {_toml_list(spec.hidden)}"]
     if spec.arch == "cnn":
         layers += [f"channels = {_toml_list(spec.channels)}", f"kernel_size = {spec.kernel_size}"]
-    layer_lines = "\n".join(layers)
-    return f"""\
+    layer_lines = "".join(line + "\n" for line in layers)
+    return _align_comments(f"""\
 # The federation's task: `fedchain admin configure-task --file task.toml` publishes it.
 # Paths are relative to this file. `fedchain admin task` shows the task on chain, decoded.
 
@@ -47,7 +64,7 @@ def render_task_toml(*, dataset: str | None, schema_file: str | None, schema: Da
 seed = 0                                 # seeds the initial model
 
 [model]
-arch = "{spec.arch}"                         # logreg, mlp or cnn
+arch = "{spec.arch}" # logreg, mlp or cnn
 {layer_lines}
 # A model of your own instead (participants must trust its digest: --trust-model):
 # file = "model.py"
@@ -96,7 +113,7 @@ reveal_duration = 0                      # commit-reveal: seconds of the reveal 
 # validation = "validation.npz"
 # [rewards.params]
 # permutations = 200
-"""
+""")
 
 
 def render_model_py(schema: DataSchema) -> str:
@@ -161,7 +178,9 @@ def render_readme(name: str, *, dataset: str | None, schema: DataSchema) -> str:
    `fedchain admin configure-task --file task.toml`, then `fedchain admin task`.
 4. Participants register (`fedchain participant register --org NAME --samples N --data FILE`) and the admin admits
    them (`fedchain admin admit ADDRESS`). {data_steps}
-5. With a custom model, each participant reviews `model.py` and passes its digest: `--trust-model DIGEST`.
+5. With a custom model, each participant reviews `model.py` (`fedchain admin task` names its digest and CID;
+   `fedchain store get CID -o model.py` fetches the published file) and passes its digest to the agent:
+   `--trust-model DIGEST` (the digest is the file's SHA-256, `0x` + `sha256sum model.py`).
 6. Participants run their agents (`fedchain participant run --data FILE`), the aggregator opens and finalises rounds
    (`fedchain aggregator run`), and anyone audits: `fedchain audit run`.
 
@@ -178,7 +197,7 @@ Run `fedchain COMMAND --help` for every option.
 @json_option
 def init(directory: Path, dataset: str | None, schema_path: Path | None, force: bool, as_json: bool) -> None:
     """Scaffold a consortium project in DIRECTORY: task.toml, schema.json, model.py and README.md."""
-    from fedchain.fl.models import ModelSpec, default_model_spec
+    from fedchain.fl.models import ModelSpec, default_model_spec, model_source_digest
     from fedchain.fl.schema import DataSchema
 
     if dataset is not None and schema_path is not None:
@@ -210,16 +229,19 @@ def init(directory: Path, dataset: str | None, schema_path: Path | None, force: 
     }
     for name in PROJECT_FILES:
         (directory / name).write_text(contents[name], encoding="utf-8")
+    model_digest = model_source_digest(contents["model.py"].encode("utf-8"))
     payload: dict[str, Any] = {
         "directory": str(directory),
         "files": [str(directory / name) for name in PROJECT_FILES],
         "dataset": dataset if schema_path is None else None,
         "schema": {"dataset": schema.dataset, "digest": digest_hex(schema.digest())},
         "model": spec.to_dict(),
+        "model_file": {"path": str(directory / "model.py"), "digest": model_digest},
     }
     emit(as_json, payload, lambda: "\n".join([
         f"created {directory}/: " + ", ".join(PROJECT_FILES),
         f"  data: {dataset if schema_path is None else 'schema ' + str(schema_path)} "
         f"(schema {schema.dataset}, digest {digest_hex(schema.digest())})",
+        f"  model.py digest {model_digest} (what participants pass to --trust-model once the task names it)",
         f"  next: edit {directory / 'task.toml'}, then fedchain admin configure-task --file {directory / 'task.toml'}",
     ]))

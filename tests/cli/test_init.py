@@ -112,3 +112,57 @@ def test_the_scaffolded_task_configures_on_the_devnet_and_admin_task_decodes_it(
     assert (doc["min_updates"], doc["commit_duration"], doc["max_commit_duration"]) == (1, 300, 86_400)
     assert doc["privacy"] is None and doc["secagg"] is None and doc["rewards"] is None
     assert doc["model"]["digest"] == json.loads(shown.output)["task"]["model_spec_digest"]
+
+
+def _configure_and_show(env: Any, project: Path, state: Path) -> tuple[Any, Any]:
+    base = ["--state-dir", str(state), "--rpc-url", env.url, "--address", env.deployment.address, "--store", "local"]
+    configured = CliRunner(env={"FEDCHAIN_PRIVATE_KEY": env.accounts.admin.key.hex()}).invoke(
+        cli, ["admin", "configure-task", "--file", str(project / "task.toml"), *base, "--json"])
+    shown = CliRunner().invoke(cli, ["admin", "task", *base])
+    return configured, shown
+
+
+@pytest.mark.devnet
+def test_the_scaffolded_model_file_configures_as_the_task_s_model(chain_env: Any, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    created = _init(str(project), "--dataset", "breast_cancer", "--json")
+    digest = json.loads(created.output)["model_file"]["digest"]
+    task = project / "task.toml"
+    text = task.read_text().replace('arch = "logreg"', '# arch = "logreg"')
+    for line in ('file = "model.py"', 'factory = "build"', "[model.params]", "hidden = 64"):
+        text = text.replace("# " + line, line, 1)
+    task.write_text(text)
+
+    configured, shown = _configure_and_show(chain_env, project, tmp_path / "state")
+    assert configured.exit_code == 0, configured.output
+    assert shown.exit_code == 0, shown.output
+    assert f"model source     {digest}" in shown.output
+    assert f"--trust-model {digest}" in shown.output
+    assert "model            custom factory=build, params={'hidden': 64}, input (30,), 2 classes" in shown.output
+
+
+@pytest.mark.devnet
+def test_a_consortium_s_own_table_from_infer_to_a_configured_task(chain_env: Any, tmp_path: Path) -> None:
+    rows = ["age [years],sex,systolic [mmHg],outcome"]
+    rows += [f"{30 + i % 40},{'MF'[i % 2]},{110 + (i * 7) % 50},{'yes' if i % 3 else 'no'}" for i in range(60)]
+    table = tmp_path / "site.csv"
+    table.write_text("\n".join(rows) + "\n")
+    agreed = tmp_path / "agreed.json"
+    inferred = CliRunner().invoke(cli, ["data", "schema", "infer", str(table), "--name", "cardio", "--out", str(agreed)])
+    assert inferred.exit_code == 0, inferred.output
+
+    project = tmp_path / "p"
+    assert _init(str(project), "--schema", str(agreed)).exit_code == 0
+    configured, shown = _configure_and_show(chain_env, project, tmp_path / "state")
+    assert configured.exit_code == 0, configured.output
+    assert shown.exit_code == 0, shown.output
+    schema = DataSchema.from_json(agreed.read_bytes())
+    assert f"schema           cardio {digest_hex(schema.digest())}" in shown.output
+    assert json.loads(configured.output)["task"]["data_schema_digest"] == digest_hex(schema.digest())
+
+    imported = CliRunner().invoke(cli, ["data", "import", str(table), "--schema", str(project / "schema.json"),
+                                        "--out", str(tmp_path / "site.npz")])
+    assert imported.exit_code == 0, imported.output
+    from fedchain.fl.schema import read_client_data_digest
+
+    assert read_client_data_digest(tmp_path / "site.npz") == schema.digest()
