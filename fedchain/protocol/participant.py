@@ -6,6 +6,11 @@ the round's base model and verifies its digest, validates its data against the t
 trains with the task's algorithm, stores the canonical update blob, and commits on chain.
 It is idempotent: if its commitment for the round is already on chain it does nothing, and
 anything failing before the commit leaves no commitment behind.
+
+In a secure-aggregation round it takes three steps instead (:meth:`ParticipantAgent.secure_step`):
+advertise its keys for the round, commit its masked input, post its unmasking shares; each is
+driven by the chain's state and a private per-round file written before anything leaves the
+machine (:class:`SecureRoundState`), so a restart repeats exactly what was sent, never more.
 """
 
 from __future__ import annotations
@@ -898,6 +903,8 @@ class ParticipantAgent:
                 return None
             return self._commit_masked(rnd, state)
         if drop == "after_committing":
+            if not state.erased:  # the survivors reveal our self seed: our mask key must not outlive the round
+                self._save_secure(replace(state, mask_private=b"", self_seed=b""))
             self._secure_finish(rid, "dropped", "dropping out after committing (simulated)")
             return None
         if not ledger.commit_phase_over(rid):

@@ -263,6 +263,8 @@ def test_a_participant_dropping_out_at_each_stage_leaves_the_round_recoverable(s
         assert me is not None and me not in out.unmasked.survivors and out.unmasked.dropped == ()
     else:  # committed: its input is in the sum (its self mask rebuilt from the others' shares)
         assert me in out.unmasked.survivors and me not in out.unmasked.revealers
+        state = quitter.secure_state(rid)
+        assert state is not None and state.erased  # its self seed is public now: its mask key is gone
 
 
 def fed_records(fed: Fed, rid: RoundId) -> list[UnmaskingShares]:
