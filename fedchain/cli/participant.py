@@ -154,22 +154,51 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
     emit(as_json, {**to_jsonable(rec), "privacy": to_jsonable(privacy)}, human)
 
 
+def _trusted_digest(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--trust-model`` values as 0x-prefixed lowercase digests; a usage error for one that is not a digest."""
+    from fedchain.types import digest_hex, parse_digest
+
+    out = []
+    for value in values:
+        try:
+            out.append(digest_hex(parse_digest(value.strip())))
+        except ValueError as err:
+            raise click.BadParameter(f"{value!r} is not a model digest (0x and 64 hex digits): {err}") from err
+    return tuple(out)
+
+
+def trusted_models(settings: Any, trust_model: tuple[str, ...]) -> frozenset[str]:
+    """The custom-model digests this participant runs: ``--trust-model`` and fedchain.toml's ``trusted_models``."""
+    return frozenset((*settings.trusted_models, *trust_model))
+
+
+def trust_model_option(f: F) -> F:
+    """``--trust-model DIGEST`` (repeatable): the custom-model sources this participant runs."""
+    return click.option("--trust-model", "trust_model", multiple=True, callback=_trusted_digest, metavar="DIGEST",
+                        help="Run the task's custom model (a Python file) only if its source digest is one of these; "
+                             "repeatable, added to trusted_models in fedchain.toml. Review the file first (`fedchain "
+                             "admin task` names its digest and CID; `fedchain store get CID -o model.py`).")(f)
+
+
 @participant.command()
 @click.argument("round_id", type=click.IntRange(1))
 @click.option("--attest/--no-attest", default=True, show_default=True,
               help="Record the verdict on chain (attestRound) as the keystore's account, which must be included in "
                    "the round; --no-attest only replays and prints the verdict (anyone may).")
+@trust_model_option
 @keystore_option
 @role_options
 @json_option
-def verify(round_id: int, attest: bool, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
-           ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
+def verify(round_id: int, attest: bool, trust_model: tuple[str, ...], keystore: Path | None, state_dir: Path | None,
+           rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
+           as_json: bool) -> None:
     """Replay finalised round ROUND with the audit's code and attest the verdict on chain: the
     published model, or a findings blob (stored) naming whom it accuses. What the agent does
     by itself under a verification policy, by hand."""
     from fedchain.audit.live import attest_verdict, inclusion_of, verify_round
     from fedchain.errors import ParticipantError
     from fedchain.ports import RoundStatus
+    from fedchain.protocol.task import load_model_source, load_task_document
     from fedchain.sim.wiring import connect_ledger, open_blob_store
     from fedchain.types import RoundId, digest_hex
 
@@ -190,6 +219,9 @@ def verify(round_id: int, attest: bool, keystore: Path | None, state_dir: Path |
             raise ParticipantError(f"{ledger.sender} committed nothing in round {rid}: only the round's included "
                                    "participants attest it (use --no-attest to replay it anyway)")
     with open_blob_store(settings) as blobs:
+        # the replay builds the task's model: a custom one only when trusted (checked before anything of it runs)
+        load_model_source(load_task_document(ledger, blobs, rnd.task_version)[1], blobs,
+                          trusted_models(settings, trust_model))
         verdict = verify_round(ledger, blobs, rid, verified_by=ledger.sender if attest else "")
         tx = None
         already = None
@@ -221,31 +253,10 @@ def verify(round_id: int, attest: bool, keystore: Path | None, state_dir: Path |
     emit(as_json, out, human)
 
 
-def _trusted_digest(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
-    """``--trust-model`` values as 0x-prefixed lowercase digests; a usage error for one that is not a digest."""
-    from fedchain.types import digest_hex, parse_digest
-
-    out = []
-    for value in values:
-        try:
-            out.append(digest_hex(parse_digest(value.strip())))
-        except ValueError as err:
-            raise click.BadParameter(f"{value!r} is not a model digest (0x and 64 hex digits): {err}") from err
-    return tuple(out)
-
-
-def trusted_models(settings: Any, trust_model: tuple[str, ...]) -> frozenset[str]:
-    """The custom-model digests this participant runs: ``--trust-model`` and fedchain.toml's ``trusted_models``."""
-    return frozenset((*settings.trusted_models, *trust_model))
-
-
 def agent_options(f: F) -> F:
     """``--data``, ``--work-dir``, ``--attack``, ``--verify`` and ``--trust-model``: the options of the commands that run
     a participant agent."""
-    f = click.option("--trust-model", "trust_model", multiple=True, callback=_trusted_digest, metavar="DIGEST",
-                     help="Run the task's custom model (a Python file) only if its source digest is one of these; "
-                          "repeatable, added to trusted_models in fedchain.toml. Review the file first (`fedchain "
-                          "admin task` names its digest and CID; `fedchain store get CID -o model.py`).")(f)
+    f = trust_model_option(f)
     f = click.option("--verify/--no-verify", "verify", default=None,
                      help="Replay each finalised round this participant was included in with the audit's code and "
                           "attest it on chain before training on its model [default: when the federation's "

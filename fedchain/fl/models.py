@@ -123,12 +123,12 @@ class ModelSpec:
             raise ConfigError("invalid model spec: " + "; ".join(problems))
 
     def _custom_problems(self) -> list[str]:
-        """Normalise the custom fields (digest to 0x-lowercase hex, params to a read-only sorted
-        mapping, lists as tuples) and list what is wrong with them."""
+        """Normalise the custom fields (digest to 0x-lowercase hex, params to a sorted copy, lists as
+        tuples; a plain dict, so that specs copy, pickle and ``asdict`` as before) and list what is wrong."""
         problems: list[str] = []
         if not isinstance(self.params, Mapping):
             problems.append(f"params must be an object, got {type(self.params).__name__}")
-            object.__setattr__(self, "params", types.MappingProxyType({}))
+            object.__setattr__(self, "params", {})
         else:
             params: dict[str, Any] = {}
             for key, value in sorted(self.params.items(), key=lambda kv: str(kv[0])):
@@ -142,7 +142,7 @@ class ModelSpec:
                     problems.append(f"param {key!r} must be a JSON scalar or a flat list of them, got {value!r}")
                 if isinstance(value, float) and not math.isfinite(value):
                     problems.append(f"param {key!r} is {value!r}; NaN and Infinity are not allowed")
-            object.__setattr__(self, "params", types.MappingProxyType(params))
+            object.__setattr__(self, "params", params)
         if self.arch != "custom":
             if self.source_digest or self.source_cid or self.factory or self.params:
                 problems.append(f"{self.arch} takes no source_digest, source_cid, factory or params (custom only)")

@@ -3,7 +3,9 @@ covered by the model-spec digest, built deterministically and only from a regist
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +104,12 @@ def test_json_round_trip(tmp_path: Path) -> None:
     again = ModelSpec.from_json(spec.to_json())
     assert again == spec and again.digest() == spec.digest() and hash(again) == hash(spec)
     assert spec.to_dict()["params"] == {"depth": 1, "hidden": 4}
+
+
+def test_specs_pickle_copy_and_convert_like_any_dataclass(tmp_path: Path) -> None:
+    for spec in (spec_of(model_file(tmp_path), hidden=4), ModelSpec("mlp", (6,), 3, hidden=(4,))):
+        assert pickle.loads(pickle.dumps(spec)) == spec and copy.deepcopy(spec) == spec
+        assert dataclasses.asdict(spec)["params"] == dict(spec.params)
 
 
 def test_builtin_spec_digests_are_unchanged() -> None:

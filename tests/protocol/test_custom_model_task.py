@@ -3,6 +3,7 @@ digest, run only when trusted; a round and its audit on the devnet with a custom
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,26 @@ def test_a_participant_that_trusts_the_model_and_a_fresh_auditor_load_its_source
     monkeypatch.setattr(models, "_SOURCES", {})  # an auditor's process, replaying the task from the chain
     report = fed.auditor().audit()
     assert report.ok, report.findings
+
+
+def test_participant_verify_replays_a_custom_model_only_when_trusted(chain_env: Any, local_store: Any, tmp_path: Path,
+                                                                     base_doc: TaskDocument,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    fed, marker = fed_with_unexecuted_model(chain_env, local_store, tmp_path, base_doc)
+    assert fed.run_round().finalized
+    digest = fed.doc.spec().source_digest
+    marker.unlink()
+    monkeypatch.setattr(models, "_SOURCES", {})  # the member's own process
+
+    def verify(*trust: str) -> Any:
+        return CliRunner().invoke(cli, [
+            "participant", "verify", "1", "--no-attest", *trust, "--state-dir", str(tmp_path), "--store", "local",
+            "--rpc-url", chain_env.url, "--address", chain_env.deployment.address, "--json"])
+
+    refused = verify()
+    assert refused.exit_code == 10, refused.output
+    assert f"pass --trust-model {digest}" in refused.stderr and not marker.exists()
+    assert json.loads(refused.stdout)["error"]["type"] == "ModelTrustError"
+    trusted = verify("--trust-model", digest)
+    assert trusted.exit_code == 0, trusted.output
+    assert json.loads(trusted.stdout)["ok"] is True and marker.exists()
