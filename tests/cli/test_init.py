@@ -166,3 +166,48 @@ def test_a_consortium_s_own_table_from_infer_to_a_configured_task(chain_env: Any
     from fedchain.fl.schema import read_client_data_digest
 
     assert read_client_data_digest(tmp_path / "site.npz") == schema.digest()
+
+
+@pytest.mark.devnet
+def test_two_sites_train_a_round_on_their_own_table_from_init_and_it_audits_clean(chain_env: Any, tmp_path: Path) -> None:
+    header = "age [years],sex,systolic [mmHg],outcome"
+
+    def site(offset: int) -> list[str]:
+        return [f"{30 + (i + offset) % 40},{'MF'[i % 2]},{110 + (i * 7 + offset) % 50},{'yes' if i % 3 else 'no'}"
+                for i in range(40)]
+
+    first, second = tmp_path / "north.csv", tmp_path / "south.csv"
+    first.write_text("\n".join([header, *site(0)]) + "\n")
+    second.write_text("\n".join([header, *site(5)]) + "\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["data", "schema", "infer", str(first), "--name", "cardio", "--out",
+                               str(tmp_path / "agreed.json")]).exit_code == 0
+    project = tmp_path / "p"
+    assert _init(str(project), "--schema", str(tmp_path / "agreed.json")).exit_code == 0
+    configured, _ = _configure_and_show(chain_env, project, tmp_path / "state")
+    assert configured.exit_code == 0, configured.output
+
+    base = ["--state-dir", str(tmp_path / "state"), "--rpc-url", chain_env.url, "--address",
+            chain_env.deployment.address, "--store", "local", "--json"]
+
+    def as_(account: Any, *args: str) -> Any:
+        result = CliRunner(env={"FEDCHAIN_PRIVATE_KEY": "0x" + bytes(account.key).hex()}).invoke(cli, [*args, *base])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    sites = list(zip(chain_env.accounts.participants[:2], (first, second), strict=True))
+    for account, table in sites:
+        data = tmp_path / f"{table.stem}.npz"
+        imported = runner.invoke(cli, ["data", "import", str(table), "--schema", str(project / "schema.json"),
+                                       "--out", str(data)])
+        assert imported.exit_code == 0, imported.output
+        as_(account, "participant", "register", "--org", table.stem, "--samples", "40", "--data", str(data))
+        as_(chain_env.accounts.admin, "admin", "admit", account.address)
+    rid = as_(chain_env.accounts.aggregator, "round", "open")["round"]
+    for account, table in sites:
+        as_(account, "participant", "submit", "--data", str(tmp_path / f"{table.stem}.npz"),
+            "--work-dir", str(tmp_path / f"work-{table.stem}"))
+    assert as_(chain_env.accounts.aggregator, "round", "finalize")["finalized"] is True
+    assert chain_env.ledger().round(rid).included_count == 2
+    audit = runner.invoke(cli, ["audit", *base])
+    assert audit.exit_code == 0, audit.output
