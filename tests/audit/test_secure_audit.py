@@ -211,3 +211,15 @@ def test_a_survivors_garbage_unmasking_blob_is_named_and_the_round_goes_on(chain
         (FindingKind.SECAGG_RECORD, poster, Severity.WARNING)], [f.to_json() for f in report.findings]
     assert "unmasking shares is not used: malformed" in report.findings[0].detail
     assert report.exit_code == ExitCode.OK and verify_round(fed.reader, fed.store, sr.round_id).ok
+
+
+def test_an_aggregator_that_closes_a_round_that_unmasks_is_caught(chain_env: Any, ipfs_store: Any,
+                                                                  tmp_path: Path) -> None:
+    fed = make_secure_fed(chain_env, ipfs_store, tmp_path, 4)
+    sr = _honest_round(fed, 4)
+    fed.aggregator.transport.close(sr.round_id, "the round cannot be unmasked")
+
+    report = fed.auditor().audit()
+
+    assert [(f.kind, f.responsible, f.severity) for f in report.findings] == [
+        (FindingKind.CLOSE_NOT_JUSTIFIED, Party.AGGREGATOR, Severity.ERROR)]
