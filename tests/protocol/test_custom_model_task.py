@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from fedchain.cli.main import cli
@@ -15,6 +16,7 @@ from fedchain.config import load_settings
 from fedchain.errors import BlobNotFoundError, ConfigError, IntegrityError, ModelTrustError
 from fedchain.fl import models
 from fedchain.fl.models import ModelSpec, build_model, is_model_source_registered, model_source_digest
+from fedchain.protocol.export import build_module, evaluate_model, load_verified_model
 from fedchain.protocol.task import TaskDocument, load_model_source, publish_task, store_model_source
 from fedchain.storage.cid import compute_cid
 from tests.protocol.harness import make_fed, make_task_files
@@ -150,8 +152,9 @@ def test_publish_stores_nothing_when_the_model_source_is_not_in_the_store(chain_
     assert admin.task() == before
 
 
-def test_a_round_with_a_custom_model_finalises_and_audits_clean(chain_env: Any, local_store: Any,
-                                                                 tmp_path: Path) -> None:
+def test_a_round_with_a_custom_model_finalises_audits_clean_and_exports(chain_env: Any, local_store: Any,
+                                                                         tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     spec = store_model_source(local_store, write_model(tmp_path), factory="build", params={"hidden": 8},
                               input_shape=(30,), num_classes=2)
     files = make_task_files(tmp_path / "task", clients=2, min_updates=2, model=spec)
@@ -162,6 +165,11 @@ def test_a_round_with_a_custom_model_finalises_and_audits_clean(chain_env: Any, 
     assert outcome.finalized and len(outcome.included) == 2 and not outcome.rejected
     report = fed.auditor().audit()
     assert report.ok, report.findings
+    monkeypatch.setattr(models, "_SOURCES", {})  # `fedchain model evaluate` in a process of its own
+    module = build_module(load_verified_model(fed.reader, local_store, 1))
+    x, y = files.dataset.x_test, files.dataset.y_test
+    assert evaluate_model(load_verified_model(fed.reader, local_store, 1), x, y)["accuracy"] > 0.5
+    assert type(module).__name__ == "Sequential" and module(torch.zeros((1, 30))).shape == (1, 2)
 
 
 def fed_with_unexecuted_model(chain_env: Any, store: Any, tmp_path: Path, base_doc: TaskDocument) -> tuple[Any, Path]:
