@@ -36,7 +36,7 @@ from fedchain.fl.records import ClientUpdate
 from fedchain.ports import BlobStore, Ledger, RoundStatus, TxReport
 from fedchain.protocol.blobs import GlobalModel, decode_global, decode_update
 from fedchain.protocol.evidence import Evidence
-from fedchain.protocol.task import RewardsConfig, TaskDocument, load_task_document
+from fedchain.protocol.task import RewardsConfig, TaskDocument, load_model_source, load_task_document
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex, parse_digest
 
 log = logging.getLogger(__name__)
@@ -380,6 +380,7 @@ def compute_round_rewards(ledger: Ledger, store: BlobStore, round_id: RoundId, b
     _, doc = load_task_document(ledger, store, rnd.task_version)
     if doc.rewards is None:
         raise ConfigError(f"round {round_id}: task version {rnd.task_version} has no rewards config")
+    load_model_source(doc, store, None)  # scoring builds the task's model: a custom one from its checked source
     ev_bytes = store.get(rnd.evidence_cid)
     if bytes(sha256_digest(ev_bytes)) != bytes(rnd.evidence_digest):
         raise IntegrityError(f"round {round_id}: evidence {rnd.evidence_cid} does not match its recorded digest")

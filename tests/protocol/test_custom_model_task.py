@@ -3,22 +3,28 @@ digest, run only when trusted; a round and its audit on the devnet with a custom
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from fedchain.cli.main import cli
+from fedchain.codec.canonical import sha256_digest
 from fedchain.config import load_settings
 from fedchain.errors import BlobNotFoundError, ConfigError, IntegrityError, ModelTrustError
 from fedchain.fl import models
 from fedchain.fl.models import ModelSpec, build_model, is_model_source_registered, model_source_digest
 from fedchain.protocol.export import build_module, evaluate_model, load_verified_model
-from fedchain.protocol.task import TaskDocument, load_model_source, publish_task, store_model_source
+from fedchain.protocol.rewards import compute_round_rewards
+from fedchain.protocol.task import RewardsConfig, TaskDocument, load_model_source, publish_task, store_model_source
 from fedchain.storage.cid import compute_cid
+from fedchain.types import RoundId
 from tests.protocol.harness import make_fed, make_task_files
 
 MODEL = '''
@@ -233,3 +239,19 @@ def test_participant_verify_replays_a_custom_model_only_when_trusted(chain_env: 
     trusted = verify("--trust-model", digest)
     assert trusted.exit_code == 0, trusted.output
     assert json.loads(trusted.stdout)["ok"] is True and marker.exists()
+
+
+def test_loo_rewards_of_a_custom_model_are_computed_in_a_process_that_never_ran_it(
+        chain_env: Any, local_store: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = store_model_source(local_store, write_model(tmp_path), factory="build", params={"hidden": 8},
+                              input_shape=(30,), num_classes=2)
+    files = make_task_files(tmp_path / "task", clients=2, min_updates=2, model=spec)
+    buf = io.BytesIO()
+    np.savez(buf, x=files.dataset.x_test, y=files.dataset.y_test)
+    rewards = RewardsConfig("loo", {}, sha256_digest(buf.getvalue()), local_store.put(buf.getvalue()), 100)
+    fed = make_fed(chain_env, local_store, dataclasses.replace(files, doc=dataclasses.replace(files.doc, rewards=rewards)),
+                   tmp_path / "work")
+    rid = RoundId(fed.run_round().round_id)
+    monkeypatch.setattr(models, "_SOURCES", {})
+    scored = compute_round_rewards(fed.reader, local_store, rid, 100)
+    assert scored.rule == "loo" and len(scored.entries) == 2
