@@ -243,11 +243,11 @@ def unmask_shares(
     Refuses (DoubleRevealError) to reveal both kinds for one owner, counting what it ``published`` before in
     this round, and to act when it is not itself among the survivors; BelowThresholdError below t survivors."""
     me = secrets.index
-    u2 = frozenset(survivors)
+    # a committer whose advertisement no party accepted is not a survivor: its masked input is refused by every
+    # unmasking (NOT_ADVERTISED), so its neighbours reveal nothing of it
+    u2 = frozenset(survivors) & roster.indices
     if me not in u2:
         raise DoubleRevealError(me, (me,))
-    if not u2 <= roster.indices:
-        raise SecAggFormatError(f"survivors {sorted(u2 - roster.indices)} never advertised (not in U1)")
     if len(u2) < ctx.params.threshold:
         raise BelowThresholdError(f"survivors of round {ctx.round_id}", len(u2), ctx.params.threshold)
     before: dict[int, set[RevealKind]] = {}
@@ -286,8 +286,9 @@ def unmask(
 ) -> UnmaskResult:
     """The exact ring sum of the survivors' quantised inputs, from the public records of the round only.
 
-    ``committed`` (on a ledger: the participants whose masked-input commitments it records) fixes U2; each of them
-    must have a well-formed masked input (SecAggFormatError names those that do not: survivors revealed their
+    ``committed`` (on a ledger: the participants whose masked-input commitments it records) fixes U2 with those of
+    them in U1 (a committer without an accepted advertisement is a finding, as every party leaves it out); each of
+    them must have a well-formed masked input (SecAggFormatError names those that do not: survivors revealed their
     self-seed shares, so their pairwise masks cannot be removed). None: U2 is the senders of the accepted inputs.
 
     BelowThresholdError with fewer than t masked inputs or fewer than t revealed shares of a secret,
@@ -298,7 +299,7 @@ def unmask(
     u1 = roster.indices
     inputs = _accept_inputs(ctx, u1, masked_inputs, findings)
     if committed is not None:
-        missing = sorted(frozenset(committed) - frozenset(inputs))
+        missing = sorted((frozenset(committed) & u1) - frozenset(inputs))
         if missing:
             raise SecAggFormatError(
                 f"committed participant(s) {missing} have no usable masked input: the survivors revealed their "

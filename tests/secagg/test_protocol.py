@@ -457,3 +457,24 @@ def test_golden_round_digests() -> None:
             h.update(rec.digest())
     assert h.hexdigest() == "ad92a36e24782d351ee58d92f47724e074f6c77bf8ab9605d47edd3105f43a7d"
     assert r.result.digest().hex() == "d3a2595b058ccd3ac9844444fe609f7b1a1fde91e72d82bc378ad108182a1b2b"
+
+
+def test_a_committer_whose_advertisement_no_one_accepted_cannot_stall_the_round() -> None:
+    # participant 5 posts an advertisement every party refuses (its shares go to the wrong holders), then commits a
+    # masked input anyway: the chain lists it among the committers, yet the survivors and the unmasking leave it out
+    fed = federation(5)
+    ads, secrets = {}, {}
+    for i in sorted(fed.updates):
+        ads[i], secrets[i] = advertise(fed.ctx, i, fed.long_term[i], fed.rng.randbytes)
+    ads[5] = dataclasses.replace(ads[5], shares=ads[5].shares[:-1])
+    roster = accept_advertisements(fed.ctx, ads.values())
+    assert 5 not in roster.indices
+    masked = {i: mask_input(fed.ctx, secrets[i], roster, fed.updates[i]) for i in (1, 2, 3, 4)}
+    masked[5] = MaskedInput(fed.ctx.digest, 5, fed.updates[5])
+    committed = sorted(masked)
+    records = [unmask_shares(fed.ctx, secrets[i], fed.long_term[i], roster, committed) for i in (1, 2, 3, 4)]
+    assert all(rv.owner != 5 for r in records for rv in r.reveals)
+    result = unmask(fed.ctx, ads.values(), masked.values(), records, committed)
+    assert result.survivors == (1, 2, 3, 4)
+    assert np.array_equal(result.total, fed.plain_sum((1, 2, 3, 4)))
+    assert {(f.kind, f.offender) for f in result.findings} >= {(FindingKind.MALFORMED, 5), (FindingKind.NOT_ADVERTISED, 5)}
