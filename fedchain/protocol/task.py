@@ -179,6 +179,11 @@ class TaskDocument:
             )
         if self.privacy is not None:
             check_privacy_task(self)
+        if self.secagg is not None and self.rewards is not None:
+            raise ConfigError(
+                "a secure-aggregation task cannot carry a rewards rule: rewards score each participant's update, "
+                "which secure aggregation hides from everyone"
+            )
         if self.secagg is not None:
             check_secagg_task(
                 self.strategy, self.secagg, reveal_duration=self.reveal_duration,

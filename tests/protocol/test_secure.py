@@ -148,3 +148,15 @@ def test_a_record_is_used_only_from_its_poster_with_its_digest() -> None:
     assert "not a MaskedInput" in check_record(blob, sha256_digest(blob), MaskedInput, ctx, poster, "masked input").reason  # type: ignore[union-attr]
     assert "not available" in check_record(None, sha256_digest(blob), Advertisement, ctx, poster, "advertisement").reason  # type: ignore[union-attr]
     assert "malformed" in check_record(b"junk", sha256_digest(b"junk"), Advertisement, ctx, poster, "advertisement").reason  # type: ignore[union-attr]
+
+
+def test_a_secure_task_refuses_a_rewards_rule() -> None:
+    from fedchain.protocol.task import RewardsConfig, TaskDocument
+    from fedchain.sim.config import ExperimentConfig, build_task, load_task_dataset
+
+    cfg = ExperimentConfig(secagg=SecAggConfig(clip=5.0))
+    doc = build_task(cfg, load_task_dataset(cfg))
+    assert doc.secagg is not None and doc.strategy.params["uniform_weights"] == 1 and doc.strategy.robust == ()
+    assert TaskDocument.from_bytes(doc.to_bytes()) == doc
+    with pytest.raises(ConfigError, match="rewards"):
+        dataclasses.replace(doc, rewards=RewardsConfig("samples"))
