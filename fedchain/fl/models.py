@@ -16,9 +16,11 @@ otherwise it raises :class:`~fedchain.errors.ModelTrustError` and runs nothing.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 import random
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterator, Mapping
@@ -331,9 +333,10 @@ def _seeded(seed: int) -> Iterator[None]:
             np.random.set_state(np_state)
 
 
-def _load_factory(source: bytes, where: str, factory: str) -> Callable[..., Any]:
-    """Execute ``source`` in a fresh module namespace and return its ``factory``; ConfigError naming
-    ``where`` when it is not UTF-8, does not compile, fails at import or defines no such function."""
+def _load_factory(source: bytes, where: str, factory: str, name: str) -> Callable[..., Any]:
+    """Execute ``source`` in a fresh module ``name`` (put in ``sys.modules``; the caller removes it) and
+    return its ``factory``; ConfigError naming ``where`` when it is not UTF-8, does not compile, fails
+    at import or defines no such function."""
     try:
         text = source.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -343,9 +346,10 @@ def _load_factory(source: bytes, where: str, factory: str) -> Callable[..., Any]
     except (SyntaxError, ValueError) as err:
         line = f" (line {err.lineno})" if isinstance(err, SyntaxError) and err.lineno else ""
         raise ConfigError(f"model file {where} does not compile{line}: {err}") from err
-    module = types.ModuleType("fedchain_custom_model")
+    module = types.ModuleType(name)
     module.__file__ = where
     try:
+        sys.modules[module.__name__] = module  # what dataclasses, typing and pickle look the module up by
         exec(code, module.__dict__)
     except Exception as err:  # the file's own code: any failure is the file's, reported as such
         raise ConfigError(f"model file {where} fails at import: {type(err).__name__}: {err}") from err
@@ -357,16 +361,28 @@ def _load_factory(source: bytes, where: str, factory: str) -> Callable[..., Any]
     return fn  # type: ignore[no-any-return]
 
 
+_MODULE_IDS = itertools.count()
+
+
+def _module_name() -> str:
+    """A module name no other build uses (builds may run in several threads at once)."""
+    return f"fedchain_custom_model_{next(_MODULE_IDS)}"
+
+
 def _build_custom(spec: ModelSpec, source: bytes, where: str, seed: int) -> nn.Module:
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.params.items()}
-    with _seeded(seed):
-        fn = _load_factory(source, where, spec.factory)
-        try:
-            model = fn(**params)
-        except Exception as err:  # the factory's own code
-            raise ConfigError(
-                f"model file {where}: {spec.factory}(**{params}) failed: {type(err).__name__}: {err}"
-            ) from err
+    name = _module_name()
+    try:
+        with _seeded(seed):
+            fn = _load_factory(source, where, spec.factory, name)
+            try:
+                model = fn(**params)
+            except Exception as err:  # the factory's own code
+                raise ConfigError(
+                    f"model file {where}: {spec.factory}(**{params}) failed: {type(err).__name__}: {err}"
+                ) from err
+    finally:  # the build's module is its own: the next build executes the source afresh
+        sys.modules.pop(name, None)
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"model file {where}: {spec.factory}(**{params}) returned a {type(model).__name__}, not a torch.nn.Module"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +78,48 @@ def test_each_build_is_a_fresh_module_and_leaves_the_global_rngs_alone(tmp_path:
     assert first is not second and type(first) is torch.nn.Sequential
     assert first[1].weight.data_ptr() != second[1].weight.data_ptr()
     assert torch.equal(torch.rand(2), expected[0]) and np.array_equal(np.random.rand(2), expected[1])
+    assert not [name for name in sys.modules if name.startswith("fedchain_custom_model")]
+
+
+CLASS_MODEL = '''
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Sizes:
+    hidden: int
+    classes: int = 3
+
+
+class Net(nn.Module):
+    def __init__(self, sizes: Sizes) -> None:
+        super().__init__()
+        self.body = nn.Linear(6, sizes.hidden)
+        self.norm = nn.LayerNorm(sizes.hidden)
+        self.head = nn.Linear(sizes.hidden, sizes.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.norm(self.body(x.flatten(1)))))
+
+
+def make(hidden: int = 4, scale: float = 1.0, names: list[str] | None = None) -> Net:
+    assert names == ["a", "b"] and scale == 0.5
+    return Net(Sizes(hidden))
+'''
+
+
+def test_a_module_class_with_annotations_and_a_dataclass_builds(tmp_path: Path) -> None:
+    path = model_file(tmp_path, CLASS_MODEL)
+    spec, source = custom_model_spec(path, "make", {"hidden": 5, "scale": 0.5, "names": ["a", "b"]}, (6,), 3)
+    assert source == path.read_bytes() and spec.to_dict()["params"] == {"hidden": 5, "names": ["a", "b"], "scale": 0.5}
+    weights = get_weights(build_model(spec, 3))
+    assert sorted(weights) == ["body.bias", "body.weight", "head.bias", "head.weight", "norm.bias", "norm.weight"]
+    assert weights["body.weight"].shape == (5, 6)
 
 
 def test_params_reach_the_factory(tmp_path: Path) -> None:
