@@ -103,7 +103,7 @@ from fedchain.protocol.secure import (
     round_members,
     secure_aggregate,
 )
-from fedchain.protocol.task import TaskDocument, verify_task
+from fedchain.protocol.task import TaskDocument, load_model_source, verify_task
 from fedchain.secagg.context import RoundContext
 from fedchain.types import ZERO_DIGEST, Address, Cid, Digest, RoundId, digest_hex
 
@@ -351,6 +351,7 @@ class Auditor:
                         finding = (FindingKind.TASK_CONFIG_MISMATCH, f"{where}: {err}")
                     else:
                         try:
+                            load_model_source(doc, self.store, None)  # the auditor replays the task's own model
                             task = self._task_structure(doc)
                         except DECODE_ERRORS as err:
                             finding = (FindingKind.TASK_CONFIG_MALFORMED,

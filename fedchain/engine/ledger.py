@@ -96,7 +96,7 @@ from fedchain.protocol.secure import (
     round_members,
     secure_aggregate,
 )
-from fedchain.protocol.task import TaskDocument, load_task_document
+from fedchain.protocol.task import TaskDocument, load_model_source, load_task_document
 from fedchain.reverts import (
     FederationAttestationQuorumNotMet,
     FederationCommitPhaseActive,
@@ -245,6 +245,7 @@ class LedgerTransport:
                     return Digest(current), rnd.base_model_cid
             raise IntegrityError(f"current model {digest_hex(current)} is neither a finalised round's model nor a "
                                  "round's base model on the ledger")
+        load_model_source(doc, self.store, None)  # a custom model's source: the aggregator runs the task it serves
         blob = initial_global(doc.spec(), doc.seed)
         return sha256_digest(blob), self.store.put(blob)
 

@@ -46,6 +46,7 @@ from fedchain.errors import (
     RpcUnavailableError,
     SecAggError,
     StorageUnavailableError,
+    TaskNotConfiguredError,
 )
 from fedchain.ports import (
     SALT_SIZE,
@@ -73,7 +74,7 @@ from fedchain.protocol.secure import (
     round_context,
     round_members,
 )
-from fedchain.protocol.task import TaskDocument, load_task_document, task_version
+from fedchain.protocol.task import TaskDocument, load_model_source, load_task_document, task_version
 from fedchain.protocol.training import training_seed
 from fedchain.reverts import (
     FederationAdvertisePhaseActive,
@@ -471,6 +472,9 @@ class ParticipantAgent:
         # (fedchain.secagg.keys.long_term_private_key of its account key); None: it cannot take part in
         # secure-aggregation rounds
         self.secagg_key = secagg_key
+        # digests of the model source files (a task's custom model) this participant agreed to run
+        # (``--trust-model``); a task whose model file is not among them is refused before it runs
+        self.trusted_models: frozenset[str] | None = frozenset()
         self.store = store
         self.data_path = Path(data_path)
         self.state_dir = Path(state_dir)
@@ -1233,12 +1237,16 @@ class ParticipantAgent:
         """The task document of ``version`` (default: current), verified against the chain once."""
         task = self.ledger.task()
         if task is None:
-            raise ParticipantError("no task is configured on the federation contract yet")
+            raise TaskNotConfiguredError("no task is configured on the federation contract yet "
+                                         "(fedchain admin configure-task)")
         if version is not None and int(task.version) != int(version):
             task = task_version(self.ledger, version)
         key = (int(task.version), str(task.config_cid))
         if key not in self._tasks:
-            self._tasks[key] = load_task_document(self.ledger, self.store, int(task.version))[1]
+            doc = load_task_document(self.ledger, self.store, int(task.version))[1]
+            # a model defined in a Python file runs only when its digest is one this participant trusts
+            load_model_source(doc, self.store, self.trusted_models)
+            self._tasks[key] = doc
         return self._tasks[key]
 
     def _fetch_base(self, rnd: RoundRecord) -> tuple[GlobalModel, int]:
@@ -1386,6 +1394,7 @@ class ParticipantAgent:
             self._settled.add(rid)
             return
         try:
+            self.task_document(int(rnd.task_version))  # the replay builds the round's model: only a trusted one
             self.verifier(rnd)
         except FederationAlreadyAttested:
             log.info("round %d: already attested", rid)

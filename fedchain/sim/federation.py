@@ -482,7 +482,7 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
 def participant_command(
     *, keystore: Path, data: Path, rpc_url: str | None, address: str, settings: Settings, ipfs_api: str | None,
     until_round: int, work_dir: Path, attack: str | None = None, wait_round_end: bool = False,
-    dropout: float = 0.0, dropout_seed: int = 0,
+    dropout: float = 0.0, dropout_seed: int = 0, trust_models: Sequence[str] = (),
 ) -> list[str]:
     """The command line of one participant process. A URL left None is read from the state
     dir's service records, and read again after an outage (the process follows a managed node
@@ -503,6 +503,8 @@ def participant_command(
         cmd += ["--attack", attack]
     if dropout:
         cmd += ["--dropout", repr(float(dropout)), "--dropout-seed", str(dropout_seed)]
+    for digest in trust_models:
+        cmd += ["--trust-model", digest]
     return cmd
 
 
@@ -552,6 +554,8 @@ def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequenc
             settings=settings, ipfs_api=given.ipfs_api, until_round=cfg.rounds, work_dir=work_dir,
             attack=attack.to_text() if attack is not None else None, wait_round_end=True,
             dropout=cfg.dropout, dropout_seed=cfg.seed,
+            # a custom model of the run's own configuration: its participants trust the file they were given
+            trust_models=[cfg.model.source_digest] if cfg.model is not None and cfg.model.arch == "custom" else [],
         )
         stderr = cleanup.enter_context((logs_dir / f"participant-{idx}.log").open("w"))
         out.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env))

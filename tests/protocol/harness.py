@@ -127,8 +127,11 @@ def make_fed(env: Any, store: Any, files: TaskFiles, work: Path, *, dishonest: s
         ledger = env.ledger(acct)
         ledger.register(client.name, "healthcare", public_key(acct), client.num_samples)
         admin.admit(acct.address)
-        participants.append(ParticipantAgent(ledger, store, client.path, work / f"p{i}", attack=(attacks or {}).get(i),
-                                             secagg_key=secagg_key(acct)))
+        agent = ParticipantAgent(ledger, store, client.path, work / f"p{i}", attack=(attacks or {}).get(i),
+                                 secagg_key=secagg_key(acct))
+        if files.doc.spec().arch == "custom":  # the consortium's participants reviewed the model file and trust it
+            agent.trusted_models = frozenset({files.doc.spec().source_digest})
+        participants.append(agent)
     aggregator = Aggregator(LedgerTransport(env.ledger(env.accounts.aggregator), store, dishonest=dishonest))
     return Fed(env, store, files.doc, cid, files.clients, participants, aggregator, admin,
                env.ledger(env.accounts.outsider), work)

@@ -201,8 +201,6 @@ def test_a_participant_refuses_an_untrusted_model_and_runs_nothing(chain_env: An
     assert not fed.reader.commitments(rid)
 
 
-@pytest.mark.xfail(strict=True, raises=ModelTrustError,
-                   reason="ParticipantAgent.task_document and the Auditor call load_model_source once integrated")
 def test_a_participant_that_trusts_the_model_and_a_fresh_auditor_load_its_source(
         chain_env: Any, local_store: Any, tmp_path: Path, base_doc: TaskDocument,
         monkeypatch: pytest.MonkeyPatch) -> None:
