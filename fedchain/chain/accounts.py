@@ -296,7 +296,8 @@ def load_signer(
         return from_env
     if keystore is not None:
         candidate = Path(keystore)
-        path = candidate if candidate.suffix == ".json" or candidate.exists() else find_keystore(state_dir, str(keystore)).path
+        # a path names a file (a folder of the keystore's name in the working directory is not one)
+        path = candidate if candidate.suffix == ".json" or candidate.is_file() else find_keystore(state_dir, str(keystore)).path
     else:
         entries, skipped = scan_keystores(state_dir)
         if len(entries) != 1:

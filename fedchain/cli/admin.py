@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from fedchain.cli.options import (
-    ADDRESS,
+    address_or_keystore,
     emit,
     json_option,
     keystore_option,
@@ -67,13 +67,14 @@ def admin() -> None:
 
 
 @admin.command()
-@click.argument("participant", type=ADDRESS)
+@click.argument("participant", metavar="PARTICIPANT")
 @keystore_option
 @role_options
 @json_option
 def admit(participant: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None,
           store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
-    """Admit a registered (pending) PARTICIPANT address."""
+    """Admit a registered (pending) PARTICIPANT: its address, or the name of its keystore in the state dir."""
+    participant = address_or_keystore(participant, "'PARTICIPANT'", state_dir)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
     refuse_if_governed(settings, ledger, f"admit {participant}")
@@ -83,14 +84,15 @@ def admit(participant: str, keystore: Path | None, state_dir: Path | None, rpc_u
 
 
 @admin.command()
-@click.argument("participant", type=ADDRESS)
+@click.argument("participant", metavar="PARTICIPANT")
 @click.option("--reason", required=True, help="Why the participant is removed; recorded on chain.")
 @keystore_option
 @role_options
 @json_option
 def remove(participant: str, reason: str, keystore: Path | None, state_dir: Path | None, rpc_url: str | None,
            ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
-    """Remove PARTICIPANT; its later commits are refused by the contract."""
+    """Remove PARTICIPANT (an address or a keystore name); its later commits are refused by the contract."""
+    participant = address_or_keystore(participant, "'PARTICIPANT'", state_dir)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)
     refuse_if_governed(settings, ledger, f"remove {participant} --reason {shlex.quote(reason)}")

@@ -22,6 +22,7 @@ import click
 from fedchain.cli.admin import rewards_config, store_validation, task_document, task_document_options
 from fedchain.cli.incentives import check_slash_finding
 from fedchain.cli.options import (
+    address_or_keystore,
     emit,
     ipfs_api_option,
     json_option,
@@ -308,21 +309,7 @@ def _participant_status(session: GovSession, address: Address) -> str:
 def _checked_address(value: str, what: str, state_dir: Path | None) -> Address:
     """``value`` as a checksummed address: an address, or the name of a keystore in the state
     directory (``fedchain account new --name NAME``)."""
-    from eth_utils import is_address, to_checksum_address
-
-    from fedchain.chain.accounts import find_keystore, keystore_dir
-    from fedchain.errors import KeystoreError
-
-    if is_address(value):
-        return Address(to_checksum_address(value))
-    if not value.lower().startswith("0x"):
-        directory = settings_from(state_dir=state_dir).state_dir
-        try:
-            return Address(to_checksum_address(find_keystore(directory, value).address))
-        except KeystoreError:
-            raise click.BadParameter(f"{value!r} is neither an address nor the name of a keystore in "
-                                     f"{keystore_dir(directory)}", param_hint=what) from None
-    raise click.BadParameter(f"not an address: {value!r}", param_hint=what)
+    return address_or_keystore(value, what, state_dir)
 
 
 @propose.command("admit")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from fedchain.config import Settings, load_settings
+from fedchain.types import Address
 
 if TYPE_CHECKING:  # web3 is imported only by the commands that use it
     from eth_account.signers.local import LocalAccount
@@ -72,6 +73,26 @@ ADDRESS_OR_DEFAULT = AddressParam(empty_is_default=True)
 """:data:`ADDRESS` for an option whose empty value means its default (``--address ""``: the recorded deployment)."""
 
 
+def address_or_keystore(value: str, what: str, state_dir: Path | None) -> Address:
+    """``value`` as a checksummed address: an address, or the name of a keystore in the state directory
+    (``fedchain account new --name NAME``); a usage error (exit 2) naming ``what`` otherwise."""
+    from eth_utils import is_address, to_checksum_address
+
+    from fedchain.chain.accounts import find_keystore, keystore_dir
+    from fedchain.errors import KeystoreError
+
+    if is_address(value):
+        return Address(to_checksum_address(value))
+    if not value.lower().startswith("0x"):
+        directory = settings_from(state_dir=state_dir).state_dir
+        try:
+            return Address(to_checksum_address(find_keystore(directory, value).address))
+        except KeystoreError:
+            raise click.BadParameter(f"{value!r} is neither an address nor the name of a keystore in "
+                                     f"{keystore_dir(directory)}", param_hint=what) from None
+    raise click.BadParameter(f"not an address: {value!r}", param_hint=what)
+
+
 def state_dir_option(f: F) -> F:
     """``--state-dir``: where fedchain keeps its state (pids, URLs, deployments, the local store)."""
     return click.option(
@@ -110,9 +131,11 @@ def keystore_option(f: F) -> F:
     """``--keystore``: the signing account's encrypted keystore file."""
     return click.option(
         "--keystore",
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=click.Path(path_type=Path),
+        metavar="FILE|NAME",
         default=None,
-        help="Encrypted eth-account keystore JSON [env FEDCHAIN_KEYSTORE]; password from FEDCHAIN_PASSWORD or a prompt.",
+        help="The signing account: a keystore file, or the name (or address) of a keystore in the state dir "
+             "(fedchain account new --name NAME) [env FEDCHAIN_KEYSTORE]; password from FEDCHAIN_PASSWORD or a prompt.",
     )(f)
 
 
