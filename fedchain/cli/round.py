@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from fedchain.engine.ledger import LedgerTransport
     from fedchain.engine.reports import RoundReport
+    from fedchain.ports import RoundRecord
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,16 @@ def aggregator_transport(settings: Settings, address: str | None, *, dishonest: 
     """The ledger transport of the aggregator role, signing with ``account`` (default: the
     role's keystore)."""
     from fedchain.cli.incentives import incentives_for
-    from fedchain.engine.ledger import LedgerTransport
+    from fedchain.cli.quiet_chain import OperatorTransport, devnet_connection
     from fedchain.sim.wiring import connect_ledger, open_blob_store
 
     signer = account or role_signer(settings)
     ledger = connect_ledger(settings, account=signer, address=address)
-    return LedgerTransport(ledger, open_blob_store(settings), dishonest=dishonest, commit_duration=commit_duration,
-                           min_updates=min_updates, resume=resume,
-                           incentives=incentives_for(ledger, settings, address, signer))
+    transport = OperatorTransport(ledger, open_blob_store(settings), dishonest=dishonest,
+                                  commit_duration=commit_duration, min_updates=min_updates, resume=resume,
+                                  incentives=incentives_for(ledger, settings, address, signer))
+    transport.devnet = devnet_connection(ledger)  # a local devnet is asked for a block past a deadline
+    return transport
 
 
 def describe_round(out: RoundReport) -> str:
@@ -43,6 +46,16 @@ def describe_round(out: RoundReport) -> str:
         return (f"round {out.round_id} finalised: model {digest_hex(out.model_digest or b'')} ({out.model_cid}), "
                 f"{len(out.included)} included, {len(out.rejected)} rejected, gas {out.gas_used}")
     return f"round {out.round_id} closed without a model: {out.close_reason}"
+
+
+def open_warnings(rnd: RoundRecord) -> list[str]:
+    """What an operator should know about a round just opened: a minimum of updates that its
+    eligible participants (those active when it opened) cannot reach."""
+    if rnd.min_updates > rnd.eligible_count:
+        return [f"round {rnd.round_id} needs {rnd.min_updates} included updates but only {rnd.eligible_count} "
+                f"participant(s) are eligible (active): it can only close without a model; admit more participants "
+                f"or open rounds with --min-updates {max(rnd.eligible_count, 1)}"]
+    return []
 
 
 @click.group("round")
@@ -64,8 +77,12 @@ def open_(commit_duration: int | None, min_updates: int | None, keystore: Path |
     transport = aggregator_transport(settings, address, commit_duration=commit_duration, min_updates=min_updates)
     rid = transport.open_round().round_id
     rnd = transport.ledger.round(rid)
+    warnings = open_warnings(rnd)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     emit(as_json, {"round": int(rid), "base_model_digest": rnd.base_model_digest, "base_model_cid": rnd.base_model_cid,
-                   "deadline": rnd.deadline, "min_updates": rnd.min_updates, "tx": transport.reports[-1]},
+                   "deadline": rnd.deadline, "min_updates": rnd.min_updates, "eligible": rnd.eligible_count,
+                   "warnings": warnings, "tx": transport.reports[-1]},
          f"round {rid} open on {digest_hex(rnd.base_model_digest)} until {rnd.deadline} (min {rnd.min_updates} updates)")
 
 
@@ -118,7 +135,7 @@ def finalize(round_id: int | None, wait: bool, dishonest: str | None, keystore: 
     if rid < 1:
         raise AggregationError("no round has been opened yet")
     opened = transport.attach(rid)
-    if not wait and not transport.commit_phase_over(rid):
+    if not wait and not transport.wait_commit_phase(rid, 0.0):
         rnd = transport.ledger.round(rid)
         raise AggregationError(f"round {rid}: commit phase still running ({rnd.commit_count} of "
                                f"{rnd.eligible_count} eligible committed, deadline {rnd.deadline}); use --wait")

@@ -1,0 +1,109 @@
+"""The aggregator's wait for a deadline on a chain that may mine nothing: a local devnet is asked
+for a block (``evm_mine``) once its clock passed the deadline; a real chain is waited on, with a
+progress line.
+
+The contract judges a deadline by block time, and a devnet that mines only on transactions (anvil
+without ``--block-time``) mines no block past a deadline unless someone sends one: the round's
+end would wait for a transaction that never comes."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from fedchain.chain.connection import Connection
+from fedchain.chain.ledger import ChainLedger
+from fedchain.engine.ledger import LedgerTransport
+from fedchain.ports import Ledger, RoundRecord
+from fedchain.types import RoundId
+
+DEVNET_CLIENTS = ("anvil", "hardhat", "ganache")  # web3_clientVersion prefixes of nodes that answer evm_mine
+DEVNET_CHAIN_IDS = frozenset({31337, 1337})
+# the longest the devnet transport waits between two looks at the chain's clock
+DEVNET_LOOK_S = 1.0
+
+
+def devnet_connection(ledger: Ledger) -> Connection | None:
+    """The ledger's connection when its node is a local devnet that mines on request (its
+    ``web3_clientVersion`` names anvil, Hardhat or Ganache, or its chain id is 31337/1337), else None."""
+    if not isinstance(ledger, ChainLedger):
+        return None
+    conn = ledger.conn
+    try:
+        client = str(conn.request("web3_clientVersion") or "").lower()
+    except Exception:  # noqa: BLE001 - a node without the method is not a devnet we can ask
+        client = ""
+    if client.startswith(DEVNET_CLIENTS) or int(conn.chain_id) in DEVNET_CHAIN_IDS and client:
+        return conn
+    return None
+
+
+def last_deadline(rnd: RoundRecord) -> int:
+    """The last deadline a round has: unmasking (secure), reveal (commit-reveal) or commit."""
+    return int(rnd.unmask_deadline if rnd.secure else rnd.reveal_deadline if rnd.commit_reveal else rnd.deadline)
+
+
+class OperatorTransport(LedgerTransport):
+    """The aggregator's transport for the CLI: on a local devnet it mines a block once the chain's
+    clock passed the round's deadline (so a quiet devnet never stalls a round's end); elsewhere it
+    waits for blocks as the engine does, saying so on stderr once the deadline passed."""
+
+    devnet: Connection | None = None
+
+    def wait_commit_phase(self, round_id: RoundId, timeout_s: float | None = None) -> bool:
+        """Wait until the contract says the commit phase is over (see the engine's); on a local
+        devnet, mine a block past the deadline instead of waiting for one."""
+        if self.commit_phase_over(round_id):
+            return True
+        if self.devnet is None:
+            return self._wait_on_chain(round_id, timeout_s)
+        conn = self.devnet
+        start = time.monotonic()
+        conn.request("evm_mine")  # one block tells the devnet's clock (its offset from ours)
+        skew = self.ledger.block_timestamp() - time.time()
+        if self.commit_phase_over(round_id):  # the deadline had passed: that block was all it needed
+            click.echo(f"round {round_id}: deadline {last_deadline(self.ledger.round(round_id))} passed; asked the "
+                       f"devnet for a block (block {self.ledger.block_number()})", err=True)
+            return True
+        told = False
+        while not self.commit_phase_over(round_id):
+            remaining = None if timeout_s is None else timeout_s - (time.monotonic() - start)
+            if remaining is not None and remaining <= 0:
+                return False
+            deadline = last_deadline(self.ledger.round(round_id))
+            deadline_in = deadline - (time.time() + skew)
+            if deadline_in < 0:  # past the deadline on the devnet's clock: a block tells the contract
+                if not told:
+                    told = True
+                    click.echo(f"round {round_id}: deadline {deadline} passed; asking the devnet for a block",
+                               err=True)
+                conn.request("evm_mine")
+                skew = self.ledger.block_timestamp() - time.time()
+                if self.commit_phase_over(round_id):
+                    break
+                time.sleep(0.2)
+                continue
+            step = min(DEVNET_LOOK_S, deadline_in + 0.05)
+            if remaining is not None:
+                step = min(step, remaining)
+            # commits, seals and reveals arrive as blocks; the engine's wait sees them
+            if super().wait_commit_phase(round_id, max(step, 0.0)):
+                return True
+        return True
+
+    def _wait_on_chain(self, round_id: RoundId, timeout_s: float | None) -> bool:
+        """The engine's wait, with one stderr line once the deadline passed on the chain's clock."""
+        if timeout_s is not None and timeout_s <= 0:
+            return super().wait_commit_phase(round_id, timeout_s)
+        rnd = self.ledger.round(round_id)
+        deadline = last_deadline(rnd)
+        if deadline > self.ledger.block_timestamp():
+            click.echo(f"round {round_id}: commit phase open until {deadline} "
+                       f"({rnd.commit_count} of {rnd.eligible_count} eligible committed); waiting", err=True)
+        else:
+            click.echo(f"round {round_id}: deadline {deadline} passed; waiting for the chain to mine a block past it "
+                       f"(latest block {self.ledger.block_number()})", err=True)
+        sys.stderr.flush()
+        return super().wait_commit_phase(round_id, timeout_s)

@@ -1,0 +1,102 @@
+"""The operator's round commands on a devnet that mines only when a transaction arrives (the test
+devnet runs anvil without ``--block-time``): a deadline that passes with no transaction does not
+stall ``round finalize --wait``, ``round close`` or ``aggregator run``; ``round open`` warns about a
+minimum its eligible participants cannot reach."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fedchain.cli.main import cli
+from fedchain.ports import RoundStatus
+from fedchain.types import RoundId
+from tests.protocol.harness import Fed
+
+
+def _args(fed: Fed, ipfs_api: str) -> list[str]:
+    return ["--rpc-url", fed.env.url, "--address", fed.env.deployment.address, "--ipfs-api", ipfs_api, "--store", "ipfs"]
+
+
+@pytest.fixture()
+def as_aggregator(fed: Fed, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEDCHAIN_PRIVATE_KEY", "0x" + bytes(fed.env.accounts.aggregator.key).hex())
+
+
+def _open(fed: Fed, ipfs_api: str, *extra: str) -> dict:
+    opened = CliRunner().invoke(cli, ["round", "open", *_args(fed, ipfs_api), "--json", *extra])
+    assert opened.exit_code == 0, opened.output
+    return json.loads(opened.stdout)
+
+
+def _let_deadline_pass_quietly(fed: Fed, rid: int) -> None:
+    """Sleep (by the chain's clock, read off the latest block) past the round's deadline, sending nothing."""
+    deadline = fed.reader.round(RoundId(rid)).deadline
+    block = fed.env.conn.block_number()
+    time.sleep(max(0, deadline - fed.env.conn.block_timestamp()) + 1.5)
+    assert fed.env.conn.block_number() == block  # nothing was mined: the chain still says "before the deadline"
+    assert fed.env.conn.block_timestamp() <= deadline
+
+
+def test_finalize_wait_after_a_quiet_deadline_finalises_in_seconds(fed: Fed, ipfs_api_url: str,
+                                                                   as_aggregator: None) -> None:
+    rid = _open(fed, ipfs_api_url, "--commit-duration", "4")["round"]
+    for agent in fed.participants[:2]:  # two of three commit; the third never does
+        agent.submit(RoundId(rid))
+    _let_deadline_pass_quietly(fed, rid)
+    started = time.monotonic()
+    fin = CliRunner().invoke(cli, ["round", "finalize", *_args(fed, ipfs_api_url), "--wait", "--json"])
+    elapsed = time.monotonic() - started
+    assert fin.exit_code == 0, fin.output
+    assert json.loads(fin.stdout)["finalized"] is True
+    assert elapsed < 20, f"finalize --wait took {elapsed:.1f} s on a quiet devnet"
+    assert "the devnet for a block" in fin.stderr
+    assert fed.reader.round(RoundId(rid)).included_count == 2
+
+
+def test_close_and_finalize_without_wait_after_a_quiet_deadline(fed: Fed, ipfs_api_url: str,
+                                                                as_aggregator: None) -> None:
+    rid = _open(fed, ipfs_api_url, "--commit-duration", "3")["round"]
+    _let_deadline_pass_quietly(fed, rid)
+    closed = CliRunner().invoke(cli, ["round", "close", *_args(fed, ipfs_api_url), "--reason", "site outage", "--json"])
+    assert closed.exit_code == 0, closed.output
+    assert fed.reader.round(RoundId(rid)).status == RoundStatus.CLOSED
+    assert fed.reader.round(RoundId(rid)).close_reason == "site outage"
+
+    rid2 = _open(fed, ipfs_api_url, "--commit-duration", "3")["round"]
+    _let_deadline_pass_quietly(fed, rid2)  # nobody committed: the round closes below its minimum
+    fin = CliRunner().invoke(cli, ["round", "finalize", *_args(fed, ipfs_api_url), "--json"])
+    assert fin.exit_code == 0, fin.output
+    assert json.loads(fin.stdout)["finalized"] is False
+    assert fed.reader.round(RoundId(rid2)).status == RoundStatus.CLOSED
+
+
+def test_aggregator_run_resumes_an_open_round_past_a_quiet_deadline(fed: Fed, ipfs_api_url: str,
+                                                                    as_aggregator: None) -> None:
+    rid = _open(fed, ipfs_api_url, "--commit-duration", "3")["round"]  # left open by an aggregator that stopped
+    for agent in fed.participants[:2]:
+        agent.submit(RoundId(rid))
+    _let_deadline_pass_quietly(fed, rid)
+    started = time.monotonic()
+    run = CliRunner().invoke(cli, ["aggregator", "run", *_args(fed, ipfs_api_url), "--until-round", str(rid), "--json"])
+    assert run.exit_code == 0, run.output
+    assert time.monotonic() - started < 20
+    rounds = json.loads(run.stdout)["rounds"]
+    assert [r["round"] for r in rounds] == [rid] and rounds[0]["finalized"] is True
+
+
+def test_open_warns_when_min_updates_exceed_the_eligible_participants(fed: Fed, ipfs_api_url: str,
+                                                                      as_aggregator: None, tmp_path: Path) -> None:
+    ok = _open(fed, ipfs_api_url, "--min-updates", "3", "--commit-duration", "2")
+    assert ok["warnings"] == [] and ok["eligible"] == 3
+    CliRunner().invoke(cli, ["round", "close", *_args(fed, ipfs_api_url), "--reason", "next", "--wait"])
+    result = CliRunner().invoke(cli, ["round", "open", *_args(fed, ipfs_api_url), "--min-updates", "5", "--json",
+                                      "--commit-duration", "2"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["warnings"]) == 1 and "needs 5 included updates but only 3" in doc["warnings"][0]
+    assert "warning: round" in result.stderr and "only 3 participant(s) are eligible" in result.stderr
