@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
@@ -841,6 +841,20 @@ class SecureLedger(Ledger, Protocol):
         """The round's ``UnmaskingSharesPosted`` events, in chain order."""
         ...
 
+
+
+def is_secure_ledger(ledger: object) -> TypeGuard[SecureLedger]:
+    """Whether ``ledger`` runs secure-aggregation rounds (:class:`SecureLedger`). Looks at its class only:
+    ``isinstance`` on a runtime-checkable protocol reads every attribute of the instance, and a ledger without
+    a signing account raises on ``sender``."""
+    kind = type(ledger)
+    return all(callable(getattr(kind, name, None)) for name in _SECURE_METHODS)
+
+
+_SECURE_METHODS = (
+    "open_secure_round", "post_advertisement", "post_unmasking_shares", "secure_participation", "federation_id",
+    "advertise_phase_over", "advertisements", "unmasking_shares",
+)
 
 
 @runtime_checkable

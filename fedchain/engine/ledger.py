@@ -72,6 +72,7 @@ from fedchain.ports import (
     TxReport,
     UnmaskingSharesPosted,
     UpdateCommitment,
+    is_secure_ledger,
 )
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
@@ -508,7 +509,7 @@ class LedgerTransport:
                          traffic=Traffic(downloaded_by_aggregator=downloaded))
 
     def _secure_ledger(self) -> SecureLedger:
-        if not isinstance(self.ledger, SecureLedger):
+        if not is_secure_ledger(self.ledger):
             raise ConfigError(f"the task runs secure-aggregation rounds, which {type(self.ledger).__name__} cannot carry")
         return self.ledger
 

@@ -59,6 +59,7 @@ from fedchain.ports import (
     TxReport,
     UpdateCommitment,
     UpdateSeal,
+    is_secure_ledger,
     update_seal,
 )
 from fedchain.protocol.blobs import decode_global, decode_update, encode_update, metadata_digest
@@ -757,7 +758,7 @@ class ParticipantAgent:
 
     # --- secure-aggregation rounds ---------------------------------------------------------
     def _secure_ledger(self) -> SecureLedger:
-        if not isinstance(self.ledger, SecureLedger):
+        if not is_secure_ledger(self.ledger):
             raise ParticipantError("a secure-aggregation round is open, and this agent's ledger cannot run one")
         return self.ledger
 

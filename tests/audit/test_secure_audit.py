@@ -48,6 +48,12 @@ def test_an_honest_secure_round_audits_clean(chain_env: Any, ipfs_store: Any, tm
     assert summary.metrics["secagg_survivors"] == 4 and summary.metrics["secagg_dropped"] == 0
     verdict = verify_round(fed.reader, fed.store, sr.round_id)  # a member's live check, without contract or chain id
     assert verdict.ok and verdict.replayed_digest == verdict.published_digest
+    # `fedchain audit` reads the chain without a signing account
+    from fedchain.audit.replay import Auditor
+
+    unsigned = Auditor(chain_env.ledger(), fed.store, contract=chain_env.deployment.address,
+                       chain_id=chain_env.conn.chain_id).audit()
+    assert unsigned.findings == (), [f.to_json() for f in unsigned.findings]
 
 
 def test_dropouts_and_a_round_closed_below_the_threshold_audit_clean(chain_env: Any, ipfs_store: Any,
