@@ -3,15 +3,28 @@ responsible for it and a severity, and the verdict (exit code) they add up to.""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from fedchain.audit.report import (
+    Contribution,
+    ReportMeta,
+    RoundChain,
+    RoundEvaluation,
+    TaskLine,
+    TimelineEntry,
+    evaluations,
+    gas_totals,
+)
 from fedchain.codec.blob import decode_json_doc, encode_json_doc
 from fedchain.errors import BlobFormatError, ExitCode
 from fedchain.fl.records import Rejection
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
     from fedchain.audit.governance import GovernanceAudit
     from fedchain.audit.incentives import IncentivesAudit
     from fedchain.audit.privacy import PrivacyAudit
@@ -390,6 +403,10 @@ class RoundSummary:
     gas: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     findings: int = 0
+    # every committed update: samples, weight, norm (not in a secure round), included or rejected and why
+    contributions: tuple[Contribution, ...] = ()
+    chain: RoundChain | None = None  # accounts, blocks, transactions, Merkle root and evidence, in full
+    secure: bool = False  # a secure-aggregation round: individual updates are hidden
 
     def to_json(self) -> dict[str, Any]:
         """The summary as a JSON object (rejections as their JSON records)."""
@@ -408,6 +425,9 @@ class RoundSummary:
             "gas": dict(self.gas),
             "metrics": dict(self.metrics),
             "findings": self.findings,
+            "secure": self.secure,
+            "contributions": [c.to_json() for c in self.contributions],
+            "chain": self.chain.to_json() if self.chain is not None else None,
         }
 
 
@@ -431,6 +451,63 @@ class AuditReport:
     # per participant the epsilon curve (claimed and recomputed) and spend against the budget, under
     # the task's privacy policy (None: no task version audited has a privacy policy)
     privacy: PrivacyAudit | None = None
+    tasks: tuple[TaskLine, ...] = ()  # every task version audited, as configured and as its document says
+    timeline: tuple[TimelineEntry, ...] = ()  # membership, task and round events in chain order
+    meta: ReportMeta = field(default_factory=ReportMeta)
+    evaluation: tuple[RoundEvaluation, ...] = ()  # the global model's test scores, when the caller passed them
+
+    def with_context(self, *, rpc_url: str | None = None, store: str | None = None,
+                     gas_price_gwei: str | None = None) -> AuditReport:
+        """The report with the endpoints it read and the gas price its costs are stated at (None: keep the report's)."""
+        meta = dataclasses.replace(self.meta, rpc_url=rpc_url if rpc_url is not None else self.meta.rpc_url,
+                                   store=store if store is not None else self.meta.store)
+        if gas_price_gwei is not None:
+            meta = dataclasses.replace(meta, gas_price_gwei=str(gas_price_gwei), gas_price_stated=True)
+            meta.gas_price_wei  # noqa: B018 - validates the price (ConfigError)
+        return dataclasses.replace(self, meta=meta)
+
+    def with_evaluation(self, scores: Mapping[int, tuple[float | None, float | None]] | Iterable[RoundEvaluation]
+                        ) -> AuditReport:
+        """The report with the global model's test accuracy and loss per round (``{round: (accuracy, loss)}``)."""
+        return dataclasses.replace(self, evaluation=evaluations(scores))
+
+    def contributions(self) -> list[dict[str, Any]]:
+        """Per participant: rounds committed, updates included and rejected, samples and mean weight of its
+        included updates, mean update norm where the replay saw the updates (not in secure rounds)."""
+        rows: dict[str, dict[str, Any]] = {}
+        for p in self.participants:
+            rows[p.address.lower()] = {"participant": p.address, "organisation": p.organisation, "committed": 0,
+                                       "included": 0, "rejected": 0, "samples_included": 0, "weights": [],
+                                       "norms": [], "secure_rounds": 0, "rejections": []}
+        for r in self.rounds:
+            for c in r.contributions:
+                row = rows.setdefault(c.participant.lower(), {
+                    "participant": c.participant, "organisation": "", "committed": 0, "included": 0, "rejected": 0,
+                    "samples_included": 0, "weights": [], "norms": [], "secure_rounds": 0, "rejections": []})
+                row["committed"] += 1
+                row["secure_rounds"] += int(r.secure)
+                if c.status == "included":
+                    row["included"] += 1
+                    row["samples_included"] += c.samples
+                    if c.weight is not None:
+                        row["weights"].append(c.weight)
+                elif c.status == "rejected":
+                    row["rejected"] += 1
+                    row["rejections"].append({"round": r.round, "rule": c.rule, "reason": c.reason})
+                if c.update_norm is not None:
+                    row["norms"].append(c.update_norm)
+        out = []
+        for row in rows.values():
+            weights, norms = row.pop("weights"), row.pop("norms")
+            row["mean_weight"] = sum(weights) / len(weights) if weights else None
+            row["mean_update_norm"] = sum(norms) / len(norms) if norms else None
+            out.append(row)
+        return out
+
+    def gas(self) -> dict[str, Any]:
+        """Gas totals by kind and their cost at the report's stated gas price."""
+        totals = gas_totals([r.gas for r in self.rounds], self.timeline, self.meta.gas_price_wei)
+        return {**totals, "price_gwei": self.meta.gas_price_gwei, "price_stated": self.meta.gas_price_stated}
 
     @property
     def ok(self) -> bool:
@@ -484,4 +561,10 @@ class AuditReport:
             "incentives": self.incentives.to_json() if self.incentives is not None else None,
             "privacy": self.privacy.to_json() if self.privacy is not None else None,
             "wall_time_s": round(self.wall_time_s, 3),
+            "meta": self.meta.to_json(),
+            "tasks": [t.to_json() for t in self.tasks],
+            "timeline": [e.to_json() for e in self.timeline],
+            "contributions": self.contributions(),
+            "gas": self.gas(),
+            "evaluation": [e.to_json() for e in self.evaluation],
         }

@@ -33,6 +33,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from fedchain.audit.findings import (
     SECAGG_KINDS,
     AuditFinding,
@@ -47,6 +49,7 @@ from fedchain.audit.governance import GovernanceView, audit_admin, audit_rounds_
 from fedchain.audit.history import History, RoundEvents
 from fedchain.audit.incentives import IncentivesView, audit_incentives
 from fedchain.audit.privacy import INCLUDED, LEFT_OUT, UNDECIDED, PolicyLine, PrivateCommit, audit_privacy, private_commit
+from fedchain.audit.report import SECURE_NORM_NOTE, Contribution, ReportMeta, round_chain, task_line, timeline
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.cid import cid_problem
 from fedchain.errors import (
@@ -66,11 +69,11 @@ from fedchain.ports import (
     RoundFinalized,
     RoundOpened,
     RoundStatus,
-    SecureLedger,
     TaskConfig,
     UpdateCommitment,
     UpdateSeal,
     event_position,
+    is_secure_ledger,
 )
 from fedchain.protocol.blobs import (
     GlobalModel,
@@ -415,7 +418,16 @@ class Auditor:
                                     complete=round_filter is None)
             findings.extend(privacy.findings)
         findings.sort(key=lambda f: (f.round, f.participant or "", f.kind.value))
+        tasks = tuple(task_line(history.tasks[v], (t.doc.to_json() if (t := self._tasks.get(v)) is not None else None))
+                      for v in sorted(versions) if v in history.tasks)
+        meta = ReportMeta(chain_id=self.chain_id, contract=self.contract, from_block=self.from_block,
+                          to_block=max((ev.block_number for ev in history.events), default=None),
+                          rpc_url=getattr(getattr(self.ledger, "conn", None), "url", None),
+                          store=_describe_store(self.store))
         return AuditReport(
+            tasks=tasks,
+            timeline=timeline(history.events, self.gas_of),
+            meta=meta,
             contract=self.contract,
             chain_id=self.chain_id,
             rounds_checked=tuple(checked),
@@ -794,7 +806,7 @@ class Auditor:
     def _federation_id(self) -> tuple[int, str]:
         """(chain id, contract address) that secure rounds' keys and shares are bound to: the ledger's own when
         it can say (a live verifier's), else the ones the auditor was given."""
-        if isinstance(self.ledger, SecureLedger):
+        if is_secure_ledger(self.ledger):
             chain_id, contract = self.ledger.federation_id()
             return int(chain_id), str(contract)
         return int(self.chain_id), self.contract
@@ -1092,7 +1104,38 @@ class Auditor:
             gas=self._gas(rev),
             metrics={"mean_client_loss": sum(losses) / len(losses)} if losses else {},
             findings=findings,
+            contributions=self._contributions(rev, evidence, updates),
+            chain=round_chain(opened, fin, rev.closed),
+            secure=rev.secure is not None,
         )
+
+    @staticmethod
+    def _contributions(rev: RoundEvents, evidence: Evidence | None,
+                       updates: list[ClientUpdate]) -> tuple[Contribution, ...]:
+        """Each commitment of the round: included (with its share of the included samples) or rejected (rule and
+        reason) as the evidence says, and its update's norm when the replay decoded it (never in a secure round)."""
+        included = {u.participant.lower() for u in evidence.included} if evidence is not None else set()
+        rejected = {r.participant.lower(): r for r in (evidence.rejected if evidence is not None else ())
+                    if r.rule not in SECAGG_RULES}
+        samples = {c.participant.lower(): int(c.num_samples) for c in rev.commitments}
+        total = sum(samples[a] for a in included if a in samples)
+        norms = {u.participant.lower(): float(np.sqrt(sum(float(np.sum(np.square(t, dtype=np.float64)))
+                                                           for t in u.model_tensors.values())))
+                 for u in updates}
+        secure = rev.secure is not None
+        out: list[Contribution] = []
+        for c in rev.commitments:
+            who = c.participant.lower()
+            status = "included" if who in included else "rejected" if who in rejected else "not decided"
+            rej = rejected.get(who)
+            out.append(Contribution(
+                participant=c.participant, samples=int(c.num_samples), update_digest=digest_hex(c.update_digest),
+                cid=str(c.cid), tx_hash=c.tx_hash, block=c.block_number, status=status,
+                weight=int(c.num_samples) / total if status == "included" and total else None,
+                update_norm=None if secure else norms.get(who),
+                norm_note=SECURE_NORM_NOTE if secure else ("" if who in norms else "the replay decoded no update"),
+                rule=rej.rule if rej is not None else None, reason=rej.reason if rej is not None else None))
+        return tuple(out)
 
     def _bare_summary(self, rev: RoundEvents) -> RoundSummary:
         """The summary of a round whose replay failed: only what the events say."""
@@ -1143,6 +1186,12 @@ class Auditor:
                 add(FindingKind.EVIDENCE_MISMATCH, f"evidence lists this participant's update {n} times "
                     "(included more than once, or both included and rejected)",
                     by_addr[p].participant if p in by_addr else p)
+
+
+def _describe_store(store: BlobStore) -> str:
+    """The store in words (``local <root>``, ``ipfs <API URL>``), or its type for one that does not say."""
+    describe = getattr(store, "describe", None)
+    return str(describe()) if callable(describe) else type(store).__name__
 
 
 def _brief(value: object) -> str:

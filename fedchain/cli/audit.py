@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from fedchain.audit.report import DEFAULT_GAS_PRICE_GWEI
 from fedchain.cli.options import emit, json_option, role_options, role_settings
 from fedchain.errors import ExitCode
 from fedchain.sim.wiring import governance_records
@@ -66,12 +67,15 @@ def _auditor(settings: Any, address: str | None, fetch_deadline_s: float) -> Any
 @click.option("--fetch-deadline", "fetch_deadline_s", type=click.FloatRange(min=0, min_open=True), default=120.0,
               show_default=True, help="Seconds to wait for one round's blobs, all fetched at once; a blob not "
               "fetched by then counts as unavailable.")
+@click.option("--gas-price-gwei", "gas_price_gwei", type=click.FloatRange(min=0), default=None,
+              help="State the report's gas costs at this gas price in gwei (default: "
+              f"{DEFAULT_GAS_PRICE_GWEI} gwei, said so in the report).")
 @role_options
 @json_option
 @click.pass_context
 def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, fetch_deadline_s: float,
-          state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
-          chain_id: int | None, as_json: bool) -> None:
+          gas_price_gwei: float | None, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None,
+          store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Replay every round from chain events and the blob store.
 
     Each finding names the party responsible (aggregator, participant ADDRESS, infrastructure,
@@ -88,7 +92,8 @@ def audit(ctx: click.Context, round_id: int | None, html_path: Path | None, fetc
     if ctx.invoked_subcommand is not None:
         return
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id)
-    report = _auditor(settings, address, fetch_deadline_s).audit(round_id)
+    report = _auditor(settings, address, fetch_deadline_s).audit(round_id).with_context(
+        gas_price_gwei=None if gas_price_gwei is None else str(gas_price_gwei))
     if html_path is not None:
         from fedchain.audit.html import write_html
 
