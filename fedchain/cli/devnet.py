@@ -96,9 +96,26 @@ def status(state_dir: Path | None, as_json: bool) -> None:
     emit(as_json, st, human)
 
 
+def role_address(value: str, what: str, state_dir: Path) -> str:
+    """A role's address from the command line: an address (checksummed), or the name of a keystore in
+    ``state_dir`` (``fedchain account new --name NAME``); a usage error (exit 2) naming ``what`` otherwise."""
+    from fedchain.chain.accounts import find_keystore, keystore_dir
+    from fedchain.errors import KeystoreError
+
+    if value.lower().startswith("0x"):
+        return str(ADDRESS.convert(value, None, None))
+    try:
+        return str(find_keystore(state_dir, value).address)
+    except KeystoreError:
+        raise click.BadParameter(f"not an address nor a keystore name: {value!r} (no keystore of that name in "
+                                 f"{keystore_dir(state_dir)})", param_hint=what) from None
+
+
 @devnet.command()
-@click.option("--admin", type=ADDRESS, default=None, help="Admin address [default: the deployer]; not with --governance.")
-@click.option("--aggregator", type=ADDRESS, default=None, help="Aggregator address [default: the deployer].")
+@click.option("--admin", default=None, metavar="ADDRESS|NAME",
+              help="Admin: an address or a keystore name [default: the deployer]; not with --governance.")
+@click.option("--aggregator", default=None, metavar="ADDRESS|NAME",
+              help="Aggregator: an address or a keystore name in <state-dir>/keystores [default: the deployer].")
 @click.option("--governance", is_flag=True,
               help="Deploy the Governor, its timelock and the membership token with the Federation: the timelock "
                    "holds the admin role and the members vote (`fedchain gov`); the deployer keeps no admin power.")
@@ -151,6 +168,8 @@ def deploy(
     from fedchain.services.devnet import devnet_url
 
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, keystore=keystore)
+    admin = None if admin is None else role_address(admin, "--admin", settings.state_dir)
+    aggregator = None if aggregator is None else role_address(aggregator, "--aggregator", settings.state_dir)
     governance_given = {"--founder": bool(founders), "--founders-from-keystores": bool(founder_keystores),
                         "--voting-delay": voting_delay is not None, "--voting-period": voting_period is not None,
                         "--quorum": quorum_percent is not None, "--timelock-delay": timelock_delay_s is not None}

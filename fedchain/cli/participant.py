@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 
-from fedchain.cli.incentives import eth, incentives_for
 from fedchain.cli.options import (
     ADDRESS,
     emit,
@@ -51,6 +51,7 @@ def register(organisation: str, industry: str, samples: int | None, data_path: P
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
              address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Register the keystore's account as a participant (pending until an admin admits it)."""
+    from fedchain.cli.incentives import eth, incentives_for
     from fedchain.sim.federation import public_key as registration_key
 
     if samples is None:
@@ -97,6 +98,7 @@ def leave(reason: str, keystore: Path | None, state_dir: Path | None, rpc_url: s
           store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Leave the federation (a pending or active participant removes itself; a member's membership
     token is burned). A deposit may then be asked back: `fedchain deposit request-withdrawal`."""
+    from fedchain.cli.incentives import eth, incentives_for
     from fedchain.errors import ParticipantError
     from fedchain.sim.wiring import connect_ledger
 
@@ -253,6 +255,19 @@ def verify(round_id: int, attest: bool, trust_model: tuple[str, ...], keystore: 
     emit(as_json, out, human)
 
 
+class StartupProgress:
+    """One stderr line per start-up step of a participant command, each with the seconds since the start
+    (importing PyTorch, connecting, checking the data take seconds to tens of seconds before the first round)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def step(self, what: str, *, last: bool = False) -> None:
+        """Say what the command does now (``last``: the start-up is over)."""
+        elapsed = time.monotonic() - self.started
+        click.echo(f"participant [{elapsed:5.1f} s] {what}{'' if last else ' ...'}", err=True)
+
+
 def agent_options(f: F) -> F:
     """``--data``, ``--work-dir``, ``--attack``, ``--verify`` and ``--trust-model``: the options of the commands that run
     a participant agent."""
@@ -274,6 +289,7 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
            verify: bool | None = None, trust_model: tuple[str, ...] = ()) -> tuple[Any, Any]:
     """The participant agent and its live verifier (None with --no-verify)."""
     from fedchain.audit.live import LiveVerifier
+    from fedchain.cli.incentives import incentives_for
     from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.participant import ParticipantAgent
     from fedchain.sim.federation import secagg_key
@@ -310,11 +326,15 @@ def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack:
            ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Train on the round's global model and commit the update once (idempotent); a finalised
     round this participant was included in is verified and attested first (see --verify)."""
+    steps = StartupProgress()
+    steps.step("loading PyTorch and the training code")
     import torch
 
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    steps.step(f"unlocking the keystore and connecting to the chain ({settings.rpc_url or 'the devnet'}) and the store")
     agent, _ = _agent(settings, address, data_path, work_dir, attack, verify, trust_model)
+    steps.step(f"training on {data_path} and committing the update", last=True)
     res = agent.submit(round_id)
     emit(as_json, res.to_json(), lambda: describe_result(res))
 
@@ -357,14 +377,19 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
     an exclusion as "blob unavailable" is contested on chain with the re-pinned blob. An
     unreachable chain or store is ridden out; a managed service that came back on another URL
     is followed."""
+    steps = StartupProgress()
+    steps.step("loading PyTorch and the training code")
     import torch
 
     from fedchain.protocol.participant import READY_FILE
 
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    steps.step(f"unlocking the keystore and connecting to the chain ({settings.rpc_url or 'the devnet'}) and the store")
     agent, live = _agent(settings, address, data_path, work_dir, attack, verify, trust_model)
     agent.dropout_rate, agent.dropout_seed = dropout, dropout_seed
+    steps.step(f"checking admission, fetching the task and checking {data_path} against its schema "
+               "(one dry training step)")
 
     def on_result(res: Any) -> None:
         if not as_json:
@@ -374,6 +399,7 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
     ready.unlink(missing_ok=True)  # left by an earlier run: not a signal from this one
 
     def on_ready() -> None:
+        steps.step(f"ready as {agent.address}: waiting for a round to open", last=True)
         private_dir(agent.state_dir)  # participant data: the owner's only (0700)
         tmp = ready.with_name(f"{READY_FILE}.{os.getpid()}.tmp")
         tmp.write_text(str(os.getpid()), encoding="utf-8")

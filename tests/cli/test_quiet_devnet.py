@@ -76,10 +76,17 @@ def test_close_and_finalize_without_wait_after_a_quiet_deadline(fed: Fed, ipfs_a
 
 
 def test_aggregator_run_resumes_an_open_round_past_a_quiet_deadline(fed: Fed, ipfs_api_url: str,
-                                                                    as_aggregator: None) -> None:
-    rid = _open(fed, ipfs_api_url, "--commit-duration", "3")["round"]  # left open by an aggregator that stopped
-    for agent in fed.participants[:2]:
-        agent.submit(RoundId(rid))
+                                                                    as_aggregator: None, tmp_path: Path) -> None:
+    rid = _open(fed, ipfs_api_url, "--commit-duration", "6")["round"]  # left open by an aggregator that stopped
+    fed.participants[0].submit(RoundId(rid))
+    key = "0x" + bytes(fed.env.accounts.participants[1].key).hex()
+    sub = CliRunner().invoke(cli, ["participant", "submit", *_args(fed, ipfs_api_url), "--data", str(fed.clients[1].path),
+                                   "--work-dir", str(tmp_path / "p1"), "--json"], env={"FEDCHAIN_PRIVATE_KEY": key})
+    assert sub.exit_code == 0, sub.output
+    # the start-up says what it does, step by step, on stderr (stdout keeps the one JSON document)
+    steps = [line for line in sub.stderr.splitlines() if line.startswith("participant [")]
+    assert [s.split("] ", 1)[1].split(" ")[0] for s in steps] == ["loading", "unlocking", "training"], sub.stderr
+    assert json.loads(sub.stdout)["round"] == rid
     _let_deadline_pass_quietly(fed, rid)
     started = time.monotonic()
     run = CliRunner().invoke(cli, ["aggregator", "run", *_args(fed, ipfs_api_url), "--until-round", str(rid), "--json"])

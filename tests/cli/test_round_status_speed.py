@@ -1,0 +1,35 @@
+"""The read-only status commands load no training code: ``participant status``, ``round status`` and
+``admin members`` import neither PyTorch nor the round engine (importing PyTorch alone took most of
+their seconds), checked in a fresh interpreter against the devnet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.fixtures_devnet import DevnetEnv
+
+PROBE = """
+import json, sys
+from click.testing import CliRunner
+from fedchain.cli.main import cli
+result = CliRunner().invoke(cli, sys.argv[1:])
+heavy = sorted(m for m in ("torch", "fedchain.fl.training", "fedchain.engine.loop", "fedchain.audit.replay")
+               if m in sys.modules)
+print(json.dumps({"exit_code": result.exit_code, "output": result.output, "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize("command", [("participant", "status", "{participant}"), ("round", "status"),
+                                     ("admin", "members")])
+def test_status_commands_import_no_torch(federation_env: DevnetEnv, command: tuple[str, ...], tmp_path) -> None:
+    args = [c.format(participant=federation_env.admitted[0].address) for c in command]
+    args += ["--rpc-url", federation_env.url, "--address", federation_env.deployment.address, "--store", "local",
+             "--state-dir", str(tmp_path), "--json"]
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120, check=True)
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["exit_code"] == 0, probe["output"]
+    assert probe["heavy"] == [], f"{' '.join(command)} imported {probe['heavy']}"
