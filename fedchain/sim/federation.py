@@ -30,7 +30,7 @@ from eth_account.signers.local import LocalAccount
 from fedchain.audit.findings import AuditReport
 from fedchain.audit.html import write_html
 from fedchain.audit.replay import Auditor
-from fedchain.chain.accounts import create_keystore, decrypt_keystore
+from fedchain.chain.accounts import PASSWORD_ENV, create_keystore, decrypt_keystore
 from fedchain.chain.connection import Connection
 from fedchain.chain.federation import Deployment, FederationContract, GovernanceParams, deploy
 from fedchain.chain.governance import (
@@ -358,7 +358,7 @@ def provision(settings: Settings, services: Services, doc: TaskDocument, clients
               run_dir: Path, gas: GasLog, store: BlobStore, on_step: Callable[[], None]) -> Federation:
     """Create and fund the accounts, deploy, publish the task, register and admit every participant."""
     conn = Connection(services.rpc_url, timeout_s=settings.http_timeout_s, tx_timeout_s=settings.tx_timeout_s)
-    password = secrets.token_hex(16)
+    password = os.environ.get(PASSWORD_ENV) or secrets.token_hex(16)  # given: the run's keystores open later
     keystores: dict[str, Path] = {}
     accounts: dict[str, LocalAccount] = {}
     for name in ["admin", "aggregator", *participant_names(len(clients))]:
@@ -424,7 +424,7 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
     participants but the last (the deployer keeps no role), register every participant, and pass
     the genesis proposal: the task, the founders' admission and the verification policy."""
     conn = Connection(services.rpc_url, timeout_s=settings.http_timeout_s, tx_timeout_s=settings.tx_timeout_s)
-    password = secrets.token_hex(16)
+    password = os.environ.get(PASSWORD_ENV) or secrets.token_hex(16)  # given: the run's keystores open later
     keystores: dict[str, Path] = {}
     accounts: dict[str, LocalAccount] = {}
     names = participant_names(len(clients))
