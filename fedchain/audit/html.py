@@ -1,4 +1,9 @@
-"""The audit report a person reads: verdict, findings, per-round table, participants, governance, gas, plots."""
+"""The audit report a person reads and an auditor signs: metadata, verdict, findings, the task, the timeline,
+rounds with their full digests, CIDs, Merkle roots, evidence and transactions, contributions, participants, gas and
+its cost at a stated price, the global model's evaluation, governance, incentives, privacy and plots; each section is
+a ``<section id=...>`` (metadata, verdict, findings, task, timeline, rounds, contributions, participants, gas,
+evaluation, governance, incentives, privacy, plots), and a row a finding concerns is highlighted
+(``tr.finding-<severity>``) and names the finding's kind, severity and responsible party."""
 
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertica
 th { background: #f0f0f0; }
 .ok { color: #176317; } .bad { color: #a01515; }
 code { font-size: 0.85em; word-break: break-all; }
+td code { display: inline-block; width: max-content; max-width: 43ch; }
+td.detail { overflow-wrap: anywhere; min-width: 18em; }
+table.kv td code { max-width: none; }
 img { max-width: 48%; margin-right: 1%; border: 1px solid #eee; }
 tr.finding-error { background: #fbe3e3; } tr.finding-handled { background: #fff4d6; } tr.finding-warning { background: #eef3fb; }
 .flag { font-size: 0.85em; display: block; margin-top: 0.2em; }
@@ -57,14 +65,14 @@ dl.meta dt { font-weight: bold; } dl.meta dd { margin: 0; }
 <table><tr><th>Round</th><th>Severity</th><th>Responsible</th><th>Participant</th><th>Kind</th><th>Detail</th></tr>
 {% for f in findings %}<tr class="finding-{{ f.severity }}"><td>{{ f.round or "-" }}</td><td class="{{ 'bad' if f.severity == 'error' else 'ok' }}">{{ f.severity }}</td>
 <td>{{ f.responsible }}{% if f.responsible_address %} <code>{{ f.responsible_address }}</code>{% endif %}</td>
-<td><code>{{ f.participant or "-" }}</code></td><td><b>{{ f.kind }}</b></td><td>{{ f.detail }}</td></tr>
+<td><code>{{ f.participant or "-" }}</code></td><td><b>{{ f.kind }}</b></td><td class="detail">{{ f.detail }}</td></tr>
 {% endfor %}</table>
 {% else %}<p class="ok">No finding.</p>{% endif %}
 </section>
-{% macro flagged(fs) %}{% for f in fs %}<span class="flag {{ 'bad' if f.severity == 'error' else '' }}">&#9888; {{ f.kind }} ({{ f.severity }}; {{ f.responsible }}{% if f.responsible_address %} <code>{{ f.responsible_address }}</code>{% endif %}{% if f.participant %}; participant <code>{{ f.participant }}</code>{% endif %})</span>{% endfor %}{% endmacro %}
+{% macro flagged(fs, who="") %}{% for f in fs %}<span class="flag {{ 'bad' if f.severity == 'error' else '' }}">&#9888; {{ f.kind }} ({{ f.severity }}; responsible: {{ f.responsible }}{% if f.responsible_address and f.responsible_address|lower != who|lower %} <code>{{ f.responsible_address }}</code>{% endif %}{% if f.participant and f.participant|lower != who|lower %}; participant <code>{{ f.participant }}</code>{% endif %})</span>{% endfor %}{% endmacro %}
 {% macro rowclass(fs) %}{% if fs %} class="finding-{{ worst(fs) }}"{% endif %}{% endmacro %}
 <section id="task"><h2>Task</h2>
-{% for t in tasks %}<table><tr><th colspan="2">Task version {{ t.version }}: configured by <code>{{ t.configured_by }}</code> at block {{ t.block }}, tx <code>{{ t.tx_hash }}</code></th></tr>
+{% for t in tasks %}<table class="kv"><tr><th colspan="2">Task version {{ t.version }}: configured by <code>{{ t.configured_by }}</code> at block {{ t.block }}, tx <code>{{ t.tx_hash }}</code></th></tr>
 <tr><td>Document CID</td><td><code>{{ t.config_cid }}</code></td></tr>
 <tr><td>Model spec digest</td><td><code>{{ t.model_spec_digest }}</code></td></tr>
 <tr><td>Strategy digest</td><td><code>{{ t.strategy_digest }}</code></td></tr>
@@ -87,23 +95,23 @@ dl.meta dt { font-weight: bold; } dl.meta dd { margin: 0; }
 <section id="timeline"><h2>Timeline</h2>
 <table><tr><th>Block</th><th>Event</th><th>Round</th><th>By</th><th>Participant</th><th>Detail</th><th>Gas</th><th>Transaction</th></tr>
 {% for e in timeline %}{% set fs = flags.get((e.round or 0)|string ~ ':' ~ (e.participant or '')|lower, []) if e.participant else [] %}<tr{{ rowclass(fs) }}><td>{{ e.block }}</td><td>{{ e.event|replace("_", " ") }}</td><td>{{ e.round or "-" }}</td>
-<td><code>{{ e.actor }}</code></td><td><code>{{ e.participant or "-" }}</code></td><td>{{ e.detail }}</td><td>{{ "-" if e.gas is none else e.gas }}</td><td><code>{{ e.tx_hash }}</code></td></tr>
+<td><code>{{ e.actor }}</code></td><td><code>{{ e.participant or "-" }}</code></td><td class="detail">{{ e.detail }}</td><td>{{ "-" if e.gas is none else e.gas }}</td><td><code>{{ e.tx_hash }}</code></td></tr>
 {% endfor %}</table>
 </section>
 <section id="rounds"><h2>Rounds</h2>
 <table><tr><th>Round</th><th>Status</th><th>Task</th><th>Committed</th><th>Included</th><th>Rejected (rule: reason)</th><th>Samples</th>
 <th>Model digest / CID</th><th>Gas (open / commits / finalise)</th><th>Mean client loss</th>
-<th>Secure aggregation: survivors / dropped / revealers</th><th>Findings</th></tr>
+{% set any_secure = rounds|selectattr("secure")|list or rounds|selectattr("metrics.secagg_survivors", "defined")|list %}{% if any_secure %}<th>Secure aggregation: survivors / dropped / revealers</th>{% endif %}<th>Findings</th></tr>
 {% for r in rounds %}{% set fs = flags.get(r.round|string ~ ':', []) %}<tr{{ rowclass(fs) }}><td>{{ r.round }}</td><td>{{ r.status }}{% if r.close_reason %}: {{ r.close_reason }}{% endif %}</td>
 <td>v{{ r.task_version }}</td><td>{{ r.committed|length }}</td><td>{{ r.included|length }}</td>
-<td>{% for x in r.rejected %}<code>{{ x.participant }}</code> <b>{{ x.rule }}</b>: {{ x.reason }}<br>{% endfor %}</td>
+<td class="detail">{% for x in r.rejected %}<code>{{ x.participant }}</code> <b>{{ x.rule }}</b>: {{ x.reason }}<br>{% endfor %}</td>
 <td>{{ r.num_samples }}</td><td><code>{{ r.model_digest or "-" }}</code><br><code>{{ r.model_cid or "-" }}</code></td>
 <td>{{ r.gas.get("open", "-") }} / {{ r.gas.get("commit_total", "-") }} / {{ r.gas.get("finalize", r.gas.get("close", "-")) }}</td>
 <td>{{ "%.4f"|format(r.metrics.mean_client_loss) if r.metrics.mean_client_loss is defined else "-" }}</td>
-<td>{% if r.metrics.secagg_survivors is defined %}{{ r.metrics.secagg_survivors|int }} / {{ r.metrics.secagg_dropped|int }} / {{ r.metrics.secagg_revealers|int }}{% else %}-{% endif %}</td>
+{% if any_secure %}<td>{% if r.metrics.secagg_survivors is defined %}{{ r.metrics.secagg_survivors|int }} / {{ r.metrics.secagg_dropped|int }} / {{ r.metrics.secagg_revealers|int }}{% else %}-{% endif %}</td>{% endif %}
 <td class="{{ 'ok' if r.findings == 0 else 'bad' }}">{{ r.findings }}{{ flagged(fs) }}</td></tr>
 {% endfor %}</table>
-{% for r in rounds %}<table id="round-{{ r.round }}"><tr><th colspan="2">Round {{ r.round }} on chain</th></tr>
+{% for r in rounds %}<table class="kv" id="round-{{ r.round }}"><tr><th colspan="2">Round {{ r.round }} on chain</th></tr>
 <tr><td>Base model digest</td><td><code>{{ r.base_model_digest }}</code></td></tr>
 {% if r.chain %}<tr><td>Base model CID</td><td><code>{{ r.chain.base_model_cid }}</code></td></tr>
 <tr><td>Opened</td><td>by <code>{{ r.chain.opened_by }}</code> at block {{ r.chain.open_block }}, tx <code>{{ r.chain.open_tx }}</code>; min {{ r.chain.min_updates }} updates, deadline {{ r.chain.deadline }}</td></tr>
@@ -116,13 +124,13 @@ dl.meta dt { font-weight: bold; } dl.meta dd { margin: 0; }
 </section>
 <section id="contributions"><h2>Contributions</h2>
 <table><tr><th>Participant</th><th>Organisation</th><th>Committed</th><th>Included</th><th>Rejected</th><th>Samples included</th><th>Mean weight</th><th>Mean update norm</th></tr>
-{% for c in contributions %}{% set fs = pflags.get(c.participant|lower, []) %}<tr{{ rowclass(fs) }}><td><code>{{ c.participant }}</code>{{ flagged(fs) }}</td><td>{{ c.organisation }}</td><td>{{ c.committed }}</td><td>{{ c.included }}</td>
+{% for c in contributions %}{% set fs = pflags.get(c.participant|lower, []) %}<tr{{ rowclass(fs) }}><td><code>{{ c.participant }}</code>{{ flagged(fs, c.participant) }}</td><td>{{ c.organisation }}</td><td>{{ c.committed }}</td><td>{{ c.included }}</td>
 <td>{{ c.rejected }}{% for x in c.rejections %}<br>round {{ x.round }} <b>{{ x.rule }}</b>: {{ x.reason }}{% endfor %}</td><td>{{ c.samples_included }}</td>
 <td>{{ "-" if c.mean_weight is none else "%.4f"|format(c.mean_weight) }}</td>
 <td>{{ ("%.4f"|format(c.mean_update_norm)) if c.mean_update_norm is not none else ("hidden (secure aggregation)" if c.secure_rounds else "-") }}</td></tr>
 {% endfor %}</table>
 <table><tr><th>Round</th><th>Participant</th><th>Status</th><th>Samples</th><th>Weight</th><th>Update norm</th><th>Update digest / CID</th><th>Commit tx (block)</th></tr>
-{% for r in rounds %}{% for c in r.contributions %}{% set fs = flags.get(r.round|string ~ ':' ~ c.participant|lower, []) %}<tr{{ rowclass(fs) }}><td>{{ r.round }}</td><td><code>{{ c.participant }}</code>{{ flagged(fs) }}</td>
+{% for r in rounds %}{% for c in r.contributions %}{% set fs = flags.get(r.round|string ~ ':' ~ c.participant|lower, []) %}<tr{{ rowclass(fs) }}><td>{{ r.round }}</td><td><code>{{ c.participant }}</code>{{ flagged(fs, c.participant) }}</td>
 <td>{{ c.status }}{% if c.rule %}: <b>{{ c.rule }}</b>: {{ c.reason }}{% endif %}</td><td>{{ c.samples }}</td>
 <td>{{ "-" if c.weight is none else "%.4f"|format(c.weight) }}</td><td>{{ "%.4f"|format(c.update_norm) if c.update_norm is not none else (c.norm_note or "-") }}</td>
 <td><code>{{ c.update_digest }}</code><br><code>{{ c.cid }}</code></td><td><code>{{ c.tx_hash }}</code> ({{ c.block }})</td></tr>
@@ -131,7 +139,7 @@ dl.meta dt { font-weight: bold; } dl.meta dd { margin: 0; }
 <section id="participants"><h2>Participants</h2>
 <table><tr><th>Address</th><th>Organisation</th><th>Industry</th><th>Status</th><th>Registered at block</th><th>Commits</th>
 <th>Samples declared / approved</th></tr>
-{% for p in participants %}<tr><td><code>{{ p.address }}</code></td><td>{{ p.organisation }}</td><td>{{ p.industry }}</td>
+{% for p in participants %}{% set fs = pflags.get(p.address|lower, []) %}<tr{{ rowclass(fs) }}><td><code>{{ p.address }}</code>{{ flagged(fs, p.address) }}</td><td>{{ p.organisation }}</td><td>{{ p.industry }}</td>
 <td>{{ p.status }}</td><td>{{ p.registered_block }}</td><td>{{ p.commits }}</td>
 <td>{{ p.declared_samples }} / {{ "-" if p.approved_samples is none else p.approved_samples }}</td></tr>
 {% endfor %}</table>

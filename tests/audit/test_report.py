@@ -202,19 +202,22 @@ def test_finding_rows_are_highlighted_and_attributed(reported: Reported, audited
     rows = re.findall(r'<tr class="finding-handled">(.*?)</tr>', html, re.S)
     concerning = [row for row in rows if reported.junk in row and "blob_format" in row]
     assert len(concerning) >= 3  # the findings table, the participant's totals and its round-2 contribution
-    assert any("handled; participant" in row for row in concerning)
+    assert sum("blob_format (handled; responsible: participant)" in row for row in concerning) >= 2
     honest = reported.fed.participants[0].address
     assert not any(honest in row and "finding" in row for row in rows if reported.junk not in row)
 
 
 def test_evaluation_the_caller_passes_is_in_the_json_and_plotted(reported: Reported, tmp_path: Path) -> None:
-    from fedchain.audit.html import plot_evaluation, render_html
+    from fedchain.audit.html import evaluation_figure, plot_evaluation, render_html
 
     report = reported.auditor().audit().with_evaluation({1: (0.81, 0.52), 2: (0.86, 0.41)})
     assert report.to_json()["evaluation"] == [{"round": 1, "accuracy": 0.81, "loss": 0.52},
                                               {"round": 2, "accuracy": 0.86, "loss": 0.41}]
     page = render_html(report)
     assert 'alt="global model accuracy and loss"' in page and "0.8600" in page
+    fig = evaluation_figure(report.evaluation)
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == [("round", "test accuracy"), ("", "test loss")]
+    assert fig.axes[0].get_title() == "Global model on the test set"
     png = plot_evaluation(report.evaluation, tmp_path / "accuracy.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot_evaluation((), tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
