@@ -120,6 +120,20 @@ def leave(reason: str, keystore: Path | None, state_dir: Path | None, rpc_url: s
             "after the delay" if held else ""))
 
 
+def keystore_account(settings: Any) -> str:
+    """The address of the account a role command would sign with, read off its keystore without unlocking it
+    (no password, no key derivation); FEDCHAIN_PRIVATE_KEY or no --keystore: as the signer is found."""
+    from fedchain.chain.accounts import account_from_env, find_keystore, keystore_address
+
+    if settings.keystore is None or account_from_env() is not None:
+        return str(role_signer(settings).address)
+    candidate = Path(settings.keystore)
+    # a path names a file (as for the signer: a folder of the keystore's name in the working directory is not one)
+    path = candidate if candidate.suffix == ".json" or candidate.is_file() else find_keystore(
+        settings.state_dir, str(candidate)).path
+    return str(keystore_address(path))
+
+
 @participant.command()
 @click.argument("participant_address", type=ADDRESS, required=False)
 @keystore_option
@@ -131,7 +145,7 @@ def status(participant_address: str | None, keystore: Path | None, state_dir: Pa
     from fedchain.sim.wiring import connect_ledger
 
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
-    who = Address(participant_address or role_signer(settings).address)
+    who = Address(participant_address or keystore_account(settings))
     ledger = connect_ledger(settings, address=address)
     rec = ledger.participant(who)
     task = ledger.task()

@@ -33,3 +33,22 @@ def test_status_commands_import_no_torch(federation_env: DevnetEnv, command: tup
     probe = json.loads(done.stdout.strip().splitlines()[-1])
     assert probe["exit_code"] == 0, probe["output"]
     assert probe["heavy"] == [], f"{' '.join(command)} imported {probe['heavy']}"
+
+
+def test_participant_status_reads_the_keystores_address_without_unlocking_it(federation_env: DevnetEnv,
+                                                                            tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from fedchain.chain.accounts import create_keystore
+    from fedchain.cli.main import cli
+
+    account = federation_env.admitted[0]
+    create_keystore(tmp_path, "a password nobody types", name="st-mary", private_key=bytes(account.key),
+                    iterations=2**10)
+    result = CliRunner().invoke(cli, [
+        "participant", "status", "--keystore", "st-mary", "--state-dir", str(tmp_path), "--rpc-url", federation_env.url,
+        "--address", federation_env.deployment.address, "--store", "local", "--json",
+    ], env={"FEDCHAIN_PASSWORD": None, "FEDCHAIN_PRIVATE_KEY": None})
+    assert result.exit_code == 0, result.output  # no password asked: a status needs only the address
+    assert json.loads(result.stdout)["address"] == account.address
+    assert json.loads(result.stdout)["status"] == "active"
