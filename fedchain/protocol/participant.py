@@ -595,18 +595,9 @@ class ParticipantAgent:
         digest = sha256_digest(blob)
         self._save_pending_state(rid, new_state)
         samples, meta = int(update.num_samples), metadata_digest(update)
-        self.journal.append(JournalEntry("intent", rid, self.address, digest, cid, samples, meta,
-                                         rnd.base_model_digest, epsilon_spent=claim[0] if claim else None,
-                                         accountant_digest=claim[1] if claim else None))
-        try:
-            report = self._commit(rid, digest, cid, samples, meta, claim)
-        except FederationDuplicateCommit:
-            # an earlier attempt (a lost receipt, a restart) already committed: that commitment stands
-            existing = self.own_commitment(rid)
-            if existing is None:
-                raise
-            log.info("round %d: already committed %s (tx %s)", rid, existing.cid, existing.tx_hash)
-            return self._found_on_chain(rnd, existing, loss, train_s)
+        report = self._journaled_commit(rnd, digest, cid, samples, meta, claim)
+        if isinstance(report, UpdateCommitment):
+            return self._found_on_chain(rnd, report, loss, train_s)
         result = SubmitResult(
             rid, self.address, digest, cid, samples, False,
             report.gas_used, report.tx_hash, loss, len(blob), train_s, base_size + len(doc.to_bytes()),
@@ -1010,17 +1001,9 @@ class ParticipantAgent:
         cid = self.store.put(blob)
         log.info("round %d: stored masked input %s", rid, cid)
         _test_crash_point("secagg_masked_stored")
-        self.journal.append(JournalEntry("intent", rid, self.address, digest, cid, samples, meta,
-                                         rnd.base_model_digest, epsilon_spent=claim[0] if claim else None,
-                                         accountant_digest=claim[1] if claim else None))
-        try:
-            report = self._commit(rid, digest, cid, samples, meta, claim)
-        except FederationDuplicateCommit:
-            existing = self.own_commitment(rid)
-            if existing is None:
-                raise
-            log.info("round %d: already committed %s (tx %s)", rid, existing.cid, existing.tx_hash)
-            return self._found_on_chain(rnd, existing, loss, train_s)
+        report = self._journaled_commit(rnd, digest, cid, samples, meta, claim)
+        if isinstance(report, UpdateCommitment):
+            return self._found_on_chain(rnd, report, loss, train_s)
         result = SubmitResult(rid, self.address, digest, cid, samples, False, report.gas_used, report.tx_hash, loss,
                               len(blob), train_s, downloaded,
                               function="commitUpdate" if claim is None else "commitPrivateUpdate")
@@ -1156,6 +1139,23 @@ class ParticipantAgent:
         return result
 
     # --- differential privacy ----------------------------------------------------------------
+    def _journaled_commit(self, rnd: RoundRecord, digest: Digest, cid: Cid, samples: int, meta: Digest,
+                          claim: tuple[int, Digest] | None) -> TxReport | UpdateCommitment:
+        """Journal the intent, then commit; the commitment already on chain when an earlier attempt (a lost
+        receipt, a restart) made it: that commitment stands."""
+        rid = RoundId(int(rnd.round_id))
+        self.journal.append(JournalEntry("intent", rid, self.address, digest, cid, samples, meta,
+                                         rnd.base_model_digest, epsilon_spent=claim[0] if claim else None,
+                                         accountant_digest=claim[1] if claim else None))
+        try:
+            return self._commit(rid, digest, cid, samples, meta, claim)
+        except FederationDuplicateCommit:
+            existing = self.own_commitment(rid)
+            if existing is None:
+                raise
+            log.info("round %d: already committed %s (tx %s)", rid, existing.cid, existing.tx_hash)
+            return existing
+
     def _commit(self, rid: RoundId, digest: Digest, cid: Cid, samples: int, meta: Digest,
                 claim: tuple[int, Digest] | None) -> TxReport:
         """``commitUpdate``, or ``commitPrivateUpdate`` with the privacy claim of a private task's round."""
