@@ -355,6 +355,10 @@ def submit(round_id: int | None, data_path: Path, work_dir: Path | None, attack:
 
 def describe_result(res: Any) -> str:
     """One line about what the participant did for a round."""
+    if res.function in ("postAdvertisement", "postUnmaskingShares"):  # the two extra steps of a secure round
+        what = "advertised its keys" if res.function == "postAdvertisement" else "posted its unmasking shares"
+        again = "already " if res.already_committed else ""
+        return f"round {res.round_id}: {again}{what} {res.cid} (gas {res.gas_used}, tx {res.tx_hash})"
     verb = {"sealUpdate": "sealed", "revealUpdate": "revealed"}.get(res.function, "committed")
     if res.already_committed:
         return f"round {res.round_id}: already {verb} {res.cid}"
