@@ -45,6 +45,14 @@ def last_deadline(rnd: RoundRecord) -> int:
     return int(rnd.unmask_deadline if rnd.secure else rnd.reveal_deadline if rnd.commit_reveal else rnd.deadline)
 
 
+def phase_deadlines(rnd: RoundRecord) -> list[int]:
+    """Every phase end of a round in time order: advertising (secure), commit, reveal (commit-reveal), unmasking
+    (secure); participants move on to the next phase only once a block past the previous one is mined."""
+    ends = [rnd.advertise_deadline if rnd.secure else 0, rnd.deadline,
+            rnd.reveal_deadline if rnd.commit_reveal else 0, rnd.unmask_deadline if rnd.secure else 0]
+    return sorted(int(d) for d in ends if d)
+
+
 class OperatorTransport(LedgerTransport):
     """The aggregator's transport for the CLI: on a local devnet it mines a block once the chain's
     clock passed the round's deadline (so a quiet devnet never stalls a round's end); elsewhere it
@@ -67,16 +75,20 @@ class OperatorTransport(LedgerTransport):
             click.echo(f"round {round_id}: deadline {last_deadline(self.ledger.round(round_id))} passed; asked the "
                        f"devnet for a block (block {self.ledger.block_number()})", err=True)
             return True
-        told = False
+        told: set[int] = set()
         while not self.commit_phase_over(round_id):
             remaining = None if timeout_s is None else timeout_s - (time.monotonic() - start)
             if remaining is not None and remaining <= 0:
                 return False
-            deadline = last_deadline(self.ledger.round(round_id))
-            deadline_in = deadline - (time.time() + skew)
-            if deadline_in < 0:  # past the deadline on the devnet's clock: a block tells the contract
-                if not told:
-                    told = True
+            rnd = self.ledger.round(round_id)
+            latest = self.ledger.block_timestamp()
+            # the next phase end the chain has not passed yet (a block at or before it is still in it)
+            pending = [d for d in phase_deadlines(rnd) if d >= latest] or [last_deadline(rnd)]
+            deadline = pending[0]
+            deadline_in = deadline + 1 - (time.time() + skew)
+            if deadline_in <= 0:  # past it on the devnet's clock: a block tells the contract (and the participants)
+                if deadline not in told:
+                    told.add(deadline)
                     click.echo(f"round {round_id}: deadline {deadline} passed; asking the devnet for a block",
                                err=True)
                 conn.request("evm_mine")

@@ -6,7 +6,9 @@ minimum its eligible participants cannot reach."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,9 @@ from click.testing import CliRunner
 
 from fedchain.cli.main import cli
 from fedchain.ports import RoundStatus
+from fedchain.storage.cid import compute_cid
 from fedchain.types import RoundId
-from tests.protocol.harness import Fed
+from tests.protocol.harness import Fed, make_fed
 
 
 def _args(fed: Fed, ipfs_api: str) -> list[str]:
@@ -107,3 +110,47 @@ def test_open_warns_when_min_updates_exceed_the_eligible_participants(fed: Fed, 
     doc = json.loads(result.stdout)
     assert len(doc["warnings"]) == 1 and "needs 5 included updates but only 3" in doc["warnings"][0]
     assert "warning: round" in result.stderr and "only 3 participant(s) are eligible" in result.stderr
+
+
+REVEAL_S = 30
+
+
+def test_a_commit_reveal_round_moves_to_its_reveal_phase_on_a_quiet_devnet(chain_env, ipfs_store, ipfs_api_url: str,
+                                                                           task_files, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The participants reveal only once a block past the commit deadline is mined: the aggregator asks for it when
+    the commit deadline passes (not only at the end of the reveal phase, when every reveal would be too late)."""
+    fed = make_fed(chain_env, ipfs_store, replace(task_files, doc=replace(task_files.doc, reveal_duration=REVEAL_S)),
+                   tmp_path)
+    for agent in fed.participants:
+        agent.cid_of = compute_cid  # as fedchain participant does
+    monkeypatch.setenv("FEDCHAIN_PRIVATE_KEY", "0x" + bytes(fed.env.accounts.aggregator.key).hex())
+    rid = RoundId(_open(fed, ipfs_api_url, "--commit-duration", "4")["round"])
+    revealers = fed.participants[:2]  # the third never seals: only the deadline ends the commit phase
+    for agent in revealers:
+        assert agent.submit(rid).sealed_only
+    revealed: list[str] = []
+    stop = threading.Event()
+
+    def reveal_when_they_can() -> None:
+        pending = list(revealers)
+        while pending and not stop.is_set():
+            for agent in list(pending):
+                if agent.reveal(rid) is not None:
+                    revealed.append(agent.address)
+                    pending.remove(agent)
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=reveal_when_they_can, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        fin = CliRunner().invoke(cli, ["round", "finalize", *_args(fed, ipfs_api_url), "--wait", "--json"])
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert fin.exit_code == 0, fin.output
+    assert sorted(revealed) == sorted(a.address for a in revealers)
+    assert json.loads(fin.stdout)["finalized"] is True
+    assert fed.reader.round(rid).included_count == 2
+    assert time.monotonic() - started < REVEAL_S - 5  # over once both revealed, not at the reveal deadline
