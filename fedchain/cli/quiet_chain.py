@@ -23,6 +23,7 @@ DEVNET_CLIENTS = ("anvil", "hardhat", "ganache")  # web3_clientVersion prefixes 
 DEVNET_CHAIN_IDS = frozenset({31337, 1337})
 # the longest the devnet transport waits between two looks at the chain's clock
 DEVNET_LOOK_S = 1.0
+CHAIN_LOOK_S = 5.0  # on a real chain: the longest wait between two looks before its deadline
 
 
 def devnet_connection(ledger: Ledger) -> Connection | None:
@@ -106,16 +107,27 @@ class OperatorTransport(LedgerTransport):
         return True
 
     def _wait_on_chain(self, round_id: RoundId, timeout_s: float | None) -> bool:
-        """The engine's wait, with one stderr line once the deadline passed on the chain's clock."""
+        """The engine's wait (blocks, and ChainStalledError for a chain that mines nothing past the deadline), with a
+        stderr line when it starts and one when the deadline passed on the chain's clock."""
         if timeout_s is not None and timeout_s <= 0:
             return super().wait_commit_phase(round_id, timeout_s)
+        start = time.monotonic()
         rnd = self.ledger.round(round_id)
         deadline = last_deadline(rnd)
-        if deadline > self.ledger.block_timestamp():
+        latest = self.ledger.block_timestamp()
+        skew = latest - time.time()  # the chain's clock minus ours, as of its latest block
+        if deadline >= latest:
             click.echo(f"round {round_id}: commit phase open until {deadline} "
                        f"({rnd.commit_count} of {rnd.eligible_count} eligible committed); waiting", err=True)
-        else:
-            click.echo(f"round {round_id}: deadline {deadline} passed; waiting for the chain to mine a block past it "
-                       f"(latest block {self.ledger.block_number()})", err=True)
+            while deadline + 1 > time.time() + skew:  # until the deadline passed on the chain's clock
+                remaining = None if timeout_s is None else timeout_s - (time.monotonic() - start)
+                if remaining is not None and remaining <= 0:
+                    return False
+                step = min(CHAIN_LOOK_S, deadline + 1 - (time.time() + skew))
+                if super().wait_commit_phase(round_id, max(0.0, step if remaining is None else min(step, remaining))):
+                    return True
+        click.echo(f"round {round_id}: deadline {deadline} passed; waiting for the chain to mine a block past it "
+                   f"(latest block {self.ledger.block_number()} at {self.ledger.block_timestamp()})", err=True)
         sys.stderr.flush()
-        return super().wait_commit_phase(round_id, timeout_s)
+        remaining = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - start))
+        return super().wait_commit_phase(round_id, remaining)

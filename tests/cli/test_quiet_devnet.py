@@ -154,3 +154,31 @@ def test_a_commit_reveal_round_moves_to_its_reveal_phase_on_a_quiet_devnet(chain
     assert json.loads(fin.stdout)["finalized"] is True
     assert fed.reader.round(rid).included_count == 2
     assert time.monotonic() - started < REVEAL_S - 5  # over once both revealed, not at the reveal deadline
+
+
+def test_on_a_chain_that_is_not_a_devnet_the_wait_says_what_it_waits_for(federation_env, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the aggregator may not mine (a real chain), it waits for the chain's blocks: a line when it starts, one
+    when the deadline passed; a chain that mines nothing past the deadline is a ChainStalledError, not a hang."""
+    from fedchain.cli.quiet_chain import OperatorTransport, devnet_connection
+    from fedchain.errors import ChainStalledError
+    from fedchain.storage.local import LocalStore
+
+    agg = federation_env.ledger(federation_env.accounts.aggregator)
+    assert devnet_connection(agg) is agg.conn  # the test devnet is anvil: a devnet that mines on request
+    transport = OperatorTransport(agg, LocalStore(tmp_path / "blobs"), deadline_block_wait_s=2.0)
+    transport.devnet = None  # as on a real chain
+    rid = agg.open_round(b"\x01" * 32, "bafkreibase", 3, 1).round_id
+    with pytest.raises(ChainStalledError, match="no block past its deadline"):
+        transport.wait_commit_phase(rid, None)
+    err = capsys.readouterr().err
+    assert f"round {rid}: commit phase open until" in err and "waiting for the chain to mine a block past it" in err
+
+    agg.close_round(rid, "stalled")  # its deadline passed by the clock: the transaction's block is past it
+    rid = agg.open_round(b"\x01" * 32, "bafkreibase", 3, 1).round_id
+    miner = threading.Timer(5.0, lambda: federation_env.conn.request("evm_mine"))  # someone sends a transaction
+    miner.start()
+    try:
+        assert transport.wait_commit_phase(rid, None) is True
+    finally:
+        miner.cancel()
