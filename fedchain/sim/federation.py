@@ -28,7 +28,7 @@ import numpy as np
 from eth_account.signers.local import LocalAccount
 
 from fedchain.audit.findings import AuditReport
-from fedchain.audit.html import write_html
+from fedchain.audit.html import plot_evaluation, write_html
 from fedchain.audit.replay import Auditor
 from fedchain.chain.accounts import PASSWORD_ENV, create_keystore, decrypt_keystore
 from fedchain.chain.connection import Connection
@@ -61,7 +61,7 @@ from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
 from fedchain.sim.governance import Consortium, DisputedRound, GovernanceSummary
 from fedchain.sim.memory import backdoor_target, test_set_evaluator
-from fedchain.sim.plots import Progress, plot_rounds
+from fedchain.sim.plots import Progress
 from fedchain.sim.wiring import follow_services, gas_lookup, governance_records, open_blob_store
 from fedchain.types import Address, Cid, RoundId, Wei
 
@@ -961,9 +961,12 @@ def _closed_with(cleanup: ExitStack) -> Callable[[BlobStore], None]:
 def write_outputs(report: FederationReport) -> None:
     """``report.json``, ``audit.json``, ``audit.html`` and ``accuracy.png`` in the report's directory."""
     out_dir = report.out_dir
-    write_html(report.audit, out_dir / "audit.html")
-    (out_dir / "audit.json").write_text(json.dumps(report.audit.to_json(), indent=2, sort_keys=True), encoding="utf-8")
-    plot_rounds(report.run.rounds, out_dir / "accuracy.png")
+    # the audit report with the run's endpoints and each round's test accuracy and loss (the run evaluated them)
+    audit = report.audit.with_context(rpc_url=report.rpc_url, store=report.store).with_evaluation(
+        {int(r.round_id): (r.accuracy, r.loss) for r in report.run.rounds if r.accuracy is not None})
+    write_html(audit, out_dir / "audit.html")
+    (out_dir / "audit.json").write_text(json.dumps(audit.to_json(), indent=2, sort_keys=True), encoding="utf-8")
+    plot_evaluation(audit.evaluation, out_dir / "accuracy.png")  # accuracy and loss on two labelled axes
     (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2, sort_keys=True), encoding="utf-8")
 
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as _RichProgress
-
-from fedchain.engine.reports import RoundReport
 
 
 class Progress:
@@ -48,31 +44,3 @@ class Progress:
                 progress.update(tid, advance=advance)
 
         return update
-
-
-def _or_nan(value: float | None) -> float:
-    # a missing value is a gap in the line, as matplotlib draws None
-    return math.nan if value is None else value
-
-
-def plot_rounds(rounds: Sequence[RoundReport], path: Path) -> None:
-    """Accuracy and loss of the global model per round (nothing when no round was evaluated)."""
-    rows = [r for r in rounds if r.accuracy is not None]
-    if not rows:
-        return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = [int(r.round_id) for r in rows]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(xs, [_or_nan(r.accuracy) for r in rows], marker="o", label="accuracy")
-    ax.plot(xs, [_or_nan(r.loss) for r in rows], marker="s", label="loss")
-    ax.set_xticks(xs)
-    ax.set_xlabel("round")
-    ax.set_title("Global model on the test set")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -126,6 +126,10 @@ def test_simulate_runs_participant_processes_and_audits_clean(chain_env, tmp_pat
     assert summary["bytes"]["uploaded_by_participants"] > 0 and summary["bytes"]["uploaded_by_aggregator"] > 0
     for name in ("report.json", "audit.html", "audit.json", "accuracy.png"):
         assert (out / name).is_file()
+    audit = json.loads((out / "audit.json").read_text())  # the audit report carries the run's test accuracy
+    assert [e["round"] for e in audit["evaluation"]] == [1, 2]
+    assert [e["accuracy"] for e in audit["evaluation"]] == [r["evaluation"]["accuracy"] for r in summary["rounds"]]
+    assert audit["meta"]["rpc_url"] == chain_env.url
 
 
 def test_participant_run_removes_a_stale_ready_file_before_failing(fed: Fed, tmp_path: Path) -> None:
