@@ -103,7 +103,9 @@ def test_bad_connection_inputs_give_one_line_and_distinct_exit_codes(fed: Fed, i
             else:
                 args += [override[i], override[i + 1]]
         r = runner.invoke(cli, base + args)
-        return r.exit_code, r.stderr
+        # the agent's start-up progress lines ("participant [ 0.0 s] ...") come before the one error line
+        return r.exit_code, "".join(line for line in r.stderr.splitlines(keepends=True)
+                                    if not line.startswith("participant ["))
 
     code, err = run("--rpc-url", "http://127.0.0.1:9")
     assert code == ExitCode.RPC_UNAVAILABLE and "127.0.0.1:9" in err and err.count("\n") == 1
