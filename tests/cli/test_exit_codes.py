@@ -257,8 +257,10 @@ main.cli(["sleepy", *sys.argv[1:]], prog_name="fedchain")
 def test_sigint_to_a_running_command_exits_130(tmp_path: Path, as_json: bool) -> None:
     (tmp_path / "sleepy_cli.py").write_text(textwrap.dedent(SLEEPY), encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    # SIGINT as in a terminal: a run started in the background (nohup, `&` in a script) inherits SIGINT ignored
     proc = subprocess.Popen([sys.executable, str(tmp_path / "sleepy_cli.py"), *(["--json"] if as_json else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stderr is not None
         assert proc.stderr.readline().strip() == "ready"

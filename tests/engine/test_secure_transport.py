@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fedchain.chain.incentives import Incentives, deploy_incentives, set_budget_call
 from fedchain.codec.canonical import sha256_digest
 from fedchain.engine.loop import run_round
 from fedchain.engine.memory import InMemoryTransport, MemoryParticipant
@@ -27,8 +28,8 @@ from fedchain.sim.config import partition_clients
 from fedchain.sim.memory import participant_address
 from fedchain.types import Address, RoundId
 from tests.engine.secure_helpers import SecureRound, make_secure_fed, secure_task_files
-from tests.protocol.harness import Fed
-from tests.protocol.test_rewards_claims import rewarded_fed
+from tests.protocol.harness import Fed, make_fed
+from tests.protocol.test_rewards_claims import BUDGET, Rewarded, _admin_send, rewarded_fed
 
 
 def _published(fed: Fed, rid: RoundId) -> tuple[dict[str, np.ndarray], Evidence]:
@@ -186,8 +187,16 @@ def test_the_in_memory_transport_refuses_a_secure_task_of_one(tmp_path: Path) ->
 
 def test_a_secure_round_publishes_no_rewards_and_the_next_round_opens(chain_env: Any, ipfs_store: Any,
                                                                       tmp_path: Path, caplog: Any) -> None:
-    r = rewarded_fed(chain_env, ipfs_store, secure_task_files(tmp_path, 4), tmp_path)
-    fed = r.fed
+    files = secure_task_files(tmp_path, 4)
+    with pytest.raises(ConfigError, match="rewards"):  # a secure task carries no rewards rule ...
+        rewarded_fed(chain_env, ipfs_store, files, tmp_path)
+    # ... and on a federation whose incentives contract has a budget, its rounds publish none
+    _, deployment, _ = deploy_incentives(chain_env.conn, chain_env.accounts.admin, chain_env.deployment, supply=10**24)
+    assert deployment.incentives is not None and deployment.reward_token is not None
+    _admin_send(chain_env, set_budget_call(deployment.incentives, BUDGET))
+    fed = make_fed(chain_env, ipfs_store, files, tmp_path)
+    fed.aggregator.transport.incentives = Incentives(chain_env.conn, deployment, chain_env.accounts.aggregator)
+    r = Rewarded(fed, deployment, Incentives(chain_env.conn, deployment))
     sr = SecureRound.attach(fed, fed.aggregator.transport.open_round().round_id)
     sr.advertise(range(4))
     sr.commit(range(4))
@@ -198,6 +207,5 @@ def test_a_secure_round_publishes_no_rewards_and_the_next_round_opens(chain_env:
         following = fed.aggregator.transport.open_round()  # no missed rewards to publish for a secure round
 
     assert r.reader.round_rewards(sr.round_id) is None and fed.aggregator.transport.rewards == {}
-    assert any("no individual updates to score" in m for m in caplog.messages)
     assert not any("rewards not published" in m for m in caplog.messages)
     assert int(following.round_id) == int(sr.round_id) + 1
