@@ -315,9 +315,6 @@ class RoundRecords:
     problems: tuple[RecordProblem, ...]
 
 
-Fetch = Callable[[Cid], bytes]
-
-
 def fetch_blob(store: BlobStore, cid: Cid, window_s: float, sleep: Callable[[float], None] = time.sleep) -> bytes | None:
     """The blob ``cid`` from ``store``, asked again for up to ``window_s`` seconds; None when it stays missing.
     A store that cannot be reached raises (the caller rides the outage out)."""
