@@ -201,23 +201,15 @@ class Federation:
 
 
 class RequestCounter:
-    """Counts, by method, the JSON-RPC requests a connection sends (web3's middleware included)."""
+    """Counts, by method, the JSON-RPC requests a connection sends."""
 
     def __init__(self, conn: Connection) -> None:
-        self.counts: Counter[str] = Counter()
-        provider = conn.w3.provider
-        send = provider._make_request  # type: ignore[attr-defined]
-
-        def counted(method: str, request_data: bytes) -> bytes:
-            self.counts[str(method)] += 1
-            return send(method, request_data)  # type: ignore[no-any-return]
-
-        provider._make_request = counted  # type: ignore[attr-defined]
+        self.rpc = conn.rpc
 
     def during(self, action: Callable[[], Any]) -> dict[str, int]:
-        self.counts.clear()
+        before = Counter(self.rpc.counts)
         action()
-        return dict(sorted(self.counts.items()))
+        return dict(sorted((Counter(self.rpc.counts) - before).items()))
 
 
 def poll(ledger: Ledger, me: Address) -> None:

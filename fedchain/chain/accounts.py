@@ -22,15 +22,17 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
 from fedchain.config import open_private, private_dir
 from fedchain.errors import KeystoreError
 from fedchain.types import Address
+
+if TYPE_CHECKING:
+    from eth_account.account import Account as AccountClass
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,14 @@ class KeystoreEntry:
     path: Path
 
 
+def _account() -> type[AccountClass]:
+    """eth-account's ``Account``, imported when a key is made, decrypted or read (it costs half a second, which
+    reading a keystore's address or a status does not pay)."""
+    from eth_account import Account
+
+    return Account
+
+
 def keystore_dir(state_dir: Path) -> Path:
     """The directory holding the keystores of ``state_dir``."""
     return Path(state_dir) / "keystores"
@@ -92,7 +102,7 @@ def create_keystore(
     if not password:
         raise KeystoreError("refusing to create a keystore with an empty password")
     try:
-        account: LocalAccount = Account.from_key(private_key) if private_key is not None else Account.create()
+        account: LocalAccount = _account().from_key(private_key) if private_key is not None else _account().create()
     except (ValueError, TypeError) as err:
         raise KeystoreError("the private key is not a valid 32-byte secp256k1 key") from err
     address = Address(to_checksum_address(account.address))
@@ -104,7 +114,7 @@ def create_keystore(
     for entry in list_keystores(state_dir):
         if entry.address == address:
             raise KeystoreError(f"{address} already has a keystore: {entry.path}")
-    keyfile: dict[str, Any] = Account.encrypt(account.key, password, iterations=iterations)
+    keyfile: dict[str, Any] = _account().encrypt(account.key, password, iterations=iterations)
     private_dir(Path(state_dir), tighten=False)
     private_dir(directory)
     tmp = path.with_suffix(".json.tmp")
@@ -245,14 +255,14 @@ def decrypt_keystore(path: Path, password: str) -> LocalAccount:
     data = _read_keyfile(path)
     check_kdf(Path(path), data)
     try:
-        key = Account.decrypt(data, password)
+        key = _account().decrypt(data, password)
     except ValueError as err:
         if "mismatch" in str(err):  # the MAC (v3) or checksum (v4) of the derived key
             raise KeystoreError(f"wrong password for keystore {path}") from err
         raise KeystoreError(f"keystore {path} is malformed: {err}") from err
     except (KeyError, TypeError, NotImplementedError, AssertionError, AttributeError) as err:
         raise KeystoreError(f"keystore {path} is malformed: {err!r}") from err
-    account: LocalAccount = Account.from_key(key)
+    account: LocalAccount = _account().from_key(key)
     return account
 
 
@@ -276,7 +286,7 @@ def account_from_env(env: Mapping[str, str] | None = None) -> LocalAccount | Non
     if not raw:
         return None
     try:
-        account: LocalAccount = Account.from_key(raw.strip())
+        account: LocalAccount = _account().from_key(raw.strip())
     except (ValueError, TypeError) as err:
         raise KeystoreError(f"{PRIVATE_KEY_ENV} is not a valid 32-byte hex private key") from err
     return account

@@ -1,34 +1,27 @@
 """A connection to one Ethereum JSON-RPC endpoint, and locally signed transactions.
 
-Each :class:`Connection` owns its own ``Web3`` object (there is no global one). Writes
-are signed locally with an eth-account ``LocalAccount`` and sent raw; the receipt is
-awaited with a timeout and summarised as a :class:`fedchain.ports.TxReport` (gas used,
-effective gas price), logged with the tx hash. Third-party exceptions are translated
-here, at the boundary, into the :mod:`fedchain.errors` chain family.
+Each :class:`Connection` speaks JSON-RPC through its own :class:`fedchain.chain.rpc.JsonRpc`
+(one kept-alive HTTP connection; no middleware: the chain id is read once, here). Writes
+are signed locally with an eth-account ``LocalAccount`` and sent raw, their gas, fees,
+nonce and balance read in one batched round trip; the receipt is awaited with a timeout
+and summarised as a :class:`fedchain.ports.TxReport` (gas used, effective gas price),
+logged with the tx hash. Transport failures and error answers are translated here, at
+the boundary, into the :mod:`fedchain.errors` chain family.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import requests
-from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from web3 import Web3
-from web3.exceptions import (
-    ContractLogicError,
-    ProviderConnectionError,
-    TimeExhausted,
-    TransactionNotFound,
-    Web3RPCError,
-)
-from web3.types import BlockIdentifier, RPCEndpoint
-from web3.types import Wei as Web3Wei
 
 from fedchain.chain.abi import RevertDecoder, to_bytes
+from fedchain.chain.rpc import Call, JsonRpc, RpcError, RpcTransportError
 from fedchain.errors import (
     ChainError,
     ChainIdMismatchError,
@@ -41,14 +34,62 @@ from fedchain.ports import TxReport
 from fedchain.services.base import DEVNET_UNAVAILABLE_CODE
 from fedchain.types import Address, RoundId, Wei
 
+if TYPE_CHECKING:  # eth-account is imported by whoever signs, not by every reader
+    from eth_account.signers.local import LocalAccount
+
 log = logging.getLogger(__name__)
 
 GAS_MARGIN_NUM, GAS_MARGIN_DEN = 6, 5  # gas limit = estimate * 1.2
+
+BlockIdentifier = int | str
+"""A block number, or a tag: ``"latest"``, ``"pending"``, ``"earliest"``, ``"safe"``, ``"finalized"``."""
+
+RECEIPT_POLL_S = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05)
+"""Pauses before successive receipt reads of a sent transaction (then every 0.05 s): an automining devnet has
+mined it when the send returns, so the first read finds it."""
 
 
 def _insufficient_funds(message: str) -> bool:
     text = message.lower()
     return "insufficient funds" in text or "lack of funds" in text or "sender doesn't have enough funds" in text
+
+
+def _quantity(value: int) -> str:
+    return hex(int(value))
+
+
+def _block_param(block: BlockIdentifier) -> str:
+    return _quantity(block) if isinstance(block, int) else str(block)
+
+
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value or 0)
+
+
+def _rpc_tx(tx: Mapping[str, Any]) -> dict[str, Any]:
+    """A transaction (or call) dict as JSON-RPC takes it: quantities and data as 0x hex."""
+    out: dict[str, Any] = {}
+    for key, value in tx.items():
+        if value is None or key in ("chainId", "type"):
+            continue
+        if key == "data":
+            out["data"] = "0x" + to_bytes(value).hex()
+        elif key in ("from", "to"):
+            out[key] = str(value)
+        else:
+            out[key] = _quantity(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Block:
+    """What :meth:`Connection.block` reads of a block: number, timestamp, base fee and transaction hashes."""
+
+    number: int
+    hash: str
+    timestamp: int
+    base_fee: int
+    transactions: tuple[str, ...]
 
 
 class Connection:
@@ -66,12 +107,9 @@ class Connection:
     ) -> None:
         self.url = rpc_url
         self.tx_timeout_s = tx_timeout_s
-        provider = Web3.HTTPProvider(
-            rpc_url, request_kwargs={"timeout": timeout_s}, exception_retry_configuration=None
-        )
-        self.w3 = Web3(provider)
         with self.translate():
-            self.chain_id: int = int(self.w3.eth.chain_id)
+            self.rpc = JsonRpc(rpc_url, timeout_s=timeout_s)
+            self.chain_id: int = _int(self.rpc.request("eth_chainId"))
         if expected_chain_id is not None and expected_chain_id != self.chain_id:
             raise ChainIdMismatchError(expected_chain_id, self.chain_id)
 
@@ -79,89 +117,103 @@ class Connection:
 
     @contextmanager
     def translate(self, decoder: RevertDecoder | None = None, function: str = "") -> Iterator[None]:
-        """Map web3/requests exceptions raised inside the block to fedchain errors."""
+        """Map transport failures and error answers raised inside the block to fedchain errors."""
         try:
             yield
-        except ContractLogicError as err:
-            raise self._revert_error(err, decoder, function) from err
-        except (requests.ConnectionError, requests.Timeout, ProviderConnectionError, ConnectionError) as err:
-            raise RpcUnavailableError(f"cannot reach the Ethereum node at {self.url}: {_reason(err)}") from err
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as err:
-            # the node died (or its connection broke) between the answer's headers and its body
-            raise RpcUnavailableError(
-                f"the connection to the Ethereum node at {self.url} broke mid-answer: {_reason(err)}"
-            ) from err
-        except Web3RPCError as err:
-            message = str(getattr(err, "message", "") or err)
-            if _rpc_code(err) == DEVNET_UNAVAILABLE_CODE:
-                raise RpcUnavailableError(f"the Ethereum node at {self.url} is restarting: {message}") from err
-            if _chain_moved(message):
-                # the block a read was resolved against vanished under it (a rewind or reorganisation):
-                # the same read a moment later is answered from the chain as it is now
+        except RpcTransportError as err:
+            if err.broken:
+                # the node died (or its connection broke) between the answer's headers and its body
                 raise RpcUnavailableError(
-                    f"the chain at {self.url} changed under the read (rewound or reorganised): {message}"
+                    f"the connection to the Ethereum node at {self.url} broke mid-answer: {err.reason}"
                 ) from err
-            if _insufficient_funds(message):
-                raise InsufficientFundsError(f"{function or 'transaction'}: {message}") from err
-            revert = self._revert_from_rpc(err, decoder, function)
-            if revert is not None:
-                raise revert from err
-            raise ChainError(f"{function or 'RPC call'} failed on {self.url}: {message}") from err
+            raise RpcUnavailableError(f"cannot reach the Ethereum node at {self.url}: {err.reason}") from err
+        except RpcError as err:
+            raise self._error(err, decoder, function) from err
 
-    @staticmethod
-    def _revert_error(err: ContractLogicError, decoder: RevertDecoder | None, function: str) -> ChainError:
-        data = err.data
-        if isinstance(data, dict):
-            data = data.get("data")
-        if decoder is not None:
+    def _error(self, err: RpcError, decoder: RevertDecoder | None, function: str) -> ChainError:
+        message = err.message
+        if err.code == DEVNET_UNAVAILABLE_CODE:
+            return RpcUnavailableError(f"the Ethereum node at {self.url} is restarting: {message}")
+        data = err.data.get("data") if isinstance(err.data, dict) else err.data
+        if _reverted(err):
+            decoded = decoder.decode(data, function=function) if decoder is not None else None
+            if decoded is not None:
+                return decoded
+            raw = to_bytes(data)
+            if raw:
+                return ContractRevertError("UnknownError", {"data": raw}, function=function)
+            return ContractRevertError("Revert", {"message": message}, function=function)
+        if _chain_moved(message):
+            # the block a read was resolved against vanished under it (a rewind or reorganisation):
+            # the same read a moment later is answered from the chain as it is now
+            return RpcUnavailableError(
+                f"the chain at {self.url} changed under the read (rewound or reorganised): {message}"
+            )
+        if _insufficient_funds(message):
+            return InsufficientFundsError(f"{function or 'transaction'}: {message}")
+        if data is not None and decoder is not None:
             decoded = decoder.decode(data, function=function)
             if decoded is not None:
                 return decoded
-        raw = to_bytes(data)
-        if raw:
-            return ContractRevertError("UnknownError", {"data": raw}, function=function)
-        return ContractRevertError("Revert", {"message": str(err.message or err)}, function=function)
-
-    @staticmethod
-    def _revert_from_rpc(err: Web3RPCError, decoder: RevertDecoder | None, function: str) -> ChainError | None:
-        response = err.rpc_response or {}
-        error = response.get("error") if isinstance(response, dict) else None
-        data = error.get("data") if isinstance(error, dict) else None
-        if isinstance(data, dict):
-            data = data.get("data")
-        if data is None or decoder is None:
-            return None
-        return decoder.decode(data, function=function)
+        return ChainError(f"{function or err.method or 'RPC call'} failed on {self.url}: {message}")
 
     # --- reads -----------------------------------------------------------------------
 
     def block_number(self) -> int:
         """The latest block number."""
         with self.translate():
-            return int(self.w3.eth.block_number)
+            return _int(self.rpc.request("eth_blockNumber"))
+
+    def block(self, block: BlockIdentifier = "latest") -> Block:
+        """The header fields and transaction hashes of ``block`` (default: the latest)."""
+        with self.translate():
+            raw = self.rpc.request("eth_getBlockByNumber", [_block_param(block), False])
+        if not isinstance(raw, dict):
+            raise RpcUnavailableError(f"the node at {self.url} has no block {block!r} (the chain moved?)")
+        return Block(
+            number=_int(raw.get("number")),
+            hash=str(raw.get("hash")),
+            timestamp=_int(raw.get("timestamp")),
+            base_fee=_int(raw.get("baseFeePerGas")),
+            transactions=tuple(t if isinstance(t, str) else str(t.get("hash")) for t in raw.get("transactions", [])),
+        )
 
     def block_timestamp(self, block: BlockIdentifier = "latest") -> int:
         """The timestamp (unix seconds) of ``block`` (default: the latest)."""
-        with self.translate():
-            return int(self.w3.eth.get_block(block)["timestamp"])
+        return self.block(block).timestamp
 
     def balance(self, address: str) -> Wei:
         """The balance of ``address`` in wei."""
         with self.translate():
-            return Wei(int(self.w3.eth.get_balance(to_checksum_address(address))))
+            return Wei(_int(self.rpc.request("eth_getBalance", [address, "latest"])))
 
-    def code_at(self, address: str) -> bytes:
+    def code_at(self, address: str, block: BlockIdentifier = "latest") -> bytes:
         """The runtime code at ``address`` (empty where no contract lives)."""
         with self.translate():
-            return bytes(self.w3.eth.get_code(to_checksum_address(address)))
+            return to_bytes(self.rpc.request("eth_getCode", [address, _block_param(block)]))
+
+    def transaction_count(self, address: str, block: BlockIdentifier = "latest") -> int:
+        """The nonce of ``address`` at ``block`` (``"pending"``: counting transactions not mined yet)."""
+        with self.translate():
+            return _int(self.rpc.request("eth_getTransactionCount", [address, _block_param(block)]))
+
+    def logs(self, params: Mapping[str, Any], *, function: str = "eth_getLogs") -> list[dict[str, Any]]:
+        """Raw logs matching ``params`` (``address``, ``fromBlock``/``toBlock`` as numbers or tags, ``topics``),
+        as the node answers them (quantities and data as 0x hex)."""
+        query = dict(params)
+        for key in ("fromBlock", "toBlock"):
+            if key in query:
+                query[key] = _block_param(query[key])
+        with self.translate(function=function):
+            answer = self.rpc.request("eth_getLogs", [query])
+        if not isinstance(answer, list) or not all(isinstance(entry, dict) for entry in answer):
+            raise RpcUnavailableError(f"{function}: the node at {self.url} answered no list of logs")
+        return answer
 
     def request(self, method: str, params: list[Any] | None = None) -> Any:
         """A raw JSON-RPC request (``evm_snapshot``, ``evm_mine``...)."""
         with self.translate(function=method):
-            response = self.w3.provider.make_request(RPCEndpoint(method), params or [])
-        if "error" in response:
-            raise ChainError(f"{method} failed on {self.url}: {response['error']}")
-        return response.get("result")
+            return self.rpc.request(method, params or [])
 
     def call(
         self,
@@ -180,12 +232,13 @@ class Connection:
         anvil 1.7's ``anvil_reorg`` onto a block whose state it had moved to its disk cache keeps every
         account's storage but no contract's code). An agent rides that out as an outage. A function without
         return values answers empty from a contract that has code, and that answer is returned."""
+        tag = _block_param(block)
         with self.translate(decoder, function):
-            raw = bytes(self.w3.eth.call(tx, block))  # type: ignore[arg-type]  # a plain dict, not web3's TxParams
+            raw = to_bytes(self.rpc.request("eth_call", [_rpc_tx(tx), tag]))
             if raw or tx.get("to") is None:
                 return raw
-            to = to_checksum_address(tx["to"])
-            if self.w3.eth.get_code(to, block):
+            to = str(tx["to"])
+            if to_bytes(self.rpc.request("eth_getCode", [to, tag])):
                 return raw
         raise RpcUnavailableError(
             f"{function or 'eth_call'}: the node at {self.url} answered empty data from {to}, which has no code in "
@@ -210,37 +263,40 @@ class Connection:
         """Sign locally, send raw, wait for the receipt; return the report and the receipt.
 
         The gas limit is estimated (a revert at that point raises the decoded
-        :class:`ContractRevertError` and nothing is sent) unless ``gas`` is given. A
-        transaction that passed the estimate but reverted once mined (a commit mined just after
+        :class:`ContractRevertError` and nothing is sent) unless ``gas`` is given; the estimate,
+        the latest base fee, the priority fee, the nonce and the balance are read in one batch.
+        A transaction that passed the estimate but reverted once mined (a commit mined just after
         the deadline, say: the estimate ran against the previous block's timestamp) is replayed
         with ``eth_call`` at the block it was mined in, from the sender and with its gas limit, so
         that the decoded custom error is raised as its typed revert
         (:class:`fedchain.reverts.FederationCommitTooLate`, ...). When the replay does not revert
         (the transaction ran out of gas, or the block's other transactions changed what it saw)
         the failure is a :class:`TransactionFailedError` that says so."""
-        sender = to_checksum_address(account.address)
+        sender = str(account.address)
         tx: dict[str, Any] = {"from": sender, "value": value, "data": data, "chainId": self.chain_id}
         if to is not None:
-            tx["to"] = to_checksum_address(to)
+            tx["to"] = _checksummed(to)
         with self.translate(decoder, function):
+            # Estimated in the pending block, the one the transaction is mined in: a contract whose cost
+            # depends on the block (OpenZeppelin's vote checkpoints, one per block: updated in the same
+            # block, pushed in a later one) would otherwise get too little gas.
+            calls = [Call("eth_getBlockByNumber", ["latest", False]), Call("eth_maxPriorityFeePerGas"),
+                     Call("eth_getTransactionCount", [sender, "pending"]), Call("eth_getBalance", [sender, "latest"])]
             if gas is None:
-                # Estimated in the pending block, the one the transaction is mined in: a contract whose cost
-                # depends on the block (OpenZeppelin's vote checkpoints, one per block: updated in the same
-                # block, pushed in a later one) would otherwise get too little gas. tx is a plain dict that
-                # grows field by field; web3 wants its TxParams TypedDict.
-                estimate = self.w3.eth.estimate_gas(tx, "pending")  # type: ignore[arg-type]
-                gas = estimate * GAS_MARGIN_NUM // GAS_MARGIN_DEN
-            base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-            tip = int(self.w3.eth.max_priority_fee)
-            tx.update(
-                gas=gas,
-                nonce=self.w3.eth.get_transaction_count(sender, "pending"),
-                maxPriorityFeePerGas=tip,
-                maxFeePerGas=2 * base_fee + tip,
-                type=2,
-            )
+                calls.append(Call("eth_estimateGas", [_rpc_tx(tx), "pending"]))
+            answers = self.rpc.batch(calls)
+            for answer in reversed(answers):  # an estimate's revert first: it says why nothing is sent
+                if isinstance(answer, RpcError):
+                    raise answer
+            latest, tip_hex, nonce_hex, balance_hex = answers[:4]
+            if gas is None:
+                gas = _int(answers[4]) * GAS_MARGIN_NUM // GAS_MARGIN_DEN
+            base_fee = _int(latest.get("baseFeePerGas")) if isinstance(latest, dict) else 0
+            tip = _int(tip_hex)
+            tx.update(gas=gas, nonce=_int(nonce_hex), maxPriorityFeePerGas=tip, maxFeePerGas=2 * base_fee + tip,
+                      type=2)
             need = gas * tx["maxFeePerGas"] + value
-            have = int(self.w3.eth.get_balance(sender))
+            have = _int(balance_hex)
             if have < need:
                 raise InsufficientFundsError(
                     f"{function}: {sender} has {have} wei, needs up to {need} wei for gas and value"
@@ -248,51 +304,60 @@ class Connection:
             for attempt in range(NONCE_RETRIES + 1):
                 signed = account.sign_transaction(tx)
                 try:
-                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                    tx_hash = str(self.rpc.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()]))
                     break
-                except Web3RPCError as err:
+                except RpcError as err:
                     # another process signing with the same key took this nonce between our read and our send
-                    if attempt == NONCE_RETRIES or "nonce too low" not in str(getattr(err, "message", "") or err):
+                    if attempt == NONCE_RETRIES or "nonce too low" not in err.message.lower():
                         raise
                     log.info("%s: nonce %d was taken by another transaction of %s; signing again", function,
                              tx["nonce"], sender)
-                    tx["nonce"] = self.w3.eth.get_transaction_count(sender, "pending")
-        hex_hash = "0x" + bytes(tx_hash).hex()
-        try:
-            with self.translate(decoder, function):
-                receipt: dict[str, Any] = dict(
-                    self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s, poll_latency=0.05)
-                )
-        except (TimeExhausted, TransactionNotFound) as err:
-            raise TransactionFailedError(
-                f"{function}: no receipt for {hex_hash} within {self.tx_timeout_s:.0f}s"
-            ) from err
-        block = int(receipt["blockNumber"])
-        if int(receipt["status"]) != 1:
+                    tx["nonce"] = self.transaction_count(sender, "pending")
+        receipt = self.wait_for_receipt(tx_hash, function=function, decoder=decoder)
+        block = _int(receipt["blockNumber"])
+        if _int(receipt["status"]) != 1:
             replay: dict[str, Any] = {k: tx[k] for k in ("from", "to", "value", "data") if k in tx}
             revert, why = self._mined_revert(replay, gas, block, decoder, function)
-            used = int(receipt["gasUsed"])
+            used = _int(receipt["gasUsed"])
             if revert is not None:
-                log.warning("%s reverted once mined: tx %s, block %d: %s", function, hex_hash, block, revert)
+                log.warning("%s reverted once mined: tx %s, block %d: %s", function, tx_hash, block, revert)
                 raise revert
             if used >= gas:
                 why = f"it ran out of gas ({why})"
             raise TransactionFailedError(
-                f"{function}: transaction {hex_hash} failed in block {block} (gas used {used} of {gas}; {why})"
+                f"{function}: transaction {tx_hash} failed in block {block} (gas used {used} of {gas}; {why})"
             )
         report = TxReport(
             function=function,
-            tx_hash=hex_hash,
-            gas_used=int(receipt["gasUsed"]),
+            tx_hash=tx_hash,
+            gas_used=_int(receipt["gasUsed"]),
             block_number=block,
-            effective_gas_price=int(receipt.get("effectiveGasPrice", 0) or 0),
+            effective_gas_price=_int(receipt.get("effectiveGasPrice")),
             round_id=round_id,
         )
         if round_id is not None:
-            log.info("%s round %d: tx %s, gas %d, block %d", function, round_id, hex_hash, report.gas_used, block)
+            log.info("%s round %d: tx %s, gas %d, block %d", function, round_id, tx_hash, report.gas_used, block)
         else:
-            log.info("%s: tx %s, gas %d, block %d", function, hex_hash, report.gas_used, block)
+            log.info("%s: tx %s, gas %d, block %d", function, tx_hash, report.gas_used, block)
         return report, receipt
+
+    def wait_for_receipt(
+        self, tx_hash: str, *, function: str = "transaction", decoder: RevertDecoder | None = None
+    ) -> dict[str, Any]:
+        """The receipt of ``tx_hash`` once it is mined (its fields as the node answers them); a
+        :class:`TransactionFailedError` when none comes within the connection's ``tx_timeout_s``."""
+        deadline = time.monotonic() + self.tx_timeout_s
+        attempt = 0
+        while True:
+            with self.translate(decoder, function):
+                receipt = self.rpc.request("eth_getTransactionReceipt", [tx_hash])
+            if isinstance(receipt, dict) and receipt.get("blockNumber") is not None:
+                return receipt
+            pause = RECEIPT_POLL_S[min(attempt, len(RECEIPT_POLL_S) - 1)]
+            attempt += 1
+            if time.monotonic() + pause > deadline:
+                raise TransactionFailedError(f"{function}: no receipt for {tx_hash} within {self.tx_timeout_s:.0f}s")
+            time.sleep(pause)
 
     def _mined_revert(
         self, tx: dict[str, Any], gas: int, block: int, decoder: RevertDecoder | None, function: str
@@ -302,8 +367,7 @@ class Connection:
         change), as (the decoded revert, "") or (None, what the replay said instead)."""
         try:
             with self.translate(decoder, function):
-                # the fields of a sent transaction, kept as a plain dict; web3 wants its TxParams TypedDict
-                self.w3.eth.call({**tx, "gas": gas}, block)  # type: ignore[typeddict-item]
+                self.rpc.request("eth_call", [_rpc_tx({**tx, "gas": gas}), _block_param(block)])
         except ContractRevertError as err:
             return err, ""
         except RpcUnavailableError:
@@ -320,7 +384,8 @@ class Connection:
     def dev_accounts(self) -> list[Address]:
         """Accounts the node itself unlocks (anvil/Hardhat dev accounts); empty elsewhere."""
         with self.translate():
-            return [Address(to_checksum_address(a)) for a in self.w3.eth.accounts]
+            accounts = self.rpc.request("eth_accounts")
+        return [Address(_checksummed(a)) for a in accounts or []]
 
     def fund_from_dev_account(self, to: str, value: Wei) -> str:
         """Send ``value`` wei from the node's first unlocked dev account; returns the tx hash."""
@@ -328,15 +393,17 @@ class Connection:
         if not accounts:
             raise ChainError(f"the node at {self.url} unlocks no dev account to fund from (not a devnet?)")
         with self.translate(function="fund"):
-            tx_hash = self.w3.eth.send_transaction(
-                {"from": accounts[0], "to": to_checksum_address(to), "value": Web3Wei(value)}
-            )
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.tx_timeout_s, poll_latency=0.05)
-        hex_hash = "0x" + bytes(tx_hash).hex()
-        if int(receipt["status"]) != 1:
-            raise TransactionFailedError(f"fund: transaction {hex_hash} failed")
-        log.info("funded %s with %d wei: tx %s", to, value, hex_hash)
-        return hex_hash
+            tx_hash = str(self.rpc.request("eth_sendTransaction", [{"from": accounts[0], "to": to,
+                                                                   "value": _quantity(value)}]))
+        receipt = self.wait_for_receipt(tx_hash, function="fund")
+        if _int(receipt["status"]) != 1:
+            raise TransactionFailedError(f"fund: transaction {tx_hash} failed")
+        log.info("funded %s with %d wei: tx %s", to, value, tx_hash)
+        return tx_hash
+
+    def close(self) -> None:
+        """Close the HTTP connection to the node (a later request opens a new one)."""
+        self.rpc.close()
 
 
 NONCE_RETRIES = 3
@@ -350,22 +417,11 @@ def _chain_moved(message: str) -> bool:
     return any(marker.lower() in message.lower() for marker in _CHAIN_MOVED)
 
 
-def _reason(err: BaseException) -> str:
-    """The innermost cause of a connection failure, e.g. ``[Errno 111] Connection refused``."""
-    inner: BaseException = err
-    while (cause := inner.__cause__ or inner.__context__) is not None:
-        inner = cause
-    text = str(inner)
-    if "Errno" in text:
-        return text[text.index("[Errno"):].rstrip(")\"'")
-    if isinstance(err, requests.Timeout):
-        return "timed out"
-    return text.splitlines()[0] if text else type(inner).__name__
+def _reverted(err: RpcError) -> bool:
+    """Whether an error answer says the EVM reverted (code 3, or "execution reverted" as geth and anvil word it)."""
+    return err.code == 3 or "execution reverted" in err.message.lower() or "revert" == err.message.lower().strip()
 
 
-def _rpc_code(err: Web3RPCError) -> int | None:
-    """The JSON-RPC error code of a failed call, when the node gave one."""
-    response = err.rpc_response or {}
-    error = response.get("error") if isinstance(response, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, int) else None
+def _checksummed(address: str) -> str:
+    """``address`` in its EIP-55 form (eth-account signs only checksummed or lowercase addresses)."""
+    return to_checksum_address(address)

@@ -19,9 +19,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_utils import is_address, to_checksum_address
 
@@ -30,6 +29,9 @@ from fedchain.chain.connection import Connection
 from fedchain.errors import ChainError, DeploymentNotFoundError
 from fedchain.ports import Inclusion, ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
 from fedchain.types import DIGEST_SIZE, Address, Digest, RoundId
+
+if TYPE_CHECKING:  # eth-account is imported by whoever signs, not by every reader
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger(__name__)
 
@@ -1039,9 +1041,7 @@ class FederationContract:
         params: dict[str, Any] = {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
         if topics is not None:
             params["topics"] = [_hex_topic(t) for t in topics]
-        with self.conn.translate(function="eth_getLogs"):
-            # params is a plain dict, not web3's FilterParams TypedDict
-            return [dict(entry) for entry in self.conn.w3.eth.get_logs(params)]  # type: ignore[arg-type]
+        return self.conn.logs(params)
 
 
 def _hex_topic(topic: Any) -> Any:

@@ -37,11 +37,10 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
-from web3.types import BlockIdentifier
 
 from fedchain.chain.abi import DecodedLog, EventDecoder, FunctionCodec, RevertDecoder, to_bytes
 from fedchain.chain.compiler import load_artifact
-from fedchain.chain.connection import Connection
+from fedchain.chain.connection import BlockIdentifier, Connection
 from fedchain.chain.events import EventIndex
 from fedchain.chain.federation import (
     ADMIN_ROLE,
@@ -417,9 +416,7 @@ class _GovernanceLogs:
         params: dict[str, Any] = {"address": self.addresses, "fromBlock": from_block, "toBlock": to_block}
         if topics is not None:
             params["topics"] = ["0x" + to_bytes(t).hex() if t is not None else None for t in topics]
-        with self.conn.translate(function="eth_getLogs"):
-            # params is a plain dict, not web3's FilterParams TypedDict
-            return [dict(entry) for entry in self.conn.w3.eth.get_logs(params)]  # type: ignore[arg-type]
+        return self.conn.logs(params)
 
 
 # ---------------------------------------------------------------- deployment
@@ -473,8 +470,7 @@ def deploy_governed(
     artifacts = _artifacts()
     federation_artifact = load_federation_artifact()
     decoder = RevertDecoder([item for a in (federation_artifact, *artifacts.values()) for item in a["abi"]])
-    with conn.translate(function=f):
-        nonce = int(conn.w3.eth.get_transaction_count(to_checksum_address(deployer.address), "pending"))
+    nonce = conn.transaction_count(deployer.address, "pending")
     timelock = create_address(deployer.address, nonce)
     federation = create_address(deployer.address, nonce + 1)
     governor = create_address(deployer.address, nonce + 2)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import encode as abi_encode
-from eth_account.signers.local import LocalAccount
 
 from fedchain.chain.abi import DecodedLog
 from fedchain.chain.connection import Connection
@@ -64,6 +63,9 @@ from fedchain.ports import (
     event_position,
 )
 from fedchain.types import Address, Cid, Digest, RoundId
+
+if TYPE_CHECKING:  # eth-account is imported by whoever signs, not by every reader
+    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,8 @@ Readiness is detected by polling ``eth_chainId``; there are no fixed sleeps.
 
 from __future__ import annotations
 
+import http.client
+import json
 import logging
 import os
 import platform
@@ -29,8 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
-
-import httpx
+from urllib.parse import urlsplit
 
 from fedchain.config import open_private, private_dir
 from fedchain.errors import ConfigError, DevnetNotRunningError, ServiceError, ToolchainNotFoundError
@@ -132,14 +133,33 @@ def _hardhat_command(root: Path) -> list[str]:
 
 
 def rpc_call(url: str, method: str, params: list[Any] | None = None, *, timeout_s: float = 5.0) -> Any:
-    """One raw JSON-RPC call (used for readiness and status, without web3)."""
-    payload = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}
-    response = httpx.post(url, json=payload, timeout=timeout_s)
-    response.raise_for_status()
-    body = response.json()
+    """One raw JSON-RPC call (used for readiness and status; the standard library's HTTP client, no proxy):
+    ServiceError when the node does not answer, answers an HTTP error, or answers a JSON-RPC error."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ServiceError(f"not an http(s) URL: {url!r}")
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname, parts.port, timeout=timeout_s)
+    payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    try:
+        conn.request("POST", parts.path or "/", body=payload, headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+    except (OSError, http.client.HTTPException) as err:
+        raise ServiceError(f"{method} on {url}: no answer ({err})") from err
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise ServiceError(f"{method} on {url}: HTTP {response.status} {response.reason}")
+    try:
+        body = json.loads(data)
+    except ValueError as err:
+        raise ServiceError(f"{method} on {url}: the answer is not JSON ({err})") from err
+    if not isinstance(body, dict):
+        raise ServiceError(f"{method} on {url}: the answer is not a JSON-RPC response")
     if "error" in body:
         raise ServiceError(f"{method} on {url} failed: {body['error']}")
-    return body["result"]
+    return body.get("result")
 
 
 @dataclass(frozen=True)
@@ -324,7 +344,7 @@ class DevnetProcess:
                 raise ServiceError(f"{self.engine} exited with code {code} before answering on {self.url}\n{tail}".strip())
             try:
                 return int(rpc_call(self.url, "eth_chainId", timeout_s=2.0), 16)
-            except (httpx.HTTPError, ServiceError, ValueError):
+            except (ServiceError, ValueError, TypeError):
                 pass
             if time.monotonic() > deadline:
                 raise ServiceError(f"{self.engine} did not answer eth_chainId on {self.url} within {timeout_s:.0f}s")
@@ -439,7 +459,7 @@ class DevnetService:
             persistence = (
                 PersistenceStats.from_json(rpc_call(info.url, STATUS_METHOD, timeout_s=3.0)) if info.supervised else None
             )
-        except (httpx.HTTPError, ServiceError, ValueError, KeyError, TypeError) as err:
+        except (ServiceError, ValueError, KeyError, TypeError) as err:
             raise ServiceError(f"devnet pid {info.pid} is alive but {info.url} does not answer: {err}") from err
         return DevnetStatus(
             running=True,

@@ -429,8 +429,8 @@ def test_commit_sent_without_estimate_after_the_deadline_is_a_typed_revert(feder
     federation_env.conn.request("evm_setNextBlockTimestamp", [deadline + 1])
     with reverts(FederationCommitTooLate, roundId=rid, deadline=deadline):
         federation_env.federation(federation_env.admitted[0]).commit_update(rid, UPD, "bafyu", 10, META, gas=200_000)
-    receipt = federation_env.conn.w3.eth.get_block("latest", full_transactions=False)
-    assert len(receipt["transactions"]) == 1 and receipt["timestamp"] == deadline + 1
+    block = federation_env.conn.block("latest")
+    assert len(block.transactions) == 1 and block.timestamp == deadline + 1
 
 
 def test_a_mined_transaction_that_ran_out_of_gas_says_so(federation_env: DevnetEnv) -> None:
