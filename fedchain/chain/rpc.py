@@ -74,6 +74,8 @@ class JsonRpc:
         self._next_id = 0
         self.counts: Counter[str] = Counter()
         """Requests sent, by method (a batch counts each of its requests)."""
+        self.exchanges = 0
+        """HTTP round trips made (a batch is one)."""
 
     def request(self, method: str, params: Sequence[Any] = ()) -> Any:
         """The result of ``method(params)``; :class:`RpcError` for an error answer."""
@@ -103,6 +105,7 @@ class JsonRpc:
             body = json.dumps(payload[0] if len(calls) == 1 else payload, separators=(",", ":")).encode()
             for call in calls:
                 self.counts[call.method] += 1
+            self.exchanges += 1
             raw = self._post(body)
         try:
             decoded = json.loads(raw)

@@ -244,3 +244,36 @@ def test_a_nonce_taken_by_another_process_of_the_same_key_is_signed_again(
 
     assert report.block_number > 0 and len(reads) == 2
     assert real_count(account.address) == 2
+
+
+def test_a_transaction_is_three_round_trips_on_one_kept_alive_connection(chain_env: DevnetEnv) -> None:
+    """Estimate, fees, nonce and balance go in one batch, then the raw transaction, then its receipt (mined by
+    the time the send returns on an automining devnet, but anvil may answer a read or two before it lands):
+    three HTTP exchanges and a read per extra receipt poll, no chain-id check per request."""
+    from fedchain.types import Wei
+
+    conn = Connection(chain_env.url)
+    conn.transfer(chain_env.accounts.outsider, chain_env.accounts.admin.address, Wei(1))  # the connection is open
+    sock = conn.rpc._conn.sock if conn.rpc._conn is not None else None
+    before, counts = conn.rpc.exchanges, dict(conn.rpc.counts)
+    report = conn.transfer(chain_env.accounts.outsider, chain_env.accounts.admin.address, Wei(1))
+    sent = {m: n - counts.get(m, 0) for m, n in conn.rpc.counts.items() if n - counts.get(m, 0)}
+    assert report.block_number > 0
+    polls = sent.pop("eth_getTransactionReceipt")
+    assert conn.rpc.exchanges - before == 2 + polls and polls <= 3
+    assert sent == {"eth_getBlockByNumber": 1, "eth_maxPriorityFeePerGas": 1, "eth_getTransactionCount": 1,
+                    "eth_getBalance": 1, "eth_estimateGas": 1, "eth_sendRawTransaction": 1}
+    assert conn.rpc._conn is not None and conn.rpc._conn.sock is sock  # the same socket: kept alive
+
+
+def test_a_kept_alive_connection_the_node_closed_is_opened_again(chain_env: DevnetEnv) -> None:
+    """A node that closes idle connections (or restarted): the next request opens a fresh one, transparently."""
+    import socket
+
+    conn = Connection(chain_env.url)
+    head = conn.block_number()
+    assert conn.rpc._conn is not None and conn.rpc._conn.sock is not None
+    old = conn.rpc._conn.sock
+    old.shutdown(socket.SHUT_RDWR)  # as if the node had dropped it
+    assert conn.block_number() == head
+    assert conn.rpc._conn is not None and conn.rpc._conn.sock is not old
