@@ -131,6 +131,7 @@ def task_document(min_updates: int) -> TaskDocument:
         seed=7,
         min_updates=min_updates,
         commit_duration=COMMIT_DURATION_S,
+        max_commit_duration=COMMIT_DURATION_S,
     )
 
 
