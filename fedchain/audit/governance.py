@@ -17,10 +17,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from eth_hash.auto import keccak
-
 from fedchain.audit.findings import AuditFinding, AuditFindings, FindingKind, Party, Severity
 from fedchain.audit.history import History
+from fedchain.codec.abi import keccak
 from fedchain.codec.canonical import sha256_digest
 from fedchain.errors import FedchainError
 from fedchain.ports import (

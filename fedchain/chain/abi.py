@@ -1,6 +1,6 @@
 """ABI helpers: custom-error (revert) decoding and event-log decoding, from a contract ABI.
 
-Pure functions over the ABI JSON and raw bytes (eth_abi); the Web3 object is not needed.
+Pure functions over the ABI JSON and raw bytes (:mod:`fedchain.codec.abi`); the Web3 object is not needed.
 """
 
 from __future__ import annotations
@@ -9,13 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_abi.exceptions import DecodingError
-from eth_hash.auto import keccak
-from eth_utils import to_checksum_address
-from hexbytes import HexBytes
-
+from fedchain.codec.abi import DecodingError, keccak, to_checksum_address
+from fedchain.codec.abi import decode as abi_decode
+from fedchain.codec.abi import encode as abi_encode
 from fedchain.errors import ContractRevertError
 from fedchain.reverts import REVERTS, TypedRevertError
 
@@ -38,7 +34,8 @@ def signature(item: Mapping[str, Any]) -> str:
 
 
 def _normalise(kind: str, value: Any) -> Any:
-    """Addresses checksummed; everything else as eth_abi decodes it (ints, bytes, str, bool)."""
+    """Addresses checksummed; everything else as :func:`fedchain.codec.abi.decode` decodes it (ints, bytes, str,
+    bool)."""
     if kind == "address":
         return to_checksum_address(value)
     if kind.endswith("]") and isinstance(value, (list, tuple)):
@@ -48,7 +45,8 @@ def _normalise(kind: str, value: Any) -> Any:
 
 
 def to_bytes(data: Any) -> bytes:
-    """Bytes from what web3 or JSON-RPC hands back (bytes, ``0x`` hex, HexBytes); ``b""`` for None or bad hex."""
+    """Bytes from what web3 or JSON-RPC hands back (bytes, ``0x`` hex, HexBytes, memoryview, a non-negative int
+    as its big-endian bytes); ``b""`` for None or bad hex."""
     if data is None:
         return b""
     if isinstance(data, (bytes, bytearray)):
@@ -59,7 +57,16 @@ def to_bytes(data: Any) -> bytes:
             return bytes.fromhex(text)
         except ValueError:
             return b""
-    return bytes(HexBytes(data))
+    if isinstance(data, memoryview):
+        return bytes(data)
+    if isinstance(data, bool):
+        return b"\x01" if data else b"\x00"
+    if isinstance(data, int):
+        if data < 0:
+            raise ValueError(f"Cannot convert negative integer {data} to bytes")
+        digits = format(data, "x")
+        return bytes.fromhex(digits.rjust(len(digits) + len(digits) % 2, "0"))
+    raise TypeError(f"Cannot convert {data!r} of type {type(data)} to bytes")
 
 
 class RevertDecoder:

@@ -27,8 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from eth_hash.auto import keccak
-
+from fedchain.codec.abi import keccak
 from fedchain.errors import RevertGenerationError
 
 REVERTS_CONTRACTS = (

@@ -101,10 +101,9 @@ def show(name_or_address: str, rpc_url: str | None, state_dir: Path | None, as_j
 @json_option
 def fund(name_or_address: str, amount: str, rpc_url: str | None, state_dir: Path | None, as_json: bool) -> None:
     """Send ETH to an address or keystore from the devnet's first unlocked dev account."""
-    from eth_utils import is_address, to_checksum_address
-
     from fedchain.chain.accounts import find_keystore
     from fedchain.chain.connection import Connection
+    from fedchain.codec.abi import is_address, to_checksum_address
     from fedchain.services.devnet import devnet_url
 
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url)

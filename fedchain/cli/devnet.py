@@ -256,9 +256,8 @@ def _incentives_line(deployment: Deployment, supply: int) -> str:
 
 def _founders(state_dir: Path, founders: tuple[str, ...], keystores: tuple[str, ...]) -> list[str]:
     """The founding members' checksummed addresses, in the order given, each once."""
-    from eth_utils import is_address, to_checksum_address
-
     from fedchain.chain.accounts import find_keystore
+    from fedchain.codec.abi import is_address, to_checksum_address
 
     found: list[str] = []
     for value in founders:

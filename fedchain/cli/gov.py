@@ -668,9 +668,8 @@ def propose_dispute(round_id: int, findings_cid: str | None, findings_digest: st
                     rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
     """Mark finalised round ROUND disputed: when executed, the federation falls back to the last
     undisputed model; the findings blob is checked before anything is sent."""
-    from eth_utils import is_address, to_checksum_address
-
     from fedchain.chain.governance import dispute_call, grant_aggregator_call, revoke_aggregator_call
+    from fedchain.codec.abi import is_address, to_checksum_address
     from fedchain.ports import RoundFinalized, RoundStatus
 
     expected: Digest | None = None

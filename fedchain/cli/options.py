@@ -55,7 +55,7 @@ class AddressParam(click.ParamType[str | None, Any]):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | None:
         """``value`` as a checksummed address, or a usage error."""
-        from eth_utils import is_checksum_address, is_hex_address, to_checksum_address  # not for every start-up
+        from fedchain.codec.abi import is_checksum_address, is_hex_address, to_checksum_address  # not for every start-up
 
         if self.empty_is_default and value == "":
             return None
@@ -76,9 +76,8 @@ ADDRESS_OR_DEFAULT = AddressParam(empty_is_default=True)
 def address_or_keystore(value: str, what: str, state_dir: Path | None) -> Address:
     """``value`` as a checksummed address: an address, or the name of a keystore in the state directory
     (``fedchain account new --name NAME``); a usage error (exit 2) naming ``what`` otherwise."""
-    from eth_utils import is_address, to_checksum_address
-
     from fedchain.chain.accounts import find_keystore, keystore_dir
+    from fedchain.codec.abi import is_address, to_checksum_address
     from fedchain.errors import KeystoreError
 
     if is_address(value):

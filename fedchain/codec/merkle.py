@@ -19,10 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from eth_abi import encode as abi_encode
-from eth_hash.auto import keccak
-from eth_utils import to_canonical_address
-
+from fedchain.codec.abi import encode as abi_encode
+from fedchain.codec.abi import keccak, to_canonical_address
 from fedchain.errors import MerkleError
 from fedchain.types import Digest
 

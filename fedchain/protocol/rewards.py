@@ -23,10 +23,9 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 import numpy as np
-from eth_abi import encode as abi_encode
-from eth_hash.auto import keccak
-from eth_utils import to_canonical_address, to_checksum_address
 
+from fedchain.codec.abi import encode as abi_encode
+from fedchain.codec.abi import keccak, to_canonical_address, to_checksum_address
 from fedchain.codec.blob import decode_json_doc, encode_json_doc
 from fedchain.codec.canonical import sha256_digest
 from fedchain.codec.merkle import MerkleTree

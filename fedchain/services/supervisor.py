@@ -60,8 +60,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_hash.auto import keccak
 
+from fedchain.codec.abi import keccak
 from fedchain.config import open_private, private_dir
 from fedchain.errors import AnvilDown
 from fedchain.services.base import DEVNET_UNAVAILABLE_CODE, HOST, free_port, process_alive, terminate_pid
