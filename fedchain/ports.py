@@ -15,10 +15,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Protocol, TypeGuard, runtime_checkable
 
-from eth_abi import encode as abi_encode
-from eth_hash.auto import keccak
-from eth_utils import is_address, to_canonical_address
-
+from fedchain.codec.abi import encode as abi_encode
+from fedchain.codec.abi import is_address, keccak, to_canonical_address
 from fedchain.errors import ChainError
 from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Address, Cid, Digest, RoundId
 

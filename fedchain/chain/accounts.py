@@ -24,8 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import is_address, to_checksum_address
-
+from fedchain.codec.abi import is_address, to_checksum_address
 from fedchain.config import open_private, private_dir
 from fedchain.errors import KeystoreError
 from fedchain.types import Address

@@ -18,10 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import to_checksum_address
-
 from fedchain.chain.abi import RevertDecoder, to_bytes
 from fedchain.chain.rpc import Call, JsonRpc, RpcError, RpcTransportError
+from fedchain.codec.abi import to_checksum_address
 from fedchain.errors import (
     ChainError,
     ChainIdMismatchError,

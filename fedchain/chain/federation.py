@@ -21,11 +21,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_hash.auto import keccak
-from eth_utils import is_address, to_checksum_address
-
 from fedchain.chain.abi import EventDecoder, FunctionCodec, RevertDecoder, to_bytes
 from fedchain.chain.connection import Connection
+from fedchain.codec.abi import is_address, keccak, to_checksum_address
 from fedchain.errors import ChainError, DeploymentNotFoundError
 from fedchain.ports import Inclusion, ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
 from fedchain.types import DIGEST_SIZE, Address, Digest, RoundId

@@ -35,8 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_hash.auto import keccak
-from eth_utils import to_checksum_address
 
 from fedchain.chain.abi import DecodedLog, EventDecoder, FunctionCodec, RevertDecoder, to_bytes
 from fedchain.chain.compiler import load_artifact
@@ -63,6 +61,7 @@ from fedchain.chain.federation import (
     verify_contract_code,
     write_deployment,
 )
+from fedchain.codec.abi import keccak, to_checksum_address
 from fedchain.errors import (
     AlreadyVotedError,
     ChainError,

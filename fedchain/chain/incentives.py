@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 
 from fedchain.chain.abi import DecodedLog, FunctionCodec, RevertDecoder
 from fedchain.chain.compiler import load_artifact
@@ -46,6 +45,7 @@ from fedchain.chain.federation import (
     write_deployment,
 )
 from fedchain.chain.governance import ProposalCall, _GovernanceLogs
+from fedchain.codec.abi import to_checksum_address
 from fedchain.errors import ClaimError, ContractRevertError, DepositError, IncentivesError, NoIncentivesError
 from fedchain.ports import TxReport
 from fedchain.types import Address, Cid, Digest, RoundId

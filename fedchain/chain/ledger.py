@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_abi import encode as abi_encode
-
 from fedchain.chain.abi import DecodedLog
 from fedchain.chain.connection import Connection
 from fedchain.chain.events import (
@@ -30,6 +28,7 @@ from fedchain.chain.events import (
     fetch_events,
 )
 from fedchain.chain.federation import FederationContract, load_deployment
+from fedchain.codec.abi import encode as abi_encode
 from fedchain.errors import ChainError
 from fedchain.ports import (
     AdvertisementPosted,

@@ -45,8 +45,6 @@ from fedchain.services.base import (
     terminate_pid,
     toolchain_dir,
 )
-from fedchain.services.supervisor import MARKER as SUPERVISOR_MARKER
-from fedchain.services.supervisor import STATUS_METHOD, PersistenceStats
 
 __all__ = [
     "DEFAULT_BLOCK_TIME_S",
@@ -130,6 +128,12 @@ def _hardhat_command(root: Path) -> list[str]:
     if node is None:
         raise ServiceError("node is not on PATH: the Hardhat engine needs Node.js")
     return [node, str(launcher.resolve()), "node"]
+
+
+SUPERVISOR_MARKER = "fedchain.services.supervisor"
+"""The supervisor's module, as its command line names it (its process marker; checked against the module by a
+test). The module itself (its HTTP proxy pulls in an HTTP library) is imported only where a supervised devnet is
+started or asked for its persistence, not by every command that reads the devnet's record."""
 
 
 def rpc_call(url: str, method: str, params: list[Any] | None = None, *, timeout_s: float = 5.0) -> Any:
@@ -451,6 +455,8 @@ class DevnetService:
 
     def status(self, state_dir: Path) -> DevnetStatus:
         """Is the devnet of ``state_dir`` running, and at which block?"""
+        from fedchain.services.supervisor import STATUS_METHOD, PersistenceStats
+
         info = self.read(state_dir)
         if info is None:
             return DevnetStatus(running=False)
@@ -487,6 +493,7 @@ DEVNET = DevnetService()
 
 if TYPE_CHECKING:  # mypy holds the service to the one shape
     from fedchain.services.base import ManagedService
+    from fedchain.services.supervisor import PersistenceStats
 
     _SHAPE: ManagedService[DevnetInfo, DevnetStatus] = DEVNET
 

@@ -1,6 +1,8 @@
-"""The read-only status commands load no training code: ``participant status``, ``round status`` and
-``admin members`` import neither PyTorch nor the round engine (importing PyTorch alone took most of
-their seconds), checked in a fresh interpreter against the devnet."""
+"""The read-only status commands load nothing they do not use: ``participant status``, ``round status``
+and ``admin members`` import neither PyTorch nor the round engine (importing PyTorch alone took most
+of their seconds), nor a web3 library, eth-account (its key-file code pulls a BLS pairing library:
+half a second), eth-abi/eth-utils (pydantic) or an HTTP library (the chain layer speaks JSON-RPC over the standard library's HTTP
+client); checked in a fresh interpreter against the devnet. ``scripts/bench_status.py`` times them."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import json, sys
 from click.testing import CliRunner
 from fedchain.cli.main import cli
 result = CliRunner().invoke(cli, sys.argv[1:])
-heavy = sorted(m for m in ("torch", "fedchain.fl.training", "fedchain.engine.loop", "fedchain.audit.replay")
+heavy = sorted(m for m in ("torch", "fedchain.fl.training", "fedchain.engine.loop", "fedchain.audit.replay",
+                            "web3", "eth_account", "eth_keyfile", "py_ecc", "requests", "httpx", "eth_abi",
+                            "eth_utils", "eth_hash", "pydantic")
                if m in sys.modules)
 print(json.dumps({"exit_code": result.exit_code, "output": result.output, "heavy": heavy}))
 """

@@ -285,3 +285,11 @@ def test_an_oversized_request_is_refused_and_the_proxy_keeps_serving(tmp_path: P
             assert call(client, info.url, "eth_chainId") == "0x7a69"
     finally:
         stop_devnet(tmp_path)
+
+
+def test_the_devnet_names_the_supervisor_by_its_module() -> None:
+    """The devnet module spells the supervisor's marker itself (so that reading a devnet record imports no HTTP
+    library); it must stay the supervisor module's own name."""
+    from fedchain.services import devnet, supervisor
+
+    assert devnet.SUPERVISOR_MARKER == supervisor.MARKER == supervisor.__name__
