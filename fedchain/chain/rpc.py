@@ -119,8 +119,9 @@ class JsonRpc:
         out: list[Any] = []
         for i, call in enumerate(calls):
             answer = by_id.get(first + i)
-            if answer is None and len(calls) == 1 and len(answers) == 1 and isinstance(answers[0], dict):
-                answer = answers[0]  # a node that answers a single error without an id
+            if (answer is None and len(calls) == 1 and len(answers) == 1 and isinstance(answers[0], dict)
+                    and answers[0].get("id") is None and "error" in answers[0]):
+                answer = answers[0]  # an error the node could not tie to the request (id null, as JSON-RPC allows)
             if answer is None:
                 raise RpcTransportError(f"the answer has no response to {call.method} (id {first + i})", broken=True)
             error = answer.get("error")
