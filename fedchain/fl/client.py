@@ -21,11 +21,14 @@ The same inputs and seed give bit-identical tensors on the same platform.
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
+import threading
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -56,6 +59,23 @@ _KINDS = {
 
 _Q_LOSS_FLOOR = 1e-10
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_TRAINING = threading.RLock()
+"""One training at a time per process: training seeds torch's process-wide RNG (``torch.manual_seed``), so
+agents training in threads of one host would otherwise draw from each other's seeds."""
+
+
+def _serialised(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` run under :data:`_TRAINING`: bit for bit what it computes alone in a process."""
+
+    @functools.wraps(fn)
+    def locked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _TRAINING:
+            return fn(*args, **kwargs)
+
+    return locked
+
 
 def configure_torch() -> None:
     """One CPU thread and deterministic kernels: the reproducibility the auditor relies on.
@@ -68,6 +88,48 @@ def configure_torch() -> None:
     process), and fedchain never compiles a model."""
     torch.set_num_threads(1)
     torch._C._set_deterministic_algorithms(True, warn_only=False)
+
+
+class SGD:
+    """Stochastic gradient descent with ``torch.optim.SGD``'s arithmetic, step for step and bit for bit (its
+    single-tensor path, the one it takes on the CPU; no dampening, no Nesterov, no maximising), without the
+    optimizer class: the first ``torch.optim`` optimizer a process constructs imports the compiler stack
+    (``torch._dynamo``, about 2 s of CPU) to wrap its methods, which every participant paid at start-up.
+    DP-SGD keeps ``torch.optim.SGD``: Opacus wraps a real optimizer."""
+
+    def __init__(self, params: list[torch.Tensor], *, lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0) -> None:
+        self.params = params
+        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        self._buffers: list[torch.Tensor | None] = [None] * len(params)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (``set_to_none=True`` as torch's default; else zero them in place)."""
+        for p in self.params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.detach_()
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+        for i, param in enumerate(self.params):
+            if param.grad is None:
+                continue
+            grad = param.grad
+            if self.weight_decay != 0:
+                grad = grad.add(param, alpha=self.weight_decay)
+            if self.momentum != 0:
+                buf = self._buffers[i]
+                if buf is None:
+                    buf = grad.detach().clone()
+                    self._buffers[i] = buf
+                else:
+                    buf.mul_(self.momentum).add_(grad, alpha=1.0)
+                grad = buf
+            param.add_(grad, alpha=-self.lr)
 
 
 def loss_function(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -193,6 +255,7 @@ def _train_dpsgd(
     return steps, loss_sum, seen
 
 
+@_serialised
 def train_module(
     module: nn.Module,
     global_weights: Mapping[str, np.ndarray],
@@ -249,20 +312,22 @@ def train_module(
     n = len(xt)
     loss_at_global = _mean_loss(module, xt, yt, max(config.batch_size, 256)) if algorithm == "qfedavg" else math.nan
 
-    optimizer = torch.optim.SGD(
-        module.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-    )
     generator = torch.Generator().manual_seed(seed)
     module.train()
     steps = 0
     loss_sum = 0.0
     seen = 0
     if privacy is not None:
+        dp_base = torch.optim.SGD(
+            module.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
         steps, loss_sum, seen = _train_dpsgd(
-            module, optimizer, xt, yt, privacy, config.local_epochs,
+            module, dp_base, xt, yt, privacy, config.local_epochs,
             secrets.randbits(64) if noise_seed is None else noise_seed,
         )
     else:
+        optimizer = SGD(list(module.parameters()), lr=config.lr, momentum=config.momentum,
+                        weight_decay=config.weight_decay)
         for _epoch in range(config.local_epochs):
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, config.batch_size):
