@@ -133,6 +133,40 @@ class RpcUnavailableError(ChainError):
     exit_code = ExitCode.RPC_UNAVAILABLE
 
 
+class RpcTransportError(RpcUnavailableError):
+    """The JSON-RPC client's own failure: the node could not be reached, or its answer broke off (``broken``:
+    headers came, a whole body did not). :class:`fedchain.chain.connection.Connection` words it for the user."""
+
+    def __init__(self, reason: str, *, broken: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.broken = broken
+
+
+class RpcError(ChainError):
+    """A JSON-RPC error object the node answered to ``method``: its code, message and data (revert data, say);
+    translated by :class:`fedchain.chain.connection.Connection` into the chain family's errors."""
+
+    def __init__(self, method: str, code: int | None, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.method = method
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+class AbiError(ChainError, ValueError):
+    """An ABI type string, value or encoding that :mod:`fedchain.codec.abi` cannot handle."""
+
+
+class AbiEncodingError(AbiError):
+    """A value that cannot be encoded as its ABI type (wrong Python type, out of range, wrong length)."""
+
+
+class AbiDecodingError(AbiError):
+    """Bytes that are not a valid ABI encoding of the requested types."""
+
+
 class DevnetNotRunningError(RpcUnavailableError):
     """No RPC URL is given and no managed devnet runs for the state directory: there is no chain to talk to."""
 

@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fedchain.chain.abi import RevertDecoder, to_bytes
-from fedchain.chain.rpc import Call, JsonRpc, RpcError, RpcTransportError
+from fedchain.chain.rpc import Call, JsonRpc
 from fedchain.codec.abi import to_checksum_address
 from fedchain.errors import (
     ChainError,
     ChainIdMismatchError,
     ContractRevertError,
     InsufficientFundsError,
+    RpcError,
+    RpcTransportError,
     RpcUnavailableError,
     TransactionFailedError,
 )

@@ -24,28 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from fedchain.errors import RpcError, RpcTransportError
+
 MAX_ANSWER_BYTES = 256 * 1024 * 1024
 """The largest answer read from a node (a log range of a long history is tens of MB at most)."""
-
-
-class RpcTransportError(Exception):
-    """The node could not be reached or its answer was cut off (``broken``: headers came, the body did not)."""
-
-    def __init__(self, reason: str, *, broken: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.broken = broken
-
-
-class RpcError(Exception):
-    """A JSON-RPC error object answered by the node: its code, message and data."""
-
-    def __init__(self, method: str, code: int | None, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.method = method
-        self.code = code
-        self.message = message
-        self.data = data
 
 
 @dataclass(frozen=True)

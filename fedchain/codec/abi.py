@@ -50,6 +50,8 @@ from typing import Any
 
 from Crypto.Hash import keccak as _keccak
 
+from fedchain.errors import AbiDecodingError, AbiEncodingError, AbiError
+
 __all__ = [
     "AbiError",
     "DecodingError",
@@ -67,22 +69,13 @@ __all__ = [
 _WORD = 32
 _UINT256_MAX = 2**256 - 1
 _HEX_ADDRESS = re.compile(r"(0x)?[0-9a-f]{40}", re.IGNORECASE | re.ASCII)
+EncodingError = AbiEncodingError
+DecodingError = AbiDecodingError
+
 _HEX_40 = re.compile(r"[0-9a-fA-F]{40}", re.ASCII)
 _INT_TYPE = re.compile(r"(u?int)([1-9][0-9]*)?", re.ASCII)
 _FIXED_BYTES = re.compile(r"bytes([1-9][0-9]*)", re.ASCII)
 _ARRAY_LENGTH = re.compile(r"[1-9][0-9]*", re.ASCII)
-
-
-class AbiError(ValueError):
-    """An ABI type string, value or encoding that this codec cannot handle."""
-
-
-class EncodingError(AbiError):
-    """A value that cannot be encoded as its ABI type (wrong Python type, out of range, wrong length)."""
-
-
-class DecodingError(AbiError):
-    """Bytes that are not a valid ABI encoding of the requested types."""
 
 
 def keccak(data: bytes) -> bytes:

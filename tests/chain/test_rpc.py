@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from fedchain.chain.connection import Connection
-from fedchain.chain.rpc import Call, JsonRpc, RpcError, RpcTransportError
-from fedchain.errors import ChainError, RpcUnavailableError
+from fedchain.chain.rpc import Call, JsonRpc
+from fedchain.errors import ChainError, RpcError, RpcTransportError, RpcUnavailableError
 from tests.fixtures_devnet import DevnetEnv
 
 
