@@ -141,10 +141,12 @@ def test_chain_ledger_connects_from_state_dir(chain_env: DevnetEnv) -> None:
 
 
 @contextmanager
-def fake_node(answer: Callable[[dict[str, Any]], dict[str, Any]], *, truncate: bool = False) -> Iterator[str]:
+def fake_node(answer: Callable[[dict[str, Any]], dict[str, Any] | tuple[int, bytes]], *,
+              truncate: bool = False) -> Iterator[str]:
     """A JSON-RPC node on loopback (its URL): ``eth_chainId`` answers 31337, every other call
-    ``answer(call)`` (a result or an error object); with ``truncate`` those answers stop after three
-    bytes of their body and the connection closes, as a node killed mid-answer does."""
+    ``answer(call)``: a result or an error object, or (HTTP status, raw body) to answer exactly that; with
+    ``truncate`` those answers stop after three bytes of their body and the connection closes, as a node
+    killed mid-answer does."""
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -152,9 +154,10 @@ def fake_node(answer: Callable[[dict[str, Any]], dict[str, Any]], *, truncate: b
         def do_POST(self) -> None:  # noqa: N802 - the http.server hook
             call = json.loads(self.rfile.read(int(self.headers["content-length"])))
             chain_id = call["method"] == "eth_chainId"
-            body = json.dumps({"jsonrpc": "2.0", "id": call["id"],
-                               **({"result": "0x7a69"} if chain_id else answer(call))}).encode()
-            self.send_response(200)
+            reply = {"result": "0x7a69"} if chain_id else answer(call)
+            status, body = reply if isinstance(reply, tuple) else (
+                200, json.dumps({"jsonrpc": "2.0", "id": call["id"], **reply}).encode())
+            self.send_response(status)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(body)))
             self.end_headers()

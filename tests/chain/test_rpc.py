@@ -3,42 +3,16 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import json
+from typing import Any
 
 import pytest
 
 from fedchain.chain.connection import Connection
 from fedchain.chain.rpc import Call, JsonRpc
 from fedchain.errors import ChainError, RpcError, RpcTransportError, RpcUnavailableError
+from tests.chain.test_connection import fake_node
 from tests.fixtures_devnet import DevnetEnv
-
-
-@contextmanager
-def raw_node(answer: Callable[[bytes], tuple[int, bytes]]) -> Iterator[str]:
-    """An HTTP server answering each POST with ``answer(body) -> (status, raw body)``; eth_chainId answered well."""
-
-    class Node(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server hook
-            body = self.rfile.read(int(self.headers["content-length"]))
-            status, raw = (200, b'{"jsonrpc":"2.0","id":0,"result":"0x7a69"}') if b"eth_chainId" in body else answer(body)
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Node)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
 
 
 @pytest.mark.parametrize(("status", "raw", "match"), [
@@ -50,7 +24,7 @@ def raw_node(answer: Callable[[bytes], tuple[int, bytes]]) -> Iterator[str]:
     (200, b"[" * 5000 + b"]" * 5000, "not JSON|no response"),
 ])
 def test_a_broken_answer_is_an_outage_naming_the_node(status: int, raw: bytes, match: str) -> None:
-    with raw_node(lambda body: (status, raw)) as url:
+    with fake_node(lambda call: (status, raw)) as url:
         conn = Connection(url)
         with pytest.raises(RpcUnavailableError, match=match) as info:
             conn.block_number()
@@ -58,8 +32,11 @@ def test_a_broken_answer_is_an_outage_naming_the_node(status: int, raw: bytes, m
 
 
 def test_an_error_answer_is_a_chain_error_naming_the_method() -> None:
-    error = b'{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"method not found"}}'
-    with raw_node(lambda body: (200, error)) as url:
+    def error(call: dict[str, Any]) -> tuple[int, bytes]:
+        return 200, json.dumps({"jsonrpc": "2.0", "id": call["id"],
+                                "error": {"code": -32601, "message": "method not found"}}).encode()
+
+    with fake_node(error) as url:
         with pytest.raises(ChainError, match="evm_mine failed on .*: method not found") as info:
             Connection(url).request("evm_mine")
         assert not isinstance(info.value, RpcUnavailableError)
