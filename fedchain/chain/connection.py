@@ -419,8 +419,11 @@ def _chain_moved(message: str) -> bool:
 
 
 def _reverted(err: RpcError) -> bool:
-    """Whether an error answer says the EVM reverted (code 3, or "execution reverted" as geth and anvil word it)."""
-    return err.code == 3 or "execution reverted" in err.message.lower() or "revert" == err.message.lower().strip()
+    """Whether an error answer says the EVM reverted: code 3, "execution reverted" (geth, anvil) or Hardhat's
+    "VM Exception while processing transaction: reverted ..."."""
+    text = err.message.lower()
+    return (err.code == 3 or "execution reverted" in text or text.strip() == "revert"
+            or ("vm exception" in text and "revert" in text))
 
 
 def _checksummed(address: str) -> str:

@@ -100,3 +100,9 @@ def test_hardhat_engine_smoke(tmp_path: Path) -> None:
         report = contract.with_account(participant).commit_update(rid, keccak(b"u"), "bafyu", 1, keccak(b"m"))
         assert report.gas_used < 50_000
         assert contract.get_round(rid).commit_count == 1
+        # Hardhat words a revert its own way ("VM Exception while processing transaction: reverted with custom
+        # error ..."): it is still decoded into the contract's typed error
+        from fedchain.reverts import FederationDuplicateCommit
+
+        with pytest.raises(FederationDuplicateCommit):
+            contract.with_account(participant).commit_update(rid, keccak(b"u"), "bafyu", 1, keccak(b"m"))
