@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -399,38 +401,167 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
     steps.step("loading PyTorch and the training code")
     import torch
 
-    from fedchain.protocol.participant import READY_FILE
-
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
+    spec = AgentSpec(data_path, work_dir, attack, verify, trust_model, until_round, max_idle, wait_round_end, dropout,
+                     dropout_seed)
+    doc = run_agent(settings, address, spec, steps, None if as_json else lambda res: click.echo(describe_result(res)))
+    if as_json:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        emit(True, {**doc, "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}, "")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What one participant agent runs with: the options of ``participant run`` but the role options."""
+
+    data: Path
+    work_dir: Path | None = None
+    attack: str | None = None
+    verify: bool | None = None
+    trust_model: tuple[str, ...] = ()
+    until_round: int | None = None
+    max_idle: float | None = None
+    wait_round_end: bool = False
+    dropout: float = 0.0
+    dropout_seed: int = 0
+
+
+def run_agent(settings: Any, address: str | None, spec: AgentSpec, steps: StartupProgress,
+              on_result: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Run one participant agent to its end (``participant run``; each agent of ``participant host``); its
+    ``--json`` document but the CPU time. Writes READY_FILE in its work dir once it is watching."""
+    from fedchain.protocol.participant import READY_FILE
+
     steps.step(f"unlocking the keystore and connecting to the chain ({settings.rpc_url or 'the devnet'}) and the store")
-    agent, live = _agent(settings, address, data_path, work_dir, attack, verify, trust_model)
-    agent.dropout_rate, agent.dropout_seed = dropout, dropout_seed
-    steps.step(f"checking admission, fetching the task and checking {data_path} against its schema "
+    agent, live = _agent(settings, address, spec.data, spec.work_dir, spec.attack, spec.verify, spec.trust_model)
+    agent.dropout_rate, agent.dropout_seed = spec.dropout, spec.dropout_seed
+    steps.step(f"checking admission, fetching the task and checking {spec.data} against its schema "
                "(one dry training step)")
-
-    def on_result(res: Any) -> None:
-        if not as_json:
-            click.echo(describe_result(res))
-
     ready = agent.state_dir / READY_FILE
     ready.unlink(missing_ok=True)  # left by an earlier run: not a signal from this one
 
     def on_ready() -> None:
         steps.step(f"ready as {agent.address}: waiting for a round to open", last=True)
         private_dir(agent.state_dir)  # participant data: the owner's only (0700)
-        tmp = ready.with_name(f"{READY_FILE}.{os.getpid()}.tmp")
+        tmp = ready.with_name(f"{READY_FILE}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(str(os.getpid()), encoding="utf-8")
         tmp.replace(ready)
 
-    results = agent.run(until_round=until_round, max_idle_s=max_idle, on_result=on_result, on_ready=on_ready,
-                        wait_for_end=wait_round_end)
-    if wait_round_end:
+    results = agent.run(until_round=spec.until_round, max_idle_s=spec.max_idle, on_result=on_result,
+                        on_ready=on_ready, wait_for_end=spec.wait_round_end)
+    if spec.wait_round_end:
         agent.claim_outstanding_rewards()  # the last round's rewards are published just after it ends
-    if as_json:
-        import resource
+    return {"participant": agent.address, "results": [r.to_json() for r in results],
+            "verifications": [v.to_json() for v in live.verifications] if live is not None else []}
 
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        emit(True, {"participant": agent.address, "results": [r.to_json() for r in results],
-                    "verifications": [v.to_json() for v in live.verifications] if live is not None else [],
-                    "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)}, "")
+
+def _manifest_specs(path: Path) -> list[tuple[Path, AgentSpec]]:
+    """The agents of a ``participant host`` manifest: a JSON list of objects (``keystore`` and ``data``
+    required; ``work_dir``, ``attack``, ``verify``, ``trust_models``, ``until_round``, ``max_idle``,
+    ``wait_round_end``, ``dropout``, ``dropout_seed`` as the options of ``participant run``)."""
+    import json
+
+    from fedchain.errors import ConfigError
+
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--manifest {path}: not a readable JSON file: {err}") from err
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(f"--manifest {path}: expected a non-empty JSON list of agent objects")
+    known = {"keystore", "data", "work_dir", "attack", "verify", "trust_models", "until_round", "max_idle",
+             "wait_round_end", "dropout", "dropout_seed"}
+    out = []
+    for i, e in enumerate(entries):
+        unknown = sorted(set(e) - known)
+        if unknown or "keystore" not in e or "data" not in e:
+            raise ConfigError(f"--manifest {path}: agent {i} needs keystore and data"
+                              + (f" and has unknown keys {unknown}" if unknown else ""))
+        try:
+            spec = AgentSpec(
+                Path(e["data"]), Path(e["work_dir"]) if e.get("work_dir") else None, e.get("attack"), e.get("verify"),
+                tuple(_trusted_digest(cast(Any, None), cast(Any, None), tuple(e.get("trust_models") or ()))),
+                int(e["until_round"]) if e.get("until_round") is not None else None,
+                float(e["max_idle"]) if e.get("max_idle") is not None else None, bool(e.get("wait_round_end", False)),
+                float(e.get("dropout", 0.0)), int(e.get("dropout_seed", 0)))
+        except (TypeError, ValueError, click.BadParameter) as err:
+            raise ConfigError(f"--manifest {path}: agent {i}: {err}") from err
+        if not 0.0 <= spec.dropout < 1.0:
+            raise ConfigError(f"--manifest {path}: agent {i}: dropout must be in [0, 1), got {spec.dropout}")
+        out.append((Path(e["keystore"]), spec))
+    return out
+
+
+class _HostedAgent(threading.Thread):
+    """One agent of ``participant host`` in its own thread: its document, or its error and exit code."""
+
+    def __init__(self, index: int, settings: Any, address: str | None, spec: AgentSpec) -> None:
+        super().__init__(name=f"participant-agent-{index}", daemon=True)
+        self.index, self.settings, self.address, self.spec = index, settings, address, spec
+        self.doc: dict[str, Any] = {}
+
+    def run(self) -> None:
+        """Run the agent; never raises (the host reports each agent's failure)."""
+        from fedchain.errors import ExitCode, FedchainError
+
+        started = time.thread_time()
+        try:
+            doc: dict[str, Any] = {**run_agent(self.settings, self.address, self.spec, StartupProgress()),
+                                   "exit_code": 0, "error": None}
+        except FedchainError as err:
+            click.echo(f"error: agent {self.index} ({self.spec.data}): {err}", err=True)
+            doc = {"participant": None, "results": [], "verifications": [], "exit_code": int(err.exit_code),
+                   "error": str(err), "error_type": type(err).__name__}
+        except Exception as err:  # noqa: BLE001 - the host's edge: one agent's bug must not stop the others
+            click.echo(f"error: agent {self.index} ({self.spec.data}): {type(err).__name__}: {err}", err=True)
+            doc = {"participant": None, "results": [], "verifications": [], "exit_code": int(ExitCode.GENERIC),
+                   "error": f"{type(err).__name__}: {err}", "error_type": type(err).__name__}
+        if doc["error"] is not None and self.spec.work_dir is not None:
+            from fedchain.sim.federation import AGENT_FAILED_FILE
+
+            self.spec.work_dir.mkdir(parents=True, exist_ok=True)
+            (self.spec.work_dir / AGENT_FAILED_FILE).write_text(f"exit code {doc['exit_code']}: {doc['error']}\n",
+                                                                encoding="utf-8")
+        self.doc = {**doc, "index": self.index, "keystore": str(self.settings.keystore),
+                    "cpu_s": round(time.thread_time() - started, 3)}
+
+
+@participant.command()
+@click.option("--manifest", "manifest", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A JSON list of agents: each with its keystore and data file and, as `participant run` takes them, "
+                   "work_dir, attack, verify, trust_models, until_round, max_idle, wait_round_end, dropout, "
+                   "dropout_seed.")
+@role_options
+@json_option
+def host(manifest: Path, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
+         address: str | None, chain_id: int | None, as_json: bool) -> None:
+    """Run many participant agents in one process (for simulations), each in its own thread with its own
+    keystore, data, work dir, chain connection and store client, each doing exactly what `participant run`
+    does. Prints one document: each agent's (its error and exit code if it failed) and the process's CPU
+    time; exits non-zero when an agent failed (stopping at its privacy budget is not a failure)."""
+    import resource
+
+    import torch
+
+    from fedchain.errors import ExitCode
+
+    torch.set_num_threads(1)
+    specs = _manifest_specs(manifest)
+    agents = [_HostedAgent(i, role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore), address, spec)
+              for i, (keystore, spec) in enumerate(specs)]
+    for a in agents:
+        a.start()
+    for a in agents:
+        a.join()
+    docs = [a.doc for a in agents]
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    failed = [d for d in docs if d["exit_code"] not in (0, ExitCode.PRIVACY_BUDGET)]
+    emit(as_json, {"agents": docs, "cpu_s": round(usage.ru_utime + usage.ru_stime, 3)},
+         lambda: "\n".join(f"agent {d['index']} ({d['participant'] or d['keystore']}): "
+                           + (f"{len(d['results'])} result(s)" if d["error"] is None
+                              else f"failed (exit {d['exit_code']}): {d['error']}") for d in docs))
+    if failed:
+        click.get_current_context().exit(int(failed[0]["exit_code"]))

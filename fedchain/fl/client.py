@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import math
 import secrets
-import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ import torch
 from torch import nn
 
 from fedchain.errors import ConfigError, DataSchemaError, TrainingError
-from fedchain.fl.models import ModelSpec, build_model, get_weights, set_weights
+from fedchain.fl.models import TORCH_RNG_LOCK, ModelSpec, build_model, get_weights, set_weights
 from fedchain.fl.privacy import PrivacyPolicy, check_private_model
 from fedchain.fl.records import (
     CONTROL_PREFIX,
@@ -61,9 +60,7 @@ _Q_LOSS_FLOOR = 1e-10
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-_TRAINING = threading.RLock()
-"""One training at a time per process: training seeds torch's process-wide RNG (``torch.manual_seed``), so
-agents training in threads of one host would otherwise draw from each other's seeds."""
+_TRAINING = TORCH_RNG_LOCK  # one training at a time per process: training seeds torch's process-wide RNG
 
 
 def _serialised(fn: Callable[_P, _R]) -> Callable[_P, _R]:

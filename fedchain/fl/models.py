@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ARCHS",
     "MODEL_SPEC_VERSION",
+    "TORCH_RNG_LOCK",
     "ModelSpec",
     "build_model",
     "custom_model_spec",
@@ -284,13 +285,17 @@ def build_model(spec: ModelSpec, seed: int) -> nn.Module:
         if source is None:
             raise ModelTrustError(spec.source_digest, spec.source_cid)
         return _build_custom(spec, source, f"<model {spec.source_digest}>", int(seed))
-    with torch.random.fork_rng(devices=[]):
+    with TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = _build(spec)
     return model.to(dtype=torch.float32)
 
 
 # --- custom models ----------------------------------------------------------------------------
+
+TORCH_RNG_LOCK = threading.RLock()
+"""Held by whatever seeds torch's process-wide RNG (model builds, local training): agents in threads of one
+process then draw exactly what each would draw alone in its own process."""
 
 _SOURCES: dict[str, bytes] = {}
 _SOURCES_LOCK = threading.Lock()
@@ -322,7 +327,7 @@ def _seeded(seed: int) -> Iterator[None]:
     """Seed torch, ``random`` and numpy's global RNG with ``seed``; restore all three afterwards."""
     py_state = random.getstate()
     np_state = np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
+    with TORCH_RNG_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)

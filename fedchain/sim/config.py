@@ -105,8 +105,11 @@ class ExperimentConfig:
     privacy: PrivacyRequest | None = None  # differential privacy: what --dp asks for (the policy: privacy_policy)
     secagg: SecAggConfig | None = None  # secure aggregation: the aggregator sees only the sum of the updates
     dropout: float = 0.0  # in secure rounds: each participant drops out with this probability, at a random stage
+    participants_per_process: int = 1  # participant agents per OS process (``participant host`` when more than 1)
 
     def __post_init__(self) -> None:
+        if isinstance(self.participants_per_process, bool) or self.participants_per_process < 1:
+            raise ConfigError(f"--participants-per-process must be >= 1, got {self.participants_per_process}")
         if self.clients < 1 or self.rounds < 1:
             raise ConfigError(f"need at least one client and one round (got {self.clients} clients, {self.rounds} rounds)")
         if self.governance and self.clients < 2:

@@ -508,13 +508,86 @@ def participant_command(
     return cmd
 
 
+AGENT_FAILED_FILE = "agent.failed"
+"""Written in an agent's work dir by ``participant host`` when that agent failed (its exit code and error): the
+host process goes on with its other agents, so the failure is not an exit to watch for."""
+
+
+def host_command(*, manifest: Path, rpc_url: str | None, address: str, settings: Settings,
+                 ipfs_api: str | None) -> list[str]:
+    """The command line of one ``fedchain participant host`` process running the agents of ``manifest``."""
+    cmd = [sys.executable, "-m", "fedchain", "participant", "host", "--manifest", str(manifest), "--address", address,
+           "--store", settings.store, "--state-dir", str(settings.state_dir), "--json"]
+    if rpc_url:
+        cmd += ["--rpc-url", rpc_url]
+    if ipfs_api:
+        cmd += ["--ipfs-api", ipfs_api]
+    return cmd
+
+
 @dataclass
 class ParticipantProcesses:
-    """The participant processes of a run, their work directories and logs."""
+    """The participant processes of a run (one agent each, or ``participant host`` processes of several), the
+    agents' work directories and participant indices, and the processes' logs."""
 
     procs: list[subprocess.Popen[str]]
-    work_dirs: list[Path]
+    work_dirs: list[Path]  # per agent
     logs_dir: Path
+    agent_ids: list[int] = field(default_factory=list)  # per agent: its participant index
+    proc_of: list[int] = field(default_factory=list)  # per agent: the index of its process in ``procs``
+    log_paths: list[Path] = field(default_factory=list)  # per process
+    hosts: list[bool] = field(default_factory=list)  # per process: a ``participant host`` process
+    exit_codes: list[int | None] = field(default_factory=list)  # per agent, once collected
+    cpu_s: float = 0.0  # the processes' CPU time, once collected
+
+    def exit_code_of(self, participant: int) -> int | None:
+        """The exit code of participant ``participant``'s agent (its process's, or its own in a host)."""
+        return self.exit_codes[self.agent_ids.index(participant)] if participant in self.agent_ids else None
+
+    def collect(self, timeout_s: float) -> list[ParticipantOutput]:
+        """Wait for every process to exit; each agent's output, in agent order (sets ``exit_codes``, ``cpu_s``)."""
+        raw = _communicate(self.procs, timeout_s)
+        per_agent: list[ParticipantOutput] = []
+        codes: list[int | None] = []
+        self.cpu_s = 0.0
+        docs: dict[int, list[dict[str, Any]]] = {}
+        for j, stdout in enumerate(raw):
+            if self.hosts[j]:
+                data = _json_document(stdout)
+                agents = data.get("agents")
+                docs[j] = [a for a in agents if isinstance(a, dict)] if isinstance(agents, list) else []
+                self.cpu_s += float(data.get("cpu_s", 0.0))
+        seen: dict[int, int] = {}
+        for j in self.proc_of:
+            p = self.procs[j]
+            if not self.hosts[j]:
+                out = ParticipantOutput.parse(raw[j])
+                self.cpu_s += out.cpu_s
+                per_agent.append(out)
+                codes.append(p.returncode)
+                continue
+            k = seen.get(j, 0)
+            seen[j] = k + 1
+            doc = docs[j][k] if k < len(docs[j]) else None
+            per_agent.append(ParticipantOutput.from_doc(doc) if doc is not None else ParticipantOutput())
+            code = doc.get("exit_code") if doc is not None else None
+            codes.append(int(code) if isinstance(code, int) else p.returncode)
+        self.exit_codes = codes
+        return per_agent
+
+    def require_clean_exits(self) -> None:
+        """A failed agent makes the run fail (see :func:`require_clean_exits`)."""
+        failed = [(a, code) for a, code in enumerate(self.exit_codes) if code not in (0, ExitCode.PRIVACY_BUDGET)]
+        if failed:
+            raise ServiceError("; ".join(f"participant {self.agent_ids[a]} exited with code {code}: "
+                                         f"{self.failure_of(a)}" for a, code in failed))
+
+    def failure_of(self, agent: int) -> str:
+        """What agent ``agent`` said when it failed: its host's failure record, else its process's last log line."""
+        failed = self.work_dirs[agent] / AGENT_FAILED_FILE
+        if failed.is_file():
+            return failed.read_text(encoding="utf-8", errors="replace").strip()
+        return _tail(self.log_paths[self.proc_of[agent]])
 
     def terminate(self) -> None:
         """Stop every process still running."""
@@ -544,6 +617,8 @@ def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequenc
     logs_dir.mkdir(exist_ok=True)
     attack_of = cfg.attack_of()
     out = into if into is not None else ParticipantProcesses([], [], logs_dir)
+    per_process = cfg.participants_per_process
+    batch: list[tuple[int, list[str], Path]] = []
     for idx, (name, client) in enumerate(zip(participant_names(len(clients)), clients, strict=True)):
         if only is not None and idx not in only:
             continue
@@ -557,32 +632,99 @@ def launch_participants(cfg: ExperimentConfig, fed: Federation, clients: Sequenc
             # a custom model of the run's own configuration: its participants trust the file they were given
             trust_models=[cfg.model.source_digest] if cfg.model is not None and cfg.model.arch == "custom" else [],
         )
-        stderr = cleanup.enter_context((logs_dir / f"participant-{idx}.log").open("w"))
-        out.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env))
-        out.work_dirs.append(work_dir)
+        if per_process == 1:
+            log_path = logs_dir / f"participant-{idx}.log"
+            stderr = cleanup.enter_context(log_path.open("w"))
+            out.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env))
+            out.work_dirs.append(work_dir)
+            out.agent_ids.append(idx)
+            out.proc_of.append(len(out.procs) - 1)
+            out.log_paths.append(log_path)
+            out.hosts.append(False)
+            continue
+        batch.append((idx, cmd, work_dir))
+    for start in range(0, len(batch), per_process):
+        _launch_host(out, batch[start:start + per_process], given, settings, fed, run_dir, cleanup, env)
     return out
+
+
+def _launch_host(out: ParticipantProcesses, agents: Sequence[tuple[int, list[str], Path]], given: Settings,
+                 settings: Settings, fed: Federation, run_dir: Path, cleanup: ExitStack, env: Mapping[str, str]) -> None:
+    """Start one ``participant host`` process for ``agents`` (participant index, its ``participant run`` command
+    line, work dir): the manifest holds exactly the per-agent options of those command lines."""
+    number = sum(out.hosts)
+    hosts_dir = run_dir / "hosts"
+    hosts_dir.mkdir(exist_ok=True)
+    manifest = [_manifest_entry(cmd) for _, cmd, _ in agents]
+    path = hosts_dir / f"host-{number}-{agents[0][0]}.json"
+    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    log_path = out.logs_dir / f"host-{number}-{agents[0][0]}.log"
+    stderr = cleanup.enter_context(log_path.open("w"))
+    cmd = host_command(manifest=path, rpc_url=given.rpc_url, address=fed.deployment.address, settings=settings,
+                       ipfs_api=given.ipfs_api)
+    out.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(env)))
+    out.log_paths.append(log_path)
+    out.hosts.append(True)
+    for idx, _, work_dir in agents:
+        out.work_dirs.append(work_dir)
+        out.agent_ids.append(idx)
+        out.proc_of.append(len(out.procs) - 1)
+
+
+def _manifest_entry(cmd: Sequence[str]) -> dict[str, Any]:
+    """The ``participant host`` manifest entry of a ``participant run`` command line from
+    :func:`participant_command` (its per-agent options; the role options are the host's)."""
+    args = list(cmd[cmd.index("run") + 1:])
+    entry: dict[str, Any] = {"trust_models": []}
+    valued = {"--keystore": "keystore", "--data": "data", "--work-dir": "work_dir", "--until-round": "until_round",
+              "--attack": "attack", "--dropout": "dropout", "--dropout-seed": "dropout_seed"}
+    i = 0
+    while i < len(args):
+        flag = args[i]
+        if flag in valued:
+            key = valued[flag]
+            value: Any = args[i + 1]
+            entry[key] = (int(value) if key in ("until_round", "dropout_seed") else
+                          float(value) if key == "dropout" else value)
+            i += 2
+        elif flag == "--trust-model":
+            entry["trust_models"].append(args[i + 1])
+            i += 2
+        elif flag == "--wait-round-end":
+            entry["wait_round_end"] = True
+            i += 1
+        elif flag in ("--address", "--store", "--state-dir", "--rpc-url", "--ipfs-api"):
+            i += 2  # role options: the host's own
+        else:
+            i += 1  # --json
+    return entry
 
 
 def wait_ready(parts: ParticipantProcesses, timeout_s: float) -> None:
     """Wait until every participant process reports it is admitted, loaded and watching."""
     deadline = time.monotonic() + timeout_s
-    pending = set(range(len(parts.procs)))
+    pending = set(range(len(parts.work_dirs)))
     while pending:
-        for i in list(pending):
-            if (parts.work_dirs[i] / READY_FILE).exists():
-                pending.discard(i)
-            elif parts.procs[i].poll() is not None:
-                raise ServiceError(
-                    f"participant process {i} exited with code {parts.procs[i].returncode}: {_log_tail(parts.logs_dir, i)}"
-                )
+        for a in list(pending):
+            proc = parts.procs[parts.proc_of[a]]
+            if (parts.work_dirs[a] / READY_FILE).exists():
+                pending.discard(a)
+            elif (parts.work_dirs[a] / AGENT_FAILED_FILE).exists() or proc.poll() is not None:
+                raise ServiceError(f"participant {parts.agent_ids[a]} failed (exit code "
+                                   f"{proc.returncode if proc.returncode is not None else 'of its agent'}): "
+                                   f"{parts.failure_of(a)}")
         if pending and time.monotonic() > deadline:
-            raise ServiceError(f"participant process(es) {sorted(pending)} not ready within {timeout_s:.0f} s")
+            raise ServiceError(f"participant(s) {sorted(parts.agent_ids[a] for a in pending)} not ready within "
+                               f"{timeout_s:.0f} s")
         if pending:
             time.sleep(0.1)
 
 
 def _log_tail(logs_dir: Path, index: int) -> str:
-    path = logs_dir / f"participant-{index}.log"
+    return _tail(logs_dir / f"participant-{index}.log")
+
+
+def _tail(path: Path) -> str:
     lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines() if path.is_file() else []
     return " ".join(lines[-1:])
 
@@ -629,12 +771,11 @@ class ParticipantOutput:
     @classmethod
     def parse(cls, stdout: str) -> ParticipantOutput:
         """The document, or an empty output when the process printed none."""
-        try:
-            data = json.loads(stdout) if stdout.strip() else {}
-        except json.JSONDecodeError:
-            return cls()
-        if not isinstance(data, dict):
-            return cls()
+        return cls.from_doc(_json_document(stdout))
+
+    @classmethod
+    def from_doc(cls, data: Mapping[str, Any]) -> ParticipantOutput:
+        """One agent's parsed ``--json`` document (``participant run``'s, or an agent's of ``participant host``)."""
         results = tuple(
             ParticipantRoundResult(int(r.get("round", 0)), int(r.get("gas_used") or 0), int(r.get("bytes_uploaded", 0)),
                                    int(r.get("bytes_downloaded", 0)), float(r.get("train_seconds", 0.0)),
@@ -649,9 +790,18 @@ class ParticipantOutput:
         return cls(results, float(data.get("cpu_s", 0.0)), verifications)
 
 
-def collect_outputs(procs: Sequence[subprocess.Popen[str]], timeout_s: float) -> list[ParticipantOutput]:
-    """Wait for every participant process to exit and parse what it printed."""
-    outs: list[ParticipantOutput] = []
+def _json_document(stdout: str) -> dict[str, Any]:
+    """The JSON object a process printed ({} when it printed none, or something else)."""
+    try:
+        data = json.loads(stdout) if stdout.strip() else {}
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _communicate(procs: Sequence[subprocess.Popen[str]], timeout_s: float) -> list[str]:
+    """Wait for every process to exit (terminating those still running at the deadline); what each printed."""
+    outs: list[str] = []
     deadline = time.monotonic() + timeout_s
     for i, p in enumerate(procs):
         try:
@@ -661,8 +811,13 @@ def collect_outputs(procs: Sequence[subprocess.Popen[str]], timeout_s: float) ->
             stdout, _ = p.communicate()
         if p.returncode != 0:
             log.warning("participant process %d exited with code %s", i, p.returncode)
-        outs.append(ParticipantOutput.parse(stdout or ""))
+        outs.append(stdout or "")
     return outs
+
+
+def collect_outputs(procs: Sequence[subprocess.Popen[str]], timeout_s: float) -> list[ParticipantOutput]:
+    """Wait for every participant process to exit and parse what it printed."""
+    return [ParticipantOutput.parse(out) for out in _communicate(procs, timeout_s)]
 
 
 def with_participant_traffic(run: RunReport, outputs: Sequence[ParticipantOutput]) -> RunReport:
@@ -763,9 +918,9 @@ def run_federation(
             for t in transports:
                 for tx in t.reports:
                     gas.record(tx)
-            outputs = collect_outputs(parts.procs, timeout_s=120.0)
-            require_clean_exits(parts.procs, parts.logs_dir)
-            timing["participants_cpu_s"] = sum(o.cpu_s for o in outputs)
+            outputs = parts.collect(timeout_s=120.0)
+            parts.require_clean_exits()
+            timing["participants_cpu_s"] = parts.cpu_s
             timing["participants_train_s"] = sum(r.train_seconds for o in outputs for r in o.results)
             for out in outputs:
                 for res in out.results:
@@ -804,14 +959,14 @@ def run_federation(
             gas=gas.summary(),
             participants=tuple(
                 ParticipantSummary(c.name, Address(fed.accounts[names[i]].address), c.num_samples,
-                                   attack_of[i].to_text() if i in attack_of else None, parts.procs[i].returncode)
+                                   attack_of[i].to_text() if i in attack_of else None, parts.exit_code_of(i))
                 for i, c in enumerate(clients)
             ),
             timing=timing, wall_time_s=wall, audit=audit, out_dir=out_dir,
             governance=consortium.summary(cfg.verification_quorum) if consortium is not None else None,
             privacy=privacy_summary(doc, reader, [(names[i], Address(fed.accounts[names[i]].address))
                                                   for i in range(len(clients))],
-                                    [parts.procs[i].returncode for i in range(len(clients))]),
+                                    [parts.exit_code_of(i) for i in range(len(clients))]),
         )
         write_outputs(report)
         return report

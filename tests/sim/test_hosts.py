@@ -1,0 +1,77 @@
+"""Many participant agents per process: ``participant host`` and ``simulate --participants-per-process``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fedchain.chain.accounts import create_keystore
+from fedchain.cli.main import cli
+from fedchain.errors import ExitCode
+from fedchain.protocol.participant import READY_FILE
+from fedchain.sim.federation import AGENT_FAILED_FILE
+from tests.protocol.harness import Fed
+
+PASSWORD = "test-password"
+
+
+def _simulate(chain_env, tmp_path: Path, name: str, per_process: int) -> dict[str, object]:
+    result = CliRunner().invoke(cli, [
+        "simulate", "--clients", "4", "--rounds", "2", "--store", "local", "--rpc-url", chain_env.url,
+        "--state-dir", str(tmp_path / name / "state"), "--out", str(tmp_path / name / "out"),
+        "--participants-per-process", str(per_process), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary: dict[str, object] = json.loads(result.stdout)
+    return summary
+
+
+@pytest.mark.slow
+def test_simulate_with_three_agents_per_process_audits_clean(chain_env, tmp_path: Path) -> None:
+    hosted = _simulate(chain_env, tmp_path, "hosted", 3)
+
+    assert hosted["audit"]["ok"] is True and hosted["audit"]["rounds_checked"] == [1, 2]  # type: ignore[index]
+    assert [len(r["included"]) for r in hosted["rounds"]] == [4, 4]  # type: ignore[attr-defined,index]
+    assert [p["exit_code"] for p in hosted["participants"]] == [0, 0, 0, 0]  # type: ignore[attr-defined,index]
+    assert hosted["gas"]["commitUpdate"]["count"] == 8  # type: ignore[index]
+    # two host processes (3 agents, then 1), each logging to its own file
+    assert sorted(p.name for p in (tmp_path / "hosted" / "out" / "run" / "logs").iterdir()) == [
+        "host-0-0.log", "host-1-3.log"]
+
+
+def test_simulate_refuses_zero_participants_per_process(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["simulate", "--participants-per-process", "0", "--state-dir",
+                                      str(tmp_path / "state"), "--out", str(tmp_path / "out")])
+
+    assert result.exit_code == ExitCode.CONFIG
+    assert "--participants-per-process must be >= 1, got 0" in result.output
+
+
+def test_a_host_reports_the_agent_with_bad_data_and_runs_the_others(fed: Fed, ipfs_api_url: str, tmp_path: Path) -> None:
+    entries = []
+    for i in range(2):
+        keystore = create_keystore(tmp_path / f"keys-{i}", PASSWORD, private_key=bytes(fed.env.accounts.participants[i].key),
+                                   iterations=2**10).path
+        data = fed.clients[i].path if i == 0 else tmp_path / "missing.npz"
+        entries.append({"keystore": str(keystore), "data": str(data), "work_dir": str(tmp_path / f"work-{i}"),
+                        "max_idle": 0.5})
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(entries), encoding="utf-8")
+
+    result = CliRunner().invoke(cli, [
+        "participant", "host", "--manifest", str(manifest), "--rpc-url", fed.env.url,
+        "--address", fed.env.deployment.address, "--store", "ipfs", "--ipfs-api", ipfs_api_url,
+        "--state-dir", str(tmp_path / "state"), "--json",
+    ], env={"FEDCHAIN_PASSWORD": PASSWORD, "FEDCHAIN_PRIVATE_KEY": None})
+
+    doc = json.loads(result.stdout)
+    good, bad = doc["agents"]
+    assert good["exit_code"] == 0 and good["error"] is None
+    assert good["participant"].lower() == fed.env.accounts.participants[0].address.lower()
+    assert (tmp_path / "work-0" / READY_FILE).is_file()
+    assert bad["exit_code"] != 0 and "missing.npz" in bad["error"]
+    assert "missing.npz" in (tmp_path / "work-1" / AGENT_FAILED_FILE).read_text(encoding="utf-8")
+    assert result.exit_code == bad["exit_code"]
