@@ -239,7 +239,7 @@ class Connection:
             if raw or tx.get("to") is None:
                 return raw
             to = str(tx["to"])
-            if to_bytes(self.rpc.request("eth_getCode", [to, tag])):
+            if self.code_at(to, block):
                 return raw
         raise RpcUnavailableError(
             f"{function or 'eth_call'}: the node at {self.url} answered empty data from {to}, which has no code in "
@@ -276,7 +276,7 @@ class Connection:
         sender = str(account.address)
         tx: dict[str, Any] = {"from": sender, "value": value, "data": data, "chainId": self.chain_id}
         if to is not None:
-            tx["to"] = _checksummed(to)
+            tx["to"] = to_checksum_address(to)  # eth-account signs only checksummed or lowercase
         with self.translate(decoder, function):
             # Estimated in the pending block, the one the transaction is mined in: a contract whose cost
             # depends on the block (OpenZeppelin's vote checkpoints, one per block: updated in the same
@@ -386,7 +386,7 @@ class Connection:
         """Accounts the node itself unlocks (anvil/Hardhat dev accounts); empty elsewhere."""
         with self.translate():
             accounts = self.rpc.request("eth_accounts")
-        return [Address(_checksummed(a)) for a in accounts or []]
+        return [Address(to_checksum_address(a)) for a in accounts or []]
 
     def fund_from_dev_account(self, to: str, value: Wei) -> str:
         """Send ``value`` wei from the node's first unlocked dev account; returns the tx hash."""
@@ -425,7 +425,3 @@ def _reverted(err: RpcError) -> bool:
     return (err.code == 3 or "execution reverted" in text or text.strip() == "revert"
             or ("vm exception" in text and "revert" in text))
 
-
-def _checksummed(address: str) -> str:
-    """``address`` in its EIP-55 form (eth-account signs only checksummed or lowercase addresses)."""
-    return to_checksum_address(address)

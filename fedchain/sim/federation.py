@@ -815,11 +815,6 @@ def _communicate(procs: Sequence[subprocess.Popen[str]], timeout_s: float) -> li
     return outs
 
 
-def collect_outputs(procs: Sequence[subprocess.Popen[str]], timeout_s: float) -> list[ParticipantOutput]:
-    """Wait for every participant process to exit and parse what it printed."""
-    return [ParticipantOutput.parse(out) for out in _communicate(procs, timeout_s)]
-
-
 def with_participant_traffic(run: RunReport, outputs: Sequence[ParticipantOutput]) -> RunReport:
     """The run report with the bytes the participants moved added to each round."""
     per_round: dict[int, Traffic] = {}
