@@ -350,6 +350,11 @@ class IntegrityError(StorageError):
     exit_code = ExitCode.INTEGRITY
 
 
+class SignatureError(IntegrityError):
+    """A secp256k1 signature that is malformed (not 65 bytes r || s || v, v not 27 or 28, r or s zero or not
+    below the group order, a high s) or that recovers no public key (:mod:`fedchain.codec.secp256k1`)."""
+
+
 class BlobFormatError(StorageError):
     """A blob is not a valid canonical fedchain blob."""
 
