@@ -379,12 +379,15 @@ def describe_result(res: Any) -> str:
               help="Simulate an unreliable participant: in each secure-aggregation round drop out with this "
                    "probability, before advertising, after advertising or after committing (for testing recovery).")
 @click.option("--dropout-seed", type=int, default=0, show_default=True, help="Seed of the --dropout draws.")
+@click.option("--max-outage", type=click.FloatRange(min=0.0), default=300.0, show_default=True,
+              help="Seconds an unreachable chain or store is ridden out, at start-up and between rounds, before "
+                   "the agent gives up (exit 21 or 31).")
 @agent_options
 @keystore_option
 @role_options
 @json_option
 def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, dropout: float, dropout_seed: int,
-        data_path: Path, work_dir: Path | None,
+        max_outage: float, data_path: Path, work_dir: Path | None,
         attack: str | None, verify: bool | None, trust_model: tuple[str, ...], keystore: Path | None,
         state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, address: str | None,
         chain_id: int | None, as_json: bool) -> None:
@@ -404,7 +407,7 @@ def run(until_round: int | None, max_idle: float | None, wait_round_end: bool, d
     torch.set_num_threads(1)
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     spec = AgentSpec(data_path, work_dir, attack, verify, trust_model, until_round, max_idle, wait_round_end, dropout,
-                     dropout_seed)
+                     dropout_seed, max_outage)
     doc = run_agent(settings, address, spec, steps, None if as_json else lambda res: click.echo(describe_result(res)))
     if as_json:
         import resource
@@ -427,17 +430,29 @@ class AgentSpec:
     wait_round_end: bool = False
     dropout: float = 0.0
     dropout_seed: int = 0
+    max_outage: float = 300.0  # seconds an unreachable chain or store is ridden out (at start-up too)
 
 
 def run_agent(settings: Any, address: str | None, spec: AgentSpec, steps: StartupProgress,
               on_result: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Run one participant agent to its end (``participant run``; each agent of ``participant host``); its
     ``--json`` document but the CPU time. Writes READY_FILE in its work dir once it is watching."""
+    from fedchain.errors import RpcUnavailableError, StorageUnavailableError
+    from fedchain.protocol.outage import OutageClock
     from fedchain.protocol.participant import READY_FILE
 
     steps.step(f"unlocking the keystore and connecting to the chain ({settings.rpc_url or 'the devnet'}) and the store")
-    agent, live = _agent(settings, address, spec.data, spec.work_dir, spec.attack, spec.verify, spec.trust_model)
+    outage = OutageClock(0.25, spec.max_outage)
+    while True:  # a node that is down or overloaded at start-up is ridden out as it is later on
+        try:
+            agent, live = _agent(settings, address, spec.data, spec.work_dir, spec.attack, spec.verify,
+                                 spec.trust_model)
+            break
+        except (RpcUnavailableError, StorageUnavailableError) as err:
+            outage.failed(err)
+    outage.recovered()
     agent.dropout_rate, agent.dropout_seed = spec.dropout, spec.dropout_seed
+    agent.max_outage_s = spec.max_outage
     steps.step(f"checking admission, fetching the task and checking {spec.data} against its schema "
                "(one dry training step)")
     ready = agent.state_dir / READY_FILE
@@ -461,7 +476,7 @@ def run_agent(settings: Any, address: str | None, spec: AgentSpec, steps: Startu
 def _manifest_specs(path: Path) -> list[tuple[Path, AgentSpec]]:
     """The agents of a ``participant host`` manifest: a JSON list of objects (``keystore`` and ``data``
     required; ``work_dir``, ``attack``, ``verify``, ``trust_models``, ``until_round``, ``max_idle``,
-    ``wait_round_end``, ``dropout``, ``dropout_seed`` as the options of ``participant run``)."""
+    ``wait_round_end``, ``dropout``, ``dropout_seed``, ``max_outage`` as the options of ``participant run``)."""
     import json
 
     from fedchain.errors import ConfigError
@@ -473,7 +488,7 @@ def _manifest_specs(path: Path) -> list[tuple[Path, AgentSpec]]:
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise ConfigError(f"--manifest {path}: expected a non-empty JSON list of agent objects")
     known = {"keystore", "data", "work_dir", "attack", "verify", "trust_models", "until_round", "max_idle",
-             "wait_round_end", "dropout", "dropout_seed"}
+             "wait_round_end", "dropout", "dropout_seed", "max_outage"}
     out = []
     for i, e in enumerate(entries):
         unknown = sorted(set(e) - known)
@@ -486,11 +501,13 @@ def _manifest_specs(path: Path) -> list[tuple[Path, AgentSpec]]:
                 tuple(_trusted_digest(cast(Any, None), cast(Any, None), tuple(e.get("trust_models") or ()))),
                 int(e["until_round"]) if e.get("until_round") is not None else None,
                 float(e["max_idle"]) if e.get("max_idle") is not None else None, bool(e.get("wait_round_end", False)),
-                float(e.get("dropout", 0.0)), int(e.get("dropout_seed", 0)))
+                float(e.get("dropout", 0.0)), int(e.get("dropout_seed", 0)), float(e.get("max_outage", 300.0)))
         except (TypeError, ValueError, click.BadParameter) as err:
             raise ConfigError(f"--manifest {path}: agent {i}: {err}") from err
         if not 0.0 <= spec.dropout < 1.0:
             raise ConfigError(f"--manifest {path}: agent {i}: dropout must be in [0, 1), got {spec.dropout}")
+        if not spec.max_outage >= 0.0:
+            raise ConfigError(f"--manifest {path}: agent {i}: max_outage must be >= 0, got {spec.max_outage}")
         out.append((Path(e["keystore"]), spec))
     return out
 
@@ -534,10 +551,13 @@ class _HostedAgent(threading.Thread):
               help="A JSON list of agents: each with its keystore and data file and, as `participant run` takes them, "
                    "work_dir, attack, verify, trust_models, until_round, max_idle, wait_round_end, dropout, "
                    "dropout_seed.")
+@click.option("--stagger", type=click.FloatRange(min=0.0), default=0.05, show_default=True,
+              help="Seconds between two agents' starts, so that a hundred agents do not open their connections to "
+                   "the node in one burst.")
 @role_options
 @json_option
-def host(manifest: Path, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None,
-         address: str | None, chain_id: int | None, as_json: bool) -> None:
+def host(manifest: Path, stagger: float, state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None,
+         store: str | None, address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Run many participant agents in one process (for simulations), each in its own thread with its own
     keystore, data, work dir, chain connection and store client, each doing exactly what `participant run`
     does. Prints one document: each agent's (its error and exit code if it failed) and the process's CPU
@@ -552,7 +572,9 @@ def host(manifest: Path, state_dir: Path | None, rpc_url: str | None, ipfs_api: 
     specs = _manifest_specs(manifest)
     agents = [_HostedAgent(i, role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore), address, spec)
               for i, (keystore, spec) in enumerate(specs)]
-    for a in agents:
+    for i, a in enumerate(agents):
+        if i and stagger:
+            time.sleep(stagger)
         a.start()
     for a in agents:
         a.join()

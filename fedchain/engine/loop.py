@@ -29,6 +29,7 @@ from fedchain.errors import (
 from fedchain.fl.privacy import PrivacyPolicy
 from fedchain.fl.records import ClientUpdate, Rejection, StrategyConfig
 from fedchain.protocol.blobs import GlobalModel
+from fedchain.protocol.outage import OutageClock
 from fedchain.protocol.rounds import RoundAggregate, aggregate_screened
 from fedchain.protocol.secure import SecureAggregate
 from fedchain.types import Cid, Digest, RoundId
@@ -197,23 +198,15 @@ class OutagePolicy:
 
 
 class _Outage:
-    """The state of one outage: when it began and how many tries failed."""
+    """The state of one outage (:class:`fedchain.protocol.outage.OutageClock`) and the policy's hook."""
 
     def __init__(self, policy: OutagePolicy) -> None:
         self.policy = policy
-        self.since: float | None = None
-        self.failures = 0
+        self.clock = OutageClock(policy.first_pause_s, policy.max_outage_s, policy.max_pause_s)
 
     def failed(self, err: Exception) -> None:
         """Pause before the next try, or raise ``err`` once the outage lasted too long."""
-        now = time.monotonic()
-        self.since = now if self.since is None else self.since
-        if now - self.since > self.policy.max_outage_s:
-            raise err
-        delay = min(self.policy.first_pause_s * 2 ** self.failures, self.policy.max_pause_s)
-        self.failures += 1
-        log.warning("%s; retrying in %.1f s (unreachable for %.0f s)", err, delay, now - self.since)
-        time.sleep(delay)
+        self.clock.failed(err)
         if self.policy.on_outage is not None:
             try:
                 self.policy.on_outage()
@@ -221,9 +214,7 @@ class _Outage:
                 log.warning("could not look the services up again: %s", hook_err)
 
     def recovered(self) -> None:
-        if self.since is not None:
-            log.info("reachable again after %.1f s", time.monotonic() - self.since)
-        self.since, self.failures = None, 0
+        self.clock.recovered()
 
     def call(self, fn: Callable[[], T]) -> T:
         """``fn()``, tried again through the outage."""

@@ -64,6 +64,7 @@ from fedchain.ports import (
 )
 from fedchain.protocol.blobs import decode_global, decode_update, encode_update, metadata_digest
 from fedchain.protocol.evidence import Evidence
+from fedchain.protocol.outage import OutageClock
 from fedchain.protocol.rewards import RewardsLedger, RoundRewardsDoc, RoundRewardsView, score_text, scores_publication
 from fedchain.protocol.rounds import RULE_BLOB_UNAVAILABLE
 from fedchain.protocol.secure import (
@@ -1604,21 +1605,20 @@ class ParticipantAgent:
         warning. An unreachable chain or store is ridden out with bounded backoff for up to
         ``max_outage_s`` seconds, calling ``on_outage`` before each retry.
         """
-        self.require_active()
-        self.settle_state()
-        if self.ledger.task() is not None:
-            doc = self.task_document()
-            x, y = self.load_data(doc.schema())
-            _dry_run(doc, x, y, self.address)
-        else:
-            self.load_data()
+        outage = OutageClock(self.poll_interval_s, self.max_outage_s)
+        while True:  # the start-up checks ride out an unreachable chain or store as the rounds do
+            try:
+                self._check_ready()
+                break
+            except _TRANSIENT_ERRORS as err:
+                outage.failed(err)
+                self._outage_hook()
+        outage.recovered()
         if on_ready is not None:
             on_ready()
         results: list[SubmitResult] = []
         done: set[int] = set()
         idle_since = time.monotonic()
-        outage_since: float | None = None
-        failures = 0
         seen = -1
         while True:
             try:
@@ -1633,20 +1633,25 @@ class ParticipantAgent:
                     wait = self.block_wait_s if max_idle_s is None else max(0.0, min(self.block_wait_s, max_idle_s))
                     seen = self.ledger.wait_for_block(seen, wait)
             except _TRANSIENT_ERRORS as err:
-                now = time.monotonic()
-                outage_since = now if outage_since is None else outage_since
-                if now - outage_since > self.max_outage_s:
-                    raise
-                delay = min(self.poll_interval_s * 2 ** failures, 10.0)
-                failures += 1
-                log.warning("%s; retrying in %.1f s", err, delay)
-                time.sleep(delay)
+                outage.failed(err)
                 seen = -1  # a restarted chain may be lower than the block seen before
                 self._outage_hook()
                 continue
-            outage_since, failures = None, 0
+            outage.recovered()
             if finished:
                 return results
+
+    def _check_ready(self) -> None:
+        """What :meth:`run` checks before it watches: admitted, its state settled, and, when a task is configured,
+        its data against the task's schema (one dry training step)."""
+        self.require_active()
+        self.settle_state()
+        if self.ledger.task() is not None:
+            doc = self.task_document()
+            x, y = self.load_data(doc.schema())
+            _dry_run(doc, x, y, self.address)
+        else:
+            self.load_data()
 
     def _outage_hook(self) -> None:
         if self.on_outage is None:

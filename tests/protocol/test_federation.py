@@ -283,6 +283,38 @@ def test_participant_agent_rides_out_a_store_outage(fed: Fed, tmp_path: Path) ->
     assert [c.cid for c in fed.reader.commitments(rid)] == [results[0].cid]
 
 
+class _LedgerDownFor:
+    """The real ledger, unreachable for the first ``n`` reads of a participant record (the agent's start-up check)."""
+
+    def __init__(self, ledger, n: int) -> None:
+        self._ledger = ledger
+        self.failures_left = n
+
+    def __getattr__(self, name: str):
+        return getattr(self._ledger, name)
+
+    def participant(self, address):
+        from fedchain.errors import RpcUnavailableError
+
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RpcUnavailableError("cannot reach the Ethereum node: connection reset by peer")
+        return self._ledger.participant(address)
+
+
+def test_participant_agent_start_up_rides_out_an_unreachable_node(fed: Fed, tmp_path: Path) -> None:
+    rid = fed.open_round()
+    p = fed.participants[0]
+    ledger = _LedgerDownFor(p.ledger, 3)
+    agent = ParticipantAgent(ledger, fed.store, p.data_path, tmp_path / "startup", poll_interval_s=0.01)
+    ready: list[bool] = []
+
+    results = agent.run(until_round=int(rid), on_ready=lambda: ready.append(True))
+
+    assert ledger.failures_left == 0 and ready == [True]
+    assert [c.cid for c in fed.reader.commitments(rid)] == [results[0].cid]
+
+
 def test_participant_agent_gives_up_after_a_long_outage(fed: Fed, tmp_path: Path) -> None:
     from fedchain.errors import StorageUnavailableError
 

@@ -75,3 +75,105 @@ def test_a_host_reports_the_agent_with_bad_data_and_runs_the_others(fed: Fed, ip
     assert bad["exit_code"] != 0 and "missing.npz" in bad["error"]
     assert "missing.npz" in (tmp_path / "work-1" / AGENT_FAILED_FILE).read_text(encoding="utf-8")
     assert result.exit_code == bad["exit_code"]
+
+
+class _ResettingProxy:
+    """A loopback TCP proxy to ``target`` that resets its first ``resets`` connections at once (what an
+    overloaded node does to a burst of new connections) and forwards every later one."""
+
+    def __init__(self, target: str, resets: int) -> None:
+        import socket
+        import struct
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(target)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.resets_left = resets
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._linger = struct.pack("ii", 1, 0)
+        self._threads: list[threading.Thread] = []
+        self._accepting = threading.Thread(target=self._accept, daemon=True)
+        self._accepting.start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if self.resets_left > 0:
+                self.resets_left -= 1
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self._linger)
+                client.close()  # RST: "connection reset by peer" on the other side
+                continue
+            upstream = socket.create_connection(self._target)
+            for a, b in ((client, upstream), (upstream, client)):
+                t = threading.Thread(target=self._pipe, args=(a, b), daemon=True)
+                t.start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:  # type: ignore[no-untyped-def]
+        import socket
+
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def test_host_agents_ride_out_a_node_that_resets_their_first_connections(fed: Fed, ipfs_api_url: str,
+                                                                         tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    proxy = _ResettingProxy(fed.env.url, resets=4)
+    entries = []
+    for i in range(2):
+        keystore = create_keystore(tmp_path / f"keys-{i}", PASSWORD, private_key=bytes(fed.env.accounts.participants[i].key),
+                                   iterations=2**10).path
+        entries.append({"keystore": str(keystore), "data": str(fed.clients[i].path), "work_dir": str(tmp_path / f"w-{i}"),
+                        "max_idle": 0.5, "max_outage": 60})
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps(entries), encoding="utf-8")
+    try:
+        result = CliRunner().invoke(cli, [
+            "participant", "host", "--manifest", str(manifest), "--stagger", "0", "--rpc-url", proxy.url,
+            "--address", fed.env.deployment.address, "--store", "ipfs", "--ipfs-api", ipfs_api_url,
+            "--state-dir", str(tmp_path / "state"), "--json",
+        ], env={"FEDCHAIN_PASSWORD": PASSWORD, "FEDCHAIN_PRIVATE_KEY": None})
+    finally:
+        proxy.close()
+
+    assert result.exit_code == 0, result.output
+    assert proxy.resets_left == 0
+    assert [a["error"] for a in json.loads(result.stdout)["agents"]] == [None, None]
+    assert all((tmp_path / f"w-{i}" / READY_FILE).is_file() for i in range(2))
+    assert "Connection reset by peer; retrying in" in caplog.text
+
+
+def test_an_agent_gives_up_on_an_unreachable_node_after_its_max_outage(fed: Fed, tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    keystore = create_keystore(tmp_path / "keys", PASSWORD, private_key=bytes(fed.env.accounts.participants[0].key),
+                               iterations=2**10).path
+
+    result = CliRunner().invoke(cli, [
+        "participant", "run", "--keystore", str(keystore), "--data", str(fed.clients[0].path), "--max-outage", "0.3",
+        "--rpc-url", "http://127.0.0.1:9", "--address", fed.env.deployment.address, "--store", "local",
+        "--state-dir", str(tmp_path / "state"),
+    ], env={"FEDCHAIN_PASSWORD": PASSWORD, "FEDCHAIN_PRIVATE_KEY": None})
+
+    assert result.exit_code == ExitCode.RPC_UNAVAILABLE, result.output
+    assert "127.0.0.1:9" in result.output and "127.0.0.1:9" in caplog.text and "retrying in" in caplog.text
