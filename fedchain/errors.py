@@ -344,6 +344,12 @@ class StorageUnavailableError(StorageError):
     exit_code = ExitCode.STORAGE_UNAVAILABLE
 
 
+class InboxUnavailableError(StorageUnavailableError):
+    """The aggregator's commitment inbox cannot be reached, breaks off, answers a server error or an oversized or
+    malformed answer (:func:`fedchain.protocol.signed.send_commitment`): retry, or commit on chain within the
+    round's escape window."""
+
+
 class IntegrityError(StorageError):
     """Bytes do not match the CID or digest they are filed under."""
 
@@ -382,6 +388,17 @@ class UpdateRejectedError(AggregationError):
     def __init__(self, participant: str, reason: str) -> None:
         super().__init__(f"update from {participant} rejected: {reason}")
         self.participant = participant
+        self.reason = reason
+
+
+class InboxRefusedError(UpdateRejectedError):
+    """The aggregator's commitment inbox refused a signed commitment: ``status`` is its HTTP status (400 malformed,
+    403 bad signature or not eligible, 409 another round open or a different commitment sent before, 410 the round's
+    set is sealed: commit on chain instead) and ``reason`` the inbox's own words."""
+
+    def __init__(self, participant: str, status: int, reason: str) -> None:
+        super().__init__(participant, f"the commitment inbox answered HTTP {status}: {reason}")
+        self.status = status
         self.reason = reason
 
 
