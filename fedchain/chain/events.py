@@ -536,6 +536,9 @@ class BlockWatcher:
         self._filter_id: str | None = None
         self._filters_refused = False
         self._generation = 0  # bumped whenever a filter poll reports blocks, so every waiter rechecks
+        self._polls = 0  # filter polls made: a waiter that wakes after another's poll does not poll again
+        self._number: int | None = None  # the latest block number read, and when (the clock's time)
+        self._number_at = 0.0
 
     @property
     def filter_id(self) -> str | None:
@@ -549,23 +552,42 @@ class BlockWatcher:
 
     def wait_for_block(self, after: int, timeout_s: float) -> int:
         """The latest block number once it is greater than ``after``; the current one (which
-        may still be ``after`` or lower) once ``timeout_s`` seconds have passed."""
+        may still be ``after`` or lower) once ``timeout_s`` seconds have passed.
+
+        Threads waiting on one watcher share its requests: after each pause only the first to
+        wake polls the filter (the others see what it found), and the block number is read once
+        per poll that reported blocks, so a hundred waiting agents cost the node what one does."""
         deadline = self._clock() + max(0.0, timeout_s)
         with self._lock:
             self._ensure_filter()
             seen = self._generation
-        number = self.conn.block_number()
+            if self._number is None or self._clock() - self._number_at > self.poll_s:
+                self._read_number()
+            number = self._number
+            assert number is not None
         while number <= after:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return number
+            ticket = self._polls
             self._sleep(min(self.poll_s, remaining))
             with self._lock:
-                self._poll_filter()
+                if self._polls == ticket:  # nobody polled while this thread slept: poll now
+                    self._polls += 1
+                    before = self._generation
+                    self._poll_filter()
+                    if self._generation != before:
+                        self._read_number()
                 fresh, seen = self._generation != seen, self._generation
-            if fresh:
-                number = self.conn.block_number()
+                if fresh:
+                    assert self._number is not None
+                    number = self._number
         return number
+
+    def _read_number(self) -> None:
+        """Read the latest block number (the lock held)."""
+        self._number = self.conn.block_number()
+        self._number_at = self._clock()
 
     def close(self) -> None:
         """Uninstall the filter (best effort: the node forgets idle filters anyway)."""

@@ -566,3 +566,29 @@ def test_wait_for_block_polls_the_block_number_when_the_node_refuses_filters(cha
 
     assert watcher.wait_for_block(head, timeout_s=30) == head + 1
     assert watcher.polling and watcher.filter_id is None
+
+
+def test_threads_waiting_on_one_watcher_share_its_requests(chain_env: DevnetEnv) -> None:
+    import threading
+
+    conn = Connection(chain_env.url)
+    watcher = BlockWatcher(conn)
+    head = conn.block_number()
+    watcher.wait_for_block(head, timeout_s=0)  # the filter exists
+    before = conn.rpc.counts.copy()
+    results: list[int] = []
+    waiters = [threading.Thread(target=lambda: results.append(watcher.wait_for_block(head, timeout_s=30)))
+               for _ in range(20)]
+    for w in waiters:
+        w.start()
+    threading.Event().wait(0.5)  # twenty threads wait through ten poll intervals
+    chain_env.conn.request("evm_mine")
+    for w in waiters:
+        w.join(timeout=30)
+
+    sent = conn.rpc.counts - before
+    assert results == [head + 1] * 20
+    # one poll per interval (about 10 before the block, a few after) and one block-number read per
+    # poll that saw blocks, not twenty of each
+    assert sent["eth_getFilterChanges"] <= 20, sent
+    assert sent["eth_blockNumber"] <= 3, sent
