@@ -1,6 +1,7 @@
-"""Accounts: encrypted eth-account keystores, or a key from the environment.
+"""Accounts: encrypted keystores, or a key from the environment, unlocked into a :class:`LocalSigner`.
 
-Keystores (Web3 Secret Storage JSON, ``Account.encrypt``) live under
+Keystores (Web3 Secret Storage JSON, made by eth-account's ``Account.encrypt``, unlocked by
+:func:`fedchain.chain.signer.decrypt_keyfile` without importing eth-account) live under
 ``<state_dir>/keystores/<name>.json`` (the directory 0700, each file 0600). The password comes
 from ``FEDCHAIN_PASSWORD`` or a prompt; ``FEDCHAIN_PRIVATE_KEY`` may supply a key directly.
 Plaintext keys are never written anywhere and never logged.
@@ -24,6 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fedchain.chain.signer import (
+    DKLEN_RANGE,
+    MAX_PBKDF2_C,
+    MAX_SCRYPT_MEMORY,
+    MAX_SCRYPT_N,
+    MAX_SCRYPT_P,
+    MAX_SCRYPT_R,
+    MAX_SCRYPT_WORK,
+    LocalSigner,
+    check_kdf,
+    decrypt_keyfile,
+)
 from fedchain.codec.abi import is_address, to_checksum_address
 from fedchain.config import open_private, private_dir
 from fedchain.errors import KeystoreError
@@ -41,20 +54,35 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 MAX_KEYSTORE_BYTES = 64 * 1024
 """A keystore is about 500 bytes; a larger file is not one."""
-MAX_PBKDF2_C = 10_000_000
-"""pbkdf2 iterations: 10 times eth-account's default (1,000,000), some seconds to decrypt."""
-MAX_SCRYPT_N = 2**20
-"""scrypt cost ``n``: 4 times eth-account's default (2**18)."""
-MAX_SCRYPT_R = 32
-"""scrypt block size ``r`` (eth-account and geth use 8)."""
-MAX_SCRYPT_P = 16
-"""scrypt parallelism ``p`` (eth-account and geth use 1)."""
-MAX_SCRYPT_MEMORY = 1 << 30
-"""scrypt memory, 128 * n * r bytes: 1 GiB (the default needs 256 MiB)."""
-MAX_SCRYPT_WORK = 2**24
-"""scrypt work, n * r * p: 8 times the default (2**21)."""
-DKLEN_RANGE = (32, 64)
-"""Derived key length: 32 bytes are used (AES key and MAC key), more is allowed up to 64."""
+__all__ = [
+    "DKLEN_RANGE",
+    "MAX_KEYSTORE_BYTES",
+    "MAX_PBKDF2_C",
+    "MAX_SCRYPT_MEMORY",
+    "MAX_SCRYPT_N",
+    "MAX_SCRYPT_P",
+    "MAX_SCRYPT_R",
+    "MAX_SCRYPT_WORK",
+    "PASSWORD_ENV",
+    "PRIVATE_KEY_ENV",
+    "KeystoreEntry",
+    "LocalSigner",
+    "SkippedKeystore",
+    "account_from_env",
+    "check_kdf",
+    "create_keystore",
+    "decrypt_keystore",
+    "find_keystore",
+    "keystore_address",
+    "keystore_dir",
+    "list_keystores",
+    "load_local_signer",
+    "load_signer",
+    "password_from",
+    "scan_keystores",
+    "signer_from_env",
+    "unlock_keystore",
+]
 
 
 @dataclass(frozen=True)
@@ -67,8 +95,8 @@ class KeystoreEntry:
 
 
 def _account() -> type[AccountClass]:
-    """eth-account's ``Account``, imported when a key is made, decrypted or read (it costs half a second, which
-    reading a keystore's address or a status does not pay)."""
+    """eth-account's ``Account``, imported only to make a keystore (a one-off command; it costs about a second,
+    which unlocking a keystore, reading a key or signing does not pay)."""
     from eth_account import Account
 
     return Account
@@ -100,11 +128,14 @@ def create_keystore(
     ``iterations`` is the KDF work factor (scrypt ``n``); None uses eth-account's default."""
     if not password:
         raise KeystoreError("refusing to create a keystore with an empty password")
-    try:
-        account: LocalAccount = _account().from_key(private_key) if private_key is not None else _account().create()
-    except (ValueError, TypeError) as err:
-        raise KeystoreError("the private key is not a valid 32-byte secp256k1 key") from err
-    address = Address(to_checksum_address(account.address))
+    if private_key is None:
+        account = LocalSigner.from_key(bytes(_account().create().key))
+    else:
+        try:
+            account = LocalSigner.from_key(private_key)
+        except KeystoreError as err:
+            raise KeystoreError("the private key is not a valid 32-byte secp256k1 key") from err
+    address = account.address
     name = _check_name(name or address)
     directory = keystore_dir(state_dir)
     path = directory / f"{name}.json"
@@ -141,58 +172,6 @@ def _read_keyfile(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "crypto" not in data and "Crypto" not in data:
         raise KeystoreError(f"{path} is not an encrypted keystore (no 'crypto' section)")
     return data
-
-
-def _int_param(path: Path, kdf: str, params: dict[str, Any], name: str, low: int, high: int) -> int:
-    """KDF parameter ``name``, an integer within ``[low, high]``; KeystoreError naming it otherwise."""
-    value = params.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise KeystoreError(f"keystore {path}: {kdf} parameter {name!r} is missing or not an integer: {value!r}")
-    if value > high:
-        raise KeystoreError(
-            f"keystore {path}: {kdf} parameter {name!r} = {value} is above the ceiling {high}; "
-            "refusing to derive its key (it would take too long or too much memory)"
-        )
-    if value < low:
-        raise KeystoreError(f"keystore {path}: {kdf} parameter {name!r} = {value} is below {low}")
-    return value
-
-
-def check_kdf(path: Path, data: dict[str, Any]) -> None:
-    """Refuse a keystore whose KDF is unknown or whose parameters exceed the ceilings, before
-    any key derivation runs (Web3 Secret Storage v3 and v4 layouts)."""
-    crypto = data.get("crypto", data.get("Crypto"))
-    if not isinstance(crypto, dict):
-        raise KeystoreError(f"{path} is not an encrypted keystore (no 'crypto' section)")
-    kdf_field = crypto.get("kdf")
-    if isinstance(kdf_field, dict):  # version 4
-        kdf, params = kdf_field.get("function"), kdf_field.get("params")
-    else:
-        kdf, params = kdf_field, crypto.get("kdfparams")
-    if kdf not in ("pbkdf2", "scrypt"):
-        raise KeystoreError(f"keystore {path}: unsupported key derivation function {kdf!r} (pbkdf2 or scrypt)")
-    if not isinstance(params, dict):
-        raise KeystoreError(f"keystore {path}: {kdf} parameters are missing")
-    _int_param(path, kdf, params, "dklen", *DKLEN_RANGE)
-    if kdf == "pbkdf2":
-        _int_param(path, kdf, params, "c", 1, MAX_PBKDF2_C)
-        if params.get("prf") != "hmac-sha256":
-            raise KeystoreError(f"keystore {path}: pbkdf2 parameter 'prf' must be 'hmac-sha256', got {params.get('prf')!r}")
-        return
-    n = _int_param(path, kdf, params, "n", 2, MAX_SCRYPT_N)
-    if n & (n - 1):
-        raise KeystoreError(f"keystore {path}: scrypt parameter 'n' = {n} is not a power of two")
-    r = _int_param(path, kdf, params, "r", 1, MAX_SCRYPT_R)
-    p = _int_param(path, kdf, params, "p", 1, MAX_SCRYPT_P)
-    if 128 * n * r > MAX_SCRYPT_MEMORY:
-        raise KeystoreError(
-            f"keystore {path}: scrypt parameters 'n' = {n} and 'r' = {r} need {128 * n * r} bytes of memory, "
-            f"above the ceiling {MAX_SCRYPT_MEMORY}"
-        )
-    if n * r * p > MAX_SCRYPT_WORK:
-        raise KeystoreError(
-            f"keystore {path}: scrypt parameters 'n' * 'r' * 'p' = {n * r * p} are above the ceiling {MAX_SCRYPT_WORK}"
-        )
 
 
 def keystore_address(path: Path) -> Address:
@@ -248,21 +227,22 @@ def find_keystore(state_dir: Path, name_or_address: str) -> KeystoreEntry:
     raise KeystoreError(f"no keystore named {name_or_address!r} under {keystore_dir(state_dir)}")
 
 
-def decrypt_keystore(path: Path, password: str) -> LocalAccount:
-    """Unlock a keystore; a wrong password raises :class:`KeystoreError`, and so do KDF
-    parameters above the ceilings (checked first, see :func:`check_kdf`)."""
-    data = _read_keyfile(path)
-    check_kdf(Path(path), data)
-    try:
-        key = _account().decrypt(data, password)
-    except ValueError as err:
-        if "mismatch" in str(err):  # the MAC (v3) or checksum (v4) of the derived key
-            raise KeystoreError(f"wrong password for keystore {path}") from err
-        raise KeystoreError(f"keystore {path} is malformed: {err}") from err
-    except (KeyError, TypeError, NotImplementedError, AssertionError, AttributeError) as err:
-        raise KeystoreError(f"keystore {path} is malformed: {err!r}") from err
-    account: LocalAccount = _account().from_key(key)
+def unlock_keystore(path: Path, password: str) -> LocalSigner:
+    """Unlock a keystore into a :class:`LocalSigner` (:func:`fedchain.chain.signer.decrypt_keyfile`: no eth-account);
+    a wrong password raises :class:`KeystoreError`, and so do KDF parameters above the ceilings (checked first, see
+    :func:`check_kdf`)."""
+    return decrypt_keyfile(_read_keyfile(path), password, path=path)
+
+
+def _as_account(signer: LocalSigner) -> LocalAccount:
+    account: LocalAccount = _account().from_key(signer.key)
     return account
+
+
+def decrypt_keystore(path: Path, password: str) -> LocalAccount:
+    """:func:`unlock_keystore` as an eth-account ``LocalAccount`` (for callers typed for one; it imports
+    eth-account, about a second of CPU, which :func:`unlock_keystore` does not)."""
+    return _as_account(unlock_keystore(path, password))
 
 
 def password_from(
@@ -278,29 +258,34 @@ def password_from(
     return prompt(what)
 
 
-def account_from_env(env: Mapping[str, str] | None = None) -> LocalAccount | None:
-    """The account of ``FEDCHAIN_PRIVATE_KEY``, or None when unset."""
+def signer_from_env(env: Mapping[str, str] | None = None) -> LocalSigner | None:
+    """The signer of ``FEDCHAIN_PRIVATE_KEY``, or None when unset."""
     env = os.environ if env is None else env
     raw = env.get(PRIVATE_KEY_ENV)
     if not raw:
         return None
     try:
-        account: LocalAccount = _account().from_key(raw.strip())
-    except (ValueError, TypeError) as err:
+        return LocalSigner.from_key(raw.strip())
+    except KeystoreError as err:
         raise KeystoreError(f"{PRIVATE_KEY_ENV} is not a valid 32-byte hex private key") from err
-    return account
 
 
-def load_signer(
+def account_from_env(env: Mapping[str, str] | None = None) -> LocalAccount | None:
+    """:func:`signer_from_env` as an eth-account ``LocalAccount`` (imports eth-account), or None when unset."""
+    signer = signer_from_env(env)
+    return None if signer is None else _as_account(signer)
+
+
+def load_local_signer(
     state_dir: Path,
     keystore: Path | str | None = None,
     *,
     env: Mapping[str, str] | None = None,
     prompt: Callable[[str], str] | None = None,
-) -> LocalAccount:
-    """The signing account: ``FEDCHAIN_PRIVATE_KEY``, else the given keystore (a path, a
-    name or an address under ``state_dir``), else the only keystore under ``state_dir``."""
-    from_env = account_from_env(env)
+) -> LocalSigner:
+    """The signer: ``FEDCHAIN_PRIVATE_KEY``, else the given keystore (a path, a name or an address under
+    ``state_dir``), else the only keystore under ``state_dir``; no eth-account is imported."""
+    from_env = signer_from_env(env)
     if from_env is not None:
         return from_env
     if keystore is not None:
@@ -316,4 +301,15 @@ def load_signer(
                 f"pass --keystore or set {PRIVATE_KEY_ENV}"
             )
         path = entries[0].path
-    return decrypt_keystore(path, password_from(env, prompt))
+    return unlock_keystore(path, password_from(env, prompt))
+
+
+def load_signer(
+    state_dir: Path,
+    keystore: Path | str | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    prompt: Callable[[str], str] | None = None,
+) -> LocalAccount:
+    """:func:`load_local_signer` as an eth-account ``LocalAccount`` (for callers typed for one; imports eth-account)."""
+    return _as_account(load_local_signer(state_dir, keystore, env=env, prompt=prompt))

@@ -2,8 +2,8 @@
 
 Each :class:`Connection` speaks JSON-RPC through its own :class:`fedchain.chain.rpc.JsonRpc`
 (one kept-alive HTTP connection; no middleware: the chain id is read once, here). Writes
-are signed locally with an eth-account ``LocalAccount`` and sent raw, their gas, fees,
-nonce and balance read in one batched round trip; the receipt is awaited with a timeout
+are signed locally (a :class:`fedchain.chain.signer.LocalSigner`, or an eth-account ``LocalAccount``)
+and sent raw, their gas, fees, nonce and balance read in one batched round trip; the receipt is awaited with a timeout
 and summarised as a :class:`fedchain.ports.TxReport` (gas used, effective gas price),
 logged with the tx hash. Transport failures and error answers are translated here, at
 the boundary, into the :mod:`fedchain.errors` chain family.
@@ -16,10 +16,11 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fedchain.chain.abi import RevertDecoder, to_bytes
 from fedchain.chain.rpc import Call, JsonRpc
+from fedchain.chain.signer import Signer, raw_signed_transaction
 from fedchain.codec.abi import to_checksum_address
 from fedchain.errors import (
     ChainError,
@@ -34,9 +35,6 @@ from fedchain.errors import (
 from fedchain.ports import TxReport
 from fedchain.services.base import DEVNET_UNAVAILABLE_CODE
 from fedchain.types import Address, RoundId, Wei
-
-if TYPE_CHECKING:  # eth-account is imported by whoever signs, not by every reader
-    from eth_account.signers.local import LocalAccount
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +249,7 @@ class Connection:
 
     def send_transaction(
         self,
-        account: LocalAccount,
+        account: Signer,
         *,
         to: str | None,
         data: bytes = b"",
@@ -276,7 +274,7 @@ class Connection:
         sender = str(account.address)
         tx: dict[str, Any] = {"from": sender, "value": value, "data": data, "chainId": self.chain_id}
         if to is not None:
-            tx["to"] = to_checksum_address(to)  # eth-account signs only checksummed or lowercase
+            tx["to"] = to_checksum_address(to)  # a signer takes only checksummed or lowercase addresses
         with self.translate(decoder, function):
             # Estimated in the pending block, the one the transaction is mined in: a contract whose cost
             # depends on the block (OpenZeppelin's vote checkpoints, one per block: updated in the same
@@ -303,9 +301,9 @@ class Connection:
                     f"{function}: {sender} has {have} wei, needs up to {need} wei for gas and value"
                 )
             for attempt in range(NONCE_RETRIES + 1):
-                signed = account.sign_transaction(tx)
+                raw = raw_signed_transaction(account, tx)
                 try:
-                    tx_hash = str(self.rpc.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()]))
+                    tx_hash = str(self.rpc.request("eth_sendRawTransaction", ["0x" + raw.hex()]))
                     break
                 except RpcError as err:
                     # another process signing with the same key took this nonce between our read and our send
@@ -377,7 +375,7 @@ class Connection:
             return None, f"replaying it at block {block} failed: {err}"
         return None, f"replaying it at block {block} succeeded"
 
-    def transfer(self, account: LocalAccount, to: str, value: Wei) -> TxReport:
+    def transfer(self, account: Signer, to: str, value: Wei) -> TxReport:
         """Send ``value`` wei from ``account`` to ``to``."""
         report, _ = self.send_transaction(account, to=to, value=value, function="transfer")
         return report

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,10 +15,12 @@ from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fedchain.chain.accounts import create_keystore, decrypt_keystore, load_local_signer, signer_from_env, unlock_keystore
 from fedchain.chain.signer import LocalSigner, decrypt_keyfile, raw_signed_transaction
 from fedchain.codec.abi import keccak, to_checksum_address
 from fedchain.codec.secp256k1 import SECP256K1_N, recover_address
 from fedchain.errors import AbiEncodingError, KeystoreError
+from tests.fixtures_devnet import DevnetEnv
 
 FAST = 2**10  # scrypt work factor for tests only
 keys = st.integers(min_value=1, max_value=SECP256K1_N - 1).map(lambda k: k.to_bytes(32, "big"))
@@ -207,3 +212,59 @@ def test_malformed_keystores_are_refused(edit: Any, named: str) -> None:
     edit(keyfile)
     with pytest.raises(KeystoreError, match=named):
         decrypt_keyfile(keyfile, "right")
+
+
+# --- the state directory's keystores, and a transaction signed without eth-account -------------------------
+
+
+def test_keystores_made_by_create_keystore_unlock_into_a_local_signer(tmp_path: Path) -> None:
+    key = keccak(b"dave")
+    entry = create_keystore(tmp_path, "pw", name="dave", private_key=key, iterations=FAST)
+    signer = unlock_keystore(entry.path, "pw")
+    assert isinstance(signer, LocalSigner) and signer.key == key and signer.address == entry.address
+    assert load_local_signer(tmp_path, env={"FEDCHAIN_PASSWORD": "pw"}) == signer
+    assert load_local_signer(tmp_path, "dave", env={}, prompt=lambda _: "pw") == signer
+    assert bytes(decrypt_keystore(entry.path, "pw").key) == key  # the eth-account form holds the same key
+    with pytest.raises(KeystoreError, match="wrong password"):
+        unlock_keystore(entry.path, "wrong")
+
+
+def test_the_environments_key_is_a_local_signer(tmp_path: Path) -> None:
+    key = keccak(b"erin")
+    assert signer_from_env({"FEDCHAIN_PRIVATE_KEY": "0x" + key.hex()}) == LocalSigner.from_key(key)
+    assert load_local_signer(tmp_path, env={"FEDCHAIN_PRIVATE_KEY": key.hex()}).key == key
+    assert signer_from_env({}) is None
+    with pytest.raises(KeystoreError, match="FEDCHAIN_PRIVATE_KEY is not a valid"):
+        signer_from_env({"FEDCHAIN_PRIVATE_KEY": "0x1234"})
+
+
+PROBE = """
+import json, sys, time
+from pathlib import Path
+started = time.process_time()
+from fedchain.chain.accounts import load_local_signer
+from fedchain.chain.connection import Connection
+state_dir, url, to = sys.argv[1:4]
+signer = load_local_signer(Path(state_dir), env={"FEDCHAIN_PASSWORD": "pw"})
+report = Connection(url).transfer(signer, to, 12345)
+heavy = sorted(m for m in ("eth_account", "eth_keyfile", "eth_keys", "py_ecc", "pydantic", "eth_utils", "rlp")
+               if m in sys.modules)
+print(json.dumps({"tx": report.tx_hash, "sender": signer.address, "heavy": heavy, "cpu_s": time.process_time() - started}))
+"""
+
+
+def test_a_keystore_is_unlocked_and_a_transaction_signed_and_sent_without_eth_account(
+    chain_env: DevnetEnv, tmp_path: Path
+) -> None:
+    sender, to = chain_env.accounts.outsider, chain_env.accounts.participants[-1].address
+    create_keystore(tmp_path, "pw", name="outsider", private_key=bytes(sender.key), iterations=FAST)
+    before = chain_env.conn.balance(to)
+    done = subprocess.run([sys.executable, "-c", PROBE, str(tmp_path), chain_env.url, to], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["heavy"] == [], f"signing imported {probe['heavy']}"
+    assert probe["sender"] == sender.address
+    assert chain_env.conn.balance(to) == before + 12345
+    tx = chain_env.conn.request("eth_getTransactionByHash", [probe["tx"]])
+    assert to_checksum_address(tx["from"]) == sender.address and int(tx["type"], 16) == 2
