@@ -32,9 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from fedchain.chain.abi import DecodedLog, EventDecoder, FunctionCodec, RevertDecoder, to_bytes
 from fedchain.chain.compiler import load_artifact
@@ -83,6 +81,9 @@ from fedchain.reverts import (
     TimelockUnexpectedOperationState,
 )
 from fedchain.types import Address, Cid, Digest, RoundId
+
+if TYPE_CHECKING:  # only to name the type: signing imports no eth-account
+    from eth_account.signers.local import LocalAccount
 
 __all__ = [
     "GOVERNOR_CONTRACT",

@@ -25,9 +25,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from fedchain.chain.abi import DecodedLog, FunctionCodec, RevertDecoder
 from fedchain.chain.compiler import load_artifact
@@ -49,6 +47,9 @@ from fedchain.codec.abi import to_checksum_address
 from fedchain.errors import ClaimError, ContractRevertError, DepositError, IncentivesError, NoIncentivesError
 from fedchain.ports import TxReport
 from fedchain.types import Address, Cid, Digest, RoundId
+
+if TYPE_CHECKING:  # only to name the type: signing imports no eth-account
+    from eth_account.signers.local import LocalAccount
 
 __all__ = [
     "INCENTIVES_CONTRACT",
