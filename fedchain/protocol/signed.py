@@ -38,7 +38,9 @@ The inbox speaks HTTP/1.0 on the aggregator's host::
          409 the round is not the open one, or the participant already sent a different commitment
              (the first one stays: equivocation is refused and logged)
          410 the round's set is sealed: too late, force the commitment on chain
+         408 the body did not arrive within the socket timeout
          411 no Content-Length        413 a body over 4 KiB
+         503 as many connections are being served as the inbox allows: retry
     GET  /v1/rounds/<round>/commitments/<address>   200 the stored commitment, 404 none
 
 Every error answer is ``{"error": "<reason>"}``. Each connection has a socket timeout and the body an overall
@@ -51,6 +53,7 @@ import http.client
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -124,7 +127,12 @@ AGGREGATOR = "aggregator"
 """The culprit of a :class:`SetProblem` that is the aggregator's."""
 DEFAULT_SOCKET_TIMEOUT_S = 10.0
 _MAX_DRAINED = 64 * 1024  # an oversized body up to this size is read before the 413, a larger one is not
-_SEALED_KEPT = 16  # sealed rounds whose commitments the inbox still serves (and answers 410 for)
+_SEALED_KEPT = 16
+DEFAULT_MAX_CONNECTIONS = 64
+_TURN_AWAY_S = 0.1  # how long a connection beyond max_connections is read from after its 503
+_BUSY_BODY = b'{"error":"the inbox is serving as many connections as it can; retry"}'
+_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+         % len(_BUSY_BODY)) + _BUSY_BODY  # sealed rounds whose commitments the inbox still serves (and answers 410 for)
 _MAX_UINT64 = 2**64
 
 _COMMITMENT_FIELDS = frozenset(
@@ -546,8 +554,46 @@ class _Round:
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``slots`` at once: a connection beyond them is answered 503 at once."""
+
     daemon_threads = True
     inbox: CommitmentInbox
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            log.warning("inbox: %d connections are being served; %s answered 503", self.inbox.max_connections,
+                        client_address[0])
+            _turn_away(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def _turn_away(request: socket.socket) -> None:
+    """Answer 503 on a connection no thread serves, then read what the client sent for a moment (at most
+    ``_TURN_AWAY_S``), so that closing does not reset the connection before the client reads the answer."""
+    deadline = time.monotonic() + _TURN_AWAY_S
+    try:
+        request.settimeout(_TURN_AWAY_S)
+        request.sendall(_BUSY)
+        request.shutdown(socket.SHUT_WR)
+        while (left := deadline - time.monotonic()) > 0:
+            request.settimeout(left)
+            if not request.recv(65536):
+                break
+    except OSError:  # TimeoutError included: the client said nothing more in time
+        pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -634,7 +680,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class CommitmentInbox:
     """The aggregator's inbox for signed commitments: a threaded HTTP server on ``(host, port)`` (port 0: an
-    ephemeral one, :attr:`url` tells which), one round open at a time.
+    ephemeral one, :attr:`url` tells which), one round open at a time. Each connection has its own thread and
+    ``socket_timeout_s`` (a silent client is dropped with 408 after it); beyond ``max_connections`` at once a
+    connection is answered 503 (the sender retries).
 
     The aggregator :meth:`open_round`\\ s a round with the deployment and the eligible participants, lets
     participants post, :meth:`wait_for` the ones it expects and :meth:`seal`\\ s the round, which fixes the set it
@@ -642,13 +690,21 @@ class CommitmentInbox:
     Use it as a context manager or call :meth:`start` and :meth:`close`."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         if not socket_timeout_s > 0:
             raise ValueError(f"socket_timeout_s must be positive, got {socket_timeout_s!r}")
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
+            raise ValueError(f"max_connections must be a positive integer, got {max_connections!r}")
         self.host = host
         self.port = port
         self.socket_timeout_s = float(socket_timeout_s)
+        self.max_connections = max_connections
         self._cond = threading.Condition()
         self._open: _Round | None = None
         self._sealed: OrderedDict[int, _Round] = OrderedDict()
@@ -663,6 +719,7 @@ class CommitmentInbox:
             return self
         server = _Server((self.host, self.port), _Handler)
         server.inbox = self
+        server.slots = threading.BoundedSemaphore(self.max_connections)
         self._server = server
         self._closed = False
         self._thread = threading.Thread(target=server.serve_forever, name="fedchain-inbox", daemon=True)

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedchain.codec.abi import to_checksum_address
 from fedchain.codec.blob import encode_json_doc
@@ -23,6 +25,7 @@ from fedchain.codec.eip712 import typed_data
 from fedchain.codec.merkle import commitment_leaf, verify
 from fedchain.codec.secp256k1 import address_of_key
 from fedchain.errors import (
+    AggregationError,
     BlobFormatError,
     ExitCode,
     InboxRefusedError,
@@ -496,7 +499,7 @@ def test_a_silent_client_does_not_block_another(inbox: CommitmentInbox) -> None:
         silent.sendall(b"POST /v1/rounds/7/commitments HTTP/1.0\r\nContent-Length: 500\r\n\r\n{")
         sc = _signed(KEYS[0])
         assert send_commitment(inbox.url, sc, timeout_s=1.0) == sc.leaf()
-        answer = silent.recv(4096)  # the inbox gives up on the silent one after its socket timeout
+        answer = silent.recv(4096)  # the inbox gives up on the silent one after its socket timeout: 408
     assert answer.startswith(b"HTTP/1.0 408")
 
 
@@ -572,3 +575,94 @@ def test_an_acknowledgement_of_another_leaf_is_an_integrity_error() -> None:
     with pytest.raises(IntegrityError, match="acknowledged leaf"):
         send_commitment(url, _signed(KEYS[0]), timeout_s=5)
     thread.join()
+
+
+# --- more of the inbox ---------------------------------------------------------------------------------------
+def _raw(inbox: CommitmentInbox, request: bytes) -> bytes:
+    """Send ``request`` verbatim and read the answer until the inbox closes the connection."""
+    with socket.create_connection(_host_port(inbox), timeout=10) as conn:
+        conn.sendall(request)
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    return answer
+
+
+def test_a_body_without_a_length_is_refused_with_411(inbox: CommitmentInbox) -> None:
+    answer = _raw(inbox, b"POST /v1/rounds/7/commitments HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 411")
+
+
+def test_a_huge_declared_body_is_refused_with_413_unread(inbox: CommitmentInbox) -> None:
+    answer = _raw(inbox, b"POST /v1/rounds/7/commitments HTTP/1.0\r\nContent-Length: 1000000000\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 413") and b"1000000000 bytes" in answer
+
+
+def test_an_unknown_path_is_404(inbox: CommitmentInbox) -> None:
+    status, answer = _post(inbox, _signed(KEYS[0]).to_bytes(), round_id=-1)
+    assert status == 404 and "no such resource" in answer["error"]
+
+
+def test_connections_beyond_the_limit_are_answered_503() -> None:
+    with CommitmentInbox(socket_timeout_s=5.0, max_connections=1) as box:
+        box.open_round(ROUND, CHAIN, CONTRACT, frozenset(k.address for k in KEYS[:4]))
+        with socket.create_connection(_host_port(box), timeout=10) as silent:
+            silent.sendall(b"POST /v1/rounds/7/commitments HTTP/1.0\r\n")  # holds the only slot
+            with pytest.raises(InboxUnavailableError, match="HTTP 503"):
+                send_commitment(box.url, _signed(KEYS[0]), timeout_s=2)
+        assert box.received() == 0
+
+
+def test_wait_for_wakes_when_the_round_is_sealed(inbox: CommitmentInbox) -> None:
+    send_commitment(inbox.url, _signed(KEYS[0]), timeout_s=5)
+    got: list[int] = []
+    waiter = threading.Thread(target=lambda: got.append(inbox.wait_for(4, timeout_s=60)))
+    waiter.start()
+    started = time.monotonic()
+    inbox.seal(ROUND)
+    waiter.join(timeout=30)
+    assert got == [1] and time.monotonic() - started < 30
+
+
+def test_a_sealed_round_cannot_be_reopened_and_an_unopened_one_cannot_be_sealed(inbox: CommitmentInbox) -> None:
+    inbox.seal(ROUND)
+    with pytest.raises(AggregationError, match="sealed already"):
+        inbox.open_round(ROUND, CHAIN, CONTRACT, frozenset())
+    with pytest.raises(AggregationError, match="is not open"):
+        inbox.seal(ROUND + 1)
+
+
+def test_the_next_round_takes_over(inbox: CommitmentInbox) -> None:
+    send_commitment(inbox.url, _signed(KEYS[0]), timeout_s=5)
+    inbox.seal(ROUND)
+    inbox.open_round(ROUND + 1, CHAIN, CONTRACT, frozenset(k.address for k in KEYS[:4]))
+    later = _signed(KEYS[0], round_id=ROUND + 1)
+    assert send_commitment(inbox.url, later, timeout_s=5) == later.leaf()
+    assert inbox.stored(ROUND, KEYS[0].address) == _signed(KEYS[0])  # the sealed round is still served
+    assert _refusal(inbox.url, _signed(KEYS[1])).status == 410
+
+
+# --- decoders refuse garbage cleanly -------------------------------------------------------------------------
+_GOOD_SET = encode_commitment_set(_set(KEYS[:3]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600))
+def test_decoding_random_bytes_refuses_cleanly(data: bytes) -> None:
+    with pytest.raises(BlobFormatError):
+        decode_commitment_set(data)
+    try:
+        SignedCommitment.from_bytes(data)
+    except BlobFormatError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=len(_GOOD_SET) - 1), st.integers(min_value=0, max_value=255))
+def test_decoding_a_set_with_one_byte_changed_refuses_or_decodes_another_valid_set(at: int, value: int) -> None:
+    data = _GOOD_SET[:at] + bytes([value]) + _GOOD_SET[at + 1:]
+    try:
+        decoded = decode_commitment_set(data)
+    except BlobFormatError:
+        return
+    assert encode_commitment_set(decoded) == data  # only a canonical blob decodes
