@@ -29,6 +29,10 @@ import {IFederation} from "./IFederation.sol";
 /// private round: distributed differential privacy), and those who committed post their unmasking shares
 /// (`postUnmaskingShares`); the round ends after its unmask phase. The blobs are in the store, their digests and CIDs
 /// in the events.
+/// A signed round (`openSignedRound`) takes its commitments off chain: participants sign them until the deadline, the
+/// aggregator posts the Merkle root and count of the set it collected (`postCommitmentSet`), and a participant left
+/// out may then force its commitment on chain with the usual `commitUpdate` during an escape window; the round ends
+/// after that window (or at once when every eligible participant signed).
 /// @dev No function loops over participants or rounds. A commit writes two already non-zero slots (a private commit
 /// also writes the participant's epsilon slot).
 /// The custom errors, events and status enums are declared in IFederation.
@@ -39,18 +43,20 @@ contract Federation is IFederation, AccessControl {
     bytes32 public constant AGGREGATOR_ROLE = keccak256("AGGREGATOR_ROLE");
 
     /// @notice Everything stored about one round.
-    /// @dev The first nine fields share one storage slot (31 bytes), which is all a commit reads of the round; the
+    /// @dev The first eleven fields share one storage slot (31 bytes), which is all a commit reads of the round; the
     /// digests take one slot each; the reveal deadline and the seal count of a commit-reveal round share the last.
     /// `eligibleCount` is the number of active participants when the round opened: admission waits
     /// for the next round, so only they can commit, and the commit phase ends early once that many committed
     /// (in a commit-reveal round: sealed). `commitCount` counts `UpdateCommitted` events: commits, or reveals.
     /// `privateRound`: the round was opened while the task had a privacy budget; its commits are privacy claims.
-    /// `secureRound`: a secure-aggregation round (the last byte of the first slot, so a commit reads it for free); its
+    /// `secureRound`: a secure-aggregation round (in the first slot, so a commit reads it for free); its
     /// advertise and unmask deadlines and the advertisement count fill the reveal slot (a secure round is never
     /// commit-reveal), the unmasking count takes one more.
+    /// `signedRound`: a signed round (in the first slot too, for the same reason; the commit deadline is a uint48 to
+    /// make room for it); the rest of its record is in `_signed`.
     struct RoundInfo {
         RoundStatus status;
-        uint64 deadline;
+        uint48 deadline;
         uint32 minUpdates;
         uint32 commitCount;
         uint32 eligibleCount;
@@ -59,6 +65,7 @@ contract Federation is IFederation, AccessControl {
         bool commitReveal;
         bool privateRound;
         bool secureRound;
+        bool signedRound;
         bytes32 baseModelDigest;
         bytes32 modelDigest;
         bytes32 merkleRoot;
@@ -70,6 +77,16 @@ contract Federation is IFederation, AccessControl {
         uint64 unmaskDeadline;
         uint32 advertisementCount;
         uint32 unmaskingCount;
+    }
+
+    /// @dev The part of a signed round's record that a commit does not read: the escape duration, then, once the
+    /// aggregator posted the commitment set, the escape deadline (0 until then), the set's count, root and digest.
+    struct SignedRoundData {
+        uint64 escapeDuration;
+        uint64 escapeDeadline;
+        uint32 setCount;
+        bytes32 setRoot;
+        bytes32 setDigest;
     }
 
     /// @dev One storage slot per participant (29 bytes): a commit reads and writes only this slot of it. Block
@@ -110,6 +127,7 @@ contract Federation is IFederation, AccessControl {
     mapping(address participant => uint64 epsilon) private _epsilonSpent;
     /// @dev A participant's part in a secure round: bit ADVERTISED, bit UNMASKED.
     mapping(uint256 roundId => mapping(address participant => uint8 flags)) private _secure;
+    mapping(uint256 roundId => SignedRoundData) private _signed;
     TaskData private _task;
     uint64 private _latestRoundId;
     uint32 private _activeCount;
@@ -332,6 +350,73 @@ contract Federation is IFederation, AccessControl {
         emit SecureRoundOpened(roundId, msg.sender, uint64(advertiseDeadline), deadline, uint64(unmaskDeadline));
     }
 
+    /// @notice Opens the next round as a signed round, with the checks and effects of `openRound` (never
+    /// commit-reveal; refused while the task has a privacy budget): participants sign their commitments off chain
+    /// until the deadline (now + `commitDuration`) and the aggregator collects them; it then posts their set
+    /// (`postCommitmentSet`), which opens an escape window of `escapeDuration` seconds in which a participant left
+    /// out forces its commitment on chain with `commitUpdate`. Emits `RoundOpened` and `SignedRoundOpened`.
+    /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
+    /// @param baseModelCid CID of that model.
+    /// @param commitDuration Seconds of the signing (commit) phase (non-zero, at most the task's maximum).
+    /// @param minUpdates Minimum number of included updates to finalise.
+    /// @param escapeDuration Seconds of the escape window (non-zero, at most the task's maximum commit duration).
+    /// @return roundId The id of the new round.
+    function openSignedRound(
+        bytes32 baseModelDigest,
+        string calldata baseModelCid,
+        uint64 commitDuration,
+        uint32 minUpdates,
+        uint64 escapeDuration
+    ) external onlyRole(AGGREGATOR_ROLE) returns (uint256 roundId) {
+        RoundInfo storage r;
+        (roundId, r) = _newRound(baseModelDigest, baseModelCid, block.timestamp, commitDuration, minUpdates, 0);
+        uint64 budget = _task.epsilonBudget;
+        if (budget != 0) revert FederationPrivateSignedRound(budget);
+        uint64 deadline = r.deadline;
+        _checkWindow("escapeDuration", escapeDuration, uint256(deadline) + escapeDuration);
+        r.signedRound = true;
+        _signed[roundId].escapeDuration = escapeDuration;
+        emit SignedRoundOpened(roundId, msg.sender, deadline, escapeDuration);
+    }
+
+    /// @notice Posts the set of signed commitments the aggregator collected for an open signed round, once: after its
+    /// deadline, or before it when every eligible participant signed (`count == eligibleCount`), and at the latest
+    /// at the deadline + the escape duration. The round's commit count becomes `count`, and the escape window runs
+    /// from now for the round's escape duration.
+    /// @param roundId The round (signed).
+    /// @param setRoot Merkle root of the signed commitments (zero exactly when `count` is zero).
+    /// @param count Number of signed commitments in the set (at most the round's eligible count).
+    /// @param setDigest Digest of the set blob (non-zero).
+    /// @param setCid CID of the set blob (non-empty).
+    function postCommitmentSet(
+        uint256 roundId,
+        bytes32 setRoot,
+        uint32 count,
+        bytes32 setDigest,
+        string calldata setCid
+    ) external onlyRole(AGGREGATOR_ROLE) {
+        RoundInfo storage r = _liveRound(roundId);
+        if (!r.signedRound) revert FederationNotSignedRound(roundId);
+        SignedRoundData storage sr = _signed[roundId];
+        if (sr.escapeDeadline != 0) revert FederationCommitmentSetPosted(roundId);
+        uint32 eligible = r.eligibleCount;
+        if (count > eligible) revert FederationInvalidSetCount(roundId, count, eligible);
+        uint64 deadline = r.deadline;
+        if (block.timestamp <= deadline && count != eligible) revert FederationCommitPhaseActive(roundId, deadline);
+        uint64 lastPostTime = deadline + sr.escapeDuration;
+        if (block.timestamp > lastPostTime) revert FederationCommitmentSetTooLate(roundId, lastPostTime);
+        if ((setRoot == bytes32(0)) != (count == 0)) revert FederationInvalidResult("setRoot");
+        if (setDigest == bytes32(0)) revert FederationInvalidResult("setDigest");
+        if (bytes(setCid).length == 0) revert FederationInvalidResult("setCid");
+        uint64 escapeDeadline = uint64(block.timestamp) + sr.escapeDuration;
+        sr.escapeDeadline = escapeDeadline;
+        sr.setCount = count;
+        sr.setRoot = setRoot;
+        sr.setDigest = setDigest;
+        r.commitCount = count;
+        emit CommitmentSetPosted(roundId, msg.sender, setRoot, count, setDigest, setCid, escapeDeadline);
+    }
+
     /// @notice Advertises the caller's keys for an open secure round (the digest and CID of its advertisement blob:
     /// its key-agreement public keys for the round), once, up to the advertise deadline; only a participant who
     /// advertised may commit a masked input.
@@ -355,7 +440,7 @@ contract Federation is IFederation, AccessControl {
     function postUnmaskingShares(uint256 roundId, bytes32 digest, string calldata cid) external {
         ParticipantData storage p = _participants[msg.sender];
         RoundInfo storage r = _secureRound(p.status, roundId);
-        if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
+        if (!_commitPhaseOver(roundId, r)) revert FederationCommitPhaseActive(roundId, r.deadline);
         uint64 unmaskDeadline = r.unmaskDeadline;
         if (block.timestamp > unmaskDeadline) revert FederationUnmaskTooLate(roundId, unmaskDeadline);
         if (p.lastCommittedRound != roundId) revert FederationNotCommitted(roundId, msg.sender);
@@ -366,7 +451,8 @@ contract Federation is IFederation, AccessControl {
 
     /// @notice Commits the caller's update for an open round that is not private, once per round, up to the
     /// deadline, claiming at most the caller's approved dataset size; in a secure round (a masked input) only after
-    /// its advertise phase and only if the caller advertised.
+    /// its advertise phase and only if the caller advertised; in a signed round (a forced commitment) only in its
+    /// escape window: after the commitment set was posted, up to the escape deadline.
     /// @dev Reads and writes two slots that are already non-zero, each read once (the fields of a slot are read
     /// together, before any branch, so the optimiser loads the slot once); the commitment itself is only in the
     /// event. `_commitPrivate` has the same checks but one: sharing it would cost this hot path 75 gas per commit
@@ -395,11 +481,12 @@ contract Federation is IFederation, AccessControl {
             lastCommittedRound = p.lastCommittedRound;
             approvedSamples = p.declaredSamples;
             RoundStatus rStatus = r.status;
-            // commitReveal or secureRound, the bytes 29 and 31 of the slot, in one mask: no branch, no extra SLOAD
+            // commitReveal, secureRound or signedRound, the bytes 27, 29 and 30 of the slot, in one mask: no branch,
+            // no extra SLOAD
             uint256 special;
             // slither-disable-next-line assembly (one masked read of the round's first slot: see contracts/README.md)
             assembly ("memory-safe") {
-                special := and(sload(r.slot), shl(232, 0xff00ff))
+                special := and(sload(r.slot), shl(216, 0xffff00ff))
             }
             bool privateRound = r.privateRound;
             uint64 deadline = r.deadline;
@@ -412,7 +499,7 @@ contract Federation is IFederation, AccessControl {
                 if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
                 revert FederationRoundNotOpen(roundId, rStatus);
             }
-            if (special != 0) _checkSpecialCommit();
+            if (special != 0) deadline = _checkSpecialCommit();
             if (privateRound) revert FederationPrivacyClaimRequired(roundId);
             if (block.timestamp > deadline) revert FederationCommitTooLate(roundId, deadline);
         }
@@ -462,7 +549,7 @@ contract Federation is IFederation, AccessControl {
     /// seal binds the update without showing it, so nobody can copy it before the commit phase ends.
     /// @param roundId The round.
     /// @param seal keccak256(abi.encode(roundId, msg.sender, updateDigest, keccak256(bytes(cid)), numSamples,
-    /// metadataDigest, salt)) of the update to reveal (see `updateSeal`), non-zero; the salt is a secret random value.
+    /// metadataDigest, salt)) of the update to reveal (`fedchain.ports.update_seal` off chain), non-zero; the salt is a secret random value.
     function sealUpdate(uint256 roundId, bytes32 seal) external {
         ParticipantData storage p = _participants[msg.sender];
         uint64 lastCommittedRound = p.lastCommittedRound;
@@ -818,7 +905,9 @@ contract Federation is IFederation, AccessControl {
     /// @notice Whether the commit phase of a round is over: true for a finalised or closed round; for an open
     /// round, once its deadline has passed or at least `eligibleCount` participants committed (in a commit-reveal
     /// round: sealed; its reveal phase then begins; in a secure round: its advertise phase is over and every
-    /// participant who advertised committed; its unmask phase then begins).
+    /// participant who advertised committed; its unmask phase then begins; in a signed round: its commitment set was
+    /// posted and its escape window is over or every eligible participant signed, or no set was posted by the deadline
+    /// + the escape duration).
     /// @dev Evaluated at the current block's timestamp.
     /// @param roundId The round; reverts with FederationUnknownRound if it was never opened.
     /// @return True if the round may be finalised or closed (or already was).
@@ -826,7 +915,7 @@ contract Federation is IFederation, AccessControl {
         RoundInfo storage r = _rounds[roundId];
         RoundStatus status = r.status;
         if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
-        return status != RoundStatus.Open || _commitPhaseOver(r);
+        return status != RoundStatus.Open || _commitPhaseOver(roundId, r);
     }
 
     /// @notice Whether a round may be finalised or closed (or already was): for a round without commit-reveal,
@@ -840,7 +929,7 @@ contract Federation is IFederation, AccessControl {
         RoundInfo storage r = _rounds[roundId];
         RoundStatus status = r.status;
         if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
-        return status != RoundStatus.Open || (_revealPhaseOver(r) && _unmaskPhaseOver(r));
+        return status != RoundStatus.Open || (_revealPhaseOver(roundId, r) && _unmaskPhaseOver(roundId, r));
     }
 
     /// @notice Whether the advertise phase of a secure round is over, so that masked inputs may be committed: once its
@@ -874,61 +963,28 @@ contract Federation is IFederation, AccessControl {
         return _seals[roundId][account];
     }
 
-    /// @notice The seal of an update: keccak256(abi.encode(roundId, account, updateDigest, keccak256(bytes(cid)),
-    /// numSamples, metadataDigest, salt)).
+    /// @notice The signed-round record of a round (all zero for any other round).
     /// @param roundId The round.
-    /// @param account The committing participant.
-    /// @param updateDigest Digest of the update blob.
-    /// @param cid CID of the update blob.
-    /// @param numSamples Number of training samples.
-    /// @param metadataDigest Digest of the update's metadata.
-    /// @param salt The participant's secret.
-    /// @return The seal.
-    function updateSeal(
-        uint256 roundId,
-        address account,
-        bytes32 updateDigest,
-        string calldata cid,
-        uint64 numSamples,
-        bytes32 metadataDigest,
-        bytes32 salt
-    ) external pure returns (bytes32) {
-        return _updateSeal(roundId, account, updateDigest, cid, numSamples, metadataDigest, salt);
-    }
-
-    /// @notice The Merkle leaf of a commitment (OpenZeppelin StandardMerkleTree convention: double keccak256).
-    /// @param roundId The round.
-    /// @param account The committing participant.
-    /// @param updateDigest Digest of the update blob.
-    /// @param cid CID of the update blob.
-    /// @param numSamples Number of training samples.
-    /// @param metadataDigest Digest of the update's metadata.
-    /// @return The leaf.
-    function commitmentLeaf(
-        uint256 roundId,
-        address account,
-        bytes32 updateDigest,
-        string calldata cid,
-        uint64 numSamples,
-        bytes32 metadataDigest
-    ) external pure returns (bytes32) {
-        return keccak256(
-            bytes.concat(
-                keccak256(abi.encode(roundId, account, updateDigest, keccak256(bytes(cid)), numSamples, metadataDigest))
-            )
-        );
-    }
-
-    /// @notice Whether a leaf is in the Merkle tree of a finalised round (sorted-pair keccak256 hashing).
-    /// @param roundId The round; false if it has no Merkle root.
-    /// @param leaf The leaf (see commitmentLeaf).
-    /// @param proof The sibling hashes from the leaf up to the root.
-    /// @return True if the proof leads from the leaf to the round's Merkle root.
-    function verifyInclusion(uint256 roundId, bytes32 leaf, bytes32[] calldata proof) external view returns (bool) {
-        bytes32 root = _rounds[roundId].merkleRoot;
-        // slither-disable-next-line incorrect-equality (no root: the round was never finalised; see contracts/README.md)
-        if (root == bytes32(0)) return false;
-        return MerkleProof.verifyCalldata(proof, root, leaf);
+    /// @return signed Whether it is a signed round.
+    /// @return escapeDuration Seconds of its escape window.
+    /// @return escapeDeadline Last second (inclusive) of its escape window; 0 until its commitment set is posted.
+    /// @return setCount Number of signed commitments in the posted set.
+    /// @return setRoot Merkle root of the posted set (zero for an empty set or none posted).
+    /// @return setDigest Digest of the posted set blob (zero before it is posted).
+    function signedRound(uint256 roundId)
+        external
+        view
+        returns (
+            bool signed,
+            uint64 escapeDuration,
+            uint64 escapeDeadline,
+            uint32 setCount,
+            bytes32 setRoot,
+            bytes32 setDigest
+        )
+    {
+        SignedRoundData storage sr = _signed[roundId];
+        return (_rounds[roundId].signedRound, sr.escapeDuration, sr.escapeDeadline, sr.setCount, sr.setRoot, sr.setDigest);
     }
 
     // ---------------------------------------------------------------- internal
@@ -971,7 +1027,7 @@ contract Federation is IFederation, AccessControl {
         uint256 revealDeadline;
         {
             uint64 maxCommitDuration = _task.maxCommitDuration;
-            if (commitDuration == 0 || deadline > type(uint64).max) {
+            if (commitDuration == 0 || deadline > type(uint48).max) {
                 revert FederationInvalidRound("commitDuration", commitDuration);
             }
             if (commitDuration > maxCommitDuration) {
@@ -991,7 +1047,7 @@ contract Federation is IFederation, AccessControl {
         _latestRoundId = uint64(roundId);
         r = _rounds[roundId];
         r.status = RoundStatus.Open;
-        r.deadline = uint64(deadline);
+        r.deadline = uint48(deadline);
         r.minUpdates = minUpdates;
         r.eligibleCount = _activeCount;
         r.taskVersion = taskVersion;
@@ -1030,11 +1086,12 @@ contract Federation is IFederation, AccessControl {
             lastCommittedRound = p.lastCommittedRound;
             approvedSamples = p.declaredSamples;
             RoundStatus rStatus = r.status;
-            // commitReveal or secureRound, the bytes 29 and 31 of the slot, in one mask: no branch, no extra SLOAD
+            // commitReveal or secureRound, the bytes 27 and 29 of the slot, in one mask: no branch, no extra SLOAD (a
+            // signed round is never private: it is refused below as any round that is not private)
             uint256 special;
             // slither-disable-next-line assembly (one masked read of the round's first slot: see contracts/README.md)
             assembly ("memory-safe") {
-                special := and(sload(r.slot), shl(232, 0xff00ff))
+                special := and(sload(r.slot), shl(216, 0xff00ff))
             }
             bool privateRound = r.privateRound;
             uint64 deadline = r.deadline;
@@ -1061,18 +1118,26 @@ contract Federation is IFederation, AccessControl {
     }
 
     /// @dev The check of a commit (`commitUpdate`, `commitPrivateUpdate`) in a commit-reveal round, which takes none,
-    /// or in a secure round, which takes a masked input only after its advertise phase and from a participant who
-    /// advertised in it.
+    /// in a secure round, which takes a masked input only after its advertise phase and from a participant who
+    /// advertised in it, or (`commitUpdate` only) in a signed round, which takes a forced commitment only in its escape
+    /// window. Returns the last second the commit may come: the escape deadline in a signed round, the deadline else.
     /// Takes the round id from the calldata (the first argument of both), as an argument would not fit on their stack.
-    function _checkSpecialCommit() private view {
+    function _checkSpecialCommit() private view returns (uint64) {
         uint256 roundId = uint256(bytes32(msg.data[4:36]));
         RoundInfo storage r = _rounds[roundId];
+        if (r.signedRound) {
+            uint64 escapeDeadline = _signed[roundId].escapeDeadline;
+            if (escapeDeadline == 0) revert FederationEscapeWindowNotOpen(roundId);
+            if (block.timestamp > escapeDeadline) revert FederationEscapeWindowClosed(roundId, escapeDeadline);
+            return escapeDeadline;
+        }
         if (r.commitReveal) revert FederationCommitRevealRound(roundId);
         if (!_advertisePhaseOver(r)) revert FederationAdvertisePhaseActive(roundId, r.advertiseDeadline);
         if (_secure[roundId][msg.sender] & ADVERTISED == 0) revert FederationNotAdvertised(roundId, msg.sender);
+        return r.deadline;
     }
 
-    /// @dev Reverts unless `duration` (the parameter `field` of `openSecureRound`) is non-zero, at most the task's
+    /// @dev Reverts unless `duration` (the parameter `field` of `openSecureRound` or `openSignedRound`) is non-zero, at most the task's
     /// maximum commit duration, and its phase's deadline `phaseDeadline` fits in a uint64.
     function _checkWindow(string memory field, uint64 duration, uint256 phaseDeadline) private view {
         uint64 maxDuration = _task.maxCommitDuration;
@@ -1163,15 +1228,22 @@ contract Federation is IFederation, AccessControl {
 
     /// @dev The round, if it is open and its commit phase (and reveal or unmask phase) is over.
     function _endableRound(uint256 roundId) private view returns (RoundInfo storage r) {
+        r = _liveRound(roundId);
+        if (!_commitPhaseOver(roundId, r)) {
+            revert FederationCommitPhaseActive(roundId, r.signedRound ? _signedEnd(roundId, r) : uint64(r.deadline));
+        }
+        if (!_revealPhaseOver(roundId, r)) revert FederationRevealPhaseActive(roundId, r.revealDeadline);
+        if (!_unmaskPhaseOver(roundId, r)) revert FederationUnmaskPhaseActive(roundId, r.unmaskDeadline);
+    }
+
+    /// @dev The round, if it is open.
+    function _liveRound(uint256 roundId) private view returns (RoundInfo storage r) {
         r = _rounds[roundId];
         RoundStatus status = r.status;
         if (status != RoundStatus.Open) {
             if (status == RoundStatus.None) revert FederationUnknownRound(roundId);
             revert FederationRoundNotOpen(roundId, status);
         }
-        if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
-        if (!_revealPhaseOver(r)) revert FederationRevealPhaseActive(roundId, r.revealDeadline);
-        if (!_unmaskPhaseOver(r)) revert FederationUnmaskPhaseActive(roundId, r.unmaskDeadline);
     }
 
     /// @dev The round of a valid reveal by the caller: reverts unless the round is an open commit-reveal round past
@@ -1188,7 +1260,7 @@ contract Federation is IFederation, AccessControl {
         ParticipantData storage p = _participants[msg.sender];
         r = _openRound(p.status, roundId);
         if (!r.commitReveal) revert FederationNotCommitRevealRound(roundId);
-        if (!_commitPhaseOver(r)) revert FederationCommitPhaseActive(roundId, r.deadline);
+        if (!_commitPhaseOver(roundId, r)) revert FederationCommitPhaseActive(roundId, r.deadline);
         if (block.timestamp > r.revealDeadline) revert FederationRevealTooLate(roundId, r.revealDeadline);
         if (p.lastCommittedRound != roundId) revert FederationNotSealed(roundId, msg.sender);
         bytes32 seal = _seals[roundId][msg.sender];
@@ -1206,12 +1278,7 @@ contract Federation is IFederation, AccessControl {
     /// the round open.
     function _openRound(ParticipantStatus pStatus, uint256 roundId) private view returns (RoundInfo storage r) {
         _checkActive(pStatus);
-        r = _rounds[roundId];
-        RoundStatus rStatus = r.status;
-        if (rStatus != RoundStatus.Open) {
-            if (rStatus == RoundStatus.None) revert FederationUnknownRound(roundId);
-            revert FederationRoundNotOpen(roundId, rStatus);
-        }
+        r = _liveRound(roundId);
     }
 
     /// @dev Reverts unless the caller, in status `pStatus`, is an active participant.
@@ -1225,7 +1292,14 @@ contract Federation is IFederation, AccessControl {
     /// @dev Deadline passed, or as many commits (seals, in a commit-reveal round) as participants eligible when the
     /// round opened. One slot read for a round without commit-reveal.
     /// In a secure round: its advertise phase is over and every participant who advertised committed.
-    function _commitPhaseOver(RoundInfo storage r) private view returns (bool) {
+    /// In a signed round: its commitment set was posted and its escape window is over or every eligible participant
+    /// signed; or no set was posted and the deadline + the escape duration passed (no set can come any more).
+    function _commitPhaseOver(uint256 roundId, RoundInfo storage r) private view returns (bool) {
+        if (r.signedRound) {
+            if (block.timestamp > _signedEnd(roundId, r)) return true;
+            SignedRoundData storage sr = _signed[roundId];
+            return sr.escapeDeadline != 0 && sr.setCount >= r.eligibleCount;
+        }
         if (block.timestamp > r.deadline) return true;
         if (r.secureRound) return _advertisePhaseOver(r) && r.commitCount >= r.advertisementCount;
         return r.commitReveal ? r.sealCount >= r.eligibleCount : r.commitCount >= r.eligibleCount;
@@ -1239,17 +1313,25 @@ contract Federation is IFederation, AccessControl {
 
     /// @dev The unmask phase of a secure round is over (true for any other round): its deadline passed, or its commit
     /// phase is over and every committer posted its unmasking shares.
-    function _unmaskPhaseOver(RoundInfo storage r) private view returns (bool) {
+    function _unmaskPhaseOver(uint256 roundId, RoundInfo storage r) private view returns (bool) {
         if (!r.secureRound || block.timestamp > r.unmaskDeadline) return true;
-        return _commitPhaseOver(r) && r.unmaskingCount >= r.commitCount;
+        return _commitPhaseOver(roundId, r) && r.unmaskingCount >= r.commitCount;
+    }
+
+    /// @dev The last second of a signed round: its escape deadline once its commitment set was posted, the deadline +
+    /// the escape duration (the last second the set may be posted) before.
+    function _signedEnd(uint256 roundId, RoundInfo storage r) private view returns (uint64) {
+        SignedRoundData storage sr = _signed[roundId];
+        uint64 escapeDeadline = sr.escapeDeadline;
+        return escapeDeadline != 0 ? escapeDeadline : r.deadline + sr.escapeDuration;
     }
 
     /// @dev The round may end: its commit phase is over and, in a commit-reveal round, its reveal deadline passed or
     /// every seal was revealed.
-    function _revealPhaseOver(RoundInfo storage r) private view returns (bool) {
-        if (!r.commitReveal) return _commitPhaseOver(r);
+    function _revealPhaseOver(uint256 roundId, RoundInfo storage r) private view returns (bool) {
+        if (!r.commitReveal) return _commitPhaseOver(roundId, r);
         if (block.timestamp > r.revealDeadline) return true;
-        return _commitPhaseOver(r) && r.commitCount >= r.sealCount;
+        return _commitPhaseOver(roundId, r) && r.commitCount >= r.sealCount;
     }
 
     /// @dev The deadline of the reveal phase (0 without one); reverts when a reveal phase is asked for a private round
@@ -1267,7 +1349,8 @@ contract Federation is IFederation, AccessControl {
         if (revealDeadline > type(uint64).max) revert FederationInvalidRound("revealDuration", revealDuration);
     }
 
-    /// @dev See `updateSeal`.
+    /// @dev The seal of an update: keccak256(abi.encode(roundId, account, updateDigest, keccak256(bytes(cid)),
+    /// numSamples, metadataDigest, salt)) (`sealUpdate`; computed off chain by `fedchain.ports.update_seal`).
     function _updateSeal(
         uint256 roundId,
         address account,

@@ -10,7 +10,7 @@ pragma solidity 0.8.37;
 /// order, in `field`: the parameter's name exactly as it appears in the function's ABI (e.g. "configCid").
 /// Each of those checks refuses a zero digest, an empty string or a zero number, so the offending value is
 /// implied by the field, except for `openRound`'s `commitDuration`, which is also refused when the deadline
-/// would not fit in a uint64; `FederationInvalidRound` therefore carries the offending value as well.
+/// would not fit in a uint48; `FederationInvalidRound` therefore carries the offending value as well.
 /// Every event names its actor: the participant itself, or the admin or aggregator that acted.
 interface IFederation {
     /// @notice Lifecycle of a participant: registered (Pending), admitted (Active), or Removed.
@@ -33,8 +33,9 @@ interface IFederation {
     }
 
     /// @notice The proof that the caller's commitment is among the updates a finalised round included: the values of
-    /// its `UpdateCommitted` event (the CID as keccak256(bytes(cid))) and the Merkle proof of its leaf (see
-    /// `commitmentLeaf`) against the round's Merkle root.
+    /// its `UpdateCommitted` event (the CID as keccak256(bytes(cid))) and the Merkle proof of its leaf
+    /// (keccak256(bytes.concat(keccak256(abi.encode(roundId, participant, updateDigest, cidHash, numSamples,
+    /// metadataDigest)))), OpenZeppelin's StandardMerkleTree convention) against the round's Merkle root.
     struct Inclusion {
         bytes32 updateDigest;
         bytes32 cidHash;
@@ -75,9 +76,11 @@ interface IFederation {
     /// @param field The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration",
     /// "minUpdates" or "revealDuration" (a reveal deadline that would not fit in a uint64, or any reveal phase in a
     /// private round: a private round cannot be commit-reveal), or of `openSecureRound`: "advertiseDuration" or
-    /// "unmaskDuration" (zero, or a deadline that would not fit in a uint64).
+    /// "unmaskDuration" (zero, or a deadline that would not fit in a uint64), or of `openSignedRound`: "escapeDuration"
+    /// (zero, or the deadline + the escape duration would not fit in a uint64).
     /// @param value The offending value as a number: 0 for the digest, the length 0 for the CID, the duration
-    /// (0, or so long that the deadline would not fit in a uint64), 0 for the minimum, the reveal duration.
+    /// (0, or so long that the deadline would not fit: the commit deadline is a uint48, the other deadlines uint64),
+    /// 0 for the minimum, the reveal duration.
     error FederationInvalidRound(string field, uint256 value);
     /// @notice A round's commit window (or, of a secure round, its advertise or unmask window) is longer than the task
     /// allows, so it could be held open too long.
@@ -181,7 +184,8 @@ interface IFederation {
     error FederationTooFewUpdates(uint256 roundId, uint32 includedCount, uint32 minUpdates);
     /// @notice A result with an invalid argument: a zero digest or Merkle root, or an empty CID.
     /// @param field The offending parameter of `finalizeRound`: "modelDigest", "modelCid", "merkleRoot",
-    /// "aggregationDigest", "evidenceDigest" or "evidenceCid".
+    /// "aggregationDigest", "evidenceDigest" or "evidenceCid"; or of `postCommitmentSet`: "setRoot" (zero with a
+    /// non-zero count, or non-zero with a zero count), "setDigest" or "setCid".
     error FederationInvalidResult(string field);
 
     /// @notice The round is not finalised (it is unknown, open, closed or disputed).
@@ -273,6 +277,34 @@ interface IFederation {
     /// @param roundId The round.
     /// @param unmaskDeadline Its unmask deadline (unix seconds, inclusive).
     error FederationUnmaskPhaseActive(uint256 roundId, uint64 unmaskDeadline);
+    /// @notice A signed round asked for while the task has a privacy budget: signed private rounds are not supported
+    /// (their commitments would carry no privacy claim on chain).
+    /// @param epsilonBudget The task's epsilon budget per participant (micro-epsilon).
+    error FederationPrivateSignedRound(uint64 epsilonBudget);
+    /// @notice The round is not a signed round, so it takes no commitment set.
+    /// @param roundId The round.
+    error FederationNotSignedRound(uint256 roundId);
+    /// @notice The commitment set of this signed round was posted already.
+    /// @param roundId The round.
+    error FederationCommitmentSetPosted(uint256 roundId);
+    /// @notice The commitment set of a signed round comes too late: its deadline plus its escape duration has passed,
+    /// so the round can only be closed.
+    /// @param roundId The round.
+    /// @param lastPostTime The last second (inclusive) the set could be posted: the deadline + the escape duration.
+    error FederationCommitmentSetTooLate(uint256 roundId, uint64 lastPostTime);
+    /// @notice A commitment set that claims more signed commitments than participants were eligible.
+    /// @param roundId The round.
+    /// @param count The count given.
+    /// @param eligibleCount The participants active when the round opened.
+    error FederationInvalidSetCount(uint256 roundId, uint32 count, uint32 eligibleCount);
+    /// @notice `commitUpdate` in a signed round before its commitment set was posted: commitments are signed off
+    /// chain; the forced (escape) path opens once the set is posted.
+    /// @param roundId The round.
+    error FederationEscapeWindowNotOpen(uint256 roundId);
+    /// @notice `commitUpdate` in a signed round after its escape window.
+    /// @param roundId The round.
+    /// @param escapeDeadline Its escape deadline (unix seconds, inclusive).
+    error FederationEscapeWindowClosed(uint256 roundId, uint64 escapeDeadline);
 
     // ---------------------------------------------------------------- events
 
@@ -463,6 +495,33 @@ interface IFederation {
     /// @param unmaskDeadline Last second (inclusive) of the unmask phase.
     event SecureRoundOpened(
         uint256 indexed roundId, address indexed openedBy, uint64 advertiseDeadline, uint64 deadline, uint64 unmaskDeadline
+    );
+    /// @notice A round was opened as a signed round (its `RoundOpened` event precedes this one in the same
+    /// transaction): participants sign their commitments off chain until `deadline`, the aggregator posts their set
+    /// (`postCommitmentSet`), and a participant left out may then force its commitment on chain (`commitUpdate`) for
+    /// `escapeDuration` seconds.
+    /// @param roundId The round.
+    /// @param openedBy The aggregator who opened it.
+    /// @param deadline Last second (inclusive) of the signing (commit) phase.
+    /// @param escapeDuration Seconds of the escape window, counted from the posting of the set.
+    event SignedRoundOpened(uint256 indexed roundId, address indexed openedBy, uint64 deadline, uint64 escapeDuration);
+    /// @notice The aggregator posted the commitment set of a signed round: the Merkle root of the signed commitments
+    /// it collected, their count and the set blob; the escape window runs until `escapeDeadline`.
+    /// @param roundId The round.
+    /// @param postedBy The aggregator who posted it.
+    /// @param setRoot Merkle root of the signed commitments (zero for an empty set).
+    /// @param count Number of signed commitments in the set.
+    /// @param setDigest Digest of the set blob.
+    /// @param setCid CID of the set blob.
+    /// @param escapeDeadline Last second (inclusive) of the escape window.
+    event CommitmentSetPosted(
+        uint256 indexed roundId,
+        address indexed postedBy,
+        bytes32 setRoot,
+        uint32 count,
+        bytes32 setDigest,
+        string setCid,
+        uint64 escapeDeadline
     );
     /// @notice A participant advertised its key-agreement keys for a secure round (the advertisement blob).
     /// @param roundId The round.

@@ -105,6 +105,13 @@ class RoundRecord:
     unmask_deadline: int = 0  # last second of a secure round's unmask phase (unix seconds); 0: not secure
     advertisement_count: int = 0  # participants who advertised their keys (secure rounds)
     unmasking_count: int = 0  # committers who posted their unmasking shares (secure rounds)
+    signed: bool = False  # a signed round: commitments signed off chain, one set posted, then an escape window
+    escape_duration: int = 0  # seconds of a signed round's escape window; 0: not signed
+    escape_deadline: int = 0  # last second of a signed round's escape window (unix seconds); 0 until its set is posted
+    set_count: int = 0  # signed commitments in the posted set (signed rounds)
+    set_root: Digest = ZERO_DIGEST  # Merkle root of the posted set (zero for an empty set or none posted)
+    set_digest: Digest = ZERO_DIGEST  # digest of the posted set blob (zero before it is posted)
+    set_cid: Cid | None = None  # CID of the posted set blob (None before it is posted)
 
     @property
     def commit_reveal(self) -> bool:
@@ -262,6 +269,39 @@ class SecureRoundOpened:
     advertise_deadline: int  # last second of the advertise phase
     deadline: int  # last second of the commit phase (masked inputs)
     unmask_deadline: int  # last second of the unmask phase
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class SignedRoundOpened:
+    """One ``SignedRoundOpened`` event: a signed round (its :class:`RoundOpened` precedes it in the same
+    transaction): commitments are signed off chain until ``deadline``, then the aggregator posts their set and an
+    escape window of ``escape_duration`` seconds opens for forced commitments."""
+
+    round_id: RoundId
+    opened_by: Address  # the aggregator who opened the round
+    deadline: int  # last second of the signing (commit) phase
+    escape_duration: int  # seconds of the escape window, counted from the posting of the set
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+
+@dataclass(frozen=True)
+class CommitmentSetPosted:
+    """One ``CommitmentSetPosted`` event: the set of signed commitments the aggregator collected for a signed
+    round (the Merkle root and count on chain, the set itself in the blob); forced commitments may follow until
+    ``escape_deadline``."""
+
+    round_id: RoundId
+    posted_by: Address  # the aggregator who posted the set
+    set_root: Digest  # Merkle root of the signed commitments (zero for an empty set)
+    count: int
+    set_digest: Digest
+    set_cid: Cid
+    escape_deadline: int  # last second of the escape window
     block_number: int
     tx_hash: str
     log_index: int
@@ -476,6 +516,8 @@ LedgerEvent = (
     | PrivacyPolicySet
     | RoundOpened
     | SecureRoundOpened
+    | SignedRoundOpened
+    | CommitmentSetPosted
     | AdvertisementPosted
     | UnmaskingSharesPosted
     | UpdateCommitment
@@ -853,6 +895,54 @@ _SECURE_METHODS = (
     "open_secure_round", "post_advertisement", "post_unmasking_shares", "secure_participation", "federation_id",
     "advertise_phase_over", "advertisements", "unmasking_shares",
 )
+
+
+@runtime_checkable
+class SignedLedger(Ledger, Protocol):
+    """A :class:`Ledger` that also runs signed rounds (:class:`fedchain.chain.ledger.ChainLedger`): commitments
+    signed off chain, one commitment set posted by the aggregator, forced commitments (``commit_update``) in the
+    escape window after it."""
+
+    def open_signed_round(
+        self,
+        base_model_digest: Digest,
+        base_model_cid: Cid,
+        commit_duration: int,
+        min_updates: int,
+        escape_duration: int,
+    ) -> TxReport:
+        """Open the next round as a signed round (aggregator): signatures collected for ``commit_duration`` seconds,
+        then an escape window of ``escape_duration`` seconds once the set is posted; the report carries the round id."""
+        ...
+
+    def post_commitment_set(
+        self, round_id: RoundId, set_root: Digest, count: int, set_digest: Digest, set_cid: Cid
+    ) -> TxReport:
+        """Post the set of signed commitments of a signed round (aggregator), once, after its deadline (or before it
+        when every eligible participant signed): its Merkle root, count and blob."""
+        ...
+
+    def commitment_set(self, round_id: RoundId) -> CommitmentSetPosted | None:
+        """The round's ``CommitmentSetPosted`` event (None before the set is posted)."""
+        ...
+
+    def federation_id(self) -> tuple[int, Address]:
+        """(chain id, contract address): what a signed commitment is bound to."""
+        ...
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """The 65-byte signature ``r || s || v`` of a 32-byte digest (an EIP-712 commitment) by the sender."""
+        ...
+
+
+def is_signed_ledger(ledger: object) -> TypeGuard[SignedLedger]:
+    """Whether ``ledger`` runs signed rounds (:class:`SignedLedger`). Looks at its class only, as
+    :func:`is_secure_ledger` does."""
+    kind = type(ledger)
+    return all(callable(getattr(kind, name, None)) for name in _SIGNED_METHODS)
+
+
+_SIGNED_METHODS = ("open_signed_round", "post_commitment_set", "commitment_set", "federation_id", "sign_digest")
 
 
 @runtime_checkable

@@ -58,11 +58,15 @@ __all__ = [
     "FederationCommitRevealRound",
     "FederationCommitTooLate",
     "FederationCommitWindowTooLong",
+    "FederationCommitmentSetPosted",
+    "FederationCommitmentSetTooLate",
     "FederationContestAnswered",
     "FederationContestWindowClosed",
     "FederationDuplicateAdvertisement",
     "FederationDuplicateCommit",
     "FederationDuplicateUnmaskingShares",
+    "FederationEscapeWindowClosed",
+    "FederationEscapeWindowNotOpen",
     "FederationInvalidAttestation",
     "FederationInvalidCommitment",
     "FederationInvalidContest",
@@ -72,6 +76,7 @@ __all__ = [
     "FederationInvalidRegistration",
     "FederationInvalidResult",
     "FederationInvalidRound",
+    "FederationInvalidSetCount",
     "FederationInvalidStatus",
     "FederationInvalidTask",
     "FederationNoContest",
@@ -84,9 +89,11 @@ __all__ = [
     "FederationNotRegistered",
     "FederationNotSealed",
     "FederationNotSecureRound",
+    "FederationNotSignedRound",
     "FederationPrivacyBudgetExceeded",
     "FederationPrivacyClaimDecreased",
     "FederationPrivacyClaimRequired",
+    "FederationPrivateSignedRound",
     "FederationRevealPhaseActive",
     "FederationRevealTooLate",
     "FederationRevealWindowTooLong",
@@ -159,7 +166,7 @@ __all__ = [
     "VotesExpiredSignature",
 ]
 
-SOURCE_HASH = "959ce5358988de85a9c083ad0fbb7019357ed7f16e6b7f815479ee3f87ac682f"
+SOURCE_HASH = "9719b5f30c9d9814413d86940414e8590b3c270b26bb685d56cb088bcf3b1993"
 """``sourceHash`` of the artifact this module was generated from."""
 
 
@@ -994,6 +1001,56 @@ class FederationCommitWindowTooLong(TypedRevertError):
         self.max_commit_duration = max_commit_duration
 
 
+class FederationCommitmentSetPosted(TypedRevertError):
+    """The commitment set of this signed round was posted already.
+
+    Solidity: ``FederationCommitmentSetPosted(uint256 roundId)``, selector ``0xb62e24c7``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationCommitmentSetPosted(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("b62e24c7")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationCommitmentSetPosted", {"roundId": round_id}, function=function)
+        self.round_id = round_id
+
+
+class FederationCommitmentSetTooLate(TypedRevertError):
+    """The commitment set of a signed round comes too late: its deadline plus its escape duration has passed, so
+    the round can only be closed.
+
+    Solidity: ``FederationCommitmentSetTooLate(uint256 roundId, uint64 lastPostTime)``, selector
+    ``0x31fdf3be``.
+
+    Attributes:
+        round_id: The round.
+        last_post_time: The last second (inclusive) the set could be posted: the deadline + the escape
+            duration.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationCommitmentSetTooLate(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("31fdf3be")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("lastPostTime", "last_post_time"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    last_post_time: int
+
+    def __init__(self, round_id: int, last_post_time: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationCommitmentSetTooLate", {"roundId": round_id, "lastPostTime": last_post_time}, function=function
+        )
+        self.round_id = round_id
+        self.last_post_time = last_post_time
+
+
 class FederationContestAnswered(TypedRevertError):
     """The contest was already answered.
 
@@ -1125,6 +1182,55 @@ class FederationDuplicateUnmaskingShares(TypedRevertError):
         )
         self.round_id = round_id
         self.participant = participant
+
+
+class FederationEscapeWindowClosed(TypedRevertError):
+    """`commitUpdate` in a signed round after its escape window.
+
+    Solidity: ``FederationEscapeWindowClosed(uint256 roundId, uint64 escapeDeadline)``, selector
+    ``0xd9685176``.
+
+    Attributes:
+        round_id: The round.
+        escape_deadline: Its escape deadline (unix seconds, inclusive).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationEscapeWindowClosed(uint256,uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("d9685176")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("escapeDeadline", "escape_deadline"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    escape_deadline: int
+
+    def __init__(self, round_id: int, escape_deadline: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationEscapeWindowClosed", {"roundId": round_id, "escapeDeadline": escape_deadline}, function=function
+        )
+        self.round_id = round_id
+        self.escape_deadline = escape_deadline
+
+
+class FederationEscapeWindowNotOpen(TypedRevertError):
+    """`commitUpdate` in a signed round before its commitment set was posted: commitments are signed off chain;
+    the forced (escape) path opens once the set is posted.
+
+    Solidity: ``FederationEscapeWindowNotOpen(uint256 roundId)``, selector ``0xc37f0a96``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationEscapeWindowNotOpen(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c37f0a96")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationEscapeWindowNotOpen", {"roundId": round_id}, function=function)
+        self.round_id = round_id
 
 
 class FederationInvalidAttestation(TypedRevertError):
@@ -1289,7 +1395,8 @@ class FederationInvalidResult(TypedRevertError):
 
     Attributes:
         field: The offending parameter of `finalizeRound`: "modelDigest", "modelCid", "merkleRoot",
-            "aggregationDigest", "evidenceDigest" or "evidenceCid".
+            "aggregationDigest", "evidenceDigest" or "evidenceCid"; or of `postCommitmentSet`: "setRoot" (zero
+            with a non-zero count, or non-zero with a zero count), "setDigest" or "setCid".
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidResult(string)"
@@ -1314,9 +1421,12 @@ class FederationInvalidRound(TypedRevertError):
         field: The offending parameter of `openRound`: "baseModelDigest", "baseModelCid", "commitDuration",
             "minUpdates" or "revealDuration" (a reveal deadline that would not fit in a uint64, or any reveal
             phase in a private round: a private round cannot be commit-reveal), or of `openSecureRound`:
-            "advertiseDuration" or "unmaskDuration" (zero, or a deadline that would not fit in a uint64).
+            "advertiseDuration" or "unmaskDuration" (zero, or a deadline that would not fit in a uint64), or
+            of `openSignedRound`: "escapeDuration" (zero, or the deadline + the escape duration would not fit
+            in a uint64).
         value: The offending value as a number: 0 for the digest, the length 0 for the CID, the duration (0,
-            or so long that the deadline would not fit in a uint64), 0 for the minimum, the reveal duration.
+            or so long that the deadline would not fit: the commit deadline is a uint48, the other deadlines
+            uint64), 0 for the minimum, the reveal duration.
     """
 
     SIGNATURE: ClassVar[str] = "FederationInvalidRound(string,uint256)"
@@ -1331,6 +1441,36 @@ class FederationInvalidRound(TypedRevertError):
         super().__init__("FederationInvalidRound", {"field": field, "value": value}, function=function)
         self.field = field
         self.value = value
+
+
+class FederationInvalidSetCount(TypedRevertError):
+    """A commitment set that claims more signed commitments than participants were eligible.
+
+    Solidity: ``FederationInvalidSetCount(uint256 roundId, uint32 count, uint32 eligibleCount)``, selector
+    ``0x29d43c7a``.
+
+    Attributes:
+        round_id: The round.
+        count: The count given.
+        eligible_count: The participants active when the round opened.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationInvalidSetCount(uint256,uint32,uint32)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("29d43c7a")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"), ("count", "count"), ("eligibleCount", "eligible_count"))
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+    count: int
+    eligible_count: int
+
+    def __init__(self, round_id: int, count: int, eligible_count: int, *, function: str = "") -> None:
+        super().__init__(
+            "FederationInvalidSetCount", {"roundId": round_id, "count": count, "eligibleCount": eligible_count}, function=function
+        )
+        self.round_id = round_id
+        self.count = count
+        self.eligible_count = eligible_count
 
 
 class FederationInvalidStatus(TypedRevertError):
@@ -1627,6 +1767,27 @@ class FederationNotSecureRound(TypedRevertError):
         self.round_id = round_id
 
 
+class FederationNotSignedRound(TypedRevertError):
+    """The round is not a signed round, so it takes no commitment set.
+
+    Solidity: ``FederationNotSignedRound(uint256 roundId)``, selector ``0x93365572``.
+
+    Attributes:
+        round_id: The round.
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationNotSignedRound(uint256)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("93365572")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("roundId", "round_id"),)
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    round_id: int
+
+    def __init__(self, round_id: int, *, function: str = "") -> None:
+        super().__init__("FederationNotSignedRound", {"roundId": round_id}, function=function)
+        self.round_id = round_id
+
+
 class FederationPrivacyBudgetExceeded(TypedRevertError):
     """A privacy claim that would take the participant past the task's epsilon budget.
 
@@ -1710,6 +1871,28 @@ class FederationPrivacyClaimRequired(TypedRevertError):
     def __init__(self, round_id: int, *, function: str = "") -> None:
         super().__init__("FederationPrivacyClaimRequired", {"roundId": round_id}, function=function)
         self.round_id = round_id
+
+
+class FederationPrivateSignedRound(TypedRevertError):
+    """A signed round asked for while the task has a privacy budget: signed private rounds are not supported
+    (their commitments would carry no privacy claim on chain).
+
+    Solidity: ``FederationPrivateSignedRound(uint64 epsilonBudget)``, selector ``0xc8581b30``.
+
+    Attributes:
+        epsilon_budget: The task's epsilon budget per participant (micro-epsilon).
+    """
+
+    SIGNATURE: ClassVar[str] = "FederationPrivateSignedRound(uint64)"
+    SELECTOR: ClassVar[bytes] = bytes.fromhex("c8581b30")
+    PARAMS: ClassVar[tuple[tuple[str, str], ...]] = (("epsilonBudget", "epsilon_budget"),)
+    CONTRACTS: ClassVar[tuple[str, ...]] = ("Federation",)
+
+    epsilon_budget: int
+
+    def __init__(self, epsilon_budget: int, *, function: str = "") -> None:
+        super().__init__("FederationPrivateSignedRound", {"epsilonBudget": epsilon_budget}, function=function)
+        self.epsilon_budget = epsilon_budget
 
 
 class FederationRevealPhaseActive(TypedRevertError):
@@ -3398,11 +3581,15 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationCommitRevealRound": FederationCommitRevealRound,
     "FederationCommitTooLate": FederationCommitTooLate,
     "FederationCommitWindowTooLong": FederationCommitWindowTooLong,
+    "FederationCommitmentSetPosted": FederationCommitmentSetPosted,
+    "FederationCommitmentSetTooLate": FederationCommitmentSetTooLate,
     "FederationContestAnswered": FederationContestAnswered,
     "FederationContestWindowClosed": FederationContestWindowClosed,
     "FederationDuplicateAdvertisement": FederationDuplicateAdvertisement,
     "FederationDuplicateCommit": FederationDuplicateCommit,
     "FederationDuplicateUnmaskingShares": FederationDuplicateUnmaskingShares,
+    "FederationEscapeWindowClosed": FederationEscapeWindowClosed,
+    "FederationEscapeWindowNotOpen": FederationEscapeWindowNotOpen,
     "FederationInvalidAttestation": FederationInvalidAttestation,
     "FederationInvalidCommitment": FederationInvalidCommitment,
     "FederationInvalidContest": FederationInvalidContest,
@@ -3412,6 +3599,7 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationInvalidRegistration": FederationInvalidRegistration,
     "FederationInvalidResult": FederationInvalidResult,
     "FederationInvalidRound": FederationInvalidRound,
+    "FederationInvalidSetCount": FederationInvalidSetCount,
     "FederationInvalidStatus": FederationInvalidStatus,
     "FederationInvalidTask": FederationInvalidTask,
     "FederationNoContest": FederationNoContest,
@@ -3424,9 +3612,11 @@ REVERTS: dict[str, type[ContractRevertError]] = {
     "FederationNotRegistered": FederationNotRegistered,
     "FederationNotSealed": FederationNotSealed,
     "FederationNotSecureRound": FederationNotSecureRound,
+    "FederationNotSignedRound": FederationNotSignedRound,
     "FederationPrivacyBudgetExceeded": FederationPrivacyBudgetExceeded,
     "FederationPrivacyClaimDecreased": FederationPrivacyClaimDecreased,
     "FederationPrivacyClaimRequired": FederationPrivacyClaimRequired,
+    "FederationPrivateSignedRound": FederationPrivateSignedRound,
     "FederationRevealPhaseActive": FederationRevealPhaseActive,
     "FederationRevealTooLate": FederationRevealTooLate,
     "FederationRevealWindowTooLong": FederationRevealWindowTooLong,

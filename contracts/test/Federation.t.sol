@@ -60,6 +60,19 @@ abstract contract FederationFixture is TestBase {
         fed.finalizeRound(roundId, model, "bafymodel", keccak256("root"), keccak256("agg"), keccak256("ev"), "bafyev", included);
     }
 
+    /// @dev The Merkle leaf of a commitment as `attestRound` checks it (OpenZeppelin StandardMerkleTree: double
+    /// keccak256 of the ABI-encoded commitment, the CID as its keccak256), as `fedchain.codec.merkle` computes it.
+    function _commitmentLeaf(
+        uint256 roundId,
+        address who,
+        bytes32 digest,
+        string memory cid,
+        uint64 samples,
+        bytes32 meta
+    ) internal pure returns (bytes32) {
+        return keccak256(bytes.concat(keccak256(abi.encode(roundId, who, digest, keccak256(bytes(cid)), samples, meta))));
+    }
+
     function _err(bytes4 selector) internal pure returns (bytes memory) {
         return abi.encodeWithSelector(selector);
     }
@@ -849,10 +862,6 @@ contract FederationTest is FederationFixture {
         _true(!plain.commitReveal && plain.revealDeadline == 0, "a round never opened has no reveal phase");
     }
 
-    function test_updateSealMatchesTheDocumentedEncoding() public view {
-        _eq(fed.updateSeal(7, alice, _digestOf(alice), CID, 100, META, SALT), _sealOf(7, alice, SALT), "updateSeal");
-    }
-
     function test_commitUpdateRefusedInCommitRevealRound() public {
         uint256 roundId = _openCommitReveal();
         _expectRevert(abi.encodeWithSelector(IFederation.FederationCommitRevealRound.selector, roundId));
@@ -1031,37 +1040,41 @@ contract FederationTest is FederationFixture {
         _sealUp(alice, roundId);
         vm.warp(START + DURATION + 1);
         _reveal(alice, roundId);
-        bytes32 leaf = fed.commitmentLeaf(roundId, alice, _digestOf(alice), CID, 100, META);
+        bytes32 leaf = _commitmentLeaf(roundId, alice, _digestOf(alice), CID, 100, META);
         vm.prank(aggregator);
         fed.finalizeRound(roundId, keccak256("m"), "bafymodel", leaf, keccak256("agg"), keccak256("ev"), "bafyev", 1);
-        _true(fed.verifyInclusion(roundId, leaf, new bytes32[](0)), "the revealed update is included");
+        _attestIncluded(alice, roundId, _digestOf(alice), 100, META, new bytes32[](0));
+        _eq(fed.attestationOf(roundId, alice), 1, "the revealed update is included");
+    }
+
+    /// @dev `who` attests the finalised round (its model: keccak256("m")) positively with its commitment and proof
+    /// (reverts unless included).
+    function _attestIncluded(
+        address who,
+        uint256 roundId,
+        bytes32 digest,
+        uint64 samples,
+        bytes32 meta,
+        bytes32[] memory proof
+    ) internal {
+        IFederation.Inclusion memory inclusion = IFederation.Inclusion(digest, keccak256(bytes(CID)), samples, meta, proof);
+        vm.prank(who);
+        fed.attestRound(roundId, keccak256("m"), true, bytes32(0), "", inclusion);
     }
 
     // ------------------------------------------------------------ Merkle leaves and proofs
 
-    function testFuzz_commitmentLeafIsDoubleHashed(
-        uint256 roundId,
-        address who,
-        bytes32 digest,
-        string calldata cid,
-        uint64 samples,
-        bytes32 meta
-    ) public view {
-        bytes32 inner = keccak256(abi.encode(roundId, who, digest, keccak256(bytes(cid)), samples, meta));
-        _eq(fed.commitmentLeaf(roundId, who, digest, cid, samples, meta), keccak256(bytes.concat(inner)), "leaf");
-    }
-
-    function test_verifyInclusionAgainstFinalizedRoot() public {
+    /// The contract checks inclusion (in `attestRound`) against the leaf formula of `_commitmentLeaf`.
+    function test_inclusionIsCheckedAgainstTheFinalizedRoot() public {
         uint256 roundId = _open();
-        bytes32 a = fed.commitmentLeaf(roundId, alice, keccak256("a"), CID, 1, bytes32(0));
-        bytes32 b = fed.commitmentLeaf(roundId, bob, keccak256("b"), CID, 2, bytes32(0));
-        bytes32 c = fed.commitmentLeaf(roundId, carol, keccak256("c"), CID, 3, bytes32(0));
+        bytes32 a = _commitmentLeaf(roundId, alice, keccak256("a"), CID, 1, bytes32(0));
+        bytes32 b = _commitmentLeaf(roundId, bob, keccak256("b"), CID, 2, bytes32(0));
+        bytes32 c = _commitmentLeaf(roundId, carol, keccak256("c"), CID, 3, bytes32(0));
         bytes32 ab = _pair(a, b);
         bytes32 root = _pair(ab, c);
         _commit(alice, roundId);
         _commit(bob, roundId);
         _commit(carol, roundId);
-        _true(!fed.verifyInclusion(roundId, c, new bytes32[](0)), "no root before finalisation");
         vm.prank(aggregator);
         fed.finalizeRound(roundId, keccak256("m"), "bafymodel", root, keccak256("agg"), keccak256("ev"), "bafyev", 3);
         bytes32[] memory proofA = new bytes32[](2);
@@ -1069,10 +1082,14 @@ contract FederationTest is FederationFixture {
         proofA[1] = c;
         bytes32[] memory proofC = new bytes32[](1);
         proofC[0] = ab;
-        _true(fed.verifyInclusion(roundId, a, proofA), "a included");
-        _true(fed.verifyInclusion(roundId, c, proofC), "c included");
-        _true(!fed.verifyInclusion(roundId, b, proofA), "wrong proof rejected");
-        _true(!fed.verifyInclusion(roundId, keccak256("x"), proofC), "foreign leaf rejected");
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationNotIncluded.selector, roundId, bob));
+        _attestIncluded(bob, roundId, keccak256("b"), 2, bytes32(0), proofA);
+        _expectRevert(abi.encodeWithSelector(IFederation.FederationNotIncluded.selector, roundId, carol));
+        _attestIncluded(carol, roundId, keccak256("c"), 4, bytes32(0), proofC);
+        _attestIncluded(alice, roundId, keccak256("a"), 1, bytes32(0), proofA);
+        _attestIncluded(carol, roundId, keccak256("c"), 3, bytes32(0), proofC);
+        (uint32 ok,) = fed.attestationCounts(roundId);
+        _eq(ok, 2, "a and c included");
     }
 
     function _pair(bytes32 x, bytes32 y) private pure returns (bytes32) {

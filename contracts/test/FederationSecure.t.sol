@@ -91,15 +91,17 @@ contract FederationSecureTest is FederationFixture {
         _eq(fed.latestRoundId(), 0, "no round opened");
     }
 
-    function test_openSecureRoundRejectsDeadlinesPastUint64() public {
+    /// The commit deadline is a uint48 (room for the signed-round flag in the round's first slot), the unmask
+    /// deadline a uint64.
+    function test_openSecureRoundRejectsDeadlinesPastTheirWidth() public {
         vm.prank(admin);
         fed.configureTask(SPEC, STRATEGY, SCHEMA, "bafyconfig", type(uint64).max);
-        uint64 long = uint64(type(uint64).max - START - 1);
+        uint64 long = uint64(type(uint48).max - START - 1);
         vm.startPrank(aggregator);
         _expectRevert(_invalidRound("commitDuration", long));
         fed.openSecureRound(BASE, "bafybase", 2, long, 1, UNMASK);
-        _expectRevert(_invalidRound("unmaskDuration", 2));
-        fed.openSecureRound(BASE, "bafybase", 1, long, 1, 2);
+        _expectRevert(_invalidRound("unmaskDuration", type(uint64).max - type(uint48).max + 1));
+        fed.openSecureRound(BASE, "bafybase", 1, long, 1, type(uint64).max - type(uint48).max + 1);
         vm.stopPrank();
     }
 

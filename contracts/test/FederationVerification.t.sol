@@ -14,7 +14,7 @@ contract FederationVerificationTest is FederationFixture {
     // ------------------------------------------------------------ helpers
 
     function _leaf(address who, uint256 roundId) internal view returns (bytes32) {
-        return fed.commitmentLeaf(roundId, who, keccak256(abi.encode(who, roundId)), CID, 100, META);
+        return _commitmentLeaf(roundId, who, keccak256(abi.encode(who, roundId)), CID, 100, META);
     }
 
     function _hashPair(bytes32 a, bytes32 b) internal pure returns (bytes32) {

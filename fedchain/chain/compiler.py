@@ -46,7 +46,7 @@ _ARTIFACTS_PACKAGE = "fedchain.chain"
 
 SOLC_VERSION = "0.8.37"
 EVM_VERSION = "cancun"
-OPTIMIZER_RUNS = 1000
+OPTIMIZER_RUNS = 500
 ARTIFACT_FORMAT = "fedchain-artifact-1"
 
 CONTRACTS_DIR = "contracts"

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any
 from fedchain.chain.abi import EventDecoder, FunctionCodec, RevertDecoder, to_bytes
 from fedchain.chain.connection import Connection
 from fedchain.codec.abi import is_address, keccak, to_checksum_address
+from fedchain.codec.merkle import commitment_leaf, verify
 from fedchain.errors import ChainError, DeploymentNotFoundError
-from fedchain.ports import Inclusion, ParticipantRecord, ParticipantStatus, RoundStatus, TxReport
-from fedchain.types import DIGEST_SIZE, Address, Digest, RoundId
+from fedchain.ports import Inclusion, ParticipantRecord, ParticipantStatus, RoundStatus, TxReport, update_seal
+from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Address, Digest, RoundId
 
 if TYPE_CHECKING:  # eth-account is imported by whoever signs, not by every reader
     from eth_account.signers.local import LocalAccount
@@ -361,6 +362,19 @@ class RoundInfo:
     unmask_deadline: int = 0  # last second of a secure round's unmask phase (0 for any other round)
     advertisement_count: int = 0  # participants who advertised their keys in a secure round
     unmasking_count: int = 0  # committers who posted their unmasking shares in a secure round
+    signed_round: bool = False  # a signed round: commitments signed off chain, one set posted, an escape window
+
+
+@dataclass(frozen=True)
+class SignedRoundView:
+    """``Federation.signedRound``: the signed-round record of a round (all zero for any other round)."""
+
+    signed: bool
+    escape_duration: int  # seconds of the escape window
+    escape_deadline: int  # last second of the escape window; 0 until the commitment set is posted
+    set_count: int  # signed commitments in the posted set
+    set_root: Digest  # Merkle root of the posted set (zero for an empty set or none posted)
+    set_digest: Digest  # digest of the posted set blob (zero before it is posted)
 
 
 @dataclass(frozen=True)
@@ -603,6 +617,54 @@ class FederationContract:
                 log.info("secure round %d opened: tx %s", round_id, report.tx_hash)
                 return replace(report, round_id=round_id)
         raise ChainError(f"openSecureRound: transaction {report.tx_hash} emitted no SecureRoundOpened event")
+
+    def open_signed_round(
+        self,
+        base_model_digest: bytes,
+        base_model_cid: str,
+        commit_duration: int,
+        min_updates: int,
+        escape_duration: int,
+        *,
+        gas: int | None = None,
+    ) -> TxReport:
+        """``openSignedRound`` (aggregator): a signed round whose commitments are signed off chain for
+        ``commit_duration`` seconds, then posted as one set, followed by an escape window of ``escape_duration``
+        seconds; the report carries the new round's id, read from ``SignedRoundOpened``."""
+        f = "openSignedRound"
+        report, receipt = self._transact(
+            f,
+            _digest(base_model_digest, "base_model_digest", f),
+            base_model_cid,
+            _uint(commit_duration, 64, "commit_duration", f),
+            _uint(min_updates, 32, "min_updates", f),
+            _uint(escape_duration, 64, "escape_duration", f),
+            gas=gas,
+        )
+        for raw in receipt["logs"]:
+            decoded = self.events.decode(raw)
+            if decoded is not None and decoded.event == "SignedRoundOpened":
+                round_id = RoundId(int(decoded.args["roundId"]))
+                log.info("signed round %d opened: tx %s", round_id, report.tx_hash)
+                return replace(report, round_id=round_id)
+        raise ChainError(f"openSignedRound: transaction {report.tx_hash} emitted no SignedRoundOpened event")
+
+    def post_commitment_set(
+        self, round_id: int, set_root: bytes, count: int, set_digest: bytes, set_cid: str, *, gas: int | None = None
+    ) -> TxReport:
+        """``postCommitmentSet`` (aggregator): the Merkle root, count, digest and CID of the set of signed
+        commitments of a signed round, once; its escape window opens."""
+        f = "postCommitmentSet"
+        return self._send(
+            f,
+            _uint(round_id, 256, "round_id", f),
+            _digest(set_root, "set_root", f),
+            _uint(count, 32, "count", f),
+            _digest(set_digest, "set_digest", f),
+            set_cid,
+            round_id=round_id,
+            gas=gas,
+        )
 
     def post_advertisement(self, round_id: int, digest: bytes, cid: str, *, gas: int | None = None) -> TxReport:
         """``postAdvertisement``: advertise the signer's keys for a secure round (the advertisement blob's digest
@@ -920,8 +982,8 @@ class FederationContract:
         """``getRound``: the contract's storage of round ``round_id``."""
         (values,) = self._call("getRound", _uint(round_id, 256, "round_id", "getRound"))
         (status, deadline, min_updates, commits, eligible, version, included, commit_reveal, private_round,
-         secure_round, base, model, root, agg, evidence, reveal_deadline, seals, advertise_deadline, unmask_deadline,
-         advertisements, unmaskings) = values
+         secure_round, signed_round, base, model, root, agg, evidence, reveal_deadline, seals, advertise_deadline,
+         unmask_deadline, advertisements, unmaskings) = values
         return RoundInfo(
             status=RoundStatus(status),
             deadline=int(deadline),
@@ -944,6 +1006,22 @@ class FederationContract:
             unmask_deadline=int(unmask_deadline),
             advertisement_count=int(advertisements),
             unmasking_count=int(unmaskings),
+            signed_round=bool(signed_round),
+        )
+
+    def signed_round(self, round_id: int) -> SignedRoundView:
+        """``signedRound``: the signed-round record of round ``round_id`` (all zero for any other round)."""
+        f = "signedRound"
+        signed, escape_duration, escape_deadline, set_count, set_root, set_digest = self._call(
+            f, _uint(round_id, 256, "round_id", f)
+        )
+        return SignedRoundView(
+            signed=bool(signed),
+            escape_duration=int(escape_duration),
+            escape_deadline=int(escape_deadline),
+            set_count=int(set_count),
+            set_root=Digest(bytes(set_root)),
+            set_digest=Digest(bytes(set_digest)),
         )
 
     def advertise_phase_over(self, round_id: int) -> bool:
@@ -991,10 +1069,10 @@ class FederationContract:
         metadata_digest: bytes,
         salt: bytes,
     ) -> Digest:
-        """``updateSeal``: the contract's own computation of a seal (:func:`fedchain.ports.update_seal`)."""
-        f = "updateSeal"
-        (seal,) = self._call(
-            f,
+        """The seal ``sealUpdate`` takes and ``revealUpdate`` checks (:func:`fedchain.ports.update_seal`; the
+        contract no longer has a view of it: its runtime code has no room)."""
+        f = "update_seal"
+        return update_seal(
             _uint(round_id, 256, "round_id", f),
             _address(participant, "participant", f),
             _digest(update_digest, "update_digest", f),
@@ -1003,15 +1081,13 @@ class FederationContract:
             _digest(metadata_digest, "metadata_digest", f),
             _digest(salt, "salt", f),
         )
-        return Digest(bytes(seal))
 
     def commitment_leaf(
         self, round_id: int, participant: str, update_digest: bytes, cid: str, num_samples: int, metadata_digest: bytes
     ) -> Digest:
-        """``commitmentLeaf``: the Merkle leaf the contract computes for a commitment."""
-        f = "commitmentLeaf"
-        (leaf,) = self._call(
-            f,
+        """The Merkle leaf ``attestRound`` checks for a commitment (:func:`fedchain.codec.merkle.commitment_leaf`)."""
+        f = "commitment_leaf"
+        return commitment_leaf(
             _uint(round_id, 256, "round_id", f),
             _address(participant, "participant", f),
             _digest(update_digest, "update_digest", f),
@@ -1019,18 +1095,15 @@ class FederationContract:
             _uint(num_samples, 64, "num_samples", f),
             _digest(metadata_digest, "metadata_digest", f),
         )
-        return Digest(bytes(leaf))
 
     def verify_inclusion(self, round_id: int, leaf: bytes, proof: Sequence[bytes]) -> bool:
-        """``verifyInclusion``: whether ``proof`` shows ``leaf`` under the round's recorded Merkle root."""
-        f = "verifyInclusion"
-        (ok,) = self._call(
-            f,
-            _uint(round_id, 256, "round_id", f),
-            _digest(leaf, "leaf", f),
-            [_digest(p, f"proof[{i}]", f) for i, p in enumerate(proof)],
-        )
-        return bool(ok)
+        """Whether ``proof`` shows ``leaf`` under the round's recorded Merkle root (``getRound``; False while the round
+        has none), as ``attestRound`` checks it (OpenZeppelin ``MerkleProof``, sorted pairs)."""
+        f = "verify_inclusion"
+        checked_leaf = _digest(leaf, "leaf", f)
+        checked_proof = [_digest(p, f"proof[{i}]", f) for i, p in enumerate(proof)]
+        root = self.get_round(_uint(round_id, 256, "round_id", f)).merkle_root
+        return root != ZERO_DIGEST and verify(checked_proof, root, checked_leaf)
 
     # --- raw logs --------------------------------------------------------------------
 

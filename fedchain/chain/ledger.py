@@ -28,10 +28,12 @@ from fedchain.chain.events import (
     fetch_events,
 )
 from fedchain.chain.federation import FederationContract, load_deployment
+from fedchain.codec import secp256k1
 from fedchain.codec.abi import encode as abi_encode
 from fedchain.errors import ChainError
 from fedchain.ports import (
     AdvertisementPosted,
+    CommitmentSetPosted,
     ContestAnswered,
     ExclusionContested,
     Inclusion,
@@ -52,6 +54,7 @@ from fedchain.ports import (
     RoundRecord,
     RoundStatus,
     SecureRoundOpened,
+    SignedRoundOpened,
     TaskConfig,
     TaskConfigured,
     TxReport,
@@ -148,6 +151,25 @@ def to_record(entry: DecodedLog) -> LedgerEvent | None:
             advertise_deadline=int(a["advertiseDeadline"]),
             deadline=int(a["deadline"]),
             unmask_deadline=int(a["unmaskDeadline"]),
+            **pos,
+        )
+    if name == "SignedRoundOpened":
+        return SignedRoundOpened(
+            round_id=RoundId(int(a["roundId"])),
+            opened_by=Address(a["openedBy"]),
+            deadline=int(a["deadline"]),
+            escape_duration=int(a["escapeDuration"]),
+            **pos,
+        )
+    if name == "CommitmentSetPosted":
+        return CommitmentSetPosted(
+            round_id=RoundId(int(a["roundId"])),
+            posted_by=Address(a["postedBy"]),
+            set_root=Digest(a["setRoot"]),
+            count=int(a["count"]),
+            set_digest=Digest(a["setDigest"]),
+            set_cid=Cid(a["setCid"]),
+            escape_deadline=int(a["escapeDeadline"]),
             **pos,
         )
     if name in ("AdvertisementPosted", "UnmaskingSharesPosted"):
@@ -467,6 +489,21 @@ class ChainLedger:
         finalized = next((e for e in events if isinstance(e, RoundFinalized)), None)
         closed = next((e for e in events if isinstance(e, RoundClosed)), None)
         ended = finalized or closed
+        signed: dict[str, Any] = {}
+        if info.signed_round:
+            view = self.contract.signed_round(round_id)
+            posted = self._commitment_set(round_id, opened.block_number) if view.escape_deadline else None
+            if view.escape_deadline and posted is None:
+                raise ChainError(f"round {round_id} has no CommitmentSetPosted event (log range pruned?)")
+            signed = {
+                "signed": True,
+                "escape_duration": view.escape_duration,
+                "escape_deadline": view.escape_deadline,
+                "set_count": view.set_count,
+                "set_root": view.set_root,
+                "set_digest": view.set_digest,
+                "set_cid": posted.set_cid if posted is not None else None,
+            }
         return RoundRecord(
             round_id=RoundId(round_id),
             status=info.status,
@@ -495,10 +532,12 @@ class ChainLedger:
             unmask_deadline=info.unmask_deadline,
             advertisement_count=info.advertisement_count,
             unmasking_count=info.unmasking_count,
+            **signed,
         )
 
     def commit_phase_over(self, round_id: RoundId) -> bool:
-        """The contract's ``commitPhaseOver`` for the round."""
+        """The contract's ``commitPhaseOver`` for the round (a signed round's: its set was posted and its escape
+        window is over or every eligible participant signed, or no set can come any more)."""
         return self.contract.commit_phase_over(round_id)
 
     def reveal_phase_over(self, round_id: RoundId) -> bool:
@@ -518,8 +557,33 @@ class ChainLedger:
         return self.contract.secure_participation(round_id, participant)
 
     def federation_id(self) -> tuple[int, Address]:
-        """(chain id, contract address): what a secure round's keys and shares are bound to."""
+        """(chain id, contract address): what a secure round's keys and shares, and a signed round's signed
+        commitments, are bound to."""
         return int(self.contract.conn.chain_id), Address(self.contract.address)
+
+    def commitment_set(self, round_id: RoundId) -> CommitmentSetPosted | None:
+        """The ``CommitmentSetPosted`` event of signed round ``round_id`` (None before its set is posted, and for
+        any other round); ChainError for a round never opened."""
+        opened = next((e for e in self.events.round_events(round_id) if isinstance(e, RoundOpened)), None)
+        if opened is None:
+            raise ChainError(f"round {round_id} has no RoundOpened event (latest is {self.latest_round_id()})")
+        return self._commitment_set(round_id, opened.block_number)
+
+    def _commitment_set(self, round_id: RoundId, opened_block: int) -> CommitmentSetPosted | None:
+        """The round's ``CommitmentSetPosted`` event, among the events since the block it opened in."""
+        found = [
+            e for e in self.events.events(opened_block)
+            if isinstance(e, CommitmentSetPosted) and int(e.round_id) == int(round_id)
+        ]
+        return found[0] if found else None
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """The 65-byte signature ``r || s || v`` of a 32-byte digest (a signed round's EIP-712 commitment) by the
+        signing account; ChainError for a read-only ledger."""
+        account = self.contract.account
+        if account is None:
+            raise ChainError("this ledger has no signing account")
+        return secp256k1.sign_digest(bytes(account.key), digest)
 
     def advertisements(self, round_id: RoundId) -> list[AdvertisementPosted]:
         """The round's ``AdvertisementPosted`` events in chain order (secure rounds)."""
@@ -631,6 +695,27 @@ class ChainLedger:
         return self.contract.open_secure_round(
             base_model_digest, base_model_cid, advertise_duration, commit_duration, min_updates, unmask_duration
         )
+
+    def open_signed_round(
+        self,
+        base_model_digest: Digest,
+        base_model_cid: Cid,
+        commit_duration: int,
+        min_updates: int,
+        escape_duration: int,
+    ) -> TxReport:
+        """Open the next round as a signed round (aggregator): commitments signed off chain for ``commit_duration``
+        seconds, then one set posted and an escape window of ``escape_duration`` seconds; the report carries its
+        round id."""
+        return self.contract.open_signed_round(
+            base_model_digest, base_model_cid, commit_duration, min_updates, escape_duration
+        )
+
+    def post_commitment_set(
+        self, round_id: RoundId, set_root: Digest, count: int, set_digest: Digest, set_cid: Cid
+    ) -> TxReport:
+        """Post the set of signed commitments of a signed round (aggregator): its Merkle root, count and blob."""
+        return self.contract.post_commitment_set(round_id, set_root, count, set_digest, set_cid)
 
     def post_advertisement(self, round_id: RoundId, digest: Digest, cid: Cid) -> TxReport:
         """Advertise the signing account's keys for a secure round (the advertisement blob's digest and CID)."""

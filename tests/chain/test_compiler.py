@@ -100,7 +100,7 @@ def test_artifact_records_compiler_settings_and_openzeppelin() -> None:
     assert artifact["contractName"] == "Federation"
     assert artifact["compiler"]["version"] == "0.8.37"
     assert artifact["compiler"]["longVersion"].startswith("0.8.37+commit.")
-    assert artifact["settings"] == {"evmVersion": "cancun", "optimizer": {"enabled": True, "runs": 1000}}
+    assert artifact["settings"] == {"evmVersion": "cancun", "optimizer": {"enabled": True, "runs": 500}}
     assert artifact["openzeppelinVersion"] == compiler.openzeppelin_version() == "5.7.0"
     assert artifact["bytecode"].startswith("0x60") and len(artifact["deployedBytecode"]) > 1000
 
@@ -113,19 +113,23 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
     assert {
         "register", "admit", "remove", "configureTask", "openRound", "commitUpdate", "finalizeRound",
         "closeRound", "participant", "activeCount", "latestRoundId", "currentModelDigest", "task",
-        "getRound", "commitmentLeaf", "verifyInclusion", "ADMIN_ROLE", "AGGREGATOR_ROLE",
-        "sealUpdate", "revealUpdate", "revealPhaseOver", "sealOf", "updateSeal",
+        "getRound", "ADMIN_ROLE", "AGGREGATOR_ROLE",
+        "sealUpdate", "revealUpdate", "revealPhaseOver", "sealOf",
         "membership", "setVerificationPolicy", "verificationPolicy", "attestRound", "attestationCounts",
         "attestationOf", "attestationQuorum", "currentModelRound", "disputeRound", "contestExclusion",
         "answerContest", "contestOf", "configurePrivateTask", "commitPrivateUpdate", "epsilonSpent", "privacyPolicy",
         "isPrivateRound", "openSecureRound", "postAdvertisement", "postUnmaskingShares", "advertisePhaseOver",
-        "secureParticipation",
+        "secureParticipation", "openSignedRound", "postCommitmentSet", "signedRound",
     } <= by_kind["function"]
+    # the seal, the Merkle leaf and the inclusion check are computed off chain (fedchain.ports.update_seal,
+    # fedchain.codec.merkle): the runtime code has no room for their views
+    assert not {"updateSeal", "commitmentLeaf", "verifyInclusion"} & by_kind["function"]
     assert {
         "ParticipantRegistered", "ParticipantAdmitted", "ParticipantRemoved", "TaskConfigured",
         "RoundOpened", "UpdateCommitted", "RoundFinalized", "RoundClosed", "UpdateSealed",
         "VerificationPolicySet", "RoundAttested", "RoundDisputed", "ExclusionContested", "ContestAnswered",
         "PrivacyPolicySet", "PrivacySpent", "SecureRoundOpened", "AdvertisementPosted", "UnmaskingSharesPosted",
+        "SignedRoundOpened", "CommitmentSetPosted",
     } <= by_kind["event"]
     own_errors = {name for name in by_kind["error"] if not name.startswith("AccessControl")}
     assert own_errors == {
@@ -142,7 +146,9 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
             "AlreadyContested", "InvalidContest", "NoContest", "ContestAnswered", "PrivacyClaimRequired",
             "NotPrivateRound", "PrivacyClaimDecreased", "PrivacyBudgetExceeded", "NotSecureRound",
             "AdvertiseTooLate", "AdvertisePhaseActive", "DuplicateAdvertisement", "NotAdvertised", "NotCommitted",
-            "DuplicateUnmaskingShares", "UnmaskTooLate", "UnmaskPhaseActive",
+            "DuplicateUnmaskingShares", "UnmaskTooLate", "UnmaskPhaseActive", "PrivateSignedRound",
+            "NotSignedRound", "CommitmentSetPosted", "CommitmentSetTooLate", "InvalidSetCount",
+            "EscapeWindowNotOpen", "EscapeWindowClosed",
         )
     }
     commit = next(i for i in abi if i.get("name") == "commitUpdate")
@@ -167,6 +173,16 @@ def test_artifact_abi_has_the_agreed_interface() -> None:
         assert [(p["name"], p["type"]) for p in post["inputs"]] == [
             ("roundId", "uint256"), ("digest", "bytes32"), ("cid", "string")
         ]
+    signed = next(i for i in abi if i.get("name") == "openSignedRound")
+    assert [(p["name"], p["type"]) for p in signed["inputs"]] == [
+        ("baseModelDigest", "bytes32"), ("baseModelCid", "string"), ("commitDuration", "uint64"),
+        ("minUpdates", "uint32"), ("escapeDuration", "uint64"),
+    ]
+    posted = next(i for i in abi if i.get("name") == "postCommitmentSet")
+    assert [(p["name"], p["type"]) for p in posted["inputs"]] == [
+        ("roundId", "uint256"), ("setRoot", "bytes32"), ("count", "uint32"), ("setDigest", "bytes32"),
+        ("setCid", "string"),
+    ]
     configure = next(i for i in abi if i.get("name") == "configureTask")
     assert [(p["name"], p["type"]) for p in configure["inputs"]][-1] == ("maxCommitDuration", "uint64")
 
@@ -183,6 +199,7 @@ def test_governance_contracts_fit_eip170_and_record_their_immutables() -> None:
         for start, length in artifact["immutableReferences"]:
             assert length == 32 and code[start : start + length] == bytes(32), (name, start)
     assert all(size < EIP170_LIMIT for size in sizes.values()), sizes
+    assert sizes["Federation"] <= EIP170_LIMIT - 200, sizes  # a margin for the next fix (contracts/README.md)
     assert len(load_artifact("Federation")["immutableReferences"]) >= 1  # the membership token's address
     assert load_artifact("FederationTimelock")["immutableReferences"] == []
 

@@ -39,6 +39,8 @@ from fedchain.reverts import (
     FederationAttestationModelMismatch,
     FederationAttestationQuorumNotMet,
     FederationBaseModelMismatch,
+    FederationCommitmentSetPosted,
+    FederationCommitmentSetTooLate,
     FederationCommitPhaseActive,
     FederationCommitRevealRound,
     FederationCommitTooLate,
@@ -48,6 +50,8 @@ from fedchain.reverts import (
     FederationDuplicateAdvertisement,
     FederationDuplicateCommit,
     FederationDuplicateUnmaskingShares,
+    FederationEscapeWindowClosed,
+    FederationEscapeWindowNotOpen,
     FederationInvalidAttestation,
     FederationInvalidCommitment,
     FederationInvalidContest,
@@ -57,6 +61,7 @@ from fedchain.reverts import (
     FederationInvalidRegistration,
     FederationInvalidResult,
     FederationInvalidRound,
+    FederationInvalidSetCount,
     FederationInvalidStatus,
     FederationInvalidTask,
     FederationNoContest,
@@ -69,9 +74,11 @@ from fedchain.reverts import (
     FederationNotRegistered,
     FederationNotSealed,
     FederationNotSecureRound,
+    FederationNotSignedRound,
     FederationPrivacyBudgetExceeded,
     FederationPrivacyClaimDecreased,
     FederationPrivacyClaimRequired,
+    FederationPrivateSignedRound,
     FederationRevealPhaseActive,
     FederationRevealTooLate,
     FederationRevealWindowTooLong,
@@ -904,6 +911,45 @@ def test_secure_round_durations_are_checked(federation_env: DevnetEnv) -> None:
         fed.open_secure_round(BASE, "bafybase", MAX_WINDOW + 1, 600, 1, UNMASK)
 
 
+def test_signed_round_refusals(federation_env: DevnetEnv, advance_time: Callable[[int], int]) -> None:
+    env = federation_env
+    aggregator = env.federation(env.accounts.aggregator)
+    alice = env.federation(env.admitted[0])
+    root, digest = keccak(b"set root"), keccak(b"set blob")
+    with reverts(FederationNotSignedRound, roundId=1):
+        rid = open_round(env, duration=600)
+        advance_time(601)
+        aggregator.post_commitment_set(rid, root, 1, digest, "bafyset")
+    aggregator.close_round(rid, "plain")
+    report = aggregator.open_signed_round(BASE, "bafybase", 600, 1, 300)
+    signed = report.round_id
+    assert signed is not None
+    deadline = aggregator.get_round(signed).deadline
+    with reverts(FederationEscapeWindowNotOpen, roundId=signed):
+        alice.commit_update(signed, UPD, "bafyu", 10, META)
+    with reverts(FederationInvalidSetCount, roundId=signed, count=4, eligibleCount=3):
+        aggregator.post_commitment_set(signed, root, 4, digest, "bafyset")
+    advance_time(deadline - env.conn.block_timestamp() + 301)
+    with reverts(FederationCommitmentSetTooLate, roundId=signed, lastPostTime=deadline + 300):
+        aggregator.post_commitment_set(signed, root, 1, digest, "bafyset")
+    aggregator.close_round(signed, "no set")
+    signed = aggregator.open_signed_round(BASE, "bafybase", 600, 1, 300).round_id
+    assert signed is not None
+    aggregator.post_commitment_set(signed, root, 3, digest, "bafyset")  # everyone signed: no need to wait
+    escape_deadline = aggregator.signed_round(signed).escape_deadline
+    with reverts(FederationCommitmentSetPosted, roundId=signed):
+        aggregator.post_commitment_set(signed, root, 3, digest, "bafyset")
+    advance_time(escape_deadline - env.conn.block_timestamp() + 1)
+    with reverts(FederationEscapeWindowClosed, roundId=signed, escapeDeadline=escape_deadline):
+        alice.commit_update(signed, UPD, "bafyu", 10, META)
+    aggregator.close_round(signed, "done")
+    env.federation(env.accounts.admin).configure_private_task(
+        keccak(b"spec"), keccak(b"strategy"), keccak(b"schema"), "bafyp", TASK_MAX_COMMIT_DURATION, keccak(b"p"), 7
+    )
+    with reverts(FederationPrivateSignedRound, epsilonBudget=7):
+        aggregator.open_signed_round(BASE, "bafybase", 600, 1, 300)
+
+
 def test_every_generated_class_has_a_test_here() -> None:
     """Each class of fedchain.reverts for an error of the Federation's own interfaces (IFederation,
     IFederationMembership) or its access control is expected (``with reverts(Class, ...)``) by a test of this
@@ -916,7 +962,7 @@ def test_every_generated_class_has_a_test_here() -> None:
         and node.args and isinstance(node.args[0], ast.Name)
     }
     ours = {name for name in REVERTS if name.startswith(("Federation", "Membership", "AccessControl"))}
-    assert len(ours) == 60  # 54 of IFederation, 4 of IFederationMembership, 2 of AccessControl
+    assert len(ours) == 67  # 61 of IFederation, 4 of IFederationMembership, 2 of AccessControl
     assert sorted(ours - expected) == []
 
 
