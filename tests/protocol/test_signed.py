@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import http.client
 import json
+import logging
 import socket
 import threading
 import time
@@ -666,3 +667,14 @@ def test_decoding_a_set_with_one_byte_changed_refuses_or_decodes_another_valid_s
     except BlobFormatError:
         return
     assert encode_commitment_set(decoded) == data  # only a canonical blob decodes
+
+
+def test_equivocation_is_logged_and_no_key_ever_is(inbox: CommitmentInbox, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="fedchain")
+    send_commitment(inbox.url, _signed(KEYS[0]), timeout_s=5)
+    _refusal(inbox.url, _signed(KEYS[0], tag=b"second"))
+    _refusal(inbox.url, _signed(KEYS[5]))
+    inbox.seal(ROUND)
+    assert any(r.levelno == logging.WARNING and "equivocated" in r.getMessage() for r in caplog.records)
+    text = caplog.text.lower()
+    assert all(key.private.hex() not in text for key in KEYS)
