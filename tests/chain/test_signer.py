@@ -268,3 +268,33 @@ def test_a_keystore_is_unlocked_and_a_transaction_signed_and_sent_without_eth_ac
     assert chain_env.conn.balance(to) == before + 12345
     tx = chain_env.conn.request("eth_getTransactionByHash", [probe["tx"]])
     assert to_checksum_address(tx["from"]) == sender.address and int(tx["type"], 16) == 2
+
+
+SIGN_PROBE = """
+import json, sys
+from pathlib import Path
+import fedchain.chain.connection, fedchain.chain.incentives, fedchain.chain.governance
+from fedchain.chain.accounts import load_local_signer
+from fedchain.codec.eip712 import commitment_digest
+signer = load_local_signer(Path(sys.argv[1]), env={"FEDCHAIN_PASSWORD": "pw"})
+raw = signer.sign_transaction({"chainId": 1, "nonce": 0, "maxPriorityFeePerGas": 1, "maxFeePerGas": 2, "gas": 21000,
+                               "to": None, "value": 0, "data": b"\\x00"})
+digest = commitment_digest(1, signer.address, 1, signer.address, bytes(32), "bafy", 1, bytes(32))
+signature = signer.sign_digest(digest)
+heavy = sorted(m for m in ("eth_account", "eth_keyfile", "eth_keys", "py_ecc", "pydantic", "eth_utils", "rlp")
+               if m in sys.modules)
+print(json.dumps({"raw": raw.hex(), "signature": signature.hex(), "heavy": heavy}))
+"""
+
+
+def test_unlocking_and_signing_import_no_eth_account(tmp_path: Path) -> None:
+    key = keccak(b"frank")
+    create_keystore(tmp_path, "pw", name="frank", private_key=key, iterations=FAST)
+    done = subprocess.run([sys.executable, "-c", SIGN_PROBE, str(tmp_path)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["heavy"] == [], f"unlocking and signing imported {probe['heavy']}"
+    tx = {"type": 2, "chainId": 1, "nonce": 0, "maxPriorityFeePerGas": 1, "maxFeePerGas": 2, "gas": 21000, "value": 0,
+          "data": b"\x00"}
+    assert bytes.fromhex(probe["raw"]) == bytes(Account.sign_transaction(tx, key).raw_transaction)
