@@ -108,6 +108,11 @@ class FindingKind(str, Enum):
     SECAGG_SURVIVOR_KEY_REVEALED = "secagg_survivor_key_revealed"  # revealed the mask-key share of a survivor
     SECAGG_INCONSISTENT_SHARE = "secagg_inconsistent_share"  # a revealed share off the committed polynomial: a liar
     SECAGG_SHARE_REJECTED = "secagg_share_rejected"  # a holder reports the participant's encrypted share failed
+    # signed rounds: the aggregator's posted set of signed commitments (each names the entry's participant)
+    COMMITMENT_SET_MISSING = "commitment_set_missing"  # unavailable, not matching its digest, or malformed
+    COMMITMENT_SET_INVALID = "commitment_set_invalid"  # a root or count not the set's, an entry that is no valid
+    # signature of an eligible participant for this round and deployment (the inbox refuses those: the aggregator
+    # put it there)
 
     @property
     def severity(self) -> Severity:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from fedchain.ports import (
     AdvertisementPosted,
+    CommitmentSetPosted,
     ContestAnswered,
     ExclusionContested,
     LedgerEvent,
@@ -23,6 +24,7 @@ from fedchain.ports import (
     RoundFinalized,
     RoundOpened,
     SecureRoundOpened,
+    SignedRoundOpened,
     TaskConfigured,
     UnmaskingSharesPosted,
     UpdateCommitment,
@@ -36,7 +38,9 @@ from fedchain.types import Digest
 @dataclass
 class RoundEvents:
     """One round's events: its opening, commitments, seals, end, dispute and attestations; for a secure-aggregation
-    round (``secure``: its SecureRoundOpened event) its advertisements and unmasking shares."""
+    round (``secure``: its SecureRoundOpened event) its advertisements and unmasking shares; for a signed round
+    (``signed``) the event that posted its commitment set (``commitments`` holds only the forced ones until the
+    audit resolves the set)."""
 
     opened: RoundOpened
     commitments: list[UpdateCommitment] = field(default_factory=list)
@@ -47,6 +51,8 @@ class RoundEvents:
     attestations: list[RoundAttested] = field(default_factory=list)
     secure: SecureRoundOpened | None = None
     advertisements: list[AdvertisementPosted] = field(default_factory=list)
+    signed: SignedRoundOpened | None = None  # a signed round: its commitments are a posted set and forced ones
+    commitment_set: CommitmentSetPosted | None = None
     unmasking: list[UnmaskingSharesPosted] = field(default_factory=list)
 
     @property
@@ -109,6 +115,12 @@ class History:
             elif isinstance(ev, SecureRoundOpened):
                 if int(ev.round_id) in rounds:
                     rounds[int(ev.round_id)].secure = ev
+            elif isinstance(ev, SignedRoundOpened):
+                if int(ev.round_id) in rounds:
+                    rounds[int(ev.round_id)].signed = ev
+            elif isinstance(ev, CommitmentSetPosted):
+                if int(ev.round_id) in rounds:
+                    rounds[int(ev.round_id)].commitment_set = ev
             elif isinstance(ev, AdvertisementPosted):
                 if int(ev.round_id) in rounds:
                     rounds[int(ev.round_id)].advertisements.append(ev)

@@ -74,6 +74,7 @@ from fedchain.ports import (
     UpdateSeal,
     event_position,
     is_secure_ledger,
+    is_signed_ledger,
 )
 from fedchain.protocol.blobs import (
     GlobalModel,
@@ -106,6 +107,7 @@ from fedchain.protocol.secure import (
     round_members,
     secure_aggregate,
 )
+from fedchain.protocol.signed_rounds import active_at_open, resolve_signed_round
 from fedchain.protocol.task import TaskDocument, load_model_source, verify_task
 from fedchain.secagg.context import RoundContext
 from fedchain.types import ZERO_DIGEST, Address, Cid, Digest, RoundId, digest_hex
@@ -557,7 +559,8 @@ class Auditor:
             ("taskVersion", int(rec.task_version), int(rev.opened.task_version)),
             ("revealDeadline", int(rec.reveal_deadline), int(rev.opened.reveal_deadline)),
             ("sealCount", int(rec.seal_count), len(rev.seals)),
-            ("commitCount", int(rec.commit_count), len(rev.commitments)),
+            ("commitCount", int(rec.commit_count),
+             len(rev.commitments) + (int(rev.commitment_set.count) if rev.commitment_set is not None else 0)),
             ("includedCount", int(rec.included_count), int(fin.included_count) if fin is not None else 0),
             ("modelDigest", digest_hex(rec.model_digest), digest_hex(fin.model_digest if fin is not None else zero)),
             ("merkleRoot", digest_hex(rec.merkle_root), digest_hex(fin.merkle_root if fin is not None else zero)),
@@ -573,6 +576,13 @@ class Auditor:
             ("secure", bool(rec.secure), secure is not None),
             ("advertisementCount", int(rec.advertisement_count), len(rev.advertisements)),
             ("unmaskingCount", int(rec.unmasking_count), len(rev.unmasking)),
+        ]
+        posted = rev.commitment_set
+        expected += [
+            ("signed", bool(rec.signed), rev.signed is not None),
+            ("escapeDeadline", int(rec.escape_deadline), int(posted.escape_deadline) if posted is not None else 0),
+            ("setCount", int(rec.set_count), int(posted.count) if posted is not None else 0),
+            ("setRoot", digest_hex(rec.set_root), digest_hex(posted.set_root if posted is not None else zero)),
         ]
         if secure is not None:
             expected += [
@@ -592,6 +602,8 @@ class Auditor:
         opened, fin = rev.opened, rev.finalized
         rid = RoundId(int(opened.round_id))
         add = AddFinding(int(rid), rev.aggregator)
+        if rev.signed is not None:  # the round's commitments: the posted set's sound entries and the forced ones
+            rev = self._resolve_signed(add, history, rev)
         blames: list[_Blame] = []
         secure = rev.secure is not None  # masked inputs, never decoded as updates
         task = self._task(history, int(opened.task_version), int(rid))
@@ -803,10 +815,26 @@ class Auditor:
             add(FindingKind.REPLAY_FAILED, f"the aggregation cannot be replayed: {describe_error(err)}")
             return None
 
+    def _resolve_signed(self, add: AddFinding, history: History, rev: RoundEvents) -> RoundEvents:
+        """A signed round's events with its commitments resolved (:func:`resolve_signed_round`, what the aggregator
+        ran): every fault of its posted set is a finding against the aggregator naming the entry's participant."""
+        chain_id, contract = self._federation_id()
+        eligible = active_at_open(history.events, rev.opened.round_id)
+        resolved = resolve_signed_round(self.store, rev.commitment_set, rev.commitments, chain_id=chain_id,
+                                        contract=contract, eligible=eligible)
+        posted = rev.commitment_set
+        if posted is not None and resolved.unavailable is not None:
+            add(FindingKind.COMMITMENT_SET_MISSING, resolved.unavailable, address=posted.posted_by)
+        for p in resolved.problems:
+            add(FindingKind.COMMITMENT_SET_INVALID, f"{p.kind.value}: {p.detail}",
+                str(p.participant) if p.participant is not None else None, responsible=Party.AGGREGATOR,
+                address=posted.posted_by if posted is not None else rev.opened.opened_by)
+        return dataclasses.replace(rev, commitments=list(resolved.commitments))
+
     def _federation_id(self) -> tuple[int, str]:
         """(chain id, contract address) that secure rounds' keys and shares are bound to: the ledger's own when
         it can say (a live verifier's), else the ones the auditor was given."""
-        if is_secure_ledger(self.ledger):
+        if is_secure_ledger(self.ledger) or is_signed_ledger(self.ledger):
             chain_id, contract = self.ledger.federation_id()
             return int(chain_id), str(contract)
         return int(self.chain_id), self.contract

@@ -24,6 +24,8 @@ from fedchain.cli.options import (
     role_settings,
     secagg_config,
     secagg_options,
+    signed_commit_options,
+    signed_commits_config,
     task_options,
 )
 from fedchain.config import Settings
@@ -182,6 +184,7 @@ def task_summary(doc: TaskDocument) -> dict[str, Any]:
                                                      "digest": digest_hex(doc.privacy.digest())},
         "secagg": None if doc.secagg is None else doc.secagg.to_json(),
         "rewards": None if doc.rewards is None else doc.rewards.to_json(),
+        **({} if doc.signed_commits is None else {"signed_commits": doc.signed_commits.to_json()}),
     }
 
 
@@ -218,6 +221,9 @@ def describe_task(summary: dict[str, Any]) -> list[str]:
                  f"sampling rate {privacy['sample_rate']:g}, accountant {privacy['accountant']}, min clients "
                  f"{privacy['min_clients']}")
     lines.append("secure agg.      none" if secagg is None else "secure agg.      " + params(secagg))
+    if summary.get("signed_commits") is not None:
+        signed = summary["signed_commits"]
+        lines.append(f"signed rounds    inbox {signed['inbox']}, escape window {signed['escape_duration']} s")
     lines.append("rewards          none" if rewards is None else
                  f"rewards          {rewards['rule']} ({params(rewards['params'])}), validation "
                  f"{rewards['validation_cid'] or '-'}")
@@ -330,6 +336,7 @@ TASK_FILE_EXEMPT = frozenset({"task_file", "keystore", "state_dir", "rpc_url", "
 @task_document_options
 @privacy_options
 @secagg_options
+@signed_commit_options
 @click.option("--dp-rounds", type=click.IntRange(1), default=None,
               help="With --dp and no --noise-multiplier: calibrate the noise so that this many rounds fit the budget.")
 @keystore_option
@@ -343,7 +350,8 @@ def configure_task(task_file: Path | None, dataset: str, arch: str | None, strat
                    dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
                    noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str,
                    dp_min_clients: int | None, dp_rounds: int | None, secagg: bool, secagg_clip: float,
-                   secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int, keystore: Path | None,
+                   secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int, signed_commits: bool,
+                   inbox: str | None, escape_duration: int, keystore: Path | None,
                    state_dir: Path | None, rpc_url: str | None,
                    ipfs_api: str | None, store: str | None, address: str | None, chain_id: int | None,
                    as_json: bool) -> None:
@@ -379,6 +387,9 @@ def configure_task(task_file: Path | None, dataset: str, arch: str | None, strat
                             min_updates, commit_duration, max_commit_duration, reveal_duration, privacy=privacy,
                             dp_rounds=dp_rounds,
                             secagg=secagg_config(secagg, secagg_clip, secagg_degree, secagg_max_summands, secagg_phase))
+        signed = signed_commits_config(signed_commits, inbox, escape_duration)
+        if signed is not None:
+            doc = replace(doc, signed_commits=signed)
         proposal = "configure-task " + shlex.join(_task_args(ctx))
     settings = role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore)
     ledger = role_ledger(settings, address)

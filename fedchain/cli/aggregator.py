@@ -70,6 +70,9 @@ def run(rounds: int | None, until_round: int | None, resume: bool, max_outage: f
 
     follow = follow_services(settings, transport, account=account, address=address)
     policy = OutagePolicy(max_outage_s=max_outage, on_outage=follow)
-    result = run_rounds(transport, rounds, on_round=show, ride_out=policy)
+    try:
+        result = run_rounds(transport, rounds, on_round=show, ride_out=policy)
+    finally:
+        transport.close_inbox()  # signed rounds: the commitment inbox
     if as_json:
         emit(True, {"rounds": [r.to_json() for r in result.rounds]}, "")

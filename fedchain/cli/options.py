@@ -23,6 +23,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 if TYPE_CHECKING:
     from fedchain.protocol.secure import SecAggConfig
+    from fedchain.protocol.task import SignedCommitsConfig
     from fedchain.sim.config import PrivacyRequest
 
 
@@ -301,6 +302,49 @@ def secagg_config(secagg: bool, clip: float, degree: int | None, max_summands: i
         return None
     return SecAggConfig(clip=float(clip), max_summands=max_summands, degree=degree, advertise_duration=phase,
                         unmask_duration=phase)
+
+
+def signed_commit_options(f: F) -> F:
+    """The options of a task's signed rounds (``--signed-commits``, ``--inbox``, ``--escape-duration``)."""
+    options = [
+        click.option("--signed-commits", is_flag=True,
+                     help="Signed rounds: participants sign their commitments off chain (EIP-712) and send them to the "
+                          "aggregator's inbox, which posts one Merkle root for the round; a participant left out commits "
+                          "on chain within the escape window. Constant gas per round, whatever the number of "
+                          "participants."),
+        click.option("--inbox", "inbox", default=None, metavar="URL",
+                     help="With --signed-commits: the aggregator's commitment inbox, http://host:port [simulate: a free "
+                          "loopback port]."),
+        click.option("--escape-duration", type=click.IntRange(1), default=60, show_default=True,
+                     help="With --signed-commits: seconds after the set is posted in which a participant left out may "
+                          "commit on chain."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def signed_commits_config(signed: bool, inbox: str | None, escape_duration: int, *,
+                          loopback_default: bool = False) -> SignedCommitsConfig | None:
+    """What :func:`signed_commit_options` ask for (None without ``--signed-commits``); ConfigError for a bad value or
+    a missing inbox (with ``loopback_default``: an inbox on a free loopback port)."""
+    from fedchain.errors import ConfigError
+    from fedchain.protocol.task import SignedCommitsConfig
+
+    if not signed:
+        if inbox is not None:
+            raise ConfigError("--inbox is the inbox of signed rounds: it needs --signed-commits")
+        return None
+    if inbox is None:
+        if not loopback_default:
+            raise ConfigError("--signed-commits needs --inbox http://host:port (where the aggregator takes the signed "
+                              "commitments)")
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            inbox = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    return SignedCommitsConfig(inbox=inbox, escape_duration=int(escape_duration))
 
 
 def role_options(f: F) -> F:

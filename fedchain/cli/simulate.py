@@ -17,6 +17,8 @@ from fedchain.cli.options import (
     secagg_config,
     secagg_options,
     settings_from,
+    signed_commit_options,
+    signed_commits_config,
     state_dir_option,
     store_option,
     task_options,
@@ -61,6 +63,7 @@ from fedchain.errors import ExitCode
               help="Run this many participant agents per OS process (`fedchain participant host`, each agent in its "
                    "own thread with its own key, data, chain connection and store client); 1: a `participant run` "
                    "process each.")
+@signed_commit_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write report.json, audit.json, audit.html and plots [default: a new temporary directory].")
 @click.option("--keep-services", is_flag=True, help="Leave a devnet / IPFS node started here running afterwards.")
@@ -79,7 +82,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
              dp: str | None, epsilon_budget: float | None, dp_delta: float, dp_clip: float,
              noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str, dp_min_clients: int | None,
              secagg: bool, secagg_clip: float, secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int,
-             dropout: float, participants_per_process: int, out_dir: Path | None, keep_services: bool,
+             dropout: float, participants_per_process: int, signed_commits: bool, inbox: str | None,
+             escape_duration: int, out_dir: Path | None, keep_services: bool,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
     """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
     processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 52 when its
@@ -105,6 +109,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
         rewards=rewards_rule, reward_budget=reward_budget, privacy=privacy,
         secagg=secagg_config(secagg, secagg_clip, secagg_degree, secagg_max_summands, secagg_phase), dropout=dropout,
         participants_per_process=participants_per_process,
+        signed_commits=signed_commits_config(signed_commits, inbox, escape_duration, loopback_default=True),
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))

@@ -8,7 +8,7 @@ give the same task document, byte for byte.
 Sections (see :data:`TASK_FILE_KEYS`): ``[task]`` (``dataset`` or ``schema``, ``seed``), ``[model]`` (``arch`` and
 its layers, or ``file`` + ``factory`` + ``[model.params]``), ``[strategy]`` (``name``, local training, ``robust``,
 ``[strategy.params]``), ``[rounds]`` (``min_updates`` and the durations), and the optional ``[privacy]``,
-``[secagg]`` and ``[rewards]``. Paths are relative to the task file's folder.
+``[secagg]``, ``[signed_commits]`` and ``[rewards]``. Paths are relative to the task file's folder.
 """
 
 from __future__ import annotations
@@ -40,11 +40,13 @@ TASK_FILE_KEYS: dict[str, dict[str, str]] = {
                 "noise_multiplier": "number", "sample_rate": "number", "accountant": "str", "min_clients": "int",
                 "rounds": "int"},
     "secagg": {"clip": "number", "degree": "int", "max_summands": "int", "phase": "int"},
+    "signed_commits": {"inbox": "str", "escape_duration": "int"},
     "rewards": {"rule": "str", "validation": "str", "params": "scalars"},
 }
 """Every section of a task file, its keys and their kinds."""
 
-REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"privacy": ("mechanism", "epsilon_budget"), "rewards": ("rule",)}
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {"privacy": ("mechanism", "epsilon_budget"), "rewards": ("rule",),
+                                             "signed_commits": ("inbox",)}
 """The keys a section needs when it is present (``[task]`` needs ``dataset`` or ``schema``)."""
 
 _KIND_NAMES = {"str": "a string", "int": "an integer", "number": "a number", "int_list": "a list of integers",
@@ -198,7 +200,7 @@ def _model(model: Mapping[str, Any], path: Path) -> tuple[Callable[[DataSchema],
 def build_task_file(path: Path) -> TaskFile:
     """Read, check and build the task file at ``path`` (nothing is stored); ConfigError naming what is wrong."""
     from fedchain.cli.admin import rewards_config, task_document
-    from fedchain.cli.options import secagg_config
+    from fedchain.cli.options import secagg_config, signed_commits_config
     from fedchain.sim.config import PrivacyRequest
 
     data = read_task_file(path)
@@ -244,6 +246,10 @@ def build_task_file(path: Path) -> TaskFile:
             int(rounds.get("max_commit_duration", 86_400)), int(rounds.get("reveal_duration", 0)), privacy=request,
             dp_rounds=dp_rounds, secagg=secagg_cfg, schema=schema, model=model_of,
         )
+        signed = data.get("signed_commits")
+        if signed is not None:
+            doc = replace(doc, signed_commits=signed_commits_config(True, str(signed["inbox"]),
+                                                                    int(signed.get("escape_duration", 60))))
     except DataSchemaError as err:
         raise DataSchemaError(f"task file {path}: {err}") from err
     except ConfigError as err:

@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fedchain.codec.canonical import sha256_digest
 from fedchain.engine.loop import Collected, OpenedRound, Published
@@ -69,10 +70,12 @@ from fedchain.ports import (
     RoundRecord,
     RoundStatus,
     SecureLedger,
+    SignedLedger,
     TxReport,
     UnmaskingSharesPosted,
     UpdateCommitment,
     is_secure_ledger,
+    is_signed_ledger,
 )
 from fedchain.protocol import rounds as _rounds
 from fedchain.protocol.blobs import GlobalModel, decode_global, encode_global, initial_global
@@ -97,6 +100,8 @@ from fedchain.protocol.secure import (
     round_members,
     secure_aggregate,
 )
+from fedchain.protocol.signed import CommitmentInbox, CommitmentSet, commitment_set_root, encode_commitment_set
+from fedchain.protocol.signed_rounds import active_at_open, resolve_signed_round
 from fedchain.protocol.task import TaskDocument, load_model_source, load_task_document
 from fedchain.reverts import (
     FederationAttestationQuorumNotMet,
@@ -106,7 +111,7 @@ from fedchain.reverts import (
     FederationRevealPhaseActive,
 )
 from fedchain.secagg.context import RoundContext
-from fedchain.types import ZERO_DIGEST, Cid, Digest, RoundId, digest_hex
+from fedchain.types import ZERO_DIGEST, Address, Cid, Digest, RoundId, digest_hex
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +233,8 @@ class LedgerTransport:
         self.reports: list[TxReport] = []  # every transaction this transport sent
         self._context: dict[int, _RoundContext] = {}
         self._contests_from = 0  # the first block not yet searched for exclusion contests
+        self._inbox: CommitmentInbox | None = None  # signed rounds: where participants send their commitments
+        self._inbox_rounds: set[int] = set()  # the rounds opened in this inbox
 
     # --- opening -------------------------------------------------------------------------------
     def base_model(self, doc: TaskDocument) -> tuple[Digest, Cid]:
@@ -281,7 +288,10 @@ class LedgerTransport:
             commit_duration = int(self.commit_duration or doc.commit_duration)
             min_updates = int(self.min_updates or doc.min_updates)
             try:
-                if doc.secagg is not None:
+                if doc.signed_commits is not None:
+                    report = self._signed_ledger().open_signed_round(
+                        digest, cid, commit_duration, min_updates, int(doc.signed_commits.escape_duration))
+                elif doc.secagg is not None:
                     report = self._secure_ledger().open_secure_round(
                         digest, cid, int(doc.secagg.advertise_duration), commit_duration, min_updates,
                         int(doc.secagg.unmask_duration),
@@ -295,6 +305,8 @@ class LedgerTransport:
         self.reports.append(report)
         rid = RoundId(int(report.round_id) if report.round_id is not None else int(self.ledger.latest_round_id()))
         log.info("round %d opened on %s (tx %s, gas %d)", rid, digest_hex(digest), report.tx_hash, report.gas_used)
+        if doc.signed_commits is not None:  # the inbox takes the round's signed commitments from now on
+            self._open_inbox_round(self.ledger.round(rid), doc)
         if self.on_open is not None:
             self.on_open(rid)
         return self.attach(rid)
@@ -377,6 +389,8 @@ class LedgerTransport:
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         base = self._fetch_base(round_id, rnd.base_model_cid, rnd.base_model_digest)
         verify_round_base(self.ledger, rnd, doc)
+        if rnd.signed and rnd.escape_deadline == 0 and int(round_id) not in self._inbox_rounds:
+            self._open_inbox_round(rnd, doc)  # its set is still to be collected
         return OpenedRound(RoundId(int(round_id)), base, rnd.base_model_digest, doc.strategy_config(), int(rnd.min_updates),
                            doc.privacy)
 
@@ -427,7 +441,8 @@ class LedgerTransport:
                 return False
             rnd = self.ledger.round(round_id)
             # the last deadline the round has
-            deadline = rnd.unmask_deadline if rnd.secure else rnd.reveal_deadline if rnd.commit_reveal else rnd.deadline
+            deadline = (rnd.unmask_deadline if rnd.secure else rnd.reveal_deadline if rnd.commit_reveal
+                        else rnd.escape_deadline or rnd.deadline + rnd.escape_duration if rnd.signed else rnd.deadline)
             deadline_in = deadline - (time.time() + skew)
             if deadline_in > 0:  # a new block (a commit, a seal, a reveal), or the deadline
                 wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
@@ -478,8 +493,14 @@ class LedgerTransport:
         return report
 
     def collect(self, opened: OpenedRound, timeout_s: float | None) -> Collected:
-        """Wait for the commit phase, then fetch, pin and screen every committed blob."""
+        """Wait for the commit phase, then fetch, pin and screen every committed blob. In a signed round: wait for
+        the signed commitments (every eligible participant's, or the commit deadline), post their set, wait for the
+        escape window, and take the set's entries and the forced commitments."""
         rid = opened.round_id
+        started = time.monotonic()
+        if self.ledger.round(rid).signed:
+            self.post_commitment_set(rid, timeout_s)
+            timeout_s = None if timeout_s is None else max(0.0, timeout_s - (time.monotonic() - started))
         if not self.wait_commit_phase(rid, timeout_s):
             phases = "commit and unmask phases" if self.ledger.round(rid).secure else "commit phase"
             raise CommitPhaseStillOpen(f"round {rid}: the {phases} did not end within {timeout_s:.1f} s")
@@ -488,6 +509,8 @@ class LedgerTransport:
             raise AggregationError(f"round {rid} is not open (status: {RoundStatus(rnd.status).name.lower()})")
         _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
         commitments = tuple(self.ledger.commitments(rid))
+        if rnd.signed:
+            commitments = self._signed_commitments(rnd, commitments)
         if rnd.secure:
             return self._collect_secure(opened, rnd, doc, commitments)
         if rnd.commit_reveal:
@@ -507,6 +530,92 @@ class LedgerTransport:
         downloaded = sum(len(o.data) for o in outcomes if o.data is not None)
         return Collected(screened.updates, screened.rejections, len(commitments),
                          traffic=Traffic(downloaded_by_aggregator=downloaded))
+
+    # --- signed rounds ---------------------------------------------------------------------------
+    def _signed_ledger(self) -> SignedLedger:
+        if not is_signed_ledger(self.ledger):
+            raise ConfigError(f"the task runs signed rounds, which {type(self.ledger).__name__} cannot carry")
+        return self.ledger
+
+    def inbox_for(self, doc: TaskDocument) -> CommitmentInbox:
+        """The commitment inbox of the task's signed rounds, started on the host and port its URL names."""
+        assert doc.signed_commits is not None
+        parts = urlsplit(doc.signed_commits.inbox)
+        if self._inbox is not None and (self._inbox.host, self._inbox.port) != (parts.hostname, parts.port):
+            self.close_inbox()
+        if self._inbox is None:
+            try:
+                self._inbox = CommitmentInbox(str(parts.hostname), int(parts.port or 0)).start()
+            except OSError as err:
+                raise ConfigError(f"cannot listen on {doc.signed_commits.inbox} (the task's commitment inbox): "
+                                  f"{err}") from err
+        return self._inbox
+
+    def _open_inbox_round(self, rnd: RoundRecord, doc: TaskDocument) -> None:
+        ledger = self._signed_ledger()
+        chain_id, contract = ledger.federation_id()
+        eligible = active_at_open(self.ledger.history(to_block=rnd.opened_block), rnd.round_id)
+        self.inbox_for(doc).open_round(int(rnd.round_id), chain_id, contract,
+                                       [Address(a) for a in sorted(eligible)])
+        self._inbox_rounds.add(int(rnd.round_id))
+
+    def post_commitment_set(self, rid: RoundId, timeout_s: float | None) -> None:
+        """Wait until every eligible participant's signed commitment is in, or the commit deadline passed on the
+        chain's clock, then seal the inbox's round and post its set (once; nothing to do when it is posted)."""
+        rnd = self.ledger.round(rid)
+        if rnd.escape_deadline != 0 or rnd.status != RoundStatus.OPEN:
+            return
+        ledger = self._signed_ledger()
+        _, doc = load_task_document(self.ledger, self.store, rnd.task_version)
+        inbox = self.inbox_for(doc)
+        if int(rid) not in self._inbox_rounds:
+            self._open_inbox_round(rnd, doc)  # a restarted aggregator: who signed again comes in, the rest force
+        start = time.monotonic()
+        skew = self.ledger.block_timestamp() - time.time()  # the chain's clock minus ours
+        while inbox.received() < rnd.eligible_count:
+            deadline_in = rnd.deadline + 1 - (time.time() + skew)  # the post must be mined after the deadline
+            if deadline_in <= 0:
+                break
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                raise CommitPhaseStillOpen(f"round {rid}: {inbox.received()} of {rnd.eligible_count} signed "
+                                           f"commitments in, deadline {rnd.deadline} not passed")
+            inbox.wait_for(rnd.eligible_count, min(deadline_in, 1.0))
+        chain_id, contract = ledger.federation_id()
+        cset = CommitmentSet.build(chain_id, contract, int(rid), inbox.seal(int(rid)))
+        blob = encode_commitment_set(cset)
+        cid = self.store.put(blob)
+        self.store.pin(cid)
+        while True:
+            try:
+                report = ledger.post_commitment_set(rid, commitment_set_root(cset), len(cset.commitments),
+                                                    sha256_digest(blob), cid)
+                break
+            except FederationCommitPhaseActive:  # the chain's clock is behind ours: wait for a later block
+                if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    raise CommitPhaseStillOpen(f"round {rid}: the contract still holds the commit phase open") from None
+                self.ledger.wait_for_block(self.ledger.block_number(), 1.0)
+        self.reports.append(report)
+        log.info("round %d: posted the set of %d signed commitment(s) %s (tx %s, gas %d)", rid, len(cset.commitments),
+                 cid, report.tx_hash, report.gas_used)
+
+    def _signed_commitments(self, rnd: RoundRecord, forced: Sequence[UpdateCommitment]) -> tuple[UpdateCommitment, ...]:
+        """The commitments of a signed round whose escape window is over: the set's entries and the forced ones."""
+        ledger = self._signed_ledger()
+        chain_id, contract = ledger.federation_id()
+        eligible = active_at_open(self.ledger.history(to_block=rnd.opened_block), rnd.round_id)
+        resolved = resolve_signed_round(self.store, ledger.commitment_set(rnd.round_id), forced,
+                                        chain_id=chain_id, contract=contract, eligible=eligible)
+        if resolved.forced:
+            log.warning("round %d: %d participant(s) forced their commitment on chain: %s", rnd.round_id,
+                        len(resolved.forced), ", ".join(c.participant for c in resolved.forced))
+        return resolved.commitments
+
+    def close_inbox(self) -> None:
+        """Stop the commitment inbox (signed rounds), if it runs."""
+        if self._inbox is not None:
+            self._inbox.close()
+            self._inbox = None
+            self._inbox_rounds.clear()
 
     def _secure_ledger(self) -> SecureLedger:
         if not is_secure_ledger(self.ledger):

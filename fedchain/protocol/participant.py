@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fedchain.codec.canonical import sha256_digest
+from fedchain.codec.eip712 import commitment_digest
 from fedchain.config import private_dir
 from fedchain.errors import (
     BlobFormatError,
@@ -38,6 +39,8 @@ from fedchain.errors import (
     ClaimError,
     ConfigError,
     FedchainError,
+    InboxRefusedError,
+    InboxUnavailableError,
     IntegrityError,
     ParticipantError,
     PrivacyBudgetError,
@@ -56,10 +59,12 @@ from fedchain.ports import (
     RoundRecord,
     RoundStatus,
     SecureLedger,
+    SignedLedger,
     TxReport,
     UpdateCommitment,
     UpdateSeal,
     is_secure_ledger,
+    is_signed_ledger,
     update_seal,
 )
 from fedchain.protocol.blobs import decode_global, decode_update, encode_update, metadata_digest
@@ -76,6 +81,8 @@ from fedchain.protocol.secure import (
     round_context,
     round_members,
 )
+from fedchain.protocol.signed import SignedCommitment, commitment_set_root, send_commitment
+from fedchain.protocol.signed_rounds import fetch_commitment_set
 from fedchain.protocol.task import TaskDocument, load_model_source, load_task_document, task_version
 from fedchain.protocol.training import training_seed
 from fedchain.reverts import (
@@ -89,6 +96,7 @@ from fedchain.reverts import (
     FederationDuplicateAdvertisement,
     FederationDuplicateCommit,
     FederationDuplicateUnmaskingShares,
+    FederationEscapeWindowClosed,
     FederationNotAdvertised,
     FederationNotCommitted,
     FederationNotSealed,
@@ -123,6 +131,7 @@ _TRANSIENT_ERRORS = (RpcUnavailableError, StorageUnavailableError)
 _MISSED_SECURE_ERRORS = (FederationAdvertiseTooLate, FederationCommitTooLate, FederationUnmaskTooLate,
                          FederationRoundNotOpen, FederationNotAdvertised, FederationNotCommitted)
 _EARLY_SECURE_ERRORS = (FederationAdvertisePhaseActive, FederationCommitPhaseActive)
+SEND_ATTEMPTS = 4  # tries to hand a signed commitment to the inbox (0.5, 1, 2 s apart) before relying on the escape
 SECAGG_DIR = "secagg"  # under the state dir: each secure round's private file (secrets, records) and masked input
 SECAGG_RECORD_WINDOW_S = 10.0  # how long a peer's advertisement blob missing from the store is waited for
 DROPOUT_STAGES = ("before_advertising", "after_advertising", "after_committing")
@@ -203,7 +212,7 @@ class SubmitResult:
 
 
 JOURNAL_EVENTS = ("intent", "committed", "recommitted", "skipped", "seal_intent", "sealed", "verified", "contested",
-                  "excluded", "claimed", "unrewarded", "advertised", "unmasked", "dropped")
+                  "excluded", "claimed", "unrewarded", "advertised", "unmasked", "dropped", "signed", "in_set")
 
 
 @dataclass(frozen=True)
@@ -225,7 +234,10 @@ class JournalEntry:
     In a secure-aggregation round: ``advertised`` (the advertisement blob posted, its digest and CID),
     the masked input's ``intent`` and ``committed``, ``unmasked`` (the unmasking-shares blob posted),
     ``dropped`` (a simulated dropout: ``reason`` names the stage) or ``skipped`` (``reason``). The
-    round's secrets are not journaled: they are in the round's private file (:data:`SECAGG_DIR`)."""
+    round's secrets are not journaled: they are in the round's private file (:data:`SECAGG_DIR`).
+    In a signed round: ``signed`` (the commitment and its EIP-712 ``signature``, before it is sent to the
+    aggregator's inbox; ``reason`` when the inbox refused it or could not be reached), ``in_set`` (the posted set
+    holds it) and, when it was left out, the forced on-chain commit's ``intent`` and ``committed``."""
 
     event: str
     round_id: RoundId
@@ -244,6 +256,7 @@ class JournalEntry:
     amount: int | None = None  # a claimed reward, in the reward token's base units
     epsilon_spent: int | None = None  # a private round's commit: the cumulative epsilon claimed (micro-epsilon)
     accountant_digest: Digest | None = None  # ... and the digest of that round's accountant inputs
+    signature: bytes | None = None  # a signed round's commitment: its EIP-712 signature (65 bytes)
 
     def to_json(self) -> dict[str, Any]:
         """One JSON object (one journal line): the result's fields, if any, and the entry's own."""
@@ -272,6 +285,8 @@ class JournalEntry:
             out["epsilon_spent"] = int(self.epsilon_spent)
         if self.accountant_digest is not None:
             out["accountant_digest"] = digest_hex(self.accountant_digest)
+        if self.signature is not None:
+            out["signature"] = "0x" + bytes(self.signature).hex()
         return out
 
     @classmethod
@@ -295,7 +310,16 @@ class JournalEntry:
             amount=int(data["amount"]) if data.get("amount") is not None else None,
             epsilon_spent=int(data["epsilon_spent"]) if data.get("epsilon_spent") is not None else None,
             accountant_digest=digest("accountant_digest"),
+            signature=bytes.fromhex(str(data["signature"]).removeprefix("0x")) if data.get("signature") else None,
         )
+
+
+def _signed_commitment(entry: JournalEntry) -> SignedCommitment:
+    """The signed commitment a ``signed`` journal entry holds."""
+    assert entry.update_digest is not None and entry.cid is not None and entry.num_samples is not None
+    assert entry.metadata_digest is not None and entry.signature is not None
+    return SignedCommitment(entry.round_id, entry.participant, entry.update_digest, entry.cid, entry.num_samples,
+                            entry.metadata_digest, entry.signature)
 
 
 class TxJournal:
@@ -350,6 +374,18 @@ class TxJournal:
     def settled(self) -> set[int]:
         """The rounds whose outcome the agent has dealt with: verified, contested or excluded."""
         return {int(e.round_id) for e in self.entries() if e.event in ("verified", "contested", "excluded")}
+
+    def signed(self) -> dict[int, JournalEntry]:
+        """The first ``signed`` entry of each signed round (the one commitment the participant stands by)."""
+        out: dict[int, JournalEntry] = {}
+        for e in self.entries():
+            if e.event == "signed" and e.signature is not None:
+                out.setdefault(int(e.round_id), e)
+        return out
+
+    def in_set(self) -> set[int]:
+        """The signed rounds whose posted set the agent found its commitment in."""
+        return {int(e.round_id) for e in self.entries() if e.event == "in_set"}
 
     def rewarded(self) -> set[int]:
         """The rounds whose reward the agent has dealt with: claimed, or nothing owed."""
@@ -491,6 +527,8 @@ class ParticipantAgent:
         self.journal = TxJournal(self.state_dir / JOURNAL_FILE)
         self._commits = self.journal.commits()  # the journaled commit of each round, kept in step with the file
         self._seals = self.journal.seals()  # the journaled seal of each commit-reveal round
+        self._signed = self.journal.signed()  # the journaled signed commitment of each signed round
+        self._in_set = self.journal.in_set()  # the signed rounds whose set holds our commitment
         # called after each failed attempt during an outage, before the next: where the services'
         # URLs are read again (an agent started from the state dir follows a node that moved)
         self.on_outage = on_outage
@@ -578,6 +616,8 @@ class ParticipantAgent:
             sealed = self._already_sealed(rnd)
             if sealed is not None:
                 return sealed
+        if rnd.signed and int(rid) in self._signed:  # one commitment per signed round: the journaled one again
+            return self._send_signed(rnd, self._signed[int(rid)], None, 0.0, 0, 0)
         doc = self.task_document(int(rnd.task_version))
         base, base_size = self._fetch_base(rnd)
         verify_round_base(self.ledger, rnd, doc)
@@ -596,6 +636,8 @@ class ParticipantAgent:
         digest = sha256_digest(blob)
         self._save_pending_state(rid, new_state)
         samples, meta = int(update.num_samples), metadata_digest(update)
+        if rnd.signed:
+            return self._sign(rnd, digest, cid, samples, meta, loss, train_s, len(blob), base_size + len(doc.to_bytes()))
         report = self._journaled_commit(rnd, digest, cid, samples, meta, claim)
         if isinstance(report, UpdateCommitment):
             return self._found_on_chain(rnd, report, loss, train_s)
@@ -610,6 +652,106 @@ class ParticipantAgent:
                                           accountant_digest=claim[1] if claim else None))
         _test_crash_point("after_send")
         log.info("round %d: committed %s gas=%d tx=%s", rid, cid, report.gas_used, report.tx_hash)
+        return result
+
+    # --- signed rounds ---------------------------------------------------------------------
+    def _signed_ledger(self) -> SignedLedger:
+        if not is_signed_ledger(self.ledger):
+            raise ParticipantError(f"signed rounds need a ledger that signs commitments; {type(self.ledger).__name__} "
+                                   "does not")
+        return self.ledger
+
+    def _sign(self, rnd: RoundRecord, digest: Digest, cid: Cid, samples: int, meta: Digest, loss: float | None,
+              train_s: float, uploaded: int, downloaded: int) -> SubmitResult:
+        """Sign the commitment of a signed round (EIP-712, bound to this chain and contract), journal it, send it."""
+        ledger = self._signed_ledger()
+        chain_id, contract = ledger.federation_id()
+        typed = commitment_digest(chain_id, contract, int(rnd.round_id), self.address, digest, cid, samples, meta)
+        entry = JournalEntry("signed", rnd.round_id, self.address, digest, cid, samples, meta, rnd.base_model_digest,
+                             signature=ledger.sign_digest(typed))
+        self.journal.append(entry)
+        self._signed[int(rnd.round_id)] = entry
+        return self._send_signed(rnd, entry, loss, train_s, uploaded, downloaded)
+
+    def _send_signed(self, rnd: RoundRecord, entry: JournalEntry, loss: float | None, train_s: float, uploaded: int,
+                     downloaded: int) -> SubmitResult:
+        """Send the journaled signed commitment to the aggregator's inbox (the task names it). A refusal or an
+        unreachable inbox is logged, not raised: once the set is posted, a commitment left out is forced on chain
+        (:meth:`check_signed_inclusion`)."""
+        sc = _signed_commitment(entry)
+        doc = self.task_document(int(rnd.task_version))
+        if doc.signed_commits is None:
+            raise ParticipantError(f"round {rnd.round_id} is a signed round but task version {rnd.task_version} "
+                                   "names no commitment inbox")
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                send_commitment(doc.signed_commits.inbox, sc, timeout_s=10.0)
+                log.info("round %d: signed commitment of %s sent to %s", rnd.round_id, sc.cid, doc.signed_commits.inbox)
+                break
+            except (InboxRefusedError, InboxUnavailableError) as err:
+                # an inbox not yet listening, or not yet open for the round, may be in a moment: try again
+                transient = isinstance(err, InboxUnavailableError) or (err.status in (409, 503) and "different" not in str(err))
+                if transient and attempt + 1 < SEND_ATTEMPTS:
+                    time.sleep(0.5 * 2 ** attempt)
+                    continue
+                log.warning("round %d: the inbox did not take our signed commitment (%s); if the posted set leaves it "
+                            "out it is forced on chain", rnd.round_id, err)
+                break
+        return SubmitResult(rnd.round_id, self.address, sc.update_digest, sc.cid, sc.num_samples, False, 0, None,
+                            loss, uploaded, train_s, downloaded, function="signCommitment")
+
+    def _pending_set_check(self, round_id: int) -> bool:
+        """Whether a signed round we signed in still waits for its set to be checked for our commitment."""
+        return round_id in self._signed and round_id not in self._in_set and round_id not in self._commits
+
+    def check_signed_inclusion(self, rnd: RoundRecord) -> SubmitResult | None:
+        """Once the set of a signed round we signed in is posted: journal ``in_set`` when it holds our commitment
+        (the very one we signed), otherwise force our commitment on chain within the escape window (the set is
+        unavailable, malformed, or leaves us out). None while the set is not posted, or when nothing was forced."""
+        rid = int(rnd.round_id)
+        entry = self._signed.get(rid)
+        if entry is None or not self._pending_set_check(rid) or not rnd.signed:
+            return None
+        ledger = self._signed_ledger()
+        posted = ledger.commitment_set(rnd.round_id)
+        if posted is None:
+            if rnd.status != RoundStatus.OPEN:  # closed before any set: nothing to force
+                self._in_set.add(rid)
+            return None
+        mine = _signed_commitment(entry)
+        cset, why = fetch_commitment_set(self.store, posted)
+        found = cset.find(self.address) if cset is not None else None
+        if found is not None and found.leaf() == mine.leaf() and bytes(posted.set_root) == bytes(
+                commitment_set_root(cset) if cset is not None else b""):
+            self.journal.append(JournalEntry("in_set", rnd.round_id, self.address, entry.update_digest, entry.cid,
+                                             tx_hash=posted.tx_hash, block_number=posted.block_number))
+            self._in_set.add(rid)
+            log.info("round %d: our signed commitment is in the posted set (tx %s)", rid, posted.tx_hash)
+            return None
+        reason = why or ("the set's root is not the one posted" if found is not None and cset is not None
+                         and bytes(posted.set_root) != bytes(commitment_set_root(cset))
+                         else "the set holds another commitment of ours" if found is not None
+                         else "the set leaves our commitment out")
+        log.warning("round %d: %s; forcing our commitment on chain before the escape deadline %d", rid, reason,
+                    posted.escape_deadline)
+        assert entry.update_digest is not None and entry.cid is not None and entry.metadata_digest is not None
+        assert entry.num_samples is not None
+        try:
+            report = self._journaled_commit(rnd, entry.update_digest, entry.cid, entry.num_samples,
+                                            entry.metadata_digest, None)
+        except (FederationEscapeWindowClosed, FederationRoundNotOpen) as err:
+            log.warning("round %d: too late to force our commitment: %s", rid, err)
+            self.journal.append(JournalEntry("skipped", rnd.round_id, self.address, reason=f"{reason}; {err}"))
+            self._in_set.add(rid)  # nothing more to do for this round
+            return None
+        if isinstance(report, UpdateCommitment):
+            return self._found_on_chain(rnd, report, None, 0.0)
+        result = SubmitResult(rnd.round_id, self.address, entry.update_digest, entry.cid, entry.num_samples, False,
+                              report.gas_used, report.tx_hash, None, 0, 0.0)
+        self._journal_commit(JournalEntry("committed", rnd.round_id, self.address, entry.update_digest, entry.cid,
+                                          entry.num_samples, entry.metadata_digest, rnd.base_model_digest,
+                                          report.tx_hash, report.block_number, result=result))
+        log.info("round %d: forced our commitment on chain gas=%d tx=%s", rid, report.gas_used, report.tx_hash)
         return result
 
     # --- commit-reveal rounds ------------------------------------------------------------
@@ -1084,8 +1226,8 @@ class ParticipantAgent:
         nothing to commit again."""
         rid = RoundId(int(rnd.round_id))
         entry = self._commits.get(int(rid))
-        if entry is None or rnd.status != RoundStatus.OPEN or self.own_commitment(rid) is not None:
-            return None
+        if entry is None or rnd.status != RoundStatus.OPEN or rnd.signed or self.own_commitment(rid) is not None:
+            return None  # a signed round's forced commit is made once, within its escape window
         if rnd.secure:  # the masked input (and the advertisement before it) is committed again from the round file
             log.warning("round %d: journaled masked-input commit tx %s is missing from the chain (the chain was "
                         "rewound?); the secure round's steps are taken again from %s", rid, entry.tx_hash,
@@ -1317,7 +1459,7 @@ class ParticipantAgent:
         )
         for round_id, path in pending:
             rid = RoundId(round_id)
-            if self.own_commitment(rid) is None:
+            if round_id not in self._signed and self.own_commitment(rid) is None:  # signed: no on-chain commitment
                 if (round_id in self._commits or round_id in self._seals) and self._open(rid):
                     continue  # a commit the chain lost (recommit_lost), or a sealed update still to reveal
                 log.info("round %d: discarding the client state of an uncommitted update", round_id)
@@ -1698,7 +1840,14 @@ class ParticipantAgent:
             elif until_round is not None and latest >= until_round:
                 return True
             return (until_round is not None and latest == until_round and latest in done and not wait_for_end
-                    and not self._pending_reveal(latest))
+                    and not self._pending_reveal(latest) and not self._pending_set_check(latest))
+        if self._pending_set_check(latest):  # a signed round we signed in: does the posted set hold our commitment?
+            forced = self.check_signed_inclusion(self.ledger.round(rid))
+            if forced is not None:
+                self._report(forced, results, on_result)
+                self._last_progress = time.monotonic()
+            return (until_round is not None and latest == until_round and not wait_for_end
+                    and not self._pending_set_check(latest))
         if self._pending_reveal(latest):  # a commit-reveal round we sealed in: reveal once the commit phase is over
             rnd = self.ledger.round(rid)
             if rnd.status == RoundStatus.OPEN:

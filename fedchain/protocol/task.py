@@ -142,6 +142,49 @@ class RewardsConfig:
 
 
 @dataclass(frozen=True)
+class SignedCommitsConfig:
+    """Signed rounds: each participant signs its commitment off chain (EIP-712) and sends it to the aggregator's
+    ``inbox``; at the end of the commit phase the aggregator stores the signed set as a blob and posts one Merkle root
+    and count on chain; a participant left out of the set commits on chain (``commitUpdate``) within
+    ``escape_duration`` seconds after the set is posted."""
+
+    inbox: str  # the aggregator's commitment inbox, http://host:port
+    escape_duration: int = 60
+
+    def __post_init__(self) -> None:
+        from urllib.parse import urlsplit
+
+        if isinstance(self.escape_duration, bool) or not isinstance(self.escape_duration, int) or not (
+            1 <= self.escape_duration <= MAX_DURATION
+        ):
+            raise ConfigError(f"signed commitments: escape_duration must be an integer in [1, {MAX_DURATION}] s, "
+                              f"got {self.escape_duration!r}")
+        try:
+            parts = urlsplit(self.inbox) if isinstance(self.inbox, str) else None
+            port = parts.port if parts is not None else None
+        except ValueError:
+            parts, port = None, None
+        if parts is None or parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/"):
+            raise ConfigError(f"signed commitments: inbox must be an http://host:port URL, got {self.inbox!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        """The config as a JSON object."""
+        return {"inbox": self.inbox, "escape_duration": self.escape_duration}
+
+    @classmethod
+    def from_json(cls, data: Any) -> SignedCommitsConfig:
+        """The config from its JSON object; ConfigError naming the field that is wrong."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"task document: signed_commits must be an object, got {type(data).__name__}")
+        unknown = set(data) - {"inbox", "escape_duration"}
+        if unknown:
+            raise ConfigError(f"task document: signed_commits has unknown field(s) {', '.join(sorted(unknown))}")
+        if not isinstance(data.get("inbox"), str):
+            raise ConfigError(f"task document: signed_commits.inbox must be a string, got {data.get('inbox')!r}")
+        return cls(inbox=data["inbox"], escape_duration=_integer(data, "escape_duration", 60))
+
+
+@dataclass(frozen=True)
 class TaskDocument:
     """The task configuration document (canonical JSON, stored in the blob store)."""
 
@@ -158,6 +201,7 @@ class TaskDocument:
     rewards: RewardsConfig | None = None
     privacy: PrivacyPolicy | None = None
     secagg: SecAggConfig | None = None  # rounds run with secure aggregation (the aggregator sees only the sum)
+    signed_commits: SignedCommitsConfig | None = None  # rounds are signed rounds (one root of signed commitments)
 
     def __post_init__(self) -> None:
         for name in ("seed", "min_updates", "commit_duration", "max_commit_duration", "reveal_duration"):
@@ -184,6 +228,15 @@ class TaskDocument:
                 "a secure-aggregation task cannot carry a rewards rule: rewards score each participant's update, "
                 "which secure aggregation hides from everyone"
             )
+        if self.signed_commits is not None:
+            other = ("a privacy budget" if self.privacy is not None else "secure aggregation" if self.secagg is not None
+                     else "commit-reveal" if self.reveal_duration else None)
+            if other is not None:
+                raise ConfigError(f"signed commitments cannot be combined with {other}: their commitments are "
+                                  "on-chain records of their own")
+            if self.signed_commits.escape_duration > self.max_commit_duration:
+                raise ConfigError(f"signed commitments: escape_duration {self.signed_commits.escape_duration} s is "
+                                  f"longer than max_commit_duration {self.max_commit_duration} s")
         if self.secagg is not None:
             check_secagg_task(
                 self.strategy, self.secagg, reveal_duration=self.reveal_duration,
@@ -244,6 +297,7 @@ class TaskDocument:
             **({} if self.rewards is None else {"rewards": self.rewards.to_json()}),
             **({} if self.privacy is None else {"privacy": self.privacy.to_json()}),
             **({} if self.secagg is None else {"secagg": self.secagg.to_json()}),
+            **({} if self.signed_commits is None else {"signed_commits": self.signed_commits.to_json()}),
         }
 
     def to_bytes(self) -> bytes:
@@ -276,6 +330,8 @@ class TaskDocument:
                 rewards=None if data.get("rewards") is None else RewardsConfig.from_json(data["rewards"]),
                 privacy=None if data.get("privacy") is None else PrivacyPolicy.from_json(data["privacy"]),
                 secagg=None if data.get("secagg") is None else SecAggConfig.from_json(data["secagg"]),
+                signed_commits=(None if data.get("signed_commits") is None
+                                else SignedCommitsConfig.from_json(data["signed_commits"])),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"task document is malformed: {err}") from err
@@ -304,6 +360,7 @@ class TaskDocument:
         rewards: RewardsConfig | None = None,
         privacy: PrivacyPolicy | None = None,
         secagg: SecAggConfig | None = None,
+        signed_commits: SignedCommitsConfig | None = None,
     ) -> TaskDocument:
         """Build a document from the typed FL objects (DataSchema, ModelSpec, StrategyConfig)."""
         return cls(
@@ -320,6 +377,7 @@ class TaskDocument:
             rewards=rewards,
             privacy=privacy,
             secagg=secagg,
+            signed_commits=signed_commits,
         )
 
 

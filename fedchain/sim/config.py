@@ -23,7 +23,7 @@ from fedchain.fl.records import RobustConfig, StrategyConfig
 from fedchain.fl.schema import save_client_data
 from fedchain.fl.strategies import strategy_from_config
 from fedchain.protocol.secure import SecAggConfig
-from fedchain.protocol.task import TaskDocument
+from fedchain.protocol.task import SignedCommitsConfig, TaskDocument
 
 DEFAULT_MAX_UPDATE_NORM = 100.0
 """The default task's bound on an update's L2 norm (its model tensors); a larger update is left
@@ -106,6 +106,7 @@ class ExperimentConfig:
     secagg: SecAggConfig | None = None  # secure aggregation: the aggregator sees only the sum of the updates
     dropout: float = 0.0  # in secure rounds: each participant drops out with this probability, at a random stage
     participants_per_process: int = 1  # participant agents per OS process (``participant host`` when more than 1)
+    signed_commits: SignedCommitsConfig | None = None  # signed rounds: one root of signed commitments per round
 
     def __post_init__(self) -> None:
         if isinstance(self.participants_per_process, bool) or self.participants_per_process < 1:
@@ -285,6 +286,7 @@ def build_task(cfg: ExperimentConfig, ds: Dataset) -> TaskDocument:
         reveal_duration=cfg.reveal_duration,
         privacy=None if cfg.privacy is None else resolve_privacy(cfg, ds),
         secagg=cfg.secagg,
+        signed_commits=cfg.signed_commits,
     )
 
 

@@ -886,6 +886,7 @@ def run_federation(
             t_rounds = time.perf_counter()
             transport = LedgerTransport(fed.ledger("aggregator"), store, dishonest=cfg.dishonest, resume=True,
                                         incentives=fed.incentives("aggregator"))
+            cleanup.callback(transport.close_inbox)  # signed rounds: the commitment inbox
             # after an outage: a managed node that came back on another URL (the stores close at cleanup)
             follow = follow_services(given, transport, account=fed.accounts["aggregator"], address=fed.deployment.address,
                                      close_replaced=False, on_new_store=_closed_with(cleanup))
@@ -911,6 +912,7 @@ def run_federation(
                 transport = transports[-1]
             timing["rounds_s"] = time.perf_counter() - t_rounds
             for t in transports:
+                t.close_inbox()
                 for tx in t.reports:
                     gas.record(tx)
             outputs = parts.collect(timeout_s=120.0)

@@ -1,0 +1,132 @@
+"""The commitments of a signed round, as the aggregator, every participant and the auditor read them.
+
+A signed round's commitments are the entries of the set the aggregator posted (:class:`CommitmentSetPosted`: its
+root, count, digest and CID on chain, the set itself a blob in the store) and the commitments participants forced
+on chain during the escape window (ordinary ``UpdateCommitted`` events). :func:`resolve_signed_round` fetches and
+checks the set (:func:`fedchain.protocol.signed.check_commitment_set`) and merges the two into one list of
+:class:`UpdateCommitment`\\ s, the same records an ordinary round's events give, so that screening, aggregation,
+evidence and replay are unchanged. The rules, which the auditor replays:
+
+- an entry whose signature does not recover to the participant it names, of another round, or signed by a key
+  that was not eligible (active when the round opened) is left out, with its :class:`SetProblem`;
+- a forced commitment replaces the set entry of the same participant (the chain's record wins);
+- a set that cannot be fetched, does not match its digest or does not decode contributes nothing (a problem
+  naming the aggregator); the forced commitments still count.
+
+Set entries become commitments of the block and transaction of the ``CommitmentSetPosted`` event, their log index
+their position in the set (:meth:`fedchain.protocol.signed.CommitmentSet.as_commitments`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+from fedchain.codec.canonical import sha256_digest
+from fedchain.errors import BlobFormatError, StorageError
+from fedchain.ports import (
+    BlobStore,
+    CommitmentSetPosted,
+    LedgerEvent,
+    ParticipantAdmitted,
+    ParticipantRemoved,
+    RoundOpened,
+    UpdateCommitment,
+)
+from fedchain.protocol.signed import (
+    CommitmentSet,
+    SetProblem,
+    SetProblemKind,
+    check_commitment_set,
+    decode_commitment_set,
+)
+from fedchain.types import Address, RoundId, digest_hex
+
+log = logging.getLogger(__name__)
+
+# the set problems that leave an entry out (the others concern the set as a whole)
+_ENTRY_FAULTS = frozenset({SetProblemKind.BAD_SIGNATURE, SetProblemKind.NOT_ELIGIBLE, SetProblemKind.OTHER_ROUND})
+MAX_SET_BYTES = 64 * 1024 * 1024  # a set of 10,000 entries is about 6 MB
+
+
+@dataclass(frozen=True)
+class SignedRoundCommitments:
+    """A signed round's commitments: the set's sound entries (forced ones replacing theirs) and the forced ones,
+    in that order; the set as fetched (None: none posted, or unusable: ``unavailable`` says why) and what is wrong
+    with it."""
+
+    commitments: tuple[UpdateCommitment, ...]
+    commitment_set: CommitmentSet | None
+    problems: tuple[SetProblem, ...]
+    forced: tuple[UpdateCommitment, ...]
+    unavailable: str | None = None  # why the posted set could not be used (fetch, digest, decoding); None: it could
+
+
+def active_at_open(events: Iterable[LedgerEvent], round_id: RoundId) -> frozenset[str]:
+    """The lower-case addresses of the participants active just before round ``round_id``'s ``RoundOpened`` event:
+    those eligible to commit in it."""
+    active: set[str] = set()
+    for e in sorted(events, key=lambda ev: (ev.block_number, ev.log_index)):
+        if isinstance(e, RoundOpened) and int(e.round_id) == int(round_id):
+            return frozenset(active)
+        if isinstance(e, ParticipantAdmitted):
+            active.add(e.participant.lower())
+        elif isinstance(e, ParticipantRemoved):
+            active.discard(e.participant.lower())
+    return frozenset(active)
+
+
+def fetch_commitment_set(store: BlobStore, posted: CommitmentSetPosted) -> tuple[CommitmentSet | None, str | None]:
+    """The set ``posted`` names, fetched from the store and checked against its digest; (None, why) when it cannot
+    be had."""
+    try:
+        data = store.get(posted.set_cid)
+    except StorageError as err:
+        return None, f"commitment set {posted.set_cid} of round {posted.round_id} cannot be fetched: {err}"
+    if len(data) > MAX_SET_BYTES:
+        return None, f"commitment set {posted.set_cid} is {len(data)} bytes, more than {MAX_SET_BYTES}"
+    if bytes(sha256_digest(data)) != bytes(posted.set_digest):
+        return None, (f"commitment set {posted.set_cid} hashes to {digest_hex(sha256_digest(data))}, the chain records "
+                      f"{digest_hex(posted.set_digest)}")
+    try:
+        return decode_commitment_set(data), None
+    except BlobFormatError as err:
+        return None, f"commitment set {posted.set_cid} does not decode: {err}"
+
+
+def resolve_signed_round(
+    store: BlobStore,
+    posted: CommitmentSetPosted | None,
+    forced: Sequence[UpdateCommitment],
+    *,
+    chain_id: int,
+    contract: Address | str,
+    eligible: Collection[str],
+) -> SignedRoundCommitments:
+    """The commitments of a signed round (the module's rules): the set ``posted`` names (None: none posted yet)
+    checked on ``(chain_id, contract)`` against ``eligible`` (see :func:`active_at_open`), merged with the
+    ``forced`` on-chain commitments of the round."""
+    problems: list[SetProblem] = []
+    entries: list[UpdateCommitment] = []
+    cset: CommitmentSet | None = None
+    unavailable: str | None = None
+    if posted is not None:
+        cset, unavailable = fetch_commitment_set(store, posted)
+        if cset is not None:
+            found = check_commitment_set(cset, chain_id=chain_id, contract=contract, round_id=int(posted.round_id),
+                                         eligible=eligible, posted_root=bytes(posted.set_root),
+                                         posted_count=int(posted.count))
+            problems.extend(found)
+            faulty = {str(p.participant).lower() for p in found if p.kind in _ENTRY_FAULTS and p.participant}
+            if not any(p.kind == SetProblemKind.OTHER_DEPLOYMENT for p in found):
+                forced_by = {c.participant.lower() for c in forced}
+                left_out = faulty | forced_by
+                entries = [c for c in cset.as_commitments(block_number=posted.block_number, tx_hash=posted.tx_hash)
+                           if c.participant.lower() not in left_out]
+        else:
+            log.warning("round %d: %s", posted.round_id, unavailable)
+    for p in problems:
+        log.warning("round %d: commitment set: %s (%s): %s", posted.round_id if posted else 0, p.kind.value,
+                    p.culprit, p.detail)
+    return SignedRoundCommitments(tuple(entries) + tuple(forced), cset, tuple(problems), tuple(forced), unavailable)
