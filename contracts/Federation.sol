@@ -295,7 +295,7 @@ contract Federation is IFederation, AccessControl {
     /// @notice Opens the next round, recording the current number of active participants as its eligible count. With
     /// a non-zero `revealDuration` it is a commit-reveal round: `sealUpdate` during the commit phase, `revealUpdate`
     /// after it until the reveal deadline (the commit deadline + `revealDuration`), then finalise or close. While
-    /// the task has a privacy budget the round is a private round (`isPrivateRound`): commits carry privacy claims
+    /// the task has a privacy budget the round is a private round (`getRound().privateRound`): commits carry privacy claims
     /// (`commitPrivateUpdate`), and it cannot be a commit-reveal round.
     /// @param baseModelDigest Digest of the model to train from; after a finalised round it must be that round's model.
     /// @param baseModelCid CID of that model.
@@ -887,14 +887,6 @@ contract Federation is IFederation, AccessControl {
         return _epsilonSpent[account];
     }
 
-    /// @notice Whether a round is private: opened while the task had a privacy budget, so that its commitments are
-    /// privacy claims (`commitPrivateUpdate`); false for a round never opened.
-    /// @param roundId The round.
-    /// @return True for a private round.
-    function isPrivateRound(uint256 roundId) external view returns (bool) {
-        return _rounds[roundId].privateRound;
-    }
-
     /// @notice Everything stored about a round; all zero (status None) for a round never opened.
     /// @param roundId The round.
     /// @return The round record.
@@ -1127,6 +1119,7 @@ contract Federation is IFederation, AccessControl {
         RoundInfo storage r = _rounds[roundId];
         if (r.signedRound) {
             uint64 escapeDeadline = _signed[roundId].escapeDeadline;
+            // slither-disable-next-line incorrect-equality (no escape deadline: no set posted; see contracts/README.md)
             if (escapeDeadline == 0) revert FederationEscapeWindowNotOpen(roundId);
             if (block.timestamp > escapeDeadline) revert FederationEscapeWindowClosed(roundId, escapeDeadline);
             return escapeDeadline;

@@ -166,7 +166,7 @@ __all__ = [
     "VotesExpiredSignature",
 ]
 
-SOURCE_HASH = "9719b5f30c9d9814413d86940414e8590b3c270b26bb685d56cb088bcf3b1993"
+SOURCE_HASH = "29396942774dcff6c9c57b0b218fab75a2acc333d54a02a2d609b36a9c8c65c7"
 """``sourceHash`` of the artifact this module was generated from."""
 
 

@@ -126,7 +126,7 @@ contract FederationPrivacyTest is FederationFixture {
         _eq(digest, bytes32(0), "policyDigest cleared");
         _eq(budget, 0, "epsilonBudget cleared");
         uint256 roundId = _open();
-        _true(!fed.isPrivateRound(roundId), "the round of a plain task is not private");
+        _true(!fed.getRound(roundId).privateRound, "the round of a plain task is not private");
         _expectRevert(abi.encodeWithSelector(IFederation.FederationNotPrivateRound.selector, roundId));
         _commitPrivate(alice, roundId, 1);
         _commit(alice, roundId);
@@ -137,11 +137,11 @@ contract FederationPrivacyTest is FederationFixture {
 
     function test_roundOfAPrivateTaskIsPrivate() public {
         uint256 roundId = _open();
-        _true(fed.isPrivateRound(roundId), "isPrivateRound");
+        _true(fed.getRound(roundId).privateRound, "privateRound");
         Federation.RoundInfo memory r = fed.getRound(roundId);
         _true(r.privateRound && !r.commitReveal, "privateRound, not commit-reveal");
         _eq(r.taskVersion, 2, "taskVersion");
-        _true(!fed.isPrivateRound(roundId + 1), "a round never opened is not private");
+        _true(!fed.getRound(roundId + 1).privateRound, "a round never opened is not private");
     }
 
     function test_privateRoundCannotBeCommitReveal() public {
@@ -410,7 +410,7 @@ contract PrivacyHandler {
         roundId = fed.openRound(current == bytes32(0) ? keccak256("base") : current, "b", 60, 1, 0);
         roundPrivate = budget != 0;
         commits = 0;
-        if (fed.isPrivateRound(roundId) != roundPrivate) ++mismatches;
+        if (fed.getRound(roundId).privateRound != roundPrivate) ++mismatches;
     }
 
     function _configure(uint64 newBudget) internal {

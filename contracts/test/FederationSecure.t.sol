@@ -363,7 +363,7 @@ contract FederationSecureTest is FederationFixture {
         vm.prank(admin);
         fed.configurePrivateTask(SPEC, STRATEGY, SCHEMA, "bafyprivate", MAX_WINDOW, POLICY, 3_000_000);
         uint256 roundId = _openSecure();
-        _true(fed.isPrivateRound(roundId), "secure and private");
+        _true(fed.getRound(roundId).privateRound, "secure and private");
         _advertise(alice, roundId);
         _advertise(bob, roundId);
         bytes32 digest = keccak256("masked");

@@ -974,9 +974,10 @@ class FederationContract:
         return int(self._call(f, _address(participant, "participant", f))[0])
 
     def is_private_round(self, round_id: int) -> bool:
-        """``isPrivateRound``: whether the round was opened while the task had a privacy budget."""
-        f = "isPrivateRound"
-        return bool(self._call(f, _uint(round_id, 256, "round_id", f))[0])
+        """Whether the round was opened while the task had a privacy budget (``getRound().privateRound``; the
+        contract's ``isPrivateRound`` view gave way to signed rounds: the dispatch of ``commitUpdate`` stays as
+        short as before them)."""
+        return self.get_round(_uint(round_id, 256, "round_id", "is_private_round")).private_round
 
     def get_round(self, round_id: int) -> RoundInfo:
         """``getRound``: the contract's storage of round ``round_id``."""
