@@ -22,6 +22,9 @@ not once per participant); ``--participants-per-process 1`` is the old layout of
 aggregator) and, merged, the participant processes' (started through a small wrapper of the interpreter that
 runs ``fedchain participant`` commands under ``python -m cProfile``) - and prints the functions that take the
 most time in each; the profiler slows what it watches, so the figures of a profiled run are not the benchmark's.
+``--devnet plain`` runs the ledger on a bare anvil started here (interval mining as the managed devnet's, its
+start on the ledger's clock) instead of the managed devnet (anvil behind the supervisor, which persists the
+chain before every answer), to measure what that persistence costs.
 
 Headline figures: the total wall-time overhead of the ledger run over the plain loop (everything:
 dataset preparation, starting the devnet and the IPFS node, deployment, participant processes,
@@ -64,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="Pin both runs to this many CPUs (the first ones available) [default: all available].")
     ap.add_argument("--participants-per-process", type=int, default=0,
                     help="Ledger participant agents per process [default: clients / cores, rounded up].")
+    ap.add_argument("--devnet", choices=["managed", "plain"], default="managed",
+                    help="managed: fedchain's devnet (anvil behind the persisting supervisor, as simulate runs it); "
+                         "plain: a bare anvil started here.")
     ap.add_argument("--profile", action="store_true",
                     help="Profile this process's share of the ledger run (cProfile) and print its top functions.")
     ap.add_argument("--out", type=Path, default=None, help="Directory for the run's reports [default: a temporary one].")
@@ -107,7 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     doc = build_task(cfg, ds)
     c1 = cpu()
 
-    settings = Settings(state_dir=out / "state", store=args.store)
+    from contextlib import ExitStack
+
+    stack = ExitStack()
+    t_devnet = time.perf_counter()
+    rpc_url = None
+    if args.devnet == "plain":
+        from fedchain.services.devnet import DevnetProcess
+
+        rpc_url = stack.enter_context(DevnetProcess("anvil", block_time_s=Settings().devnet_block_time_s)).url
+    devnet_s = time.perf_counter() - t_devnet  # on the ledger's clock: run_federation counts its own services
+    settings = Settings(state_dir=out / "state", store=args.store, rpc_url=rpc_url)
     profiler = cProfile.Profile() if args.profile else None
     interpreter = sys.executable
     if profiler is not None:
@@ -128,10 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.executable = interpreter
         if profiler is not None:
             profiler.disable()
+        stack.close()
     ledger_cpu = cpu() - c1  # orchestrator + aggregator + participant processes + services started here
     t = result.timing
-    ledger_total_wall = result.wall_time_s  # the whole ledger run up to the audit, services included
-    ledger_wall = ledger_total_wall - t["services_s"]
+    ledger_total_wall = result.wall_time_s + devnet_s  # the whole ledger run up to the audit, services included
+    ledger_wall = ledger_total_wall - t["services_s"] - devnet_s
     ledger_rounds = t["rounds_s"]
     gas_by_round = {r.round: r.gas for r in result.audit.rounds}
     gas_rounds = [sum(v for k, v in gas_by_round.get(int(r.round_id), {}).items()
@@ -151,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                         + ("the whole training split" if args.max_train >= 60000
                            else "a seeded subset, so the run fits in minutes")),
         "store": result.store,
+        "devnet": ("managed: anvil behind the supervisor that persists the chain before every answer" if args.devnet
+                   == "managed" else f"plain: a bare anvil started here ({devnet_s:.2f} s, on the ledger's clock)"),
         "cores_baseline": len(cores),
         "cores_fedchain": len(cores),
         "cpus": cores,
@@ -206,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                                                   "rounds_s")}
     report["ledger_overhead_by_phase_s"] = {
         **{k: round(v, 3) for k, v in phases.items()},
-        "rest_s": round(ledger_total_wall - sum(phases.values()), 3),
+        "devnet_started_here_s": round(devnet_s, 3),
+        "rest_s": round(ledger_total_wall - sum(phases.values()) - devnet_s, 3),
         "rounds_minus_plain_s": round(ledger_rounds - plain_wall, 3),
     }
     report["ledger_cpu_s_by_process_at_last_round"] = {k: round(v, 2) for k, v in sorted(cpu_at_last_round.items())}

@@ -263,6 +263,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             flower, flower_s = timed_command([str(python), str(DRIVER), str(job)], cores, env=env)
             report.update(summary("flower", flower, flower_s, n))
             report["flower_versions"] = {"flwr": flower["flwr"], "torch": flower["torch"]}
+            report["flower_engine"] = ("flwr.simulation.run_simulation, Ray backend, client_resources num_cpus 1 "
+                                       "(Flower 1.42 marks it deprecated for `flwr run`, which drives the same engine)")
             report["flower_phases_s"] = {k: flower[k] for k in ("import_s", "to_first_round_s", "simulation_s")}
         if not args.skip_ledger:
             log(f"ledger (fedchain simulate, --participants-per-process {per_process}) ...")
