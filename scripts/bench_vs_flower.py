@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +243,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 f"each (`simulate --participants-per-process {per_process}`; Flower runs {n} Ray "
                                 "actors, one per core); plus the devnet, the blob store node and the aggregator"),
         "ledger_store": args.store,
+        "ledger_devnet": ("managed: anvil behind fedchain's supervisor, which persists the chain before every answer "
+                          "(what simulate starts)" if args.devnet == "managed" else
+                          "plain: a bare anvil started here, passed to simulate as --rpc-url (its start counted)"),
         "same_partitions": "all three partition with fedchain.sim.config (same seed, same function); memory and "
                            "Flower use the same participant addresses, hence the same training seeds; the ledger's "
                            "participants have their keystores' addresses, so their shuffles differ",
@@ -271,7 +275,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cmd = [sys.executable, "-m", "fedchain", "simulate", *job_options(args), "--json",
                    "--participants-per-process", str(per_process), "--store", args.store,
                    "--out", str(tmp / "ledger"), "--state-dir", str(tmp / "state")]
-            ledger, ledger_s = timed_command(cmd, cores)
+            with ExitStack() as stack:
+                devnet_s = 0.0
+                if args.devnet == "plain":  # a bare anvil, its start added to the command's time
+                    from fedchain.config import Settings
+                    from fedchain.services.devnet import DevnetProcess
+
+                    t0 = time.perf_counter()
+                    os.sched_setaffinity(0, cores)  # anvil on the same CPUs as the rest
+                    dev = stack.enter_context(DevnetProcess("anvil", block_time_s=Settings().devnet_block_time_s))
+                    devnet_s = time.perf_counter() - t0
+                    cmd += ["--rpc-url", dev.url]
+                ledger, ledger_s = timed_command(cmd, cores)
+                ledger_s += devnet_s
             ledger["round_s"] = [r["wall_s"] for r in ledger["rounds"]]
             ledger["evaluations"] = [r["evaluation"] for r in ledger["rounds"]]
             report.update(summary("fedchain_ledger", ledger, ledger_s, n))
@@ -295,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--participants-per-process", type=int, default=0,
                     help="Ledger agents per participant process [default: clients / cores, rounded up].")
     ap.add_argument("--store", choices=["ipfs", "local"], default="ipfs", help="The ledger run's blob store.")
+    ap.add_argument("--devnet", choices=["managed", "plain"], default="managed",
+                    help="The ledger run's devnet: managed (simulate's own, anvil behind the persisting supervisor) "
+                         "or plain (a bare anvil started here).")
     ap.add_argument("--flower-venv", type=Path, default=ROOT / ".venv-flower",
                     help="Flower's virtualenv (created when missing).")
     ap.add_argument("--skip-flower", action="store_true", help="Leave Flower out (no virtualenv needed).")
