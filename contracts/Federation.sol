@@ -382,7 +382,8 @@ contract Federation is IFederation, AccessControl {
     /// @notice Posts the set of signed commitments the aggregator collected for an open signed round, once: after its
     /// deadline, or before it when every eligible participant signed (`count == eligibleCount`), and at the latest
     /// at the deadline + the escape duration. The round's commit count becomes `count`, and the escape window runs
-    /// from now for the round's escape duration.
+    /// for the round's escape duration from now, or from the deadline for a set posted before it (the contract cannot
+    /// check a set's entries: a full set padded with invalid ones must not shorten anyone's window).
     /// @param roundId The round (signed).
     /// @param setRoot Merkle root of the signed commitments (zero exactly when `count` is zero).
     /// @param count Number of signed commitments in the set (at most the round's eligible count).
@@ -408,7 +409,8 @@ contract Federation is IFederation, AccessControl {
         if ((setRoot == bytes32(0)) != (count == 0)) revert FederationInvalidResult("setRoot");
         if (setDigest == bytes32(0)) revert FederationInvalidResult("setDigest");
         if (bytes(setCid).length == 0) revert FederationInvalidResult("setCid");
-        uint64 escapeDeadline = uint64(block.timestamp) + sr.escapeDuration;
+        // a set posted early (a full one) still leaves the window from the deadline on: its entries may be invalid
+        uint64 escapeDeadline = (block.timestamp > deadline ? uint64(block.timestamp) : deadline) + sr.escapeDuration;
         sr.escapeDeadline = escapeDeadline;
         sr.setCount = count;
         sr.setRoot = setRoot;
@@ -898,8 +900,7 @@ contract Federation is IFederation, AccessControl {
     /// round, once its deadline has passed or at least `eligibleCount` participants committed (in a commit-reveal
     /// round: sealed; its reveal phase then begins; in a secure round: its advertise phase is over and every
     /// participant who advertised committed; its unmask phase then begins; in a signed round: its commitment set was
-    /// posted and its escape window is over or every eligible participant signed, or no set was posted by the deadline
-    /// + the escape duration).
+    /// posted and its escape window is over, or no set was posted by the deadline + the escape duration).
     /// @dev Evaluated at the current block's timestamp.
     /// @param roundId The round; reverts with FederationUnknownRound if it was never opened.
     /// @return True if the round may be finalised or closed (or already was).
@@ -1285,14 +1286,11 @@ contract Federation is IFederation, AccessControl {
     /// @dev Deadline passed, or as many commits (seals, in a commit-reveal round) as participants eligible when the
     /// round opened. One slot read for a round without commit-reveal.
     /// In a secure round: its advertise phase is over and every participant who advertised committed.
-    /// In a signed round: its commitment set was posted and its escape window is over or every eligible participant
-    /// signed; or no set was posted and the deadline + the escape duration passed (no set can come any more).
+    /// In a signed round: its commitment set was posted and its escape window is over (always: a set the contract cannot
+    /// check must not cut off the window of a participant it leaves out); or no set was posted and the deadline + the
+    /// escape duration passed (no set can come any more).
     function _commitPhaseOver(uint256 roundId, RoundInfo storage r) private view returns (bool) {
-        if (r.signedRound) {
-            if (block.timestamp > _signedEnd(roundId, r)) return true;
-            SignedRoundData storage sr = _signed[roundId];
-            return sr.escapeDeadline != 0 && sr.setCount >= r.eligibleCount;
-        }
+        if (r.signedRound) return block.timestamp > _signedEnd(roundId, r);
         if (block.timestamp > r.deadline) return true;
         if (r.secureRound) return _advertisePhaseOver(r) && r.commitCount >= r.advertisementCount;
         return r.commitReveal ? r.sealCount >= r.eligibleCount : r.commitCount >= r.eligibleCount;

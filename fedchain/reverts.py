@@ -166,7 +166,7 @@ __all__ = [
     "VotesExpiredSignature",
 ]
 
-SOURCE_HASH = "29396942774dcff6c9c57b0b218fab75a2acc333d54a02a2d609b36a9c8c65c7"
+SOURCE_HASH = "698b7d67d159db6a85c98e006d1e291bbacadc62c075d2b70a529518be9b97d6"
 """``sourceHash`` of the artifact this module was generated from."""
 
 

@@ -251,13 +251,19 @@ contract FederationSignedTest is FederationFixture {
         _eq(escapeDeadline, DEADLINE + 2 * ESCAPE, "the window runs from the posting");
     }
 
-    function test_theRoundEndsEarlyWhenEveryEligibleParticipantSigned() public {
+    function test_aFullSetPostedEarlyStillLeavesTheEscapeWindow() public {
         uint256 roundId = _openSigned();
         vm.warp(START + 1);
-        _post(roundId, 3);
-        _true(fed.commitPhaseOver(roundId), "everyone signed: the round may end");
-        _true(fed.revealPhaseOver(roundId), "and may end now");
-        _finalizeErr(roundId, 3);
+        _post(roundId, 3); // as many entries as eligible participants: the set may be posted before the deadline
+        _true(!fed.commitPhaseOver(roundId), "the contract cannot check the entries: the escape window runs");
+        (,, uint64 escapeDeadline,,,) = fed.signedRound(roundId);
+        _eq(escapeDeadline, DEADLINE + ESCAPE, "an early set: the window runs from the deadline");
+        vm.warp(escapeDeadline);
+        _true(!fed.commitPhaseOver(roundId), "open up to its escape deadline, inclusive");
+        _commit(bob, roundId); // a participant the set may leave out forces its commitment up to then
+        vm.warp(uint256(escapeDeadline) + 1);
+        _true(fed.commitPhaseOver(roundId), "over after it");
+        _finalizeErr(roundId, 4);
         _eq(uint256(fed.getRound(roundId).status), uint256(IFederation.RoundStatus.Finalized), "finalised");
     }
 

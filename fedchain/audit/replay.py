@@ -55,6 +55,7 @@ from fedchain.codec.cid import cid_problem
 from fedchain.errors import (
     AuditError,
     ChainError,
+    ConfigError,
     FedchainError,
     RpcUnavailableError,
     SecAggError,
@@ -819,6 +820,9 @@ class Auditor:
         """A signed round's events with its commitments resolved (:func:`resolve_signed_round`, what the aggregator
         ran): every fault of its posted set is a finding against the aggregator naming the entry's participant."""
         chain_id, contract = self._federation_id()
+        if not contract:  # the signatures are bound to the deployment: without it none could be checked
+            raise ConfigError(f"round {rev.opened.round_id} is a signed round: auditing it needs the chain id and the "
+                              "contract address its commitments are signed for")
         eligible = active_at_open(history.events, rev.opened.round_id)
         resolved = resolve_signed_round(self.store, rev.commitment_set, rev.commitments, chain_id=chain_id,
                                         contract=contract, eligible=eligible)

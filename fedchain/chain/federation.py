@@ -30,7 +30,7 @@ from fedchain.ports import Inclusion, ParticipantRecord, ParticipantStatus, Roun
 from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Address, Digest, RoundId
 
 if TYPE_CHECKING:  # eth-account is imported by whoever signs, not by every reader
-    from eth_account.signers.local import LocalAccount
+    from fedchain.chain.signer import Signer
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ def load_deployment(state_dir: Path, conn: Connection) -> Deployment:
 
 def deploy(
     conn: Connection,
-    deployer: LocalAccount,
+    deployer: Signer,
     admin: str,
     aggregator: str,
     *,
@@ -295,7 +295,7 @@ REWARD_TOKEN_CONTRACT = "FederationRewardToken"
 
 def deploy_incentive_contracts(
     conn: Connection,
-    deployer: LocalAccount,
+    deployer: Signer,
     deployment: Deployment,
     *,
     supply: int,
@@ -423,7 +423,7 @@ class FederationContract:
         conn: Connection,
         address: str,
         abi: Sequence[dict[str, Any]] | None = None,
-        account: LocalAccount | None = None,
+        account: Signer | None = None,
         *,
         deployment_block: int = 0,
     ) -> None:
@@ -438,12 +438,12 @@ class FederationContract:
 
     @classmethod
     def from_deployment(
-        cls, conn: Connection, deployment: Deployment, account: LocalAccount | None = None
+        cls, conn: Connection, deployment: Deployment, account: Signer | None = None
     ) -> FederationContract:
         """The contract of a recorded deployment, writes signed by ``account`` (None: read-only)."""
         return cls(conn, deployment.address, None, account, deployment_block=deployment.block_number)
 
-    def with_account(self, account: LocalAccount) -> FederationContract:
+    def with_account(self, account: Signer) -> FederationContract:
         """The same contract, writes signed by ``account``."""
         return FederationContract(self.conn, self.address, self.abi, account, deployment_block=self.deployment_block)
 

@@ -83,7 +83,7 @@ from fedchain.reverts import (
 from fedchain.types import Address, Cid, Digest, RoundId
 
 if TYPE_CHECKING:  # only to name the type: signing imports no eth-account
-    from eth_account.signers.local import LocalAccount
+    from fedchain.chain.signer import Signer
 
 __all__ = [
     "GOVERNOR_CONTRACT",
@@ -427,7 +427,7 @@ def _artifacts() -> dict[str, dict[str, Any]]:
 
 
 def _deploy_contract(
-    conn: Connection, deployer: LocalAccount, artifact: Mapping[str, Any], expected: str, decoder: RevertDecoder,
+    conn: Connection, deployer: Signer, artifact: Mapping[str, Any], expected: str, decoder: RevertDecoder,
     *args: Any,
 ) -> TxReport:
     name = str(artifact["contractName"])
@@ -445,7 +445,7 @@ def _deploy_contract(
 
 def deploy_governed(
     conn: Connection,
-    deployer: LocalAccount,
+    deployer: Signer,
     aggregator: str,
     founders: Sequence[str],
     params: GovernanceParams | None = None,
@@ -529,7 +529,7 @@ class Governance:
         self,
         conn: Connection,
         deployment: Deployment,
-        account: LocalAccount | None = None,
+        account: Signer | None = None,
         *,
         artifacts: Mapping[str, Mapping[str, Any]] | None = None,
         index: EventIndex[GovernanceEvent] | None = None,
@@ -563,13 +563,13 @@ class Governance:
 
     @classmethod
     def from_deployment(
-        cls, conn: Connection, deployment: Deployment, account: LocalAccount | None = None
+        cls, conn: Connection, deployment: Deployment, account: Signer | None = None
     ) -> Governance:
         """The governance of a recorded deployment, writes signed by ``account`` (None: read-only);
         :class:`NotGovernedError` for a deployment administered by an EOA."""
         return cls(conn, deployment, account)
 
-    def with_account(self, account: LocalAccount) -> Governance:
+    def with_account(self, account: Signer) -> Governance:
         """The same governance (and event index), writes signed by ``account``."""
         return Governance(self.conn, self.deployment, account, artifacts=self._artifacts, index=self._index)
 

@@ -49,7 +49,7 @@ from fedchain.ports import TxReport
 from fedchain.types import Address, Cid, Digest, RoundId
 
 if TYPE_CHECKING:  # only to name the type: signing imports no eth-account
-    from eth_account.signers.local import LocalAccount
+    from fedchain.chain.signer import Signer
 
 __all__ = [
     "INCENTIVES_CONTRACT",
@@ -358,7 +358,7 @@ def _reason(err: ContractRevertError) -> str:
 class Incentives:
     """One federation's incentives contract and reward token; writes signed by ``account``."""
 
-    def __init__(self, conn: Connection, deployment: Deployment, account: LocalAccount | None = None, *,
+    def __init__(self, conn: Connection, deployment: Deployment, account: Signer | None = None, *,
                  index: EventIndex[IncentiveEvent] | None = None) -> None:
         if deployment.incentives is None or deployment.reward_token is None:
             raise NoIncentivesError(
@@ -379,7 +379,7 @@ class Incentives:
             index = EventIndex(_GovernanceLogs(conn, [self.address], inc_abi, start), _to_record)  # one contract's logs
         self._index = index
 
-    def with_account(self, account: LocalAccount) -> Incentives:
+    def with_account(self, account: Signer) -> Incentives:
         """The same client (and event index), writes signed by ``account``."""
         return Incentives(self.conn, self.deployment, account, index=self._index)
 
@@ -508,7 +508,7 @@ class Incentives:
 
 def deploy_incentives(
     conn: Connection,
-    deployer: LocalAccount,
+    deployer: Signer,
     deployment: Deployment,
     *,
     supply: int,

@@ -67,7 +67,7 @@ from fedchain.ports import (
 from fedchain.types import Address, Cid, Digest, RoundId
 
 if TYPE_CHECKING:  # eth-account is imported by whoever signs, not by every reader
-    from eth_account.signers.local import LocalAccount
+    from fedchain.chain.signer import Signer
 
 log = logging.getLogger(__name__)
 
@@ -396,14 +396,14 @@ class ChainLedger:
 
     @classmethod
     def connect(
-        cls, rpc_url: str, state_dir: Path, account: LocalAccount | None = None, *, expected_chain_id: int | None = None
+        cls, rpc_url: str, state_dir: Path, account: Signer | None = None, *, expected_chain_id: int | None = None
     ) -> ChainLedger:
         """Connect to ``rpc_url`` and the Federation recorded under ``state_dir`` for its chain."""
         conn = Connection(rpc_url, expected_chain_id=expected_chain_id)
         deployment = load_deployment(state_dir, conn)
         return cls(FederationContract.from_deployment(conn, deployment, account))
 
-    def with_account(self, account: LocalAccount) -> ChainLedger:
+    def with_account(self, account: Signer) -> ChainLedger:
         """The same ledger (the same event index and block watcher), writes signed by ``account``."""
         return ChainLedger(self.contract.with_account(account), self.events, self.watcher)
 

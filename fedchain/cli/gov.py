@@ -52,13 +52,12 @@ from fedchain.errors import (
 from fedchain.types import Address, Cid, Digest, RoundId, digest_hex, parse_digest
 
 if TYPE_CHECKING:  # web3 is imported only when a command runs
-    from eth_account.signers.local import LocalAccount
-
     from fedchain.audit.findings import AuditFindings
     from fedchain.chain.connection import Connection
     from fedchain.chain.federation import Deployment, FederationContract
     from fedchain.chain.governance import Governance, Proposal, ProposalCall
     from fedchain.chain.ledger import ChainLedger
+    from fedchain.chain.signer import Signer
     from fedchain.ports import TxReport
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,7 +84,7 @@ class GovSession:
     deployment: Deployment
     governance: Governance
     ledger: ChainLedger
-    account: LocalAccount | None
+    account: Signer | None
 
     @property
     def federation(self) -> FederationContract:

@@ -17,12 +17,11 @@ from fedchain.errors import DeploymentNotFoundError, NoIncentivesError
 from fedchain.types import Address
 
 if TYPE_CHECKING:  # web3 is imported only when a command runs
-    from eth_account.signers.local import LocalAccount
-
     from fedchain.chain.connection import Connection
     from fedchain.chain.federation import Deployment
     from fedchain.chain.incentives import Incentives
     from fedchain.chain.ledger import ChainLedger
+    from fedchain.chain.signer import Signer
 
 __all__ = ["IncentivesSession", "SlashFinding", "check_slash_finding", "eth", "incentives_for", "open_incentives", "when"]
 
@@ -39,7 +38,7 @@ class IncentivesSession:
     deployment: Deployment
     incentives: Incentives
     ledger: ChainLedger
-    account: LocalAccount | None
+    account: Signer | None
 
     @property
     def sender(self) -> Address:
@@ -83,7 +82,7 @@ def when(available_at: int, now: int) -> str:
 
 
 def incentives_for(ledger: ChainLedger, settings: Settings, address: str | None,
-                   account: LocalAccount | None) -> Incentives | None:
+                   account: Signer | None) -> Incentives | None:
     """The recorded deployment's incentives client on ``ledger``'s connection, signing as
     ``account``; None when the deployment has none, or the command names another Federation
     (``--address``)."""

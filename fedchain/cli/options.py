@@ -15,9 +15,8 @@ from fedchain.config import Settings, load_settings
 from fedchain.types import Address
 
 if TYPE_CHECKING:  # web3 is imported only by the commands that use it
-    from eth_account.signers.local import LocalAccount
-
     from fedchain.chain.ledger import ChainLedger
+    from fedchain.chain.signer import Signer
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -364,9 +363,9 @@ def role_settings(state_dir: Path | None, rpc_url: str | None, ipfs_api: str | N
                          chain_id=chain_id, keystore=keystore)
 
 
-def role_signer(settings: Settings) -> LocalAccount:
+def role_signer(settings: Settings) -> Signer:
     """The account a role command signs with (keystore + password, or FEDCHAIN_PRIVATE_KEY)."""
-    from fedchain.chain.accounts import load_signer
+    from fedchain.chain.accounts import load_local_signer as load_signer
 
     return load_signer(settings.state_dir, settings.keystore, prompt=lambda what: click.prompt(what, hide_input=True, err=True))
 

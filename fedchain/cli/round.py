@@ -13,8 +13,7 @@ from fedchain.config import Settings
 from fedchain.types import RoundId, digest_hex
 
 if TYPE_CHECKING:
-    from eth_account.signers.local import LocalAccount
-
+    from fedchain.chain.signer import Signer
     from fedchain.engine.ledger import LedgerTransport
     from fedchain.engine.reports import RoundReport
     from fedchain.ports import RoundRecord
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def aggregator_transport(settings: Settings, address: str | None, *, dishonest: str | None = None,
                          commit_duration: int | None = None, min_updates: int | None = None,
-                         resume: bool = False, account: LocalAccount | None = None) -> LedgerTransport:
+                         resume: bool = False, account: Signer | None = None) -> LedgerTransport:
     """The ledger transport of the aggregator role, signing with ``account`` (default: the
     role's keystore)."""
     from fedchain.cli.incentives import incentives_for

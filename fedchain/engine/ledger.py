@@ -442,7 +442,8 @@ class LedgerTransport:
             rnd = self.ledger.round(round_id)
             # the last deadline the round has
             deadline = (rnd.unmask_deadline if rnd.secure else rnd.reveal_deadline if rnd.commit_reveal
-                        else rnd.escape_deadline or rnd.deadline + rnd.escape_duration if rnd.signed else rnd.deadline)
+                        else (rnd.escape_deadline or (rnd.deadline + rnd.escape_duration)) if rnd.signed
+                        else rnd.deadline)
             deadline_in = deadline - (time.time() + skew)
             if deadline_in > 0:  # a new block (a commit, a seal, a reveal), or the deadline
                 wait = max(self.poll_interval_s, min(deadline_in + 0.05, 5.0))
@@ -495,7 +496,8 @@ class LedgerTransport:
     def collect(self, opened: OpenedRound, timeout_s: float | None) -> Collected:
         """Wait for the commit phase, then fetch, pin and screen every committed blob. In a signed round: wait for
         the signed commitments (every eligible participant's, or the commit deadline), post their set, wait for the
-        escape window, and take the set's entries and the forced commitments."""
+        end of the escape window (which runs whatever the set holds), and take the set's entries and the forced
+        commitments."""
         rid = opened.round_id
         started = time.monotonic()
         if self.ledger.round(rid).signed:

@@ -719,19 +719,22 @@ class ParticipantAgent:
                 self._in_set.add(rid)
             return None
         mine = _signed_commitment(entry)
+        chain_id, contract = ledger.federation_id()
         cset, why = fetch_commitment_set(self.store, posted)
         found = cset.find(self.address) if cset is not None else None
-        if found is not None and found.leaf() == mine.leaf() and bytes(posted.set_root) == bytes(
-                commitment_set_root(cset) if cset is not None else b""):
+        # in the set exactly as signed (the signature too: the aggregation drops an entry whose signature fails), in
+        # a set of this round and deployment whose root is the one posted
+        if (cset is not None and found == mine and int(cset.chain_id) == int(chain_id)
+                and str(cset.contract).lower() == str(contract).lower() and int(cset.round_id) == rid
+                and bytes(posted.set_root) == bytes(commitment_set_root(cset))):
             self.journal.append(JournalEntry("in_set", rnd.round_id, self.address, entry.update_digest, entry.cid,
                                              tx_hash=posted.tx_hash, block_number=posted.block_number))
             self._in_set.add(rid)
             log.info("round %d: our signed commitment is in the posted set (tx %s)", rid, posted.tx_hash)
             return None
-        reason = why or ("the set's root is not the one posted" if found is not None and cset is not None
-                         and bytes(posted.set_root) != bytes(commitment_set_root(cset))
-                         else "the set holds another commitment of ours" if found is not None
-                         else "the set leaves our commitment out")
+        reason = why or ("the set leaves our commitment out" if found is None
+                         else "the set holds our commitment otherwise than we signed it" if found != mine
+                         else "the set is not this round's, or its root is not the one posted")
         log.warning("round %d: %s; forcing our commitment on chain before the escape deadline %d", rid, reason,
                     posted.escape_deadline)
         assert entry.update_digest is not None and entry.cid is not None and entry.metadata_digest is not None

@@ -118,12 +118,13 @@ def resolve_signed_round(
                                          eligible=eligible, posted_root=bytes(posted.set_root),
                                          posted_count=int(posted.count))
             problems.extend(found)
+            # every entry's signature was checked on this chain and contract: a set that names another deployment
+            # (the aggregator's fault, reported) still counts the entries signed for this one
             faulty = {str(p.participant).lower() for p in found if p.kind in _ENTRY_FAULTS and p.participant}
-            if not any(p.kind == SetProblemKind.OTHER_DEPLOYMENT for p in found):
-                forced_by = {c.participant.lower() for c in forced}
-                left_out = faulty | forced_by
-                entries = [c for c in cset.as_commitments(block_number=posted.block_number, tx_hash=posted.tx_hash)
-                           if c.participant.lower() not in left_out]
+            forced_by = {c.participant.lower() for c in forced}
+            left_out = faulty | forced_by
+            entries = [c for c in cset.as_commitments(block_number=posted.block_number, tx_hash=posted.tx_hash)
+                       if c.participant.lower() not in left_out]
         else:
             log.warning("round %d: %s", posted.round_id, unavailable)
     for p in problems:

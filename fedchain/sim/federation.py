@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from eth_account.signers.local import LocalAccount
 
 from fedchain.audit.findings import AuditReport
 from fedchain.audit.html import plot_evaluation, write_html
@@ -46,6 +45,7 @@ from fedchain.chain.governance import (
 )
 from fedchain.chain.incentives import Incentives, fund_pool_call, set_budget_call, set_deposit_policy_call, slash_call
 from fedchain.chain.ledger import ChainLedger
+from fedchain.chain.signer import Signer
 from fedchain.codec.canonical import sha256_digest
 from fedchain.config import Settings
 from fedchain.engine.ledger import LedgerTransport
@@ -67,7 +67,7 @@ from fedchain.types import Address, Cid, RoundId, Wei
 
 log = logging.getLogger(__name__)
 
-FUND_WEI = Wei(10 * 10**18)
+FUND_WEI = Wei(10**18)  # 1 ETH: gas for thousands of transactions; a devnet dev account funds 10,000 participants
 KEYSTORE_ITERATIONS = 2**12  # simulation accounts only: fast to decrypt in every process
 
 
@@ -320,7 +320,7 @@ class Federation:
     store: BlobStore
     password: str
     keystores: dict[str, Path]
-    accounts: dict[str, LocalAccount]
+    accounts: dict[str, Signer]
     task_cid: Cid
 
     def ledger(self, name: str) -> ChainLedger:
@@ -339,7 +339,7 @@ def participant_names(clients: int) -> list[str]:
     return [f"participant-{i}" for i in range(clients)]
 
 
-def public_key(account: LocalAccount) -> bytes:
+def public_key(account: Signer) -> bytes:
     """The public half of the account's long-term X25519 key (32 bytes), recorded at registration: what
     secure-aggregation shares are encrypted to (:func:`fedchain.secagg.keys.long_term_private_key`)."""
     from fedchain.secagg.keys import public_key_of
@@ -347,7 +347,7 @@ def public_key(account: LocalAccount) -> bytes:
     return public_key_of(secagg_key(account))
 
 
-def secagg_key(account: LocalAccount) -> bytes:
+def secagg_key(account: Signer) -> bytes:
     """The account's long-term X25519 private key (derived from its signing key)."""
     from fedchain.secagg.keys import long_term_private_key
 
@@ -360,7 +360,7 @@ def provision(settings: Settings, services: Services, doc: TaskDocument, clients
     conn = Connection(services.rpc_url, timeout_s=settings.http_timeout_s, tx_timeout_s=settings.tx_timeout_s)
     password = os.environ.get(PASSWORD_ENV) or secrets.token_hex(16)  # given: the run's keystores open later
     keystores: dict[str, Path] = {}
-    accounts: dict[str, LocalAccount] = {}
+    accounts: dict[str, Signer] = {}
     for name in ["admin", "aggregator", *participant_names(len(clients))]:
         entry = create_keystore(run_dir, password, name=name, iterations=KEYSTORE_ITERATIONS)
         keystores[name], accounts[name] = entry.path, decrypt_keystore(entry.path, password)
@@ -426,7 +426,7 @@ def provision_governed(settings: Settings, services: Services, doc: TaskDocument
     conn = Connection(services.rpc_url, timeout_s=settings.http_timeout_s, tx_timeout_s=settings.tx_timeout_s)
     password = os.environ.get(PASSWORD_ENV) or secrets.token_hex(16)  # given: the run's keystores open later
     keystores: dict[str, Path] = {}
-    accounts: dict[str, LocalAccount] = {}
+    accounts: dict[str, Signer] = {}
     names = participant_names(len(clients))
     for name in ["admin", "aggregator", BACKUP_AGGREGATOR, *names]:
         entry = create_keystore(run_dir, password, name=name, iterations=KEYSTORE_ITERATIONS)

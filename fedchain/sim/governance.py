@@ -15,12 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-
 from fedchain.chain.connection import Connection
 from fedchain.chain.federation import Deployment, GovernanceParams
 from fedchain.chain.governance import Governance, Proposal, ProposalCall, ProposalState, Support, advance
 from fedchain.chain.ledger import ChainLedger
+from fedchain.chain.signer import Signer
 from fedchain.errors import GovernanceError, NotAMemberError
 from fedchain.ports import RoundAttested, RoundStatus
 from fedchain.types import Address, RoundId
@@ -126,7 +125,7 @@ class GovernanceSummary:
 class Consortium:
     """The members of a governed federation, passing proposals between rounds."""
 
-    def __init__(self, conn: Connection, deployment: Deployment, members: Mapping[str, LocalAccount],
+    def __init__(self, conn: Connection, deployment: Deployment, members: Mapping[str, Signer],
                  *, on_step: Callable[[str], None] | None = None) -> None:
         if deployment.governance is None:
             raise GovernanceError(f"the Federation at {deployment.address} is not governed")
@@ -141,7 +140,7 @@ class Consortium:
         self.gas: list[tuple[str, int]] = []  # (what, gas) of every governance transaction the members sent
         self.attestation_waits: list[AttestationWait] = []
 
-    def add_member(self, name: str, account: LocalAccount) -> None:
+    def add_member(self, name: str, account: Signer) -> None:
         """A member that joined (its vote counts in proposals made from the next block on)."""
         self.members[name] = account
 

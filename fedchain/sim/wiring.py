@@ -12,13 +12,12 @@ from fedchain.services.devnet import devnet_url
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is used
-    from eth_account.signers.local import LocalAccount
-
     from fedchain.audit.governance import GovernanceRecords
     from fedchain.chain.connection import Connection
     from fedchain.chain.events import BlockWatcher
     from fedchain.chain.federation import Deployment
     from fedchain.chain.ledger import ChainLedger
+    from fedchain.chain.signer import Signer
     from fedchain.ports import BlobStore
 
 
@@ -29,7 +28,7 @@ def rpc_url_of(settings: Settings) -> str:
     return devnet_url(settings.state_dir)
 
 
-def connect_ledger(settings: Settings, *, account: LocalAccount | None = None, address: str | None = None,
+def connect_ledger(settings: Settings, *, account: Signer | None = None, address: str | None = None,
                    watcher: BlockWatcher | None = None) -> ChainLedger:
     """A :class:`fedchain.chain.ledger.ChainLedger` on the recorded deployment (or ``address``), waiting for
     blocks with ``watcher`` (agents of one process share one) or a watcher of its own.
@@ -121,7 +120,7 @@ class _Reconnectable(Protocol):
     store: BlobStore | Any
 
 
-def follow_services(settings: Settings, holder: _Reconnectable, *, account: LocalAccount | None, address: str | None,
+def follow_services(settings: Settings, holder: _Reconnectable, *, account: Signer | None, address: str | None,
                     close_replaced: bool = True,
                     on_new_store: Callable[[BlobStore], None] | None = None) -> Callable[[], None]:
     """After an outage, reconnect ``holder`` to a managed devnet or IPFS node that came back on

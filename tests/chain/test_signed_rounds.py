@@ -229,12 +229,16 @@ def test_a_round_without_a_set_is_closed_after_the_deadline_plus_the_escape_dura
     assert record.signed and record.escape_deadline == 0 and record.set_cid is None
 
 
-def test_every_eligible_signature_ends_the_round_early(federation_env: DevnetEnv) -> None:
+def test_a_full_set_posted_early_still_leaves_the_escape_window(federation_env: DevnetEnv, advance_time) -> None:
     env = federation_env
     agg, rid = _open(env, min_updates=3)
 
-    agg.post_commitment_set(rid, ROOT, 3, SET, SET_CID)  # before the deadline: all three signed
+    agg.post_commitment_set(rid, ROOT, 3, SET, SET_CID)  # before the deadline: as many entries as eligible
 
+    record = agg.round(rid)
+    assert record.escape_deadline == record.deadline + ESCAPE  # from the deadline: posting early does not shorten it
+    assert not agg.commit_phase_over(rid)  # its entries may be invalid: the window runs for whoever is left out
+    _past(env, advance_time, record.escape_deadline)
     assert agg.commit_phase_over(rid)
     _finalize(agg, rid, 3)
     assert agg.round(rid).status == RoundStatus.FINALIZED

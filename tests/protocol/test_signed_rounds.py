@@ -4,6 +4,7 @@ on chain within the escape window, and the auditor checks every signature of the
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,28 @@ def signed_fed(chain_env: Any, ipfs_store: Any, signed_files: TaskFiles, tmp_pat
     fed.aggregator.transport.close_inbox()
 
 
+def _past_escape(fed: Fed, rid: RoundId, advance_time: Any) -> None:
+    """Mine a block past the round's escape deadline."""
+    rnd = fed.reader.round(rid)
+    advance_time(max(rnd.escape_deadline - fed.env.conn.block_timestamp() + 1, 1))
+
+
 def _post_set(fed: Fed, rid: RoundId) -> None:
     """The aggregator's step at the end of the commit phase: seal the inbox and post the round's set."""
     fed.aggregator.transport.post_commitment_set(rid, 60.0)
 
 
-def test_a_signed_round_posts_one_set_and_no_commitment_on_chain(signed_fed: Fed) -> None:
-    out = signed_fed.run_round()
+def test_a_signed_round_posts_one_set_and_no_commitment_on_chain(signed_fed: Fed, advance_time) -> None:
+    rid = signed_fed.open_round()
+    for p in signed_fed.participants:
+        p.submit(rid)
+    _post_set(signed_fed, rid)  # everyone signed: posted before the deadline; the escape window runs from it
+    rnd = signed_fed.reader.round(rid)
+    assert rnd.escape_deadline == rnd.deadline + ESCAPE_S
+    assert all(p.check_signed_inclusion(rnd) is None for p in signed_fed.participants)  # all in: nobody forces
+    assert not signed_fed.aggregator.commit_phase_over(rid)
+    _past_escape(signed_fed, rid, advance_time)
+    out = signed_fed.aggregator.finalize(rid)
 
     rnd = signed_fed.reader.round(out.round_id)
     assert out.finalized and len(out.included) == 3
@@ -77,7 +93,7 @@ def test_a_participant_left_out_forces_its_commitment_and_is_included(signed_fed
 
     assert forced is not None and forced.tx_hash is not None
     assert [c.participant for c in signed_fed.reader.commitments(rid)] == [late.address]
-    advance_time(ESCAPE_S + 1)
+    _past_escape(signed_fed, rid, advance_time)
     out = signed_fed.aggregator.finalize(rid)
     assert out.finalized and len(out.included) == 3
     assert signed_fed.reader.round(rid).commit_count == 3
@@ -93,7 +109,7 @@ def test_a_forced_commitment_after_the_escape_window_is_refused_and_the_round_go
     _post_set(signed_fed, rid)
     late = signed_fed.participants[2]
     late.submit(rid)
-    advance_time(ESCAPE_S + 1)
+    _past_escape(signed_fed, rid, advance_time)
 
     with pytest.raises(ContractRevertError) as info:  # what the chain says to a forced commit past the window
         entry = late.journal.signed()[int(rid)]
@@ -108,7 +124,8 @@ def test_a_forced_commitment_after_the_escape_window_is_refused_and_the_round_go
     assert signed_fed.auditor().audit().ok
 
 
-def _dishonest_set(fed: Fed, rid: RoundId, *, root: bytes | None = None, swap_in_outsider: bool = False) -> None:
+def _dishonest_set(fed: Fed, rid: RoundId, *, root: bytes | None = None, swap_in_outsider: bool = False,
+                   spoil_signature: bool = False) -> None:
     """The aggregator seals its inbox but posts a set of its own making (a wrong root, or an outsider's signed
     commitment in place of the last participant's)."""
     transport = fed.aggregator.transport
@@ -119,21 +136,27 @@ def _dishonest_set(fed: Fed, rid: RoundId, *, root: bytes | None = None, swap_in
         outsider = fed.env.accounts.outsider
         entries.append(sign_commitment(bytes(outsider.key), chain_id, contract, int(rid), outsider.address,
                                        victim.update_digest, victim.cid, victim.num_samples, victim.metadata_digest))
+    if spoil_signature:  # the last entry's fields as signed, its signature's v flipped: it recovers another key
+        victim = entries.pop()
+        sig = bytes(victim.signature)
+        entries.append(dataclasses.replace(victim, signature=sig[:64] + bytes([55 - sig[64]])))
     cset = CommitmentSet.build(chain_id, contract, int(rid), entries)
     blob = encode_commitment_set(cset)
     cid = fed.store.put(blob)
     transport.ledger.post_commitment_set(rid, root or commitment_set_root(cset), len(entries), sha256_digest(blob), cid)
 
 
-def test_a_set_whose_root_is_not_its_own_is_named_by_the_audit_and_everyone_forces(signed_fed: Fed) -> None:
+def test_a_set_whose_root_is_not_its_own_is_named_by_the_audit_and_everyone_forces(signed_fed: Fed,
+                                                                                  advance_time) -> None:
     rid = signed_fed.open_round()
     for p in signed_fed.participants:
         p.submit(rid)
-    _dishonest_set(signed_fed, rid, root=b"\x11" * 32)  # every participant signed: the phase ends early
+    _dishonest_set(signed_fed, rid, root=b"\x11" * 32)  # every participant signed: posted before the deadline
 
-    # each participant finds the posted root is not its set's and forces its commitment
+    # each participant finds the posted root is not its set's and forces its commitment within the escape window
     rnd = signed_fed.reader.round(rid)
     assert all(p.check_signed_inclusion(rnd) is not None for p in signed_fed.participants)
+    _past_escape(signed_fed, rid, advance_time)
 
     out = signed_fed.aggregator.finalize(rid)
     assert out.finalized and len(out.included) == 3
@@ -152,7 +175,7 @@ def test_a_signature_by_an_unregistered_key_is_left_out_and_named_by_the_audit(s
     victim = max(signed_fed.participants, key=lambda p: p.address.lower())
     rnd = signed_fed.reader.round(rid)
     assert victim.check_signed_inclusion(rnd) is not None  # left out: it forces
-    advance_time(ESCAPE_S + 1)
+    _past_escape(signed_fed, rid, advance_time)
 
     out = signed_fed.aggregator.finalize(rid)
 
@@ -177,3 +200,22 @@ def test_the_round_record_of_a_plain_round_is_not_signed(fed: Fed) -> None:
 
     rnd = fed.reader.round(rid)
     assert not rnd.signed and rnd.escape_deadline == 0 and rnd.status == RoundStatus.OPEN
+
+
+def test_an_entry_whose_signature_the_aggregator_spoiled_makes_its_participant_force(signed_fed: Fed,
+                                                                                    advance_time) -> None:
+    rid = signed_fed.open_round()
+    for p in signed_fed.participants:
+        p.submit(rid)
+    _dishonest_set(signed_fed, rid, spoil_signature=True)
+    victim = max(signed_fed.participants, key=lambda p: p.address.lower())
+    rnd = signed_fed.reader.round(rid)
+
+    assert victim.check_signed_inclusion(rnd) is not None  # its leaf is there, but not as it signed it
+    assert all(p.check_signed_inclusion(rnd) is None for p in signed_fed.participants if p is not victim)
+    _past_escape(signed_fed, rid, advance_time)
+    out = signed_fed.aggregator.finalize(rid)
+
+    assert out.finalized and victim.address in out.included and len(out.included) == 3
+    findings = [f for f in signed_fed.auditor().audit().findings if f.kind == FindingKind.COMMITMENT_SET_INVALID]
+    assert [f.participant for f in findings] == [victim.address] and "bad_signature" in findings[0].detail
