@@ -41,6 +41,7 @@ from typing import Any
 
 FEDCHAIN = [sys.executable, "-m", "fedchain"]
 SAMPLES_PER_PARTICIPANT = 60
+ESCAPE_S = 10  # a signed round's escape window, which every signed round waits out (its round time includes it)
 GOAL_GAS_SPREAD = 0.10  # signed rounds: gas per round within 10% from the smallest to the largest size
 GOAL_GAS_PER_PARTICIPANT = 2000  # signed rounds at n = 100: commitment gas per participant
 
@@ -79,7 +80,7 @@ def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path)
             "--participants-per-process", str(min(per_process, n)), "--commit-duration", "900",
             "--state-dir", str(out / "state"), "--out", str(out / "out"), "--json"]
     if signed:
-        args += ["--signed-commits", "--escape-duration", "60"]
+        args += ["--signed-commits", "--escape-duration", str(ESCAPE_S)]
     print(f"bench_scale: {name}: {' '.join(args[2:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     with open(out.with_suffix(".log"), "w", encoding="utf-8") as log:
