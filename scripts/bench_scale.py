@@ -116,22 +116,8 @@ def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path)
     return result
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10,100", help="participant counts of the on-chain runs")
-    parser.add_argument("--signed-sizes", default="10,100,1000", help="participant counts of the signed-round runs")
-    parser.add_argument("--per-process", type=int, default=100, help="participants per OS process")
-    parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--work", type=Path, default=None, help="where the runs keep their state [a temporary dir]")
-    parser.add_argument("--json", action="store_true")
-    opts = parser.parse_args()
-    work = opts.work or Path(tempfile.mkdtemp(prefix="fedchain-bench-scale-"))
-    work.mkdir(parents=True, exist_ok=True)
-    sizes = [int(s) for s in opts.sizes.split(",") if s]
-    signed_sizes = [int(s) for s in opts.signed_sizes.split(",") if s]
-    onchain = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=False, work=work) for n in sizes}
-    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work)
-              for n in signed_sizes}
+def summarise(onchain: dict[int, dict[str, Any]], signed: dict[int, dict[str, Any]], rounds: int) -> dict[str, Any]:
+    """The benchmark's document from its runs by size (on chain, signed): the keys, the goals and ``met``."""
     # a size run in signed mode only (1,000 participants: on-chain commits would make a thousand blocks a round)
     # reports its round time and memory from that run, and says so
     doc: dict[str, Any] = {f"round_seconds_n{n}": r["round_seconds"] for n, r in signed.items()}
@@ -154,11 +140,31 @@ def main() -> int:
         goals["batched_under_2000_gas_per_participant"] = doc["gas_per_participant_n100_batched"] < GOAL_GAS_PER_PARTICIPANT
     thousand = onchain.get(1000) or signed.get(1000)
     if thousand is not None:
-        goals["thousand_participants_in_a_round"] = thousand["included"] == [1000] * opts.rounds
+        goals["thousand_participants_in_a_round"] = thousand["included"] == [1000] * rounds
     doc["audits_clean"] = all(r["audit_ok"] for r in (*onchain.values(), *signed.values()))
     doc["goals"] = goals
     doc["met"] = all(goals.values()) and doc["audits_clean"]
     doc["runs"] = [*onchain.values(), *signed.values()]
+    return doc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10,100", help="participant counts of the on-chain runs")
+    parser.add_argument("--signed-sizes", default="10,100,1000", help="participant counts of the signed-round runs")
+    parser.add_argument("--per-process", type=int, default=100, help="participants per OS process")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--work", type=Path, default=None, help="where the runs keep their state [a temporary dir]")
+    parser.add_argument("--json", action="store_true")
+    opts = parser.parse_args()
+    work = opts.work or Path(tempfile.mkdtemp(prefix="fedchain-bench-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in opts.sizes.split(",") if s]
+    signed_sizes = [int(s) for s in opts.signed_sizes.split(",") if s]
+    onchain = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=False, work=work) for n in sizes}
+    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work)
+              for n in signed_sizes}
+    doc = summarise(onchain, signed, opts.rounds)
     doc["machine"] = {"cpus": os.cpu_count(), "per_process": opts.per_process, "rounds": opts.rounds,
                       "samples_per_participant": SAMPLES_PER_PARTICIPANT}
     print(json.dumps(doc, indent=None if opts.json else 2))
