@@ -71,8 +71,12 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path) -> dict[str, Any]:
-    """One ``fedchain simulate`` run at ``n`` participants: its report, round time and peak memory."""
+def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path, plain: bool = False) -> dict[str, Any]:
+    """One ``fedchain simulate`` run at ``n`` participants: its report, round time and peak memory (``plain``: on a
+    bare anvil with interval mining instead of the managed devnet, whose supervisor writes the whole chain to disk
+    before it answers a transaction)."""
+    from contextlib import ExitStack
+
     name = f"n{n}-{'signed' if signed else 'onchain'}"
     out = work / name
     args = [*FEDCHAIN, "simulate", "--dataset", "mnist", "--model", "logreg", "--clients", str(n),
@@ -81,16 +85,26 @@ def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path)
             "--state-dir", str(out / "state"), "--out", str(out / "out"), "--json"]
     if signed:
         args += ["--signed-commits", "--escape-duration", str(ESCAPE_S)]
+    stack = ExitStack()
+    devnet_pid: int | None = None  # a bare anvil started here: its memory counts too
+    if plain:
+        from fedchain.config import Settings
+        from fedchain.services.devnet import DevnetProcess
+
+        dev = stack.enter_context(DevnetProcess("anvil", block_time_s=Settings().devnet_block_time_s))
+        args += ["--rpc-url", dev.url]
+        devnet_pid = dev.pid
     print(f"bench_scale: {name}: {' '.join(args[2:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    with open(out.with_suffix(".log"), "w", encoding="utf-8") as log:
+    with stack, open(out.with_suffix(".log"), "w", encoding="utf-8") as log:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
         peak = [0]
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(0.5):
-                peak[0] = max(peak[0], _tree_rss_kib(proc.pid))
+                extra = _tree_rss_kib(devnet_pid) if devnet_pid is not None else 0
+                peak[0] = max(peak[0], _tree_rss_kib(proc.pid) + extra)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -154,6 +168,9 @@ def main() -> int:
     parser.add_argument("--signed-sizes", default="10,100,1000", help="participant counts of the signed-round runs")
     parser.add_argument("--per-process", type=int, default=100, help="participants per OS process")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--devnet", choices=["managed", "plain"], default="managed",
+                        help="the managed devnet (its supervisor persists the chain before every answer) or a bare "
+                             "anvil with interval mining")
     parser.add_argument("--work", type=Path, default=None, help="where the runs keep their state [a temporary dir]")
     parser.add_argument("--json", action="store_true")
     opts = parser.parse_args()
@@ -161,11 +178,14 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in opts.sizes.split(",") if s]
     signed_sizes = [int(s) for s in opts.signed_sizes.split(",") if s]
-    onchain = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=False, work=work) for n in sizes}
-    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work)
+    plain = opts.devnet == "plain"
+    onchain = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=False, work=work, plain=plain)
+               for n in sizes}
+    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work, plain=plain)
               for n in signed_sizes}
     doc = summarise(onchain, signed, opts.rounds)
     doc["machine"] = {"cpus": os.cpu_count(), "per_process": opts.per_process, "rounds": opts.rounds,
+                      "devnet": opts.devnet,
                       "samples_per_participant": SAMPLES_PER_PARTICIPANT}
     print(json.dumps(doc, indent=None if opts.json else 2))
     return 0 if doc["met"] else 1
