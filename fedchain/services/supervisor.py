@@ -10,7 +10,8 @@ until the chain it was computed from is on disk:
   whole state is dumped (``anvil_dumpState``) and written atomically (temp file, fsync, rename,
   fsync of the directory) before the answer leaves; a transaction's hash goes back only once the
   transaction is mined (anvil mines it at once) and written, so a hash the devnet returned is
-  never lost;
+  never lost (sends that arrive together share one write: a send whose block a dump made while it
+  waited already holds goes back without a dump of its own);
 - after any other request, if the head is not the block last written (a block was mined
   meanwhile), the state is written first.
 
@@ -249,6 +250,7 @@ class Supervisor:
         self._persist_lock = threading.Lock()
         self._persisted = -1
         self._dumps = 0
+        self._grouped = 0  # sends whose block a dump made for another request already wrote
         self._dump_ms_total = 0.0
         self._dump_ms_max = 0.0
         self._dump_ms_last = 0.0
@@ -366,30 +368,43 @@ class Supervisor:
             self._call("evm_mine")
             self._saw_head(int(self._call("eth_blockNumber"), 16))
 
-    def _wait_mined(self, answer: bytes) -> None:
+    def _wait_mined(self, answer: bytes) -> int | None:
         """Wait (briefly) until the transaction a send answered with is mined, so that the state
-        written before the hash goes back holds it: a hash the devnet returned is never lost."""
+        written before the hash goes back holds it: a hash the devnet returned is never lost. The
+        number of the block it was mined in (None: an error answer, or not mined in time)."""
         try:
             tx = json.loads(answer).get("result")
         except (ValueError, AttributeError):
-            return
+            return None
         if not isinstance(tx, str):
-            return  # an error answer: nothing was sent
+            return None  # an error answer: nothing was sent
         deadline = time.monotonic() + SEND_MINE_WAIT_S
         delay = 0.001
-        while self._call("eth_getTransactionReceipt", [tx]) is None:
+        while (receipt := self._call("eth_getTransactionReceipt", [tx])) is None:
             if time.monotonic() > deadline:
                 log.warning("transaction %s not mined within %.0f s; its hash goes back unwritten", tx, SEND_MINE_WAIT_S)
-                return
+                return None
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+        try:
+            return int(receipt["blockNumber"], 16)
+        except (KeyError, TypeError, ValueError):
+            return None
 
-    def settle(self, mutating: bool) -> None:
+    def settle(self, mutating: bool, mined_block: int | None = None) -> None:
         """Make sure the chain an answer was computed from is on disk before it leaves: after a
         call that changed the chain, or when the head is not the one last written (a block mined
         meanwhile, by a transaction or by interval mining: empty blocks too, so that a restart
-        never takes back a block anyone saw, and heights never go down)."""
+        never takes back a block anyone saw, and heights never go down).
+
+        A send whose transaction was mined in ``mined_block`` needs no dump of its own when a
+        dump made while it waited for the lock already holds that block (group commit: the
+        sends that arrive together share one write; the written head is read before the state
+        is dumped, so a written head at or past the block means the block is on disk)."""
         with self._persist_lock:
+            if mined_block is not None and self._persisted >= mined_block:
+                self._grouped += 1
+                return
             head = int(self._call("eth_blockNumber"), 16)
             self._saw_head(head)
             if mutating or head != self._persisted:
@@ -440,10 +455,9 @@ class Supervisor:
                 if chain_state and not mutating:
                     self.keep_fresh()
                 answer = self.forward(body)
-                if len(methods) == 1 and methods[0] in _SENDS:
-                    self._wait_mined(answer)
+                mined = self._wait_mined(answer) if len(methods) == 1 and methods[0] in _SENDS else None
                 if chain_state:
-                    self.settle(mutating)
+                    self.settle(mutating, mined)
                 return answer
             except AnvilDown as err:
                 if process is not None and err.delivered and _outlives(process, DEATH_GRACE_S):

@@ -293,3 +293,39 @@ def test_the_devnet_names_the_supervisor_by_its_module() -> None:
     from fedchain.services import devnet, supervisor
 
     assert devnet.SUPERVISOR_MARKER == supervisor.MARKER == supervisor.__name__
+
+
+def test_sends_that_arrive_together_share_a_write_and_none_is_lost(tmp_path: Path) -> None:
+    try:
+        info, _ = start_devnet(tmp_path, block_time_s=0)
+        with httpx.Client(timeout=30) as client:
+            senders = call(client, info.url, "eth_accounts", [])[:8]
+        seen: list[tuple[str, str]] = []
+        lock = threading.Lock()
+
+        def send_from(account: str) -> None:
+            with httpx.Client(timeout=30) as client:
+                for _ in range(6):
+                    tx = call(client, info.url, "eth_sendTransaction", [{"from": account, "to": RECIPIENT, "value": "0x1"}])
+                    receipt = call(client, info.url, "eth_getTransactionReceipt", [tx])  # mined and written before
+                    with lock:
+                        seen.append((tx, receipt["blockHash"]))
+
+        before = devnet_status(tmp_path).persistence
+        assert before is not None
+        threads = [threading.Thread(target=send_from, args=(a,)) for a in senders]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        after = devnet_status(tmp_path).persistence
+        assert after is not None and len(seen) == 6 * len(senders)
+        # eight senders at once: fewer writes than transactions (a dump made while others waited holds their blocks)
+        assert after.dumps - before.dumps < len(seen), (after.dumps - before.dumps, len(seen))
+
+        killed = anvil_pid(tmp_path)
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: anvil_pid(tmp_path) != killed, 60, "the supervisor to restart anvil")
+        assert_all_on_chain(info.url, seen)  # every hash that went back survives
+    finally:
+        stop_devnet(tmp_path)
