@@ -41,7 +41,7 @@ def test_the_cpu_of_a_child_process_is_counted_under_its_kind() -> None:
         child.kill()
         child.wait()
     assert seen.get("participant processes", 0.0) >= 0.4
-    assert "devnet (anvil)" not in seen
+    assert seen.get("participant processes", 0.0) < 30  # the child's, not every process of the machine
 
 
 def test_the_profile_summary_names_the_function_that_took_the_time() -> None:
