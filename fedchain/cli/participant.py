@@ -302,9 +302,10 @@ def agent_options(f: F) -> F:
 
 
 def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None,
-           verify: bool | None = None, trust_model: tuple[str, ...] = (), watcher: Any = None) -> tuple[Any, Any]:
+           verify: bool | None = None, trust_model: tuple[str, ...] = (), shared: Any = None) -> tuple[Any, Any]:
     """The participant agent and its live verifier (None with --no-verify); its ledger waits for blocks with
-    ``watcher`` (a :class:`fedchain.chain.events.BlockWatcher` the agents of one host share) or its own."""
+    ``shared`` (a read-only :class:`fedchain.chain.ledger.ChainLedger` whose connection, event index and block
+    watcher the agents of one host share) signing as this agent, or on a connection of its own."""
     from fedchain.audit.live import LiveVerifier
     from fedchain.cli.incentives import incentives_for
     from fedchain.fl.attacks import AttackSpec
@@ -315,7 +316,8 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
 
     spec = AttackSpec.parse(attack) if attack is not None else None
     account = role_signer(settings)
-    ledger = connect_ledger(settings, account=account, address=address, watcher=watcher)
+    ledger = (shared.with_account(account) if shared is not None
+              else connect_ledger(settings, account=account, address=address))
     store = open_blob_store(settings)
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
                              cid_of=compute_cid, incentives=incentives_for(ledger, settings, address, account),
@@ -435,9 +437,9 @@ class AgentSpec:
 
 
 def run_agent(settings: Any, address: str | None, spec: AgentSpec, steps: StartupProgress,
-              on_result: Callable[[Any], None] | None = None, watcher: Any = None) -> dict[str, Any]:
+              on_result: Callable[[Any], None] | None = None, shared: Any = None) -> dict[str, Any]:
     """Run one participant agent to its end (``participant run``; each agent of ``participant host``, which
-    share one block ``watcher``); its ``--json`` document but the CPU time. Writes READY_FILE in its work dir once
+    share one ledger: ``shared``); its ``--json`` document but the CPU time. Writes READY_FILE in its work dir once
     it is watching."""
     from fedchain.errors import RpcUnavailableError, StorageUnavailableError
     from fedchain.protocol.outage import OutageClock
@@ -448,7 +450,7 @@ def run_agent(settings: Any, address: str | None, spec: AgentSpec, steps: Startu
     while True:  # a node that is down or overloaded at start-up is ridden out as it is later on
         try:
             agent, live = _agent(settings, address, spec.data, spec.work_dir, spec.attack, spec.verify,
-                                 spec.trust_model, watcher)
+                                 spec.trust_model, shared)
             break
         except (RpcUnavailableError, StorageUnavailableError) as err:
             outage.failed(err)
@@ -514,30 +516,29 @@ def _manifest_specs(path: Path) -> list[tuple[Path, AgentSpec]]:
     return out
 
 
-def _shared_watcher(settings: Any, watchers: dict[str, Any]) -> Any:
-    """The block watcher the agents of this host on the node of ``settings`` share (one filter, one poll per
-    interval for them all), on a connection of its own; None when the node cannot be reached yet (each agent then
-    rides the outage out and waits with a watcher of its own)."""
-    from fedchain.chain.connection import Connection
-    from fedchain.chain.events import BlockWatcher
+def _shared_ledger(settings: Any, address: str | None, ledgers: dict[str, Any]) -> Any:
+    """The read-only ledger the agents of this host on the node of ``settings`` share, each signing as itself: one
+    connection, one event index (the federation's history is read once, not once per agent) and one block watcher
+    (one filter poll per interval for them all). None when the node cannot be reached yet: each agent then rides
+    the outage out on a connection of its own."""
     from fedchain.errors import RpcUnavailableError
-    from fedchain.sim.wiring import rpc_url_of
+    from fedchain.sim.wiring import connect_ledger, rpc_url_of
 
     try:
         url = rpc_url_of(settings)
-        if url not in watchers:
-            watchers[url] = BlockWatcher(Connection(url, timeout_s=settings.http_timeout_s))
+        if url not in ledgers:
+            ledgers[url] = connect_ledger(settings, address=address)
     except RpcUnavailableError:
         return None
-    return watchers[url]
+    return ledgers[url]
 
 
 class _HostedAgent(threading.Thread):
     """One agent of ``participant host`` in its own thread: its document, or its error and exit code."""
 
-    def __init__(self, index: int, settings: Any, address: str | None, spec: AgentSpec, watcher: Any) -> None:
+    def __init__(self, index: int, settings: Any, address: str | None, spec: AgentSpec, shared: Any) -> None:
         super().__init__(name=f"participant-agent-{index}", daemon=True)
-        self.index, self.settings, self.address, self.spec, self.watcher = index, settings, address, spec, watcher
+        self.index, self.settings, self.address, self.spec, self.shared = index, settings, address, spec, shared
         self.doc: dict[str, Any] = {}
 
     def run(self) -> None:
@@ -547,7 +548,7 @@ class _HostedAgent(threading.Thread):
         started = time.thread_time()
         try:
             doc: dict[str, Any] = {**run_agent(self.settings, self.address, self.spec, StartupProgress(),
-                                               watcher=self.watcher),
+                                               shared=self.shared),
                                    "exit_code": 0, "error": None}
         except FedchainError as err:
             click.echo(f"error: agent {self.index} ({self.spec.data}): {err}", err=True)
@@ -592,8 +593,8 @@ def host(manifest: Path, stagger: float, state_dir: Path | None, rpc_url: str | 
     torch.set_num_threads(1)
     specs = _manifest_specs(manifest)
     settings = [role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore) for keystore, _ in specs]
-    watchers: dict[str, Any] = {}  # by node URL
-    agents = [_HostedAgent(i, s, address, spec, _shared_watcher(s, watchers)) for i, (s, (_, spec)) in
+    ledgers: dict[str, Any] = {}  # by node URL
+    agents = [_HostedAgent(i, s, address, spec, _shared_ledger(s, address, ledgers)) for i, (s, (_, spec)) in
               enumerate(zip(settings, specs, strict=True))]
     for i, a in enumerate(agents):
         if i and stagger:
