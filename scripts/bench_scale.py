@@ -71,7 +71,8 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path, plain: bool = False) -> dict[str, Any]:
+def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path, plain: bool = False,
+             commit_s: int = 900) -> dict[str, Any]:
     """One ``fedchain simulate`` run at ``n`` participants: its report, round time and peak memory (``plain``: on a
     bare anvil with interval mining instead of the managed devnet, whose supervisor writes the whole chain to disk
     before it answers a transaction)."""
@@ -81,7 +82,7 @@ def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path,
     out = work / name
     args = [*FEDCHAIN, "simulate", "--dataset", "mnist", "--model", "logreg", "--clients", str(n),
             "--max-train-samples", str(SAMPLES_PER_PARTICIPANT * n), "--rounds", str(rounds), "--store", "local",
-            "--participants-per-process", str(min(per_process, n)), "--commit-duration", "900",
+            "--participants-per-process", str(min(per_process, n)), "--commit-duration", str(commit_s),
             "--state-dir", str(out / "state"), "--out", str(out / "out"), "--json"]
     if signed:
         args += ["--signed-commits", "--escape-duration", str(ESCAPE_S)]
@@ -168,6 +169,9 @@ def main() -> int:
     parser.add_argument("--signed-sizes", default="10,100,1000", help="participant counts of the signed-round runs")
     parser.add_argument("--per-process", type=int, default=100, help="participants per OS process")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--signed-commit-duration", type=int, default=120,
+                        help="the commit phase of the signed rounds: a signed round never ends before it (its escape "
+                             "window runs from its deadline at the earliest), so its round time is this plus the window")
     parser.add_argument("--devnet", choices=["managed", "plain"], default="managed",
                         help="the managed devnet (its supervisor persists the chain before every answer) or a bare "
                              "anvil with interval mining")
@@ -181,8 +185,8 @@ def main() -> int:
     plain = opts.devnet == "plain"
     onchain = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=False, work=work, plain=plain)
                for n in sizes}
-    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work, plain=plain)
-              for n in signed_sizes}
+    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work, plain=plain,
+                          commit_s=opts.signed_commit_duration) for n in signed_sizes}
     doc = summarise(onchain, signed, opts.rounds)
     doc["machine"] = {"cpus": os.cpu_count(), "per_process": opts.per_process, "rounds": opts.rounds,
                       "devnet": opts.devnet,
