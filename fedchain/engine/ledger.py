@@ -235,6 +235,7 @@ class LedgerTransport:
         self._contests_from = 0  # the first block not yet searched for exclusion contests
         self._inbox: CommitmentInbox | None = None  # signed rounds: where participants send their commitments
         self._inbox_rounds: set[int] = set()  # the rounds opened in this inbox
+        self._eligible_of: dict[int, frozenset[str]] = {}  # signed rounds: lower-case addresses active at opening
 
     # --- opening -------------------------------------------------------------------------------
     def base_model(self, doc: TaskDocument) -> tuple[Digest, Cid]:
@@ -556,10 +557,17 @@ class LedgerTransport:
     def _open_inbox_round(self, rnd: RoundRecord, doc: TaskDocument) -> None:
         ledger = self._signed_ledger()
         chain_id, contract = ledger.federation_id()
-        eligible = active_at_open(self.ledger.history(to_block=rnd.opened_block), rnd.round_id)
+        eligible = self._eligible(rnd)
         self.inbox_for(doc).open_round(int(rnd.round_id), chain_id, contract,
                                        [Address(a) for a in sorted(eligible)])
         self._inbox_rounds.add(int(rnd.round_id))
+
+    def _eligible(self, rnd: RoundRecord) -> frozenset[str]:
+        """Who may commit in signed round ``rnd`` (active when it opened), read from the history once per round."""
+        rid = int(rnd.round_id)
+        if rid not in self._eligible_of:
+            self._eligible_of[rid] = active_at_open(self.ledger.history(to_block=rnd.opened_block), rnd.round_id)
+        return self._eligible_of[rid]
 
     def post_commitment_set(self, rid: RoundId, timeout_s: float | None) -> None:
         """Wait until every eligible participant's signed commitment is in, or the commit deadline passed on the
@@ -604,7 +612,7 @@ class LedgerTransport:
         """The commitments of a signed round whose escape window is over: the set's entries and the forced ones."""
         ledger = self._signed_ledger()
         chain_id, contract = ledger.federation_id()
-        eligible = active_at_open(self.ledger.history(to_block=rnd.opened_block), rnd.round_id)
+        eligible = self._eligible(rnd)
         resolved = resolve_signed_round(self.store, ledger.commitment_set(rnd.round_id), forced,
                                         chain_id=chain_id, contract=contract, eligible=eligible)
         if resolved.forced:

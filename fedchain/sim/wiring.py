@@ -14,7 +14,6 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:  # the chain layer pulls in web3; import it only where it is used
     from fedchain.audit.governance import GovernanceRecords
     from fedchain.chain.connection import Connection
-    from fedchain.chain.events import BlockWatcher
     from fedchain.chain.federation import Deployment
     from fedchain.chain.ledger import ChainLedger
     from fedchain.chain.signer import Signer
@@ -28,10 +27,8 @@ def rpc_url_of(settings: Settings) -> str:
     return devnet_url(settings.state_dir)
 
 
-def connect_ledger(settings: Settings, *, account: Signer | None = None, address: str | None = None,
-                   watcher: BlockWatcher | None = None) -> ChainLedger:
-    """A :class:`fedchain.chain.ledger.ChainLedger` on the recorded deployment (or ``address``), waiting for
-    blocks with ``watcher`` (agents of one process share one) or a watcher of its own.
+def connect_ledger(settings: Settings, *, account: Signer | None = None, address: str | None = None) -> ChainLedger:
+    """A :class:`fedchain.chain.ledger.ChainLedger` on the recorded deployment (or ``address``).
 
     Raises RpcUnavailableError for an unreachable RPC URL, ChainIdMismatchError when
     ``settings.chain_id`` differs from the node's, DeploymentNotFoundError when there is no
@@ -48,9 +45,9 @@ def connect_ledger(settings: Settings, *, account: Signer | None = None, address
     )
     if address:
         verify_federation_code(conn, address)
-        return ChainLedger(FederationContract(conn, address, None, account), watcher=watcher)
+        return ChainLedger(FederationContract(conn, address, None, account))
     deployment = load_deployment(settings.state_dir, conn)
-    return ChainLedger(FederationContract.from_deployment(conn, deployment, account), watcher=watcher)
+    return ChainLedger(FederationContract.from_deployment(conn, deployment, account))
 
 
 def open_blob_store(settings: Settings) -> BlobStore:
