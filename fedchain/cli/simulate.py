@@ -67,6 +67,12 @@ from fedchain.errors import ExitCode
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to write report.json, audit.json, audit.html and plots [default: a new temporary directory].")
 @click.option("--keep-services", is_flag=True, help="Leave a devnet / IPFS node started here running afterwards.")
+@click.option("--devnet", "devnet_kind", type=click.Choice(["managed", "ephemeral"]), default="managed",
+              show_default=True,
+              help="Without --rpc-url: managed (the state directory's devnet, which writes its chain to disk before "
+                   "every answer and can be resumed afterwards) or ephemeral (a fresh chain of this run's own, never "
+                   "written to disk, gone when the command ends: a throwaway simulation without the cost of "
+                   "persistence).")
 @state_dir_option
 @rpc_url_option
 @ipfs_api_option
@@ -83,7 +89,7 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
              noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str, dp_min_clients: int | None,
              secagg: bool, secagg_clip: float, secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int,
              dropout: float, participants_per_process: int, signed_commits: bool, inbox: str | None,
-             escape_duration: int, out_dir: Path | None, keep_services: bool,
+             escape_duration: int, out_dir: Path | None, keep_services: bool, devnet_kind: str,
              state_dir: Path | None, rpc_url: str | None, ipfs_api: str | None, store: str | None, as_json: bool) -> None:
     """Run a whole federation end to end - devnet, IPFS, deployment, keystores, participants as separate
     processes, aggregator, R rounds - then audit it. Exit 0 when the audit is clean, 52 when its
@@ -94,6 +100,9 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
     from fedchain.sim.federation import run_federation
 
     torch.set_num_threads(1)
+    if devnet_kind == "ephemeral" and (keep_services or rpc_url):
+        raise click.UsageError("--devnet ephemeral is a fresh chain of this run's own: not with --keep-services "
+                               "or --rpc-url")
     if dropout and not secagg:
         raise click.UsageError("--dropout needs --secagg (participants drop out of secure-aggregation rounds)")
     privacy = privacy_request(dp, epsilon_budget, dp_delta, dp_clip, noise_multiplier, dp_sample_rate, dp_accountant,
@@ -113,7 +122,8 @@ def simulate(dataset: str, partition: str, alpha: float, strategy: str, strategy
     )
     settings = settings_from(state_dir=state_dir, rpc_url=rpc_url, ipfs_api=ipfs_api, store=store)
     out = out_dir if out_dir is not None else Path(tempfile.mkdtemp(prefix="fedchain-sim-"))
-    result = run_federation(cfg, settings, out, progress=True, keep_services=keep_services)
+    result = run_federation(cfg, settings, out, progress=True, keep_services=keep_services,
+                            ephemeral_devnet=devnet_kind == "ephemeral")
 
     def human() -> str:
         lines = [f"{cfg.clients} participants, {cfg.rounds} rounds of {cfg.strategy} on {cfg.dataset} "

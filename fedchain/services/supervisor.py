@@ -46,21 +46,24 @@ import argparse
 import ctypes
 import ctypes.util
 import gzip
+import http.client
 import json
 import logging
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from fedchain.codec.abi import keccak
 from fedchain.config import open_private, private_dir
@@ -90,6 +93,9 @@ SEND_MINE_WAIT_S = 5.0
 """How long a send's answer waits for its transaction to be mined (anvil automines at once)."""
 RESTART_WAIT_S = 60.0
 """How long a request waits for anvil to come back after it died."""
+UPSTREAM_TIMEOUT_S = 300.0
+"""How long a forwarded request may take anvil (a big ``anvil_dumpState``, a slow trace)."""
+UPSTREAM_CONNECT_TIMEOUT_S = 5.0
 DEATH_GRACE_S = 0.5
 """How long a failed call waits for anvil to be reported dead before taking the failure as anvil's
 own answer: a SIGKILLed anvil resets its connections a moment before the kernel reports it dead."""
@@ -197,6 +203,8 @@ class PersistenceStats:
     state_bytes: int
     state_file: str
     block_time_s: float
+    grouped_sends: int = 0  # sends whose block a write made for another request already held
+    unchecked_reads: int = 0  # reads answered with nothing unwritten anywhere: no look at the head, no write
 
     def to_json(self) -> dict[str, Any]:
         """One JSON object."""
@@ -211,6 +219,7 @@ class PersistenceStats:
             dump_ms_total=float(data["dump_ms_total"]), dump_ms_max=float(data["dump_ms_max"]),
             dump_ms_last=float(data["dump_ms_last"]), state_bytes=int(data["state_bytes"]),
             state_file=str(data["state_file"]), block_time_s=float(data["block_time_s"]),
+            grouped_sends=int(data.get("grouped_sends", 0)), unchecked_reads=int(data.get("unchecked_reads", 0)),
         )
 
 
@@ -241,7 +250,7 @@ class Supervisor:
         self.state = state
         self.block_time_s = block_time_s
         self.extra_args = list(extra_args)
-        self.client = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
+        self.client = _Upstream()
         self.process: subprocess.Popen[bytes] | None = None
         self.upstream = ""
         self.restarts = 0
@@ -255,6 +264,11 @@ class Supervisor:
         self._dump_ms_max = 0.0
         self._dump_ms_last = 0.0
         self._mine_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._undurable = 0  # calls that may have changed the chain and are not yet known to be on disk
+        self._failed_changes = 0  # such calls that failed (their change, if any, maybe unwritten)
+        self._written_after = 0  # the value of _failed_changes when the last write started
+        self._fast_reads = 0  # reads answered without a look at the head (nothing unwritten anywhere)
         self._head_seen = -1
         self._head_seen_at = 0.0  # monotonic time the head last moved
         self._pre_exec = _pdeathsig()
@@ -314,32 +328,30 @@ class Supervisor:
         log.info("anvil pid %d answers on %s at block %d", self.process.pid, self.upstream, head)
 
     def _call(self, method: str, params: list[Any] | None = None) -> Any:
+        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+        _status, content = self.client.post(self.upstream, request)
         try:
-            response = self.client.post(self.upstream, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
-            body = response.json()
-        except (httpx.HTTPError, ValueError) as err:
-            raise AnvilDown(str(err)) from err
+            body = json.loads(content)
+        except ValueError as err:
+            raise AnvilDown(f"{method}: anvil answered no JSON ({err})") from err
         if not isinstance(body, dict) or "error" in body:
             raise AnvilDown(f"{method} failed: {body.get('error') if isinstance(body, dict) else body}")
         return body.get("result")
 
     def forward(self, body: bytes) -> bytes:
         """anvil's answer to ``body``; AnvilDown when it does not answer."""
-        try:
-            response = self.client.post(self.upstream, content=body, headers={"content-type": "application/json"})
-        except httpx.ConnectError as err:
-            raise AnvilDown(str(err), delivered=False) from err
-        except httpx.HTTPError as err:
-            raise AnvilDown(str(err)) from err
-        if response.status_code >= 500:
-            raise AnvilDown(f"HTTP {response.status_code}")
-        return response.content
+        status, content = self.client.post(self.upstream, body)
+        if status >= 500:
+            raise AnvilDown(f"HTTP {status}")
+        return content
 
     # -- persistence ---------------------------------------------------------------------------
 
     def dump(self, head: int) -> None:
         """Write the whole chain (at least up to ``head``) to the state file. Caller holds the lock."""
         start = time.perf_counter()
+        with self._count_lock:
+            failed_before = self._failed_changes
         raw = self._call("anvil_dumpState")
         if not isinstance(raw, str) or not raw.startswith("0x"):
             raise AnvilDown(f"anvil_dumpState answered {type(raw).__name__}")
@@ -350,6 +362,8 @@ class Supervisor:
         self._dump_ms_max = max(self._dump_ms_max, elapsed)
         self._dump_ms_last = elapsed
         self._persisted = head
+        with self._count_lock:
+            self._written_after = failed_before
 
     def _saw_head(self, head: int) -> None:
         if head != self._head_seen:
@@ -365,8 +379,36 @@ class Supervisor:
         with self._mine_lock:
             if time.monotonic() - self._head_seen_at < self.block_time_s:
                 return  # another request mined meanwhile
-            self._call("evm_mine")
-            self._saw_head(int(self._call("eth_blockNumber"), 16))
+            with self._changing():
+                self._call("evm_mine")
+                self.settle(True)  # the empty block is on disk before any answer shows it
+
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Around a call that may change the chain, until what it changed is on disk: while one
+        is in flight, or after one failed, reads look at the head before they answer."""
+        with self._count_lock:
+            self._undurable += 1
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            with self._count_lock:
+                self._undurable -= 1
+                if failed:  # it may have changed the chain without a write: reads check until one is made
+                    self._failed_changes += 1
+
+    def all_written(self, *, count: bool = False) -> bool:
+        """Whether everything any call may have changed is on disk: no call that changes the chain
+        is in flight, and the last one that failed was followed by a write. Then a read's answer
+        (received before this is asked, so computed from changes that all made it to disk) needs
+        no look at the head (``count``: tally such a read)."""
+        with self._count_lock:
+            written = self._undurable == 0 and self._written_after == self._failed_changes
+            if written and count:
+                self._fast_reads += 1
+            return written
 
     def _wait_mined(self, answer: bytes) -> int | None:
         """Wait (briefly) until the transaction a send answered with is mined, so that the state
@@ -423,6 +465,8 @@ class Supervisor:
             state_bytes=self.state.size(),
             state_file=str(self.state.path),
             block_time_s=self.block_time_s,
+            grouped_sends=self._grouped,
+            unchecked_reads=self._fast_reads,
         )
 
     # -- one request ---------------------------------------------------------------------------
@@ -452,12 +496,17 @@ class Supervisor:
                 if not first and raw_tx is not None and self._call("eth_getTransactionByHash", [raw_tx]) is not None:
                     self.settle(True)
                     return json.dumps({"jsonrpc": "2.0", "id": parsed.get("id"), "result": raw_tx}).encode()
-                if chain_state and not mutating:
+                if mutating:
+                    with self._changing():
+                        answer = self.forward(body)
+                        mined = self._wait_mined(answer) if len(methods) == 1 and methods[0] in _SENDS else None
+                        self.settle(True, mined)
+                    return answer
+                if chain_state:
                     self.keep_fresh()
                 answer = self.forward(body)
-                mined = self._wait_mined(answer) if len(methods) == 1 and methods[0] in _SENDS else None
-                if chain_state:
-                    self.settle(mutating, mined)
+                if chain_state and not self.all_written(count=True):
+                    self.settle(False)
                 return answer
             except AnvilDown as err:
                 if process is not None and err.delivered and _outlives(process, DEATH_GRACE_S):
@@ -569,6 +618,67 @@ def _error(parsed: Any, message: str, code: int = -32603) -> bytes:
     return json.dumps(one(parsed)).encode()
 
 
+class _Upstream:
+    """Keep-alive HTTP/1.1 connections to anvil, one per proxy thread (``http.client``: the
+    proxy's own cost per forwarded request is most of what it adds to a read)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def post(self, url: str, body: bytes) -> tuple[int, bytes]:
+        """POST ``body`` to ``url``: the answer's status and content. :class:`AnvilDown` when
+        anvil does not answer (``delivered`` False: the connection was refused)."""
+        conn = self._connection(url)
+        try:
+            conn.request("POST", "/", body=body, headers={"content-type": "application/json"})
+            response = conn.getresponse()
+            content = response.read()
+        except (OSError, http.client.HTTPException) as err:
+            self._drop()
+            raise AnvilDown(f"{type(err).__name__}: {err}") from err
+        if response.will_close:
+            self._drop()
+        return response.status, content
+
+    def _connection(self, url: str) -> http.client.HTTPConnection:
+        held: tuple[str, http.client.HTTPConnection] | None = getattr(self._local, "held", None)
+        if held is not None:
+            if held[0] == url and not _dropped(held[1]):
+                return held[1]
+            self._drop()
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or HOST, parts.port, timeout=UPSTREAM_CONNECT_TIMEOUT_S)
+        try:
+            conn.connect()
+        except OSError as err:
+            conn.close()
+            raise AnvilDown(f"{type(err).__name__}: {err}", delivered=False) from err
+        assert conn.sock is not None
+        conn.sock.settimeout(UPSTREAM_TIMEOUT_S)
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._local.held = (url, conn)
+        return conn
+
+    def _drop(self) -> None:
+        held = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            held[1].close()
+
+
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """Whether an idle keep-alive connection is no longer usable: closed here, or readable (the
+    peer closed it, or sent what nobody asked for)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -621,7 +731,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("anvil_args", nargs="*", help="further anvil arguments (after --)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="devnet-supervisor %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per forwarded request
     supervisor = Supervisor(args.anvil, args.port, StateFile(args.state), block_time_s=args.block_time,
                             extra_args=args.anvil_args)
 

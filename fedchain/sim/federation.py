@@ -47,16 +47,16 @@ from fedchain.chain.incentives import Incentives, fund_pool_call, set_budget_cal
 from fedchain.chain.ledger import ChainLedger
 from fedchain.chain.signer import Signer
 from fedchain.codec.canonical import sha256_digest
-from fedchain.config import Settings
+from fedchain.config import Settings, private_dir
 from fedchain.engine.ledger import LedgerTransport
 from fedchain.engine.loop import OutagePolicy, run_rounds
 from fedchain.engine.reports import RoundReport, RunReport, Traffic
-from fedchain.errors import ExitCode, ServiceError
+from fedchain.errors import ConfigError, ExitCode, ServiceError
 from fedchain.fl.records import StrategyConfig
 from fedchain.ports import BlobStore, TxReport
 from fedchain.protocol.participant import READY_FILE
 from fedchain.protocol.task import RewardsConfig, TaskDocument, check_private_model, publish_task
-from fedchain.services.devnet import start_devnet, stop_devnet
+from fedchain.services.devnet import DevnetProcess, start_devnet, stop_devnet
 from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
 from fedchain.sim.governance import Consortium, DisputedRound, GovernanceSummary
@@ -177,6 +177,7 @@ class FederationReport:
     out_dir: Path
     governance: GovernanceSummary | None = None
     privacy: PrivacySummary | None = None
+    devnet: str = "given"  # the chain: given, managed or ephemeral (Services.devnet)
 
     @property
     def rounds(self) -> tuple[RoundReport, ...]:
@@ -196,6 +197,7 @@ class FederationReport:
             "contract": self.contract,
             "chain_id": self.chain_id,
             "rpc_url": self.rpc_url,
+            "devnet": self.devnet,
             "store": self.store,
             "task_cid": self.task_cid,
             "rounds": [{**r.to_json(), "gas": gas_by_round.get(int(r.round_id), {})} for r in self.run.rounds],
@@ -253,31 +255,49 @@ class FederationReport:
 
 @dataclass
 class Services:
-    """The RPC and IPFS endpoints of a run, and which of them the run started itself."""
+    """The RPC and IPFS endpoints of a run, and which of them the run started itself
+    (``ephemeral``: a devnet that lives only as long as the run)."""
 
     rpc_url: str
     ipfs_api: str | None
     started_devnet: bool = False
     started_ipfs: bool = False
+    ephemeral: DevnetProcess | None = None
+    devnet: str = "given"
+    """Which chain the run uses: ``given`` (the settings' RPC URL), ``managed`` (the state
+    directory's devnet, which persists its chain) or ``ephemeral`` (a fresh chain of the run's own)."""
 
 
-def start_services(settings: Settings) -> Services:
-    """Use the configured endpoints, or start a devnet (and an IPFS node for the IPFS store)."""
+def start_services(settings: Settings, *, ephemeral_devnet: bool = False) -> Services:
+    """Use the configured endpoints, or start a devnet (and an IPFS node for the IPFS store).
+
+    Without an RPC URL: the state directory's managed devnet (started, or reused when it runs),
+    which persists its chain and can be resumed after the run; with ``ephemeral_devnet``, a fresh
+    chain of the run's own instead, on a free port with interval mining, never written to disk
+    and gone when :func:`stop_services` runs (a throwaway simulation pays nothing for
+    persistence)."""
+    ephemeral: DevnetProcess | None = None
+    kind = "given"
     if settings.rpc_url:
         rpc, started_devnet = settings.rpc_url, False
-    else:
+    elif not ephemeral_devnet:
         info, reused = start_devnet(settings.state_dir, block_time_s=settings.devnet_block_time_s)
-        rpc, started_devnet = info.url, not reused
+        rpc, started_devnet, kind = info.url, not reused, "managed"
+    else:
+        ephemeral = DevnetProcess("anvil", block_time_s=settings.devnet_block_time_s,
+                                  log_file=private_dir(Path(settings.state_dir)) / "ephemeral-devnet.log").start()
+        rpc, started_devnet, kind = ephemeral.url, False, "ephemeral"
+    base = Services(rpc, None, started_devnet, False, ephemeral, kind)
     if settings.store != "ipfs":
-        return Services(rpc, None, started_devnet, False)
+        return base
     if settings.ipfs_api:
-        return Services(rpc, settings.ipfs_api, started_devnet, False)
+        return replace(base, ipfs_api=settings.ipfs_api)
     try:
         node, started_ipfs = start_node(settings.state_dir)
     except BaseException:
-        stop_services(settings, Services(rpc, None, started_devnet, False))
+        stop_services(settings, base)
         raise
-    return Services(rpc, node.api_url, started_devnet, started_ipfs)
+    return replace(base, ipfs_api=node.api_url, started_ipfs=started_ipfs)
 
 
 def stop_services(settings: Settings, services: Services) -> None:
@@ -286,6 +306,8 @@ def stop_services(settings: Settings, services: Services) -> None:
         stop_node(settings.state_dir)
     if services.started_devnet:
         stop_devnet(settings.state_dir)
+    if services.ephemeral is not None:
+        services.ephemeral.stop()
 
 
 # --- accounts, deployment, task, registration --------------------------------------------------
@@ -836,10 +858,15 @@ def run_federation(
     *,
     progress: bool = True,
     keep_services: bool = False,
+    ephemeral_devnet: bool = False,
     on_round: Callable[[RoundReport], None] | None = None,
 ) -> FederationReport:
     """Run the whole federation, then audit it; write report.json, audit.json, audit.html and a
-    plot to ``out_dir``."""
+    plot to ``out_dir``. ``ephemeral_devnet``: on a chain of the run's own that is never written
+    to disk (:func:`start_services`; not with ``keep_services`` or a given RPC URL)."""
+    if ephemeral_devnet and (keep_services or settings.rpc_url):
+        raise ConfigError("an ephemeral devnet is the run's own fresh chain: it cannot outlive the run "
+                          "(keep services) or be a given RPC URL")
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -856,7 +883,9 @@ def run_federation(
     settings = settings.with_overrides(state_dir=Path(settings.state_dir).resolve())
     given = settings  # the URLs the user gave; the others come from the state dir's records
     t_services = time.perf_counter()
-    services = start_services(settings)
+    services = start_services(settings, ephemeral_devnet=ephemeral_devnet)
+    if services.ephemeral is not None:  # no record in the state directory: everyone is told its URL
+        given = given.with_overrides(rpc_url=services.rpc_url)
     timing: dict[str, float] = {"prepare_s": t_services - t_start, "services_s": time.perf_counter() - t_services}
     settings = settings.with_overrides(rpc_url=services.rpc_url, ipfs_api=services.ipfs_api)
     cleanup = ExitStack()  # participant log handles, processes and the blob store, closed whatever happens
@@ -952,7 +981,8 @@ def run_federation(
             audit_bar()
         report = FederationReport(
             config=cfg, run=run, contract=Address(fed.deployment.address), chain_id=fed.conn.chain_id,
-            rpc_url=services.rpc_url, store=store.describe(), task_cid=fed.task_cid, task_bytes=len(doc.to_bytes()),
+            rpc_url=services.rpc_url, devnet=services.devnet, store=store.describe(), task_cid=fed.task_cid,
+            task_bytes=len(doc.to_bytes()),
             gas=gas.summary(),
             participants=tuple(
                 ParticipantSummary(c.name, Address(fed.accounts[names[i]].address), c.num_samples,
