@@ -9,7 +9,9 @@ fedchain's :func:`~fedchain.protocol.training.train_participant` in all three), 
 * **ledger**: ``fedchain simulate`` as a command of its own - devnet, blob store, deployment,
   participant processes (``--participants-per-process``, by default as many processes as cores:
   Flower's Ray backend runs one actor per core), every update stored and committed on chain, the
-  aggregator finalising on chain, then the audit;
+  aggregator finalising on chain, then the audit; once per devnet of ``--devnets`` (by default the
+  run's own ephemeral chain, the primary figures, and then the persisting managed devnet, its
+  figures and ratios suffixed ``_managed``);
 * **memory**: the same round loop (:func:`fedchain.engine.loop.run_rounds`) over the in-memory
   transport, clients trained one after another on one thread, as a command of its own
   (this script with ``--part memory``);
@@ -203,6 +205,12 @@ def compare(report: dict[str, Any], memory: dict[str, Any] | None, flower: dict[
         "memory_command_ratio_vs_flower": ratio(report.get("fedchain_memory_command_s"), report.get("flower_command_s")),
         "ledger_round_ratio_vs_memory": ratio(report.get("fedchain_ledger_round_s"), report.get("fedchain_memory_round_s")),
     }
+    for devnet in DEVNETS:  # a further ledger run's own ratios
+        if f"fedchain_ledger_{devnet}_round_s" in report:
+            out[f"round_ratio_vs_flower_{devnet}"] = ratio(report[f"fedchain_ledger_{devnet}_round_s"],
+                                                           report.get("flower_round_s"))
+            out[f"command_ratio_vs_flower_{devnet}"] = ratio(report.get(f"fedchain_ledger_{devnet}_command_s"),
+                                                             report.get("flower_command_s"))
     accuracies = {k: v for k, v in ((n, report.get(f"{n}_final_accuracy"))
                                     for n in ("fedchain_ledger", "fedchain_memory", "flower")) if v is not None}
     spread = max(accuracies.values()) - min(accuracies.values()) if accuracies else None
@@ -216,6 +224,41 @@ def compare(report: dict[str, Any], memory: dict[str, Any] | None, flower: dict[
     out["met"] = {"round_ratio": None if rr is None else bool(rr <= ROUND_RATIO_GOAL),
                   "command_ratio": None if cr is None else bool(cr <= COMMAND_RATIO_GOAL)}
     return out
+
+
+DEVNETS = {
+    "ephemeral": ("`simulate --devnet ephemeral`: a fresh anvil of the run's own with interval mining, its chain "
+                  "never written to disk (a throwaway simulation; what Flower's engine keeps is nothing either)"),
+    "managed": ("`simulate` as it defaults: the state directory's devnet, anvil behind fedchain's supervisor, which "
+                "writes the chain to disk before any answer shows a mined transaction (crash-safe, resumable)"),
+    "plain": "a bare anvil started here and passed to simulate as --rpc-url (its start counted)",
+}
+
+
+def ledger_run(args: argparse.Namespace, devnet: str, work: Path, cores: list[int],
+               per_process: int) -> tuple[dict[str, Any], float]:
+    """One ``fedchain simulate`` of the job on ``devnet``: its JSON report (with the round times and
+    evaluations under the keys :func:`summary` reads) and its wall time."""
+    cmd = [sys.executable, "-m", "fedchain", "simulate", *job_options(args), "--json",
+           "--participants-per-process", str(per_process), "--store", args.store,
+           "--out", str(work / "out"), "--state-dir", str(work / "state")]
+    with ExitStack() as stack:
+        devnet_s = 0.0
+        if devnet == "plain":  # a bare anvil, its start added to the command's time
+            from fedchain.config import Settings
+            from fedchain.services.devnet import DevnetProcess
+
+            t0 = time.perf_counter()
+            os.sched_setaffinity(0, cores)  # anvil on the same CPUs as the rest
+            dev = stack.enter_context(DevnetProcess("anvil", block_time_s=Settings().devnet_block_time_s))
+            devnet_s = time.perf_counter() - t0
+            cmd += ["--rpc-url", dev.url]
+        elif devnet == "ephemeral":
+            cmd += ["--devnet", "ephemeral"]
+        ledger, ledger_s = timed_command(cmd, cores)
+    ledger["round_s"] = [r["wall_s"] for r in ledger["rounds"]]
+    ledger["evaluations"] = [r["evaluation"] for r in ledger["rounds"]]
+    return ledger, ledger_s + devnet_s
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,9 +286,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 f"each (`simulate --participants-per-process {per_process}`; Flower runs {n} Ray "
                                 "actors, one per core); plus the devnet, the blob store node and the aggregator"),
         "ledger_store": args.store,
-        "ledger_devnet": ("managed: anvil behind fedchain's supervisor, which persists the chain before every answer "
-                          "(what simulate starts)" if args.devnet == "managed" else
-                          "plain: a bare anvil started here, passed to simulate as --rpc-url (its start counted)"),
+        "ledger_devnets": {d: DEVNETS[d] for d in args.devnets},
+        "ledger_devnet_primary": (f"{args.devnets[0]}: the fedchain_ledger_* figures and the ratios without a suffix; "
+                                  "each further devnet's figures carry its name"),
         "same_partitions": "all three partition with fedchain.sim.config (same seed, same function); memory and "
                            "Flower use the same participant addresses, hence the same training seeds; the ledger's "
                            "participants have their keystores' addresses, so their shuffles differ",
@@ -271,31 +314,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                        "(Flower 1.42 marks it deprecated for `flwr run`, which drives the same engine)")
             report["flower_phases_s"] = {k: flower[k] for k in ("import_s", "to_first_round_s", "simulation_s")}
         if not args.skip_ledger:
-            log(f"ledger (fedchain simulate, --participants-per-process {per_process}) ...")
-            cmd = [sys.executable, "-m", "fedchain", "simulate", *job_options(args), "--json",
-                   "--participants-per-process", str(per_process), "--store", args.store,
-                   "--out", str(tmp / "ledger"), "--state-dir", str(tmp / "state")]
-            with ExitStack() as stack:
-                devnet_s = 0.0
-                if args.devnet == "plain":  # a bare anvil, its start added to the command's time
-                    from fedchain.config import Settings
-                    from fedchain.services.devnet import DevnetProcess
-
-                    t0 = time.perf_counter()
-                    os.sched_setaffinity(0, cores)  # anvil on the same CPUs as the rest
-                    dev = stack.enter_context(DevnetProcess("anvil", block_time_s=Settings().devnet_block_time_s))
-                    devnet_s = time.perf_counter() - t0
-                    cmd += ["--rpc-url", dev.url]
-                ledger, ledger_s = timed_command(cmd, cores)
-                ledger_s += devnet_s
-            ledger["round_s"] = [r["wall_s"] for r in ledger["rounds"]]
-            ledger["evaluations"] = [r["evaluation"] for r in ledger["rounds"]]
-            report.update(summary("fedchain_ledger", ledger, ledger_s, n))
-            report["fedchain_ledger_phases_s"] = ledger["timing"]
-            report["fedchain_ledger_audit_ok"] = ledger["audit"]["ok"]
+            for i, devnet in enumerate(args.devnets):
+                name = "fedchain_ledger" if i == 0 else f"fedchain_ledger_{devnet}"
+                log(f"ledger on the {devnet} devnet (fedchain simulate, --participants-per-process {per_process}) ...")
+                ledger, ledger_s = ledger_run(args, devnet, tmp / devnet, cores, per_process)
+                report.update(summary(name, ledger, ledger_s, n))
+                report[f"{name}_devnet"] = devnet
+                report[f"{name}_phases_s"] = ledger["timing"]
+                report[f"{name}_audit_ok"] = ledger["audit"]["ok"]
     report.update(compare(report, memory, flower))
     report["wall_s"] = round(time.perf_counter() - started, 2)
     return report
+
+
+def devnet_list(text: str) -> list[str]:
+    """``--devnets``: names from :data:`DEVNETS`, each once."""
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in DEVNETS]
+    if not names or bad or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"expected distinct names of {', '.join(DEVNETS)}, got {text!r}")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,9 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--participants-per-process", type=int, default=0,
                     help="Ledger agents per participant process [default: clients / cores, rounded up].")
     ap.add_argument("--store", choices=["ipfs", "local"], default="ipfs", help="The ledger run's blob store.")
-    ap.add_argument("--devnet", choices=["managed", "plain"], default="managed",
-                    help="The ledger run's devnet: managed (simulate's own, anvil behind the persisting supervisor) "
-                         "or plain (a bare anvil started here).")
+    ap.add_argument("--devnets", type=devnet_list, default=["ephemeral", "managed"],
+                    help="The ledger runs' devnets, comma-separated, one run each, the first the primary one: "
+                         "ephemeral (simulate --devnet ephemeral), managed (simulate's default, the persisting "
+                         "supervisor), plain (a bare anvil started here) [default: ephemeral,managed].")
     ap.add_argument("--flower-venv", type=Path, default=ROOT / ".venv-flower",
                     help="Flower's virtualenv (created when missing).")
     ap.add_argument("--skip-flower", action="store_true", help="Leave Flower out (no virtualenv needed).")

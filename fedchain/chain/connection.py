@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedchain.chain.abi import RevertDecoder, to_bytes
+from fedchain.chain.reads import DEFAULT_TTL_S, PinnedReads
 from fedchain.chain.rpc import Call, JsonRpc
 from fedchain.chain.signer import Signer, raw_signed_transaction
 from fedchain.codec.abi import to_checksum_address
@@ -106,6 +107,7 @@ class Connection:
     ) -> None:
         self.url = rpc_url
         self.tx_timeout_s = tx_timeout_s
+        self.reads: PinnedReads | None = None  # pin_reads(): reads of the latest state pinned to one block, shared
         with self.translate():
             self.rpc = JsonRpc(rpc_url, timeout_s=timeout_s)
             self.chain_id: int = _int(self.rpc.request("eth_chainId"))
@@ -158,15 +160,41 @@ class Connection:
 
     # --- reads -----------------------------------------------------------------------
 
+    def pin_reads(self, ttl_s: float = DEFAULT_TTL_S) -> PinnedReads:
+        """From now on answer this connection's reads of the latest state (``eth_call``, the
+        latest block) as of one pinned block, each identical ``eth_call`` once per block for all
+        threads (:mod:`fedchain.chain.reads`): for the agents of one host sharing a connection."""
+        if self.reads is None:
+            self.reads = PinnedReads(lambda: self.rpc.request("eth_getBlockByNumber", ["latest", False]), ttl_s=ttl_s)
+        return self.reads
+
+    def saw_block(self, number: int) -> None:
+        """Block ``number`` exists: pinned reads are not answered from an older block from now on."""
+        if self.reads is not None:
+            self.reads.saw_block(number)
+
     def block_number(self) -> int:
         """The latest block number."""
         with self.translate():
-            return _int(self.rpc.request("eth_blockNumber"))
+            number = _int(self.rpc.request("eth_blockNumber"))
+        self.saw_block(number)
+        return number
+
+    def latest_header(self) -> Any:
+        """The node's raw header of the latest block (``eth_getBlockByNumber``; the pinned head
+        with :meth:`pin_reads`)."""
+        with self.translate():
+            if self.reads is not None:
+                return self.reads.head().raw
+            return self.rpc.request("eth_getBlockByNumber", ["latest", False])
 
     def block(self, block: BlockIdentifier = "latest") -> Block:
         """The header fields and transaction hashes of ``block`` (default: the latest)."""
-        with self.translate():
-            raw = self.rpc.request("eth_getBlockByNumber", [_block_param(block), False])
+        if block == "latest":
+            raw = self.latest_header()
+        else:
+            with self.translate():
+                raw = self.rpc.request("eth_getBlockByNumber", [_block_param(block), False])
         if not isinstance(raw, dict):
             raise RpcUnavailableError(f"the node at {self.url} has no block {block!r} (the chain moved?)")
         return Block(
@@ -212,7 +240,10 @@ class Connection:
     def request(self, method: str, params: list[Any] | None = None) -> Any:
         """A raw JSON-RPC request (``evm_snapshot``, ``evm_mine``...)."""
         with self.translate(function=method):
-            return self.rpc.request(method, params or [])
+            answer = self.rpc.request(method, params or [])
+        if self.reads is not None and method.startswith(_DEV_PREFIXES):
+            self.reads.forget()  # the chain may have been rewound or changed under the pinned head
+        return answer
 
     def call(
         self,
@@ -233,7 +264,13 @@ class Connection:
         return values answers empty from a contract that has code, and that answer is returned."""
         tag = _block_param(block)
         with self.translate(decoder, function):
-            raw = to_bytes(self.rpc.request("eth_call", [_rpc_tx(tx), tag]))
+            if block == "latest" and self.reads is not None:
+                params = _rpc_tx(tx)
+                answer, head = self.reads.read("eth_call", params,
+                                               lambda head: self.rpc.request("eth_call", [params, hex(head.number)]))
+                raw, block = to_bytes(answer), head.number
+            else:
+                raw = to_bytes(self.rpc.request("eth_call", [_rpc_tx(tx), tag]))
             if raw or tx.get("to") is None:
                 return raw
             to = str(tx["to"])
@@ -351,6 +388,7 @@ class Connection:
             with self.translate(decoder, function):
                 receipt = self.rpc.request("eth_getTransactionReceipt", [tx_hash])
             if isinstance(receipt, dict) and receipt.get("blockNumber") is not None:
+                self.saw_block(_int(receipt["blockNumber"]))
                 return receipt
             pause = RECEIPT_POLL_S[min(attempt, len(RECEIPT_POLL_S) - 1)]
             attempt += 1
@@ -406,6 +444,7 @@ class Connection:
 
 
 NONCE_RETRIES = 3
+_DEV_PREFIXES = ("evm_", "anvil_", "hardhat_")
 """How often a transaction is signed again with a fresh nonce when another sender of the same key took its nonce."""
 
 _CHAIN_MOVED = ("BlockOutOfRangeError", "header not found", "unknown block")

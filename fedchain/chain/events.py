@@ -204,8 +204,10 @@ def _hex(value: Any) -> str:
 
 def get_block(conn: Connection, block: int | str) -> BlockRef | None:
     """The header of ``block`` (a number or ``"latest"``), None when the node has no such block."""
-    tag = block if isinstance(block, str) else hex(block)
-    raw = conn.request("eth_getBlockByNumber", [tag, False])
+    if block == "latest":
+        raw = conn.latest_header()  # the pinned head where the connection pins its reads
+    else:
+        raw = conn.request("eth_getBlockByNumber", [block if isinstance(block, str) else hex(block), False])
     if raw is None:
         return None
     return BlockRef(int(raw["number"], 16), _hex(raw["hash"]), _hex(raw["parentHash"]))

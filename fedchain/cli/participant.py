@@ -518,9 +518,10 @@ def _manifest_specs(path: Path) -> list[tuple[Path, AgentSpec]]:
 
 def _shared_ledger(settings: Any, address: str | None, ledgers: dict[str, Any]) -> Any:
     """The read-only ledger the agents of this host on the node of ``settings`` share, each signing as itself: one
-    connection, one event index (the federation's history is read once, not once per agent) and one block watcher
-    (one filter poll per interval for them all). None when the node cannot be reached yet: each agent then rides
-    the outage out on a connection of its own."""
+    connection, one event index (the federation's history is read once, not once per agent), one block watcher
+    (one filter poll per interval for them all) and reads pinned to one block (each identical contract read once
+    per block for them all, :mod:`fedchain.chain.reads`). None when the node cannot be reached yet: each agent then
+    rides the outage out on a connection of its own."""
     from fedchain.errors import RpcUnavailableError
     from fedchain.sim.wiring import connect_ledger, rpc_url_of
 
@@ -528,6 +529,7 @@ def _shared_ledger(settings: Any, address: str | None, ledgers: dict[str, Any]) 
         url = rpc_url_of(settings)
         if url not in ledgers:
             ledgers[url] = connect_ledger(settings, address=address)
+            ledgers[url].conn.pin_reads()
     except RpcUnavailableError:
         return None
     return ledgers[url]

@@ -603,7 +603,8 @@ class ParticipantAgent:
         if again is not None:
             return again
         self.settle_state()
-        self.check_finalised_rounds()  # verify the model we are about to train on, contest an exclusion
+        if self.check_finalised_rounds(rnd):  # verify the model we are about to train on, contest an exclusion
+            rnd = self.ledger.round(rid)
         if rnd.secure:
             return self._submit_secure(rnd)
         existing = self.own_commitment(rid) if self.ledger.participant(self.address).last_committed_round == rid else None
@@ -1490,7 +1491,7 @@ class ParticipantAgent:
         return evidence is not None and any(u.participant.lower() == self.address.lower() for u in evidence.included)
 
     # --- finalised rounds: live verification and exclusion contests ------------------------
-    def check_finalised_rounds(self) -> None:
+    def check_finalised_rounds(self, known: RoundRecord | None = None) -> bool:
         """Deal once with every round this participant committed in that has ended: when it was
         finalised with our update included, call the verifier hook (the members' live
         verification, before we train on its model); when it was finalised without our update
@@ -1500,7 +1501,12 @@ class ParticipantAgent:
         on chain), the latest such round waits, unjournaled, and is verified once it says yes (a
         policy set by a vote holds the next round until the current model's round is attested).
         A verifier that fails for another reason than an outage is logged and tried again at the
-        next look, :data:`VERIFY_ATTEMPTS` times in all."""
+        next look, :data:`VERIFY_ATTEMPTS` times in all.
+
+        ``known``: a round just read (the caller's look at the latest round), used instead of
+        reading it again, so that an agent waiting in an open round reads nothing here. True
+        when a round was dealt with (the caller's ``known`` may be out of date)."""
+        acted = False
         if self._deferred is not None and (self.verify_now is None or self.verify_now()):
             self._settled.discard(self._deferred)
             self._deferred = None
@@ -1508,9 +1514,10 @@ class ParticipantAgent:
             if round_id in self._settled:
                 continue
             rid = RoundId(round_id)
-            rnd = self.ledger.round(rid)
+            rnd = known if known is not None and int(known.round_id) == round_id else self.ledger.round(rid)
             if rnd.status == RoundStatus.OPEN:
                 continue
+            acted = True
             mine = self.own_commitment(rid) if rnd.status == RoundStatus.FINALIZED else None
             if mine is None:
                 self._settle(JournalEntry("excluded", rid, self.address,
@@ -1527,6 +1534,7 @@ class ParticipantAgent:
                 self._settle(JournalEntry("excluded", rid, self.address, mine.update_digest, mine.cid, reason=why))
                 continue
             self.contest_exclusion(rnd, mine, evidence)
+        return acted
 
     def _verify(self, rnd: RoundRecord, mine: UpdateCommitment) -> None:
         """Call the verifier hook on a finalised round we were included in, once."""
@@ -1817,11 +1825,13 @@ class ParticipantAgent:
             return True
         if latest < 1:
             return False
-        self.check_finalised_rounds()  # verify a finalised round before training on its model
-        if self.incentives is not None:
-            self.claim_rewards()
         rid = RoundId(latest)
         latest_round = self.ledger.round(rid)
+        acted = self.check_finalised_rounds(latest_round)  # verify a finalised round before training on its model
+        if self.incentives is not None:
+            acted = bool(self.claim_rewards()) or acted
+        if acted:  # time has passed: look again
+            latest_round = self.ledger.round(rid)
         if latest_round.secure:
             return self._secure_watch(latest_round, until_round, done, results, on_result, wait_for_end)
         if latest not in done:
@@ -1871,7 +1881,7 @@ class ParticipantAgent:
             return (until_round is not None and latest == until_round and not wait_for_end
                     and not self._pending_reveal(latest))
         if latest in self._commits:  # we committed in the latest round: does the chain still hold it?
-            rnd = self.ledger.round(rid)
+            rnd = latest_round
             if rnd.status == RoundStatus.OPEN:
                 again = self.recommit_lost(rnd)
                 if again is not None:

@@ -61,3 +61,21 @@ def test_a_run_without_flower_prints_one_document_with_the_memory_figures(capsys
     assert report["fedchain_memory_command_s"] > 0
     assert report["round_ratio_vs_flower"] is None and "flower_round_s" not in report
     assert "fedchain_ledger_round_s" not in report and report["met"]["command_ratio"] is None
+
+
+def test_a_further_devnet_gets_its_own_suffixed_ratios() -> None:
+    bench = load()
+    report = {"fedchain_ledger_round_s": 0.3, "fedchain_ledger_managed_round_s": 0.6, "flower_round_s": 0.3,
+              "fedchain_ledger_command_s": 10.0, "fedchain_ledger_managed_command_s": 20.0, "flower_command_s": 10.0}
+    out = bench.compare(report, None, None)
+    assert out["round_ratio_vs_flower"] == 1.0 and out["round_ratio_vs_flower_managed"] == 2.0
+    assert out["command_ratio_vs_flower"] == 1.0 and out["command_ratio_vs_flower_managed"] == 2.0
+    assert "round_ratio_vs_flower_plain" not in out
+
+
+def test_devnets_are_named_once_each() -> None:
+    bench = load()
+    assert bench.devnet_list("ephemeral,managed") == ["ephemeral", "managed"]
+    for bad in ("", "ephemeral,ephemeral", "bogus"):
+        with pytest.raises(Exception, match="expected distinct names"):
+            bench.devnet_list(bad)
