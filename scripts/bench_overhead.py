@@ -22,9 +22,10 @@ not once per participant); ``--participants-per-process 1`` is the old layout of
 aggregator) and, merged, the participant processes' (started through a small wrapper of the interpreter that
 runs ``fedchain participant`` commands under ``python -m cProfile``) - and prints the functions that take the
 most time in each; the profiler slows what it watches, so the figures of a profiled run are not the benchmark's.
-``--devnet plain`` runs the ledger on a bare anvil started here (interval mining as the managed devnet's, its
-start on the ledger's clock) instead of the managed devnet (anvil behind the supervisor, which persists the
-chain before every answer), to measure what that persistence costs.
+The ledger runs by default on a chain of its own that is never written to disk (``simulate --devnet
+ephemeral``, its start on the ledger's clock); ``--devnet managed`` on the managed devnet simulate starts by
+default (anvil behind the supervisor, which persists the chain before every answer), to measure what that
+persistence costs; ``--devnet plain`` on a bare anvil started here.
 
 Headline figures: the total wall-time overhead of the ledger run over the plain loop (everything:
 dataset preparation, starting the devnet and the IPFS node, deployment, participant processes,
@@ -67,9 +68,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="Pin both runs to this many CPUs (the first ones available) [default: all available].")
     ap.add_argument("--participants-per-process", type=int, default=0,
                     help="Ledger participant agents per process [default: clients / cores, rounded up].")
-    ap.add_argument("--devnet", choices=["managed", "plain"], default="managed",
-                    help="managed: fedchain's devnet (anvil behind the persisting supervisor, as simulate runs it); "
-                         "plain: a bare anvil started here.")
+    ap.add_argument("--devnet", choices=["ephemeral", "managed", "plain"], default="ephemeral",
+                    help="ephemeral: a fresh chain of the ledger run's own, never written to disk (simulate --devnet "
+                         "ephemeral); managed: fedchain's persisting devnet (anvil behind the supervisor, simulate's "
+                         "default); plain: a bare anvil started here.")
     ap.add_argument("--profile", action="store_true",
                     help="Profile this process's share of the ledger run (cProfile) and print its top functions.")
     ap.add_argument("--out", type=Path, default=None, help="Directory for the run's reports [default: a temporary one].")
@@ -139,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
 
     c1_self = sum(getattr(resource.getrusage(resource.RUSAGE_SELF), f) for f in ("ru_utime", "ru_stime"))
     try:
-        result = run_federation(cfg, settings, out / "ledger", progress=not args.json, on_round=after_round)
+        result = run_federation(cfg, settings, out / "ledger", progress=not args.json, on_round=after_round,
+                                ephemeral_devnet=args.devnet == "ephemeral")
     finally:
         sys.executable = interpreter
         if profiler is not None:
@@ -168,8 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                         + ("the whole training split" if args.max_train >= 60000
                            else "a seeded subset, so the run fits in minutes")),
         "store": result.store,
-        "devnet": ("managed: anvil behind the supervisor that persists the chain before every answer" if args.devnet
-                   == "managed" else f"plain: a bare anvil started here ({devnet_s:.2f} s, on the ledger's clock)"),
+        "devnet": {"managed": "managed: anvil behind the supervisor that persists the chain before every answer",
+                   "ephemeral": "ephemeral: a fresh anvil of the ledger run's own (its start on the run's clock), "
+                                "never written to disk",
+                   "plain": f"plain: a bare anvil started here ({devnet_s:.2f} s, on the ledger's clock)"}[args.devnet],
         "cores_baseline": len(cores),
         "cores_fedchain": len(cores),
         "cpus": cores,

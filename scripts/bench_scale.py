@@ -2,8 +2,9 @@
 """Scale: one federation round at n = 10, 100 and 1,000 participants on this machine, its peak memory, and the gas
 of a round with per-participant on-chain commitments against a signed round (one root of signed commitments).
 
-Each size runs ``fedchain simulate`` as a user would (a fresh state directory, a managed devnet, the local blob
-store): MNIST with a logistic-regression model, 60 training samples per participant, the participants hosted
+Each size runs ``fedchain simulate`` as a user would (a fresh state directory, by default a devnet of the run's own
+that is never written to disk - ``--devnet managed`` for the persisting one simulate starts by default -, the local
+blob store): MNIST with a logistic-regression model, 60 training samples per participant, the participants hosted
 ``--per-process`` to an OS process (``participant host``: one thread per agent, each with its own key, data,
 connection and store client, speaking to the aggregator only through the chain and the store). While it runs, the
 resident memory of the whole process tree (the command, the devnet, every host) is sampled every 0.5 s; its peak
@@ -46,6 +47,14 @@ GOAL_GAS_SPREAD = 0.10  # signed rounds: gas per round within 10% from the small
 GOAL_GAS_PER_PARTICIPANT = 2000  # signed rounds at n = 100: commitment gas per participant
 
 
+DEVNETS = {
+    "ephemeral": "simulate --devnet ephemeral: a fresh anvil of the run's own, its chain never written to disk",
+    "managed": "simulate's default: the state directory's devnet, whose supervisor writes the chain to disk before "
+               "any answer shows a mined transaction",
+    "plain": "a bare anvil with interval mining started here and passed as --rpc-url",
+}
+
+
 def _tree_rss_kib(root: int) -> int:
     """The resident memory (KiB) of ``root`` and all its descendants, from /proc."""
     children: dict[int, list[int]] = {}
@@ -71,11 +80,10 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path, plain: bool = False,
+def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path, devnet: str = "ephemeral",
              commit_s: int = 900) -> dict[str, Any]:
-    """One ``fedchain simulate`` run at ``n`` participants: its report, round time and peak memory (``plain``: on a
-    bare anvil with interval mining instead of the managed devnet, whose supervisor writes the whole chain to disk
-    before it answers a transaction)."""
+    """One ``fedchain simulate`` run at ``n`` participants: its report, round time and peak memory, on ``devnet``
+    (:data:`DEVNETS`)."""
     from contextlib import ExitStack
 
     name = f"n{n}-{'signed' if signed else 'onchain'}"
@@ -86,9 +94,11 @@ def simulate(n: int, *, per_process: int, rounds: int, signed: bool, work: Path,
             "--state-dir", str(out / "state"), "--out", str(out / "out"), "--json"]
     if signed:
         args += ["--signed-commits", "--escape-duration", str(ESCAPE_S)]
+    if devnet == "ephemeral":
+        args += ["--devnet", "ephemeral"]
     stack = ExitStack()
     devnet_pid: int | None = None  # a bare anvil started here: its memory counts too
-    if plain:
+    if devnet == "plain":
         from fedchain.config import Settings
         from fedchain.services.devnet import DevnetProcess
 
@@ -172,9 +182,8 @@ def main() -> int:
     parser.add_argument("--signed-commit-duration", type=int, default=120,
                         help="the commit phase of the signed rounds: a signed round never ends before it (its escape "
                              "window runs from its deadline at the earliest), so its round time is this plus the window")
-    parser.add_argument("--devnet", choices=["managed", "plain"], default="managed",
-                        help="the managed devnet (its supervisor persists the chain before every answer) or a bare "
-                             "anvil with interval mining")
+    parser.add_argument("--devnet", choices=sorted(DEVNETS), default="ephemeral",
+                        help="; ".join(f"{k}: {v}" for k, v in DEVNETS.items()))
     parser.add_argument("--work", type=Path, default=None, help="where the runs keep their state [a temporary dir]")
     parser.add_argument("--json", action="store_true")
     opts = parser.parse_args()
@@ -182,14 +191,13 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in opts.sizes.split(",") if s]
     signed_sizes = [int(s) for s in opts.signed_sizes.split(",") if s]
-    plain = opts.devnet == "plain"
-    onchain = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=False, work=work, plain=plain)
-               for n in sizes}
-    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work, plain=plain,
-                          commit_s=opts.signed_commit_duration) for n in signed_sizes}
+    onchain = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=False, work=work,
+                           devnet=opts.devnet) for n in sizes}
+    signed = {n: simulate(n, per_process=opts.per_process, rounds=opts.rounds, signed=True, work=work,
+                          devnet=opts.devnet, commit_s=opts.signed_commit_duration) for n in signed_sizes}
     doc = summarise(onchain, signed, opts.rounds)
     doc["machine"] = {"cpus": os.cpu_count(), "per_process": opts.per_process, "rounds": opts.rounds,
-                      "devnet": opts.devnet,
+                      "devnet": f"{opts.devnet}: {DEVNETS[opts.devnet]}",
                       "samples_per_participant": SAMPLES_PER_PARTICIPANT}
     print(json.dumps(doc, indent=None if opts.json else 2))
     return 0 if doc["met"] else 1

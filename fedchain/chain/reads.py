@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from fedchain.errors import RpcUnavailableError
+
 __all__ = ["DEFAULT_TTL_S", "FLOOR_WAIT_S", "Head", "PinnedReads"]
 
 DEFAULT_TTL_S = 0.05
@@ -118,9 +120,10 @@ class PinnedReads:
         while True:
             raw = self._latest()
             self.head_reads += 1
-            if not isinstance(raw, dict):
-                raise ValueError(f"the node answered no latest block: {raw!r}")
-            head = Head(int(str(raw["number"]), 16), str(raw["hash"]), raw)
+            try:
+                head = Head(int(str(raw["number"]), 16), str(raw["hash"]), raw)
+            except (KeyError, TypeError, ValueError) as err:
+                raise RpcUnavailableError(f"the node answered no usable latest block ({err!r}): {str(raw)[:200]}") from err
             if head.number >= floor or self._clock() >= give_up:
                 return head  # a node still behind after the wait: its own latest block, as an unpinned read would
             time.sleep(_FLOOR_PAUSE_S)

@@ -14,6 +14,7 @@ from fedchain.chain.connection import Connection
 from fedchain.chain.federation import FederationContract
 from fedchain.chain.ledger import ChainLedger
 from fedchain.chain.reads import Head, PinnedReads
+from fedchain.errors import RpcUnavailableError
 from tests.fixtures_devnet import TASK_CID, TASK_DIGESTS, TASK_MAX_COMMIT_DURATION, DevnetEnv
 
 
@@ -129,6 +130,13 @@ def test_threads_asking_for_one_read_wait_for_it_and_a_failure_is_the_asker_s_ow
     with pytest.raises(RuntimeError, match="reverted"):
         reads.read("eth_call", ["y"], failing)
     assert reads.read("eth_call", ["y"], lambda head: "second try")[0] == "second try"  # a failure is not kept
+
+
+def test_a_malformed_latest_block_is_an_unavailable_node_not_a_crash() -> None:
+    for answer in (None, {"number": "0xzz", "hash": "0x1"}, {"hash": "0x1"}, ["0x1"]):
+        reads = PinnedReads(lambda answer=answer: answer)
+        with pytest.raises(RpcUnavailableError, match="no usable latest block"):
+            reads.head()
 
 
 def test_a_new_fork_at_the_same_height_drops_the_answers() -> None:

@@ -12,6 +12,7 @@ from fedchain.chain.accounts import create_keystore
 from fedchain.cli.main import cli
 from fedchain.errors import ExitCode
 from fedchain.protocol.participant import READY_FILE
+from fedchain.services.base import port_is_free
 from fedchain.sim.federation import AGENT_FAILED_FILE
 from tests.protocol.harness import Fed
 
@@ -48,6 +49,32 @@ def test_simulate_refuses_zero_participants_per_process(tmp_path: Path) -> None:
 
     assert result.exit_code == ExitCode.CONFIG
     assert "--participants-per-process must be >= 1, got 0" in result.output
+
+
+@pytest.mark.slow
+def test_simulate_on_an_ephemeral_devnet_leaves_no_chain_behind(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = CliRunner().invoke(cli, [
+        "simulate", "--clients", "3", "--rounds", "2", "--store", "local", "--devnet", "ephemeral",
+        "--participants-per-process", "3", "--state-dir", str(state), "--out", str(tmp_path / "out"), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["devnet"] == "ephemeral" and summary["audit"]["ok"] is True
+    assert [len(r["included"]) for r in summary["rounds"]] == [3, 3]
+    # no managed devnet was started: no record, no state file; and the run's own chain is gone
+    assert not (state / "devnet.json").exists() and not (state / "devnet").exists()
+    port = int(summary["rpc_url"].rsplit(":", 1)[1])
+    assert port_is_free(port, wait_s=5.0)
+
+
+def test_an_ephemeral_devnet_neither_outlives_the_run_nor_replaces_a_given_node(tmp_path: Path) -> None:
+    base = ["simulate", "--devnet", "ephemeral", "--state-dir", str(tmp_path / "state"), "--out", str(tmp_path / "out")]
+    for extra in (["--keep-services"], ["--rpc-url", "http://127.0.0.1:1"]):
+        result = CliRunner().invoke(cli, [*base, *extra])
+        assert result.exit_code == 2, result.output  # a usage error, before anything starts
+        assert "--devnet ephemeral is a fresh chain of this run's own" in result.output
+    assert not (tmp_path / "state").exists()
 
 
 def test_a_host_reports_the_agent_with_bad_data_and_runs_the_others(fed: Fed, ipfs_api_url: str, tmp_path: Path) -> None:
