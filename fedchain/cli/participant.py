@@ -54,7 +54,7 @@ def register(organisation: str, industry: str, samples: int | None, data_path: P
              address: str | None, chain_id: int | None, as_json: bool) -> None:
     """Register the keystore's account as a participant (pending until an admin admits it)."""
     from fedchain.cli.incentives import eth, incentives_for
-    from fedchain.sim.federation import public_key as registration_key
+    from fedchain.secagg.keys import account_public_key
 
     if samples is None:
         if data_path is None:
@@ -69,7 +69,7 @@ def register(organisation: str, industry: str, samples: int | None, data_path: P
     from fedchain.sim.wiring import connect_ledger
 
     ledger = connect_ledger(settings, account=account, address=address)
-    public_key = registration_key(account)  # the X25519 key secure-aggregation shares are encrypted to
+    public_key = account_public_key(account)  # the X25519 key secure-aggregation shares are encrypted to
     incentives = incentives_for(ledger, settings, address, account)
     policy = incentives.deposit_policy() if incentives is not None else None
     if policy is not None and policy.amount > 0:
@@ -310,7 +310,7 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     from fedchain.cli.incentives import incentives_for
     from fedchain.fl.attacks import AttackSpec
     from fedchain.protocol.participant import ParticipantAgent
-    from fedchain.sim.federation import secagg_key
+    from fedchain.secagg.keys import account_secagg_key
     from fedchain.sim.wiring import connect_ledger, follow_services, open_blob_store
     from fedchain.storage.cid import compute_cid
 
@@ -321,7 +321,7 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     store = open_blob_store(settings)
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
                              cid_of=compute_cid, incentives=incentives_for(ledger, settings, address, account),
-                             secagg_key=secagg_key(account))
+                             secagg_key=account_secagg_key(account))
     # the agent runs the task's custom model only if its digest is listed (ParticipantAgent.trusted_models)
     cast(Any, agent).trusted_models = trusted_models(settings, trust_model)
     agent.on_outage = follow_services(settings, agent, account=account, address=address)

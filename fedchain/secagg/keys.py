@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -70,6 +71,25 @@ def long_term_private_key(account_key: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=DOMAIN + b"/long-term-key").derive(
         bytes(account_key)
     )
+
+
+class SigningAccount(Protocol):
+    """An account whose signing key derives its long-term X25519 key (a signer, a test account)."""
+
+    @property
+    def key(self) -> bytes:  # pragma: no cover - a protocol
+        """The 32-byte secp256k1 private key."""
+
+
+def account_secagg_key(account: SigningAccount) -> bytes:
+    """The account's long-term X25519 private key (:func:`long_term_private_key` of its signing key)."""
+    return long_term_private_key(bytes(account.key))
+
+
+def account_public_key(account: SigningAccount) -> bytes:
+    """The public half of the account's long-term X25519 key (32 bytes), recorded at registration: what
+    secure-aggregation shares are encrypted to."""
+    return public_key_of(account_secagg_key(account))
 
 
 def generate_private_key() -> bytes:

@@ -56,6 +56,7 @@ from fedchain.fl.records import StrategyConfig
 from fedchain.ports import BlobStore, TxReport
 from fedchain.protocol.participant import READY_FILE
 from fedchain.protocol.task import RewardsConfig, TaskDocument, check_private_model, publish_task
+from fedchain.secagg.keys import account_public_key, account_secagg_key
 from fedchain.services.devnet import DevnetProcess, start_devnet, stop_devnet
 from fedchain.services.ipfs import start_node, stop_node
 from fedchain.sim.config import ClientData, ExperimentConfig, build_task, load_task_dataset, write_partitions
@@ -361,19 +362,10 @@ def participant_names(clients: int) -> list[str]:
     return [f"participant-{i}" for i in range(clients)]
 
 
-def public_key(account: Signer) -> bytes:
-    """The public half of the account's long-term X25519 key (32 bytes), recorded at registration: what
-    secure-aggregation shares are encrypted to (:func:`fedchain.secagg.keys.long_term_private_key`)."""
-    from fedchain.secagg.keys import public_key_of
-
-    return public_key_of(secagg_key(account))
-
-
-def secagg_key(account: Signer) -> bytes:
-    """The account's long-term X25519 private key (derived from its signing key)."""
-    from fedchain.secagg.keys import long_term_private_key
-
-    return long_term_private_key(bytes(account.key))
+public_key = account_public_key
+"""The public half of an account's long-term X25519 key (:func:`fedchain.secagg.keys.account_public_key`)."""
+secagg_key = account_secagg_key
+"""An account's long-term X25519 private key (:func:`fedchain.secagg.keys.account_secagg_key`)."""
 
 
 def provision(settings: Settings, services: Services, doc: TaskDocument, clients: Sequence[ClientData], industry: str,
