@@ -721,7 +721,7 @@ class ParticipantAgent:
             return None
         mine = _signed_commitment(entry)
         chain_id, contract = ledger.federation_id()
-        cset, why = fetch_commitment_set(self.store, posted)
+        cset, why = fetch_commitment_set(self.store, posted, max_entries=max(1, int(rnd.eligible_count)))
         found = cset.find(self.address) if cset is not None else None
         # in the set exactly as signed (the signature too: the aggregation drops an entry whose signature fails), in
         # a set of this round and deployment whose root is the one posted

@@ -88,6 +88,7 @@ from fedchain.types import DIGEST_SIZE, ZERO_DIGEST, Address, Cid, Digest, Round
 __all__ = [
     "AGGREGATOR",
     "DEFAULT_MAX_SET_ENTRIES",
+    "set_bytes_bound",
     "MAX_BODY_BYTES",
     "MAX_CID_LENGTH",
     "SET_FORMAT",
@@ -379,6 +380,11 @@ def commitment_set_digest(s: CommitmentSet) -> Digest:
     return sha256_digest(encode_commitment_set(s))
 
 
+def set_bytes_bound(max_entries: int) -> int:
+    """The most bytes a set of ``max_entries`` commitments takes in its canonical encoding."""
+    return 1024 + max(0, max_entries) * MAX_ENTRY_BYTES
+
+
 def decode_commitment_set(data: bytes, *, max_entries: int = DEFAULT_MAX_SET_ENTRIES) -> CommitmentSet:
     """A set from its blob bytes, read as hostile input: at most ``max_entries`` commitments and a byte bound
     that follows from it, checked before parsing; only the canonical encoding; every field of every entry checked;
@@ -388,7 +394,7 @@ def decode_commitment_set(data: bytes, *, max_entries: int = DEFAULT_MAX_SET_ENT
         raise ValueError(f"max_entries must be a non-negative integer, got {max_entries!r}")
     what = "commitment set"
     limits = JsonLimits(
-        max_bytes=1024 + max_entries * MAX_ENTRY_BYTES,
+        max_bytes=set_bytes_bound(max_entries),
         max_depth=3,
         max_members=max(len(_SET_FIELDS), len(_COMMITMENT_FIELDS), max_entries),
         max_values=1 + len(_SET_FIELDS) + max_entries * (1 + len(_COMMITMENT_FIELDS)),

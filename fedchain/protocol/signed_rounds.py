@@ -35,11 +35,13 @@ from fedchain.ports import (
     UpdateCommitment,
 )
 from fedchain.protocol.signed import (
+    DEFAULT_MAX_SET_ENTRIES,
     CommitmentSet,
     SetProblem,
     SetProblemKind,
     check_commitment_set,
     decode_commitment_set,
+    set_bytes_bound,
 )
 from fedchain.types import Address, RoundId, digest_hex
 
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 
 # the set problems that leave an entry out (the others concern the set as a whole)
 _ENTRY_FAULTS = frozenset({SetProblemKind.BAD_SIGNATURE, SetProblemKind.NOT_ELIGIBLE, SetProblemKind.OTHER_ROUND})
-MAX_SET_BYTES = 64 * 1024 * 1024  # a set of 10,000 entries is about 6 MB
 
 
 @dataclass(frozen=True)
@@ -77,20 +78,24 @@ def active_at_open(events: Iterable[LedgerEvent], round_id: RoundId) -> frozense
     return frozenset(active)
 
 
-def fetch_commitment_set(store: BlobStore, posted: CommitmentSetPosted) -> tuple[CommitmentSet | None, str | None]:
+def fetch_commitment_set(store: BlobStore, posted: CommitmentSetPosted, *,
+                         max_entries: int = DEFAULT_MAX_SET_ENTRIES) -> tuple[CommitmentSet | None, str | None]:
     """The set ``posted`` names, fetched from the store and checked against its digest; (None, why) when it cannot
-    be had."""
+    be had. ``max_entries``: the most entries it may hold (the round's eligible participants: a set cannot hold
+    more valid ones), which also bounds its size."""
     try:
         data = store.get(posted.set_cid)
     except StorageError as err:
         return None, f"commitment set {posted.set_cid} of round {posted.round_id} cannot be fetched: {err}"
-    if len(data) > MAX_SET_BYTES:
-        return None, f"commitment set {posted.set_cid} is {len(data)} bytes, more than {MAX_SET_BYTES}"
+    max_bytes = set_bytes_bound(max_entries)
+    if len(data) > max_bytes:
+        return None, (f"commitment set {posted.set_cid} is {len(data)} bytes, more than the {max_bytes} a set of "
+                      f"{max_entries} entries can take")
     if bytes(sha256_digest(data)) != bytes(posted.set_digest):
         return None, (f"commitment set {posted.set_cid} hashes to {digest_hex(sha256_digest(data))}, the chain records "
                       f"{digest_hex(posted.set_digest)}")
     try:
-        return decode_commitment_set(data), None
+        return decode_commitment_set(data, max_entries=max_entries), None
     except BlobFormatError as err:
         return None, f"commitment set {posted.set_cid} does not decode: {err}"
 
@@ -112,7 +117,7 @@ def resolve_signed_round(
     cset: CommitmentSet | None = None
     unavailable: str | None = None
     if posted is not None:
-        cset, unavailable = fetch_commitment_set(store, posted)
+        cset, unavailable = fetch_commitment_set(store, posted, max_entries=len(eligible))
         if cset is not None:
             found = check_commitment_set(cset, chain_id=chain_id, contract=contract, round_id=int(posted.round_id),
                                          eligible=eligible, posted_root=bytes(posted.set_root),

@@ -678,3 +678,27 @@ def test_equivocation_is_logged_and_no_key_ever_is(inbox: CommitmentInbox, caplo
     assert any(r.levelno == logging.WARNING and "equivocated" in r.getMessage() for r in caplog.records)
     text = caplog.text.lower()
     assert all(key.private.hex() not in text for key in KEYS)
+
+
+def test_a_posted_set_holding_more_entries_than_the_round_has_eligible_participants_is_not_used(tmp_path) -> None:
+    from fedchain.ports import CommitmentSetPosted
+    from fedchain.protocol.signed import set_bytes_bound
+    from fedchain.protocol.signed_rounds import fetch_commitment_set, resolve_signed_round
+    from fedchain.storage.local import LocalStore
+
+    store = LocalStore(tmp_path / "blobs")
+    s = _set(KEYS[:3])
+    data = encode_commitment_set(s)
+    cid = store.put(data)
+    posted = CommitmentSetPosted(RoundId(ROUND), Address(CONTRACT), commitment_set_root(s), 3,
+                                 commitment_set_digest(s), cid, 0, 10, "0x" + "11" * 32, 0)
+    assert fetch_commitment_set(store, posted, max_entries=3)[0] == s
+    cset, why = fetch_commitment_set(store, posted, max_entries=2)
+    assert cset is None and why is not None and "more than 2" in why
+    assert len(data) > set_bytes_bound(0)
+    cset, why = fetch_commitment_set(store, posted, max_entries=0)  # over the byte bound: refused before parsing
+    assert cset is None and why is not None and "a set of 0 entries can take" in why
+    # resolved against two eligible participants: the set is unavailable (the auditor reports it), nothing counted
+    resolved = resolve_signed_round(store, posted, [], chain_id=CHAIN, contract=CONTRACT,
+                                    eligible={k.address.lower() for k in KEYS[:2]})
+    assert resolved.commitment_set is None and resolved.commitments == () and "more than 2" in str(resolved.unavailable)
