@@ -833,6 +833,10 @@ class Auditor:
             add(FindingKind.COMMITMENT_SET_INVALID, f"{p.kind.value}: {p.detail}",
                 str(p.participant) if p.participant is not None else None, responsible=Party.AGGREGATOR,
                 address=posted.posted_by if posted is not None else rev.opened.opened_by)
+        for forced, signed in resolved.swapped:
+            add(FindingKind.DUPLICATE_COMMIT, f"forced update {forced.cid} (tx {forced.tx_hash}) in the escape window "
+                f"though its signed update {signed.cid} is in the posted set; the signed one stands", str(forced.participant),
+                responsible=Party.PARTICIPANT, address=forced.participant, severity=Severity.HANDLED)
         return dataclasses.replace(rev, commitments=list(resolved.commitments))
 
     def _federation_id(self) -> tuple[int, str]:

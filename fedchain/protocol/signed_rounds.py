@@ -62,6 +62,9 @@ class SignedRoundCommitments:
     problems: tuple[SetProblem, ...]
     forced: tuple[UpdateCommitment, ...]
     unavailable: str | None = None  # why the posted set could not be used (fetch, digest, decoding); None: it could
+    swapped: tuple[tuple[UpdateCommitment, UpdateCommitment], ...] = ()
+    """(forced, signed) pairs: a participant whose sound entry is in the set forced another update on chain (after
+    the set, and so every other update's CID, was out); its signed entry stands and the forced one is left out."""
 
 
 def active_at_open(events: Iterable[LedgerEvent], round_id: RoundId) -> frozenset[str]:
@@ -114,6 +117,7 @@ def resolve_signed_round(
     ``forced`` on-chain commitments of the round."""
     problems: list[SetProblem] = []
     entries: list[UpdateCommitment] = []
+    swapped: list[tuple[UpdateCommitment, UpdateCommitment]] = []
     cset: CommitmentSet | None = None
     unavailable: str | None = None
     if posted is not None:
@@ -126,13 +130,31 @@ def resolve_signed_round(
             # every entry's signature was checked on this chain and contract: a set that names another deployment
             # (the aggregator's fault, reported) still counts the entries signed for this one
             faulty = {str(p.participant).lower() for p in found if p.kind in _ENTRY_FAULTS and p.participant}
+            sound = {c.participant.lower(): c for c in cset.as_commitments(block_number=posted.block_number,
+                                                                             tx_hash=posted.tx_hash)
+                     if c.participant.lower() not in faulty}
+            kept: list[UpdateCommitment] = []
+            for c in forced:
+                signed = sound.get(c.participant.lower())
+                if signed is not None and not _same_update(signed, c):
+                    swapped.append((c, signed))
+                    log.warning("round %d: %s forced update %s though its signed update %s is in the set; the signed "
+                                "one stands", posted.round_id, c.participant, c.cid, signed.cid)
+                else:
+                    kept.append(c)
+            forced = kept
             forced_by = {c.participant.lower() for c in forced}
-            left_out = faulty | forced_by
-            entries = [c for c in cset.as_commitments(block_number=posted.block_number, tx_hash=posted.tx_hash)
-                       if c.participant.lower() not in left_out]
+            entries = [c for p, c in sound.items() if p not in forced_by]
         else:
             log.warning("round %d: %s", posted.round_id, unavailable)
     for p in problems:
         log.warning("round %d: commitment set: %s (%s): %s", posted.round_id if posted else 0, p.kind.value,
                     p.culprit, p.detail)
-    return SignedRoundCommitments(tuple(entries) + tuple(forced), cset, tuple(problems), tuple(forced), unavailable)
+    return SignedRoundCommitments(tuple(entries) + tuple(forced), cset, tuple(problems), tuple(forced), unavailable,
+                                  tuple(swapped))
+
+
+def _same_update(a: UpdateCommitment, b: UpdateCommitment) -> bool:
+    """Whether two commitments commit to the same update (blob, CID, samples, metadata)."""
+    return (bytes(a.update_digest) == bytes(b.update_digest) and str(a.cid) == str(b.cid)
+            and int(a.num_samples) == int(b.num_samples) and bytes(a.metadata_digest) == bytes(b.metadata_digest))

@@ -702,3 +702,33 @@ def test_a_posted_set_holding_more_entries_than_the_round_has_eligible_participa
     resolved = resolve_signed_round(store, posted, [], chain_id=CHAIN, contract=CONTRACT,
                                     eligible={k.address.lower() for k in KEYS[:2]})
     assert resolved.commitment_set is None and resolved.commitments == () and "more than 2" in str(resolved.unavailable)
+
+
+def test_a_forced_update_unlike_the_participant_s_sound_signed_entry_is_left_out_and_the_signed_one_stands(
+        tmp_path) -> None:
+    from fedchain.ports import CommitmentSetPosted, UpdateCommitment
+    from fedchain.protocol.signed_rounds import resolve_signed_round
+    from fedchain.storage.local import LocalStore
+
+    store = LocalStore(tmp_path / "blobs")
+    s = _set(KEYS[:3])
+    cid = store.put(encode_commitment_set(s))
+    posted = CommitmentSetPosted(RoundId(ROUND), Address(CONTRACT), commitment_set_root(s), 3,
+                                 commitment_set_digest(s), cid, 0, 10, "0x" + "11" * 32, 0)
+    signed = {c.participant: c for c in s.as_commitments(block_number=10, tx_hash="0x" + "11" * 32)}
+    same = dataclasses.replace(signed[KEYS[0].address], block_number=12, tx_hash="0x" + "22" * 32, log_index=0)
+    other = UpdateCommitment(RoundId(ROUND), KEYS[1].address, hashlib.sha256(b"another update").digest(), CID, 100,
+                             hashlib.sha256(b"meta").digest(), 13, "0x" + "33" * 32, 0)
+    eligible = {k.address.lower() for k in KEYS[:4]}
+    resolved = resolve_signed_round(store, posted, [same, other], chain_id=CHAIN, contract=CONTRACT, eligible=eligible)
+    # the one forced as signed counts once (its on-chain copy); the one forced unlike its signed entry is left out
+    assert resolved.forced == (same,)
+    assert resolved.swapped == ((other, signed[KEYS[1].address]),)
+    by = {c.participant: c for c in resolved.commitments}
+    assert len(resolved.commitments) == 3 and by[KEYS[0].address] == same
+    assert by[KEYS[1].address] == signed[KEYS[1].address] and by[KEYS[2].address] == signed[KEYS[2].address]
+    # a participant left out of the set (or with a faulty entry) is counted by its forced update, as before
+    outsider = UpdateCommitment(RoundId(ROUND), KEYS[3].address, hashlib.sha256(b"late").digest(), CID, 100,
+                                hashlib.sha256(b"meta").digest(), 14, "0x" + "44" * 32, 0)
+    again = resolve_signed_round(store, posted, [outsider], chain_id=CHAIN, contract=CONTRACT, eligible=eligible)
+    assert again.swapped == () and outsider in again.commitments and len(again.commitments) == 4

@@ -100,6 +100,30 @@ def test_a_participant_left_out_forces_its_commitment_and_is_included(signed_fed
     assert signed_fed.auditor().audit().ok
 
 
+def test_a_participant_in_the_set_that_forces_another_update_is_left_out_of_it_and_named(signed_fed: Fed,
+                                                                                           advance_time) -> None:
+    rid = signed_fed.open_round()
+    for p in signed_fed.participants:
+        p.submit(rid)
+    _post_set(signed_fed, rid)
+    cheat = signed_fed.participants[0]
+    entry = cheat.journal.signed()[int(rid)]
+    # in the escape window, with every other update's CID out in the set: another update forced on chain
+    cheat.ledger.commit_update(rid, sha256_digest(b"a different update"), entry.cid, entry.num_samples,
+                               entry.metadata_digest)
+    _past_escape(signed_fed, rid, advance_time)
+
+    out = signed_fed.aggregator.finalize(rid)
+
+    assert out.finalized and len(out.included) == len(signed_fed.participants)
+    assert signed_fed.reader.round(rid).commit_count == len(signed_fed.participants) + 1
+    report = signed_fed.auditor().audit()
+    named = [f for f in report.findings if f.kind == FindingKind.DUPLICATE_COMMIT]
+    assert len(named) == 1 and str(named[0].participant).lower() == cheat.address.lower()
+    assert "the signed one stands" in named[0].detail
+    assert report.verdict.value == "participant_misconduct"  # handled: the signed update is the one aggregated
+
+
 def test_a_forced_commitment_after_the_escape_window_is_refused_and_the_round_goes_on(signed_fed: Fed,
                                                                                         advance_time) -> None:
     rid = signed_fed.open_round()
