@@ -34,6 +34,8 @@ from fedchain.cli.options import (
     secagg_config,
     secagg_options,
     settings_from,
+    signed_commit_options,
+    signed_commits_config,
     state_dir_option,
     store_option,
     to_jsonable,
@@ -354,6 +356,7 @@ def propose_remove(participant: str, reason: str, description: str, keystore: Pa
 @task_document_options
 @privacy_options
 @secagg_options
+@signed_commit_options
 @click.option("--dp-rounds", type=click.IntRange(1), default=None,
               help="With --dp and no --noise-multiplier: calibrate the noise so that this many rounds fit the budget.")
 @_description_option
@@ -368,6 +371,7 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
                            noise_multiplier: float | None, dp_sample_rate: float | None, dp_accountant: str,
                            dp_min_clients: int | None, dp_rounds: int | None, secagg: bool, secagg_clip: float,
                            secagg_degree: int | None, secagg_max_summands: int, secagg_phase: int,
+                           signed_commits: bool, inbox: str | None, escape_duration: int,
                            description: str, store: str | None,
                            ipfs_api: str | None, keystore: Path | None,
                            state_dir: Path | None, rpc_url: str | None, chain_id: int | None, as_json: bool) -> None:
@@ -386,6 +390,9 @@ def propose_configure_task(dataset: str, arch: str | None, strategy: str, strate
                         min_updates, commit_duration, max_commit_duration, reveal_duration, privacy=privacy,
                         dp_rounds=dp_rounds,
                         secagg=secagg_config(secagg, secagg_clip, secagg_degree, secagg_max_summands, secagg_phase))
+    signed = signed_commits_config(signed_commits, inbox, escape_duration)
+    if signed is not None:
+        doc = replace(doc, signed_commits=signed)
     check_private_model(doc)
     settings = _settings(state_dir, rpc_url, chain_id, keystore=keystore, store=store, ipfs_api=ipfs_api)
     session = open_session(settings, signed=True)

@@ -720,3 +720,20 @@ def test_a_private_task_is_configured_by_vote(gov_env: GovEnv) -> None:
     _doc(gov_env.gov("execute", "1", key=a))
     task = gov_env.ledger().task()
     assert task is not None and task.epsilon_budget == 2_000_000 and any(task.privacy_policy_digest)
+
+
+def test_a_signed_round_task_is_proposed_with_its_inbox_and_escape_window(gov_env: GovEnv) -> None:
+    from fedchain.protocol.task import TaskDocument
+
+    doc = _doc(gov_env.gov("propose", "configure-task", "--signed-commits", "--inbox", "http://127.0.0.1:8547",
+                           "--escape-duration", "45", "--store", "local", "--description", "signed rounds",
+                           key=gov_env.founders[0]))
+    (call,) = doc["proposal"]["calls"]
+    assert call["call"].startswith("configureTask(")
+    (stored,) = [p for p in (gov_env.state_dir / "blobs").rglob("*") if p.is_file()]
+    task = TaskDocument.from_bytes(stored.read_bytes())  # what the members vote on
+    assert task.signed_commits is not None
+    assert (task.signed_commits.inbox, task.signed_commits.escape_duration) == ("http://127.0.0.1:8547", 45)
+    _unchanged(gov_env, gov_env.gov("propose", "configure-task", "--signed-commits", "--store", "local",
+                                    "--description", "x", key=gov_env.founders[0]),
+               ExitCode.CONFIG, "--signed-commits needs --inbox")
