@@ -609,6 +609,27 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self.connection.settimeout(self._inbox.socket_timeout_s)
 
+    def handle_one_request(self) -> None:
+        """One request, which must arrive whole within twice the socket timeout: a client that trickles its
+        request line or headers a byte at a time (each read within the socket timeout) would otherwise hold its
+        connection slot for ever. Past that deadline the connection is shut down."""
+        timer = threading.Timer(2 * self._inbox.socket_timeout_s, self._cut)
+        timer.daemon = True
+        timer.start()
+        try:
+            super().handle_one_request()
+        finally:
+            timer.cancel()
+
+    def _cut(self) -> None:
+        log.info("inbox %s: the request did not arrive within %.1f s; dropping the connection", self.address_string(),
+                 2 * self._inbox.socket_timeout_s)
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed meanwhile
+
     @property
     def _inbox(self) -> CommitmentInbox:
         return cast(_Server, self.server).inbox

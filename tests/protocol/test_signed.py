@@ -732,3 +732,31 @@ def test_a_forced_update_unlike_the_participant_s_sound_signed_entry_is_left_out
                                 hashlib.sha256(b"meta").digest(), 14, "0x" + "44" * 32, 0)
     again = resolve_signed_round(store, posted, [outsider], chain_id=CHAIN, contract=CONTRACT, eligible=eligible)
     assert again.swapped == () and outsider in again.commitments and len(again.commitments) == 4
+
+
+def test_a_client_trickling_its_headers_is_dropped_after_twice_the_socket_timeout() -> None:
+    with CommitmentInbox(socket_timeout_s=0.4, max_connections=1) as box:
+        box.open_round(ROUND, CHAIN, CONTRACT, frozenset(k.address for k in KEYS[:4]))
+        started = time.monotonic()
+        with socket.create_connection(_host_port(box), timeout=10) as slow:
+            slow.sendall(b"POST /v1/rounds/7/commitments HTTP/1.1\r\n")
+            closed = False
+            for _ in range(40):  # one header byte every 0.2 s: each read within the socket timeout
+                time.sleep(0.2)
+                try:
+                    slow.sendall(b"X")
+                except OSError:
+                    closed = True
+                    break
+                if time.monotonic() - started > 4:
+                    break
+            if not closed:
+                slow.settimeout(2)
+                try:
+                    closed = slow.recv(4096) == b""
+                except OSError:
+                    closed = True
+        assert closed and time.monotonic() - started < 3.0  # cut at 0.8 s, not held for ever
+        # the slot is free again: a commitment goes in
+        sc = _signed(KEYS[0])
+        assert send_commitment(box.url, sc, timeout_s=2) == sc.leaf()
