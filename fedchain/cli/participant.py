@@ -302,7 +302,8 @@ def agent_options(f: F) -> F:
 
 
 def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path | None, attack: str | None,
-           verify: bool | None = None, trust_model: tuple[str, ...] = (), shared: Any = None) -> tuple[Any, Any]:
+           verify: bool | None = None, trust_model: tuple[str, ...] = (), shared: Any = None,
+           blobs: Any = None) -> tuple[Any, Any]:
     """The participant agent and its live verifier (None with --no-verify); its ledger waits for blocks with
     ``shared`` (a read-only :class:`fedchain.chain.ledger.ChainLedger` whose connection, event index and block
     watcher the agents of one host share) signing as this agent, or on a connection of its own."""
@@ -319,6 +320,10 @@ def _agent(settings: Any, address: str | None, data_path: Path, work_dir: Path |
     ledger = (shared.with_account(account) if shared is not None
               else connect_ledger(settings, account=account, address=address))
     store = open_blob_store(settings)
+    if blobs is not None:  # a host's agents: each blob read once for them all (fedchain.storage.shared)
+        from fedchain.storage.shared import CachedReads
+
+        store = CachedReads(store, blobs)
     agent = ParticipantAgent(ledger, store, data_path, _work_dir(settings, work_dir, ledger.sender), attack=spec,
                              cid_of=compute_cid, incentives=incentives_for(ledger, settings, address, account),
                              secagg_key=account_secagg_key(account))
@@ -437,7 +442,8 @@ class AgentSpec:
 
 
 def run_agent(settings: Any, address: str | None, spec: AgentSpec, steps: StartupProgress,
-              on_result: Callable[[Any], None] | None = None, shared: Any = None) -> dict[str, Any]:
+              on_result: Callable[[Any], None] | None = None, shared: Any = None,
+              blobs: Any = None) -> dict[str, Any]:
     """Run one participant agent to its end (``participant run``; each agent of ``participant host``, which
     share one ledger: ``shared``); its ``--json`` document but the CPU time. Writes READY_FILE in its work dir once
     it is watching."""
@@ -450,7 +456,7 @@ def run_agent(settings: Any, address: str | None, spec: AgentSpec, steps: Startu
     while True:  # a node that is down or overloaded at start-up is ridden out as it is later on
         try:
             agent, live = _agent(settings, address, spec.data, spec.work_dir, spec.attack, spec.verify,
-                                 spec.trust_model, shared)
+                                 spec.trust_model, shared, blobs)
             break
         except (RpcUnavailableError, StorageUnavailableError) as err:
             outage.failed(err)
@@ -538,9 +544,11 @@ def _shared_ledger(settings: Any, address: str | None, ledgers: dict[str, Any]) 
 class _HostedAgent(threading.Thread):
     """One agent of ``participant host`` in its own thread: its document, or its error and exit code."""
 
-    def __init__(self, index: int, settings: Any, address: str | None, spec: AgentSpec, shared: Any) -> None:
+    def __init__(self, index: int, settings: Any, address: str | None, spec: AgentSpec, shared: Any,
+                 blobs: Any = None) -> None:
         super().__init__(name=f"participant-agent-{index}", daemon=True)
         self.index, self.settings, self.address, self.spec, self.shared = index, settings, address, spec, shared
+        self.blobs = blobs
         self.doc: dict[str, Any] = {}
 
     def run(self) -> None:
@@ -550,7 +558,7 @@ class _HostedAgent(threading.Thread):
         started = time.thread_time()
         try:
             doc: dict[str, Any] = {**run_agent(self.settings, self.address, self.spec, StartupProgress(),
-                                               shared=self.shared),
+                                               shared=self.shared, blobs=self.blobs),
                                    "exit_code": 0, "error": None}
         except FedchainError as err:
             click.echo(f"error: agent {self.index} ({self.spec.data}): {err}", err=True)
@@ -596,7 +604,10 @@ def host(manifest: Path, stagger: float, state_dir: Path | None, rpc_url: str | 
     specs = _manifest_specs(manifest)
     settings = [role_settings(state_dir, rpc_url, ipfs_api, store, chain_id, keystore) for keystore, _ in specs]
     ledgers: dict[str, Any] = {}  # by node URL
-    agents = [_HostedAgent(i, s, address, spec, _shared_ledger(s, address, ledgers)) for i, (s, (_, spec)) in
+    from fedchain.storage.shared import BlobCache
+
+    blobs = BlobCache()  # the blobs every agent reads (base models, task documents), fetched once for all
+    agents = [_HostedAgent(i, s, address, spec, _shared_ledger(s, address, ledgers), blobs) for i, (s, (_, spec)) in
               enumerate(zip(settings, specs, strict=True))]
     for i, a in enumerate(agents):
         if i and stagger:
