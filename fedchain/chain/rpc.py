@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import select
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fedchain.errors import RpcError, RpcTransportError
+from fedchain.services.base import idle_socket_unusable
 
 MAX_ANSWER_BYTES = 256 * 1024 * 1024
 """The largest answer read from a node (a log range of a long history is tens of MB at most)."""
@@ -169,14 +169,7 @@ class JsonRpc:
 
     def _stale(self) -> bool:
         """Whether the kept-alive socket was closed by the node (readable with nothing to read: EOF)."""
-        sock = self._conn.sock if self._conn is not None else None
-        if sock is None:
-            return True
-        try:
-            readable, _, _ = select.select([sock], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
+        return idle_socket_unusable(self._conn.sock if self._conn is not None else None)
 
     def _drop(self) -> None:
         if self._conn is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -232,6 +233,18 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def idle_socket_unusable(sock: socket.socket | None) -> bool:
+    """Whether an idle kept-alive socket can no longer carry a request: gone, or readable (the peer
+    closed it, or sent what nobody asked for)."""
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def port_is_free(port: int, *, wait_s: float = 0.0) -> bool:

@@ -50,7 +50,6 @@ import http.client
 import json
 import logging
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -68,7 +67,14 @@ from urllib.parse import urlsplit
 from fedchain.codec.abi import keccak
 from fedchain.config import open_private, private_dir
 from fedchain.errors import AnvilDown
-from fedchain.services.base import DEVNET_UNAVAILABLE_CODE, HOST, free_port, process_alive, terminate_pid
+from fedchain.services.base import (
+    DEVNET_UNAVAILABLE_CODE,
+    HOST,
+    free_port,
+    idle_socket_unusable,
+    process_alive,
+    terminate_pid,
+)
 
 __all__ = [
     "LOAD_NAME",
@@ -643,7 +649,7 @@ class _Upstream:
     def _connection(self, url: str) -> http.client.HTTPConnection:
         held: tuple[str, http.client.HTTPConnection] | None = getattr(self._local, "held", None)
         if held is not None:
-            if held[0] == url and not _dropped(held[1]):
+            if held[0] == url and not idle_socket_unusable(held[1].sock):
                 return held[1]
             self._drop()
         parts = urlsplit(url)
@@ -664,19 +670,6 @@ class _Upstream:
         self._local.held = None
         if held is not None:
             held[1].close()
-
-
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """Whether an idle keep-alive connection is no longer usable: closed here, or readable (the
-    peer closed it, or sent what nobody asked for)."""
-    sock = conn.sock
-    if sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
 
 
 class _Server(ThreadingHTTPServer):
