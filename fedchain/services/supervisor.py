@@ -6,12 +6,17 @@ mined). The supervisor closes that window. It runs anvil on an internal loopback
 the devnet's public port itself; every request is forwarded to anvil, and the answer is held back
 until the chain it was computed from is on disk:
 
-- after a request that changes the chain (a transaction, any ``anvil_*`` / ``evm_*`` call) the
-  whole state is dumped (``anvil_dumpState``) and written atomically (temp file, fsync, rename,
-  fsync of the directory) before the answer leaves; a transaction's hash goes back only once the
-  transaction is mined (anvil mines it at once) and written, so a hash the devnet returned is
-  never lost (sends that arrive together share one write: a send whose block a dump made while it
-  waited already holds goes back without a dump of its own);
+- after a request that only mines (a transaction, ``evm_mine``) the new blocks are appended to
+  a journal next to the state file, one line each (number, hash, timestamp, raw transactions),
+  and fsync'd before the answer leaves; a transaction's hash goes back only once the transaction
+  is mined (anvil mines it at once) and journaled, so a hash the devnet returned is never lost
+  (sends that arrive together share one write: a send whose block a write made while it waited
+  already holds goes back without a write of its own). A write thus costs what it adds, not the
+  whole chain; once the journal outgrows the state file (and 1 MiB) the whole state is written
+  instead (``anvil_dumpState``, atomically: temp file, fsync, rename, fsync of the directory) and
+  the journal emptied;
+- after any other request that changes the chain (``anvil_setBalance``, ``evm_revert``...) the
+  whole state is written before the answer leaves;
 - after any other request, if the head is not the block last written (a block was mined
   meanwhile), the state is written first.
 
@@ -25,13 +30,16 @@ head and a deadline passes on a quiet chain without any transaction. While nobod
 is mined: an unwatched devnet does not grow, and neither does the cost of writing its state
 (which is proportional to the number of blocks).
 
-When anvil dies under the supervisor it is started again from the state file on a new internal
-port while the public port stays open: requests in flight wait for it (reads are answered from the
-restarted chain; a raw transaction is looked up by its hash and sent again only if the chain lost
-it; any other call that changes the chain gets a JSON-RPC error saying its effect is unknown).
-SIGTERM dumps the chain a last time, stops anvil and exits 0. anvil runs in its own session (a
-signal to the supervisor's process group does not reach it) and, on Linux, is killed by the
-kernel when the supervisor dies; a leftover anvil of the same state file is stopped on start.
+When anvil starts, from the state file, the journaled blocks past its head are mined again from
+their raw transactions at their timestamps - anvil mines the very same blocks, hash for hash
+(checked; a difference is logged) - and the whole state is written. When anvil dies under the
+supervisor it is started again so on a new internal port while the public port stays open: requests
+in flight wait for it (reads are answered from the restarted chain; a raw transaction is looked up
+by its hash and sent again only if the chain lost it; any other call that changes the chain gets a
+JSON-RPC error saying its effect is unknown). SIGTERM dumps the chain a last time, stops anvil and
+exits 0. anvil runs in its own session (a signal to the supervisor's process group does not reach
+it) and, on Linux, is killed by the kernel when the supervisor dies; a leftover anvil of the same
+state file is stopped on start.
 
 The proxy answers one method itself: ``fedchain_devnetStatus`` (anvil's pid, restarts,
 persisted block, dump count and cost, state file size).
@@ -92,6 +100,11 @@ MARKER = "fedchain.services.supervisor"
 STATUS_METHOD = "fedchain_devnetStatus"
 """The JSON-RPC method the proxy answers itself with :class:`PersistenceStats`."""
 LOAD_NAME = "load-state.json"
+JOURNAL_NAME = "journal.jsonl"
+"""The blocks mined since the state file was written (next to the state file)."""
+JOURNAL_MIN_BYTES = 1024 * 1024
+"""The whole state is written again once the journal outgrows this and the state file (a write's cost stays
+proportional to what it adds, whatever the chain's length)."""
 """The decompressed copy of the state file anvil is started from (next to the state file)."""
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """The largest request body the proxy reads (a contract deployment is some kilobytes)."""
@@ -121,6 +134,7 @@ _READ_ONLY = frozenset({
     "ots_getApiLevel",
 })
 _SENDS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
+_MINES = _SENDS | {"evm_mine"}  # calls whose only change is blocks, which the journal holds
 _NO_CHAIN_STATE = frozenset({"eth_chainId", "net_version", "web3_clientVersion", "net_listening"})
 _PR_SET_PDEATHSIG = 1
 
@@ -195,6 +209,66 @@ class StateFile:
         return None
 
 
+class Journal:
+    """The blocks mined since the state file was written: one JSON line each (number, hash, timestamp, raw
+    transactions), appended and fsync'd before any answer shows the block, so a write costs one block, not the
+    whole chain. Replayed onto the state file's chain when anvil starts (anvil mines the same block again from the
+    same transactions and timestamp: same hash), and emptied whenever the whole state is written."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def size(self) -> int:
+        """Bytes on disk (0 when there is none)."""
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def append(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Append ``entries`` durably (written and fsync'd when this returns)."""
+        data = b"".join(json.dumps(e, separators=(",", ":"), sort_keys=True).encode() + b"\n" for e in entries)
+        private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def reset(self) -> None:
+        """Empty the journal (the state file holds everything it did)."""
+        if not self.path.exists():
+            return
+        fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def entries(self) -> list[dict[str, Any]]:
+        """The journaled blocks in order; a torn last line (a write cut by a crash, never acknowledged) is left
+        out, and so is everything from a line that does not parse."""
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except OSError:
+            return []
+        out: list[dict[str, Any]] = []
+        for i, line in enumerate(lines):
+            if not line:
+                continue
+            try:
+                entry = json.loads(line)
+                int(entry["block"]), str(entry["hash"]), int(entry["timestamp"]), list(entry["txs"])
+            except (ValueError, KeyError, TypeError):
+                if any(lines[i + 1:]):
+                    log.error("journal %s: line %d does not parse; the blocks from it on are not replayed", self.path,
+                              i + 1)
+                break
+            out.append(entry)
+        return out
+
+
 @dataclass(frozen=True)
 class PersistenceStats:
     """What ``fedchain_devnetStatus`` answers: the supervisor's anvil and what it wrote."""
@@ -210,6 +284,8 @@ class PersistenceStats:
     state_file: str
     block_time_s: float
     grouped_sends: int = 0  # sends whose block a write made for another request already held
+    journaled_blocks: int = 0  # blocks written to the journal (a line each) instead of a whole-state write
+    journal_bytes: int = 0
     unchecked_reads: int = 0  # reads answered with nothing unwritten anywhere: no look at the head, no write
 
     def to_json(self) -> dict[str, Any]:
@@ -226,6 +302,7 @@ class PersistenceStats:
             dump_ms_last=float(data["dump_ms_last"]), state_bytes=int(data["state_bytes"]),
             state_file=str(data["state_file"]), block_time_s=float(data["block_time_s"]),
             grouped_sends=int(data.get("grouped_sends", 0)), unchecked_reads=int(data.get("unchecked_reads", 0)),
+            journaled_blocks=int(data.get("journaled_blocks", 0)), journal_bytes=int(data.get("journal_bytes", 0)),
         )
 
 
@@ -263,7 +340,9 @@ class Supervisor:
         self.stopping = threading.Event()
         self.up = threading.Event()  # set while anvil answers
         self._persist_lock = threading.Lock()
-        self._persisted = -1
+        self._persisted = -1  # the last block on disk (state file or journal)
+        self.journal = Journal(state.path.with_name(JOURNAL_NAME))
+        self._journaled = 0
         self._dumps = 0
         self._grouped = 0  # sends whose block a dump made for another request already wrote
         self._dump_ms_total = 0.0
@@ -326,8 +405,9 @@ class Supervisor:
                 time.sleep(0.05)
         load = self.state.path.with_name(LOAD_NAME)
         load.unlink(missing_ok=True)  # anvil has read it
-        head = int(self._call("eth_blockNumber"), 16)
         with self._persist_lock:
+            self.replay_journal()
+            head = int(self._call("eth_blockNumber"), 16)
             self._persisted = head if self.state.exists() else -1
             self._saw_head(head)
         self.up.set()
@@ -362,6 +442,7 @@ class Supervisor:
         if not isinstance(raw, str) or not raw.startswith("0x"):
             raise AnvilDown(f"anvil_dumpState answered {type(raw).__name__}")
         self.state.write(bytes.fromhex(raw[2:]))
+        self.journal.reset()  # the state file holds every block the journal did
         elapsed = (time.perf_counter() - start) * 1000
         self._dumps += 1
         self._dump_ms_total += elapsed
@@ -370,6 +451,63 @@ class Supervisor:
         self._persisted = head
         with self._count_lock:
             self._written_after = failed_before
+
+    def journal_blocks(self, head: int) -> None:
+        """Write blocks ``persisted + 1 .. head`` to the journal (one line each: number, hash, timestamp and raw
+        transactions, read back from anvil), then the whole state instead once the journal outgrows it. Caller
+        holds the lock."""
+        entries = []
+        for number in range(self._persisted + 1, head + 1):
+            block = self._call("eth_getBlockByNumber", [hex(number), False])
+            if not isinstance(block, dict):
+                raise AnvilDown(f"anvil has no block {number} below its head {head}")
+            txs = [self._call("eth_getRawTransactionByHash", [h]) for h in block.get("transactions", [])]
+            if not all(isinstance(t, str) and t.startswith("0x") for t in txs):
+                raise AnvilDown(f"anvil answered no raw transaction of block {number}")
+            entries.append({"block": number, "hash": str(block["hash"]), "timestamp": int(str(block["timestamp"]), 16),
+                            "txs": txs})
+        if entries:
+            self.journal.append(entries)
+            self._journaled += len(entries)
+            self._persisted = head
+        if self.journal.size() > max(JOURNAL_MIN_BYTES, self.state.size()):
+            self.dump(head)
+
+    def replay_journal(self) -> int:
+        """Mine the journaled blocks past anvil's head again (each from its raw transactions, at its timestamp),
+        checking each block's hash against the one journaled, then write the whole state; the blocks replayed."""
+        head = int(self._call("eth_blockNumber"), 16)
+        entries = [e for e in self.journal.entries() if int(e["block"]) > head]
+        replayed = 0
+        if entries:  # anvil's clock starts at the present: set it back to the first journaled block's
+            self._call("evm_setTime", [int(entries[0]["timestamp"])])
+        for entry in entries:
+            number = int(entry["block"])
+            if number != head + 1:
+                log.error("journal: block %d follows block %d; the blocks from it on are not replayed", number, head)
+                break
+            txs = [str(t) for t in entry["txs"]]
+            if txs:
+                self._call("evm_setAutomine", [False])
+                try:
+                    for raw in txs:
+                        self._call("eth_sendRawTransaction", [raw])
+                    self._call("evm_mine", [int(entry["timestamp"])])
+                finally:
+                    self._call("evm_setAutomine", [True])
+            else:
+                self._call("evm_mine", [int(entry["timestamp"])])
+            block = self._call("eth_getBlockByNumber", [hex(number), False])
+            got = str(block.get("hash")) if isinstance(block, dict) else None
+            if got != str(entry["hash"]):
+                log.error("journal: block %d mined again as %s, not %s (its transactions are there, its hash is not "
+                          "the one clients saw)", number, got, entry["hash"])
+            head, replayed = number, replayed + 1
+        if entries:
+            self._call("evm_setTime", [max(int(time.time()), int(entries[-1]["timestamp"]))])  # and on to the present
+            log.info("journal: %d block(s) mined again from %s, through block %d", replayed, self.journal.path, head)
+            self.dump(head)
+        return replayed
 
     def _saw_head(self, head: int) -> None:
         if head != self._head_seen:
@@ -387,7 +525,7 @@ class Supervisor:
                 return  # another request mined meanwhile
             with self._changing():
                 self._call("evm_mine")
-                self.settle(True)  # the empty block is on disk before any answer shows it
+                self.settle("blocks")  # the empty block is on disk before any answer shows it
 
     @contextmanager
     def _changing(self) -> Iterator[None]:
@@ -439,24 +577,32 @@ class Supervisor:
         except (KeyError, TypeError, ValueError):
             return None
 
-    def settle(self, mutating: bool, mined_block: int | None = None) -> None:
+    def settle(self, change: str, mined_block: int | None = None) -> None:
         """Make sure the chain an answer was computed from is on disk before it leaves: after a
         call that changed the chain, or when the head is not the one last written (a block mined
         meanwhile, by a transaction or by interval mining: empty blocks too, so that a restart
         never takes back a block anyone saw, and heights never go down).
 
-        A send whose transaction was mined in ``mined_block`` needs no dump of its own when a
-        dump made while it waited for the lock already holds that block (group commit: the
-        sends that arrive together share one write; the written head is read before the state
-        is dumped, so a written head at or past the block means the block is on disk)."""
+        ``change``: ``"blocks"`` after a call that only mines (a transaction, ``evm_mine``): the new
+        blocks go to the journal; ``"state"`` after any other call that changes the chain
+        (``anvil_setBalance``, ``evm_revert``...): the whole state is written; ``"none"`` after a read.
+
+        A send whose transaction was mined in ``mined_block`` needs no write of its own when a
+        write made while it waited for the lock already holds that block (group commit: the
+        sends that arrive together share one write; the written head is read before the blocks
+        are written, so a written head at or past the block means the block is on disk)."""
         with self._persist_lock:
-            if mined_block is not None and self._persisted >= mined_block:
+            if mined_block is not None and self._persisted >= mined_block and change == "blocks":
                 self._grouped += 1
                 return
             head = int(self._call("eth_blockNumber"), 16)
             self._saw_head(head)
-            if mutating or head != self._persisted:
-                self.dump(head)
+            with self._count_lock:
+                failed = self._written_after != self._failed_changes
+            if change == "state" or failed or head < self._persisted or self._persisted < 0:
+                self.dump(head)  # what changed may be more than blocks (or the chain went back): all of it
+            elif head > self._persisted:
+                self.journal_blocks(head)
 
     def stats(self) -> PersistenceStats:
         """The numbers ``fedchain_devnetStatus`` answers."""
@@ -473,6 +619,8 @@ class Supervisor:
             block_time_s=self.block_time_s,
             grouped_sends=self._grouped,
             unchecked_reads=self._fast_reads,
+            journaled_blocks=self._journaled,
+            journal_bytes=self.journal.size(),
         )
 
     # -- one request ---------------------------------------------------------------------------
@@ -500,19 +648,19 @@ class Supervisor:
             process = self.process
             try:
                 if not first and raw_tx is not None and self._call("eth_getTransactionByHash", [raw_tx]) is not None:
-                    self.settle(True)
+                    self.settle("blocks")
                     return json.dumps({"jsonrpc": "2.0", "id": parsed.get("id"), "result": raw_tx}).encode()
                 if mutating:
                     with self._changing():
                         answer = self.forward(body)
                         mined = self._wait_mined(answer) if len(methods) == 1 and methods[0] in _SENDS else None
-                        self.settle(True, mined)
+                        self.settle("blocks" if all(m in _MINES for m in methods) else "state", mined)
                     return answer
                 if chain_state:
                     self.keep_fresh()
                 answer = self.forward(body)
                 if chain_state and not self.all_written(count=True):
-                    self.settle(False)
+                    self.settle("none")
                 return answer
             except AnvilDown as err:
                 if process is not None and err.delivered and _outlives(process, DEATH_GRACE_S):

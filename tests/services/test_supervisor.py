@@ -25,7 +25,7 @@ from eth_account import Account
 from fedchain.cli.main import cli
 from fedchain.services.base import process_alive
 from fedchain.services.devnet import DevnetProcess, devnet_status, read_devnet, start_devnet, stop_devnet
-from fedchain.services.supervisor import StateFile
+from fedchain.services.supervisor import Journal, StateFile
 
 pytestmark = pytest.mark.devnet
 
@@ -329,3 +329,73 @@ def test_sends_that_arrive_together_share_a_write_and_none_is_lost(tmp_path: Pat
         assert_all_on_chain(info.url, seen)  # every hash that went back survives
     finally:
         stop_devnet(tmp_path)
+
+
+def _hashes(client: httpx.Client, url: str) -> list[str]:
+    head = int(call(client, url, "eth_blockNumber"), 16)
+    return [call(client, url, "eth_getBlockByNumber", [hex(n), False])["hash"] for n in range(head + 1)]
+
+
+def test_blocks_go_to_the_journal_and_a_restarted_anvil_mines_them_again_unchanged(
+        tmp_path: Path, sender_for: Callable[[str], Sender]) -> None:
+    try:
+        info, _ = start_devnet(tmp_path, block_time_s=0)
+        sender = sender_for(info.url)
+        wait_for(lambda: len(sender.seen) >= 25, 60, "transactions")
+        sender.stop.set()
+        time.sleep(0.3)
+        before = devnet_status(tmp_path).persistence
+        assert before is not None
+        # a block costs one journal line, not a write of the whole chain
+        assert before.journaled_blocks >= 25 and before.dumps <= 2 and before.journal_bytes > 0
+        with httpx.Client(timeout=30) as client:
+            seen = _hashes(client, info.url)
+        killed = anvil_pid(tmp_path)
+        os.kill(killed, signal.SIGKILL)
+        wait_for(lambda: anvil_pid(tmp_path) != killed, 60, "the supervisor to restart anvil")
+        with httpx.Client(timeout=30) as client:
+            assert _hashes(client, info.url) == seen  # every block mined again, hash for hash
+            after = devnet_status(tmp_path).persistence
+            assert after is not None and after.dumps == before.dumps + 1 and after.journal_bytes == 0
+            # the chain's clock is back in the present: a new block is not stamped in the past
+            call(client, info.url, "evm_mine")
+            latest = call(client, info.url, "eth_getBlockByNumber", ["latest", False])
+            assert abs(int(latest["timestamp"], 16) - time.time()) < 5
+        assert_all_on_chain(info.url, sender.seen)
+    finally:
+        stop_devnet(tmp_path)
+
+
+def test_a_call_that_changes_more_than_blocks_writes_the_whole_state_and_empties_the_journal(tmp_path: Path) -> None:
+    try:
+        info, _ = start_devnet(tmp_path, block_time_s=0)
+        with httpx.Client(timeout=30) as client:
+            call(client, info.url, "evm_mine")  # the first write is the whole state (genesis included)
+            call(client, info.url, "evm_mine")
+            before = devnet_status(tmp_path).persistence
+            assert before is not None and before.journal_bytes > 0
+            call(client, info.url, "anvil_setBalance", [RECIPIENT, hex(12345)])
+            after = devnet_status(tmp_path).persistence
+            assert after is not None and after.dumps == before.dumps + 1 and after.journal_bytes == 0
+            killed = anvil_pid(tmp_path)
+            os.kill(killed, signal.SIGKILL)
+            wait_for(lambda: anvil_pid(tmp_path) != killed, 60, "the supervisor to restart anvil")
+            assert int(call(client, info.url, "eth_getBalance", [RECIPIENT, "latest"]), 16) == 12345
+    finally:
+        stop_devnet(tmp_path)
+
+
+def test_the_journal_leaves_out_a_torn_last_line_and_stops_at_a_corrupt_one(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "journal.jsonl")
+    assert journal.entries() == [] and journal.size() == 0
+    entries = [{"block": n, "hash": f"0x{n:064x}", "timestamp": 1000 + n, "txs": []} for n in (1, 2)]
+    journal.append(entries)
+    assert journal.entries() == entries and stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+    with journal.path.open("ab") as handle:
+        handle.write(b'{"block":3,"hash":"0x')  # a write cut by a crash: never acknowledged
+    assert journal.entries() == entries
+    journal.path.write_bytes(journal.path.read_bytes().replace(b'"block":2', b'"block":"x"', 1) + b"\n"
+                             + json.dumps(entries[0]).encode() + b"\n")
+    assert journal.entries() == entries[:1]  # nothing from the line that does not parse on
+    journal.reset()
+    assert journal.entries() == [] and journal.size() == 0
