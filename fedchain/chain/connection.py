@@ -444,8 +444,8 @@ class Connection:
 
 
 NONCE_RETRIES = 3
-_DEV_PREFIXES = ("evm_", "anvil_", "hardhat_")
 """How often a transaction is signed again with a fresh nonce when another sender of the same key took its nonce."""
+_DEV_PREFIXES = ("evm_", "anvil_", "hardhat_")  # development calls that may rewind or rewrite the chain
 
 _CHAIN_MOVED = ("BlockOutOfRangeError", "header not found", "unknown block")
 

@@ -18,7 +18,7 @@ until the chain it was computed from is on disk:
 - after any other request that changes the chain (``anvil_setBalance``, ``evm_revert``...) the
   whole state is written before the answer leaves;
 - after any other request, if the head is not the block last written (a block was mined
-  meanwhile), the state is written first.
+  meanwhile), the new blocks are journaled first.
 
 So no client ever sees a block - a transaction's hash, a receipt, a log, a balance, an empty
 block's number - that a SIGKILL of anvil, of the supervisor or of both could take back: after a
@@ -27,8 +27,7 @@ restart the chain is at least where anyone saw it, with the same blocks.
 Interval mining (``--block-time``) happens here, on demand: before a request is answered, an
 empty block is mined if the head is ``block_time`` seconds old, so no client ever sees an older
 head and a deadline passes on a quiet chain without any transaction. While nobody asks, nothing
-is mined: an unwatched devnet does not grow, and neither does the cost of writing its state
-(which is proportional to the number of blocks).
+is mined: an unwatched devnet does not grow, and neither does its state file.
 
 When anvil starts, from the state file, the journaled blocks past its head are mined again from
 their raw transactions at their timestamps - anvil mines the very same blocks, hash for hash
@@ -42,7 +41,7 @@ it) and, on Linux, is killed by the kernel when the supervisor dies; a leftover 
 state file is stopped on start.
 
 The proxy answers one method itself: ``fedchain_devnetStatus`` (anvil's pid, restarts,
-persisted block, dump count and cost, state file size).
+persisted block, dump count and cost, state file size, journaled blocks and journal size).
 
 Run as ``python -m fedchain.services.supervisor --anvil PATH --port N --state FILE
 [--block-time S] [-- anvil args]``; :mod:`fedchain.services.devnet` does that for a managed devnet.
@@ -69,7 +68,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from fedchain.codec.abi import keccak
@@ -100,12 +99,12 @@ MARKER = "fedchain.services.supervisor"
 STATUS_METHOD = "fedchain_devnetStatus"
 """The JSON-RPC method the proxy answers itself with :class:`PersistenceStats`."""
 LOAD_NAME = "load-state.json"
+"""The decompressed copy of the state file anvil is started from (next to the state file)."""
 JOURNAL_NAME = "journal.jsonl"
 """The blocks mined since the state file was written (next to the state file)."""
 JOURNAL_MIN_BYTES = 1024 * 1024
 """The whole state is written again once the journal outgrows this and the state file (a write's cost stays
 proportional to what it adds, whatever the chain's length)."""
-"""The decompressed copy of the state file anvil is started from (next to the state file)."""
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 """The largest request body the proxy reads (a contract deployment is some kilobytes)."""
 SEND_MINE_WAIT_S = 5.0
@@ -135,6 +134,8 @@ _READ_ONLY = frozenset({
 })
 _SENDS = frozenset({"eth_sendRawTransaction", "eth_sendTransaction"})
 _MINES = _SENDS | {"evm_mine"}  # calls whose only change is blocks, which the journal holds
+Change = Literal["none", "blocks", "state"]
+"""What a call changed (:meth:`Supervisor.settle`): nothing, only blocks, or more."""
 _NO_CHAIN_STATE = frozenset({"eth_chainId", "net_version", "web3_clientVersion", "net_listening"})
 _PR_SET_PDEATHSIG = 1
 
@@ -577,7 +578,7 @@ class Supervisor:
         except (KeyError, TypeError, ValueError):
             return None
 
-    def settle(self, change: str, mined_block: int | None = None) -> None:
+    def settle(self, change: Change, mined_block: int | None = None) -> None:
         """Make sure the chain an answer was computed from is on disk before it leaves: after a
         call that changed the chain, or when the head is not the one last written (a block mined
         meanwhile, by a transaction or by interval mining: empty blocks too, so that a restart
