@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fedchain.errors import RpcUnavailableError
+from fedchain.singleflight import SingleFlight
 
 __all__ = ["DEFAULT_TTL_S", "FLOOR_WAIT_S", "Head", "PinnedReads"]
 
@@ -45,15 +46,6 @@ class Head:
     number: int
     hash: str
     raw: dict[str, Any]
-
-
-class _Pending:
-    """One read in flight, which the threads asking for the same one wait for."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.value: Any = None
-        self.ok = False
 
 
 class PinnedReads:
@@ -75,7 +67,7 @@ class PinnedReads:
         self._head_at = 0.0
         self._floor = -1
         self._answers: dict[tuple[str, str], Any] = {}
-        self._pending: dict[tuple[str, str], _Pending] = {}
+        self._flight: SingleFlight[Any] = SingleFlight(_WAIT_S)
         self.head_reads = 0  # latest headers read
         self.shared = 0  # reads answered from another thread's or an earlier identical read
 
@@ -138,24 +130,16 @@ class PinnedReads:
             if key in self._answers:
                 self.shared += 1
                 return self._answers[key], head
-            pending = self._pending.get(key)
-            owner = pending is None
-            if pending is None:
-                pending = self._pending[key] = _Pending()
-        if not owner:
-            if pending.done.wait(_WAIT_S) and pending.ok:
-                with self._lock:
-                    self.shared += 1
-                return pending.value, head
-            return fetch(head), head
-        try:
+
+        def call() -> Any:
             value = fetch(head)
-            pending.value, pending.ok = value, True
-            with self._lock:
+            with self._lock:  # kept before any thread can find the call over: a later one reads it here
                 if self._head is not None and self._head.hash == head.hash:
                     self._answers[key] = value
-            return value, head
-        finally:
+            return value
+
+        value, shared = self._flight.do(key, call)
+        if shared:
             with self._lock:
-                self._pending.pop(key, None)
-            pending.done.set()
+                self.shared += 1
+        return value, head

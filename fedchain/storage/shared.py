@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedchain.ports import BlobStore
+from fedchain.singleflight import SingleFlight
 from fedchain.types import Cid
 
 __all__ = ["DEFAULT_CACHE_BYTES", "BlobCache", "CachedReads"]
@@ -23,12 +24,6 @@ __all__ = ["DEFAULT_CACHE_BYTES", "BlobCache", "CachedReads"]
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 """What a host keeps of the blobs its agents read (a few rounds' base models)."""
 _WAIT_S = 300.0  # a thread waiting for another's fetch gives up after this and fetches itself
-
-
-class _Pending:
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.data: bytes | None = None
 
 
 class BlobCache:
@@ -41,7 +36,7 @@ class BlobCache:
         self._lock = threading.Lock()
         self._blobs: OrderedDict[str, bytes] = OrderedDict()
         self._size = 0
-        self._pending: dict[str, _Pending] = {}
+        self._flight: SingleFlight[bytes] = SingleFlight(_WAIT_S)
         self.fetches = 0  # blobs fetched from a store
         self.shared = 0  # reads answered by another thread's or an earlier fetch
 
@@ -55,27 +50,19 @@ class BlobCache:
                 self._blobs.move_to_end(key)
                 self.shared += 1
                 return data
-            pending = self._pending.get(key)
-            owner = pending is None
-            if pending is None:
-                pending = self._pending[key] = _Pending()
-        if not owner:
-            if pending.done.wait(_WAIT_S) and pending.data is not None:
-                with self._lock:
-                    self.shared += 1
-                return pending.data
-            return fetch(cid)
-        try:
-            data = fetch(cid)
-            pending.data = data
-            with self._lock:
+
+        def call() -> bytes:
+            fetched = fetch(cid)
+            with self._lock:  # kept before any thread can find the fetch over: a later one reads it here
                 self.fetches += 1
-                self._keep(key, data)
-            return data
-        finally:
+                self._keep(key, fetched)
+            return fetched
+
+        data, shared = self._flight.do(key, call)
+        if shared:
             with self._lock:
-                self._pending.pop(key, None)
-            pending.done.set()
+                self.shared += 1
+        return data
 
     def _keep(self, key: str, data: bytes) -> None:
         """Remember ``data`` (the lock held), dropping the least recently used past the bound."""
